@@ -1,0 +1,202 @@
+"""The contract's cost model, as terms that add up.
+
+Every cost of a placement is a sum of terms that each depend on one block's device
+(unary) or on two consecutive blocks' devices (a transition). The evaluator adds the
+terms of a placement; the exact model uses each term's totals as its coefficients. Both
+read the same functions here, which is why a solver's objective and the evaluator's agree.
+
+Units: MB, seconds inside, milliseconds in latencies, joules, grams CO2e.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from solver.routes import Route, RouteTable
+from solver.scenario import App, Device, Model, Scenario
+
+J_PER_KWH = 3.6e6
+
+
+@dataclass(slots=True)
+class Cost:
+    """What one inference costs, in expectation unless named worst."""
+
+    energy_j: float = 0.0
+    carbon_g: float = 0.0
+    expected_ms: float = 0.0
+    worst_ms: float = 0.0
+    compute_s: dict[str, float] = field(default_factory=dict)  # expected busy seconds
+    joules: dict[str, float] = field(default_factory=dict)  # paid by each device
+    memory_mb: dict[str, float] = field(default_factory=dict)
+    link_mb: dict[int, float] = field(default_factory=dict)
+    unroutable: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, other: Cost) -> None:
+        self.energy_j += other.energy_j
+        self.carbon_g += other.carbon_g
+        self.expected_ms += other.expected_ms
+        self.worst_ms += other.worst_ms
+        for mine, theirs in (
+            (self.compute_s, other.compute_s),
+            (self.joules, other.joules),
+            (self.memory_mb, other.memory_mb),
+        ):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0.0) + v
+        for link, v in other.link_mb.items():
+            self.link_mb[link] = self.link_mb.get(link, 0.0) + v
+        self.unroutable.extend(other.unroutable)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelShape:
+    """Per-block probabilities of a partitioned model; they do not depend on placement."""
+
+    model: Model
+    exit_prob: tuple[float, ...]  # probability of the exit after block i (0 when none)
+    exit_gflops: tuple[float, ...]
+    exit_params_mb: tuple[float, ...]
+    reach: tuple[float, ...]  # probability that block i runs
+    cont: tuple[float, ...]  # probability that the inference goes on after block i
+
+    @classmethod
+    def of(cls, model: Model) -> ModelShape:
+        by_block = {ex.after: ex for ex in model.exits}
+        probs, gfl, par, reach, cont = [], [], [], [], []
+        r = 1.0
+        for layer in model.layers:
+            ex = by_block.get(layer.name)
+            p = ex.prob if ex else 0.0
+            reach.append(r)
+            probs.append(p)
+            gfl.append(ex.gflops if ex else 0.0)
+            par.append(ex.params_mb if ex else 0.0)
+            r = r * (1.0 - p)
+            cont.append(r)
+        return cls(model, tuple(probs), tuple(gfl), tuple(par), tuple(reach), tuple(cont))
+
+    @property
+    def n(self) -> int:
+        return len(self.model.layers)
+
+    def has_exit(self, i: int) -> bool:
+        return self.model.layers[i].name in {ex.after for ex in self.model.exits}
+
+
+class CostModel:
+    """Builds cost terms for one scenario; routes are computed on first use and cached."""
+
+    def __init__(self, scenario: Scenario, routes: RouteTable | None = None) -> None:
+        self.scenario = scenario
+        self.routes = routes if routes is not None else RouteTable(scenario)
+        self.devices: dict[str, Device] = {d.id: d for d in scenario.devices}
+        self.models: dict[str, Model] = {m.id: m for m in scenario.models}
+        self.shapes: dict[str, ModelShape] = {m.id: ModelShape.of(m) for m in scenario.models}
+        self.apps: dict[str, App] = {a.id: a for a in scenario.apps}
+        self.weights = scenario.objective
+
+    # -- primitives ------------------------------------------------------------------------
+    def route(self, a: str, b: str) -> Route | None:
+        return self.routes.route(a, b)
+
+    def transfer(self, c: Cost, a: str, b: str, mb: float, prob: float, worst: bool) -> None:
+        """Send mb from a to b with probability prob; a pays. Same device: free."""
+        if a == b:
+            return
+        r = self.routes.route(a, b)
+        if r is None:
+            c.unroutable.append((a, b))
+            return
+        seconds = r.seconds(mb)
+        if worst:
+            c.worst_ms += seconds * 1000.0
+        c.expected_ms += prob * seconds * 1000.0
+        joules = prob * mb * r.j_per_mb
+        c.energy_j += joules
+        c.joules[a] = c.joules.get(a, 0.0) + joules
+        c.carbon_g += joules / J_PER_KWH * self.devices[a].grid_gco2_per_kwh
+        for k in r.links:
+            c.link_mb[k] = c.link_mb.get(k, 0.0) + prob * mb
+
+    def compute(self, c: Cost, device: str, gflop: float, prob: float) -> None:
+        """Run gflop on device with probability prob (always on the worst-case path)."""
+        d = self.devices[device]
+        seconds = gflop / d.gflops
+        expected_s = prob * seconds
+        joules = (d.power_w.busy - d.power_w.idle) * expected_s
+        c.worst_ms += seconds * 1000.0
+        c.expected_ms += expected_s * 1000.0
+        c.energy_j += joules
+        c.joules[device] = c.joules.get(device, 0.0) + joules
+        c.compute_s[device] = c.compute_s.get(device, 0.0) + expected_s
+        c.carbon_g += joules / J_PER_KWH * d.grid_gco2_per_kwh
+        c.carbon_g += expected_s * d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0)
+
+    @staticmethod
+    def hold(c: Cost, device: str, mb: float) -> None:
+        c.memory_mb[device] = c.memory_mb.get(device, 0.0) + mb
+
+    # -- terms of a partitioned model -------------------------------------------------------
+    def block_term(self, app: App, model_id: str, i: int, device: str) -> Cost:
+        """Block i of model_id (and its exit head) on device, with the transfers that
+        depend on this block's device alone: the input (block 0), the result from its exit,
+        the final result (last block)."""
+        s = self.shapes[model_id]
+        layer = s.model.layers[i]
+        c = Cost()
+        if i == 0:
+            self.transfer(c, app.source, device, s.model.input_mb, 1.0, worst=True)
+        self.compute(c, device, layer.gflops + s.exit_gflops[i], s.reach[i])
+        self.hold(c, device, layer.params_mb + s.exit_params_mb[i])
+        result_mb = s.model.layers[-1].out_mb
+        if s.has_exit(i):
+            self.transfer(c, device, app.sink_id, result_mb, s.reach[i] * s.exit_prob[i], False)
+        if i == s.n - 1:
+            self.transfer(c, device, app.sink_id, result_mb, s.cont[i], worst=True)
+        return c
+
+    def transition_term(self, model_id: str, i: int, a: str, b: str) -> Cost:
+        """Block i on a, block i+1 on b: the activation moves when the inference goes on."""
+        s = self.shapes[model_id]
+        c = Cost()
+        self.transfer(c, a, b, s.model.layers[i].out_mb, s.cont[i], worst=True)
+        return c
+
+    # -- terms of a cascade -----------------------------------------------------------------
+    def cascade_reach(self, app: App) -> list[float]:
+        assert app.cascade is not None
+        reach, r = [], 1.0
+        for k, stage in enumerate(app.cascade):
+            reach.append(r)
+            last = k == len(app.cascade) - 1
+            r *= 1.0 - (1.0 if last else (stage.exit_prob or 0.0))
+        return reach
+
+    def stage_term(self, app: App, k: int, device: str) -> Cost:
+        assert app.cascade is not None
+        stage = app.cascade[k]
+        m = self.models[stage.model]
+        last = k == len(app.cascade) - 1
+        reach = self.cascade_reach(app)[k]
+        exit_prob = 1.0 if last else (stage.exit_prob or 0.0)
+        c = Cost()
+        self.transfer(c, app.source, device, m.input_mb, reach, worst=True)
+        self.compute(c, device, sum(layer.gflops for layer in m.layers), reach)
+        self.hold(c, device, m.params_mb)
+        self.transfer(c, device, app.sink_id, m.layers[-1].out_mb, reach * exit_prob, last)
+        return c
+
+    # -- the objective of one term -------------------------------------------------------------
+    def weighted(self, app: App, c: Cost) -> float:
+        w = self.weights
+        return app.rate_rps * (
+            w.energy * c.energy_j + w.carbon * c.carbon_g + w.latency * c.expected_ms
+        )
+
+    def battery_limit_w(self, device: str) -> float | None:
+        """Most power a device may draw over the horizon; None when mains powered."""
+        d = self.devices[device]
+        if d.battery is None:
+            return None
+        return d.battery.usable_wh / self.scenario.horizon_h

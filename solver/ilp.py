@@ -1,0 +1,345 @@
+"""`ilp`: the exact placement model, a mixed-integer program solved by SCIP through OR-Tools.
+
+Why a MIP and not CP-SAT: every coefficient of this model (joules, seconds, megabytes,
+grams) is a real number, and the contract asks the objective to match the evaluator to
+1e-6 relative. CP-SAT needs integer coefficients, so every constraint row would have to be
+scaled and rounded, and rounding a capacity row can turn a plan that sits on a limit from
+feasible to infeasible or back. SCIP works on the real coefficients with a tight
+feasibility tolerance, proves optimality with its LP bound, and its LP relaxation of the
+flow formulation below is nearly integral, so branching stays small.
+
+Formulation (per app and per model it may run):
+- `x[i, d]` (binary): block i runs on device d. `sum_d x[0, d] = u` where `u` selects the
+  model (1 for a single model; `sum_m u_m = 1` over accuracy-feasible variants).
+- `t[i, d, e]` (continuous in [0, 1]): block i on d and block i+1 on e. Flow conservation
+  (`sum_e t[i, d, e] = x[i, d]`, `sum_d t[i, d, e] = x[i+1, e]`) makes t the product of
+  two one-hot rows, so it needs no integrality.
+- Every cost of the contract is a unary term of some `x` (compute, memory, input and result
+  transfers) or of some `t` (an activation moving between segments), taken from
+  `solver.costs`, the same functions the evaluator adds up.
+- Segments: `sum_{i, d != e} t[i, d, e] <= (max_stages - 1) u`.
+- Cascades: `y[k, d]` (binary), stage k on device d; every cost is unary.
+Capacity rows (compute, bandwidth, memory, battery) are divided by their limit, so the
+solver's feasibility tolerance is relative.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from ortools.linear_solver import pywraplp
+
+from solver.costs import Cost
+from solver.evaluate import app_cost, app_migration, build_plan, infeasible_plan
+from solver.plan import Placement, Plan, Status
+from solver.problem import Problem, SolveOptions
+from solver.scenario import App
+
+NAME = "ilp"
+_FEASTOL = 1e-9
+
+
+class _Model:
+    """Variables, constraint families and objective of one MIP, built in that order."""
+
+    def __init__(
+        self, problem: Problem, options: SolveOptions, tighten: float, relax: frozenset[str]
+    ) -> None:
+        self.p = problem
+        self.relax = relax
+        self.cm = problem.cost
+        self.opt = options
+        self.tighten = tighten
+        self.mip = pywraplp.Solver.CreateSolver("SCIP")
+        if self.mip is None:  # pragma: no cover - SCIP ships in the ortools wheel
+            raise RuntimeError("OR-Tools was built without SCIP")
+        self.rows: dict[tuple[str, Any], dict[int, float]] = defaultdict(dict)
+        self.objective: dict[int, float] = defaultdict(float)
+        self.vars: list[Any] = []
+        # app id -> decoding info
+        self.part: dict[str, dict[str, tuple[Any, dict[tuple[int, str], int]]]] = {}
+        self.casc: dict[str, dict[tuple[int, str], int]] = {}
+        self.empty_apps: list[str] = []
+
+    # -- variables -------------------------------------------------------------------------
+    def _var(self, integer: bool, name: str) -> int:
+        v = self.mip.IntVar(0, 1, name) if integer else self.mip.NumVar(0, 1, name)
+        self.vars.append(v)
+        return len(self.vars) - 1
+
+    def _charge(self, app: App, v: int, c: Cost, migration_mb: float = 0.0) -> None:
+        """Book one term's costs against variable v: objective and every shared row."""
+        self.objective[v] += self.cm.weighted(app, c) + (
+            self.p.scenario.objective.migration * migration_mb
+        )
+        rate = app.rate_rps
+        for d, s in c.compute_s.items():
+            self.rows[("cpu", d)][v] = self.rows[("cpu", d)].get(v, 0.0) + rate * s
+        for d, mb in c.memory_mb.items():
+            self.rows[("mem", d)][v] = self.rows[("mem", d)].get(v, 0.0) + mb
+        for d, j in c.joules.items():
+            if self.cm.battery_limit_w(d) is not None:
+                self.rows[("bat", d)][v] = self.rows[("bat", d)].get(v, 0.0) + rate * j
+        for k, mb in c.link_mb.items():
+            u = rate * mb * 8.0 / self.p.scenario.links[k].mbps
+            self.rows[("link", k)][v] = self.rows[("link", k)].get(v, 0.0) + u
+        if app.slo_ms is not None and c.worst_ms:
+            self.rows[("slo", app.id)][v] = self.rows[("slo", app.id)].get(v, 0.0) + c.worst_ms
+
+    def add_partitioned(self, app: App) -> None:
+        models = self.p.model_options(app)
+        hosts = self.p.hosts(app)
+        choice: dict[str, tuple[Any, dict[tuple[int, str], int]]] = {}
+        for m in models:
+            shape = self.cm.shapes[m]
+            n = shape.n
+            u = self._var(True, f"u[{app.id},{m}]") if len(models) > 1 else None
+            x: dict[tuple[int, str], int] = {}
+            for i in range(n):
+                for d in hosts:
+                    term = self.cm.block_term(app, m, i, d)
+                    if term.unroutable:
+                        continue
+                    if term.memory_mb.get(d, 0.0) > self.cm.devices[d].memory_mb:
+                        continue
+                    v = self._var(True, f"x[{app.id},{m},{i},{d}]")
+                    x[(i, d)] = v
+                    self._charge(app, v, term, self.p.migration.block_mb(app.id, m, i, d))
+            # flow through consecutive blocks
+            outflow: dict[tuple[int, str], dict[int, float]] = defaultdict(dict)
+            inflow: dict[tuple[int, str], dict[int, float]] = defaultdict(dict)
+            changes: dict[int, float] = {}
+            for i in range(n - 1):
+                for d in hosts:
+                    if (i, d) not in x:
+                        continue
+                    for e in hosts:
+                        if (i + 1, e) not in x:
+                            continue
+                        if d == e:
+                            v = self._var(False, f"t[{app.id},{m},{i},{d}]")
+                        else:
+                            term = self.cm.transition_term(m, i, d, e)
+                            if term.unroutable:
+                                continue
+                            v = self._var(False, f"t[{app.id},{m},{i},{d},{e}]")
+                            self._charge(app, v, term)
+                            changes[v] = 1.0
+                        outflow[(i, d)][v] = 1.0
+                        inflow[(i + 1, e)][v] = 1.0
+            first = {x[(0, d)]: 1.0 for d in hosts if (0, d) in x}
+            self._equal(first, u, 1.0)
+            for (i, d), v in x.items():
+                if i < n - 1:
+                    self._equal(outflow[(i, d)], v, 1.0)
+                if i > 0:
+                    self._equal(inflow[(i, d)], v, 1.0)
+            if app.max_stages - 1 < n - 1 and changes:
+                row = dict(changes)
+                rhs = float(app.max_stages - 1)
+                if u is not None:
+                    row[u] = -rhs
+                    rhs = 0.0
+                ct = self.mip.Constraint(-math.inf, rhs)
+                for v, coef in row.items():
+                    ct.SetCoefficient(self.vars[v], coef)
+            choice[m] = (u, x)
+        if len(models) > 1:
+            ct = self.mip.Constraint(1.0, 1.0)
+            for _, (u, _) in choice.items():
+                ct.SetCoefficient(self.vars[u], 1.0)
+        if not models:
+            self.empty_apps.append(app.id)
+        self.part[app.id] = choice
+
+    def _equal(self, row: dict[int, float], rhs_var: int | None, rhs: float) -> None:
+        """sum(row) == rhs_var (or == rhs when there is no variable)."""
+        if rhs_var is None:
+            ct = self.mip.Constraint(rhs, rhs)
+        else:
+            ct = self.mip.Constraint(0.0, 0.0)
+            ct.SetCoefficient(self.vars[rhs_var], -1.0)
+        for v, coef in row.items():
+            ct.SetCoefficient(self.vars[v], coef)
+
+    def add_cascade(self, app: App) -> None:
+        assert app.cascade is not None
+        hosts = self.p.hosts(app)
+        y: dict[tuple[int, str], int] = {}
+        for k, stage in enumerate(app.cascade):
+            row: dict[int, float] = {}
+            for d in hosts:
+                term = self.cm.stage_term(app, k, d)
+                if term.unroutable or term.memory_mb[d] > self.cm.devices[d].memory_mb:
+                    continue
+                v = self._var(True, f"y[{app.id},{k},{d}]")
+                y[(k, d)] = v
+                row[v] = 1.0
+                self._charge(app, v, term, self.p.migration.stage_mb(app.id, stage.model, d))
+            self._equal(row, None, 1.0)
+        self.casc[app.id] = y
+
+    # -- constraint families ---------------------------------------------------------------
+    def constrain_capacity(self) -> None:
+        """Compute, memory, battery and bandwidth, net of the apps held fixed."""
+        scn = self.p.scenario
+        used: dict[tuple[str, Any], float] = defaultdict(float)
+        for app_id, placement in self.opt.fixed.items():
+            app = self.cm.apps[app_id]
+            c = app_cost(self.cm, app, placement)
+            for d, s in c.compute_s.items():
+                used[("cpu", d)] += app.rate_rps * s
+            for d, mb in c.memory_mb.items():
+                used[("mem", d)] += mb
+            for d, j in c.joules.items():
+                used[("bat", d)] += app.rate_rps * j
+            for k, mb in c.link_mb.items():
+                used[("link", k)] += app.rate_rps * mb * 8.0 / scn.links[k].mbps
+        for key, row in self.rows.items():
+            kind, ref = key
+            if kind in self.relax:
+                continue
+            if kind == "cpu" or kind == "link":
+                limit = scn.max_utilization
+            elif kind == "mem":
+                limit = self.cm.devices[ref].memory_mb
+            elif kind == "bat":
+                limit = max(self.cm.battery_limit_w(ref) or 0.0, 0.0)
+            else:
+                limit = self.cm.apps[ref].slo_ms or math.inf
+            limit -= used.get(key, 0.0)
+            scale = limit if limit > 0 else 1.0
+            ct = self.mip.Constraint(-math.inf, limit / scale - self.tighten)
+            for v, coef in row.items():
+                ct.SetCoefficient(self.vars[v], coef / scale)
+
+    def set_objective(self) -> None:
+        obj = self.mip.Objective()
+        for v, coef in self.objective.items():
+            obj.SetCoefficient(self.vars[v], coef)
+        obj.SetMinimization()
+
+    # -- solving ---------------------------------------------------------------------------
+    def solve(self) -> int:
+        self.mip.SetTimeLimit(max(1, int(self.opt.time_limit_s * 1000)))
+        self.mip.SetNumThreads(max(1, self.opt.threads))
+        params = [
+            f"numerics/feastol = {_FEASTOL}",
+            "limits/gap = 0",
+            "limits/absgap = 1e-12",
+            f"randomization/randomseedshift = {self.opt.seed % 2**31}",
+        ]
+        self.mip.SetSolverSpecificParametersAsString("\n".join(params) + "\n")
+        return int(self.mip.Solve())
+
+    def placements(self) -> dict[str, Placement]:
+        out: dict[str, Placement] = {}
+        for app_id, choice in self.part.items():
+            for m, (u, x) in choice.items():
+                if u is not None and self.vars[u].solution_value() < 0.5:
+                    continue
+                n = self.cm.shapes[m].n
+                blocks = [""] * n
+                for (i, d), v in x.items():
+                    if self.vars[v].solution_value() > 0.5:
+                        blocks[i] = d
+                out[app_id] = Placement(app=app_id, model=m, blocks=tuple(blocks))
+        for app_id, y in self.casc.items():
+            app = self.cm.apps[app_id]
+            assert app.cascade is not None
+            stages = [""] * len(app.cascade)
+            for (k, d), v in y.items():
+                if self.vars[v].solution_value() > 0.5:
+                    stages[k] = d
+            out[app_id] = Placement(app=app_id, stages=tuple(stages))
+        return out
+
+
+def _build(
+    problem: Problem,
+    options: SolveOptions,
+    tighten: float,
+    only: set[str] | None = None,
+    relax: frozenset[str] = frozenset(),
+) -> _Model:
+    model = _Model(problem, options, tighten, relax)
+    for app in problem.scenario.apps:
+        if app.id in options.fixed or (only is not None and app.id not in only):
+            continue
+        if app.cascade is not None:
+            model.add_cascade(app)
+        else:
+            model.add_partitioned(app)
+    model.constrain_capacity()
+    model.set_objective()
+    return model
+
+
+def solve(problem: Problem, options: SolveOptions) -> Plan:
+    """Place every app not in `options.fixed` optimally, or say why nothing fits."""
+    from solver.diagnose import explain_infeasible
+
+    tighten = 0.0
+    for _ in range(3):
+        model = _build(problem, options, tighten)
+        if model.empty_apps:
+            app = model.empty_apps[0]
+            return infeasible_plan(
+                problem.cost, NAME, f"app {app}: no variant meets min_accuracy"
+            )
+        status = model.solve()
+        if status in (pywraplp.Solver.INFEASIBLE,):
+            return infeasible_plan(problem.cost, NAME, explain_infeasible(problem, options))
+        if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            # Time ran out before any plan was found: fall back to the fast heuristic.
+            from solver import heuristic
+
+            plan = heuristic.solve(problem, options)
+            plan.doc.solver = NAME
+            return plan
+        placements = {**options.fixed, **model.placements()}
+        bound = model.mip.Objective().BestBound() + _fixed_objective(problem, options)
+        optimal = status == pywraplp.Solver.OPTIMAL
+        plan = build_plan(
+            problem.cost,
+            placements,
+            Status.OPTIMAL if optimal else Status.FEASIBLE,
+            NAME,
+            bound=bound if math.isfinite(bound) else None,
+            stats={"variables": len(model.vars), "constraints": model.mip.NumConstraints()},
+        )
+        if plan.status != Status.INFEASIBLE:
+            objective = plan.doc.objective
+            if objective is not None and plan.doc.bound is not None:
+                # The bound is proven on the solver's arithmetic; never report it above
+                # the evaluator's objective of the same plan.
+                plan.doc.bound = objective if optimal else min(plan.doc.bound, objective)
+            return plan
+        # The solver's tolerance let a row pass that the evaluator refuses: tighten, retry.
+        tighten = 1e-7 if tighten == 0.0 else tighten * 100
+    return plan
+
+
+def _fixed_objective(problem: Problem, options: SolveOptions) -> float:
+    cm = problem.cost
+    total = 0.0
+    for app_id, p in options.fixed.items():
+        app = cm.apps[app_id]
+        total += cm.weighted(app, app_cost(cm, app, p))
+        total += problem.scenario.objective.migration * app_migration(problem.migration, app, p)
+    return total
+
+
+def feasible(
+    problem: Problem, options: SolveOptions, only: set[str], relax: frozenset[str] = frozenset()
+) -> bool:
+    """Whether the apps in `only` fit together (with `options.fixed`), some rows relaxed."""
+    model = _build(problem, options, 0.0, only=only, relax=relax)
+    if model.empty_apps:
+        return False
+    return model.solve() in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE)
+
+
+__all__ = ["NAME", "feasible", "solve"]

@@ -1,0 +1,54 @@
+"""A scenario compiled for solving, and the options every solver takes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from solver.costs import CostModel
+from solver.evaluate import Migration
+from solver.plan import Placement
+from solver.scenario import App, Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class SolveOptions:
+    """Options shared by every solver.
+
+    `fixed` keeps those apps where they are (incremental re-solves); a solver places only
+    the others, counting the fixed ones' use of shared capacity.
+    """
+
+    time_limit_s: float = 30.0
+    seed: int = 0
+    threads: int = 1
+    fixed: Mapping[str, Placement] = field(default_factory=dict)
+
+
+class Problem:
+    """Scenario plus the derived tables every solver reads: routes, shapes, migration."""
+
+    def __init__(self, scenario: Scenario, cost: CostModel | None = None) -> None:
+        self.scenario = scenario
+        self.cost = cost if cost is not None else CostModel(scenario)
+        self.migration = Migration(self.cost)
+
+    def model_options(self, app: App) -> list[str]:
+        """The models an app may run, accuracy permitting (cascades: none)."""
+        if app.model is not None:
+            return [app.model]
+        if app.variants is None:
+            return []
+        out = []
+        for m in app.variants:
+            acc = self.cost.models[m].accuracy
+            if app.min_accuracy is None or (acc is not None and acc >= app.min_accuracy):
+                out.append(m)
+        return out
+
+    def hosts(self, app: App) -> list[str]:
+        """Devices of an allowed tier, in scenario order."""
+        return [d.id for d in self.scenario.devices if d.tier in app.allowed_tiers]
+
+    def reaches(self, a: str, b: str) -> bool:
+        return a == b or self.cost.route(a, b) is not None
