@@ -37,10 +37,7 @@ def explain_infeasible(problem: Problem, options: SolveOptions) -> str:
             return f"app {app_id}: {_FAMILIES['slo']} on any placement"
         if family is not None:
             return f"app {app_id}: cannot be placed within {_FAMILIES[family]}"
-        return (
-            f"app {app_id}: no placement satisfies its allowed_tiers, routes and limits "
-            "together"
-        )
+        return f"app {app_id}: no placement satisfies its allowed_tiers, routes and limits together"
     placed: set[str] = set()
     for app_id in apps:
         placed.add(app_id)

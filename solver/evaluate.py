@@ -37,15 +37,19 @@ def within(value: float, limit: float) -> bool:
 Unit = tuple[str, str]  # (model id, block name) or (model id, "exit:" + block name)
 
 
-def previous_units(cm: CostModel, prev: PreviousApp) -> dict[Unit, str]:
-    """Where the previous plan had each block and exit head of one app."""
-    units: dict[Unit, str] = {}
+def previous_units(cm: CostModel, prev: PreviousApp) -> dict[Unit, set[str]]:
+    """Where the previous plan had each block and exit head of one app.
+
+    A set of devices, because a cascade may run one model in two stages: weights that are
+    already on a device do not move to it.
+    """
+    units: dict[Unit, set[str]] = {}
     if prev.stages:
         for stage in prev.stages:
             m = cm.models.get(stage.model)
             if m is not None:
                 for layer in m.layers:
-                    units[(m.id, layer.name)] = stage.device
+                    units.setdefault((m.id, layer.name), set()).add(stage.device)
     elif prev.segments and prev.model in cm.models:
         m = cm.models[prev.model]
         names = [layer.name for layer in m.layers]
@@ -54,9 +58,9 @@ def previous_units(cm: CostModel, prev: PreviousApp) -> dict[Unit, str]:
             if seg.first not in names or seg.last not in names:
                 continue
             for name in names[names.index(seg.first) : names.index(seg.last) + 1]:
-                units[(m.id, name)] = seg.device
+                units.setdefault((m.id, name), set()).add(seg.device)
                 if name in exits:
-                    units[(m.id, "exit:" + name)] = seg.device
+                    units.setdefault((m.id, "exit:" + name), set()).add(seg.device)
     return units
 
 
@@ -66,7 +70,7 @@ class Migration:
     def __init__(self, cm: CostModel) -> None:
         self.cm = cm
         prev = cm.scenario.previous
-        self.units: dict[str, dict[Unit, str]] = {}
+        self.units: dict[str, dict[Unit, set[str]]] = {}
         if prev is not None:
             for p in prev.apps:
                 if p.id in cm.apps:
@@ -82,9 +86,9 @@ class Migration:
         s = self.cm.shapes[model_id]
         name = s.model.layers[i].name
         mb = 0.0
-        if units.get((model_id, name)) != device:
+        if device not in units.get((model_id, name), ()):
             mb += s.model.layers[i].params_mb
-        if s.has_exit(i) and units.get((model_id, "exit:" + name)) != device:
+        if s.has_exit(i) and device not in units.get((model_id, "exit:" + name), ()):
             mb += s.exit_params_mb[i]
         return mb
 
@@ -94,7 +98,9 @@ class Migration:
             return 0.0
         m = self.cm.models[model_id]
         return sum(
-            layer.params_mb for layer in m.layers if units.get((model_id, layer.name)) != device
+            layer.params_mb
+            for layer in m.layers
+            if device not in units.get((model_id, layer.name), ())
         )
 
 

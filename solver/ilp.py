@@ -286,9 +286,7 @@ def solve(problem: Problem, options: SolveOptions) -> Plan:
         model = _build(problem, options, tighten)
         if model.empty_apps:
             app = model.empty_apps[0]
-            return infeasible_plan(
-                problem.cost, NAME, f"app {app}: no variant meets min_accuracy"
-            )
+            return infeasible_plan(problem.cost, NAME, f"app {app}: no variant meets min_accuracy")
         status = model.solve()
         if status in (pywraplp.Solver.INFEASIBLE,):
             return infeasible_plan(problem.cost, NAME, explain_infeasible(problem, options))

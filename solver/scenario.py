@@ -150,7 +150,9 @@ class App(_Strict):
         if self.cascade is not None:
             for k, stage in enumerate(self.cascade[:-1]):
                 if stage.exit_prob is None:
-                    raise ValueError(f"cascade[{k}].exit_prob: required for every stage but the last")
+                    raise ValueError(
+                        f"cascade[{k}].exit_prob: required for every stage but the last"
+                    )
         if not self.allowed_tiers:
             raise ValueError("allowed_tiers: must name at least one tier")
         return self
@@ -284,10 +286,7 @@ def _describe_location(raw: Mapping[str, Any], loc: tuple[int | str, ...]) -> st
         else:
             if step in {"function-after[_busy_at_least_idle()]", "model-after"}:
                 continue
-            if isinstance(node, Mapping):
-                node = node.get(step)
-            else:
-                node = None
+            node = node.get(step) if isinstance(node, Mapping) else None
             parts.append(("." if parts else "") + str(step))
     return "".join(parts)
 
