@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck services pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# PostgreSQL and Redis on 127.0.0.1, which the tests use (started if down).
+services:
+	scripts/ensure-services.sh
+
+pytest: $(STAMP) services
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

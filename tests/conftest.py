@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The real PostgreSQL and Redis fixtures (pg_url, redis_url, live_prefix), for every package.
+pytest_plugins = ["tests.services"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 

@@ -1,0 +1,99 @@
+"""`continuum db`: migrate the durable schema of the configured database.
+
+The database is the one the server would use: `CONTINUUM_DATABASE_URL`, or the embedded
+SQLite file in `CONTINUUM_DATA_DIR`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from alembic.util.exc import CommandError
+from pydantic import ValidationError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from cli.errors import fail
+from orchestrator.db import migrate
+from orchestrator.settings import Settings
+
+db_app = typer.Typer(
+    help="Migrate the control plane's database (CONTINUUM_DATABASE_URL or embedded SQLite).",
+    no_args_is_help=True,
+)
+
+
+def _url() -> str:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail(f"settings: {exc.errors()[0]['msg']}")
+    if settings.embedded:
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create the data directory {settings.data_dir}: {exc.strerror}")
+    return settings.sqlalchemy_url
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Turn what a person can fix (a bad URL, a database down, an unknown revision) into
+    one line; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except CommandError as exc:
+        fail(str(exc))
+    except ArgumentError as exc:
+        fail(f"CONTINUUM_DATABASE_URL: {exc}")
+    except SQLAlchemyError as exc:
+        fail(f"database: {_first_line(exc)}")
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    # The driver's own message, without SQLAlchemy's SQL echo and help-link lines.
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc)
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+
+
+def _run(action: Callable[[str], None]) -> None:
+    url = _url()
+    with _database_errors():
+        action(url)
+
+
+@db_app.command("upgrade")
+def upgrade_command(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database up to a revision (the latest by default)."""
+    _run(lambda url: migrate.upgrade(url, revision))
+    typer.echo(f"database at {_current_or_none()}")
+
+
+@db_app.command("downgrade")
+def downgrade_command(
+    revision: Annotated[
+        str, typer.Argument(help="'base', a revision such as '0001', or '-- -1' for one step.")
+    ],
+) -> None:
+    """Migrate the database down to a revision ('base' drops every table)."""
+    _run(lambda url: migrate.downgrade(url, revision))
+    typer.echo(f"database at {_current_or_none()}")
+
+
+@db_app.command("current")
+def current_command() -> None:
+    """Print the revision the database is at ('none' when never migrated)."""
+    typer.echo(_current_or_none())
+
+
+def _current_or_none() -> str:
+    url = _url()
+    revision: str | None = None
+    with _database_errors():
+        revision = migrate.current(url)
+    return revision or "none"

@@ -1,0 +1,147 @@
+"""In-process live state: the embedded default when no Redis URL is set.
+
+Good for one control-plane process only: nothing is shared with other replicas. Values go
+through a JSON round trip so that embedded mode rejects (and copies) exactly what the Redis
+backend would, and a caller mutating its dict afterwards does not change what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+from orchestrator.live.links import LinkKey, link_key
+
+
+def _copy(value: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = json.loads(json.dumps(value))
+    return copied
+
+
+_Waiter = asyncio.Future[dict[str, Any] | None]
+
+
+def _deliver(future: _Waiter, message: dict[str, Any] | None) -> None:
+    if not future.done():
+        future.set_result(message)
+
+
+class MemoryLiveState:
+    """TTLs are measured on the monotonic clock, so wall-clock jumps never revive or kill
+    a device. Expired entries are dropped lazily when read."""
+
+    def __init__(self) -> None:
+        self._beats: dict[str, tuple[dict[str, Any], float]] = {}
+        self._links: dict[LinkKey, tuple[dict[str, float], float]] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
+        self._waiters: dict[str, set[_Waiter]] = {}
+        # The API may call in from several event loops (e.g. a test client's portal thread
+        # beside the server loop): guard the waiter registry and hand results over with
+        # call_soon_threadsafe when a waiter lives on another loop.
+        self._guard = threading.Lock()
+
+    # -- heartbeats and liveness -------------------------------------------------------
+    async def put_heartbeat(self, device_id: str, beat: dict[str, Any], ttl_s: float) -> None:
+        self._beats[device_id] = (_copy(beat), time.monotonic() + ttl_s)
+
+    async def heartbeat(self, device_id: str) -> dict[str, Any] | None:
+        entry = self._beats.get(device_id)
+        if entry is None:
+            return None
+        beat, expires = entry
+        if expires <= time.monotonic():
+            self._beats.pop(device_id, None)
+            return None
+        return _copy(beat)
+
+    async def heartbeats(self) -> dict[str, dict[str, Any]]:
+        now = time.monotonic()
+        alive: dict[str, dict[str, Any]] = {}
+        for device_id, (beat, expires) in list(self._beats.items()):
+            if expires <= now:
+                self._beats.pop(device_id, None)
+            else:
+                alive[device_id] = _copy(beat)
+        return alive
+
+    async def forget(self, device_id: str) -> None:
+        self._beats.pop(device_id, None)
+        for key in [k for k in self._links if device_id in k]:
+            self._links.pop(key, None)
+
+    # -- link measurements -----------------------------------------------------------------
+    async def put_link(self, a: str, b: str, mbps: float, rtt_ms: float, ttl_s: float) -> None:
+        value = {"mbps": float(mbps), "rtt_ms": float(rtt_ms), "at": time.time()}
+        self._links[link_key(a, b)] = (value, time.monotonic() + ttl_s)
+
+    async def links(self) -> dict[tuple[str, str], dict[str, float]]:
+        now = time.monotonic()
+        measured: dict[tuple[str, str], dict[str, float]] = {}
+        for key, (value, expires) in list(self._links.items()):
+            if expires <= now:
+                self._links.pop(key, None)
+            else:
+                measured[key] = dict(value)
+        return measured
+
+    # -- pub/sub ---------------------------------------------------------------------------
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        payload = _copy(message)
+        with self._guard:
+            waiters = list(self._waiters.get(channel, ()))
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - publish is always awaited in a loop
+            running = None
+        for future in waiters:
+            # Each waiter gets its own copy: one mutating its message cannot affect another.
+            loop = future.get_loop()
+            if loop is running:
+                _deliver(future, _copy(payload))
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_deliver, future, _copy(payload))
+
+    async def wait(self, channel: str, timeout_s: float) -> dict[str, Any] | None:
+        future: _Waiter = asyncio.get_running_loop().create_future()
+        with self._guard:
+            self._waiters.setdefault(channel, set()).add(future)
+        try:
+            return await asyncio.wait_for(future, timeout=max(timeout_s, 0.0))
+        except TimeoutError:
+            return None
+        finally:
+            with self._guard:
+                waiters = self._waiters.get(channel)
+                if waiters is not None:
+                    waiters.discard(future)
+                    if not waiters:
+                        del self._waiters[channel]
+
+    # -- the reconcile loop's lock -------------------------------------------------------
+    async def acquire(self, name: str, holder: str, ttl_s: float) -> bool:
+        now = time.monotonic()
+        current = self._locks.get(name)
+        if current is not None and current[0] != holder and current[1] > now:
+            return False
+        self._locks[name] = (holder, now + ttl_s)
+        return True
+
+    async def release(self, name: str, holder: str) -> None:
+        current = self._locks.get(name)
+        if current is not None and current[0] == holder:
+            del self._locks[name]
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        with self._guard:
+            waiters = [f for fs in self._waiters.values() for f in fs]
+        for future in waiters:
+            # Wake long-polls at shutdown (as a timeout) rather than leave them hanging.
+            loop = future.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_deliver, future, None)

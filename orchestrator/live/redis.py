@@ -1,0 +1,273 @@
+"""Live state in Redis, shared by every control-plane replica.
+
+Layout under the key prefix (default "continuum:"):
+  hb:<device>        the latest heartbeat (JSON), expiring after its TTL (PX)
+  hb:index           sorted set of device ids scored by expiry (ms), so listing is a range
+                     read and never a KEYS/SCAN over the keyspace
+  link:<[a,b]>       a link measurement (JSON), expiring after its TTL; a < b
+  link:index         the same kind of index for links
+  lock:<name>        the holder of a lock, expiring after its TTL
+  ch:<channel>       pub/sub channels
+
+The keys' own TTLs are the truth; the indexes are a superset pruned lazily, with a grace
+period so that clock skew between replicas never hides a live device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from orchestrator.live.links import link_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "continuum:"
+# Index entries are dropped this long after their key expired (see the module docstring).
+_INDEX_GRACE_MS = 60_000
+_SOCKET_TIMEOUT_S = 5.0
+# While Redis is down the subscriber retries, backing off to a few seconds between tries.
+_RESUBSCRIBE_FIRST_DELAY_S = 0.2
+_RESUBSCRIBE_MAX_DELAY_S = 5.0
+
+# Take the lock when free, renew it when ours: one atomic step, one round trip.
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if current then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+return 1
+"""
+# Delete only when ours: a holder whose lock expired and was taken must not free it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_Waiter = asyncio.Future[dict[str, Any] | None]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _deliver(future: _Waiter, message: dict[str, Any] | None) -> None:
+    if not future.done():
+        future.set_result(message)
+
+
+class RedisLiveState:
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis: Redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=_SOCKET_TIMEOUT_S,
+            socket_connect_timeout=_SOCKET_TIMEOUT_S,
+        )
+        self._prefix = prefix
+        self._hb_index = f"{prefix}hb:index"
+        self._link_index = f"{prefix}link:index"
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._release = self._redis.register_script(_RELEASE)
+        # One subscriber per process: a pattern subscription on every channel under the
+        # prefix, fanned out to local waiters. Channels carry few messages (desired-state
+        # changes), so receiving all of them is cheaper than subscribing per waiter.
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self._subscriber: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    # -- keys ------------------------------------------------------------------------------
+    def _hb_key(self, device_id: str) -> str:
+        return f"{self._prefix}hb:{device_id}"
+
+    def _link_key(self, member: str) -> str:
+        return f"{self._prefix}link:{member}"
+
+    def _channel(self, channel: str) -> str:
+        return f"{self._prefix}ch:{channel}"
+
+    # -- heartbeats and liveness -------------------------------------------------------
+    async def put_heartbeat(self, device_id: str, beat: dict[str, Any], ttl_s: float) -> None:
+        ttl_ms = _ms(ttl_s)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._hb_key(device_id), json.dumps(beat), px=ttl_ms)
+            pipe.zadd(self._hb_index, {device_id: _now_ms() + ttl_ms})
+            await pipe.execute()
+
+    async def heartbeat(self, device_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(self._hb_key(device_id))
+        return None if raw is None else _loads(raw)
+
+    async def heartbeats(self) -> dict[str, dict[str, Any]]:
+        ids = await self._live_members(self._hb_index)
+        if not ids:
+            return {}
+        raws = await self._redis.mget([self._hb_key(i) for i in ids])
+        return {i: _loads(raw) for i, raw in zip(ids, raws, strict=True) if raw is not None}
+
+    async def forget(self, device_id: str) -> None:
+        members = _strings(await self._redis.zrange(self._link_index, 0, -1))
+        gone = [m for m in members if device_id in json.loads(m)]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._hb_key(device_id), *(self._link_key(m) for m in gone))
+            pipe.zrem(self._hb_index, device_id)
+            if gone:
+                pipe.zrem(self._link_index, *gone)
+            await pipe.execute()
+
+    # -- link measurements -----------------------------------------------------------------
+    async def put_link(self, a: str, b: str, mbps: float, rtt_ms: float, ttl_s: float) -> None:
+        member = json.dumps(list(link_key(a, b)), separators=(",", ":"))
+        value = {"mbps": float(mbps), "rtt_ms": float(rtt_ms), "at": time.time()}
+        ttl_ms = _ms(ttl_s)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._link_key(member), json.dumps(value), px=ttl_ms)
+            pipe.zadd(self._link_index, {member: _now_ms() + ttl_ms})
+            await pipe.execute()
+
+    async def links(self) -> dict[tuple[str, str], dict[str, float]]:
+        members = await self._live_members(self._link_index)
+        if not members:
+            return {}
+        raws = await self._redis.mget([self._link_key(m) for m in members])
+        measured: dict[tuple[str, str], dict[str, float]] = {}
+        for member, raw in zip(members, raws, strict=True):
+            if raw is not None:
+                a, b = json.loads(member)
+                measured[(a, b)] = {k: float(v) for k, v in json.loads(raw).items()}
+        return measured
+
+    async def _live_members(self, index: str) -> list[str]:
+        """Members of an index whose key may still be alive; prunes the long-dead ones."""
+        now = _now_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(index, "-inf", now - _INDEX_GRACE_MS)
+            pipe.zrange(index, now - _INDEX_GRACE_MS, "+inf", byscore=True)
+            _, members = await pipe.execute()
+        return _strings(members)
+
+    # -- pub/sub ---------------------------------------------------------------------------
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        await self._redis.publish(self._channel(channel), json.dumps(message))
+
+    async def wait(self, channel: str, timeout_s: float) -> dict[str, Any] | None:
+        future: _Waiter = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(channel, set()).add(future)
+        try:
+            async with asyncio.timeout(max(timeout_s, 0.0)):
+                # The timeout covers subscribing too: a waiter never outlives its deadline
+                # because Redis is slow to answer.
+                self._ensure_subscriber()
+                await self._subscribed.wait()
+                return await future
+        except TimeoutError:
+            return None
+        finally:
+            waiters = self._waiters.get(channel)
+            if waiters is not None:
+                waiters.discard(future)
+                if not waiters:
+                    del self._waiters[channel]
+
+    def _ensure_subscriber(self) -> None:
+        if self._subscriber is None or self._subscriber.done():
+            self._subscriber = asyncio.create_task(
+                self._subscribe_forever(), name="continuum-live-subscriber"
+            )
+
+    async def _subscribe_forever(self) -> None:
+        """Keep one pattern subscription open and fan messages out to local waiters.
+
+        A lost connection is retried until close(); messages published while disconnected
+        are lost (pub/sub is at-most-once), which is why waiters re-read the desired state
+        after a timeout rather than rely on every notification.
+        """
+        pattern = f"{self._prefix}ch:*"
+        strip = len(self._prefix) + len("ch:")
+        delay = _RESUBSCRIBE_FIRST_DELAY_S
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.psubscribe(pattern)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    if message["type"] == "psubscribe":
+                        self._subscribed.set()
+                        delay = _RESUBSCRIBE_FIRST_DELAY_S
+                    elif message["type"] == "pmessage":
+                        self._fan_out(message["channel"][strip:], message["data"])
+            except (RedisError, OSError) as exc:
+                log.warning("live-state subscriber lost Redis (retrying in %.1fs): %s", delay, exc)
+            finally:
+                self._subscribed.clear()
+                await pubsub.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RESUBSCRIBE_MAX_DELAY_S)
+
+    def _fan_out(self, channel: str, data: str) -> None:
+        for future in list(self._waiters.get(channel, ())):
+            try:
+                # Each waiter decodes its own copy: one mutating it cannot affect another.
+                message = _loads(data)
+            except ValueError:
+                log.warning("ignoring a message that is not a JSON object on %r", channel)
+                return
+            _deliver(future, message)
+
+    # -- the reconcile loop's lock -------------------------------------------------------
+    async def acquire(self, name: str, holder: str, ttl_s: float) -> bool:
+        taken = await self._acquire(keys=[f"{self._prefix}lock:{name}"], args=[holder, _ms(ttl_s)])
+        return bool(taken)
+
+    async def release(self, name: str, holder: str) -> None:
+        await self._release(keys=[f"{self._prefix}lock:{name}"], args=[holder])
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        for waiters in self._waiters.values():
+            for future in waiters:
+                # Wake long-polls at shutdown (as a timeout) rather than leave them hanging.
+                _deliver(future, None)
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._subscriber
+            self._subscriber = None
+        await self._redis.aclose()
+
+
+def _strings(values: list[Any]) -> list[str]:
+    # The client decodes responses (decode_responses=True); its types cannot say so.
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _loads(raw: str | bytes) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
