@@ -31,6 +31,7 @@ from typing import Any
 
 from ortools.linear_solver import pywraplp
 
+from solver.bounds import Pruner
 from solver.costs import Cost
 from solver.evaluate import app_cost, app_migration, build_plan, infeasible_plan
 from solver.plan import Placement, Plan, Status
@@ -62,6 +63,7 @@ class _Model:
         self.part: dict[str, dict[str, tuple[Any, dict[tuple[int, str], int]]]] = {}
         self.casc: dict[str, dict[tuple[int, str], int]] = {}
         self.empty_apps: list[str] = []
+        self.pruners: dict[str, Pruner] = {}
 
     # -- variables -------------------------------------------------------------------------
     def _var(self, integer: bool, name: str) -> int:
@@ -91,6 +93,7 @@ class _Model:
     def add_partitioned(self, app: App) -> None:
         models = self.p.model_options(app)
         hosts = self.p.hosts(app)
+        keep = self.pruners.get(app.id)
         choice: dict[str, tuple[Any, dict[tuple[int, str], int]]] = {}
         for m in models:
             shape = self.cm.shapes[m]
@@ -99,6 +102,8 @@ class _Model:
             x: dict[tuple[int, str], int] = {}
             for i in range(n):
                 for d in hosts:
+                    if keep is not None and not keep.block(m, i, d):
+                        continue
                     term = self.cm.block_term(app, m, i, d)
                     if term.unroutable:
                         continue
@@ -119,8 +124,12 @@ class _Model:
                         if (i + 1, e) not in x:
                             continue
                         if d == e:
+                            if keep is not None and not keep.stay(m, i, d):
+                                continue
                             v = self._var(False, f"t[{app.id},{m},{i},{d}]")
                         else:
+                            if keep is not None and not keep.move(m, i, d, e):
+                                continue
                             term = self.cm.transition_term(m, i, d, e)
                             if term.unroutable:
                                 continue
@@ -167,10 +176,13 @@ class _Model:
     def add_cascade(self, app: App) -> None:
         assert app.cascade is not None
         hosts = self.p.hosts(app)
+        keep = self.pruners.get(app.id)
         y: dict[tuple[int, str], int] = {}
         for k, stage in enumerate(app.cascade):
             row: dict[int, float] = {}
             for d in hosts:
+                if keep is not None and not keep.stage(k, d):
+                    continue
                 term = self.cm.stage_term(app, k, d)
                 if term.unroutable or term.memory_mb[d] > self.cm.devices[d].memory_mb:
                     continue
@@ -263,8 +275,11 @@ def _build(
     tighten: float,
     only: set[str] | None = None,
     relax: frozenset[str] = frozenset(),
+    upper: float | None = None,
 ) -> _Model:
     model = _Model(problem, options, tighten, relax)
+    if upper is not None and not relax and only is None:
+        model.pruners = _pruners(problem, options, upper)
     for app in problem.scenario.apps:
         if app.id in options.fixed or (only is not None and app.id not in only):
             continue
@@ -277,13 +292,39 @@ def _build(
     return model
 
 
+def _pruners(problem: Problem, options: SolveOptions, upper: float) -> dict[str, Pruner]:
+    """Per-app pruners from a feasible plan's objective (see solver.bounds)."""
+    free = [a for a in problem.scenario.apps if a.id not in options.fixed]
+    pruners = {a.id: Pruner(problem, a, problem.hosts(a)) for a in free}
+    lower = sum(p.best for p in pruners.values())
+    gap = upper - _fixed_objective(problem, options) - lower
+    if not math.isfinite(gap):
+        return {}
+    # Room for float rounding between the numpy tables and the term functions.
+    tol = 1e-7 * max(1.0, abs(upper))
+    for p in pruners.values():
+        p.set_gap(max(gap, 0.0), tol)
+    return pruners
+
+
+def _incumbent(problem: Problem, options: SolveOptions) -> float | None:
+    """The objective of the fast heuristic's plan, when it finds a feasible one."""
+    from solver import heuristic
+
+    plan = heuristic.solve(problem, options)
+    if plan.status == Status.INFEASIBLE or plan.doc.objective is None:
+        return None
+    return plan.doc.objective
+
+
 def solve(problem: Problem, options: SolveOptions) -> Plan:
     """Place every app not in `options.fixed` optimally, or say why nothing fits."""
     from solver.diagnose import explain_infeasible
 
+    upper = _incumbent(problem, options)
     tighten = 0.0
     for _ in range(3):
-        model = _build(problem, options, tighten)
+        model = _build(problem, options, tighten, upper=upper)
         if model.empty_apps:
             app = model.empty_apps[0]
             return infeasible_plan(problem.cost, NAME, f"app {app}: no variant meets min_accuracy")
