@@ -193,7 +193,9 @@ class Pruner:
         self.index = {d: j for j, d in enumerate(hosts)}
         self.chains: dict[str, ChainBounds] = {}
         self.stages: Array | None = None
-        if app.cascade is not None:
+        if not hosts:
+            self.best = INF  # the app cannot be placed; the model will say so
+        elif app.cascade is not None:
             self.stages = stage_table(problem, app, hosts)
             self.best = float(self.stages.min(axis=1).sum()) if len(hosts) else INF
         else:
