@@ -31,7 +31,8 @@ from typing import Any
 
 from ortools.linear_solver import pywraplp
 
-from solver.bounds import Pruner
+from solver import lagrange
+from solver.bounds import AppBounds
 from solver.costs import Cost
 from solver.evaluate import app_cost, app_migration, build_plan, infeasible_plan
 from solver.plan import Placement, Plan, Status
@@ -63,7 +64,7 @@ class _Model:
         self.part: dict[str, dict[str, tuple[Any, dict[tuple[int, str], int]]]] = {}
         self.casc: dict[str, dict[tuple[int, str], int]] = {}
         self.empty_apps: list[str] = []
-        self.pruners: dict[str, Pruner] = {}
+        self.pruners: dict[str, AppBounds] = {}
 
     # -- variables -------------------------------------------------------------------------
     def _var(self, integer: bool, name: str) -> int:
@@ -292,19 +293,10 @@ def _build(
     return model
 
 
-def _pruners(problem: Problem, options: SolveOptions, upper: float) -> dict[str, Pruner]:
-    """Per-app pruners from a feasible plan's objective (see solver.bounds)."""
-    free = [a for a in problem.scenario.apps if a.id not in options.fixed]
-    pruners = {a.id: Pruner(problem, a, problem.hosts(a)) for a in free}
-    lower = sum(p.best for p in pruners.values())
-    gap = upper - _fixed_objective(problem, options) - lower
-    if not math.isfinite(gap):
-        return {}
-    # Room for float rounding between the numpy tables and the term functions.
-    tol = 1e-7 * max(1.0, abs(upper))
-    for p in pruners.values():
-        p.set_gap(max(gap, 0.0), tol)
-    return pruners
+def _pruners(problem: Problem, options: SolveOptions, upper: float) -> dict[str, AppBounds]:
+    """Per-app variable fixing from a feasible plan's objective (see solver.lagrange)."""
+    budget = min(5.0, 0.2 * options.time_limit_s)
+    return lagrange.bounds(problem, options, upper, _fixed_objective(problem, options), budget)
 
 
 def _incumbent(problem: Problem, options: SolveOptions) -> float | None:

@@ -16,7 +16,7 @@ from tests.solver import contract_reference as ref
 from tests.solver.strategies import scenarios
 
 SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 
 
