@@ -1,0 +1,138 @@
+"""What makes the reconcile loop re-place: conditions observed in heartbeats.
+
+Pure and clock-free: every observation carries its own time, so the loop, the tests and
+the trace-driven benchmark drive the same code.
+
+- Links: measured bandwidth and RTT are smoothed with an exponentially weighted moving
+  average, and a trigger fires when the smoothed figure moves by more than `threshold`
+  (relative) from the figure the plan in force was solved with. One noisy sample moves
+  the average by `alpha` of its deviation only, so with alpha 0.5 and threshold 0.3 a
+  single sample must be off by 60% before anything fires; a sustained change fires
+  within a few samples.
+- Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
+  when the projected time to `min_pct` falls below the horizon (once, until it recovers
+  above), and when charging starts or stops.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    kind: str  # link | battery | charging | device-lost | device-joined | ...
+    target: str  # a device id, or "a~b" for a link
+    reason: str  # for people: what moved, from what to what
+    observed_at: float  # when the observation that fired arrived (seconds)
+
+
+def link_name(a: str, b: str) -> str:
+    lo, hi = sorted((a, b))
+    return f"{lo}~{hi}"
+
+
+@dataclass(slots=True)
+class _LinkState:
+    mbps: float
+    rtt_ms: float
+    planned_mbps: float
+    planned_rtt_ms: float
+
+
+@dataclass(slots=True)
+class LinkWatch:
+    alpha: float = 0.5
+    threshold: float = 0.3
+    _links: dict[str, _LinkState] = field(default_factory=dict)
+
+    def smoothed(self, a: str, b: str) -> tuple[float, float] | None:
+        s = self._links.get(link_name(a, b))
+        return None if s is None else (s.mbps, s.rtt_ms)
+
+    def observe(self, a: str, b: str, mbps: float, rtt_ms: float, at: float) -> Trigger | None:
+        name = link_name(a, b)
+        s = self._links.get(name)
+        if s is None:
+            # The first measurement is the baseline the plan is about to use.
+            self._links[name] = _LinkState(mbps, rtt_ms, mbps, rtt_ms)
+            return None
+        s.mbps += self.alpha * (mbps - s.mbps)
+        s.rtt_ms += self.alpha * (rtt_ms - s.rtt_ms)
+        moved_bw = abs(s.mbps - s.planned_mbps) / max(s.planned_mbps, 1e-9)
+        # RTT in ms is small and jittery: a floor of 2 ms keeps 0.5 -> 1 ms from firing.
+        moved_rtt = abs(s.rtt_ms - s.planned_rtt_ms) / max(s.planned_rtt_ms, 2.0)
+        if moved_bw <= self.threshold and moved_rtt <= self.threshold:
+            return None
+        reason = (
+            f"link {name}: bandwidth {s.planned_mbps:.1f} -> {s.mbps:.1f} Mbit/s, "
+            f"rtt {s.planned_rtt_ms:.1f} -> {s.rtt_ms:.1f} ms"
+        )
+        return Trigger("link", name, reason, at)
+
+    def commit(self) -> None:
+        """The plan now in force was solved with the smoothed figures: measure from them."""
+        for s in self._links.values():
+            s.planned_mbps, s.planned_rtt_ms = s.mbps, s.rtt_ms
+
+    def forget(self, device: str) -> None:
+        for name in [n for n in self._links if device in n.split("~")]:
+            del self._links[name]
+
+
+@dataclass(slots=True)
+class _BatteryState:
+    samples: deque[tuple[float, float]]
+    charging: bool | None = None
+    low: bool = False
+
+
+@dataclass(slots=True)
+class BatteryWatch:
+    horizon_h: float = 8.0
+    window_s: float = 30.0
+    _devices: dict[str, _BatteryState] = field(default_factory=dict)
+
+    def projected_h(self, device: str, min_pct: float) -> float | None:
+        """Hours until min_pct at the recent drain rate; None when not draining."""
+        s = self._devices.get(device)
+        if s is None or len(s.samples) < 2:
+            return None
+        (t0, l0), (t1, l1) = s.samples[0], s.samples[-1]
+        if t1 <= t0 or l1 >= l0:
+            return None
+        rate_pct_per_h = (l0 - l1) / ((t1 - t0) / 3600.0)
+        return max(l1 - min_pct, 0.0) / rate_pct_per_h
+
+    def observe(
+        self, device: str, level_pct: float, min_pct: float, charging: bool | None, at: float
+    ) -> Trigger | None:
+        s = self._devices.setdefault(device, _BatteryState(deque()))
+        s.samples.append((at, level_pct))
+        while len(s.samples) > 2 and at - s.samples[0][0] > self.window_s:
+            s.samples.popleft()
+        if charging is not None and s.charging is not None and charging != s.charging:
+            s.charging = charging
+            s.low = False
+            what = "started" if charging else "stopped"
+            return Trigger("charging", device, f"device {device}: charging {what}", at)
+        s.charging = charging
+        hours = self.projected_h(device, min_pct)
+        if level_pct <= min_pct and not s.low:
+            s.low = True
+            reason = f"device {device}: battery {level_pct:.1f}% at or below min {min_pct:.0f}%"
+            return Trigger("battery", device, reason, at)
+        if hours is not None and hours < self.horizon_h and not s.low:
+            s.low = True
+            reason = (
+                f"device {device}: battery {level_pct:.1f}% reaches {min_pct:.0f}% in "
+                f"{hours:.2f} h, within the {self.horizon_h:g} h horizon"
+            )
+            return Trigger("battery", device, reason, at)
+        if s.low and level_pct > min_pct and (hours is None or hours >= self.horizon_h):
+            s.low = False
+        return None
+
+    def forget(self, device: str) -> None:
+        self._devices.pop(device, None)
