@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck services pytest bench clean
+.PHONY: demo test lint typecheck services tools pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -28,7 +29,11 @@ typecheck: $(STAMP)
 services:
 	scripts/ensure-services.sh
 
-pytest: $(STAMP) services
+# The real helm binary for the chart's tests, cached in .cache/tools (outside git).
+tools:
+	scripts/fetch-helm.sh
+
+pytest: $(STAMP) services tools
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
