@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.agent import agent_command
 from cli.check import check_command
 from cli.db import db_app
 from cli.model import model_app
@@ -20,6 +21,7 @@ app.command(name="solve")(solve_command)
 app.command(name="check")(check_command)
 app.command(name="server")(server_command)
 app.add_typer(db_app, name="db")
+app.command(name="agent")(agent_command)
 app.add_typer(model_app, name="model")
 
 

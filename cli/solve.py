@@ -1,0 +1,146 @@
+"""`continuum solve`: read a scenario, place it, print the plan (or compare every solver)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+import solver
+from cli.errors import fail
+from cli.render import comparison_table, make_console, print_line, print_plan
+from solver.scenario import Scenario, ScenarioError, load_scenario
+from solver.summary import PlanSummary, summarize
+
+DEFAULT_SOLVER = "ilp"
+# Violations listed under the comparison table per solver; the rest are counted.
+_SHOWN_VIOLATIONS = 3
+
+
+def _options(time_limit: float, seed: int) -> solver.SolveOptions:
+    if time_limit <= 0:
+        fail(f"--time-limit: must be a positive number of seconds (got {time_limit:g})")
+    return solver.SolveOptions(time_limit_s=time_limit, seed=seed)
+
+
+def _load(path: Path) -> Scenario:
+    try:
+        return load_scenario(path)
+    except ScenarioError as exc:
+        fail(str(exc))
+
+
+def _run_one(problem: solver.Problem, options: solver.SolveOptions, name: str) -> solver.Plan:
+    try:
+        return solver.solve(problem, options, solver=name)
+    except NotImplementedError:
+        # A solver still being written is listed but cannot run yet; say so, not a traceback.
+        fail(f"--solver {name}: not implemented yet", code=1)
+
+
+def _compare(
+    scenario: Scenario, options: solver.SolveOptions
+) -> list[PlanSummary | tuple[str, str]]:
+    names = list(solver.solvers())
+    problem = solver.Problem(scenario)
+    rows: list[PlanSummary | tuple[str, str]] = []
+    progress = Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=make_console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("solving", total=len(names))
+        for name in names:
+            progress.update(task, description=name)
+            try:
+                plan = solver.solve(problem, options, solver=name)
+            except NotImplementedError:
+                rows.append((name, "not implemented"))
+            else:
+                rows.append(summarize(scenario, plan.doc))
+            progress.advance(task)
+    return rows
+
+
+def _comparison_json(rows: list[PlanSummary | tuple[str, str]]) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for row in rows:
+        if isinstance(row, PlanSummary):
+            item = asdict(row)
+            item["violations"] = list(row.violations)
+            out.append(item)
+        else:
+            out.append({"solver": row[0], "status": row[1]})
+    return out
+
+
+def solve_command(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (YAML or JSON), version 1.")],
+    solver_name: Annotated[
+        str | None,
+        typer.Option("--solver", help="ilp, heuristic, all-device, all-cloud or neurosurgeon."),
+    ] = None,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Seconds the solver may run.")
+    ] = 30.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same plan.")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the plan JSON (only) on standard output.")
+    ] = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Run every solver and compare their plans.")
+    ] = False,
+) -> None:
+    """Place a scenario's apps and print the plan.
+
+    An infeasible scenario still exits 0, and its plan names what cannot be satisfied.
+
+    Bad input exits 2 with one line on standard error.
+    """
+    options = _options(time_limit, seed)
+    known = list(solver.solvers())
+    if solver_name is not None and compare:
+        fail("--solver and --compare: --compare runs every solver; give one of them")
+    name = solver_name or DEFAULT_SOLVER
+    if name not in known:
+        fail(f"--solver: unknown solver {name!r}; choose one of {', '.join(known)}")
+    scn = _load(scenario)
+    if compare:
+        rows = _compare(scn, options)
+        if as_json:
+            typer.echo(json.dumps(_comparison_json(rows), indent=2))
+            return
+        console = make_console()
+        console.print(comparison_table(rows))
+        for row in rows:
+            if isinstance(row, PlanSummary) and (row.violations or row.reason):
+                _print_problems(console, row)
+        return
+    plan = _run_one(solver.Problem(scn), options, name)
+    if as_json:
+        typer.echo(json.dumps(plan.doc.model_dump(mode="json"), indent=2))
+        return
+    print_plan(make_console(), scn, plan.doc)
+
+
+def _print_problems(console: Console, row: PlanSummary) -> None:
+    """The reason and the first violations of one solver, under the comparison table."""
+    lines: list[Text] = []
+    if row.reason:
+        lines.append(Text(row.reason))
+    lines.extend(Text(v, style="red") for v in row.violations[:_SHOWN_VIOLATIONS])
+    more = len(row.violations) - _SHOWN_VIOLATIONS
+    if more > 0:
+        lines.append(Text(f"... and {more} more"))
+    for line in lines:
+        print_line(console, Text(f"{row.solver}: ", style="bold") + line)

@@ -1,0 +1,252 @@
+"""`continuum solve` and `continuum check`, run as a person runs them: in a subprocess."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from solver.plan import PlanDoc
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "factory-line.yaml"
+SCRIPT = Path(sys.executable).parent / "continuum"
+SOLVER_NAMES = ["ilp", "heuristic", "all-device", "all-cloud", "neurosurgeon"]
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The installed console script (`pip install -e .`), else the same app via -c."""
+    if SCRIPT.exists():
+        cmd = [str(SCRIPT)]
+    else:
+        cmd = [sys.executable, "-c", "from cli.main import main; main()"]
+    return subprocess.run(
+        [*cmd, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def base() -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    return raw
+
+
+def assert_bad_input(result: subprocess.CompletedProcess[str], *names: str) -> None:
+    """Exit 2, one `error: ` line naming each of `names`, nothing on stdout."""
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+
+
+# -- happy paths -------------------------------------------------------------------------------
+def test_solve_prints_tables_for_people() -> None:
+    result = run("solve", EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for app in base()["apps"]:
+        assert app["id"] in out
+    for title in ("apps", "devices", "links"):
+        assert title in out
+    # Segment chains and cascade stages, then the status line with the proven bound.
+    assert "@cloud-gpu" in out and "mobilenetv2@" in out
+    assert "optimal  solver ilp  objective" in out and "bound" in out
+
+
+def test_solve_json_is_exactly_a_plan_document() -> None:
+    result = run("solve", EXAMPLE, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = PlanDoc.model_validate(json.loads(result.stdout))
+    assert doc.status.value == "optimal" and doc.solver == "ilp"
+    assert {a.id for a in doc.apps} == {a["id"] for a in base()["apps"]}
+    assert all(a.slo_met for a in doc.apps)
+
+
+@pytest.mark.parametrize("name", ["all-device", "all-cloud", "neurosurgeon"])
+def test_a_baseline_that_breaks_constraints_still_prints_its_plan(name: str) -> None:
+    result = run("solve", EXAMPLE, "--solver", name, "--json")
+    assert result.returncode == 0, result.stderr
+    doc = PlanDoc.model_validate(json.loads(result.stdout))
+    assert doc.solver == name
+    assert len(doc.apps) == len(base()["apps"])
+    assert (doc.status.value == "infeasible") == bool(doc.violations)
+
+
+def test_compare_prints_one_row_per_solver() -> None:
+    result = run("solve", EXAMPLE, "--compare")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == SOLVER_NAMES
+    for header in ("objective", "energy J/s", "carbon g/h", "broken", "SLO misses", "solve s"):
+        assert header in result.stdout
+
+
+def test_compare_json_is_a_list_of_rows() -> None:
+    result = run("solve", EXAMPLE, "--compare", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["solver"] for r in rows] == SOLVER_NAMES
+    ilp = rows[0]
+    assert ilp["status"] == "optimal" and ilp["broken"] == 0 and ilp["slo_misses"] == 0
+    all_device = rows[2]
+    assert all_device["status"] == "infeasible"
+    assert all_device["broken"] == len(all_device["violations"]) > 0
+
+
+def test_infeasible_scenario_exits_zero_with_a_reason(tmp_path: Path) -> None:
+    raw = base()
+    raw["apps"][4]["slo_ms"] = 1  # label-5 cannot answer in 1 ms anywhere
+    path = tmp_path / "tight.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    table = run("solve", path)
+    assert table.returncode == 0, table.stderr
+    assert "infeasible" in table.stdout and "reason: app label-5" in table.stdout
+    doc = PlanDoc.model_validate(json.loads(run("solve", path, "--json").stdout))
+    assert doc.status.value == "infeasible" and doc.apps == []
+    assert doc.reason is not None and "label-5" in doc.reason
+
+
+def test_shared_scenarios_solve_to_their_expected_optimum(shared_scenarios: list[Path]) -> None:
+    for path in shared_scenarios:
+        expected = json.loads(path.with_suffix(".expected.json").read_text())
+        result = run("solve", path, "--json")
+        assert result.returncode == 0, (path.name, result.stderr)
+        doc = PlanDoc.model_validate(json.loads(result.stdout))
+        assert doc.status.value == expected["status"], path.name
+        if expected["objective"] is None:
+            assert doc.apps == [] and doc.reason, path.name
+        else:
+            assert doc.objective == pytest.approx(expected["objective"], rel=1e-6), path.name
+
+
+# -- check -------------------------------------------------------------------------------------
+def test_check_accepts_the_plan_solve_wrote(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(run("solve", EXAMPLE, "--json").stdout)
+    result = run("check", EXAMPLE, plan)
+    assert result.returncode == 0, result.stderr
+    objective = json.loads(plan.read_text())["objective"]
+    assert f"objective {objective:.9g}" in result.stdout
+    assert "every constraint holds" in result.stdout
+
+
+def test_check_lists_violations_and_exits_one(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(run("solve", EXAMPLE, "--solver", "all-device", "--json").stdout)
+    result = run("check", EXAMPLE, plan)
+    assert result.returncode == 1
+    violations = json.loads(plan.read_text())["violations"]
+    printed = [line for line in result.stdout.splitlines() if line.startswith("violation: ")]
+    assert printed == [f"violation: {v}" for v in violations]
+
+
+def test_check_rejects_a_malformed_plan(tmp_path: Path) -> None:
+    doc = json.loads(run("solve", EXAMPLE, "--json").stdout)
+    doc["apps"][0]["segments"][0]["first"] = "stage9"
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(doc))
+    assert_bad_input(run("check", EXAMPLE, plan), "apps[0] (weld-1)", "stage9")
+
+
+def test_check_rejects_a_plan_that_is_not_json(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text("{ not json")
+    assert_bad_input(run("check", EXAMPLE, plan), "plan.json", "not valid JSON")
+
+
+# -- bad input: one test per error the contract lists, plus the command's own ---------------------
+Edit = Callable[[dict[str, Any]], None]
+
+
+def bad_scenario(tmp_path: Path, edit: Edit) -> Path:
+    raw = copy.deepcopy(base())
+    edit(raw)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _dup_link(raw: dict[str, Any]) -> None:
+    raw["links"].append({"a": "edge-a", "b": "cam-1", "mbps": 10, "rtt_ms": 1})
+
+
+CONTRACT_ERRORS: dict[str, tuple[Edit, tuple[str, ...]]] = {
+    "unknown top-level field": (lambda r: r.update(colour="red"), ("colour", "unknown field")),
+    "unknown nested field": (
+        lambda r: r["devices"][0].update(gpu=True),
+        ("devices[0] (cam-1).gpu", "unknown field"),
+    ),
+    "unknown device in a link": (
+        lambda r: r["links"][0].update(b="edge-z"),
+        ("links[0].b", "edge-z"),
+    ),
+    "unknown model": (
+        lambda r: r["apps"][0].update(model="resnet99"),
+        ("apps[0] (weld-1).model", "resnet99"),
+    ),
+    "unknown source device": (
+        lambda r: r["apps"][0].update(source="cam-9"),
+        ("apps[0] (weld-1).source", "cam-9"),
+    ),
+    "link to itself": (lambda r: r["links"][0].update(b="cam-1"), ("links[0]", "cam-1")),
+    "two links between one pair": (_dup_link, ("links[8]", "edge-a", "cam-1")),
+    "duplicate device id": (
+        lambda r: r["devices"].append(dict(r["devices"][0])),
+        ("devices", "duplicate id", "cam-1"),
+    ),
+    "duplicate app id": (
+        lambda r: r["apps"].append(dict(r["apps"][0])),
+        ("apps", "duplicate id", "weld-1"),
+    ),
+    "exit after an unknown block": (
+        lambda r: r["models"][0]["exits"][0].update(after="stage9"),
+        ("models[0] (resnet50-ee)", "exits[0].after", "stage9"),
+    ),
+    "exit after the last block": (
+        lambda r: r["models"][0]["exits"][0].update(after="fc"),
+        ("models[0] (resnet50-ee)", "exits[0].after", "last block"),
+    ),
+    "exit probability above 1": (
+        lambda r: r["models"][0]["exits"][0].update(prob=1.5),
+        ("models[0] (resnet50-ee).exits[0].prob",),
+    ),
+    "cascade exit probability below 0": (
+        lambda r: r["apps"][3]["cascade"][0].update(exit_prob=-0.1),
+        ("apps[3] (ppe-4).cascade[0].exit_prob",),
+    ),
+    "zero rate": (lambda r: r["apps"][0].update(rate_rps=0), ("apps[0] (weld-1).rate_rps",)),
+    "negative rate": (lambda r: r["apps"][5].update(rate_rps=-2), ("apps[5] (intrusion-6)",)),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTRACT_ERRORS))
+def test_contract_error_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
+    edit, names = CONTRACT_ERRORS[case]
+    assert_bad_input(run("solve", bad_scenario(tmp_path, edit)), *names)
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    assert_bad_input(run("solve", tmp_path / "nope.yaml"), "nope.yaml", "no such file")
+
+
+def test_not_yaml_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("devices: [\n")
+    assert_bad_input(run("solve", path), "broken.yaml", "not valid YAML")
+
+
+def test_unknown_solver_exits_2() -> None:
+    assert_bad_input(run("solve", EXAMPLE, "--solver", "simplex"), "--solver", "simplex")
+
+
+def test_negative_time_limit_exits_2() -> None:
+    assert_bad_input(run("solve", EXAMPLE, "--time-limit", "-5"), "--time-limit")
