@@ -26,7 +26,9 @@ solver's feasibility tolerance is relative.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from ortools.linear_solver import pywraplp
@@ -235,8 +237,8 @@ class _Model:
         obj.SetMinimization()
 
     # -- solving ---------------------------------------------------------------------------
-    def solve(self) -> int:
-        self.mip.SetTimeLimit(max(1, int(self.opt.time_limit_s * 1000)))
+    def solve(self, time_limit_s: float) -> int:
+        self.mip.SetTimeLimit(max(1, int(time_limit_s * 1000)))
         self.mip.SetNumThreads(max(1, self.opt.threads))
         params = [
             f"numerics/feastol = {_FEASTOL}",
@@ -277,10 +279,11 @@ def _build(
     only: set[str] | None = None,
     relax: frozenset[str] = frozenset(),
     upper: float | None = None,
+    deadline: Deadline | None = None,
 ) -> _Model:
     model = _Model(problem, options, tighten, relax)
-    if upper is not None and not relax and only is None:
-        model.pruners = _pruners(problem, options, upper)
+    if upper is not None and deadline is not None and not relax and only is None:
+        model.pruners = _pruners(problem, options, upper, deadline)
     for app in problem.scenario.apps:
         if app.id in options.fixed or (only is not None and app.id not in only):
             continue
@@ -293,43 +296,65 @@ def _build(
     return model
 
 
-def _pruners(problem: Problem, options: SolveOptions, upper: float) -> dict[str, AppBounds]:
+class Deadline:
+    """The time limit: the only reason a solver reads the clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+
+def _pruners(
+    problem: Problem, options: SolveOptions, upper: float, deadline: Deadline
+) -> dict[str, AppBounds]:
     """Per-app variable fixing from a feasible plan's objective (see solver.lagrange)."""
-    budget = min(5.0, 0.2 * options.time_limit_s)
+    budget = min(5.0, 0.2 * deadline.left())
     return lagrange.bounds(problem, options, upper, _fixed_objective(problem, options), budget)
 
 
-def _incumbent(problem: Problem, options: SolveOptions) -> float | None:
-    """The objective of the fast heuristic's plan, when it finds a feasible one."""
+def _incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
+    """The fast heuristic's plan, when it finds a feasible one."""
     from solver import heuristic
 
     plan = heuristic.solve(problem, options)
     if plan.status == Status.INFEASIBLE or plan.doc.objective is None:
         return None
-    return plan.doc.objective
+    return plan
 
 
 def solve(problem: Problem, options: SolveOptions) -> Plan:
     """Place every app not in `options.fixed` optimally, or say why nothing fits."""
     from solver.diagnose import explain_infeasible
 
-    upper = _incumbent(problem, options)
+    deadline = Deadline(options.time_limit_s)
+    incumbent = _incumbent(
+        problem, replace(options, time_limit_s=max(0.5, 0.3 * options.time_limit_s))
+    )
+    upper = incumbent.doc.objective if incumbent is not None else None
     tighten = 0.0
     for _ in range(3):
-        model = _build(problem, options, tighten, upper=upper)
+        model = _build(problem, options, tighten, upper=upper, deadline=deadline)
         if model.empty_apps:
             app = model.empty_apps[0]
             return infeasible_plan(problem.cost, NAME, f"app {app}: no variant meets min_accuracy")
-        status = model.solve()
+        status = model.solve(deadline.left())
         if status in (pywraplp.Solver.INFEASIBLE,):
-            return infeasible_plan(problem.cost, NAME, explain_infeasible(problem, options))
+            reason = explain_infeasible(problem, options, deadline)
+            return infeasible_plan(problem.cost, NAME, reason)
         if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-            # Time ran out before any plan was found: fall back to the fast heuristic.
-            from solver import heuristic
-
-            plan = heuristic.solve(problem, options)
-            plan.doc.solver = NAME
-            return plan
+            # Time ran out before the model found a plan: the heuristic's, if it had one.
+            if incumbent is not None:
+                incumbent.doc.solver = NAME
+                return incumbent
+            return infeasible_plan(
+                problem.cost,
+                NAME,
+                f"no feasible plan found within the time limit of {options.time_limit_s:g} s "
+                "(not proven infeasible: allow more time)",
+            )
         placements = {**options.fixed, **model.placements()}
         bound = model.mip.Objective().BestBound() + _fixed_objective(problem, options)
         optimal = status == pywraplp.Solver.OPTIMAL
@@ -364,13 +389,23 @@ def _fixed_objective(problem: Problem, options: SolveOptions) -> float:
 
 
 def feasible(
-    problem: Problem, options: SolveOptions, only: set[str], relax: frozenset[str] = frozenset()
-) -> bool:
-    """Whether the apps in `only` fit together (with `options.fixed`), some rows relaxed."""
+    problem: Problem,
+    options: SolveOptions,
+    only: set[str],
+    time_limit_s: float,
+    relax: frozenset[str] = frozenset(),
+) -> bool | None:
+    """Whether the apps in `only` fit together (with `options.fixed`), some rows relaxed;
+    None when the time limit came first."""
     model = _build(problem, options, 0.0, only=only, relax=relax)
     if model.empty_apps:
         return False
-    return model.solve() in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE)
+    if time_limit_s <= 0:
+        return None
+    status = model.solve(time_limit_s)
+    if status in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return True
+    return False if status == pywraplp.Solver.INFEASIBLE else None
 
 
 __all__ = ["NAME", "feasible", "solve"]

@@ -306,6 +306,8 @@ def _first_error(raw: Mapping[str, Any], exc: ValidationError) -> str:
         msg = "required field is missing"
     elif err["type"] == "literal_error" and loc == ("version",):
         msg = f"unsupported version {err.get('input')!r}; this is scenario version 1"
+    if msg.startswith("[") and where:
+        return f"{where}{msg}"  # "apps" + "[6].id: duplicate id" reads as one path
     return f"{where}: {msg}" if where else msg
 
 
