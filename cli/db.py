@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from alembic.util.exc import CommandError
 from pydantic import ValidationError
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cli.errors import fail
-from orchestrator.db import migrate
 from orchestrator.settings import Settings
+
+if TYPE_CHECKING:  # alembic and SQLAlchemy load only when a db command runs
+    from sqlalchemy.exc import SQLAlchemyError
 
 db_app = typer.Typer(
     help="Migrate the control plane's database (CONTINUUM_DATABASE_URL or embedded SQLite).",
@@ -42,6 +43,9 @@ def _url() -> str:
 def _database_errors() -> Iterator[None]:
     """Turn what a person can fix (a bad URL, a database down, an unknown revision) into
     one line; anything else is a bug and keeps its traceback."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
     try:
         yield
     except CommandError as exc:
@@ -59,6 +63,12 @@ def _first_line(exc: SQLAlchemyError) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
 
 
+def _migrate() -> ModuleType:
+    from orchestrator.db import migrate
+
+    return migrate
+
+
 def _run(action: Callable[[str], None]) -> None:
     url = _url()
     with _database_errors():
@@ -70,7 +80,7 @@ def upgrade_command(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Migrate the database up to a revision (the latest by default)."""
-    _run(lambda url: migrate.upgrade(url, revision))
+    _run(lambda url: _migrate().upgrade(url, revision))
     typer.echo(f"database at {_current_or_none()}")
 
 
@@ -81,7 +91,7 @@ def downgrade_command(
     ],
 ) -> None:
     """Migrate the database down to a revision ('base' drops every table)."""
-    _run(lambda url: migrate.downgrade(url, revision))
+    _run(lambda url: _migrate().downgrade(url, revision))
     typer.echo(f"database at {_current_or_none()}")
 
 
@@ -95,5 +105,5 @@ def _current_or_none() -> str:
     url = _url()
     revision: str | None = None
     with _database_errors():
-        revision = migrate.current(url)
+        revision = _migrate().current(url)
     return revision or "none"

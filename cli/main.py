@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from cli.agent import agent_command
@@ -26,4 +28,24 @@ app.add_typer(model_app, name="model")
 
 
 def main() -> None:
-    app()
+    """The console script: usage errors become one `error:` line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        # typer bundles its own click: recognise its usage errors by shape, not by class.
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(getattr(exc, "ctx").get_help())  # noqa: B009 - ctx is set on this error
+            sys.exit(0)
+        message = getattr(exc, "format_message", None)
+        if callable(message) and getattr(exc, "exit_code", None) == 2:
+            text = " ".join(str(message()).split())
+            print(f"error: {text}", file=sys.stderr)
+            sys.exit(2)
+        if type(exc).__name__ == "Abort":
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -10,33 +10,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from models_registry import (
-    ModelAnalysis,
-    ModelError,
-    analyse_model,
-    attach_exit,
-    calibrate_cascade,
-    calibrate_exits,
-    compare,
-    load_samples,
-    make_exit_head,
-    parse_input_shapes,
-    profile_blocks,
-    quantize_int8,
-    randomize,
-    read_partitions,
-    split_model,
-    verify_chain,
-    write_partitions,
-)
-from models_registry.blocks import Granularity
+if TYPE_CHECKING:  # the registry pulls in onnx: import it only when a command runs
+    from models_registry import ModelAnalysis
+    from models_registry.blocks import Granularity
 
 model_app = typer.Typer(
     help="Inspect, split, verify, quantize, profile and calibrate ONNX models.",
@@ -68,6 +51,8 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from models_registry import ModelError
+
         try:
             return func(*args, **kwargs)
         except (ModelError, OSError) as exc:
@@ -83,6 +68,8 @@ def _granularity(fine: bool) -> Granularity:
 
 
 def _analyse(file: Path, input_shape: list[str] | None, fine: bool = False) -> ModelAnalysis:
+    from models_registry import analyse_model, parse_input_shapes
+
     shapes = parse_input_shapes(input_shape or [])
     return analyse_model(file, shapes, granularity=_granularity(fine))
 
@@ -184,6 +171,8 @@ def split(
     fine: Fine = False,
 ) -> None:
     """One ONNX file per partition, and DIR/manifest.json."""
+    from models_registry import split_model, write_partitions
+
     names = [name.strip() for name in after.split(",") if name.strip()]
     analysis = _analyse(file, input_shape, fine)
     parts = split_model(analysis, names)
@@ -217,6 +206,8 @@ def verify(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Run the chain of parts and the whole model; exit 1 when they differ."""
+    from models_registry import analyse_model, parse_input_shapes, read_partitions, verify_chain
+
     parts = read_partitions(directory)
     shapes = parse_input_shapes(input_shape or [])
     if not shapes:
@@ -261,6 +252,8 @@ def quantize(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """An int8 variant, with its size, latency and deviation from fp32."""
+    from models_registry import parse_input_shapes, quantize_int8
+
     with err.status("quantizing and timing"):
         variant = quantize_int8(
             file,
@@ -299,6 +292,8 @@ def profile(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Per-block latency on this host against the FLOP-proportional estimate."""
+    from models_registry import compare, profile_blocks
+
     analysis = _analyse(file, input_shape, fine)
     with _progress("profiling", len(analysis.blocks)) as step:
         timings = profile_blocks(analysis, runs=runs, warmup=warmup, threads=threads, on_block=step)
@@ -334,6 +329,8 @@ def randomize_cmd(
     seed: int = 0,
 ) -> None:
     """Replace placeholder weights (ConstantOfShape, Constant) by random ones."""
+    from models_registry import randomize
+
     model = randomize(file, seed)
     _write_atomic(out_file, model.SerializeToString())
     out.print(f"wrote {out_file} ({len(model.graph.initializer)} initializers, seed {seed})")
@@ -350,6 +347,8 @@ def exit_head(
     input_shape: InputShape = None,
 ) -> None:
     """Make a simple exit head (pool, flatten, linear; random weights) for a block."""
+    from models_registry import attach_exit, make_exit_head
+
     analysis = _analyse(file, input_shape)
     head = make_exit_head(analysis, after, classes, seed)
     checked = attach_exit(analysis, after, head)
@@ -358,6 +357,8 @@ def exit_head(
 
 
 def _pairs(specs: list[str], what: str) -> list[tuple[str, str]]:
+    from models_registry import ModelError
+
     pairs = []
     for spec in specs:
         key, sep, value = spec.partition("=")
@@ -368,6 +369,8 @@ def _pairs(specs: list[str], what: str) -> list[tuple[str, str]]:
 
 
 def _probability(text: str, what: str) -> float:
+    from models_registry import ModelError
+
     try:
         value = float(text)
     except ValueError:
@@ -395,6 +398,8 @@ def calibrate(
     threads: Threads = 1,
 ) -> None:
     """Exit probabilities from calibration data; prints a scenario-v1 model entry."""
+    from models_registry import ModelError, attach_exit, calibrate_exits, load_samples
+
     analysis = _analyse(file, input_shape)
     heads = [
         attach_exit(analysis, block, Path(path)) for block, path in _pairs(exit_spec, "--exit")
@@ -451,6 +456,14 @@ def cascade(
     threads: Threads = 1,
 ) -> None:
     """A two-stage cascade (small model, then big): prints models and the app's cascade."""
+    from models_registry import (
+        ModelError,
+        analyse_model,
+        calibrate_cascade,
+        load_samples,
+        parse_input_shapes,
+    )
+
     shapes = parse_input_shapes(input_shape or [])
     small_analysis = analyse_model(small, shapes)
     big_analysis = analyse_model(big, shapes)
