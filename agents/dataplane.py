@@ -1,0 +1,406 @@
+"""The data plane: serving partitions and moving tensors between agents.
+
+Routes (every one needs the deployment's data-plane token as `Authorization: Bearer`):
+
+- `POST /v1/infer/{deployment}` on the source device's agent: the body is the input as
+  NumPy `.npy` (`application/x-npy`); the answer is the output as `.npy`, with the trace
+  in the `X-Continuum-Trace` header (a JSON list of hops: device, partition, compute_ms,
+  transfer_ms, exit).
+- `POST /v1/hop/{key}`: a tensor frame (`agents.tensorframe`) for a partition or cascade
+  stage hosted here; the answer is the final result as a frame, with the whole trace.
+  Hops chain: each agent runs its segment, forwards the output to the next hop and
+  answers with what came back, so the result travels back to the caller.
+- `POST /v1/results/{deployment}`: results delivered to the sink device's agent when the
+  sink is not the source; `GET` the same path for the latest one.
+- `GET /v1/probe?bytes=N`, `POST /v1/probe`: timed transfers for bandwidth and RTT probes.
+- `GET /v1/status`: what runs here (no secrets), with emulation labelled.
+
+Bad requests get a problem+json 4xx and touch nothing: 401 without a token, 403 with a
+wrong one, 404 for a deployment or key not served here, 413 over `max_tensor_mb`, 415
+for the wrong media type, 422 for a tensor of the wrong dtype or shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from typing import Annotated, Any
+
+import httpx
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from agents import tensorframe
+from agents.emulation import emulated_seconds
+from agents.runtime import InputError, Loaded
+from agents.state import Result, ServingState
+from agents.tensorframe import Frame, FrameError
+from api.wire import Endpoint, NextHop
+
+log = logging.getLogger(__name__)
+
+NPY = "application/x-npy"
+TRACE_HEADER = "X-Continuum-Trace"
+HANDLER_HEADER = "X-Continuum-Handler-Ms"
+MAX_PROBE_BYTES = 8 * 1024 * 1024
+MB = 1_000_000  # the registry's and the contract's megabyte
+
+
+class HopError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large",
+              415: "Unsupported Media Type", 422: "Unprocessable Content",
+              502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
+    return JSONResponse(
+        {"type": "about:blank", "title": titles.get(status, "Error"), "status": status,
+         "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
+    )  # fmt: skip
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _load_npy(body: bytes) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise HopError(422, f"the body is not a NumPy .npy array ({exc})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.name not in tensorframe.DTYPES:
+        raise HopError(422, f"unsupported dtype {getattr(array, 'dtype', '?')}")
+    return array
+
+
+class DataPlane:
+    def __init__(self, state: ServingState, peer_timeout_s: float = 60.0) -> None:
+        self.state = state
+        # One pooled client for every peer: keep-alive matters for a 2 ms hop budget.
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(peer_timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.http.aclose()
+
+    # -- auth and bodies -----------------------------------------------------------------
+    def _check_token(self, deployment: str, token: str | None) -> None:
+        if token is None:
+            raise HopError(401, "missing data-plane token: send 'Authorization: Bearer <token>'")
+        if not self.state.token_ok(deployment, token):
+            raise HopError(403, f"this token is not valid for deployment {deployment!r}")
+
+    async def _body(self, request: Request) -> bytes:
+        cap = self.state.max_tensor_bytes + 64 * 1024  # room for a frame's header
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            raise HopError(413, f"the body is {int(declared)} bytes; the cap is {cap}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise HopError(413, f"the body exceeds the cap of {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_size(self, tensors: dict[str, np.ndarray]) -> None:
+        total = sum(int(t.nbytes) for t in tensors.values())
+        if total > self.state.max_tensor_bytes:
+            raise HopError(
+                413, f"tensors of {total} bytes exceed max_tensor_mb "
+                f"({self.state.max_tensor_bytes / MB:g} MB)"
+            )  # fmt: skip
+
+    # -- the source's entry point ----------------------------------------------------------
+    async def infer(self, deployment: str, token: str | None, body: bytes) -> Frame:
+        source = self.state.sources.get(deployment)
+        if source is None:
+            raise HopError(404, f"deployment {deployment!r} has no source on this device")
+        self._check_token(deployment, token)
+        array = _load_npy(body)
+        self._check_size({"": array})
+        meta = {"trace": [], "source": self.state.device_id, "deployment": deployment}
+        return await self.send(source.first_hop, Frame({"": array}, meta), source.data_plane_token)
+
+    # -- moving frames ---------------------------------------------------------------------
+    async def send(self, hop: NextHop, frame: Frame, token: str) -> Frame:
+        """Run `frame` at `hop` (here, or over HTTP) and return the final result frame."""
+        sent = len(frame.meta.get("trace", []))
+        if hop.device_id == self.state.device_id:
+            return await self.hop(hop.key, frame, token)
+        payload = tensorframe.encode(frame.tensors, frame.meta)
+        j_per_mb = hop.j_per_mb if hop.j_per_mb is not None else self.state.default_j_per_mb
+        self.state.battery.charge_transfer(len(payload) / MB, j_per_mb)
+        url = f"{hop.data_plane_url.rstrip('/')}/v1/hop/{hop.key}"
+        started = time.perf_counter()
+        try:
+            response = await self.http.post(
+                url,
+                content=payload,
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Content-Type": tensorframe.MEDIA_TYPE,
+                },
+            )
+        except httpx.TimeoutException:
+            raise HopError(504, f"next hop {hop.device_id} ({url}) timed out") from None
+        except httpx.HTTPError as exc:
+            raise HopError(502, f"next hop {hop.device_id} is unreachable: {exc}") from None
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if response.status_code != 200:
+            try:
+                detail = str(response.json().get("detail"))
+            except ValueError:
+                detail = response.text[:200]
+            status = response.status_code if 400 <= response.status_code < 600 else 502
+            raise HopError(status, f"{hop.device_id}: {detail}")
+        try:
+            result = tensorframe.decode(response.content)
+        except FrameError as exc:
+            raise HopError(502, f"{hop.device_id} answered a bad frame: {exc}") from None
+        handler_ms = float(response.headers.get(HANDLER_HEADER, "0") or 0)
+        trace = result.meta.get("trace", [])
+        if len(trace) > sent and isinstance(trace[sent], dict):
+            # The network and (de)serialisation time of this hop, both ways.
+            trace[sent]["transfer_ms"] = round(max(elapsed_ms - handler_ms, 0.0), 3)
+        return result
+
+    async def hop(self, key: str, frame: Frame, token: str | None) -> Frame:
+        loaded = self.state.loaded.get(key)
+        if loaded is None:
+            raise HopError(404, f"partition {key!r} is not served on this device")
+        self._check_token(loaded.deployment, token)
+        self._check_size(frame.tensors)
+        try:
+            feeds = loaded.bind(frame.tensors)
+        except InputError as exc:
+            raise HopError(422, str(exc)) from None
+        try:
+            result = await asyncio.to_thread(loaded.run, feeds)
+        except Exception as exc:  # onnxruntime's errors are untyped
+            self.state.metrics.error(key)
+            raise HopError(422, f"{key}: the model rejected the input: {exc}") from None
+        seconds = emulated_seconds(result.real_s, result.gflops, self.state.emulate_gflops)
+        if seconds > result.real_s:
+            await asyncio.sleep(seconds - result.real_s)
+        self.state.battery.charge_compute(seconds)
+        exit_name = result.exit_taken
+        answered = exit_name is not None
+        spec = loaded.spec
+        is_stage = loaded.kind == "stage"
+        if is_stage:
+            nxt = getattr(spec, "next_stage", None)
+            threshold = getattr(spec, "threshold", None)
+            confident = nxt is None or threshold is None or _confidence(result.outputs) >= threshold
+            if confident and nxt is not None:
+                exit_name = "stage"
+            answered = confident
+        else:
+            nxt = getattr(spec, "next_hop", None)
+            answered = answered or nxt is None
+        self.state.metrics.observe(key, seconds * 1000.0, exit_name)
+        trace = [*frame.meta.get("trace", []), {
+            "device": self.state.device_id, "partition": key,
+            "compute_ms": round(seconds * 1000.0, 3), "transfer_ms": 0.0, "exit": exit_name,
+            **({"emulated": True} if seconds > result.real_s else {}),
+        }]  # fmt: skip
+        meta = {**frame.meta, "trace": trace}
+        if answered or nxt is None:
+            out = Frame({k: np.asarray(v) for k, v in result.outputs.items()}, meta)
+            self._deliver_to_sink(loaded, out)
+            return out
+        if is_stage:
+            # A cascade's next stage gets the ORIGINAL input, not this stage's output.
+            return await self.send(nxt, Frame(frame.tensors, meta), loaded.token)
+        return await self.send(nxt, Frame(result.outputs, meta), loaded.token)
+
+    def _deliver_to_sink(self, loaded: Loaded, result: Frame) -> None:
+        sink: Endpoint = loaded.spec.sink
+        if sink.device_id == result.meta.get("source"):
+            return  # the caller is the sink: the answer reaches it anyway
+        if sink.device_id == self.state.device_id:
+            self.state.keep_result(
+                loaded.deployment,
+                Result(time.time(), dict(result.tensors), list(result.meta.get("trace", []))),
+            )
+            return
+        task = asyncio.create_task(self._post_result(sink, loaded, result))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _post_result(self, sink: Endpoint, loaded: Loaded, result: Frame) -> None:
+        payload = tensorframe.encode(result.tensors, result.meta)
+        self.state.battery.charge_transfer(len(payload) / MB, self.state.default_j_per_mb)
+        url = f"{sink.data_plane_url.rstrip('/')}/v1/results/{loaded.deployment}"
+        try:
+            response = await self.http.post(
+                url,
+                content=payload,
+                headers={
+                    "Authorization": f"Bearer {loaded.token}",
+                    "Content-Type": tensorframe.MEDIA_TYPE,
+                },
+            )
+            if response.status_code >= 300:
+                log.warning("sink %s refused a result: %s", sink.device_id, response.text[:200])
+        except httpx.HTTPError as exc:
+            log.warning("sink %s is unreachable: %s", sink.device_id, exc)
+
+
+def _confidence(outputs: dict[str, np.ndarray]) -> float:
+    from models_registry.exits import confidence
+
+    first = next(iter(outputs.values()))
+    return float(confidence(first).min())
+
+
+def create_app(dp: DataPlane) -> FastAPI:
+    app = FastAPI(title="Continuum agent data plane", version="1", docs_url=None, redoc_url=None)
+    state = dp.state
+
+    @app.exception_handler(HopError)
+    async def _hop_error(request: Request, exc: HopError) -> JSONResponse:
+        return problem(exc.status, exc.detail)
+
+    @app.post("/v1/infer/{deployment}")
+    async def infer(deployment: str, request: Request) -> Response:
+        token = _bearer(request)
+        if deployment not in state.sources:
+            raise HopError(404, f"deployment {deployment!r} has no source on this device")
+        dp._check_token(deployment, token)  # before reading a byte of the body
+        media = request.headers.get("content-type", NPY).split(";")[0].strip()
+        if media not in {NPY, "application/octet-stream"}:
+            raise HopError(415, f"send the input as {NPY} (got {media})")
+        body = await dp._body(request)
+        result = await dp.infer(deployment, token, body)
+        output = next(iter(result.tensors.values()))
+        return Response(
+            _npy_bytes(np.asarray(output)),
+            media_type=NPY,
+            headers={TRACE_HEADER: json.dumps(result.meta.get("trace", []))},
+        )
+
+    @app.post("/v1/hop/{key:path}")
+    async def hop(key: str, request: Request) -> Response:
+        started = time.perf_counter()
+        token = _bearer(request)
+        loaded = state.loaded.get(key)
+        if loaded is None:
+            raise HopError(404, f"partition {key!r} is not served on this device")
+        dp._check_token(loaded.deployment, token)
+        body = await dp._body(request)
+        try:
+            frame = tensorframe.decode(body)
+        except FrameError as exc:
+            raise HopError(422, str(exc)) from None
+        result = await dp.hop(key, frame, token)
+        payload = tensorframe.encode(result.tensors, result.meta)
+        handler_ms = (time.perf_counter() - started) * 1000.0
+        return Response(
+            payload,
+            media_type=tensorframe.MEDIA_TYPE,
+            headers={HANDLER_HEADER: f"{handler_ms:.3f}"},
+        )
+
+    @app.post("/v1/results/{deployment}", status_code=204)
+    async def receive_result(deployment: str, request: Request) -> Response:
+        dp._check_token(deployment, _bearer(request))
+        try:
+            frame = tensorframe.decode(await dp._body(request))
+        except FrameError as exc:
+            raise HopError(422, str(exc)) from None
+        state.keep_result(
+            deployment, Result(time.time(), dict(frame.tensors), list(frame.meta.get("trace", [])))
+        )
+        return Response(status_code=204)
+
+    @app.get("/v1/results/{deployment}")
+    async def latest_result(deployment: str, request: Request) -> Response:
+        dp._check_token(deployment, _bearer(request))
+        kept = state.results.get(deployment)
+        if not kept:
+            raise HopError(404, f"no result of {deployment!r} has arrived here yet")
+        last = kept[-1]
+        return Response(
+            _npy_bytes(np.asarray(next(iter(last.tensors.values())))),
+            media_type=NPY,
+            headers={TRACE_HEADER: json.dumps(last.trace), "X-Continuum-Results": str(len(kept))},
+        )
+
+    @app.get("/v1/probe")
+    async def probe_get(
+        request: Request, size: Annotated[int, Query(alias="bytes", ge=0)] = 0
+    ) -> Response:
+        if not state.any_token_ok(_bearer(request)):
+            raise HopError(401 if _bearer(request) is None else 403, "a data-plane token is needed")
+        if size > MAX_PROBE_BYTES:
+            raise HopError(413, f"probes are at most {MAX_PROBE_BYTES} bytes")
+        return Response(bytes(size), media_type="application/octet-stream")
+
+    @app.post("/v1/probe")
+    async def probe_post(request: Request) -> dict[str, int]:
+        if not state.any_token_ok(_bearer(request)):
+            raise HopError(401 if _bearer(request) is None else 403, "a data-plane token is needed")
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_PROBE_BYTES:
+                raise HopError(413, f"probes are at most {MAX_PROBE_BYTES} bytes")
+        return {"bytes": size}
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        battery = state.battery.describe()
+        return {
+            "device_id": state.device_id or None,
+            "emulated": {
+                "battery": bool(battery.get("emulated")),
+                "gflops": state.emulate_gflops,
+            },
+            "battery": battery,
+            "desired_version": state.version,
+            "partitions": {
+                key: {
+                    "kind": lo.kind,
+                    "deployment": lo.deployment,
+                    "gflops": round(lo.gflops, 6),
+                    "warmup_ms": round(lo.warmup_ms, 3),
+                    "current": key in state.readiness(),
+                }
+                for key, lo in state.loaded.items()
+            },
+            "sources": sorted(state.sources),
+            "control_plane": state.control_plane,
+            "discovery": state.discovery,
+            "probes": state.probes,
+            "metrics": {k: v.model_dump() for k, v in state.metrics.snapshot().items()},
+            "uptime_s": round(time.time() - state.started_at, 1),
+        }
+
+    return app

@@ -1,0 +1,72 @@
+"""Per-partition latency histograms and observed exit rates, for the heartbeats.
+
+Counts are cumulative since the agent started (as Prometheus counters are), so a lost
+heartbeat loses nothing: the control plane takes differences between two heartbeats.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, field
+
+from api.wire import LatencyHistogram, PartitionMetrics
+
+# Bucket upper bounds in ms: fine below 10 ms where hops live, coarse up to 10 s.
+BOUNDS_MS: tuple[float, ...] = (
+    0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000,
+)  # fmt: skip
+
+
+@dataclass
+class _Stats:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BOUNDS_MS) + 1))
+    count: int = 0
+    sum_ms: float = 0.0
+    exits: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats: dict[str, _Stats] = {}
+        self.busy_s = 0.0  # compute seconds (emulated when emulating), for utilization
+
+    def observe(self, key: str, compute_ms: float, exit_taken: str | None = None) -> None:
+        with self._lock:
+            stats = self._stats.setdefault(key, _Stats())
+            stats.counts[bisect.bisect_left(BOUNDS_MS, compute_ms)] += 1
+            stats.count += 1
+            stats.sum_ms += compute_ms
+            if exit_taken is not None:
+                stats.exits[exit_taken] = stats.exits.get(exit_taken, 0) + 1
+            self.busy_s += compute_ms / 1000.0
+
+    def error(self, key: str) -> None:
+        with self._lock:
+            self._stats.setdefault(key, _Stats()).errors += 1
+
+    def snapshot(self) -> dict[str, PartitionMetrics]:
+        with self._lock:
+            return {
+                key: PartitionMetrics(
+                    requests=s.count,
+                    compute_ms=LatencyHistogram(
+                        bounds_ms=list(BOUNDS_MS),
+                        counts=list(s.counts),
+                        count=s.count,
+                        sum_ms=round(s.sum_ms, 3),
+                    ),
+                    exits=dict(s.exits),
+                    errors=s.errors,
+                )
+                for key, s in self._stats.items()
+            }
+
+    def exit_rate(self, key: str, exit_name: str) -> float:
+        with self._lock:
+            stats = self._stats.get(key)
+            if stats is None or stats.count == 0:
+                return 0.0
+            return stats.exits.get(exit_name, 0) / stats.count

@@ -1,0 +1,63 @@
+"""Every option of the edge agent: flags of `continuum agent`, or the environment
+(`CONTINUUM_AGENT_` prefix) for the Helm chart's DaemonSet and systemd units."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Tier = Literal["device", "edge", "cloud"]
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "continuum-agent"
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTINUUM_AGENT_", extra="ignore")
+
+    server: str = "http://127.0.0.1:8080"  # the control plane's URL
+    enroll_token: SecretStr | None = None  # needed only until the agent has enrolled
+    name: str | None = None  # default: the host name
+    tier: Tier = "device"
+    labels: dict[str, str] = Field(default_factory=dict)
+    power_idle_w: float = Field(default=2.0, ge=0)
+    power_busy_w: float = Field(default=6.0, ge=0)
+    # auto (read the OS), none (mains), or emulated:CAPACITY_WH:LEVEL_PCT
+    battery: str = "auto"
+    battery_min_pct: float = Field(default=20.0, ge=0, le=100)
+    grid_gco2_per_kwh: float = Field(default=0.0, ge=0)
+    embodied_kgco2e: float = Field(default=0.0, ge=0)
+    listen: str = "0.0.0.0:7070"  # the data plane's address
+    advertise_url: str | None = None  # how peers reach the data plane; default from listen
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    emulate_gflops: float | None = Field(default=None, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    probe_interval_s: float = Field(default=30.0, gt=0)
+    max_tensor_mb: float = Field(default=64.0, gt=0)
+    # Added with the data plane:
+    threads: int = Field(default=0, ge=0)  # onnxruntime intra-op threads (0: its default)
+    long_poll_s: float = Field(default=25.0, gt=0)  # desired-state long-poll wait
+    probe_bytes: int = Field(default=262_144, ge=1024)  # bandwidth probe transfer size
+    j_per_mb: float = Field(default=0.0, ge=0)  # transmission energy when the route's is unknown
+
+    @field_validator("battery")
+    @classmethod
+    def _battery_spec(cls, value: str) -> str:
+        if value in {"auto", "none"}:
+            return value
+        parts = value.split(":")
+        if len(parts) == 3 and parts[0] == "emulated":
+            try:
+                capacity, level = float(parts[1]), float(parts[2])
+            except ValueError:
+                pass
+            else:
+                if capacity > 0 and 0 <= level <= 100:
+                    return value
+        raise ValueError("battery: use auto, none or emulated:CAPACITY_WH:LEVEL_PCT")

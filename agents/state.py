@@ -1,0 +1,76 @@
+"""What the agent serves right now: loaded partitions, routes, tokens, received results.
+
+One object shared by the data plane (which reads it on every request), the desired-state
+watcher (which changes it) and the heartbeat loop (which reports it). Changes replace
+whole dictionaries rather than mutating them, so a request that read a route keeps a
+consistent view while a rollout swaps in the next one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agents.battery import Battery
+from agents.metrics import Metrics
+from agents.runtime import Loaded
+from api.wire import DesiredState, SourceSpec
+
+RESULTS_KEPT = 32
+
+
+@dataclass
+class Result:
+    at: float
+    tensors: dict[str, np.ndarray]
+    trace: list[dict[str, Any]]
+
+
+@dataclass
+class ServingState:
+    battery: Battery
+    metrics: Metrics = field(default_factory=Metrics)
+    device_id: str = ""
+    emulate_gflops: float | None = None
+    max_tensor_bytes: int = 64_000_000
+    default_j_per_mb: float = 0.0
+    # key -> loaded partition or stage (the current version's, and retiring ones)
+    loaded: dict[str, Loaded] = field(default_factory=dict)
+    sources: dict[str, SourceSpec] = field(default_factory=dict)
+    # deployment -> tokens accepted (during a rollout a token may be in two versions)
+    tokens: dict[str, set[str]] = field(default_factory=dict)
+    desired: DesiredState | None = None  # the version in force here
+    version: int = 0
+    results: dict[str, deque[Result]] = field(default_factory=dict)
+    control_plane: dict[str, Any] = field(default_factory=dict)  # reachability, RTT...
+    discovery: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    def token_ok(self, deployment: str, token: str | None) -> bool:
+        if not token:
+            return False
+        return any(
+            hmac.compare_digest(token.encode(), known.encode())
+            for known in self.tokens.get(deployment, ())
+        )
+
+    def any_token_ok(self, token: str | None) -> bool:
+        return bool(token) and any(self.token_ok(d, token) for d in list(self.tokens))
+
+    def keep_result(self, deployment: str, result: Result) -> None:
+        self.results.setdefault(deployment, deque(maxlen=RESULTS_KEPT)).append(result)
+
+    def readiness(self) -> dict[str, bool]:
+        """Keys of the version in force -> loaded and serving (for the heartbeat)."""
+        if self.desired is None:
+            return {}
+        keys = [p.key for p in self.desired.partitions] + [
+            s.key for s in self.desired.cascade_stages
+        ]
+        return {key: key in self.loaded for key in keys}

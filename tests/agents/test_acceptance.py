@@ -1,0 +1,227 @@
+"""Issue 5's acceptance: a real control plane, three real agents, a real model split
+across them; outputs equal to one onnxruntime session; the data plane survives the
+control plane's death, and the agents re-attach when it returns."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from models_registry import randomize
+from tests.agents.conftest import ADMIN_TOKEN, Proc, free_port, wait_until
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+AGENTS = ("cam", "gateway", "cloud")
+TIERS = {"cam": "device", "gateway": "edge", "cloud": "cloud"}
+
+pytestmark = pytest.mark.slow
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+class Fleet:
+    def __init__(self, tmp: Path, start: Callable[..., Proc]) -> None:
+        self.tmp = tmp
+        self.start = start
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "CONTINUUM_DATA_DIR": str(tmp / "cp"),
+            "CONTINUUM_ADMIN_TOKEN": ADMIN_TOKEN,
+            "CONTINUUM_PORT": str(self.port),
+            "CONTINUUM_HOST": "127.0.0.1",
+            "CONTINUUM_SOLVER": "ilp",
+            "CONTINUUM_LONG_POLL_MAX_S": "5",
+        }
+        self.server: Proc | None = None
+        self.agents: dict[str, Proc] = {}
+        self.ports: dict[str, int] = {}
+        self.admin = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
+        )
+
+    def close(self) -> None:
+        self.admin.close()
+
+    def start_server(self) -> None:
+        self.server = self.start("server", ["server"], self.env, self.tmp / "server.log")
+        wait_until("the control plane", self._server_up, 90, [self.server])
+
+    def _server_up(self) -> bool:
+        return self.admin.get("/v1/devices").status_code == 200
+
+    def start_agents(self, enroll_token: str) -> None:
+        for name in AGENTS:
+            self.ports[name] = free_port()
+            args = [
+                "agent", "--server", self.url, "--enroll-token", enroll_token, "--name", name,
+                "--tier", TIERS[name], "--battery", "emulated:10:80",
+                "--listen", f"127.0.0.1:{self.ports[name]}",
+                "--state-dir", str(self.tmp / name), "--threads", "1",
+                "--heartbeat-interval", "0.5",
+            ]  # fmt: skip
+            self.agents[name] = self.start(name, args, {}, self.tmp / f"{name}.log")
+
+    def procs(self) -> list[Proc]:
+        return [p for p in [self.server, *self.agents.values()] if p is not None]
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        return {d["id"]: d for d in self.admin.get("/v1/devices").json()}
+
+    def status(self, name: str) -> dict[str, Any]:
+        response = httpx.get(f"http://127.0.0.1:{self.ports[name]}/v1/status", timeout=10)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, processes: Callable[..., Proc]) -> Any:
+    made = Fleet(tmp_path, processes)
+    yield made
+    made.close()
+
+
+def _source_token(fleet: Fleet, deployment: str) -> str:
+    """The deployment's data-plane token, as the source device's agent received it (the
+    operator API does not show it)."""
+    creds = json.loads((fleet.tmp / "cam" / "credentials.json").read_text())
+    state = httpx.get(
+        f"{fleet.url}/v1/agents/{creds['device_id']}/desired-state",
+        headers={"Authorization": f"Bearer {creds['agent_token']}"},
+        timeout=30,
+    ).json()
+    (source,) = [s for s in state["sources"] if s["deployment"] == deployment]
+    token: str = source["data_plane_token"]
+    return token
+
+
+def test_split_inference_matches_one_session_and_survives_the_control_plane(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    model = randomize(LIGHT / "light_squeezenet.onnx", seed=0)
+    data = model.SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    fleet.start_server()
+    enroll = fleet.admin.post("/v1/enrollment-tokens", json={}).json()["token"]
+    fleet.start_agents(enroll)
+    wait_until(
+        "three agents alive",
+        lambda: all(d.get("alive") for d in fleet.devices().values()) and len(fleet.devices()) == 3,
+        180,
+        fleet.procs(),
+    )
+    devices = fleet.devices()
+    assert all(d["emulated"] for d in devices.values())
+    assert all(d["battery"]["capacity_wh"] == 10.0 for d in devices.values())
+
+    created = fleet.admin.post(
+        "/v1/models", files={"file": ("squeezenet.onnx", data)}, data={"id": "squeezenet"}
+    )
+    assert created.status_code == 201, created.text
+    params_mb = created.json()["params_mb"]
+    # Memory for less than half the model's weights on each device: the plan must use
+    # all three (the largest block, the classifier, still fits on one).
+    for name in AGENTS:
+        patched = fleet.admin.patch(f"/v1/devices/{name}", json={"memory_mb": params_mb * 0.45})
+        assert patched.status_code == 200, patched.text
+    for a, b in (("cam", "gateway"), ("gateway", "cloud"), ("cam", "cloud")):
+        link = fleet.admin.post("/v1/links", json={"a": a, "b": b, "mbps": 1000, "rtt_ms": 1})
+        assert link.status_code == 201, link.text
+    deployed = fleet.admin.post(
+        "/v1/deployments",
+        json={"name": "sq", "model": "squeezenet", "source": "cam", "rate_rps": 1},
+    )
+    assert deployed.status_code == 201, deployed.text
+
+    def rolled_out() -> bool:
+        plan = fleet.admin.get("/v1/plan")
+        if plan.status_code != 200:
+            return False
+        body = plan.json()
+        apps = body["plan"]["apps"]
+        return bool(apps) and bool(body["rollout"]["complete"]) and bool(body["rollout"]["agents"])
+
+    wait_until("the plan rolled out", rolled_out, 180, fleet.procs())
+    plan = fleet.admin.get("/v1/plan").json()
+    segments = plan["plan"]["apps"][0]["segments"]
+    assert len({s["device"] for s in segments}) == 3, segments
+
+    token = _source_token(fleet, "sq")
+    infer_url = f"http://127.0.0.1:{fleet.ports['cam']}/v1/infer/sq"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-npy"}
+    rng = np.random.default_rng(7)
+    shape = [int(d) for d in session.get_inputs()[0].shape]
+
+    with httpx.Client(timeout=60) as client:
+
+        def check(seed_input: np.ndarray) -> list[dict[str, Any]]:
+            expected = session.run(None, {input_name: seed_input})[0]
+            response = client.post(infer_url, content=_npy(seed_input), headers=headers)
+            assert response.status_code == 200, response.text
+            got = np.load(io.BytesIO(response.content), allow_pickle=False)
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+            trace: list[dict[str, Any]] = json.loads(response.headers["X-Continuum-Trace"])
+            return trace
+
+        for _ in range(3):
+            trace = check(rng.standard_normal(shape).astype(np.float32))
+            assert [h["device"] for h in trace] == [s["device"] for s in segments]
+            assert all(h["exit"] is None for h in trace)
+
+        # Bad requests touch nothing: no token, a wrong one, a wrong shape, a wrong dtype.
+        bad = rng.standard_normal(shape).astype(np.float32)
+        no_token = client.post(infer_url, content=_npy(bad))
+        assert no_token.status_code == 401
+        wrong = client.post(infer_url, content=_npy(bad), headers={"Authorization": "Bearer x"})
+        assert wrong.status_code == 403
+        assert client.post(infer_url, content=_npy(bad[:, :2]), headers=headers).status_code == 422
+        as_int = bad.astype(np.int64)
+        assert client.post(infer_url, content=_npy(as_int), headers=headers).status_code == 422
+
+        # The control plane dies mid-traffic: inference goes on.
+        assert fleet.server is not None
+        fleet.server.kill()
+        for _ in range(3):
+            check(rng.standard_normal(shape).astype(np.float32))
+        wait_until(
+            "the source agent to notice the control plane is gone",
+            lambda: fleet.status("cam")["control_plane"].get("reachable") is False,
+            60,
+            list(fleet.agents.values()),
+        )
+        check(rng.standard_normal(shape).astype(np.float32))
+
+        # It comes back: every agent re-attaches (its heartbeats are accepted again).
+        fleet.start_server()
+        wait_until(
+            "the agents to re-attach",
+            lambda: (
+                all(fleet.status(n)["control_plane"].get("reachable") for n in AGENTS)
+                and all(d.get("alive") for d in fleet.devices().values())
+            ),
+            120,
+            fleet.procs(),
+        )
+        check(rng.standard_normal(shape).astype(np.float32))
+
+    cam = fleet.status("cam")
+    assert cam["emulated"]["battery"] is True
+    assert cam["battery"]["drained_j"]["compute"] > 0  # it hosts a segment
+    hosted = [fleet.status(n) for n in AGENTS]
+    assert sum(m["requests"] for s in hosted for m in s["metrics"].values()) >= 3 * 8
