@@ -1,0 +1,94 @@
+"""The app factory: `create_app(settings)` -> a FastAPI app whose lifespan starts and
+stops one ControlPlane."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import problems
+from api.fastpath import ROUTE_KEY, HeartbeatFastPath
+from api.routers import agents, artifacts, deployments, devices, events, health, links, models
+from api.routers import plan as plan_router
+from api.routers import tokens as tokens_router
+from orchestrator.control_plane import ControlPlane
+from orchestrator.metrics import Metrics
+from orchestrator.settings import Settings
+
+
+class _Timing:
+    """Records each request's latency by route template (pure ASGI: no per-request task
+    or body buffering, unlike BaseHTTPMiddleware, which matters on the heartbeat path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            # Included routers report their path without the mount prefix.
+            prefix = "/v1" if scope["path"].startswith("/v1/") and route else ""
+            template = prefix + route if route else scope.get(ROUTE_KEY, "unmatched")
+            self.metrics.http_seconds.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - start
+            )
+
+
+def create_app(settings: Settings | None = None, **control_plane_options: Any) -> FastAPI:
+    """The control plane's HTTP API. Options (`live`, `executor`, `migrate`) are passed to
+    ControlPlane: tests use them to share a process pool or a live-state prefix."""
+    settings = settings if settings is not None else Settings()
+    cp = ControlPlane(settings, **control_plane_options)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await cp.start()
+        try:
+            yield
+        finally:
+            await cp.stop()
+
+    app = FastAPI(
+        title="Continuum control plane",
+        version="1",
+        summary="Places DNN inference across device, edge and cloud.",
+        lifespan=lifespan,
+    )
+    app.state.control_plane = cp
+    problems.install(app)
+    v1 = "/v1"
+    app.include_router(tokens_router.router, prefix=v1)
+    app.include_router(agents.router, prefix=v1)
+    app.include_router(artifacts.router, prefix=v1)
+    app.include_router(devices.router, prefix=v1)
+    app.include_router(links.router, prefix=v1)
+    app.include_router(models.router, prefix=v1)
+    app.include_router(deployments.router, prefix=v1)
+    app.include_router(plan_router.router, prefix=v1)
+    app.include_router(events.router, prefix=v1)
+    app.include_router(health.audit_router, prefix=v1)
+    app.include_router(health.router)
+    # Outermost last: timing wraps the heartbeat fast path too.
+    app.add_middleware(HeartbeatFastPath, control_plane=cp)
+    app.add_middleware(_Timing, metrics=cp.metrics)
+    return app

@@ -1,0 +1,41 @@
+"""What agents call: enroll, heartbeat, and the desired-state long poll."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from api.deps import AgentAuth, ControlPlaneDep
+from api.wire import DesiredState, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+@router.post("/enroll", status_code=status.HTTP_201_CREATED)
+async def enroll(body: EnrollRequest, cp: ControlPlaneDep) -> EnrollResponse:
+    """Register a device with an enrollment token; returns its agent token (shown once).
+    Enrolling again under the same name rotates the token."""
+    return EnrollResponse(**await cp.enroll(body.model_dump()))
+
+
+@router.post("/{device_id}/heartbeat")
+async def heartbeat(body: Heartbeat, device_id: AgentAuth, cp: ControlPlaneDep) -> HeartbeatAck:
+    """Battery, utilization, free memory, measured links and partition readiness. Goes
+    to the live state only (never SQL)."""
+    version = await cp.heartbeat(device_id, body.model_dump())
+    return HeartbeatAck(desired_version=version, interval_s=cp.settings.heartbeat_interval_s)
+
+
+@router.get("/{device_id}/desired-state")
+async def desired_state(
+    device_id: AgentAuth,
+    cp: ControlPlaneDep,
+    after_version: Annotated[int, Query(ge=-1)] = -1,
+    wait_s: Annotated[float, Query(ge=0)] = 0.0,
+) -> DesiredState:
+    """Long poll: answers at once when the version is above `after_version`, else waits up
+    to `wait_s` (capped by the server) for a change and answers with what is current then
+    (the same version on a timeout: poll again)."""
+    state = await cp.wait_desired(device_id, after_version, wait_s)
+    return DesiredState.model_validate(state)

@@ -1,0 +1,25 @@
+"""Declared links (operators) beside measured ones (agents' heartbeats)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import ControlPlaneDep, Operator
+from api.schemas import DeclaredLink, LinkRequest, LinksView
+
+router = APIRouter(prefix="/links", tags=["links"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def declare_link(body: LinkRequest, cp: ControlPlaneDep, actor: Operator) -> DeclaredLink:
+    return DeclaredLink.model_validate(await cp.declare_link(actor, body.model_dump()))
+
+
+@router.get("")
+async def list_links(cp: ControlPlaneDep, _: Operator) -> LinksView:
+    return LinksView.model_validate(await cp.link_views())
+
+
+@router.delete("/{link_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_link(link_id: int, cp: ControlPlaneDep, actor: Operator) -> None:
+    await cp.delete_link(actor, link_id)

@@ -1,0 +1,40 @@
+"""The scenario as the solver sees it, the plan in force, and what-if solves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import ControlPlaneDep, Operator
+from api.schemas import PlanView, SolveRequest, SolveResult
+
+router = APIRouter(tags=["plan"])
+
+
+@router.get("/scenario")
+async def get_scenario(cp: ControlPlaneDep, _: Operator) -> dict[str, Any]:
+    """The live state as a scenario-v1 document: exactly what the solver is given, so
+    `continuum solve` on it replays the decision offline."""
+    return await cp.scenario()
+
+
+@router.get("/plan")
+async def get_plan(cp: ControlPlaneDep, _: Operator) -> PlanView:
+    """The plan in force (the contract's plan format) and the state of its rollout."""
+    return PlanView.model_validate(await cp.plan_view())
+
+
+@router.post("/plan/solve")
+async def solve(body: SolveRequest, cp: ControlPlaneDep, actor: Operator) -> SolveResult:
+    """Solve now. With `dry_run` a what-if: the plan is returned and nothing changes;
+    otherwise the plan goes into force if it is feasible."""
+    outcome = await cp.solve(actor, body.solver, body.dry_run)
+    return SolveResult(
+        version=outcome.version,
+        in_force=outcome.in_force,
+        dry_run=body.dry_run,
+        note=outcome.note,
+        waiting=outcome.waiting,
+        plan=outcome.plan,
+    )

@@ -1,0 +1,196 @@
+"""The wire schemas between agents and the control plane.
+
+Agents import this module (and only this one from `api`), so it depends on pydantic alone:
+no server-side import may appear here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Tier = Literal["device", "edge", "cloud"]
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class _Wire(BaseModel):
+    # Unknown fields are errors: a typo in an agent's report must not pass silently.
+    model_config = ConfigDict(extra="forbid")
+
+
+class PowerSpec(_Wire):
+    idle: float = Field(ge=0)
+    busy: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _busy_at_least_idle(self) -> PowerSpec:
+        if self.busy < self.idle:
+            raise ValueError(f"busy ({self.busy}) must be >= idle ({self.idle})")
+        return self
+
+
+class BatterySpec(_Wire):
+    capacity_wh: float = Field(gt=0)
+    level_pct: float = Field(default=100.0, ge=0, le=100)
+    min_pct: float = Field(default=20.0, ge=0, le=100)
+
+
+class EnrollRequest(_Wire):
+    token: str = Field(min_length=1, max_length=256)
+    name: str = Field(pattern=DEVICE_ID_PATTERN)
+    tier: Tier
+    gflops: float = Field(gt=0)
+    memory_mb: float = Field(gt=0)
+    power_w: PowerSpec
+    battery: BatterySpec | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    data_plane_url: str = Field(min_length=1, max_length=512)
+    grid_gco2_per_kwh: float = Field(default=0.0, ge=0)
+    embodied_kgco2e: float = Field(default=0.0, ge=0)
+    lifetime_h: float = Field(default=35040.0, gt=0)
+    emulated: bool = False
+
+
+class EnrollResponse(_Wire):
+    device_id: str
+    agent_token: str
+    heartbeat_interval_s: float
+
+
+class MeasuredLink(_Wire):
+    peer: str = Field(pattern=DEVICE_ID_PATTERN)
+    mbps: float = Field(gt=0)
+    rtt_ms: float = Field(ge=0)
+
+
+class LatencyHistogram(_Wire):
+    """Cumulative counts since the agent started (like a Prometheus histogram): bucket i
+    counts observations <= bounds_ms[i]; the last count is everything above."""
+
+    bounds_ms: list[float]
+    counts: list[int]
+    count: int = Field(ge=0)
+    sum_ms: float = Field(ge=0)
+
+
+class PartitionMetrics(_Wire):
+    """What one partition (or cascade stage) did since the agent started."""
+
+    requests: int = Field(ge=0)
+    compute_ms: LatencyHistogram
+    # exit head (the block it follows; "stage" for a cascade stage) -> times it answered
+    exits: dict[str, int] = Field(default_factory=dict)
+    errors: int = Field(default=0, ge=0)
+
+
+class Heartbeat(_Wire):
+    battery_pct: float | None = Field(default=None, ge=0, le=100)
+    utilization: float | None = Field(default=None, ge=0)
+    free_memory_mb: float | None = Field(default=None, ge=0)
+    links: list[MeasuredLink] = Field(default_factory=list)
+    # Partition (or cascade stage) key -> loaded and serving.
+    partitions: dict[str, bool] = Field(default_factory=dict)
+    # The desired-state version the agent currently runs.
+    desired_version: int = Field(default=0, ge=0)
+    # Optional (added for the data plane): per-partition latency and exit counts, keyed
+    # like `partitions`, so predictions can be checked against what ran.
+    metrics: dict[str, PartitionMetrics] = Field(default_factory=dict)
+
+
+class HeartbeatAck(_Wire):
+    desired_version: int
+    interval_s: float
+    # Optional: the newest plan version whose routes are all ready and switched to. An
+    # agent unloads partitions the desired state no longer lists once this reaches the
+    # version that dropped them (make-before-break). None: the server does not say, and
+    # the agent waits one long-poll cycle instead.
+    live_version: int | None = None
+
+
+class Endpoint(_Wire):
+    """A device's data plane, where tensors or results are sent."""
+
+    device_id: str
+    data_plane_url: str
+
+
+class ArtifactRef(_Wire):
+    sha256: str = Field(pattern=SHA256_PATTERN)
+    url: str  # /v1/artifacts/{sha256}, absolute when the server knows its public URL
+    size: int
+
+
+class NextHop(_Wire):
+    """Where a partition's output (or a cascade stage's input on a miss) goes next."""
+
+    device_id: str
+    data_plane_url: str
+    key: str  # the partition or stage key on that device
+    # Optional: energy per MB sent over this route (the contract's j_per_mb); an emulated
+    # battery drains by it. None: the agent's configured default.
+    j_per_mb: float | None = Field(default=None, ge=0)
+
+
+class ExitHeadSpec(_Wire):
+    after: str
+    artifact: ArtifactRef
+    threshold: float
+    prob: float | None
+
+
+class PartitionSpec(_Wire):
+    key: str  # "{deployment}/{model}/{first_index}-{last_index}"
+    deployment: str
+    model: str
+    first: str
+    last: str
+    first_index: int
+    last_index: int
+    artifact: ArtifactRef
+    exits: list[ExitHeadSpec]
+    next_hop: NextHop | None  # None: the last partition, its output goes to the sink
+    sink: Endpoint
+    data_plane_token: str
+
+
+class CascadeStageSpec(_Wire):
+    key: str  # "{deployment}/stage{index}"
+    deployment: str
+    index: int
+    model: str
+    artifact: ArtifactRef
+    exit_prob: float | None
+    threshold: float | None
+    next_stage: NextHop | None  # None: the last stage always answers
+    sink: Endpoint
+    data_plane_token: str
+
+
+class SourceSpec(_Wire):
+    """A deployment whose inputs this device produces: where to send them."""
+
+    deployment: str
+    rate_rps: float
+    first_hop: NextHop
+    data_plane_token: str
+
+
+class SinkSpec(_Wire):
+    """A deployment whose results this device receives (when the sink is not the source)."""
+
+    deployment: str
+    data_plane_token: str
+
+
+class DesiredState(_Wire):
+    device_id: str
+    # Monotonic: the plan version in force when this state was computed (0: no plan).
+    version: int
+    partitions: list[PartitionSpec] = Field(default_factory=list)
+    cascade_stages: list[CascadeStageSpec] = Field(default_factory=list)
+    sources: list[SourceSpec] = Field(default_factory=list)
+    # Optional (added for the data plane): deployments whose results come here, so that
+    # this device's agent can check the token on `POST /v1/results/{deployment}`.
+    sinks: list[SinkSpec] = Field(default_factory=list)

@@ -1,0 +1,224 @@
+"""Heartbeat throughput of the control plane: `python bench/heartbeats.py`.
+
+Starts `continuum server` as a subprocess (embedded, then with Redis), then a separate
+load process that enrolls N simulated agents and has them heartbeat concurrently over
+HTTP/1.1 keep-alive (httpx.AsyncClient), and reports sustained heartbeats per second and
+p50/p99 latency. The load process and the server share this machine's cores, so the
+figures are a lower bound of what the server alone sustains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ADMIN = "cnt_admin_bench-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- the load process ----------------------------------------------------------------------------
+async def _load(url: str, agents: int, concurrency: int, duration_s: float) -> dict[str, Any]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        token = (await client.post("/v1/enrollment-tokens", json={}, headers=admin)).json()
+        enrolled: list[tuple[str, str]] = []
+        for k in range(agents):
+            body = {
+                "token": token["token"], "name": f"sim-{k:05d}", "tier": "device",
+                "gflops": 10, "memory_mb": 512, "power_w": {"idle": 1, "busy": 4},
+                "data_plane_url": f"http://sim-{k}:9000", "emulated": True,
+            }  # fmt: skip
+            r = await client.post("/v1/agents/enroll", json=body)
+            r.raise_for_status()
+            enrolled.append((r.json()["device_id"], r.json()["agent_token"]))
+        beat = {"battery_pct": 80.0, "utilization": 0.3, "free_memory_mb": 300.0,
+                "partitions": {}, "desired_version": 0}  # fmt: skip
+
+        latencies: list[float] = []
+        errors = 0
+        stop_at = 0.0
+        measuring = False
+
+        # One client (one keep-alive connection) per simulated in-flight agent: a shared
+        # httpx pool serializes on its own lock and collapses at high concurrency.
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        clients = [
+            httpx.AsyncClient(base_url=url, limits=one, timeout=30) for _ in range(concurrency)
+        ]
+
+        async def worker(offset: int) -> None:
+            nonlocal errors
+            k = offset
+            client = clients[offset]
+            while time.perf_counter() < stop_at:
+                device_id, secret = enrolled[k % len(enrolled)]
+                k += concurrency
+                start = time.perf_counter()
+                r = await client.post(
+                    f"/v1/agents/{device_id}/heartbeat",
+                    json=beat,
+                    headers={"Authorization": f"Bearer {secret}"},
+                )
+                elapsed = time.perf_counter() - start
+                if r.status_code != 200:
+                    errors += 1
+                elif measuring:
+                    latencies.append(elapsed)
+
+        # Warm-up: connections opened, every agent seen alive once (which triggers the
+        # planner), caches warm. Then the measured window.
+        stop_at = time.perf_counter() + 3.0
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        measuring = True
+        begin = time.perf_counter()
+        stop_at = begin + duration_s
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        wall = time.perf_counter() - begin
+        for each in clients:
+            await each.aclose()
+    latencies.sort()
+    return {
+        "agents": agents,
+        "concurrency": concurrency,
+        "duration_s": wall,
+        "heartbeats": len(latencies),
+        "errors": errors,
+        "per_s": len(latencies) / wall,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
+
+
+# -- the driver ------------------------------------------------------------------------------------
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the server exited during start")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not become ready")
+
+
+def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="continuum-bench-") as data:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
+        env.update(
+            CONTINUUM_DATA_DIR=data,
+            CONTINUUM_ADMIN_TOKEN=ADMIN,
+            CONTINUUM_HEARTBEAT_INTERVAL_S="60",
+            CONTINUUM_SOLVER="ilp",
+        )
+        if mode == "redis":
+            env["CONTINUUM_REDIS_URL"] = args.redis_url
+        exe = Path(sys.executable).with_name("continuum")
+        server = subprocess.Popen(
+            [str(exe), "server", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            _wait_ready(url, server)
+            load = subprocess.run(
+                [sys.executable, __file__, "--load", url, "--agents", str(args.agents),
+                 "--concurrency", str(args.concurrency), "--duration", str(args.duration)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )  # fmt: skip
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        if mode == "redis":
+            _flush_redis(args.redis_url)
+    result: dict[str, Any] = json.loads(load.stdout)
+    result["mode"] = "embedded (SQLite + in-process)" if mode == "embedded" else "Redis live state"
+    return result
+
+
+def _flush_redis(url: str) -> None:
+    """Drop the keys the benchmark left (the default prefix) so runs do not accumulate."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match="continuum:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--modes", default="embedded,redis")
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        result = asyncio.run(_load(args.load, args.agents, args.concurrency, args.duration))
+        print(json.dumps(result))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [_run_mode(mode, args) for mode in args.modes.split(",")]
+    table = Table(title=f"Heartbeats: {args.agents} agents, {args.concurrency} in flight")
+    for column in ("mode", "heartbeats/s", "p50 ms", "p99 ms", "heartbeats", "errors"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for r in rows:
+        table.add_row(
+            r["mode"], f"{r['per_s']:,.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+            f"{r['heartbeats']:,}", str(r["errors"]),
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(
+        f"machine: {os.cpu_count()} cores, {_cpu_model()}; python {platform.python_version()}"
+    )
+
+
+if __name__ == "__main__":
+    main()

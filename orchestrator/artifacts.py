@@ -1,0 +1,53 @@
+"""The control plane's artifact store: the registry's content-addressed `ArtifactStore`,
+plus a staging directory for streamed uploads on the same file system.
+
+Every lookup by name validates it as 64 lowercase hex digits first, so no string from a
+request reaches the file system unchecked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from models_registry.store import ArtifactStore
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_sha256(value: str) -> bool:
+    return bool(_SHA256.fullmatch(value))
+
+
+class Artifacts:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = ArtifactStore(root)
+        # Not two characters long, so the store's listing ("??/<sha>") never sees it.
+        self.staging = root / ".staging"
+
+    def temp_file(self) -> Path:
+        """A fresh temporary path beside the store (for streamed uploads)."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.staging, suffix=".part")
+        os.close(fd)
+        return Path(name)
+
+    def path(self, sha256: str) -> Path:
+        return self.store.path(sha256)
+
+    def has(self, sha256: str) -> bool:
+        return is_sha256(sha256) and self.store.has(sha256)
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        return self.store.put(data), len(data)
+
+    def adopt(self, tmp: Path) -> tuple[str, int]:
+        """Store a finished temporary file and remove it; returns (sha256, size)."""
+        try:
+            sha = self.store.put(tmp)
+            return sha, self.path(sha).stat().st_size
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -1,0 +1,556 @@
+"""The control plane as one object: its state stores, its planner, and every operation
+the API performs. Routes stay thin: each calls one method here.
+
+SQL work runs in worker threads (`run_sync`), CPU-heavy work (solving, ONNX analysis,
+partition extraction, quantization) in a process pool, and the heartbeat path touches
+neither: it authenticates against an in-memory cache of agent-token hashes and writes
+the live state only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator import catalog, deployments, desired_state, fleet, tokens, work
+from orchestrator.artifacts import Artifacts
+from orchestrator.db.engine import make_engine, session_factory
+from orchestrator.db.tables import Device, PlanVersion, Rollout
+from orchestrator.errors import Conflict, Invalid, NotFound
+from orchestrator.events import EventBus
+from orchestrator.live import open_live_state
+from orchestrator.live.base import LiveState
+from orchestrator.metrics import Metrics
+from orchestrator.planner import Outcome, Planner
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# A long poll re-checks the version it has in memory this often, so a wake-up lost in
+# the gap between checking and subscribing costs at most this long.
+_POLL_SLICE_S = 1.0
+
+
+def load_or_create_admin_token(settings: Settings) -> str:
+    """CONTINUUM_ADMIN_TOKEN, else the token in the data directory's file, else a new one
+    written there readable by its owner only (created 0600, never widened)."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.admin_token_file
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = tokens.new_token(tokens.ADMIN_PREFIX)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    log.warning("generated an admin token in %s", path)
+    return secret
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        live: LiveState | None = None,
+        executor: Executor | None = None,
+        migrate: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self._given_live = live
+        self._given_executor = executor
+        self._pool: ProcessPoolExecutor | None = None
+        # Embedded mode migrates at start; a server on PostgreSQL is migrated by
+        # `continuum db upgrade` (one deliberate step per release, not one per replica).
+        self._migrate = settings.embedded if migrate is None else migrate
+        self.metrics = Metrics()
+        self.artifacts = Artifacts(settings.artifact_dir)
+        self.engine: Engine | None = None
+        self.sessions: sessionmaker[Session] | None = None
+        self.live: LiveState = live if live is not None else open_live_state(settings)
+        self.events = EventBus(self.live)
+        self.planner = Planner(self, self._executor)
+        self.admin_token = ""
+        self.version = 0  # the plan version in force, as this replica last saw it
+        self._agent_tokens: dict[str, str] = {}  # token hash -> device id
+        self._seen_alive: set[str] = set()
+        self._desired: tuple[int, dict[str, dict[str, Any]]] | None = None
+        self._desired_lock = asyncio.Lock()
+
+    # -- life cycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        settings = self.settings
+        if settings.embedded:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._migrate:
+            from orchestrator.db.migrate import upgrade
+
+            await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
+        self.engine = make_engine(settings)
+        self.sessions = session_factory(self.engine)
+        self.admin_token = await asyncio.to_thread(load_or_create_admin_token, settings)
+        await self.run_sync(fleet.ensure_admin_key, self.admin_token)
+        self._agent_tokens = await self.run_sync(fleet.agent_token_hashes)
+        self.version = await self.run_sync(desired_state.current_version)
+        self.events.listen(self._on_event)
+        await self.events.start()
+
+    async def stop(self) -> None:
+        await self.planner.stop()
+        await self.events.stop()
+        await self.live.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
+    def _executor(self) -> Executor:
+        if self._given_executor is not None:
+            return self._given_executor
+        if self._pool is None:
+            # spawn, not fork: the server process has threads (and maybe an event loop in
+            # one), which a forked child would inherit in an undefined state.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.settings.solver_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+            )
+        return self._pool
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(session, *args) in a worker thread, in one transaction."""
+        sessions = self.sessions
+        if sessions is None:
+            raise RuntimeError("the control plane is not started")
+
+        def call() -> T:
+            with sessions.begin() as session:
+                return fn(session, *args)
+
+        return await asyncio.to_thread(call)
+
+    async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), fn, *args)
+
+    async def _on_event(self, message: dict[str, Any]) -> None:
+        """Keep this replica's caches in step with what any replica decided."""
+        data = message.get("data") or {}
+        if message.get("type") == "placement" and data.get("in_force"):
+            self.version = max(self.version, int(data.get("version") or 0))
+        elif message.get("type") == "device" and data.get("change") == "deleted":
+            device_id = data.get("device_id")
+            for digest in [d for d, dev in self._agent_tokens.items() if dev == device_id]:
+                self._agent_tokens.pop(digest, None)
+            self._seen_alive.discard(str(device_id))
+
+    async def ready(self) -> dict[str, bool]:
+        def database(session: Session) -> bool:
+            session.execute(text("SELECT 1"))
+            return True
+
+        checks = {"database": False, "live_state": False}
+        try:
+            checks["database"] = await self.run_sync(database)
+        except Exception:
+            log.warning("readiness: database unreachable", exc_info=True)
+        try:
+            checks["live_state"] = await asyncio.wait_for(self.live.ping(), timeout=5.0)
+        except Exception:
+            log.warning("readiness: live state unreachable", exc_info=True)
+        return checks
+
+    # -- auth ------------------------------------------------------------------------------
+    async def operator(self, token: str) -> str | None:
+        """The actor name of an operator token, or None."""
+        if tokens.same(tokens.hash_token(token), tokens.hash_token(self.admin_token)):
+            return "operator:admin"
+        key = await self.run_sync(fleet.operator_for, token)
+        return f"operator:{key.name}" if key is not None else None
+
+    def cached_agent(self, token_hash: str) -> str | None:
+        """The device of an agent-token hash, from the cache only (the hot path)."""
+        return self._agent_tokens.get(token_hash)
+
+    async def agent_for(self, token: str) -> str | None:
+        """The device an agent token belongs to. The cache answers the hot path; a miss
+        (a device enrolled on another replica) falls back to SQL once."""
+        digest = tokens.hash_token(token)
+        device_id = self._agent_tokens.get(digest)
+        if device_id is not None:
+            return device_id
+        device_id = await self.run_sync(fleet.device_for_token_hash, digest)
+        if device_id is not None:
+            self._agent_tokens[digest] = device_id
+        return device_id
+
+    # -- enrollment and heartbeats ------------------------------------------------------
+    async def enroll(self, request: dict[str, Any]) -> dict[str, Any]:
+        device, secret, existed = await self.run_sync(fleet.enroll, request)
+        for digest in [d for d, dev in self._agent_tokens.items() if dev == device.id]:
+            self._agent_tokens.pop(digest, None)  # a re-enrolled device's old token dies
+        self._agent_tokens[tokens.hash_token(secret)] = device.id
+        change = "reenrolled" if existed else "enrolled"
+        await self.events.publish("device", {"device_id": device.id, "change": change})
+        return {
+            "device_id": device.id,
+            "agent_token": secret,
+            "heartbeat_interval_s": self.settings.heartbeat_interval_s,
+        }
+
+    @property
+    def liveness_ttl_s(self) -> float:
+        return self.settings.heartbeat_interval_s * self.settings.lost_after_intervals
+
+    async def heartbeat(self, device_id: str, beat: dict[str, Any]) -> int:
+        """Record a heartbeat; returns the plan version in force (the agent compares it
+        with what it runs)."""
+        ttl = self.liveness_ttl_s
+        links = beat.pop("links", [])
+        beat["at"] = time.time()
+        await self.live.put_heartbeat(device_id, beat, ttl)
+        for link in links:
+            if link["peer"] != device_id:
+                await self.live.put_link(device_id, link["peer"], link["mbps"], link["rtt_ms"], ttl)
+        self.metrics.heartbeats.inc()
+        if device_id not in self._seen_alive:
+            # The first heartbeat this replica sees from a device: new capacity (or a
+            # device back from the dead) may change the best plan.
+            self._seen_alive.add(device_id)
+            await self.planner.request(f"device {device_id} is alive")
+        return self.version
+
+    # -- desired state -------------------------------------------------------------------
+    async def _desired_states(self) -> tuple[int, dict[str, dict[str, Any]]]:
+        async with self._desired_lock:
+            version = await self.run_sync(desired_state.current_version)
+            self.version = max(self.version, version)
+            if self._desired is None or self._desired[0] != version:
+                base = self.settings.public_url or ""
+                states = await self.run_sync(desired_state.compute, base)
+                self._desired = (version, states)
+            return self._desired
+
+    async def desired(self, device_id: str) -> dict[str, Any]:
+        version, states = await self._desired_states()
+        state = states.get(device_id)
+        if state is None:
+            # Enrolled after the cache was computed, or deleted: ask SQL which.
+            await self.run_sync(fleet.get_device, device_id)
+            self._desired = None
+            version, states = await self._desired_states()
+            state = states.get(device_id) or {
+                "device_id": device_id,
+                "version": version,
+                "partitions": [],
+                "cascade_stages": [],
+                "sources": [],
+            }
+        return state
+
+    async def wait_desired(self, device_id: str, after: int, wait_s: float) -> dict[str, Any]:
+        state = await self.desired(device_id)
+        deadline = time.monotonic() + min(max(wait_s, 0.0), self.settings.long_poll_max_s)
+        while state["version"] <= after:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            woken = await self.live.wait(
+                desired_state.channel(device_id), min(remaining, _POLL_SLICE_S)
+            )
+            if woken is not None or self.version > after:
+                state = await self.desired(device_id)
+        return state
+
+    # -- devices ---------------------------------------------------------------------------
+    async def device_views(self) -> list[dict[str, Any]]:
+        devices = await self.run_sync(fleet.list_devices)
+        beats = await self.live.heartbeats()
+        return [device_view(d, beats.get(d.id)) for d in devices]
+
+    async def device_view(self, device_id: str) -> dict[str, Any]:
+        device = await self.run_sync(fleet.get_device, device_id)
+        return device_view(device, await self.live.heartbeat(device_id))
+
+    async def update_device(self, actor: str, device_id: str, changes: dict[str, Any]) -> None:
+        await self.run_sync(fleet.update_device, actor, device_id, changes)
+        await self.events.publish("device", {"device_id": device_id, "change": "updated"})
+        await self.planner.request(f"device {device_id} updated by {actor}")
+
+    async def set_device_state(self, actor: str, device_id: str, state: str) -> None:
+        await self.run_sync(fleet.set_device_state, actor, device_id, state)
+        await self.events.publish("device", {"device_id": device_id, "change": state})
+        await self.planner.request(f"device {device_id} set {state} by {actor}")
+
+    async def delete_device(self, actor: str, device_id: str) -> None:
+        await self.run_sync(fleet.delete_device, actor, device_id)
+        await self.live.forget(device_id)
+        self._desired = None
+        await self.events.publish("device", {"device_id": device_id, "change": "deleted"})
+        await self._on_event(
+            {"type": "device", "data": {"device_id": device_id, "change": "deleted"}}
+        )
+        await self.planner.request(f"device {device_id} deleted by {actor}")
+
+    async def link_views(self) -> dict[str, Any]:
+        declared = await self.run_sync(fleet.list_links)
+        measured = await self.live.links()
+        return {
+            "declared": [
+                {
+                    "id": k.id,
+                    "a": k.a,
+                    "b": k.b,
+                    "mbps": k.mbps,
+                    "rtt_ms": k.rtt_ms,
+                    "j_per_mb": k.j_per_mb,
+                }
+                for k in declared
+            ],
+            "measured": [
+                {"a": a, "b": b, "mbps": v["mbps"], "rtt_ms": v["rtt_ms"], "at": v.get("at")}
+                for (a, b), v in sorted(measured.items())
+            ],
+        }
+
+    async def declare_link(self, actor: str, spec: dict[str, Any]) -> dict[str, Any]:
+        link = await self.run_sync(fleet.declare_link, actor, spec)
+        await self.planner.request(f"link {link.a}~{link.b} declared by {actor}")
+        return {"id": link.id, "a": link.a, "b": link.b, "mbps": link.mbps,
+                "rtt_ms": link.rtt_ms, "j_per_mb": link.j_per_mb}  # fmt: skip
+
+    async def delete_link(self, actor: str, link_id: int) -> None:
+        await self.run_sync(fleet.delete_link, actor, link_id)
+        await self.planner.request(f"link {link_id} deleted by {actor}")
+
+    # -- models ----------------------------------------------------------------------------
+    async def add_model(
+        self,
+        actor: str,
+        model_id: str,
+        upload: Path,
+        accuracy: float | None,
+        input_shapes: dict[str, list[int]] | None,
+    ) -> Any:
+        """Analyse an uploaded file, then store it and its rows; on any failure nothing
+        is stored and the upload is removed."""
+        try:
+            catalog.check_id(model_id, "id")
+            if await self.run_sync(catalog.model_exists, model_id):
+                raise Conflict(f"a model {model_id!r} already exists; choose another id")
+            analysis = await self.in_pool(work.analyse_file, str(upload), input_shapes)
+            sha, size = await asyncio.to_thread(self.artifacts.adopt, upload)
+        finally:
+            upload.unlink(missing_ok=True)
+        return await self.run_sync(
+            _register, actor, model_id, sha, size, analysis, accuracy, input_shapes, None, None, {}
+        )
+
+    async def add_int8_variant(
+        self, actor: str, model_id: str, variant_id: str, accuracy: float | None
+    ) -> Any:
+        catalog.check_id(variant_id, "id")
+        parent = await self.run_sync(catalog.get_model, model_id)
+        if await self.run_sync(catalog.model_exists, variant_id):
+            from orchestrator.errors import Conflict
+
+            raise Conflict(f"a model {variant_id!r} already exists; choose another id")
+        shapes = parent.detail.get("input_shapes")
+        made = await self.in_pool(
+            work.quantize_to_store,
+            str(self.artifacts.path(parent.artifact_sha256)),
+            shapes,
+            str(self.artifacts.root),
+        )
+        return await self.run_sync(
+            _register, actor, variant_id, made["sha256"], made["size"], made["analysis"],
+            accuracy, shapes, model_id, "int8", made["detail"],
+        )  # fmt: skip
+
+    async def add_exit_head(
+        self,
+        actor: str,
+        model_id: str,
+        after: str,
+        upload: Path,
+        prob: float | None,
+        threshold: float,
+    ) -> Any:
+        try:
+            await self.run_sync(catalog.get_model, model_id)
+            analysis = await self.in_pool(work.analyse_file, str(upload), None)
+            sha, size = await asyncio.to_thread(self.artifacts.adopt, upload)
+        finally:
+            upload.unlink(missing_ok=True)
+        head = await self.run_sync(
+            catalog.add_exit_head, actor, model_id, after, sha, size,
+            float(analysis["total_gflops"]), float(analysis["params_mb"]), prob, threshold,
+        )  # fmt: skip
+        await self.planner.request(f"exit head after {after} added to {model_id} by {actor}")
+        return head
+
+    async def calibrate(self, actor: str, model_id: str, probs: dict[str, float]) -> Any:
+        def apply(session: Session) -> Any:
+            heads = catalog.exit_heads(session, model_id)
+            unknown = sorted(set(probs) - {h.after for h in heads})
+            if unknown:
+                raise Invalid(
+                    f"probs: model {model_id!r} has no exit head after {unknown[0]!r}",
+                    field="probs",
+                )
+            return catalog.set_exit_probs(session, actor, model_id, probs, {"probs": probs})
+
+        heads = await self.run_sync(apply)
+        await self.planner.request(f"exit probabilities of {model_id} calibrated by {actor}")
+        return heads
+
+    # -- deployments and placement ------------------------------------------------------
+    async def create_deployment(self, actor: str, spec: dict[str, Any]) -> Any:
+        dep = await self.run_sync(deployments.create_deployment, actor, spec)
+        await self.events.publish("deployment", {"deployment": dep.id, "change": "created"})
+        await self.planner.request(f"deployment {dep.id} created by {actor}")
+        return dep
+
+    async def delete_deployment(self, actor: str, name: str) -> None:
+        await self.run_sync(deployments.delete_deployment, actor, name)
+        self._desired = None
+        await self.events.publish("deployment", {"deployment": name, "change": "deleted"})
+        await self.planner.request(f"deployment {name} deleted by {actor}")
+
+    async def update_placement(self, actor: str, values: dict[str, float]) -> dict[str, float]:
+        row = await self.run_sync(deployments.update_placement_settings, actor, values)
+        await self.planner.request(f"placement settings changed by {actor}")
+        return deployments.placement_dict(row)
+
+    async def scenario(self) -> dict[str, Any]:
+        built = await self.planner.build()
+        return built.scenario
+
+    async def solve(self, actor: str, solver_name: str | None, dry_run: bool) -> Outcome:
+        if solver_name is not None:
+            import solver
+
+            known = list(solver.solvers())
+            if solver_name not in known:
+                raise Invalid(
+                    f"solver: unknown solver {solver_name!r}; choose one of {', '.join(known)}",
+                    field="solver",
+                )
+        if dry_run:
+            return await self.planner.solve(f"what-if by {actor}", solver_name, dry_run=True)
+        await self.planner.request(f"solve requested by {actor}", solver=solver_name, wait=True)
+        if self.planner.last_error is not None:
+            raise RuntimeError(f"the solve failed: {self.planner.last_error}")
+        last = self.planner.last
+        if last is None:  # pragma: no cover - a served request always leaves an outcome
+            raise RuntimeError("the solve produced nothing")
+        return last
+
+    async def plan_view(self) -> dict[str, Any]:
+        def read(session: Session) -> tuple[PlanVersion | None, Rollout | None]:
+            row = desired_state.in_force(session)
+            if row is None:
+                return None, None
+            rollout = session.scalar(
+                select(Rollout)
+                .where(Rollout.plan_version == row.version)
+                .order_by(Rollout.id.desc())
+            )
+            return row, rollout
+
+        row, rollout = await self.run_sync(read)
+        if row is None:
+            raise NotFound("no plan is in force yet: create a deployment on an alive device")
+        _, states = await self._desired_states()
+        beats = await self.live.heartbeats()
+        agents: dict[str, Any] = {}
+        for device_id, state in sorted(states.items()):
+            keys = desired_state.hosted_keys(state)
+            if not keys:
+                continue
+            beat = beats.get(device_id) or {}
+            ready = beat.get("partitions") or {}
+            agents[device_id] = {
+                "alive": device_id in beats,
+                "running_version": beat.get("desired_version"),
+                "ready": sorted(k for k in keys if ready.get(k)),
+                "pending": sorted(k for k in keys if not ready.get(k)),
+            }
+        done = all(
+            not a["pending"] and a["running_version"] == row.version for a in agents.values()
+        )
+        return {
+            "version": row.version,
+            "created_at": row.created_at.isoformat(),
+            "reason": row.reason,
+            "plan": row.plan,
+            "rollout": {
+                "state": rollout.state if rollout is not None else "live",
+                "started_at": rollout.started_at.isoformat() if rollout is not None else None,
+                "complete": done,
+                "agents": agents,
+            },
+        }
+
+
+def _register(
+    session: Session,
+    actor: str,
+    model_id: str,
+    sha: str,
+    size: int,
+    analysis: dict[str, Any],
+    accuracy: float | None,
+    shapes: dict[str, list[int]] | None,
+    parent_id: str | None,
+    variant: str | None,
+    detail: dict[str, Any],
+) -> Any:
+    return catalog.register_model(
+        session, actor, model_id, sha, size, analysis, accuracy=accuracy, input_shapes=shapes,
+        parent_id=parent_id, variant=variant, detail=detail,
+    )  # fmt: skip
+
+
+def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
+    battery = None
+    if device.battery_capacity_wh is not None:
+        battery = {
+            "capacity_wh": device.battery_capacity_wh,
+            "min_pct": device.battery_min_pct,
+            "level_pct": (beat or {}).get("battery_pct"),
+        }
+    return {
+        "id": device.id,
+        "name": device.name,
+        "tier": device.tier,
+        "gflops": device.gflops,
+        "memory_mb": device.memory_mb,
+        "power_w": {"idle": device.power_idle_w, "busy": device.power_busy_w},
+        "battery": battery,
+        "grid_gco2_per_kwh": device.grid_gco2_per_kwh,
+        "embodied_kgco2e": device.embodied_kgco2e,
+        "lifetime_h": device.lifetime_h,
+        "labels": device.labels,
+        "data_plane_url": device.data_plane_url,
+        "emulated": device.emulated,
+        "state": device.state,
+        "alive": beat is not None,
+        "last_heartbeat": beat,
+        "created_at": device.created_at.isoformat(),
+    }

@@ -1,0 +1,259 @@
+"""The plan in force -> what each agent should run.
+
+An agent's desired state lists the partitions it hosts (block ranges, each a partition
+ONNX artifact), the exit heads on them, the cascade stages it hosts, where each output
+goes next (the next agent's data-plane URL) and the deployments whose inputs it produces.
+Its version is the plan version in force: plan versions only grow, so the agent's
+`after_version` long poll never misses a change and never sees a version go back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import (
+    Artifact,
+    Cascade,
+    Deployment,
+    Device,
+    ExitHead,
+    Model,
+    PlanVersion,
+)
+from orchestrator.deployments import TOKEN_KEY
+
+Json = dict[str, Any]
+# One agent's desired state, in the shape of `api.wire.DesiredState` (the API validates it
+# into that model; the orchestrator does not import `api`).
+Desired = dict[str, Any]
+
+
+def _empty(device_id: str, version: int) -> Desired:
+    return {
+        "device_id": device_id,
+        "version": version,
+        "partitions": [],
+        "cascade_stages": [],
+        "sources": [],
+    }
+
+
+def channel(device_id: str) -> str:
+    """The live-state channel that wakes a device's long poll."""
+    return f"desired:{device_id}"
+
+
+def partition_key(deployment: str, model: str, first: int, last: int) -> str:
+    return f"{deployment}/{model}/{first}-{last}"
+
+
+def stage_key(deployment: str, index: int) -> str:
+    return f"{deployment}/stage{index}"
+
+
+def in_force(session: Session) -> PlanVersion | None:
+    return session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
+
+
+def current_version(session: Session) -> int:
+    version = session.scalar(select(PlanVersion.version).where(PlanVersion.in_force.is_(True)))
+    return int(version or 0)
+
+
+class _Refs:
+    def __init__(self, session: Session, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.sizes = dict(session.execute(select(Artifact.sha256, Artifact.size)).all())
+
+    def artifact(self, sha256: str) -> Json:
+        return dict(
+            sha256=sha256, url=f"{self.base}/v1/artifacts/{sha256}", size=self.sizes.get(sha256, 0)
+        )
+
+
+def compute(session: Session, base_url: str = "") -> dict[str, Desired]:
+    """Every device's desired state under the plan in force (devices with nothing to do
+    get an empty one at the same version)."""
+    plan_row = in_force(session)
+    version = plan_row.version if plan_row is not None else 0
+    devices = {d.id: d for d in session.scalars(select(Device))}
+    states = {d: _empty(d, version) for d in devices}
+    if plan_row is None:
+        return states
+    refs = _Refs(session, base_url)
+    deployments = {d.id: d for d in session.scalars(select(Deployment))}
+    models = {m.id: m for m in session.scalars(select(Model))}
+    cascades = {c.id: c.stages for c in session.scalars(select(Cascade))}
+    heads: dict[str, list[ExitHead]] = {}
+    for head in session.scalars(select(ExitHead).where(ExitHead.prob.is_not(None))):
+        heads.setdefault(head.model_id, []).append(head)
+
+    def endpoint(device_id: str) -> Json | None:
+        device = devices.get(device_id)
+        return dict(device_id=device_id, data_plane_url=device.data_plane_url) if device else None
+
+    for app in plan_row.plan.get("apps", []):
+        dep = deployments.get(app["id"])
+        if dep is None:
+            continue  # deleted since this plan was made
+        spec = dep.spec
+        token = spec[TOKEN_KEY]
+        source = spec["source"]
+        sink = endpoint(spec.get("sink") or source)
+        if sink is None or source not in states:
+            continue
+        if app.get("segments"):
+            _partitions(app, dep.id, token, sink, models, heads, refs, devices, states)
+        elif app.get("stages"):
+            stage_defs = spec["cascade"]
+            if isinstance(stage_defs, str):
+                stage_defs = cascades.get(stage_defs, [])
+            _stages(app, dep.id, token, sink, stage_defs, models, refs, devices, states)
+        else:
+            continue
+        hop = _first_hop(app, dep.id, models, devices)
+        if hop is not None:
+            states[source]["sources"].append(
+                dict(
+                    deployment=dep.id,
+                    rate_rps=float(spec["rate_rps"]),
+                    first_hop=hop,
+                    data_plane_token=token,
+                )
+            )
+    return states
+
+
+def _block_index(model: Model) -> dict[str, int]:
+    return {b["name"]: k for k, b in enumerate(model.blocks)}
+
+
+def _first_hop(
+    app: dict[str, Any], dep_id: str, models: dict[str, Model], devices: dict[str, Device]
+) -> Json | None:
+    if app.get("segments"):
+        model = models.get(app["model"])
+        seg = app["segments"][0]
+        if model is None or seg["device"] not in devices:
+            return None
+        index = _block_index(model)
+        key = partition_key(dep_id, model.id, index[seg["first"]], index[seg["last"]])
+        device = devices[seg["device"]]
+    else:
+        stage = app["stages"][0]
+        if stage["device"] not in devices:
+            return None
+        key = stage_key(dep_id, 0)
+        device = devices[stage["device"]]
+    return dict(device_id=device.id, data_plane_url=device.data_plane_url, key=key)
+
+
+def _partitions(
+    app: dict[str, Any],
+    dep_id: str,
+    token: str,
+    sink: Json,
+    models: dict[str, Model],
+    heads: dict[str, list[ExitHead]],
+    refs: _Refs,
+    devices: dict[str, Device],
+    states: dict[str, Desired],
+) -> None:
+    model = models.get(app["model"])
+    if model is None:
+        return
+    index = _block_index(model)
+    parts = model.detail.get("partitions", {})
+    segments = app["segments"]
+    ranges = [(index[s["first"]], index[s["last"]]) for s in segments]
+    for k, seg in enumerate(segments):
+        device = devices.get(seg["device"])
+        first, last = ranges[k]
+        stored = parts.get(f"{first}-{last}")
+        if device is None or stored is None:
+            continue
+        next_hop = None
+        if k + 1 < len(segments):
+            nxt = devices.get(segments[k + 1]["device"])
+            if nxt is not None:
+                next_hop = dict(
+                    device_id=nxt.id,
+                    data_plane_url=nxt.data_plane_url,
+                    key=partition_key(dep_id, model.id, *ranges[k + 1]),
+                )
+        exits = [
+            dict(
+                after=h.after,
+                artifact=refs.artifact(h.artifact_sha256),
+                threshold=h.threshold,
+                prob=h.prob,
+            )
+            for h in sorted(heads.get(model.id, []), key=lambda h: index.get(h.after, -1))
+            if first <= index.get(h.after, -1) <= last
+        ]
+        states[device.id]["partitions"].append(
+            dict(
+                key=partition_key(dep_id, model.id, first, last),
+                deployment=dep_id,
+                model=model.id,
+                first=seg["first"],
+                last=seg["last"],
+                first_index=first,
+                last_index=last,
+                artifact=refs.artifact(stored["sha256"]),
+                exits=exits,
+                next_hop=next_hop,
+                sink=sink,
+                data_plane_token=token,
+            )
+        )
+
+
+def _stages(
+    app: dict[str, Any],
+    dep_id: str,
+    token: str,
+    sink: Json,
+    stage_defs: list[dict[str, Any]],
+    models: dict[str, Model],
+    refs: _Refs,
+    devices: dict[str, Device],
+    states: dict[str, Desired],
+) -> None:
+    stages = app["stages"]
+    for k, stage in enumerate(stages):
+        device = devices.get(stage["device"])
+        model = models.get(stage["model"])
+        if device is None or model is None:
+            continue
+        definition = stage_defs[k] if k < len(stage_defs) else {}
+        next_stage = None
+        if k + 1 < len(stages):
+            nxt = devices.get(stages[k + 1]["device"])
+            if nxt is not None:
+                next_stage = dict(
+                    device_id=nxt.id,
+                    data_plane_url=nxt.data_plane_url,
+                    key=stage_key(dep_id, k + 1),
+                )
+        states[device.id]["cascade_stages"].append(
+            dict(
+                key=stage_key(dep_id, k),
+                deployment=dep_id,
+                index=k,
+                model=model.id,
+                artifact=refs.artifact(model.artifact_sha256),
+                exit_prob=definition.get("exit_prob"),
+                threshold=definition.get("threshold"),
+                next_stage=next_stage,
+                sink=sink,
+                data_plane_token=token,
+            )
+        )
+
+
+def hosted_keys(state: Desired) -> list[str]:
+    return [p["key"] for p in state["partitions"]] + [s["key"] for s in state["cascade_stages"]]

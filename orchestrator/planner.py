@@ -1,0 +1,383 @@
+"""Solving the live scenario into plan versions, off the event loop, with coalescing.
+
+Triggers (a new deployment, a drained device, an operator's solve...) call `request`.
+While a solve runs, further requests only bump a counter; when it finishes, exactly one
+more solve covers all of them. `request(..., wait=True)` returns once a solve that began
+after the request has been committed, so a caller sees its own change reflected.
+
+The solver runs in a process pool (it holds the GIL); partitions the plan needs are
+extracted there too. A plan that is not infeasible goes into force: a new plan version,
+a rollout, an audit entry per placement with its reason, and a wake-up on every agent's
+desired-state channel. An infeasible plan is stored for the record and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from orchestrator import audit, work
+from orchestrator.artifacts import Artifacts
+from orchestrator.db.tables import Artifact, Deployment, Device, Model, PlanVersion, Rollout
+from orchestrator.desired_state import channel
+from orchestrator.scenario_builder import Built, Snapshot, build, read_snapshot
+
+if TYPE_CHECKING:
+    from orchestrator.control_plane import ControlPlane
+
+log = logging.getLogger(__name__)
+
+LOCK = "planner"
+FALLBACK_SOLVER = "ilp"
+_LOCK_RETRY_S = 0.2
+
+
+@dataclass
+class Outcome:
+    """What one solve produced (also the answer to a dry run)."""
+
+    scenario: dict[str, Any]
+    plan: dict[str, Any] | None
+    version: int | None = None
+    in_force: bool = False
+    waiting: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+
+class Planner:
+    def __init__(self, cp: ControlPlane, executor: Callable[[], Executor]) -> None:
+        self._cp = cp
+        self._executor = executor
+        self._requested = 0
+        self._done = 0
+        self._reasons: list[str] = []
+        self._solver_override: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+        self._holder = f"planner-{uuid.uuid4().hex[:12]}"
+        self.last: Outcome | None = None
+        self.last_error: str | None = None
+
+    # -- triggers -------------------------------------------------------------------------
+    async def request(self, reason: str, *, solver: str | None = None, wait: bool = False) -> None:
+        self._requested += 1
+        wanted = self._requested
+        self._reasons.append(reason)
+        if solver is not None:
+            self._solver_override = solver
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="continuum-planner")
+        if wait:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._done >= wanted)
+
+    async def settle(self) -> None:
+        """Wait until every request so far has been served (tests, shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Let a running solve finish (its plan is a decision worth keeping), then cancel
+        whatever is left after grace_s."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while self._done < self._requested:
+            covered = self._requested
+            reasons, self._reasons = self._reasons, []
+            solver_name, self._solver_override = self._solver_override, None
+            reason = "; ".join(dict.fromkeys(reasons)) or "requested"
+            try:
+                self.last = await self._locked_solve(reason, solver_name)
+                self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # isolated: one failed solve must not stop the next
+                log.exception("planner: solve failed")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                await self._cp.run_sync(self._record_failure, reason, self.last_error)
+            async with self._changed:
+                self._done = covered
+                self._changed.notify_all()
+
+    async def _locked_solve(self, reason: str, solver_name: str | None) -> Outcome:
+        live = self._cp.live
+        ttl = self._cp.settings.solver_time_limit_s + 120.0
+        # One planner at a time across replicas: two concurrent commits would both try to
+        # put their plan in force.
+        while not await live.acquire(LOCK, self._holder, ttl):
+            await asyncio.sleep(_LOCK_RETRY_S)
+        try:
+            return await self.solve(reason, solver_name, dry_run=False)
+        finally:
+            await live.release(LOCK, self._holder)
+
+    # -- one solve ------------------------------------------------------------------------
+    async def build(self) -> Built:
+        snap: Snapshot = await self._cp.run_sync(read_snapshot)
+        beats = await self._cp.live.heartbeats()
+        measured = await self._cp.live.links()
+        return build(snap, beats, measured)
+
+    async def solve(self, reason: str, solver_name: str | None, *, dry_run: bool) -> Outcome:
+        built = await self.build()
+        outcome = Outcome(scenario=built.scenario, plan=None, waiting=built.waiting)
+        if not built.solvable:
+            outcome.note = "no device is alive and active: nothing to solve"
+            if not dry_run:
+                await self._cp.run_sync(self._mark_waiting, built.waiting, outcome.note)
+            return outcome
+        if not built.scenario["apps"] and not dry_run and not await self._has_placements():
+            # Nothing deployed and nothing running: a new plan version would say nothing.
+            outcome.note = "no deployment to place"
+            if built.waiting:
+                await self._cp.run_sync(self._mark_waiting, built.waiting, outcome.note)
+            return outcome
+        name = solver_name or self._cp.settings.solver
+        plan, note = await self._solve_in_pool(built.scenario, name)
+        outcome.plan, outcome.note = plan, note
+        if dry_run:
+            return outcome
+        if plan["status"] != "infeasible":
+            await self._materialize(plan)
+        version, in_force, devices = await self._cp.run_sync(
+            self._commit, built, plan, reason + (f" ({note})" if note else "")
+        )
+        outcome.version, outcome.in_force = version, in_force
+        await self._announce(outcome, devices)
+        return outcome
+
+    async def _has_placements(self) -> bool:
+        def read(session: Session) -> bool:
+            row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
+            return row is not None and bool(row.plan.get("apps"))
+
+        return await self._cp.run_sync(read)
+
+    async def _solve_in_pool(
+        self, scenario: dict[str, Any], name: str
+    ) -> tuple[dict[str, Any], str]:
+        loop = asyncio.get_running_loop()
+        limit = self._cp.settings.solver_time_limit_s
+        started = time.perf_counter()
+        try:
+            plan = await loop.run_in_executor(
+                self._executor(), work.solve_scenario, scenario, name, limit
+            )
+            note = ""
+        except NotImplementedError:
+            # A solver still being written must not leave the fleet without a plan.
+            plan = await loop.run_in_executor(
+                self._executor(), work.solve_scenario, scenario, FALLBACK_SOLVER, limit
+            )
+            note = f"solver {name!r} is not implemented; used {FALLBACK_SOLVER!r}"
+        self._cp.metrics.observe_solve(time.perf_counter() - started)
+        return plan, note
+
+    async def _materialize(self, plan: dict[str, Any]) -> None:
+        """Extract (once per model and block range) the partitions the plan needs."""
+        needed: dict[str, set[tuple[int, int]]] = {}
+        for app in plan["apps"]:
+            if app.get("segments"):
+                needed.setdefault(app["model"], set()).update(
+                    (s["first"], s["last"]) for s in app["segments"]
+                )
+        if not needed:
+            return
+        jobs = await self._cp.run_sync(_missing_ranges, needed, self._cp.artifacts)
+        loop = asyncio.get_running_loop()
+        root = str(self._cp.artifacts.root)
+        for model_id, (path, shapes, ranges) in jobs.items():
+            made = await loop.run_in_executor(
+                self._executor(), work.extract_ranges, path, shapes, ranges, root
+            )
+            await self._cp.run_sync(_store_partitions, model_id, made)
+
+    def _commit(
+        self, session: Session, built: Built, plan: dict[str, Any], reason: str
+    ) -> tuple[int, bool, list[str]]:
+        feasible = plan["status"] != "infeasible"
+        previous = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
+        if feasible:
+            session.execute(
+                update(PlanVersion).where(PlanVersion.in_force.is_(True)).values(in_force=False)
+            )
+        stats = dict(plan.get("stats") or {})
+        stats["waiting"] = built.waiting
+        row = PlanVersion(
+            created_at=audit.now(),
+            solver=plan["solver"],
+            status=plan["status"],
+            objective=plan.get("objective"),
+            bound=plan.get("bound"),
+            solve_s=float(plan.get("solve_s") or 0.0),
+            reason=reason,
+            scenario=built.scenario,
+            plan=plan,
+            stats=stats,
+            in_force=feasible,
+        )
+        session.add(row)
+        session.flush()
+        placed = {app["id"]: app for app in plan["apps"]}
+        for dep in session.scalars(select(Deployment)):
+            if dep.id in built.waiting:
+                dep.status = "waiting"
+            elif not feasible and dep.id in {a["id"] for a in built.scenario["apps"]}:
+                dep.status = "infeasible"
+            elif dep.id in placed:
+                dep.status = "placed"
+            dep.updated_at = audit.now()
+        if feasible:
+            stamp = audit.now()
+            for old in session.scalars(select(Rollout).where(Rollout.state == "loading")):
+                old.state, old.finished_at = "superseded", stamp
+            session.add(
+                Rollout(
+                    plan_version=row.version,
+                    from_version=previous.version if previous is not None else None,
+                    state="loading",
+                    acks={},
+                    started_at=stamp,
+                )
+            )
+            for app in plan["apps"]:
+                where = app.get("segments") or app.get("stages") or []
+                audit.record(
+                    session,
+                    "planner",
+                    "placement.decided",
+                    f"deployment:{app['id']}",
+                    reason=reason,
+                    detail={
+                        "plan_version": row.version,
+                        "model": app.get("model"),
+                        "placement": where,
+                        "latency_ms": app.get("latency_ms"),
+                        "energy_j": app.get("energy_j"),
+                        "carbon_g": app.get("carbon_g"),
+                    },
+                )
+        else:
+            audit.record(
+                session,
+                "planner",
+                "placement.infeasible",
+                f"plan_version:{row.version}",
+                reason=f"{reason}: {plan.get('reason') or 'infeasible'}",
+                detail={"plan_version": row.version},
+            )
+        for dep_id, why in built.waiting.items():
+            audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
+        return row.version, feasible, _touched(previous, plan, session)
+
+    def _mark_waiting(self, session: Session, waiting: dict[str, str], note: str) -> None:
+        for dep in session.scalars(select(Deployment)):
+            if dep.id in waiting or dep.status == "pending":
+                dep.status = "waiting"
+        for dep_id, why in waiting.items():
+            audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
+        audit.record(session, "planner", "placement.skipped", "plan", reason=note)
+
+    def _record_failure(self, session: Session, reason: str, error: str) -> None:
+        audit.record(session, "planner", "placement.failed", "plan", reason=f"{reason}: {error}")
+
+    async def _announce(self, outcome: Outcome, devices: list[str]) -> None:
+        plan = outcome.plan or {}
+        summary = {
+            "version": outcome.version,
+            "in_force": outcome.in_force,
+            "status": plan.get("status"),
+            "objective": plan.get("objective"),
+            "solver": plan.get("solver"),
+            "apps": [a["id"] for a in plan.get("apps", [])],
+        }
+        self._cp.metrics.plan_versions.inc()
+        await self._cp.events.publish("placement", summary)
+        if outcome.in_force:
+            await self._cp.events.publish(
+                "rollout", {"version": outcome.version, "state": "loading"}
+            )
+            for device_id in devices:
+                await self._cp.live.publish(channel(device_id), {"version": outcome.version})
+
+
+Job = tuple[str, dict[str, list[int]] | None, list[tuple[int, int]]]
+
+
+def _missing_ranges(
+    session: Session, needed: dict[str, set[tuple[str, str]]], artifacts: Artifacts
+) -> dict[str, Job]:
+    jobs: dict[str, Job] = {}
+    for model_id, segments in needed.items():
+        model = session.get(Model, model_id)
+        if model is None:
+            continue
+        index = {b["name"]: k for k, b in enumerate(model.blocks)}
+        have = model.detail.get("partitions", {})
+        missing = sorted(
+            {(index[a], index[b]) for a, b in segments}
+            - {tuple(map(int, k.split("-"))) for k in have}
+        )
+        if missing:
+            path = str(artifacts.path(model.artifact_sha256))
+            jobs[model_id] = (path, model.detail.get("input_shapes"), missing)
+    return jobs
+
+
+def _store_partitions(session: Session, model_id: str, made: list[dict[str, Any]]) -> None:
+    model = session.get(Model, model_id)
+    if model is None:
+        return
+    detail = dict(model.detail)
+    parts = dict(detail.get("partitions", {}))
+    for item in made:
+        if session.get(Artifact, item["sha256"]) is None:
+            session.add(
+                Artifact(
+                    sha256=item["sha256"],
+                    size=item["size"],
+                    kind="partition",
+                    created_at=audit.now(),
+                )
+            )
+            session.flush()
+        parts[f"{item['first']}-{item['last']}"] = {
+            "sha256": item["sha256"],
+            "inputs": item["inputs"],
+            "outputs": item["outputs"],
+        }
+    detail["partitions"] = parts
+    # A new dict: SQLAlchemy does not see in-place changes to a JSON column.
+    model.detail = detail
+
+
+def _touched(previous: PlanVersion | None, plan: dict[str, Any], session: Session) -> list[str]:
+    """Devices whose desired state a new plan may change: hosts under the old or the new
+    plan, and every deployment's source (which sends inputs to the first hop)."""
+    touched: set[str] = set()
+    for doc in (previous.plan if previous is not None else {}, plan):
+        for app in doc.get("apps", []):
+            for where in (app.get("segments") or []) + (app.get("stages") or []):
+                touched.add(where["device"])
+    for dep in session.scalars(select(Deployment)):
+        touched.add(dep.spec["source"])
+    known = set(session.scalars(select(Device.id)))
+    return sorted(touched & known)

@@ -1,0 +1,234 @@
+"""Durable and live state -> the scenario-v1 document the solver is given.
+
+Which devices appear, and as what:
+- a device hosts only when it is alive (a heartbeat within its TTL) and `active`;
+- a cordoned or draining device that is alive still appears when a deployment's source or
+  sink is on it, because inputs start and results end there; its capacity is given as
+  `NO_HOST_GFLOPS` and `NO_HOST_MEMORY_MB`, so that no block or exit can be placed on it
+  and the document stays a plain scenario any solver replays;
+- a device that is not alive does not appear; a deployment whose source or sink is not
+  alive is left out and reported as waiting.
+Battery levels come from the latest heartbeat (100% until one reports it). A measured
+link's bandwidth and RTT override the declared figures; a declared link's energy per MB
+is kept; a measured link nobody declared costs 0 J/MB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.catalog import deployment_models
+from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
+from orchestrator.deployments import placement_dict, placement_settings
+
+NO_HOST_GFLOPS = 1e-9
+NO_HOST_MEMORY_MB = 1e-9
+
+
+@dataclass
+class Snapshot:
+    """What the builder reads from SQL, as plain data (safe to use after the session)."""
+
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cascades: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+    placement: dict[str, float] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+    plan_version: int = 0
+
+
+@dataclass
+class Built:
+    scenario: dict[str, Any]
+    waiting: dict[str, str]  # deployment -> why it is not in the scenario
+
+    @property
+    def solvable(self) -> bool:
+        return bool(self.scenario["devices"])
+
+
+def read_snapshot(session: Session) -> Snapshot:
+    snap = Snapshot()
+    for d in session.scalars(select(Device).order_by(Device.id)):
+        snap.devices.append(
+            {
+                "id": d.id,
+                "tier": d.tier,
+                "gflops": d.gflops,
+                "memory_mb": d.memory_mb,
+                "power_w": {"idle": d.power_idle_w, "busy": d.power_busy_w},
+                "battery_capacity_wh": d.battery_capacity_wh,
+                "battery_min_pct": d.battery_min_pct,
+                "grid_gco2_per_kwh": d.grid_gco2_per_kwh,
+                "embodied_kgco2e": d.embodied_kgco2e,
+                "lifetime_h": d.lifetime_h,
+                "state": d.state,
+            }
+        )
+    for link in session.scalars(select(Link).order_by(Link.a, Link.b)):
+        snap.links.append(
+            {"a": link.a, "b": link.b, "mbps": link.mbps, "rtt_ms": link.rtt_ms,
+             "j_per_mb": link.j_per_mb}
+        )  # fmt: skip
+    heads: dict[str, list[ExitHead]] = {}
+    for head in session.scalars(select(ExitHead)):
+        heads.setdefault(head.model_id, []).append(head)
+    for m in session.scalars(select(Model).order_by(Model.id)):
+        order = {b["name"]: k for k, b in enumerate(m.blocks)}
+        exits = sorted(
+            (h for h in heads.get(m.id, []) if h.prob is not None),
+            key=lambda h: order.get(h.after, len(order)),
+        )
+        entry: dict[str, Any] = {
+            "id": m.id,
+            "input_mb": m.input_mb,
+            "layers": [dict(b) for b in m.blocks],
+        }
+        if m.accuracy is not None:
+            entry["accuracy"] = m.accuracy
+        if exits:
+            entry["exits"] = [
+                {"after": h.after, "prob": h.prob, "gflops": h.gflops, "params_mb": h.params_mb}
+                for h in exits
+            ]
+        snap.models[m.id] = entry
+    for c in session.scalars(select(Cascade)):
+        snap.cascades[c.id] = list(c.stages)
+    for dep in session.scalars(select(Deployment).order_by(Deployment.id)):
+        snap.deployments.append({"id": dep.id, **dep.spec})
+    snap.placement = placement_dict(placement_settings(session))
+    current = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
+    if current is not None:
+        snap.plan = current.plan
+        snap.plan_version = current.version
+    return snap
+
+
+def build(
+    snap: Snapshot,
+    beats: dict[str, dict[str, Any]],
+    measured: dict[tuple[str, str], dict[str, float]],
+) -> Built:
+    known = {d["id"]: d for d in snap.devices}
+    alive = {d for d in known if d in beats}
+    waiting: dict[str, str] = {}
+    deployments: list[dict[str, Any]] = []
+    for dep in snap.deployments:
+        ends = [dep["source"], dep.get("sink") or dep["source"]]
+        missing = [e for e in ends if e not in alive]
+        if missing:
+            waiting[dep["id"]] = f"device {missing[0]!r} is not alive (no recent heartbeat)"
+            continue
+        deployments.append(dep)
+    endpoints = {
+        e for dep in deployments for e in (dep["source"], dep.get("sink") or dep["source"])
+    }
+
+    devices: list[dict[str, Any]] = []
+    for d in snap.devices:
+        hosts = d["id"] in alive and d["state"] == "active"
+        if not hosts and not (d["id"] in alive and d["id"] in endpoints):
+            continue
+        entry: dict[str, Any] = {
+            "id": d["id"],
+            "tier": d["tier"],
+            "gflops": d["gflops"] if hosts else NO_HOST_GFLOPS,
+            "memory_mb": d["memory_mb"] if hosts else NO_HOST_MEMORY_MB,
+            "power_w": dict(d["power_w"]),
+            "grid_gco2_per_kwh": d["grid_gco2_per_kwh"],
+            "embodied_kgco2e": d["embodied_kgco2e"],
+            "lifetime_h": d["lifetime_h"],
+        }
+        if d["battery_capacity_wh"] is not None:
+            level = beats[d["id"]].get("battery_pct")
+            entry["battery"] = {
+                "capacity_wh": d["battery_capacity_wh"],
+                "level_pct": float(level) if level is not None else 100.0,
+                "min_pct": d["battery_min_pct"],
+            }
+        devices.append(entry)
+    present = {d["id"] for d in devices}
+
+    links: list[dict[str, Any]] = []
+    declared = set()
+    for link in snap.links:
+        if link["a"] not in present or link["b"] not in present:
+            continue
+        key = (link["a"], link["b"])
+        declared.add(key)
+        entry = dict(link)
+        if key in measured:
+            entry["mbps"] = float(measured[key]["mbps"])
+            entry["rtt_ms"] = float(measured[key]["rtt_ms"])
+        links.append(entry)
+    for (a, b), figures in sorted(measured.items()):
+        if (a, b) in declared or a not in present or b not in present:
+            continue
+        links.append(
+            {"a": a, "b": b, "mbps": float(figures["mbps"]), "rtt_ms": float(figures["rtt_ms"]),
+             "j_per_mb": 0.0}
+        )  # fmt: skip
+
+    apps: list[dict[str, Any]] = []
+    used_models: list[str] = []
+    for dep in deployments:
+        app = _app(dep, snap.cascades)
+        apps.append(app)
+        for model_id in deployment_models(dep, snap.cascades):
+            if model_id not in used_models:
+                used_models.append(model_id)
+
+    placement = snap.placement
+    scenario: dict[str, Any] = {
+        "version": 1,
+        "horizon_h": placement["horizon_h"],
+        "max_utilization": placement["max_utilization"],
+        "objective": {k: placement[k] for k in ("energy", "carbon", "latency", "migration")},
+        "devices": devices,
+        "links": links,
+        "models": [snap.models[m] for m in sorted(used_models) if m in snap.models],
+        "apps": apps,
+    }
+    if snap.plan is not None:
+        names = {a["id"] for a in apps}
+        scenario["previous"] = {
+            "apps": [
+                {k: app.get(k) for k in ("id", "model", "segments", "stages")}
+                for app in snap.plan.get("apps", [])
+                if app["id"] in names
+            ]
+        }
+    return Built(scenario=scenario, waiting=waiting)
+
+
+def _app(dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    app: dict[str, Any] = {"id": dep["id"]}
+    if dep.get("model") is not None:
+        app["model"] = dep["model"]
+    elif dep.get("variants") is not None:
+        app["variants"] = list(dep["variants"])
+        if dep.get("min_accuracy") is not None:
+            app["min_accuracy"] = dep["min_accuracy"]
+    else:
+        cascade = dep["cascade"]
+        stages = cascades.get(cascade, []) if isinstance(cascade, str) else cascade
+        app["cascade"] = []
+        for stage in stages:
+            entry = {"model": stage["model"]}
+            if stage.get("exit_prob") is not None:
+                entry["exit_prob"] = stage["exit_prob"]
+            app["cascade"].append(entry)
+    app["source"] = dep["source"]
+    if dep.get("sink") is not None:
+        app["sink"] = dep["sink"]
+    app["rate_rps"] = dep["rate_rps"]
+    for key in ("slo_ms", "allowed_tiers", "max_stages"):
+        if dep.get(key) is not None:
+            app[key] = dep[key]
+    return app

@@ -1,0 +1,84 @@
+"""CPU-heavy work run in the control plane's process pool, never on the event loop.
+
+Every function here is top-level and takes and returns plain data (dicts, lists, paths
+as strings), so that it pickles into a spawned worker process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def solve_scenario(
+    scenario: dict[str, Any], solver_name: str, time_limit_s: float
+) -> dict[str, Any]:
+    """Rebuild the scenario in the worker and solve it; the plan document as a dict."""
+    import solver
+
+    plan = solver.solve(
+        solver.parse_scenario(scenario),
+        solver.SolveOptions(time_limit_s=time_limit_s),
+        solver=solver_name,
+    )
+    return plan.doc.model_dump(mode="json")
+
+
+def analyse_file(path: str, input_shapes: dict[str, list[int]] | None) -> dict[str, Any]:
+    """The registry's analysis of an ONNX file (raises ModelError for anything else)."""
+    from models_registry.blocks import analyse_model
+
+    analysis = analyse_model(Path(path), input_shapes or None)
+    return analysis.to_json()
+
+
+def extract_ranges(
+    model_path: str,
+    input_shapes: dict[str, list[int]] | None,
+    ranges: list[tuple[int, int]],
+    store_root: str,
+) -> list[dict[str, Any]]:
+    """Partitions for block ranges (inclusive indices), written into the artifact store.
+
+    Returns, per range, its sha256, size and the partition's input and output names.
+    """
+    from models_registry.blocks import analyse_model
+    from models_registry.partition import extract_partition
+    from orchestrator.artifacts import Artifacts
+
+    store = Artifacts(Path(store_root))
+    analysis = analyse_model(Path(model_path), input_shapes or None)
+    out: list[dict[str, Any]] = []
+    for first, last in ranges:
+        part = extract_partition(analysis, first, last)
+        sha, size = store.put_bytes(part.to_bytes())
+        out.append(
+            {
+                "first": first,
+                "last": last,
+                "sha256": sha,
+                "size": size,
+                "inputs": [info.name for info in part.inputs],
+                "outputs": [info.name for info in part.outputs],
+            }
+        )
+    return out
+
+
+def quantize_to_store(
+    model_path: str, input_shapes: dict[str, list[int]] | None, store_root: str
+) -> dict[str, Any]:
+    """An int8 variant through the registry, stored, analysed and measured."""
+    from models_registry.blocks import analyse_model
+    from models_registry.quantize import quantize_int8
+    from orchestrator.artifacts import Artifacts
+
+    variant = quantize_int8(Path(model_path), input_shapes or None)
+    sha, size = Artifacts(Path(store_root)).put_bytes(variant.data)
+    analysis = analyse_model(variant.data, input_shapes or None)
+    return {
+        "sha256": sha,
+        "size": size,
+        "analysis": analysis.to_json(),
+        "detail": variant.to_json(),
+    }

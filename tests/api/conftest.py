@@ -1,0 +1,244 @@
+"""Fixtures of the API tests: an app per test over one of three backend combinations.
+
+The combinations cover both databases and both live-state backends without running the
+full product: SQLite + in-process, PostgreSQL + Redis, SQLite + Redis.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnx
+import pytest
+from fastapi import FastAPI
+from onnx import TensorProto, helper, numpy_helper
+from psycopg import sql
+
+from api.app import create_app
+from orchestrator.live.memory import MemoryLiveState
+from orchestrator.live.redis import RedisLiveState
+from orchestrator.settings import Settings
+from tests.services import PG_HOST, PG_PORT, _admin
+
+ADMIN = "cnt_admin_test-token-for-the-api-tests"
+BACKENDS = ["sqlite+memory", "postgres+redis", "sqlite+redis"]
+
+
+@pytest.fixture(scope="session")
+def pool() -> Iterator[ProcessPoolExecutor]:
+    """One solver/analysis worker for the whole session: spawning one per app would cost
+    a second of imports each time."""
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    yield executor
+    executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def fresh_pg() -> Iterator[str]:
+    """An empty PostgreSQL database for one test (the app migrates it), dropped after."""
+    name = f"continuum_api_{secrets.token_hex(6)}"
+    with _admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    with _admin() as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@dataclass
+class Backend:
+    name: str
+    settings: Settings
+    redis_url: str | None
+    prefix: str
+
+    def live(self) -> Any:
+        if self.redis_url is None:
+            return MemoryLiveState()
+        return RedisLiveState(self.redis_url, prefix=self.prefix)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str) -> Backend:
+    name: str = request.param
+    database_url = request.getfixturevalue("fresh_pg") if name.startswith("postgres") else None
+    redis_url = request.getfixturevalue("redis_url") if name.endswith("redis") else None
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        admin_token=ADMIN,
+        solver="ilp",
+        solver_time_limit_s=20,
+        # Devices stay alive for the whole test between explicit heartbeats.
+        heartbeat_interval_s=60,
+        long_poll_max_s=5,
+        max_upload_mb=1.0,
+    )
+    return Backend(name, settings, redis_url, live_prefix)
+
+
+def make_app(backend: Backend, pool: ProcessPoolExecutor) -> FastAPI:
+    # Every app migrates its database at start, PostgreSQL included (the fresh database
+    # has no schema yet; production runs `continuum db upgrade` instead).
+    return create_app(backend.settings, live=backend.live(), executor=pool, migrate=True)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's lifespan around an in-process client that sends the admin token."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://control-plane",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        ) as c,
+    ):
+        yield c
+
+
+@pytest.fixture
+async def client(backend: Backend, pool: ProcessPoolExecutor) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(make_app(backend, pool)) as c:
+        yield c
+
+
+# -- a small real ONNX model, made at run time ---------------------------------------------
+def small_cnn(seed: int = 0) -> bytes:
+    """Conv-Relu-Conv-Relu-GlobalAveragePool-Flatten-Gemm on 1x3x32x32: a few blocks,
+    random weights, about 60 kB."""
+    rng = np.random.default_rng(seed)
+
+    def weight(name: str, *shape: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.1, name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c3"], ["r3"]),
+        helper.make_node("GlobalAveragePool", ["r3"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w4", "b4"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        initializer=[
+            weight("w1", 16, 3, 3, 3), weight("b1", 16),
+            weight("w2", 32, 16, 3, 3), weight("b2", 32),
+            weight("w3", 32, 32, 3, 3), weight("b3", 32),
+            weight("w4", 10, 32), weight("b4", 10),
+        ],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def exit_head(channels: int = 16, seed: int = 1) -> bytes:
+    """A classifier head over a 1xCx32x32 activation."""
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["h"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "exit_head",
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, channels, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        initializer=[
+            numpy_helper.from_array(rng.standard_normal((10, channels)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.zeros(10, np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    return model.SerializeToString()
+
+
+@pytest.fixture(scope="session")
+def cnn_bytes() -> bytes:
+    return small_cnn()
+
+
+# -- helpers over HTTP ---------------------------------------------------------------------
+DEVICE_SPECS: dict[str, dict[str, Any]] = {
+    "cam-1": {"tier": "device", "gflops": 5, "memory_mb": 256, "power_w": {"idle": 1, "busy": 4},
+              "battery": {"capacity_wh": 10, "level_pct": 80, "min_pct": 20}},
+    "edge-1": {"tier": "edge", "gflops": 200, "memory_mb": 4096,
+               "power_w": {"idle": 10, "busy": 40}},
+}  # fmt: skip
+
+
+async def enroll(client: httpx.AsyncClient, name: str, **overrides: Any) -> dict[str, Any]:
+    token = (await client.post("/v1/enrollment-tokens", json={})).json()["token"]
+    body = {
+        "token": token,
+        "name": name,
+        "data_plane_url": f"http://{name}.local:9000",
+        **DEVICE_SPECS.get(name, DEVICE_SPECS["edge-1"]),
+        **overrides,
+    }
+    response = await client.post("/v1/agents/enroll", json=body, headers={"Authorization": ""})
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def agent_auth(agent: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {agent['agent_token']}"}
+
+
+async def beat(client: httpx.AsyncClient, agent: dict[str, Any], **body: Any) -> dict[str, Any]:
+    response = await client.post(
+        f"/v1/agents/{agent['device_id']}/heartbeat",
+        json=body,
+        headers=agent_auth(agent),
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def upload(
+    client: httpx.AsyncClient, model_id: str, data: bytes, **fields: str
+) -> httpx.Response:
+    return await client.post(
+        "/v1/models",
+        files={"file": (f"{model_id}.onnx", data, "application/octet-stream")},
+        data={"id": model_id, **fields},
+    )
+
+
+async def fleet_with_model(client: httpx.AsyncClient, cnn: bytes) -> dict[str, dict[str, Any]]:
+    """Two alive devices, a declared link, and the small CNN uploaded."""
+    agents = {name: await enroll(client, name) for name in ("cam-1", "edge-1")}
+    for agent in agents.values():
+        await beat(client, agent, battery_pct=80)
+    link = {"a": "cam-1", "b": "edge-1", "mbps": 50, "rtt_ms": 4, "j_per_mb": 0.5}
+    assert (await client.post("/v1/links", json=link)).status_code == 201
+    response = await upload(client, "cnn", cnn, accuracy="0.7")
+    assert response.status_code == 201, response.text
+    return agents

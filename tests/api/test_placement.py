@@ -1,0 +1,223 @@
+"""Deployments solved into plans; the scenario round trip; desired state; restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+import solver
+from tests.api.conftest import (
+    Backend,
+    agent_auth,
+    beat,
+    enroll,
+    fleet_with_model,
+    make_app,
+    serve,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def deploy(client: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
+    body = {"name": "detect", "model": "cnn", "source": "cam-1", "rate_rps": 5, **spec}
+    r = await client.post("/v1/deployments", json=body)
+    assert r.status_code == 201, r.text
+    solved = await client.post("/v1/plan/solve", json={})
+    assert solved.status_code == 200, solved.text
+    result: dict[str, Any] = solved.json()
+    return result
+
+
+async def test_deployment_is_placed_and_scenario_round_trips(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    await fleet_with_model(client, cnn_bytes)
+    solved = await deploy(client, slo_ms=500)
+    assert solved["in_force"] is True
+    plan = (await client.get("/v1/plan")).json()
+    assert plan["version"] == solved["version"]
+    assert plan["plan"]["status"] in ("optimal", "feasible")
+    (app,) = plan["plan"]["apps"]
+    assert app["id"] == "detect"
+
+    dep = (await client.get("/v1/deployments/detect")).json()
+    assert dep["status"] == "placed"
+    assert dep["placement"]["segments"] == app["segments"]
+    assert "data_plane_token" not in dep["spec"]
+    assert [d["name"] for d in (await client.get("/v1/deployments")).json()] == ["detect"]
+
+    # The scenario is exactly what a solver replays: same objective as the plan in force.
+    scenario = (await client.get("/v1/scenario")).json()
+    assert {d["id"] for d in scenario["devices"]} == {"cam-1", "edge-1"}
+    assert scenario["previous"]["apps"][0]["id"] == "detect"
+    replay = solver.solve(solver.parse_scenario(scenario), solver="ilp")
+    assert math.isclose(replay.doc.objective or 0, plan["plan"]["objective"], rel_tol=1e-6)
+
+    audit = (await client.get("/v1/audit")).json()
+    decided = [e for e in audit if e["action"] == "placement.decided"]
+    assert decided and decided[0]["reason"]
+
+
+async def test_dry_run_changes_nothing(client: httpx.AsyncClient, cnn_bytes: bytes) -> None:
+    await fleet_with_model(client, cnn_bytes)
+    solved = await deploy(client)
+    r = await client.post("/v1/plan/solve", json={"solver": "all-device", "dry_run": True})
+    assert r.status_code == 200
+    what_if = r.json()
+    assert what_if["version"] is None and what_if["in_force"] is False
+    assert what_if["plan"]["solver"] == "all-device"
+    assert (await client.get("/v1/plan")).json()["version"] == solved["version"]
+    r = await client.post("/v1/plan/solve", json={"solver": "magic"})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("solver:")
+
+
+async def test_placement_settings(client: httpx.AsyncClient, cnn_bytes: bytes) -> None:
+    defaults = (await client.get("/v1/settings/placement")).json()
+    assert defaults["energy"] == 1.0 and defaults["horizon_h"] == 8.0
+    r = await client.put("/v1/settings/placement", json={**defaults, "carbon": 2.5, "horizon_h": 4})
+    assert r.status_code == 200
+    assert (await client.get("/v1/settings/placement")).json()["carbon"] == 2.5
+    await fleet_with_model(client, cnn_bytes)
+    scenario = (await client.get("/v1/scenario")).json()
+    assert scenario["objective"]["carbon"] == 2.5
+    assert scenario["horizon_h"] == 4
+    r = await client.put("/v1/settings/placement", json={**defaults, "max_utilization": 2})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("body.max_utilization")
+
+
+async def test_deployment_validation(client: httpx.AsyncClient, cnn_bytes: bytes) -> None:
+    await fleet_with_model(client, cnn_bytes)
+    base = {"name": "d", "source": "cam-1", "rate_rps": 1}
+    r = await client.post("/v1/deployments", json={**base, "model": "cnn", "variants": ["cnn"]})
+    assert r.status_code == 422
+    r = await client.post("/v1/deployments", json={**base, "model": "ghost"})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("model:")
+    r = await client.post("/v1/deployments", json={**base, "model": "cnn", "source": "ghost"})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("source:")
+    r = await client.post("/v1/deployments", json={**base, "model": "cnn", "rate_rps": 0})
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("body.rate_rps")
+    assert (await client.post("/v1/deployments", json={**base, "model": "cnn"})).status_code == 201
+    assert (await client.post("/v1/deployments", json={**base, "model": "cnn"})).status_code == 409
+    assert (await client.delete("/v1/deployments/d")).status_code == 204
+    assert (await client.get("/v1/deployments")).json() == []
+
+
+async def test_desired_state_long_poll_and_drain(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    agents = await fleet_with_model(client, cnn_bytes)
+    solved = await deploy(client)
+    version = solved["version"]
+    edge = await client.get("/v1/agents/edge-1/desired-state", headers=agent_auth(agents["edge-1"]))
+    state = edge.json()
+    assert state["version"] == version
+    (part,) = state["partitions"]
+    assert part["next_hop"] is None and part["sink"]["device_id"] == "cam-1"
+    artifact = await client.get(part["artifact"]["url"], headers=agent_auth(agents["edge-1"]))
+    assert artifact.status_code == 200 and len(artifact.content) == part["artifact"]["size"]
+    cam = (
+        await client.get("/v1/agents/cam-1/desired-state", headers=agent_auth(agents["cam-1"]))
+    ).json()
+    assert cam["partitions"] == []
+    assert cam["sources"][0]["first_hop"]["key"] == part["key"]
+
+    # Nothing changes: the poll answers the same version after its wait.
+    same = await client.get(
+        "/v1/agents/edge-1/desired-state",
+        params={"after_version": version, "wait_s": 0.2},
+        headers=agent_auth(agents["edge-1"]),
+    )
+    assert same.json()["version"] == version
+
+    # A poll waiting on the current version wakes with the next plan.
+    async def poll() -> dict[str, Any]:
+        r = await client.get(
+            "/v1/agents/edge-1/desired-state",
+            params={"after_version": version, "wait_s": 5},
+            headers=agent_auth(agents["edge-1"]),
+        )
+        result: dict[str, Any] = r.json()
+        return result
+
+    waiting = asyncio.create_task(poll())
+    await asyncio.sleep(0.1)
+    r = await client.post("/v1/devices/edge-1/drain")
+    assert r.status_code == 200
+    await client.post("/v1/plan/solve", json={})
+    woken = await waiting
+    assert woken["version"] > version
+
+    # Drained: edge-1 hosts nothing any more, but may still be a source.
+    plan = (await client.get("/v1/plan")).json()["plan"]
+    assert {s["device"] for s in plan["apps"][0]["segments"]} == {"cam-1"}
+    scenario = (await client.get("/v1/scenario")).json()
+    assert "edge-1" not in {d["id"] for d in scenario["devices"]}
+    r = await client.post("/v1/deployments", json={
+        "name": "anywhere", "model": "cnn", "source": "edge-1", "rate_rps": 1,
+    })  # fmt: skip
+    assert r.status_code == 201
+    scenario = (await client.get("/v1/scenario")).json()
+    edge_entry = next(d for d in scenario["devices"] if d["id"] == "edge-1")
+    assert edge_entry["gflops"] < 1e-6
+    await client.post("/v1/plan/solve", json={})
+    plan = (await client.get("/v1/plan")).json()["plan"]
+    hosts = {
+        s["device"] for a in plan["apps"] for s in (a["segments"] or []) if a["id"] == "anywhere"
+    }
+    assert hosts and "edge-1" not in hosts
+
+
+async def test_waiting_when_the_source_is_not_alive(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    await fleet_with_model(client, cnn_bytes)
+    await enroll(client, "cam-2", tier="device", gflops=5, memory_mb=100)
+    r = await client.post(
+        "/v1/deployments", json={"name": "d2", "model": "cnn", "source": "cam-2", "rate_rps": 1}
+    )
+    assert r.status_code == 201
+    await client.post("/v1/plan/solve", json={})
+    dep = (await client.get("/v1/deployments/d2")).json()
+    assert dep["status"] == "waiting"
+    assert "cam-2" in dep["reason"]
+
+
+async def test_restart_loses_nothing(
+    backend: Backend, pool: ProcessPoolExecutor, cnn_bytes: bytes
+) -> None:
+    async with serve(make_app(backend, pool)) as client:
+        agents = await fleet_with_model(client, cnn_bytes)
+        solved = await deploy(client)
+        before = {
+            "devices": (await client.get("/v1/devices")).json(),
+            "models": (await client.get("/v1/models")).json(),
+            "deployments": (await client.get("/v1/deployments")).json(),
+            "plan": (await client.get("/v1/plan")).json()["plan"],
+        }
+    # A new app on the same database (and a fresh live state for the in-process backend).
+    async with serve(make_app(backend, pool)) as client:
+        devices = (await client.get("/v1/devices")).json()
+        assert [d["id"] for d in devices] == [d["id"] for d in before["devices"]]
+        assert (await client.get("/v1/models")).json() == before["models"]
+        deps = (await client.get("/v1/deployments")).json()
+        assert [(d["name"], d["status"]) for d in deps] == [("detect", "placed")]
+        plan = (await client.get("/v1/plan")).json()
+        assert plan["version"] == solved["version"]
+        assert plan["plan"] == before["plan"]
+        # The agent's token survived the restart (rebuilt from SQL into the cache).
+        await beat(client, agents["edge-1"])
+        state = await client.get(
+            "/v1/agents/edge-1/desired-state", headers=agent_auth(agents["edge-1"])
+        )
+        assert state.status_code == 200

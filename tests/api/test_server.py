@@ -1,0 +1,96 @@
+"""`continuum server` as a real process on a real socket, embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+SERVER_START_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
+    env["CONTINUUM_DATA_DIR"] = str(tmp_path / "data")
+    env["CONTINUUM_SOLVER"] = "ilp"
+    exe = Path(sys.executable).with_name("continuum")
+    proc = subprocess.Popen(
+        [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if proc.poll() is not None:
+                assert proc.stderr is not None
+                pytest.fail(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the server did not become ready")
+            time.sleep(0.2)
+        yield url, tmp_path / "data"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_server_process_embedded(server: tuple[str, Path]) -> None:
+    url, data_dir = server
+    token_file = data_dir / "admin-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    admin = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    assert (data_dir / "continuum.db").is_file()
+    with httpx.Client(base_url=url, headers=admin, timeout=30) as client:
+        assert client.get("/v1/devices").json() == []
+        with client.stream("GET", "/v1/events") as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            lines = events.iter_lines()
+            assert next(lines) == ": connected"
+            token = client.post("/v1/enrollment-tokens", json={}).json()["token"]
+            enrolled = client.post(
+                "/v1/agents/enroll",
+                json={
+                    "token": token, "name": "gw-1", "tier": "edge", "gflops": 50,
+                    "memory_mb": 1024, "power_w": {"idle": 5, "busy": 20},
+                    "data_plane_url": "http://gw-1:9000",
+                },
+            )  # fmt: skip
+            assert enrolled.status_code == 201
+            event: list[str] = []
+            while not event or not event[-1].startswith("data: "):
+                line = next(lines)
+                if line:
+                    event.append(line)
+        assert event[-2] == "event: device"
+        assert json.loads(event[-1].removeprefix("data: "))["device_id"] == "gw-1"
+        assert client.get("/v1/agents/gw-1/desired-state").status_code == 401
+        unauthorized = httpx.get(f"{url}/v1/devices")
+        assert unauthorized.status_code == 401
+        assert unauthorized.headers["content-type"] == "application/problem+json"
