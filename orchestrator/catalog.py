@@ -154,6 +154,16 @@ def delete_model(session: Session, actor: str, model_id: str) -> Model:
     return model
 
 
+def check_exit_block(model: Model, after: str) -> None:
+    names = [b["name"] for b in model.blocks]
+    if after not in names[:-1]:
+        raise Invalid(
+            f"after: {after!r} is not a block before the last one of {model.id!r} "
+            f"(blocks: {', '.join(names[:-1]) or 'none'})",
+            field="after",
+        )
+
+
 def add_exit_head(
     session: Session,
     actor: str,
@@ -167,13 +177,7 @@ def add_exit_head(
     threshold: float,
 ) -> ExitHead:
     model = get_model(session, model_id)
-    names = [b["name"] for b in model.blocks]
-    if after not in names[:-1]:
-        raise Invalid(
-            f"after: {after!r} is not a block before the last one of {model_id!r} "
-            f"(blocks: {', '.join(names[:-1]) or 'none'})",
-            field="after",
-        )
+    check_exit_block(model, after)
     existing = session.scalar(
         select(ExitHead).where(ExitHead.model_id == model_id, ExitHead.after == after)
     )

@@ -392,14 +392,23 @@ class ControlPlane:
         threshold: float,
     ) -> Any:
         try:
-            await self.run_sync(catalog.get_model, model_id)
-            analysis = await self.in_pool(work.analyse_file, str(upload), None)
+            model = await self.run_sync(catalog.get_model, model_id)
+            catalog.check_exit_block(model, after)
+            # Checked against the block before anything is stored: a head whose input does
+            # not fit the block's output is refused with both shapes named.
+            cost = await self.in_pool(
+                work.check_exit_head,
+                str(self.artifacts.path(model.artifact_sha256)),
+                model.detail.get("input_shapes"),
+                after,
+                str(upload),
+            )
             sha, size = await asyncio.to_thread(self.artifacts.adopt, upload)
         finally:
             upload.unlink(missing_ok=True)
         head = await self.run_sync(
             catalog.add_exit_head, actor, model_id, after, sha, size,
-            float(analysis["total_gflops"]), float(analysis["params_mb"]), prob, threshold,
+            cost["gflops"], cost["params_mb"], prob, threshold,
         )  # fmt: skip
         await self.planner.request(f"exit head after {after} added to {model_id} by {actor}")
         return head

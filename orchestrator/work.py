@@ -82,3 +82,16 @@ def quantize_to_store(
         "analysis": analysis.to_json(),
         "detail": variant.to_json(),
     }
+
+
+def check_exit_head(
+    model_path: str, input_shapes: dict[str, list[int]] | None, after: str, head_path: str
+) -> dict[str, float]:
+    """The registry's check that a head takes block `after`'s output (ModelError naming
+    both shapes when it does not), and the head's cost."""
+    from models_registry.blocks import analyse_model
+    from models_registry.exits import attach_exit
+
+    analysis = analyse_model(Path(model_path), input_shapes or None)
+    head = attach_exit(analysis, after, Path(head_path))
+    return {"gflops": head.gflops, "params_mb": head.params_mb}

@@ -93,7 +93,7 @@ async def test_non_onnx_upload_is_422_and_stores_nothing(
 
 
 async def test_exit_heads_calibration_and_cascades(
-    client: httpx.AsyncClient, cnn_bytes: bytes
+    client: httpx.AsyncClient, backend: Backend, cnn_bytes: bytes
 ) -> None:
     model = (await upload(client, "cnn", cnn_bytes)).json()
     first = model["blocks"][0]["name"]
@@ -107,6 +107,15 @@ async def test_exit_heads_calibration_and_cascades(
     assert head["after"] == first
     assert head["prob"] is None
     assert head["threshold"] == 0.9
+    before = len(stored_files(backend))
+    r = await client.post(
+        "/v1/models/cnn/exits",
+        files={"file": ("head.onnx", exit_head(8), "application/octet-stream")},
+        data={"after": model["blocks"][1]["name"]},
+    )
+    assert r.status_code == 422, r.text
+    assert "[1,8,32,32]" in r.json()["detail"] and "outputs" in r.json()["detail"]
+    assert len(stored_files(backend)) == before  # refused before anything was stored
     last = model["blocks"][-1]["name"]
     r = await client.post(
         "/v1/models/cnn/exits",
