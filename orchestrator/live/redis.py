@@ -208,7 +208,9 @@ class RedisLiveState:
             try:
                 await pubsub.psubscribe(pattern)
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    # A bounded wait: a cancellation that lands while subscribing is
+                    # seen within a second instead of hanging on a blocking read.
+                    message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
                     if message["type"] == "psubscribe":
@@ -220,7 +222,8 @@ class RedisLiveState:
                 log.warning("live-state subscriber lost Redis (retrying in %.1fs): %s", delay, exc)
             finally:
                 self._subscribed.clear()
-                await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), timeout=2.0)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RESUBSCRIBE_MAX_DELAY_S)
 
