@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,36 @@ def _canonicalize_in_place(model: onnx.ModelProto) -> None:
     if len(keep) != len(model.graph.input):
         del model.graph.input[:]
         model.graph.input.extend(keep)
-    model.ir_version = max(model.ir_version, 4)
+    model.ir_version = min(max(model.ir_version, 4), runtime_max_ir())
+
+
+@functools.cache
+def runtime_max_ir() -> int:
+    """The newest IR version the installed onnxruntime loads.
+
+    The onnx package can be newer than onnxruntime and stamps models with its own IR
+    version (onnx 1.23 writes 14, onnxruntime 1.31 loads up to 13); a model that uses no
+    newer feature runs unchanged with the lower number, so models are stamped with this.
+    """
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    for version in range(onnx.IR_VERSION, 3, -1):
+        probe = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=version
+        )
+        try:
+            ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception:  # onnxruntime raises its own Fail type for an unsupported IR
+            continue
+        return version
+    return 4
 
 
 def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -112,3 +112,32 @@ def test_shape_nodes_are_folded_into_constants() -> None:
     assert [node.op_type for node in model.graph.node] == ["Relu", "Reshape"]
     folded = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
     assert folded["s"].tolist() == [1, 2, 3]
+
+
+def test_models_from_a_newer_onnx_run_on_the_installed_onnxruntime() -> None:
+    """onnx stamps its newest IR version; the registry lowers it to what onnxruntime loads."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from models_registry import analyse_model, quantize_int8
+    from models_registry.loading import runtime_max_ir
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        "newer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=onnx.IR_VERSION
+    )
+    analysis = analyse_model(model.SerializeToString())
+    assert analysis.model.ir_version == min(onnx.IR_VERSION, runtime_max_ir())
+    variant = quantize_int8(model.SerializeToString())
+    assert variant.to_json()["int8_mb"] > 0
