@@ -189,9 +189,16 @@ class Evaluation:
 
 
 def evaluate(
-    cm: CostModel, placements: Mapping[str, Placement], require_all: bool = True
+    cm: CostModel,
+    placements: Mapping[str, Placement],
+    require_all: bool = True,
+    cache: dict[str, tuple[Placement, Cost]] | None = None,
 ) -> Evaluation:
-    """Score placements (app id -> Placement) and list every broken constraint."""
+    """Score placements (app id -> Placement) and list every broken constraint.
+
+    `cache` (app id -> (placement, its cost)) skips recomputing the cost of a placement
+    already costed on the same cost model, and is refreshed with the ones computed here.
+    """
     scn = cm.scenario
     mig = Migration(cm)
     violations: list[str] = []
@@ -212,9 +219,15 @@ def evaluate(
         if errs:
             violations.extend(errs)
             continue
-        c = app_cost(cm, app, p)
+        hit = cache.get(app.id) if cache is not None else None
+        if hit is not None and hit[0] == p:
+            c = hit[1]
+        else:
+            c = app_cost(cm, app, p)
+            if cache is not None:
+                cache[app.id] = (p, c)
         costs[app.id] = c
-        migration[app.id] = app_migration(mig, app, p)
+        migration[app.id] = app_migration(mig, app, p) if mig.applies(app.id) else 0.0
         objective += cm.weighted(app, c) + scn.objective.migration * migration[app.id]
         violations.extend(app_violations(cm, app, p, c))
         for d, s in c.compute_s.items():
@@ -264,13 +277,14 @@ def build_plan(
     bound: float | None = None,
     solve_s: float = 0.0,
     stats: dict[str, float | int | str] | None = None,
+    cache: dict[str, tuple[Placement, Cost]] | None = None,
 ) -> Plan:
     """Evaluate placements and describe them in the contract's plan format.
 
     A plan that breaks a constraint is reported `infeasible` with its violations, whatever
     status the solver hoped for: the evaluator has the last word.
     """
-    ev = evaluate(cm, placements)
+    ev = evaluate(cm, placements, cache=cache)
     if ev.violations:
         status = Status.INFEASIBLE
     apps: list[AppResult] = []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from solver.costs import CostModel
+from solver.costs import Cost, CostModel
 from solver.evaluate import Migration
 from solver.plan import Placement
 from solver.scenario import App, Scenario
@@ -32,6 +33,12 @@ class Problem:
         self.scenario = scenario
         self.cost = cost if cost is not None else CostModel(scenario)
         self.migration = Migration(self.cost)
+        # Per-app cost of the placement last evaluated on this problem: evaluate() reuses
+        # an entry only for the identical placement, so it is always correct.
+        self.app_costs: dict[str, tuple[Placement, Cost]] = {}
+        # Tables a solver derives from this scenario, kept for re-solves of the same problem.
+        self.derived: dict[str, Any] = {}
+        self.device_index = {d.id: k for k, d in enumerate(scenario.devices)}
 
     def model_options(self, app: App) -> list[str]:
         """The models an app may run, accuracy permitting (cascades: none)."""

@@ -30,8 +30,29 @@ class Route:
         return self.rtt_ms / 2.0 / 1000.0 + 8.0 * mb / self.mbps
 
 
+class _Search:
+    """One source's Dijkstra, paused between calls: settled nodes have their final route."""
+
+    __slots__ = ("best", "exact_rtt", "heap", "routes", "settled", "via")
+
+    def __init__(self, src: str) -> None:
+        start = (0.0, 0, (src,))
+        self.best: dict[str, tuple[float, int, tuple[str, ...]]] = {src: start}
+        self.via: dict[str, tuple[int, ...]] = {src: ()}
+        self.exact_rtt: dict[str, float] = {src: 0.0}
+        self.heap: list[tuple[float, int, tuple[str, ...]]] = [start]
+        self.settled: set[str] = set()
+        self.routes: dict[str, Route] = {}
+
+
 class RouteTable:
-    """Lazily computed routes; one Dijkstra per source, run only when first asked."""
+    """Lazily computed routes: one Dijkstra per source, run only as far as it is asked.
+
+    `route(a, b)` settles nodes from `a` until `b` is settled and keeps the search paused
+    there, so a fleet of thousands of devices pays only for the neighbourhoods it uses.
+    A node's key is final when it is settled, whatever order later calls come in, so the
+    routes are exactly those of a full search (same tie-breaking).
+    """
 
     def __init__(self, scenario: Scenario) -> None:
         self._links = scenario.links
@@ -41,55 +62,67 @@ class RouteTable:
             self._adj[link.b].append((link.a, k))
         for edges in self._adj.values():
             edges.sort()
-        self._from: dict[str, dict[str, Route]] = {}
+        self._from: dict[str, _Search] = {}
 
     def route(self, a: str, b: str) -> Route | None:
         """The route from a to b, or None when b cannot be reached. a == b is not a route."""
-        table = self._from.get(a)
-        if table is None:
-            table = self._from[a] = self._dijkstra(a)
-        return table.get(b)
+        search = self._from.get(a)
+        if search is None:
+            search = self._from[a] = _Search(a)
+        r = search.routes.get(b)
+        if r is not None:
+            return r
+        settled = search.settled
+        while b not in settled and search.heap:
+            self._settle_next(search)
+        if b not in settled or b == a:
+            return None
+        return self._build(search, b)
 
     def reachable(self, a: str) -> dict[str, Route]:
-        table = self._from.get(a)
-        if table is None:
-            table = self._from[a] = self._dijkstra(a)
-        return table
+        search = self._from.get(a)
+        if search is None:
+            search = self._from[a] = _Search(a)
+        while search.heap:
+            self._settle_next(search)
+        for node in search.settled:
+            if node != a and node not in search.routes:
+                self._build(search, node)
+        return search.routes
 
-    def _dijkstra(self, src: str) -> dict[str, Route]:
-        best: dict[str, tuple[float, int, tuple[str, ...]]] = {src: (0.0, 0, (src,))}
-        via: dict[str, tuple[int, ...]] = {src: ()}
-        exact_rtt: dict[str, float] = {src: 0.0}
-        heap: list[tuple[float, int, tuple[str, ...]]] = [(0.0, 0, (src,))]
-        done: set[str] = set()
-        while heap:
-            key = heapq.heappop(heap)
-            node = key[2][-1]
-            if node in done or best[node] != key:
+    def _build(self, s: _Search, node: str) -> Route:
+        # Built only when asked: most settled nodes are never a query's target.
+        links = s.via[node]
+        r = s.routes[node] = Route(
+            path=s.best[node][2],
+            links=links,
+            mbps=min(self._links[k].mbps for k in links),
+            rtt_ms=sum(self._links[k].rtt_ms for k in links),
+            j_per_mb=sum(self._links[k].j_per_mb for k in links),
+        )
+        return r
+
+    def _settle_next(self, s: _Search) -> None:
+        key = heapq.heappop(s.heap)
+        path = key[2]
+        node = path[-1]
+        best = s.best
+        # Keys are only ever replaced by strictly smaller ones, so identity tells stale.
+        if node in s.settled or best[node] is not key:
+            return
+        s.settled.add(node)
+        rtt0 = s.exact_rtt[node]
+        via0 = s.via[node]
+        hops = key[1] + 1
+        links = self._links
+        for nxt, k in self._adj[node]:
+            if nxt in s.settled:
                 continue
-            done.add(node)
-            for nxt, k in self._adj[node]:
-                if nxt in done:
-                    continue
-                link = self._links[k]
-                rtt = exact_rtt[node] + link.rtt_ms
-                cand = (round(rtt, _RTT_DIGITS), key[1] + 1, (*key[2], nxt))
-                cur = best.get(nxt)
-                if cur is None or cand < cur:
-                    best[nxt] = cand
-                    exact_rtt[nxt] = rtt
-                    via[nxt] = (*via[node], k)
-                    heapq.heappush(heap, cand)
-        routes: dict[str, Route] = {}
-        for node, (_, _, path) in best.items():
-            if node == src:
-                continue
-            links = via[node]
-            routes[node] = Route(
-                path=path,
-                links=links,
-                mbps=min(self._links[k].mbps for k in links),
-                rtt_ms=sum(self._links[k].rtt_ms for k in links),
-                j_per_mb=sum(self._links[k].j_per_mb for k in links),
-            )
-        return routes
+            rtt = rtt0 + links[k].rtt_ms
+            cand = (round(rtt, _RTT_DIGITS), hops, (*path, nxt))
+            cur = best.get(nxt)
+            if cur is None or cand < cur:
+                best[nxt] = cand
+                s.exact_rtt[nxt] = rtt
+                s.via[nxt] = (*via0, k)
+                heapq.heappush(s.heap, cand)

@@ -1,0 +1,171 @@
+"""How the placement solvers scale: generated fleets from 100 to 10,000 devices.
+
+    .venv/bin/python bench/solver_scale.py            # 30 .. 10,000 devices
+    .venv/bin/python bench/solver_scale.py --quick    # 30, 100 and 1,000 devices
+
+For each size (20-block models, exits, variants and cascades): wall and CPU time and
+peak memory (RSS of a fresh process per size) of `heuristic`; `ilp` where it finishes
+within its time limit; the objective of the baselines that exist; and the incremental
+re-solve time after one battery's level drops and after one link's bandwidth halves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+SIZES = [(30, 20), (100, 50), (1_000, 500), (5_000, 2_500), (10_000, 5_000)]
+QUICK = [(30, 20), (100, 50), (1_000, 500)]
+
+
+def _run(
+    devices: int,
+    apps: int,
+    seed: int,
+    ilp_limit: float,
+    ilp_max: int,
+    base_max: int,
+    neuro_max: int,
+) -> dict[str, Any]:
+    from solver import Problem, SolveOptions, Status, solve, solvers
+    from solver.generate import generate
+    from solver.incremental import Change, apply_change, resolve
+    from solver.scenario import parse_scenario
+
+    out: dict[str, Any] = {"devices": devices, "apps": apps}
+    t = time.perf_counter()
+    scn = parse_scenario(generate(seed, devices, apps, 20))
+    out["generate_s"] = time.perf_counter() - t
+    problem = Problem(scn)
+    wall, cpu = time.perf_counter(), time.process_time()
+    plan = solve(problem, SolveOptions(time_limit_s=60), solver="heuristic")
+    out["heuristic_s"] = time.perf_counter() - wall
+    out["heuristic_cpu_s"] = time.process_time() - cpu
+    out["heuristic"] = plan.objective
+    out["status"] = plan.status.value
+    out["bound"] = plan.doc.bound
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    prev = plan.placements
+    if plan.status == Status.FEASIBLE:
+        src = next(a.source for a in scn.apps if problem.cost.devices[a.source].battery)
+        bat = problem.cost.devices[src].battery
+        assert bat is not None
+        level = bat.min_pct + (bat.level_pct - bat.min_pct) * 0.7
+        battery = Change(devices={src: {"battery": {**bat.model_dump(), "level_pct": level}}})
+        # The busiest link the plan sends over.
+        traffic: dict[int, float] = {}
+        for _, c in problem.app_costs.values():
+            for k, mb in c.link_mb.items():
+                traffic[k] = traffic.get(k, 0.0) + mb
+        k = max(traffic, key=lambda k: (traffic[k], -k))
+        link = scn.links[k]
+        bandwidth = Change(links={(link.a, link.b): {"mbps": link.mbps / 2}})
+        for name, change in (("battery", battery), ("bandwidth", bandwidth)):
+            t = time.perf_counter()
+            new = apply_change(problem, change, prev)
+            again = resolve(new, prev, change)
+            out[f"{name}_s"] = time.perf_counter() - t
+            out[f"{name}_apps"] = (again.doc.stats or {}).get("resolved_apps")
+            out[f"{name}_status"] = again.status.value
+    table = solvers()
+    for name in ("all-device", "all-cloud", "neurosurgeon"):
+        limit = neuro_max if name == "neurosurgeon" else base_max
+        if name in table and devices <= limit:
+            t = time.perf_counter()
+            base = solve(Problem(scn), SolveOptions(), solver=name)
+            out[name] = base.objective
+            out[f"{name}_s"] = time.perf_counter() - t
+            out[f"{name}_status"] = base.status.value
+    if devices <= ilp_max:
+        t = time.perf_counter()
+        exact = solve(Problem(scn), SolveOptions(time_limit_s=ilp_limit), solver="ilp")
+        out["ilp_s"] = time.perf_counter() - t
+        out["ilp"] = exact.objective
+        out["ilp_status"] = exact.status.value
+    return out
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="30, 100 and 1,000 devices only")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--ilp-limit", type=float, default=120.0, help="ilp time limit, s")
+    parser.add_argument("--ilp-max-devices", type=int, default=30, help="skip ilp above")
+    # The baselines compute whole route tables (all-cloud: from every source), whose
+    # memory grows with the square of the fleet: 5,000 devices ran out of 24 GB.
+    parser.add_argument(
+        "--baselines-max-devices", type=int, default=1000, help="skip the baselines above"
+    )
+    parser.add_argument(
+        "--neurosurgeon-max-devices", type=int, default=100, help="skip neurosurgeon above"
+    )
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    rows = []
+    for devices, apps in QUICK if args.quick else SIZES:
+        with ctx.Pool(1) as pool:
+            rows.append(
+                pool.apply(
+                    _run,
+                    (
+                        devices,
+                        apps,
+                        args.seed,
+                        args.ilp_limit,
+                        args.ilp_max_devices,
+                        args.baselines_max_devices,
+                        args.neurosurgeon_max_devices,
+                    ),
+                )
+            )
+        print(rows[-1], flush=True)
+    console = Console(width=200)
+    t = Table(title="heuristic at scale (20-block models)")
+    for col in ("devices", "apps", "wall s", "cpu s", "peak MB", "objective", "bound"):
+        t.add_column(col, justify="right")
+    t.add_column("ilp (s)", justify="right")
+    for name in ("all-device", "all-cloud", "neurosurgeon"):
+        t.add_column(name, justify="right")
+    t.add_column("re-solve battery s (apps)", justify="right")
+    t.add_column("re-solve link s (apps)", justify="right")
+    for r in rows:
+        ilp = "-" if "ilp_s" not in r else f"{_fmt(r.get('ilp'))} ({r['ilp_s']:.1f})"
+        bases = []
+        for name in ("all-device", "all-cloud", "neurosurgeon"):
+            if name in r:
+                flag = "" if r[f"{name}_status"] != "infeasible" else " (breaks)"
+                bases.append(_fmt(r[name]) + flag)
+            else:
+                bases.append("n/a")
+        t.add_row(
+            str(r["devices"]),
+            str(r["apps"]),
+            _fmt(r["heuristic_s"]),
+            _fmt(r["heuristic_cpu_s"]),
+            _fmt(r["peak_mb"], 0),
+            _fmt(r["heuristic"]) if r["status"] == "feasible" else r["status"],
+            _fmt(r["bound"]),
+            ilp,
+            *bases,
+            f"{_fmt(r.get('battery_s'), 3)} ({_fmt(r.get('battery_apps'))})",
+            f"{_fmt(r.get('bandwidth_s'), 3)} ({_fmt(r.get('bandwidth_apps'))})",
+        )
+    console.print(t)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""Per-app candidate placements for the heuristic: exact chain DP with a Lagrangian SLO.
+
+For a partitioned model the placement is a path through a layered graph: layer i holds
+one node per (candidate host, segments used so far); a node's cost is block i's term on
+that host, an edge's cost the activation transfer between hosts. With every cost of the
+contract written as unary and pairwise terms (`solver.fastcost`), the cheapest path is the
+app's optimum over its candidate hosts when the SLO is slack. The worst-case latency is
+also a sum of those terms, so the SLO is handled by Lagrangian relaxation: minimise
+`cost + lam * worst`, search `lam` by doubling and bisection, and keep the cheapest path
+that meets the SLO. `min over paths (cost + lam * (worst - slo))` is a lower bound on the
+app's SLO-constrained optimum for every `lam`; the largest one seen is reported.
+
+The DP is vectorised over every app that runs the same model (numpy, shape
+apps x segments x hosts x hosts per block), which is what makes 5,000 apps affordable.
+A cascade's stages are independent terms, so its candidates come from enumerating every
+combination of stage hosts, which is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from solver.fastcost import INF, CandidateRoutes, Fleet, candidate_routes
+from solver.plan import Placement
+from solver.problem import Problem
+from solver.scenario import App
+
+_LAM_STEPS = 14
+
+
+@dataclass(slots=True)
+class Candidate:
+    placement: Placement
+    estimate: float  # objective by the DP's arrays (the scorer has the exact figure)
+
+
+@dataclass(slots=True)
+class AppOptions:
+    """An app's candidates, cheapest first, and a lower bound on its optimum over its hosts."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    lower: float = INF
+    why: str = ""
+
+
+@dataclass(slots=True)
+class _Chain:
+    """Cost arrays of one model for a batch of apps: block terms and transfer terms."""
+
+    u: np.ndarray  # (A, n, K) cost of block i on host k, inf where not allowed
+    uw: np.ndarray  # (A, n, K) worst-case ms of the same
+    t: np.ndarray  # (A, n-1, K, K) cost of moving after block i from k to k', inf: no
+    tw: np.ndarray  # (A, n-1, K, K)
+    stages: np.ndarray  # (A,) max_stages
+
+
+def chain_arrays(
+    problem: Problem,
+    fleet: Fleet,
+    apps: list[App],
+    model_id: str,
+    routes: list[CandidateRoutes],
+    forbid: list[np.ndarray] | None = None,
+) -> _Chain:
+    """The layered graph of `model_id` for each app over its candidate hosts.
+
+    `forbid[a]` (optional, (K, K) bool) removes transfers between candidate hosts; the
+    diagonal of a forbidden matrix removes the host itself.
+    """
+    s = problem.cost.shapes[model_id]
+    m = s.model
+    n = s.n
+    na = len(apps)
+    kmax = max(len(r.hosts) for r in routes)
+    g = np.array([layer.gflops + s.exit_gflops[i] for i, layer in enumerate(m.layers)])
+    par = np.array([layer.params_mb + s.exit_params_mb[i] for i, layer in enumerate(m.layers)])
+    out = np.array([layer.out_mb for layer in m.layers])
+    reach = np.array(s.reach)
+    cont = np.array(s.cont)
+    emass = reach * np.array(s.exit_prob)
+    has_exit = np.array([s.has_exit(i) for i in range(n)])
+    res = m.layers[-1].out_mb
+    w = fleet.w
+
+    def pad(vals: list[np.ndarray], fill: float, shape: tuple[int, ...]) -> np.ndarray:
+        arr = np.full((na, *shape), fill)
+        for a, v in enumerate(vals):
+            arr[a][tuple(slice(0, x) for x in v.shape)] = v
+        return arr
+
+    hosts = [np.array(r.hosts, dtype=np.int64) for r in routes]
+    valid = pad([np.ones(len(h)) for h in hosts], 0.0, (kmax,)) > 0
+    cc = pad([fleet.cc[h] for h in hosts], 0.0, (kmax,))
+    wk = pad([fleet.wk[h] for h in hosts], 0.0, (kmax,))
+    mem = pad([fleet.memory[h] for h in hosts], 0.0, (kmax,))
+    rate = np.array([a.rate_rps for a in apps])
+
+    def vec(name: str) -> np.ndarray:
+        return pad([getattr(r, name) for r in routes], 0.0, (kmax,))
+
+    def mat(name: str) -> np.ndarray:
+        return pad([getattr(r, name) for r in routes], 0.0, (kmax, kmax))
+
+    in_ok = pad([r.in_ok.astype(float) for r in routes], 0.0, (kmax,)) > 0
+    out_ok = pad([r.out_ok.astype(float) for r in routes], 0.0, (kmax,)) > 0
+    ok = pad([r.ok.astype(float) for r in routes], 0.0, (kmax, kmax)) > 0
+    if forbid is not None:
+        ok &= ~pad([f.astype(float) for f in forbid], 0.0, (kmax, kmax)).astype(bool)
+        valid &= np.diagonal(ok, axis1=1, axis2=2)
+    in_cost = m.input_mb * vec("in_c1") + vec("in_c0")
+    in_worst = m.input_mb * vec("in_w1") + vec("in_w0")
+    out_cost = res * vec("out_c1") + vec("out_c0")
+    out_worst = res * vec("out_w1") + vec("out_w0")
+
+    u = (reach * g)[None, :, None] * cc[:, None, :]
+    u[:, 0, :] += in_cost
+    u += emass[None, :, None] * out_cost[:, None, :]
+    u[:, -1, :] += cont[-1] * out_cost
+    u *= rate[:, None, None]
+    uw = g[None, :, None] * wk[:, None, :]
+    uw[:, 0, :] += in_worst
+    uw[:, -1, :] += out_worst
+    if w.migration > 0:
+        mig = problem.migration
+        for a, app in enumerate(apps):
+            if mig.applies(app.id):
+                for i in range(n):
+                    for k, h in enumerate(routes[a].hosts):
+                        mb = mig.block_mb(app.id, model_id, i, fleet.ids[h])
+                        u[a, i, k] += w.migration * mb
+    bad = ~valid[:, None, :] | (par[None, :, None] > mem[:, None, :])
+    bad[:, 0, :] |= ~in_ok
+    bad |= (has_exit[None, :, None] & ~out_ok[:, None, :]) if n > 1 else False
+    bad[:, -1, :] |= ~out_ok
+    u[bad] = INF
+    uw[bad] = INF
+
+    c1, c0, w1, w0 = mat("c1"), mat("c0"), mat("w1"), mat("w0")
+    co = (cont * out)[: n - 1]
+    t = rate[:, None, None, None] * (
+        co[None, :, None, None] * c1[:, None] + cont[None, : n - 1, None, None] * c0[:, None]
+    )
+    tw = out[None, : n - 1, None, None] * w1[:, None] + w0[:, None]
+    nomove = ~ok | np.eye(kmax, dtype=bool)[None]
+    t[np.broadcast_to(nomove[:, None], t.shape)] = INF
+    tw[np.broadcast_to(nomove[:, None], tw.shape)] = INF
+    stages = np.array([min(a.max_stages, n) for a in apps])
+    return _Chain(u, uw, t, tw, stages)
+
+
+def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cheapest path of `cost + lam * worst` for the apps in `rows`: (value, host per block).
+
+    State per block: (segments used - 1, host). Staying on a host is free; moving costs the
+    transfer and uses one more segment. Ties keep the lower host index, then staying.
+    """
+    u = ch.u[rows] + lam[:, None, None] * np.where(np.isinf(ch.u[rows]), 0.0, ch.uw[rows])
+    t = ch.t[rows] + lam[:, None, None, None] * np.where(np.isinf(ch.t[rows]), 0.0, ch.tw[rows])
+    na, n, k = u.shape
+    if k == 0:  # no app of this group has a host it may use: nothing to choose
+        return np.full(na, INF), np.zeros((na, n), dtype=np.int64)
+    s_max = int(ch.stages[rows].max()) if na else 1
+    v = np.full((na, s_max, k), INF)
+    v[:, 0, :] = u[:, 0, :]
+    args: list[np.ndarray] = []
+    moves: list[np.ndarray] = []
+    with np.errstate(invalid="ignore"):
+        for i in range(n - 1):
+            if s_max > 1:
+                mv_all = v[:, :-1, :, None] + t[:, i, None, :, :]
+                arg = mv_all.argmin(axis=2)
+                mv = np.take_along_axis(mv_all, arg[:, :, None, :], axis=2)[:, :, 0, :]
+                moved = mv < v[:, 1:, :]
+                nv = v.copy()
+                nv[:, 1:, :] = np.where(moved, mv, v[:, 1:, :])
+                args.append(arg)
+                moves.append(moved)
+                v = nv
+            v = v + u[:, i + 1, None, :]
+    allowed = np.arange(s_max)[None, :] < ch.stages[rows][:, None]
+    v = np.where(allowed[:, :, None], v, INF)
+    flat = v.reshape(na, -1)
+    best = flat.argmin(axis=1)
+    value = flat[np.arange(na), best]
+    s_cur, k_cur = np.divmod(best, k)
+    path = np.zeros((na, n), dtype=np.int64)
+    path[:, n - 1] = k_cur
+    idx = np.arange(na)
+    for i in range(n - 2, -1, -1):
+        if s_max > 1:
+            sm1 = np.maximum(s_cur - 1, 0)
+            moved = (s_cur > 0) & moves[i][idx, sm1, k_cur]
+            prev = np.where(moved, args[i][idx, sm1, k_cur], k_cur)
+            s_cur = np.where(moved, s_cur - 1, s_cur)
+            k_cur = prev
+        path[:, i] = k_cur
+    return value, path
+
+
+def path_figures(ch: _Chain, rows: np.ndarray, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, worst ms) of each app's path, without the Lagrangian weight."""
+    na, n = path.shape
+    idx = np.arange(na)
+    cost = np.zeros(na)
+    worst = np.zeros(na)
+    for i in range(n):
+        cost += ch.u[rows, i, path[:, i]]
+        worst += ch.uw[rows, i, path[:, i]]
+        if i + 1 < n:
+            move = path[:, i] != path[:, i + 1]
+            tc = ch.t[rows, i, path[:, i], path[:, i + 1]]
+            tw = ch.tw[rows, i, path[:, i], path[:, i + 1]]
+            cost += np.where(move, tc, 0.0)
+            worst += np.where(move, tw, 0.0)
+    del idx
+    return cost, worst
+
+
+def slo_paths(ch: _Chain, slo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per app: (cost, worst, path) of the cheapest SLO-meeting path found, and a lower
+    bound on the cheapest SLO-meeting path. Cost is inf where no path meets the SLO."""
+    na = len(slo)
+    every = np.arange(na)
+    if ch.u.shape[2] == 0:  # no hosts at all: no path, and no bound either
+        nothing = np.full(na, INF)
+        return nothing, nothing.copy(), np.zeros(ch.u.shape[:2], dtype=np.int64), nothing.copy()
+    val, path = chain_dp(ch, np.zeros(na), every)
+    cost, worst = path_figures(ch, every, path)
+    tol = slo * (1.0 + 1e-9)
+    best_cost = np.where(worst <= tol, cost, INF)
+    best_path = path.copy()
+    best_worst = worst.copy()
+    lower = val.copy()
+    need = np.flatnonzero((worst > tol) & np.isfinite(cost))
+    if need.size == 0:
+        return best_cost, best_worst, best_path, lower
+
+    def attempt(rows: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        v, p = chain_dp(ch, lam, rows)
+        c, wst = path_figures(ch, rows, p)
+        lower[rows] = np.maximum(lower[rows], v - lam * slo[rows])
+        meets = wst <= tol[rows]
+        better = meets & (c < best_cost[rows])
+        upd = rows[better]
+        best_cost[upd] = c[better]
+        best_worst[upd] = wst[better]
+        best_path[upd] = p[better]
+        return np.asarray(meets)
+
+    # lam in cost per ms: start where a path's cost and its worst case weigh the same.
+    scale = np.maximum(np.abs(cost[need]), 1e-12) / np.maximum(worst[need], 1e-12)
+    lower[need] = -INF
+    fastest = scale * 1e9
+    can = attempt(need, fastest)
+    lower[need[~can]] = INF  # no path meets the SLO: the app cannot run this model
+    rows = need[can]
+    hi = scale[can]
+    fastest = fastest[can]
+    active = np.ones(rows.size, dtype=bool)
+    for _ in range(8):
+        if not active.any():
+            break
+        at = np.flatnonzero(active)
+        meets = attempt(rows[at], hi[at])
+        hi[at[~meets]] *= 10.0
+        active[at[meets]] = False
+    hi[active] = fastest[active]
+    lo = np.zeros(rows.size)
+    for _ in range(_LAM_STEPS):
+        if rows.size == 0:
+            break
+        lam = np.where(lo > 0, np.sqrt(lo * hi), hi / 10.0)
+        meets = attempt(rows, lam)
+        hi = np.where(meets, lam, hi)
+        lo = np.where(meets, lo, lam)
+    return best_cost, best_worst, best_path, lower
+
+
+def cascade_options(
+    problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes, keep: int = 6
+) -> tuple[list[tuple[float, tuple[int, ...]]], float]:
+    """The cheapest stage-host combinations meeting the SLO (exact), and the optimum."""
+    assert app.cascade is not None
+    cm = problem.cost
+    hosts = np.array(routes.hosts)
+    reach = cm.cascade_reach(app)
+    last = len(app.cascade) - 1
+    costs: list[np.ndarray] = []
+    worsts: list[np.ndarray] = []
+    mig = problem.migration
+    for k, stage in enumerate(app.cascade):
+        m = cm.models[stage.model]
+        g = sum(layer.gflops for layer in m.layers)
+        ep = 1.0 if k == last else (stage.exit_prob or 0.0)
+        res = m.layers[-1].out_mb
+        c = reach[k] * g * fleet.cc[hosts]
+        c = c + reach[k] * (m.input_mb * routes.in_c1 + routes.in_c0)
+        c = c + reach[k] * ep * (res * routes.out_c1 + routes.out_c0)
+        c = app.rate_rps * c
+        if fleet.w.migration > 0 and mig.applies(app.id):
+            c = c + fleet.w.migration * np.array(
+                [mig.stage_mb(app.id, stage.model, fleet.ids[h]) for h in routes.hosts]
+            )
+        wst = g * fleet.wk[hosts] + m.input_mb * routes.in_w1 + routes.in_w0
+        if k == last:
+            wst = wst + res * routes.out_w1 + routes.out_w0
+        bad = ~routes.in_ok | ~routes.out_ok | (m.params_mb > fleet.memory[hosts])
+        costs.append(np.where(bad, INF, c))
+        worsts.append(np.where(bad, INF, wst))
+    total = costs[0]
+    worst = worsts[0]
+    for c, wst in zip(costs[1:], worsts[1:], strict=True):
+        total = np.add.outer(total, c)
+        worst = np.add.outer(worst, wst)
+    total = total.ravel()
+    worst = worst.ravel()
+    slo = app.slo_ms if app.slo_ms is not None else INF
+    total = np.where(worst <= slo * (1.0 + 1e-9), total, INF)
+    order = np.argsort(total, kind="stable")[:keep]
+    shape = tuple(len(hosts) for _ in app.cascade)
+    out = [
+        (float(total[j]), tuple(int(hosts[x]) for x in np.unravel_index(j, shape)))
+        for j in order
+        if np.isfinite(total[j])
+    ]
+    return out, (out[0][0] if out else INF)
+
+
+def pick_hosts(
+    problem: Problem, fleet: Fleet, adj: list[list[int]], app: App, cap: int
+) -> list[int]:
+    """Candidate hosts: every allowed host on small fleets; else the source and sink, their
+    neighbours, and the edges' and clouds' neighbours that are not end devices, nearest
+    first by route rtt from the source."""
+    allowed = set(app.allowed_tiers)
+    everyone = fleet.hosts_of(app.allowed_tiers)
+    if len(everyone) <= cap * 4:
+        return list(everyone)
+    src = fleet.index[app.source]
+    sink = fleet.index[app.sink_id]
+    near: set[int] = {src, sink}
+    for s in (src, sink):
+        for nb in adj[s]:
+            near.add(nb)
+            for x in adj[nb]:
+                # Fellow devices of the same edge, and the clouds behind it.
+                near.add(x)
+                if fleet.tiers[x] == "cloud":
+                    # Clouds next to those: a greener one is often worth a longer route.
+                    near.update(y for y in adj[x] if fleet.tiers[y] == "cloud")
+    routes = problem.cost.routes
+
+    def rtt(h: int) -> float:
+        if h == src:
+            return 0.0
+        r = routes.route(app.source, fleet.ids[h])
+        return INF if r is None else r.rtt_ms
+
+    keyed = sorted((rtt(h), h) for h in near if fleet.tiers[h] in allowed)
+    keyed = [(r, h) for r, h in keyed if r < INF]
+    chosen = {h for _, h in keyed[:cap]}
+    # Also the cheapest per GFLOP among the rest, whatever their distance.
+    rest = sorted((float(fleet.cc[h]), h) for _, h in keyed[cap:])
+    chosen.update(h for _, h in rest[: cap // 2])
+    return sorted(chosen)
+
+
+def all_single(ch: _Chain) -> tuple[np.ndarray, np.ndarray]:
+    """(cost, worst) of running the whole model on each candidate host: (A, K)."""
+    return ch.u.sum(axis=1), ch.uw.sum(axis=1)
+
+
+__all__ = [
+    "AppOptions",
+    "Candidate",
+    "all_single",
+    "candidate_routes",
+    "cascade_options",
+    "chain_arrays",
+    "chain_dp",
+    "path_figures",
+    "pick_hosts",
+    "slo_paths",
+]

@@ -1,0 +1,295 @@
+"""The contract's cost model as arrays, for solvers that score thousands of placements.
+
+`solver.costs` builds one small `Cost` per term, which is right for the evaluator and the
+exact model but too slow to score every candidate of 5,000 apps. The same formulas are
+factored here into per-device coefficients (`Fleet`), per-app route matrices over a small
+candidate device set (`CandidateRoutes`), and an exact per-placement scorer (`score`) that
+adds a placement segment by segment. `tests/solver/test_fastcost.py` checks them against
+`solver.costs` to 1e-9 relative.
+
+Resources are numbered once per problem: compute of device d is `d`, its memory `D + d`,
+its battery power `2D + d`, and link k is `3D + k` (D devices). Usage is in the unit of
+each limit: utilization, MB, watts, utilization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.costs import J_PER_KWH, ModelShape
+from solver.evaluate import Migration
+from solver.plan import Placement
+from solver.problem import Problem
+from solver.routes import Route
+from solver.scenario import App
+
+INF = float("inf")
+
+
+class Fleet:
+    """Per-device coefficients and the capacity of every shared resource."""
+
+    def __init__(self, problem: Problem) -> None:
+        scn = problem.scenario
+        cm = problem.cost
+        self.problem = problem
+        self.ids = [d.id for d in scn.devices]
+        self.index = {d: i for i, d in enumerate(self.ids)}
+        self.names = np.array(self.ids, dtype=object)
+        self.n = n = len(self.ids)
+        self.tiers = [d.tier for d in scn.devices]
+        self._hosts: dict[tuple[str, ...], tuple[int, ...]] = {}
+        gflops = np.array([d.gflops for d in scn.devices])
+        dpow = np.array([d.power_w.busy - d.power_w.idle for d in scn.devices])
+        grid = np.array([d.grid_gco2_per_kwh for d in scn.devices])
+        emb = np.array([d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0) for d in scn.devices])
+        w = scn.objective
+        self.w = w
+        self.gflops = gflops
+        self.dpow = dpow
+        self.grid = grid
+        self.emb = emb
+        # Weighted cost and worst-case ms of one GFLOP at probability 1, per device.
+        self.cc = (w.energy * dpow + w.carbon * (dpow * grid / J_PER_KWH + emb)) / gflops
+        self.cc = self.cc + w.latency * 1000.0 / gflops
+        self.wk = 1000.0 / gflops
+        # Weighted cost of one joule of transfer energy paid by each device.
+        self.send = w.energy + w.carbon * grid / J_PER_KWH
+        self.memory = np.array([d.memory_mb for d in scn.devices])
+        bat = [cm.battery_limit_w(d.id) for d in scn.devices]
+        self.has_battery = np.array([b is not None for b in bat])
+        self.links = scn.links
+        self.capacity = np.concatenate(
+            [
+                np.full(n, scn.max_utilization),
+                self.memory,
+                np.array([INF if b is None else max(b, 0.0) for b in bat]),
+                np.full(len(scn.links), scn.max_utilization),
+            ]
+        )
+
+    def hosts_of(self, tiers: tuple[str, ...]) -> tuple[int, ...]:
+        """Every device of one of these tiers, in scenario order."""
+        key = tuple(sorted(tiers))
+        hosts = self._hosts.get(key)
+        if hosts is None:
+            hosts = self._hosts[key] = tuple(i for i, t in enumerate(self.tiers) if t in key)
+        return hosts
+
+
+@dataclass(slots=True)
+class CandidateRoutes:
+    """Route figures between an app's source, its candidate hosts and its sink.
+
+    For every transfer: `c1` weighted cost per MB, `c0` weighted fixed cost (the latency
+    weight times half the rtt), `w1` worst-case ms per MB, `w0` fixed ms, `ok` routable.
+    Sending to the same device is free (all zeros, ok).
+    """
+
+    hosts: list[int]
+    in_c1: np.ndarray
+    in_c0: np.ndarray
+    in_w1: np.ndarray
+    in_w0: np.ndarray
+    in_ok: np.ndarray
+    out_c1: np.ndarray
+    out_c0: np.ndarray
+    out_w1: np.ndarray
+    out_w0: np.ndarray
+    out_ok: np.ndarray
+    c1: np.ndarray  # (K, K)
+    c0: np.ndarray
+    w1: np.ndarray
+    w0: np.ndarray
+    ok: np.ndarray
+
+
+def _figures(fleet: Fleet, r: Route | None, sender: int) -> tuple[float, float, float, float]:
+    wl = fleet.w.latency
+    assert r is not None
+    return (
+        r.j_per_mb * fleet.send[sender] + wl * 8000.0 / r.mbps,
+        wl * r.rtt_ms / 2.0,
+        8000.0 / r.mbps,
+        r.rtt_ms / 2.0,
+    )
+
+
+_TIER_RANK = {"device": 0, "edge": 1, "cloud": 2}
+
+
+def candidate_routes(
+    fleet: Fleet, app: App, hosts: list[int], upward_only: bool = False
+) -> CandidateRoutes:
+    """Route figures for `hosts`. `upward_only` leaves out moves from a higher tier to a
+    lower one (cloud -> edge, edge -> device) and between two end devices: on large
+    fleets they are rarely worth their route searches, as activations shrink on the way."""
+    routes = fleet.problem.cost.routes
+    rank = [_TIER_RANK[fleet.tiers[h]] for h in hosts]
+    ids = fleet.ids
+    src = fleet.index[app.source]
+    sink = fleet.index[app.sink_id]
+    k = len(hosts)
+    vin = np.zeros((5, k))
+    vout = np.zeros((5, k))
+    pair = np.zeros((5, k, k))
+    for a, h in enumerate(hosts):
+        if h == src:
+            vin[4, a] = 1.0
+        else:
+            r = routes.route(app.source, ids[h])
+            if r is not None:
+                vin[:4, a] = _figures(fleet, r, src)
+                vin[4, a] = 1.0
+        if h == sink:
+            vout[4, a] = 1.0
+        else:
+            r = routes.route(ids[h], app.sink_id)
+            if r is not None:
+                vout[:4, a] = _figures(fleet, r, h)
+                vout[4, a] = 1.0
+        for b, g in enumerate(hosts):
+            if g == h:
+                pair[4, a, b] = 1.0
+                continue
+            if upward_only and (rank[b] < rank[a] or rank[a] == rank[b] == 0):
+                continue
+            r = routes.route(ids[h], ids[g])
+            if r is not None:
+                pair[:4, a, b] = _figures(fleet, r, h)
+                pair[4, a, b] = 1.0
+    return CandidateRoutes(
+        hosts=hosts,
+        in_c1=vin[0],
+        in_c0=vin[1],
+        in_w1=vin[2],
+        in_w0=vin[3],
+        in_ok=vin[4] > 0,
+        out_c1=vout[0],
+        out_c0=vout[1],
+        out_w1=vout[2],
+        out_w0=vout[3],
+        out_ok=vout[4] > 0,
+        c1=pair[0],
+        c0=pair[1],
+        w1=pair[2],
+        w0=pair[3],
+        ok=pair[4] > 0,
+    )
+
+
+@dataclass(slots=True)
+class Score:
+    """A placement's weighted objective (migration included), worst-case ms, and resource
+    use as parallel arrays (resource index, amount)."""
+
+    objective: float
+    worst_ms: float
+    resources: np.ndarray
+    amounts: np.ndarray
+    routable: bool
+
+
+class Scorer:
+    """Exact objective, worst case and resource use of one app's placement, per segment."""
+
+    def __init__(self, fleet: Fleet, migration: Migration) -> None:
+        self.fleet = fleet
+        self.migration = migration
+        self.cm = fleet.problem.cost
+        self.shapes: dict[str, ModelShape] = self.cm.shapes
+        self.exits = {m: {i for i in range(s.n) if s.has_exit(i)} for m, s in self.shapes.items()}
+        self.stage_gflops = {m.id: sum(x.gflops for x in m.layers) for m in self.cm.models.values()}
+
+    def _transfer(
+        self, use: dict[int, float], app: App, a: int, b: int, mb: float, prob: float
+    ) -> tuple[float, float, bool]:
+        """(weighted cost, worst ms, routable) of one transfer; books energy and links."""
+        if a == b:
+            return 0.0, 0.0, True
+        f = self.fleet
+        r = self.cm.routes.route(f.ids[a], f.ids[b])
+        if r is None:
+            return 0.0, 0.0, False
+        seconds_ms = r.rtt_ms / 2.0 + 8000.0 * mb / r.mbps
+        joules = prob * mb * r.j_per_mb
+        rate = app.rate_rps
+        if f.has_battery[a]:
+            key = 2 * f.n + a
+            use[key] = use.get(key, 0.0) + rate * joules
+        for k in r.links:
+            key = 3 * f.n + k
+            use[key] = use.get(key, 0.0) + rate * prob * mb * 8.0 / f.links[k].mbps
+        cost = joules * f.send[a] + f.w.latency * prob * seconds_ms
+        return cost, seconds_ms, True
+
+    def _compute(
+        self, use: dict[int, float], app: App, d: int, gflop: float, expected_gflop: float
+    ) -> tuple[float, float]:
+        f = self.fleet
+        seconds = expected_gflop / f.gflops[d]
+        use[d] = use.get(d, 0.0) + app.rate_rps * seconds
+        if f.has_battery[d]:
+            key = 2 * f.n + d
+            use[key] = use.get(key, 0.0) + app.rate_rps * seconds * f.dpow[d]
+        return expected_gflop * f.cc[d], gflop * f.wk[d]
+
+    def score(self, app: App, p: Placement) -> Score:
+        f = self.fleet
+        use: dict[int, float] = {}
+        cost = worst = 0.0
+        ok = True
+        src, sink = f.index[app.source], f.index[app.sink_id]
+        mig_mb = 0.0
+        if p.stages is not None:
+            assert app.cascade is not None
+            reach = self.cm.cascade_reach(app)
+            last = len(app.cascade) - 1
+            for k, (stage, dev) in enumerate(zip(app.cascade, p.stages, strict=True)):
+                d = f.index[dev]
+                m = self.cm.models[stage.model]
+                exit_prob = 1.0 if k == last else (stage.exit_prob or 0.0)
+                c, w, r = self._transfer(use, app, src, d, m.input_mb, reach[k])
+                cost, worst, ok = cost + c, worst + w, ok and r
+                g = self.stage_gflops[m.id]
+                c, w = self._compute(use, app, d, g, reach[k] * g)
+                cost, worst = cost + c, worst + w
+                use[f.n + d] = use.get(f.n + d, 0.0) + m.params_mb
+                res = m.layers[-1].out_mb
+                c, w, r = self._transfer(use, app, d, sink, res, reach[k] * exit_prob)
+                cost, worst, ok = cost + c, worst + (w if k == last else 0.0), ok and r
+                mig_mb += self.migration.stage_mb(app.id, stage.model, dev)
+        else:
+            assert p.model is not None and p.blocks is not None
+            s = self.shapes[p.model]
+            layers = s.model.layers
+            exits = self.exits[p.model]
+            result = layers[-1].out_mb
+            blocks = [f.index[b] for b in p.blocks]
+            c, w, r = self._transfer(use, app, src, blocks[0], s.model.input_mb, 1.0)
+            cost, worst, ok = cost + c, worst + w, ok and r
+            for i, d in enumerate(blocks):
+                g = layers[i].gflops + s.exit_gflops[i]
+                c, w = self._compute(use, app, d, g, s.reach[i] * g)
+                cost, worst = cost + c, worst + w
+                use[f.n + d] = use.get(f.n + d, 0.0) + layers[i].params_mb + s.exit_params_mb[i]
+                if i in exits:
+                    c, _, r = self._transfer(use, app, d, sink, result, s.reach[i] * s.exit_prob[i])
+                    cost, ok = cost + c, ok and r
+                if i + 1 < len(blocks) and blocks[i + 1] != d:
+                    c, w, r = self._transfer(
+                        use, app, d, blocks[i + 1], layers[i].out_mb, s.cont[i]
+                    )
+                    cost, worst, ok = cost + c, worst + w, ok and r
+                mig_mb += self.migration.block_mb(app.id, p.model, i, p.blocks[i])
+            c, w, r = self._transfer(use, app, blocks[-1], sink, result, s.cont[-1])
+            cost, worst, ok = cost + c, worst + w, ok and r
+        objective = app.rate_rps * cost + f.w.migration * mig_mb
+        keys = np.fromiter(use.keys(), dtype=np.int64, count=len(use))
+        vals = np.fromiter(use.values(), dtype=np.float64, count=len(use))
+        return Score(objective, worst, keys, vals, ok)
+
+
+__all__ = ["INF", "CandidateRoutes", "Fleet", "Score", "Scorer", "candidate_routes"]
