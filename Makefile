@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/continuum solve examples/factory-line.yaml --compare
+	$(BIN)/continuum demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -75,6 +75,11 @@ class EmulatedBattery:
         with self._lock:
             return max(self._joules, 0.0) / self._capacity_j * 100.0
 
+    def set_level(self, level_pct: float) -> None:
+        """EMULATION ONLY: jump to a level (the demo's "drain the battery")."""
+        with self._lock:
+            self._joules = self._capacity_j * min(max(level_pct, 0.0), 100.0) / 100.0
+
     def _drain(self, joules: float) -> None:
         with self._lock:
             self._joules = max(self._joules - joules, 0.0)

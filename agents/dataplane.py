@@ -159,6 +159,9 @@ class DataPlane:
         self.state.battery.charge_transfer(len(payload) / MB, j_per_mb)
         url = f"{hop.data_plane_url.rstrip('/')}/v1/hop/{hop.key}"
         started = time.perf_counter()
+        delay = self.state.uplink_delay_s(len(payload))
+        if delay > 0:
+            await asyncio.sleep(delay)  # an emulated uplink (POST /v1/emulation)
         try:
             response = await self.http.post(
                 url,
@@ -374,6 +377,40 @@ def create_app(dp: DataPlane) -> FastAPI:
                 raise HopError(413, f"probes are at most {MAX_PROBE_BYTES} bytes")
         return {"bytes": size}
 
+    @app.post("/v1/emulation")
+    async def emulation(request: Request) -> dict[str, Any]:
+        """EMULATION ONLY, for demos and tests: set the emulated battery's level
+        (`battery_pct`) and/or an emulated uplink (`uplink_mbps`; null: none). Answers only
+        clients on this machine (loopback), and only on an agent whose battery or compute
+        is emulated: a real device's figures cannot be faked."""
+        client = request.client.host if request.client is not None else ""
+        if client not in ("127.0.0.1", "::1", "localhost"):
+            raise HopError(403, "emulation controls answer loopback clients only")
+        emulated = state.battery.emulated or state.emulate_gflops is not None
+        if not emulated:
+            raise HopError(403, "this agent emulates nothing (no --battery emulated:...)")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HopError(422, "send a JSON object") from None
+        if not isinstance(body, dict) or set(body) - {"battery_pct", "uplink_mbps"}:
+            raise HopError(422, "fields: battery_pct (0..100), uplink_mbps (> 0 or null)")
+        if "battery_pct" in body:
+            level = body["battery_pct"]
+            setter = getattr(state.battery, "set_level", None)
+            if not isinstance(level, int | float) or not 0 <= level <= 100 or setter is None:
+                raise HopError(422, "battery_pct: a number in 0..100 on an emulated battery")
+            setter(float(level))
+        if "uplink_mbps" in body:
+            mbps = body["uplink_mbps"]
+            if mbps is not None and (not isinstance(mbps, int | float) or mbps <= 0):
+                raise HopError(422, "uplink_mbps: a number > 0, or null")
+            state.uplink_mbps = None if mbps is None else float(mbps)
+        log.warning("EMULATION: battery %s%%, uplink %s Mbit/s", state.battery.level_pct(),
+                    state.uplink_mbps)  # fmt: skip
+        return {"emulated": True, "battery_pct": state.battery.level_pct(),
+                "uplink_mbps": state.uplink_mbps}  # fmt: skip
+
     @app.get("/v1/status")
     async def status() -> dict[str, Any]:
         battery = state.battery.describe()
@@ -382,6 +419,7 @@ def create_app(dp: DataPlane) -> FastAPI:
             "emulated": {
                 "battery": bool(battery.get("emulated")),
                 "gflops": state.emulate_gflops,
+                "uplink_mbps": state.uplink_mbps,
             },
             "battery": battery,
             "desired_version": state.version,

@@ -15,6 +15,7 @@ headers) and `/v1/status` shows it. The control plane's RTT is the heartbeat's r
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,12 @@ class Prober:
                 figures.rtt_ms, figures.rtt_at = rtt_s * 1000.0, now
                 if now - figures.bandwidth_at >= self.interval_s or figures.mbps is None:
                     elapsed = await self._get(peer, self.probe_bytes)
+                    delay = self.state.uplink_delay_s(self.probe_bytes)
+                    if delay > 0:
+                        # An emulated uplink (POST /v1/emulation) slows what this device
+                        # sends: the probe pays it like a tensor would.
+                        await asyncio.sleep(delay)
+                        elapsed += delay
                     # Subtract one RTT (request and first byte); floor at 50 µs so that a
                     # loopback transfer does not divide by ~0.
                     transfer = max(elapsed - rtt_s, 50e-6)

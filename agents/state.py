@@ -51,6 +51,15 @@ class ServingState:
     discovery: dict[str, Any] = field(default_factory=dict)
     probes: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    # EMULATION ONLY (`POST /v1/emulation`): this device's uplink, in Mbit/s; sends and
+    # bandwidth probes are slowed to it. None: not emulated, the network decides.
+    uplink_mbps: float | None = None
+
+    def uplink_delay_s(self, size_bytes: int) -> float:
+        """Extra seconds an emulated uplink adds to sending size_bytes."""
+        if self.uplink_mbps is None:
+            return 0.0
+        return size_bytes * 8.0 / (self.uplink_mbps * 1e6)
 
     def token_ok(self, deployment: str, token: str | None) -> bool:
         if not token:

@@ -55,7 +55,9 @@ class HeartbeatFastPath:
         scope[ROUTE_KEY] = ROUTE
         version = await self.cp.heartbeat(device_id, beat.model_dump())
         ack = HeartbeatAck(
-            desired_version=version, interval_s=self.cp.settings.heartbeat_interval_s
+            desired_version=version,
+            interval_s=self.cp.settings.heartbeat_interval_s,
+            live_version=self.cp.live_version,
         )
         payload = ack.model_dump_json().encode()
         await send(

@@ -239,6 +239,14 @@ class DeploymentView(_Body):
     placement: dict[str, Any] | None  # this deployment's entry in the plan in force
     created_at: datetime
     updated_at: datetime
+    # Only in the answer to the create request: the data-plane token callers send to
+    # `POST /v1/infer/{deployment}` on the source agent (again: GET .../token).
+    data_plane_token: str | None = None
+
+
+class DeploymentToken(_Body):
+    name: str
+    data_plane_token: str
 
 
 class PlacementSettingsBody(_Body):
@@ -285,6 +293,10 @@ class PlanView(_Body):
     created_at: str
     reason: str
     plan: dict[str, Any]
+    # solver statistics, the hysteresis decision, and reaction_ms once measured
+    stats: dict[str, Any] = {}
+    revision: int = 0  # the desired-state revision agents should run
+    live_version: int = 0  # the newest revision every agent has switched to
     rollout: RolloutView
 
 

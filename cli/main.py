@@ -9,6 +9,7 @@ import typer
 from cli.agent import agent_command
 from cli.check import check_command
 from cli.db import db_app
+from cli.demo import demo_command
 from cli.model import model_app
 from cli.server import server_command
 from cli.solve import solve_command
@@ -24,6 +25,7 @@ app.command(name="check")(check_command)
 app.command(name="server")(server_command)
 app.add_typer(db_app, name="db")
 app.command(name="agent")(agent_command)
+app.command(name="demo")(demo_command)
 app.add_typer(model_app, name="model")
 
 

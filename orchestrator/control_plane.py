@@ -22,16 +22,18 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import catalog, deployments, desired_state, fleet, tokens, work
+from orchestrator import audit, catalog, deployments, desired_state, fleet, tokens, work
 from orchestrator.artifacts import Artifacts
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.db.tables import Device, PlanVersion, Rollout
 from orchestrator.errors import Conflict, Invalid, NotFound
 from orchestrator.events import EventBus
+from orchestrator.gateway import ControlPlaneGateway
 from orchestrator.live import open_live_state
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.planner import Outcome, Planner
+from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,12 @@ class ControlPlane:
         self.events = EventBus(self.live)
         self.planner = Planner(self, self._executor)
         self.admin_token = ""
-        self.version = 0  # the plan version in force, as this replica last saw it
+        self.version = 0  # the desired-state revision in force, as this replica last saw it
+        self.live_version = 0  # the newest revision every agent switched to (HeartbeatAck)
+        self.plan_version_hint = 0  # the plan version in force, as this replica last saw it
+        self.gateway = ControlPlaneGateway(self)
+        self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self._agent_tokens: dict[str, str] = {}  # token hash -> device id
-        self._seen_alive: set[str] = set()
         self._desired: tuple[int, dict[str, dict[str, Any]]] | None = None
         self._desired_lock = asyncio.Lock()
 
@@ -106,10 +111,27 @@ class ControlPlane:
         await self.run_sync(fleet.ensure_admin_key, self.admin_token)
         self._agent_tokens = await self.run_sync(fleet.agent_token_hashes)
         self.version = await self.run_sync(desired_state.current_version)
+        self.live_version = await self.run_sync(desired_state.live_version)
+        self.plan_version_hint = await self.run_sync(_plan_version)
         self.events.listen(self._on_event)
         await self.events.start()
+        self.reconciler.start()
+
+    def _loop_config(self) -> LoopConfig:
+        s = self.settings
+        return LoopConfig(
+            interval_s=s.reconcile_interval_s,
+            heartbeat_interval_s=s.heartbeat_interval_s,
+            lost_after_intervals=s.lost_after_intervals,
+            leader_ttl_s=s.leader_ttl_s,
+            rollout_timeout_s=s.rollout_timeout_s,
+            link_change_fraction=s.link_change_fraction,
+            link_alpha=s.link_smoothing,
+            latency_drift_fraction=s.latency_drift_fraction,
+        )
 
     async def stop(self) -> None:
+        await self.reconciler.stop()
         await self.planner.stop()
         await self.events.stop()
         await self.live.close()
@@ -151,13 +173,25 @@ class ControlPlane:
     async def _on_event(self, message: dict[str, Any]) -> None:
         """Keep this replica's caches in step with what any replica decided."""
         data = message.get("data") or {}
-        if message.get("type") == "placement" and data.get("in_force"):
-            self.version = max(self.version, int(data.get("version") or 0))
-        elif message.get("type") == "device" and data.get("change") == "deleted":
+        kind = message.get("type")
+        if kind == "delivery":
+            self.gateway.on_delivery(str(data["device_id"]), int(data["revision"]), data["at"])
+            return
+        if kind == "placement" and data.get("in_force"):
+            self.plan_version_hint = max(self.plan_version_hint, int(data.get("version") or 0))
+        if kind == "rollout":
+            self.version = max(self.version, int(data.get("revision") or 0))
+            if data.get("state") == "rolled_back":
+                self.plan_version_hint = await self.run_sync(_plan_version)
+            if data.get("live_version") is not None:
+                self.live_version = max(self.live_version, int(data["live_version"]))
+            self._desired = None
+        if kind == "device":
+            self.gateway.devices_changed()
+        if kind == "device" and data.get("change") == "deleted":
             device_id = data.get("device_id")
             for digest in [d for d, dev in self._agent_tokens.items() if dev == device_id]:
                 self._agent_tokens.pop(digest, None)
-            self._seen_alive.discard(str(device_id))
 
     async def ready(self) -> dict[str, bool]:
         def database(session: Session) -> bool:
@@ -228,12 +262,50 @@ class ControlPlane:
             if link["peer"] != device_id:
                 await self.live.put_link(device_id, link["peer"], link["mbps"], link["rtt_ms"], ttl)
         self.metrics.heartbeats.inc()
-        if device_id not in self._seen_alive:
-            # The first heartbeat this replica sees from a device: new capacity (or a
-            # device back from the dead) may change the best plan.
-            self._seen_alive.add(device_id)
-            await self.planner.request(f"device {device_id} is alive")
+        # The reconcile loop sees joins, batteries, links and latency in heartbeats.
+        self.reconciler.poke()
         return self.version
+
+    # -- triggers and rollouts (shared by the API and the reconcile loop) ----------------
+    async def record_trigger(
+        self, kind: str, target: str, reason: str, observed_at: float, *, replan: bool = False
+    ) -> None:
+        """A trigger, with its reason, in the audit log and on /v1/events; with `replan`,
+        a planner request measured from `observed_at`."""
+        await self.run_sync(
+            audit.record, "loop", f"trigger.{kind}", target, reason, {"observed_at": observed_at}
+        )
+        await self.events.publish(
+            "trigger",
+            {"kind": kind, "target": target, "reason": reason, "observed_at": observed_at},
+        )
+        if replan:
+            await self.planner.request(reason, observed_at=observed_at)
+
+    def invalidate_desired(self) -> None:
+        self._desired = None
+
+    async def publish_revision(
+        self,
+        plan_version: int,
+        revision: int,
+        state: str,
+        devices: list[str],
+        *,
+        live: int | None = None,
+    ) -> None:
+        """A rollout phase changed what agents run (or made a revision live): tell every
+        replica and wake the affected agents' long polls."""
+        self.version = max(self.version, revision)
+        if live is not None:
+            self.live_version = max(self.live_version, live)
+        self._desired = None
+        data: dict[str, Any] = {"version": plan_version, "revision": revision, "state": state}
+        if live is not None:
+            data["live_version"] = live
+        await self.events.publish("rollout", data)
+        for device_id in devices:
+            await self.live.publish(desired_state.channel(device_id), {"version": revision})
 
     # -- desired state -------------------------------------------------------------------
     async def _desired_states(self) -> tuple[int, dict[str, dict[str, Any]]]:
@@ -275,6 +347,12 @@ class ControlPlane:
             )
             if woken is not None or self.version > after:
                 state = await self.desired(device_id)
+        if state["version"] > after:
+            # The rollout's acknowledgement that this agent has its new desired state.
+            await self.events.publish(
+                "delivery",
+                {"device_id": device_id, "revision": state["version"], "at": time.time()},
+            )
         return state
 
     # -- devices ---------------------------------------------------------------------------
@@ -290,12 +368,24 @@ class ControlPlane:
     async def update_device(self, actor: str, device_id: str, changes: dict[str, Any]) -> None:
         await self.run_sync(fleet.update_device, actor, device_id, changes)
         await self.events.publish("device", {"device_id": device_id, "change": "updated"})
-        await self.planner.request(f"device {device_id} updated by {actor}")
+        await self.record_trigger(
+            "device-changed",
+            device_id,
+            f"device {device_id} updated by {actor}",
+            time.time(),
+            replan=True,
+        )
 
     async def set_device_state(self, actor: str, device_id: str, state: str) -> None:
         await self.run_sync(fleet.set_device_state, actor, device_id, state)
         await self.events.publish("device", {"device_id": device_id, "change": state})
-        await self.planner.request(f"device {device_id} set {state} by {actor}")
+        await self.record_trigger(
+            f"device-{state}",
+            device_id,
+            f"device {device_id} set {state} by {actor}",
+            time.time(),
+            replan=True,
+        )
 
     async def delete_device(self, actor: str, device_id: str) -> None:
         await self.run_sync(fleet.delete_device, actor, device_id)
@@ -432,14 +522,36 @@ class ControlPlane:
     async def create_deployment(self, actor: str, spec: dict[str, Any]) -> Any:
         dep = await self.run_sync(deployments.create_deployment, actor, spec)
         await self.events.publish("deployment", {"deployment": dep.id, "change": "created"})
-        await self.planner.request(f"deployment {dep.id} created by {actor}")
+        await self.record_trigger(
+            "deployment-created",
+            f"deployment:{dep.id}",
+            f"deployment {dep.id} created by {actor}",
+            time.time(),
+            replan=True,
+        )
         return dep
 
     async def delete_deployment(self, actor: str, name: str) -> None:
         await self.run_sync(deployments.delete_deployment, actor, name)
         self._desired = None
         await self.events.publish("deployment", {"deployment": name, "change": "deleted"})
-        await self.planner.request(f"deployment {name} deleted by {actor}")
+        await self.record_trigger(
+            "deployment-deleted",
+            f"deployment:{name}",
+            f"deployment {name} deleted by {actor}",
+            time.time(),
+            replan=True,
+        )
+
+    async def deployment_token(self, actor: str, name: str) -> str:
+        """The deployment's data-plane token (operators only; audited)."""
+
+        def read(session: Session) -> str:
+            dep = deployments.get_deployment(session, name)
+            audit.record(session, actor, "deployment.token_read", f"deployment:{name}")
+            return str(dep.spec[deployments.TOKEN_KEY])
+
+        return await self.run_sync(read)
 
     async def update_placement(self, actor: str, values: dict[str, float]) -> dict[str, float]:
         row = await self.run_sync(deployments.update_placement_settings, actor, values)
@@ -462,7 +574,9 @@ class ControlPlane:
                 )
         if dry_run:
             return await self.planner.solve(f"what-if by {actor}", solver_name, dry_run=True)
-        await self.planner.request(f"solve requested by {actor}", solver=solver_name, wait=True)
+        await self.planner.request(
+            f"solve requested by {actor}", solver=solver_name, wait=True, force=True
+        )
         if self.planner.last_error is not None:
             raise RuntimeError(f"the solve failed: {self.planner.last_error}")
         last = self.planner.last
@@ -483,6 +597,7 @@ class ControlPlane:
             return row, rollout
 
         row, rollout = await self.run_sync(read)
+        revision, _ = await self._desired_states()
         if row is None:
             raise NotFound("no plan is in force yet: create a deployment on an alive device")
         _, states = await self._desired_states()
@@ -501,13 +616,16 @@ class ControlPlane:
                 "pending": sorted(k for k in keys if not ready.get(k)),
             }
         done = all(
-            not a["pending"] and a["running_version"] == row.version for a in agents.values()
-        )
+            not a["pending"] and (a["running_version"] or 0) >= revision for a in agents.values()
+        ) and (rollout is None or rollout.state in ("live", "switching"))
         return {
             "version": row.version,
             "created_at": row.created_at.isoformat(),
             "reason": row.reason,
             "plan": row.plan,
+            "stats": row.stats,
+            "revision": revision,
+            "live_version": self.live_version,
             "rollout": {
                 "state": rollout.state if rollout is not None else "live",
                 "started_at": rollout.started_at.isoformat() if rollout is not None else None,
@@ -563,3 +681,8 @@ def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
         "last_heartbeat": beat,
         "created_at": device.created_at.isoformat(),
     }
+
+
+def _plan_version(session: Session) -> int:
+    row = desired_state.in_force(session)
+    return row.version if row is not None else 0

@@ -3,15 +3,22 @@
 An agent's desired state lists the partitions it hosts (block ranges, each a partition
 ONNX artifact), the exit heads on them, the cascade stages it hosts, where each output
 goes next (the next agent's data-plane URL) and the deployments whose inputs it produces.
-Its version is the plan version in force: plan versions only grow, so the agent's
-`after_version` long poll never misses a change and never sees a version go back.
+Its version is a desired-state *revision*: it only grows, so the agent's `after_version`
+long poll never misses a change and never sees a version go back. A rollout publishes two
+revisions per plan version (make-before-break, see `orchestrator.rollouts`):
+
+- `loading`: the routes of the plan whose routes are live, plus the partitions and stages
+  the new plan adds (each agent loads and warms them and reports them ready);
+- `switching` / `live`: the new plan alone (routes switch; old partitions retire once
+  `HeartbeatAck.live_version` covers this revision);
+- `rolled_back`: the old plan again, at a fresh revision (the new partitions retire).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.tables import (
@@ -22,6 +29,7 @@ from orchestrator.db.tables import (
     ExitHead,
     Model,
     PlanVersion,
+    Rollout,
 )
 from orchestrator.deployments import TOKEN_KEY
 
@@ -58,9 +66,45 @@ def in_force(session: Session) -> PlanVersion | None:
     return session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
 
 
+def current_rollout(session: Session) -> Rollout | None:
+    """The newest rollout that published a revision: it decides what agents run."""
+    return session.scalar(
+        select(Rollout).where(Rollout.revision.is_not(None)).order_by(Rollout.id.desc()).limit(1)
+    )
+
+
 def current_version(session: Session) -> int:
+    """The desired-state revision agents should run now."""
+    rollout = current_rollout(session)
+    if rollout is not None and rollout.revision is not None:
+        return rollout.revision
     version = session.scalar(select(PlanVersion.version).where(PlanVersion.in_force.is_(True)))
     return int(version or 0)
+
+
+def next_revision(session: Session) -> int:
+    """Above every revision and plan version handed out so far (rows written before
+    revisions existed served the plan version as the revision)."""
+    top_revision = session.scalar(select(func.max(Rollout.revision))) or 0
+    top_plan = session.scalar(select(func.max(PlanVersion.version))) or 0
+    return int(max(top_revision, top_plan)) + 1
+
+
+def live_version(session: Session) -> int:
+    """The newest revision whose routes every agent has switched to (`settled`)."""
+    for rollout in session.scalars(
+        select(Rollout).where(Rollout.revision.is_not(None)).order_by(Rollout.id.desc())
+    ):
+        if rollout.state in ("live", "rolled_back") and (rollout.acks or {}).get("settled"):
+            return int(rollout.revision or 0)
+    return 0
+
+
+def _plan(session: Session, version: int | None) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    row = session.get(PlanVersion, version)
+    return row.plan if row is not None else None
 
 
 class _Refs:
@@ -75,13 +119,62 @@ class _Refs:
 
 
 def compute(session: Session, base_url: str = "") -> dict[str, Desired]:
-    """Every device's desired state under the plan in force (devices with nothing to do
+    """Every device's desired state at the current revision (devices with nothing to do
     get an empty one at the same version)."""
-    plan_row = in_force(session)
-    version = plan_row.version if plan_row is not None else 0
+    rollout = current_rollout(session)
+    if rollout is None or rollout.revision is None:
+        plan_row = in_force(session)
+        version = plan_row.version if plan_row is not None else 0
+        return for_plan(session, plan_row.plan if plan_row else None, version, base_url)
+    version = rollout.revision
+    if rollout.state == "loading":
+        old = for_plan(session, _plan(session, rollout.from_version), version, base_url)
+        new = for_plan(session, _plan(session, rollout.plan_version), version, base_url)
+        return merge(old, new)
+    if rollout.state == "rolled_back":
+        return for_plan(session, _plan(session, rollout.from_version), version, base_url)
+    return for_plan(session, _plan(session, rollout.plan_version), version, base_url)
+
+
+def merge(old: dict[str, Desired], new: dict[str, Desired]) -> dict[str, Desired]:
+    """The loading phase: what runs now (routes, sources, tokens) plus every partition and
+    stage the new plan adds. A key in both keeps its old spec: its route is live."""
+    out: dict[str, Desired] = {}
+    for device_id in old.keys() | new.keys():
+        was = old.get(device_id) or _empty(device_id, 0)
+        will = new.get(device_id) or _empty(device_id, 0)
+        state = {**was, "version": will["version"] or was["version"]}
+        have = set(hosted_keys(was))
+        state["partitions"] = [*was["partitions"]] + [
+            p for p in will["partitions"] if p["key"] not in have
+        ]
+        state["cascade_stages"] = [*was["cascade_stages"]] + [
+            s for s in will["cascade_stages"] if s["key"] not in have
+        ]
+        state["sources"] = list(was["sources"])
+        out[device_id] = state
+    return out
+
+
+def added_keys(old: dict[str, Desired], new: dict[str, Desired]) -> dict[str, list[str]]:
+    """device -> partition and stage keys the new states host that the old ones do not:
+    what must be reported ready before routes switch."""
+    added: dict[str, list[str]] = {}
+    for device_id, state in new.items():
+        have = set(hosted_keys(old[device_id])) if device_id in old else set()
+        keys = [k for k in hosted_keys(state) if k not in have]
+        if keys:
+            added[device_id] = keys
+    return added
+
+
+def for_plan(
+    session: Session, plan: dict[str, Any] | None, version: int, base_url: str = ""
+) -> dict[str, Desired]:
+    """Every device's desired state under `plan`, stamped `version`."""
     devices = {d.id: d for d in session.scalars(select(Device))}
     states = {d: _empty(d, version) for d in devices}
-    if plan_row is None:
+    if plan is None:
         return states
     refs = _Refs(session, base_url)
     deployments = {d.id: d for d in session.scalars(select(Deployment))}
@@ -95,7 +188,7 @@ def compute(session: Session, base_url: str = "") -> dict[str, Desired]:
         device = devices.get(device_id)
         return dict(device_id=device_id, data_plane_url=device.data_plane_url) if device else None
 
-    for app in plan_row.plan.get("apps", []):
+    for app in plan.get("apps", []):
         dep = deployments.get(app["id"])
         if dep is None:
             continue  # deleted since this plan was made

@@ -6,10 +6,12 @@ collide on metric names.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Solves take from milliseconds (tiny fleets) to the time limit.
 _SOLVE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_REACTION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -37,6 +39,52 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=self.registry,
         )
+
+        self.step_seconds = Histogram(
+            "continuum_reconcile_step_seconds",
+            "Wall time of one reconcile-loop step",
+            ["step"],
+            buckets=_STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.step_errors = Counter(
+            "continuum_reconcile_step_errors",
+            "Reconcile-loop steps that raised (the loop carried on)",
+            ["step"],
+            registry=self.registry,
+        )
+        self.triggers = Counter(
+            "continuum_reconcile_triggers",
+            "Triggers fired by the reconcile loop, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.is_leader = Gauge(
+            "continuum_reconcile_leader",
+            "1 when this process runs the reconcile loop",
+            registry=self.registry,
+        )
+        self.reaction_seconds = Histogram(
+            "continuum_reaction_seconds",
+            "From a trigger's observation to every affected agent holding the new state",
+            buckets=_REACTION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        self.step_seconds.labels(step).observe(seconds)
+
+    def step_failed(self, step: str) -> None:
+        self.step_errors.labels(step).inc()
+
+    def trigger(self, kind: str) -> None:
+        self.triggers.labels(kind).inc()
+
+    def leader(self, is_leader: bool) -> None:
+        self.is_leader.set(1 if is_leader else 0)
+
+    def reaction(self, seconds: float) -> None:
+        self.reaction_seconds.observe(seconds)
 
     def observe_solve(self, seconds: float) -> None:
         self.solve_seconds.observe(seconds)

@@ -6,9 +6,13 @@ more solve covers all of them. `request(..., wait=True)` returns once a solve th
 after the request has been committed, so a caller sees its own change reflected.
 
 The solver runs in a process pool (it holds the GIL); partitions the plan needs are
-extracted there too. A plan that is not infeasible goes into force: a new plan version,
-a rollout, an audit entry per placement with its reason, and a wake-up on every agent's
-desired-state channel. An infeasible plan is stored for the record and changes nothing.
+extracted there too. Once a plan is in force, re-solves are incremental (only the apps the
+change touches move) and the hysteresis rule (`orchestrator.hysteresis`) decides whether
+the candidate replaces the plan in force. Every candidate is kept as a plan version with
+its solver statistics and reason; an applied one starts a make-before-break rollout
+(`orchestrator.rollouts`): a new desired-state revision, an audit entry per placement,
+and a wake-up on every affected agent's desired-state channel. A candidate not applied
+(infeasible, or not better by the margin) is stored for the record and changes nothing.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from orchestrator import audit, work
+from orchestrator import audit, rollouts, work
 from orchestrator.artifacts import Artifacts
-from orchestrator.db.tables import Artifact, Deployment, Device, Model, PlanVersion, Rollout
+from orchestrator.db.tables import Artifact, Deployment, Device, Model, PlanVersion
 from orchestrator.desired_state import channel
 from orchestrator.scenario_builder import Built, Snapshot, build, read_snapshot
 
@@ -52,6 +56,8 @@ class Outcome:
     in_force: bool = False
     waiting: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    decision: str = ""
+    revision: int | None = None
 
 
 class Planner:
@@ -61,6 +67,8 @@ class Planner:
         self._requested = 0
         self._done = 0
         self._reasons: list[str] = []
+        self._observed_at: float | None = None  # the earliest trigger's observation
+        self._force = False
         self._solver_override: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
@@ -69,10 +77,24 @@ class Planner:
         self.last_error: str | None = None
 
     # -- triggers -------------------------------------------------------------------------
-    async def request(self, reason: str, *, solver: str | None = None, wait: bool = False) -> None:
+    async def request(
+        self,
+        reason: str,
+        *,
+        solver: str | None = None,
+        wait: bool = False,
+        observed_at: float | None = None,
+        force: bool = False,
+    ) -> None:
+        """`observed_at` (epoch seconds): when the condition behind the request was
+        observed; the rollout measures its reaction time from it. `force` (an operator's
+        explicit solve) applies any feasible candidate, bypassing the hysteresis margin."""
+        self._force = self._force or force
         self._requested += 1
         wanted = self._requested
         self._reasons.append(reason)
+        if observed_at is not None:
+            self._observed_at = min(self._observed_at or observed_at, observed_at)
         if solver is not None:
             self._solver_override = solver
         if self._task is None or self._task.done():
@@ -103,9 +125,11 @@ class Planner:
             covered = self._requested
             reasons, self._reasons = self._reasons, []
             solver_name, self._solver_override = self._solver_override, None
+            observed_at, self._observed_at = self._observed_at, None
+            force, self._force = self._force, False
             reason = "; ".join(dict.fromkeys(reasons)) or "requested"
             try:
-                self.last = await self._locked_solve(reason, solver_name)
+                self.last = await self._locked_solve(reason, solver_name, observed_at, force)
                 self.last_error = None
             except asyncio.CancelledError:
                 raise
@@ -117,7 +141,13 @@ class Planner:
                 self._done = covered
                 self._changed.notify_all()
 
-    async def _locked_solve(self, reason: str, solver_name: str | None) -> Outcome:
+    async def _locked_solve(
+        self,
+        reason: str,
+        solver_name: str | None,
+        observed_at: float | None = None,
+        force: bool = False,
+    ) -> Outcome:
         live = self._cp.live
         ttl = self._cp.settings.solver_time_limit_s + 120.0
         # One planner at a time across replicas: two concurrent commits would both try to
@@ -125,7 +155,9 @@ class Planner:
         while not await live.acquire(LOCK, self._holder, ttl):
             await asyncio.sleep(_LOCK_RETRY_S)
         try:
-            return await self.solve(reason, solver_name, dry_run=False)
+            return await self.solve(
+                reason, solver_name, dry_run=False, observed_at=observed_at, force=force
+            )
         finally:
             await live.release(LOCK, self._holder)
 
@@ -136,7 +168,15 @@ class Planner:
         measured = await self._cp.live.links()
         return build(snap, beats, measured)
 
-    async def solve(self, reason: str, solver_name: str | None, *, dry_run: bool) -> Outcome:
+    async def solve(
+        self,
+        reason: str,
+        solver_name: str | None,
+        *,
+        dry_run: bool,
+        observed_at: float | None = None,
+        force: bool = False,
+    ) -> Outcome:
         built = await self.build()
         outcome = Outcome(scenario=built.scenario, plan=None, waiting=built.waiting)
         if not built.solvable:
@@ -151,16 +191,23 @@ class Planner:
                 await self._cp.run_sync(self._mark_waiting, built.waiting, outcome.note)
             return outcome
         name = solver_name or self._cp.settings.solver
-        plan, note = await self._solve_in_pool(built.scenario, name)
-        outcome.plan, outcome.note = plan, note
         if dry_run:
+            plan, note = await self._solve_in_pool(built.scenario, name)
+            outcome.plan, outcome.note = plan, note
             return outcome
-        if plan["status"] != "infeasible":
+        result, note = await self._replan_in_pool(built, name, force)
+        plan = result["plan"]
+        outcome.plan, outcome.note, outcome.decision = plan, note, result["decision"]
+        if result["apply"]:
             await self._materialize(plan)
-        version, in_force, devices = await self._cp.run_sync(
-            self._commit, built, plan, reason + (f" ({note})" if note else "")
+        version, revision, devices = await self._cp.run_sync(
+            self._commit, built, result, reason + (f" ({note})" if note else ""), observed_at
         )
-        outcome.version, outcome.in_force = version, in_force
+        outcome.version, outcome.in_force, outcome.revision = (
+            version,
+            revision is not None,
+            revision,
+        )
         await self._announce(outcome, devices)
         return outcome
 
@@ -191,6 +238,29 @@ class Planner:
         self._cp.metrics.observe_solve(time.perf_counter() - started)
         return plan, note
 
+    async def _replan_in_pool(
+        self, built: Built, name: str, force: bool
+    ) -> tuple[dict[str, Any], str]:
+        loop = asyncio.get_running_loop()
+        limit = self._cp.settings.solver_time_limit_s
+        # A forced solve is a full one (every app re-placed) with no margin.
+        previous = None if force else built.previous_scenario
+        margin = 0.0 if force else built.margin
+        args = (built.scenario, previous, built.previous_plan)
+        started = time.perf_counter()
+        try:
+            result = await loop.run_in_executor(
+                self._executor(), work.replan, *args, name, limit, margin, force
+            )
+            note = ""
+        except NotImplementedError:
+            result = await loop.run_in_executor(
+                self._executor(), work.replan, *args, FALLBACK_SOLVER, limit, margin, force
+            )
+            note = f"solver {name!r} is not implemented; used {FALLBACK_SOLVER!r}"
+        self._cp.metrics.observe_solve(time.perf_counter() - started)
+        return result, note
+
     async def _materialize(self, plan: dict[str, Any]) -> None:
         """Extract (once per model and block range) the partitions the plan needs."""
         needed: dict[str, set[tuple[int, int]]] = {}
@@ -211,16 +281,31 @@ class Planner:
             await self._cp.run_sync(_store_partitions, model_id, made)
 
     def _commit(
-        self, session: Session, built: Built, plan: dict[str, Any], reason: str
-    ) -> tuple[int, bool, list[str]]:
+        self,
+        session: Session,
+        built: Built,
+        result: dict[str, Any],
+        reason: str,
+        observed_at: float | None,
+    ) -> tuple[int, int | None, list[str]]:
+        """Keep the candidate as a plan version; when applied, put it in force through a
+        new rollout. Returns (plan version, the rollout's revision or None, targets)."""
+        plan = result["plan"]
+        apply = bool(result["apply"])
         feasible = plan["status"] != "infeasible"
         previous = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
-        if feasible:
+        from_version = rollouts.routes_version(session)  # before the new row changes it
+        if apply:
             session.execute(
                 update(PlanVersion).where(PlanVersion.in_force.is_(True)).values(in_force=False)
             )
         stats = dict(plan.get("stats") or {})
         stats["waiting"] = built.waiting
+        stats["decision"] = result["decision"]
+        stats["applied"] = apply
+        stats["incremental"] = result["incremental"]
+        stats["current_objective"] = result["current_objective"]
+        stats["broken"] = result["broken"]
         row = PlanVersion(
             created_at=audit.now(),
             solver=plan["solver"],
@@ -228,11 +313,11 @@ class Planner:
             objective=plan.get("objective"),
             bound=plan.get("bound"),
             solve_s=float(plan.get("solve_s") or 0.0),
-            reason=reason,
+            reason=f"{reason} -> {result['decision']}",
             scenario=built.scenario,
             plan=plan,
             stats=stats,
-            in_force=feasible,
+            in_force=apply,
         )
         session.add(row)
         session.flush()
@@ -241,52 +326,47 @@ class Planner:
             if dep.id in built.waiting:
                 dep.status = "waiting"
             elif not feasible and dep.id in {a["id"] for a in built.scenario["apps"]}:
-                dep.status = "infeasible"
-            elif dep.id in placed:
+                # Infeasible now; what runs (if anything) keeps running and keeps its status.
+                running = {a["id"] for a in previous.plan.get("apps", [])} if previous else set()
+                if dep.id not in running:
+                    dep.status = "infeasible"
+            elif apply and dep.id in placed:
                 dep.status = "placed"
             dep.updated_at = audit.now()
-        if feasible:
-            stamp = audit.now()
-            for old in session.scalars(select(Rollout).where(Rollout.state == "loading")):
-                old.state, old.finished_at = "superseded", stamp
-            session.add(
-                Rollout(
-                    plan_version=row.version,
-                    from_version=previous.version if previous is not None else None,
-                    state="loading",
-                    acks={},
-                    started_at=stamp,
-                )
-            )
-            for app in plan["apps"]:
-                where = app.get("segments") or app.get("stages") or []
-                audit.record(
-                    session,
-                    "planner",
-                    "placement.decided",
-                    f"deployment:{app['id']}",
-                    reason=reason,
-                    detail={
-                        "plan_version": row.version,
-                        "model": app.get("model"),
-                        "placement": where,
-                        "latency_ms": app.get("latency_ms"),
-                        "energy_j": app.get("energy_j"),
-                        "carbon_g": app.get("carbon_g"),
-                    },
-                )
-        else:
+        if not apply:
+            action = "placement.infeasible" if not feasible else "placement.kept"
+            why = result["decision"] if feasible else f"{plan.get('reason') or 'infeasible'}"
+            audit.record(
+                session, "planner", action, f"plan_version:{row.version}",
+                reason=f"{reason}: {why}", detail={"plan_version": row.version},
+            )  # fmt: skip
+            for dep_id, why in built.waiting.items():
+                audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
+            return row.version, None, []
+        base = self._cp.settings.public_url or ""
+        rollout = rollouts.start(session, row, reason, observed_at, from_version, base)
+        for app in plan["apps"]:
+            where = app.get("segments") or app.get("stages") or []
             audit.record(
                 session,
                 "planner",
-                "placement.infeasible",
-                f"plan_version:{row.version}",
-                reason=f"{reason}: {plan.get('reason') or 'infeasible'}",
-                detail={"plan_version": row.version},
+                "placement.decided",
+                f"deployment:{app['id']}",
+                reason=row.reason,
+                detail={
+                    "plan_version": row.version,
+                    "revision": rollout.revision,
+                    "model": app.get("model"),
+                    "placement": where,
+                    "latency_ms": app.get("latency_ms"),
+                    "energy_j": app.get("energy_j"),
+                    "carbon_g": app.get("carbon_g"),
+                },
             )
         for dep_id, why in built.waiting.items():
             audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
-        return row.version, feasible, _touched(previous, plan, session)
+        devices = sorted(set(_touched(previous, plan, session)) | set(rollout.acks["targets"]))
+        return row.version, rollout.revision, devices
 
     def _mark_waiting(self, session: Session, waiting: dict[str, str], note: str) -> None:
         for dep in session.scalars(select(Deployment)):
@@ -304,19 +384,24 @@ class Planner:
         summary = {
             "version": outcome.version,
             "in_force": outcome.in_force,
+            "revision": outcome.revision,
             "status": plan.get("status"),
             "objective": plan.get("objective"),
             "solver": plan.get("solver"),
+            "decision": outcome.decision,
             "apps": [a["id"] for a in plan.get("apps", [])],
         }
         self._cp.metrics.plan_versions.inc()
         await self._cp.events.publish("placement", summary)
-        if outcome.in_force:
+        if outcome.in_force and outcome.revision is not None:
+            self._cp.version = max(self._cp.version, outcome.revision)
+            self._cp.invalidate_desired()
             await self._cp.events.publish(
-                "rollout", {"version": outcome.version, "state": "loading"}
+                "rollout",
+                {"version": outcome.version, "revision": outcome.revision, "state": "loading"},
             )
             for device_id in devices:
-                await self._cp.live.publish(channel(device_id), {"version": outcome.version})
+                await self._cp.live.publish(channel(device_id), {"version": outcome.revision})
 
 
 Job = tuple[str, dict[str, list[int]] | None, list[tuple[int, int]]]

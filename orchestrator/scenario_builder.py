@@ -41,12 +41,18 @@ class Snapshot:
     placement: dict[str, float] = field(default_factory=dict)
     plan: dict[str, Any] | None = None
     plan_version: int = 0
+    plan_scenario: dict[str, Any] | None = None  # what the plan in force was solved from
 
 
 @dataclass
 class Built:
     scenario: dict[str, Any]
     waiting: dict[str, str]  # deployment -> why it is not in the scenario
+    # The plan in force and the scenario it was solved from (incremental re-solves and the
+    # hysteresis rule compare against them), and the hysteresis margin.
+    previous_plan: dict[str, Any] | None = None
+    previous_scenario: dict[str, Any] | None = None
+    margin: float = 0.05
 
     @property
     def solvable(self) -> bool:
@@ -107,6 +113,7 @@ def read_snapshot(session: Session) -> Snapshot:
     if current is not None:
         snap.plan = current.plan
         snap.plan_version = current.version
+        snap.plan_scenario = current.scenario
     return snap
 
 
@@ -204,7 +211,13 @@ def build(
                 if app["id"] in names
             ]
         }
-    return Built(scenario=scenario, waiting=waiting)
+    return Built(
+        scenario=scenario,
+        waiting=waiting,
+        previous_plan=snap.plan,
+        previous_scenario=snap.plan_scenario,
+        margin=float(placement.get("hysteresis", 0.05)),
+    )
 
 
 def _app(dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     lost_after_intervals: int = Field(default=3, ge=1)
     long_poll_max_s: float = Field(default=30.0, gt=0)
 
+    # The reconcile loop (docs/orchestrator.md): tick period (a heartbeat also wakes it),
+    # leader lease, make-before-break timeout, and trigger thresholds.
+    reconcile_interval_s: float = Field(default=0.2, gt=0)
+    leader_ttl_s: float = Field(default=3.0, gt=0)
+    rollout_timeout_s: float = Field(default=30.0, gt=0)
+    link_change_fraction: float = Field(default=0.3, gt=0)
+    link_smoothing: float = Field(default=0.5, gt=0, le=1)
+    latency_drift_fraction: float = Field(default=0.5, gt=0)
+
     solver: str = "heuristic"
     solver_time_limit_s: float = Field(default=10.0, gt=0)
     solver_workers: int = Field(default=1, ge=1)

@@ -136,3 +136,56 @@ class BatteryWatch:
 
     def forget(self, device: str) -> None:
         self._devices.pop(device, None)
+
+
+@dataclass(slots=True)
+class _LatencyState:
+    count: int = 0
+    sum_ms: float = 0.0
+    ratio: float | None = None  # smoothed measured / predicted
+    drifting: bool = False
+
+
+@dataclass(slots=True)
+class LatencyWatch:
+    """Measured compute time per partition (from the agents' cumulative histograms in
+    `Heartbeat.metrics`) against the plan's prediction. The ratio of the mean over the new
+    requests since the last look is smoothed like a link figure and fires when it leaves
+    [1 / (1 + threshold), 1 + threshold], once, until it comes back; `min_requests` new
+    requests are needed before a look counts, so an idle partition never fires."""
+
+    alpha: float = 0.5
+    threshold: float = 0.5
+    min_requests: int = 20
+    _parts: dict[str, _LatencyState] = field(default_factory=dict)
+
+    def observe(
+        self, device: str, key: str, count: int, sum_ms: float, predicted_ms: float, at: float
+    ) -> Trigger | None:
+        s = self._parts.setdefault(key, _LatencyState(count, sum_ms))
+        if count < s.count:  # the agent restarted: its counters did too
+            s.count, s.sum_ms = count, sum_ms
+            return None
+        new = count - s.count
+        if new < self.min_requests or predicted_ms <= 0:
+            return None
+        mean = (sum_ms - s.sum_ms) / new
+        s.count, s.sum_ms = count, sum_ms
+        ratio = mean / predicted_ms
+        s.ratio = ratio if s.ratio is None else s.ratio + self.alpha * (ratio - s.ratio)
+        out = s.ratio > 1.0 + self.threshold or s.ratio < 1.0 / (1.0 + self.threshold)
+        if out and not s.drifting:
+            s.drifting = True
+            reason = (
+                f"partition {key} on {device}: measured {mean:.1f} ms per request against "
+                f"{predicted_ms:.1f} ms predicted (smoothed ratio {s.ratio:.2f})"
+            )
+            return Trigger("latency", device, reason, at)
+        if not out:
+            s.drifting = False
+        return None
+
+    def commit(self) -> None:
+        """A new plan predicts afresh: forget the smoothed ratios."""
+        for s in self._parts.values():
+            s.ratio, s.drifting = None, False

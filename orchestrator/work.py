@@ -24,6 +24,127 @@ def solve_scenario(
     return plan.doc.model_dump(mode="json")
 
 
+def placements_of(scenario: Any, plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan document's apps as the solver's Placements (per-block devices), for the apps
+    and models the scenario still has."""
+    from solver.plan import Placement
+
+    layers = {m.id: [layer.name for layer in m.layers] for m in scenario.models}
+    apps = {a.id for a in scenario.apps}
+    out: dict[str, Any] = {}
+    for app in plan.get("apps", []):
+        if app["id"] not in apps:
+            continue
+        if app.get("stages"):
+            stages = tuple(s["device"] for s in app["stages"])
+            out[app["id"]] = Placement(app["id"], stages=stages)
+            continue
+        names = layers.get(app.get("model") or "")
+        if not names or not app.get("segments"):
+            continue
+        index = {n: k for k, n in enumerate(names)}
+        blocks = [""] * len(names)
+        for seg in app["segments"]:
+            for k in range(index[seg["first"]], index[seg["last"]] + 1):
+                blocks[k] = seg["device"]
+        if all(blocks):
+            out[app["id"]] = Placement(app["id"], model=app["model"], blocks=tuple(blocks))
+    return out
+
+
+def change_between(old: dict[str, Any], new: dict[str, Any]) -> Any:
+    """What changed from the scenario the plan in force was solved with to the scenario of
+    now, as the solver's incremental `Change` (it picks the apps to re-place)."""
+    from solver.incremental import Change
+
+    before = {d["id"]: d for d in old.get("devices", [])}
+    after = {d["id"]: d for d in new.get("devices", [])}
+    devices = {d: after[d] for d in after if d in before and before[d] != after[d]}
+    lost = frozenset(before.keys() - after.keys())
+
+    def links(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(lk["a"], lk["b"]): lk for lk in doc.get("links", [])}
+
+    lb, la = links(old), links(new)
+    changed = {k: la[k] for k in la if k in lb and lb[k] != la[k]}
+    apps_before = {a["id"]: a for a in old.get("apps", [])}
+    apps_after = {a["id"]: a for a in new.get("apps", [])}
+    added_apps = tuple(a for i, a in apps_after.items() if apps_before.get(i) != a)
+    return Change(
+        devices=devices,
+        lost_devices=lost,
+        links=changed,
+        removed_links=frozenset(lb.keys() - la.keys()),
+        added_devices=tuple(after[d] for d in after.keys() - before.keys()),
+        added_links=tuple(la[k] for k in la.keys() - lb.keys()),
+        added_apps=added_apps,
+        removed_apps=frozenset(apps_before.keys() - apps_after.keys()),
+    )
+
+
+def replan(
+    scenario: dict[str, Any],
+    previous_scenario: dict[str, Any] | None,
+    previous_plan: dict[str, Any] | None,
+    solver_name: str,
+    time_limit_s: float,
+    margin: float,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Re-solve (incrementally when a plan is in force: only the apps the change touches
+    move) and decide with the hysteresis rule whether the candidate replaces the plan in
+    force. Returns {"plan", "apply", "decision", "incremental", "current_objective",
+    "broken", "decide_s"}."""
+    import time
+
+    import solver
+    from orchestrator.hysteresis import decide
+    from solver.evaluate import evaluate
+    from solver.incremental import resolve
+
+    problem = solver.Problem(solver.parse_scenario(scenario))
+    options = solver.SolveOptions(time_limit_s=time_limit_s)
+    current = placements_of(problem.scenario, previous_plan) if previous_plan else {}
+    incremental = bool(current) and previous_scenario is not None
+    if incremental:
+        assert previous_scenario is not None
+        change = change_between(previous_scenario, scenario)
+        plan = resolve(problem, current, change, options, solver=solver_name)
+    else:
+        plan = solver.solve(problem, options, solver=solver_name)
+    started = time.perf_counter()
+    current_objective: float | None = None
+    broken: list[str] = []
+    structural = previous_plan is not None and {a["id"] for a in previous_plan["apps"]} != {
+        a.id for a in problem.scenario.apps
+    }
+    if previous_plan is not None:
+        try:
+            ev = evaluate(problem.cost, current)
+            current_objective, broken = ev.objective, list(ev.violations)
+        except (KeyError, ValueError, IndexError) as exc:
+            # The plan in force names something the scenario no longer has (a lost device).
+            current_objective, broken = float("inf"), [f"the plan in force is stale: {exc}"]
+        if structural and not broken:
+            broken = ["the set of deployments changed"]
+    feasible = plan.status != solver.Status.INFEASIBLE
+    decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
+    if force and feasible:
+        decision = type(decision)(True, "an operator's solve: applied without the margin")
+    elif decision.apply and current and plan.placements == current and not structural:
+        decision = type(decision)(False, "the candidate is the plan in force")
+    doc = plan.doc.model_dump(mode="json")
+    return {
+        "plan": doc,
+        "apply": decision.apply,
+        "decision": decision.reason,
+        "incremental": incremental,
+        "current_objective": None if current_objective == float("inf") else current_objective,
+        "broken": broken[:5],
+        "decide_s": time.perf_counter() - started,
+    }
+
+
 def analyse_file(path: str, input_shapes: dict[str, list[int]] | None) -> dict[str, Any]:
     """The registry's analysis of an ONNX file (raises ModelError for anything else)."""
     from models_registry.blocks import analyse_model

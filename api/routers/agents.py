@@ -24,7 +24,11 @@ async def heartbeat(body: Heartbeat, device_id: AgentAuth, cp: ControlPlaneDep) 
     """Battery, utilization, free memory, measured links and partition readiness. Goes
     to the live state only (never SQL)."""
     version = await cp.heartbeat(device_id, body.model_dump())
-    return HeartbeatAck(desired_version=version, interval_s=cp.settings.heartbeat_interval_s)
+    return HeartbeatAck(
+        desired_version=version,
+        interval_s=cp.settings.heartbeat_interval_s,
+        live_version=cp.live_version,
+    )
 
 
 @router.get("/{device_id}/desired-state")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.deps import ControlPlaneDep, Operator
-from api.schemas import DeploymentRequest, DeploymentView, PlacementSettingsBody
+from api.schemas import DeploymentRequest, DeploymentToken, DeploymentView, PlacementSettingsBody
 from orchestrator import deployments
 
 router = APIRouter(tags=["deployments"])
@@ -16,11 +16,22 @@ async def create_deployment(
     body: DeploymentRequest, cp: ControlPlaneDep, actor: Operator
 ) -> DeploymentView:
     """Ask for a model (or variants, or a cascade) to serve a source at a rate; the
-    planner places it (asynchronously: watch `status` or `GET /v1/events`)."""
+    planner places it (asynchronously: watch `status` or `GET /v1/events`). The answer
+    carries the deployment's data-plane token, once; `GET /v1/deployments/{name}/token`
+    returns it again to an operator."""
     spec = body.model_dump(exclude_none=True)
-    await cp.create_deployment(actor, spec)
+    dep = await cp.create_deployment(actor, spec)
     (view,) = await cp.run_sync(deployments.views, body.name)
-    return DeploymentView.model_validate(view)
+    return DeploymentView.model_validate(
+        {**view, "data_plane_token": dep.spec[deployments.TOKEN_KEY]}
+    )
+
+
+@router.get("/deployments/{name}/token")
+async def get_deployment_token(name: str, cp: ControlPlaneDep, actor: Operator) -> DeploymentToken:
+    """The data-plane token of a deployment (operators only; each read is audited): send
+    it as `Authorization: Bearer` to `POST /v1/infer/{name}` on the source device's agent."""
+    return DeploymentToken(name=name, data_plane_token=await cp.deployment_token(actor, name))
 
 
 @router.get("/deployments")

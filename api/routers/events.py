@@ -20,7 +20,8 @@ _KEEPALIVE_S = 15.0
 @router.get("/events", response_class=StreamingResponse)
 async def events(request: Request, cp: ControlPlaneDep, _: Operator) -> StreamingResponse:
     """`text/event-stream`; each event's `event:` is its type (placement, rollout, device,
-    deployment) and its `data:` a JSON object."""
+    deployment, trigger, replacement) and its `data:` a JSON object. A `trigger` carries
+    its kind, target and reason; a `replacement` its reason and `reaction_ms`."""
 
     async def stream() -> AsyncIterator[str]:
         async with cp.events.subscribe() as queue:
@@ -33,6 +34,8 @@ async def events(request: Request, cp: ControlPlaneDep, _: Operator) -> Streamin
                     continue
                 if message.get("type") == "shutdown":
                     return
+                if message.get("type") == "delivery":
+                    continue  # internal: long-poll acknowledgements for the rollout
                 data = json.dumps({"at": message.get("at"), **(message.get("data") or {})})
                 yield f"id: {message.get('id', '')}\nevent: {message['type']}\ndata: {data}\n\n"
 

@@ -168,8 +168,14 @@ class Rollout(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     plan_version: Mapped[int] = mapped_column(ForeignKey("plan_versions.version"))
     from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    state: Mapped[str] = mapped_column(String(16))  # loading|live|rolled_back|superseded
-    acks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # device -> ready parts
+    # loading -> switching -> live; or rolled_back; or superseded by a newer rollout
+    state: Mapped[str] = mapped_column(String(16))
+    # targets, readiness and delivery acknowledgements per device, the trigger's time
+    acks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The desired-state revision this rollout's current phase published (agents long-poll
+    # on it); None on rows written before revisions existed.
+    revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -117,11 +117,11 @@ async def test_desired_state_long_poll_and_drain(
     client: httpx.AsyncClient, cnn_bytes: bytes
 ) -> None:
     agents = await fleet_with_model(client, cnn_bytes)
-    solved = await deploy(client)
-    version = solved["version"]
+    await deploy(client)
+    loading = (await client.get("/v1/plan")).json()["revision"]
     edge = await client.get("/v1/agents/edge-1/desired-state", headers=agent_auth(agents["edge-1"]))
     state = edge.json()
-    assert state["version"] == version
+    assert state["version"] == loading
     (part,) = state["partitions"]
     assert part["next_hop"] is None and part["sink"]["device_id"] == "cam-1"
     artifact = await client.get(part["artifact"]["url"], headers=agent_auth(agents["edge-1"]))
@@ -129,8 +129,19 @@ async def test_desired_state_long_poll_and_drain(
     cam = (
         await client.get("/v1/agents/cam-1/desired-state", headers=agent_auth(agents["cam-1"]))
     ).json()
-    assert cam["partitions"] == []
+    # Make-before-break: no route to the new partition until edge-1 reports it ready.
+    assert cam["partitions"] == [] and cam["sources"] == []
+    await beat(client, agents["edge-1"], partitions={part["key"]: True}, desired_version=loading)
+    cam = (
+        await client.get(
+            "/v1/agents/cam-1/desired-state",
+            params={"after_version": loading, "wait_s": 5},
+            headers=agent_auth(agents["cam-1"]),
+        )
+    ).json()
+    assert cam["version"] > loading
     assert cam["sources"][0]["first_hop"]["key"] == part["key"]
+    version = cam["version"]
 
     # Nothing changes: the poll answers the same version after its wait.
     same = await client.get(

@@ -1,0 +1,155 @@
+"""The reconcile loop's one wrapper around the control plane: live state (observed), SQL
+(desired: plan versions, rollouts), the planner, the event bus and the audit log."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator import audit, desired_state, rollouts
+from orchestrator.db.tables import Device, PlanVersion
+from orchestrator.reconcile import LOCK, Observation
+from orchestrator.rollouts import RolloutView
+from orchestrator.triggers import Trigger
+
+if TYPE_CHECKING:
+    from orchestrator.control_plane import ControlPlane
+
+# Deliveries older than this many revisions are of no use to any rollout.
+_KEEP_REVISIONS = 8
+
+
+class ControlPlaneGateway:
+    def __init__(self, cp: ControlPlane) -> None:
+        self.cp = cp
+        self._devices: dict[str, dict[str, Any]] | None = None
+        self._predicted: tuple[int, dict[str, float]] = (-1, {})
+        # revision -> device -> when its long poll was answered with that revision
+        self._delivered: dict[int, dict[str, float]] = {}
+
+    # -- fed by the event bus (every replica's long polls) -------------------------------
+    def on_delivery(self, device: str, revision: int, at: float) -> None:
+        self._delivered.setdefault(revision, {}).setdefault(device, at)
+        for old in sorted(self._delivered)[:-_KEEP_REVISIONS]:
+            del self._delivered[old]
+
+    def devices_changed(self) -> None:
+        self._devices = None
+
+    def deliveries(self, revision: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for rev, seen in self._delivered.items():
+            if rev >= revision:
+                for device, at in seen.items():
+                    out[device] = min(out.get(device, at), at)
+        return out
+
+    # -- leadership ----------------------------------------------------------------------
+    async def acquire(self, holder: str, ttl_s: float) -> bool:
+        return await self.cp.live.acquire(LOCK, holder, ttl_s)
+
+    async def release(self, holder: str) -> None:
+        await self.cp.live.release(LOCK, holder)
+
+    # -- observe -------------------------------------------------------------------------
+    async def observe(self) -> Observation:
+        beats = await self.cp.live.heartbeats()
+        links = await self.cp.live.links()
+        if self._devices is None:
+            self._devices = await self.cp.run_sync(_device_meta)
+        version = self.cp.plan_version_hint
+        if version != self._predicted[0]:
+            self._predicted = (version, await self.cp.run_sync(_predictions))
+        return Observation(time.time(), beats, links, self._devices, self._predicted[1])
+
+    # -- act -------------------------------------------------------------------------------
+    async def record_trigger(self, trigger: Trigger) -> None:
+        await self.cp.record_trigger(trigger.kind, trigger.target, trigger.reason,
+                                     trigger.observed_at)  # fmt: skip
+
+    async def replan(self, reason: str, observed_at: float) -> None:
+        await self.cp.planner.request(reason, observed_at=observed_at)
+
+    async def active_rollout(self) -> RolloutView | None:
+        return await self.cp.run_sync(rollouts.active)
+
+    async def record_ack(self, rollout: RolloutView, kind: str, device: str, at: float) -> None:
+        await self.cp.run_sync(rollouts.record, rollout.id, kind, device, at)
+
+    async def record_reaction(self, rollout: RolloutView, reaction_ms: float) -> None:
+        def write(session: Session) -> None:
+            rollouts.record_reaction(session, rollout.id, reaction_ms)
+            audit.record(
+                session, "loop", "placement.reaction", f"plan_version:{rollout.plan_version}",
+                reason=rollout.reason,
+                detail={"reaction_ms": reaction_ms, "revision": rollout.revision,
+                        "targets": rollout.targets},
+            )  # fmt: skip
+
+        await self.cp.run_sync(write)
+        await self.cp.events.publish(
+            "replacement",
+            {
+                "version": rollout.plan_version,
+                "revision": rollout.revision,
+                "reason": rollout.reason,
+                "reaction_ms": round(reaction_ms, 1),
+                "targets": rollout.targets,
+            },
+        )
+
+    async def switch(self, rollout: RolloutView) -> None:
+        revision = await self.cp.run_sync(rollouts.switch, rollout.id)
+        if revision is not None:
+            await self.cp.publish_revision(rollout.plan_version, revision, "switching",
+                                           rollout.targets)  # fmt: skip
+
+    async def settle(self, rollout: RolloutView) -> None:
+        if await self.cp.run_sync(rollouts.settle, rollout.id):
+            state = "live" if rollout.state == "switching" else "rolled_back"
+            await self.cp.publish_revision(
+                rollout.plan_version, rollout.revision, state, [], live=rollout.revision
+            )
+
+    async def roll_back(self, rollout: RolloutView, why: str) -> None:
+        revision = await self.cp.run_sync(rollouts.roll_back, rollout.id, why)
+        if revision is not None:
+            await self.cp.record_trigger("rollout-timeout", f"plan_version:{rollout.plan_version}",
+                                         why, time.time(), replan=False)  # fmt: skip
+            await self.cp.publish_revision(rollout.plan_version, revision, "rolled_back",
+                                           rollout.targets)  # fmt: skip
+
+
+def _device_meta(session: Session) -> dict[str, dict[str, Any]]:
+    return {
+        d.id: {"battery_min_pct": d.battery_min_pct if d.battery_capacity_wh else None,
+               "state": d.state, "gflops": d.gflops}
+        for d in session.scalars(select(Device))
+    }  # fmt: skip
+
+
+def _predictions(session: Session) -> dict[str, float]:
+    """Partition key -> predicted compute ms per request under the plan in force (the
+    cost model's: block GFLOP / device GFLOP/s)."""
+    row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
+    if row is None:
+        return {}
+    gflops = {d["id"]: float(d["gflops"]) for d in row.scenario.get("devices", [])}
+    layers = {m["id"]: m["layers"] for m in row.scenario.get("models", [])}
+    out: dict[str, float] = {}
+    for app in row.plan.get("apps", []):
+        blocks = layers.get(app.get("model") or "")
+        if not blocks or not app.get("segments"):
+            continue
+        index = {b["name"]: k for k, b in enumerate(blocks)}
+        for seg in app["segments"]:
+            first, last = index[seg["first"]], index[seg["last"]]
+            work = sum(float(b["gflops"]) for b in blocks[first : last + 1])
+            rate = gflops.get(seg["device"]) or 0.0
+            if rate > 0:
+                key = desired_state.partition_key(app["id"], app["model"], first, last)
+                out[key] = work / rate * 1000.0
+    return out

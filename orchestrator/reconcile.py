@@ -1,0 +1,379 @@
+"""The reconcile loop: observe -> detect triggers -> re-plan -> advance the rollout.
+
+One loop runs per control plane, and only the leader's does anything: leadership is the
+live-state lock `reconcile`, renewed every `leader_ttl_s / 3`; a follower retries every
+half second, so when the leader dies another replica takes over within `leader_ttl_s`
+plus half a second.
+
+Each tick runs the steps in order; every step is timed into
+`continuum_reconcile_step_seconds{step}` and isolated: an exception is logged and counted
+in `continuum_reconcile_step_errors{step}`, and the next steps and ticks still run (as in
+Ray Serve's controller). Desired state (plan versions, rollouts: SQL) is kept apart from
+observed state (heartbeats, links: the live state), and every call the loop makes to
+either goes through one `Gateway`, so the loop runs against a fake in tests.
+
+- observe: the alive devices' latest heartbeats, the measured links, device metadata and
+  the predicted compute time of each partition in force.
+- detect: triggers (`orchestrator.triggers`) from what is new since the last tick: a
+  device that joined or was lost (no heartbeat for `lost_after_intervals` intervals), a
+  battery projection under the horizon or charging starting or stopping, a smoothed link
+  figure moving by more than `link_change_fraction`, measured latency drifting from the
+  prediction. Operator actions (cordon, drain, deployments) are triggered by the API.
+- replan: each trigger is recorded (audit log and `/v1/events`) with its reason, and one
+  planner request covers them all; the planner solves incrementally in its process pool
+  and applies the candidate only under the hysteresis rule (`orchestrator.hysteresis`).
+  The loop never waits for a solve.
+- rollout: acknowledgements of the active rollout (`orchestrator.rollouts`): long polls
+  answered with its revision (the reaction time is measured on them), new partitions
+  reported ready (then routes switch), agents running the switched revision (then it is
+  live); a rollout whose loading outlives `rollout_timeout_s` rolls back.
+
+A heartbeat pokes the loop, so a change is seen within milliseconds on the leader's
+replica and within `reconcile_interval_s` on another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from orchestrator.rollouts import RolloutView
+from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch, Trigger, link_name
+
+log = logging.getLogger(__name__)
+
+LOCK = "reconcile"
+_FOLLOWER_RETRY_S = 0.5
+T = TypeVar("T")
+
+
+@dataclass
+class Observation:
+    now: float  # epoch seconds
+    beats: dict[str, dict[str, Any]]  # alive device -> latest heartbeat (with "at")
+    links: dict[tuple[str, str], dict[str, float]]  # (a, b) -> mbps, rtt_ms, at
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> battery_min_pct
+    predicted_ms: dict[str, float] = field(default_factory=dict)  # partition key -> ms
+
+
+class Gateway(Protocol):
+    """Everything the loop reads or changes, in one place (the real one is
+    `orchestrator.gateway.ControlPlaneGateway`; tests give a fake)."""
+
+    async def acquire(self, holder: str, ttl_s: float) -> bool: ...
+
+    async def release(self, holder: str) -> None: ...
+
+    async def observe(self) -> Observation: ...
+
+    async def record_trigger(self, trigger: Trigger) -> None: ...
+
+    async def replan(self, reason: str, observed_at: float) -> None: ...
+
+    async def active_rollout(self) -> RolloutView | None: ...
+
+    def deliveries(self, revision: int) -> dict[str, float]:
+        """device -> when its long poll was answered with `revision` or later."""
+        ...
+
+    async def record_ack(self, rollout: RolloutView, kind: str, device: str, at: float) -> None:
+        """kind: `ready` or `delivered`."""
+        ...
+
+    async def record_reaction(self, rollout: RolloutView, reaction_ms: float) -> None: ...
+
+    async def switch(self, rollout: RolloutView) -> None: ...
+
+    async def settle(self, rollout: RolloutView) -> None: ...
+
+    async def roll_back(self, rollout: RolloutView, why: str) -> None: ...
+
+
+@dataclass
+class LoopConfig:
+    interval_s: float = 0.2
+    heartbeat_interval_s: float = 1.0
+    lost_after_intervals: int = 3
+    leader_ttl_s: float = 3.0
+    rollout_timeout_s: float = 30.0
+    link_change_fraction: float = 0.3
+    link_alpha: float = 0.5
+    latency_drift_fraction: float = 0.5
+    horizon_h: float = 8.0
+    # How long a new leader watches before it acts on joins and losses; None: the time a
+    # device takes to count as lost (lost_after_intervals heartbeat intervals).
+    startup_grace_s: float | None = None
+
+
+class StepMetrics(Protocol):
+    def observe_step(self, step: str, seconds: float) -> None: ...
+
+    def step_failed(self, step: str) -> None: ...
+
+    def trigger(self, kind: str) -> None: ...
+
+    def leader(self, is_leader: bool) -> None: ...
+
+    def reaction(self, seconds: float) -> None: ...
+
+
+class Reconciler:
+    def __init__(self, gateway: Gateway, config: LoopConfig, metrics: StepMetrics) -> None:
+        self.gateway = gateway
+        self.config = config
+        self.metrics = metrics
+        self.holder = f"reconcile-{uuid.uuid4().hex[:12]}"
+        self.is_leader = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget what was observed (on becoming leader: the next observation is the
+        baseline, so a new leader does not fire a trigger for every device it sees)."""
+        cfg = self.config
+        self.links = LinkWatch(alpha=cfg.link_alpha, threshold=cfg.link_change_fraction)
+        self.batteries = BatteryWatch(horizon_h=cfg.horizon_h)
+        self.latency = LatencyWatch(threshold=cfg.latency_drift_fraction)
+        self._alive: dict[str, float] = {}  # device -> last heartbeat time
+        self._seen_beat: dict[str, float] = {}
+        self._seen_link: dict[str, float] = {}
+        self._grace_until: float | None = None
+        self._ever_alive: set[str] = set()
+        self._silent_checked = False
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self.run(), name="continuum-reconcile")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            # Let the tick in progress finish: cancelling it would orphan a SQL call in its
+            # worker thread (with a connection the engine is about to dispose).
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), 10.0)
+            if not self._task.done():
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        if self.is_leader:
+            with contextlib.suppress(Exception):
+                await self.gateway.release(self.holder)
+            self._lead(False)
+
+    def poke(self) -> None:
+        """Something changed (a heartbeat arrived): run a tick now."""
+        self._wake.set()
+
+    def _lead(self, leader: bool) -> None:
+        if leader != self.is_leader:
+            log.info("reconcile loop: %s", "leading" if leader else "following")
+            if leader:
+                self._reset()
+        self.is_leader = leader
+        self.metrics.leader(leader)
+
+    async def run(self) -> None:
+        renew_every = self.config.leader_ttl_s / 3.0
+        renewed = 0.0
+        while not self._stopping:
+            now = time.monotonic()
+            if not self.is_leader or now - renewed >= renew_every:
+                try:
+                    leader = await self.gateway.acquire(self.holder, self.config.leader_ttl_s)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reconcile loop: the leader lock is unreachable")
+                    leader = False
+                self._lead(leader)
+                renewed = now
+            if not self.is_leader:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), _FOLLOWER_RETRY_S)
+                self._wake.clear()
+                continue
+            await self.tick()
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.interval_s)
+            self._wake.clear()
+
+    # -- one tick --------------------------------------------------------------------------
+    async def _step(self, name: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+        started = time.perf_counter()
+        try:
+            return await fn()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # isolated: one step's failure must not stop the others
+            log.exception("reconcile step %s failed", name)
+            self.metrics.step_failed(name)
+            return None
+        finally:
+            self.metrics.observe_step(name, time.perf_counter() - started)
+
+    async def tick(self) -> list[Trigger]:
+        obs = await self._step("observe", self.gateway.observe)
+        fired: list[Trigger] = []
+        if obs is not None:
+            fired = await self._step("detect", lambda: self._detect(obs)) or []
+            if fired:
+                await self._step("replan", lambda: self._replan(fired))
+        await self._step("rollout", lambda: self._advance(obs))
+        return fired
+
+    async def _detect(self, obs: Observation) -> list[Trigger]:
+        return self.detect(obs)
+
+    def detect(self, obs: Observation) -> list[Trigger]:
+        cfg = self.config
+        lost_after = cfg.heartbeat_interval_s * cfg.lost_after_intervals
+        fired: list[Trigger] = []
+        # A new leader (a restart, a failover) first gives every device `lost_after` to
+        # report: until then what it sees is the baseline, not a change. Without this, a
+        # restarted control plane with an empty live state would re-place every deployment
+        # whose source had not heartbeated yet.
+        first = self._grace_until is None
+        if self._grace_until is None:
+            grace = lost_after if cfg.startup_grace_s is None else cfg.startup_grace_s
+            self._grace_until = obs.now + grace
+        baseline = first or obs.now < self._grace_until
+        for device, beat in obs.beats.items():
+            at = float(beat.get("at") or obs.now)
+            if obs.now - at > lost_after:
+                continue  # stale: handled as lost below
+            if device not in self._alive and not baseline:
+                fired.append(Trigger("device-joined", device, f"device {device} joined", at))
+            self._alive[device] = at
+            self._ever_alive.add(device)
+            if self._seen_beat.get(device) == at:
+                continue
+            self._seen_beat[device] = at
+            meta = obs.devices.get(device) or {}
+            level = beat.get("battery_pct")
+            if level is not None and meta.get("battery_min_pct") is not None:
+                t = self.batteries.observe(
+                    device, float(level), float(meta["battery_min_pct"]), beat.get("charging"), at
+                )
+                if t is not None and not baseline:
+                    fired.append(t)
+            for key, figures in (beat.get("metrics") or {}).items():
+                predicted = obs.predicted_ms.get(key)
+                hist = figures.get("compute_ms") or {}
+                if predicted is None or not hist:
+                    continue
+                t = self.latency.observe(
+                    device, key, int(hist.get("count", 0)), float(hist.get("sum_ms", 0.0)),
+                    predicted, at,
+                )  # fmt: skip
+                if t is not None and not baseline:
+                    fired.append(t)
+        for device, last in list(self._alive.items()):
+            seen = obs.beats.get(device)
+            at = float(seen.get("at") or 0.0) if seen is not None else last
+            if seen is None or obs.now - at > lost_after:
+                del self._alive[device]
+                self._seen_beat.pop(device, None)
+                self.links.forget(device)
+                self.batteries.forget(device)
+                reason = (
+                    f"device {device} lost: no heartbeat for {obs.now - last:.1f} s "
+                    f"({cfg.lost_after_intervals} intervals of {cfg.heartbeat_interval_s:g} s)"
+                )
+                fired.append(Trigger("device-lost", device, reason, obs.now))
+        if not baseline and not self._silent_checked:
+            self._silent_checked = True
+            for device in sorted(set(obs.devices) - self._ever_alive):
+                reason = (
+                    f"device {device} lost: no heartbeat in the {lost_after:g} s since this "
+                    "control plane took the lead"
+                )
+                fired.append(Trigger("device-lost", device, reason, obs.now))
+        for (a, b), figures in obs.links.items():
+            at = float(figures.get("at") or obs.now)
+            name = link_name(a, b)
+            if self._seen_link.get(name) == at:
+                continue
+            self._seen_link[name] = at
+            t = self.links.observe(a, b, float(figures["mbps"]), float(figures["rtt_ms"]), at)
+            if t is not None and not baseline:
+                fired.append(t)
+        for t in fired:
+            self.metrics.trigger(t.kind)
+        return fired
+
+    async def _replan(self, fired: list[Trigger]) -> None:
+        for t in fired:
+            await self.gateway.record_trigger(t)
+        reason = "; ".join(dict.fromkeys(t.reason for t in fired))
+        await self.gateway.replan(reason, min(t.observed_at for t in fired))
+        # The plan about to be made uses the figures of now: measure from them.
+        self.links.commit()
+        self.latency.commit()
+
+    async def _advance(self, obs: Observation | None) -> None:
+        rollout = await self.gateway.active_rollout()
+        if rollout is None:
+            return
+        now = obs.now if obs is not None else time.time()
+        beats = obs.beats if obs is not None else {}
+        delivered = self.gateway.deliveries(rollout.revision)
+        for device in rollout.targets:
+            at = delivered.get(device)
+            if at is not None and device not in rollout.delivered:
+                await self.gateway.record_ack(rollout, "delivered", device, at)
+                rollout.delivered[device] = at
+        alive_targets = [d for d in rollout.targets if d in beats]
+        if (
+            rollout.state == "loading"
+            and rollout.observed_at is not None
+            and alive_targets
+            and all(d in rollout.delivered for d in alive_targets)
+        ):
+            last = max(rollout.delivered[d] for d in alive_targets)
+            reaction_ms = max(last - rollout.observed_at, 0.0) * 1000.0
+            await self.gateway.record_reaction(rollout, reaction_ms)
+            self.metrics.reaction(reaction_ms / 1000.0)
+            rollout.observed_at = None
+        if rollout.state == "loading":
+            for device, keys in rollout.pending.items():
+                beat = beats.get(device)
+                if beat is None or device in rollout.ready:
+                    continue
+                ready = beat.get("partitions") or {}
+                if all(ready.get(k) for k in keys):
+                    await self.gateway.record_ack(rollout, "ready", device, now)
+                    rollout.ready[device] = now
+            if all(d in rollout.ready for d in rollout.pending):
+                await self.gateway.switch(rollout)
+            elif now - rollout.started_at > self.config.rollout_timeout_s:
+                missing = sorted(d for d in rollout.pending if d not in rollout.ready)
+                lost = [d for d in missing if d not in beats]
+                why = (
+                    f"rollout of plan version {rollout.plan_version} not ready after "
+                    f"{self.config.rollout_timeout_s:g} s: waiting on {', '.join(missing)}"
+                    + (f" ({', '.join(lost)} lost)" if lost else "")
+                )
+                await self.gateway.roll_back(rollout, why)
+            return
+        # switching, or a rollback: live once every alive target runs the revision.
+        running = all(
+            int((beats.get(d) or {}).get("desired_version") or 0) >= rollout.revision
+            for d in rollout.targets
+            if d in beats
+        )
+        if running:
+            await self.gateway.settle(rollout)

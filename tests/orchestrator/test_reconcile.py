@@ -1,0 +1,336 @@
+"""The reconcile loop's steps against a fake gateway (its one wrapper around the control
+plane): triggers, rollouts, rollback on timeout, a device lost mid-rollout, step
+isolation and leader failover. Clocks are the observations' own, so nothing here sleeps
+except the failover test (which needs the lock's TTL to pass)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.live.memory import MemoryLiveState
+from orchestrator.reconcile import LoopConfig, Observation, Reconciler
+from orchestrator.rollouts import RolloutView
+from orchestrator.triggers import Trigger
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class FakeMetrics:
+    steps: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    triggers: list[str] = field(default_factory=list)
+    reactions: list[float] = field(default_factory=list)
+    leading: bool = False
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        self.steps[step] = self.steps.get(step, 0) + 1
+
+    def step_failed(self, step: str) -> None:
+        self.failed[step] = self.failed.get(step, 0) + 1
+
+    def trigger(self, kind: str) -> None:
+        self.triggers.append(kind)
+
+    def leader(self, is_leader: bool) -> None:
+        self.leading = is_leader
+
+    def reaction(self, seconds: float) -> None:
+        self.reactions.append(seconds)
+
+
+@dataclass
+class FakeGateway:
+    """Observed state set by the test; desired state (the rollout) kept in memory."""
+
+    now: float = 1000.0
+    beats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    links: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rollout: RolloutView | None = None
+    delivered: dict[str, float] = field(default_factory=dict)
+    recorded: list[Trigger] = field(default_factory=list)
+    replans: list[tuple[str, float]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    reaction_ms: float | None = None
+    live: MemoryLiveState = field(default_factory=MemoryLiveState)
+    fail_observe: bool = False
+
+    def beat(self, device: str, **fields: Any) -> None:
+        self.beats[device] = {"at": self.now, **fields}
+
+    async def acquire(self, holder: str, ttl_s: float) -> bool:
+        return await self.live.acquire("reconcile", holder, ttl_s)
+
+    async def release(self, holder: str) -> None:
+        await self.live.release("reconcile", holder)
+
+    async def observe(self) -> Observation:
+        if self.fail_observe:
+            raise ConnectionError("live state down")
+        return Observation(self.now, dict(self.beats), dict(self.links), self.devices, {})
+
+    async def record_trigger(self, trigger: Trigger) -> None:
+        self.recorded.append(trigger)
+
+    async def replan(self, reason: str, observed_at: float) -> None:
+        self.replans.append((reason, observed_at))
+
+    async def active_rollout(self) -> RolloutView | None:
+        return self.rollout
+
+    def deliveries(self, revision: int) -> dict[str, float]:
+        return dict(self.delivered)
+
+    async def record_ack(self, rollout: RolloutView, kind: str, device: str, at: float) -> None:
+        self.actions.append(f"{kind}:{device}")
+
+    async def record_reaction(self, rollout: RolloutView, reaction_ms: float) -> None:
+        self.reaction_ms = reaction_ms
+
+    async def switch(self, rollout: RolloutView) -> None:
+        self.actions.append("switch")
+        rollout.state, rollout.revision = "switching", rollout.revision + 1
+
+    async def settle(self, rollout: RolloutView) -> None:
+        self.actions.append("settle")
+        self.rollout = None
+
+    async def roll_back(self, rollout: RolloutView, why: str) -> None:
+        self.actions.append(f"rollback:{why}")
+        self.rollout = None
+
+
+def loop(gw: FakeGateway, **config: Any) -> tuple[Reconciler, FakeMetrics]:
+    """A loop whose first tick is its whole baseline (no start-up grace) unless asked."""
+    metrics = FakeMetrics()
+    config.setdefault("startup_grace_s", 0.0)
+    return Reconciler(gw, LoopConfig(**config), metrics), metrics
+
+
+def two_devices(gw: FakeGateway) -> None:
+    gw.devices = {"cam": {"battery_min_pct": 20.0}, "edge": {"battery_min_pct": None}}
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+
+
+async def test_the_first_tick_is_a_baseline_then_joins_fire() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    rec, metrics = loop(gw)
+    assert await rec.tick() == []
+    gw.now += 1
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    gw.beat("gpu")
+    fired = await rec.tick()
+    assert [t.kind for t in fired] == ["device-joined"]
+    assert gw.replans and "gpu joined" in gw.replans[0][0]
+    assert gw.recorded[0].target == "gpu" and metrics.triggers == ["device-joined"]
+
+
+async def test_a_new_leader_waits_for_devices_before_acting() -> None:
+    """A restarted control plane starts with an empty live state: devices that report
+    within the grace are the baseline; one that never reports is lost once, after it."""
+    gw = FakeGateway()
+    gw.devices = {"cam": {"battery_min_pct": 20.0}, "edge": {}, "gone": {}}
+    rec, _ = loop(gw, heartbeat_interval_s=1.0, lost_after_intervals=3, startup_grace_s=None)
+    assert await rec.tick() == []  # nothing has reported yet
+    gw.now += 1.5
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    assert await rec.tick() == []  # reports within the grace are no joins
+    assert gw.replans == []
+    gw.now += 2.0
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    (lost,) = await rec.tick()
+    assert (lost.kind, lost.target) == ("device-lost", "gone")
+    gw.now += 1.0
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    assert await rec.tick() == []
+
+
+async def test_a_device_is_lost_after_three_silent_intervals() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    rec, _ = loop(gw, heartbeat_interval_s=1.0, lost_after_intervals=3)
+    await rec.tick()
+    gw.now += 2.5  # cam keeps beating; edge is silent for 2.5 s: not yet lost
+    gw.beat("cam", battery_pct=90.0)
+    assert await rec.tick() == []
+    gw.now += 1.0
+    gw.beat("cam", battery_pct=90.0)
+    (lost,) = await rec.tick()
+    assert (lost.kind, lost.target) == ("device-lost", "edge")
+    assert lost.observed_at == gw.now and "no heartbeat" in lost.reason
+    del gw.beats["edge"]  # the live state's TTL drops it too: no second trigger
+    gw.now += 1
+    gw.beat("cam", battery_pct=90.0)
+    assert await rec.tick() == []
+
+
+async def test_battery_projection_below_the_horizon_fires_once() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    rec, _ = loop(gw, horizon_h=8.0)
+    await rec.tick()
+    fired: list[Trigger] = []
+    for level in (80.0, 70.0, 60.0):  # 10 points a second: minutes to go, not 8 h
+        gw.now += 1
+        gw.beat("cam", battery_pct=level)
+        gw.beat("edge")
+        fired += await rec.tick()
+    assert [t.kind for t in fired] == ["battery"]
+    assert "within the 8 h horizon" in fired[0].reason
+
+
+async def test_one_noisy_link_sample_does_not_fire_a_sustained_drop_does() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.links = {("cam", "edge"): {"mbps": 50.0, "rtt_ms": 2.0, "at": gw.now}}
+    rec, _ = loop(gw, link_change_fraction=0.3, link_alpha=0.5)
+    await rec.tick()
+
+    def sample(mbps: float) -> None:
+        gw.now += 1
+        gw.beat("cam", battery_pct=90.0)
+        gw.beat("edge")
+        gw.links = {("cam", "edge"): {"mbps": mbps, "rtt_ms": 2.0, "at": gw.now}}
+
+    sample(30.0)  # one sample 40% off moves the average by 20%: below the 30% threshold
+    assert await rec.tick() == []
+    sample(50.0)
+    assert await rec.tick() == []
+    sample(2.0)
+    (fired,) = await rec.tick()  # sustained: fires on the first sample of the drop
+    assert fired.kind == "link" and "cam~edge" in fired.reason
+    # While the average converges it may fire again; once the figure is steady, never.
+    for _ in range(8):
+        sample(2.0)
+        await rec.tick()
+    for _ in range(5):
+        sample(2.0)
+        assert await rec.tick() == []
+
+
+def rollout(**fields: Any) -> RolloutView:
+    base: dict[str, Any] = dict(
+        id=1, plan_version=5, from_version=4, state="loading", revision=9,
+        started_at=1000.0, pending={"edge": ["d/m/3-7"]}, targets=["cam", "edge"],
+        observed_at=999.5, reason="device cam: battery low",
+    )  # fmt: skip
+    return RolloutView(**{**base, **fields})
+
+
+async def test_routes_switch_only_when_every_target_is_ready_then_settle() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.rollout = rollout()
+    rec, metrics = loop(gw)
+    await rec.tick()
+    assert "switch" not in gw.actions  # edge has not loaded d/m/3-7 yet
+    gw.delivered = {"cam": 1000.2, "edge": 1000.3}
+    gw.now += 0.5
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge", partitions={"d/m/3-7": True})
+    await rec.tick()
+    assert gw.actions == ["delivered:cam", "delivered:edge", "ready:edge", "switch"]
+    assert gw.reaction_ms == pytest.approx(800.0)
+    assert metrics.reactions == [pytest.approx(0.8)]
+    # Switching: live once every alive target runs the switched revision.
+    gw.beat("cam", battery_pct=90.0, desired_version=10)
+    gw.beat("edge", partitions={"d/m/3-7": True}, desired_version=9)
+    await rec.tick()
+    assert "settle" not in gw.actions
+    gw.beat("edge", partitions={"d/m/3-7": True}, desired_version=10)
+    await rec.tick()
+    assert gw.actions[-1] == "settle" and gw.rollout is None
+
+
+async def test_a_rollout_not_ready_in_time_rolls_back() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.rollout = rollout()
+    rec, _ = loop(gw, rollout_timeout_s=30.0)
+    await rec.tick()
+    gw.now += 29
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge", partitions={"d/m/3-7": False})
+    await rec.tick()
+    assert not any(a.startswith("rollback") for a in gw.actions)
+    gw.now += 2
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge", partitions={"d/m/3-7": False})
+    await rec.tick()
+    (back,) = [a for a in gw.actions if a.startswith("rollback")]
+    assert "not ready after 30 s: waiting on edge" in back
+    assert "switch" not in gw.actions
+
+
+async def test_a_device_lost_mid_rollout_is_replanned_without_it() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.rollout = rollout()
+    rec, _ = loop(gw, heartbeat_interval_s=1.0, lost_after_intervals=3, rollout_timeout_s=30)
+    await rec.tick()
+    gw.now += 3.5
+    gw.beat("cam", battery_pct=90.0)  # edge, which was loading, falls silent
+    fired = await rec.tick()
+    assert [(t.kind, t.target) for t in fired] == [("device-lost", "edge")]
+    assert gw.replans and "edge lost" in gw.replans[-1][0]
+    assert "switch" not in gw.actions  # never switch routes to a dead device
+    # Had the re-plan not superseded the rollout, its timeout would roll it back.
+    gw.now += 30
+    del gw.beats["edge"]
+    gw.beat("cam", battery_pct=90.0)
+    await rec.tick()
+    assert any(a.startswith("rollback") and "(edge lost)" in a for a in gw.actions)
+
+
+async def test_a_failing_step_does_not_stop_the_others() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.rollout = rollout(pending={})
+    gw.fail_observe = True
+    rec, metrics = loop(gw)
+    await rec.tick()
+    assert metrics.failed == {"observe": 1}
+    assert metrics.steps["rollout"] == 1 and "switch" in gw.actions
+
+
+async def test_a_follower_takes_over_when_the_leader_dies() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    first, first_metrics = loop(gw, leader_ttl_s=0.6, interval_s=0.05)
+    second, second_metrics = loop(gw, leader_ttl_s=0.6, interval_s=0.05)
+    first.start()
+    with anyio.fail_after(5):
+        while not first.is_leader:
+            await asyncio.sleep(0.02)
+    second.start()
+    await asyncio.sleep(0.3)
+    assert first.is_leader and not second.is_leader and second_metrics.leading is False
+    # The leader dies without releasing its lock (a crash): its task just stops.
+    assert first._task is not None
+    first._task.cancel()
+    died = time.monotonic()
+    with anyio.fail_after(5):
+        while not second.is_leader:
+            await asyncio.sleep(0.02)
+    assert time.monotonic() - died >= 0.0 and first_metrics.leading is True
+    await second.stop()
+    first._task = None
+    await first.stop()
