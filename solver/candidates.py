@@ -73,7 +73,7 @@ def chain_arrays(
     m = s.model
     n = s.n
     na = len(apps)
-    kmax = max(len(r.hosts) for r in routes)
+    kmax = max(1, *(len(r.hosts) for r in routes))  # a dummy host when there is none
     g = np.array([layer.gflops + s.exit_gflops[i] for i, layer in enumerate(m.layers)])
     par = np.array([layer.params_mb + s.exit_params_mb[i] for i, layer in enumerate(m.layers)])
     out = np.array([layer.out_mb for layer in m.layers])

@@ -176,3 +176,14 @@ def test_incremental_link_change_and_new_app() -> None:
         if app_id not in touched:
             assert plan.placements[app_id] == p
     assert evaluate(new.cost, plan.placements).violations == []
+
+
+def test_no_host_of_an_allowed_tier_is_infeasible_with_a_reason() -> None:
+    raw = generate(3, devices=12, apps=4, blocks=4)
+    raw["apps"][0]["allowed_tiers"] = ["edge"]
+    for d in raw["devices"]:
+        if d["tier"] == "edge":
+            d["tier"] = "cloud"
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
+    assert plan.status == Status.INFEASIBLE
+    assert plan.doc.reason is not None and "app-0" in plan.doc.reason
