@@ -23,10 +23,12 @@ Shapes:
   restricted to device and edge. With `variants` about 30% choose among the three models
   (some with min_accuracy); with `cascades` about 20% run small then big.
 - `contended=True`: many more cameras per edge box, thin uplinks, low batteries and higher
-  rates, so that compute, bandwidth and battery capacity bind.
+  rates (each app's input up to the whole of its uplink), so that compute, bandwidth and
+  battery capacity bind: usually still feasible, but a per-app split that ignores the
+  other apps (Neurosurgeon) often breaks a shared limit.
 
 The generator only draws numbers: it never checks feasibility, but the ranges are chosen
-so that almost every generated scenario (non-contended) has a feasible plan.
+so that almost every generated scenario has a feasible plan.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def generate(
             "lifetime_h": int(rng.choice([26280, 35040, 43800])),
         }
         if battery[i]:
-            level = rng.uniform(22, 40) if contended else rng.uniform(50, 100)
+            level = rng.uniform(35, 60) if contended else rng.uniform(50, 100)
             d["battery"] = {
                 "capacity_wh": _r(rng.uniform(10, 60) if contended else rng.uniform(20, 60), 1),
                 "level_pct": _r(level, 1),
@@ -297,9 +299,9 @@ def generate(
         # The route may detour through a device-to-device peer: assume its slowest link.
         mbps = min(slowest.get(f"dev-{src}", lk["mbps"]), lk["mbps"])
         rate = rng.uniform(lo, hi)
-        if not contended:
-            # The input must fit the uplink (every plan sends it) with room to spare.
-            rate = min(rate, 0.4 * mbps / (8.0 * 1.2))
+        # The input must fit the uplink with room to spare (a plan that runs the first
+        # blocks on the camera sends less); contended fleets leave less room.
+        rate = min(rate, (1.0 if contended else 0.4) * mbps / (8.0 * 1.2))
         app["rate_rps"] = _r(max(rate, 0.05), 2)
         if rng.random() < 0.6:
             # Worst case of every model the app runs in turn (a cascade: both stages), all
