@@ -264,7 +264,11 @@ def segments_of(cm: CostModel, p: Placement) -> list[Segment]:
     start = 0
     for i in range(1, len(p.blocks) + 1):
         if i == len(p.blocks) or p.blocks[i] != p.blocks[start]:
-            out.append(Segment(first=names[start], last=names[i - 1], device=p.blocks[start]))
+            out.append(
+                Segment.model_construct(
+                    first=names[start], last=names[i - 1], device=p.blocks[start]
+                )
+            )
             start = i
     return out
 
@@ -280,6 +284,10 @@ def build_plan(
     cache: dict[str, tuple[Placement, Cost]] | None = None,
 ) -> Plan:
     """Evaluate placements and describe them in the contract's plan format.
+
+    The document's parts are built without re-validation (`model_construct`): every value
+    comes from the evaluator, and a fleet of thousands of devices would otherwise spend
+    most of an incremental re-solve validating its own numbers.
 
     A plan that breaks a constraint is reported `infeasible` with its violations, whatever
     status the solver hoped for: the evaluator has the last word.
@@ -300,12 +308,12 @@ def build_plan(
                 Stage(model=st.model, device=d) for st, d in zip(app.cascade, p.stages, strict=True)
             ]
         apps.append(
-            AppResult(
+            AppResult.model_construct(
                 id=app.id,
                 model=p.model,
                 segments=segments_of(cm, p) if p.blocks is not None else None,
                 stages=stages,
-                latency_ms=Latency(worst=c.worst_ms, expected=c.expected_ms),
+                latency_ms=Latency.model_construct(worst=c.worst_ms, expected=c.expected_ms),
                 energy_j=c.energy_j,
                 carbon_g=c.carbon_g,
                 slo_met=app.slo_ms is None or within(c.worst_ms, app.slo_ms),
@@ -318,7 +326,7 @@ def build_plan(
         if dev.battery is not None and ev.power_w[d] > 0:
             hours = max(dev.battery.usable_wh, 0.0) / ev.power_w[d]
         devices.append(
-            DeviceUse(
+            DeviceUse.model_construct(
                 id=d,
                 utilization=ev.utilization[d],
                 memory_mb=ev.memory_mb[d],
@@ -327,7 +335,7 @@ def build_plan(
             )
         )
     links = [
-        LinkUse(a=link.a, b=link.b, utilization=ev.link_utilization[k])
+        LinkUse.model_construct(a=link.a, b=link.b, utilization=ev.link_utilization[k])
         for k, link in enumerate(cm.scenario.links)
     ]
     doc = PlanDoc(

@@ -137,11 +137,21 @@ def apply_change(
     return new
 
 
+def _link_index(problem: Problem) -> dict[frozenset[str], int]:
+    """Link index by its pair of devices, built once per problem (a large fleet has tens
+    of thousands of links, and a re-solve must not pay for them every time)."""
+    index = problem.derived.get("link_index")
+    if index is None:
+        index = {_key(lk.a, lk.b): k for k, lk in enumerate(problem.scenario.links)}
+        problem.derived["link_index"] = index
+    return index
+
+
 def _carry_costs(old: Problem, new: Problem, change: Change) -> set[str]:
     """Copy the cached costs the change leaves valid; return the apps it affects."""
     affected: set[str] = set()
     changed = set(change.devices) | set(change.lost_devices)
-    old_links = {_key(lk.a, lk.b): k for k, lk in enumerate(old.scenario.links)}
+    old_links = _link_index(old)
     hit_links = {
         old_links[_key(a, b)]
         for a, b in (*change.links, *change.removed_links)
