@@ -237,7 +237,7 @@ class _Model:
         obj.SetMinimization()
 
     # -- solving ---------------------------------------------------------------------------
-    def solve(self, time_limit_s: float) -> int:
+    def solve(self, time_limit_s: float, node_limit: int | None = None) -> int:
         self.mip.SetTimeLimit(max(1, int(time_limit_s * 1000)))
         self.mip.SetNumThreads(max(1, self.opt.threads))
         params = [
@@ -246,6 +246,8 @@ class _Model:
             "limits/absgap = 1e-12",
             f"randomization/randomseedshift = {self.opt.seed % 2**31}",
         ]
+        if node_limit is not None:
+            params.append(f"limits/nodes = {node_limit}")
         self.mip.SetSolverSpecificParametersAsString("\n".join(params) + "\n")
         return int(self.mip.Solve())
 
@@ -319,7 +321,7 @@ def _incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
     """The fast heuristic's plan, when it finds a feasible one."""
     from solver import heuristic
 
-    plan = heuristic.solve(problem, options)
+    plan = heuristic.solve_greedy(problem, options)
     if plan.status == Status.INFEASIBLE or plan.doc.objective is None:
         return None
     return plan
@@ -388,6 +390,59 @@ def _fixed_objective(problem: Problem, options: SolveOptions) -> float:
     return total
 
 
+def polish(
+    problem: Problem, options: SolveOptions, incumbent: Plan, time_limit_s: float, nodes: int
+) -> Plan | None:
+    """A better plan than `incumbent` from the exact model, fixed around it and stopped
+    after `nodes` branch-and-bound nodes (a node limit, not only the clock, so that the
+    same input gives the same plan); None when it finds nothing better."""
+    upper = incumbent.doc.objective
+    if upper is None:
+        return None
+    deadline = Deadline(time_limit_s)
+    model = _build(problem, options, 1e-7, upper=upper, deadline=deadline)
+    if model.empty_apps or deadline.left() <= 0:
+        return None
+    status = model.solve(deadline.left(), node_limit=nodes)
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return None
+    placements = {**options.fixed, **model.placements()}
+    plan = build_plan(problem.cost, placements, Status.FEASIBLE, NAME)
+    objective = plan.doc.objective
+    if plan.status == Status.INFEASIBLE or objective is None or objective >= upper:
+        return None
+    return plan
+
+
+def polish_apps(
+    problem: Problem, options: SolveOptions, incumbent: Plan, time_limit_s: float
+) -> Plan | None:
+    """Best response, one app at a time: each app's exact best placement with every
+    other app held where it is (SLO and capacities exact), kept when it lowers the
+    objective. Each model is one app's, fixed around the incumbent, so each is small."""
+    deadline = Deadline(time_limit_s)
+    current = incumbent
+    improved = False
+    free = [a.id for a in problem.scenario.apps if a.id not in options.fixed]
+    for app_id in free:
+        if deadline.left() <= 0 or current.doc.objective is None:
+            break
+        others = {k: v for k, v in current.placements.items() if k != app_id}
+        held = replace(options, fixed=others)
+        model = _build(problem, held, 1e-7, upper=current.doc.objective, deadline=deadline)
+        if model.empty_apps or deadline.left() <= 0:
+            continue
+        status = model.solve(deadline.left(), node_limit=200)
+        if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            continue
+        plan = build_plan(problem.cost, {**others, **model.placements()}, Status.FEASIBLE, NAME)
+        objective = plan.doc.objective
+        better = objective is not None and objective < current.doc.objective * (1 - 1e-12)
+        if plan.status != Status.INFEASIBLE and better:
+            current, improved = plan, True
+    return current if improved else None
+
+
 def feasible(
     problem: Problem,
     options: SolveOptions,
@@ -408,4 +463,4 @@ def feasible(
     return False if status == pywraplp.Solver.INFEASIBLE else None
 
 
-__all__ = ["NAME", "feasible", "solve"]
+__all__ = ["NAME", "feasible", "polish", "polish_apps", "solve"]
