@@ -420,12 +420,14 @@ class ControlPlane:
 
     async def declare_link(self, actor: str, spec: dict[str, Any]) -> dict[str, Any]:
         link = await self.run_sync(fleet.declare_link, actor, spec)
+        self.gateway.links_changed()
         await self.planner.request(f"link {link.a}~{link.b} declared by {actor}")
         return {"id": link.id, "a": link.a, "b": link.b, "mbps": link.mbps,
                 "rtt_ms": link.rtt_ms, "j_per_mb": link.j_per_mb}  # fmt: skip
 
     async def delete_link(self, actor: str, link_id: int) -> None:
         await self.run_sync(fleet.delete_link, actor, link_id)
+        self.gateway.links_changed()
         await self.planner.request(f"link {link_id} deleted by {actor}")
 
     # -- models ----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator import audit, desired_state, rollouts
-from orchestrator.db.tables import Device, PlanVersion
+from orchestrator.db.tables import Device, Link, PlanVersion
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
 from orchestrator.triggers import Trigger
@@ -20,12 +20,15 @@ if TYPE_CHECKING:
 
 # Deliveries older than this many revisions are of no use to any rollout.
 _KEEP_REVISIONS = 8
+_DECLARED_TTL_S = 5.0
 
 
 class ControlPlaneGateway:
     def __init__(self, cp: ControlPlane) -> None:
         self.cp = cp
         self._devices: dict[str, dict[str, Any]] | None = None
+        # declared link -> Mbit/s, re-read every _DECLARED_TTL_S (another replica may declare)
+        self._declared: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
         self._predicted: tuple[int, dict[str, float]] = (-1, {})
         # revision -> device -> when its long poll was answered with that revision
         self._delivered: dict[int, dict[str, float]] = {}
@@ -38,6 +41,9 @@ class ControlPlaneGateway:
 
     def devices_changed(self) -> None:
         self._devices = None
+
+    def links_changed(self) -> None:
+        self._declared = (0.0, {})
 
     def deliveries(self, revision: int) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -58,6 +64,17 @@ class ControlPlaneGateway:
     async def observe(self) -> Observation:
         beats = await self.cp.live.heartbeats()
         links = await self.cp.live.links()
+        if time.monotonic() - self._declared[0] > _DECLARED_TTL_S:
+            self._declared = (time.monotonic(), await self.cp.run_sync(_declared_mbps))
+        declared = self._declared[1]
+        # Capped like the scenario builder caps them: a measured figure above the declared
+        # capacity is the declared one (loopback probes find Gbit/s and jitter wildly).
+        links = {
+            key: {**figures, "mbps": min(float(figures["mbps"]), declared[key])}
+            if key in declared
+            else figures
+            for key, figures in links.items()
+        }
         if self._devices is None:
             self._devices = await self.cp.run_sync(_device_meta)
         version = self.cp.plan_version_hint
@@ -121,6 +138,10 @@ class ControlPlaneGateway:
                                          why, time.time(), replan=False)  # fmt: skip
             await self.cp.publish_revision(rollout.plan_version, revision, "rolled_back",
                                            rollout.targets)  # fmt: skip
+
+
+def _declared_mbps(session: Session) -> dict[tuple[str, str], float]:
+    return {(k.a, k.b): float(k.mbps) for k in session.scalars(select(Link))}
 
 
 def _device_meta(session: Session) -> dict[str, dict[str, Any]]:

@@ -104,6 +104,7 @@ class LoopConfig:
     rollout_timeout_s: float = 30.0
     link_change_fraction: float = 0.3
     link_alpha: float = 0.5
+    rtt_floor_ms: float = 10.0  # an RTT change counts only when it is at least this large
     latency_drift_fraction: float = 0.5
     horizon_h: float = 8.0
     # How long a new leader watches before it acts on joins and losses; None: the time a
@@ -139,7 +140,9 @@ class Reconciler:
         """Forget what was observed (on becoming leader: the next observation is the
         baseline, so a new leader does not fire a trigger for every device it sees)."""
         cfg = self.config
-        self.links = LinkWatch(alpha=cfg.link_alpha, threshold=cfg.link_change_fraction)
+        self.links = LinkWatch(
+            alpha=cfg.link_alpha, threshold=cfg.link_change_fraction, rtt_floor_ms=cfg.rtt_floor_ms
+        )
         self.batteries = BatteryWatch(horizon_h=cfg.horizon_h)
         self.latency = LatencyWatch(threshold=cfg.latency_drift_fraction)
         self._alive: dict[str, float] = {}  # device -> last heartbeat time
@@ -322,7 +325,9 @@ class Reconciler:
         await self.gateway.replan(reason, min(t.observed_at for t in fired))
         # The plan about to be made uses the figures of now: measure from them.
         self.links.commit()
-        self.latency.commit()
+        self.batteries.commit()
+        # Latency states reset themselves when a partition's prediction changes: resetting
+        # them here would re-fire a drift no plan fixes on every re-solve.
 
     async def _advance(self, obs: Observation | None) -> None:
         rollout = await self.gateway.active_rollout()

@@ -9,7 +9,8 @@ Which devices appear, and as what:
 - a device that is not alive does not appear; a deployment whose source or sink is not
   alive is left out and reported as waiting.
 Battery levels come from the latest heartbeat (100% until one reports it). A measured
-link's bandwidth and RTT override the declared figures; a declared link's energy per MB
+link's bandwidth and RTT override the declared figures, the bandwidth capped at the
+declared figure (the declared capacity is an upper bound); a declared link's energy per MB
 is kept; a measured link nobody declared costs 0 J/MB.
 """
 
@@ -171,7 +172,9 @@ def build(
         declared.add(key)
         entry = dict(link)
         if key in measured:
-            entry["mbps"] = float(measured[key]["mbps"])
+            # A declared bandwidth is the link's capacity: a probe that finds more (over
+            # loopback or a LAN faster than the link the operator declared) is capped at it.
+            entry["mbps"] = min(float(measured[key]["mbps"]), float(link["mbps"]))
             entry["rtt_ms"] = float(measured[key]["rtt_ms"])
         links.append(entry)
     for (a, b), figures in sorted(measured.items()):

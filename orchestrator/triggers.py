@@ -8,10 +8,17 @@ the trace-driven benchmark drive the same code.
   (relative) from the figure the plan in force was solved with. One noisy sample moves
   the average by `alpha` of its deviation only, so with alpha 0.5 and threshold 0.3 a
   single sample must be off by 60% before anything fires; a sustained change fires
-  within a few samples.
+  within a few samples. An RTT change counts only when it also moves by at least
+  `rtt_floor_ms` (10 ms) in absolute terms: loopback and LAN RTTs of a few ms jitter by
+  several ms under load, and no placement turns on a difference that small.
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
-  above), and when charging starts or stops.
+  above), when charging starts or stops, and when the level has moved by at least
+  `level_step_pct` points from the level the plan in force was solved with (the battery
+  constraint is the usable energy above the minimum, so a step in level changes which
+  plans are allowed even when the drain rate says nothing).
+- Latency: a partition's state is reset when its prediction changes (a new plan), not on
+  every re-solve, so a drift that no plan can fix fires once, not on every tick.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class _LinkState:
 class LinkWatch:
     alpha: float = 0.5
     threshold: float = 0.3
+    rtt_floor_ms: float = 10.0
     _links: dict[str, _LinkState] = field(default_factory=dict)
 
     def smoothed(self, a: str, b: str) -> tuple[float, float] | None:
@@ -61,9 +69,13 @@ class LinkWatch:
         s.mbps += self.alpha * (mbps - s.mbps)
         s.rtt_ms += self.alpha * (rtt_ms - s.rtt_ms)
         moved_bw = abs(s.mbps - s.planned_mbps) / max(s.planned_mbps, 1e-9)
-        # RTT in ms is small and jittery: a floor of 2 ms keeps 0.5 -> 1 ms from firing.
-        moved_rtt = abs(s.rtt_ms - s.planned_rtt_ms) / max(s.planned_rtt_ms, 2.0)
-        if moved_bw <= self.threshold and moved_rtt <= self.threshold:
+        # RTT in ms is small and jittery: it must move by the fraction (against at least
+        # 2 ms) AND by rtt_floor_ms in absolute terms, so 3 -> 7 ms on a loaded loopback
+        # does not fire while 4 -> 40 ms does.
+        delta_rtt = abs(s.rtt_ms - s.planned_rtt_ms)
+        moved_rtt = delta_rtt / max(s.planned_rtt_ms, 2.0)
+        rtt_moved = moved_rtt > self.threshold and delta_rtt >= self.rtt_floor_ms
+        if moved_bw <= self.threshold and not rtt_moved:
             return None
         reason = (
             f"link {name}: bandwidth {s.planned_mbps:.1f} -> {s.mbps:.1f} Mbit/s, "
@@ -86,12 +98,14 @@ class _BatteryState:
     samples: deque[tuple[float, float]]
     charging: bool | None = None
     low: bool = False
+    planned_pct: float | None = None
 
 
 @dataclass(slots=True)
 class BatteryWatch:
     horizon_h: float = 8.0
     window_s: float = 30.0
+    level_step_pct: float = 5.0
     _devices: dict[str, _BatteryState] = field(default_factory=dict)
 
     def projected_h(self, device: str, min_pct: float) -> float | None:
@@ -118,6 +132,8 @@ class BatteryWatch:
             what = "started" if charging else "stopped"
             return Trigger("charging", device, f"device {device}: charging {what}", at)
         s.charging = charging
+        if s.planned_pct is None:
+            s.planned_pct = level_pct  # the baseline the plan is about to use
         hours = self.projected_h(device, min_pct)
         if level_pct <= min_pct and not s.low:
             s.low = True
@@ -125,14 +141,28 @@ class BatteryWatch:
             return Trigger("battery", device, reason, at)
         if hours is not None and hours < self.horizon_h and not s.low:
             s.low = True
+            s.planned_pct = level_pct
             reason = (
                 f"device {device}: battery {level_pct:.1f}% reaches {min_pct:.0f}% in "
                 f"{hours:.2f} h, within the {self.horizon_h:g} h horizon"
             )
             return Trigger("battery", device, reason, at)
+        if not s.low and abs(level_pct - s.planned_pct) >= self.level_step_pct:
+            reason = (
+                f"device {device}: battery {s.planned_pct:.1f}% -> {level_pct:.1f}% "
+                f"(min {min_pct:.0f}%) since the plan in force was made"
+            )
+            s.planned_pct = level_pct
+            return Trigger("battery", device, reason, at)
         if s.low and level_pct > min_pct and (hours is None or hours >= self.horizon_h):
             s.low = False
         return None
+
+    def commit(self) -> None:
+        """The plan now in force was solved with the latest levels: measure from them."""
+        for s in self._devices.values():
+            if s.samples:
+                s.planned_pct = s.samples[-1][1]
 
     def forget(self, device: str) -> None:
         self._devices.pop(device, None)
@@ -144,6 +174,7 @@ class _LatencyState:
     sum_ms: float = 0.0
     ratio: float | None = None  # smoothed measured / predicted
     drifting: bool = False
+    predicted_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -163,6 +194,8 @@ class LatencyWatch:
         self, device: str, key: str, count: int, sum_ms: float, predicted_ms: float, at: float
     ) -> Trigger | None:
         s = self._parts.setdefault(key, _LatencyState(count, sum_ms))
+        if s.predicted_ms != predicted_ms:  # a new plan predicts afresh
+            s.predicted_ms, s.ratio, s.drifting = predicted_ms, None, False
         if count < s.count:  # the agent restarted: its counters did too
             s.count, s.sum_ms = count, sum_ms
             return None

@@ -110,6 +110,11 @@ def replan(
         assert previous_scenario is not None
         change = change_between(previous_scenario, scenario)
         plan = resolve(problem, current, change, options, solver=solver_name)
+        if plan.status == solver.Status.INFEASIBLE:
+            # The incremental re-solve keeps the untouched apps where they are and moves
+            # the others one step at a time: when the change leaves it no way out (a
+            # battery that no longer affords the whole model), a full solve still may.
+            plan = solver.solve(problem, options, solver=solver_name)
     else:
         plan = solver.solve(problem, options, solver=solver_name)
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.triggers import BatteryWatch, LinkWatch
+from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch
 
 
 def test_one_noisy_sample_does_not_fire() -> None:
@@ -62,3 +62,45 @@ def test_charging_transitions_fire() -> None:
     assert t is not None and t.kind == "charging" and "started" in t.reason
     t = w.observe("cam", 51.0, 20.0, False, 2.0)
     assert t is not None and "stopped" in t.reason
+
+
+def test_loopback_rtt_jitter_under_the_absolute_floor_is_ignored() -> None:
+    # 3 -> 7 ms is +130% but only 4 ms: loopback under load, not a changed link.
+    watch = LinkWatch(alpha=1.0, threshold=0.3, rtt_floor_ms=5.0)
+    assert watch.observe("cam", "edge", 50.0, 3.0, 0.0) is None
+    assert watch.observe("cam", "edge", 50.0, 7.0, 1.0) is None
+    fired = watch.observe("cam", "edge", 50.0, 40.0, 2.0)
+    assert fired is not None and "rtt 3.0 -> 40.0 ms" in fired.reason
+
+
+def test_battery_level_step_fires_once_and_commit_rebases() -> None:
+    watch = BatteryWatch(horizon_h=8.0, level_step_pct=5.0)
+    assert watch.observe("cam", 90.0, 20.0, False, 0.0) is None  # baseline
+    assert watch.observe("cam", 88.0, 20.0, False, 0.0) is None  # same instant: no slope
+    watch = BatteryWatch(horizon_h=8.0, level_step_pct=5.0)
+    assert watch.observe("cam", 90.0, 20.0, None, 0.0) is None
+    fired = watch.observe("cam", 40.5, 20.0, None, 3600.0)  # a step, not a drain: 0.4 h
+    assert fired is not None and fired.kind == "battery"
+    assert "40.5%" in fired.reason
+    # Already reported: the next sample at the same level does not fire again.
+    assert watch.observe("cam", 40.5, 20.0, None, 2.0) is None
+
+
+def test_a_continuous_drain_reports_the_projection_not_every_step() -> None:
+    watch = BatteryWatch(horizon_h=8.0, level_step_pct=5.0)
+    assert watch.observe("cam", 90.0, 20.0, None, 0.0) is None
+    fired = watch.observe("cam", 80.0, 20.0, None, 1.0)
+    assert fired is not None and "horizon" in fired.reason
+    assert watch.observe("cam", 70.0, 20.0, None, 2.0) is None  # latched: once
+
+
+def test_latency_drift_fires_once_per_prediction() -> None:
+    watch = LatencyWatch(threshold=0.5, min_requests=20)
+    assert watch.observe("edge", "p", 0, 0.0, 1.0, 0.0) is None
+    assert watch.observe("edge", "p", 20, 100.0, 1.0, 1.0) is not None  # 5 ms vs 1 ms
+    # Re-solves that keep the plan (same prediction) do not reset it: reported once.
+    assert watch.observe("edge", "p", 40, 200.0, 1.0, 2.0) is None
+    assert watch.observe("edge", "p", 60, 300.0, 1.0, 3.0) is None
+    # A new plan predicts afresh (another prediction): the drift is reported again, once.
+    assert watch.observe("edge", "p", 80, 400.0, 2.0, 4.0) is not None
+    assert watch.observe("edge", "p", 100, 500.0, 2.0, 5.0) is None
