@@ -98,6 +98,7 @@ class Gateway(Protocol):
 @dataclass
 class LoopConfig:
     interval_s: float = 0.2
+    min_tick_s: float = 0.1
     heartbeat_interval_s: float = 1.0
     lost_after_intervals: int = 3
     leader_ttl_s: float = 3.0
@@ -210,6 +211,10 @@ class Reconciler:
             await self.tick()
             if self._stopping:
                 break
+            # Heartbeats poke the loop hundreds of times a second on a large fleet, and a
+            # tick reads every device's latest state: pokes that arrive within
+            # `min_tick_s` are served by one tick.
+            await asyncio.sleep(self.config.min_tick_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.interval_s)
             self._wake.clear()
