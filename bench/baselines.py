@@ -31,6 +31,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_model  # noqa: E402 (a sibling module: bench/ runs as scripts)
+
 import solver  # noqa: E402
 from solver.generate import generate  # noqa: E402
 from solver.scenario import Scenario, load_scenario, parse_scenario  # noqa: E402
@@ -221,16 +223,6 @@ def table(figs: list[Figures]) -> Table:
     for f in figs:
         t.add_row(*cells(f))
     return t
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def markdown(figs: list[Figures], suites: tuple[Suite, ...], time_limit: float, wall: float) -> str:

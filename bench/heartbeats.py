@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model
+
 ADMIN = "cnt_admin_bench-token"
 
 
@@ -198,16 +200,6 @@ def _flush_redis(url: str) -> None:
         client.close()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", type=int, default=1000)
@@ -237,7 +229,7 @@ def main() -> None:
     console = Console()
     console.print(table)
     console.print(
-        f"machine: {os.cpu_count()} cores, {_cpu_model()}; python {platform.python_version()}"
+        f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}"
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -27,6 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from machine import cpu_model
 
 from models_registry import (
     analyse_model,
@@ -45,16 +46,6 @@ MODELS = (
     "bvlc_alexnet", "vgg19", "resnet50", "squeezenet", "densenet121", "inception_v1",
     "inception_v2", "shufflenet", "zfnet512",
 )  # fmt: skip
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench_model(name: str, workdir: Path, runs: int, threads: int) -> dict[str, Any]:
