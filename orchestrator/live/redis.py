@@ -107,7 +107,9 @@ class RedisLiveState:
     # -- heartbeats and liveness -------------------------------------------------------
     async def put_heartbeat(self, device_id: str, beat: dict[str, Any], ttl_s: float) -> None:
         ttl_ms = _ms(ttl_s)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # No MULTI/EXEC on the hot path: the key and its index entry need not change
+        # together (a reader skips an indexed id whose key has expired or not yet landed).
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self._hb_key(device_id), json.dumps(beat), px=ttl_ms)
             pipe.zadd(self._hb_index, {device_id: _now_ms() + ttl_ms})
             await pipe.execute()
