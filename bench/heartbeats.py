@@ -2,7 +2,7 @@
 
 Starts `continuum server` as a subprocess (embedded, then with Redis), then a separate
 load process that enrolls N simulated agents and has them heartbeat concurrently over
-HTTP/1.1 keep-alive (a minimal asyncio client; httpx only to enroll), and reports
+HTTP/1.1 keep-alive (bench/leanhttp.py; httpx only to enroll), and reports
 sustained heartbeats per second and
 p50/p99 latency. The load process and the server share this machine's cores, so the
 figures are a lower bound of what the server alone sustains.
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from leanhttp import Connection, request_bytes, split_url
 from machine import cpu_model
 
 ADMIN = "cnt_admin_bench-token"
@@ -61,54 +62,33 @@ async def _load(url: str, agents: int, concurrency: int, duration_s: float) -> d
         errors = 0
         stop_at = 0.0
         measuring = False
-        host, port = url.removeprefix("http://").split(":")
+        host, port = split_url(url)
         payload = json.dumps(beat).encode()
-        # Requests prebuilt as bytes, one keep-alive connection per in-flight agent, and a
-        # response parser that reads only the status line and Content-Length: httpx costs
-        # several times the server's own CPU per request, and on two shared cores the load
+        # Requests prebuilt as bytes, one keep-alive connection per in-flight agent and a
+        # lean parser (bench/leanhttp.py): with httpx, on two shared cores the load
         # generator, not the server, would be what this measures.
         requests = [
-            (
-                f"POST /v1/agents/{device_id}/heartbeat HTTP/1.1\r\n"
-                f"Host: {host}\r\nAuthorization: Bearer {secret}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-            ).encode()
-            + payload
+            request_bytes("POST", host, f"/v1/agents/{device_id}/heartbeat", payload, secret)
             for device_id, secret in enrolled
         ]
 
-        async def exchange(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-        ) -> int:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            return status
-
         async def worker(offset: int) -> None:
             nonlocal errors
-            reader, writer = await asyncio.open_connection(host, int(port))
+            conn = Connection(host, port)
             k = offset
             try:
                 while time.perf_counter() < stop_at:
                     request = requests[k % len(requests)]
                     k += concurrency
                     start = time.perf_counter()
-                    status = await exchange(reader, writer, request)
+                    status, _ = await conn.send(request)
                     elapsed = time.perf_counter() - start
                     if status != 200:
                         errors += 1
                     elif measuring:
                         latencies.append(elapsed)
             finally:
-                writer.close()
-                await writer.wait_closed()
+                conn.close()
 
         # Warm-up: connections opened, every agent seen alive once (which triggers the
         # planner), caches warm. Then the measured window.
