@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: SecretStr | None = None  # postgresql+psycopg://... ; None: SQLite in data_dir
     redis_url: str | None = None  # redis://host:6379/0 ; None: in-process live state
+    # Every live-state key starts with this: control planes that share it share the
+    # heartbeats and the leader lock; another prefix is another control plane.
+    redis_prefix: str = Field(default="continuum:", min_length=1)
     admin_token: SecretStr | None = None  # None: generated on first start, written 0600
 
     host: str = "127.0.0.1"

@@ -19,5 +19,5 @@ def open_live_state(settings: Settings) -> LiveState:
         # Imported lazily: embedded deployments never load the Redis client.
         from orchestrator.live.redis import RedisLiveState
 
-        return RedisLiveState(settings.redis_url)
+        return RedisLiveState(settings.redis_url, prefix=settings.redis_prefix)
     return MemoryLiveState()
