@@ -41,6 +41,9 @@ def solve(
     start = time.perf_counter()
     plan = table[solver](problem, options or SolveOptions())
     plan.doc.solve_s = time.perf_counter() - start
+    if plan.evaluation is not None:
+        # What an incremental re-solve after a change evaluates its plan against.
+        problem.derived["evaluation"] = plan.evaluation
     return plan
 
 

@@ -6,7 +6,7 @@ against an independent implementation in the tests).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from solver.costs import Cost, CostModel
@@ -22,7 +22,7 @@ from solver.plan import (
     Stage,
     Status,
 )
-from solver.scenario import App, PreviousApp
+from solver.scenario import App, PreviousApp, Scenario
 
 # A limit holds when value <= limit * (1 + REL_TOL) + ABS_TOL: room for float rounding only.
 REL_TOL = 1e-9
@@ -65,22 +65,37 @@ def previous_units(cm: CostModel, prev: PreviousApp) -> dict[Unit, set[str]]:
 
 
 class Migration:
-    """The MB of weights each placement choice moves away from the previous plan."""
+    """The MB of weights each placement choice moves away from the previous plan.
 
-    def __init__(self, cm: CostModel) -> None:
+    `placed`, when the caller has it, is the previous plan as placements (the one
+    `scenario.previous` was written from): an app placed exactly there moves nothing, which
+    spares an incremental re-solve the block-by-block count for thousands of fixed apps.
+    """
+
+    def __init__(self, cm: CostModel, placed: Mapping[str, Placement] | None = None) -> None:
         self.cm = cm
         prev = cm.scenario.previous
-        self.units: dict[str, dict[Unit, set[str]]] = {}
-        if prev is not None:
-            for p in prev.apps:
-                if p.id in cm.apps:
-                    self.units[p.id] = previous_units(cm, p)
+        self._previous = {p.id: p for p in prev.apps if p.id in cm.apps} if prev else {}
+        self._units: dict[str, dict[Unit, set[str]]] = {}
+        self.placed: Mapping[str, Placement] = placed or {}
 
     def applies(self, app_id: str) -> bool:
-        return app_id in self.units
+        return app_id in self._previous
+
+    def unmoved(self, app_id: str, p: Placement) -> bool:
+        return self.placed.get(app_id) == p
+
+    def _units_of(self, app_id: str) -> dict[Unit, set[str]] | None:
+        units = self._units.get(app_id)
+        if units is None:
+            prev = self._previous.get(app_id)
+            if prev is None:
+                return None
+            units = self._units[app_id] = previous_units(self.cm, prev)
+        return units
 
     def block_mb(self, app_id: str, model_id: str, i: int, device: str) -> float:
-        units = self.units.get(app_id)
+        units = self._units_of(app_id)
         if units is None:
             return 0.0
         s = self.cm.shapes[model_id]
@@ -93,7 +108,7 @@ class Migration:
         return mb
 
     def stage_mb(self, app_id: str, model_id: str, device: str) -> float:
-        units = self.units.get(app_id)
+        units = self._units_of(app_id)
         if units is None:
             return 0.0
         m = self.cm.models[model_id]
@@ -121,6 +136,8 @@ def app_cost(cm: CostModel, app: App, p: Placement) -> Cost:
 
 
 def app_migration(mig: Migration, app: App, p: Placement) -> float:
+    if not mig.applies(app.id) or mig.unmoved(app.id, p):
+        return 0.0
     if p.stages is not None:
         assert app.cascade is not None
         return sum(
@@ -173,6 +190,28 @@ def app_violations(cm: CostModel, app: App, p: Placement, c: Cost) -> list[str]:
 
 # -- the whole plan ----------------------------------------------------------------------------
 @dataclass(slots=True)
+class AppRecord:
+    """One app's share of an evaluation: what it adds to the totals and the objective."""
+
+    app: App
+    placement: Placement
+    cost: Cost
+    migration_mb: float
+    term: float  # its part of the objective
+    violations: list[str]
+
+
+@dataclass(slots=True)
+class PlanParts:
+    """The plan document's parts of an evaluation, kept so that the next plan, evaluated
+    incrementally on top of it, rebuilds only the parts that changed."""
+
+    apps: dict[str, AppResult]
+    devices: dict[str, DeviceUse]
+    links: list[LinkUse]
+
+
+@dataclass(slots=True)
 class Evaluation:
     objective: float
     costs: dict[str, Cost]
@@ -182,10 +221,61 @@ class Evaluation:
     power_w: dict[str, float]
     link_utilization: dict[int, float]
     violations: list[str] = field(default_factory=list)
+    # What an incremental evaluation of the next plan starts from (`evaluate(base=...)`).
+    scenario: Scenario | None = None
+    records: dict[str, AppRecord] = field(default_factory=dict)
+    link_mbit: list[float] = field(default_factory=list)  # Mbit/s sent over each link
+    device_violations: dict[str, list[str]] = field(default_factory=dict)
+    link_violations: dict[int, str] = field(default_factory=dict)
+    # Devices and links whose figures may differ from the base's; None: evaluated afresh.
+    changed_devices: set[str] | None = None
+    changed_links: set[int] | None = None
+    base: Evaluation | None = None
+    parts: PlanParts | None = None
+    # The last scenario compared with this one's by `changes_from`, and what it found.
+    compared: tuple[Scenario, tuple[set[str], set[int]] | None] | None = None
 
     @property
     def feasible(self) -> bool:
         return not self.violations
+
+
+def changes_from(base: Evaluation, scn: Scenario) -> tuple[set[str], set[int]] | None:
+    """The devices and links of `scn` that are not the very objects `base` was evaluated
+    with, or None when `scn` differs from it in more than their fields (another fleet, links
+    in another order, other limits or weights): then nothing of `base` can be reused."""
+    old = base.scenario
+    if old is None:
+        return None
+    if base.compared is not None and base.compared[0] is scn:
+        return base.compared[1]
+    found = _compare(old, scn)
+    base.compared = (scn, found)
+    return found
+
+
+def _compare(old: Scenario, scn: Scenario) -> tuple[set[str], set[int]] | None:
+    if (
+        old.objective != scn.objective
+        or old.max_utilization != scn.max_utilization
+        or old.horizon_h != scn.horizon_h
+        or len(old.devices) != len(scn.devices)
+        or len(old.links) != len(scn.links)
+    ):
+        return None
+    devices: set[str] = set()
+    for d, e in zip(scn.devices, old.devices, strict=True):
+        if d is not e:
+            if d.id != e.id:
+                return None
+            devices.add(d.id)
+    links: set[int] = set()
+    for k, (a, b) in enumerate(zip(scn.links, old.links, strict=True)):
+        if a is not b:
+            if a.a != b.a or a.b != b.b:
+                return None
+            links.add(k)
+    return devices, links
 
 
 def evaluate(
@@ -193,68 +283,166 @@ def evaluate(
     placements: Mapping[str, Placement],
     require_all: bool = True,
     cache: dict[str, tuple[Placement, Cost]] | None = None,
+    migration: Migration | None = None,
+    base: Evaluation | None = None,
 ) -> Evaluation:
     """Score placements (app id -> Placement) and list every broken constraint.
 
     `cache` (app id -> (placement, its cost)) skips recomputing the cost of a placement
     already costed on the same cost model, and is refreshed with the ones computed here.
+
+    `base`, an evaluation of another plan on this fleet or on one that differs only in
+    some devices' and links' fields (an incremental re-solve's previous problem), makes
+    the work proportional to what changed: an app whose placement and cached cost are the
+    very ones of `base` keeps its share of the totals, the others' shares are taken out
+    and put back, and only the devices and links they touch are checked again. The result
+    is the full evaluation's, up to float rounding in the totals.
     """
     scn = cm.scenario
-    mig = Migration(cm)
+    mig = migration if migration is not None else Migration(cm)
+    w_mig = scn.objective.migration
+    links = scn.links
+    changes = changes_from(base, scn) if base is not None else None
+    old_records: dict[str, AppRecord] = {}
+    if changes is not None:
+        assert base is not None
+        dirty_devices, dirty_links = changes
+        changed_devices = set(dirty_devices)
+        util = dict(base.utilization)
+        mem = dict(base.memory_mb)
+        power = dict(base.power_w)
+        mbit = list(base.link_mbit)
+        old_records = base.records
+    else:
+        dirty_devices, dirty_links = set(), set()
+        changed_devices = set()
+        util = dict.fromkeys(cm.devices, 0.0)
+        mem = dict.fromkeys(cm.devices, 0.0)
+        power = dict.fromkeys(cm.devices, 0.0)
+        mbit = [0.0] * len(links)
+
+    def share(rec: AppRecord, sign: float) -> None:
+        c, rate = rec.cost, rec.app.rate_rps * sign
+        for d, sec in c.compute_s.items():
+            util[d] += rate * sec
+        for d, mb in c.memory_mb.items():
+            mem[d] += sign * mb
+        for d, j in c.joules.items():
+            power[d] += rate * j
+        for k, mb in c.link_mb.items():
+            mbit[k] += rate * mb * 8.0
+        dirty_devices.update(c.compute_s, c.memory_mb, c.joules)
+        dirty_links.update(c.link_mb)
+
     violations: list[str] = []
-    costs: dict[str, Cost] = {}
-    migration: dict[str, float] = {}
+    records: dict[str, AppRecord] = {}
+    taken_out: set[str] = set()
     objective = 0.0
-    util = dict.fromkeys(cm.devices, 0.0)
-    mem = dict.fromkeys(cm.devices, 0.0)
-    power = dict.fromkeys(cm.devices, 0.0)
-    link_load = dict.fromkeys(range(len(scn.links)), 0.0)
     for app in scn.apps:
         p = placements.get(app.id)
+        old = old_records.get(app.id)
         if p is None:
             if require_all:
                 violations.append(f"app {app.id}: not placed")
-            continue
-        errs = structure_errors(cm, app, p)
-        if errs:
-            violations.extend(errs)
+            if old is not None:
+                share(old, -1.0)
+                taken_out.add(app.id)
             continue
         hit = cache.get(app.id) if cache is not None else None
-        if hit is not None and hit[0] == p:
-            c = hit[1]
+        c = hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
+        same = old is not None and (old.placement is p or old.placement == p)
+        if old is not None and same and c is old.cost and old.app is app:
+            m = app_migration(mig, app, p)
+            rec = old
+            # A changed device may have changed tier: the app's own checks are redone.
+            recheck = bool(changed_devices) and not changed_devices.isdisjoint(
+                p.blocks or p.stages or ()
+            )
+            if recheck or m != old.migration_mb:
+                term = old.term if m == old.migration_mb else cm.weighted(app, c) + w_mig * m
+                found = app_violations(cm, app, p, c) if recheck else old.violations
+                rec = AppRecord(app, p, c, m, term, found)
         else:
-            c = app_cost(cm, app, p)
-            if cache is not None:
-                cache[app.id] = (p, c)
-        costs[app.id] = c
-        migration[app.id] = app_migration(mig, app, p) if mig.applies(app.id) else 0.0
-        objective += cm.weighted(app, c) + scn.objective.migration * migration[app.id]
-        violations.extend(app_violations(cm, app, p, c))
-        for d, s in c.compute_s.items():
-            util[d] += app.rate_rps * s
-        for d, mb in c.memory_mb.items():
-            mem[d] += mb
-        for d, j in c.joules.items():
-            power[d] += app.rate_rps * j
-        for k, mb in c.link_mb.items():
-            link_load[k] += app.rate_rps * mb * 8.0 / scn.links[k].mbps
+            if old is not None:
+                share(old, -1.0)
+                taken_out.add(app.id)
+            errs = structure_errors(cm, app, p)
+            if errs:
+                violations.extend(errs)
+                continue
+            if c is None:
+                c = app_cost(cm, app, p)
+                if cache is not None:
+                    cache[app.id] = (p, c)
+            m = app_migration(mig, app, p)
+            rec = AppRecord(
+                app, p, c, m, cm.weighted(app, c) + w_mig * m, app_violations(cm, app, p, c)
+            )
+            share(rec, 1.0)
+        records[app.id] = rec
+        objective += rec.term
+        violations.extend(rec.violations)
+    for app_id, old in old_records.items():
+        if app_id not in records and app_id not in taken_out:
+            share(old, -1.0)
+
     cap = scn.max_utilization
-    for d, dev in cm.devices.items():
+    if changes is not None:
+        assert base is not None
+        dev_viol = dict(base.device_violations)
+        link_viol = dict(base.link_violations)
+        link_util = dict(base.link_utilization)
+        check_devices: Iterable[str] = dirty_devices
+        check_links: Iterable[int] = dirty_links
+    else:
+        dev_viol, link_viol, link_util = {}, {}, {}
+        check_devices, check_links = cm.devices, range(len(links))
+    for d in check_devices:
+        dev, found = cm.devices[d], []
         if not within(util[d], cap):
-            violations.append(f"device {d}: compute utilization {util[d]:.4f} > {cap}")
+            found.append(f"device {d}: compute utilization {util[d]:.4f} > {cap}")
         if not within(mem[d], dev.memory_mb):
-            violations.append(f"device {d}: memory {mem[d]:.2f} MB > {dev.memory_mb} MB")
+            found.append(f"device {d}: memory {mem[d]:.2f} MB > {dev.memory_mb} MB")
         limit = cm.battery_limit_w(d)
         if limit is not None and power[d] > 0 and not within(power[d], limit):
-            violations.append(
+            found.append(
                 f"device {d}: battery: {power[d]:.4f} W for {scn.horizon_h} h "
                 f"exceeds the {limit * scn.horizon_h:.3f} Wh above min_pct"
             )
-    for k, u in link_load.items():
+        if found:
+            dev_viol[d] = found
+        else:
+            dev_viol.pop(d, None)
+    for k in check_links:
+        u = link_util[k] = mbit[k] / links[k].mbps
         if not within(u, cap):
-            link = scn.links[k]
-            violations.append(f"link {link.a}-{link.b}: bandwidth utilization {u:.4f} > {cap}")
-    return Evaluation(objective, costs, migration, util, mem, power, link_load, violations)
+            link = links[k]
+            link_viol[k] = f"link {link.a}-{link.b}: bandwidth utilization {u:.4f} > {cap}"
+        else:
+            link_viol.pop(k, None)
+    if dev_viol:
+        for d in cm.devices:
+            violations.extend(dev_viol.get(d, ()))
+    if link_viol:
+        violations.extend(link_viol[k] for k in sorted(link_viol))
+    return Evaluation(
+        objective,
+        {a: r.cost for a, r in records.items()},
+        {a: r.migration_mb for a, r in records.items()},
+        util,
+        mem,
+        power,
+        link_util,
+        violations,
+        scenario=scn,
+        records=records,
+        link_mbit=mbit,
+        device_violations=dev_viol,
+        link_violations=link_viol,
+        changed_devices=dirty_devices if changes is not None else None,
+        changed_links=dirty_links if changes is not None else None,
+        base=base if changes is not None else None,
+    )
 
 
 def segments_of(cm: CostModel, p: Placement) -> list[Segment]:
@@ -282,75 +470,101 @@ def build_plan(
     solve_s: float = 0.0,
     stats: dict[str, float | int | str] | None = None,
     cache: dict[str, tuple[Placement, Cost]] | None = None,
+    migration: Migration | None = None,
+    base: Evaluation | None = None,
 ) -> Plan:
     """Evaluate placements and describe them in the contract's plan format.
 
     The document's parts are built without re-validation (`model_construct`): every value
     comes from the evaluator, and a fleet of thousands of devices would otherwise spend
-    most of an incremental re-solve validating its own numbers.
+    most of an incremental re-solve validating its own numbers. With `base` (see
+    `evaluate`), the parts of apps, devices and links that did not change are the base
+    plan's own objects.
 
     A plan that breaks a constraint is reported `infeasible` with its violations, whatever
     status the solver hoped for: the evaluator has the last word.
     """
-    ev = evaluate(cm, placements, cache=cache)
+    ev = evaluate(cm, placements, cache=cache, migration=migration, base=base)
     if ev.violations:
         status = Status.INFEASIBLE
-    apps: list[AppResult] = []
+    reuse = ev.base.parts if ev.base is not None else None
+    old_records = ev.base.records if ev.base is not None else {}
+    apps: dict[str, AppResult] = {}
     for app in cm.scenario.apps:
-        p = placements.get(app.id)
-        c = ev.costs.get(app.id)
-        if p is None or c is None:
+        rec = ev.records.get(app.id)
+        if rec is None:
             continue
-        stages = None
-        if p.stages is not None:
-            assert app.cascade is not None
-            stages = [
-                Stage(model=st.model, device=d) for st, d in zip(app.cascade, p.stages, strict=True)
-            ]
-        apps.append(
-            AppResult.model_construct(
-                id=app.id,
-                model=p.model,
-                segments=segments_of(cm, p) if p.blocks is not None else None,
-                stages=stages,
-                latency_ms=Latency.model_construct(worst=c.worst_ms, expected=c.expected_ms),
-                energy_j=c.energy_j,
-                carbon_g=c.carbon_g,
-                slo_met=app.slo_ms is None or within(c.worst_ms, app.slo_ms),
-                migration_mb=ev.migration_mb.get(app.id, 0.0),
-            )
-        )
-    devices = []
-    for d, dev in cm.devices.items():
-        hours = None
-        if dev.battery is not None and ev.power_w[d] > 0:
-            hours = max(dev.battery.usable_wh, 0.0) / ev.power_w[d]
-        devices.append(
-            DeviceUse.model_construct(
-                id=d,
-                utilization=ev.utilization[d],
-                memory_mb=ev.memory_mb[d],
-                power_w=ev.power_w[d],
-                battery_h=hours,
-            )
-        )
-    links = [
-        LinkUse.model_construct(a=link.a, b=link.b, utilization=ev.link_utilization[k])
-        for k, link in enumerate(cm.scenario.links)
-    ]
+        if reuse is not None and old_records.get(app.id) is rec and app.id in reuse.apps:
+            apps[app.id] = reuse.apps[app.id]
+        else:
+            apps[app.id] = _app_result(cm, rec)
+    if reuse is not None and ev.changed_devices is not None:
+        devices = dict(reuse.devices)
+        for d in ev.changed_devices:
+            devices[d] = _device_use(cm, ev, d)
+    else:
+        devices = {d: _device_use(cm, ev, d) for d in cm.devices}
+    if reuse is not None and ev.changed_links is not None:
+        links = list(reuse.links)
+        for k in ev.changed_links:
+            links[k] = _link_use(cm, ev, k)
+    else:
+        links = [_link_use(cm, ev, k) for k in range(len(cm.scenario.links))]
+    ev.parts = PlanParts(apps, devices, links)
+    ev.base = None  # not a chain of every plan since the first
     doc = PlanDoc(
         status=status,
         solver=solver,
         objective=ev.objective,
         bound=bound,
         solve_s=solve_s,
-        apps=apps,
-        devices=devices,
+        apps=list(apps.values()),
+        devices=list(devices.values()),
         links=links,
         violations=ev.violations or None,
         stats=stats,
     )
-    return Plan(status=status, placements=dict(placements), doc=doc)
+    return Plan(status=status, placements=dict(placements), doc=doc, evaluation=ev)
+
+
+def _app_result(cm: CostModel, rec: AppRecord) -> AppResult:
+    app, p, c = rec.app, rec.placement, rec.cost
+    stages = None
+    if p.stages is not None:
+        assert app.cascade is not None
+        stages = [
+            Stage(model=st.model, device=d) for st, d in zip(app.cascade, p.stages, strict=True)
+        ]
+    return AppResult.model_construct(
+        id=app.id,
+        model=p.model,
+        segments=segments_of(cm, p) if p.blocks is not None else None,
+        stages=stages,
+        latency_ms=Latency.model_construct(worst=c.worst_ms, expected=c.expected_ms),
+        energy_j=c.energy_j,
+        carbon_g=c.carbon_g,
+        slo_met=app.slo_ms is None or within(c.worst_ms, app.slo_ms),
+        migration_mb=rec.migration_mb,
+    )
+
+
+def _device_use(cm: CostModel, ev: Evaluation, d: str) -> DeviceUse:
+    dev = cm.devices[d]
+    hours = None
+    if dev.battery is not None and ev.power_w[d] > 0:
+        hours = max(dev.battery.usable_wh, 0.0) / ev.power_w[d]
+    return DeviceUse.model_construct(
+        id=d,
+        utilization=ev.utilization[d],
+        memory_mb=ev.memory_mb[d],
+        power_w=ev.power_w[d],
+        battery_h=hours,
+    )
+
+
+def _link_use(cm: CostModel, ev: Evaluation, k: int) -> LinkUse:
+    link = cm.scenario.links[k]
+    return LinkUse.model_construct(a=link.a, b=link.b, utilization=ev.link_utilization[k])
 
 
 def infeasible_plan(

@@ -14,7 +14,10 @@ each limit: utilization, MB, watts, utilization.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +26,7 @@ from solver.evaluate import Migration
 from solver.plan import Placement
 from solver.problem import Problem
 from solver.routes import Route
-from solver.scenario import App
+from solver.scenario import App, Device
 
 INF = float("inf")
 
@@ -33,7 +36,6 @@ class Fleet:
 
     def __init__(self, problem: Problem) -> None:
         scn = problem.scenario
-        cm = problem.cost
         self.problem = problem
         self.ids = [d.id for d in scn.devices]
         self.index = {d: i for i, d in enumerate(self.ids)}
@@ -41,34 +43,83 @@ class Fleet:
         self.n = n = len(self.ids)
         self.tiers = [d.tier for d in scn.devices]
         self._hosts: dict[tuple[str, ...], tuple[int, ...]] = {}
-        gflops = np.array([d.gflops for d in scn.devices])
-        dpow = np.array([d.power_w.busy - d.power_w.idle for d in scn.devices])
-        grid = np.array([d.grid_gco2_per_kwh for d in scn.devices])
-        emb = np.array([d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0) for d in scn.devices])
-        w = scn.objective
-        self.w = w
-        self.gflops = gflops
-        self.dpow = dpow
-        self.grid = grid
-        self.emb = emb
-        # Weighted cost and worst-case ms of one GFLOP at probability 1, per device.
-        self.cc = (w.energy * dpow + w.carbon * (dpow * grid / J_PER_KWH + emb)) / gflops
-        self.cc = self.cc + w.latency * 1000.0 / gflops
-        self.wk = 1000.0 / gflops
-        # Weighted cost of one joule of transfer energy paid by each device.
-        self.send = w.energy + w.carbon * grid / J_PER_KWH
-        self.memory = np.array([d.memory_mb for d in scn.devices])
-        bat = [cm.battery_limit_w(d.id) for d in scn.devices]
-        self.has_battery = np.array([b is not None for b in bat])
+        self.w = scn.objective
         self.links = scn.links
+        self._coefficients(problem, scn.devices, slice(None))
         self.capacity = np.concatenate(
             [
                 np.full(n, scn.max_utilization),
                 self.memory,
-                np.array([INF if b is None else max(b, 0.0) for b in bat]),
+                self._battery_capacity(problem, scn.devices),
                 np.full(len(scn.links), scn.max_utilization),
             ]
         )
+
+    def _coefficients(self, problem: Problem, devices: Sequence[Device], at: Any) -> None:
+        """Fill the per-device arrays at `at` (all of them, or the indices of `devices`)."""
+        w = self.w
+        gflops = np.array([d.gflops for d in devices])
+        dpow = np.array([d.power_w.busy - d.power_w.idle for d in devices])
+        grid = np.array([d.grid_gco2_per_kwh for d in devices])
+        emb = np.array([d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0) for d in devices])
+        # Weighted cost and worst-case ms of one GFLOP at probability 1, per device.
+        cc = (w.energy * dpow + w.carbon * (dpow * grid / J_PER_KWH + emb)) / gflops
+        cc = cc + w.latency * 1000.0 / gflops
+        wk = 1000.0 / gflops
+        # Weighted cost of one joule of transfer energy paid by each device.
+        send = w.energy + w.carbon * grid / J_PER_KWH
+        memory = np.array([d.memory_mb for d in devices], dtype=float)
+        has_battery = np.array(
+            [problem.cost.battery_limit_w(d.id) is not None for d in devices], dtype=bool
+        )
+        if isinstance(at, slice):
+            self.gflops, self.dpow, self.grid, self.emb = gflops, dpow, grid, emb
+            self.cc, self.wk, self.send = cc, wk, send
+            self.memory, self.has_battery = memory, has_battery
+            return
+        for name, values in (
+            ("gflops", gflops),
+            ("dpow", dpow),
+            ("grid", grid),
+            ("emb", emb),
+            ("cc", cc),
+            ("wk", wk),
+            ("send", send),
+            ("memory", memory),
+            ("has_battery", has_battery),
+        ):
+            array = getattr(self, name).copy()
+            array[at] = values
+            setattr(self, name, array)
+
+    @staticmethod
+    def _battery_capacity(problem: Problem, devices: Sequence[Device]) -> np.ndarray:
+        bat = [problem.cost.battery_limit_w(d.id) for d in devices]
+        return np.array([INF if b is None else max(b, 0.0) for b in bat], dtype=float)
+
+    def updated(self, problem: Problem, changed: Iterable[str]) -> Fleet:
+        """This fleet for `problem`, whose devices and links are this fleet's, in the same
+        order, but for the fields of the devices `changed` and the figures of some links
+        (capacities count in utilization, so a link's figures do not enter here)."""
+        new = copy.copy(self)
+        new.problem = problem
+        new.links = problem.scenario.links
+        at = sorted(self.index[d] for d in changed)
+        if not at:
+            return new
+        devices = [problem.scenario.devices[i] for i in at]
+        tiers = [d.tier for d in devices]
+        if any(self.tiers[i] != t for i, t in zip(at, tiers, strict=True)):
+            new.tiers = list(self.tiers)
+            for i, t in zip(at, tiers, strict=True):
+                new.tiers[i] = t
+            new._hosts = {}
+        new._coefficients(problem, devices, np.array(at))
+        new.capacity = self.capacity.copy()
+        idx = np.array(at)
+        new.capacity[self.n + idx] = new.memory[idx]
+        new.capacity[2 * self.n + idx] = self._battery_capacity(problem, devices)
+        return new
 
     def hosts_of(self, tiers: tuple[str, ...]) -> tuple[int, ...]:
         """Every device of one of these tiers, in scenario order."""

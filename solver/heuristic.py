@@ -28,7 +28,6 @@ Deterministic: no randomness, ties go to the lower index; `options.seed` is unus
 
 from __future__ import annotations
 
-import gc
 import time
 from dataclasses import dataclass, field, replace
 
@@ -42,8 +41,15 @@ from solver.candidates import (
     pick_hosts,
     slo_paths,
 )
-from solver.evaluate import app_migration, build_plan, infeasible_plan
+from solver.evaluate import (
+    Evaluation,
+    app_migration,
+    build_plan,
+    changes_from,
+    infeasible_plan,
+)
 from solver.fastcost import INF, CandidateRoutes, Fleet, Score, Scorer, candidate_routes
+from solver.gcpause import paused_gc
 from solver.plan import Placement, Plan, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import App
@@ -59,6 +65,16 @@ POLISH_MAX_APPS = 60
 POLISH_MAX_DEVICES = 80
 POLISH_S = 2.0
 POLISH_NODES = 400
+
+
+def base_evaluation(problem: Problem) -> Evaluation | None:
+    """The last evaluation on this problem or, after `apply_change`, on the one it came
+    from, when it can be built upon (`solver.evaluate.evaluate`, `base`)."""
+    for name in ("evaluation", "base_evaluation"):
+        ev = problem.derived.get(name)
+        if isinstance(ev, Evaluation) and changes_from(ev, problem.scenario) is not None:
+            return ev
+    return None
 
 
 def fleet_of(problem: Problem) -> Fleet:
@@ -115,10 +131,14 @@ class _State:
 
     def _book_fixed(self, problem: Problem, options: SolveOptions) -> None:
         """Load of the fixed apps; from the evaluator's cached costs where it has them
-        (incremental re-solves hold thousands of apps fixed)."""
+        (incremental re-solves hold thousands of apps fixed), and from the totals of the
+        last evaluation on this fleet, less the apps that are not fixed, where it has one."""
         cm, f = problem.cost, self.fleet
         links = problem.scenario.links
+        booked = self._book_from_base(problem, options)
         for app_id, p in options.fixed.items():
+            if app_id in booked:
+                continue
             app = cm.apps[app_id]
             hit = problem.app_costs.get(app_id)
             if hit is None or hit[0] != p:
@@ -139,6 +159,46 @@ class _State:
             self.fixed_objective += cm.weighted(app, c) + problem.scenario.objective.migration * (
                 app_migration(problem.migration, app, p)
             )
+
+    def _book_from_base(self, problem: Problem, options: SolveOptions) -> set[str]:
+        base = base_evaluation(problem)
+        if base is None or not options.fixed:
+            return set()
+        f, load, index = self.fleet, self.load, self.fleet.index
+        scn = problem.scenario
+        n = f.n
+        load[:n] = np.fromiter(base.utilization.values(), float, n)
+        load[n : 2 * n] = np.fromiter(base.memory_mb.values(), float, n)
+        load[2 * n : 3 * n] = np.fromiter(base.power_w.values(), float, n) * f.has_battery
+        mbps = np.fromiter((lk.mbps for lk in scn.links), float, len(scn.links))
+        load[3 * n :] = np.asarray(base.link_mbit) / mbps
+        booked: set[str] = set()
+        w_mig = scn.objective.migration
+        for app_id, rec in base.records.items():
+            p = options.fixed.get(app_id)
+            hit = problem.app_costs.get(app_id)
+            app = problem.cost.apps.get(app_id)
+            same = hit is not None and hit[1] is rec.cost and rec.app is app
+            if p is not None and same and (rec.placement is p or rec.placement == p):
+                booked.add(app_id)
+                m = app_migration(problem.migration, rec.app, p)
+                self.fixed_objective += (
+                    rec.term
+                    if m == rec.migration_mb
+                    else problem.cost.weighted(rec.app, rec.cost) + w_mig * m
+                )
+                continue
+            c, rate = rec.cost, rec.app.rate_rps
+            for d, sec in c.compute_s.items():
+                load[index[d]] -= rate * sec
+            for d, mb in c.memory_mb.items():
+                load[n + index[d]] -= mb
+            for d, j in c.joules.items():
+                if f.has_battery[index[d]]:
+                    load[2 * n + index[d]] -= rate * j
+            for k, mb in c.link_mb.items():
+                load[3 * n + k] -= rate * mb * 8.0 / mbps[k]
+        return booked
 
     # -- candidates ----------------------------------------------------------------------
     def _placement(self, e: _App, model: str, path: np.ndarray) -> Placement:
@@ -320,9 +380,6 @@ class _State:
 
 def solve(problem: Problem, options: SolveOptions) -> Plan:
     """Place every app not in `options.fixed`; feasible or infeasible with a reason."""
-    # The route searches of a large fleet keep millions of small tuples alive; the cyclic
-    # collector would rescan them all on every full pass (half the time of a re-solve),
-    # and nothing built here forms reference cycles.
     start = time.perf_counter()
     plan = solve_greedy(problem, options)
     return _polish(problem, options, plan, options.time_limit_s - (time.perf_counter() - start))
@@ -330,13 +387,8 @@ def solve(problem: Problem, options: SolveOptions) -> Plan:
 
 def solve_greedy(problem: Problem, options: SolveOptions) -> Plan:
     """Steps 1-5 alone, without the exact model's polish (the exact model's incumbent)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _solve(problem, options)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _polish(problem: Problem, options: SolveOptions, plan: Plan, left_s: float) -> Plan:
@@ -407,7 +459,16 @@ def _solve(problem: Problem, options: SolveOptions) -> Plan:
     bound = None
     if st.complete and all(np.isfinite(e.lower) for e in st.apps.values()):
         bound = st.fixed_objective + sum(e.lower for e in st.apps.values())
-    plan = build_plan(cm, placements, Status.FEASIBLE, NAME, bound=bound, cache=problem.app_costs)
+    plan = build_plan(
+        cm,
+        placements,
+        Status.FEASIBLE,
+        NAME,
+        bound=bound,
+        cache=problem.app_costs,
+        migration=problem.migration,
+        base=base_evaluation(problem),
+    )
     if plan.status == Status.INFEASIBLE:
         first = (plan.doc.violations or ["?"])[0]
         return infeasible_plan(cm, NAME, f"no plan found that the evaluator accepts: {first}")

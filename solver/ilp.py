@@ -293,9 +293,24 @@ def _build(
             model.add_cascade(app)
         else:
             model.add_partitioned(app)
+        if deadline is not None and deadline.left() <= 0:
+            # A model of 20-block chains on dozens of hosts can take longer to write down
+            # than the whole time limit: stop, rather than overrun it by seconds.
+            raise _OutOfTime
     model.constrain_capacity()
     model.set_objective()
     return model
+
+
+class _OutOfTime(Exception):
+    """The time limit ran out while the model was being built."""
+
+
+def _out_of_time(options: SolveOptions) -> str:
+    return (
+        f"no feasible plan found within the time limit of {options.time_limit_s:g} s "
+        "(not proven infeasible: allow more time)"
+    )
 
 
 class Deadline:
@@ -338,7 +353,13 @@ def solve(problem: Problem, options: SolveOptions) -> Plan:
     upper = incumbent.doc.objective if incumbent is not None else None
     tighten = 0.0
     for _ in range(3):
-        model = _build(problem, options, tighten, upper=upper, deadline=deadline)
+        try:
+            model = _build(problem, options, tighten, upper=upper, deadline=deadline)
+        except _OutOfTime:
+            if incumbent is not None:
+                incumbent.doc.solver = NAME
+                return incumbent
+            return infeasible_plan(problem.cost, NAME, _out_of_time(options))
         if model.empty_apps:
             app = model.empty_apps[0]
             return infeasible_plan(problem.cost, NAME, f"app {app}: no variant meets min_accuracy")
@@ -351,12 +372,7 @@ def solve(problem: Problem, options: SolveOptions) -> Plan:
             if incumbent is not None:
                 incumbent.doc.solver = NAME
                 return incumbent
-            return infeasible_plan(
-                problem.cost,
-                NAME,
-                f"no feasible plan found within the time limit of {options.time_limit_s:g} s "
-                "(not proven infeasible: allow more time)",
-            )
+            return infeasible_plan(problem.cost, NAME, _out_of_time(options))
         placements = {**options.fixed, **model.placements()}
         bound = model.mip.Objective().BestBound() + _fixed_objective(problem, options)
         optimal = status == pywraplp.Solver.OPTIMAL
@@ -400,7 +416,10 @@ def polish(
     if upper is None:
         return None
     deadline = Deadline(time_limit_s)
-    model = _build(problem, options, 1e-7, upper=upper, deadline=deadline)
+    try:
+        model = _build(problem, options, 1e-7, upper=upper, deadline=deadline)
+    except _OutOfTime:
+        return None
     if model.empty_apps or deadline.left() <= 0:
         return None
     status = model.solve(deadline.left(), node_limit=nodes)
@@ -429,7 +448,10 @@ def polish_apps(
             break
         others = {k: v for k, v in current.placements.items() if k != app_id}
         held = replace(options, fixed=others)
-        model = _build(problem, held, 1e-7, upper=current.doc.objective, deadline=deadline)
+        try:
+            model = _build(problem, held, 1e-7, upper=current.doc.objective, deadline=deadline)
+        except _OutOfTime:
+            break
         if model.empty_apps or deadline.left() <= 0:
             continue
         status = model.solve(deadline.left(), node_limit=200)

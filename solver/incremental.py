@@ -9,17 +9,27 @@ lost and no rtt changed (routes depend on rtt only; a bandwidth change alters th
 figures of routes through the link, so those are rebuilt), and the cached per-app costs
 of every app whose cost the change cannot alter. It also records which apps the change
 affects, from the old costs: the apps hosting or sending from a changed device and the
-apps whose transfers cross a changed link. A change that can reroute anything (a link
-added or made faster in rtt, a device added with links) marks every app's cost stale.
+apps whose transfers cross a changed link. A lost device or a removed link leaves every
+other route as it was (its costs are carried, links renumbered); a change that can
+shorten a route (a link added or made faster in rtt, a device added) marks every app's
+cost stale.
+
+When the devices and links stay the same and in the same order (a battery, a device's
+figures, a link's bandwidth, apps added or removed), the heuristic's fleet tables are
+patched, not rebuilt, and the new plan is evaluated on top of the previous one
+(`solver.evaluate.evaluate`, `base`): the work is that of the touched apps, not of the
+fleet. `bench/solver_scale.py` measures it at 10,000 devices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from solver.evaluate import app_cost, app_violations, segments_of
+from solver.gcpause import paused_gc
 from solver.plan import Placement, Plan, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import (
@@ -92,31 +102,60 @@ def apply_change(
     With `previous` and a migration weight, the new scenario's `previous` is that plan, so
     that moving a touched app away from where it ran is charged.
     """
+    with paused_gc():
+        return _apply_change(problem, change, previous)
+
+
+def _apply_change(
+    problem: Problem, change: Change, previous: Mapping[str, Placement] | None
+) -> Problem:
     scn = problem.scenario
     try:
-        devices = []
-        for d in scn.devices:
-            if d.id in change.lost_devices:
+        # A fleet of thousands changes one device at a time: copy the lists, patch in place.
+        lost = change.lost_devices
+        devices = [d for d in scn.devices if d.id not in lost] if lost else list(scn.devices)
+        at_device = {d.id: k for k, d in enumerate(devices)} if lost else problem.device_index
+        for dev_id, upd in change.devices.items():
+            if dev_id in lost:
                 continue
-            upd = change.devices.get(d.id)
-            devices.append(Device.model_validate({**d.model_dump(), **upd}) if upd else d)
+            if dev_id not in at_device:
+                raise ValueError(f"no device {dev_id} to change")
+            i = at_device[dev_id]
+            devices[i] = Device.model_validate({**devices[i].model_dump(), **upd})
         devices.extend(Device.model_validate(raw) for raw in change.added_devices)
-        known = {d.id for d in devices}
+        known: Collection[str] = (
+            {d.id for d in devices} if lost or change.added_devices else at_device
+        )
         link_upd = {_key(a, b): f for (a, b), f in change.links.items()}
         removed = {_key(a, b) for a, b in change.removed_links}
-        links = []
-        for lk in scn.links:
-            k = _key(lk.a, lk.b)
-            if k in removed or lk.a not in known or lk.b not in known:
+        if removed or lost:
+            links = [
+                lk
+                for lk in scn.links
+                if _key(lk.a, lk.b) not in removed and lk.a in known and lk.b in known
+            ]
+        else:
+            links = list(scn.links)
+        index = _link_index(problem)
+        for pair, upd in link_upd.items():
+            at = index.get(pair)
+            if at is None:
+                raise ValueError(f"no link {'-'.join(sorted(pair))} to change")
+            lk = scn.links[at]
+            if pair in removed or lk.a not in known or lk.b not in known:
                 continue
-            upd = link_upd.get(k)
-            links.append(Link.model_validate({**lk.model_dump(), **upd}) if upd else lk)
+            new_lk = Link.model_validate({**lk.model_dump(), **upd})
+            links[links.index(lk) if len(links) != len(scn.links) else at] = new_lk
         links.extend(Link.model_validate(raw) for raw in change.added_links)
-        apps = [
-            a
-            for a in scn.apps
-            if a.id not in change.removed_apps and a.source in known and a.sink_id in known
-        ]
+        apps = (
+            [
+                a
+                for a in scn.apps
+                if a.id not in change.removed_apps and a.source in known and a.sink_id in known
+            ]
+            if change.removed_apps or lost
+            else list(scn.apps)
+        )
         apps.extend(App.model_validate(raw) for raw in change.added_apps)
     except ValueError as exc:
         raise ScenarioError(f"change: {exc}") from None
@@ -124,17 +163,41 @@ def apply_change(
         if lk.a not in known or lk.b not in known:
             raise ScenarioError(f"change: link {lk.a}-{lk.b} names an unknown device")
     update: dict[str, Any] = {"devices": tuple(devices), "links": tuple(links), "apps": tuple(apps)}
+    if previous is not None and scn.objective.migration > 0:
+        update["previous"] = _previous_plan(problem, previous)
     new_scn = scn.model_copy(update=update)
-    same_links = not change.reroutes() and not change.links and not change.added_devices
     from solver.costs import CostModel
 
-    cost = CostModel(new_scn, problem.cost.routes if same_links else None)
-    if previous is not None and scn.objective.migration > 0:
-        new_scn = new_scn.model_copy(update={"previous": _previous_plan(problem, previous)})
-        cost = CostModel(new_scn, cost.routes)
-    new = Problem(new_scn, cost)
+    # The same devices and links, in the same order, with some of their fields changed:
+    # every table indexed by device or link stays valid and is patched, not rebuilt.
+    same_shape = not (change.reroutes() or change.added_devices)
+    old_links = _link_index(problem)
+    refigured = frozenset(old_links[_key(a, b)] for a, b in change.links if _key(a, b) in old_links)
+    if not same_shape:
+        routes = None
+    elif refigured:
+        routes = problem.cost.routes.refigured(new_scn, refigured)
+    else:
+        routes = problem.cost.routes
+    new = Problem(new_scn, CostModel(new_scn, routes), previous)
     new.derived["affected"] = _carry_costs(problem, new, change)
+    if same_shape:
+        _carry_tables(problem, new, change)
     return new
+
+
+def _carry_tables(old: Problem, new: Problem, change: Change) -> None:
+    """Hand the heuristic's and the evaluator's per-fleet tables on to the changed problem."""
+    from solver.fastcost import Fleet
+
+    for name in ("link_index", "adjacency", "incident"):
+        if name in old.derived:
+            new.derived[name] = old.derived[name]
+    fleet = old.derived.get("fleet")
+    if isinstance(fleet, Fleet):
+        new.derived["fleet"] = fleet.updated(new, change.devices)
+    if "evaluation" in old.derived:
+        new.derived["base_evaluation"] = old.derived["evaluation"]
 
 
 def _link_index(problem: Problem) -> dict[frozenset[str], int]:
@@ -147,6 +210,18 @@ def _link_index(problem: Problem) -> dict[frozenset[str], int]:
     return index
 
 
+def _incident(problem: Problem) -> dict[str, list[int]]:
+    """The links at each device, by index."""
+    incident = problem.derived.get("incident")
+    if incident is None:
+        incident = {d.id: [] for d in problem.scenario.devices}
+        for k, lk in enumerate(problem.scenario.links):
+            incident[lk.a].append(k)
+            incident[lk.b].append(k)
+        problem.derived["incident"] = incident
+    return incident
+
+
 def _carry_costs(old: Problem, new: Problem, change: Change) -> set[str]:
     """Copy the cached costs the change leaves valid; return the apps it affects."""
     affected: set[str] = set()
@@ -157,17 +232,38 @@ def _carry_costs(old: Problem, new: Problem, change: Change) -> set[str]:
         for a, b in (*change.links, *change.removed_links)
         if _key(a, b) in old_links
     }
-    hit_links |= {k for k, lk in enumerate(old.scenario.links) if {lk.a, lk.b} & changed}
+    incident = _incident(old)
+    for d in changed:
+        hit_links.update(incident.get(d, ()))
     reroute = change.reroutes() or bool(change.added_devices)
+    # Taking devices or links away never shortens a route, and the best route that avoids
+    # them is still the best: a cost that uses none of them holds, once its links are
+    # renumbered. Anything that may shorten a route (a new link, a lower rtt) voids all.
+    shrinks = reroute and not (
+        change.added_links
+        or change.added_devices
+        or any("rtt_ms" in f for f in change.links.values())
+    )
+    renumber: dict[int, int] = {}
+    if shrinks:
+        now = _link_index(new)
+        renumber = {k: now[pair] for pair, k in old_links.items() if pair in now}
+    apps = new.cost.apps
     for app_id, (p, c) in old.app_costs.items():
-        if app_id not in new.cost.apps:
+        app = apps.get(app_id)
+        if app is None:
             continue
-        app = new.cost.apps[app_id]
-        devices = set(c.compute_s) | set(c.joules) | set(c.memory_mb) | {app.source, app.sink_id}
-        if devices & changed or hit_links.intersection(c.link_mb):
+        uses_device = bool(changed) and any(
+            d in (app.source, app.sink_id) or d in c.memory_mb or d in c.compute_s or d in c.joules
+            for d in changed
+        )
+        if uses_device or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
         elif not reroute:
             new.app_costs[app_id] = (p, c)
+        elif shrinks:
+            moved = {renumber[k]: mb for k, mb in c.link_mb.items()}
+            new.app_costs[app_id] = (p, dataclasses.replace(c, link_mb=moved))
     return affected
 
 
@@ -201,7 +297,9 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
             app = cm.apps.get(app_id)
             if app is None or app_id in touched:
                 continue
-            if app_violations(cm, app, p, app_cost(cm, app, p)):
+            hit = problem.app_costs.get(app_id)
+            c = hit[1] if hit is not None and hit[0] == p else app_cost(cm, app, p)
+            if app_violations(cm, app, p, c):
                 touched.add(app_id)
     return touched
 
@@ -217,9 +315,19 @@ def resolve(
 
     When the fixed apps leave no room for the touched ones, every app is re-placed.
     """
+    with paused_gc():
+        return _resolve(problem, previous, change, options or SolveOptions(), solver)
+
+
+def _resolve(
+    problem: Problem,
+    previous: Mapping[str, Placement],
+    change: Change,
+    opts: SolveOptions,
+    solver: str,
+) -> Plan:
     from solver import solve
 
-    opts = options or SolveOptions()
     touched = touched_apps(problem, previous, change)
     fixed = {a: p for a, p in previous.items() if a in problem.cost.apps and a not in touched}
     plan = solve(problem, _with_fixed(opts, fixed), solver=solver)

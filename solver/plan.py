@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from solver.evaluate import Evaluation
 
 
 class Status(StrEnum):
@@ -106,6 +110,8 @@ class Plan:
     status: Status
     placements: dict[str, Placement]
     doc: PlanDoc
+    # The evaluator's record of this plan, for evaluating the next one incrementally.
+    evaluation: Evaluation | None = field(default=None, repr=False, compare=False)
 
     @property
     def objective(self) -> float | None:

@@ -29,10 +29,17 @@ class SolveOptions:
 class Problem:
     """Scenario plus the derived tables every solver reads: routes, shapes, migration."""
 
-    def __init__(self, scenario: Scenario, cost: CostModel | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        cost: CostModel | None = None,
+        previous: Mapping[str, Placement] | None = None,
+    ) -> None:
+        """`previous`: the placements `scenario.previous` was written from, when the caller
+        has them (an incremental re-solve): apps left there are known to move nothing."""
         self.scenario = scenario
         self.cost = cost if cost is not None else CostModel(scenario)
-        self.migration = Migration(self.cost)
+        self.migration = Migration(self.cost, previous if scenario.previous else None)
         # Per-app cost of the placement last evaluated on this problem: evaluate() reuses
         # an entry only for the identical placement, so it is always correct.
         self.app_costs: dict[str, tuple[Placement, Cost]] = {}

@@ -33,7 +33,7 @@ class Route:
 class _Search:
     """One source's Dijkstra, paused between calls: settled nodes have their final route."""
 
-    __slots__ = ("best", "exact_rtt", "heap", "routes", "settled", "via")
+    __slots__ = ("best", "exact_rtt", "heap", "settled", "via")
 
     def __init__(self, src: str) -> None:
         start = (0.0, 0, (src,))
@@ -42,7 +42,6 @@ class _Search:
         self.exact_rtt: dict[str, float] = {src: 0.0}
         self.heap: list[tuple[float, int, tuple[str, ...]]] = [start]
         self.settled: set[str] = set()
-        self.routes: dict[str, Route] = {}
 
 
 class RouteTable:
@@ -52,7 +51,16 @@ class RouteTable:
     there, so a fleet of thousands of devices pays only for the neighbourhoods it uses.
     A node's key is final when it is settled, whatever order later calls come in, so the
     routes are exactly those of a full search (same tie-breaking).
+
+    `refigured` makes the table of a scenario that differs only in links' `mbps` or
+    `j_per_mb`: paths depend on rtt alone, so it shares the searches and every route that
+    does not cross a changed link, and rebuilds only the figures of those that do.
     """
+
+    # A refigured table looks routes up in its parent; past this many generations it
+    # copies them instead, so that a long chain of re-solves neither slows lookups nor
+    # keeps every old table alive.
+    _MAX_DEPTH = 4
 
     def __init__(self, scenario: Scenario) -> None:
         self._links = scenario.links
@@ -63,21 +71,68 @@ class RouteTable:
         for edges in self._adj.values():
             edges.sort()
         self._from: dict[str, _Search] = {}
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._parent: RouteTable | None = None
+        self._stale: frozenset[int] = frozenset()  # links whose figures differ from the parent's
+        self._depth = 0
+
+    def refigured(self, scenario: Scenario, changed: frozenset[int]) -> RouteTable:
+        """The table of `scenario`, whose links are this table's with only the figures of
+        the links `changed` (indices) replaced: same endpoints, same rtt, same order."""
+        new = RouteTable.__new__(RouteTable)
+        new._links = scenario.links
+        new._adj = self._adj
+        new._from = self._from
+        new._routes = {}
+        if self._depth + 1 > self._MAX_DEPTH:
+            new._parent, new._stale, new._depth = None, frozenset(), 0
+            new._routes = {
+                key: r for key, r in self._all_cached().items() if not changed.intersection(r.links)
+            }
+        else:
+            new._parent, new._stale, new._depth = self, changed, self._depth + 1
+        return new
+
+    def _all_cached(self) -> dict[tuple[str, str], Route]:
+        if self._parent is None:
+            return dict(self._routes)
+        out = {
+            key: r
+            for key, r in self._parent._all_cached().items()
+            if not self._stale.intersection(r.links)
+        }
+        out.update(self._routes)
+        return out
+
+    def _cached(self, key: tuple[str, str]) -> Route | None:
+        r = self._routes.get(key)
+        if r is None and self._parent is not None:
+            r = self._parent._cached(key)
+            if r is not None:
+                if self._stale.intersection(r.links):
+                    return None
+                self._routes[key] = r
+        return r
 
     def route(self, a: str, b: str) -> Route | None:
         """The route from a to b, or None when b cannot be reached. a == b is not a route."""
+        key = (a, b)
+        r = self._routes.get(key)
+        if r is not None:
+            return r
+        if self._parent is not None:
+            r = self._cached(key)
+            if r is not None:
+                return r
         search = self._from.get(a)
         if search is None:
             search = self._from[a] = _Search(a)
-        r = search.routes.get(b)
-        if r is not None:
-            return r
         settled = search.settled
         while b not in settled and search.heap:
             self._settle_next(search)
         if b not in settled or b == a:
             return None
-        return self._build(search, b)
+        return self._build(search, a, b)
 
     def reachable(self, a: str) -> dict[str, Route]:
         search = self._from.get(a)
@@ -85,15 +140,18 @@ class RouteTable:
             search = self._from[a] = _Search(a)
         while search.heap:
             self._settle_next(search)
+        out: dict[str, Route] = {}
         for node in search.settled:
-            if node != a and node not in search.routes:
-                self._build(search, node)
-        return search.routes
+            if node != a:
+                r = self.route(a, node)
+                assert r is not None
+                out[node] = r
+        return out
 
-    def _build(self, s: _Search, node: str) -> Route:
+    def _build(self, s: _Search, a: str, node: str) -> Route:
         # Built only when asked: most settled nodes are never a query's target.
         links = s.via[node]
-        r = s.routes[node] = Route(
+        r = self._routes[(a, node)] = Route(
             path=s.best[node][2],
             links=links,
             mbps=min(self._links[k].mbps for k in links),

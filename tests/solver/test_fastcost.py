@@ -129,3 +129,27 @@ def test_chain_arrays_price_paths_like_the_cost_model(seed: int) -> None:
         )
         assert float(cost[0]) == pytest.approx(expected, rel=REL)
         assert float(worst[0]) == pytest.approx(c.worst_ms, rel=REL)
+
+
+def test_an_updated_fleet_equals_a_fresh_one() -> None:
+    scn = parse_scenario(generate(4, devices=20, apps=4, blocks=4))
+    fleet = Fleet(Problem(scn))
+    devices = list(scn.devices)
+    battery = next(k for k, d in enumerate(devices) if d.battery is not None)
+    mains = next(k for k, d in enumerate(devices) if d.battery is None and d.tier == "edge")
+    bat = devices[battery].battery
+    assert bat is not None
+    devices[battery] = devices[battery].model_copy(
+        update={"battery": bat.model_copy(update={"level_pct": bat.min_pct + 1}), "gflops": 7.5}
+    )
+    devices[mains] = devices[mains].model_copy(update={"memory_mb": 123.0, "tier": "cloud"})
+    new_scn = scn.model_copy(update={"devices": tuple(devices)})
+    problem = Problem(new_scn)
+    updated = fleet.updated(problem, [devices[battery].id, devices[mains].id])
+    fresh = Fleet(problem)
+    for name in ("gflops", "dpow", "grid", "emb", "cc", "wk", "send", "memory", "has_battery"):
+        assert np.array_equal(getattr(updated, name), getattr(fresh, name)), name
+    assert np.array_equal(updated.capacity, fresh.capacity)
+    assert updated.tiers == fresh.tiers
+    assert updated.hosts_of(("cloud",)) == fresh.hosts_of(("cloud",))
+    assert not np.array_equal(fleet.capacity, fresh.capacity)  # the change was seen

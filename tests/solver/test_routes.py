@@ -39,3 +39,27 @@ def test_reachable_lists_every_device_of_the_component() -> None:
     for b, r in full.items():
         assert r.path[0] == "dev-0" and r.path[-1] == b
         assert r.rtt_ms == pytest.approx(sum(scn.links[k].rtt_ms for k in r.links))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_refigured_table_gives_the_routes_of_a_fresh_one(seed: int) -> None:
+    raw = generate(seed, devices=14, apps=2, blocks=3)
+    scn = parse_scenario(raw)
+    ids = [d.id for d in scn.devices]
+    table = RouteTable(scn)
+    for a in ids[::2]:
+        for b in ids:
+            table.route(a, b)  # a half-warm cache, as after a solve
+    # More generations than a table looks up through its parents, so the copy is used too.
+    for step in range(RouteTable._MAX_DEPTH + 3):
+        k = (seed + 3 * step) % len(scn.links)
+        links = list(scn.links)
+        links[k] = links[k].model_copy(
+            update={"mbps": links[k].mbps * 0.5, "j_per_mb": links[k].j_per_mb + 0.01}
+        )
+        scn = scn.model_copy(update={"links": tuple(links)})
+        table = table.refigured(scn, frozenset({k}))
+        fresh = RouteTable(scn)
+        for a in ids:
+            for b in ids:
+                assert table.route(a, b) == fresh.route(a, b), (step, a, b)

@@ -1,0 +1,142 @@
+"""Incremental re-solves: the changed problem reuses tables, the plan is evaluated on top of
+the previous one, and the result is exactly what a fresh evaluation says."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from solver import Problem, SolveOptions, Status, solve
+from solver.evaluate import app_migration, build_plan
+from solver.generate import generate
+from solver.incremental import Change, apply_change, resolve
+from solver.plan import Plan
+from solver.scenario import ScenarioError, parse_scenario
+from tests.solver.test_fastcost import _random_placements
+
+
+def _same_as_fresh(plan: Plan, problem: Problem) -> None:
+    """`plan` (built incrementally on `problem`) against a from-scratch evaluation."""
+    fresh = build_plan(Problem(problem.scenario).cost, plan.placements, plan.status, "fresh")
+    got, want = plan.doc, fresh.doc
+    assert got.objective is not None and want.objective is not None
+    assert math.isclose(got.objective, want.objective, rel_tol=1e-12)
+    assert got.violations == want.violations
+    assert [a.model_dump() for a in got.apps] == [a.model_dump() for a in want.apps]
+    for mine, theirs in ((got.devices, want.devices), (got.links, want.links)):
+        assert len(mine) == len(theirs)
+        for a, b in zip(mine, theirs, strict=True):
+            da, db = a.model_dump(), b.model_dump()
+            for key, value in db.items():
+                if isinstance(value, float):
+                    assert math.isclose(da[key], value, rel_tol=1e-9, abs_tol=1e-12), (a, b)
+                else:
+                    assert da[key] == value
+
+
+def _battery_drop(problem: Problem, k: int) -> Change:
+    devices = [d for d in problem.scenario.devices if d.battery is not None]
+    d = devices[k % len(devices)]
+    assert d.battery is not None
+    level = d.battery.min_pct + (d.battery.level_pct - d.battery.min_pct) * 0.3
+    return Change(devices={d.id: {"battery": {**d.battery.model_dump(), "level_pct": level}}})
+
+
+def _busiest_link_halved(problem: Problem) -> Change:
+    traffic: dict[int, float] = {}
+    for _, c in problem.app_costs.values():
+        for k, mb in c.link_mb.items():
+            traffic[k] = traffic.get(k, 0.0) + mb
+    link = problem.scenario.links[max(traffic, key=lambda k: (traffic[k], -k))]
+    return Change(links={(link.a, link.b): {"mbps": link.mbps / 2}})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_incremental_evaluation_equals_a_fresh_one(seed: int) -> None:
+    raw = generate(seed, devices=24, apps=12, blocks=6)
+    raw["objective"]["migration"] = 0.05
+    problem = Problem(parse_scenario(raw))
+    before = _random_placements(problem, seed)  # broken in many ways: violations to compare
+    base = build_plan(problem.cost, before, Status.FEASIBLE, "x", cache=problem.app_costs)
+    problem.derived["evaluation"] = base.evaluation
+    link = problem.scenario.links[seed]
+    change = Change(
+        devices=_battery_drop(problem, seed).devices,
+        links={(link.a, link.b): {"mbps": link.mbps / 3}},
+        removed_apps=frozenset({problem.scenario.apps[-1].id}),
+    )
+    new = apply_change(problem, change, before)
+    moved = _random_placements(new, seed + 50)
+    after = {a: p for a, p in before.items() if a in new.cost.apps}
+    for app in new.scenario.apps[:3]:
+        after[app.id] = moved[app.id]
+    plan = build_plan(
+        new.cost,
+        after,
+        Status.FEASIBLE,
+        "x",
+        cache=new.app_costs,
+        migration=new.migration,
+        base=new.derived["base_evaluation"],
+    )
+    assert plan.evaluation is not None and plan.evaluation.changed_devices is not None
+    assert plan.doc.violations  # the comparison below covers broken plans too
+    _same_as_fresh(plan, new)
+
+
+def test_a_chain_of_incremental_resolves_stays_exact() -> None:
+    problem = Problem(parse_scenario(generate(5, devices=120, apps=60, blocks=8)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    extra = generate(5, devices=120, apps=61, blocks=8)["apps"][60]
+    extra["id"] = "app-late"
+    lost = problem.scenario.apps[7].source
+    steps: list[Callable[[Problem], Change]] = [
+        lambda p: _battery_drop(p, 0),
+        _busiest_link_halved,
+        lambda p: Change(added_apps=(extra,)),
+        lambda p: _battery_drop(p, 1),
+        lambda p: Change(removed_apps=frozenset({"app-3"})),
+        lambda p: Change(lost_devices=frozenset({lost})),
+        lambda p: _battery_drop(p, 2),
+        _busiest_link_halved,
+    ]
+    for step, make in enumerate(steps):
+        prev = plan.placements
+        change = make(problem)
+        problem = apply_change(problem, change, prev)
+        plan = resolve(problem, prev, change)
+        assert plan.status == Status.FEASIBLE, (step, plan.doc.reason)
+        _same_as_fresh(plan, problem)
+        if not change.lost_devices:  # a lost device renumbers links: evaluated afresh
+            assert plan.evaluation is not None and plan.evaluation.changed_devices is not None
+        kept = sum(plan.placements.get(a) == p for a, p in prev.items())
+        assert kept >= len(prev) - 20, step  # most apps stay where they are
+
+
+def test_a_change_that_names_nothing_known_is_refused() -> None:
+    problem = Problem(parse_scenario(generate(1, devices=12, apps=3, blocks=3)))
+    with pytest.raises(ScenarioError, match="no device ghost"):
+        apply_change(problem, Change(devices={"ghost": {"gflops": 3}}))
+    with pytest.raises(ScenarioError, match="no link"):
+        apply_change(problem, Change(links={("ghost", "dev-0"): {"mbps": 3}}))
+    with pytest.raises(ScenarioError, match="gflops"):
+        apply_change(problem, Change(devices={"dev-0": {"gflops": -1}}))
+
+
+def test_an_unmoved_app_is_charged_no_migration() -> None:
+    raw = generate(2, devices=20, apps=6, blocks=5)
+    raw["objective"]["migration"] = 0.1
+    problem = Problem(parse_scenario(raw))
+    before = _random_placements(problem, 2)
+    new = apply_change(problem, _battery_drop(problem, 0), before)
+    app = new.scenario.apps[0]
+    fresh = Problem(new.scenario)  # no placements: counts block by block
+    assert app_migration(new.migration, app, before[app.id]) == 0.0
+    assert app_migration(fresh.migration, app, before[app.id]) == 0.0
+    other = _random_placements(new, 99)[app.id]
+    assert other != before[app.id]
+    assert app_migration(new.migration, app, other) == app_migration(fresh.migration, app, other)
+    assert app_migration(fresh.migration, app, other) > 0
