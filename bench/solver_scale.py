@@ -7,8 +7,8 @@ For each size (20-block models, exits, variants and cascades): wall and CPU time
 peak memory (RSS of a fresh process per size) of `heuristic`; `ilp` where it finishes
 within its time limit; the objective of the baselines that exist; and the incremental
 re-solve time (apply_change + resolve, median of 3) after one change: a battery's level
-drops, the busiest link's bandwidth halves, an app is added, an app is removed, the edge
-box hosting the most apps is lost.
+drops, the busiest link's bandwidth halves, an app is added, an app is removed, the cloud
+machine hosting the most apps is lost.
 """
 
 from __future__ import annotations
@@ -75,14 +75,15 @@ def _run(
         extra["id"] = "app-added"
         added = Change(added_apps=(extra,))
         removed = Change(removed_apps=frozenset({scn.apps[len(scn.apps) // 2].id}))
-        # The edge box that hosts the most apps: the heaviest single loss there is.
+        # The cloud machine that hosts the most apps. (Losing an edge box cuts off the
+        # cameras whose only uplink it is, and their apps have no plan left to find.)
         hosted: dict[str, int] = {}
         for p in prev.values():
             for d in p.hosts():
-                if problem.cost.devices[d].tier == "edge":
+                if problem.cost.devices[d].tier == "cloud":
                     hosted[d] = hosted.get(d, 0) + 1
-        edge = max(hosted, key=lambda d: (hosted[d], d))
-        lost = Change(lost_devices=frozenset({edge}))
+        cloud = max(hosted, key=lambda d: (hosted[d], d))
+        lost = Change(lost_devices=frozenset({cloud}))
         # The first solve ran with the collector paused and left millions of young objects;
         # collect them now, as a control plane's idle time would, not inside the timing.
         gc.collect()
@@ -127,7 +128,7 @@ RESOLVES = {
     "bandwidth": "bandwidth halved",
     "added": "app added",
     "removed": "app removed",
-    "lost": "edge lost",
+    "lost": "cloud lost",
 }
 
 
