@@ -28,7 +28,7 @@ from agents.discovery import Discovery, discover, free_memory_mb
 from agents.probes import Prober
 from agents.settings import AgentSettings
 from agents.state import ServingState
-from agents.watcher import Watcher
+from agents.watcher import DRAIN_S, Watcher
 from api.wire import BatterySpec, EnrollRequest, Heartbeat, PowerSpec
 
 log = logging.getLogger("continuum.agent")
@@ -255,7 +255,7 @@ class Agent:
         serving = asyncio.create_task(server.serve(), name="dataplane")
         prober = Prober(self.state, s.probe_bytes, s.probe_interval_s)
         rate = self.discovery.gflops
-        watcher = Watcher(self.state, self.client, s.state_dir, s.threads, rate)
+        watcher = Watcher(self.state, self.client, s.state_dir, s.threads, rate, DRAIN_S)
         tasks: list[asyncio.Task[None]] = []
         try:
             while not server.started:

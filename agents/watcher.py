@@ -6,7 +6,11 @@ already serve, and only then switches its routes (sources, next hops, tokens) to
 version; the heartbeat reports the new keys ready. Partitions the new version no longer
 lists keep serving (upstream agents may still route to them) until the control plane
 says the new route is live: `HeartbeatAck.live_version` reaching the version that dropped
-them, or, when the server does not say, one full long-poll cycle after the switch.
+them, or, when the server does not say, one full long-poll cycle after the switch. Even
+then they drain for `drain_s` (the agent uses `DRAIN_S`) before they are unloaded: a
+request that an upstream agent started on the old route just before it switched is still
+on its way (on a 2 Mbit/s uplink a 0.19 MB tensor takes most of a second, more when the
+link is shared), and it must find its partition here, not a 404.
 
 The version in force here is written to `state_dir/desired.json`, so an agent restarted
 while the control plane is down serves it again from its artifact cache. Nothing is
@@ -20,6 +24,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from agents.client import Backoff, ControlPlaneClient, Rejected, Unreachable
@@ -37,6 +42,9 @@ from api.wire import (
 log = logging.getLogger(__name__)
 
 DESIRED_FILE = "desired.json"
+# Seconds a dropped partition keeps serving once its replacement route is live: longer
+# than a hop of the old route takes, slow uplinks included.
+DRAIN_S = 15.0
 
 
 class Watcher:
@@ -47,6 +55,7 @@ class Watcher:
         state_dir: Path,
         threads: int,
         rate_gflops: float,
+        drain_s: float = 0.0,
     ) -> None:
         self.state = state
         self.client = client
@@ -58,6 +67,8 @@ class Watcher:
         self.polls = 0  # completed long polls
         # key -> (version that dropped it, poll count at the switch)
         self.retiring: dict[str, tuple[int, int]] = {}
+        self.drain_s = drain_s
+        self._live_since: dict[str, float] = {}  # retiring key -> when its route went live
         self.last_error: str | None = None
         # True once the server has sent HeartbeatAck.live_version: then only it retires.
         self.server_says_live = False
@@ -142,6 +153,7 @@ class Watcher:
                 self.retiring[key] = (desired.version, self.polls)
         for key in wanted:
             self.retiring.pop(key, None)
+            self._live_since.pop(key, None)
         state.loaded = loaded
         state.sources = {s.deployment: s for s in desired.sources}
         state.desired = desired
@@ -171,19 +183,23 @@ class Watcher:
                 tokens.setdefault(old.deployment, set()).add(old.token)
         state.tokens = tokens
 
-    def retire(self, live_version: int | None = None) -> list[str]:
-        """Unload retiring partitions whose replacement route is live. Returns their keys."""
+    def retire(self, live_version: int | None = None, now: float | None = None) -> list[str]:
+        """Unload retiring partitions whose replacement route has been live for drain_s.
+        Returns their keys."""
+        now = time.monotonic() if now is None else now
         done = []
         for key, (version, switched_at) in list(self.retiring.items()):
             live = live_version is not None and live_version >= version
             cycled = live_version is None and self.polls > switched_at
-            if live or cycled:
+            draining = live or cycled or key in self._live_since
+            if draining and now - self._live_since.setdefault(key, now) >= self.drain_s:
                 done.append(key)
         if done:
             loaded = dict(self.state.loaded)
             for key in done:
                 loaded.pop(key, None)
                 self.retiring.pop(key, None)
+                self._live_since.pop(key, None)
             self.state.loaded = loaded
             self._refresh_tokens()
             log.info("unloaded %s: the new route is live", ", ".join(sorted(done)))
