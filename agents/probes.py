@@ -5,8 +5,24 @@ hops of the deployments it is the source of). For each peer:
 
 - every heartbeat, an RTT ping: `GET /v1/probe?bytes=0` on the peer's data plane
   (about 300 bytes both ways with HTTP headers);
-- every `probe_interval_s`, a bandwidth probe: `GET /v1/probe?bytes=N` (N = probe_bytes,
-  256 KB by default); bandwidth is `8 N / (elapsed - rtt)`.
+- every `probe_interval_s`, a bandwidth probe: an UPLOAD, `POST /v1/probe` with N random
+  bytes; the peer answers once it has read them all and says how many it got; bandwidth
+  is `8 N / (elapsed - base RTT)`, the base RTT being the least of the last 10 pings (one
+  ping can sit behind a tensor in the queue, and subtracting that would flatter the
+  figure).
+
+The upload is the direction tensors take: this device sends, the peer receives, so the
+figure is this device's uplink towards the peer (a camera's uplink is usually the narrow
+end; timing a download from the peer would measure the peer's uplink instead). The
+heartbeat reports it as the link to that peer (the control plane keeps one figure per
+undirected link, as the scenario has them).
+
+N is `probe_bytes` (256 KB by default), smaller on a slow link: the probe is sized to
+occupy the link for at most `PROBE_TARGET_S` at the last measured rate (never below
+`MIN_PROBE_BYTES`), so that on a 2 Mbit/s uplink it holds tensors up for 0.5 s per
+interval, not 1 s, and on 256 kbit/s not 8 s. An upload that times out is itself a
+measurement: the link carried less than N bytes in `UPLOAD_TIMEOUT_S`, and that upper
+bound is reported rather than the last (stale, higher) figure.
 
 With the defaults (1 s heartbeats, 256 KB every 30 s) that is about 0.3 KB/s + 8.7 KB/s,
 so about 9 KB/s per peer; `ProbeStats` counts the bytes actually moved (bodies plus
@@ -16,7 +32,9 @@ headers) and `/v1/status` shows it. The control plane's RTT is the heartbeat's r
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +42,11 @@ import httpx
 
 from agents.state import ServingState
 from api.wire import MeasuredLink
+
+PROBE_TARGET_S = 0.5  # longest a bandwidth probe should hold the link, at the last rate
+MIN_PROBE_BYTES = 32 * 1024  # below this, TCP slow start and shaper bursts dominate
+UPLOAD_TIMEOUT_S = 10.0
+RTT_WINDOW = 10  # pings the base RTT is the minimum of
 
 
 @dataclass
@@ -39,6 +62,9 @@ class PeerFigures:
     mbps: float | None = None
     rtt_at: float = 0.0
     bandwidth_at: float = 0.0
+    # The last pings' RTTs: their minimum is the path's base RTT, without the queueing
+    # that tensors in flight add to one ping and not to the next.
+    recent_rtt_s: deque[float] = field(default_factory=lambda: deque(maxlen=RTT_WINDOW))
 
 
 @dataclass
@@ -52,8 +78,21 @@ class ProbeStats:
         return self.bytes_moved / elapsed if elapsed > 0 else 0.0
 
 
+class ProbeError(Exception):
+    """A probe whose answer cannot be trusted as a measurement."""
+
+
 def _header_bytes(headers: httpx.Headers) -> int:
     return sum(len(k) + len(v) + 4 for k, v in headers.items()) + 2
+
+
+def probe_size(probe_bytes: int, last_mbps: float | None) -> int:
+    """Bytes for the next bandwidth probe: probe_bytes, or what the link carries in
+    PROBE_TARGET_S at the last measured rate when that is less (not below the floor)."""
+    if last_mbps is None:
+        return probe_bytes
+    fits = int(last_mbps * 1e6 / 8 * PROBE_TARGET_S)
+    return max(min(probe_bytes, fits), min(MIN_PROBE_BYTES, probe_bytes))
 
 
 class Prober:
@@ -63,7 +102,9 @@ class Prober:
         self.interval_s = interval_s
         self.figures: dict[str, PeerFigures] = {}
         self.stats = ProbeStats()
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
+        # Random, not zeros: a compressing link or proxy must not flatter the figure.
+        self._payload = os.urandom(probe_bytes)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(UPLOAD_TIMEOUT_S, connect=3.0))
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -83,24 +124,73 @@ class Prober:
                 found[hop.device_id] = Peer(hop.device_id, hop.data_plane_url.rstrip("/"), token)
         return list(found.values())
 
-    async def _get(self, peer: Peer, size: int) -> float:
-        """Seconds for one probe of `size` bytes; counts the bytes moved."""
-        started = time.perf_counter()
-        response = await self.http.get(
-            f"{peer.url}/v1/probe",
-            params={"bytes": size},
-            headers={"Authorization": f"Bearer {peer.token}"},
-        )
-        elapsed = time.perf_counter() - started
-        response.raise_for_status()
+    def _count(self, response: httpx.Response, sent_body: int) -> None:
+        """Counts what one probe moved: bodies both ways, headers, the request line."""
         self.stats.bytes_moved += (
-            len(response.content)
+            sent_body
+            + len(response.content)
             + _header_bytes(response.headers)
             + _header_bytes(response.request.headers)
             + len(str(response.request.url)) + 16
         )  # fmt: skip
         self.stats.probes += 1
+
+    async def _ping(self, peer: Peer) -> float:
+        """Seconds for an empty probe: one request/response round trip."""
+        started = time.perf_counter()
+        response = await self.http.get(
+            f"{peer.url}/v1/probe",
+            params={"bytes": 0},
+            headers={"Authorization": f"Bearer {peer.token}"},
+        )
+        elapsed = time.perf_counter() - started
+        response.raise_for_status()
+        self._count(response, 0)
         return elapsed
+
+    async def _upload(self, peer: Peer, size: int) -> float:
+        """Seconds to send `size` bytes to the peer, until it confirms it read them all."""
+        body = self._payload[:size]
+        started = time.perf_counter()
+        response = await self.http.post(
+            f"{peer.url}/v1/probe",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {peer.token}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        elapsed = time.perf_counter() - started
+        response.raise_for_status()
+        self._count(response, size)
+        answer = response.json()
+        got = answer.get("bytes") if isinstance(answer, dict) else None
+        if got != size:
+            # A proxy or a peer that cut the body short would make the figure up.
+            raise ProbeError(f"{peer.device_id} read {got} of {size} probe bytes")
+        return elapsed
+
+    async def _bandwidth(self, peer: Peer, figures: PeerFigures) -> float:
+        """Mbit/s from this device to the peer (the upload direction)."""
+        size = probe_size(self.probe_bytes, figures.mbps)
+        try:
+            elapsed = await self._upload(peer, size)
+        except (httpx.WriteTimeout, httpx.ReadTimeout):
+            # The peer answered the ping just before, so the link is up but did not carry
+            # `size` bytes in the timeout: that is an upper bound, and far closer to the
+            # truth than the last figure.
+            self.stats.probes += 1
+            return 8 * size / 1e6 / UPLOAD_TIMEOUT_S
+        delay = self.state.uplink_delay_s(size)
+        if delay > 0:
+            # An emulated uplink (POST /v1/emulation) slows what this device sends: the
+            # probe pays it like a tensor would.
+            await asyncio.sleep(delay)
+            elapsed += delay
+        # Subtract one base RTT (the request's headers out, the answer back); floor at
+        # 50 µs so that a loopback transfer does not divide by ~0.
+        transfer = max(elapsed - min(figures.recent_rtt_s), 50e-6)
+        return 8 * size / 1e6 / transfer
 
     async def tick(self) -> None:
         """One heartbeat's worth of probing: RTT to each peer, bandwidth when due."""
@@ -108,23 +198,15 @@ class Prober:
         for peer in self.peers():
             figures = self.figures.setdefault(peer.device_id, PeerFigures())
             try:
-                rtt_s = await self._get(peer, 0)
+                rtt_s = await self._ping(peer)
                 figures.rtt_ms, figures.rtt_at = rtt_s * 1000.0, now
+                figures.recent_rtt_s.append(rtt_s)
                 if now - figures.bandwidth_at >= self.interval_s or figures.mbps is None:
-                    elapsed = await self._get(peer, self.probe_bytes)
-                    delay = self.state.uplink_delay_s(self.probe_bytes)
-                    if delay > 0:
-                        # An emulated uplink (POST /v1/emulation) slows what this device
-                        # sends: the probe pays it like a tensor would.
-                        await asyncio.sleep(delay)
-                        elapsed += delay
-                    # Subtract one RTT (request and first byte); floor at 50 µs so that a
-                    # loopback transfer does not divide by ~0.
-                    transfer = max(elapsed - rtt_s, 50e-6)
-                    figures.mbps = 8 * self.probe_bytes / 1e6 / transfer
+                    figures.mbps = await self._bandwidth(peer, figures)
                     figures.bandwidth_at = now
-            except httpx.HTTPError:
-                # An unreachable peer: its figures age out of the heartbeat.
+            except (httpx.HTTPError, ValueError, ProbeError):
+                # An unreachable peer, or an answer that is no measurement: its figures
+                # age out of the heartbeat.
                 continue
         self.state.probes = self.describe()
 
@@ -147,4 +229,5 @@ class Prober:
             "traffic_bytes_per_s": round(self.stats.rate_bps(), 1),
             "probe_bytes": self.probe_bytes,
             "bandwidth_interval_s": self.interval_s,
+            "direction": "upload",
         }
