@@ -50,7 +50,8 @@ class Change:
     `devices`: device id -> fields replaced (e.g. `{"battery": {...}}`, `{"gflops": 9}`);
     `lost_devices`: devices gone, with their links and the apps they source or sink;
     `links`: (a, b) -> fields replaced (`mbps`, `rtt_ms`, `j_per_mb`); `removed_links`;
-    `added_devices`, `added_links`, `added_apps`: raw scenario-v1 entries; `removed_apps`.
+    `added_devices`, `added_links`, `added_apps`: raw scenario-v1 entries (an added app
+    whose id exists replaces that app where it stands: a changed deployment); `removed_apps`.
     """
 
     devices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -156,7 +157,14 @@ def _apply_change(
             if change.removed_apps or lost
             else list(scn.apps)
         )
-        apps.extend(App.model_validate(raw) for raw in change.added_apps)
+        at_app = {a.id: k for k, a in enumerate(apps)}
+        for raw in change.added_apps:
+            app = App.model_validate(raw)
+            if app.id in at_app:
+                apps[at_app[app.id]] = app
+            else:
+                at_app[app.id] = len(apps)
+                apps.append(app)
     except ValueError as exc:
         raise ScenarioError(f"change: {exc}") from None
     for lk in links[len(links) - len(change.added_links) :]:
@@ -249,9 +257,13 @@ def _carry_costs(old: Problem, new: Problem, change: Change) -> set[str]:
         now = _link_index(new)
         renumber = {k: now[pair] for pair, k in old_links.items() if pair in now}
     apps = new.cost.apps
+    affected.update(str(raw["id"]) for raw in change.added_apps if raw.get("id") in apps)
     for app_id, (p, c) in old.app_costs.items():
         app = apps.get(app_id)
         if app is None:
+            continue
+        if app is not old.cost.apps.get(app_id):
+            affected.add(app_id)  # the app itself changed
             continue
         uses_device = bool(changed) and any(
             d in (app.source, app.sink_id) or d in c.memory_mb or d in c.compute_s or d in c.joules

@@ -11,7 +11,7 @@ import pytest
 from solver import Problem, SolveOptions, Status, solve
 from solver.evaluate import app_migration, build_plan
 from solver.generate import generate
-from solver.incremental import Change, apply_change, resolve
+from solver.incremental import Change, apply_change, resolve, touched_apps
 from solver.plan import Plan
 from solver.scenario import ScenarioError, parse_scenario
 from tests.solver.test_fastcost import _random_placements
@@ -51,6 +51,13 @@ def _busiest_link_halved(problem: Problem) -> Change:
             traffic[k] = traffic.get(k, 0.0) + mb
     link = problem.scenario.links[max(traffic, key=lambda k: (traffic[k], -k))]
     return Change(links={(link.a, link.b): {"mbps": link.mbps / 2}})
+
+
+def _rate_doubled(problem: Problem) -> Change:
+    """A changed deployment: the same id, twice the requests."""
+    raw = problem.scenario.apps[5].model_dump(exclude_none=True)
+    raw["rate_rps"] *= 2
+    return Change(added_apps=(raw,))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -97,6 +104,7 @@ def test_a_chain_of_incremental_resolves_stays_exact() -> None:
         lambda p: _battery_drop(p, 0),
         _busiest_link_halved,
         lambda p: Change(added_apps=(extra,)),
+        _rate_doubled,
         lambda p: _battery_drop(p, 1),
         lambda p: Change(removed_apps=frozenset({"app-3"})),
         lambda p: Change(lost_devices=frozenset({lost})),
@@ -107,6 +115,9 @@ def test_a_chain_of_incremental_resolves_stays_exact() -> None:
         prev = plan.placements
         change = make(problem)
         problem = apply_change(problem, change, prev)
+        touched = touched_apps(problem, prev, change)
+        assert {str(raw["id"]) for raw in change.added_apps} <= touched
+        assert len(problem.scenario.apps) == len({a.id for a in problem.scenario.apps})
         plan = resolve(problem, prev, change)
         assert plan.status == Status.FEASIBLE, (step, plan.doc.reason)
         _same_as_fresh(plan, problem)
