@@ -33,9 +33,12 @@ import httpx
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents import tensorframe
 from agents.emulation import emulated_seconds
+from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
 from agents.runtime import InputError, Loaded
 from agents.state import Result, ServingState
 from agents.tensorframe import Frame, FrameError
@@ -95,7 +98,10 @@ def _load_npy(body: bytes) -> np.ndarray:
 class DataPlane:
     def __init__(self, state: ServingState, peer_timeout_s: float = 60.0) -> None:
         self.state = state
-        # One pooled client for every peer: keep-alive matters for a 2 ms hop budget.
+        # Plain-http peers (the usual case) get the lean keep-alive client: httpx's
+        # per-request work alone is over a hop's 2 ms budget on a small device. httpx
+        # stays for https:// peers.
+        self.hops = HopClient(timeout_s=peer_timeout_s, connect_timeout_s=5.0)
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(peer_timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
@@ -106,7 +112,25 @@ class DataPlane:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.hops.aclose()
         await self.http.aclose()
+
+    async def _post(self, url: str, payload: list[bytes | memoryview], token: str) -> PeerResponse:
+        """POST a frame to a peer: the answer whatever its status, or PeerTimeout /
+        PeerError when there is none."""
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": tensorframe.MEDIA_TYPE}
+        if not url.startswith("https://"):
+            return await self.hops.post(url, payload, headers)
+        try:
+            response = await self.http.post(url, content=b"".join(payload), headers=headers)
+        except httpx.TimeoutException as exc:
+            raise PeerTimeout(f"{url}: {exc or 'timed out'}") from None
+        except httpx.HTTPError as exc:
+            raise PeerUnreachable(f"{url}: {exc}") from None
+        return PeerResponse(
+            response.status_code, {k.lower(): v for k, v in response.headers.items()},
+            response.content,
+        )  # fmt: skip
 
     # -- auth and bodies -----------------------------------------------------------------
     def _check_token(self, deployment: str, token: str | None) -> None:
@@ -115,8 +139,12 @@ class DataPlane:
         if not self.state.token_ok(deployment, token):
             raise HopError(403, f"this token is not valid for deployment {deployment!r}")
 
+    @property
+    def body_cap(self) -> int:
+        return self.state.max_tensor_bytes + 64 * 1024  # room for a frame's header
+
     async def _body(self, request: Request) -> bytes:
-        cap = self.state.max_tensor_bytes + 64 * 1024  # room for a frame's header
+        cap = self.body_cap
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > cap:
             raise HopError(413, f"the body is {int(declared)} bytes; the cap is {cap}")
@@ -154,43 +182,37 @@ class DataPlane:
         sent = len(frame.meta.get("trace", []))
         if hop.device_id == self.state.device_id:
             return await self.hop(hop.key, frame, token)
-        payload = tensorframe.encode(frame.tensors, frame.meta)
+        started = time.perf_counter()  # serialising is part of the hop's cost
+        payload = tensorframe.encode_parts(frame.tensors, frame.meta)
+        size = sum(len(part) for part in payload)
         j_per_mb = hop.j_per_mb if hop.j_per_mb is not None else self.state.default_j_per_mb
-        self.state.battery.charge_transfer(len(payload) / MB, j_per_mb)
+        self.state.battery.charge_transfer(size / MB, j_per_mb)
         url = f"{hop.data_plane_url.rstrip('/')}/v1/hop/{hop.key}"
-        started = time.perf_counter()
-        delay = self.state.uplink_delay_s(len(payload))
+        delay = self.state.uplink_delay_s(size)
         if delay > 0:
             await asyncio.sleep(delay)  # an emulated uplink (POST /v1/emulation)
         try:
-            response = await self.http.post(
-                url,
-                content=payload,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Content-Type": tensorframe.MEDIA_TYPE,
-                },
-            )
-        except httpx.TimeoutException:
+            response = await self._post(url, payload, token)
+        except PeerTimeout:
             raise HopError(504, f"next hop {hop.device_id} ({url}) timed out") from None
-        except httpx.HTTPError as exc:
+        except PeerError as exc:
             raise HopError(502, f"next hop {hop.device_id} is unreachable: {exc}") from None
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        if response.status_code != 200:
-            try:
-                detail = str(response.json().get("detail"))
-            except ValueError:
-                detail = response.text[:200]
-            status = response.status_code if 400 <= response.status_code < 600 else 502
-            raise HopError(status, f"{hop.device_id}: {detail}")
+        if response.status != 200:
+            status = response.status if 400 <= response.status < 600 else 502
+            raise HopError(status, f"{hop.device_id}: {_detail(response)}")
         try:
-            result = tensorframe.decode(response.content)
+            result = tensorframe.decode(response.body)
         except FrameError as exc:
             raise HopError(502, f"{hop.device_id} answered a bad frame: {exc}") from None
-        handler_ms = float(response.headers.get(HANDLER_HEADER, "0") or 0)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            handler_ms = float(response.headers.get(HANDLER_HEADER.lower(), "0") or 0)
+        except ValueError:
+            handler_ms = 0.0
         trace = result.meta.get("trace", [])
         if len(trace) > sent and isinstance(trace[sent], dict):
-            # The network and (de)serialisation time of this hop, both ways.
+            # This hop's cost beyond the receiver's own work (its partition and the hops
+            # after it): framing, the network and HTTP, both ways.
             trace[sent]["transfer_ms"] = round(max(elapsed_ms - handler_ms, 0.0), 3)
         return result
 
@@ -258,22 +280,28 @@ class DataPlane:
         task.add_done_callback(self._background.discard)
 
     async def _post_result(self, sink: Endpoint, loaded: Loaded, result: Frame) -> None:
-        payload = tensorframe.encode(result.tensors, result.meta)
-        self.state.battery.charge_transfer(len(payload) / MB, self.state.default_j_per_mb)
+        payload = tensorframe.encode_parts(result.tensors, result.meta)
+        size = sum(len(part) for part in payload)
+        self.state.battery.charge_transfer(size / MB, self.state.default_j_per_mb)
         url = f"{sink.data_plane_url.rstrip('/')}/v1/results/{loaded.deployment}"
         try:
-            response = await self.http.post(
-                url,
-                content=payload,
-                headers={
-                    "Authorization": f"Bearer {loaded.token}",
-                    "Content-Type": tensorframe.MEDIA_TYPE,
-                },
-            )
-            if response.status_code >= 300:
-                log.warning("sink %s refused a result: %s", sink.device_id, response.text[:200])
-        except httpx.HTTPError as exc:
+            response = await self._post(url, payload, loaded.token)
+        except PeerError as exc:
             log.warning("sink %s is unreachable: %s", sink.device_id, exc)
+            return
+        if response.status >= 300:
+            log.warning("sink %s refused a result: %s", sink.device_id, _detail(response))
+
+
+def _detail(response: PeerResponse) -> str:
+    """The problem+json detail of a peer's error answer, or the start of its text."""
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return response.body[:200].decode("utf-8", "replace") or f"HTTP {response.status}"
 
 
 def _confidence(outputs: dict[str, np.ndarray]) -> float:
@@ -283,6 +311,100 @@ def _confidence(outputs: dict[str, np.ndarray]) -> float:
     return float(confidence(first).min())
 
 
+class HopRoute:
+    """`POST /v1/hop/{key}` as a bare ASGI handler in front of FastAPI's routing.
+
+    Hops are the data plane's hot path: FastAPI's routing, request object and dependency
+    machinery cost more per request than a hop's whole budget allows. Here the body is
+    read straight into one buffer of its declared length, and the answer is written with
+    two ASGI messages. Everything else passes through to the app.
+    """
+
+    PREFIX = "/v1/hop/"
+
+    def __init__(self, app: ASGIApp, dp: DataPlane) -> None:
+        self.app = app
+        self.dp = dp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+            await self.app(scope, receive, send)
+            return
+        try:
+            if scope["method"] != "POST":
+                raise HopError(405, "a hop is a POST")
+            payload, handler_ms = await self._hop(scope, receive)
+        except HopError as exc:
+            await problem(exc.status, exc.detail)(scope, receive, send)
+            return
+        except ClientDisconnect:
+            return
+        await send({
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", tensorframe.MEDIA_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                (HANDLER_HEADER.lower().encode(), f"{handler_ms:.3f}".encode()),
+            ],
+        })  # fmt: skip
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _hop(self, scope: Scope, receive: Receive) -> tuple[bytes, float]:
+        dp = self.dp
+        key = scope["path"][len(self.PREFIX) :]
+        headers = dict(scope["headers"])  # names arrive in lower case
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        token = token.strip()
+        loaded = dp.state.loaded.get(key)
+        if loaded is None:
+            raise HopError(404, f"partition {key!r} is not served on this device")
+        dp._check_token(loaded.deployment, token if scheme.lower() == "bearer" and token else None)
+        body = await _read_body(receive, headers.get(b"content-length"), dp.body_cap)
+        try:
+            frame = tensorframe.decode(body)
+        except FrameError as exc:
+            raise HopError(422, str(exc)) from None
+        started = time.perf_counter()
+        result = await dp.hop(key, frame, token)
+        # The receiver's own work (its partition, and the hops after it); what the sender
+        # measures beyond this is the hop's cost.
+        handler_ms = (time.perf_counter() - started) * 1000.0
+        return tensorframe.encode(result.tensors, result.meta), handler_ms
+
+
+async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytearray:
+    """The request body in one buffer: preallocated from Content-Length, so each chunk is
+    copied once; 413 over `cap` before reading a byte when the length is declared."""
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    if size is not None and size > cap:
+        raise HopError(413, f"the body is {size} bytes; the cap is {cap}")
+    buffer = bytearray(size or 0)
+    view = memoryview(buffer)
+    filled = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        end = filled + len(chunk)
+        if end > cap:
+            raise HopError(413, f"the body exceeds the cap of {cap} bytes")
+        if size is not None and end <= size:
+            view[filled:end] = chunk
+        else:
+            view.release()
+            buffer[filled:] = chunk
+            view = memoryview(buffer)
+        filled = end
+        if not message.get("more_body", False):
+            break
+    view.release()
+    if filled < len(buffer):
+        del buffer[filled:]
+    return buffer
+
+
 def create_app(dp: DataPlane) -> FastAPI:
     app = FastAPI(title="Continuum agent data plane", version="1", docs_url=None, redoc_url=None)
     state = dp.state
@@ -290,6 +412,8 @@ def create_app(dp: DataPlane) -> FastAPI:
     @app.exception_handler(HopError)
     async def _hop_error(request: Request, exc: HopError) -> JSONResponse:
         return problem(exc.status, exc.detail)
+
+    app.add_middleware(HopRoute, dp=dp)
 
     @app.post("/v1/infer/{deployment}")
     async def infer(deployment: str, request: Request) -> Response:
@@ -307,28 +431,6 @@ def create_app(dp: DataPlane) -> FastAPI:
             _npy_bytes(np.asarray(output)),
             media_type=NPY,
             headers={TRACE_HEADER: json.dumps(result.meta.get("trace", []))},
-        )
-
-    @app.post("/v1/hop/{key:path}")
-    async def hop(key: str, request: Request) -> Response:
-        started = time.perf_counter()
-        token = _bearer(request)
-        loaded = state.loaded.get(key)
-        if loaded is None:
-            raise HopError(404, f"partition {key!r} is not served on this device")
-        dp._check_token(loaded.deployment, token)
-        body = await dp._body(request)
-        try:
-            frame = tensorframe.decode(body)
-        except FrameError as exc:
-            raise HopError(422, str(exc)) from None
-        result = await dp.hop(key, frame, token)
-        payload = tensorframe.encode(result.tensors, result.meta)
-        handler_ms = (time.perf_counter() - started) * 1000.0
-        return Response(
-            payload,
-            media_type=tensorframe.MEDIA_TYPE,
-            headers={HANDLER_HEADER: f"{handler_ms:.3f}"},
         )
 
     @app.post("/v1/results/{deployment}", status_code=204)

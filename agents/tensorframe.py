@@ -10,7 +10,8 @@ A frame is:
                                  header's order, back to back
 
 The header is a few hundred bytes; the payload is the tensors' bytes as they sit in
-memory, so encoding is one copy and decoding none (`np.frombuffer`). Decoding checks
+memory, so encoding is at most one copy (none with `encode_parts`, whose pieces go to a
+socket as they are) and decoding none (`np.frombuffer`). Decoding checks
 everything before any array is made: a known dtype, non-negative dimensions, and a
 payload whose length is exactly the sum of the tensors' sizes.
 """
@@ -58,11 +59,16 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def encode(tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None) -> bytes:
+def encode_parts(
+    tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None
+) -> list[bytes | memoryview]:
+    """A frame as its pieces: the magic, length and header in one `bytes`, then a view of
+    each tensor's memory. Written to a socket one after another, a frame is sent without
+    a copy of its tensors; `encode` joins them."""
     if len(tensors) > MAX_TENSORS:
         raise FrameError(f"at most {MAX_TENSORS} tensors per frame (got {len(tensors)})")
     entries = []
-    payloads = []
+    payloads: list[memoryview] = []
     for name, raw in tensors.items():
         # np.require keeps 0-d arrays 0-d (ascontiguousarray would make them 1-d).
         array = _little_endian(np.require(raw, requirements="C"))
@@ -70,11 +76,17 @@ def encode(tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = N
         if dtype not in DTYPES:
             raise FrameError(f"tensor {name!r}: dtype {dtype} cannot travel in a frame")
         entries.append({"name": name, "dtype": dtype, "shape": list(array.shape)})
-        payloads.append(array.tobytes())
+        # A flat byte view of the array's own memory (bool and float16 included).
+        payloads.append(array.reshape(-1).view(np.uint8).data)
     header = json.dumps(
         {"tensors": entries, "meta": dict(meta or {})}, separators=(",", ":")
     ).encode()
-    return b"".join([MAGIC, _LEN.pack(len(header)), header, *payloads])
+    return [MAGIC + _LEN.pack(len(header)) + header, *payloads]
+
+
+def encode(tensors: Mapping[str, np.ndarray], meta: Mapping[str, Any] | None = None) -> bytes:
+    """A frame in one `bytes`: the tensors' memory copied once."""
+    return b"".join(encode_parts(tensors, meta))
 
 
 def _shape(entry: dict[str, Any], name: str) -> tuple[int, ...]:

@@ -336,3 +336,103 @@ def test_the_status_page_labels_emulation(nodes: tuple[Node, Node]) -> None:
     status = httpx.get(f"{a.url}/v1/status").json()
     assert status["emulated"]["battery"] is True
     assert status["battery"]["kind"] == "emulated"
+
+
+def _route_a_to(a: Node, url: str, key: str = "d/m/1-1") -> None:
+    """Re-point a's partition at `url` (a peer that is not b)."""
+    spec = a.state.loaded["d/m/0-0"].spec
+    assert isinstance(spec, PartitionSpec)
+    moved = spec.model_copy(
+        update={"next_hop": NextHop(device_id="b", data_plane_url=url, key=key)}
+    )
+    a.install(
+        DesiredState(device_id="a", version=2, partitions=[moved],
+                     sources=list(a.state.sources.values())),
+        [load_partition(moved, PART_A, {}, 1, 10.0)],
+    )  # fmt: skip
+
+
+def test_hops_reuse_one_connection_and_pass_the_peers_errors_on(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    _partitions(a, b, None, 0.0)
+    for _ in range(3):
+        assert _infer(a, X).status_code == 200
+    assert a.dp.hops.connections_opened == 1  # kept alive between hops
+    # b answers a problem (a key it does not serve): a passes the status and detail on.
+    _route_a_to(a, b.url, key="d/m/nope")
+    refused = _infer(a, X)
+    assert refused.status_code == 404
+    assert refused.json()["detail"] == "b: partition 'd/m/nope' is not served on this device"
+    b.state.tokens["d"] = {"another-token"}
+    _route_a_to(a, b.url)
+    forbidden = _infer(a, X)
+    assert forbidden.status_code == 403
+    assert forbidden.json()["detail"] == "b: this token is not valid for deployment 'd'"
+
+
+def test_an_unreachable_or_silent_next_hop_is_a_502_or_504(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    _partitions(a, b, None, 0.0)
+    _route_a_to(a, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    unreachable = _infer(a, X)
+    assert unreachable.status_code == 502
+    assert unreachable.json()["detail"].startswith("next hop b is unreachable")
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # reads until the client hangs up; never answers
+        writer.close()
+
+    async def serve_silently(ready: threading.Event, stop: asyncio.Event, port: list[int]) -> None:
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port.append(server.sockets[0].getsockname()[1])
+        ready.set()
+        await stop.wait()
+        server.close()
+        await server.wait_closed()
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready, port = threading.Event(), list[int]()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(serve_silently(ready, stop, port),), daemon=True
+    )
+    thread.start()
+    try:
+        assert ready.wait(10)
+        _route_a_to(a, f"http://127.0.0.1:{port[0]}")
+        a.dp.hops.timeout_s = 0.5
+        timed_out = _infer(a, X)
+        assert timed_out.status_code == 504
+        assert timed_out.json()["detail"].startswith("next hop b (http://127.0.0.1:")
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_the_hop_route_reads_any_body_framing_and_refuses_what_it_must(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    _partitions(a, b, None, 0.0)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    frame = tensorframe.encode({"h": X @ W1}, {"trace": []})
+    # A body of unknown length (chunked): read whole all the same.
+    chunked = httpx.post(f"{b.url}/v1/hop/d/m/1-1", content=iter([frame[:7], frame[7:]]),
+                         headers=auth)  # fmt: skip
+    assert chunked.status_code == 200, chunked.text
+    np.testing.assert_allclose(
+        tensorframe.decode(chunked.content).tensors["y"], X @ W1 @ W2, rtol=1e-5
+    )
+    assert float(chunked.headers["X-Continuum-Handler-Ms"]) >= 0
+    # Over the cap (1 MB here), declared or not: 413 before the model runs.
+    big = tensorframe.encode({"h": np.zeros((1, 300_000), np.float32)}, {})
+    assert httpx.post(f"{b.url}/v1/hop/d/m/1-1", content=big, headers=auth).status_code == 413
+    streamed = httpx.post(f"{b.url}/v1/hop/d/m/1-1", content=iter([big]), headers=auth)
+    assert streamed.status_code == 413
+    assert streamed.headers["content-type"] == "application/problem+json"
+    assert httpx.post(f"{b.url}/v1/hop/d/m/1-1", content=frame).status_code == 401
+    assert httpx.get(f"{b.url}/v1/hop/d/m/1-1", headers=auth).status_code == 405
+    assert b.state.metrics.snapshot()["d/m/1-1"].requests == 1

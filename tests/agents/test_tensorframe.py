@@ -34,6 +34,24 @@ def test_non_contiguous_and_big_endian_input_are_normalised() -> None:
     np.testing.assert_array_equal(frame.tensors["t"], base.T.astype("<f4"))
 
 
+def test_frame_parts_are_views_of_the_tensors_and_join_to_the_frame() -> None:
+    tensors = {
+        "h": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+        "mask": np.array([True, False]),
+        "empty": np.zeros((0, 5), np.int64),
+        "scalar": np.array(7, np.int16),
+    }
+    parts = tensorframe.encode_parts(tensors, {"trace": []})
+    assert b"".join(parts) == tensorframe.encode(tensors, {"trace": []})
+    assert len(parts) == 1 + len(tensors)
+    # No copy: each piece after the header is the array's own memory.
+    assert np.shares_memory(np.frombuffer(parts[1], np.uint8), tensors["h"])
+    frame = tensorframe.decode(b"".join(parts))
+    for name, array in tensors.items():
+        np.testing.assert_array_equal(frame.tensors[name], array)
+        assert frame.tensors[name].shape == array.shape
+
+
 def test_the_overhead_is_a_small_header() -> None:
     array = np.zeros((1, 512, 13, 13), np.float32)
     encoded = tensorframe.encode({"r61": array})
