@@ -149,17 +149,34 @@ class Planner:
         force: bool = False,
     ) -> Outcome:
         live = self._cp.live
-        ttl = self._cp.settings.solver_time_limit_s + 120.0
         # One planner at a time across replicas: two concurrent commits would both try to
-        # put their plan in force.
+        # put their plan in force. The lease is short and renewed while this solve runs,
+        # like the reconcile loop's: a replica killed mid-solve blocks the others' plans for
+        # one lease, not for a whole solver time limit.
+        ttl = self._cp.settings.leader_ttl_s
         while not await live.acquire(LOCK, self._holder, ttl):
             await asyncio.sleep(_LOCK_RETRY_S)
+        renewal = asyncio.create_task(self._renew(ttl), name="continuum-planner-lease")
         try:
             return await self.solve(
                 reason, solver_name, dry_run=False, observed_at=observed_at, force=force
             )
         finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
             await live.release(LOCK, self._holder)
+
+    async def _renew(self, ttl: float) -> None:
+        while True:
+            await asyncio.sleep(ttl / 3.0)
+            try:
+                held = await self._cp.live.acquire(LOCK, self._holder, ttl)
+            except Exception:  # a live-state hiccup: the next renewal may still make it
+                log.warning("planner: could not renew the planner lease", exc_info=True)
+                continue
+            if not held:
+                log.error("planner: the planner lease was lost during a solve")
 
     # -- one solve ------------------------------------------------------------------------
     async def build(self) -> Built:
