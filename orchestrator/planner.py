@@ -321,6 +321,7 @@ class Planner:
         stats["decision"] = result["decision"]
         stats["applied"] = apply
         stats["incremental"] = result["incremental"]
+        stats["derived_problem"] = result.get("derived_problem", False)
         stats["current_objective"] = result["current_objective"]
         stats["broken"] = result["broken"]
         row = PlanVersion(

@@ -6,6 +6,9 @@ as strings), so that it pickles into a spawned worker process.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +105,19 @@ def replan(
     from solver.evaluate import evaluate
     from solver.incremental import resolve
 
-    problem = solver.Problem(solver.parse_scenario(scenario))
     options = solver.SolveOptions(time_limit_s=time_limit_s)
-    current = placements_of(problem.scenario, previous_plan) if previous_plan else {}
-    incremental = bool(current) and previous_scenario is not None
-    if incremental:
-        assert previous_scenario is not None
+    change = None
+    problem = None
+    if previous_plan and previous_scenario is not None:
         change = change_between(previous_scenario, scenario)
+        problem = _derived_problem(scenario, previous_scenario, previous_plan, change)
+    derived = problem is not None
+    if problem is None:
+        problem = solver.Problem(solver.parse_scenario(scenario))
+    current = placements_of(problem.scenario, previous_plan) if previous_plan else {}
+    incremental = bool(current) and change is not None
+    if incremental:
+        assert change is not None
         plan = resolve(problem, current, change, options, solver=solver_name)
         if plan.status == solver.Status.INFEASIBLE:
             # The incremental re-solve keeps the untouched apps where they are and moves
@@ -123,9 +132,16 @@ def replan(
     structural = previous_plan is not None and {a["id"] for a in previous_plan["apps"]} != {
         a.id for a in problem.scenario.apps
     }
+    _remember(scenario, problem)
     if previous_plan is not None:
         try:
-            ev = evaluate(problem.cost, current)
+            ev = evaluate(
+                problem.cost,
+                current,
+                cache=problem.app_costs,
+                migration=problem.migration,
+                base=problem.derived.get("evaluation"),
+            )
             current_objective, broken = ev.objective, list(ev.violations)
         except (KeyError, ValueError, IndexError) as exc:
             # The plan in force names something the scenario no longer has (a lost device).
@@ -147,7 +163,62 @@ def replan(
         "current_objective": None if current_objective == float("inf") else current_objective,
         "broken": broken[:5],
         "decide_s": time.perf_counter() - started,
+        "derived_problem": derived,
     }
+
+
+# The problems this worker process solved last, by scenario (its `previous` aside): the
+# next re-plan derives its problem from the one of the scenario in force
+# (`solver.incremental.apply_change`: routes, costs, fleet tables and the evaluation carry
+# over) instead of parsing and routing the whole fleet again.
+_SOLVED: OrderedDict[str, Any] = OrderedDict()
+_KEEP = 3
+_FRAME = ("version", "horizon_h", "max_utilization", "objective", "models")
+
+
+def _digest(scenario: dict[str, Any]) -> str:
+    body = {k: v for k, v in scenario.items() if k != "previous"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _remember(scenario: dict[str, Any], problem: Any) -> None:
+    key = _digest(scenario)
+    _SOLVED[key] = problem
+    _SOLVED.move_to_end(key)
+    while len(_SOLVED) > _KEEP:
+        _SOLVED.popitem(last=False)
+
+
+def _derived_problem(
+    scenario: dict[str, Any],
+    previous_scenario: dict[str, Any],
+    previous_plan: dict[str, Any],
+    change: Any,
+) -> Any:
+    """The problem of `scenario` derived from the one this worker solved for
+    `previous_scenario`, or None when there is none or it would not be the very problem a
+    fresh parse gives (other weights or models, devices or links in another order)."""
+    from solver import ScenarioError
+    from solver.incremental import apply_change
+
+    base = _SOLVED.get(_digest(previous_scenario))
+    if base is None or change.added_devices or change.added_links:
+        return None
+    if any(scenario.get(k) != previous_scenario.get(k) for k in _FRAME):
+        return None
+    try:
+        problem = apply_change(base, change, placements_of(base.scenario, previous_plan))
+    except ScenarioError:
+        return None  # the fresh parse says what is wrong
+    scn = problem.scenario
+    same_order = (
+        [d.id for d in scn.devices] == [d["id"] for d in scenario["devices"]]
+        and [(lk.a, lk.b) for lk in scn.links]
+        == [(lk["a"], lk["b"]) for lk in scenario.get("links", [])]
+        and [a.id for a in scn.apps] == [a["id"] for a in scenario.get("apps", [])]
+    )
+    return problem if same_order else None
 
 
 def analyse_file(path: str, input_shapes: dict[str, list[int]] | None) -> dict[str, Any]:

@@ -64,23 +64,47 @@ def previous_units(cm: CostModel, prev: PreviousApp) -> dict[Unit, set[str]]:
     return units
 
 
+def placement_units(cm: CostModel, app: App, p: Placement) -> dict[Unit, set[str]]:
+    """`previous_units` of the previous plan written from placement `p` (the same sets)."""
+    units: dict[Unit, set[str]] = {}
+    if p.stages is not None:
+        for st, device in zip(app.cascade or (), p.stages, strict=False):
+            m = cm.models.get(st.model)
+            if m is not None:
+                for layer in m.layers:
+                    units.setdefault((m.id, layer.name), set()).add(device)
+    elif p.blocks is not None and p.model in cm.shapes:
+        s = cm.shapes[p.model]
+        for i, device in enumerate(p.blocks):
+            name = s.model.layers[i].name
+            units.setdefault((p.model, name), set()).add(device)
+            if s.has_exit(i):
+                units.setdefault((p.model, "exit:" + name), set()).add(device)
+    return units
+
+
 class Migration:
     """The MB of weights each placement choice moves away from the previous plan.
 
-    `placed`, when the caller has it, is the previous plan as placements (the one
-    `scenario.previous` was written from): an app placed exactly there moves nothing, which
-    spares an incremental re-solve the block-by-block count for thousands of fixed apps.
+    The previous plan is `scenario.previous`, or, when the caller has it as placements
+    (`placed`: an incremental re-solve's plan in force), those: an app placed exactly
+    there moves nothing, which spares the block-by-block count for thousands of fixed apps,
+    and no plan document needs to be written for the scenario.
     """
 
     def __init__(self, cm: CostModel, placed: Mapping[str, Placement] | None = None) -> None:
         self.cm = cm
         prev = cm.scenario.previous
-        self._previous = {p.id: p for p in prev.apps if p.id in cm.apps} if prev else {}
+        self.placed: Mapping[str, Placement] = placed if placed is not None else {}
+        self._previous = (
+            {p.id: p for p in prev.apps if p.id in cm.apps}
+            if prev is not None and placed is None
+            else {}
+        )
         self._units: dict[str, dict[Unit, set[str]]] = {}
-        self.placed: Mapping[str, Placement] = placed or {}
 
     def applies(self, app_id: str) -> bool:
-        return app_id in self._previous
+        return app_id in self._previous or (app_id in self.placed and app_id in self.cm.apps)
 
     def unmoved(self, app_id: str, p: Placement) -> bool:
         return self.placed.get(app_id) == p
@@ -88,10 +112,15 @@ class Migration:
     def _units_of(self, app_id: str) -> dict[Unit, set[str]] | None:
         units = self._units.get(app_id)
         if units is None:
-            prev = self._previous.get(app_id)
-            if prev is None:
-                return None
-            units = self._units[app_id] = previous_units(self.cm, prev)
+            placed = self.placed.get(app_id)
+            if placed is not None and app_id in self.cm.apps:
+                units = placement_units(self.cm, self.cm.apps[app_id], placed)
+            else:
+                prev = self._previous.get(app_id)
+                if prev is None:
+                    return None
+                units = previous_units(self.cm, prev)
+            self._units[app_id] = units
         return units
 
     def block_mb(self, app_id: str, model_id: str, i: int, device: str) -> float:

@@ -38,6 +38,7 @@ from solver.scenario import (
     Link,
     PreviousApp,
     PreviousPlan,
+    PreviousSegment,
     PreviousStage,
     ScenarioError,
 )
@@ -73,26 +74,28 @@ def _key(a: str, b: str) -> frozenset[str]:
     return frozenset((a, b))
 
 
-def _previous_plan(problem: Problem, previous: Mapping[str, Placement]) -> PreviousPlan:
+def previous_plan(problem: Problem, previous: Mapping[str, Placement]) -> PreviousPlan:
+    """The scenario-v1 `previous` section of placements on this problem's fleet."""
     cm = problem.cost
     apps = []
     for app_id, p in previous.items():
-        if app_id not in cm.apps:
+        app = cm.apps.get(app_id)
+        if app is None:
             continue
         if p.stages is not None:
-            app = cm.apps[app_id]
             assert app.cascade is not None
             stages = tuple(
-                PreviousStage(model=st.model, device=d)
+                PreviousStage.model_construct(model=st.model, device=d)
                 for st, d in zip(app.cascade, p.stages, strict=True)
             )
-            apps.append(PreviousApp(id=app_id, stages=stages))
-        else:
-            segs = tuple(s.model_dump() for s in segments_of(cm, p))
-            apps.append(
-                PreviousApp.model_validate({"id": app_id, "model": p.model, "segments": segs})
+            apps.append(PreviousApp.model_construct(id=app_id, stages=stages))
+        elif p.blocks is not None:
+            segs = tuple(
+                PreviousSegment.model_construct(first=s.first, last=s.last, device=s.device)
+                for s in segments_of(cm, p)
             )
-    return PreviousPlan(apps=tuple(apps))
+            apps.append(PreviousApp.model_construct(id=app_id, model=p.model, segments=segs))
+    return PreviousPlan.model_construct(apps=tuple(apps))
 
 
 def apply_change(
@@ -100,8 +103,9 @@ def apply_change(
 ) -> Problem:
     """The problem after `change`, reusing every table of `problem` that stays correct.
 
-    With `previous` and a migration weight, the new scenario's `previous` is that plan, so
-    that moving a touched app away from where it ran is charged.
+    With `previous` (the plan in force as placements), migration is counted against it:
+    moving a touched app away from where it ran is reported in its `migration_mb`, and
+    charged with a migration weight.
     """
     with paused_gc():
         return _apply_change(problem, change, previous)
@@ -171,8 +175,12 @@ def _apply_change(
         if lk.a not in known or lk.b not in known:
             raise ScenarioError(f"change: link {lk.a}-{lk.b} names an unknown device")
     update: dict[str, Any] = {"devices": tuple(devices), "links": tuple(links), "apps": tuple(apps)}
-    if previous is not None and scn.objective.migration > 0:
-        update["previous"] = _previous_plan(problem, previous)
+    if previous is not None:
+        # The plan in force is the previous plan from now on: the new problem counts
+        # migration against these placements (`Problem(previous=...)`), so the scenario
+        # does not carry an older one, and no plan document is written for thousands of
+        # apps on every re-solve (`previous_plan` writes one when it is wanted).
+        update["previous"] = None
     new_scn = scn.model_copy(update=update)
     from solver.costs import CostModel
 
@@ -360,4 +368,4 @@ def _with_fixed(options: SolveOptions, fixed: dict[str, Placement]) -> SolveOpti
     )
 
 
-__all__ = ["Change", "apply_change", "resolve", "touched_apps"]
+__all__ = ["Change", "apply_change", "previous_plan", "resolve", "touched_apps"]

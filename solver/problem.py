@@ -35,11 +35,11 @@ class Problem:
         cost: CostModel | None = None,
         previous: Mapping[str, Placement] | None = None,
     ) -> None:
-        """`previous`: the placements `scenario.previous` was written from, when the caller
-        has them (an incremental re-solve): apps left there are known to move nothing."""
+        """`previous`: the previous plan as placements (an incremental re-solve's plan in
+        force); when given, migration is counted against it, not `scenario.previous`."""
         self.scenario = scenario
         self.cost = cost if cost is not None else CostModel(scenario)
-        self.migration = Migration(self.cost, previous if scenario.previous else None)
+        self.migration = Migration(self.cost, previous)
         # Per-app cost of the placement last evaluated on this problem: evaluate() reuses
         # an entry only for the identical placement, so it is always correct.
         self.app_costs: dict[str, tuple[Placement, Cost]] = {}

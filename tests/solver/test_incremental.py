@@ -11,15 +11,18 @@ import pytest
 from solver import Problem, SolveOptions, Status, solve
 from solver.evaluate import app_migration, build_plan
 from solver.generate import generate
-from solver.incremental import Change, apply_change, resolve, touched_apps
-from solver.plan import Plan
+from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
+from solver.plan import Placement, Plan
 from solver.scenario import ScenarioError, parse_scenario
 from tests.solver.test_fastcost import _random_placements
 
 
-def _same_as_fresh(plan: Plan, problem: Problem) -> None:
-    """`plan` (built incrementally on `problem`) against a from-scratch evaluation."""
-    fresh = build_plan(Problem(problem.scenario).cost, plan.placements, plan.status, "fresh")
+def _same_as_fresh(plan: Plan, problem: Problem, before: dict[str, Placement]) -> None:
+    """`plan` (built incrementally on `problem`, the plan in force `before`) against a
+    from-scratch evaluation of the scenario with `before` written as its previous plan."""
+    scn = problem.scenario.model_copy(update={"previous": previous_plan(problem, before)})
+    reference = Problem(parse_scenario(scn.model_dump(mode="json", exclude_none=True)))
+    fresh = build_plan(reference.cost, plan.placements, plan.status, "fresh")
     got, want = plan.doc, fresh.doc
     assert got.objective is not None and want.objective is not None
     assert math.isclose(got.objective, want.objective, rel_tol=1e-12)
@@ -90,7 +93,7 @@ def test_an_incremental_evaluation_equals_a_fresh_one(seed: int) -> None:
     )
     assert plan.evaluation is not None and plan.evaluation.changed_devices is not None
     assert plan.doc.violations  # the comparison below covers broken plans too
-    _same_as_fresh(plan, new)
+    _same_as_fresh(plan, new, before)
 
 
 def test_a_chain_of_incremental_resolves_stays_exact() -> None:
@@ -120,7 +123,7 @@ def test_a_chain_of_incremental_resolves_stays_exact() -> None:
         assert len(problem.scenario.apps) == len({a.id for a in problem.scenario.apps})
         plan = resolve(problem, prev, change)
         assert plan.status == Status.FEASIBLE, (step, plan.doc.reason)
-        _same_as_fresh(plan, problem)
+        _same_as_fresh(plan, problem, prev)
         if not change.lost_devices:  # a lost device renumbers links: evaluated afresh
             assert plan.evaluation is not None and plan.evaluation.changed_devices is not None
         kept = sum(plan.placements.get(a) == p for a, p in prev.items())
@@ -144,7 +147,9 @@ def test_an_unmoved_app_is_charged_no_migration() -> None:
     before = _random_placements(problem, 2)
     new = apply_change(problem, _battery_drop(problem, 0), before)
     app = new.scenario.apps[0]
-    fresh = Problem(new.scenario)  # no placements: counts block by block
+    # The reference counts block by block from the plan document written for the scenario.
+    written = new.scenario.model_copy(update={"previous": previous_plan(new, before)})
+    fresh = Problem(parse_scenario(written.model_dump(mode="json", exclude_none=True)))
     assert app_migration(new.migration, app, before[app.id]) == 0.0
     assert app_migration(fresh.migration, app, before[app.id]) == 0.0
     other = _random_placements(new, 99)[app.id]

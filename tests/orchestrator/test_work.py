@@ -1,0 +1,70 @@
+"""The planner's worker: a re-plan derives its problem from the last one it solved, and
+gets exactly what a fresh parse of the scenario gives."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytest
+
+from orchestrator import work
+from solver.generate import generate
+
+
+def _with_previous(scenario: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """As the scenario builder writes it: the plan in force as `previous`."""
+    out = copy.deepcopy(scenario)
+    keys = ("id", "model", "segments", "stages")
+    out["previous"] = {"apps": [{k: a[k] for k in keys if a.get(k)} for a in plan["apps"]]}
+    return out
+
+
+def _battery_drop(scenario: dict[str, Any], k: int) -> dict[str, Any]:
+    out = copy.deepcopy(scenario)
+    bat = [d for d in out["devices"] if d.get("battery")][k]["battery"]
+    bat["level_pct"] = bat["min_pct"] + (bat["level_pct"] - bat["min_pct"]) * 0.3
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _empty_worker_cache() -> None:
+    work._SOLVED.clear()
+
+
+def test_a_replan_derived_from_the_last_problem_equals_a_fresh_one() -> None:
+    first_scn = generate(7, devices=60, apps=30, blocks=6)
+    first_scn["objective"]["migration"] = 0.02
+    first = work.replan(first_scn, None, None, "heuristic", 30, 0.05)
+    in_force = first["plan"]
+    previous = first_scn
+    for k in range(3):
+        scn = _with_previous(_battery_drop(previous, k), in_force)
+        derived = work.replan(scn, previous, in_force, "heuristic", 30, 0.05)
+        assert derived["derived_problem"] and derived["incremental"]
+        cache = dict(work._SOLVED)
+        work._SOLVED.clear()
+        fresh = work.replan(scn, previous, in_force, "heuristic", 30, 0.05)
+        work._SOLVED.clear()
+        work._SOLVED.update(cache)
+        assert not fresh["derived_problem"]
+        a, b = derived["plan"], fresh["plan"]
+        assert math.isclose(a["objective"], b["objective"], rel_tol=1e-12)
+        assert a["apps"] == b["apps"] and a["violations"] == b["violations"]
+        assert (derived["apply"], derived["decision"]) == (fresh["apply"], fresh["decision"])
+        assert math.isclose(derived["current_objective"], fresh["current_objective"])
+        if derived["apply"]:
+            in_force = derived["plan"]
+        previous = scn
+
+
+def test_a_device_added_is_parsed_afresh() -> None:
+    scn = generate(8, devices=40, apps=10, blocks=5)
+    first = work.replan(scn, None, None, "heuristic", 30, 0.05)
+    grown = copy.deepcopy(scn)
+    extra = copy.deepcopy(next(d for d in scn["devices"] if d["tier"] == "edge"))
+    extra["id"] = "edge-new"
+    grown["devices"].append(extra)
+    out = work.replan(grown, scn, first["plan"], "heuristic", 30, 0.05)
+    assert out["incremental"] and not out["derived_problem"]
