@@ -23,6 +23,8 @@ class Battery(Protocol):
 
     def level_pct(self) -> float | None: ...
 
+    def charging(self) -> bool | None: ...
+
     def charge_compute(self, seconds: float) -> None: ...
 
     def charge_transfer(self, megabytes: float, j_per_mb: float) -> None: ...
@@ -39,6 +41,9 @@ class NoBattery:
         return None
 
     def level_pct(self) -> float | None:
+        return None
+
+    def charging(self) -> bool | None:
         return None
 
     def charge_compute(self, seconds: float) -> None:
@@ -65,6 +70,7 @@ class EmulatedBattery:
         self._joules = self._capacity_j * level_pct / 100.0
         self._busy_extra_w = max(power_busy_w - power_idle_w, 0.0)
         self._lock = threading.Lock()
+        self._charging = False
         self.compute_j = 0.0
         self.transfer_j = 0.0
 
@@ -80,7 +86,17 @@ class EmulatedBattery:
         with self._lock:
             self._joules = self._capacity_j * min(max(level_pct, 0.0), 100.0) / 100.0
 
+    def charging(self) -> bool | None:
+        return self._charging
+
+    def set_charging(self, charging: bool) -> None:
+        """EMULATION ONLY: plug the device in or out. While it charges, the work it does
+        is paid by the charger, not the battery."""
+        self._charging = charging
+
     def _drain(self, joules: float) -> None:
+        if self._charging:
+            return
         with self._lock:
             self._joules = max(self._joules - joules, 0.0)
 
@@ -100,6 +116,7 @@ class EmulatedBattery:
             "emulated": True,
             "capacity_wh": self.capacity_wh(),
             "level_pct": self.level_pct(),
+            "charging": self._charging,
             "drained_j": {"compute": self.compute_j, "transfer": self.transfer_j},
         }
 
@@ -142,6 +159,19 @@ class OsBattery:
         reading = psutil.sensors_battery() if hasattr(psutil, "sensors_battery") else None
         return float(reading.percent) if reading is not None else None
 
+    def charging(self) -> bool | None:
+        """Whether the charger is feeding the battery: the kernel's `status` ("Charging",
+        "Full" and "Not charging" all mean plugged in), else psutil's `power_plugged`."""
+        if self._supply is not None:
+            status = _read_text(self._supply / "status")
+            if status is not None:
+                return status in ("Charging", "Full", "Not charging")
+        import psutil
+
+        reading = psutil.sensors_battery() if hasattr(psutil, "sensors_battery") else None
+        plugged = reading.power_plugged if reading is not None else None
+        return bool(plugged) if plugged is not None else None
+
     def charge_compute(self, seconds: float) -> None:
         pass  # a real battery drains by itself
 
@@ -155,6 +185,7 @@ class OsBattery:
             "supply": str(self._supply) if self._supply else "psutil",
             "capacity_wh": self.capacity_wh(),
             "level_pct": self.level_pct(),
+            "charging": self.charging(),
         }
 
 

@@ -482,7 +482,8 @@ def create_app(dp: DataPlane) -> FastAPI:
     @app.post("/v1/emulation")
     async def emulation(request: Request) -> dict[str, Any]:
         """EMULATION ONLY, for demos and tests: set the emulated battery's level
-        (`battery_pct`) and/or an emulated uplink (`uplink_mbps`; null: none). Answers only
+        (`battery_pct`), plug it in or out (`charging`), and/or an emulated uplink
+        (`uplink_mbps`; null: none). Answers only
         clients on this machine (loopback), and only on an agent whose battery or compute
         is emulated: a real device's figures cannot be faked."""
         client = request.client.host if request.client is not None else ""
@@ -495,14 +496,21 @@ def create_app(dp: DataPlane) -> FastAPI:
             body = await request.json()
         except ValueError:
             raise HopError(422, "send a JSON object") from None
-        if not isinstance(body, dict) or set(body) - {"battery_pct", "uplink_mbps"}:
-            raise HopError(422, "fields: battery_pct (0..100), uplink_mbps (> 0 or null)")
+        if not isinstance(body, dict) or set(body) - {"battery_pct", "charging", "uplink_mbps"}:
+            raise HopError(
+                422, "fields: battery_pct (0..100), charging (bool), uplink_mbps (> 0 or null)"
+            )
         if "battery_pct" in body:
             level = body["battery_pct"]
             setter = getattr(state.battery, "set_level", None)
             if not isinstance(level, int | float) or not 0 <= level <= 100 or setter is None:
                 raise HopError(422, "battery_pct: a number in 0..100 on an emulated battery")
             setter(float(level))
+        if "charging" in body:
+            plug = getattr(state.battery, "set_charging", None)
+            if not isinstance(body["charging"], bool) or plug is None:
+                raise HopError(422, "charging: true or false, on an emulated battery")
+            plug(body["charging"])
         if "uplink_mbps" in body:
             mbps = body["uplink_mbps"]
             if mbps is not None and (not isinstance(mbps, int | float) or mbps <= 0):
@@ -511,7 +519,7 @@ def create_app(dp: DataPlane) -> FastAPI:
         log.warning("EMULATION: battery %s%%, uplink %s Mbit/s", state.battery.level_pct(),
                     state.uplink_mbps)  # fmt: skip
         return {"emulated": True, "battery_pct": state.battery.level_pct(),
-                "uplink_mbps": state.uplink_mbps}  # fmt: skip
+                "charging": state.battery.charging(), "uplink_mbps": state.uplink_mbps}  # fmt: skip
 
     @app.get("/v1/status")
     async def status() -> dict[str, Any]:

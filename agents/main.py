@@ -170,6 +170,7 @@ class Agent:
             last_busy, last_at = busy, now
             beat = Heartbeat(
                 battery_pct=self.battery.level_pct(),
+                charging=self.battery.charging(),
                 utilization=round(max(utilization, 0.0), 4),
                 free_memory_mb=round(free_memory_mb(), 1),
                 links=prober.links(max_age_s=max(3 * interval, 10.0)),

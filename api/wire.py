@@ -87,6 +87,9 @@ class PartitionMetrics(_Wire):
 
 class Heartbeat(_Wire):
     battery_pct: float | None = Field(default=None, ge=0, le=100)
+    # Optional: plugged in (None: the agent cannot tell, or has no battery). A charging
+    # device is planned as mains powered; starting or stopping is a re-planning trigger.
+    charging: bool | None = None
     utilization: float | None = Field(default=None, ge=0)
     free_memory_mb: float | None = Field(default=None, ge=0)
     links: list[MeasuredLink] = Field(default_factory=list)

@@ -153,7 +153,9 @@ def build(
             "embodied_kgco2e": d["embodied_kgco2e"],
             "lifetime_h": d["lifetime_h"],
         }
-        if d["battery_capacity_wh"] is not None:
+        # A device on its charger is planned as mains powered: its battery limits nothing
+        # until it is unplugged (a `charging` trigger re-plans both ways).
+        if d["battery_capacity_wh"] is not None and beats[d["id"]].get("charging") is not True:
             level = beats[d["id"]].get("battery_pct")
             entry["battery"] = {
                 "capacity_wh": d["battery_capacity_wh"],

@@ -64,3 +64,36 @@ def test_charge_based_sysfs_capacity(tmp_path: Path) -> None:
 
 def test_no_battery_under_sysfs(tmp_path: Path) -> None:
     assert find_os_battery(tmp_path / "missing") is None
+
+
+def test_an_emulated_battery_on_its_charger_does_not_drain() -> None:
+    battery = EmulatedBattery(10.0, 50.0, power_idle_w=2.0, power_busy_w=6.0)
+    assert battery.charging() is False
+    battery.set_charging(True)
+    battery.charge_compute(90.0)
+    battery.charge_transfer(megabytes=10.0, j_per_mb=1.0)
+    assert battery.level_pct() == pytest.approx(50.0)
+    assert battery.charging() is True and battery.describe()["charging"] is True
+    battery.set_charging(False)
+    battery.charge_compute(90.0)
+    assert battery.level_pct() == pytest.approx((18_000 - 360) / 36_000 * 100)
+
+
+@pytest.mark.parametrize(
+    ("status", "plugged"),
+    [("Charging", True), ("Full", True), ("Not charging", True), ("Discharging", False)],
+)
+def test_os_battery_charging_from_sysfs_status(tmp_path: Path, status: str, plugged: bool) -> None:
+    supply = tmp_path / "BAT0"
+    supply.mkdir()
+    (supply / "type").write_text("Battery\n")
+    (supply / "capacity").write_text("57\n")
+    (supply / "energy_full").write_text("45000000\n")
+    (supply / "status").write_text(status + "\n")
+    found = find_os_battery(tmp_path)
+    assert found is not None and found.charging() is plugged
+    assert found.describe()["charging"] is plugged
+
+
+def test_mains_power_does_not_say_charging() -> None:
+    assert NoBattery().charging() is None

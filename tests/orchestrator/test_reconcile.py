@@ -334,3 +334,21 @@ async def test_a_follower_takes_over_when_the_leader_dies() -> None:
     await second.stop()
     first._task = None
     await first.stop()
+
+
+async def test_plugging_a_device_in_and_out_replans_both_ways() -> None:
+    gw = FakeGateway()
+    gw.devices = {"cam": {"battery_min_pct": 20.0}}
+    gw.beat("cam", battery_pct=60.0, charging=False)
+    rec, _ = loop(gw)
+    await rec.tick()
+    kinds = []
+    for charging in (False, True, True, False):
+        gw.now += 1
+        gw.beat("cam", battery_pct=60.0, charging=charging)
+        kinds += [t.kind for t in await rec.tick()]
+    assert kinds == ["charging", "charging"]
+    assert [r for r, _ in gw.replans] == [
+        "device cam: charging started",
+        "device cam: charging stopped",
+    ]
