@@ -37,6 +37,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents import tensorframe
+from agents.allocator import keep_freed_memory
 from agents.emulation import emulated_seconds
 from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
 from agents.runtime import InputError, Loaded
@@ -98,6 +99,9 @@ def _load_npy(body: bytes) -> np.ndarray:
 class DataPlane:
     def __init__(self, state: ServingState, peer_timeout_s: float = 60.0) -> None:
         self.state = state
+        # Tensors pass through fresh buffers on every hop; without this each one
+        # page-faults its memory in again (agents/allocator.py).
+        keep_freed_memory()
         # Plain-http peers (the usual case) get the lean keep-alive client: httpx's
         # per-request work alone is over a hop's 2 ms budget on a small device. httpx
         # stays for https:// peers.
@@ -316,8 +320,8 @@ class HopRoute:
 
     Hops are the data plane's hot path: FastAPI's routing, request object and dependency
     machinery cost more per request than a hop's whole budget allows. Here the body is
-    read straight into one buffer of its declared length, and the answer is written with
-    two ASGI messages. Everything else passes through to the app.
+    read with bare ASGI messages and the answer written with two. Everything else passes
+    through to the app.
     """
 
     PREFIX = "/v1/hop/"
@@ -373,36 +377,26 @@ class HopRoute:
         return tensorframe.encode(result.tensors, result.meta), handler_ms
 
 
-async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytearray:
-    """The request body in one buffer: preallocated from Content-Length, so each chunk is
-    copied once; 413 over `cap` before reading a byte when the length is declared."""
-    size = int(declared) if declared is not None and declared.isdigit() else None
-    if size is not None and size > cap:
-        raise HopError(413, f"the body is {size} bytes; the cap is {cap}")
-    buffer = bytearray(size or 0)
-    view = memoryview(buffer)
-    filled = 0
+async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytes:
+    """The request body, 413 over `cap` (before reading a byte when the length is
+    declared). A body that arrives in one piece is used as it is, without a copy."""
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise HopError(413, f"the body is {int(declared)} bytes; the cap is {cap}")
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunk = message.get("body", b"")
-        end = filled + len(chunk)
-        if end > cap:
+        size += len(chunk)
+        if size > cap:
             raise HopError(413, f"the body exceeds the cap of {cap} bytes")
-        if size is not None and end <= size:
-            view[filled:end] = chunk
-        else:
-            view.release()
-            buffer[filled:] = chunk
-            view = memoryview(buffer)
-        filled = end
+        if chunk:
+            chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    view.release()
-    if filled < len(buffer):
-        del buffer[filled:]
-    return buffer
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def create_app(dp: DataPlane) -> FastAPI:
