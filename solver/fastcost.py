@@ -15,7 +15,7 @@ each limit: utilization, MB, watts, utilization.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,33 @@ class Fleet:
     def _battery_capacity(problem: Problem, devices: Sequence[Device]) -> np.ndarray:
         bat = [problem.cost.battery_limit_w(d.id) for d in devices]
         return np.array([INF if b is None else max(b, 0.0) for b in bat], dtype=float)
+
+    def without(self, problem: Problem, lost: Collection[str]) -> Fleet:
+        """This fleet for `problem`, which is this one's less the devices `lost` and some
+        links (the others in the same order)."""
+        new = copy.copy(self)
+        keep = np.array([d not in lost for d in self.ids])
+        new.problem = problem
+        new.links = problem.scenario.links
+        new.ids = [d for d in self.ids if d not in lost]
+        new.index = {d: i for i, d in enumerate(new.ids)}
+        new.names = self.names[keep]
+        new.n = n = len(new.ids)
+        new.tiers = [t for t, k in zip(self.tiers, keep, strict=True) if k]
+        new._hosts = {}
+        for name in ("gflops", "dpow", "grid", "emb", "cc", "wk", "send", "memory", "has_battery"):
+            setattr(new, name, getattr(self, name)[keep])
+        old_n = self.n
+        new.capacity = np.concatenate(
+            [
+                self.capacity[:old_n][keep],
+                self.capacity[old_n : 2 * old_n][keep],
+                self.capacity[2 * old_n : 3 * old_n][keep],
+                np.full(len(new.links), problem.scenario.max_utilization),
+            ]
+        )
+        assert len(new.capacity) == 3 * n + len(new.links)
+        return new
 
     def updated(self, problem: Problem, changed: Iterable[str]) -> Fleet:
         """This fleet for `problem`, whose devices and links are this fleet's, in the same

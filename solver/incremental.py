@@ -23,12 +23,19 @@ fleet. `bench/solver_scale.py` measures it at 10,000 devices.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from solver.evaluate import app_cost, app_violations, segments_of
+from solver.costs import Cost
+from solver.evaluate import (
+    AppRecord,
+    Evaluation,
+    PlanParts,
+    app_cost,
+    app_violations,
+    segments_of,
+)
 from solver.gcpause import paused_gc
 from solver.plan import Placement, Plan, Status
 from solver.problem import Problem, SolveOptions
@@ -196,7 +203,18 @@ def _apply_change(
     else:
         routes = problem.cost.routes
     new = Problem(new_scn, CostModel(new_scn, routes), previous)
-    new.derived["affected"] = _carry_costs(problem, new, change)
+    affected, renumber = _carry_costs(problem, new, change)
+    new.derived["affected"] = affected
+    if renumber is not None:
+        base = _renumbered_base(problem, new, change, renumber)
+        if base is not None:
+            new.derived["base_evaluation"] = base
+        from solver.fastcost import Fleet
+
+        fleet = problem.derived.get("fleet")
+        if isinstance(fleet, Fleet):
+            shrunk = fleet.without(new, change.lost_devices)
+            new.derived["fleet"] = shrunk.updated(new, set(change.devices) - change.lost_devices)
     if same_shape:
         _carry_tables(problem, new, change)
     return new
@@ -238,8 +256,11 @@ def _incident(problem: Problem) -> dict[str, list[int]]:
     return incident
 
 
-def _carry_costs(old: Problem, new: Problem, change: Change) -> set[str]:
-    """Copy the cached costs the change leaves valid; return the apps it affects."""
+def _carry_costs(
+    old: Problem, new: Problem, change: Change
+) -> tuple[set[str], dict[int, int] | None]:
+    """Copy the cached costs the change leaves valid; return the apps it affects, and the
+    new index of each old link when the change only took devices or links away."""
     affected: set[str] = set()
     changed = set(change.devices) | set(change.lost_devices)
     old_links = _link_index(old)
@@ -283,8 +304,91 @@ def _carry_costs(old: Problem, new: Problem, change: Change) -> set[str]:
             new.app_costs[app_id] = (p, c)
         elif shrinks:
             moved = {renumber[k]: mb for k, mb in c.link_mb.items()}
-            new.app_costs[app_id] = (p, dataclasses.replace(c, link_mb=moved))
-    return affected
+            new.app_costs[app_id] = (p, _with(c, c.compute_s, c.joules, c.memory_mb, moved))
+    return affected, renumber if shrinks else None
+
+
+def _with(
+    c: Cost,
+    compute_s: dict[str, float],
+    joules: dict[str, float],
+    memory_mb: dict[str, float],
+    link_mb: dict[int, float],
+) -> Cost:
+    # dataclasses.replace, without its introspection (thousands of calls per re-solve).
+    return Cost(
+        c.energy_j, c.carbon_g, c.expected_ms, c.worst_ms, compute_s, joules, memory_mb,
+        link_mb, c.unroutable,
+    )  # fmt: skip
+
+
+def _renumbered_base(
+    old: Problem, new: Problem, change: Change, renumber: dict[int, int]
+) -> Evaluation | None:
+    """The old problem's last evaluation restated on the new fleet, which lost devices or
+    links: totals without them, links renumbered, each app's cost the very object carried
+    into `new.app_costs` where there is one, so that `evaluate(base=...)` reuses it."""
+    base = old.derived.get("evaluation")
+    if not isinstance(base, Evaluation) or base.scenario is not old.scenario:
+        return None
+    lost = change.lost_devices
+    gone = {k for k in range(len(old.scenario.links)) if k not in renumber}
+
+    def moved(c: Cost) -> Cost:
+        return _with(
+            c,
+            {d: v for d, v in c.compute_s.items() if d not in lost},
+            {d: v for d, v in c.joules.items() if d not in lost},
+            {d: v for d, v in c.memory_mb.items() if d not in lost},
+            {renumber[k]: v for k, v in c.link_mb.items() if k not in gone},
+        )
+
+    records = {}
+    for app_id, rec in base.records.items():
+        was, now = old.app_costs.get(app_id), new.app_costs.get(app_id)
+        carried = was is not None and was[1] is rec.cost and now is not None and now[0] is was[0]
+        cost = now[1] if carried and now is not None else moved(rec.cost)
+        records[app_id] = AppRecord(
+            rec.app, rec.placement, cost, rec.migration_mb, rec.term, rec.violations
+        )
+    mbit = [0.0] * len(new.scenario.links)
+    link_util: dict[int, float] = {}
+    for k, at in renumber.items():
+        mbit[at] = base.link_mbit[k]
+        link_util[at] = base.link_utilization[k]
+    kept_devices = {d.id for d in old.scenario.devices} - lost
+    parts = None
+    if base.parts is not None:
+        links = [base.parts.links[0]] * len(mbit) if mbit else []
+        for k, at in renumber.items():
+            links[at] = base.parts.links[k]
+        parts = PlanParts(
+            dict(base.parts.apps),
+            {d: u for d, u in base.parts.devices.items() if d in kept_devices},
+            links,
+        )
+    frame = old.scenario.model_copy(
+        update={
+            "devices": tuple(d for d in old.scenario.devices if d.id in kept_devices),
+            "links": tuple(lk for k, lk in enumerate(old.scenario.links) if k in renumber),
+        }
+    )
+    return Evaluation(
+        base.objective,
+        {a: r.cost for a, r in records.items()},
+        {a: r.migration_mb for a, r in records.items()},
+        {d: v for d, v in base.utilization.items() if d in kept_devices},
+        {d: v for d, v in base.memory_mb.items() if d in kept_devices},
+        {d: v for d, v in base.power_w.items() if d in kept_devices},
+        link_util,
+        [],
+        scenario=frame,
+        records=records,
+        link_mbit=mbit,
+        device_violations={d: v for d, v in base.device_violations.items() if d in kept_devices},
+        link_violations={renumber[k]: v for k, v in base.link_violations.items() if k in renumber},
+        parts=parts,
+    )
 
 
 def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Change) -> set[str]:
@@ -318,8 +422,9 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
             if app is None or app_id in touched:
                 continue
             hit = problem.app_costs.get(app_id)
-            c = hit[1] if hit is not None and hit[0] == p else app_cost(cm, app, p)
-            if app_violations(cm, app, p, c):
+            if hit is not None and hit[0] == p:
+                continue  # its cost was carried: the change cannot have broken it
+            if app_violations(cm, app, p, app_cost(cm, app, p)):
                 touched.add(app_id)
     return touched
 

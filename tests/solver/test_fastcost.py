@@ -153,3 +153,18 @@ def test_an_updated_fleet_equals_a_fresh_one() -> None:
     assert updated.tiers == fresh.tiers
     assert updated.hosts_of(("cloud",)) == fresh.hosts_of(("cloud",))
     assert not np.array_equal(fleet.capacity, fresh.capacity)  # the change was seen
+
+
+def test_a_fleet_without_some_devices_equals_a_fresh_one() -> None:
+    scn = parse_scenario(generate(4, devices=20, apps=4, blocks=4))
+    fleet = Fleet(Problem(scn))
+    lost = {scn.devices[3].id, scn.devices[11].id}
+    devices = tuple(d for d in scn.devices if d.id not in lost)
+    links = tuple(lk for lk in scn.links if lk.a not in lost and lk.b not in lost)
+    problem = Problem(scn.model_copy(update={"devices": devices, "links": links, "apps": ()}))
+    smaller, fresh = fleet.without(problem, lost), Fleet(problem)
+    for name in ("gflops", "dpow", "grid", "emb", "cc", "wk", "send", "memory", "has_battery"):
+        assert np.array_equal(getattr(smaller, name), getattr(fresh, name)), name
+    assert np.array_equal(smaller.capacity, fresh.capacity)
+    assert (smaller.ids, smaller.index, smaller.tiers) == (fresh.ids, fresh.index, fresh.tiers)
+    assert list(smaller.names) == list(fresh.names) and smaller.n == fresh.n == 18
