@@ -44,6 +44,12 @@ T = TypeVar("T")
 # A long poll re-checks the version it has in memory this often, so a wake-up lost in
 # the gap between checking and subscribing costs at most this long.
 _POLL_SLICE_S = 1.0
+# How long the cached desired states are served without asking SQL for the revision. This
+# replica learns of a new revision at once (its own rollouts, other replicas' events); the
+# SQL read only covers an event that never arrived. Asking SQL on every long poll queued a
+# large fleet's re-polls on the SQL worker threads (1,000 agents: seconds before the
+# affected agents got a new revision, and the loop's own SQL waited behind them).
+_REVISION_CHECK_S = 1.0
 
 
 def load_or_create_admin_token(settings: Settings) -> str:
@@ -94,7 +100,8 @@ class ControlPlane:
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self._agent_tokens: dict[str, str] = {}  # token hash -> device id
         self._desired: tuple[int, dict[str, dict[str, Any]]] | None = None
-        self._desired_lock = asyncio.Lock()
+        self._refresh: asyncio.Task[tuple[int, dict[str, dict[str, Any]]]] | None = None
+        self._desired_checked = 0.0  # monotonic time the cached revision was read from SQL
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -132,6 +139,9 @@ class ControlPlane:
 
     async def stop(self) -> None:
         await self.reconciler.stop()
+        if self._refresh is not None and not self._refresh.done():
+            # Its SQL runs in a worker thread: let it finish before the engine goes.
+            await asyncio.wait({self._refresh}, timeout=10.0)
         await self.planner.stop()
         await self.events.stop()
         await self.live.close()
@@ -185,7 +195,9 @@ class ControlPlane:
                 self.plan_version_hint = await self.run_sync(_plan_version)
             if data.get("live_version") is not None:
                 self.live_version = max(self.live_version, int(data["live_version"]))
-            self._desired = None
+            # No invalidation: the cached states are keyed by revision, and self.version
+            # now makes an older cache stale; a phase that keeps its revision (`live`) keeps
+            # every agent's desired state too, and recomputing it cost a whole fleet's worth.
         if kind == "device":
             self.gateway.devices_changed()
         if kind == "device" and data.get("change") == "deleted":
@@ -299,7 +311,7 @@ class ControlPlane:
         self.version = max(self.version, revision)
         if live is not None:
             self.live_version = max(self.live_version, live)
-        self._desired = None
+        # The cached desired states go stale through self.version (see _on_event).
         data: dict[str, Any] = {"version": plan_version, "revision": revision, "state": state}
         if live is not None:
             data["live_version"] = live
@@ -308,15 +320,37 @@ class ControlPlane:
             await self.live.publish(desired_state.channel(device_id), {"version": revision})
 
     # -- desired state -------------------------------------------------------------------
-    async def _desired_states(self) -> tuple[int, dict[str, dict[str, Any]]]:
-        async with self._desired_lock:
-            version = await self.run_sync(desired_state.current_version)
-            self.version = max(self.version, version)
-            if self._desired is None or self._desired[0] != version:
-                base = self.settings.public_url or ""
-                states = await self.run_sync(desired_state.compute, base)
-                self._desired = (version, states)
-            return self._desired
+    def _fresh_desired(self) -> tuple[int, dict[str, dict[str, Any]]] | None:
+        cached = self._desired
+        if cached is None or cached[0] < self.version:
+            return None
+        if time.monotonic() - self._desired_checked >= _REVISION_CHECK_S:
+            return None
+        return cached
+
+    async def _desired_states(self, force: bool = False) -> tuple[int, dict[str, dict[str, Any]]]:
+        """The cache when fresh; else one refresh that every caller waiting meanwhile shares
+        (`force`: a new one). Not a lock: a lock hands over to one waiter per loop turn, and
+        a fleet's long polls queued behind it for seconds."""
+        cached = None if force else self._fresh_desired()
+        if cached is not None:
+            return cached
+        loop = asyncio.get_running_loop()
+        refresh = self._refresh
+        if force or refresh is None or refresh.done() or refresh.get_loop() is not loop:
+            refresh = self._refresh = loop.create_task(self._refresh_desired())
+        # Shielded: a long poll whose client went away must not cancel the others' refresh.
+        return await asyncio.shield(refresh)
+
+    async def _refresh_desired(self) -> tuple[int, dict[str, dict[str, Any]]]:
+        version = await self.run_sync(desired_state.current_version)
+        self.version = max(self.version, version)
+        if self._desired is None or self._desired[0] != version:
+            base = self.settings.public_url or ""
+            states = await self.run_sync(desired_state.compute, base)
+            self._desired = (version, states)
+        self._desired_checked = time.monotonic()
+        return self._desired
 
     async def desired(self, device_id: str) -> dict[str, Any]:
         version, states = await self._desired_states()
@@ -325,7 +359,7 @@ class ControlPlane:
             # Enrolled after the cache was computed, or deleted: ask SQL which.
             await self.run_sync(fleet.get_device, device_id)
             self._desired = None
-            version, states = await self._desired_states()
+            version, states = await self._desired_states(force=True)
             state = states.get(device_id) or {
                 "device_id": device_id,
                 "version": version,
@@ -345,13 +379,21 @@ class ControlPlane:
             woken = await self.live.wait(
                 desired_state.channel(device_id), min(remaining, _POLL_SLICE_S)
             )
+            if woken is not None:
+                # The wake-up names the new revision (maybe another replica's, whose event
+                # has not arrived): a cache older than that is stale.
+                self.version = max(self.version, int(woken.get("version") or 0))
             if woken is not None or self.version > after:
                 state = await self.desired(device_id)
         if state["version"] > after:
-            # The rollout's acknowledgement that this agent has its new desired state.
+            # The rollout's acknowledgement that this agent has its new desired state. This
+            # replica's loop is told directly too: the event bus is at-most-once and drops
+            # events in a burst of answers (a fleet re-polling after a revision), and a lost
+            # delivery would leave the reaction time unmeasured.
+            at = time.time()
+            self.gateway.on_delivery(device_id, int(state["version"]), at)
             await self.events.publish(
-                "delivery",
-                {"device_id": device_id, "revision": state["version"], "at": time.time()},
+                "delivery", {"device_id": device_id, "revision": state["version"], "at": at}
             )
         return state
 

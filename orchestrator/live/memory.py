@@ -34,7 +34,9 @@ class MemoryLiveState:
     a device. Expired entries are dropped lazily when read."""
 
     def __init__(self) -> None:
-        self._beats: dict[str, tuple[dict[str, Any], float]] = {}
+        # Heartbeats as their JSON text: a read (the reconcile loop reads every device's on
+        # every tick) then costs one parse, not a serialisation and a parse per beat.
+        self._beats: dict[str, tuple[str, float]] = {}
         self._links: dict[LinkKey, tuple[dict[str, float], float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
@@ -45,7 +47,7 @@ class MemoryLiveState:
 
     # -- heartbeats and liveness -------------------------------------------------------
     async def put_heartbeat(self, device_id: str, beat: dict[str, Any], ttl_s: float) -> None:
-        self._beats[device_id] = (_copy(beat), time.monotonic() + ttl_s)
+        self._beats[device_id] = (json.dumps(beat), time.monotonic() + ttl_s)
 
     async def heartbeat(self, device_id: str) -> dict[str, Any] | None:
         entry = self._beats.get(device_id)
@@ -55,7 +57,8 @@ class MemoryLiveState:
         if expires <= time.monotonic():
             self._beats.pop(device_id, None)
             return None
-        return _copy(beat)
+        copied: dict[str, Any] = json.loads(beat)
+        return copied
 
     async def heartbeats(self) -> dict[str, dict[str, Any]]:
         now = time.monotonic()
@@ -64,7 +67,7 @@ class MemoryLiveState:
             if expires <= now:
                 self._beats.pop(device_id, None)
             else:
-                alive[device_id] = _copy(beat)
+                alive[device_id] = json.loads(beat)
         return alive
 
     async def forget(self, device_id: str) -> None:
