@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class _Target:
     authority: str  # for the Host header
 
 
+@functools.lru_cache(maxsize=256)  # a hop's URL repeats on every request
 def _target(url: str) -> _Target:
     parts = urlsplit(url)
     if parts.scheme != "http":
