@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,3 +96,31 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
             parts.append(await reader.readexactly(size + 2))
         return status, b"".join(p[:-2] for p in parts), close
     return status, (await reader.readexactly(length) if length else b""), close
+
+
+async def server_sent_events(
+    host: str, port: int, path: str, token: str | None = None
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event, data) from a `text/event-stream` answer (chunked), until the server ends it;
+    comment lines (keep-alives) are skipped and each `data:` is parsed as JSON."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request_bytes("GET", host, path, token=token))
+        head = await reader.readuntil(b"\r\n\r\n")
+        if int(head[9:12]) != 200:
+            raise RuntimeError(f"GET {path}: {head.splitlines()[0].decode()}")
+        buffer = b""
+        event = ""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                return
+            buffer += (await reader.readexactly(size + 2))[:-2]
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.startswith(b"event:"):
+                    event = line[6:].strip().decode()
+                elif line.startswith(b"data:"):
+                    yield event, json.loads(line[5:])
+    finally:
+        writer.close()

@@ -37,10 +37,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from leanhttp import Connection, request_bytes, server_sent_events, split_url  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -231,80 +236,240 @@ GROUP = {
 GROUP_LINKS = [("cam-1", "edge", 50, 4, 0.4), ("cam-2", "edge", 50, 4, 0.4),
                ("edge", "cloud", 200, 15, 0.05), ("cam-1", "cloud", 20, 40, 0.8),
                ("cam-2", "cloud", 20, 40, 0.8)]  # fmt: skip
-# trigger -> (device in the group, keyword the plan version's reason must contain)
+# trigger -> (device in the group, keyword the rollout's reason must contain)
 TRIGGERS = {"battery": ("cam-1", "battery"), "bandwidth": ("cam-2", "link"),
             "device-loss": ("edge", "lost")}  # fmt: skip
+WAIT_S = 25.0  # an agent's desired-state long poll (agents/settings.py: long_poll_s)
 
 
 @dataclass
 class SimAgent:
-    """A heartbeat-only agent: it reports its battery and measured links every interval,
-    long-polls its desired state and reports every partition in it ready at once."""
+    """A heartbeat-only agent: it heartbeats every interval with its battery and measured
+    links, long-polls its desired state as an agent does, and reports every partition of
+    a new desired state ready at once (with a heartbeat right away: loading takes no time
+    here, and rollouts finish sooner, so samples can follow each other)."""
 
     name: str
-    device_id: str = ""
-    secret: str = ""
-    battery_pct: float | None = 90.0
-    links: list[dict[str, float | str]] | None = None
-    partitions: dict[str, bool] | None = None
+    device_id: str
+    secret: str
+    battery_pct: float | None
+    links: list[dict[str, Any]]
+    partitions: dict[str, bool] = field(default_factory=dict)
     version: int = 0
     alive: bool = True
-    kick: asyncio.Event | None = None
+    kick: asyncio.Event = field(default_factory=asyncio.Event)
+    # revision -> when (time.time()) the long poll brought it: the client's own figure
+    received: dict[int, float] = field(default_factory=dict)
+    last_sent: float = 0.0  # when the last heartbeat was sent
+    marking: bool = False  # the next heartbeat carries a changed condition: note its time
+    mark: float = 0.0
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def got(self, revision: int) -> float | None:
+        """When it first held `revision` or a later one."""
+        return min((at for r, at in self.received.items() if r >= revision), default=None)
 
 
-async def _heartbeats(client: Any, sim: SimAgent, interval: float) -> None:
-    import random
+class SimFleet:
+    """Every simulated agent in one asyncio loop, each with two keep-alive connections
+    (heartbeats, long poll) of the lean client (bench/leanhttp.py): httpx would cost more
+    CPU per request than the server on these two shared cores."""
 
-    assert sim.kick is not None
-    await asyncio.sleep(random.uniform(0, interval))
-    while True:
-        if sim.alive:
-            body = {"battery_pct": sim.battery_pct, "utilization": 0.1,
-                    "free_memory_mb": 1024.0, "links": sim.links or [],
-                    "partitions": sim.partitions or {}, "desired_version": sim.version}  # fmt: skip
-            # a loaded server may time out a beat: the next one follows
-            with contextlib.suppress(Exception):
-                await client.post(f"/v1/agents/{sim.device_id}/heartbeat", json=body,
-                                  headers={"Authorization": f"Bearer {sim.secret}"})  # fmt: skip
-        sim.kick.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sim.kick.wait(), interval)
+    def __init__(self, url: str, interval: float) -> None:
+        self.host, self.port = split_url(url)
+        self.interval = interval
+        self.sims: dict[str, SimAgent] = {}  # by name
+        self.by_id: dict[str, SimAgent] = {}
+        # The newest HeartbeatAck figures any agent saw: a rollout is in flight while
+        # live_version < desired_version.
+        self.desired_version = 0
+        self.live_version = 0
+        self.changed_at = time.monotonic()
+        self.errors = 0
 
+    def add(self, sim: SimAgent) -> None:
+        self.sims[sim.name] = sim
+        self.by_id[sim.device_id] = sim
 
-async def _long_poll(client: Any, sim: SimAgent) -> None:
-    assert sim.kick is not None
-    while True:
-        if not sim.alive:
-            await asyncio.sleep(0.2)
-            continue
+    def start(self, sim: SimAgent, stagger: bool) -> None:
+        sim.alive = True
+        sim.tasks = [asyncio.create_task(self._heartbeats(sim, stagger)),
+                     asyncio.create_task(self._long_poll(sim))]  # fmt: skip
+
+    async def kill(self, sim: SimAgent) -> float:
+        """The agent dies after its heartbeat in flight (if any) is answered; returns when
+        its last heartbeat was sent."""
+        sim.alive = False
+        sim.kick.set()
+        beats, poll = sim.tasks
+        await beats
+        poll.cancel()  # a dead agent's long poll connection drops
+        with contextlib.suppress(asyncio.CancelledError):
+            await poll
+        return sim.last_sent
+
+    def revive(self, sim: SimAgent) -> None:
+        """A restarted agent: it runs nothing and reports so."""
+        sim.version, sim.partitions = 0, {}
+        self.start(sim, stagger=False)
+
+    async def stop(self) -> None:
+        tasks = [t for sim in self.sims.values() for t in sim.tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _ack(self, payload: bytes) -> None:
+        ack = json.loads(payload)
+        desired, live = int(ack["desired_version"]), int(ack.get("live_version") or 0)
+        if desired > self.desired_version or live > self.live_version:
+            self.desired_version = max(self.desired_version, desired)
+            self.live_version = max(self.live_version, live)
+            self.changed_at = time.monotonic()
+
+    async def _heartbeats(self, sim: SimAgent, stagger: bool) -> None:
+        conn = Connection(self.host, self.port)
+        path = f"/v1/agents/{sim.device_id}/heartbeat"
+        if stagger:
+            await asyncio.sleep(random.uniform(0, self.interval))
         try:
-            r = await client.get(
-                f"/v1/agents/{sim.device_id}/desired-state",
-                params={"after_version": sim.version, "wait_s": 10},
-                headers={"Authorization": f"Bearer {sim.secret}"},
-            )
-        except Exception:
-            await asyncio.sleep(0.5)
-            continue
-        if r.status_code != 200:
-            await asyncio.sleep(0.5)
-            continue
-        state = r.json()
-        if state["version"] != sim.version and sim.alive:
-            keys = [p["key"] for p in state["partitions"]]
-            keys += [s["key"] for s in state["cascade_stages"]]
-            sim.partitions = dict.fromkeys(keys, True)
-            sim.version = int(state["version"])
-            sim.kick.set()  # report readiness now, as an agent does once it has loaded
+            while sim.alive:
+                sim.kick.clear()
+                body = {"battery_pct": sim.battery_pct, "utilization": 0.1,
+                        "free_memory_mb": 1024.0, "links": sim.links,
+                        "partitions": sim.partitions, "desired_version": sim.version}  # fmt: skip
+                request = request_bytes("POST", self.host, path, json.dumps(body).encode(),
+                                        sim.secret)  # fmt: skip
+                sim.last_sent = time.time()
+                if sim.marking:
+                    sim.mark, sim.marking = sim.last_sent, False
+                try:
+                    async with asyncio.timeout(5.0):
+                        status, payload = await conn.send(request)
+                    if status == 200:
+                        self._ack(payload)
+                    else:
+                        self.errors += 1
+                except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                    self.errors += 1  # a loaded server may drop a beat: the next follows
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sim.kick.wait(), self.interval)
+        finally:
+            conn.close()
+
+    async def _long_poll(self, sim: SimAgent) -> None:
+        conn = Connection(self.host, self.port)
+        try:
+            while True:
+                path = (f"/v1/agents/{sim.device_id}/desired-state"
+                        f"?after_version={sim.version}&wait_s={WAIT_S:g}")  # fmt: skip
+                try:
+                    async with asyncio.timeout(WAIT_S + 15.0):
+                        status, payload = await conn.send(
+                            request_bytes("GET", self.host, path, token=sim.secret)
+                        )
+                except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                    status, payload = 0, b""
+                if status != 200:
+                    self.errors += 1
+                    await asyncio.sleep(0.5)
+                    continue
+                now = time.time()
+                state = json.loads(payload)
+                version = int(state["version"])
+                if version <= sim.version:
+                    continue
+                sim.received[version] = now
+                keys = [p["key"] for p in state["partitions"]]
+                keys += [s["key"] for s in state["cascade_stages"]]
+                fresh = not set(keys) <= set(sim.partitions)
+                sim.partitions, sim.version = dict.fromkeys(keys, True), version
+                if fresh:
+                    sim.kick.set()  # report the new partitions ready now
+        finally:
+            conn.close()
+
+    async def quiet(
+        self, hold_s: float, timeout_s: float = 120.0, busy: Callable[[], float] | None = None
+    ) -> None:
+        """Until no rollout is in flight and no revision came (nor, with `busy`, anything
+        else it reports: its last activity, monotonic) for hold_s."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            idle = self.live_version >= self.desired_version > 0
+            last = max(self.changed_at, busy() if busy is not None else 0.0)
+            if idle and time.monotonic() - last >= hold_s:
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(
+            f"no quiet within {timeout_s:g} s: revision {self.desired_version}, "
+            f"live {self.live_version}"
+        )
+
+
+class EventLog:
+    """The server's `/v1/events` stream, kept in memory: triggers (observation time),
+    placements (commit time) and replacements (reaction_ms and targets)."""
+
+    def __init__(self, fleet: SimFleet) -> None:
+        self.fleet = fleet
+        self.triggers: list[tuple[float, dict[str, Any]]] = []
+        self.placements: dict[int, float] = {}  # plan version -> when committed
+        self.replacements: list[tuple[float, dict[str, Any]]] = []
+        self.task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.last_trigger = self.last_plan = time.monotonic()
+
+    async def run(self) -> None:
+        stream = server_sent_events(self.fleet.host, self.fleet.port, "/v1/events", ADMIN)
+        self.connected.set()
+        async for event, data in stream:
+            at = float(data.get("at") or time.time())
+            if event == "trigger":
+                self.last_trigger = time.monotonic()
+            elif event == "placement":
+                self.last_plan = time.monotonic()
+            if event == "trigger":
+                self.triggers.append((at, data))
+            elif event == "placement" and data.get("in_force"):
+                self.placements[int(data["version"])] = at
+            elif event == "replacement":
+                self.replacements.append((at, data))
+
+    def last_activity(self) -> float:
+        """When the control plane was last busy with a trigger (monotonic): now while a
+        trigger has no plan yet (kept or not, every solve announces one; after 10 s the
+        plan's event is taken as lost), else the later of the two."""
+        now = time.monotonic()
+        if self.last_plan < self.last_trigger > now - 10.0:
+            return now
+        return max(self.last_trigger, self.last_plan)
+
+
+@dataclass
+class Sample:
+    trigger: str
+    device: str
+    server_ms: float  # the server's reaction_ms (audit `placement.reaction`)
+    client_ms: float | None  # heartbeat sent (loss: the last one) -> last target's answer
+    targets: int
+    coalesced: bool  # the plan also answered other triggers (measured from the earliest)
+    detect_ms: float | None = None  # observation -> trigger recorded (tick, audit write)
+    plan_ms: float | None = None  # trigger recorded -> plan committed (build, solve, SQL)
+    deliver_ms: float | None = None  # plan committed -> the last target's long poll answered
 
 
 class LiveBench:
     def __init__(self, url: str, groups: int, interval: float) -> None:
+        self.ready_at = time.monotonic()  # the server answered /readyz
         self.url = url
         self.groups = groups
         self.interval = interval
-        self.sims: dict[str, SimAgent] = {}
-        self.tasks: list[asyncio.Task[None]] = []
+        self.fleet = SimFleet(url, interval)
+        self.events = EventLog(self.fleet)
+        self.samples: list[Sample] = []
+        self.missing: dict[str, int] = dict.fromkeys(TRIGGERS, 0)
+        self.restores = 0
 
     async def setup(self, client: Any) -> None:
         import onnx
@@ -312,29 +477,31 @@ class LiveBench:
         from models_registry import randomize
 
         admin = {"Authorization": f"Bearer {ADMIN}"}
+        self.events.task = asyncio.create_task(self.events.run())
         token = (await client.post("/v1/enrollment-tokens", json={}, headers=admin)).json()
+
+        async def enroll(g: int, role: str) -> None:
+            tier, gflops, idle, busy, wh = GROUP[role]
+            name = f"g{g:03d}-{role}"
+            body: dict[str, Any] = {
+                "token": token["token"], "name": name, "tier": tier, "gflops": gflops,
+                "memory_mb": 4096 if tier != "device" else 1024,
+                "power_w": {"idle": idle, "busy": busy},
+                "data_plane_url": f"http://{name}.sim:9000", "emulated": True,
+            }  # fmt: skip
+            if wh is not None:
+                body["battery"] = {"capacity_wh": wh, "level_pct": 90.0, "min_pct": 20.0}
+            r = await client.post("/v1/agents/enroll", json=body)
+            r.raise_for_status()
+            links = []
+            if role == "cam-2":
+                links = [{"peer": f"g{g:03d}-edge", "mbps": 50.0, "rtt_ms": 4.0}]
+            sim = SimAgent(name, r.json()["device_id"], r.json()["agent_token"],
+                           90.0 if wh is not None else None, links)  # fmt: skip
+            self.fleet.add(sim)
+
         for g in range(self.groups):
-            for role, (tier, gflops, idle, busy, wh) in GROUP.items():
-                name = f"g{g:03d}-{role}"
-                body: dict[str, Any] = {
-                    "token": token["token"], "name": name, "tier": tier, "gflops": gflops,
-                    "memory_mb": 4096 if tier != "device" else 1024,
-                    "power_w": {"idle": idle, "busy": busy},
-                    "data_plane_url": f"http://{name}.sim:9000", "emulated": True,
-                }  # fmt: skip
-                if wh is not None:
-                    body["battery"] = {"capacity_wh": wh, "level_pct": 90.0, "min_pct": 20.0}
-                r = await client.post("/v1/agents/enroll", json=body)
-                r.raise_for_status()
-                sim = SimAgent(name, r.json()["device_id"], r.json()["agent_token"])
-                sim.battery_pct = 90.0 if wh is not None else None
-                sim.kick = asyncio.Event()
-                if role == "cam-2":
-                    sim.links = [{"peer": f"g{g:03d}-edge", "mbps": 50.0, "rtt_ms": 4.0}]
-                self.sims[name] = sim
-        for sim in self.sims.values():
-            self.tasks.append(asyncio.create_task(_heartbeats(client, sim, self.interval)))
-            self.tasks.append(asyncio.create_task(_long_poll(client, sim)))
+            await asyncio.gather(*(enroll(g, role) for role in GROUP))
         light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
         model = randomize(light / "light_squeezenet.onnx", seed=0)
         r = await client.post(
@@ -343,7 +510,7 @@ class LiveBench:
             headers=admin,
             files={"file": ("squeezenet.onnx", model.SerializeToString())},
         )
-        r.raise_for_status()  # fmt: skip
+        r.raise_for_status()
         for g in range(self.groups):
             for a, b, mbps, rtt, jpm in GROUP_LINKS:
                 r = await client.post("/v1/links", headers=admin, json={
@@ -355,99 +522,188 @@ class LiveBench:
                     "name": f"g{g:03d}-{dep}", "model": "squeezenet",
                     "source": f"g{g:03d}-{source}", "rate_rps": rate, "slo_ms": 1000})  # fmt: skip
                 r.raise_for_status()
-        await self.settle(client, 600)
-
-    async def settle(self, client: Any, timeout_s: float) -> None:
-        """Until the plan in force is rolled out and no new version came for 2 s."""
-        admin = {"Authorization": f"Bearer {ADMIN}"}
-        deadline = time.monotonic() + timeout_s
-        last, since = -1, time.monotonic()
+        # Agents start heartbeating once everything is declared: the first plan is then one
+        # solve of the whole fleet, not one per declaration (minutes at 1,000 agents). Not
+        # before the loop's start-up grace is over: devices it first sees within that time
+        # are its baseline, not joins, and nothing would place the waiting deployments.
+        grace = 3 * self.interval + 1.0
+        await asyncio.sleep(max(0.0, self.ready_at + grace - time.monotonic()))
+        for sim in self.fleet.sims.values():
+            self.fleet.start(sim, stagger=True)
+        # Every deployment placed, then a quiet fleet.
+        deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            r = await client.get("/v1/plan", headers=admin)
-            if r.status_code == 200:
-                plan = r.json()
-                if plan["version"] != last:
-                    last, since = plan["version"], time.monotonic()
-                elif plan["rollout"]["complete"] and time.monotonic() - since > 2.0:
-                    return
-            await asyncio.sleep(0.25)
-        raise RuntimeError("the plan did not settle")
+            r = await client.get("/v1/deployments", headers=admin)
+            r.raise_for_status()
+            if all(d["status"] == "placed" for d in r.json()):
+                break
+            await asyncio.sleep(1.0)
+        else:
+            raise RuntimeError("deployments not placed within 900 s")
+        await self.quiet(3.0, timeout_s=300)
 
-    async def reactions(self, client: Any) -> dict[int, tuple[str, float]]:
+    async def quiet(self, hold_s: float, timeout_s: float = 120.0) -> None:
+        """No rollout in flight, and no revision, trigger or plan for hold_s: a sample
+        starts on a control plane that is not still busy with the one before."""
+        await self.fleet.quiet(hold_s, timeout_s, busy=self.events.last_activity)
+
+    async def converge(self, sims: list[SimAgent]) -> None:
+        """Quick heartbeats from these agents, so the loop's smoothed uplink figures reach
+        what they report within a second (one observation per loop tick), rather than
+        firing a trigger per heartbeat interval for several seconds."""
+        for _ in range(8):
+            await asyncio.sleep(0.15)
+            for sim in sims:
+                sim.kick.set()
+
+    async def _audit_reaction(
+        self, client: Any, since: float, device: str, keyword: str
+    ) -> dict[str, Any] | None:
+        """The audit log's `placement.reaction` for this trigger: the event stream drops an
+        event now and then under a burst of long-poll answers."""
         r = await client.get("/v1/audit", params={"limit": 1000},
                              headers={"Authorization": f"Bearer {ADMIN}"})  # fmt: skip
         r.raise_for_status()
-        return {
-            int(e["target"].split(":")[1]): (e["reason"] or "", float(e["detail"]["reaction_ms"]))
-            for e in r.json()
-            if e["action"] == "placement.reaction"
-        }
+        for e in r.json():
+            reason = e["reason"] or ""
+            if (e["action"] == "placement.reaction" and device in reason and keyword in reason
+                    and datetime.fromisoformat(e["at"]).timestamp() > since):  # fmt: skip
+                version = int(e["target"].split(":")[1])
+                return {**e["detail"], "reason": reason, "version": version}
+        return None
 
-    async def measure(self, client: Any, trigger: str, samples: int) -> list[float]:
-        role, keyword = TRIGGERS[trigger]
-        out: list[float] = []
-        for k in range(samples):
-            sim = self.sims[f"g{k % self.groups:03d}-{role}"]
-            before = await self.reactions(client)
-            seen = max(before, default=0)
-            self._apply(trigger, sim, True)
-            deadline = time.monotonic() + 60
-            got = None
-            while time.monotonic() < deadline and got is None:
-                await asyncio.sleep(0.25)
-                for version, (reason, ms) in sorted((await self.reactions(client)).items()):
-                    if version > seen and sim.name in reason and keyword in reason:
-                        got = ms
-                        break
-            if got is not None:
-                out.append(got)
-            else:
-                print(f"  {trigger} on {sim.name}: no re-placement within 60 s", file=sys.stderr)
-            await self.settle(client, 120)
-            self._apply(trigger, sim, False)  # restore; the loop may re-place back
-            await asyncio.sleep(3 * self.interval + 1)  # a returning device must rejoin
-            await self.settle(client, 120)
-            # Hysteresis may keep the re-placed plan under the restored conditions (it is
-            # not broken, and going back may not gain the margin): an operator's full
-            # solve puts the baseline back, so every sample starts from the same plan.
-            r = await client.post("/v1/plan/solve", json={},
-                                  headers={"Authorization": f"Bearer {ADMIN}"})  # fmt: skip
-            r.raise_for_status()
-            await self.settle(client, 120)
-        return out
-
-    @staticmethod
-    def _apply(trigger: str, sim: SimAgent, on: bool) -> None:
+    async def sample(self, client: Any, trigger: str, sim: SimAgent) -> None:
+        _, keyword = TRIGGERS[trigger]
+        seen = len(self.events.replacements)
+        started = time.time()
         if trigger == "battery":
-            sim.battery_pct = 40.5 if on else 90.0
+            sim.battery_pct, sim.marking = 40.5, True
+            sim.kick.set()
         elif trigger == "bandwidth":
-            assert sim.links is not None
-            sim.links[0]["mbps"] = 2.0 if on else 50.0
+            sim.links[0]["mbps"], sim.marking = 2.0, True
+            sim.kick.set()
         else:
-            sim.alive = not on
-            if not on:  # a restarted agent: it reports what it runs from scratch
-                sim.version, sim.partitions = 0, {}
-        assert sim.kick is not None
-        sim.kick.set()
+            sim.mark = await self.fleet.kill(sim)
+        found: dict[str, Any] | None = None
+        deadline = time.monotonic() + 3 * self.interval + 30
+        while found is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            for _, data in self.events.replacements[seen:]:
+                reason = data.get("reason") or ""
+                if sim.device_id in reason and keyword in reason:
+                    found = data
+            if found is None and time.monotonic() > deadline - 25:
+                found = await self._audit_reaction(client, started, sim.device_id, keyword)
+                await asyncio.sleep(0.5)
+        if found is None:
+            self.missing[trigger] += 1
+            print(f"  {trigger} on {sim.name}: no re-placement recorded", file=sys.stderr)
+            return
+        server_ms = float(found["reaction_ms"])
+        revision = int(found["revision"])
+        targets = [self.fleet.by_id[t] for t in found["targets"] if t in self.fleet.by_id]
+        alive = [t for t in targets if t.alive]
+        client_ms = None
+        for _ in range(100):  # the server records a delivery before the client reads it
+            got = [t.got(revision) for t in alive]
+            if all(at is not None for at in got):
+                last = max((at for at in got if at is not None), default=sim.mark)
+                client_ms = (last - sim.mark) * 1000.0
+                break
+            await asyncio.sleep(0.02)
+        reason = found.get("reason") or ""
+        s = Sample(trigger, sim.name, server_ms, client_ms, len(targets), "; " in reason)
+        mine = [(at, d) for at, d in self.events.triggers if d.get("target", "").find(
+            sim.device_id) >= 0 and d.get("observed_at", 0) >= started - 1]  # fmt: skip
+        committed = self.events.placements.get(int(found["version"]))
+        if mine and committed is not None:
+            recorded, data = mine[0]
+            observed = float(data["observed_at"])
+            s.detect_ms = (recorded - observed) * 1000.0
+            s.plan_ms = (committed - recorded) * 1000.0
+            s.deliver_ms = server_ms - (committed - observed) * 1000.0
+        self.samples.append(s)
+        shown = "-" if client_ms is None else f"{client_ms:.0f}"
+        print(f"  {trigger} on {sim.name}: reaction {server_ms:.0f} ms (client {shown} ms, "
+              f"{len(targets)} targets)", file=sys.stderr)  # fmt: skip
+
+    async def restore(self, client: Any, used: list[tuple[str, SimAgent]]) -> None:
+        """Conditions back as set up, then an operator's full solve puts the baseline plan
+        back (hysteresis may keep a re-placed plan that the restored conditions no longer
+        break)."""
+        self.restores += 1
+        links = []
+        for trigger, sim in used:
+            if trigger == "battery":
+                sim.battery_pct = 90.0
+            elif trigger == "bandwidth":
+                sim.links[0]["mbps"] = 50.0
+                links.append(sim)
+            else:
+                self.fleet.revive(sim)
+            sim.kick.set()
+        await self.converge(links)
+        await self.quiet(0.5)
+        r = await client.post("/v1/plan/solve", json={},
+                              headers={"Authorization": f"Bearer {ADMIN}"})  # fmt: skip
+        r.raise_for_status()
+        await self.quiet(0.5)
+
+    async def measure(self, client: Any, samples: int) -> None:
+        """samples per trigger. A group takes either the battery and the uplink triggers
+        (cam-1's and cam-2's deployments are apart) or the edge's loss (after those two the
+        edge may host nothing), the next group the next turn; once every group was used,
+        all are restored at once."""
+        turns = [("battery", "bandwidth"), ("device-loss",)] * samples
+        used: list[tuple[str, SimAgent]] = []
+        for k, turn in enumerate(turns):
+            group = k % self.groups
+            if k and group == 0:
+                await self.restore(client, used)
+                used = []
+            for trigger in turn:
+                sim = self.fleet.sims[f"g{group:03d}-{TRIGGERS[trigger][0]}"]
+                await self.quiet(0.5)
+                await self.sample(client, trigger, sim)
+                if trigger == "bandwidth":
+                    await self.converge([sim])
+                used.append((trigger, sim))
+        await self.quiet(0.5)
 
 
-async def _live_fleet(url: str, size: int, samples: int, interval: float) -> dict[str, Any]:
+async def _live_fleet(url: str, size: int, samples: int, interval: float) -> LiveBench:
+    import signal
+
     import httpx
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    # SIGTERM cancels the run, so the caller's `finally` stops the server (a Python signal
+    # handler's exception does not reliably get out of the event loop).
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     bench = LiveBench(url, max(1, size // len(GROUP)), interval)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        started = time.perf_counter()
         await bench.setup(client)
-        result = {t: await bench.measure(client, t, samples) for t in TRIGGERS}
-        for task in bench.tasks:
-            task.cancel()
-        await asyncio.gather(*bench.tasks, return_exceptions=True)
-    return result
+        print(f"fleet {size}: set up in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        try:
+            await bench.measure(client, samples)
+        finally:
+            await bench.fleet.stop()
+            if bench.events.task is not None:
+                bench.events.task.cancel()
+    return bench
 
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _figures(values: list[float]) -> list[str]:
+    if not values:
+        return ["-", "-", "-"]
+    return [f"{_pct(values, 0.5):.0f}", f"{_pct(values, 0.95):.0f}", f"{max(values):.0f}"]
 
 
 def run_live(args: argparse.Namespace) -> None:
@@ -463,8 +719,16 @@ def run_live(args: argparse.Namespace) -> None:
 
     # SIGTERM (a `timeout`, a CI cancel) unwinds like Ctrl-C: the server is stopped below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    rows = []
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency of the server
+        run = asyncio.run
+    results: list[tuple[int, LiveBench, float]] = []
     for size in (int(s) for s in args.fleets.split(",")):
+        if size < len(GROUP) or size % len(GROUP):
+            sys.exit(f"error: fleet sizes are multiples of {len(GROUP)}, got {size}")
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
@@ -473,8 +737,7 @@ def run_live(args: argparse.Namespace) -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
             env.update(CONTINUUM_DATA_DIR=data, CONTINUUM_ADMIN_TOKEN=ADMIN,
                        CONTINUUM_HEARTBEAT_INTERVAL_S=str(args.interval),
-                       CONTINUUM_LONG_POLL_MAX_S="10", CONTINUUM_ROLLOUT_TIMEOUT_S="30",
-                       CONTINUUM_SOLVER=args.solver)  # fmt: skip
+                       CONTINUUM_ROLLOUT_TIMEOUT_S="30", CONTINUUM_SOLVER=args.solver)  # fmt: skip
             exe = Path(sys.executable).with_name("continuum")
             log = Path(data) / "server.log"
             with log.open("wb") as out:
@@ -491,8 +754,12 @@ def run_live(args: argparse.Namespace) -> None:
                         if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                             break
                     time.sleep(0.2)
+                print(f"fleet {size}: server pid {server.pid}", file=sys.stderr)
                 started = time.perf_counter()
-                result = asyncio.run(_live_fleet(url, size, args.samples, args.interval))
+                try:
+                    bench = run(_live_fleet(url, size, args.samples, args.interval))
+                except asyncio.CancelledError:
+                    sys.exit(143)  # SIGTERM; the server is stopped below
                 wall = time.perf_counter() - started
             finally:
                 server.send_signal(signal.SIGTERM)
@@ -501,22 +768,41 @@ def run_live(args: argparse.Namespace) -> None:
                 except subprocess.TimeoutExpired:
                     server.kill()
                     server.wait(timeout=30)
-        for trigger, values in result.items():
-            rows.append((size, trigger, values, wall))
-            shown = ", ".join(f"{v:.0f}" for v in values)
-            print(f"fleet {size}, {trigger}: reaction_ms [{shown}] ({wall:.0f} s)", file=sys.stderr)
-    table = Table(title="reaction time (ms): trigger observed -> every affected agent has r1")
-    for col in ("fleet", "trigger", "samples", "p50", "p95", "max"):
+        results.append((size, bench, wall))
+        print(f"fleet {size}: {wall:.0f} s, {bench.restores} restores, "
+              f"{bench.fleet.errors} agent request errors", file=sys.stderr)  # fmt: skip
+        if args.json:
+            rows = [{"fleet": size, **s.__dict__} for _, b, _ in results for s in b.samples]
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+    table = Table(title="reaction time (ms): condition observed -> every affected agent has r1")
+    for col in ("fleet", "trigger", "samples", "missing", "p50", "p95", "max",
+                "client p50", "client p95", "client max"):  # fmt: skip
         table.add_column(col, justify="right")
-    for size, trigger, values, _ in rows:
-        if values:
-            figures = [f"{_pct(values, q):.0f}" for q in (0.5, 0.95)] + [f"{max(values):.0f}"]
-        else:
-            figures = ["-", "-", "-"]
-        table.add_row(str(size), trigger, str(len(values)), *figures)
-    Console(width=120).print(table)
+    for size, bench, _ in results:
+        for trigger in TRIGGERS:
+            mine = [s for s in bench.samples if s.trigger == trigger]
+            server = [s.server_ms for s in mine]
+            client = [s.client_ms for s in mine if s.client_ms is not None]
+            table.add_row(str(size), trigger, str(len(mine)), str(bench.missing[trigger]),
+                          *_figures(server), *_figures(client))  # fmt: skip
+    Console(width=140).print(table)
+    parts = Table(title="where the time goes (ms, medians)")
+    for col in ("fleet", "trigger", "targets", "detect", "plan", "deliver", "coalesced"):
+        parts.add_column(col, justify="right")
+    for size, bench, _ in results:
+        for trigger in TRIGGERS:
+            mine = [s for s in bench.samples if s.trigger == trigger]
+            row = [str(size), trigger, f"{statistics.median(s.targets for s in mine):.0f}"
+                   if mine else "-"]  # fmt: skip
+            for attr in ("detect_ms", "plan_ms", "deliver_ms"):
+                vals = [getattr(s, attr) for s in mine if getattr(s, attr) is not None]
+                row.append(f"{statistics.median(vals):.0f}" if vals else "-")
+            row.append(str(sum(s.coalesced for s in mine)))
+            parts.add_row(*row)
+    Console(width=140).print(parts)
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}; "
-          f"heartbeat {args.interval:g} s; solver {args.solver}")  # fmt: skip
+          f"heartbeat {args.interval:g} s; solver {args.solver}; "
+          f"wall {', '.join(f'{size}: {wall:.0f} s' for size, _, wall in results)}")  # fmt: skip
 
 
 def main() -> None:
@@ -527,10 +813,12 @@ def main() -> None:
     c.add_argument("--samples", type=int, default=300, help="samples per trace")
     c.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     lv = sub.add_parser("live", help="reaction time of a control plane to simulated agents")
-    lv.add_argument("--fleets", default="10,100", help="fleet sizes (multiples of 10)")
-    lv.add_argument("--samples", type=int, default=5, help="samples per trigger and fleet")
+    lv.add_argument("--agents", "--fleets", dest="fleets", default="10,100,1000",
+                    help="fleet sizes (multiples of 10)")  # fmt: skip
+    lv.add_argument("--samples", type=int, default=20, help="samples per trigger and fleet")
     lv.add_argument("--interval", type=float, default=1.0, help="heartbeat interval (s)")
-    lv.add_argument("--solver", default="ilp")
+    lv.add_argument("--solver", default="heuristic", help="ilp runs out of memory at 1,000")
+    lv.add_argument("--json", help="also write every sample to this file")
     args = parser.parse_args()
     if args.section == "churn":
         run_churn(args)
