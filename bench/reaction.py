@@ -42,6 +42,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -414,6 +415,7 @@ class EventLog:
     def __init__(self, fleet: SimFleet) -> None:
         self.fleet = fleet
         self.triggers: list[tuple[float, dict[str, Any]]] = []
+        self.decisions: list[tuple[float, dict[str, Any]]] = []  # every plan (monotonic)
         self.placements: dict[int, float] = {}  # plan version -> when committed
         self.replacements: list[tuple[float, dict[str, Any]]] = []
         self.task: asyncio.Task[None] | None = None
@@ -429,6 +431,7 @@ class EventLog:
                 self.last_trigger = time.monotonic()
             elif event == "placement":
                 self.last_plan = time.monotonic()
+                self.decisions.append((self.last_plan, data))
             if event == "trigger":
                 self.triggers.append((at, data))
             elif event == "placement" and data.get("in_force"):
@@ -469,6 +472,7 @@ class LiveBench:
         self.events = EventLog(self.fleet)
         self.samples: list[Sample] = []
         self.missing: dict[str, int] = dict.fromkeys(TRIGGERS, 0)
+        self.kept: list[str] = []  # why each missing sample is missing
         self.restores = 0
 
     async def setup(self, client: Any) -> None:
@@ -575,6 +579,7 @@ class LiveBench:
     async def sample(self, client: Any, trigger: str, sim: SimAgent) -> None:
         _, keyword = TRIGGERS[trigger]
         seen = len(self.events.replacements)
+        seen_triggers, seen_plans = len(self.events.triggers), len(self.events.decisions)
         started = time.time()
         if trigger == "battery":
             sim.battery_pct, sim.marking = 40.5, True
@@ -586,18 +591,24 @@ class LiveBench:
             sim.mark = await self.fleet.kill(sim)
         found: dict[str, Any] | None = None
         deadline = time.monotonic() + 3 * self.interval + 30
+        kept = ""
         while found is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             for _, data in self.events.replacements[seen:]:
                 reason = data.get("reason") or ""
                 if sim.device_id in reason and keyword in reason:
                     found = data
+            if found is None and not kept:
+                kept = self._kept(sim, seen_triggers, seen_plans)
+                if kept:  # a plan answered the trigger and changed nothing: give it a second
+                    deadline = min(deadline, time.monotonic() + 1.0)
             if found is None and time.monotonic() > deadline - 25:
                 found = await self._audit_reaction(client, started, sim.device_id, keyword)
                 await asyncio.sleep(0.5)
         if found is None:
             self.missing[trigger] += 1
-            print(f"  {trigger} on {sim.name}: no re-placement recorded", file=sys.stderr)
+            self.kept.append(f"{trigger} on {sim.name}: {kept or 'no re-placement recorded'}")
+            print(f"  {self.kept[-1]}", file=sys.stderr)
             return
         server_ms = float(found["reaction_ms"])
         revision = int(found["revision"])
@@ -627,6 +638,17 @@ class LiveBench:
         print(f"  {trigger} on {sim.name}: reaction {server_ms:.0f} ms (client {shown} ms, "
               f"{len(targets)} targets)", file=sys.stderr)  # fmt: skip
 
+    def _kept(self, sim: SimAgent, seen_triggers: int, seen_plans: int) -> str:
+        """The decision of a plan not put in force after this device's trigger, if any."""
+        mine = [at for at, d in self.events.triggers[seen_triggers:]
+                if sim.device_id in str(d.get("target", ""))]  # fmt: skip
+        if not mine:
+            return ""
+        for _, data in self.events.decisions[seen_plans:]:
+            if not data.get("in_force"):
+                return f"plan kept ({data.get('decision') or data.get('status')})"
+        return ""
+
     async def restore(self, client: Any, used: list[tuple[str, SimAgent]]) -> None:
         """Conditions back as set up, then an operator's full solve puts the baseline plan
         back (hysteresis may keep a re-placed plan that the restored conditions no longer
@@ -649,14 +671,15 @@ class LiveBench:
         r.raise_for_status()
         await self.quiet(0.5)
 
-    async def measure(self, client: Any, samples: int) -> None:
+    async def measure(self, client: Any, samples: int, triggers: list[str]) -> None:
         """samples per trigger. A group takes either the battery and the uplink triggers
         (cam-1's and cam-2's deployments are apart) or the edge's loss (after those two the
         edge may host nothing), the next group the next turn; once every group was used,
         all are restored at once."""
-        turns = [("battery", "bandwidth"), ("device-loss",)] * samples
+        pairs = [("battery", "bandwidth"), ("device-loss",)]
+        turns = [tuple(t for t in turn if t in triggers) for turn in pairs] * samples
         used: list[tuple[str, SimAgent]] = []
-        for k, turn in enumerate(turns):
+        for k, turn in enumerate(t for t in turns if t):
             group = k % self.groups
             if k and group == 0:
                 await self.restore(client, used)
@@ -671,7 +694,9 @@ class LiveBench:
         await self.quiet(0.5)
 
 
-async def _live_fleet(url: str, size: int, samples: int, interval: float) -> LiveBench:
+async def _live_fleet(
+    url: str, size: int, samples: int, interval: float, triggers: list[str]
+) -> LiveBench:
     import signal
 
     import httpx
@@ -687,7 +712,7 @@ async def _live_fleet(url: str, size: int, samples: int, interval: float) -> Liv
         await bench.setup(client)
         print(f"fleet {size}: set up in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         try:
-            await bench.measure(client, samples)
+            await bench.measure(client, samples, triggers)
         finally:
             await bench.fleet.stop()
             if bench.events.task is not None:
@@ -726,6 +751,9 @@ def run_live(args: argparse.Namespace) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency of the server
         run = asyncio.run
     results: list[tuple[int, LiveBench, float]] = []
+    triggers = args.triggers.split(",")
+    if unknown := sorted(set(triggers) - set(TRIGGERS)):
+        sys.exit(f"error: unknown trigger {unknown[0]!r}; choose from {', '.join(TRIGGERS)}")
     for size in (int(s) for s in args.fleets.split(",")):
         if size < len(GROUP) or size % len(GROUP):
             sys.exit(f"error: fleet sizes are multiples of {len(GROUP)}, got {size}")
@@ -757,7 +785,7 @@ def run_live(args: argparse.Namespace) -> None:
                 print(f"fleet {size}: server pid {server.pid}", file=sys.stderr)
                 started = time.perf_counter()
                 try:
-                    bench = run(_live_fleet(url, size, args.samples, args.interval))
+                    bench = run(_live_fleet(url, size, args.samples, args.interval, triggers))
                 except asyncio.CancelledError:
                     sys.exit(143)  # SIGTERM; the server is stopped below
                 wall = time.perf_counter() - started
@@ -779,7 +807,7 @@ def run_live(args: argparse.Namespace) -> None:
                 "client p50", "client p95", "client max"):  # fmt: skip
         table.add_column(col, justify="right")
     for size, bench, _ in results:
-        for trigger in TRIGGERS:
+        for trigger in triggers:
             mine = [s for s in bench.samples if s.trigger == trigger]
             server = [s.server_ms for s in mine]
             client = [s.client_ms for s in mine if s.client_ms is not None]
@@ -790,7 +818,7 @@ def run_live(args: argparse.Namespace) -> None:
     for col in ("fleet", "trigger", "targets", "detect", "plan", "deliver", "coalesced"):
         parts.add_column(col, justify="right")
     for size, bench, _ in results:
-        for trigger in TRIGGERS:
+        for trigger in triggers:
             mine = [s for s in bench.samples if s.trigger == trigger]
             row = [str(size), trigger, f"{statistics.median(s.targets for s in mine):.0f}"
                    if mine else "-"]  # fmt: skip
@@ -800,6 +828,9 @@ def run_live(args: argparse.Namespace) -> None:
             row.append(str(sum(s.coalesced for s in mine)))
             parts.add_row(*row)
     Console(width=140).print(parts)
+    for size, bench, _ in results:
+        for why, n in Counter(k.split(": ", 1)[1] for k in bench.kept).items():
+            print(f"fleet {size}: {n} sample(s) not re-placed: {why}")
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}; "
           f"heartbeat {args.interval:g} s; solver {args.solver}; "
           f"wall {', '.join(f'{size}: {wall:.0f} s' for size, _, wall in results)}")  # fmt: skip
@@ -818,6 +849,7 @@ def main() -> None:
     lv.add_argument("--samples", type=int, default=20, help="samples per trigger and fleet")
     lv.add_argument("--interval", type=float, default=1.0, help="heartbeat interval (s)")
     lv.add_argument("--solver", default="heuristic", help="ilp runs out of memory at 1,000")
+    lv.add_argument("--triggers", default=",".join(TRIGGERS), help="which triggers")
     lv.add_argument("--json", help="also write every sample to this file")
     args = parser.parse_args()
     if args.section == "churn":
