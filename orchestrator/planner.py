@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator import audit, rollouts, work
 from orchestrator.artifacts import Artifacts
-from orchestrator.db.tables import Artifact, Deployment, Model, PlanVersion
+from orchestrator.db.tables import Artifact, Deployment, Device, Model, PlanVersion
 from orchestrator.desired_state import channel
 from orchestrator.scenario_builder import Built, Snapshot, build, read_snapshot
 
@@ -362,7 +362,6 @@ class Planner:
                 audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
             return row.version, None, []
         base = self._cp.settings.public_url or ""
-        superseded = rollouts.active(session)  # read before start() supersedes it
         rollout = rollouts.start(session, row, reason, observed_at, from_version, base)
         for app in plan["apps"]:
             where = app.get("segments") or app.get("stages") or []
@@ -384,12 +383,8 @@ class Planner:
             )
         for dep_id, why in built.waiting.items():
             audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
-        # Woken now: the agents whose desired state changes (and those of a rollout this one
-        # supersedes, which may drop what it added). The others see the new revision within
-        # a long-poll slice; waking every host and source as well (hundreds at 1,000
-        # agents) queued the affected agents' answers behind theirs.
-        woken = set(rollout.acks["targets"]) | set(superseded.targets if superseded else ())
-        return row.version, rollout.revision, sorted(woken)
+        devices = sorted(set(_touched(previous, plan, session)) | set(rollout.acks["targets"]))
+        return row.version, rollout.revision, devices
 
     def _mark_waiting(self, session: Session, waiting: dict[str, str], note: str) -> None:
         for dep in session.scalars(select(Deployment)):
@@ -475,3 +470,17 @@ def _store_partitions(session: Session, model_id: str, made: list[dict[str, Any]
     detail["partitions"] = parts
     # A new dict: SQLAlchemy does not see in-place changes to a JSON column.
     model.detail = detail
+
+
+def _touched(previous: PlanVersion | None, plan: dict[str, Any], session: Session) -> list[str]:
+    """Devices whose desired state a new plan may change: hosts under the old or the new
+    plan, and every deployment's source (which sends inputs to the first hop)."""
+    touched: set[str] = set()
+    for doc in (previous.plan if previous is not None else {}, plan):
+        for app in doc.get("apps", []):
+            for where in (app.get("segments") or []) + (app.get("stages") or []):
+                touched.add(where["device"])
+    for dep in session.scalars(select(Deployment)):
+        touched.add(dep.spec["source"])
+    known = set(session.scalars(select(Device.id)))
+    return sorted(touched & known)
