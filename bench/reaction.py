@@ -18,18 +18,32 @@ the uplink's declared bandwidth, and used as that uplink's bandwidth over time.
 
 Section `live` (control plane): reaction time of a real `continuum server` (embedded, a
 subprocess) to battery, bandwidth and device-loss triggers, on fleets of simulated
-heartbeat-only agents run by this process (asyncio): each enrolls, heartbeats every
-interval with its battery and measured links, long-polls its desired state and reports
-every partition in it ready at once, so rollouts complete. The fleet is made of groups of
-ten (the demo's two cameras, edge and cloud with its two deployments, plus six idle
-cameras). A sample: change one group's condition (cam-1's battery 90 -> 40.5%, cam-2's
-measured uplink 50 -> 2 Mbit/s, or the edge stops heartbeating), wait for the plan
-version whose reason names that device, read its `reaction_ms` from the audit log
-(`placement.reaction`: from the trigger's observation to the moment every affected agent's
-long poll was answered with the new desired state), then restore the condition and put
-the baseline plan back with an operator's full solve.
+heartbeat-only agents, all in one asyncio loop of this process on the lean HTTP client of
+bench/leanhttp.py (httpx would cost more CPU per request than the server): each enrolls,
+heartbeats every interval with its battery and measured links, long-polls its desired
+state as an agent does (after_version, 25 s) and reports every partition of a new state
+ready at once (with a heartbeat right away, so rollouts finish sooner). The fleet is made
+of groups of ten (the demo's two cameras, edge and cloud with its two deployments, plus
+six idle cameras). A sample changes one group's condition (cam-1's battery 90 -> 40.5%,
+cam-2's measured uplink 50 -> 2 Mbit/s, or the edge stops heartbeating) and takes the
+rollout whose reason names that device from the server's event stream (audit log as a
+fallback):
+- `reaction_ms`, the server's figure (`placement.reaction`): from the trigger's
+  observation (the heartbeat's arrival; for a lost device, the moment it was declared
+  lost) to every affected agent's long poll answered with the new desired state;
+- the client's figure, on the simulator's clock: from sending the heartbeat that carried
+  the condition (for a lost device, its last heartbeat) to the last affected agent
+  holding the new desired state;
+- where the time went: observation -> trigger recorded (detect), -> plan committed
+  (plan), -> last affected agent answered (deliver).
+A group takes the battery and the uplink triggers, or the edge's loss; the next sample
+uses the next group, so samples need no restoring until every group was used; then all
+conditions are restored at once and an operator's full solve puts the baseline plan back.
+Before each sample the control plane must be idle (no rollout, no trigger without its
+plan, nothing new for 0.5 s).
 
-    python bench/reaction.py live [--fleets 10,100] [--samples N] [--interval S]
+    python bench/reaction.py live [--agents 10,100,1000] [--samples N] [--interval S]
+                                  [--triggers battery,bandwidth,device-loss] [--json F]
 """
 
 from __future__ import annotations
