@@ -8,6 +8,7 @@ test fails to find what it waited for.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,28 @@ CONTINUUM = [str(Path(sys.executable).with_name("continuum"))]
 ADMIN_TOKEN = "cnt_admin_test_" + "x" * 24
 
 
+# Listening ports come from below the kernel's ephemeral range (32768-60999 here): a port
+# the kernel hands out with bind(0) is free now, but the same range feeds every outgoing
+# connection (each server's Redis and PostgreSQL clients), and one of those took a port
+# between this check and the server's own bind (uvicorn exited 3: address in use).
+_LISTEN_PORTS = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rng.randrange(*_LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_LISTEN_PORTS[0]}-{_LISTEN_PORTS[1]}")
 
 
 @dataclass
