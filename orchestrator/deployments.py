@@ -135,7 +135,10 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
         if dep.status == "waiting":
             reason = waiting.get(dep.id) or _waiting_reason(session, dep.id)
         elif dep.status == "infeasible" and latest is not None:
-            reason = latest.plan.get("reason") or "the scenario is infeasible"
+            unplaced = (latest.stats or {}).get("unplaced") or {}
+            reason = (
+                unplaced.get(dep.id) or latest.plan.get("reason") or "the scenario is infeasible"
+            )
         out.append(
             {
                 "name": dep.id,

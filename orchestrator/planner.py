@@ -324,6 +324,8 @@ class Planner:
         stats["derived_problem"] = result.get("derived_problem", False)
         stats["current_objective"] = result["current_objective"]
         stats["broken"] = result["broken"]
+        unplaced: dict[str, str] = result.get("unplaced") or {}
+        stats["unplaced"] = unplaced
         row = PlanVersion(
             created_at=audit.now(),
             solver=plan["solver"],
@@ -332,7 +334,9 @@ class Planner:
             bound=plan.get("bound"),
             solve_s=float(plan.get("solve_s") or 0.0),
             reason=f"{reason} -> {result['decision']}",
-            scenario=built.scenario,
+            # What the plan places: the live scenario without the apps set aside, so
+            # that `continuum solve` replays this very plan.
+            scenario=result.get("scenario") or built.scenario,
             plan=plan,
             stats=stats,
             in_force=apply,
@@ -343,6 +347,8 @@ class Planner:
         for dep in session.scalars(select(Deployment)):
             if dep.id in built.waiting:
                 dep.status = "waiting"
+            elif apply and dep.id in unplaced:
+                dep.status = "infeasible"
             elif not feasible and dep.id in {a["id"] for a in built.scenario["apps"]}:
                 # Infeasible now; what runs (if anything) keeps running and keeps its status.
                 running = {a["id"] for a in previous.plan.get("apps", [])} if previous else set()
@@ -383,6 +389,11 @@ class Planner:
             )
         for dep_id, why in built.waiting.items():
             audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
+        for dep_id, why in unplaced.items():
+            audit.record(
+                session, "planner", "placement.unplaced", f"deployment:{dep_id}",
+                reason=f"{reason}: {why}", detail={"plan_version": row.version},
+            )  # fmt: skip
         devices = sorted(set(_touched(previous, plan, session)) | set(rollout.acks["targets"]))
         return row.version, rollout.revision, devices
 

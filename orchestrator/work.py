@@ -97,13 +97,14 @@ def replan(
     """Re-solve (incrementally when a plan is in force: only the apps the change touches
     move) and decide with the hysteresis rule whether the candidate replaces the plan in
     force. Returns {"plan", "apply", "decision", "incremental", "current_objective",
-    "broken", "decide_s"}."""
+    "broken", "decide_s", "derived_problem", "scenario", "unplaced"}: `scenario` is the one
+    the plan places, without the `unplaced` apps (id -> why they cannot be placed)."""
     import time
 
     import solver
     from orchestrator.hysteresis import decide
     from solver.evaluate import evaluate
-    from solver.incremental import resolve
+    from solver.partial import place_what_fits
 
     options = solver.SolveOptions(time_limit_s=time_limit_s)
     change = None
@@ -116,31 +117,44 @@ def replan(
         problem = solver.Problem(solver.parse_scenario(scenario))
     current = placements_of(problem.scenario, previous_plan) if previous_plan else {}
     incremental = bool(current) and change is not None
-    if incremental:
-        assert change is not None
-        plan = resolve(problem, current, change, options, solver=solver_name)
-        if plan.status == solver.Status.INFEASIBLE:
-            # The incremental re-solve keeps the untouched apps where they are and moves
-            # the others one step at a time: when the change leaves it no way out (a
-            # battery that no longer affords the whole model), a full solve still may.
-            plan = solver.solve(problem, options, solver=solver_name)
-    else:
-        plan = solver.solve(problem, options, solver=solver_name)
+    # The incremental re-solve holds the untouched apps where they are; when they leave
+    # no room it re-places every app. An app that fits nowhere is set aside with its
+    # reason, and the others are placed all the same.
+    partial = place_what_fits(
+        problem,
+        options,
+        solver_name,
+        previous=current if incremental else None,
+        change=change if incremental else None,
+    )
+    plan, solved = partial.plan, partial.problem
     started = time.perf_counter()
     current_objective: float | None = None
     broken: list[str] = []
+    held: dict[str, Any] = {}
     structural = previous_plan is not None and {a["id"] for a in previous_plan["apps"]} != {
-        a.id for a in problem.scenario.apps
+        a.id for a in solved.scenario.apps
     }
+    placed_scenario = scenario
+    if partial.unplaced:
+        placed_scenario = dict(scenario)
+        placed_scenario["apps"] = [
+            a for a in scenario.get("apps", []) if a["id"] not in partial.unplaced
+        ]
     _remember(scenario, problem)
+    if solved is not problem:
+        _remember(placed_scenario, solved)
     if previous_plan is not None:
+        # The plan in force is judged on what the candidate places: an app set aside
+        # stays out of both (leaving it out is a change of the set of deployments).
+        held = {a: p for a, p in current.items() if a in solved.cost.apps}
         try:
             ev = evaluate(
-                problem.cost,
-                current,
-                cache=problem.app_costs,
-                migration=problem.migration,
-                base=problem.derived.get("evaluation"),
+                solved.cost,
+                held,
+                cache=solved.app_costs,
+                migration=solved.migration,
+                base=solved.derived.get("evaluation"),
             )
             current_objective, broken = ev.objective, list(ev.violations)
         except (KeyError, ValueError, IndexError) as exc:
@@ -152,7 +166,7 @@ def replan(
     decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
     if force and feasible:
         decision = type(decision)(True, "an operator's solve: applied without the margin")
-    elif decision.apply and current and plan.placements == current and not structural:
+    elif decision.apply and current and plan.placements == held and not structural:
         decision = type(decision)(False, "the candidate is the plan in force")
     doc = plan.doc.model_dump(mode="json")
     return {
@@ -164,6 +178,10 @@ def replan(
         "broken": broken[:5],
         "decide_s": time.perf_counter() - started,
         "derived_problem": derived,
+        # The scenario the plan places (without the unplaced apps), and why each of
+        # those cannot be placed.
+        "scenario": placed_scenario,
+        "unplaced": partial.unplaced,
     }
 
 

@@ -204,6 +204,34 @@ async def test_waiting_when_the_source_is_not_alive(
     assert "cam-2" in dep["reason"]
 
 
+async def test_an_app_that_fits_nowhere_does_not_hold_back_the_others(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    await fleet_with_model(client, cnn_bytes)
+    first = await deploy(client, slo_ms=500)
+    assert first["in_force"] is True
+    r = await client.post(
+        "/v1/deployments",
+        json={"name": "rush", "model": "cnn", "source": "cam-1", "rate_rps": 1, "slo_ms": 1e-3},
+    )
+    assert r.status_code == 201, r.text
+    solved = (await client.post("/v1/plan/solve", json={})).json()
+    assert solved["in_force"] is True, solved
+
+    rush = (await client.get("/v1/deployments/rush")).json()
+    assert rush["status"] == "infeasible" and rush["placement"] is None
+    assert "rush" in rush["reason"] and "slo_ms" in rush["reason"], rush["reason"]
+    detect = (await client.get("/v1/deployments/detect")).json()
+    assert detect["status"] == "placed" and detect["placement"]["segments"]
+
+    # The version in force places what it can; the audit log says what it could not.
+    plan = (await client.get("/v1/plan")).json()
+    assert [a["id"] for a in plan["plan"]["apps"]] == ["detect"]
+    audit = (await client.get("/v1/audit")).json()
+    unplaced = [e for e in audit if e["action"] == "placement.unplaced"]
+    assert [e["target"] for e in unplaced] == ["deployment:rush"]
+
+
 async def test_restart_loses_nothing(
     backend: Backend, pool: ProcessPoolExecutor, cnn_bytes: bytes
 ) -> None:

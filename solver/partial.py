@@ -1,0 +1,109 @@
+"""Place what fits: a plan for every app that can be placed, and a reason for each that cannot.
+
+The contract's plan is all or nothing: one app that fits nowhere makes the whole scenario
+infeasible. A control plane cannot stop re-placing a fleet because one camera's battery
+no longer pays for its own model. Like Nomad's scheduler, which commits the allocations
+it could place and reports each failed one with its reason, `place_what_fits` sets aside
+the app an infeasible plan names, one at a time, and solves the others again; the plan it
+returns is a plan of the contract for the scenario without the apps set aside, so it can
+be checked and replayed like any other.
+
+Every solver names the app that rules a plan out (`app <id>: ...`: the heuristic's
+failed assignment, the exact model's diagnosis). A reason that names no app (a fixed app
+that no longer fits, a time limit) ends the search: the infeasible plan is returned and
+nothing is set aside, since no single app is to blame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from solver.incremental import Change, apply_change, touched_apps
+from solver.plan import Placement, Plan, Status
+from solver.problem import Problem, SolveOptions
+
+# Set aside at most this many apps: a change that rules out more than a handful of apps
+# at once (a lost cloud) is better reported whole than found app by app, each a solve.
+MAX_UNPLACED = 16
+
+
+@dataclass(slots=True)
+class Partial:
+    """`plan` places every app of `problem` (the input problem without `unplaced`)."""
+
+    plan: Plan
+    problem: Problem
+    unplaced: dict[str, str] = field(default_factory=dict)  # app id -> why not
+
+
+def named_app(reason: str | None, problem: Problem) -> str | None:
+    """The app an infeasible plan's reason blames, if it names one of the problem's."""
+    if not reason or not reason.startswith("app "):
+        return None
+    head = reason[4:]
+    for app_id in problem.cost.apps:
+        if head.startswith(f"{app_id}:"):
+            return app_id
+    return None
+
+
+def place_what_fits(
+    problem: Problem,
+    options: SolveOptions,
+    solver: str = "heuristic",
+    previous: Mapping[str, Placement] | None = None,
+    change: Change | None = None,
+    max_unplaced: int = MAX_UNPLACED,
+) -> Partial:
+    """Solve `problem`; when that is infeasible, set aside the app the plan names and
+    solve the rest, until a plan is found or no app is to blame.
+
+    With `previous` and `change` (an incremental re-solve), only the apps the change
+    touches are re-placed, the others held where they run; when they leave no room, every
+    app is re-placed (as `solver.incremental.resolve` does). The whole search keeps to
+    `options.time_limit_s`.
+    """
+    from solver import solve
+
+    started = time.perf_counter()
+    incremental = previous is not None and change is not None
+    touched = touched_apps(problem, previous, change) if previous and change else set()
+    held = dict(previous or {})
+    original = problem
+    unplaced: dict[str, str] = {}
+    while True:
+        left = options.time_limit_s - (time.perf_counter() - started)
+        opts = _with(options, max(left, 0.05), {})
+        fixed = {a: p for a, p in held.items() if a in problem.cost.apps and a not in touched}
+        plan = solve(problem, _with(opts, opts.time_limit_s, fixed), solver=solver)
+        if plan.status == Status.INFEASIBLE and fixed:
+            plan = solve(problem, opts, solver=solver)
+        if incremental:
+            if plan.doc.stats is None:
+                plan.doc.stats = {}
+            plan.doc.stats["resolved_apps"] = len(problem.cost.apps) - len(fixed)
+        if plan.status != Status.INFEASIBLE:
+            return Partial(plan, problem, unplaced)
+        app_id = named_app(plan.doc.reason, problem)
+        out_of_time = time.perf_counter() - started >= options.time_limit_s
+        if app_id is None or len(unplaced) >= max_unplaced or out_of_time:
+            # Nobody to blame (or no time to look further): all or nothing, as the
+            # contract has it.
+            return Partial(plan, original, {})
+        unplaced[app_id] = plan.doc.reason or "infeasible"
+        held.pop(app_id, None)
+        problem = apply_change(problem, Change(removed_apps=frozenset({app_id})), previous)
+
+
+def _with(options: SolveOptions, limit: float, fixed: Mapping[str, Placement]) -> SolveOptions:
+    return SolveOptions(
+        time_limit_s=limit,
+        seed=options.seed,
+        threads=options.threads,
+        fixed={**options.fixed, **fixed},
+    )
+
+
+__all__ = ["MAX_UNPLACED", "Partial", "named_app", "place_what_fits"]

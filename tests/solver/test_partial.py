@@ -1,0 +1,97 @@
+"""Place what fits: the apps that can be placed are, each app that cannot is named."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from solver import Problem, SolveOptions, Status, evaluate, parse_scenario, solve
+from solver.generate import generate
+from solver.incremental import Change, apply_change
+from solver.partial import named_app, place_what_fits
+
+OPTIONS = SolveOptions(time_limit_s=20)
+
+
+def _impossible(scenario: dict[str, Any], *app_ids: str) -> dict[str, Any]:
+    """The scenario with those apps asking for a latency no placement has."""
+    out = copy.deepcopy(scenario)
+    for app in out["apps"]:
+        if app["id"] in app_ids:
+            app["slo_ms"] = 1e-6
+    return out
+
+
+@pytest.mark.parametrize("solver", ["heuristic", "ilp"])
+def test_the_apps_that_fit_are_placed_and_the_others_named(solver: str) -> None:
+    base = generate(11, devices=16, apps=6, blocks=4)
+    scn = _impossible(base, "app-1", "app-4")
+    problem = Problem(parse_scenario(scn))
+    assert solve(problem, OPTIONS, solver=solver).status == Status.INFEASIBLE
+
+    out = place_what_fits(problem, OPTIONS, solver)
+
+    assert out.plan.status != Status.INFEASIBLE
+    assert set(out.unplaced) == {"app-1", "app-4"}
+    assert all(why.startswith(f"app {a}:") and "slo" in why for a, why in out.unplaced.items())
+    placed = {a.id for a in out.plan.doc.apps}
+    assert placed == {a["id"] for a in scn["apps"]} - {"app-1", "app-4"}
+    # The plan is one of the contract for the scenario without the apps set aside.
+    rest = copy.deepcopy(scn)
+    rest["apps"] = [a for a in scn["apps"] if a["id"] in placed]
+    check = evaluate(Problem(parse_scenario(rest)).cost, out.plan.placements)
+    assert not check.violations
+    assert check.objective == pytest.approx(out.plan.doc.objective, rel=1e-9)
+
+
+def test_a_feasible_scenario_sets_nothing_aside() -> None:
+    scn = generate(12, devices=16, apps=5, blocks=4)
+    problem = Problem(parse_scenario(scn))
+    out = place_what_fits(problem, OPTIONS, "heuristic")
+    assert out.unplaced == {} and out.problem is problem
+    assert out.plan.placements == solve(problem, OPTIONS, solver="heuristic").placements
+
+
+def test_incremental_holds_the_untouched_apps_and_sets_aside_the_broken_one() -> None:
+    scn = generate(13, devices=16, apps=6, blocks=4)
+    first = Problem(parse_scenario(scn))
+    in_force = solve(first, OPTIONS, solver="heuristic").placements
+    changed = _impossible(scn, "app-2")["apps"][2]
+    change = Change(added_apps=(changed,))
+    problem = apply_change(first, change, in_force)
+
+    out = place_what_fits(problem, OPTIONS, "heuristic", previous=in_force, change=change)
+
+    assert list(out.unplaced) == ["app-2"]
+    assert "app-2" not in out.plan.placements
+    for app_id, placement in out.plan.placements.items():
+        assert placement == in_force[app_id]  # nobody else had to move
+    assert out.plan.doc.stats is not None and out.plan.doc.stats["resolved_apps"] == 0
+
+
+def test_when_no_app_fits_the_plan_is_empty() -> None:
+    scn = generate(14, devices=12, apps=2, blocks=3)
+    scn = _impossible(scn, "app-0", "app-1")
+    out = place_what_fits(Problem(parse_scenario(scn)), OPTIONS, "heuristic")
+    assert set(out.unplaced) == {"app-0", "app-1"}
+    assert out.plan.status != Status.INFEASIBLE and out.plan.doc.apps == []
+
+
+def test_at_most_max_unplaced_apps_are_set_aside() -> None:
+    scn = generate(15, devices=12, apps=4, blocks=3)
+    scn = _impossible(scn, "app-0", "app-1", "app-2")
+    problem = Problem(parse_scenario(scn))
+    out = place_what_fits(problem, OPTIONS, "heuristic", max_unplaced=2)
+    # Past the limit the answer is the contract's: infeasible, all or nothing.
+    assert out.plan.status == Status.INFEASIBLE and out.unplaced == {}
+    assert out.problem is problem
+
+
+def test_named_app_reads_only_the_problems_own_apps() -> None:
+    problem = Problem(parse_scenario(generate(16, devices=8, apps=3, blocks=3)))
+    assert named_app("app app-1: its slo_ms cannot be met", problem) == "app-1"
+    assert named_app("app app-9: its slo_ms cannot be met", problem) is None
+    assert named_app("the fixed apps alone exceed a shared capacity", problem) is None
+    assert named_app(None, problem) is None
