@@ -18,7 +18,7 @@ combination of stage hosts, which is exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -367,6 +367,65 @@ def pick_hosts(
     return sorted(chosen)
 
 
+def battery_arrays(
+    problem: Problem,
+    fleet: Fleet,
+    app: App,
+    model_id: str,
+    routes: CandidateRoutes,
+    weights: dict[int, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Battery power (W) that each term of `chain_arrays` makes the devices of `weights`
+    pay, each weighted: (1, n, K) per block, (1, n-1, K, K) per transfer.
+
+    A block's term charges its host's compute, its exit's and the last block's results to
+    the sink, and on block 0 the source's sending of the input; a transfer's term the
+    sender. Summed along a path this is `weights` times what `fastcost.Scorer` books for
+    those devices' batteries. With it the DP can price a battery that forbidding hosts
+    cannot relieve: the source's, which pays for sending its input wherever it goes.
+    """
+    s = problem.cost.shapes[model_id]
+    layers = s.model.layers
+    n = s.n
+    hosts = routes.hosts
+    k = len(hosts)
+    ids = fleet.ids
+    table = problem.cost.routes
+    src, sink = fleet.index[app.source], fleet.index[app.sink_id]
+    rate = app.rate_rps
+    res = layers[-1].out_mb
+
+    def joules_per_mb(a: int, b: int) -> float:
+        r = table.route(ids[a], ids[b]) if a != b else None
+        return 0.0 if r is None else r.j_per_mb
+
+    ub = np.zeros((1, n, max(k, 1)))
+    tb = np.zeros((1, max(n - 1, 0), max(k, 1), max(k, 1)))
+    g = np.array([layer.gflops + s.exit_gflops[i] for i, layer in enumerate(layers)])
+    emass = np.array(s.reach) * np.array(s.exit_prob)
+    out = np.array([layer.out_mb for layer in layers[:-1]]) * np.array(s.cont[:-1])
+    for d, wt in weights.items():
+        if src == d:
+            ub[0, 0, :k] += (
+                wt * rate * s.model.input_mb * np.array([joules_per_mb(d, h) for h in hosts])
+            )
+        if d not in hosts:
+            continue
+        a = hosts.index(d)
+        watts = rate * np.array(s.reach) * g / fleet.gflops[d] * fleet.dpow[d]
+        watts += rate * res * joules_per_mb(d, sink) * emass
+        watts[-1] += rate * res * joules_per_mb(d, sink) * s.cont[-1]
+        ub[0, :, a] += wt * watts
+        to = np.array([joules_per_mb(d, h) for h in hosts])
+        tb[0, :, a, :] += wt * rate * out[:, None] * to[None, :]
+    return ub, tb
+
+
+def priced(ch: _Chain, ub: np.ndarray, tb: np.ndarray, mu: float) -> _Chain:
+    """`ch` with `mu` times the `battery_arrays` added to its costs."""
+    return replace(ch, u=ch.u + mu * ub, t=ch.t + mu * tb)
+
+
 def all_single(ch: _Chain) -> tuple[np.ndarray, np.ndarray]:
     """(cost, worst) of running the whole model on each candidate host: (A, K)."""
     return ch.u.sum(axis=1), ch.uw.sum(axis=1)
@@ -376,11 +435,13 @@ __all__ = [
     "AppOptions",
     "Candidate",
     "all_single",
+    "battery_arrays",
     "candidate_routes",
     "cascade_options",
     "chain_arrays",
     "chain_dp",
     "path_figures",
     "pick_hosts",
+    "priced",
     "slo_paths",
 ]

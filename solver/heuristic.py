@@ -19,7 +19,9 @@ Design, and why:
    estimate) take their cheapest candidate that fits the residual compute, memory,
    battery and bandwidth (`solver.fastcost.Scorer` books a placement's exact use).
 4. Repair: an app with no fitting candidate re-runs its DP with the hosts and transfers
-   that overflowed forbidden, a few rounds (a cutting loop).
+   that overflowed forbidden, a few rounds (a cutting loop). The source's battery pays
+   for sending the input wherever the model runs, so forbidding cannot relieve it: there
+   the DP prices that battery instead (Lagrangian), raising the price until it fits.
 5. Local search: every app not on its cheapest candidate tries the cheaper ones, and a
    fresh DP against the residual capacity, until a pass improves nothing.
 The evaluator has the last word: a plan it finds broken is never returned as feasible.
@@ -36,19 +38,24 @@ import numpy as np
 from solver.candidates import (
     Candidate,
     all_single,
+    battery_arrays,
     cascade_options,
     chain_arrays,
     pick_hosts,
+    priced,
     slo_paths,
 )
-from solver.evaluate import (
-    Evaluation,
-    app_migration,
-    build_plan,
-    changes_from,
-    infeasible_plan,
+from solver.evaluate import build_plan, infeasible_plan
+from solver.fastcost import (
+    INF,
+    CandidateRoutes,
+    Fleet,
+    Score,
+    Scorer,
+    base_evaluation,
+    book_fixed,
+    candidate_routes,
 )
-from solver.fastcost import INF, CandidateRoutes, Fleet, Score, Scorer, candidate_routes
 from solver.gcpause import paused_gc
 from solver.plan import Placement, Plan, Status
 from solver.problem import Problem, SolveOptions
@@ -60,21 +67,13 @@ _MARGIN = 1e-9  # keep use this far (relative) under each limit: the evaluator s
 # another order, and a plan must not flip to infeasible on rounding.
 _SINGLES = 3
 _REPAIR_ROUNDS = 6
+_PRICE_RAISES = 8  # tenfold each, from the unpriced optimum
+_PRICE_STEPS = 6  # bisections of the price once one fits
 # Polishing with the exact model (see _polish): where, how long, how far.
 POLISH_MAX_APPS = 60
 POLISH_MAX_DEVICES = 80
 POLISH_S = 2.0
 POLISH_NODES = 400
-
-
-def base_evaluation(problem: Problem) -> Evaluation | None:
-    """The last evaluation on this problem or, after `apply_change`, on the one it came
-    from, when it can be built upon (`solver.evaluate.evaluate`, `base`)."""
-    for name in ("evaluation", "base_evaluation"):
-        ev = problem.derived.get(name)
-        if isinstance(ev, Evaluation) and changes_from(ev, problem.scenario) is not None:
-            return ev
-    return None
 
 
 def fleet_of(problem: Problem) -> Fleet:
@@ -115,9 +114,10 @@ class _State:
         self.scorer = Scorer(self.fleet, problem.migration)
         self.cap = self.fleet.capacity * (1.0 - _MARGIN)
         self.load = np.zeros(len(self.fleet.capacity))
-        self.fixed_objective = 0.0
+        self.fixed_objective = book_fixed(
+            problem, options.fixed, self.fleet, self.scorer, self.load
+        )
         self.complete = True
-        self._book_fixed(problem, options)
         adj = adjacency(problem, self.fleet)
         self.apps: dict[str, _App] = {}
         for app in problem.scenario.apps:
@@ -128,77 +128,6 @@ class _State:
             self.complete &= complete
             routes = candidate_routes(self.fleet, app, hosts, upward_only=not complete)
             self.apps[app.id] = _App(app, routes)
-
-    def _book_fixed(self, problem: Problem, options: SolveOptions) -> None:
-        """Load of the fixed apps; from the evaluator's cached costs where it has them
-        (incremental re-solves hold thousands of apps fixed), and from the totals of the
-        last evaluation on this fleet, less the apps that are not fixed, where it has one."""
-        cm, f = problem.cost, self.fleet
-        links = problem.scenario.links
-        booked = self._book_from_base(problem, options)
-        for app_id, p in options.fixed.items():
-            if app_id in booked:
-                continue
-            app = cm.apps[app_id]
-            hit = problem.app_costs.get(app_id)
-            if hit is None or hit[0] != p:
-                sc = self.scorer.score(app, p)
-                np.add.at(self.load, sc.resources, sc.amounts)
-                self.fixed_objective += sc.objective
-                continue
-            c, rate, load, index = hit[1], app.rate_rps, self.load, f.index
-            for d, sec in c.compute_s.items():
-                load[index[d]] += rate * sec
-            for d, mb in c.memory_mb.items():
-                load[f.n + index[d]] += mb
-            for d, j in c.joules.items():
-                if f.has_battery[index[d]]:
-                    load[2 * f.n + index[d]] += rate * j
-            for k, mb in c.link_mb.items():
-                load[3 * f.n + k] += rate * mb * 8.0 / links[k].mbps
-            self.fixed_objective += cm.weighted(app, c) + problem.scenario.objective.migration * (
-                app_migration(problem.migration, app, p)
-            )
-
-    def _book_from_base(self, problem: Problem, options: SolveOptions) -> set[str]:
-        base = base_evaluation(problem)
-        if base is None or not options.fixed:
-            return set()
-        f, load, index = self.fleet, self.load, self.fleet.index
-        scn = problem.scenario
-        n = f.n
-        load[:n] = np.fromiter(base.utilization.values(), float, n)
-        load[n : 2 * n] = np.fromiter(base.memory_mb.values(), float, n)
-        load[2 * n : 3 * n] = np.fromiter(base.power_w.values(), float, n) * f.has_battery
-        mbps = np.fromiter((lk.mbps for lk in scn.links), float, len(scn.links))
-        load[3 * n :] = np.asarray(base.link_mbit) / mbps
-        booked: set[str] = set()
-        w_mig = scn.objective.migration
-        for app_id, rec in base.records.items():
-            p = options.fixed.get(app_id)
-            hit = problem.app_costs.get(app_id)
-            app = problem.cost.apps.get(app_id)
-            same = hit is not None and hit[1] is rec.cost and rec.app is app
-            if p is not None and same and (rec.placement is p or rec.placement == p):
-                booked.add(app_id)
-                m = app_migration(problem.migration, rec.app, p)
-                self.fixed_objective += (
-                    rec.term
-                    if m == rec.migration_mb
-                    else problem.cost.weighted(rec.app, rec.cost) + w_mig * m
-                )
-                continue
-            c, rate = rec.cost, rec.app.rate_rps
-            for d, sec in c.compute_s.items():
-                load[index[d]] -= rate * sec
-            for d, mb in c.memory_mb.items():
-                load[n + index[d]] -= mb
-            for d, j in c.joules.items():
-                if f.has_battery[index[d]]:
-                    load[2 * n + index[d]] -= rate * j
-            for k, mb in c.link_mb.items():
-                load[3 * n + k] -= rate * mb * 8.0 / mbps[k]
-        return booked
 
     # -- candidates ----------------------------------------------------------------------
     def _placement(self, e: _App, model: str, path: np.ndarray) -> Placement:
@@ -299,7 +228,11 @@ class _State:
 
     def reroute(self, e: _App, limit: float) -> int | None:
         """A fresh DP with the overflowing hosts and transfers forbidden, a few rounds:
-        the index of a new fitting candidate cheaper than `limit`, or None."""
+        the index of a new fitting candidate cheaper than `limit`, or None.
+
+        Forbidding cannot relieve the source's battery, which pays for sending the input
+        wherever it goes: when forbidding the source as a host left it overflowing, it is
+        hosted again and its battery priced instead (`_priced`)."""
         app = e.app
         hosts = e.routes.hosts
         k = len(hosts)
@@ -307,6 +240,9 @@ class _State:
         f = self.fleet
         pos = {h: i for i, h in enumerate(hosts)}
         routes = self.problem.cost.routes
+        src = f.index[app.source]
+        battery: list[int] = []  # [] until the source's battery is priced, then [src]
+        plain = INF  # the cheapest cost without a price, where pricing starts from
         for _ in range(_REPAIR_ROUNDS):
             best: tuple[float, Placement] | None = None
             if app.cascade is not None:
@@ -322,23 +258,36 @@ class _State:
                             e.scores[len(e.candidates) - 1] = sc
                             return len(e.candidates) - 1
                 return None
-            for m in self.problem.model_options(app):
-                ch = chain_arrays(self.problem, f, [app], m, [e.routes], [forbid])
-                slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
-                dp_cost, _, path, _ = slo_paths(ch, slo)
-                if np.isfinite(dp_cost[0]) and (best is None or dp_cost[0] < best[0]):
-                    best = (float(dp_cost[0]), self._placement(e, m, path[0]))
+            slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
+            if battery:
+                best = self._priced(e, forbid, battery, plain)
+            else:
+                for m in self.problem.model_options(app):
+                    ch = chain_arrays(self.problem, f, [app], m, [e.routes], [forbid])
+                    dp_cost, _, path, _ = slo_paths(ch, slo)
+                    if np.isfinite(dp_cost[0]) and (best is None or dp_cost[0] < best[0]):
+                        best = (float(dp_cost[0]), self._placement(e, m, path[0]))
             if best is None or best[0] >= limit:
                 return None
+            plain = min(plain, best[0])
             sc = self.scorer.score(app, best[1])
             if self.fits(sc):
                 e.candidates.append(Candidate(best[1], best[0]))
                 e.scores[len(e.candidates) - 1] = sc
                 return len(e.candidates) - 1
             before = forbid.copy()
+            priced_before = len(battery)
             for r in self.overflow(sc):
                 if r < 3 * f.n:
                     d = r % f.n
+                    if r == 2 * f.n + src:
+                        if battery:
+                            continue  # even the least battery found overflows it
+                        if d not in pos or before[pos[d], pos[d]]:
+                            battery.append(src)  # forbidding it did not help: price it
+                            if d in pos:
+                                forbid[pos[d], pos[d]] = False
+                            continue
                     if d in pos:
                         forbid[pos[d], pos[d]] = True
                     continue
@@ -353,9 +302,65 @@ class _State:
                         rt = routes.route(x, y) if x != y else None
                         if rt is not None and link in rt.links:
                             forbid[a, a] = True
-            if (forbid == before).all():
+            if (forbid == before).all() and len(battery) == priced_before:
                 return None
         return None
+
+    def _priced(
+        self, e: _App, forbid: np.ndarray, battery: list[int], plain: float
+    ) -> tuple[float, Placement] | None:
+        """The cheapest SLO-meeting path whose use of the `battery` devices fits, by a
+        Lagrangian price on their power (per watt of what is left of each), raised tenfold
+        from `plain` (the unpriced optimum) until it fits, then bisected a few times. Else
+        the path at the highest price, the least battery found, for the caller to see
+        what else overflows. The estimate is the scorer's objective."""
+        app, f = e.app, self.fleet
+        rows = np.array([2 * f.n + d for d in battery])
+        room = np.maximum(self.cap[rows] - self.load[rows], 1e-12)
+        weights = {d: 1.0 / w for d, w in zip(battery, room, strict=True)}
+        slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
+        chains = []
+        for m in self.problem.model_options(app):
+            ch = chain_arrays(self.problem, f, [app], m, [e.routes], [forbid])
+            ub, tb = battery_arrays(self.problem, f, app, m, e.routes, weights)
+            chains.append((m, ch, ub, tb))
+
+        def at(mu: float) -> tuple[Placement, Score, bool] | None:
+            found: tuple[float, Placement] | None = None
+            for m, ch, ub, tb in chains:
+                value, _, path, _ = slo_paths(priced(ch, ub, tb, mu), slo)
+                if np.isfinite(value[0]) and (found is None or value[0] < found[0]):
+                    found = (float(value[0]), self._placement(e, m, path[0]))
+            if found is None:
+                return None
+            sc = self.scorer.score(app, found[1])
+            use = dict(zip(sc.resources.tolist(), sc.amounts.tolist(), strict=True))
+            ok = all(self.load[r] + use.get(int(r), 0.0) <= self.cap[r] for r in rows)
+            return found[1], sc, ok
+
+        lo, hi = 0.0, max(plain, 1e-12)
+        last = None
+        for _ in range(_PRICE_RAISES):
+            last = at(hi)
+            if last is None or last[2]:
+                break
+            lo, hi = hi, hi * 10.0
+        if last is None or not last[2]:
+            return None if last is None else (last[1].objective, last[0])
+        best = last
+        for _ in range(_PRICE_STEPS):
+            mu = np.sqrt(lo * hi) if lo > 0 else hi / 10.0
+            got = at(float(mu))
+            if got is None or not got[2]:
+                lo = float(mu)
+                continue
+            hi = float(mu)
+            if (not self.fits(got[1]), got[1].objective) < (
+                not self.fits(best[1]),
+                best[1].objective,
+            ):
+                best = got
+        return best[1].objective, best[0]
 
     def improve(self, deadline: float) -> None:
         for _ in range(4):
