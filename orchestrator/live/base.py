@@ -7,7 +7,78 @@ answers at once.
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
+
+# What a subscription holds before its oldest messages go: a few seconds of a busy fleet's
+# events, so that a consumer pausing on a slow callback catches up rather than loses them.
+DEFAULT_BUFFER = 4096
+
+
+class Subscription:
+    """The messages of one channel from the moment of subscribing, in publish order.
+
+    A bounded buffer sits between the backend and the consumer, so a message published
+    while the consumer is busy is kept until it asks, not missed (`LiveState.wait` hears
+    only what comes while it waits). A consumer `maxsize` messages behind loses the oldest
+    ones, counted in `dropped`: it never blocks the publisher or the other subscribers.
+    Used on the event loop that subscribed; backends hand messages over from elsewhere
+    with `call_soon_threadsafe`.
+    """
+
+    def __init__(self, channel: str, maxsize: int = DEFAULT_BUFFER) -> None:
+        if maxsize < 1:
+            raise ValueError(f"a subscription holds at least one message (got {maxsize})")
+        self.channel = channel
+        self.loop = asyncio.get_running_loop()
+        self.dropped = 0
+        self._maxsize = maxsize
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._nonempty = asyncio.Event()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, message: dict[str, Any]) -> None:
+        """The backend's side: keep a message for the consumer."""
+        if self._closed:
+            return
+        if len(self._buffer) >= self._maxsize:
+            self._buffer.popleft()
+            self.dropped += 1
+        self._buffer.append(message)
+        self._nonempty.set()
+
+    def close(self) -> None:
+        """The backend's side: no more messages; the consumer still gets those held."""
+        self._closed = True
+        self._nonempty.set()
+
+    async def get(self, timeout_s: float | None = None) -> dict[str, Any] | None:
+        """The next message; None after timeout_s, or once closed and drained."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not self._buffer:
+                    if self._closed:
+                        return None
+                    self._nonempty.clear()
+                    await self._nonempty.wait()
+        except TimeoutError:
+            return None
+        return self._buffer.popleft()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        message = await self.get()
+        if message is None:
+            raise StopAsyncIteration
+        return message
 
 
 class LiveState(Protocol):
@@ -38,7 +109,17 @@ class LiveState(Protocol):
         """Deliver a message to every subscriber of channel, on every replica."""
 
     async def wait(self, channel: str, timeout_s: float) -> dict[str, Any] | None:
-        """Wait for the next message on channel (None on timeout)."""
+        """Wait for the next message on channel (None on timeout). One-shot: a message
+        published before the call, or after it returns, is not seen; a caller that must
+        see every message subscribes instead."""
+
+    def subscribe(
+        self, channel: str, maxsize: int = DEFAULT_BUFFER
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """A subscription to channel that receives every message published on any replica
+        after entering returns (entering waits until the backend delivers them), until
+        exit or close(). Pub/sub stays at-most-once: Redis drops what is published while
+        its connection is down, and the backend logs each such gap."""
 
     # -- the reconcile loop's lock -------------------------------------------------------
     async def acquire(self, name: str, holder: str, ttl_s: float) -> bool:

@@ -8,11 +8,14 @@ backend would, and a caller mutating its dict afterwards does not change what is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from orchestrator.live.base import DEFAULT_BUFFER, Subscription
 from orchestrator.live.links import LinkKey, link_key
 
 
@@ -29,6 +32,26 @@ def _deliver(future: _Waiter, message: dict[str, Any] | None) -> None:
         future.set_result(message)
 
 
+def _on_loop(
+    loop: asyncio.AbstractEventLoop,
+    running: asyncio.AbstractEventLoop | None,
+    call: Callable[..., None],
+    *args: Any,
+) -> None:
+    """Call now when on loop, else hand over to loop's thread (in call order)."""
+    if loop is running:
+        call(*args)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(call, *args)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # pragma: no cover - publish and close are always awaited in a loop
+        return None
+
+
 class MemoryLiveState:
     """TTLs are measured on the monotonic clock, so wall-clock jumps never revive or kill
     a device. Expired entries are dropped lazily when read."""
@@ -40,9 +63,10 @@ class MemoryLiveState:
         self._links: dict[LinkKey, tuple[dict[str, float], float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
+        self._subscriptions: dict[str, set[Subscription]] = {}
         # The API may call in from several event loops (e.g. a test client's portal thread
-        # beside the server loop): guard the waiter registry and hand results over with
-        # call_soon_threadsafe when a waiter lives on another loop.
+        # beside the server loop): guard the registries and hand messages over with
+        # call_soon_threadsafe when a waiter or a subscription lives on another loop.
         self._guard = threading.Lock()
 
     # -- heartbeats and liveness -------------------------------------------------------
@@ -95,17 +119,13 @@ class MemoryLiveState:
         payload = _copy(message)
         with self._guard:
             waiters = list(self._waiters.get(channel, ()))
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - publish is always awaited in a loop
-            running = None
+            subscriptions = list(self._subscriptions.get(channel, ()))
+        running = _running_loop()
+        # Each receiver gets its own copy: one mutating its message cannot affect another.
         for future in waiters:
-            # Each waiter gets its own copy: one mutating its message cannot affect another.
-            loop = future.get_loop()
-            if loop is running:
-                _deliver(future, _copy(payload))
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(_deliver, future, _copy(payload))
+            _on_loop(future.get_loop(), running, _deliver, future, _copy(payload))
+        for subscription in subscriptions:
+            _on_loop(subscription.loop, running, subscription.put, _copy(payload))
 
     async def wait(self, channel: str, timeout_s: float) -> dict[str, Any] | None:
         future: _Waiter = asyncio.get_running_loop().create_future()
@@ -122,6 +142,24 @@ class MemoryLiveState:
                     waiters.discard(future)
                     if not waiters:
                         del self._waiters[channel]
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, channel: str, maxsize: int = DEFAULT_BUFFER
+    ) -> AsyncIterator[Subscription]:
+        subscription = Subscription(channel, maxsize)
+        with self._guard:
+            self._subscriptions.setdefault(channel, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            with self._guard:
+                subscriptions = self._subscriptions.get(channel)
+                if subscriptions is not None:
+                    subscriptions.discard(subscription)
+                    if not subscriptions:
+                        del self._subscriptions[channel]
+            subscription.close()
 
     # -- the reconcile loop's lock -------------------------------------------------------
     async def acquire(self, name: str, holder: str, ttl_s: float) -> bool:
@@ -143,8 +181,10 @@ class MemoryLiveState:
     async def close(self) -> None:
         with self._guard:
             waiters = [f for fs in self._waiters.values() for f in fs]
+            subscriptions = [s for ss in self._subscriptions.values() for s in ss]
+        running = _running_loop()
         for future in waiters:
             # Wake long-polls at shutdown (as a timeout) rather than leave them hanging.
-            loop = future.get_loop()
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_deliver, future, None)
+            _on_loop(future.get_loop(), running, _deliver, future, None)
+        for subscription in subscriptions:
+            _on_loop(subscription.loop, running, subscription.close)

@@ -20,11 +20,13 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orchestrator.live.base import DEFAULT_BUFFER, Subscription
 from orchestrator.live.links import link_key
 
 log = logging.getLogger(__name__)
@@ -88,10 +90,13 @@ class RedisLiveState:
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         # One subscriber per process: a pattern subscription on every channel under the
-        # prefix, fanned out to local waiters. Channels carry few messages (desired-state
-        # changes), so receiving all of them is cheaper than subscribing per waiter.
+        # prefix, fanned out to local waiters and subscriptions. Channels carry few messages
+        # (desired-state changes, events), so receiving all of them is cheaper than
+        # subscribing per waiter.
         self._waiters: dict[str, set[_Waiter]] = {}
+        self._subscriptions: dict[str, set[Subscription]] = {}
         self._subscriber: asyncio.Task[None] | None = None
+        self._closing = False
         self._subscribed = asyncio.Event()
 
     # -- keys ------------------------------------------------------------------------------
@@ -189,23 +194,54 @@ class RedisLiveState:
                 if not waiters:
                     del self._waiters[channel]
 
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, channel: str, maxsize: int = DEFAULT_BUFFER
+    ) -> AsyncIterator[Subscription]:
+        subscription = Subscription(channel, maxsize)
+        # Registered before the pattern subscription is confirmed: everything the
+        # subscriber reads from then on reaches it, so nothing published after entering
+        # returns can slip between subscribing and listening.
+        self._subscriptions.setdefault(channel, set()).add(subscription)
+        try:
+            while not self._subscribed.is_set() and not subscription.closed:
+                # In slices: a subscriber task that died is started again. A close()
+                # meanwhile closes the subscription, which then ends at once.
+                self._ensure_subscriber()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._subscribed.wait()
+            yield subscription
+        finally:
+            subscriptions = self._subscriptions.get(channel)
+            if subscriptions is not None:
+                subscriptions.discard(subscription)
+                if not subscriptions:
+                    del self._subscriptions[channel]
+            subscription.close()
+
     def _ensure_subscriber(self) -> None:
+        if self._closing:
+            return
         if self._subscriber is None or self._subscriber.done():
             self._subscriber = asyncio.create_task(
                 self._subscribe_forever(), name="continuum-live-subscriber"
             )
 
     async def _subscribe_forever(self) -> None:
-        """Keep one pattern subscription open and fan messages out to local waiters.
+        """Keep one pattern subscription open and fan messages out to local waiters and
+        subscriptions.
 
         A lost connection is retried until close(); messages published while disconnected
         are lost (pub/sub is at-most-once), which is why waiters re-read the desired state
-        after a timeout rather than rely on every notification.
+        after a timeout rather than rely on every notification, and why the gap is logged
+        when subscriptions were open across it.
         """
         pattern = f"{self._prefix}ch:*"
         strip = len(self._prefix) + len("ch:")
         delay = _RESUBSCRIBE_FIRST_DELAY_S
-        while True:
+        lost_at: float | None = None
+        while not self._closing:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.psubscribe(pattern)
@@ -218,26 +254,47 @@ class RedisLiveState:
                     if message["type"] == "psubscribe":
                         self._subscribed.set()
                         delay = _RESUBSCRIBE_FIRST_DELAY_S
+                        if lost_at is not None and self._subscriptions:
+                            log.warning(
+                                "live-state subscriber back after %.1fs: messages published "
+                                "meanwhile on %s are lost",
+                                time.monotonic() - lost_at,
+                                ", ".join(sorted(self._subscriptions)),
+                            )
+                        lost_at = None
                     elif message["type"] == "pmessage":
                         self._fan_out(message["channel"][strip:], message["data"])
             except (RedisError, OSError) as exc:
                 log.warning("live-state subscriber lost Redis (retrying in %.1fs): %s", delay, exc)
+            except Exception:  # a bug here must not leave every subscription deaf for good
+                log.exception("live-state subscriber failed (retrying in %.1fs)", delay)
             finally:
+                if lost_at is None and self._subscribed.is_set():
+                    lost_at = time.monotonic()
                 self._subscribed.clear()
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), timeout=2.0)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                    # the cancellation of close() when the inner call finishes meanwhile.
+                    async with asyncio.timeout(2.0):
+                        await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RESUBSCRIBE_MAX_DELAY_S)
 
     def _fan_out(self, channel: str, data: str) -> None:
-        for future in list(self._waiters.get(channel, ())):
-            try:
-                # Each waiter decodes its own copy: one mutating it cannot affect another.
-                message = _loads(data)
-            except ValueError:
-                log.warning("ignoring a message that is not a JSON object on %r", channel)
-                return
-            _deliver(future, message)
+        waiters = list(self._waiters.get(channel, ()))
+        subscriptions = list(self._subscriptions.get(channel, ()))
+        if not waiters and not subscriptions:
+            return
+        try:
+            _loads(data)
+        except ValueError:
+            log.warning("ignoring a message that is not a JSON object on %r", channel)
+            return
+        # Each receiver decodes its own copy: one mutating it cannot affect another.
+        for future in waiters:
+            _deliver(future, _loads(data))
+        for subscription in subscriptions:
+            subscription.put(_loads(data))
 
     # -- the reconcile loop's lock -------------------------------------------------------
     async def acquire(self, name: str, holder: str, ttl_s: float) -> bool:
@@ -258,12 +315,21 @@ class RedisLiveState:
             for future in waiters:
                 # Wake long-polls at shutdown (as a timeout) rather than leave them hanging.
                 _deliver(future, None)
-        if self._subscriber is not None:
-            self._subscriber.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._subscriber
-            self._subscriber = None
-        await self._redis.aclose()
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription.close()
+        self._closing = True
+        try:
+            subscriber, self._subscriber = self._subscriber, None
+            while subscriber is not None and not subscriber.done():
+                # Again until it ends: a cancellation absorbed inside the Redis client must
+                # not leave close() waiting on a subscriber that goes on retrying.
+                subscriber.cancel()
+                await asyncio.wait({subscriber}, timeout=1.0)
+            await self._redis.aclose()
+        finally:
+            # The client reconnects on next use, and so may the subscriber.
+            self._closing = False
 
 
 def _strings(values: list[Any]) -> list[str]:

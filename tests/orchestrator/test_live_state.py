@@ -6,6 +6,7 @@ semantics, not speed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -250,6 +251,101 @@ async def test_replicas_with_other_prefixes_do_not_hear_each_other(
     finally:
         await publisher.close()
         await stranger.close()
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+
+
+async def _collect(subscription: Any, count: int) -> list[Any]:
+    with anyio.fail_after(WAKE_DEADLINE):
+        return [await subscription.get() for _ in range(count)]
+
+
+async def test_a_subscription_keeps_a_burst_in_order(live: LiveState) -> None:
+    await live.publish("events", {"seq": -1})  # before subscribing: not for it
+    async with live.subscribe("events") as subscription:
+        # Nothing is read while the burst goes out: the subscription holds it.
+        for seq in range(100):
+            await live.publish("events", {"seq": seq})
+            await live.publish("other", {"seq": seq})
+        got = await _collect(subscription, 100)
+        assert await subscription.get(SHORT_TTL) is None
+    assert got == [{"seq": seq} for seq in range(100)]
+    assert subscription.dropped == 0
+    assert subscription.closed
+
+
+async def test_a_full_subscription_drops_its_oldest_and_counts_them(live: LiveState) -> None:
+    async with (
+        live.subscribe("events", maxsize=5) as small,
+        live.subscribe("events") as large,
+    ):
+        for seq in range(8):
+            await live.publish("events", {"seq": seq})
+        # Both hear each message at once: once the large one has the last, so has the small.
+        assert await _collect(large, 8) == [{"seq": seq} for seq in range(8)]
+        assert await _collect(small, 5) == [{"seq": seq} for seq in range(3, 8)]
+        assert small.dropped == 3
+        assert large.dropped == 0
+
+
+async def test_subscribers_get_their_own_copies(live: LiveState) -> None:
+    async with live.subscribe("events") as one, live.subscribe("events") as two:
+        await live.publish("events", {"parts": ["a"]})
+        first = await _collect(one, 1)
+        first[0]["parts"].append("b")
+        assert await _collect(two, 1) == [{"parts": ["a"]}]
+
+
+async def test_an_exited_subscription_hears_nothing_more(live: LiveState) -> None:
+    async with live.subscribe("events") as staying:
+        async with live.subscribe("events") as leaving:
+            await live.publish("events", {"seq": 0})
+            assert await _collect(leaving, 1) == [{"seq": 0}]
+        await live.publish("events", {"seq": 1})
+        assert await _collect(staying, 2) == [{"seq": 0}, {"seq": 1}]
+    assert leaving.closed
+    assert await leaving.get(SHORT_TTL) is None
+
+
+async def test_close_ends_subscriptions_after_what_they_hold(live: LiveState) -> None:
+    async with live.subscribe("events") as subscription, live.subscribe("events") as witness:
+        await live.publish("events", {"seq": 0})
+        await _collect(witness, 1)  # heard together: the subscription holds it too
+        await live.close()
+        with anyio.fail_after(WAKE_DEADLINE):
+            got = [message async for message in subscription]
+    assert got == [{"seq": 0}]
+
+
+async def test_a_burst_on_one_replica_reaches_a_subscription_on_another(
+    redis_url: str, live_prefix: str
+) -> None:
+    publisher = RedisLiveState(redis_url, prefix=live_prefix)
+    subscriber = RedisLiveState(redis_url, prefix=live_prefix)
+    try:
+        async with subscriber.subscribe("events") as subscription:
+            for seq in range(100):
+                await publisher.publish("events", {"seq": seq})
+            assert await _collect(subscription, 100) == [{"seq": seq} for seq in range(100)]
+    finally:
+        await publisher.close()
+        await subscriber.close()
+
+
+async def test_a_burst_from_another_event_loop_arrives_in_order() -> None:
+    live = MemoryLiveState()
+
+    async def burst() -> None:
+        for seq in range(100):
+            await live.publish("events", {"seq": seq})
+
+    try:
+        async with live.subscribe("events") as subscription:
+            await anyio.to_thread.run_sync(asyncio.run, burst())
+            assert await _collect(subscription, 100) == [{"seq": seq} for seq in range(100)]
+    finally:
+        await live.close()
 
 
 # -- the lock --------------------------------------------------------------------------------
