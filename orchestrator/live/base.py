@@ -98,11 +98,15 @@ class LiveState(Protocol):
         """Drop everything live about a device (deleted)."""
 
     # -- link measurements -----------------------------------------------------------------
-    async def put_link(self, a: str, b: str, mbps: float, rtt_ms: float, ttl_s: float) -> None:
-        """A measured link between devices a and b (undirected; stored once per pair)."""
+    async def put_link(
+        self, reporter: str, peer: str, mbps: float, rtt_ms: float, ttl_s: float
+    ) -> None:
+        """What reporter measured of its link to peer. Replaces reporter's previous report
+        on that link, not peer's: each end's latest is kept until its own ttl_s."""
 
     async def links(self) -> dict[tuple[str, str], dict[str, float]]:
-        """Measured links, keyed (a, b) with a < b: {"mbps", "rtt_ms", "at"}."""
+        """Measured links, keyed (a, b) with a < b: {"mbps", "rtt_ms", "at"}, the
+        bottleneck of the ends' fresh reports (`links.bottleneck`)."""
 
     # -- pub/sub ---------------------------------------------------------------------------
     async def publish(self, channel: str, message: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from orchestrator.live.base import DEFAULT_BUFFER, Subscription
-from orchestrator.live.links import LinkKey, link_key
+from orchestrator.live.links import LinkKey, bottleneck, link_key
 
 
 def _copy(value: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +60,8 @@ class MemoryLiveState:
         # Heartbeats as their JSON text: a read (the reconcile loop reads every device's on
         # every tick) then costs one parse, not a serialisation and a parse per beat.
         self._beats: dict[str, tuple[str, float]] = {}
-        self._links: dict[LinkKey, tuple[dict[str, float], float]] = {}
+        # Per link, each reporting end's latest report and when it expires.
+        self._links: dict[LinkKey, dict[str, tuple[dict[str, float], float]]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
         self._subscriptions: dict[str, set[Subscription]] = {}
@@ -100,18 +101,24 @@ class MemoryLiveState:
             self._links.pop(key, None)
 
     # -- link measurements -----------------------------------------------------------------
-    async def put_link(self, a: str, b: str, mbps: float, rtt_ms: float, ttl_s: float) -> None:
+    async def put_link(
+        self, reporter: str, peer: str, mbps: float, rtt_ms: float, ttl_s: float
+    ) -> None:
         value = {"mbps": float(mbps), "rtt_ms": float(rtt_ms), "at": time.time()}
-        self._links[link_key(a, b)] = (value, time.monotonic() + ttl_s)
+        reports = self._links.setdefault(link_key(reporter, peer), {})
+        reports[reporter] = (value, time.monotonic() + ttl_s)
 
     async def links(self) -> dict[tuple[str, str], dict[str, float]]:
         now = time.monotonic()
         measured: dict[tuple[str, str], dict[str, float]] = {}
-        for key, (value, expires) in list(self._links.items()):
-            if expires <= now:
-                self._links.pop(key, None)
+        for key, reports in list(self._links.items()):
+            for reporter, (_, expires) in list(reports.items()):
+                if expires <= now:
+                    del reports[reporter]
+            if reports:
+                measured[key] = bottleneck(value for value, _ in reports.values())
             else:
-                measured[key] = dict(value)
+                self._links.pop(key, None)
         return measured
 
     # -- pub/sub ---------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Layout under the key prefix (default "continuum:"):
   hb:<device>        the latest heartbeat (JSON), expiring after its TTL (PX)
   hb:index           sorted set of device ids scored by expiry (ms), so listing is a range
                      read and never a KEYS/SCAN over the keyspace
-  link:<[a,b]>       a link measurement (JSON), expiring after its TTL; a < b
-  link:index         the same kind of index for links
+  linkend:<[a,b,r]>  what end r of link a-b last reported of it (JSON), expiring after its
+                     TTL; a < b, r is a or b (each end's report apart: see links.py)
+  linkend:index      the same kind of index for those reports
   lock:<name>        the holder of a lock, expiring after its TTL
   ch:<channel>       pub/sub channels
 
@@ -27,7 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from orchestrator.live.base import DEFAULT_BUFFER, Subscription
-from orchestrator.live.links import link_key
+from orchestrator.live.links import bottleneck, link_key
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ class RedisLiveState:
         )
         self._prefix = prefix
         self._hb_index = f"{prefix}hb:index"
-        self._link_index = f"{prefix}link:index"
+        # Not "link:", the layout of one figure per link, last writer winning: a replica
+        # of that version beside this one in a rolling upgrade would misread these.
+        self._link_index = f"{prefix}linkend:index"
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         # One subscriber per process: a pattern subscription on every channel under the
@@ -104,7 +107,7 @@ class RedisLiveState:
         return f"{self._prefix}hb:{device_id}"
 
     def _link_key(self, member: str) -> str:
-        return f"{self._prefix}link:{member}"
+        return f"{self._prefix}linkend:{member}"
 
     def _channel(self, channel: str) -> str:
         return f"{self._prefix}ch:{channel}"
@@ -141,8 +144,10 @@ class RedisLiveState:
             await pipe.execute()
 
     # -- link measurements -----------------------------------------------------------------
-    async def put_link(self, a: str, b: str, mbps: float, rtt_ms: float, ttl_s: float) -> None:
-        member = json.dumps(list(link_key(a, b)), separators=(",", ":"))
+    async def put_link(
+        self, reporter: str, peer: str, mbps: float, rtt_ms: float, ttl_s: float
+    ) -> None:
+        member = json.dumps([*link_key(reporter, peer), reporter], separators=(",", ":"))
         value = {"mbps": float(mbps), "rtt_ms": float(rtt_ms), "at": time.time()}
         ttl_ms = _ms(ttl_s)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -155,12 +160,12 @@ class RedisLiveState:
         if not members:
             return {}
         raws = await self._redis.mget([self._link_key(m) for m in members])
-        measured: dict[tuple[str, str], dict[str, float]] = {}
+        reports: dict[tuple[str, str], list[dict[str, float]]] = {}
         for member, raw in zip(members, raws, strict=True):
             if raw is not None:
-                a, b = json.loads(member)
-                measured[(a, b)] = {k: float(v) for k, v in json.loads(raw).items()}
-        return measured
+                a, b, _ = json.loads(member)
+                reports.setdefault((a, b), []).append(json.loads(raw))
+        return {key: bottleneck(fresh) for key, fresh in sorted(reports.items())}
 
     async def _live_members(self, index: str) -> list[str]:
         """Members of an index whose key may still be alive; prunes the long-dead ones."""

@@ -141,6 +141,75 @@ async def test_link_is_keyed_once_per_undirected_pair(live: LiveState) -> None:
     assert isinstance(measured["at"], float)
 
 
+def _figure(links: dict[tuple[str, str], dict[str, float]], a: str, b: str) -> tuple[float, ...]:
+    return (links[(a, b)]["mbps"], links[(a, b)]["rtt_ms"])
+
+
+async def test_a_link_both_ends_report_keeps_its_bottleneck_whoever_reports_last(
+    live: LiveState,
+) -> None:
+    # Each end times its own upload: the camera's uplink is narrow, the gateway's is not,
+    # and the camera's ping happens to be faster. Reports alternate as heartbeats come.
+    await live.put_link("cam-1", "gw-1", 20.0, 9.0, LONG_TTL)
+    await live.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+    figures = [_figure(await live.links(), "cam-1", "gw-1")]
+    for _ in range(3):
+        await live.put_link("cam-1", "gw-1", 20.0, 9.0, LONG_TTL)
+        figures.append(_figure(await live.links(), "cam-1", "gw-1"))
+        await live.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+        figures.append(_figure(await live.links(), "cam-1", "gw-1"))
+    assert figures == [(20.0, 12.0)] * 7
+
+
+async def test_an_end_s_new_report_replaces_only_its_own(live: LiveState) -> None:
+    await live.put_link("cam-1", "gw-1", 20.0, 9.0, LONG_TTL)
+    await live.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+    await live.put_link("cam-1", "gw-1", 500.0, 4.0, LONG_TTL)  # the camera's uplink freed
+    assert _figure(await live.links(), "cam-1", "gw-1") == (300.0, 12.0)
+    await live.put_link("gw-1", "cam-1", 600.0, 3.0, LONG_TTL)
+    assert _figure(await live.links(), "cam-1", "gw-1") == (500.0, 4.0)
+
+
+async def test_a_link_s_figure_is_as_of_its_newest_report(live: LiveState) -> None:
+    await live.put_link("cam-1", "gw-1", 20.0, 9.0, LONG_TTL)
+    first = (await live.links())[("cam-1", "gw-1")]["at"]
+    await anyio.sleep(0.01)
+    await live.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+    second = (await live.links())[("cam-1", "gw-1")]["at"]
+    assert second > first
+
+
+async def test_an_end_whose_report_expired_no_longer_counts(live: LiveState) -> None:
+    await live.put_link("cam-1", "gw-1", 20.0, 30.0, SHORT_TTL)
+    await live.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+    assert _figure(await live.links(), "cam-1", "gw-1") == (20.0, 30.0)
+    await anyio.sleep(PAST_SHORT_TTL)
+    assert _figure(await live.links(), "cam-1", "gw-1") == (300.0, 12.0)
+
+
+async def test_forget_drops_both_ends_reports(live: LiveState) -> None:
+    await live.put_link("cam-1", "gw-1", 20.0, 9.0, LONG_TTL)
+    await live.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+    await live.put_link("gw-1", "cloud", 50.0, 20.0, LONG_TTL)
+    await live.forget("cam-1")
+    assert set(await live.links()) == {("cloud", "gw-1")}
+    await live.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+    assert _figure(await live.links(), "cam-1", "gw-1") == (300.0, 12.0)
+
+
+async def test_link_reports_are_shared_by_replicas(redis_url: str, live_prefix: str) -> None:
+    a = RedisLiveState(redis_url, prefix=live_prefix)
+    b = RedisLiveState(redis_url, prefix=live_prefix)
+    try:
+        await a.put_link("cam-1", "gw-1", 20.0, 9.0, LONG_TTL)
+        await b.put_link("gw-1", "cam-1", 300.0, 12.0, LONG_TTL)
+        assert _figure(await a.links(), "cam-1", "gw-1") == (20.0, 12.0)
+        assert _figure(await b.links(), "cam-1", "gw-1") == (20.0, 12.0)
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_link_expires_after_its_ttl(live: LiveState) -> None:
     await live.put_link("a", "b", 10.0, 1.0, SHORT_TTL)
     await live.put_link("b", "c", 10.0, 1.0, LONG_TTL)
