@@ -418,7 +418,9 @@ def _polish(problem: Problem, options: SolveOptions, plan: Plan, left_s: float) 
         exact.doc.solver = NAME
         if exact.status == Status.OPTIMAL:
             exact.status = exact.doc.status = Status.FEASIBLE
-        return exact
+        # Out of time without naming an app: the greedy steps' reason names one to act on.
+        named = (exact.doc.reason or "").startswith("app ")
+        return plan if exact.status == Status.INFEASIBLE and not named else exact
 
     start = time.perf_counter()
     budget = min(POLISH_S, left_s)

@@ -68,3 +68,34 @@ def test_a_device_added_is_parsed_afresh() -> None:
     grown["devices"].append(extra)
     out = work.replan(grown, scn, first["plan"], "heuristic", 30, 0.05)
     assert out["incremental"] and not out["derived_problem"]
+
+
+def test_an_app_that_fits_nowhere_is_set_aside_and_the_rest_re_placed() -> None:
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = work.replan(scn, None, None, "heuristic", 30, 0.05)
+    assert first["apply"] and first["unplaced"] == {}
+    # app-3 now asks for a latency no placement has, and a battery drops: app-3 cannot
+    # be placed, and the others still follow the battery.
+    broken = _battery_drop(scn, 0)
+    broken["apps"][3]["slo_ms"] = 1e-6
+    broken = _with_previous(broken, first["plan"])
+    out = work.replan(broken, scn, first["plan"], "heuristic", 30, 0.05)
+    assert out["apply"], out["decision"]
+    assert list(out["unplaced"]) == ["app-3"] and "slo_ms" in out["unplaced"]["app-3"]
+    assert [a["id"] for a in out["scenario"]["apps"]] == [
+        a["id"] for a in broken["apps"] if a["id"] != "app-3"
+    ]
+    assert "app-3" not in {a["id"] for a in out["plan"]["apps"]}
+    assert out["plan"]["status"] != "infeasible"
+
+    # The same conditions again: the plan in force is the candidate; nothing flaps.
+    again = work.replan(broken, out["scenario"], out["plan"], "heuristic", 30, 0.05)
+    assert not again["apply"], again["decision"]
+    assert list(again["unplaced"]) == ["app-3"]
+
+    # The latency target made reachable again: app-3 is placed once more.
+    fixed = copy.deepcopy(broken)
+    fixed["apps"][3] = scn["apps"][3]
+    back = work.replan(fixed, out["scenario"], out["plan"], "heuristic", 30, 0.05)
+    assert back["apply"] and back["unplaced"] == {}
+    assert "app-3" in {a["id"] for a in back["plan"]["apps"]}
