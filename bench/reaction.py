@@ -431,6 +431,7 @@ class EventLog:
         self.triggers: list[tuple[float, dict[str, Any]]] = []
         self.decisions: list[tuple[float, dict[str, Any]]] = []  # every plan (monotonic)
         self.placements: dict[int, float] = {}  # plan version -> when committed
+        self.stages: dict[int, dict[str, float]] = {}  # plan version -> the server's stages
         self.replacements: list[tuple[float, dict[str, Any]]] = []
         self.task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -450,6 +451,7 @@ class EventLog:
                 self.triggers.append((at, data))
             elif event == "placement" and data.get("in_force"):
                 self.placements[int(data["version"])] = at
+                self.stages[int(data["version"])] = data.get("timings_ms") or {}
             elif event == "replacement":
                 self.replacements.append((at, data))
 
@@ -474,6 +476,9 @@ class Sample:
     detect_ms: float | None = None  # observation -> trigger recorded (tick, audit write)
     plan_ms: float | None = None  # trigger recorded -> plan committed (build, solve, SQL)
     deliver_ms: float | None = None  # plan committed -> the last target's long poll answered
+    # The planner's own stages (its `placement` event): build (snapshot, heartbeats,
+    # scenario), solve (pool round trip), materialize (partitions), commit (SQL).
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 class LiveBench:
@@ -647,6 +652,7 @@ class LiveBench:
             s.detect_ms = (recorded - observed) * 1000.0
             s.plan_ms = (committed - recorded) * 1000.0
             s.deliver_ms = server_ms - (committed - observed) * 1000.0
+        s.stages = self.events.stages.get(int(found["version"])) or {}
         self.samples.append(s)
         shown = "-" if client_ms is None else f"{client_ms:.0f}"
         print(f"  {trigger} on {sim.name}: reaction {server_ms:.0f} ms (client {shown} ms, "
@@ -829,15 +835,21 @@ def run_live(args: argparse.Namespace) -> None:
                           *_figures(server), *_figures(client))  # fmt: skip
     Console(width=140).print(table)
     parts = Table(title="where the time goes (ms, medians)")
-    for col in ("fleet", "trigger", "targets", "detect", "plan", "deliver", "coalesced"):
+    stages = ("build", "solve", "materialize", "commit")
+    for col in ("fleet", "trigger", "targets", "detect", "plan", *(f"  {x}" for x in stages),
+                "deliver", "coalesced"):  # fmt: skip
         parts.add_column(col, justify="right")
     for size, bench, _ in results:
         for trigger in triggers:
             mine = [s for s in bench.samples if s.trigger == trigger]
             row = [str(size), trigger, f"{statistics.median(s.targets for s in mine):.0f}"
                    if mine else "-"]  # fmt: skip
-            for attr in ("detect_ms", "plan_ms", "deliver_ms"):
-                vals = [getattr(s, attr) for s in mine if getattr(s, attr) is not None]
+            for attr in ("detect_ms", "plan_ms", *stages, "deliver_ms"):
+                vals = [
+                    s.stages[attr] if attr in stages else getattr(s, attr)
+                    for s in mine
+                    if (attr in s.stages if attr in stages else getattr(s, attr) is not None)
+                ]
                 row.append(f"{statistics.median(vals):.0f}" if vals else "-")
             row.append(str(sum(s.coalesced for s in mine)))
             parts.add_row(*row)

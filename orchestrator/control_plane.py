@@ -26,6 +26,7 @@ from orchestrator import audit, catalog, deployments, desired_state, fleet, toke
 from orchestrator.artifacts import Artifacts
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.db.tables import Device, PlanVersion, Rollout
+from orchestrator.desired_cache import DesiredCache
 from orchestrator.errors import Conflict, Invalid, NotFound
 from orchestrator.events import EventBus
 from orchestrator.gateway import ControlPlaneGateway
@@ -99,9 +100,8 @@ class ControlPlane:
         self.gateway = ControlPlaneGateway(self)
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self._agent_tokens: dict[str, str] = {}  # token hash -> device id
-        self._desired: tuple[int, dict[str, dict[str, Any]]] | None = None
-        self._refresh: asyncio.Task[tuple[int, dict[str, dict[str, Any]]]] | None = None
-        self._desired_checked = 0.0  # monotonic time the cached revision was read from SQL
+        self._desired = DesiredCache()
+        self._refresh: asyncio.Task[DesiredCache] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -295,7 +295,7 @@ class ControlPlane:
             await self.planner.request(reason, observed_at=observed_at)
 
     def invalidate_desired(self) -> None:
-        self._desired = None
+        self._desired.stale = True
 
     async def publish_revision(
         self,
@@ -320,49 +320,48 @@ class ControlPlane:
             await self.live.publish(desired_state.channel(device_id), {"version": revision})
 
     # -- desired state -------------------------------------------------------------------
-    def _fresh_desired(self) -> tuple[int, dict[str, dict[str, Any]]] | None:
-        cached = self._desired
-        if cached is None or cached[0] < self.version:
-            return None
-        if time.monotonic() - self._desired_checked >= _REVISION_CHECK_S:
-            return None
-        return cached
+    def install_desired(
+        self, version: int, states: dict[str, dict[str, Any]], targets: list[str]
+    ) -> None:
+        """Serve these states (computed by a commit at `version`) without recomputing them."""
+        for state in states.values():
+            state["version"] = version
+        self._desired.install(version, states, frozenset(targets))
 
-    async def _desired_states(self, force: bool = False) -> tuple[int, dict[str, dict[str, Any]]]:
+    async def _desired_states(self, force: bool = False) -> DesiredCache:
         """The cache when fresh; else one refresh that every caller waiting meanwhile shares
         (`force`: a new one). Not a lock: a lock hands over to one waiter per loop turn, and
         a fleet's long polls queued behind it for seconds."""
-        cached = None if force else self._fresh_desired()
-        if cached is not None:
-            return cached
+        if not force and self._desired.fresh(self.version, _REVISION_CHECK_S):
+            return self._desired
         loop = asyncio.get_running_loop()
         refresh = self._refresh
         if force or refresh is None or refresh.done() or refresh.get_loop() is not loop:
-            refresh = self._refresh = loop.create_task(self._refresh_desired())
+            refresh = self._refresh = loop.create_task(self._refresh_desired(force))
         # Shielded: a long poll whose client went away must not cancel the others' refresh.
         return await asyncio.shield(refresh)
 
-    async def _refresh_desired(self) -> tuple[int, dict[str, dict[str, Any]]]:
+    async def _refresh_desired(self, force: bool) -> DesiredCache:
+        cache = self._desired
         version = await self.run_sync(desired_state.current_version)
         self.version = max(self.version, version)
-        if self._desired is None or self._desired[0] != version:
+        if force or cache.stale or cache.version is None or cache.version < version:
             base = self.settings.public_url or ""
-            states = await self.run_sync(desired_state.compute, base)
-            self._desired = (version, states)
-        self._desired_checked = time.monotonic()
-        return self._desired
+            version, states, targets = await self.run_sync(desired_state.compute_with_targets, base)
+            cache.install(version, states, frozenset(targets))
+        cache.confirm()
+        return cache
 
     async def desired(self, device_id: str) -> dict[str, Any]:
-        version, states = await self._desired_states()
-        state = states.get(device_id)
+        cache = await self._desired_states()
+        state = cache.states.get(device_id)
         if state is None:
             # Enrolled after the cache was computed, or deleted: ask SQL which.
             await self.run_sync(fleet.get_device, device_id)
-            self._desired = None
-            version, states = await self._desired_states(force=True)
-            state = states.get(device_id) or {
+            cache = await self._desired_states(force=True)
+            state = cache.states.get(device_id) or {
                 "device_id": device_id,
-                "version": version,
+                "version": cache.version or 0,
                 "partitions": [],
                 "cascade_stages": [],
                 "sources": [],
@@ -370,9 +369,13 @@ class ControlPlane:
         return state
 
     async def wait_desired(self, device_id: str, after: int, wait_s: float) -> dict[str, Any]:
+        """A long poll: answered once this agent has news (`orchestrator.desired_cache`),
+        or with the state of now when `wait_s` runs out."""
         state = await self.desired(device_id)
         deadline = time.monotonic() + min(max(wait_s, 0.0), self.settings.long_poll_max_s)
-        while state["version"] <= after:
+        news = self._desired.news(device_id, after)
+        checked = self.version
+        while not news:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -383,9 +386,11 @@ class ControlPlane:
                 # The wake-up names the new revision (maybe another replica's, whose event
                 # has not arrived): a cache older than that is stale.
                 self.version = max(self.version, int(woken.get("version") or 0))
-            if woken is not None or self.version > after:
+            if woken is not None or self.version > checked:
+                checked = self.version
                 state = await self.desired(device_id)
-        if state["version"] > after:
+                news = self._desired.news(device_id, after)
+        if news and state["version"] > after:
             # The rollout's acknowledgement that this agent has its new desired state. This
             # replica's loop is told directly too: the event bus is at-most-once and drops
             # events in a burst of answers (a fleet re-polling after a revision), and a lost
@@ -432,7 +437,7 @@ class ControlPlane:
     async def delete_device(self, actor: str, device_id: str) -> None:
         await self.run_sync(fleet.delete_device, actor, device_id)
         await self.live.forget(device_id)
-        self._desired = None
+        self.invalidate_desired()
         await self.events.publish("device", {"device_id": device_id, "change": "deleted"})
         await self._on_event(
             {"type": "device", "data": {"device_id": device_id, "change": "deleted"}}
@@ -577,7 +582,7 @@ class ControlPlane:
 
     async def delete_deployment(self, actor: str, name: str) -> None:
         await self.run_sync(deployments.delete_deployment, actor, name)
-        self._desired = None
+        self.invalidate_desired()
         await self.events.publish("deployment", {"deployment": name, "change": "deleted"})
         await self.record_trigger(
             "deployment-deleted",
@@ -641,10 +646,10 @@ class ControlPlane:
             return row, rollout
 
         row, rollout = await self.run_sync(read)
-        revision, _ = await self._desired_states()
+        cache = await self._desired_states()
         if row is None:
             raise NotFound("no plan is in force yet: create a deployment on an alive device")
-        _, states = await self._desired_states()
+        revision, states = cache.version or 0, cache.states
         beats = await self.live.heartbeats()
         agents: dict[str, Any] = {}
         for device_id, state in sorted(states.items()):
@@ -659,8 +664,11 @@ class ControlPlane:
                 "ready": sorted(k for k in keys if ready.get(k)),
                 "pending": sorted(k for k in keys if not ready.get(k)),
             }
+        # An agent runs what it should when it has no news: the revision it runs may be
+        # older than the current one when its desired state did not change since.
         done = all(
-            not a["pending"] and (a["running_version"] or 0) >= revision for a in agents.values()
+            not a["pending"] and not cache.news(d, int(a["running_version"] or -1))
+            for d, a in agents.items()
         ) and (rollout is None or rollout.state in ("live", "switching"))
         return {
             "version": row.version,

@@ -16,7 +16,7 @@ revisions per plan version (make-before-break, see `orchestrator.rollouts`):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -37,6 +37,13 @@ Json = dict[str, Any]
 # One agent's desired state, in the shape of `api.wire.DesiredState` (the API validates it
 # into that model; the orchestrator does not import `api`).
 Desired = dict[str, Any]
+
+
+class Endpoint(NamedTuple):
+    """Where a device serves its data plane."""
+
+    id: str
+    data_plane_url: str
 
 
 def _empty(device_id: str, version: int) -> Desired:
@@ -136,6 +143,20 @@ def compute(session: Session, base_url: str = "") -> dict[str, Desired]:
     return for_plan(session, _plan(session, rollout.plan_version), version, base_url)
 
 
+def compute_with_targets(
+    session: Session, base_url: str = ""
+) -> tuple[int, dict[str, Desired], list[str]]:
+    """`compute`, with its revision and the devices the current rollout counts on (its
+    targets: every phase of a rollout answers them, see `orchestrator.desired_cache`)."""
+    states = compute(session, base_url)
+    version = next(iter(states.values()))["version"] if states else current_version(session)
+    rollout = current_rollout(session)
+    targets: list[str] = []
+    if rollout is not None and rollout.revision == version:
+        targets = list((rollout.acks or {}).get("targets") or [])
+    return version, states, targets
+
+
 def merge(old: dict[str, Desired], new: dict[str, Desired]) -> dict[str, Desired]:
     """The loading phase: what runs now (routes, sources, tokens) plus every partition and
     stage the new plan adds. A key in both keeps its old spec: its route is live."""
@@ -172,7 +193,11 @@ def for_plan(
     session: Session, plan: dict[str, Any] | None, version: int, base_url: str = ""
 ) -> dict[str, Desired]:
     """Every device's desired state under `plan`, stamped `version`."""
-    devices = {d.id: d for d in session.scalars(select(Device))}
+    # Plain rows, not ORM objects: this runs for every device on every rollout phase.
+    devices = {
+        row.id: Endpoint(row.id, row.data_plane_url)
+        for row in session.execute(select(Device.id, Device.data_plane_url))
+    }
     states = {d: _empty(d, version) for d in devices}
     if plan is None:
         return states
@@ -225,7 +250,7 @@ def _block_index(model: Model) -> dict[str, int]:
 
 
 def _first_hop(
-    app: dict[str, Any], dep_id: str, models: dict[str, Model], devices: dict[str, Device]
+    app: dict[str, Any], dep_id: str, models: dict[str, Model], devices: dict[str, Endpoint]
 ) -> Json | None:
     if app.get("segments"):
         model = models.get(app["model"])
@@ -252,7 +277,7 @@ def _partitions(
     models: dict[str, Model],
     heads: dict[str, list[ExitHead]],
     refs: _Refs,
-    devices: dict[str, Device],
+    devices: dict[str, Endpoint],
     states: dict[str, Desired],
 ) -> None:
     model = models.get(app["model"])
@@ -313,7 +338,7 @@ def _stages(
     stage_defs: list[dict[str, Any]],
     models: dict[str, Model],
     refs: _Refs,
-    devices: dict[str, Device],
+    devices: dict[str, Endpoint],
     states: dict[str, Desired],
 ) -> None:
     stages = app["stages"]

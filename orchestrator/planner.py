@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 
 from orchestrator import audit, rollouts, work
 from orchestrator.artifacts import Artifacts
-from orchestrator.db.tables import Artifact, Deployment, Device, Model, PlanVersion
+from orchestrator.db.tables import Artifact, Deployment, Model, PlanVersion
 from orchestrator.desired_state import channel
-from orchestrator.scenario_builder import Built, Snapshot, build, read_snapshot
+from orchestrator.scenario_builder import Built, PlanCache, Snapshot, build, read_snapshot
 
 if TYPE_CHECKING:
     from orchestrator.control_plane import ControlPlane
@@ -58,6 +58,7 @@ class Outcome:
     note: str = ""
     decision: str = ""
     revision: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
 class Planner:
@@ -73,6 +74,9 @@ class Planner:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
         self._holder = f"planner-{uuid.uuid4().hex[:12]}"
+        self._plans: PlanCache = {}
+        # The desired states the last commit computed: (revision, states, targets).
+        self._staged: tuple[int, dict[str, dict[str, Any]], list[str]] | None = None
         self.last: Outcome | None = None
         self.last_error: str | None = None
 
@@ -180,7 +184,7 @@ class Planner:
 
     # -- one solve ------------------------------------------------------------------------
     async def build(self) -> Built:
-        snap: Snapshot = await self._cp.run_sync(read_snapshot)
+        snap: Snapshot = await self._cp.run_sync(read_snapshot, self._plans)
         beats = await self._cp.live.heartbeats()
         measured = await self._cp.live.links()
         return build(snap, beats, measured)
@@ -194,7 +198,9 @@ class Planner:
         observed_at: float | None = None,
         force: bool = False,
     ) -> Outcome:
+        clock = _Stages(self._cp.metrics)
         built = await self.build()
+        clock.lap("build")
         outcome = Outcome(scenario=built.scenario, plan=None, waiting=built.waiting)
         if not built.solvable:
             outcome.note = "no device is alive and active: nothing to solve"
@@ -213,13 +219,18 @@ class Planner:
             outcome.plan, outcome.note = plan, note
             return outcome
         result, note = await self._replan_in_pool(built, name, force)
+        clock.lap("solve")
         plan = result["plan"]
         outcome.plan, outcome.note, outcome.decision = plan, note, result["decision"]
         if result["apply"]:
             await self._materialize(plan)
+            clock.lap("materialize")
+        result["timings"] = clock.laps
         version, revision, devices = await self._cp.run_sync(
             self._commit, built, result, reason + (f" ({note})" if note else ""), observed_at
         )
+        clock.lap("commit")
+        outcome.timings = clock.laps
         outcome.version, outcome.in_force, outcome.revision = (
             version,
             revision is not None,
@@ -310,7 +321,9 @@ class Planner:
         plan = result["plan"]
         apply = bool(result["apply"])
         feasible = plan["status"] != "infeasible"
-        previous = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
+        # The plan in force when the scenario was read (the planner lock keeps another
+        # plan from coming in between): a fleet's JSON not decoded again.
+        running = {a["id"]: a for a in (built.previous_plan or {}).get("apps", [])}
         from_version = rollouts.routes_version(session)  # before the new row changes it
         if apply:
             session.execute(
@@ -324,6 +337,9 @@ class Planner:
         stats["derived_problem"] = result.get("derived_problem", False)
         stats["current_objective"] = result["current_objective"]
         stats["broken"] = result["broken"]
+        # Where this plan's time went before the commit (seconds): snapshot and scenario
+        # (build), the pool round trip (solve), partition extraction (materialize).
+        stats["timings"] = {k: round(v, 4) for k, v in (result.get("timings") or {}).items()}
         unplaced: dict[str, str] = result.get("unplaced") or {}
         stats["unplaced"] = unplaced
         row = PlanVersion(
@@ -344,19 +360,22 @@ class Planner:
         session.add(row)
         session.flush()
         placed = {app["id"]: app for app in plan["apps"]}
+        in_scenario = {a["id"] for a in built.scenario["apps"]}
+        stamp = audit.now()
         for dep in session.scalars(select(Deployment)):
+            status = dep.status
             if dep.id in built.waiting:
-                dep.status = "waiting"
+                status = "waiting"
             elif apply and dep.id in unplaced:
-                dep.status = "infeasible"
-            elif not feasible and dep.id in {a["id"] for a in built.scenario["apps"]}:
+                status = "infeasible"
+            elif not feasible and dep.id in in_scenario:
                 # Infeasible now; what runs (if anything) keeps running and keeps its status.
-                running = {a["id"] for a in previous.plan.get("apps", [])} if previous else set()
                 if dep.id not in running:
-                    dep.status = "infeasible"
+                    status = "infeasible"
             elif apply and dep.id in placed:
-                dep.status = "placed"
-            dep.updated_at = audit.now()
+                status = "placed"
+            if status != dep.status:  # a fleet's deployments are not rewritten every plan
+                dep.status, dep.updated_at = status, stamp
         if not apply:
             action = "placement.infeasible" if not feasible else "placement.kept"
             why = result["decision"] if feasible else f"{plan.get('reason') or 'infeasible'}"
@@ -368,9 +387,15 @@ class Planner:
                 audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
             return row.version, None, []
         base = self._cp.settings.public_url or ""
-        rollout = rollouts.start(session, row, reason, observed_at, from_version, base)
+        superseded = rollouts.active(session)  # read before start() supersedes it
+        rollout, states = rollouts.start(session, row, reason, observed_at, from_version, base)
+        moved = 0
         for app in plan["apps"]:
             where = app.get("segments") or app.get("stages") or []
+            before = running.get(app["id"]) or {}
+            if where == (before.get("segments") or before.get("stages") or []):
+                continue  # unmoved: its decision is on record with an earlier version
+            moved += 1
             audit.record(
                 session,
                 "planner",
@@ -387,6 +412,12 @@ class Planner:
                     "carbon_g": app.get("carbon_g"),
                 },
             )
+        audit.record(
+            session, "planner", "placement.applied", f"plan_version:{row.version}",
+            reason=row.reason,
+            detail={"plan_version": row.version, "revision": rollout.revision, "moved": moved,
+                    "unmoved": len(plan["apps"]) - moved, "unplaced": sorted(unplaced)},
+        )  # fmt: skip
         for dep_id, why in built.waiting.items():
             audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
         for dep_id, why in unplaced.items():
@@ -394,7 +425,13 @@ class Planner:
                 session, "planner", "placement.unplaced", f"deployment:{dep_id}",
                 reason=f"{reason}: {why}", detail={"plan_version": row.version},
             )  # fmt: skip
-        devices = sorted(set(_touched(previous, plan, session)) | set(rollout.acks["targets"]))
+        # Woken: the rollout's targets, whose desired state changes, and a superseded
+        # rollout's, which may lose what it added; no other agent has news
+        # (`orchestrator.desired_cache`).
+        targets = list(rollout.acks["targets"])
+        devices = sorted(set(targets) | set(superseded.targets if superseded else ()))
+        assert rollout.revision is not None  # a rollout in loading has one
+        self._staged = (rollout.revision, states, targets)
         return row.version, rollout.revision, devices
 
     def _mark_waiting(self, session: Session, waiting: dict[str, str], note: str) -> None:
@@ -419,18 +456,38 @@ class Planner:
             "solver": plan.get("solver"),
             "decision": outcome.decision,
             "apps": [a["id"] for a in plan.get("apps", [])],
+            "timings_ms": {k: round(v * 1000.0, 1) for k, v in outcome.timings.items()},
         }
         self._cp.metrics.plan_versions.inc()
         await self._cp.events.publish("placement", summary)
         if outcome.in_force and outcome.revision is not None:
             self._cp.version = max(self._cp.version, outcome.revision)
-            self._cp.invalidate_desired()
+            staged, self._staged = self._staged, None
+            if staged is not None and staged[0] == outcome.revision:
+                self._cp.install_desired(*staged)  # computed by the commit: not again
+            else:
+                self._cp.invalidate_desired()
             await self._cp.events.publish(
                 "rollout",
                 {"version": outcome.version, "revision": outcome.revision, "state": "loading"},
             )
             for device_id in devices:
                 await self._cp.live.publish(channel(device_id), {"version": outcome.revision})
+
+
+class _Stages:
+    """Times the stages of one solve, each also exported as `plan_<stage>`."""
+
+    def __init__(self, metrics: Any) -> None:
+        self._metrics = metrics
+        self._at = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = now - self._at
+        self._metrics.observe_step(f"plan_{stage}", now - self._at)
+        self._at = now
 
 
 Job = tuple[str, dict[str, list[int]] | None, list[tuple[int, int]]]
@@ -481,17 +538,3 @@ def _store_partitions(session: Session, model_id: str, made: list[dict[str, Any]
     detail["partitions"] = parts
     # A new dict: SQLAlchemy does not see in-place changes to a JSON column.
     model.detail = detail
-
-
-def _touched(previous: PlanVersion | None, plan: dict[str, Any], session: Session) -> list[str]:
-    """Devices whose desired state a new plan may change: hosts under the old or the new
-    plan, and every deployment's source (which sends inputs to the first hop)."""
-    touched: set[str] = set()
-    for doc in (previous.plan if previous is not None else {}, plan):
-        for app in doc.get("apps", []):
-            for where in (app.get("segments") or []) + (app.get("stages") or []):
-                touched.add(where["device"])
-    for dep in session.scalars(select(Deployment)):
-        touched.add(dep.spec["source"])
-    known = set(session.scalars(select(Device.id)))
-    return sorted(touched & known)

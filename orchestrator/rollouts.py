@@ -97,9 +97,11 @@ def start(
     observed_at: float | None,
     from_version: int | None,
     base_url: str = "",
-) -> Rollout:
+) -> tuple[Rollout, dict[str, dict[str, Any]]]:
     """Put `row` in force through a new rollout in `loading` (superseding any active one);
-    `from_version` is `routes_version` read before `row` was added."""
+    `from_version` is `routes_version` read before `row` was added. Returns the rollout and
+    every device's desired state at its revision (what `desired_state.compute` gives once
+    this commits), unstamped."""
     stamp = audit.now()
     for old in session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE))):
         old.state, old.finished_at = "superseded", stamp
@@ -130,7 +132,7 @@ def start(
     )
     session.add(rollout)
     session.flush()
-    return rollout
+    return rollout, merged
 
 
 def _content(state: dict[str, Any] | None) -> Any:

@@ -38,8 +38,9 @@ async def desired_state(
     after_version: Annotated[int, Query(ge=-1)] = -1,
     wait_s: Annotated[float, Query(ge=0)] = 0.0,
 ) -> DesiredState:
-    """Long poll: answers at once when the version is above `after_version`, else waits up
-    to `wait_s` (capped by the server) for a change and answers with what is current then
-    (the same version on a timeout: poll again)."""
+    """Long poll: answers at once when this agent's desired state changed since revision
+    `after_version` (or the current rollout counts on it), else waits up to `wait_s`
+    (capped by the server) for a change and answers with what is current then (on a
+    timeout the same content, maybe at a newer version: poll again)."""
     state = await cp.wait_desired(device_id, after_version, wait_s)
     return DesiredState.model_validate(state)
