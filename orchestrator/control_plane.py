@@ -92,6 +92,7 @@ class ControlPlane:
         self.sessions: sessionmaker[Session] | None = None
         self.live: LiveState = live if live is not None else open_live_state(settings)
         self.events = EventBus(self.live)
+        self.metrics.events_dropped.set_function(lambda: self.events.dropped)
         self.planner = Planner(self, self._executor)
         self.admin_token = ""
         self.version = 0  # the desired-state revision in force, as this replica last saw it
@@ -392,9 +393,9 @@ class ControlPlane:
                 news = self._desired.news(device_id, after)
         if news and state["version"] > after:
             # The rollout's acknowledgement that this agent has its new desired state. This
-            # replica's loop is told directly too: the event bus is at-most-once and drops
-            # events in a burst of answers (a fleet re-polling after a revision), and a lost
-            # delivery would leave the reaction time unmeasured.
+            # replica's loop is told directly, without the round trip through the event bus
+            # (which can still lose events while Redis is unreachable): a lost delivery
+            # would leave the reaction time unmeasured.
             at = time.time()
             self.gateway.on_delivery(device_id, int(state["version"]), at)
             await self.events.publish(

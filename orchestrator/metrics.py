@@ -71,6 +71,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.events_dropped = Gauge(
+            "continuum_events_dropped",
+            "Events a reader of this replica's event bus lost by falling a whole buffer behind",
+            registry=self.registry,
+        )
+
     def observe_step(self, step: str, seconds: float) -> None:
         self.step_seconds.labels(step).observe(seconds)
 
