@@ -152,6 +152,7 @@ class Reconciler:
         self._grace_until: float | None = None
         self._ever_alive: set[str] = set()
         self._silent_checked = False
+        self._grace_joined: set[str] = set()  # came during the grace, after the first tick
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -265,6 +266,8 @@ class Reconciler:
                 continue  # stale: handled as lost below
             if device not in self._alive and not baseline:
                 fired.append(Trigger("device-joined", device, f"device {device} joined", at))
+            elif device not in self._alive and not first:
+                self._grace_joined.add(device)
             self._alive[device] = at
             self._ever_alive.add(device)
             if self._seen_beat.get(device) == at:
@@ -304,6 +307,17 @@ class Reconciler:
                 fired.append(Trigger("device-lost", device, reason, obs.now))
         if not baseline and not self._silent_checked:
             self._silent_checked = True
+            # Devices that came during the grace were no joins then, but a deployment left
+            # waiting for one of them (its source was not alive at the last plan) waits for
+            # a re-plan: one, for all of them, now.
+            came = sorted(self._grace_joined & self._alive.keys())
+            if came:
+                more = f" and {len(came) - 10} more" if len(came) > 10 else ""
+                named = ", ".join(came[:10]) + more
+                fired.append(Trigger(
+                    "device-joined", came[0] if len(came) == 1 else f"{len(came)} devices",
+                    f"{named} reported while this control plane took the lead", obs.now,
+                ))  # fmt: skip
             for device in sorted(set(obs.devices) - self._ever_alive):
                 reason = (
                     f"device {device} lost: no heartbeat in the {lost_after:g} s since this "

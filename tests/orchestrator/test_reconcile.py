@@ -155,8 +155,13 @@ async def test_a_new_leader_waits_for_devices_before_acting() -> None:
     gw.now += 2.0
     gw.beat("cam", battery_pct=90.0)
     gw.beat("edge")
-    (lost,) = await rec.tick()
+    # After the grace: one re-plan for the devices that came during it (a deployment may
+    # wait for one of them), and the silent one is lost.
+    joined, lost = await rec.tick()
+    assert (joined.kind, joined.target) == ("device-joined", "2 devices")
+    assert "cam, edge reported while this control plane took the lead" in joined.reason
     assert (lost.kind, lost.target) == ("device-lost", "gone")
+    assert len(gw.replans) == 1
     gw.now += 1.0
     gw.beat("cam", battery_pct=90.0)
     gw.beat("edge")
