@@ -102,6 +102,8 @@ class ControlPlane:
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self._agent_tokens: dict[str, str] = {}  # token hash -> device id
         self._desired = DesiredCache()
+        self._plan_states: tuple[int, dict[str, dict[str, Any]], int] | None = None
+        self._generation = 0  # bumped by every invalidation of the desired states
         self._refresh: asyncio.Task[DesiredCache] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -252,6 +254,8 @@ class ControlPlane:
         for digest in [d for d, dev in self._agent_tokens.items() if dev == device.id]:
             self._agent_tokens.pop(digest, None)  # a re-enrolled device's old token dies
         self._agent_tokens[tokens.hash_token(secret)] = device.id
+        if existed:
+            self.invalidate_desired()  # its data-plane URL may have changed
         change = "reenrolled" if existed else "enrolled"
         await self.events.publish("device", {"device_id": device.id, "change": change})
         return {
@@ -297,6 +301,7 @@ class ControlPlane:
 
     def invalidate_desired(self) -> None:
         self._desired.stale = True
+        self._generation += 1
 
     async def publish_revision(
         self,
@@ -324,10 +329,24 @@ class ControlPlane:
     def install_desired(
         self, version: int, states: dict[str, dict[str, Any]], targets: list[str]
     ) -> None:
-        """Serve these states (computed by a commit at `version`) without recomputing them."""
-        for state in states.values():
-            state["version"] = version
-        self._desired.install(version, states, frozenset(targets))
+        """Serve these states (computed by a commit at `version`) without recomputing them.
+        Stamped copies: the same dicts may be installed again at a later revision."""
+        stamped = {d: {**state, "version": version} for d, state in states.items()}
+        self._desired.install(version, stamped, frozenset(targets))
+
+    def stash_plan_states(self, plan_version: int, states: dict[str, dict[str, Any]]) -> None:
+        """Every device's state under a plan alone, for its rollout's switch; dropped by any
+        change that invalidates desired states meanwhile."""
+        self._plan_states = (plan_version, states, self._generation)
+
+    def install_switch(self, plan_version: int, revision: int, targets: list[str]) -> bool:
+        """Serve the stashed states of `plan_version` at its switch's revision, if still
+        valid (False: they will be computed from SQL)."""
+        stash = self._plan_states
+        if stash is None or stash[0] != plan_version or stash[2] != self._generation:
+            return False
+        self.install_desired(revision, stash[1], targets)
+        return True
 
     async def _desired_states(self, force: bool = False) -> DesiredCache:
         """The cache when fresh; else one refresh that every caller waiting meanwhile shares

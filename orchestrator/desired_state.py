@@ -135,8 +135,9 @@ def compute(session: Session, base_url: str = "") -> dict[str, Desired]:
         return for_plan(session, plan_row.plan if plan_row else None, version, base_url)
     version = rollout.revision
     if rollout.state == "loading":
-        old = for_plan(session, _plan(session, rollout.from_version), version, base_url)
-        new = for_plan(session, _plan(session, rollout.plan_version), version, base_url)
+        fleet = Fleet(session, base_url)
+        old = for_plan(session, _plan(session, rollout.from_version), version, base_url, fleet)
+        new = for_plan(session, _plan(session, rollout.plan_version), version, base_url, fleet)
         return merge(old, new)
     if rollout.state == "rolled_back":
         return for_plan(session, _plan(session, rollout.from_version), version, base_url)
@@ -189,25 +190,39 @@ def added_keys(old: dict[str, Desired], new: dict[str, Desired]) -> dict[str, li
     return added
 
 
+class Fleet:
+    """What every state refers to, read once for all the plans of one computation (a
+    rollout's loading phase builds the states of two plans). Plain rows where a fleet's
+    worth is read: this runs on every rollout phase."""
+
+    def __init__(self, session: Session, base_url: str) -> None:
+        self.devices = {
+            row.id: Endpoint(row.id, row.data_plane_url)
+            for row in session.execute(select(Device.id, Device.data_plane_url))
+        }
+        self.refs = _Refs(session, base_url)
+        self.deployments = {d.id: d for d in session.scalars(select(Deployment))}
+        self.models = {m.id: m for m in session.scalars(select(Model))}
+        self.cascades = {c.id: c.stages for c in session.scalars(select(Cascade))}
+        self.heads: dict[str, list[ExitHead]] = {}
+        for head in session.scalars(select(ExitHead).where(ExitHead.prob.is_not(None))):
+            self.heads.setdefault(head.model_id, []).append(head)
+
+
 def for_plan(
-    session: Session, plan: dict[str, Any] | None, version: int, base_url: str = ""
+    session: Session,
+    plan: dict[str, Any] | None,
+    version: int,
+    base_url: str = "",
+    fleet: Fleet | None = None,
 ) -> dict[str, Desired]:
     """Every device's desired state under `plan`, stamped `version`."""
-    # Plain rows, not ORM objects: this runs for every device on every rollout phase.
-    devices = {
-        row.id: Endpoint(row.id, row.data_plane_url)
-        for row in session.execute(select(Device.id, Device.data_plane_url))
-    }
+    fleet = fleet if fleet is not None else Fleet(session, base_url)
+    devices, refs, deployments = fleet.devices, fleet.refs, fleet.deployments
+    models, cascades, heads = fleet.models, fleet.cascades, fleet.heads
     states = {d: _empty(d, version) for d in devices}
     if plan is None:
         return states
-    refs = _Refs(session, base_url)
-    deployments = {d.id: d for d in session.scalars(select(Deployment))}
-    models = {m.id: m for m in session.scalars(select(Model))}
-    cascades = {c.id: c.stages for c in session.scalars(select(Cascade))}
-    heads: dict[str, list[ExitHead]] = {}
-    for head in session.scalars(select(ExitHead).where(ExitHead.prob.is_not(None))):
-        heads.setdefault(head.model_id, []).append(head)
 
     def endpoint(device_id: str) -> Json | None:
         device = devices.get(device_id)

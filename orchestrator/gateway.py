@@ -121,6 +121,7 @@ class ControlPlaneGateway:
     async def switch(self, rollout: RolloutView) -> None:
         revision = await self.cp.run_sync(rollouts.switch, rollout.id)
         if revision is not None:
+            self.cp.install_switch(rollout.plan_version, revision, rollout.targets)
             await self.cp.publish_revision(rollout.plan_version, revision, "switching",
                                            rollout.targets)  # fmt: skip
 

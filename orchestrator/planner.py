@@ -76,7 +76,7 @@ class Planner:
         self._holder = f"planner-{uuid.uuid4().hex[:12]}"
         self._plans: PlanCache = {}
         # The desired states the last commit computed: (revision, states, targets).
-        self._staged: tuple[int, dict[str, dict[str, Any]], list[str]] | None = None
+        self._staged: _Staged | None = None
         self.last: Outcome | None = None
         self.last_error: str | None = None
 
@@ -388,7 +388,12 @@ class Planner:
             return row.version, None, []
         base = self._cp.settings.public_url or ""
         superseded = rollouts.active(session)  # read before start() supersedes it
-        rollout, states = rollouts.start(session, row, reason, observed_at, from_version, base)
+        known = None
+        if built.plan_version is not None and built.previous_plan is not None:
+            known = (built.plan_version, built.previous_plan)
+        rollout, states, after = rollouts.start(
+            session, row, reason, observed_at, from_version, base, known
+        )
         moved = 0
         for app in plan["apps"]:
             where = app.get("segments") or app.get("stages") or []
@@ -431,7 +436,7 @@ class Planner:
         targets = list(rollout.acks["targets"])
         devices = sorted(set(targets) | set(superseded.targets if superseded else ()))
         assert rollout.revision is not None  # a rollout in loading has one
-        self._staged = (rollout.revision, states, targets)
+        self._staged = _Staged(rollout.revision, states, targets, row.version, after)
         return row.version, rollout.revision, devices
 
     def _mark_waiting(self, session: Session, waiting: dict[str, str], note: str) -> None:
@@ -463,8 +468,10 @@ class Planner:
         if outcome.in_force and outcome.revision is not None:
             self._cp.version = max(self._cp.version, outcome.revision)
             staged, self._staged = self._staged, None
-            if staged is not None and staged[0] == outcome.revision:
-                self._cp.install_desired(*staged)  # computed by the commit: not again
+            if staged is not None and staged.revision == outcome.revision:
+                # Computed by the commit: not again, neither now nor at the switch.
+                self._cp.install_desired(staged.revision, staged.states, staged.targets)
+                self._cp.stash_plan_states(staged.plan_version, staged.switched)
             else:
                 self._cp.invalidate_desired()
             await self._cp.events.publish(
@@ -473,6 +480,18 @@ class Planner:
             )
             for device_id in devices:
                 await self._cp.live.publish(channel(device_id), {"version": outcome.revision})
+
+
+@dataclass
+class _Staged:
+    """The desired states a commit computed: at its rollout's revision (loading), and under
+    the new plan alone (what its switch will publish)."""
+
+    revision: int
+    states: dict[str, dict[str, Any]]
+    targets: list[str]
+    plan_version: int
+    switched: dict[str, dict[str, Any]]
 
 
 class _Stages:

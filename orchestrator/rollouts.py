@@ -97,17 +97,26 @@ def start(
     observed_at: float | None,
     from_version: int | None,
     base_url: str = "",
-) -> tuple[Rollout, dict[str, dict[str, Any]]]:
+    known: tuple[int, dict[str, Any]] | None = None,
+) -> tuple[Rollout, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Put `row` in force through a new rollout in `loading` (superseding any active one);
-    `from_version` is `routes_version` read before `row` was added. Returns the rollout and
-    every device's desired state at its revision (what `desired_state.compute` gives once
-    this commits), unstamped."""
+    `from_version` is `routes_version` read before `row` was added; `known`, a plan
+    version and its document the caller already holds. Returns the rollout, every
+    device's desired state at its revision (what `desired_state.compute` gives once this
+    commits) and under the new plan alone (its switch), unstamped."""
     stamp = audit.now()
     for old in session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE))):
         old.state, old.finished_at = "superseded", stamp
-    old_plan = session.get(PlanVersion, from_version) if from_version is not None else None
-    before = desired_state.for_plan(session, old_plan.plan if old_plan else None, 0, base_url)
-    after = desired_state.for_plan(session, row.plan, 0, base_url)
+    if from_version is None:
+        old_doc = None
+    elif known is not None and known[0] == from_version:
+        old_doc = known[1]  # the caller has it decoded: a fleet's worth of JSON
+    else:
+        old_row = session.get(PlanVersion, from_version)
+        old_doc = old_row.plan if old_row is not None else None
+    fleet = desired_state.Fleet(session, base_url)
+    before = desired_state.for_plan(session, old_doc, 0, base_url, fleet)
+    after = desired_state.for_plan(session, row.plan, 0, base_url, fleet)
     merged = desired_state.merge(before, after)
     targets = sorted(
         d
@@ -132,7 +141,7 @@ def start(
     )
     session.add(rollout)
     session.flush()
-    return rollout, merged
+    return rollout, merged, after
 
 
 def _content(state: dict[str, Any] | None) -> Any:

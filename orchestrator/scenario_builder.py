@@ -54,6 +54,7 @@ class Built:
     previous_plan: dict[str, Any] | None = None
     previous_scenario: dict[str, Any] | None = None
     margin: float = 0.05
+    plan_version: int | None = None  # the version of `previous_plan`
 
     @property
     def solvable(self) -> bool:
@@ -243,6 +244,7 @@ def build(
         waiting=waiting,
         previous_plan=snap.plan,
         previous_scenario=snap.plan_scenario,
+        plan_version=snap.plan_version if snap.plan is not None else None,
         margin=float(placement.get("hysteresis", 0.05)),
     )
 
