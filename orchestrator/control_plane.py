@@ -30,6 +30,7 @@ from orchestrator.desired_cache import DesiredCache
 from orchestrator.errors import Conflict, Invalid, NotFound
 from orchestrator.events import EventBus
 from orchestrator.gateway import ControlPlaneGateway
+from orchestrator.heap import HeapPolicy
 from orchestrator.live import open_live_state
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
@@ -102,6 +103,7 @@ class ControlPlane:
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self._agent_tokens: dict[str, str] = {}  # token hash -> device id
         self._desired = DesiredCache()
+        self.heap = HeapPolicy(settings.gc_freeze)
         self._plan_states: tuple[int, dict[str, dict[str, Any]], int] | None = None
         self._generation = 0  # bumped by every invalidation of the desired states
         self._refresh: asyncio.Task[DesiredCache] | None = None
@@ -126,6 +128,7 @@ class ControlPlane:
         self.events.listen(self._on_event)
         await self.events.start()
         self.reconciler.start()
+        self.heap.start()
 
     def _loop_config(self) -> LoopConfig:
         s = self.settings
@@ -141,6 +144,7 @@ class ControlPlane:
         )
 
     async def stop(self) -> None:
+        await self.heap.stop()
         await self.reconciler.stop()
         if self._refresh is not None and not self._refresh.done():
             # Its SQL runs in a worker thread: let it finish before the engine goes.
@@ -369,6 +373,7 @@ class ControlPlane:
             base = self.settings.public_url or ""
             version, states, targets = await self.run_sync(desired_state.compute_with_targets, base)
             cache.install(version, states, frozenset(targets))
+            self.heap.settle()
         cache.confirm()
         return cache
 

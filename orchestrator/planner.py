@@ -141,6 +141,7 @@ class Planner:
                 log.exception("planner: solve failed")
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 await self._cp.run_sync(self._record_failure, reason, self.last_error)
+            self._cp.heap.settle()  # the plan, its scenario and states live on
             async with self._changed:
                 self._done = covered
                 self._changed.notify_all()

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     solver: str = "heuristic"
     solver_time_limit_s: float = Field(default=10.0, gt=0)
     solver_workers: int = Field(default=1, ge=1)
+    # Keep the garbage collector's full passes off the latency path (orchestrator/heap.py).
+    gc_freeze: bool = True
 
     @cached_property
     def sqlalchemy_url(self) -> str:

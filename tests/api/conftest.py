@@ -84,6 +84,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str) ->
         heartbeat_interval_s=60,
         long_poll_max_s=5,
         max_upload_mb=1.0,
+        # Many apps come and go in one test process: nothing of theirs may be frozen.
+        gc_freeze=False,
     )
     return Backend(name, settings, redis_url, live_prefix)
 
