@@ -4,38 +4,19 @@ subscriber of every replica, in order, however slow the listeners are."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
 
 from orchestrator.events import EventBus
-from orchestrator.live import LiveState, MemoryLiveState
+from orchestrator.live import LiveState
 from orchestrator.live.redis import RedisLiveState
 
 pytestmark = pytest.mark.anyio
 
 DEADLINE = 20.0
 BURST = 60
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def live(request: pytest.FixtureRequest, live_prefix: str) -> AsyncIterator[LiveState]:
-    state: LiveState
-    if request.param == "memory":
-        state = MemoryLiveState()
-    else:
-        state = RedisLiveState(request.getfixturevalue("redis_url"), prefix=live_prefix)
-    try:
-        yield state
-    finally:
-        await state.close()
 
 
 class SlowListener:

@@ -14,11 +14,6 @@ from orchestrator.heap import HeapPolicy
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Node:
     def __init__(self) -> None:
         self.other: Node | None = None

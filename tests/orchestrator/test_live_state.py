@@ -7,7 +7,7 @@ semantics, not speed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -23,24 +23,6 @@ SHORT_TTL = 0.2
 PAST_SHORT_TTL = 0.5
 LONG_TTL = 30.0
 WAKE_DEADLINE = 10.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def live(request: pytest.FixtureRequest, live_prefix: str) -> AsyncIterator[LiveState]:
-    state: LiveState
-    if request.param == "memory":
-        state = MemoryLiveState()
-    else:
-        state = RedisLiveState(request.getfixturevalue("redis_url"), prefix=live_prefix)
-    try:
-        yield state
-    finally:
-        await state.close()
 
 
 async def _woken_by(

@@ -17,11 +17,6 @@ TTL_S = 0.6
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def live(redis_url: str, live_prefix: str) -> AsyncIterator[RedisLiveState]:
     state = RedisLiveState(redis_url, prefix=live_prefix)
     try:

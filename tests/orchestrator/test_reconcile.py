@@ -21,11 +21,6 @@ from orchestrator.triggers import Trigger
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass
 class FakeMetrics:
     steps: dict[str, int] = field(default_factory=dict)
