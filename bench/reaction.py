@@ -35,7 +35,8 @@ fallback):
   the condition (for a lost device, its last heartbeat) to the last affected agent
   holding the new desired state;
 - where the time went: observation -> trigger recorded (detect), -> plan committed
-  (plan), -> last affected agent answered (deliver).
+  (plan, and within it the planner's own stages from its `placement` event: build,
+  solve, materialize, commit), -> last affected agent answered (deliver).
 A group takes the battery and the uplink triggers, or the edge's loss; the next sample
 uses the next group, so samples need no restoring until every group was used; then all
 conditions are restored at once and an operator's full solve puts the baseline plan back.
