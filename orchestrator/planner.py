@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator import audit, rollouts, work
 from orchestrator.artifacts import Artifacts
-from orchestrator.db.tables import Artifact, Deployment, Model, PlanVersion
+from orchestrator.db.tables import Artifact, Deployment, Model, PlanVersion, Rollout
 from orchestrator.desired_state import channel
 from orchestrator.scenario_builder import Built, PlanCache, Snapshot, build, read_snapshot
 
@@ -360,6 +360,7 @@ class Planner:
         )
         session.add(row)
         session.flush()
+        _prune(session, row.version - self._cp.settings.plan_history)
         placed = {app["id"]: app for app in plan["apps"]}
         in_scenario = {a["id"] for a in built.scenario["apps"]}
         stamp = audit.now()
@@ -493,6 +494,30 @@ class _Staged:
     targets: list[str]
     plan_version: int
     switched: dict[str, dict[str, Any]]
+
+
+# Prune this many versions below the history's edge on every commit: each commit moves the
+# edge by one, and a version protected when it reached the edge is pruned on a later pass.
+_PRUNE_WINDOW = 10
+PRUNED = {"pruned": True}
+
+
+def _prune(session: Session, edge: int) -> None:
+    """Drop the scenario and plan documents of the versions at and just below `edge`,
+    except the plan in force and the plans recent rollouts move from or to."""
+    if edge < 1:
+        return
+    recent = session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(3))
+    protected = {v for r in recent for v in (r.plan_version, r.from_version) if v is not None}
+    session.execute(
+        update(PlanVersion)
+        .where(
+            PlanVersion.version.between(edge - _PRUNE_WINDOW, edge),
+            PlanVersion.in_force.is_(False),
+            PlanVersion.version.not_in(protected),
+        )
+        .values(scenario={}, plan=PRUNED)
+    )
 
 
 class _Stages:

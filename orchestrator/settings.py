@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     solver: str = "heuristic"
     solver_time_limit_s: float = Field(default=10.0, gt=0)
     solver_workers: int = Field(default=1, ge=1)
+    # Plan versions whose scenario and plan documents are kept whole (about 0.7 MB at
+    # 1,000 devices); an older one keeps its row: solver, status, objective, reason, stats.
+    plan_history: int = Field(default=500, ge=1)
     # Keep the garbage collector's full passes off the latency path (orchestrator/heap.py).
     gc_freeze: bool = True
 

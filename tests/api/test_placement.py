@@ -232,6 +232,44 @@ async def test_an_app_that_fits_nowhere_does_not_hold_back_the_others(
     assert [e["target"] for e in unplaced] == ["deployment:rush"]
 
 
+async def test_old_plan_versions_keep_their_row_and_lose_their_documents(
+    backend: Backend, pool: ProcessPoolExecutor, cnn_bytes: bytes
+) -> None:
+    from sqlalchemy import select
+
+    from orchestrator.db.tables import PlanVersion
+    from orchestrator.planner import PRUNED
+
+    backend.settings = backend.settings.model_copy(update={"plan_history": 2})
+    app = make_app(backend, pool)
+    async with serve(app) as client:
+        await fleet_with_model(client, cnn_bytes)
+        await deploy(client, slo_ms=500)
+        for _ in range(4):
+            solved = await client.post("/v1/plan/solve", json={})
+            assert solved.status_code == 200, solved.text
+
+        def rows(session: Any) -> list[tuple[int, bool, dict[str, Any], dict[str, Any]]]:
+            found = session.scalars(select(PlanVersion).order_by(PlanVersion.version))
+            return [(r.version, r.in_force, r.plan, r.stats) for r in found]
+
+        versions = await app.state.control_plane.run_sync(rows)
+        newest = versions[-1][0]
+        # The last three rollouts move between the last four versions: those are kept.
+        old = [v for v in versions if v[0] < newest - 3 and not v[1]]
+        assert len(versions) >= 5 and old
+        for version, _, plan, stats in old:
+            # Beyond the history and no recent rollout's: the row stays, the bulk goes.
+            assert plan == PRUNED, version
+            assert stats.get("decision"), version
+        for version, in_force, plan, _ in versions:
+            if version > newest - 2 or in_force:
+                assert plan.get("apps"), version
+        # What runs is untouched: the plan in force and its desired states.
+        current = (await client.get("/v1/plan")).json()
+        assert current["plan"]["apps"] and current["version"] == newest
+
+
 async def test_restart_loses_nothing(
     backend: Backend, pool: ProcessPoolExecutor, cnn_bytes: bytes
 ) -> None:
