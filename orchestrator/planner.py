@@ -360,7 +360,9 @@ class Planner:
         )
         session.add(row)
         session.flush()
-        _prune(session, row.version - self._cp.settings.plan_history)
+        # The plan in force until now is no longer flagged so, but its rollout may roll
+        # back to it.
+        _prune(session, row.version - self._cp.settings.plan_history, built.plan_version)
         placed = {app["id"]: app for app in plan["apps"]}
         in_scenario = {a["id"] for a in built.scenario["apps"]}
         stamp = audit.now()
@@ -502,13 +504,15 @@ _PRUNE_WINDOW = 10
 PRUNED = {"pruned": True}
 
 
-def _prune(session: Session, edge: int) -> None:
+def _prune(session: Session, edge: int, keep: int | None) -> None:
     """Drop the scenario and plan documents of the versions at and just below `edge`,
-    except the plan in force and the plans recent rollouts move from or to."""
+    except the plan in force, `keep`, and the plans recent rollouts move from or to."""
     if edge < 1:
         return
     recent = session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(3))
     protected = {v for r in recent for v in (r.plan_version, r.from_version) if v is not None}
+    if keep is not None:
+        protected.add(keep)
     session.execute(
         update(PlanVersion)
         .where(
