@@ -31,9 +31,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from orchestrator import audit, rollouts, work
-from orchestrator.artifacts import Artifacts
-from orchestrator.db.tables import Artifact, Deployment, Model, PlanVersion, Rollout
+from orchestrator.db.tables import Deployment, PlanVersion
 from orchestrator.desired_state import channel
+from orchestrator.partitions import missing_ranges, store_partitions
+from orchestrator.plan_versions import prune
 from orchestrator.scenario_builder import Built, PlanCache, Snapshot, build, read_snapshot
 
 if TYPE_CHECKING:
@@ -300,14 +301,14 @@ class Planner:
                 )
         if not needed:
             return
-        jobs = await self._cp.run_sync(_missing_ranges, needed, self._cp.artifacts)
+        jobs = await self._cp.run_sync(missing_ranges, needed, self._cp.artifacts)
         loop = asyncio.get_running_loop()
         root = str(self._cp.artifacts.root)
         for model_id, (path, shapes, ranges) in jobs.items():
             made = await loop.run_in_executor(
                 self._executor(), work.extract_ranges, path, shapes, ranges, root
             )
-            await self._cp.run_sync(_store_partitions, model_id, made)
+            await self._cp.run_sync(store_partitions, model_id, made)
 
     def _commit(
         self,
@@ -362,7 +363,7 @@ class Planner:
         session.flush()
         # The plan in force until now is no longer flagged so, but its rollout may roll
         # back to it.
-        _prune(session, row.version - self._cp.settings.plan_history, built.plan_version)
+        prune(session, row.version - self._cp.settings.plan_history, built.plan_version)
         placed = {app["id"]: app for app in plan["apps"]}
         in_scenario = {a["id"] for a in built.scenario["apps"]}
         stamp = audit.now()
@@ -498,32 +499,6 @@ class _Staged:
     switched: dict[str, dict[str, Any]]
 
 
-# Prune this many versions below the history's edge on every commit: each commit moves the
-# edge by one, and a version protected when it reached the edge is pruned on a later pass.
-_PRUNE_WINDOW = 10
-PRUNED = {"pruned": True}
-
-
-def _prune(session: Session, edge: int, keep: int | None) -> None:
-    """Drop the scenario and plan documents of the versions at and just below `edge`,
-    except the plan in force, `keep`, and the plans recent rollouts move from or to."""
-    if edge < 1:
-        return
-    recent = session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(3))
-    protected = {v for r in recent for v in (r.plan_version, r.from_version) if v is not None}
-    if keep is not None:
-        protected.add(keep)
-    session.execute(
-        update(PlanVersion)
-        .where(
-            PlanVersion.version.between(edge - _PRUNE_WINDOW, edge),
-            PlanVersion.in_force.is_(False),
-            PlanVersion.version.not_in(protected),
-        )
-        .values(scenario={}, plan=PRUNED)
-    )
-
-
 class _Stages:
     """Times the stages of one solve, each also exported as `plan_<stage>`."""
 
@@ -537,53 +512,3 @@ class _Stages:
         self.laps[stage] = now - self._at
         self._metrics.observe_step(f"plan_{stage}", now - self._at)
         self._at = now
-
-
-Job = tuple[str, dict[str, list[int]] | None, list[tuple[int, int]]]
-
-
-def _missing_ranges(
-    session: Session, needed: dict[str, set[tuple[str, str]]], artifacts: Artifacts
-) -> dict[str, Job]:
-    jobs: dict[str, Job] = {}
-    for model_id, segments in needed.items():
-        model = session.get(Model, model_id)
-        if model is None:
-            continue
-        index = {b["name"]: k for k, b in enumerate(model.blocks)}
-        have = model.detail.get("partitions", {})
-        missing = sorted(
-            {(index[a], index[b]) for a, b in segments}
-            - {tuple(map(int, k.split("-"))) for k in have}
-        )
-        if missing:
-            path = str(artifacts.path(model.artifact_sha256))
-            jobs[model_id] = (path, model.detail.get("input_shapes"), missing)
-    return jobs
-
-
-def _store_partitions(session: Session, model_id: str, made: list[dict[str, Any]]) -> None:
-    model = session.get(Model, model_id)
-    if model is None:
-        return
-    detail = dict(model.detail)
-    parts = dict(detail.get("partitions", {}))
-    for item in made:
-        if session.get(Artifact, item["sha256"]) is None:
-            session.add(
-                Artifact(
-                    sha256=item["sha256"],
-                    size=item["size"],
-                    kind="partition",
-                    created_at=audit.now(),
-                )
-            )
-            session.flush()
-        parts[f"{item['first']}-{item['last']}"] = {
-            "sha256": item["sha256"],
-            "inputs": item["inputs"],
-            "outputs": item["outputs"],
-        }
-    detail["partitions"] = parts
-    # A new dict: SQLAlchemy does not see in-place changes to a JSON column.
-    model.detail = detail

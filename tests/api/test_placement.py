@@ -238,7 +238,7 @@ async def test_old_plan_versions_keep_their_row_and_lose_their_documents(
     from sqlalchemy import select
 
     from orchestrator.db.tables import PlanVersion
-    from orchestrator.planner import PRUNED
+    from orchestrator.plan_versions import PRUNED
 
     backend.settings = backend.settings.model_copy(update={"plan_history": 2})
     app = make_app(backend, pool)

@@ -1,0 +1,39 @@
+"""Plan-version retention: the newest versions are kept whole, older ones keep their row.
+
+A plan version holds the scenario it was solved from and the plan document (about 0.7 MB
+at 1,000 devices). Beyond `plan_history` versions, a version keeps its row (solver,
+status, objective, bound, reason, statistics) and loses both documents, unless it is in
+force or a recent rollout moves from or to it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.db.tables import PlanVersion, Rollout
+
+# Prune this many versions below the history's edge on every commit: each commit moves the
+# edge by one, and a version protected when it reached the edge is pruned on a later pass.
+_PRUNE_WINDOW = 10
+PRUNED = {"pruned": True}
+
+
+def prune(session: Session, edge: int, keep: int | None) -> None:
+    """Drop the scenario and plan documents of the versions at and just below `edge`,
+    except the plan in force, `keep`, and the plans recent rollouts move from or to."""
+    if edge < 1:
+        return
+    recent = session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(3))
+    protected = {v for r in recent for v in (r.plan_version, r.from_version) if v is not None}
+    if keep is not None:
+        protected.add(keep)
+    session.execute(
+        update(PlanVersion)
+        .where(
+            PlanVersion.version.between(edge - _PRUNE_WINDOW, edge),
+            PlanVersion.in_force.is_(False),
+            PlanVersion.version.not_in(protected),
+        )
+        .values(scenario={}, plan=PRUNED)
+    )
