@@ -435,13 +435,16 @@ def resolve(
     change: Change,
     options: SolveOptions | None = None,
     solver: str = "heuristic",
+    touched: Collection[str] | None = None,
 ) -> Plan:
     """Re-place the touched apps on the changed `problem`, every other app held fixed.
 
     When the fixed apps leave no room for the touched ones, every app is re-placed.
+    `touched`: the apps to re-place when the caller worked them out already (on the
+    problem `change` was applied to; `problem` may since have lost apps).
     """
     with paused_gc():
-        return _resolve(problem, previous, change, options or SolveOptions(), solver)
+        return _resolve(problem, previous, change, options or SolveOptions(), solver, touched)
 
 
 def _resolve(
@@ -450,10 +453,12 @@ def _resolve(
     change: Change,
     opts: SolveOptions,
     solver: str,
+    touched: Collection[str] | None,
 ) -> Plan:
     from solver import solve
 
-    touched = touched_apps(problem, previous, change)
+    if touched is None:
+        touched = touched_apps(problem, previous, change)
     fixed = {a: p for a, p in previous.items() if a in problem.cost.apps and a not in touched}
     plan = solve(problem, _with_fixed(opts, fixed), solver=solver)
     if plan.status == Status.INFEASIBLE and fixed:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from solver.incremental import Change, apply_change, touched_apps
+from solver.incremental import Change, apply_change, resolve, touched_apps
 from solver.plan import Placement, Plan, Status
 from solver.problem import Problem, SolveOptions
 
@@ -62,28 +62,24 @@ def place_what_fits(
 
     With `previous` and `change` (an incremental re-solve), only the apps the change
     touches are re-placed, the others held where they run; when they leave no room, every
-    app is re-placed (as `solver.incremental.resolve` does). The whole search keeps to
+    app is re-placed (`solver.incremental.resolve`). The whole search keeps to
     `options.time_limit_s`.
     """
     from solver import solve
 
     started = time.perf_counter()
-    incremental = previous is not None and change is not None
-    touched = touched_apps(problem, previous, change) if previous and change else set()
-    held = dict(previous or {})
+    # Worked out once, on the problem the change was applied to: each app set aside is a
+    # change of its own, which would hide the first one's.
+    touched = touched_apps(problem, previous, change) if previous and change else None
     original = problem
     unplaced: dict[str, str] = {}
     while True:
         left = options.time_limit_s - (time.perf_counter() - started)
-        opts = _with(options, max(left, 0.05), {})
-        fixed = {a: p for a, p in held.items() if a in problem.cost.apps and a not in touched}
-        plan = solve(problem, _with(opts, opts.time_limit_s, fixed), solver=solver)
-        if plan.status == Status.INFEASIBLE and fixed:
+        opts = replace(options, time_limit_s=max(left, 0.05))
+        if previous and change:
+            plan = resolve(problem, previous, change, opts, solver, touched)
+        else:
             plan = solve(problem, opts, solver=solver)
-        if incremental:
-            if plan.doc.stats is None:
-                plan.doc.stats = {}
-            plan.doc.stats["resolved_apps"] = len(problem.cost.apps) - len(fixed)
         if plan.status != Status.INFEASIBLE:
             return Partial(plan, problem, unplaced)
         app_id = named_app(plan.doc.reason, problem)
@@ -93,17 +89,7 @@ def place_what_fits(
             # contract has it.
             return Partial(plan, original, {})
         unplaced[app_id] = plan.doc.reason or "infeasible"
-        held.pop(app_id, None)
         problem = apply_change(problem, Change(removed_apps=frozenset({app_id})), previous)
-
-
-def _with(options: SolveOptions, limit: float, fixed: Mapping[str, Placement]) -> SolveOptions:
-    return SolveOptions(
-        time_limit_s=limit,
-        seed=options.seed,
-        threads=options.threads,
-        fixed={**options.fixed, **fixed},
-    )
 
 
 __all__ = ["MAX_UNPLACED", "Partial", "named_app", "place_what_fits"]
