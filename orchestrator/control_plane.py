@@ -104,8 +104,8 @@ class ControlPlane:
         self._agent_tokens: dict[str, str] = {}  # token hash -> device id
         self._desired = DesiredCache()
         self.heap = HeapPolicy(settings.gc_freeze)
-        self._plan_states: tuple[int, dict[str, dict[str, Any]], int] | None = None
-        self._generation = 0  # bumped by every invalidation of the desired states
+        # A plan's states as its commit computed them, for its switch (see stash_plan_states).
+        self._plan_states: tuple[int, dict[str, dict[str, Any]]] | None = None
         self._refresh: asyncio.Task[DesiredCache] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -305,7 +305,7 @@ class ControlPlane:
 
     def invalidate_desired(self) -> None:
         self._desired.stale = True
-        self._generation += 1
+        self._plan_states = None
 
     async def publish_revision(
         self,
@@ -341,13 +341,13 @@ class ControlPlane:
     def stash_plan_states(self, plan_version: int, states: dict[str, dict[str, Any]]) -> None:
         """Every device's state under a plan alone, for its rollout's switch; dropped by any
         change that invalidates desired states meanwhile."""
-        self._plan_states = (plan_version, states, self._generation)
+        self._plan_states = (plan_version, states)
 
     def install_switch(self, plan_version: int, revision: int, targets: list[str]) -> bool:
         """Serve the stashed states of `plan_version` at its switch's revision, if still
         valid (False: they will be computed from SQL)."""
         stash = self._plan_states
-        if stash is None or stash[0] != plan_version or stash[2] != self._generation:
+        if stash is None or stash[0] != plan_version:
             return False
         self.install_desired(revision, stash[1], targets)
         return True
@@ -371,7 +371,7 @@ class ControlPlane:
         self.version = max(self.version, version)
         if force or cache.stale or cache.version is None or cache.version < version:
             base = self.settings.public_url or ""
-            version, states, targets = await self.run_sync(desired_state.compute_with_targets, base)
+            version, states, targets = await self.run_sync(desired_state.compute, base)
             cache.install(version, states, frozenset(targets))
             self.heap.settle()
         cache.confirm()

@@ -125,37 +125,26 @@ class _Refs:
         )
 
 
-def compute(session: Session, base_url: str = "") -> dict[str, Desired]:
+def compute(session: Session, base_url: str = "") -> tuple[int, dict[str, Desired], list[str]]:
     """Every device's desired state at the current revision (devices with nothing to do
-    get an empty one at the same version)."""
+    get an empty one at the same version): (revision, states, the devices the current
+    rollout counts on). Every phase of a rollout answers its targets, see
+    `orchestrator.desired_cache`."""
     rollout = current_rollout(session)
     if rollout is None or rollout.revision is None:
         plan_row = in_force(session)
         version = plan_row.version if plan_row is not None else 0
-        return for_plan(session, plan_row.plan if plan_row else None, version, base_url)
+        plan = plan_row.plan if plan_row else None
+        return version, for_plan(session, plan, version, base_url), []
     version = rollout.revision
+    targets = list((rollout.acks or {}).get("targets") or [])
     if rollout.state == "loading":
         fleet = Fleet(session, base_url)
         old = for_plan(session, _plan(session, rollout.from_version), version, base_url, fleet)
         new = for_plan(session, _plan(session, rollout.plan_version), version, base_url, fleet)
-        return merge(old, new)
-    if rollout.state == "rolled_back":
-        return for_plan(session, _plan(session, rollout.from_version), version, base_url)
-    return for_plan(session, _plan(session, rollout.plan_version), version, base_url)
-
-
-def compute_with_targets(
-    session: Session, base_url: str = ""
-) -> tuple[int, dict[str, Desired], list[str]]:
-    """`compute`, with its revision and the devices the current rollout counts on (its
-    targets: every phase of a rollout answers them, see `orchestrator.desired_cache`)."""
-    states = compute(session, base_url)
-    version = next(iter(states.values()))["version"] if states else current_version(session)
-    rollout = current_rollout(session)
-    targets: list[str] = []
-    if rollout is not None and rollout.revision == version:
-        targets = list((rollout.acks or {}).get("targets") or [])
-    return version, states, targets
+        return version, merge(old, new), targets
+    shown = rollout.from_version if rollout.state == "rolled_back" else rollout.plan_version
+    return version, for_plan(session, _plan(session, shown), version, base_url), targets
 
 
 def merge(old: dict[str, Desired], new: dict[str, Desired]) -> dict[str, Desired]:

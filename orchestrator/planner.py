@@ -76,8 +76,6 @@ class Planner:
         self._changed = asyncio.Condition()
         self._holder = f"planner-{uuid.uuid4().hex[:12]}"
         self._plans: PlanCache = {}
-        # The desired states the last commit computed: (revision, states, targets).
-        self._staged: _Staged | None = None
         self.last: Outcome | None = None
         self.last_error: str | None = None
 
@@ -228,7 +226,7 @@ class Planner:
             await self._materialize(plan)
             clock.lap("materialize")
         result["timings"] = clock.laps
-        version, revision, devices = await self._cp.run_sync(
+        version, revision, devices, staged = await self._cp.run_sync(
             self._commit, built, result, reason + (f" ({note})" if note else ""), observed_at
         )
         clock.lap("commit")
@@ -238,7 +236,7 @@ class Planner:
             revision is not None,
             revision,
         )
-        await self._announce(outcome, devices)
+        await self._announce(outcome, devices, staged)
         return outcome
 
     async def _has_placements(self) -> bool:
@@ -317,9 +315,10 @@ class Planner:
         result: dict[str, Any],
         reason: str,
         observed_at: float | None,
-    ) -> tuple[int, int | None, list[str]]:
+    ) -> tuple[int, int | None, list[str], _Staged | None]:
         """Keep the candidate as a plan version; when applied, put it in force through a
-        new rollout. Returns (plan version, the rollout's revision or None, targets)."""
+        new rollout. Returns (plan version, the rollout's revision or None, the devices to
+        wake, the desired states the rollout computed or None)."""
         plan = result["plan"]
         apply = bool(result["apply"])
         feasible = plan["status"] != "infeasible"
@@ -390,7 +389,7 @@ class Planner:
             )  # fmt: skip
             for dep_id, why in built.waiting.items():
                 audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
-            return row.version, None, []
+            return row.version, None, [], None
         base = self._cp.settings.public_url or ""
         superseded = rollouts.active(session)  # read before start() supersedes it
         known = None
@@ -441,8 +440,8 @@ class Planner:
         targets = list(rollout.acks["targets"])
         devices = sorted(set(targets) | set(superseded.targets if superseded else ()))
         assert rollout.revision is not None  # a rollout in loading has one
-        self._staged = _Staged(rollout.revision, states, targets, row.version, after)
-        return row.version, rollout.revision, devices
+        staged = _Staged(rollout.revision, states, targets, row.version, after)
+        return row.version, rollout.revision, devices, staged
 
     def _mark_waiting(self, session: Session, waiting: dict[str, str], note: str) -> None:
         for dep in session.scalars(select(Deployment)):
@@ -455,7 +454,7 @@ class Planner:
     def _record_failure(self, session: Session, reason: str, error: str) -> None:
         audit.record(session, "planner", "placement.failed", "plan", reason=f"{reason}: {error}")
 
-    async def _announce(self, outcome: Outcome, devices: list[str]) -> None:
+    async def _announce(self, outcome: Outcome, devices: list[str], staged: _Staged | None) -> None:
         plan = outcome.plan or {}
         summary = {
             "version": outcome.version,
@@ -472,8 +471,7 @@ class Planner:
         await self._cp.events.publish("placement", summary)
         if outcome.in_force and outcome.revision is not None:
             self._cp.version = max(self._cp.version, outcome.revision)
-            staged, self._staged = self._staged, None
-            if staged is not None and staged.revision == outcome.revision:
+            if staged is not None:
                 # Computed by the commit: not again, neither now nor at the switch.
                 self._cp.install_desired(staged.revision, staged.states, staged.targets)
                 self._cp.stash_plan_states(staged.plan_version, staged.switched)
