@@ -10,11 +10,23 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 # What a subscription holds before its oldest messages go: a few seconds of a busy fleet's
 # events, so that a consumer pausing on a slow callback catches up rather than loses them.
 DEFAULT_BUFFER = 4096
+
+
+T = TypeVar("T")
+
+
+def unregister(registry: dict[str, set[T]], channel: str, item: T) -> None:
+    """Take a waiter or subscription off a channel; a channel left empty goes too."""
+    members = registry.get(channel)
+    if members is not None:
+        members.discard(item)
+        if not members:
+            del registry[channel]
 
 
 class Subscription:

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from orchestrator.live.base import DEFAULT_BUFFER, Subscription
+from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
 from orchestrator.live.links import LinkKey, bottleneck, link_key
 
 
@@ -144,11 +144,7 @@ class MemoryLiveState:
             return None
         finally:
             with self._guard:
-                waiters = self._waiters.get(channel)
-                if waiters is not None:
-                    waiters.discard(future)
-                    if not waiters:
-                        del self._waiters[channel]
+                unregister(self._waiters, channel, future)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -161,11 +157,7 @@ class MemoryLiveState:
             yield subscription
         finally:
             with self._guard:
-                subscriptions = self._subscriptions.get(channel)
-                if subscriptions is not None:
-                    subscriptions.discard(subscription)
-                    if not subscriptions:
-                        del self._subscriptions[channel]
+                unregister(self._subscriptions, channel, subscription)
             subscription.close()
 
     # -- the reconcile loop's lock -------------------------------------------------------

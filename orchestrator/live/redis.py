@@ -27,7 +27,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orchestrator.live.base import DEFAULT_BUFFER, Subscription
+from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
 from orchestrator.live.links import bottleneck, link_key
 
 log = logging.getLogger(__name__)
@@ -193,11 +193,7 @@ class RedisLiveState:
         except TimeoutError:
             return None
         finally:
-            waiters = self._waiters.get(channel)
-            if waiters is not None:
-                waiters.discard(future)
-                if not waiters:
-                    del self._waiters[channel]
+            unregister(self._waiters, channel, future)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -218,11 +214,7 @@ class RedisLiveState:
                         await self._subscribed.wait()
             yield subscription
         finally:
-            subscriptions = self._subscriptions.get(channel)
-            if subscriptions is not None:
-                subscriptions.discard(subscription)
-                if not subscriptions:
-                    del self._subscriptions[channel]
+            unregister(self._subscriptions, channel, subscription)
             subscription.close()
 
     def _ensure_subscriber(self) -> None:
