@@ -33,13 +33,13 @@ import httpx
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents import tensorframe
 from agents.allocator import keep_freed_memory
 from agents.emulation import emulated_seconds
 from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
+from agents.hoproute import HANDLER_HEADER, HopRoute
+from agents.problems import HopError, problem
 from agents.runtime import InputError, Loaded
 from agents.state import Result, ServingState
 from agents.tensorframe import Frame, FrameError
@@ -49,29 +49,8 @@ log = logging.getLogger(__name__)
 
 NPY = "application/x-npy"
 TRACE_HEADER = "X-Continuum-Trace"
-HANDLER_HEADER = "X-Continuum-Handler-Ms"
 MAX_PROBE_BYTES = 8 * 1024 * 1024
 MB = 1_000_000  # the registry's and the contract's megabyte
-
-
-class HopError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large",
-              415: "Unsupported Media Type", 422: "Unprocessable Content",
-              502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
-    return JSONResponse(
-        {"type": "about:blank", "title": titles.get(status, "Error"), "status": status,
-         "detail": detail},
-        status_code=status,
-        media_type="application/problem+json",
-        headers=headers,
-    )  # fmt: skip
 
 
 def _bearer(request: Request) -> str | None:
@@ -313,90 +292,6 @@ def _confidence(outputs: dict[str, np.ndarray]) -> float:
 
     first = next(iter(outputs.values()))
     return float(confidence(first).min())
-
-
-class HopRoute:
-    """`POST /v1/hop/{key}` as a bare ASGI handler in front of FastAPI's routing.
-
-    Hops are the data plane's hot path: FastAPI's routing, request object and dependency
-    machinery cost more per request than a hop's whole budget allows. Here the body is
-    read with bare ASGI messages and the answer written with two. Everything else passes
-    through to the app.
-    """
-
-    PREFIX = "/v1/hop/"
-
-    def __init__(self, app: ASGIApp, dp: DataPlane) -> None:
-        self.app = app
-        self.dp = dp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
-            await self.app(scope, receive, send)
-            return
-        try:
-            if scope["method"] != "POST":
-                raise HopError(405, "a hop is a POST")
-            payload, handler_ms = await self._hop(scope, receive)
-        except HopError as exc:
-            await problem(exc.status, exc.detail)(scope, receive, send)
-            return
-        except ClientDisconnect:
-            return
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", tensorframe.MEDIA_TYPE.encode()),
-                (b"content-length", str(len(payload)).encode()),
-                (HANDLER_HEADER.lower().encode(), f"{handler_ms:.3f}".encode()),
-            ],
-        })  # fmt: skip
-        await send({"type": "http.response.body", "body": payload})
-
-    async def _hop(self, scope: Scope, receive: Receive) -> tuple[bytes, float]:
-        dp = self.dp
-        key = scope["path"][len(self.PREFIX) :]
-        headers = dict(scope["headers"])  # names arrive in lower case
-        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        token = token.strip()
-        loaded = dp.state.loaded.get(key)
-        if loaded is None:
-            raise HopError(404, f"partition {key!r} is not served on this device")
-        dp._check_token(loaded.deployment, token if scheme.lower() == "bearer" and token else None)
-        body = await _read_body(receive, headers.get(b"content-length"), dp.body_cap)
-        try:
-            frame = tensorframe.decode(body)
-        except FrameError as exc:
-            raise HopError(422, str(exc)) from None
-        started = time.perf_counter()
-        result = await dp.hop(key, frame, token)
-        # The receiver's own work (its partition, and the hops after it); what the sender
-        # measures beyond this is the hop's cost.
-        handler_ms = (time.perf_counter() - started) * 1000.0
-        return tensorframe.encode(result.tensors, result.meta), handler_ms
-
-
-async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytes:
-    """The request body, 413 over `cap` (before reading a byte when the length is
-    declared). A body that arrives in one piece is used as it is, without a copy."""
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise HopError(413, f"the body is {int(declared)} bytes; the cap is {cap}")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > cap:
-            raise HopError(413, f"the body exceeds the cap of {cap} bytes")
-        if chunk:
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def create_app(dp: DataPlane) -> FastAPI:
