@@ -17,9 +17,9 @@ from agents.battery import EmulatedBattery
 from agents.probes import MIN_PROBE_BYTES, PROBE_TARGET_S, Prober, probe_size
 from agents.state import ServingState
 from api.wire import NextHop, SourceSpec
-from tests import netns
-from tests.agents.conftest import wait_until
 from tests.agents.test_dataplane import TOKEN, Node
+from tests.harness import netns
+from tests.harness.processes import wait_until
 
 PROBE_BYTES = 128 * 1024
 
@@ -112,18 +112,6 @@ state.tokens["d"] = {sys.argv[3]}
 uvicorn.run(create_app(DataPlane(state)), host=sys.argv[1], port=int(sys.argv[2]),
             log_level="warning", lifespan="off")
 """
-
-
-@pytest.fixture
-def net() -> Iterator[netns.Net]:
-    reason = netns.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    made = netns.Net()
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def test_the_probe_follows_this_devices_uplink_not_the_peers(

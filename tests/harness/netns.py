@@ -1,7 +1,8 @@
 """Network namespaces joined by veth pairs through a bridge, for tests that need a real
 network between processes: its own addresses, and bandwidth shaped with `tc` (tbf).
 
-Root only. `unavailable()` says why a test cannot run here (its skip reason); `Net` makes
+Root only. `unavailable()` says why a test cannot run here (its skip reason, or its failure
+when `CONTINUUM_REQUIRE_NETNS=1` says it must run, as in CI); `Net` makes
 the namespaces, and `close()` removes everything it made, whatever the test's outcome.
 Every name carries a per-run tag, so runs side by side (or a run left over by a killed
 one) do not collide.
@@ -147,3 +148,12 @@ class Net:
             _run(["ip", "link", "del", device], check=False)
         for name in reversed(self.namespaces):
             _run(["ip", "netns", "del", name], check=False)
+
+
+# CI runs as root and sets this: there, a network test that cannot run is a failure.
+REQUIRE_ENV = "CONTINUUM_REQUIRE_NETNS"
+
+
+def required() -> bool:
+    """Whether network-namespace tests must run here (`CONTINUUM_REQUIRE_NETNS=1`)."""
+    return os.environ.get(REQUIRE_ENV, "") not in ("", "0")
