@@ -75,10 +75,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str) ->
     return Backend(name, settings, redis_url, live_prefix)
 
 
-def make_app(backend: Backend, pool: ProcessPoolExecutor) -> FastAPI:
+def make_app(backend: Backend, pool: ProcessPoolExecutor, live: Any = None) -> FastAPI:
+    """`live`: the backend's live state made by the caller (default: a new one)."""
     # Every app migrates its database at start, PostgreSQL included (the fresh database
     # has no schema yet; production runs `continuum db upgrade` instead).
-    return create_app(backend.settings, live=backend.live(), executor=pool, migrate=True)
+    live = backend.live() if live is None else live
+    return create_app(backend.settings, live=live, executor=pool, migrate=True)
 
 
 @pytest.fixture
