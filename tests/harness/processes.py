@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -52,7 +52,6 @@ class Proc:
     log: Path
     group: bool = False
     popen: subprocess.Popen[bytes] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         """Start (or start again, after a stop or a kill)."""
