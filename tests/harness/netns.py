@@ -56,10 +56,12 @@ def _taken_networks() -> list[ipaddress.IPv4Network]:
     for route in json.loads(_run(["ip", "-4", "-j", "route", "show", "table", "all"]).stdout):
         dst = route.get("dst", "")
         if dst and dst != "default":
-            taken.append(ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False))
+            taken.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False))
     for link in json.loads(_run(["ip", "-4", "-j", "addr", "show"]).stdout):
         for info in link.get("addr_info", []):
-            taken.append(ipaddress.ip_network(f"{info['local']}/{info['prefixlen']}", strict=False))
+            taken.append(
+                ipaddress.IPv4Network(f"{info['local']}/{info['prefixlen']}", strict=False)
+            )
     return taken
 
 
@@ -67,7 +69,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
     taken = _taken_networks()
     rng = random.Random(secrets.randbits(32))
     for _ in range(200):
-        candidate = ipaddress.ip_network(f"10.{rng.randrange(64, 250)}.{rng.randrange(256)}.0/24")
+        candidate = ipaddress.IPv4Network(f"10.{rng.randrange(64, 250)}.{rng.randrange(256)}.0/24")
         if not any(candidate.overlaps(t) for t in taken):
             return candidate
     raise RuntimeError("no free 10.x.y.0/24 for the test network")
