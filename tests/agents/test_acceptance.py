@@ -32,6 +32,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def fleet(tmp_path: Path, processes: Launcher) -> Iterator[EmulatedFleet]:
     made = EmulatedFleet(tmp_path, processes, agents=AGENTS, probe_interval_s=None)
+    # The server's own defaults for liveness and rollouts, as this test has always run:
+    # across the control plane's restart below, agents that beat every 0.5 s on a loaded
+    # machine must not be declared lost (and their work re-placed) by a 0.5 s interval.
+    del made.env["CONTINUUM_HEARTBEAT_INTERVAL_S"], made.env["CONTINUUM_ROLLOUT_TIMEOUT_S"]
     yield made
     made.close()
 
