@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck services tools pytest bench clean
+.PHONY: demo test lint typecheck services tools netns-tools pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ services:
 tools:
 	scripts/fetch-helm.sh
 
-pytest: $(STAMP) services tools
+# ip and tc (iproute2) for the network-namespace tests, installed with apt-get if missing
+# (as root; those tests need root anyway).
+netns-tools:
+	scripts/ensure-netns-tools.sh
+
+pytest: $(STAMP) services tools netns-tools
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

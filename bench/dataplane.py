@@ -33,32 +33,28 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import numpy as np
-import onnx
-from machine import cpu_model
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from machine import cpu_model  # noqa: E402
+
+from tests.harness.ports import free_port  # noqa: E402
+from tests.harness.processes import Launcher, NotReady, wait_until  # noqa: E402
 
 TOKEN = "cnt_bench_dataplane"
 PROBE_BYTES = 2 * 1024 * 1024
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- one node (a child process) --------------------------------------------------------------
@@ -100,7 +96,8 @@ def _npy(array: np.ndarray) -> bytes:
 def _cuts(analysis: Any, parts: int) -> list[str]:
     """Cut points that split the model's GFLOP most evenly into `parts`."""
     total = analysis.total_gflops
-    names, acc, cuts = [b.name for b in analysis.blocks], 0.0, []
+    names, acc = [b.name for b in analysis.blocks], 0.0
+    cuts: list[str] = []
     for k, block in enumerate(analysis.blocks[:-1]):
         acc += block.gflops
         if acc >= total * (len(cuts) + 1) / parts and len(cuts) < parts - 1:
@@ -119,7 +116,7 @@ def run_split(
 
     pieces = split_model(analysis, _cuts(analysis, parts))
     names = [f"n{k}" for k in range(parts)]
-    ports = [_port() for _ in names]
+    ports = [free_port() for _ in names]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     sink = Endpoint(device_id=names[0], data_plane_url=urls[0])
     specs = []
@@ -150,26 +147,27 @@ def run_split(
         )  # fmt: skip
         desired = DesiredState(device_id=names[k], version=1, partitions=[spec], sources=sources)
         (node_dir / "desired.json").write_text(desired.model_dump_json())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(work / f"split{parts}" / n), n, str(p)],
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        for n, p in zip(names, ports, strict=True)
-    ]
+    launcher = Launcher()
     try:
+        procs = [
+            launcher.start(
+                n,
+                ["--serve", str(work / f"split{parts}" / n), n, str(p)],
+                {"OMP_NUM_THREADS": "1"},
+                work / f"split{parts}-{n}.log",
+                program=[sys.executable, __file__],
+            )
+            for n, p in zip(names, ports, strict=True)
+        ]
         with httpx.Client(timeout=120) as client:
-            deadline = time.monotonic() + 300
-            for url in urls:
-                while True:
-                    try:
-                        if client.get(f"{url}/v1/status").status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("a data plane did not start")
-                    time.sleep(0.2)
+
+            def serving() -> bool:
+                return all(client.get(f"{u}/v1/status").status_code == 200 for u in urls)
+
+            try:
+                wait_until("every data plane", serving, 300, procs, 0.2)
+            except NotReady as exc:
+                raise SystemExit(str(exc)) from None
             auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-npy"}
             body = _npy(feeds)
             for _ in range(3):  # warm connections and caches
@@ -211,14 +209,7 @@ def run_split(
 
         throughput_conc = asyncio.run(concurrent(4, max(runs // 4, 3)))
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        launcher.stop_all()
     gflops_rate, _, _ = measure_gflops(1, 1.0)
     rtt_ms = statistics.median(rtts) * 1000.0
     mbps = statistics.median(bws)

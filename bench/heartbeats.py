@@ -2,7 +2,7 @@
 
 Starts `continuum server` as a subprocess (embedded, then with Redis), then a separate
 load process that enrolls N simulated agents and has them heartbeat concurrently over
-HTTP/1.1 keep-alive (bench/leanhttp.py; httpx only to enroll), and reports
+HTTP/1.1 keep-alive (tests/harness/leanhttp.py; httpx only to enroll), and reports
 sustained heartbeats per second and
 p50/p99 latency. The load process and the server share this machine's cores, so the
 figures are a lower bound of what the server alone sustains.
@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,17 +23,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from leanhttp import Connection, request_bytes, split_url
-from machine import cpu_model
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine import cpu_model  # noqa: E402
+
+from tests.harness.leanhttp import Connection, request_bytes, split_url  # noqa: E402
+from tests.harness.processes import ControlPlane, Launcher, NotReady, clean_env  # noqa: E402
+from tests.harness.services import delete_prefix  # noqa: E402
 
 ADMIN = "cnt_admin_bench-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- the load process ----------------------------------------------------------------------------
@@ -65,7 +64,7 @@ async def _load(url: str, agents: int, concurrency: int, duration_s: float) -> d
         host, port = split_url(url)
         payload = json.dumps(beat).encode()
         # Requests prebuilt as bytes, one keep-alive connection per in-flight agent and a
-        # lean parser (bench/leanhttp.py): with httpx, on two shared cores the load
+        # lean parser (tests/harness/leanhttp.py): with httpx, on two shared cores the load
         # generator, not the server, would be what this measures.
         requests = [
             request_bytes("POST", host, f"/v1/agents/{device_id}/heartbeat", payload, secret)
@@ -113,71 +112,39 @@ async def _load(url: str, agents: int, concurrency: int, duration_s: float) -> d
 
 
 # -- the driver ------------------------------------------------------------------------------------
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited during start")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not become ready")
-
-
 def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    launcher = Launcher(env=clean_env())
     with tempfile.TemporaryDirectory(prefix="continuum-bench-") as data:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
-        env.update(
-            CONTINUUM_DATA_DIR=data,
-            CONTINUUM_ADMIN_TOKEN=ADMIN,
-            CONTINUUM_HEARTBEAT_INTERVAL_S="60",
-            CONTINUUM_SOLVER="ilp",
-        )
+        env = {
+            "CONTINUUM_DATA_DIR": data,
+            "CONTINUUM_ADMIN_TOKEN": ADMIN,
+            "CONTINUUM_HEARTBEAT_INTERVAL_S": "60",
+            "CONTINUUM_SOLVER": "ilp",
+        }
         if mode == "redis":
             env["CONTINUUM_REDIS_URL"] = args.redis_url
-        exe = Path(sys.executable).with_name("continuum")
-        server = subprocess.Popen(
-            [str(exe), "server", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
         try:
-            _wait_ready(url, server)
+            server = ControlPlane(launcher, "server", env, Path(data) / "server.log",
+                                  args=["--log-level", "warning"])  # fmt: skip
+            try:
+                server.wait_ready(60)
+            except NotReady as exc:
+                raise SystemExit(str(exc)) from None
             load = subprocess.run(
-                [sys.executable, __file__, "--load", url, "--agents", str(args.agents),
+                [sys.executable, __file__, "--load", server.url, "--agents", str(args.agents),
                  "--concurrency", str(args.concurrency), "--duration", str(args.duration)],
                 check=True,
                 capture_output=True,
                 text=True,
             )  # fmt: skip
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            launcher.stop_all()
         if mode == "redis":
-            _flush_redis(args.redis_url)
+            # The keys the benchmark left (the default prefix): runs do not accumulate.
+            delete_prefix(args.redis_url, "continuum:")
     result: dict[str, Any] = json.loads(load.stdout)
     result["mode"] = "embedded (SQLite + in-process)" if mode == "embedded" else "Redis live state"
     return result
-
-
-def _flush_redis(url: str) -> None:
-    """Drop the keys the benchmark left (the default prefix) so runs do not accumulate."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match="continuum:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def main() -> None:

@@ -1,25 +1,9 @@
-"""Reaction benchmark.
+"""Reaction benchmark: how fast a real control plane re-places work when a condition changes.
 
-Section `churn` (solver-level): how many plan changes a real bandwidth trace causes on the
-example fleet's shared cloud uplink under three policies:
-- naive: solve from scratch on every sample (no migration weight) and apply any plan that
-  differs;
-- incremental: re-solve the apps on that link on every sample, with the migration weight,
-  and apply any plan that differs;
-- loop: the control plane's rule: smoothed link triggers, then apply only when the plan in
-  force breaks a constraint or the new one is better by more than the margin.
-It also counts the samples during which the plan in force breaks a constraint under the
-bandwidth of that moment (the price of reacting less).
-
-Traces: `../shared/traces/` (downlink throughput); each is scaled so that its mean equals
-the uplink's declared bandwidth, and used as that uplink's bandwidth over time.
-
-    python bench/reaction.py churn [--traces N] [--samples N]
-
-Section `live` (control plane): reaction time of a real `continuum server` (embedded, a
-subprocess) to battery, bandwidth and device-loss triggers, on fleets of simulated
-heartbeat-only agents, all in one asyncio loop of this process on the lean HTTP client of
-bench/leanhttp.py (httpx would cost more CPU per request than the server): each enrolls,
+A real `continuum server` (embedded, a subprocess) reacts to battery, bandwidth and
+device-loss triggers, on fleets of simulated heartbeat-only agents
+(`tests/harness/simulated.py`), all in one asyncio loop of this process on the lean HTTP
+client (httpx would cost more CPU per request than the server): each enrolls,
 heartbeats every interval with its battery and measured links, long-polls its desired
 state as an agent does (after_version, 25 s) and reports every partition of a new state
 ready at once (with a heartbeat right away, so rollouts finish sooner). The fleet is made
@@ -43,8 +27,10 @@ conditions are restored at once and an operator's full solve puts the baseline p
 Before each sample the control plane must be idle (no rollout, no trigger without its
 plan, nothing new for 0.5 s).
 
-    python bench/reaction.py live [--agents 10,100,1000] [--samples N] [--interval S]
-                                  [--triggers battery,bandwidth,device-loss] [--json F]
+    python bench/reaction.py [--agents 10,100,1000] [--samples N] [--interval S]
+                             [--triggers battery,bandwidth,device-loss] [--json F]
+
+Plan churn under real bandwidth traces (solver-level) is bench/churn.py.
 """
 
 from __future__ import annotations
@@ -53,12 +39,15 @@ import argparse
 import asyncio
 import contextlib
 import json
-import random
+import os
+import platform
+import signal
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,175 +57,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from leanhttp import Connection, request_bytes, server_sent_events, split_url  # noqa: E402
+import httpx  # noqa: E402
+from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from orchestrator.hysteresis import DEFAULT_MARGIN, decide  # noqa: E402
-from orchestrator.triggers import LinkWatch  # noqa: E402
-from solver import Problem, SolveOptions, Status, load_scenario, solve  # noqa: E402
-from solver.evaluate import evaluate  # noqa: E402
-from solver.incremental import Change, apply_change, resolve  # noqa: E402
-from solver.plan import Placement  # noqa: E402
+from tests.harness.processes import ControlPlane, Launcher, NotReady, clean_env  # noqa: E402
+from tests.harness.simulated import EventLog, SimulatedAgent, SimulatedFleet  # noqa: E402
 
-TRACES = ROOT.parent / "shared" / "traces"
-SCENARIO = ROOT / "examples" / "factory-line.yaml"
-LINK = ("edge-a", "cloud-gpu")
-MIGRATION = 0.005  # per MB of weights moved: small next to a few joules per second
-
-
-def read_trace(path: Path) -> list[tuple[float, float]]:
-    out = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            t, mbps = float(parts[0]), float(parts[1])
-            out.append((t, max(mbps, 0.05)))  # a zero sample would mean "no link"
-    return out
-
-
-@dataclass
-class ChurnResult:
-    trace: str
-    samples: int
-    triggers: int
-    changes: dict[str, int]
-    broken: dict[str, int]
-    resolve_ms_p50: float
-
-
-def _scenario_problem() -> Problem:
-    scn = load_scenario(SCENARIO)
-    if scn.objective.migration == 0:
-        scn = scn.model_copy(
-            update={"objective": scn.objective.model_copy(update={"migration": MIGRATION})}
-        )
-    return Problem(scn)
-
-
-def _broken(problem: Problem, placements: dict[str, Placement]) -> bool:
-    return bool(evaluate(problem.cost, placements).violations)
-
-
-def churn(trace: Path, limit: int, margin: float) -> ChurnResult:
-    samples = read_trace(trace)[:limit]
-    base = _scenario_problem()
-    declared = next(lk.mbps for lk in base.scenario.links if {lk.a, lk.b} == set(LINK))
-    mean = statistics.fmean(m for _, m in samples)
-    scaled = [(t, m * declared / mean) for t, m in samples]
-    first = solve(base, SolveOptions(), "heuristic")
-    options = SolveOptions(time_limit_s=5)
-
-    # With hysteresis: the loop's rule.
-    watch = LinkWatch()
-    rtt = next(lk.rtt_ms for lk in base.scenario.links if {lk.a, lk.b} == set(LINK))
-    planned = base
-    in_force = dict(first.placements)
-    triggers = changes_with = broken_with = 0
-    timings: list[float] = []
-    for t, mbps in scaled:
-        now = apply_change(base, Change(links={LINK: {"mbps": mbps}}))
-        if _broken(now, in_force):
-            broken_with += 1
-        fired = watch.observe(*LINK, mbps, rtt, t)
-        if fired is None:
-            continue
-        triggers += 1
-        smoothed = watch.smoothed(*LINK)
-        assert smoothed is not None
-        change = Change(links={LINK: {"mbps": smoothed[0]}})
-        planned = apply_change(planned, change, in_force)
-        start = time.perf_counter()
-        cand = resolve(planned, in_force, change, options)
-        timings.append((time.perf_counter() - start) * 1000)
-        current = evaluate(planned.cost, in_force)
-        d = decide(
-            current.objective,
-            current.violations,
-            cand.doc.objective,
-            cand.status != Status.INFEASIBLE,
-            margin,
-        )
-        watch.commit()
-        if d.apply and cand.placements != in_force:
-            in_force = dict(cand.placements)
-            changes_with += 1
-
-    changes = {"loop": changes_with}
-    broken = {"loop": broken_with}
-    # Incremental, no hysteresis: re-solve the link's apps every sample, apply any change.
-    in_force = dict(first.placements)
-    changes["incremental"] = broken["incremental"] = 0
-    prev = base
-    for _, mbps in scaled:
-        change = Change(links={LINK: {"mbps": mbps}})
-        now = apply_change(prev, change, in_force)
-        if _broken(now, in_force):
-            broken["incremental"] += 1
-        cand = resolve(now, in_force, change, options)
-        if cand.status != Status.INFEASIBLE and cand.placements != in_force:
-            in_force = dict(cand.placements)
-            changes["incremental"] += 1
-        prev = now
-    # Naive: solve from scratch every sample, no migration weight, apply any change.
-    in_force = dict(first.placements)
-    changes["naive"] = broken["naive"] = 0
-    naive_base = Problem(
-        base.scenario.model_copy(
-            update={"objective": base.scenario.objective.model_copy(update={"migration": 0.0})}
-        )
-    )
-    for _, mbps in scaled:
-        now = apply_change(naive_base, Change(links={LINK: {"mbps": mbps}}))
-        if _broken(now, in_force):
-            broken["naive"] += 1
-        cand = solve(now, options, "heuristic")
-        if cand.status != Status.INFEASIBLE and cand.placements != in_force:
-            in_force = dict(cand.placements)
-            changes["naive"] += 1
-    return ChurnResult(
-        trace=f"{trace.parent.name}/{trace.name}",
-        samples=len(scaled),
-        triggers=triggers,
-        changes=changes,
-        broken=broken,
-        resolve_ms_p50=statistics.median(timings) if timings else 0.0,
-    )
-
-
-def run_churn(args: argparse.Namespace) -> None:
-    if not TRACES.is_dir():
-        sys.exit(f"error: {TRACES} not found: clone the project next to shared/")
-    picks = sorted((TRACES / "hsdpa-norway").iterdir())[: args.traces]
-    picks += sorted((TRACES / "fcc").iterdir())[: args.traces]
-    table = Table(title=f"plan changes on {LINK[0]}~{LINK[1]} driven by real traces")
-    policies = ("naive", "incremental", "loop")
-    table.add_column("trace")
-    for col in ("samples", "loop triggers"):
-        table.add_column(col, justify="right")
-    for p in policies:
-        table.add_column(f"changes {p}", justify="right")
-    for p in policies:
-        table.add_column(f"broken {p}", justify="right")
-    table.add_column("re-solve p50 ms", justify="right")
-    totals: dict[str, int] = {}
-    for path in picks:
-        r = churn(path, args.samples, args.margin)
-        row = [r.samples, r.triggers]
-        row += [r.changes[p] for p in policies] + [r.broken[p] for p in policies]
-        table.add_row(r.trace, *(str(v) for v in row), f"{r.resolve_ms_p50:.1f}")
-        for k, v in zip(
-            ["samples", "triggers", *[f"c{p}" for p in policies], *[f"b{p}" for p in policies]],
-            row,
-            strict=True,
-        ):
-            totals[k] = totals.get(k, 0) + v
-    table.add_row("total", *(str(v) for v in totals.values()), "")
-    Console(width=160).print(table)
-    print(f"margin {args.margin:.0%}, migration weight {MIGRATION} per MB, link {LINK}")
-
-
-# -- section `live`: reaction time of a real control plane to simulated agents ---------------
 ADMIN = "cnt_admin_bench_" + "r" * 24
 # One group of ten simulated agents: the demo's fleet (cam-1: an NPU camera whose
 # whole-model plan breaks its battery constraint at 40.5%; cam-2: a CPU camera that sends
@@ -255,215 +83,6 @@ GROUP_LINKS = [("cam-1", "edge", 50, 4, 0.4), ("cam-2", "edge", 50, 4, 0.4),
 # trigger -> (device in the group, keyword the rollout's reason must contain)
 TRIGGERS = {"battery": ("cam-1", "battery"), "bandwidth": ("cam-2", "link"),
             "device-loss": ("edge", "lost")}  # fmt: skip
-WAIT_S = 25.0  # an agent's desired-state long poll (agents/settings.py: long_poll_s)
-
-
-@dataclass
-class SimAgent:
-    """A heartbeat-only agent: it heartbeats every interval with its battery and measured
-    links, long-polls its desired state as an agent does, and reports every partition of
-    a new desired state ready at once (with a heartbeat right away: loading takes no time
-    here, and rollouts finish sooner, so samples can follow each other)."""
-
-    name: str
-    device_id: str
-    secret: str
-    battery_pct: float | None
-    links: list[dict[str, Any]]
-    partitions: dict[str, bool] = field(default_factory=dict)
-    version: int = 0
-    alive: bool = True
-    kick: asyncio.Event = field(default_factory=asyncio.Event)
-    # revision -> when (time.time()) the long poll brought it: the client's own figure
-    received: dict[int, float] = field(default_factory=dict)
-    last_sent: float = 0.0  # when the last heartbeat was sent
-    marking: bool = False  # the next heartbeat carries a changed condition: note its time
-    mark: float = 0.0
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def got(self, revision: int) -> float | None:
-        """When it first held `revision` or a later one."""
-        return min((at for r, at in self.received.items() if r >= revision), default=None)
-
-
-class SimFleet:
-    """Every simulated agent in one asyncio loop, each with two keep-alive connections
-    (heartbeats, long poll) of the lean client (bench/leanhttp.py): httpx would cost more
-    CPU per request than the server on these two shared cores."""
-
-    def __init__(self, url: str, interval: float) -> None:
-        self.host, self.port = split_url(url)
-        self.interval = interval
-        self.sims: dict[str, SimAgent] = {}  # by name
-        self.by_id: dict[str, SimAgent] = {}
-        # The newest HeartbeatAck figures any agent saw: a rollout is in flight while
-        # live_version < desired_version.
-        self.desired_version = 0
-        self.live_version = 0
-        self.changed_at = time.monotonic()
-        self.errors = 0
-
-    def add(self, sim: SimAgent) -> None:
-        self.sims[sim.name] = sim
-        self.by_id[sim.device_id] = sim
-
-    def start(self, sim: SimAgent, stagger: bool) -> None:
-        sim.alive = True
-        sim.tasks = [asyncio.create_task(self._heartbeats(sim, stagger)),
-                     asyncio.create_task(self._long_poll(sim))]  # fmt: skip
-
-    async def kill(self, sim: SimAgent) -> float:
-        """The agent dies after its heartbeat in flight (if any) is answered; returns when
-        its last heartbeat was sent."""
-        sim.alive = False
-        sim.kick.set()
-        beats, poll = sim.tasks
-        await beats
-        poll.cancel()  # a dead agent's long poll connection drops
-        with contextlib.suppress(asyncio.CancelledError):
-            await poll
-        return sim.last_sent
-
-    def revive(self, sim: SimAgent) -> None:
-        """A restarted agent: it runs nothing and reports so."""
-        sim.version, sim.partitions = 0, {}
-        self.start(sim, stagger=False)
-
-    async def stop(self) -> None:
-        tasks = [t for sim in self.sims.values() for t in sim.tasks]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _ack(self, payload: bytes) -> None:
-        ack = json.loads(payload)
-        desired, live = int(ack["desired_version"]), int(ack.get("live_version") or 0)
-        if desired > self.desired_version or live > self.live_version:
-            self.desired_version = max(self.desired_version, desired)
-            self.live_version = max(self.live_version, live)
-            self.changed_at = time.monotonic()
-
-    async def _heartbeats(self, sim: SimAgent, stagger: bool) -> None:
-        conn = Connection(self.host, self.port)
-        path = f"/v1/agents/{sim.device_id}/heartbeat"
-        if stagger:
-            await asyncio.sleep(random.uniform(0, self.interval))
-        try:
-            while sim.alive:
-                sim.kick.clear()
-                body = {"battery_pct": sim.battery_pct, "utilization": 0.1,
-                        "free_memory_mb": 1024.0, "links": sim.links,
-                        "partitions": sim.partitions, "desired_version": sim.version}  # fmt: skip
-                request = request_bytes("POST", self.host, path, json.dumps(body).encode(),
-                                        sim.secret)  # fmt: skip
-                sim.last_sent = time.time()
-                if sim.marking:
-                    sim.mark, sim.marking = sim.last_sent, False
-                try:
-                    async with asyncio.timeout(5.0):
-                        status, payload = await conn.send(request)
-                    if status == 200:
-                        self._ack(payload)
-                    else:
-                        self.errors += 1
-                except (OSError, TimeoutError, asyncio.IncompleteReadError):
-                    self.errors += 1  # a loaded server may drop a beat: the next follows
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(sim.kick.wait(), self.interval)
-        finally:
-            conn.close()
-
-    async def _long_poll(self, sim: SimAgent) -> None:
-        conn = Connection(self.host, self.port)
-        try:
-            while True:
-                path = (f"/v1/agents/{sim.device_id}/desired-state"
-                        f"?after_version={sim.version}&wait_s={WAIT_S:g}")  # fmt: skip
-                try:
-                    async with asyncio.timeout(WAIT_S + 15.0):
-                        status, payload = await conn.send(
-                            request_bytes("GET", self.host, path, token=sim.secret)
-                        )
-                except (OSError, TimeoutError, asyncio.IncompleteReadError):
-                    status, payload = 0, b""
-                if status != 200:
-                    self.errors += 1
-                    await asyncio.sleep(0.5)
-                    continue
-                now = time.time()
-                state = json.loads(payload)
-                version = int(state["version"])
-                if version <= sim.version:
-                    continue
-                sim.received[version] = now
-                keys = [p["key"] for p in state["partitions"]]
-                keys += [s["key"] for s in state["cascade_stages"]]
-                fresh = not set(keys) <= set(sim.partitions)
-                sim.partitions, sim.version = dict.fromkeys(keys, True), version
-                if fresh:
-                    sim.kick.set()  # report the new partitions ready now
-        finally:
-            conn.close()
-
-    async def quiet(
-        self, hold_s: float, timeout_s: float = 120.0, busy: Callable[[], float] | None = None
-    ) -> None:
-        """Until no rollout is in flight and no revision came (nor, with `busy`, anything
-        else it reports: its last activity, monotonic) for hold_s."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            idle = self.live_version >= self.desired_version > 0
-            last = max(self.changed_at, busy() if busy is not None else 0.0)
-            if idle and time.monotonic() - last >= hold_s:
-                return
-            await asyncio.sleep(0.05)
-        raise RuntimeError(
-            f"no quiet within {timeout_s:g} s: revision {self.desired_version}, "
-            f"live {self.live_version}"
-        )
-
-
-class EventLog:
-    """The server's `/v1/events` stream, kept in memory: triggers (observation time),
-    placements (commit time) and replacements (reaction_ms and targets)."""
-
-    def __init__(self, fleet: SimFleet) -> None:
-        self.fleet = fleet
-        self.triggers: list[tuple[float, dict[str, Any]]] = []
-        self.decisions: list[tuple[float, dict[str, Any]]] = []  # every plan (monotonic)
-        self.placements: dict[int, float] = {}  # plan version -> when committed
-        self.stages: dict[int, dict[str, float]] = {}  # plan version -> the server's stages
-        self.replacements: list[tuple[float, dict[str, Any]]] = []
-        self.task: asyncio.Task[None] | None = None
-        self.connected = asyncio.Event()
-        self.last_trigger = self.last_plan = time.monotonic()
-
-    async def run(self) -> None:
-        stream = server_sent_events(self.fleet.host, self.fleet.port, "/v1/events", ADMIN)
-        self.connected.set()
-        async for event, data in stream:
-            at = float(data.get("at") or time.time())
-            if event == "trigger":
-                self.last_trigger = time.monotonic()
-            elif event == "placement":
-                self.last_plan = time.monotonic()
-                self.decisions.append((self.last_plan, data))
-            if event == "trigger":
-                self.triggers.append((at, data))
-            elif event == "placement" and data.get("in_force"):
-                self.placements[int(data["version"])] = at
-                self.stages[int(data["version"])] = data.get("timings_ms") or {}
-            elif event == "replacement":
-                self.replacements.append((at, data))
-
-    def last_activity(self) -> float:
-        """When the control plane was last busy with a trigger (monotonic): now while a
-        trigger has no plan yet (kept or not, every solve announces one; after 10 s the
-        plan's event is taken as lost), else the later of the two."""
-        now = time.monotonic()
-        if self.last_plan < self.last_trigger > now - 10.0:
-            return now
-        return max(self.last_trigger, self.last_plan)
 
 
 @dataclass
@@ -488,8 +107,8 @@ class LiveBench:
         self.url = url
         self.groups = groups
         self.interval = interval
-        self.fleet = SimFleet(url, interval)
-        self.events = EventLog(self.fleet)
+        self.fleet = SimulatedFleet(url, interval)
+        self.events = EventLog(self.fleet, ADMIN)
         self.samples: list[Sample] = []
         self.missing: dict[str, int] = dict.fromkeys(TRIGGERS, 0)
         self.kept: list[str] = []  # why each missing sample is missing
@@ -520,7 +139,7 @@ class LiveBench:
             links = []
             if role == "cam-2":
                 links = [{"peer": f"g{g:03d}-edge", "mbps": 50.0, "rtt_ms": 4.0}]
-            sim = SimAgent(name, r.json()["device_id"], r.json()["agent_token"],
+            sim = SimulatedAgent(name, r.json()["device_id"], r.json()["agent_token"],
                            90.0 if wh is not None else None, links)  # fmt: skip
             self.fleet.add(sim)
 
@@ -571,7 +190,7 @@ class LiveBench:
         starts on a control plane that is not still busy with the one before."""
         await self.fleet.quiet(hold_s, timeout_s, busy=self.events.last_activity)
 
-    async def converge(self, sims: list[SimAgent]) -> None:
+    async def converge(self, sims: list[SimulatedAgent]) -> None:
         """Quick heartbeats from these agents, so the loop's smoothed uplink figures reach
         what they report within a second (one observation per loop tick), rather than
         firing a trigger per heartbeat interval for several seconds."""
@@ -596,7 +215,7 @@ class LiveBench:
                 return {**e["detail"], "reason": reason, "version": version}
         return None
 
-    async def sample(self, client: Any, trigger: str, sim: SimAgent) -> None:
+    async def sample(self, client: Any, trigger: str, sim: SimulatedAgent) -> None:
         _, keyword = TRIGGERS[trigger]
         seen = len(self.events.replacements)
         seen_triggers, seen_plans = len(self.events.triggers), len(self.events.decisions)
@@ -659,7 +278,7 @@ class LiveBench:
         print(f"  {trigger} on {sim.name}: reaction {server_ms:.0f} ms (client {shown} ms, "
               f"{len(targets)} targets)", file=sys.stderr)  # fmt: skip
 
-    def _kept(self, sim: SimAgent, seen_triggers: int, seen_plans: int) -> str:
+    def _kept(self, sim: SimulatedAgent, seen_triggers: int, seen_plans: int) -> str:
         """The decision of a plan not put in force after this device's trigger, if any."""
         mine = [at for at, d in self.events.triggers[seen_triggers:]
                 if sim.device_id in str(d.get("target", ""))]  # fmt: skip
@@ -670,7 +289,7 @@ class LiveBench:
                 return f"plan kept ({data.get('decision') or data.get('status')})"
         return ""
 
-    async def restore(self, client: Any, used: list[tuple[str, SimAgent]]) -> None:
+    async def restore(self, client: Any, used: list[tuple[str, SimulatedAgent]]) -> None:
         """Conditions back as set up, then an operator's full solve puts the baseline plan
         back (hysteresis may keep a re-placed plan that the restored conditions no longer
         break)."""
@@ -699,7 +318,7 @@ class LiveBench:
         all are restored at once."""
         pairs = [("battery", "bandwidth"), ("device-loss",)]
         turns = [tuple(t for t in turn if t in triggers) for turn in pairs] * samples
-        used: list[tuple[str, SimAgent]] = []
+        used: list[tuple[str, SimulatedAgent]] = []
         for k, turn in enumerate(t for t in turns if t):
             group = k % self.groups
             if k and group == 0:
@@ -718,10 +337,6 @@ class LiveBench:
 async def _live_fleet(
     url: str, size: int, samples: int, interval: float, triggers: list[str]
 ) -> LiveBench:
-    import signal
-
-    import httpx
-
     # SIGTERM cancels the run, so the caller's `finally` stops the server (a Python signal
     # handler's exception does not reliably get out of the event loop).
     task = asyncio.current_task()
@@ -753,24 +368,13 @@ def _figures(values: list[float]) -> list[str]:
 
 
 def run_live(args: argparse.Namespace) -> None:
-    import os
-    import platform
-    import signal
-    import socket
-    import subprocess
-    import tempfile
-
-    import httpx
-    from machine import cpu_model
-
     # SIGTERM (a `timeout`, a CI cancel) unwinds like Ctrl-C: the server is stopped below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
+    run: Callable[[Coroutine[Any, Any, LiveBench]], LiveBench] = asyncio.run
+    with contextlib.suppress(ImportError):  # uvloop is a dependency of the server
         import uvloop
 
         run = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency of the server
-        run = asyncio.run
     results: list[tuple[int, LiveBench, float]] = []
     triggers = args.triggers.split(",")
     if unknown := sorted(set(triggers) - set(TRIGGERS)):
@@ -778,45 +382,32 @@ def run_live(args: argparse.Namespace) -> None:
     for size in (int(s) for s in args.fleets.split(",")):
         if size < len(GROUP) or size % len(GROUP):
             sys.exit(f"error: fleet sizes are multiples of {len(GROUP)}, got {size}")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        url = f"http://127.0.0.1:{port}"
+        launcher = Launcher(env=clean_env())
         with tempfile.TemporaryDirectory(prefix="continuum-reaction-") as data:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
-            env.update(CONTINUUM_DATA_DIR=data, CONTINUUM_ADMIN_TOKEN=ADMIN,
-                       CONTINUUM_HEARTBEAT_INTERVAL_S=str(args.interval),
-                       CONTINUUM_ROLLOUT_TIMEOUT_S="30", CONTINUUM_SOLVER=args.solver)  # fmt: skip
-            exe = Path(sys.executable).with_name("continuum")
-            log = Path(data) / "server.log"
-            with log.open("wb") as out:
-                server = subprocess.Popen(
-                    [str(exe), "server", "--port", str(port), "--log-level", "warning"],
-                    env=env, stdout=out, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+            env = {
+                "CONTINUUM_DATA_DIR": data,
+                "CONTINUUM_ADMIN_TOKEN": ADMIN,
+                "CONTINUUM_HEARTBEAT_INTERVAL_S": str(args.interval),
+                "CONTINUUM_ROLLOUT_TIMEOUT_S": "30",
+                "CONTINUUM_SOLVER": args.solver,
+            }
             try:
-                deadline = time.monotonic() + 90
-                while time.monotonic() < deadline:
-                    if server.poll() is not None:
-                        sys.exit(f"the server exited:\n{log.read_text()[-2000:]}")
-                    with contextlib.suppress(httpx.TransportError):
-                        if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                            break
-                    time.sleep(0.2)
-                print(f"fleet {size}: server pid {server.pid}", file=sys.stderr)
+                plane = ControlPlane(launcher, "server", env, Path(data) / "server.log",
+                                      args=["--log-level", "warning"])  # fmt: skip
+                try:
+                    plane.wait_ready()
+                except NotReady as exc:
+                    sys.exit(str(exc))
+                assert plane.proc.popen is not None
+                print(f"fleet {size}: server pid {plane.proc.popen.pid}", file=sys.stderr)
                 started = time.perf_counter()
                 try:
-                    bench = run(_live_fleet(url, size, args.samples, args.interval, triggers))
+                    bench = run(_live_fleet(plane.url, size, args.samples, args.interval, triggers))
                 except asyncio.CancelledError:
                     sys.exit(143)  # SIGTERM; the server is stopped below
                 wall = time.perf_counter() - started
             finally:
-                server.send_signal(signal.SIGTERM)
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-                    server.wait(timeout=30)
+                launcher.stop_all()
         results.append((size, bench, wall))
         print(f"fleet {size}: {wall:.0f} s, {bench.restores} restores, "
               f"{bench.fleet.errors} agent request errors", file=sys.stderr)  # fmt: skip
@@ -865,24 +456,19 @@ def run_live(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="section", required=True)
-    c = sub.add_parser("churn", help="plan changes a real bandwidth trace causes")
-    c.add_argument("--traces", type=int, default=3, help="traces per folder")
-    c.add_argument("--samples", type=int, default=300, help="samples per trace")
-    c.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
-    lv = sub.add_parser("live", help="reaction time of a control plane to simulated agents")
-    lv.add_argument("--agents", "--fleets", dest="fleets", default="10,100,1000",
-                    help="fleet sizes (multiples of 10)")  # fmt: skip
-    lv.add_argument("--samples", type=int, default=20, help="samples per trigger and fleet")
-    lv.add_argument("--interval", type=float, default=1.0, help="heartbeat interval (s)")
-    lv.add_argument("--solver", default="heuristic", help="ilp runs out of memory at 1,000")
-    lv.add_argument("--triggers", default=",".join(TRIGGERS), help="which triggers")
-    lv.add_argument("--json", help="also write every sample to this file")
+    parser.add_argument("--agents", "--fleets", dest="fleets", default="10,100,1000",
+                        help="fleet sizes (multiples of 10)")  # fmt: skip
+    parser.add_argument("--samples", type=int, default=20, help="samples per trigger and fleet")
+    parser.add_argument("--interval", type=float, default=1.0, help="heartbeat interval (s)")
+    parser.add_argument("--solver", default="heuristic", help="ilp runs out of memory at 1,000")
+    parser.add_argument("--triggers", default=",".join(TRIGGERS), help="which triggers")
+    parser.add_argument("--json", help="also write every sample to this file")
+    # `reaction.py live ...` as this benchmark was called when it also held the churn one.
+    parser.add_argument("section", nargs="?", choices=["live", "churn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.section == "churn":
-        run_churn(args)
-    else:
-        run_live(args)
+        parser.error("the trace churn benchmark is bench/churn.py")
+    run_live(args)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-# The real PostgreSQL and Redis fixtures (pg_url, redis_url, live_prefix), for every package.
-pytest_plugins = ["tests.services"]
+# The fleet harness as fixtures (PostgreSQL, Redis, processes), for every package.
+pytest_plugins = ["tests.harness.fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

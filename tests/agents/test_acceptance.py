@@ -6,96 +6,41 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 
 from models_registry import randomize
-from tests.agents.conftest import ADMIN_TOKEN, Proc, free_port, wait_until
+from tests.harness.emulated import LIGHT, AgentSpec, EmulatedFleet, npy
+from tests.harness.processes import Launcher, wait_until
 
-LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-AGENTS = ("cam", "gateway", "cloud")
-TIERS = {"cam": "device", "gateway": "edge", "cloud": "cloud"}
+# Emulated batteries; compute and power from each agent's own discovery.
+AGENTS = {
+    "cam": AgentSpec("device", "emulated:10:80"),
+    "gateway": AgentSpec("edge", "emulated:10:80"),
+    "cloud": AgentSpec("cloud", "emulated:10:80"),
+}
 
 pytestmark = pytest.mark.slow
 
 
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-class Fleet:
-    def __init__(self, tmp: Path, start: Callable[..., Proc]) -> None:
-        self.tmp = tmp
-        self.start = start
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            "CONTINUUM_DATA_DIR": str(tmp / "cp"),
-            "CONTINUUM_ADMIN_TOKEN": ADMIN_TOKEN,
-            "CONTINUUM_PORT": str(self.port),
-            "CONTINUUM_HOST": "127.0.0.1",
-            "CONTINUUM_SOLVER": "ilp",
-            "CONTINUUM_LONG_POLL_MAX_S": "5",
-        }
-        self.server: Proc | None = None
-        self.agents: dict[str, Proc] = {}
-        self.ports: dict[str, int] = {}
-        self.admin = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
-        )
-
-    def close(self) -> None:
-        self.admin.close()
-
-    def start_server(self) -> None:
-        self.server = self.start("server", ["server"], self.env, self.tmp / "server.log")
-        wait_until("the control plane", self._server_up, 90, [self.server])
-
-    def _server_up(self) -> bool:
-        return self.admin.get("/v1/devices").status_code == 200
-
-    def start_agents(self, enroll_token: str) -> None:
-        for name in AGENTS:
-            self.ports[name] = free_port()
-            args = [
-                "agent", "--server", self.url, "--enroll-token", enroll_token, "--name", name,
-                "--tier", TIERS[name], "--battery", "emulated:10:80",
-                "--listen", f"127.0.0.1:{self.ports[name]}",
-                "--state-dir", str(self.tmp / name), "--threads", "1",
-                "--heartbeat-interval", "0.5",
-            ]  # fmt: skip
-            self.agents[name] = self.start(name, args, {}, self.tmp / f"{name}.log")
-
-    def procs(self) -> list[Proc]:
-        return [p for p in [self.server, *self.agents.values()] if p is not None]
-
-    def devices(self) -> dict[str, dict[str, Any]]:
-        return {d["id"]: d for d in self.admin.get("/v1/devices").json()}
-
-    def status(self, name: str) -> dict[str, Any]:
-        response = httpx.get(f"http://127.0.0.1:{self.ports[name]}/v1/status", timeout=10)
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
-
-
 @pytest.fixture
-def fleet(tmp_path: Path, processes: Callable[..., Proc]) -> Any:
-    made = Fleet(tmp_path, processes)
+def fleet(tmp_path: Path, processes: Launcher) -> Iterator[EmulatedFleet]:
+    made = EmulatedFleet(tmp_path, processes, agents=AGENTS, probe_interval_s=None)
+    # The server's own defaults for liveness and rollouts, as this test has always run:
+    # across the control plane's restart below, agents that beat every 0.5 s on a loaded
+    # machine must not be declared lost (and their work re-placed) by a 0.5 s interval.
+    del made.env["CONTINUUM_HEARTBEAT_INTERVAL_S"], made.env["CONTINUUM_ROLLOUT_TIMEOUT_S"]
     yield made
     made.close()
 
 
-def _source_token(fleet: Fleet, deployment: str) -> str:
+def _source_token(fleet: EmulatedFleet, deployment: str) -> str:
     """The deployment's data-plane token, as the source device's agent received it (the
     operator API does not show it)."""
     creds = json.loads((fleet.tmp / "cam" / "credentials.json").read_text())
@@ -110,7 +55,7 @@ def _source_token(fleet: Fleet, deployment: str) -> str:
 
 
 def test_split_inference_matches_one_session_and_survives_the_control_plane(
-    fleet: Fleet, tmp_path: Path
+    fleet: EmulatedFleet, tmp_path: Path
 ) -> None:
     model = randomize(LIGHT / "light_squeezenet.onnx", seed=0)
     data = model.SerializeToString()
@@ -118,14 +63,7 @@ def test_split_inference_matches_one_session_and_survives_the_control_plane(
     input_name = session.get_inputs()[0].name
 
     fleet.start_server()
-    enroll = fleet.admin.post("/v1/enrollment-tokens", json={}).json()["token"]
-    fleet.start_agents(enroll)
-    wait_until(
-        "three agents alive",
-        lambda: all(d.get("alive") for d in fleet.devices().values()) and len(fleet.devices()) == 3,
-        180,
-        fleet.procs(),
-    )
+    fleet.start_agents()  # returns once all three are alive
     devices = fleet.devices()
     assert all(d["emulated"] for d in devices.values())
     assert all(d["battery"]["capacity_wh"] == 10.0 for d in devices.values())
@@ -172,7 +110,7 @@ def test_split_inference_matches_one_session_and_survives_the_control_plane(
 
         def check(seed_input: np.ndarray) -> list[dict[str, Any]]:
             expected = session.run(None, {input_name: seed_input})[0]
-            response = client.post(infer_url, content=_npy(seed_input), headers=headers)
+            response = client.post(infer_url, content=npy(seed_input), headers=headers)
             assert response.status_code == 200, response.text
             got = np.load(io.BytesIO(response.content), allow_pickle=False)
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -186,16 +124,15 @@ def test_split_inference_matches_one_session_and_survives_the_control_plane(
 
         # Bad requests touch nothing: no token, a wrong one, a wrong shape, a wrong dtype.
         bad = rng.standard_normal(shape).astype(np.float32)
-        no_token = client.post(infer_url, content=_npy(bad))
+        no_token = client.post(infer_url, content=npy(bad))
         assert no_token.status_code == 401
-        wrong = client.post(infer_url, content=_npy(bad), headers={"Authorization": "Bearer x"})
+        wrong = client.post(infer_url, content=npy(bad), headers={"Authorization": "Bearer x"})
         assert wrong.status_code == 403
-        assert client.post(infer_url, content=_npy(bad[:, :2]), headers=headers).status_code == 422
+        assert client.post(infer_url, content=npy(bad[:, :2]), headers=headers).status_code == 422
         as_int = bad.astype(np.int64)
-        assert client.post(infer_url, content=_npy(as_int), headers=headers).status_code == 422
+        assert client.post(infer_url, content=npy(as_int), headers=headers).status_code == 422
 
         # The control plane dies mid-traffic: inference goes on.
-        assert fleet.server is not None
         fleet.server.kill()
         for _ in range(3):
             check(rng.standard_normal(shape).astype(np.float32))

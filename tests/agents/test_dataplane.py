@@ -37,7 +37,7 @@ from api.wire import (
     PartitionSpec,
     SourceSpec,
 )
-from tests.agents.conftest import free_port
+from tests.harness.ports import free_port
 
 TOKEN = "cnt_dp_test_token"
 RNG = np.random.default_rng(0)

@@ -20,7 +20,7 @@ from agents.hopclient import (
     PeerTimeout,
     PeerUnreachable,
 )
-from tests.agents.conftest import free_port
+from tests.harness.ports import free_port
 
 
 async def peer_app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -5,7 +5,6 @@ namespaces (root only) it follows this device's uplink and ignores the peer's.""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,9 @@ from agents.battery import EmulatedBattery
 from agents.probes import MIN_PROBE_BYTES, PROBE_TARGET_S, Prober, probe_size
 from agents.state import ServingState
 from api.wire import NextHop, SourceSpec
-from tests import netns
-from tests.agents.conftest import wait_until
 from tests.agents.test_dataplane import TOKEN, Node
+from tests.harness import netns
+from tests.harness.processes import Launcher, wait_until
 
 PROBE_BYTES = 128 * 1024
 
@@ -114,35 +113,22 @@ uvicorn.run(create_app(DataPlane(state)), host=sys.argv[1], port=int(sys.argv[2]
 """
 
 
-@pytest.fixture
-def net() -> Iterator[netns.Net]:
-    reason = netns.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    made = netns.Net()
-    try:
-        yield made
-    finally:
-        made.close()
-
-
 def test_the_probe_follows_this_devices_uplink_not_the_peers(
-    net: netns.Net, tmp_path: Path
+    net: netns.Net, tmp_path: Path, processes: Launcher
 ) -> None:
     net.add(netns.ROOT)  # the prober runs in this process
     address = net.add("edge")
-    log = (tmp_path / "peer.log").open("wb")
-    server = subprocess.Popen(
-        [*net.exec_prefix("edge"), sys.executable, "-c", PEER_SCRIPT, address, "7070", TOKEN],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    log.close()
+    # `processes` after `net`: the peer is stopped before its namespace goes.
+    server = processes.start("peer", ["-c", PEER_SCRIPT, address, "7070", TOKEN], {},
+                             tmp_path / "peer.log", prefix=net.exec_prefix("edge"),
+                             program=[sys.executable])  # fmt: skip
     url = f"http://{address}:7070"
     try:
         wait_until(
             "the peer's data plane",
             lambda: httpx.get(f"{url}/v1/probe", timeout=2).status_code == 401,
             60,
+            [server],
         )
         # The peer's uplink (what a download probe would time) at 2 Mbit/s: the upload
         # still finds the veth's speed.
@@ -157,7 +143,6 @@ def test_the_probe_follows_this_devices_uplink_not_the_peers(
         _tick(prober, times=2)
         (slow,) = prober.links(max_age_s=60.0)
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        server.stop()
     assert fast.mbps > 10, (fast, (tmp_path / "peer.log").read_text())
     assert slow.mbps < 3, slow

@@ -7,7 +7,6 @@ full product: SQLite + in-process, PostgreSQL + Redis, SQLite + Redis.
 from __future__ import annotations
 
 import multiprocessing
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -21,13 +20,11 @@ import onnx
 import pytest
 from fastapi import FastAPI
 from onnx import TensorProto, helper, numpy_helper
-from psycopg import sql
 
 from api.app import create_app
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.live.redis import RedisLiveState
 from orchestrator.settings import Settings
-from tests.services import PG_HOST, PG_PORT, _admin
 
 ADMIN = "cnt_admin_test-token-for-the-api-tests"
 BACKENDS = ["sqlite+memory", "postgres+redis", "sqlite+redis"]
@@ -40,19 +37,6 @@ def pool() -> Iterator[ProcessPoolExecutor]:
     executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     yield executor
     executor.shutdown(wait=True)
-
-
-@pytest.fixture
-def fresh_pg() -> Iterator[str]:
-    """An empty PostgreSQL database for one test (the app migrates it), dropped after."""
-    name = f"continuum_api_{secrets.token_hex(6)}"
-    with _admin() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    with _admin() as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @dataclass
@@ -71,6 +55,7 @@ class Backend:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str) -> Backend:
     name: str = request.param
+    # fresh_pg: an empty database for this test (tests/harness/fixtures.py).
     database_url = request.getfixturevalue("fresh_pg") if name.startswith("postgres") else None
     redis_url = request.getfixturevalue("redis_url") if name.endswith("redis") else None
     settings = Settings(
@@ -90,10 +75,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str) ->
     return Backend(name, settings, redis_url, live_prefix)
 
 
-def make_app(backend: Backend, pool: ProcessPoolExecutor) -> FastAPI:
+def make_app(backend: Backend, pool: ProcessPoolExecutor, live: Any = None) -> FastAPI:
+    """`live`: the backend's live state made by the caller (default: a new one)."""
     # Every app migrates its database at start, PostgreSQL included (the fresh database
     # has no schema yet; production runs `continuum db upgrade` instead).
-    return create_app(backend.settings, live=backend.live(), executor=pool, migrate=True)
+    live = backend.live() if live is None else live
+    return create_app(backend.settings, live=live, executor=pool, migrate=True)
 
 
 @pytest.fixture

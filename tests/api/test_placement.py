@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -113,9 +117,49 @@ async def test_deployment_validation(client: httpx.AsyncClient, cnn_bytes: bytes
     assert (await client.get("/v1/deployments")).json() == []
 
 
+@dataclass
+class WaitProbe:
+    """What the app's long polls wait on, recorded on the real live state (its `wait`
+    wrapped, nothing stood in for): the channels waited on right now, and each wait's
+    outcome (the publication that woke it, or None when its slice ran out)."""
+
+    waiting: Counter[str] = field(default_factory=Counter)
+    outcomes: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
+
+    def attach(self, live: Any) -> None:
+        original = live.wait
+
+        async def wait(channel: str, timeout_s: float) -> dict[str, Any] | None:
+            # Counted before the real wait registers its waiter, with nothing awaited in
+            # between: once the test sees the count, a publication reaches the waiter.
+            self.waiting[channel] += 1
+            try:
+                woken: dict[str, Any] | None = await original(channel, timeout_s)
+            finally:
+                self.waiting[channel] -= 1
+            self.outcomes.append((channel, woken))
+            return woken
+
+        live.wait = wait
+
+    def waits_on(self, device_id: str) -> bool:
+        return any(n > 0 and device_id in channel for channel, n in self.waiting.items())
+
+
+@pytest.fixture
+async def probed(
+    backend: Backend, pool: ProcessPoolExecutor
+) -> AsyncIterator[tuple[httpx.AsyncClient, WaitProbe]]:
+    live, probe = backend.live(), WaitProbe()
+    probe.attach(live)
+    async with serve(make_app(backend, pool, live)) as c:
+        yield c, probe
+
+
 async def test_desired_state_long_poll_and_drain(
-    client: httpx.AsyncClient, cnn_bytes: bytes
+    probed: tuple[httpx.AsyncClient, WaitProbe], cnn_bytes: bytes
 ) -> None:
+    client, probe = probed
     agents = await fleet_with_model(client, cnn_bytes)
     await deploy(client)
     loading = (await client.get("/v1/plan")).json()["revision"]
@@ -162,12 +206,21 @@ async def test_desired_state_long_poll_and_drain(
         return result
 
     waiting = asyncio.create_task(poll())
-    await asyncio.sleep(0.1)
+    with anyio.fail_after(10):
+        while not probe.waits_on("edge-1"):
+            await asyncio.sleep(0.01)
+    # The poll is pending on edge-1's channel before anything changes.
+    assert not waiting.done()
+    seen = len(probe.outcomes)
     r = await client.post("/v1/devices/edge-1/drain")
     assert r.status_code == 200
     await client.post("/v1/plan/solve", json={})
     woken = await waiting
     assert woken["version"] > version
+    # Answered because the change woke its wait (a publication on its channel), not
+    # because a slice of its wait ran out and it looked again.
+    mine = [woke for channel, woke in probe.outcomes[seen:] if "edge-1" in channel]
+    assert mine and mine[-1] is not None, probe.outcomes[seen:]
 
     # Drained: edge-1 hosts nothing any more, but may still be a source.
     plan = (await client.get("/v1/plan")).json()["plan"]

@@ -3,56 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.agents.conftest import free_port
+from tests.harness.processes import ControlPlane, Launcher, clean_env
 
 SERVER_START_S = 60.0
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUUM_")}
-    env["CONTINUUM_DATA_DIR"] = str(tmp_path / "data")
-    env["CONTINUUM_SOLVER"] = "ilp"
-    exe = Path(sys.executable).with_name("continuum")
-    proc = subprocess.Popen(
-        [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    # Configured by these settings alone, not by the CONTINUUM_ variables of the shell.
+    launcher = Launcher(env=clean_env())
+    env = {"CONTINUUM_DATA_DIR": str(tmp_path / "data"), "CONTINUUM_SOLVER": "ilp"}
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            if proc.poll() is not None:
-                assert proc.stderr is not None
-                pytest.fail(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the server did not become ready")
-            time.sleep(0.2)
-        yield url, tmp_path / "data"
+        plane = ControlPlane(launcher, "server", env, tmp_path / "server.log",
+                             args=["--log-level", "warning"])  # fmt: skip
+        yield plane.wait_ready(SERVER_START_S).url, tmp_path / "data"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        launcher.stop_all()
 
 
 def test_server_process_embedded(server: tuple[str, Path]) -> None:

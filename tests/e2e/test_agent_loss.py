@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.agents.conftest import Proc, wait_until
-from tests.e2e.fleet import Fleet, Traffic
+from tests.harness.emulated import EmulatedFleet, Traffic
+from tests.harness.processes import Launcher, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -19,13 +19,13 @@ AFTER = 20  # requests sent once the re-placement is live: every one must succee
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, processes: Callable[..., Proc]) -> Iterator[Fleet]:
-    made = Fleet(tmp_path, processes)
+def fleet(tmp_path: Path, processes: Launcher) -> Iterator[EmulatedFleet]:
+    made = EmulatedFleet(tmp_path, processes)
     yield made
     made.close()
 
 
-def test_killed_edge_agent_is_replaced_and_traffic_goes_on(fleet: Fleet) -> None:
+def test_killed_edge_agent_is_replaced_and_traffic_goes_on(fleet: EmulatedFleet) -> None:
     fleet.start_server()
     fleet.start_agents()
     token = fleet.deploy()

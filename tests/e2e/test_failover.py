@@ -1,6 +1,8 @@
 """Two control-plane processes on one PostgreSQL and one Redis: when the leader dies, the
-other takes the reconcile loop over within 5 s (issue 6: "one reconcile loop per control
-plane, leader-elected through the live-state lock; failover within 5 s").
+other takes the reconcile loop over once the dead leader's lease has run out, never
+before (issue 6: "one reconcile loop per control plane, leader-elected through the
+live-state lock"). How long the takeover takes is bench/failover.py's figure (the
+issue's "within 5 s"), not this test's.
 
 Replica A starts alone and takes the lead; replica B starts beside it and follows. The
 agents talk to B, as they would through a load balancer to the replica that survives, so
@@ -16,118 +18,37 @@ never ticks)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
-from psycopg import sql
 
-from tests.agents.conftest import CONTINUUM, Proc, free_port, wait_until
-from tests.e2e.fleet import Fleet
-from tests.services import PG_HOST, PG_PORT, START_PG, _admin
+from tests.harness.emulated import EmulatedFleet
+from tests.harness.ports import free_port
+from tests.harness.processes import CONTINUUM, Launcher, Proc, wait_until
 
 pytestmark = pytest.mark.slow
 
 # The leader lease. A dead leader's lease runs out at most TTL after its last renewal and a
-# follower retries every 0.5 s, so the takeover takes at most TTL + 0.5 s plus scheduling;
-# the issue's bound of 5 s leaves 2.5 s of margin for a loaded machine.
+# follower retries every 0.5 s.
 LEADER_TTL_S = 2.0
-FAILOVER_BOUND_S = 5.0
 # How often the takeover is polled: the measured time is late by at most this much.
 POLL_S = 0.05
 LOCK_KEY = "lock:reconcile"
 PLANNER_LOCK_KEY = "lock:planner"
 
 
-@dataclass
-class GroupProc(Proc):
-    """A process in its own session, signalled as a group: SIGKILL also takes the control
-    plane's solver workers, as when a node dies, and no child outlives the test."""
-
-    def start(self) -> None:
-        handle = self.log.open("ab")
-        self.popen = subprocess.Popen(
-            self.args, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        handle.close()
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self.popen is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, sig)
-
-    def stop(self) -> None:
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=15)
-        # Whatever of the group outlived its leader (or a leader deaf to SIGTERM).
-        self._signal_group(signal.SIGKILL)
-        self.popen.wait(timeout=15)
-
-    def kill(self) -> None:
-        self._signal_group(signal.SIGKILL)
-        if self.popen is not None:
-            self.popen.wait(timeout=15)
-
-
-@pytest.fixture
-def group_processes() -> Iterator[Callable[..., Proc]]:
-    """`start(name, args, env, log)`: a started process group, stopped at the end."""
-    started: list[GroupProc] = []
-
-    def start(name: str, args: list[str], env: dict[str, str], log: Path) -> Proc:
-        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        proc = GroupProc(name, [*CONTINUUM, *args], full_env, log)
-        proc.start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
-
-
-@pytest.fixture
-def failover_db() -> Iterator[str]:
-    """An empty PostgreSQL database for this test, dropped afterwards."""
-    name = f"continuum_failover_{secrets.token_hex(6)}"
-    try:
-        with _admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is not answering at {PG_HOST}:{PG_PORT} ({exc}). Start it with "
-            f"`{START_PG}` or `scripts/ensure-services.sh`.",
-            pytrace=False,
-        )
-    yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    with _admin() as conn:
-        # FORCE: a connection of a killed replica may not have been closed yet.
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 class Replicas:
     """Replica B is `fleet.server` (the agents and the operator talk to it); replica A is
     started beside it on the same data directory, database and live-state prefix."""
 
-    def __init__(self, fleet: Fleet, redis_client: redis.Redis, prefix: str) -> None:
+    def __init__(self, fleet: EmulatedFleet, redis_client: redis.Redis, prefix: str) -> None:
         self.fleet = fleet
         self.redis = redis_client
         self.prefix = prefix
@@ -143,7 +64,8 @@ class Replicas:
 
     def start_a(self) -> Proc:
         env = {**self.fleet.env, "CONTINUUM_PORT": str(self.a_port)}
-        self.a = self.fleet.start("server-a", ["server"], env, self.fleet.tmp / "server-a.log")
+        self.a = self.fleet.launcher.start("server-a", ["server"], env,
+                                           self.fleet.tmp / "server-a.log")  # fmt: skip
         return self.a
 
     def key(self, name: str) -> str:
@@ -176,14 +98,14 @@ def replicas(
     tmp_path: Path,
     redis_url: str,
     live_prefix: str,
-    failover_db: str,
-    group_processes: Callable[..., Proc],
+    fresh_pg: str,
+    group_processes: Launcher,
 ) -> Iterator[Replicas]:
     # group_processes comes last: its finalizer (every process stopped) runs before the
     # database is dropped and the prefix's keys are deleted, so nothing writes them again.
-    fleet = Fleet(tmp_path, group_processes)
+    fleet = EmulatedFleet(tmp_path, group_processes)
     fleet.env.update(
-        CONTINUUM_DATABASE_URL=failover_db,
+        CONTINUUM_DATABASE_URL=fresh_pg,
         CONTINUUM_REDIS_URL=redis_url,
         CONTINUUM_REDIS_PREFIX=live_prefix,
         CONTINUUM_LEADER_TTL_S=str(LEADER_TTL_S),
@@ -202,7 +124,7 @@ def replicas(
     fleet.close()
 
 
-def test_leader_killed_the_other_replica_takes_over_within_5_s(
+def test_leader_killed_the_other_replica_takes_over_once_its_lease_ran_out(
     replicas: Replicas, record_property: Callable[[str, object], None]
 ) -> None:
     fleet, r = replicas.fleet, replicas
@@ -253,12 +175,10 @@ def test_leader_killed_the_other_replica_takes_over_within_5_s(
     print(f"takeover {takeover_s:.2f} s after SIGKILL (lease left at kill {lease_ms} ms, "
           f"TTL {LEADER_TTL_S:g} s)")  # fmt: skip
 
-    # B waited for A's lease to run out (no two leaders), then took over within the bound.
+    # B waited for A's lease to run out: never two leaders. (How soon after is
+    # bench/failover.py's figure.)
     lease_left_at_kill = lease_ms / 1000 - (killed_at - read_at)
     assert takeover_s >= lease_left_at_kill - 0.05, (takeover_s, lease_ms)
-    assert takeover_s <= FAILOVER_BOUND_S, (
-        f"takeover took {takeover_s:.2f} s (lease {LEADER_TTL_S:g} s, follower retry 0.5 s)"
-    )
     new_holder = r.lock_holder()
     assert new_holder is not None and new_holder != holder
 

@@ -10,14 +10,14 @@ or `switching`, and restarted on the same data directory."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.agents.conftest import Proc, wait_until
-from tests.e2e.fleet import DEPLOYMENT, Fleet
+from tests.harness.emulated import DEPLOYMENT, EmulatedFleet
+from tests.harness.processes import Launcher, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,19 +27,19 @@ HEARTBEAT_S = 1.0
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, processes: Callable[..., Proc]) -> Iterator[Fleet]:
-    made = Fleet(tmp_path, processes, heartbeat_s=HEARTBEAT_S)
+def fleet(tmp_path: Path, processes: Launcher) -> Iterator[EmulatedFleet]:
+    made = EmulatedFleet(tmp_path, processes, heartbeat_s=HEARTBEAT_S)
     yield made
     made.close()
 
 
-def _decided(fleet: Fleet) -> set[int]:
+def _decided(fleet: EmulatedFleet) -> set[int]:
     """Every plan version the planner put into a rollout, from the audit log."""
     entries = fleet.admin.get("/v1/audit", params={"limit": 1000}).json()
     return {int(e["detail"]["plan_version"]) for e in entries if e["action"] == "placement.decided"}
 
 
-def test_control_plane_killed_mid_rollout_resumes_it(fleet: Fleet) -> None:
+def test_control_plane_killed_mid_rollout_resumes_it(fleet: EmulatedFleet) -> None:
     fleet.start_server()
     fleet.start_agents()
     fleet.deploy()

@@ -61,12 +61,18 @@ class FakeGateway:
     reaction_ms: float | None = None
     live: MemoryLiveState = field(default_factory=MemoryLiveState)
     fail_observe: bool = False
+    # Every lock granted: (holder, monotonic time just before the request, just after).
+    grants: list[tuple[str, float, float]] = field(default_factory=list)
 
     def beat(self, device: str, **fields: Any) -> None:
         self.beats[device] = {"at": self.now, **fields}
 
     async def acquire(self, holder: str, ttl_s: float) -> bool:
-        return await self.live.acquire("reconcile", holder, ttl_s)
+        before = time.monotonic()
+        granted = await self.live.acquire("reconcile", holder, ttl_s)
+        if granted:
+            self.grants.append((holder, before, time.monotonic()))
+        return granted
 
     async def release(self, holder: str) -> None:
         await self.live.release("reconcile", holder)
@@ -312,10 +318,13 @@ async def test_a_failing_step_does_not_stop_the_others() -> None:
 
 
 async def test_a_follower_takes_over_when_the_leader_dies() -> None:
+    ttl_s = 1.5
     gw = FakeGateway()
     two_devices(gw)
-    first, first_metrics = loop(gw, leader_ttl_s=0.6, interval_s=0.05)
-    second, second_metrics = loop(gw, leader_ttl_s=0.6, interval_s=0.05)
+    # A lease three times the follower's retry (0.5 s): a lock handed over at half the
+    # lease would be taken before the check below allows, whatever the retry's phase.
+    first, first_metrics = loop(gw, leader_ttl_s=ttl_s, interval_s=0.05)
+    second, second_metrics = loop(gw, leader_ttl_s=ttl_s, interval_s=0.05)
     first.start()
     with anyio.fail_after(5):
         while not first.is_leader:
@@ -326,11 +335,15 @@ async def test_a_follower_takes_over_when_the_leader_dies() -> None:
     # The leader dies without releasing its lock (a crash): its task just stops.
     assert first._task is not None
     first._task.cancel()
-    died = time.monotonic()
     with anyio.fail_after(5):
         while not second.is_leader:
             await asyncio.sleep(0.02)
-    assert time.monotonic() - died >= 0.0 and first_metrics.leading is True
+    assert first_metrics.leading is True  # a crashed leader never said it stopped leading
+    # Not before the dead leader's lease ran out: its last renewal plus the TTL (the lock's
+    # own clock), whatever the follower's retry timing.
+    last_renewal = max(before for holder, before, _ in gw.grants if holder == first.holder)
+    taken = min(after for holder, _, after in gw.grants if holder == second.holder)
+    assert taken >= last_renewal + ttl_s, (taken - last_renewal, gw.grants)
     await second.stop()
     first._task = None
     await first.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.scenario_builder import Snapshot, build
+from solver import parse_scenario
 
 PLACEMENT = {
     "energy": 1.0,
@@ -44,3 +45,96 @@ def test_a_charging_device_is_planned_as_mains_powered() -> None:
     assert "battery" not in device
     unknown = build(snap, {"cam": {"battery_pct": 55.0}}, {})  # an agent that cannot tell
     assert unknown.scenario["devices"][0]["battery"]["level_pct"] == 55.0
+
+
+def _edge(**fields: Any) -> dict[str, Any]:
+    return {
+        **_camera(id="edge", tier="edge", gflops=200.0, memory_mb=4096.0),
+        "power_w": {"idle": 10.0, "busy": 40.0},
+        "battery_capacity_wh": None,
+        "battery_min_pct": None,
+        **fields,
+    }
+
+
+LINK = {"a": "cam", "b": "edge", "mbps": 50.0, "rtt_ms": 4.0, "j_per_mb": 0.4}
+BEATS: dict[str, dict[str, Any]] = {"cam": {"battery_pct": 80.0}, "edge": {}}
+
+
+def _links(measured: dict[tuple[str, str], dict[str, float]]) -> list[dict[str, Any]]:
+    snap = Snapshot(devices=[_camera(), _edge()], links=[dict(LINK)], placement=PLACEMENT)
+    built = build(snap, BEATS, measured)
+    parse_scenario(built.scenario)  # what the solver is handed is a valid scenario-v1
+    links: list[dict[str, Any]] = built.scenario["links"]
+    return links
+
+
+def test_a_measured_bandwidth_above_the_declared_one_is_capped_at_it() -> None:
+    (link,) = _links({("cam", "edge"): {"mbps": 900.0, "rtt_ms": 0.3}})
+    # The declared figure is the link's capacity; the probe's RTT and the declared energy
+    # per MB are kept.
+    assert link == {**LINK, "mbps": 50.0, "rtt_ms": 0.3}
+
+
+def test_a_measured_bandwidth_below_the_declared_one_replaces_it() -> None:
+    (link,) = _links({("cam", "edge"): {"mbps": 2.0, "rtt_ms": 30.0}})
+    assert link == {**LINK, "mbps": 2.0, "rtt_ms": 30.0}
+
+
+def test_without_a_measurement_the_declared_link_stands() -> None:
+    assert _links({}) == [LINK]
+
+
+def test_a_link_measured_but_never_declared_is_added_at_no_energy_cost() -> None:
+    snap = Snapshot(devices=[_camera(), _edge()], placement=PLACEMENT)
+    built = build(snap, BEATS, {("cam", "edge"): {"mbps": 20.0, "rtt_ms": 8.0}})
+    assert built.scenario["links"] == [
+        {"a": "cam", "b": "edge", "mbps": 20.0, "rtt_ms": 8.0, "j_per_mb": 0.0}
+    ]
+    # A device without a heartbeat is not in the scenario, nor are its links.
+    alone = build(snap, {"cam": {}}, {("cam", "edge"): {"mbps": 20.0, "rtt_ms": 8.0}})
+    assert [d["id"] for d in alone.scenario["devices"]] == ["cam"]
+    assert alone.scenario["links"] == []
+
+
+def _deployment(name: str) -> dict[str, Any]:
+    return {"id": name, "model": "m", "source": "cam", "rate_rps": 1.0, "slo_ms": 500.0}
+
+
+def test_the_plan_in_force_is_carried_into_previous_for_the_apps_still_deployed() -> None:
+    segments = [{"device": "cam", "first": "b0", "last": "b1"}]
+    plan = {
+        "status": "optimal",
+        "apps": [
+            {"id": "kept", "model": "m", "segments": segments, "stages": None, "latency_ms": 9},
+            {"id": "removed", "model": "m", "segments": segments, "stages": None},
+        ],
+    }
+    solved_from = {"version": 1, "devices": []}
+    snap = Snapshot(
+        devices=[_camera(), _edge()],
+        links=[dict(LINK)],
+        deployments=[_deployment("kept"), _deployment("new")],
+        placement=PLACEMENT,
+        plan=plan,
+        plan_version=7,
+        plan_scenario=solved_from,
+    )
+    built = build(snap, BEATS, {})
+    # Only what the contract's `previous` holds, and only for apps still in the scenario.
+    assert built.scenario["previous"] == {
+        "apps": [{"id": "kept", "model": "m", "segments": segments, "stages": None}]
+    }
+    assert [a["id"] for a in built.scenario["apps"]] == ["kept", "new"]
+    # The incremental re-solve and the hysteresis rule compare against these.
+    assert built.previous_plan is plan and built.previous_scenario is solved_from
+    assert built.plan_version == 7
+
+
+def test_no_plan_in_force_means_no_previous() -> None:
+    snap = Snapshot(
+        devices=[_camera()], deployments=[_deployment("d")], placement=PLACEMENT, plan_version=3
+    )
+    built = build(snap, {"cam": {}}, {})
+    assert "previous" not in built.scenario
+    assert built.previous_plan is None and built.plan_version is None

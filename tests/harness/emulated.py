@@ -1,15 +1,18 @@
-"""A three-device EMULATED fleet (camera, edge, cloud) for the end-to-end tests.
+"""A small fleet of real `continuum agent` processes in EMULATION mode (compute speed,
+power and battery emulated; HTTP, ONNX Runtime and the data plane real) around a real
+`continuum server`.
 
-The numbers are the demo's CPU camera (cam-2): sending early is the camera's least
-energy, the edge box is cheaper per MB towards the cloud than the camera is, and the
-edge's memory is capped at half the model's weights, so the first plan splits the model
-across all three (camera -> edge -> cloud). Without the edge, camera -> cloud is still
-feasible (the direct uplink carries the traffic well within the SLO)."""
+The default agents are the demo's CPU camera (cam-2), an edge box and a cloud machine:
+sending early is the camera's least energy, the edge box is cheaper per MB towards the
+cloud than the camera is, and `deploy()` caps the edge's memory at half the model's
+weights, so the first plan splits the model across all three (camera -> edge -> cloud).
+Without the edge, camera -> cloud is still feasible (the direct uplink carries the
+traffic well within the SLO)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +21,44 @@ import numpy as np
 import onnx
 
 from models_registry import randomize
-from tests.agents.conftest import ADMIN_TOKEN, Proc, free_port, wait_until
+from tests.harness.ports import free_port
+from tests.harness.processes import Launcher, Proc, wait_until
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+ADMIN_TOKEN = "cnt_admin_test_" + "x" * 24
 HEARTBEAT_S = 0.5
-# name -> (tier, emulated GFLOP/s, idle W, busy W, battery)
-AGENTS = {
-    "cam": ("device", "10", "2", "6", "emulated:5:90"),
-    "edge": ("edge", "400", "10", "35", "none"),
-    "cloud": ("cloud", "4000", "80", "300", "none"),
-}
-LINKS = [("cam", "edge", 50, 4, 0.4), ("edge", "cloud", 200, 15, 0.05),
-         ("cam", "cloud", 20, 40, 0.8)]  # fmt: skip
 DEPLOYMENT = "vision"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How one agent is started: its tier, its battery (`none` or
+    `emulated:WH:LEVEL_PCT`) and, when given, its emulated speed and power draw (else the
+    agent's own discovery)."""
+
+    tier: str
+    battery: str
+    gflops: float | None = None
+    power_w: tuple[float, float] | None = None  # (idle, busy)
+
+    def args(self) -> list[str]:
+        out = ["--tier", self.tier, "--battery", self.battery]
+        if self.gflops is not None:
+            out += ["--emulate-gflops", f"{self.gflops:g}"]
+        if self.power_w is not None:
+            out += ["--power-idle", f"{self.power_w[0]:g}", "--power-busy", f"{self.power_w[1]:g}"]
+        return out
+
+
+# The demo's CPU camera, an edge box and a cloud machine.
+DEMO_AGENTS = {
+    "cam": AgentSpec("device", "emulated:5:90", 10, (2, 6)),
+    "edge": AgentSpec("edge", "none", 400, (10, 35)),
+    "cloud": AgentSpec("cloud", "none", 4000, (80, 300)),
+}
+# (a, b, Mbit/s, RTT ms, J per MB)
+DEMO_LINKS = [("cam", "edge", 50, 4, 0.4), ("edge", "cloud", 200, 15, 0.05),
+              ("cam", "cloud", 20, 40, 0.8)]  # fmt: skip
 
 
 def npy(array: np.ndarray) -> bytes:
@@ -39,13 +67,22 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-class Fleet:
+class EmulatedFleet:
+    """A control plane (`start_server`, again after a kill: `servers` keeps each) and
+    the agents of `agents` (`start_agents`), all on free ports of 127.0.0.1 with their
+    state under `tmp`, started by `launcher`; `admin` is an operator's client."""
+
     def __init__(
-        self, tmp: Path, start: Callable[..., Proc], heartbeat_s: float = HEARTBEAT_S
-    ) -> None:
+        self, tmp: Path, launcher: Launcher, heartbeat_s: float = HEARTBEAT_S,
+        agents: dict[str, AgentSpec] | None = None, probe_interval_s: float | None = 1.0,
+    ) -> None:  # fmt: skip
+        """`probe_interval_s`: how often each agent probes its links (None: the agent's
+        default)."""
         self.tmp = tmp
+        self.probe_interval_s = probe_interval_s
         self.heartbeat_s = heartbeat_s
-        self.start = start
+        self.launcher = launcher
+        self.specs = dict(DEMO_AGENTS if agents is None else agents)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -73,13 +110,13 @@ class Fleet:
         return self.servers[-1]
 
     def procs(self) -> list[Proc]:
-        return [self.server, *(p for p in self.agents.values() if p.popen is not None
-                               and p.popen.returncode is None)]  # fmt: skip
+        """The current server and every agent still running: what a wait watches."""
+        return [self.server, *(p for p in self.agents.values() if p.running())]
 
     def start_server(self) -> None:
         n = len(self.servers)
-        self.servers.append(self.start(f"server-{n}", ["server"], self.env,
-                                       self.tmp / f"server-{n}.log"))  # fmt: skip
+        self.servers.append(self.launcher.start(f"server-{n}", ["server"], self.env,
+                                                self.tmp / f"server-{n}.log"))  # fmt: skip
         wait_until(
             "the control plane",
             lambda: self.admin.get("/v1/devices").status_code == 200,
@@ -91,28 +128,38 @@ class Fleet:
         return {d["id"]: d for d in self.admin.get("/v1/devices").json()}
 
     def start_agents(self) -> None:
+        """Every agent enrolled with one token; returns once all are alive."""
         enroll = self.admin.post("/v1/enrollment-tokens", json={}).json()["token"]
-        for name, (tier, gflops, idle, busy, battery) in AGENTS.items():
+        for name, spec in self.specs.items():
             self.ports[name] = free_port()
             args = [
                 "agent", "--server", self.url, "--enroll-token", enroll, "--name", name,
-                "--tier", tier, "--emulate-gflops", gflops, "--power-idle", idle,
-                "--power-busy", busy, "--battery", battery,
-                "--listen", f"127.0.0.1:{self.ports[name]}",
+                *spec.args(), "--listen", f"127.0.0.1:{self.ports[name]}",
                 "--state-dir", str(self.tmp / name), "--threads", "1",
-                "--heartbeat-interval", str(self.heartbeat_s), "--probe-interval", "1",
+                "--heartbeat-interval", str(self.heartbeat_s),
             ]  # fmt: skip
-            self.agents[name] = self.start(name, args, {}, self.tmp / f"{name}.log")
+            if self.probe_interval_s is not None:
+                args += ["--probe-interval", f"{self.probe_interval_s:g}"]
+            self.agents[name] = self.launcher.start(name, args, {}, self.tmp / f"{name}.log")
+        count = len(self.specs)
         wait_until(
-            "three agents alive",
-            lambda: len(d := self.devices()) == 3 and all(x["alive"] for x in d.values()),
+            f"{count} agents alive",
+            lambda: len(d := self.devices()) == count and all(x["alive"] for x in d.values()),
             180,
             self.procs(),
         )
 
+    def status(self, name: str) -> dict[str, Any]:
+        """An agent's own `/v1/status`."""
+        response = httpx.get(f"http://127.0.0.1:{self.ports[name]}/v1/status", timeout=10)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
     def deploy(self) -> str:
-        """Upload squeezenet (random weights), declare the links, deploy it from the
-        camera, wait for the first plan to roll out; the data-plane token."""
+        """Upload squeezenet (random weights), declare the demo's links, cap the edge's
+        memory, deploy it from the camera, wait for the first plan to roll out; the
+        data-plane token. For the default agents."""
         model = randomize(LIGHT / "light_squeezenet.onnx", seed=0)
         created = self.admin.post(
             "/v1/models",
@@ -123,7 +170,7 @@ class Fleet:
         params_mb = float(created.json()["params_mb"])
         patched = self.admin.patch("/v1/devices/edge", json={"memory_mb": params_mb * 0.5})
         assert patched.status_code == 200, patched.text
-        for a, b, mbps, rtt, jpm in LINKS:
+        for a, b, mbps, rtt, jpm in DEMO_LINKS:
             link = self.admin.post(
                 "/v1/links", json={"a": a, "b": b, "mbps": mbps, "rtt_ms": rtt, "j_per_mb": jpm}
             )
@@ -148,8 +195,8 @@ class Fleet:
         response = self.admin.get("/v1/plan")
         return response.status_code == 200 and bool(response.json()["rollout"]["complete"])
 
-    def segments(self) -> list[dict[str, Any]]:
-        (app,) = [a for a in self.plan()["plan"]["apps"] if a["id"] == DEPLOYMENT]
+    def segments(self, deployment: str = DEPLOYMENT) -> list[dict[str, Any]]:
+        (app,) = [a for a in self.plan()["plan"]["apps"] if a["id"] == deployment]
         segments: list[dict[str, Any]] = app["segments"]
         return segments
 
@@ -157,8 +204,8 @@ class Fleet:
 class Traffic:
     """Requests through the camera's data plane, one at a time."""
 
-    def __init__(self, fleet: Fleet, token: str) -> None:
-        self.url = f"http://127.0.0.1:{fleet.ports['cam']}/v1/infer/{DEPLOYMENT}"
+    def __init__(self, fleet: EmulatedFleet, token: str, source: str = "cam") -> None:
+        self.url = f"http://127.0.0.1:{fleet.ports[source]}/v1/infer/{DEPLOYMENT}"
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-npy"}
         self.rng = np.random.default_rng(0)
         self.client = httpx.Client(timeout=60)

@@ -1,7 +1,8 @@
 """Network namespaces joined by veth pairs through a bridge, for tests that need a real
 network between processes: its own addresses, and bandwidth shaped with `tc` (tbf).
 
-Root only. `unavailable()` says why a test cannot run here (its skip reason); `Net` makes
+Root only. `unavailable()` says why a test cannot run here (its skip reason, or its failure
+when `CONTINUUM_REQUIRE_NETNS=1` says it must run, as in CI); `Net` makes
 the namespaces, and `close()` removes everything it made, whatever the test's outcome.
 Every name carries a per-run tag, so runs side by side (or a run left over by a killed
 one) do not collide.
@@ -55,10 +56,12 @@ def _taken_networks() -> list[ipaddress.IPv4Network]:
     for route in json.loads(_run(["ip", "-4", "-j", "route", "show", "table", "all"]).stdout):
         dst = route.get("dst", "")
         if dst and dst != "default":
-            taken.append(ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False))
+            taken.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False))
     for link in json.loads(_run(["ip", "-4", "-j", "addr", "show"]).stdout):
         for info in link.get("addr_info", []):
-            taken.append(ipaddress.ip_network(f"{info['local']}/{info['prefixlen']}", strict=False))
+            taken.append(
+                ipaddress.IPv4Network(f"{info['local']}/{info['prefixlen']}", strict=False)
+            )
     return taken
 
 
@@ -66,7 +69,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
     taken = _taken_networks()
     rng = random.Random(secrets.randbits(32))
     for _ in range(200):
-        candidate = ipaddress.ip_network(f"10.{rng.randrange(64, 250)}.{rng.randrange(256)}.0/24")
+        candidate = ipaddress.IPv4Network(f"10.{rng.randrange(64, 250)}.{rng.randrange(256)}.0/24")
         if not any(candidate.overlaps(t) for t in taken):
             return candidate
     raise RuntimeError("no free 10.x.y.0/24 for the test network")
@@ -147,3 +150,12 @@ class Net:
             _run(["ip", "link", "del", device], check=False)
         for name in reversed(self.namespaces):
             _run(["ip", "netns", "del", name], check=False)
+
+
+# CI runs as root and sets this: there, a network test that cannot run is a failure.
+REQUIRE_ENV = "CONTINUUM_REQUIRE_NETNS"
+
+
+def required() -> bool:
+    """Whether network-namespace tests must run here (`CONTINUUM_REQUIRE_NETNS=1`)."""
+    return os.environ.get(REQUIRE_ENV, "") not in ("", "0")

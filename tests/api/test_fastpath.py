@@ -1,0 +1,130 @@
+"""The heartbeat fast path (`api/fastpath.py`) answers exactly as the FastAPI route it
+stands in front of: the same acknowledgement for a good heartbeat, and for anything else
+the route's own answer, reached with the body replayed.
+
+Both are the real app's: the route is reached through the app the fast path wraps (found
+in the app's middleware stack), with a counter on that inner app to tell which of the two
+answered."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from api.fastpath import HeartbeatFastPath
+from tests.api.conftest import Backend, agent_auth, enroll, make_app, serve
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Paths:
+    app: httpx.AsyncClient  # the whole app: fast path first
+    route: httpx.AsyncClient  # the app behind the fast path: FastAPI's routing
+    fallbacks: list[str]  # the paths the fast path handed to the route
+
+
+def _fast_path(app: FastAPI) -> HeartbeatFastPath:
+    node: Any = app.middleware_stack
+    while node is not None and not isinstance(node, HeartbeatFastPath):
+        node = getattr(node, "app", None)
+    assert isinstance(node, HeartbeatFastPath), "no heartbeat fast path in the app"
+    return node
+
+
+@pytest.fixture
+async def paths(backend: Backend, pool: ProcessPoolExecutor) -> AsyncIterator[Paths]:
+    app = make_app(backend, pool)
+    async with serve(app) as client:
+        assert (await client.get("/healthz")).status_code == 200  # builds the stack
+        fast = _fast_path(app)
+        inner, fallbacks = fast.app, []
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                fallbacks.append(scope["path"])
+            await inner(scope, receive, send)
+
+        fast.app = counted
+
+        async def route_app(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["app"] = app  # as the app itself sets it for everything beneath it
+            await inner(scope, receive, send)
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=route_app), base_url="http://control-plane"
+        ) as route:
+            yield Paths(client, route, fallbacks)
+
+
+def _answer(response: httpx.Response) -> tuple[int, str, Any]:
+    return (
+        response.status_code,
+        response.headers["content-type"],
+        json.loads(response.content) if response.content else None,
+    )
+
+
+async def _both(
+    paths: Paths, device: str, body: bytes, headers: dict[str, str]
+) -> tuple[tuple[int, str, Any], tuple[int, str, Any], bool]:
+    """(the app's answer, the route's answer, the fast path answered by itself)."""
+    url = f"/v1/agents/{device}/heartbeat"
+    headers = {"Content-Type": "application/json", **headers}
+    before = len(paths.fallbacks)
+    via_app = await paths.app.post(url, content=body, headers=headers)
+    fast = len(paths.fallbacks) == before
+    via_route = await paths.route.post(url, content=body, headers=headers)
+    return _answer(via_app), _answer(via_route), fast
+
+
+async def test_a_good_heartbeat_is_acknowledged_alike_by_both(paths: Paths) -> None:
+    cam = await enroll(paths.app, "cam-1")
+    body = json.dumps({"battery_pct": 70.0, "utilization": 0.2}).encode()
+    via_app, via_route, fast = await _both(paths, "cam-1", body, agent_auth(cam))
+    assert fast, "a good heartbeat from a known token should not reach the route"
+    assert via_app == via_route
+    status, content_type, ack = via_app
+    assert status == 200 and content_type == "application/json"
+    assert set(ack) == {"desired_version", "interval_s", "live_version"}
+    # And what the heartbeat said reached the control plane either way.
+    device = (await paths.app.get("/v1/devices/cam-1")).json()
+    assert device["alive"] and device["last_heartbeat"]["battery_pct"] == 70.0
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["no token", "unknown token", "another device's token", "bad body", "not json"],
+)
+async def test_what_the_fast_path_declines_gets_the_routes_answer(paths: Paths, case: str) -> None:
+    cam = await enroll(paths.app, "cam-1")
+    edge = await enroll(paths.app, "edge-1")
+    body = json.dumps({"battery_pct": 50.0}).encode()
+    headers = agent_auth(cam)
+    if case == "no token":
+        headers = {"Authorization": ""}  # over the admin token the app's client sends
+    elif case == "unknown token":
+        headers = {"Authorization": "Bearer cnt_agent_not-a-token-of-this-fleet"}
+    elif case == "another device's token":
+        headers = agent_auth(edge)
+    elif case == "bad body":
+        body = json.dumps({"battery_pct": 250.0, "desired_version": -1}).encode()
+    else:
+        body = b"{battery_pct: 5"
+    via_app, via_route, fast = await _both(paths, "cam-1", body, headers)
+    assert not fast, f"{case}: the fast path should hand this to the route"
+    assert via_app == via_route
+    status, content_type, problem = via_app
+    assert status in (401, 403, 422), via_app
+    assert content_type == "application/problem+json"
+    if case == "bad body":
+        # The body reached the route whole: its errors name both fields.
+        assert "battery_pct" in json.dumps(problem) and "desired_version" in json.dumps(problem)
