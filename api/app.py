@@ -1,5 +1,5 @@
 """The app factory: `create_app(settings)` -> a FastAPI app whose lifespan starts and
-stops one ControlPlane."""
+stops one ControlPlane; its routes call the services over it (`app.state.services`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from api.routers import plan as plan_router
 from api.routers import tokens as tokens_router
 from orchestrator.control_plane import ControlPlane
 from orchestrator.metrics import Metrics
+from orchestrator.services.registry import Services
 from orchestrator.settings import Settings
 
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
         lifespan=lifespan,
     )
     app.state.control_plane = cp
+    app.state.services = Services.over(cp)
     problems.install(app)
     v1 = "/v1"
     app.include_router(tokens_router.router, prefix=v1)

@@ -1,4 +1,4 @@
-"""Annotated dependencies: the control plane, operator auth and agent auth."""
+"""Annotated dependencies: the services the routes call, operator auth and agent auth."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.wire import DEVICE_ID_PATTERN
 from orchestrator.control_plane import ControlPlane
 from orchestrator.errors import Forbidden, Unauthorized
+from orchestrator.services.artifacts import ArtifactsService
+from orchestrator.services.audit import AuditService
+from orchestrator.services.deployments import DeploymentsService
+from orchestrator.services.devices import DevicesService
+from orchestrator.services.events import EventsService
+from orchestrator.services.health import HealthService
+from orchestrator.services.links import LinksService
+from orchestrator.services.models import CascadesService, ModelsService
+from orchestrator.services.registry import Services
+from orchestrator.services.tokens import TokensService
 
 _bearer = HTTPBearer(auto_error=False, description="An operator token, or an agent's token")
 
@@ -20,6 +30,66 @@ def get_control_plane(request: Request) -> ControlPlane:
 
 
 ControlPlaneDep = Annotated[ControlPlane, Depends(get_control_plane)]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _devices(services: ServicesDep) -> DevicesService:
+    return services.devices
+
+
+def _links(services: ServicesDep) -> LinksService:
+    return services.links
+
+
+def _models(services: ServicesDep) -> ModelsService:
+    return services.models
+
+
+def _cascades(services: ServicesDep) -> CascadesService:
+    return services.cascades
+
+
+def _deployments(services: ServicesDep) -> DeploymentsService:
+    return services.deployments
+
+
+def _tokens(services: ServicesDep) -> TokensService:
+    return services.tokens
+
+
+def _artifacts(services: ServicesDep) -> ArtifactsService:
+    return services.artifacts
+
+
+def _audit(services: ServicesDep) -> AuditService:
+    return services.audit
+
+
+def _events(services: ServicesDep) -> EventsService:
+    return services.events
+
+
+def _health(services: ServicesDep) -> HealthService:
+    return services.health
+
+
+DevicesDep = Annotated[DevicesService, Depends(_devices)]
+LinksDep = Annotated[LinksService, Depends(_links)]
+ModelsDep = Annotated[ModelsService, Depends(_models)]
+CascadesDep = Annotated[CascadesService, Depends(_cascades)]
+DeploymentsDep = Annotated[DeploymentsService, Depends(_deployments)]
+TokensDep = Annotated[TokensService, Depends(_tokens)]
+ArtifactsDep = Annotated[ArtifactsService, Depends(_artifacts)]
+AuditDep = Annotated[AuditService, Depends(_audit)]
+EventsDep = Annotated[EventsService, Depends(_events)]
+HealthDep = Annotated[HealthService, Depends(_health)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

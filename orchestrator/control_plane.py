@@ -1,5 +1,6 @@
-"""The control plane as one object: its state stores, its planner, and every operation
-the API performs. Routes stay thin: each calls one method here.
+"""The control plane as one object: its state stores, its planner, the agents' side
+(enrollment, heartbeats, desired state) and the plan. Operators' resources are served by
+`orchestrator.services`, over this object as their `Context`.
 
 SQL work runs in worker threads (`run_sync`), CPU-heavy work (solving, ONNX analysis,
 partition extraction, quantization) in a process pool, and the heartbeat path touches
@@ -16,18 +17,17 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import audit, catalog, deployments, desired_state, fleet, tokens, work
+from orchestrator import audit, desired_state, fleet, tokens
 from orchestrator.artifacts import Artifacts
 from orchestrator.db.engine import make_engine, session_factory
-from orchestrator.db.tables import Device, PlanVersion, Rollout
+from orchestrator.db.tables import PlanVersion, Rollout
 from orchestrator.desired_cache import DesiredCache
-from orchestrator.errors import Conflict, Invalid, NotFound
+from orchestrator.errors import Invalid, NotFound
 from orchestrator.events import EventBus
 from orchestrator.gateway import ControlPlaneGateway
 from orchestrator.heap import HeapPolicy
@@ -303,6 +303,29 @@ class ControlPlane:
         if replan:
             await self.planner.request(reason, observed_at=observed_at)
 
+    # -- what the services ask of the control plane (orchestrator.services.context) ------
+    async def request_replan(
+        self,
+        reason: str,
+        *,
+        solver: str | None = None,
+        wait: bool = False,
+        observed_at: float | None = None,
+        force: bool = False,
+    ) -> None:
+        await self.planner.request(
+            reason, solver=solver, wait=wait, observed_at=observed_at, force=force
+        )
+
+    def forget_agent(self, device_id: str) -> None:
+        """A deleted device: drop its cached agent tokens now, not when its event arrives."""
+        self.gateway.devices_changed()
+        for digest in [d for d, dev in self._agent_tokens.items() if dev == device_id]:
+            self._agent_tokens.pop(digest, None)
+
+    def links_changed(self) -> None:
+        self.gateway.links_changed()
+
     def invalidate_desired(self) -> None:
         self._desired.stale = True
         self._plan_states = None
@@ -427,211 +450,6 @@ class ControlPlane:
             )
         return state
 
-    # -- devices ---------------------------------------------------------------------------
-    async def device_views(self) -> list[dict[str, Any]]:
-        devices = await self.run_sync(fleet.list_devices)
-        beats = await self.live.heartbeats()
-        return [device_view(d, beats.get(d.id)) for d in devices]
-
-    async def device_view(self, device_id: str) -> dict[str, Any]:
-        device = await self.run_sync(fleet.get_device, device_id)
-        return device_view(device, await self.live.heartbeat(device_id))
-
-    async def update_device(self, actor: str, device_id: str, changes: dict[str, Any]) -> None:
-        await self.run_sync(fleet.update_device, actor, device_id, changes)
-        await self.events.publish("device", {"device_id": device_id, "change": "updated"})
-        await self.record_trigger(
-            "device-changed",
-            device_id,
-            f"device {device_id} updated by {actor}",
-            time.time(),
-            replan=True,
-        )
-
-    async def set_device_state(self, actor: str, device_id: str, state: str) -> None:
-        await self.run_sync(fleet.set_device_state, actor, device_id, state)
-        await self.events.publish("device", {"device_id": device_id, "change": state})
-        await self.record_trigger(
-            f"device-{state}",
-            device_id,
-            f"device {device_id} set {state} by {actor}",
-            time.time(),
-            replan=True,
-        )
-
-    async def delete_device(self, actor: str, device_id: str) -> None:
-        await self.run_sync(fleet.delete_device, actor, device_id)
-        await self.live.forget(device_id)
-        self.invalidate_desired()
-        await self.events.publish("device", {"device_id": device_id, "change": "deleted"})
-        await self._on_event(
-            {"type": "device", "data": {"device_id": device_id, "change": "deleted"}}
-        )
-        await self.planner.request(f"device {device_id} deleted by {actor}")
-
-    async def link_views(self) -> dict[str, Any]:
-        declared = await self.run_sync(fleet.list_links)
-        measured = await self.live.links()
-        return {
-            "declared": [
-                {
-                    "id": k.id,
-                    "a": k.a,
-                    "b": k.b,
-                    "mbps": k.mbps,
-                    "rtt_ms": k.rtt_ms,
-                    "j_per_mb": k.j_per_mb,
-                }
-                for k in declared
-            ],
-            "measured": [
-                {"a": a, "b": b, "mbps": v["mbps"], "rtt_ms": v["rtt_ms"], "at": v.get("at")}
-                for (a, b), v in sorted(measured.items())
-            ],
-        }
-
-    async def declare_link(self, actor: str, spec: dict[str, Any]) -> dict[str, Any]:
-        link = await self.run_sync(fleet.declare_link, actor, spec)
-        self.gateway.links_changed()
-        await self.planner.request(f"link {link.a}~{link.b} declared by {actor}")
-        return {"id": link.id, "a": link.a, "b": link.b, "mbps": link.mbps,
-                "rtt_ms": link.rtt_ms, "j_per_mb": link.j_per_mb}  # fmt: skip
-
-    async def delete_link(self, actor: str, link_id: int) -> None:
-        await self.run_sync(fleet.delete_link, actor, link_id)
-        self.gateway.links_changed()
-        await self.planner.request(f"link {link_id} deleted by {actor}")
-
-    # -- models ----------------------------------------------------------------------------
-    async def add_model(
-        self,
-        actor: str,
-        model_id: str,
-        upload: Path,
-        accuracy: float | None,
-        input_shapes: dict[str, list[int]] | None,
-    ) -> Any:
-        """Analyse an uploaded file, then store it and its rows; on any failure nothing
-        is stored and the upload is removed."""
-        try:
-            catalog.check_id(model_id, "id")
-            if await self.run_sync(catalog.model_exists, model_id):
-                raise Conflict(f"a model {model_id!r} already exists; choose another id")
-            analysis = await self.in_pool(work.analyse_file, str(upload), input_shapes)
-            sha, size = await asyncio.to_thread(self.artifacts.adopt, upload)
-        finally:
-            upload.unlink(missing_ok=True)
-        return await self.run_sync(
-            _register, actor, model_id, sha, size, analysis, accuracy, input_shapes, None, None, {}
-        )
-
-    async def add_int8_variant(
-        self, actor: str, model_id: str, variant_id: str, accuracy: float | None
-    ) -> Any:
-        catalog.check_id(variant_id, "id")
-        parent = await self.run_sync(catalog.get_model, model_id)
-        if await self.run_sync(catalog.model_exists, variant_id):
-            from orchestrator.errors import Conflict
-
-            raise Conflict(f"a model {variant_id!r} already exists; choose another id")
-        shapes = parent.detail.get("input_shapes")
-        made = await self.in_pool(
-            work.quantize_to_store,
-            str(self.artifacts.path(parent.artifact_sha256)),
-            shapes,
-            str(self.artifacts.root),
-        )
-        return await self.run_sync(
-            _register, actor, variant_id, made["sha256"], made["size"], made["analysis"],
-            accuracy, shapes, model_id, "int8", made["detail"],
-        )  # fmt: skip
-
-    async def add_exit_head(
-        self,
-        actor: str,
-        model_id: str,
-        after: str,
-        upload: Path,
-        prob: float | None,
-        threshold: float,
-    ) -> Any:
-        try:
-            model = await self.run_sync(catalog.get_model, model_id)
-            catalog.check_exit_block(model, after)
-            # Checked against the block before anything is stored: a head whose input does
-            # not fit the block's output is refused with both shapes named.
-            cost = await self.in_pool(
-                work.check_exit_head,
-                str(self.artifacts.path(model.artifact_sha256)),
-                model.detail.get("input_shapes"),
-                after,
-                str(upload),
-            )
-            sha, size = await asyncio.to_thread(self.artifacts.adopt, upload)
-        finally:
-            upload.unlink(missing_ok=True)
-        head = await self.run_sync(
-            catalog.add_exit_head, actor, model_id, after, sha, size,
-            cost["gflops"], cost["params_mb"], prob, threshold,
-        )  # fmt: skip
-        await self.planner.request(f"exit head after {after} added to {model_id} by {actor}")
-        return head
-
-    async def calibrate(self, actor: str, model_id: str, probs: dict[str, float]) -> Any:
-        def apply(session: Session) -> Any:
-            heads = catalog.exit_heads(session, model_id)
-            unknown = sorted(set(probs) - {h.after for h in heads})
-            if unknown:
-                raise Invalid(
-                    f"probs: model {model_id!r} has no exit head after {unknown[0]!r}",
-                    field="probs",
-                )
-            return catalog.set_exit_probs(session, actor, model_id, probs, {"probs": probs})
-
-        heads = await self.run_sync(apply)
-        await self.planner.request(f"exit probabilities of {model_id} calibrated by {actor}")
-        return heads
-
-    # -- deployments and placement ------------------------------------------------------
-    async def create_deployment(self, actor: str, spec: dict[str, Any]) -> Any:
-        dep = await self.run_sync(deployments.create_deployment, actor, spec)
-        await self.events.publish("deployment", {"deployment": dep.id, "change": "created"})
-        await self.record_trigger(
-            "deployment-created",
-            f"deployment:{dep.id}",
-            f"deployment {dep.id} created by {actor}",
-            time.time(),
-            replan=True,
-        )
-        return dep
-
-    async def delete_deployment(self, actor: str, name: str) -> None:
-        await self.run_sync(deployments.delete_deployment, actor, name)
-        self.invalidate_desired()
-        await self.events.publish("deployment", {"deployment": name, "change": "deleted"})
-        await self.record_trigger(
-            "deployment-deleted",
-            f"deployment:{name}",
-            f"deployment {name} deleted by {actor}",
-            time.time(),
-            replan=True,
-        )
-
-    async def deployment_token(self, actor: str, name: str) -> str:
-        """The deployment's data-plane token (operators only; audited)."""
-
-        def read(session: Session) -> str:
-            dep = deployments.get_deployment(session, name)
-            audit.record(session, actor, "deployment.token_read", f"deployment:{name}")
-            return str(dep.spec[deployments.TOKEN_KEY])
-
-        return await self.run_sync(read)
-
-    async def update_placement(self, actor: str, values: dict[str, float]) -> dict[str, float]:
-        row = await self.run_sync(deployments.update_placement_settings, actor, values)
-        await self.planner.request(f"placement settings changed by {actor}")
-        return deployments.placement_dict(row)
-
     async def scenario(self) -> dict[str, Any]:
         built = await self.planner.build()
         return built.scenario
@@ -710,54 +528,6 @@ class ControlPlane:
                 "agents": agents,
             },
         }
-
-
-def _register(
-    session: Session,
-    actor: str,
-    model_id: str,
-    sha: str,
-    size: int,
-    analysis: dict[str, Any],
-    accuracy: float | None,
-    shapes: dict[str, list[int]] | None,
-    parent_id: str | None,
-    variant: str | None,
-    detail: dict[str, Any],
-) -> Any:
-    return catalog.register_model(
-        session, actor, model_id, sha, size, analysis, accuracy=accuracy, input_shapes=shapes,
-        parent_id=parent_id, variant=variant, detail=detail,
-    )  # fmt: skip
-
-
-def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
-    battery = None
-    if device.battery_capacity_wh is not None:
-        battery = {
-            "capacity_wh": device.battery_capacity_wh,
-            "min_pct": device.battery_min_pct,
-            "level_pct": (beat or {}).get("battery_pct"),
-        }
-    return {
-        "id": device.id,
-        "name": device.name,
-        "tier": device.tier,
-        "gflops": device.gflops,
-        "memory_mb": device.memory_mb,
-        "power_w": {"idle": device.power_idle_w, "busy": device.power_busy_w},
-        "battery": battery,
-        "grid_gco2_per_kwh": device.grid_gco2_per_kwh,
-        "embodied_kgco2e": device.embodied_kgco2e,
-        "lifetime_h": device.lifetime_h,
-        "labels": device.labels,
-        "data_plane_url": device.data_plane_url,
-        "emulated": device.emulated,
-        "state": device.state,
-        "alive": beat is not None,
-        "last_heartbeat": beat,
-        "created_at": device.created_at.isoformat(),
-    }
 
 
 def _plan_version(session: Session) -> int:

@@ -7,10 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
-from api.deps import ControlPlaneDep, Reader
+from api.deps import ArtifactsDep, Reader
 from api.wire import SHA256_PATTERN
-from orchestrator import catalog
-from orchestrator.errors import NotFound
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])
 
@@ -18,14 +16,11 @@ Sha256 = Annotated[str, Path(pattern=SHA256_PATTERN, description="64 lowercase h
 
 
 @router.get("/{sha256}", response_class=FileResponse)
-async def get_artifact(sha256: Sha256, cp: ControlPlaneDep, _: Reader) -> FileResponse:
+async def get_artifact(sha256: Sha256, artifacts: ArtifactsDep, _: Reader) -> FileResponse:
     """Streams the bytes. The name is validated (64 hex) before any file-system access,
     and only artifacts recorded in the database are served."""
-    await cp.run_sync(catalog.get_artifact, sha256)
-    if not cp.artifacts.has(sha256):
-        raise NotFound(f"artifact {sha256} is recorded but missing from the store")
     return FileResponse(
-        cp.artifacts.path(sha256),
+        await artifacts.path(sha256),
         media_type="application/octet-stream",
         headers={"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=31536000, immutable"},
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import ControlPlaneDep, Operator
+from api.deps import EventsDep, Operator
 
 router = APIRouter(tags=["events"])
 
@@ -18,26 +17,23 @@ _KEEPALIVE_S = 15.0
 
 
 @router.get("/events", response_class=StreamingResponse)
-async def events(request: Request, cp: ControlPlaneDep, _: Operator) -> StreamingResponse:
+async def events(request: Request, events: EventsDep, _: Operator) -> StreamingResponse:
     """`text/event-stream`; each event's `event:` is its type (placement, rollout, device,
     deployment, trigger, replacement) and its `data:` a JSON object. A `trigger` carries
     its kind, target and reason; a `replacement` its reason and `reaction_ms`."""
 
     async def stream() -> AsyncIterator[str]:
-        async with cp.events.subscribe() as queue:
+        async with events.subscribe() as feed:
             yield ": connected\n\n"
             while not await request.is_disconnected():
-                try:
-                    message = await asyncio.wait_for(queue.get(), timeout=_KEEPALIVE_S)
-                except TimeoutError:
+                event = await feed.next(_KEEPALIVE_S)
+                if feed.ended:
+                    return
+                if event is None:
                     yield ": keep-alive\n\n"
                     continue
-                if message.get("type") == "shutdown":
-                    return
-                if message.get("type") == "delivery":
-                    continue  # internal: long-poll acknowledgements for the rollout
-                data = json.dumps({"at": message.get("at"), **(message.get("data") or {})})
-                yield f"id: {message.get('id', '')}\nevent: {message['type']}\ndata: {data}\n\n"
+                data = json.dumps(event.data)
+                yield f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
 
     return StreamingResponse(
         stream(),

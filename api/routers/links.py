@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import ControlPlaneDep, Operator
+from api.deps import LinksDep, Operator
 from api.schemas import DeclaredLink, LinkRequest, LinksView
 
 router = APIRouter(prefix="/links", tags=["links"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def declare_link(body: LinkRequest, cp: ControlPlaneDep, actor: Operator) -> DeclaredLink:
-    return DeclaredLink.model_validate(await cp.declare_link(actor, body.model_dump()))
+async def declare_link(body: LinkRequest, links: LinksDep, actor: Operator) -> DeclaredLink:
+    return DeclaredLink.model_validate(await links.declare(actor, body.model_dump()))
 
 
 @router.get("")
-async def list_links(cp: ControlPlaneDep, _: Operator) -> LinksView:
-    return LinksView.model_validate(await cp.link_views())
+async def list_links(links: LinksDep, _: Operator) -> LinksView:
+    return LinksView.model_validate(await links.views())
 
 
 @router.delete("/{link_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_link(link_id: int, cp: ControlPlaneDep, actor: Operator) -> None:
-    await cp.delete_link(actor, link_id)
+async def delete_link(link_id: int, links: LinksDep, actor: Operator) -> None:
+    await links.delete(actor, link_id)

@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import onnx
 import pytest
 from fastapi import FastAPI
-from onnx import TensorProto, helper, numpy_helper
 
 from api.app import create_app
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.live.redis import RedisLiveState
 from orchestrator.settings import Settings
+from tests.onnx_models import small_cnn
 
 ADMIN = "cnt_admin_test-token-for-the-api-tests"
 BACKENDS = ["sqlite+memory", "postgres+redis", "sqlite+redis"]
@@ -106,65 +104,6 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def client(backend: Backend, pool: ProcessPoolExecutor) -> AsyncIterator[httpx.AsyncClient]:
     async with serve(make_app(backend, pool)) as c:
         yield c
-
-
-# -- a small real ONNX model, made at run time ---------------------------------------------
-def small_cnn(seed: int = 0) -> bytes:
-    """Conv-Relu-Conv-Relu-GlobalAveragePool-Flatten-Gemm on 1x3x32x32: a few blocks,
-    random weights, about 60 kB."""
-    rng = np.random.default_rng(seed)
-
-    def weight(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.1, name)
-
-    nodes = [
-        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c1"], ["r1"]),
-        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c2"], ["r2"]),
-        helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c3"], ["r3"]),
-        helper.make_node("GlobalAveragePool", ["r3"], ["p"]),
-        helper.make_node("Flatten", ["p"], ["f"]),
-        helper.make_node("Gemm", ["f", "w4", "b4"], ["y"], transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "small_cnn",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
-        initializer=[
-            weight("w1", 16, 3, 3, 3), weight("b1", 16),
-            weight("w2", 32, 16, 3, 3), weight("b2", 32),
-            weight("w3", 32, 32, 3, 3), weight("b3", 32),
-            weight("w4", 10, 32), weight("b4", 10),
-        ],
-    )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
-def exit_head(channels: int = 16, seed: int = 1) -> bytes:
-    """A classifier head over a 1xCx32x32 activation."""
-    rng = np.random.default_rng(seed)
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["h"], ["p"]),
-        helper.make_node("Flatten", ["p"], ["f"]),
-        helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "exit_head",
-        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, channels, 32, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
-        initializer=[
-            numpy_helper.from_array(rng.standard_normal((10, channels)).astype(np.float32), "w"),
-            numpy_helper.from_array(np.zeros(10, np.float32), "b"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    return model.SerializeToString()
 
 
 @pytest.fixture(scope="session")

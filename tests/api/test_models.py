@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from orchestrator.db.engine import make_engine
 from orchestrator.db.tables import Artifact, Model
-from tests.api.conftest import Backend, agent_auth, enroll, exit_head, upload
+from tests.api.conftest import Backend, agent_auth, enroll, upload
+from tests.onnx_models import exit_head
 
 pytestmark = pytest.mark.anyio
 

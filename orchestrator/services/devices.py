@@ -1,0 +1,90 @@
+"""Devices as operators see them: their declared figures beside their last heartbeat;
+updates, cordon/drain/uncordon and deletion, each audited and followed by a re-solve."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from orchestrator import fleet
+from orchestrator.db.tables import Device
+from orchestrator.services.context import Context
+
+
+class DevicesService:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def views(self) -> list[dict[str, Any]]:
+        devices = await self._ctx.run_sync(fleet.list_devices)
+        beats = await self._ctx.live.heartbeats()
+        return [device_view(d, beats.get(d.id)) for d in devices]
+
+    async def view(self, device_id: str) -> dict[str, Any]:
+        device = await self._ctx.run_sync(fleet.get_device, device_id)
+        return device_view(device, await self._ctx.live.heartbeat(device_id))
+
+    async def update(self, actor: str, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Labels, power and carbon figures, battery, compute and memory; returns the view."""
+        await self._ctx.run_sync(fleet.update_device, actor, device_id, changes)
+        await self._ctx.events.publish("device", {"device_id": device_id, "change": "updated"})
+        await self._ctx.record_trigger(
+            "device-changed",
+            device_id,
+            f"device {device_id} updated by {actor}",
+            time.time(),
+            replan=True,
+        )
+        return await self.view(device_id)
+
+    async def set_state(self, actor: str, device_id: str, state: str) -> dict[str, Any]:
+        """active, cordoned or draining; returns the view."""
+        await self._ctx.run_sync(fleet.set_device_state, actor, device_id, state)
+        await self._ctx.events.publish("device", {"device_id": device_id, "change": state})
+        await self._ctx.record_trigger(
+            f"device-{state}",
+            device_id,
+            f"device {device_id} set {state} by {actor}",
+            time.time(),
+            replan=True,
+        )
+        return await self.view(device_id)
+
+    async def delete(self, actor: str, device_id: str) -> None:
+        """The device, its declared links and its live state; its agent token dies at once."""
+        await self._ctx.run_sync(fleet.delete_device, actor, device_id)
+        await self._ctx.live.forget(device_id)
+        self._ctx.invalidate_desired()
+        await self._ctx.events.publish("device", {"device_id": device_id, "change": "deleted"})
+        self._ctx.forget_agent(device_id)
+        await self._ctx.request_replan(f"device {device_id} deleted by {actor}")
+
+
+def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
+    """A device row and its last heartbeat (None: not alive) as the API's DeviceView."""
+    battery = None
+    if device.battery_capacity_wh is not None:
+        battery = {
+            "capacity_wh": device.battery_capacity_wh,
+            "min_pct": device.battery_min_pct,
+            "level_pct": (beat or {}).get("battery_pct"),
+        }
+    return {
+        "id": device.id,
+        "name": device.name,
+        "tier": device.tier,
+        "gflops": device.gflops,
+        "memory_mb": device.memory_mb,
+        "power_w": {"idle": device.power_idle_w, "busy": device.power_busy_w},
+        "battery": battery,
+        "grid_gco2_per_kwh": device.grid_gco2_per_kwh,
+        "embodied_kgco2e": device.embodied_kgco2e,
+        "lifetime_h": device.lifetime_h,
+        "labels": device.labels,
+        "data_plane_url": device.data_plane_url,
+        "emulated": device.emulated,
+        "state": device.state,
+        "alive": beat is not None,
+        "last_heartbeat": beat,
+        "created_at": device.created_at.isoformat(),
+    }

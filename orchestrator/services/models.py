@@ -1,0 +1,345 @@
+"""Models, their int8 variants and early-exit heads, exit calibration; and cascades.
+
+An upload is analysed (in the process pool) before anything is stored; on any failure
+nothing is stored and the staged upload is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePath
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models_registry.errors import ModelError
+from models_registry.loading import parse_input_shapes
+from orchestrator import catalog, work
+from orchestrator.db.tables import Cascade, ExitHead, Model
+from orchestrator.errors import Conflict, Invalid
+from orchestrator.services.context import Context
+
+DEFAULT_EXIT_THRESHOLD = 0.8
+
+
+@dataclass(frozen=True)
+class ExitHeadView:
+    after: str
+    sha256: str
+    gflops: float
+    params_mb: float
+    prob: float | None
+    threshold: float
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    id: str
+    sha256: str
+    parent_id: str | None
+    variant: str | None
+    accuracy: float | None
+    input_mb: float
+    total_gflops: float
+    params_mb: float
+    blocks: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelView:
+    id: str
+    sha256: str
+    parent_id: str | None
+    variant: str | None
+    accuracy: float | None
+    input_mb: float
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    blocks: list[dict[str, Any]]
+    exits: list[ExitHeadView]
+    total_gflops: float
+    params_mb: float
+    detail: dict[str, Any]  # the partitions as a sorted list of their keys
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CascadeView:
+    id: str
+    stages: list[dict[str, Any]]
+    created_at: datetime
+
+
+class ModelsService:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    # -- uploads ---------------------------------------------------------------------------
+    @property
+    def upload_limit_bytes(self) -> int:
+        return int(self._ctx.settings.max_upload_mb * 1_000_000)
+
+    def staging_file(self) -> Path:
+        """A fresh path for a streamed upload, beside the artifact store."""
+        return self._ctx.artifacts.temp_file()
+
+    async def upload(
+        self, actor: str, upload: Path, filename: str | None, fields: dict[str, str]
+    ) -> ModelView:
+        """A model from an upload form: `id` (default: the file name's stem), `accuracy`,
+        `input_shape` (NAME=1,3,224,224[;NAME=...])."""
+        try:
+            model_id = fields.get("id", "").strip() or PurePath(filename or "").stem
+            catalog.check_id(model_id, "id")
+            accuracy = _form_float(fields, "accuracy", 0.0, 1.0)
+            shapes = _form_shapes(fields)
+        except Exception:
+            upload.unlink(missing_ok=True)
+            raise
+        await self.add(actor, model_id, upload, accuracy, shapes)
+        return await self.view(model_id)
+
+    async def add(
+        self,
+        actor: str,
+        model_id: str,
+        upload: Path,
+        accuracy: float | None,
+        input_shapes: dict[str, list[int]] | None,
+    ) -> ModelSummary:
+        """Analyse an uploaded file, then store it and its rows."""
+        ctx = self._ctx
+        try:
+            catalog.check_id(model_id, "id")
+            if await ctx.run_sync(catalog.model_exists, model_id):
+                raise Conflict(f"a model {model_id!r} already exists; choose another id")
+            analysis = await ctx.in_pool(work.analyse_file, str(upload), input_shapes)
+            sha, size = await asyncio.to_thread(ctx.artifacts.adopt, upload)
+        finally:
+            upload.unlink(missing_ok=True)
+        model = await ctx.run_sync(
+            _register, actor, model_id, sha, size, analysis, accuracy, input_shapes, None, None, {}
+        )
+        return _summary(model)
+
+    async def add_int8_variant(
+        self, actor: str, model_id: str, variant_id: str, accuracy: float | None
+    ) -> ModelView:
+        """An int8 variant (dynamic quantization), a model of its own that deployments can
+        name among their `variants`."""
+        ctx = self._ctx
+        catalog.check_id(variant_id, "id")
+        parent = await ctx.run_sync(catalog.get_model, model_id)
+        if await ctx.run_sync(catalog.model_exists, variant_id):
+            raise Conflict(f"a model {variant_id!r} already exists; choose another id")
+        shapes = parent.detail.get("input_shapes")
+        made = await ctx.in_pool(
+            work.quantize_to_store,
+            str(ctx.artifacts.path(parent.artifact_sha256)),
+            shapes,
+            str(ctx.artifacts.root),
+        )
+        await ctx.run_sync(
+            _register, actor, variant_id, made["sha256"], made["size"], made["analysis"],
+            accuracy, shapes, model_id, "int8", made["detail"],
+        )  # fmt: skip
+        return await self.view(variant_id)
+
+    async def upload_exit_head(
+        self, actor: str, model_id: str, upload: Path, fields: dict[str, str]
+    ) -> ModelView:
+        """An exit head from an upload form: `after` (required), `prob`, `threshold`."""
+        try:
+            after = fields.get("after", "").strip()
+            if not after:
+                raise Invalid("after: the block the exit head follows is required", field="after")
+            prob = _form_float(fields, "prob", 0.0, 1.0)
+            threshold = _form_float(fields, "threshold", 0.0, 1.0)
+        except Exception:
+            upload.unlink(missing_ok=True)
+            raise
+        if threshold is None:
+            threshold = DEFAULT_EXIT_THRESHOLD
+        await self.add_exit_head(actor, model_id, after, upload, prob, threshold)
+        return await self.view(model_id)
+
+    async def add_exit_head(
+        self,
+        actor: str,
+        model_id: str,
+        after: str,
+        upload: Path,
+        prob: float | None,
+        threshold: float,
+    ) -> ExitHeadView:
+        ctx = self._ctx
+        try:
+            model = await ctx.run_sync(catalog.get_model, model_id)
+            catalog.check_exit_block(model, after)
+            # Checked against the block before anything is stored: a head whose input does
+            # not fit the block's output is refused with both shapes named.
+            cost = await ctx.in_pool(
+                work.check_exit_head,
+                str(ctx.artifacts.path(model.artifact_sha256)),
+                model.detail.get("input_shapes"),
+                after,
+                str(upload),
+            )
+            sha, size = await asyncio.to_thread(ctx.artifacts.adopt, upload)
+        finally:
+            upload.unlink(missing_ok=True)
+        head = await ctx.run_sync(
+            catalog.add_exit_head, actor, model_id, after, sha, size,
+            cost["gflops"], cost["params_mb"], prob, threshold,
+        )  # fmt: skip
+        await ctx.request_replan(f"exit head after {after} added to {model_id} by {actor}")
+        return _exit(head)
+
+    async def calibrate(self, actor: str, model_id: str, probs: dict[str, float]) -> ModelView:
+        """Set the measured probability of taking each exit head (by the block it follows)."""
+
+        def apply(session: Session) -> None:
+            heads = catalog.exit_heads(session, model_id)
+            unknown = sorted(set(probs) - {h.after for h in heads})
+            if unknown:
+                raise Invalid(
+                    f"probs: model {model_id!r} has no exit head after {unknown[0]!r}",
+                    field="probs",
+                )
+            catalog.set_exit_probs(session, actor, model_id, probs, {"probs": probs})
+
+        await self._ctx.run_sync(apply)
+        await self._ctx.request_replan(f"exit probabilities of {model_id} calibrated by {actor}")
+        return await self.view(model_id)
+
+    # -- reads and deletion ------------------------------------------------------------------
+    async def summaries(self) -> list[ModelSummary]:
+        return [_summary(m) for m in await self._ctx.run_sync(catalog.list_models)]
+
+    async def view(self, model_id: str) -> ModelView:
+        """A model with its blocks (scenario-v1 layers) and exit heads."""
+
+        def read(session: Session) -> tuple[Model, list[ExitHead]]:
+            return catalog.get_model(session, model_id), catalog.exit_heads(session, model_id)
+
+        m, heads = await self._ctx.run_sync(read)
+        detail = {k: v for k, v in m.detail.items() if k != "partitions"}
+        detail["partitions"] = sorted(m.detail.get("partitions", {}))
+        return ModelView(
+            id=m.id,
+            sha256=m.artifact_sha256,
+            parent_id=m.parent_id,
+            variant=m.variant,
+            accuracy=m.accuracy,
+            input_mb=m.input_mb,
+            inputs=m.inputs,
+            outputs=m.outputs,
+            blocks=m.blocks,
+            exits=[_exit(h) for h in heads],
+            total_gflops=m.total_gflops,
+            params_mb=m.params_mb,
+            detail=detail,
+            created_at=m.created_at,
+        )
+
+    async def delete(self, actor: str, model_id: str) -> None:
+        """Refused (409) while a deployment, a variant or a cascade uses the model."""
+        await self._ctx.run_sync(catalog.delete_model, actor, model_id)
+
+
+class CascadesService:
+    """Cascades: a small model first, a larger one when it is not confident enough."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def create(
+        self, actor: str, cascade_id: str, stages: list[dict[str, Any]]
+    ) -> CascadeView:
+        return _cascade(await self._ctx.run_sync(catalog.create_cascade, actor, cascade_id, stages))
+
+    async def views(self) -> list[CascadeView]:
+        return [_cascade(c) for c in await self._ctx.run_sync(catalog.list_cascades)]
+
+    async def view(self, cascade_id: str) -> CascadeView:
+        return _cascade(await self._ctx.run_sync(catalog.get_cascade, cascade_id))
+
+    async def delete(self, actor: str, cascade_id: str) -> None:
+        """Refused (409) while a deployment names the cascade."""
+        await self._ctx.run_sync(catalog.delete_cascade, actor, cascade_id)
+
+
+def _register(
+    session: Session,
+    actor: str,
+    model_id: str,
+    sha: str,
+    size: int,
+    analysis: dict[str, Any],
+    accuracy: float | None,
+    shapes: dict[str, list[int]] | None,
+    parent_id: str | None,
+    variant: str | None,
+    detail: dict[str, Any],
+) -> Model:
+    return catalog.register_model(
+        session, actor, model_id, sha, size, analysis, accuracy=accuracy, input_shapes=shapes,
+        parent_id=parent_id, variant=variant, detail=detail,
+    )  # fmt: skip
+
+
+def _form_float(fields: dict[str, str], name: str, low: float, high: float) -> float | None:
+    raw = fields.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise Invalid(f"{name}: not a number ({raw!r})", field=name) from None
+    if not low <= value <= high:
+        raise Invalid(f"{name}: must be within [{low:g}, {high:g}] (got {value:g})", field=name)
+    return value
+
+
+def _form_shapes(fields: dict[str, str]) -> dict[str, list[int]] | None:
+    raw = fields.get("input_shape", "").strip()
+    if not raw:
+        return None
+    try:
+        parsed = parse_input_shapes([s for s in raw.split(";") if s.strip()])
+    except ModelError as exc:
+        raise Invalid(f"input_shape: {exc}", field="input_shape") from None
+    return {name: list(shape) for name, shape in parsed.items()}
+
+
+def _summary(m: Model) -> ModelSummary:
+    return ModelSummary(
+        id=m.id,
+        sha256=m.artifact_sha256,
+        parent_id=m.parent_id,
+        variant=m.variant,
+        accuracy=m.accuracy,
+        input_mb=m.input_mb,
+        total_gflops=m.total_gflops,
+        params_mb=m.params_mb,
+        blocks=len(m.blocks),
+        created_at=m.created_at,
+    )
+
+
+def _exit(h: ExitHead) -> ExitHeadView:
+    return ExitHeadView(
+        after=h.after,
+        sha256=h.artifact_sha256,
+        gflops=h.gflops,
+        params_mb=h.params_mb,
+        prob=h.prob,
+        threshold=h.threshold,
+    )
+
+
+def _cascade(row: Cascade) -> CascadeView:
+    return CascadeView(id=row.id, stages=row.stages, created_at=row.created_at)
