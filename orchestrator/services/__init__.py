@@ -1,0 +1,1 @@
+"""Per-resource services: what the API's routes call."""
