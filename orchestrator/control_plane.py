@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 # The models section below names the registry's pool jobs `work` (they were
 # `orchestrator.work`); those routes move to `orchestrator.services`.
-from orchestrator import audit, catalog, deployments, fleet, tokens
+from orchestrator import audit, catalog, deployments, fleet
 from orchestrator import model_jobs as work
 from orchestrator.artifacts import Artifacts
 from orchestrator.db.engine import make_engine, session_factory
@@ -45,23 +44,6 @@ from orchestrator.settings import Settings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def load_or_create_admin_token(settings: Settings) -> str:
-    """CONTINUUM_ADMIN_TOKEN, else the token in the data directory's file, else a new one
-    written there readable by its owner only (created 0600, never widened)."""
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    path = settings.admin_token_file
-    if path.is_file():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = tokens.new_token(tokens.ADMIN_PREFIX)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(secret + "\n")
-    log.warning("generated an admin token in %s", path)
-    return secret
 
 
 class ControlPlane:
@@ -128,8 +110,7 @@ class ControlPlane:
             await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
         self.engine = make_engine(settings)
         self.sessions = session_factory(self.engine)
-        admin_token = await asyncio.to_thread(load_or_create_admin_token, settings)
-        await self.agents.load(admin_token)
+        await self.agents.load()
         await self.desired.load()
         self.events.listen(self._on_event)
         await self.events.start()

@@ -7,6 +7,9 @@ agent-token hashes (`cached_agent`) and writes the live state only.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -36,6 +41,23 @@ class Ack:
     desired_version: int  # the desired-state revision in force
     interval_s: float
     live_version: int  # the newest revision every agent switched to
+
+
+def load_or_create_admin_token(settings: Settings) -> str:
+    """CONTINUUM_ADMIN_TOKEN, else the token in the data directory's file, else a new one
+    written there readable by its owner only (created 0600, never widened)."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.admin_token_file
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = tokens.new_token(tokens.ADMIN_PREFIX)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    log.warning("generated an admin token in %s", path)
+    return secret
 
 
 class Agents:
@@ -60,8 +82,9 @@ class Agents:
         self._admin_token = ""
         self._tokens: dict[str, str] = {}  # agent-token hash -> device id
 
-    async def load(self, admin_token: str) -> None:
-        """Record the admin token and read every agent token's hash."""
+    async def load(self) -> None:
+        """Load (or create) the admin token and read every agent token's hash."""
+        admin_token = await asyncio.to_thread(load_or_create_admin_token, self._settings)
         self._admin_token = admin_token
         await self._run_sync(fleet.ensure_admin_key, admin_token)
         self._tokens = await self._run_sync(fleet.agent_token_hashes)
