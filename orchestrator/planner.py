@@ -283,6 +283,11 @@ class Planner:
             observed_at,
         )
         clock.lap("commit")
+        if committed.revision is not None:
+            # The plan now in force, parsed, and the scenario it places: the next build
+            # needs both and need not read and parse them from SQL again.
+            self._plans.clear()
+            self._plans[committed.version] = (result.plan, result.scenario or built.scenario)
         outcome.timings = clock.laps
         outcome.version, outcome.revision = committed.version, committed.revision
         outcome.in_force = committed.revision is not None

@@ -17,7 +17,7 @@ from orchestrator.db.tables import Device, Link, PlanVersion
 from orchestrator.desired import compute
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
-from orchestrator.plan_versions import parse_plan
+from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
 from orchestrator.triggers import Trigger
@@ -194,13 +194,12 @@ def _predictions(session: Session) -> dict[str, float]:
     """Partition key -> predicted compute ms per request under the plan in force (the
     cost model's: block GFLOP / device GFLOP/s)."""
     row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
-    plan = parse_plan(row.plan) if row is not None else None
-    if row is None or plan is None:
+    if row is None:
         return {}
     gflops = {d["id"]: float(d["gflops"]) for d in row.scenario.get("devices", [])}
     layers = {m["id"]: m["layers"] for m in row.scenario.get("models", [])}
     out: dict[str, float] = {}
-    for app in plan.apps:
+    for app in parse_apps(row.plan):
         blocks = layers.get(app.model or "")
         if not blocks or not app.segments:
             continue

@@ -15,6 +15,7 @@ from orchestrator.db.tables import Deployment
 from orchestrator.desired import compute
 from orchestrator.live.redis import RedisLiveState
 from orchestrator.planner import LOCK, Outcome, Planner
+from orchestrator.scenario_builder import read_snapshot
 from tests.orchestrator.harness import Harness
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,7 @@ async def test_the_lease_is_renewed_through_a_long_solve_and_stays_short(
     live: RedisLiveState,
 ) -> None:
     cp = SimpleNamespace(live=live, settings=SimpleNamespace(leader_ttl_s=TTL_S))
-    planner = SlowPlanner(cp)  # type: ignore[arg-type]
+    planner = SlowPlanner(cp)
     solving = asyncio.create_task(planner._locked_solve("test", None))
     await asyncio.sleep(0.1)
     key = f"{live._prefix}lock:{LOCK}"
@@ -96,6 +97,13 @@ async def test_a_first_plan_goes_into_force_with_the_states_its_commit_computed(
     view = await fleet.run_sync(rollouts.active)
     assert view is not None and view.state == "loading" and view.plan_version == summary["version"]
     assert set(view.pending) == hosts
+    # The next build starts from the plan the commit left in the planner's cache: exactly
+    # what SQL gives.
+    built = await fleet.planner.build()
+    stored = await fleet.run_sync(read_snapshot, None)
+    assert built.plan_version == stored.plan_version == summary["version"]
+    assert built.previous_plan == stored.plan and built.previous_plan is not None
+    assert built.previous_scenario == stored.plan_scenario
 
 
 async def test_the_same_conditions_again_keep_the_plan_in_force(fleet: Harness) -> None:

@@ -3,6 +3,8 @@ switch, its settling, and its rollback, each published through the desired-state
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orchestrator import rollouts
@@ -19,7 +21,7 @@ async def _active(harness: Harness) -> RolloutView:
     return view
 
 
-async def _served_is_sql(harness: Harness) -> dict[str, dict[str, object]]:
+async def _served_is_sql(harness: Harness) -> dict[str, dict[str, Any]]:
     """What the owner serves, checked against what SQL gives at the same revision."""
     served = await harness.owner.current()
     revision, states, _ = await harness.run_sync(compute.compute, "http://cp.test")

@@ -83,7 +83,7 @@ async def test_no_plan_and_plans_of_deleted_deployments_give_empty_states(
     fleet: Harness,
 ) -> None:
     blocks = await _with_partitions(fleet, [(0, 3)])
-    empty = {"partitions": [], "cascade_stages": [], "sources": []}
+    empty: dict[str, list[Any]] = {"partitions": [], "cascade_stages": [], "sources": []}
     for plan in (None, _plan((0, 3, "edge-1"), app="deleted-since")(blocks)):
         states = await _states(fleet, plan)
         assert set(states) == {"cam-1", "edge-1"}
