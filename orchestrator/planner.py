@@ -5,14 +5,18 @@ While a solve runs, further requests only bump a counter; when it finishes, exac
 more solve covers all of them. `request(..., wait=True)` returns once a solve that began
 after the request has been committed, so a caller sees its own change reflected.
 
-The solver runs in a process pool (it holds the GIL); partitions the plan needs are
-extracted there too. Once a plan is in force, re-solves are incremental (only the apps the
-change touches move) and the hysteresis rule (`orchestrator.hysteresis`) decides whether
-the candidate replaces the plan in force. Every candidate is kept as a plan version with
-its solver statistics and reason; an applied one starts a make-before-break rollout
-(`orchestrator.rollouts`): a new desired-state revision, an audit entry per placement,
-and a wake-up on every affected agent's desired-state channel. A candidate not applied
-(infeasible, or not better by the margin) is stored for the record and changes nothing.
+One solve is a pipeline of typed steps: a snapshot of SQL and the live state becomes a
+scenario (`orchestrator.scenario_builder`); in the process pool (the solver holds the
+GIL) it becomes a `Replacement` (`orchestrator.replacement`: incremental re-solve and the
+hysteresis rule), whose plan is parsed once into the solver's `PlanDoc`; the partitions
+it needs are extracted there too; then `orchestrator.placement_commit` keeps it as a plan
+version and, when applied, starts a make-before-break rollout. An applied plan's desired
+states go to the desired-state owner (`Host.desired`), which serves them and wakes the
+affected agents. A candidate not applied (infeasible, or not better by the margin) is
+stored for the record and changes nothing.
+
+The planner sees the rest of the control plane only through `Host`; tests hand it an
+in-memory harness (`tests/orchestrator/harness.py`).
 """
 
 from __future__ import annotations

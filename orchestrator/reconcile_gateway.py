@@ -6,13 +6,14 @@ event bus."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator import audit, rollouts
+from orchestrator.calls import Publish, RunSync
 from orchestrator.db.tables import Device, Link, PlanVersion
 from orchestrator.desired import compute
 from orchestrator.desired.states import DesiredStates
@@ -21,12 +22,6 @@ from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
 from orchestrator.triggers import Trigger
-
-T = TypeVar("T")
-
-
-class RunSync(Protocol):
-    def __call__(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
 
 
 class RecordTrigger(Protocol):
@@ -37,10 +32,6 @@ class RecordTrigger(Protocol):
 
 class RequestReplan(Protocol):
     def __call__(self, reason: str, *, observed_at: float | None = None) -> Awaitable[None]: ...
-
-
-class Publish(Protocol):
-    def __call__(self, kind: str, data: dict[str, Any]) -> Awaitable[None]: ...
 
 
 # Deliveries older than this many revisions are of no use to any rollout.

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from orchestrator import fleet
+from orchestrator.calls import Publish, RunSync
 from orchestrator.desired import compute
 from orchestrator.desired.cache import DesiredCache
 from orchestrator.live.base import LiveState
 
-T = TypeVar("T")
 State = dict[str, Any]
 
 # A long poll re-checks the revision it has in memory this often, so a wake-up lost in the
@@ -36,14 +36,6 @@ _POLL_SLICE_S = 1.0
 # large fleet's re-polls on the SQL worker threads (1,000 agents: seconds before the
 # affected agents got a new revision, and the loop's own SQL waited behind them).
 _REVISION_CHECK_S = 1.0
-
-
-class RunSync(Protocol):
-    def __call__(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
-
-
-class Publish(Protocol):
-    def __call__(self, kind: str, data: dict[str, Any]) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True, slots=True)

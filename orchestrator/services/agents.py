@@ -11,27 +11,18 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from orchestrator import fleet, tokens
+from orchestrator.calls import Publish, RunSync
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class RunSync(Protocol):
-    def __call__(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
-
-
-class Publish(Protocol):
-    def __call__(self, kind: str, data: dict[str, Any]) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True, slots=True)

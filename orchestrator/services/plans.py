@@ -3,25 +3,19 @@ its rollout, and solves (what-if or for real)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import solver
+from orchestrator.calls import RunSync
 from orchestrator.db.tables import PlanVersion, Rollout
 from orchestrator.desired import compute
 from orchestrator.desired.states import DesiredStates
 from orchestrator.errors import Invalid, NotFound
 from orchestrator.live.base import LiveState
 from orchestrator.planner import Outcome, Planner
-
-T = TypeVar("T")
-
-
-class RunSync(Protocol):
-    def __call__(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]: ...
 
 
 class Plans:
