@@ -101,7 +101,7 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 async def operator(cp: ControlPlaneDep, credentials: Credentials) -> str:
     """The acting operator ("operator:<key name>")."""
-    actor = await cp.operator(_token(credentials))
+    actor = await cp.agents.operator(_token(credentials))
     if actor is None:
         raise Unauthorized("unknown or revoked operator token")
     return actor
@@ -113,7 +113,7 @@ DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 async def agent(cp: ControlPlaneDep, credentials: Credentials, device_id: DeviceId) -> str:
     """The device the path names, when the token is that device's agent token."""
-    owner = await cp.agent_for(_token(credentials))
+    owner = await cp.agents.agent_for(_token(credentials))
     if owner is None:
         raise Unauthorized("unknown agent token: enroll again")
     if owner != device_id:
@@ -127,10 +127,10 @@ AgentAuth = Annotated[str, Depends(agent)]
 async def reader(cp: ControlPlaneDep, credentials: Credentials) -> str:
     """An operator or any enrolled agent (artifact downloads)."""
     token = _token(credentials)
-    device_id = await cp.agent_for(token)
+    device_id = await cp.agents.agent_for(token)
     if device_id is not None:
         return f"agent:{device_id}"
-    actor = await cp.operator(token)
+    actor = await cp.agents.operator(token)
     if actor is None:
         raise Unauthorized("unknown token: an operator or agent token is required")
     return actor

@@ -42,7 +42,7 @@ class HeartbeatFastPath:
         if not more:
             token = _bearer(scope)
             if token is not None:
-                owner = self.cp.cached_agent(tokens.hash_token(token))
+                owner = self.cp.agents.cached_agent(tokens.hash_token(token))
         beat = None
         if owner == device_id:
             try:
@@ -53,11 +53,11 @@ class HeartbeatFastPath:
             await self.app(scope, _replay(body, more, receive), send)
             return
         scope[ROUTE_KEY] = ROUTE
-        version = await self.cp.heartbeat(device_id, beat.model_dump())
+        answer = await self.cp.agents.heartbeat(device_id, beat.model_dump())
         ack = HeartbeatAck(
-            desired_version=version,
-            interval_s=self.cp.settings.heartbeat_interval_s,
-            live_version=self.cp.live_version,
+            desired_version=answer.desired_version,
+            interval_s=answer.interval_s,
+            live_version=answer.live_version,
         )
         payload = ack.model_dump_json().encode()
         await send(

@@ -3,7 +3,7 @@
     .venv/bin/python bench/replan.py                 # 1,000 and 10,000 devices
     .venv/bin/python bench/replan.py --sizes 1000:500 --changes 5
 
-For each generated fleet (20-block models): one full `orchestrator.work.replan`, then a
+For each generated fleet (20-block models): one full `orchestrator.replacement.replan`, then a
 chain of battery drops on different cameras, each re-planned twice from the same state:
 with the worker's cache of solved problems (the problem derived with `apply_change`) and
 with the cache emptied (the scenario parsed and routed afresh, as before the cache). The
@@ -33,35 +33,38 @@ def _with_previous(scenario: dict[str, Any], plan: dict[str, Any]) -> dict[str, 
 
 
 def _run(devices: int, apps: int, changes: int) -> dict[str, Any]:
-    from orchestrator import work
+    import solver
+    from orchestrator.replacement import _SOLVED, in_force, replan
     from solver.generate import generate
 
     scn = generate(1, devices, apps, 20)
     t = time.perf_counter()
-    first = work.replan(scn, None, None, "heuristic", 60, 0.05)
+    first = replan(scn, None, "heuristic", 60, 0.05)
     full_s = time.perf_counter() - t
-    in_force, previous = first["plan"], scn
+    running, previous = first.document, scn
     cameras = [d for d in scn["devices"] if d.get("battery")]
     derived_s, fresh_s, agree = [], [], 0
     for k in range(changes):
         nxt = copy.deepcopy(previous)
         bat = next(d for d in nxt["devices"] if d["id"] == cameras[k]["id"])["battery"]
         bat["level_pct"] = bat["min_pct"] + (bat["level_pct"] - bat["min_pct"]) * 0.6
-        nxt = _with_previous(nxt, in_force)
+        nxt = _with_previous(nxt, running)
+        # As the planner hands it over: the plan in force parsed once, as placements.
+        current = in_force(nxt, previous, solver.PlanDoc.model_validate(running))
         t = time.perf_counter()
-        derived = work.replan(nxt, previous, in_force, "heuristic", 60, 0.05)
+        derived = replan(nxt, current, "heuristic", 60, 0.05)
         derived_s.append(time.perf_counter() - t)
-        assert derived["derived_problem"], "the cache was not used"
-        kept = dict(work._SOLVED)
-        work._SOLVED.clear()
+        assert derived.derived_problem, "the cache was not used"
+        kept = dict(_SOLVED)
+        _SOLVED.clear()
         t = time.perf_counter()
-        fresh = work.replan(nxt, previous, in_force, "heuristic", 60, 0.05)
+        fresh = replan(nxt, current, "heuristic", 60, 0.05)
         fresh_s.append(time.perf_counter() - t)
-        work._SOLVED.clear()
-        work._SOLVED.update(kept)
-        agree += derived["plan"]["apps"] == fresh["plan"]["apps"]
-        if derived["apply"]:
-            in_force = derived["plan"]
+        _SOLVED.clear()
+        _SOLVED.update(kept)
+        agree += derived.document["apps"] == fresh.document["apps"]
+        if derived.apply:
+            running = derived.document
         previous = nxt
     return {
         "devices": devices,

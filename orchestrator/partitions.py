@@ -1,5 +1,5 @@
 """Partitions a plan needs: which block ranges are not extracted yet, and recording the
-ones the process pool extracted (`orchestrator.work.extract_ranges`) in the catalog."""
+ones the process pool extracted (`orchestrator.model_jobs.extract_ranges`) in the catalog."""
 
 from __future__ import annotations
 

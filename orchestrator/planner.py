@@ -5,14 +5,18 @@ While a solve runs, further requests only bump a counter; when it finishes, exac
 more solve covers all of them. `request(..., wait=True)` returns once a solve that began
 after the request has been committed, so a caller sees its own change reflected.
 
-The solver runs in a process pool (it holds the GIL); partitions the plan needs are
-extracted there too. Once a plan is in force, re-solves are incremental (only the apps the
-change touches move) and the hysteresis rule (`orchestrator.hysteresis`) decides whether
-the candidate replaces the plan in force. Every candidate is kept as a plan version with
-its solver statistics and reason; an applied one starts a make-before-break rollout
-(`orchestrator.rollouts`): a new desired-state revision, an audit entry per placement,
-and a wake-up on every affected agent's desired-state channel. A candidate not applied
-(infeasible, or not better by the margin) is stored for the record and changes nothing.
+One solve is a pipeline of typed steps: a snapshot of SQL and the live state becomes a
+scenario (`orchestrator.scenario_builder`); in the process pool (the solver holds the
+GIL) it becomes a `Replacement` (`orchestrator.replacement`: incremental re-solve and the
+hysteresis rule), whose plan is parsed once into the solver's `PlanDoc`; the partitions
+it needs are extracted there too; then `orchestrator.placement_commit` keeps it as a plan
+version and, when applied, starts a make-before-break rollout. An applied plan's desired
+states go to the desired-state owner (`Host.desired`), which serves them and wakes the
+affected agents. A candidate not applied (infeasible, or not better by the margin) is
+stored for the record and changes nothing.
+
+The planner sees the rest of the control plane only through `Host`; tests hand it an
+in-memory harness (`tests/orchestrator/harness.py`).
 """
 
 from __future__ import annotations
@@ -22,23 +26,22 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from orchestrator import audit, rollouts, work
-from orchestrator.db.tables import Deployment, PlanVersion
-from orchestrator.desired_state import channel
+import solver
+from orchestrator.artifacts import Artifacts
+from orchestrator.desired.states import StagedStates
+from orchestrator.live.base import LiveState
+from orchestrator.metrics import Metrics
+from orchestrator.model_jobs import extract_ranges
 from orchestrator.partitions import missing_ranges, store_partitions
-from orchestrator.plan_versions import prune
+from orchestrator.placement_commit import Committed, commit, mark_waiting, record_failure
+from orchestrator.replacement import Replacement, in_force, replan, solve_scenario
 from orchestrator.scenario_builder import Built, PlanCache, Snapshot, build, read_snapshot
-
-if TYPE_CHECKING:
-    from orchestrator.control_plane import ControlPlane
+from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,54 @@ LOCK = "planner"
 FALLBACK_SOLVER = "ilp"
 _LOCK_RETRY_S = 0.2
 
+T = TypeVar("T")
+
+
+class DesiredPublisher(Protocol):
+    """Where an applied plan's rollout is published (`orchestrator.desired.states`)."""
+
+    async def start_rollout(
+        self, plan_version: int, revision: int, devices: list[str], staged: StagedStates | None
+    ) -> None: ...
+
+
+class Host(Protocol):
+    """What the planner needs around it: the control plane wires the real pieces
+    (`orchestrator.control_plane`); tests hand it an in-memory harness."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def live(self) -> LiveState: ...
+    @property
+    def artifacts(self) -> Artifacts: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def desired(self) -> DesiredPublisher: ...
+
+    def run_sync(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """fn(session, *args) in a worker thread, in one transaction."""
+        ...
+
+    def in_pool(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """fn(*args) in the process pool."""
+        ...
+
+    async def announce(self, summary: dict[str, Any]) -> None:
+        """Tell every replica and watcher about a new plan version."""
+
+    def settle_heap(self) -> None:
+        """A solve left long-lived objects behind (`orchestrator.heap`)."""
+
 
 @dataclass
 class Outcome:
     """What one solve produced (also the answer to a dry run)."""
 
     scenario: dict[str, Any]
-    plan: dict[str, Any] | None
+    plan: solver.PlanDoc | None
+    document: dict[str, Any] | None = None  # the plan as stored and answered (JSON)
     version: int | None = None
     in_force: bool = False
     waiting: dict[str, str] = field(default_factory=dict)
@@ -63,9 +107,8 @@ class Outcome:
 
 
 class Planner:
-    def __init__(self, cp: ControlPlane, executor: Callable[[], Executor]) -> None:
-        self._cp = cp
-        self._executor = executor
+    def __init__(self, host: Host) -> None:
+        self._host = host
         self._requested = 0
         self._done = 0
         self._reasons: list[str] = []
@@ -139,8 +182,8 @@ class Planner:
             except Exception as exc:  # isolated: one failed solve must not stop the next
                 log.exception("planner: solve failed")
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                await self._cp.run_sync(self._record_failure, reason, self.last_error)
-            self._cp.heap.settle()  # the plan, its scenario and states live on
+                await self._host.run_sync(record_failure, reason, self.last_error)
+            self._host.settle_heap()  # the plan, its scenario and states live on
             async with self._changed:
                 self._done = covered
                 self._changed.notify_all()
@@ -152,12 +195,12 @@ class Planner:
         observed_at: float | None = None,
         force: bool = False,
     ) -> Outcome:
-        live = self._cp.live
+        live = self._host.live
         # One planner at a time across replicas: two concurrent commits would both try to
         # put their plan in force. The lease is short and renewed while this solve runs,
         # like the reconcile loop's: a replica killed mid-solve blocks the others' plans for
         # one lease, not for a whole solver time limit.
-        ttl = self._cp.settings.leader_ttl_s
+        ttl = self._host.settings.leader_ttl_s
         while not await live.acquire(LOCK, self._holder, ttl):
             await asyncio.sleep(_LOCK_RETRY_S)
         renewal = asyncio.create_task(self._renew(ttl), name="continuum-planner-lease")
@@ -175,7 +218,7 @@ class Planner:
         while True:
             await asyncio.sleep(ttl / 3.0)
             try:
-                held = await self._cp.live.acquire(LOCK, self._holder, ttl)
+                held = await self._host.live.acquire(LOCK, self._holder, ttl)
             except Exception:  # a live-state hiccup: the next renewal may still make it
                 log.warning("planner: could not renew the planner lease", exc_info=True)
                 continue
@@ -184,9 +227,10 @@ class Planner:
 
     # -- one solve ------------------------------------------------------------------------
     async def build(self) -> Built:
-        snap: Snapshot = await self._cp.run_sync(read_snapshot, self._plans)
-        beats = await self._cp.live.heartbeats()
-        measured = await self._cp.live.links()
+        """The snapshot of SQL and the live state, as a scenario."""
+        snap: Snapshot = await self._host.run_sync(read_snapshot, self._plans)
+        beats = await self._host.live.heartbeats()
+        measured = await self._host.live.links()
         return build(snap, beats, measured)
 
     async def solve(
@@ -198,309 +242,141 @@ class Planner:
         observed_at: float | None = None,
         force: bool = False,
     ) -> Outcome:
-        clock = _Stages(self._cp.metrics)
+        """Snapshot -> scenario -> `Replacement` (in the pool) -> commit -> rollout."""
+        host = self._host
+        clock = _Stages(host.metrics)
         built = await self.build()
         clock.lap("build")
         outcome = Outcome(scenario=built.scenario, plan=None, waiting=built.waiting)
         if not built.solvable:
             outcome.note = "no device is alive and active: nothing to solve"
             if not dry_run:
-                await self._cp.run_sync(self._mark_waiting, built.waiting, outcome.note)
+                await host.run_sync(mark_waiting, built.waiting, outcome.note)
             return outcome
-        if not built.scenario["apps"] and not dry_run and not await self._has_placements():
+        placing = built.previous_plan is not None and bool(built.previous_plan.apps)
+        if not built.scenario["apps"] and not dry_run and not placing:
             # Nothing deployed and nothing running: a new plan version would say nothing.
             outcome.note = "no deployment to place"
             if built.waiting:
-                await self._cp.run_sync(self._mark_waiting, built.waiting, outcome.note)
+                await host.run_sync(mark_waiting, built.waiting, outcome.note)
             return outcome
-        name = solver_name or self._cp.settings.solver
+        name = solver_name or host.settings.solver
         if dry_run:
-            plan, note = await self._solve_in_pool(built.scenario, name)
-            outcome.plan, outcome.note = plan, note
+            document, note = await self._solve_in_pool(built.scenario, name)
+            outcome.document, outcome.note = document, note
+            outcome.plan = solver.PlanDoc.model_validate(document)
             return outcome
         result, note = await self._replan_in_pool(built, name, force)
         clock.lap("solve")
-        plan = result["plan"]
-        outcome.plan, outcome.note, outcome.decision = plan, note, result["decision"]
-        if result["apply"]:
-            await self._materialize(plan)
+        outcome.document, outcome.plan = result.document, result.plan
+        outcome.note, outcome.decision = note, result.decision
+        if result.apply:
+            await self._materialize(result.plan)
             clock.lap("materialize")
-        result["timings"] = clock.laps
-        version, revision, devices, staged = await self._cp.run_sync(
-            self._commit, built, result, reason + (f" ({note})" if note else ""), observed_at
+        settings = host.settings
+        committed = await host.run_sync(
+            partial(
+                commit,
+                timings=dict(clock.laps),
+                base_url=settings.public_url or "",
+                plan_history=settings.plan_history,
+            ),
+            built,
+            result,
+            reason + (f" ({note})" if note else ""),
+            observed_at,
         )
         clock.lap("commit")
+        if committed.revision is not None:
+            # The plan now in force, parsed, and the scenario it places: the next build
+            # needs both and need not read and parse them from SQL again.
+            self._plans.clear()
+            self._plans[committed.version] = (result.plan, result.scenario or built.scenario)
         outcome.timings = clock.laps
-        outcome.version, outcome.in_force, outcome.revision = (
-            version,
-            revision is not None,
-            revision,
-        )
-        await self._announce(outcome, devices, staged)
+        outcome.version, outcome.revision = committed.version, committed.revision
+        outcome.in_force = committed.revision is not None
+        await self._announce(outcome, committed)
         return outcome
-
-    async def _has_placements(self) -> bool:
-        def read(session: Session) -> bool:
-            row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
-            return row is not None and bool(row.plan.get("apps"))
-
-        return await self._cp.run_sync(read)
 
     async def _solve_in_pool(
         self, scenario: dict[str, Any], name: str
     ) -> tuple[dict[str, Any], str]:
-        loop = asyncio.get_running_loop()
-        limit = self._cp.settings.solver_time_limit_s
+        limit = self._host.settings.solver_time_limit_s
         started = time.perf_counter()
         try:
-            plan = await loop.run_in_executor(
-                self._executor(), work.solve_scenario, scenario, name, limit
-            )
+            document = await self._host.in_pool(solve_scenario, scenario, name, limit)
             note = ""
         except NotImplementedError:
             # A solver still being written must not leave the fleet without a plan.
-            plan = await loop.run_in_executor(
-                self._executor(), work.solve_scenario, scenario, FALLBACK_SOLVER, limit
-            )
+            document = await self._host.in_pool(solve_scenario, scenario, FALLBACK_SOLVER, limit)
             note = f"solver {name!r} is not implemented; used {FALLBACK_SOLVER!r}"
-        self._cp.metrics.observe_solve(time.perf_counter() - started)
-        return plan, note
+        self._host.metrics.observe_solve(time.perf_counter() - started)
+        return document, note
 
     async def _replan_in_pool(
         self, built: Built, name: str, force: bool
-    ) -> tuple[dict[str, Any], str]:
-        loop = asyncio.get_running_loop()
-        limit = self._cp.settings.solver_time_limit_s
+    ) -> tuple[Replacement, str]:
+        limit = self._host.settings.solver_time_limit_s
         # A forced solve is a full one (every app re-placed) with no margin.
-        previous = None if force else built.previous_scenario
         margin = 0.0 if force else built.margin
-        args = (built.scenario, previous, built.previous_plan)
+        current = None
+        if built.previous_plan is not None:
+            previous = None if force else built.previous_scenario
+            current = in_force(built.scenario, previous, built.previous_plan)
         started = time.perf_counter()
         try:
-            result = await loop.run_in_executor(
-                self._executor(), work.replan, *args, name, limit, margin, force
+            result = await self._host.in_pool(
+                replan, built.scenario, current, name, limit, margin, force
             )
             note = ""
         except NotImplementedError:
-            result = await loop.run_in_executor(
-                self._executor(), work.replan, *args, FALLBACK_SOLVER, limit, margin, force
+            result = await self._host.in_pool(
+                replan, built.scenario, current, FALLBACK_SOLVER, limit, margin, force
             )
             note = f"solver {name!r} is not implemented; used {FALLBACK_SOLVER!r}"
-        self._cp.metrics.observe_solve(time.perf_counter() - started)
+        self._host.metrics.observe_solve(time.perf_counter() - started)
         return result, note
 
-    async def _materialize(self, plan: dict[str, Any]) -> None:
+    async def _materialize(self, plan: solver.PlanDoc) -> None:
         """Extract (once per model and block range) the partitions the plan needs."""
-        needed: dict[str, set[tuple[int, int]]] = {}
-        for app in plan["apps"]:
-            if app.get("segments"):
-                needed.setdefault(app["model"], set()).update(
-                    (s["first"], s["last"]) for s in app["segments"]
-                )
+        needed: dict[str, set[tuple[str, str]]] = {}
+        for app in plan.apps:
+            if app.segments and app.model is not None:
+                needed.setdefault(app.model, set()).update((s.first, s.last) for s in app.segments)
         if not needed:
             return
-        jobs = await self._cp.run_sync(missing_ranges, needed, self._cp.artifacts)
-        loop = asyncio.get_running_loop()
-        root = str(self._cp.artifacts.root)
+        host = self._host
+        jobs = await host.run_sync(missing_ranges, needed, host.artifacts)
+        root = str(host.artifacts.root)
         for model_id, (path, shapes, ranges) in jobs.items():
-            made = await loop.run_in_executor(
-                self._executor(), work.extract_ranges, path, shapes, ranges, root
-            )
-            await self._cp.run_sync(store_partitions, model_id, made)
+            made = await host.in_pool(extract_ranges, path, shapes, ranges, root)
+            await host.run_sync(store_partitions, model_id, made)
 
-    def _commit(
-        self,
-        session: Session,
-        built: Built,
-        result: dict[str, Any],
-        reason: str,
-        observed_at: float | None,
-    ) -> tuple[int, int | None, list[str], _Staged | None]:
-        """Keep the candidate as a plan version; when applied, put it in force through a
-        new rollout. Returns (plan version, the rollout's revision or None, the devices to
-        wake, the desired states the rollout computed or None)."""
-        plan = result["plan"]
-        apply = bool(result["apply"])
-        feasible = plan["status"] != "infeasible"
-        # The plan in force when the scenario was read (the planner lock keeps another
-        # plan from coming in between): a fleet's JSON not decoded again.
-        running = {a["id"]: a for a in (built.previous_plan or {}).get("apps", [])}
-        from_version = rollouts.routes_version(session)  # before the new row changes it
-        if apply:
-            session.execute(
-                update(PlanVersion).where(PlanVersion.in_force.is_(True)).values(in_force=False)
-            )
-        stats = dict(plan.get("stats") or {})
-        stats["waiting"] = built.waiting
-        stats["decision"] = result["decision"]
-        stats["applied"] = apply
-        stats["incremental"] = result["incremental"]
-        stats["derived_problem"] = result.get("derived_problem", False)
-        stats["current_objective"] = result["current_objective"]
-        stats["broken"] = result["broken"]
-        # Where this plan's time went before the commit (seconds): snapshot and scenario
-        # (build), the pool round trip (solve), partition extraction (materialize).
-        stats["timings"] = {k: round(v, 4) for k, v in (result.get("timings") or {}).items()}
-        unplaced: dict[str, str] = result.get("unplaced") or {}
-        stats["unplaced"] = unplaced
-        row = PlanVersion(
-            created_at=audit.now(),
-            solver=plan["solver"],
-            status=plan["status"],
-            objective=plan.get("objective"),
-            bound=plan.get("bound"),
-            solve_s=float(plan.get("solve_s") or 0.0),
-            reason=f"{reason} -> {result['decision']}",
-            # What the plan places: the live scenario without the apps set aside, so
-            # that `continuum solve` replays this very plan.
-            scenario=result.get("scenario") or built.scenario,
-            plan=plan,
-            stats=stats,
-            in_force=apply,
-        )
-        session.add(row)
-        session.flush()
-        # The plan in force until now is no longer flagged so, but its rollout may roll
-        # back to it.
-        prune(session, row.version - self._cp.settings.plan_history, built.plan_version)
-        placed = {app["id"]: app for app in plan["apps"]}
-        in_scenario = {a["id"] for a in built.scenario["apps"]}
-        stamp = audit.now()
-        for dep in session.scalars(select(Deployment)):
-            status = dep.status
-            if dep.id in built.waiting:
-                status = "waiting"
-            elif apply and dep.id in unplaced:
-                status = "infeasible"
-            elif not feasible and dep.id in in_scenario:
-                # Infeasible now; what runs (if anything) keeps running and keeps its status.
-                if dep.id not in running:
-                    status = "infeasible"
-            elif apply and dep.id in placed:
-                status = "placed"
-            if status != dep.status:  # a fleet's deployments are not rewritten every plan
-                dep.status, dep.updated_at = status, stamp
-        if not apply:
-            action = "placement.infeasible" if not feasible else "placement.kept"
-            why = result["decision"] if feasible else f"{plan.get('reason') or 'infeasible'}"
-            audit.record(
-                session, "planner", action, f"plan_version:{row.version}",
-                reason=f"{reason}: {why}", detail={"plan_version": row.version},
-            )  # fmt: skip
-            for dep_id, why in built.waiting.items():
-                audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
-            return row.version, None, [], None
-        base = self._cp.settings.public_url or ""
-        superseded = rollouts.active(session)  # read before start() supersedes it
-        known = None
-        if built.plan_version is not None and built.previous_plan is not None:
-            known = (built.plan_version, built.previous_plan)
-        rollout, states, after = rollouts.start(
-            session, row, reason, observed_at, from_version, base, known
-        )
-        moved = 0
-        for app in plan["apps"]:
-            where = app.get("segments") or app.get("stages") or []
-            before = running.get(app["id"]) or {}
-            if where == (before.get("segments") or before.get("stages") or []):
-                continue  # unmoved: its decision is on record with an earlier version
-            moved += 1
-            audit.record(
-                session,
-                "planner",
-                "placement.decided",
-                f"deployment:{app['id']}",
-                reason=row.reason,
-                detail={
-                    "plan_version": row.version,
-                    "revision": rollout.revision,
-                    "model": app.get("model"),
-                    "placement": where,
-                    "latency_ms": app.get("latency_ms"),
-                    "energy_j": app.get("energy_j"),
-                    "carbon_g": app.get("carbon_g"),
-                },
-            )
-        audit.record(
-            session, "planner", "placement.applied", f"plan_version:{row.version}",
-            reason=row.reason,
-            detail={"plan_version": row.version, "revision": rollout.revision, "moved": moved,
-                    "unmoved": len(plan["apps"]) - moved, "unplaced": sorted(unplaced)},
-        )  # fmt: skip
-        for dep_id, why in built.waiting.items():
-            audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
-        for dep_id, why in unplaced.items():
-            audit.record(
-                session, "planner", "placement.unplaced", f"deployment:{dep_id}",
-                reason=f"{reason}: {why}", detail={"plan_version": row.version},
-            )  # fmt: skip
-        # Woken: the rollout's targets, whose desired state changes, and a superseded
-        # rollout's, which may lose what it added; no other agent has news
-        # (`orchestrator.desired_cache`).
-        targets = list(rollout.acks["targets"])
-        devices = sorted(set(targets) | set(superseded.targets if superseded else ()))
-        assert rollout.revision is not None  # a rollout in loading has one
-        staged = _Staged(rollout.revision, states, targets, row.version, after)
-        return row.version, rollout.revision, devices, staged
-
-    def _mark_waiting(self, session: Session, waiting: dict[str, str], note: str) -> None:
-        for dep in session.scalars(select(Deployment)):
-            if dep.id in waiting or dep.status == "pending":
-                dep.status = "waiting"
-        for dep_id, why in waiting.items():
-            audit.record(session, "planner", "placement.waiting", f"deployment:{dep_id}", why)
-        audit.record(session, "planner", "placement.skipped", "plan", reason=note)
-
-    def _record_failure(self, session: Session, reason: str, error: str) -> None:
-        audit.record(session, "planner", "placement.failed", "plan", reason=f"{reason}: {error}")
-
-    async def _announce(self, outcome: Outcome, devices: list[str], staged: _Staged | None) -> None:
-        plan = outcome.plan or {}
+    async def _announce(self, outcome: Outcome, committed: Committed) -> None:
+        plan = outcome.plan
         summary = {
             "version": outcome.version,
             "in_force": outcome.in_force,
             "revision": outcome.revision,
-            "status": plan.get("status"),
-            "objective": plan.get("objective"),
-            "solver": plan.get("solver"),
+            "status": plan.status.value if plan is not None else None,
+            "objective": plan.objective if plan is not None else None,
+            "solver": plan.solver if plan is not None else None,
             "decision": outcome.decision,
-            "apps": [a["id"] for a in plan.get("apps", [])],
+            "apps": [a.id for a in plan.apps] if plan is not None else [],
             "timings_ms": {k: round(v * 1000.0, 1) for k, v in outcome.timings.items()},
         }
-        self._cp.metrics.plan_versions.inc()
-        await self._cp.events.publish("placement", summary)
-        if outcome.in_force and outcome.revision is not None:
-            self._cp.version = max(self._cp.version, outcome.revision)
-            if staged is not None:
-                # Computed by the commit: not again, neither now nor at the switch.
-                self._cp.install_desired(staged.revision, staged.states, staged.targets)
-                self._cp.stash_plan_states(staged.plan_version, staged.switched)
-            else:
-                self._cp.invalidate_desired()
-            await self._cp.events.publish(
-                "rollout",
-                {"version": outcome.version, "revision": outcome.revision, "state": "loading"},
+        self._host.metrics.plan_versions.inc()
+        await self._host.announce(summary)
+        if committed.revision is not None:
+            await self._host.desired.start_rollout(
+                committed.version, committed.revision, list(committed.devices), committed.staged
             )
-            for device_id in devices:
-                await self._cp.live.publish(channel(device_id), {"version": outcome.revision})
-
-
-@dataclass
-class _Staged:
-    """The desired states a commit computed: at its rollout's revision (loading), and under
-    the new plan alone (what its switch will publish)."""
-
-    revision: int
-    states: dict[str, dict[str, Any]]
-    targets: list[str]
-    plan_version: int
-    switched: dict[str, dict[str, Any]]
 
 
 class _Stages:
     """Times the stages of one solve, each also exported as `plan_<stage>`."""
 
-    def __init__(self, metrics: Any) -> None:
+    def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._at = time.perf_counter()
         self.laps: dict[str, float] = {}

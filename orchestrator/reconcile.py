@@ -64,7 +64,7 @@ class Observation:
 
 class Gateway(Protocol):
     """Everything the loop reads or changes, in one place (the real one is
-    `orchestrator.gateway.ControlPlaneGateway`; tests give a fake)."""
+    `orchestrator.reconcile_gateway.ReconcileGateway`; tests give a fake)."""
 
     async def acquire(self, holder: str, ttl_s: float) -> bool: ...
 

@@ -31,8 +31,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator import audit, desired_state
+import solver
+from orchestrator import audit
 from orchestrator.db.tables import PlanVersion, Rollout
+from orchestrator.desired import compute
+from orchestrator.plan_versions import parse_plan
 
 ACTIVE = ("loading", "switching")
 
@@ -81,9 +84,9 @@ def view(row: Rollout) -> RolloutView:
 
 def routes_version(session: Session) -> int | None:
     """The plan version whose routes agents run (or are switching to) now."""
-    rollout = desired_state.current_rollout(session)
+    rollout = compute.current_rollout(session)
     if rollout is None:
-        row = desired_state.in_force(session)
+        row = compute.in_force(session)
         return row.version if row is not None else None
     if rollout.state in ("loading", "rolled_back"):
         return rollout.from_version
@@ -93,31 +96,32 @@ def routes_version(session: Session) -> int | None:
 def start(
     session: Session,
     row: PlanVersion,
+    plan: solver.PlanDoc,
     reason: str,
     observed_at: float | None,
     from_version: int | None,
     base_url: str = "",
-    known: tuple[int, dict[str, Any]] | None = None,
+    known: tuple[int, solver.PlanDoc] | None = None,
 ) -> tuple[Rollout, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Put `row` in force through a new rollout in `loading` (superseding any active one);
-    `from_version` is `routes_version` read before `row` was added; `known`, a plan
-    version and its document the caller already holds. Returns the rollout, every
-    device's desired state at its revision (what `desired_state.compute` gives once this
-    commits) and under the new plan alone (its switch), unstamped."""
+    """Put `row` (whose document is `plan`) in force through a new rollout in `loading`
+    (superseding any active one); `from_version` is `routes_version` read before `row` was
+    added; `known`, a plan version and its plan the caller already holds. Returns the
+    rollout, every device's desired state at its revision (what `compute.compute` gives
+    once this commits) and under the new plan alone (its switch), unstamped."""
     stamp = audit.now()
     for old in session.scalars(select(Rollout).where(Rollout.state.in_(ACTIVE))):
         old.state, old.finished_at = "superseded", stamp
     if from_version is None:
         old_doc = None
     elif known is not None and known[0] == from_version:
-        old_doc = known[1]  # the caller has it decoded: a fleet's worth of JSON
+        old_doc = known[1]  # the caller has it parsed: a fleet's worth of JSON
     else:
         old_row = session.get(PlanVersion, from_version)
-        old_doc = old_row.plan if old_row is not None else None
-    fleet = desired_state.Fleet(session, base_url)
-    before = desired_state.for_plan(session, old_doc, 0, base_url, fleet)
-    after = desired_state.for_plan(session, row.plan, 0, base_url, fleet)
-    merged = desired_state.merge(before, after)
+        old_doc = parse_plan(old_row.plan) if old_row is not None else None
+    refs = compute.References(session, base_url)
+    before = compute.for_plan(session, old_doc, 0, base_url, refs)
+    after = compute.for_plan(session, plan, 0, base_url, refs)
+    merged = compute.merge(before, after)
     targets = sorted(
         d
         for d in after.keys() | before.keys()
@@ -129,13 +133,13 @@ def start(
         from_version=from_version,
         state="loading",
         acks={
-            "pending": desired_state.added_keys(before, after),
+            "pending": compute.added_keys(before, after),
             "targets": targets,
             "ready": {},
             "delivered": {},
             "observed_at": observed_at,
         },
-        revision=desired_state.next_revision(session),
+        revision=compute.next_revision(session),
         reason=reason,
         started_at=stamp,
     )
@@ -175,7 +179,7 @@ def switch(session: Session, rollout_id: int) -> int | None:
     if row is None or row.state != "loading":
         return None
     row.state = "switching"
-    row.revision = desired_state.next_revision(session)
+    row.revision = compute.next_revision(session)
     audit.record(
         session, "loop", "rollout.switched", f"plan_version:{row.plan_version}",
         reason="every target reported its new partitions ready",
@@ -207,7 +211,7 @@ def roll_back(session: Session, rollout_id: int, why: str) -> int | None:
         return None
     row.state = "rolled_back"
     row.finished_at = audit.now()
-    row.revision = desired_state.next_revision(session)
+    row.revision = compute.next_revision(session)
     new = session.get(PlanVersion, row.plan_version)
     if new is not None:
         new.in_force = False
@@ -244,7 +248,7 @@ def record_reaction(session: Session, rollout_id: int, reaction_ms: float) -> No
 def active(session: Session) -> RolloutView | None:
     """The newest rollout when it still needs the loop: loading, switching, or a rollback
     not yet settled."""
-    row = desired_state.current_rollout(session)
+    row = compute.current_rollout(session)
     if row is None:
         return None
     if row.state in ACTIVE or (row.state == "rolled_back" and not (row.acks or {}).get("settled")):

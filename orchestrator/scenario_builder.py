@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import solver
 from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
 from orchestrator.deployments import placement_dict, placement_settings
+from orchestrator.plan_versions import parse_plan
 
 NO_HOST_GFLOPS = 1e-9
 NO_HOST_MEMORY_MB = 1e-9
@@ -40,7 +42,7 @@ class Snapshot:
     cascades: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
     placement: dict[str, float] = field(default_factory=dict)
-    plan: dict[str, Any] | None = None
+    plan: solver.PlanDoc | None = None
     plan_version: int = 0
     plan_scenario: dict[str, Any] | None = None  # what the plan in force was solved from
 
@@ -51,7 +53,7 @@ class Built:
     waiting: dict[str, str]  # deployment -> why it is not in the scenario
     # The plan in force and the scenario it was solved from (incremental re-solves and the
     # hysteresis rule compare against them), and the hysteresis margin.
-    previous_plan: dict[str, Any] | None = None
+    previous_plan: solver.PlanDoc | None = None
     previous_scenario: dict[str, Any] | None = None
     margin: float = 0.05
     plan_version: int | None = None  # the version of `previous_plan`
@@ -62,8 +64,9 @@ class Built:
 
 
 # Plan versions are immutable once written (only `in_force` and `stats` change): the
-# plan in force and its scenario, a fleet's worth of JSON, are decoded once per version.
-PlanCache = dict[int, tuple[dict[str, Any], dict[str, Any]]]
+# plan in force and its scenario, a fleet's worth of JSON, are decoded (and the plan
+# parsed) once per version.
+PlanCache = dict[int, tuple[solver.PlanDoc | None, dict[str, Any]]]
 
 
 def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
@@ -132,7 +135,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
             row = session.execute(
                 select(PlanVersion.plan, PlanVersion.scenario).where(PlanVersion.version == version)
             ).one()
-            cached = (row.plan, row.scenario)
+            cached = (parse_plan(row.plan), row.scenario)
             if plans is not None:
                 plans.clear()  # only the plan in force is ever asked for
                 plans[version] = cached
@@ -234,9 +237,14 @@ def build(
         names = {a["id"] for a in apps}
         scenario["previous"] = {
             "apps": [
-                {k: app.get(k) for k in ("id", "model", "segments", "stages")}
-                for app in snap.plan.get("apps", [])
-                if app["id"] in names
+                {
+                    "id": app.id,
+                    "model": app.model,
+                    "segments": _dumped(app.segments),
+                    "stages": _dumped(app.stages),
+                }
+                for app in snap.plan.apps
+                if app.id in names
             ]
         }
     return Built(
@@ -247,6 +255,10 @@ def build(
         plan_version=snap.plan_version if snap.plan is not None else None,
         margin=float(placement.get("hysteresis", 0.05)),
     )
+
+
+def _dumped(items: list[solver.Segment] | list[solver.Stage] | None) -> Any:
+    return None if items is None else [item.model_dump() for item in items]
 
 
 def _app(dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

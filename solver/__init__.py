@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 
 from solver.evaluate import Evaluation, build_plan, evaluate
-from solver.plan import Placement, Plan, PlanDoc, Status
+from solver.incremental import Change, apply_change
+from solver.partial import Partial, place_what_fits
+from solver.plan import AppResult, Placement, Plan, PlanDoc, Segment, Stage, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
@@ -48,19 +50,26 @@ def solve(
 
 
 __all__ = [
+    "AppResult",
+    "Change",
     "Evaluation",
+    "Partial",
     "Placement",
     "Plan",
     "PlanDoc",
     "Problem",
     "Scenario",
     "ScenarioError",
+    "Segment",
     "SolveOptions",
+    "Stage",
     "Status",
+    "apply_change",
     "build_plan",
     "evaluate",
     "load_scenario",
     "parse_scenario",
+    "place_what_fits",
     "solve",
     "solvers",
 ]

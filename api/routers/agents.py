@@ -16,18 +16,18 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 async def enroll(body: EnrollRequest, cp: ControlPlaneDep) -> EnrollResponse:
     """Register a device with an enrollment token; returns its agent token (shown once).
     Enrolling again under the same name rotates the token."""
-    return EnrollResponse(**await cp.enroll(body.model_dump()))
+    return EnrollResponse(**await cp.agents.enroll(body.model_dump()))
 
 
 @router.post("/{device_id}/heartbeat")
 async def heartbeat(body: Heartbeat, device_id: AgentAuth, cp: ControlPlaneDep) -> HeartbeatAck:
     """Battery, utilization, free memory, measured links and partition readiness. Goes
     to the live state only (never SQL)."""
-    version = await cp.heartbeat(device_id, body.model_dump())
+    ack = await cp.agents.heartbeat(device_id, body.model_dump())
     return HeartbeatAck(
-        desired_version=version,
-        interval_s=cp.settings.heartbeat_interval_s,
-        live_version=cp.live_version,
+        desired_version=ack.desired_version,
+        interval_s=ack.interval_s,
+        live_version=ack.live_version,
     )
 
 
@@ -42,5 +42,5 @@ async def desired_state(
     `after_version` (or the current rollout counts on it), else waits up to `wait_s`
     (capped by the server) for a change and answers with what is current then (on a
     timeout the same content, maybe at a newer version: poll again)."""
-    state = await cp.wait_desired(device_id, after_version, wait_s)
+    state = await cp.agents.desired(device_id, after_version, wait_s)
     return DesiredState.model_validate(state)

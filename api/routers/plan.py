@@ -16,25 +16,18 @@ router = APIRouter(tags=["plan"])
 async def get_scenario(cp: ControlPlaneDep, _: Operator) -> dict[str, Any]:
     """The live state as a scenario-v1 document: exactly what the solver is given, so
     `continuum solve` on it replays the decision offline."""
-    return await cp.scenario()
+    return await cp.plans.scenario()
 
 
 @router.get("/plan")
 async def get_plan(cp: ControlPlaneDep, _: Operator) -> PlanView:
     """The plan in force (the contract's plan format) and the state of its rollout."""
-    return PlanView.model_validate(await cp.plan_view())
+    return PlanView.model_validate(await cp.plans.view())
 
 
 @router.post("/plan/solve")
 async def solve(body: SolveRequest, cp: ControlPlaneDep, actor: Operator) -> SolveResult:
     """Solve now. With `dry_run` a what-if: the plan is returned and nothing changes;
     otherwise the plan goes into force if it is feasible."""
-    outcome = await cp.solve(actor, body.solver, body.dry_run)
-    return SolveResult(
-        version=outcome.version,
-        in_force=outcome.in_force,
-        dry_run=body.dry_run,
-        note=outcome.note,
-        waiting=outcome.waiting,
-        plan=outcome.plan,
-    )
+    answer = await cp.plans.solve(actor, body.solver, body.dry_run)
+    return SolveResult(dry_run=body.dry_run, **answer)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from models_registry.errors import ModelError
 from models_registry.loading import parse_input_shapes
-from orchestrator import catalog, work
+from orchestrator import catalog, model_jobs
 from orchestrator.db.tables import Cascade, ExitHead, Model
 from orchestrator.errors import Conflict, Invalid
 from orchestrator.services.context import Context
@@ -116,7 +116,7 @@ class ModelsService:
             catalog.check_id(model_id, "id")
             if await ctx.run_sync(catalog.model_exists, model_id):
                 raise Conflict(f"a model {model_id!r} already exists; choose another id")
-            analysis = await ctx.in_pool(work.analyse_file, str(upload), input_shapes)
+            analysis = await ctx.in_pool(model_jobs.analyse_file, str(upload), input_shapes)
             sha, size = await asyncio.to_thread(ctx.artifacts.adopt, upload)
         finally:
             upload.unlink(missing_ok=True)
@@ -137,7 +137,7 @@ class ModelsService:
             raise Conflict(f"a model {variant_id!r} already exists; choose another id")
         shapes = parent.detail.get("input_shapes")
         made = await ctx.in_pool(
-            work.quantize_to_store,
+            model_jobs.quantize_to_store,
             str(ctx.artifacts.path(parent.artifact_sha256)),
             shapes,
             str(ctx.artifacts.root),
@@ -182,7 +182,7 @@ class ModelsService:
             # Checked against the block before anything is stored: a head whose input does
             # not fit the block's output is refused with both shapes named.
             cost = await ctx.in_pool(
-                work.check_exit_head,
+                model_jobs.check_exit_head,
                 str(ctx.artifacts.path(model.artifact_sha256)),
                 model.detail.get("input_shapes"),
                 after,

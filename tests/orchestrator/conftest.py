@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from orchestrator.live.base import LiveState
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.live.redis import RedisLiveState
+from tests.api.conftest import small_cnn
+from tests.orchestrator.harness import Harness, camera_and_edge, close_harness, open_harness
 
 
 @pytest.fixture
@@ -32,3 +35,20 @@ async def live(request: pytest.FixtureRequest, live_prefix: str) -> AsyncIterato
         yield state
     finally:
         await state.close()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The planner, the desired-state owner and the loop's gateway in memory, on SQLite."""
+    opened = await open_harness(tmp_path)
+    try:
+        yield opened
+    finally:
+        await close_harness(opened)
+
+
+@pytest.fixture
+async def fleet(harness: Harness) -> Harness:
+    """The harness with cam-1, edge-1, a link between them and the small CNN."""
+    await camera_and_edge(harness, small_cnn())
+    return harness

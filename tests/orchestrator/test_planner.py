@@ -1,4 +1,5 @@
-"""The planner's lease across replicas, on a real Redis."""
+"""The planner: its lease across replicas (on a real Redis), and its commits through the
+in-memory harness."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from typing import Any
 
 import pytest
 
+from orchestrator import rollouts
+from orchestrator.db.tables import Deployment
+from orchestrator.desired import compute
 from orchestrator.live.redis import RedisLiveState
 from orchestrator.planner import LOCK, Outcome, Planner
+from orchestrator.scenario_builder import read_snapshot
+from tests.orchestrator.harness import Harness
 
 pytestmark = pytest.mark.anyio
 TTL_S = 0.6
@@ -39,7 +45,7 @@ async def test_the_lease_is_renewed_through_a_long_solve_and_stays_short(
     live: RedisLiveState,
 ) -> None:
     cp = SimpleNamespace(live=live, settings=SimpleNamespace(leader_ttl_s=TTL_S))
-    planner = SlowPlanner(cp, executor=lambda: None)  # type: ignore[arg-type]
+    planner = SlowPlanner(cp)
     solving = asyncio.create_task(planner._locked_solve("test", None))
     await asyncio.sleep(0.1)
     key = f"{live._prefix}lock:{LOCK}"
@@ -53,3 +59,76 @@ async def test_the_lease_is_renewed_through_a_long_solve_and_stays_short(
     await solving
     assert len(leases) >= 8 and all(0 < ms <= TTL_S * 1000 for ms in leases), leases
     assert await live.acquire(LOCK, "other-replica", TTL_S)  # released at the end
+
+
+# -- commits, through the in-memory harness (tests/orchestrator/harness.py) ---------------
+async def test_a_first_plan_goes_into_force_with_the_states_its_commit_computed(
+    fleet: Harness,
+) -> None:
+    await fleet.deploy("detect", model="cnn", source="cam-1", rate_rps=5.0)
+    await fleet.planner.request("a deployment", wait=True)
+    assert fleet.planner.last_error is None
+    (summary,) = fleet.announced
+    assert summary["in_force"] and summary["apps"] == ["detect"]
+    assert summary["decision"] == "first plan"
+    (rollout,) = fleet.desired.rollouts
+    assert rollout.revision == summary["revision"] and rollout.plan_version == summary["version"]
+    assert rollout.staged is not None and rollout.staged.revision == rollout.revision
+    # The agents woken are the rollout's targets: every device whose state under the new
+    # plan is not empty any more (it hosts a partition, or is the deployment's source,
+    # whose route switches only after loading).
+    hosts = {d for d, s in rollout.staged.states.items() if compute.hosted_keys(s)}
+    after = rollout.staged.switched
+    changed = {d for d, s in after.items() if compute.hosted_keys(s) or s["sources"]}
+    assert hosts and set(rollout.devices) == changed == {"cam-1", *hosts}
+    assert after["cam-1"]["sources"][0]["deployment"] == "detect"
+    assert all(not s["sources"] for s in rollout.staged.states.values())
+    # What the owner serves, from the commit, is what SQL gives once it committed.
+    revision, states, targets = await fleet.run_sync(compute.compute, "http://cp.test")
+    served = await fleet.owner.current()
+    assert (served.version, served.states, set(served.targets)) == (
+        revision,
+        states,
+        set(targets),
+    )
+    assert fleet.owner.revision == revision == rollout.revision
+    assert ("rollout", {"version": rollout.plan_version, "revision": revision,
+                        "state": "loading"}) in fleet.events  # fmt: skip
+    view = await fleet.run_sync(rollouts.active)
+    assert view is not None and view.state == "loading" and view.plan_version == summary["version"]
+    assert set(view.pending) == hosts
+    # The next build starts from the plan the commit left in the planner's cache: exactly
+    # what SQL gives.
+    built = await fleet.planner.build()
+    stored = await fleet.run_sync(read_snapshot, None)
+    assert built.plan_version == stored.plan_version == summary["version"]
+    assert built.previous_plan == stored.plan and built.previous_plan is not None
+    assert built.previous_scenario == stored.plan_scenario
+
+
+async def test_the_same_conditions_again_keep_the_plan_in_force(fleet: Harness) -> None:
+    await fleet.deploy("detect", model="cnn", source="cam-1", rate_rps=5.0)
+    await fleet.planner.request("a deployment", wait=True)
+    await fleet.planner.request("nothing changed", wait=True)
+    assert fleet.planner.last_error is None
+    first, second = fleet.announced
+    assert first["in_force"] and not second["in_force"]
+    assert second["version"] == first["version"] + 1  # kept on record, not applied
+    assert len(fleet.desired.rollouts) == 1
+    in_force = await fleet.run_sync(compute.in_force)
+    assert in_force is not None and in_force.version == first["version"]
+
+
+async def test_no_alive_device_leaves_the_deployment_waiting_with_nothing_committed(
+    fleet: Harness,
+) -> None:
+    await fleet.deploy("detect", model="cnn", source="cam-1", rate_rps=5.0)
+    await fleet.live.forget("cam-1")
+    await fleet.live.forget("edge-1")
+    await fleet.planner.request("everyone left", wait=True)
+    assert fleet.planner.last_error is None
+    assert fleet.announced == [] and fleet.desired.rollouts == []
+    last = fleet.planner.last
+    assert last is not None and last.note == "no device is alive and active: nothing to solve"
+    status = await fleet.run_sync(lambda s: s.get(Deployment, "detect").status)
+    assert status == "waiting"

@@ -1,31 +1,61 @@
-"""The reconcile loop's one wrapper around the control plane: live state (observed), SQL
-(desired: plan versions, rollouts), the planner, the event bus and the audit log."""
+"""The reconcile loop's `Gateway` (`orchestrator.reconcile`) bound to the real pieces:
+the live state (what is observed), SQL (plan versions, rollouts, the audit log), the
+planner (re-placement requests), the desired-state owner (a rollout's revisions) and the
+event bus."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator import audit, desired_state, rollouts
+from orchestrator import audit, rollouts
+from orchestrator.calls import Publish, RunSync
 from orchestrator.db.tables import Device, Link, PlanVersion
+from orchestrator.desired import compute
+from orchestrator.desired.states import DesiredStates
+from orchestrator.live.base import LiveState
+from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
 from orchestrator.triggers import Trigger
 
-if TYPE_CHECKING:
-    from orchestrator.control_plane import ControlPlane
+
+class RecordTrigger(Protocol):
+    def __call__(
+        self, kind: str, target: str, reason: str, observed_at: float, *, replan: bool = False
+    ) -> Awaitable[None]: ...
+
+
+class RequestReplan(Protocol):
+    def __call__(self, reason: str, *, observed_at: float | None = None) -> Awaitable[None]: ...
+
 
 # Deliveries older than this many revisions are of no use to any rollout.
 _KEEP_REVISIONS = 8
 _DECLARED_TTL_S = 5.0
 
 
-class ControlPlaneGateway:
-    def __init__(self, cp: ControlPlane) -> None:
-        self.cp = cp
+class ReconcileGateway:
+    def __init__(
+        self,
+        live: LiveState,
+        run_sync: RunSync,
+        desired: DesiredStates,
+        *,
+        record_trigger: RecordTrigger,
+        request_replan: RequestReplan,
+        publish: Publish,
+    ) -> None:
+        self._live = live
+        self._run_sync = run_sync
+        self._desired = desired
+        self._record_trigger = record_trigger
+        self._request_replan = request_replan
+        self._publish = publish
         self._devices: dict[str, dict[str, Any]] | None = None
         # declared link -> Mbit/s, re-read every _DECLARED_TTL_S (another replica may declare)
         self._declared: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
@@ -55,17 +85,17 @@ class ControlPlaneGateway:
 
     # -- leadership ----------------------------------------------------------------------
     async def acquire(self, holder: str, ttl_s: float) -> bool:
-        return await self.cp.live.acquire(LOCK, holder, ttl_s)
+        return await self._live.acquire(LOCK, holder, ttl_s)
 
     async def release(self, holder: str) -> None:
-        await self.cp.live.release(LOCK, holder)
+        await self._live.release(LOCK, holder)
 
     # -- observe -------------------------------------------------------------------------
     async def observe(self) -> Observation:
-        beats = await self.cp.live.heartbeats()
-        links = await self.cp.live.links()
+        beats = await self._live.heartbeats()
+        links = await self._live.links()
         if time.monotonic() - self._declared[0] > _DECLARED_TTL_S:
-            self._declared = (time.monotonic(), await self.cp.run_sync(_declared_mbps))
+            self._declared = (time.monotonic(), await self._run_sync(_declared_mbps))
         declared = self._declared[1]
         # Capped like the scenario builder caps them: a measured figure above the declared
         # capacity is the declared one (loopback probes find Gbit/s and jitter wildly).
@@ -76,25 +106,25 @@ class ControlPlaneGateway:
             for key, figures in links.items()
         }
         if self._devices is None:
-            self._devices = await self.cp.run_sync(_device_meta)
-        version = self.cp.plan_version_hint
+            self._devices = await self._run_sync(_device_meta)
+        version = self._desired.plan_version
         if version != self._predicted[0]:
-            self._predicted = (version, await self.cp.run_sync(_predictions))
+            self._predicted = (version, await self._run_sync(_predictions))
         return Observation(time.time(), beats, links, self._devices, self._predicted[1])
 
     # -- act -------------------------------------------------------------------------------
     async def record_trigger(self, trigger: Trigger) -> None:
-        await self.cp.record_trigger(trigger.kind, trigger.target, trigger.reason,
+        await self._record_trigger(trigger.kind, trigger.target, trigger.reason,
                                      trigger.observed_at)  # fmt: skip
 
     async def replan(self, reason: str, observed_at: float) -> None:
-        await self.cp.planner.request(reason, observed_at=observed_at)
+        await self._request_replan(reason, observed_at=observed_at)
 
     async def active_rollout(self) -> RolloutView | None:
-        return await self.cp.run_sync(rollouts.active)
+        return await self._run_sync(rollouts.active)
 
     async def record_ack(self, rollout: RolloutView, kind: str, device: str, at: float) -> None:
-        await self.cp.run_sync(rollouts.record, rollout.id, kind, device, at)
+        await self._run_sync(rollouts.record, rollout.id, kind, device, at)
 
     async def record_reaction(self, rollout: RolloutView, reaction_ms: float) -> None:
         def write(session: Session) -> None:
@@ -106,8 +136,8 @@ class ControlPlaneGateway:
                         "targets": rollout.targets},
             )  # fmt: skip
 
-        await self.cp.run_sync(write)
-        await self.cp.events.publish(
+        await self._run_sync(write)
+        await self._publish(
             "replacement",
             {
                 "version": rollout.plan_version,
@@ -119,26 +149,24 @@ class ControlPlaneGateway:
         )
 
     async def switch(self, rollout: RolloutView) -> None:
-        revision = await self.cp.run_sync(rollouts.switch, rollout.id)
+        revision = await self._run_sync(rollouts.switch, rollout.id)
         if revision is not None:
-            self.cp.install_switch(rollout.plan_version, revision, rollout.targets)
-            await self.cp.publish_revision(rollout.plan_version, revision, "switching",
-                                           rollout.targets)  # fmt: skip
+            await self._desired.switch(rollout.plan_version, revision, rollout.targets)
 
     async def settle(self, rollout: RolloutView) -> None:
-        if await self.cp.run_sync(rollouts.settle, rollout.id):
+        if await self._run_sync(rollouts.settle, rollout.id):
             state = "live" if rollout.state == "switching" else "rolled_back"
-            await self.cp.publish_revision(
+            await self._desired.publish_revision(
                 rollout.plan_version, rollout.revision, state, [], live=rollout.revision
             )
 
     async def roll_back(self, rollout: RolloutView, why: str) -> None:
-        revision = await self.cp.run_sync(rollouts.roll_back, rollout.id, why)
+        revision = await self._run_sync(rollouts.roll_back, rollout.id, why)
         if revision is not None:
-            await self.cp.record_trigger("rollout-timeout", f"plan_version:{rollout.plan_version}",
+            await self._record_trigger("rollout-timeout", f"plan_version:{rollout.plan_version}",
                                          why, time.time(), replan=False)  # fmt: skip
-            await self.cp.publish_revision(rollout.plan_version, revision, "rolled_back",
-                                           rollout.targets)  # fmt: skip
+            await self._desired.publish_revision(rollout.plan_version, revision, "rolled_back",
+                                                 rollout.targets)  # fmt: skip
 
 
 def _declared_mbps(session: Session) -> dict[tuple[str, str], float]:
@@ -162,16 +190,16 @@ def _predictions(session: Session) -> dict[str, float]:
     gflops = {d["id"]: float(d["gflops"]) for d in row.scenario.get("devices", [])}
     layers = {m["id"]: m["layers"] for m in row.scenario.get("models", [])}
     out: dict[str, float] = {}
-    for app in row.plan.get("apps", []):
-        blocks = layers.get(app.get("model") or "")
-        if not blocks or not app.get("segments"):
+    for app in parse_apps(row.plan):
+        blocks = layers.get(app.model or "")
+        if not blocks or not app.segments:
             continue
         index = {b["name"]: k for k, b in enumerate(blocks)}
-        for seg in app["segments"]:
-            first, last = index[seg["first"]], index[seg["last"]]
-            work = sum(float(b["gflops"]) for b in blocks[first : last + 1])
-            rate = gflops.get(seg["device"]) or 0.0
+        for seg in app.segments:
+            first, last = index[seg.first], index[seg.last]
+            cost = sum(float(b["gflops"]) for b in blocks[first : last + 1])
+            rate = gflops.get(seg.device) or 0.0
             if rate > 0:
-                key = desired_state.partition_key(app["id"], app["model"], first, last)
-                out[key] = work / rate * 1000.0
+                key = compute.partition_key(app.id, app.model or "", first, last)
+                out[key] = cost / rate * 1000.0
     return out

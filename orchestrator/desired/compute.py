@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+import solver
 from orchestrator.db.tables import (
     Artifact,
     Cascade,
@@ -32,6 +33,7 @@ from orchestrator.db.tables import (
     Rollout,
 )
 from orchestrator.deployments import TOKEN_KEY
+from orchestrator.plan_versions import parse_plan
 
 Json = dict[str, Any]
 # One agent's desired state, in the shape of `api.wire.DesiredState` (the API validates it
@@ -107,11 +109,11 @@ def live_version(session: Session) -> int:
     return 0
 
 
-def _plan(session: Session, version: int | None) -> dict[str, Any] | None:
+def _plan(session: Session, version: int | None) -> solver.PlanDoc | None:
     if version is None:
         return None
     row = session.get(PlanVersion, version)
-    return row.plan if row is not None else None
+    return parse_plan(row.plan) if row is not None else None
 
 
 class _Refs:
@@ -129,19 +131,19 @@ def compute(session: Session, base_url: str = "") -> tuple[int, dict[str, Desire
     """Every device's desired state at the current revision (devices with nothing to do
     get an empty one at the same version): (revision, states, the devices the current
     rollout counts on). Every phase of a rollout answers its targets, see
-    `orchestrator.desired_cache`."""
+    `orchestrator.desired.cache`."""
     rollout = current_rollout(session)
     if rollout is None or rollout.revision is None:
         plan_row = in_force(session)
         version = plan_row.version if plan_row is not None else 0
-        plan = plan_row.plan if plan_row else None
+        plan = parse_plan(plan_row.plan) if plan_row else None
         return version, for_plan(session, plan, version, base_url), []
     version = rollout.revision
     targets = list((rollout.acks or {}).get("targets") or [])
     if rollout.state == "loading":
-        fleet = Fleet(session, base_url)
-        old = for_plan(session, _plan(session, rollout.from_version), version, base_url, fleet)
-        new = for_plan(session, _plan(session, rollout.plan_version), version, base_url, fleet)
+        refs = References(session, base_url)
+        old = for_plan(session, _plan(session, rollout.from_version), version, base_url, refs)
+        new = for_plan(session, _plan(session, rollout.plan_version), version, base_url, refs)
         return version, merge(old, new), targets
     shown = rollout.from_version if rollout.state == "rolled_back" else rollout.plan_version
     return version, for_plan(session, _plan(session, shown), version, base_url), targets
@@ -179,7 +181,7 @@ def added_keys(old: dict[str, Desired], new: dict[str, Desired]) -> dict[str, li
     return added
 
 
-class Fleet:
+class References:
     """What every state refers to, read once for all the plans of one computation (a
     rollout's loading phase builds the states of two plans). Plain rows where a fleet's
     worth is read: this runs on every rollout phase."""
@@ -200,15 +202,15 @@ class Fleet:
 
 def for_plan(
     session: Session,
-    plan: dict[str, Any] | None,
+    plan: solver.PlanDoc | None,
     version: int,
     base_url: str = "",
-    fleet: Fleet | None = None,
+    references: References | None = None,
 ) -> dict[str, Desired]:
     """Every device's desired state under `plan`, stamped `version`."""
-    fleet = fleet if fleet is not None else Fleet(session, base_url)
-    devices, refs, deployments = fleet.devices, fleet.refs, fleet.deployments
-    models, cascades, heads = fleet.models, fleet.cascades, fleet.heads
+    known = references if references is not None else References(session, base_url)
+    devices, refs, deployments = known.devices, known.refs, known.deployments
+    models, cascades, heads = known.models, known.cascades, known.heads
     states = {d: _empty(d, version) for d in devices}
     if plan is None:
         return states
@@ -217,8 +219,8 @@ def for_plan(
         device = devices.get(device_id)
         return dict(device_id=device_id, data_plane_url=device.data_plane_url) if device else None
 
-    for app in plan.get("apps", []):
-        dep = deployments.get(app["id"])
+    for app in plan.apps:
+        dep = deployments.get(app.id)
         if dep is None:
             continue  # deleted since this plan was made
         spec = dep.spec
@@ -227,9 +229,9 @@ def for_plan(
         sink = endpoint(spec.get("sink") or source)
         if sink is None or source not in states:
             continue
-        if app.get("segments"):
+        if app.segments:
             _partitions(app, dep.id, token, sink, models, heads, refs, devices, states)
-        elif app.get("stages"):
+        elif app.stages:
             stage_defs = spec["cascade"]
             if isinstance(stage_defs, str):
                 stage_defs = cascades.get(stage_defs, [])
@@ -254,27 +256,27 @@ def _block_index(model: Model) -> dict[str, int]:
 
 
 def _first_hop(
-    app: dict[str, Any], dep_id: str, models: dict[str, Model], devices: dict[str, Endpoint]
+    app: solver.AppResult, dep_id: str, models: dict[str, Model], devices: dict[str, Endpoint]
 ) -> Json | None:
-    if app.get("segments"):
-        model = models.get(app["model"])
-        seg = app["segments"][0]
-        if model is None or seg["device"] not in devices:
+    if app.segments:
+        model = models.get(app.model or "")
+        seg = app.segments[0]
+        if model is None or seg.device not in devices:
             return None
         index = _block_index(model)
-        key = partition_key(dep_id, model.id, index[seg["first"]], index[seg["last"]])
-        device = devices[seg["device"]]
+        key = partition_key(dep_id, model.id, index[seg.first], index[seg.last])
+        device = devices[seg.device]
     else:
-        stage = app["stages"][0]
-        if stage["device"] not in devices:
+        stage = (app.stages or [])[0]
+        if stage.device not in devices:
             return None
         key = stage_key(dep_id, 0)
-        device = devices[stage["device"]]
+        device = devices[stage.device]
     return dict(device_id=device.id, data_plane_url=device.data_plane_url, key=key)
 
 
 def _partitions(
-    app: dict[str, Any],
+    app: solver.AppResult,
     dep_id: str,
     token: str,
     sink: Json,
@@ -284,22 +286,22 @@ def _partitions(
     devices: dict[str, Endpoint],
     states: dict[str, Desired],
 ) -> None:
-    model = models.get(app["model"])
+    model = models.get(app.model or "")
     if model is None:
         return
     index = _block_index(model)
     parts = model.detail.get("partitions", {})
-    segments = app["segments"]
-    ranges = [(index[s["first"]], index[s["last"]]) for s in segments]
+    segments = app.segments or []
+    ranges = [(index[s.first], index[s.last]) for s in segments]
     for k, seg in enumerate(segments):
-        device = devices.get(seg["device"])
+        device = devices.get(seg.device)
         first, last = ranges[k]
         stored = parts.get(f"{first}-{last}")
         if device is None or stored is None:
             continue
         next_hop = None
         if k + 1 < len(segments):
-            nxt = devices.get(segments[k + 1]["device"])
+            nxt = devices.get(segments[k + 1].device)
             if nxt is not None:
                 next_hop = dict(
                     device_id=nxt.id,
@@ -321,8 +323,8 @@ def _partitions(
                 key=partition_key(dep_id, model.id, first, last),
                 deployment=dep_id,
                 model=model.id,
-                first=seg["first"],
-                last=seg["last"],
+                first=seg.first,
+                last=seg.last,
                 first_index=first,
                 last_index=last,
                 artifact=refs.artifact(stored["sha256"]),
@@ -335,7 +337,7 @@ def _partitions(
 
 
 def _stages(
-    app: dict[str, Any],
+    app: solver.AppResult,
     dep_id: str,
     token: str,
     sink: Json,
@@ -345,16 +347,16 @@ def _stages(
     devices: dict[str, Endpoint],
     states: dict[str, Desired],
 ) -> None:
-    stages = app["stages"]
+    stages = app.stages or []
     for k, stage in enumerate(stages):
-        device = devices.get(stage["device"])
-        model = models.get(stage["model"])
+        device = devices.get(stage.device)
+        model = models.get(stage.model)
         if device is None or model is None:
             continue
         definition = stage_defs[k] if k < len(stage_defs) else {}
         next_stage = None
         if k + 1 < len(stages):
-            nxt = devices.get(stages[k + 1]["device"])
+            nxt = devices.get(stages[k + 1].device)
             if nxt is not None:
                 next_stage = dict(
                     device_id=nxt.id,

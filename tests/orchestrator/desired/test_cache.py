@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.desired_cache import DesiredCache
+from orchestrator.desired.cache import DesiredCache
 
 
 def _states(version: int, **partitions: list[str]) -> dict[str, dict[str, Any]]:

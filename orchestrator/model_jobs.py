@@ -1,0 +1,85 @@
+"""The model registry's jobs, run in the control plane's process pool: analysing an
+uploaded ONNX file, extracting partitions, quantizing, checking an exit head.
+
+Every function here is top-level and takes and returns plain data (dicts, lists, paths
+as strings), so that it pickles into a spawned worker process. The registry is imported
+inside each job: loading onnx and onnxruntime takes seconds the server's start need not pay.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from orchestrator.artifacts import Artifacts
+
+
+def analyse_file(path: str, input_shapes: dict[str, list[int]] | None) -> dict[str, Any]:
+    """The registry's analysis of an ONNX file (raises ModelError for anything else)."""
+    from models_registry.blocks import analyse_model
+
+    analysis = analyse_model(Path(path), input_shapes or None)
+    return analysis.to_json()
+
+
+def extract_ranges(
+    model_path: str,
+    input_shapes: dict[str, list[int]] | None,
+    ranges: list[tuple[int, int]],
+    store_root: str,
+) -> list[dict[str, Any]]:
+    """Partitions for block ranges (inclusive indices), written into the artifact store.
+
+    Returns, per range, its sha256, size and the partition's input and output names.
+    """
+    from models_registry.blocks import analyse_model
+    from models_registry.partition import extract_partition
+
+    store = Artifacts(Path(store_root))
+    analysis = analyse_model(Path(model_path), input_shapes or None)
+    out: list[dict[str, Any]] = []
+    for first, last in ranges:
+        part = extract_partition(analysis, first, last)
+        sha, size = store.put_bytes(part.to_bytes())
+        out.append(
+            {
+                "first": first,
+                "last": last,
+                "sha256": sha,
+                "size": size,
+                "inputs": [info.name for info in part.inputs],
+                "outputs": [info.name for info in part.outputs],
+            }
+        )
+    return out
+
+
+def quantize_to_store(
+    model_path: str, input_shapes: dict[str, list[int]] | None, store_root: str
+) -> dict[str, Any]:
+    """An int8 variant through the registry, stored, analysed and measured."""
+    from models_registry.blocks import analyse_model
+    from models_registry.quantize import quantize_int8
+
+    variant = quantize_int8(Path(model_path), input_shapes or None)
+    sha, size = Artifacts(Path(store_root)).put_bytes(variant.data)
+    analysis = analyse_model(variant.data, input_shapes or None)
+    return {
+        "sha256": sha,
+        "size": size,
+        "analysis": analysis.to_json(),
+        "detail": variant.to_json(),
+    }
+
+
+def check_exit_head(
+    model_path: str, input_shapes: dict[str, list[int]] | None, after: str, head_path: str
+) -> dict[str, float]:
+    """The registry's check that a head takes block `after`'s output (ModelError naming
+    both shapes when it does not), and the head's cost."""
+    from models_registry.blocks import analyse_model
+    from models_registry.exits import attach_exit
+
+    analysis = analyse_model(Path(model_path), input_shapes or None)
+    head = attach_exit(analysis, after, Path(head_path))
+    return {"gflops": head.gflops, "params_mb": head.params_mb}

@@ -1,0 +1,277 @@
+"""Re-placement: from the scenario of now and the plan in force to a decided candidate.
+
+Runs in the control plane's process pool (it holds the GIL for the whole solve), so what
+crosses into it and back is plain, cheaply pickled data: the scenario as a dict, the plan
+in force as the solver's `Placement`s (`InForce`), and a `Replacement` whose plan is the
+document as stored; the planner parses that document once into the solver's `PlanDoc`.
+
+The steps: what changed since the scenario the plan in force was solved from
+(`change_between`); the problem of now, derived from the last one this worker solved when
+it is the very problem a fresh parse gives (`_derived_problem`); an incremental re-solve
+that places what fits and sets aside, with its reason, an app that fits nowhere
+(`solver.place_what_fits`); and the hysteresis rule (`orchestrator.hysteresis`), which
+decides whether the candidate replaces the plan in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import solver
+from orchestrator.hysteresis import Decision, decide
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """The plan in force as a re-placement needs it."""
+
+    scenario: dict[str, Any] | None  # what it was solved from (None: re-place every app)
+    placements: dict[str, solver.Placement]  # its apps whose model the scenario knows
+    apps: frozenset[str]  # every app it places
+
+
+def in_force(
+    scenario: dict[str, Any], previous_scenario: dict[str, Any] | None, plan: solver.PlanDoc
+) -> InForce:
+    """The plan in force, its segments turned into one device per block with the block
+    names of `scenario` (the models of now)."""
+    layers = {m["id"]: [layer["name"] for layer in m["layers"]] for m in scenario["models"]}
+    return InForce(
+        previous_scenario, placements_of(layers, plan), frozenset(a.id for a in plan.apps)
+    )
+
+
+def placements_of(
+    layers: Mapping[str, list[str]], plan: solver.PlanDoc
+) -> dict[str, solver.Placement]:
+    """A plan document's apps as the solver's Placements (per-block devices), for the
+    models `layers` names (model id -> block names)."""
+    out: dict[str, solver.Placement] = {}
+    for app in plan.apps:
+        if app.stages:
+            out[app.id] = solver.Placement(app.id, stages=tuple(s.device for s in app.stages))
+            continue
+        names = layers.get(app.model or "")
+        if not names or not app.segments:
+            continue
+        index = {n: k for k, n in enumerate(names)}
+        blocks = [""] * len(names)
+        for seg in app.segments:
+            for k in range(index[seg.first], index[seg.last] + 1):
+                blocks[k] = seg.device
+        if all(blocks):
+            out[app.id] = solver.Placement(app.id, model=app.model, blocks=tuple(blocks))
+    return out
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What one re-placement decided."""
+
+    document: dict[str, Any]  # the candidate's plan document, as stored (JSON)
+    apply: bool  # whether it replaces the plan in force
+    decision: str  # the hysteresis rule's reason
+    incremental: bool  # only the apps the change touched were re-placed
+    derived_problem: bool  # the problem was derived from the last one, not parsed
+    current_objective: float | None  # the plan in force's, under the scenario of now
+    broken: list[str]  # what the plan in force violates now (five at most)
+    decide_s: float
+    scenario: dict[str, Any]  # the scenario the candidate places (without `unplaced`)
+    unplaced: dict[str, str]  # app -> why it fits nowhere
+
+    @cached_property
+    def plan(self) -> solver.PlanDoc:
+        """The candidate, parsed once (in the control plane, not in the pool: a parsed
+        document pickles several times slower than its JSON)."""
+        return solver.PlanDoc.model_validate(self.document)
+
+
+def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
+    """What changed from the scenario the plan in force was solved with to the scenario of
+    now, as the solver's incremental `Change` (it picks the apps to re-place)."""
+    before = {d["id"]: d for d in old.get("devices", [])}
+    after = {d["id"]: d for d in new.get("devices", [])}
+    devices = {d: after[d] for d in after if d in before and before[d] != after[d]}
+    lost = frozenset(before.keys() - after.keys())
+
+    def links(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(lk["a"], lk["b"]): lk for lk in doc.get("links", [])}
+
+    lb, la = links(old), links(new)
+    changed = {k: la[k] for k in la if k in lb and lb[k] != la[k]}
+    apps_before = {a["id"]: a for a in old.get("apps", [])}
+    apps_after = {a["id"]: a for a in new.get("apps", [])}
+    added_apps = tuple(a for i, a in apps_after.items() if apps_before.get(i) != a)
+    return solver.Change(
+        devices=devices,
+        lost_devices=lost,
+        links=changed,
+        removed_links=frozenset(lb.keys() - la.keys()),
+        added_devices=tuple(after[d] for d in after.keys() - before.keys()),
+        added_links=tuple(la[k] for k in la.keys() - lb.keys()),
+        added_apps=added_apps,
+        removed_apps=frozenset(apps_before.keys() - apps_after.keys()),
+    )
+
+
+def replan(
+    scenario: dict[str, Any],
+    current: InForce | None,
+    solver_name: str,
+    time_limit_s: float,
+    margin: float,
+    force: bool = False,
+) -> Replacement:
+    """Re-solve (incrementally when a plan is in force: only the apps the change touches
+    move) and decide with the hysteresis rule whether the candidate replaces the plan in
+    force (`force`: any feasible candidate does)."""
+    options = solver.SolveOptions(time_limit_s=time_limit_s)
+    change = None
+    problem = None
+    if current is not None and current.scenario is not None:
+        change = change_between(current.scenario, scenario)
+        problem = _derived_problem(scenario, current, change)
+    derived = problem is not None
+    if problem is None:
+        problem = solver.Problem(solver.parse_scenario(scenario))
+    held_before = _known(problem, current)
+    incremental = bool(held_before) and change is not None
+    # The incremental re-solve holds the untouched apps where they are; when they leave
+    # no room it re-places every app. An app that fits nowhere is set aside with its
+    # reason, and the others are placed all the same.
+    partial = solver.place_what_fits(
+        problem,
+        options,
+        solver_name,
+        previous=held_before if incremental else None,
+        change=change if incremental else None,
+    )
+    plan, solved = partial.plan, partial.problem
+    started = time.perf_counter()
+    current_objective: float | None = None
+    broken: list[str] = []
+    held: dict[str, solver.Placement] = {}
+    structural = current is not None and current.apps != {a.id for a in solved.scenario.apps}
+    placed_scenario = scenario
+    if partial.unplaced:
+        placed_scenario = dict(scenario)
+        placed_scenario["apps"] = [
+            a for a in scenario.get("apps", []) if a["id"] not in partial.unplaced
+        ]
+    _remember(scenario, problem)
+    if solved is not problem:
+        _remember(placed_scenario, solved)
+    if current is not None:
+        # The plan in force is judged on what the candidate places: an app set aside
+        # stays out of both (leaving it out is a change of the set of deployments).
+        held = {a: p for a, p in held_before.items() if a in solved.cost.apps}
+        try:
+            ev = solver.evaluate(
+                solved.cost,
+                held,
+                cache=solved.app_costs,
+                migration=solved.migration,
+                base=solved.derived.get("evaluation"),
+            )
+            current_objective, broken = ev.objective, list(ev.violations)
+        except (KeyError, ValueError, IndexError) as exc:
+            # The plan in force names something the scenario no longer has (a lost device).
+            current_objective, broken = float("inf"), [f"the plan in force is stale: {exc}"]
+        if structural and not broken:
+            broken = ["the set of deployments changed"]
+    feasible = plan.status != solver.Status.INFEASIBLE
+    decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
+    if force and feasible:
+        decision = Decision(True, "an operator's solve: applied without the margin")
+    elif decision.apply and held_before and plan.placements == held and not structural:
+        decision = Decision(False, "the candidate is the plan in force")
+    return Replacement(
+        document=plan.doc.model_dump(mode="json"),
+        apply=decision.apply,
+        decision=decision.reason,
+        incremental=incremental,
+        derived_problem=derived,
+        current_objective=None if current_objective == float("inf") else current_objective,
+        broken=broken[:5],
+        decide_s=time.perf_counter() - started,
+        scenario=placed_scenario,
+        unplaced=partial.unplaced,
+    )
+
+
+def _known(problem: solver.Problem, current: InForce | None) -> dict[str, solver.Placement]:
+    """The plan in force's placements of the apps `problem` has."""
+    if current is None:
+        return {}
+    apps = {a.id for a in problem.scenario.apps}
+    return {a: p for a, p in current.placements.items() if a in apps}
+
+
+def solve_scenario(
+    scenario: dict[str, Any], solver_name: str, time_limit_s: float
+) -> dict[str, Any]:
+    """A what-if: the scenario solved from scratch; the plan document as stored (JSON)."""
+    plan = solver.solve(
+        solver.parse_scenario(scenario),
+        solver.SolveOptions(time_limit_s=time_limit_s),
+        solver=solver_name,
+    )
+    return plan.doc.model_dump(mode="json")
+
+
+# The problems this worker process solved last, by scenario (its `previous` aside): the
+# next re-plan derives its problem from the one of the scenario in force
+# (`solver.apply_change`: routes, costs, fleet tables and the evaluation carry over)
+# instead of parsing and routing the whole fleet again.
+_SOLVED: OrderedDict[str, solver.Problem] = OrderedDict()
+_KEEP = 3
+_FRAME = ("version", "horizon_h", "max_utilization", "objective", "models")
+
+
+def _digest(scenario: dict[str, Any]) -> str:
+    body = {k: v for k, v in scenario.items() if k != "previous"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _remember(scenario: dict[str, Any], problem: solver.Problem) -> None:
+    key = _digest(scenario)
+    _SOLVED[key] = problem
+    _SOLVED.move_to_end(key)
+    while len(_SOLVED) > _KEEP:
+        _SOLVED.popitem(last=False)
+
+
+def _derived_problem(
+    scenario: dict[str, Any], current: InForce, change: solver.Change
+) -> solver.Problem | None:
+    """The problem of `scenario` derived from the one this worker solved for the plan in
+    force's scenario, or None when there is none or it would not be the very problem a
+    fresh parse gives (other weights or models, devices or links in another order)."""
+    previous_scenario = current.scenario
+    if previous_scenario is None:
+        return None
+    base = _SOLVED.get(_digest(previous_scenario))
+    if base is None or change.added_devices or change.added_links:
+        return None
+    if any(scenario.get(k) != previous_scenario.get(k) for k in _FRAME):
+        return None
+    try:
+        problem = solver.apply_change(base, change, _known(base, current))
+    except solver.ScenarioError:
+        return None  # the fresh parse says what is wrong
+    scn = problem.scenario
+    same_order = (
+        [d.id for d in scn.devices] == [d["id"] for d in scenario["devices"]]
+        and [(lk.a, lk.b) for lk in scn.links]
+        == [(lk["a"], lk["b"]) for lk in scenario.get("links", [])]
+        and [a.id for a in scn.apps] == [a["id"] for a in scenario.get("apps", [])]
+    )
+    return problem if same_order else None

@@ -1,0 +1,132 @@
+"""Re-placement: a re-plan derives its problem from the last one it solved and gets
+exactly what a fresh parse of the scenario gives; an app that fits nowhere is set aside."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytest
+
+from orchestrator import replacement
+from orchestrator.replacement import Replacement, in_force
+from solver.generate import generate
+
+
+def _with_previous(scenario: dict[str, Any], plan: Replacement) -> dict[str, Any]:
+    """As the scenario builder writes it: the plan in force as `previous`."""
+    out = copy.deepcopy(scenario)
+    keys = ("id", "model", "segments", "stages")
+    apps = plan.document["apps"]
+    out["previous"] = {"apps": [{k: a[k] for k in keys if a.get(k)} for a in apps]}
+    return out
+
+
+def _replan(
+    scenario: dict[str, Any], previous: dict[str, Any] | None, plan: Replacement | None
+) -> Replacement:
+    """As the planner calls it, with the plan in force `plan` solved from `previous`."""
+    current = in_force(scenario, previous, plan.plan) if plan is not None else None
+    return replacement.replan(scenario, current, "heuristic", 30, 0.05)
+
+
+def _battery_drop(scenario: dict[str, Any], k: int) -> dict[str, Any]:
+    out = copy.deepcopy(scenario)
+    bat = [d for d in out["devices"] if d.get("battery")][k]["battery"]
+    bat["level_pct"] = bat["min_pct"] + (bat["level_pct"] - bat["min_pct"]) * 0.3
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _empty_worker_cache() -> None:
+    replacement._SOLVED.clear()
+
+
+def test_a_replan_derived_from_the_last_problem_equals_a_fresh_one() -> None:
+    first_scn = generate(7, devices=60, apps=30, blocks=6)
+    first_scn["objective"]["migration"] = 0.02
+    first = _replan(first_scn, None, None)
+    running = first
+    previous = first_scn
+    for k in range(3):
+        scn = _with_previous(_battery_drop(previous, k), running)
+        derived = _replan(scn, previous, running)
+        assert derived.derived_problem and derived.incremental
+        cache = dict(replacement._SOLVED)
+        replacement._SOLVED.clear()
+        fresh = _replan(scn, previous, running)
+        replacement._SOLVED.clear()
+        replacement._SOLVED.update(cache)
+        assert not fresh.derived_problem
+        a, b = derived.plan, fresh.plan
+        assert a.objective is not None and b.objective is not None
+        assert math.isclose(a.objective, b.objective, rel_tol=1e-12)
+        assert a.apps == b.apps and a.violations == b.violations
+        assert (derived.apply, derived.decision) == (fresh.apply, fresh.decision)
+        assert derived.current_objective is not None and fresh.current_objective is not None
+        assert math.isclose(derived.current_objective, fresh.current_objective)
+        if derived.apply:
+            running = derived
+        previous = scn
+
+
+def test_a_device_added_is_parsed_afresh() -> None:
+    scn = generate(8, devices=40, apps=10, blocks=5)
+    first = _replan(scn, None, None)
+    grown = copy.deepcopy(scn)
+    extra = copy.deepcopy(next(d for d in scn["devices"] if d["tier"] == "edge"))
+    extra["id"] = "edge-new"
+    grown["devices"].append(extra)
+    out = _replan(grown, scn, first)
+    assert out.incremental and not out.derived_problem
+
+
+def test_an_app_that_fits_nowhere_is_set_aside_and_the_rest_re_placed() -> None:
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = _replan(scn, None, None)
+    assert first.apply and first.unplaced == {}
+    # app-3 now asks for a latency no placement has, and a battery drops: app-3 cannot
+    # be placed, and the others still follow the battery.
+    broken = _battery_drop(scn, 0)
+    broken["apps"][3]["slo_ms"] = 1e-6
+    broken = _with_previous(broken, first)
+    out = _replan(broken, scn, first)
+    assert out.apply, out.decision
+    assert list(out.unplaced) == ["app-3"] and "slo_ms" in out.unplaced["app-3"]
+    assert [a["id"] for a in out.scenario["apps"]] == [
+        a["id"] for a in broken["apps"] if a["id"] != "app-3"
+    ]
+    assert "app-3" not in {a.id for a in out.plan.apps}
+    assert out.plan.status != "infeasible"
+
+    # The same conditions again: the plan in force is the candidate; nothing flaps.
+    again = _replan(broken, out.scenario, out)
+    assert not again.apply, again.decision
+    assert list(again.unplaced) == ["app-3"]
+
+    # The latency target made reachable again: app-3 is placed once more.
+    fixed = copy.deepcopy(broken)
+    fixed["apps"][3] = scn["apps"][3]
+    back = _replan(fixed, out.scenario, out)
+    assert back.apply and back.unplaced == {}
+    assert "app-3" in {a.id for a in back.plan.apps}
+
+
+def test_the_plan_in_force_turns_into_one_device_per_block() -> None:
+    scn = generate(10, devices=12, apps=4, blocks=5)
+    first = _replan(scn, None, None)
+    current = in_force(scn, scn, first.plan)
+    layers = {m["id"]: [b["name"] for b in m["layers"]] for m in scn["models"]}
+    assert current.apps == {a.id for a in first.plan.apps}
+    for app in first.plan.apps:
+        placed = current.placements[app.id]
+        if app.segments:
+            assert placed.model == app.model and placed.blocks is not None
+            names = layers[app.model or ""]
+            assert len(placed.blocks) == len(names)
+            for seg in app.segments:
+                span = placed.blocks[names.index(seg.first) : names.index(seg.last) + 1]
+                assert set(span) == {seg.device}
+        else:
+            assert placed.stages == tuple(s.device for s in app.stages or [])
