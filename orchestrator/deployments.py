@@ -9,8 +9,16 @@ from sqlalchemy.orm import Session
 
 from orchestrator import audit, tokens
 from orchestrator.catalog import check_id, check_stages, model_exists
-from orchestrator.db.tables import Cascade, Deployment, Device, PlacementSettings
+from orchestrator.db.tables import (
+    AuditEntry,
+    Cascade,
+    Deployment,
+    Device,
+    PlacementSettings,
+    PlanVersion,
+)
 from orchestrator.errors import Conflict, Invalid, NotFound
+from orchestrator.plan_versions import parse_apps, parse_plan
 
 # The data-plane token is a secret the agents of one deployment share; it lives in the
 # spec so that every replica hands out the same one, and is stripped from API answers.
@@ -122,12 +130,10 @@ def placement_dict(row: PlacementSettings) -> dict[str, float]:
 
 def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
     """Deployments with their status, why, and their entry in the plan in force."""
-    from orchestrator.db.tables import PlanVersion
-
     rows = [get_deployment(session, name)] if name is not None else list_deployments(session)
     current = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
     latest = session.scalar(select(PlanVersion).order_by(PlanVersion.version.desc()).limit(1))
-    placed = {a["id"]: a for a in (current.plan.get("apps", []) if current is not None else [])}
+    placed = {a.id: a for a in (parse_apps(current.plan) if current is not None else [])}
     waiting = (latest.stats or {}).get("waiting", {}) if latest is not None else {}
     out = []
     for dep in rows:
@@ -136,8 +142,11 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
             reason = waiting.get(dep.id) or _waiting_reason(session, dep.id)
         elif dep.status == "infeasible" and latest is not None:
             unplaced = (latest.stats or {}).get("unplaced") or {}
+            doc = None if dep.id in unplaced else parse_plan(latest.plan)
             reason = (
-                unplaced.get(dep.id) or latest.plan.get("reason") or "the scenario is infeasible"
+                unplaced.get(dep.id)
+                or (doc.reason if doc is not None else None)
+                or "the scenario is infeasible"
             )
         out.append(
             {
@@ -145,7 +154,7 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
                 "spec": public_spec(dep),
                 "status": dep.status,
                 "reason": reason,
-                "placement": placed.get(dep.id),
+                "placement": placed[dep.id].model_dump(mode="json") if dep.id in placed else None,
                 "created_at": dep.created_at,
                 "updated_at": dep.updated_at,
             }
@@ -154,8 +163,6 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
 
 
 def _waiting_reason(session: Session, name: str) -> str:
-    from orchestrator.db.tables import AuditEntry
-
     entry = session.scalar(
         select(AuditEntry)
         .where(AuditEntry.action == "placement.waiting", AuditEntry.target == f"deployment:{name}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import solver
 from orchestrator.scenario_builder import Snapshot, build
 from solver import parse_scenario
 
@@ -103,13 +104,23 @@ def _deployment(name: str) -> dict[str, Any]:
 
 def test_the_plan_in_force_is_carried_into_previous_for_the_apps_still_deployed() -> None:
     segments = [{"device": "cam", "first": "b0", "last": "b1"}]
-    plan = {
-        "status": "optimal",
-        "apps": [
-            {"id": "kept", "model": "m", "segments": segments, "stages": None, "latency_ms": 9},
-            {"id": "removed", "model": "m", "segments": segments, "stages": None},
-        ],
-    }
+    result = {"latency_ms": {"worst": 9.0, "expected": 9.0}, "energy_j": 0.1, "carbon_g": 0.0,
+              "slo_met": True}  # fmt: skip
+    plan = solver.PlanDoc.model_validate(
+        {
+            "status": "optimal",
+            "solver": "ilp",
+            "objective": 0.2,
+            "bound": 0.2,
+            "solve_s": 0.01,
+            "apps": [
+                {"id": "kept", "model": "m", "segments": segments, "stages": None, **result},
+                {"id": "removed", "model": "m", "segments": segments, "stages": None, **result},
+            ],
+            "devices": [],
+            "links": [],
+        }
+    )
     solved_from = {"version": 1, "devices": []}
     snap = Snapshot(
         devices=[_camera(), _edge()],
