@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from solver.costs import Cost, CostModel
+from solver.costs import Cost, CostModel, battery_hours
 from solver.plan import (
     AppResult,
     DeviceUse,
@@ -435,8 +435,8 @@ def evaluate(
         limit = cm.battery_limit_w(d)
         if limit is not None and power[d] > 0 and not within(power[d], limit):
             found.append(
-                f"device {d}: battery: {power[d]:.4f} W for {scn.horizon_h} h "
-                f"exceeds the {limit * scn.horizon_h:.3f} Wh above min_pct"
+                f"device {d}: battery: {power[d]:.4f} W exceeds the {limit:.4f} W its "
+                f"battery pays for {scn.horizon_h:g} h beside its idle draw"
             )
         if found:
             dev_viol[d] = found
@@ -578,16 +578,12 @@ def _app_result(cm: CostModel, rec: AppRecord) -> AppResult:
 
 
 def _device_use(cm: CostModel, ev: Evaluation, d: str) -> DeviceUse:
-    dev = cm.devices[d]
-    hours = None
-    if dev.battery is not None and ev.power_w[d] > 0:
-        hours = max(dev.battery.usable_wh, 0.0) / ev.power_w[d]
     return DeviceUse.model_construct(
         id=d,
         utilization=ev.utilization[d],
         memory_mb=ev.memory_mb[d],
         power_w=ev.power_w[d],
-        battery_h=hours,
+        battery_h=battery_hours(cm.devices[d], ev.power_w[d]),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from solver.costs import J_PER_KWH, ModelShape
+from solver.costs import J_PER_KWH, ModelShape, embodied_g_per_s
 from solver.evaluate import Evaluation, Migration, app_migration, changes_from
 from solver.plan import Placement
 from solver.problem import Problem
@@ -29,6 +29,10 @@ from solver.routes import Route
 from solver.scenario import App, Device
 
 INF = float("inf")
+# The per-device arrays of a Fleet, in scenario order.
+_PER_DEVICE = (
+    "gflops", "dpow", "grid", "emb", "cc", "wk", "oc", "ow", "send", "memory", "has_battery",
+)  # fmt: skip
 
 
 class Fleet:
@@ -61,11 +65,17 @@ class Fleet:
         gflops = np.array([d.gflops for d in devices])
         dpow = np.array([d.power_w.busy - d.power_w.idle for d in devices])
         grid = np.array([d.grid_gco2_per_kwh for d in devices])
-        emb = np.array([d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0) for d in devices])
-        # Weighted cost and worst-case ms of one GFLOP at probability 1, per device.
-        cc = (w.energy * dpow + w.carbon * (dpow * grid / J_PER_KWH + emb)) / gflops
-        cc = cc + w.latency * 1000.0 / gflops
+        emb = embodied_g_per_s(
+            np.array([d.embodied_kgco2e for d in devices]),
+            np.array([d.lifetime_h for d in devices]),
+        )
+        # Weighted cost of one second of compute at probability 1, per device; of one GFLOP
+        # (cc) and of a segment's fixed overhead (oc), with their worst-case ms (wk, ow).
+        per_s = w.energy * dpow + w.carbon * (dpow * grid / J_PER_KWH + emb) + w.latency * 1000.0
+        cc = per_s / gflops
         wk = 1000.0 / gflops
+        ow = np.array([d.overhead_ms for d in devices], dtype=float)
+        oc = per_s * ow / 1000.0
         # Weighted cost of one joule of transfer energy paid by each device.
         send = w.energy + w.carbon * grid / J_PER_KWH
         memory = np.array([d.memory_mb for d in devices], dtype=float)
@@ -74,7 +84,7 @@ class Fleet:
         )
         if isinstance(at, slice):
             self.gflops, self.dpow, self.grid, self.emb = gflops, dpow, grid, emb
-            self.cc, self.wk, self.send = cc, wk, send
+            self.cc, self.wk, self.oc, self.ow, self.send = cc, wk, oc, ow, send
             self.memory, self.has_battery = memory, has_battery
             return
         for name, values in (
@@ -84,6 +94,8 @@ class Fleet:
             ("emb", emb),
             ("cc", cc),
             ("wk", wk),
+            ("oc", oc),
+            ("ow", ow),
             ("send", send),
             ("memory", memory),
             ("has_battery", has_battery),
@@ -110,7 +122,7 @@ class Fleet:
         new.n = n = len(new.ids)
         new.tiers = [t for t, k in zip(self.tiers, keep, strict=True) if k]
         new._hosts = {}
-        for name in ("gflops", "dpow", "grid", "emb", "cc", "wk", "send", "memory", "has_battery"):
+        for name in _PER_DEVICE:
             setattr(new, name, getattr(self, name)[keep])
         old_n = self.n
         new.capacity = np.concatenate(
@@ -307,12 +319,26 @@ class Scorer:
         self, use: dict[int, float], app: App, d: int, gflop: float, expected_gflop: float
     ) -> tuple[float, float]:
         f = self.fleet
-        seconds = expected_gflop / f.gflops[d]
+        self._busy(use, app, d, expected_gflop / f.gflops[d])
+        return expected_gflop * f.cc[d], gflop * f.wk[d]
+
+    def _overhead(
+        self, use: dict[int, float], app: App, d: int, prob: float
+    ) -> tuple[float, float]:
+        """A segment or stage starting on d, with probability prob: its fixed overhead."""
+        f = self.fleet
+        if not f.ow[d]:
+            return 0.0, 0.0
+        self._busy(use, app, d, prob * f.ow[d] / 1000.0)
+        return prob * f.oc[d], f.ow[d]
+
+    def _busy(self, use: dict[int, float], app: App, d: int, seconds: float) -> None:
+        """Book expected compute seconds of d: its utilization and its battery's power."""
+        f = self.fleet
         use[d] = use.get(d, 0.0) + app.rate_rps * seconds
         if f.has_battery[d]:
             key = 2 * f.n + d
             use[key] = use.get(key, 0.0) + app.rate_rps * seconds * f.dpow[d]
-        return expected_gflop * f.cc[d], gflop * f.wk[d]
 
     def score(self, app: App, p: Placement) -> Score:
         f = self.fleet
@@ -331,6 +357,8 @@ class Scorer:
                 exit_prob = 1.0 if k == last else (stage.exit_prob or 0.0)
                 c, w, r = self._transfer(use, app, src, d, m.input_mb, reach[k])
                 cost, worst, ok = cost + c, worst + w, ok and r
+                c, w = self._overhead(use, app, d, reach[k])
+                cost, worst = cost + c, worst + w
                 g = self.stage_gflops[m.id]
                 c, w = self._compute(use, app, d, g, reach[k] * g)
                 cost, worst = cost + c, worst + w
@@ -349,6 +377,9 @@ class Scorer:
             c, w, r = self._transfer(use, app, src, blocks[0], s.model.input_mb, 1.0)
             cost, worst, ok = cost + c, worst + w, ok and r
             for i, d in enumerate(blocks):
+                if i == 0 or blocks[i - 1] != d:  # a segment starts on d
+                    c, w = self._overhead(use, app, d, s.reach[i])
+                    cost, worst = cost + c, worst + w
                 g = layers[i].gflops + s.exit_gflops[i]
                 c, w = self._compute(use, app, d, g, s.reach[i] * g)
                 cost, worst = cost + c, worst + w

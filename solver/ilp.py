@@ -108,9 +108,7 @@ class _Model:
                     if keep is not None and not keep.block(m, i, d):
                         continue
                     term = self.cm.block_term(app, m, i, d)
-                    if term.unroutable:
-                        continue
-                    if term.memory_mb.get(d, 0.0) > self.cm.devices[d].memory_mb:
+                    if not self._admits(term):
                         continue
                     v = self._var(True, f"x[{app.id},{m},{i},{d}]")
                     x[(i, d)] = v
@@ -134,7 +132,7 @@ class _Model:
                             if keep is not None and not keep.move(m, i, d, e):
                                 continue
                             term = self.cm.transition_term(m, i, d, e)
-                            if term.unroutable:
+                            if not self._admits(term):
                                 continue
                             v = self._var(False, f"t[{app.id},{m},{i},{d},{e}]")
                             self._charge(app, v, term)
@@ -166,6 +164,21 @@ class _Model:
             self.empty_apps.append(app.id)
         self.part[app.id] = choice
 
+    def _admits(self, term: Cost) -> bool:
+        """Whether a term can be part of any plan on its own: every transfer routed, its
+        weights within each device's memory, and nothing paid by a battery whose budget
+        is nil (one that cannot last the horizon even idle), unless that row is relaxed."""
+        if term.unroutable:
+            return False
+        devices = self.cm.devices
+        if any(mb > devices[d].memory_mb for d, mb in term.memory_mb.items()):
+            return False
+        if "bat" not in self.relax:
+            for d, j in term.joules.items():
+                if j > 0 and self.cm.battery_limit_w(d) == 0.0:
+                    return False
+        return True
+
     def _equal(self, row: dict[int, float], rhs_var: int | None, rhs: float) -> None:
         """sum(row) == rhs_var (or == rhs when there is no variable)."""
         if rhs_var is None:
@@ -187,7 +200,7 @@ class _Model:
                 if keep is not None and not keep.stage(k, d):
                     continue
                 term = self.cm.stage_term(app, k, d)
-                if term.unroutable or term.memory_mb[d] > self.cm.devices[d].memory_mb:
+                if not self._admits(term):
                     continue
                 v = self._var(True, f"y[{app.id},{k},{d}]")
                 y[(k, d)] = v
@@ -225,8 +238,10 @@ class _Model:
             else:
                 limit = self.cm.apps[ref].slo_ms or math.inf
             limit -= used.get(key, 0.0)
+            # Tightened relative to a positive limit; a nil one stays exactly nil.
+            rhs = 1.0 - self.tighten if limit > 0 else limit
             scale = limit if limit > 0 else 1.0
-            ct = self.mip.Constraint(-math.inf, limit / scale - self.tighten)
+            ct = self.mip.Constraint(-math.inf, rhs)
             for v, coef in row.items():
                 ct.SetCoefficient(self.vars[v], coef / scale)
 

@@ -38,7 +38,7 @@ def _random_placements(problem: Problem, seed: int) -> dict[str, Placement]:
 
 
 def _problem(seed: int, migration: bool) -> Problem:
-    raw = generate(seed, devices=24, apps=12, blocks=6)
+    raw = generate(seed, devices=24, apps=12, blocks=6, overheads=seed % 2 == 1)
     raw["objective"]["migration"] = 0.05 if migration else 0.0
     if migration:
         first = Problem(parse_scenario(raw))

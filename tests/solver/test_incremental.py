@@ -42,8 +42,11 @@ def _same_as_fresh(plan: Plan, problem: Problem, before: dict[str, Placement]) -
 def _battery_drop(problem: Problem, k: int) -> Change:
     devices = [d for d in problem.scenario.devices if d.battery is not None]
     d = devices[k % len(devices)]
-    assert d.battery is not None
-    level = d.battery.min_pct + (d.battery.level_pct - d.battery.min_pct) * 0.3
+    budget = problem.cost.battery_limit_w(d.id)
+    assert d.battery is not None and budget is not None
+    # What the battery has for the plan, beside its idle draw, drops to 30%.
+    usable_wh = (d.power_w.idle + 0.3 * budget) * problem.scenario.horizon_h
+    level = d.battery.min_pct + usable_wh / d.battery.capacity_wh * 100.0
     return Change(devices={d.id: {"battery": {**d.battery.model_dump(), "level_pct": level}}})
 
 
