@@ -27,17 +27,31 @@ _FAMILIES = {
 _UNDECIDED = "no plan satisfies every constraint (the time limit stopped the diagnosis)"
 
 
+class _Undecided(Exception):
+    """The time limit stopped a check before it could say yes or no."""
+
+
 def _blocking_family(
     problem: Problem, options: SolveOptions, only: set[str], deadline: Deadline
 ) -> str | None:
+    """The family whose relaxation alone lets `only` fit; None when none does."""
     for family in _FAMILIES:
         fits = ilp.feasible(problem, options, only, deadline.left(), frozenset({family}))
+        if fits is None:
+            raise _Undecided
         if fits:
             return family
     return None
 
 
 def explain_infeasible(problem: Problem, options: SolveOptions, deadline: Deadline) -> str:
+    try:
+        return _explain(problem, options, deadline)
+    except _Undecided:
+        return _UNDECIDED
+
+
+def _explain(problem: Problem, options: SolveOptions, deadline: Deadline) -> str:
     apps = [a.id for a in problem.scenario.apps if a.id not in options.fixed]
     for app_id in apps:
         fits = ilp.feasible(problem, options, {app_id}, deadline.left())
