@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from solver.evaluate import Evaluation, build_plan, evaluate
-from solver.plan import Placement, Plan, PlanDoc, Status
+from solver.document import Plan, build_plan
+from solver.evaluate import Evaluation, evaluate
+from solver.plan import Placement, PlanDoc, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 

@@ -24,8 +24,10 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from solver.costs import Cost
-from solver.evaluate import app_migration, app_violations, build_plan, infeasible_plan
-from solver.plan import Placement, Plan, Status
+from solver.document import Plan, build_plan, infeasible_plan
+from solver.evaluate import app_violations
+from solver.migration import app_migration
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import App
 

@@ -1,7 +1,8 @@
 """The one evaluator: score a placement and check every constraint of the contract.
 
 Every solver reports the objective computed here, and every test checks plans here (and
-against an independent implementation in the tests).
+against an independent implementation in the tests). `evaluate` scores a whole plan, or,
+given the evaluation of a plan on the same fleet (`base`), only what changed since.
 """
 
 from __future__ import annotations
@@ -9,20 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from solver.costs import Cost, CostModel, battery_hours
-from solver.plan import (
-    AppResult,
-    DeviceUse,
-    Latency,
-    LinkUse,
-    Placement,
-    Plan,
-    PlanDoc,
-    Segment,
-    Stage,
-    Status,
-)
-from solver.scenario import App, PreviousApp, Scenario
+from solver.costs import Cost, CostModel
+from solver.migration import Migration, app_migration
+from solver.plan import AppResult, DeviceUse, LinkUse, Placement
+from solver.scenario import App, Scenario
 
 # A limit holds when value <= limit * (1 + REL_TOL) + ABS_TOL: room for float rounding only.
 REL_TOL = 1e-9
@@ -31,121 +22,6 @@ ABS_TOL = 1e-12
 
 def within(value: float, limit: float) -> bool:
     return value <= limit * (1.0 + REL_TOL) + ABS_TOL if limit >= 0 else value <= limit + ABS_TOL
-
-
-# -- migration -------------------------------------------------------------------------------
-Unit = tuple[str, str]  # (model id, block name) or (model id, "exit:" + block name)
-
-
-def previous_units(cm: CostModel, prev: PreviousApp) -> dict[Unit, set[str]]:
-    """Where the previous plan had each block and exit head of one app.
-
-    A set of devices, because a cascade may run one model in two stages: weights that are
-    already on a device do not move to it.
-    """
-    units: dict[Unit, set[str]] = {}
-    if prev.stages:
-        for stage in prev.stages:
-            m = cm.models.get(stage.model)
-            if m is not None:
-                for layer in m.layers:
-                    units.setdefault((m.id, layer.name), set()).add(stage.device)
-    elif prev.segments and prev.model in cm.models:
-        m = cm.models[prev.model]
-        names = [layer.name for layer in m.layers]
-        exits = {ex.after for ex in m.exits}
-        for seg in prev.segments:
-            if seg.first not in names or seg.last not in names:
-                continue
-            for name in names[names.index(seg.first) : names.index(seg.last) + 1]:
-                units.setdefault((m.id, name), set()).add(seg.device)
-                if name in exits:
-                    units.setdefault((m.id, "exit:" + name), set()).add(seg.device)
-    return units
-
-
-def placement_units(cm: CostModel, app: App, p: Placement) -> dict[Unit, set[str]]:
-    """`previous_units` of the previous plan written from placement `p` (the same sets)."""
-    units: dict[Unit, set[str]] = {}
-    if p.stages is not None:
-        for st, device in zip(app.cascade or (), p.stages, strict=False):
-            m = cm.models.get(st.model)
-            if m is not None:
-                for layer in m.layers:
-                    units.setdefault((m.id, layer.name), set()).add(device)
-    elif p.blocks is not None and p.model in cm.shapes:
-        s = cm.shapes[p.model]
-        for i, device in enumerate(p.blocks):
-            name = s.model.layers[i].name
-            units.setdefault((p.model, name), set()).add(device)
-            if s.has_exit(i):
-                units.setdefault((p.model, "exit:" + name), set()).add(device)
-    return units
-
-
-class Migration:
-    """The MB of weights each placement choice moves away from the previous plan.
-
-    The previous plan is `scenario.previous`, or, when the caller has it as placements
-    (`placed`: an incremental re-solve's plan in force), those: an app placed exactly
-    there moves nothing, which spares the block-by-block count for thousands of fixed apps,
-    and no plan document needs to be written for the scenario.
-    """
-
-    def __init__(self, cm: CostModel, placed: Mapping[str, Placement] | None = None) -> None:
-        self.cm = cm
-        prev = cm.scenario.previous
-        self.placed: Mapping[str, Placement] = placed if placed is not None else {}
-        self._previous = (
-            {p.id: p for p in prev.apps if p.id in cm.apps}
-            if prev is not None and placed is None
-            else {}
-        )
-        self._units: dict[str, dict[Unit, set[str]]] = {}
-
-    def applies(self, app_id: str) -> bool:
-        return app_id in self._previous or (app_id in self.placed and app_id in self.cm.apps)
-
-    def unmoved(self, app_id: str, p: Placement) -> bool:
-        return self.placed.get(app_id) == p
-
-    def _units_of(self, app_id: str) -> dict[Unit, set[str]] | None:
-        units = self._units.get(app_id)
-        if units is None:
-            placed = self.placed.get(app_id)
-            if placed is not None and app_id in self.cm.apps:
-                units = placement_units(self.cm, self.cm.apps[app_id], placed)
-            else:
-                prev = self._previous.get(app_id)
-                if prev is None:
-                    return None
-                units = previous_units(self.cm, prev)
-            self._units[app_id] = units
-        return units
-
-    def block_mb(self, app_id: str, model_id: str, i: int, device: str) -> float:
-        units = self._units_of(app_id)
-        if units is None:
-            return 0.0
-        s = self.cm.shapes[model_id]
-        name = s.model.layers[i].name
-        mb = 0.0
-        if device not in units.get((model_id, name), ()):
-            mb += s.model.layers[i].params_mb
-        if s.has_exit(i) and device not in units.get((model_id, "exit:" + name), ()):
-            mb += s.exit_params_mb[i]
-        return mb
-
-    def stage_mb(self, app_id: str, model_id: str, device: str) -> float:
-        units = self._units_of(app_id)
-        if units is None:
-            return 0.0
-        m = self.cm.models[model_id]
-        return sum(
-            layer.params_mb
-            for layer in m.layers
-            if device not in units.get((model_id, layer.name), ())
-        )
 
 
 # -- one app ---------------------------------------------------------------------------------
@@ -162,18 +38,6 @@ def app_cost(cm: CostModel, app: App, p: Placement) -> Cost:
         if i + 1 < len(p.blocks) and p.blocks[i + 1] != device:
             total.add(cm.transition_term(p.model, i, device, p.blocks[i + 1]))
     return total
-
-
-def app_migration(mig: Migration, app: App, p: Placement) -> float:
-    if not mig.applies(app.id) or mig.unmoved(app.id, p):
-        return 0.0
-    if p.stages is not None:
-        assert app.cascade is not None
-        return sum(
-            mig.stage_mb(app.id, st.model, d) for st, d in zip(app.cascade, p.stages, strict=True)
-        )
-    assert p.model is not None and p.blocks is not None
-    return sum(mig.block_mb(app.id, p.model, i, d) for i, d in enumerate(p.blocks))
 
 
 def structure_errors(cm: CostModel, app: App, p: Placement) -> list[str]:
@@ -472,132 +336,3 @@ def evaluate(
         changed_links=dirty_links if changes is not None else None,
         base=base if changes is not None else None,
     )
-
-
-def segments_of(cm: CostModel, p: Placement) -> list[Segment]:
-    assert p.model is not None and p.blocks is not None
-    names = [layer.name for layer in cm.models[p.model].layers]
-    out: list[Segment] = []
-    start = 0
-    for i in range(1, len(p.blocks) + 1):
-        if i == len(p.blocks) or p.blocks[i] != p.blocks[start]:
-            out.append(
-                Segment.model_construct(
-                    first=names[start], last=names[i - 1], device=p.blocks[start]
-                )
-            )
-            start = i
-    return out
-
-
-def build_plan(
-    cm: CostModel,
-    placements: Mapping[str, Placement],
-    status: Status,
-    solver: str,
-    bound: float | None = None,
-    solve_s: float = 0.0,
-    stats: dict[str, float | int | str] | None = None,
-    cache: dict[str, tuple[Placement, Cost]] | None = None,
-    migration: Migration | None = None,
-    base: Evaluation | None = None,
-) -> Plan:
-    """Evaluate placements and describe them in the contract's plan format.
-
-    The document's parts are built without re-validation (`model_construct`): every value
-    comes from the evaluator, and a fleet of thousands of devices would otherwise spend
-    most of an incremental re-solve validating its own numbers. With `base` (see
-    `evaluate`), the parts of apps, devices and links that did not change are the base
-    plan's own objects.
-
-    A plan that breaks a constraint is reported `infeasible` with its violations, whatever
-    status the solver hoped for: the evaluator has the last word.
-    """
-    ev = evaluate(cm, placements, cache=cache, migration=migration, base=base)
-    if ev.violations:
-        status = Status.INFEASIBLE
-    reuse = ev.base.parts if ev.base is not None else None
-    old_records = ev.base.records if ev.base is not None else {}
-    apps: dict[str, AppResult] = {}
-    for app in cm.scenario.apps:
-        rec = ev.records.get(app.id)
-        if rec is None:
-            continue
-        if reuse is not None and old_records.get(app.id) is rec and app.id in reuse.apps:
-            apps[app.id] = reuse.apps[app.id]
-        else:
-            apps[app.id] = _app_result(cm, rec)
-    if reuse is not None and ev.changed_devices is not None:
-        devices = dict(reuse.devices)
-        for d in ev.changed_devices:
-            devices[d] = _device_use(cm, ev, d)
-    else:
-        devices = {d: _device_use(cm, ev, d) for d in cm.devices}
-    if reuse is not None and ev.changed_links is not None:
-        links = list(reuse.links)
-        for k in ev.changed_links:
-            links[k] = _link_use(cm, ev, k)
-    else:
-        links = [_link_use(cm, ev, k) for k in range(len(cm.scenario.links))]
-    ev.parts = PlanParts(apps, devices, links)
-    ev.base = None  # not a chain of every plan since the first
-    doc = PlanDoc(
-        status=status,
-        solver=solver,
-        objective=ev.objective,
-        bound=bound,
-        solve_s=solve_s,
-        apps=list(apps.values()),
-        devices=list(devices.values()),
-        links=links,
-        violations=ev.violations or None,
-        stats=stats,
-    )
-    return Plan(status=status, placements=dict(placements), doc=doc, evaluation=ev)
-
-
-def _app_result(cm: CostModel, rec: AppRecord) -> AppResult:
-    app, p, c = rec.app, rec.placement, rec.cost
-    stages = None
-    if p.stages is not None:
-        assert app.cascade is not None
-        stages = [
-            Stage(model=st.model, device=d) for st, d in zip(app.cascade, p.stages, strict=True)
-        ]
-    return AppResult.model_construct(
-        id=app.id,
-        model=p.model,
-        segments=segments_of(cm, p) if p.blocks is not None else None,
-        stages=stages,
-        latency_ms=Latency.model_construct(worst=c.worst_ms, expected=c.expected_ms),
-        energy_j=c.energy_j,
-        carbon_g=c.carbon_g,
-        slo_met=app.slo_ms is None or within(c.worst_ms, app.slo_ms),
-        migration_mb=rec.migration_mb,
-    )
-
-
-def _device_use(cm: CostModel, ev: Evaluation, d: str) -> DeviceUse:
-    return DeviceUse.model_construct(
-        id=d,
-        utilization=ev.utilization[d],
-        memory_mb=ev.memory_mb[d],
-        power_w=ev.power_w[d],
-        battery_h=battery_hours(cm.devices[d], ev.power_w[d]),
-    )
-
-
-def _link_use(cm: CostModel, ev: Evaluation, k: int) -> LinkUse:
-    link = cm.scenario.links[k]
-    return LinkUse.model_construct(a=link.a, b=link.b, utilization=ev.link_utilization[k])
-
-
-def infeasible_plan(
-    cm: CostModel, solver: str, reason: str, solve_s: float = 0.0, bound: float | None = None
-) -> Plan:
-    """No plan: an empty `apps` and a reason naming what cannot be satisfied."""
-    empty = build_plan(cm, {}, Status.INFEASIBLE, solver, bound, solve_s)
-    doc = empty.doc.model_copy(
-        update={"objective": None, "apps": [], "violations": None, "reason": reason}
-    )
-    return Plan(status=Status.INFEASIBLE, placements={}, doc=doc)

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from solver.costs import J_PER_KWH, ModelShape, embodied_g_per_s
-from solver.evaluate import Evaluation, Migration, app_migration, changes_from
+from solver.evaluate import Evaluation, changes_from
+from solver.migration import Migration, app_migration
 from solver.plan import Placement
 from solver.problem import Problem
 from solver.routes import Route

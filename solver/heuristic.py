@@ -45,7 +45,7 @@ from solver.candidates import (
     priced,
     slo_paths,
 )
-from solver.evaluate import build_plan, infeasible_plan
+from solver.document import Plan, build_plan, infeasible_plan
 from solver.fastcost import (
     INF,
     CandidateRoutes,
@@ -57,7 +57,7 @@ from solver.fastcost import (
     candidate_routes,
 )
 from solver.gcpause import paused_gc
-from solver.plan import Placement, Plan, Status
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import App
 

@@ -36,8 +36,10 @@ from ortools.linear_solver import pywraplp
 from solver import lagrange
 from solver.bounds import AppBounds
 from solver.costs import Cost
-from solver.evaluate import app_cost, app_migration, build_plan, infeasible_plan
-from solver.plan import Placement, Plan, Status
+from solver.document import Plan, build_plan, infeasible_plan
+from solver.evaluate import app_cost
+from solver.migration import app_migration
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import App
 

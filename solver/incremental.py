@@ -28,16 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from solver.costs import Cost
-from solver.evaluate import (
-    AppRecord,
-    Evaluation,
-    PlanParts,
-    app_cost,
-    app_violations,
-    segments_of,
-)
+from solver.document import Plan, segments_of
+from solver.evaluate import AppRecord, Evaluation, PlanParts, app_cost, app_violations
 from solver.gcpause import paused_gc
-from solver.plan import Placement, Plan, Status
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.scenario import (
     App,

@@ -20,8 +20,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from solver.document import Plan
 from solver.incremental import Change, apply_change, resolve, touched_apps
-from solver.plan import Placement, Plan, Status
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 
 # Set aside at most this many apps: a change that rules out more than a handful of apps

@@ -1,15 +1,15 @@
-"""The plan: placements inside the solvers, the contract's plan document outside."""
+"""The plan: placements inside the solvers, the contract's plan document outside.
+
+`solver.document` builds the document from an evaluation, and the `Plan` every solver
+returns.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
-
-if TYPE_CHECKING:
-    from solver.evaluate import Evaluation
 
 
 class Status(StrEnum):
@@ -101,18 +101,3 @@ class PlanDoc(_Doc):
     reason: str | None = None
     violations: list[str] | None = None
     stats: dict[str, float | int | str] | None = None
-
-
-@dataclass(slots=True)
-class Plan:
-    """What every solver returns: the placements and the document that describes them."""
-
-    status: Status
-    placements: dict[str, Placement]
-    doc: PlanDoc
-    # The evaluator's record of this plan, for evaluating the next one incrementally.
-    evaluation: Evaluation | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def objective(self) -> float | None:
-        return self.doc.objective

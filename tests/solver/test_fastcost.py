@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from solver.candidates import chain_arrays, path_figures
-from solver.evaluate import app_cost, app_migration
+from solver.evaluate import app_cost
 from solver.fastcost import Fleet, Scorer, candidate_routes
 from solver.generate import generate
+from solver.migration import app_migration
 from solver.plan import Placement
 from solver.problem import Problem
 from solver.scenario import parse_scenario

@@ -9,10 +9,11 @@ from collections.abc import Callable
 import pytest
 
 from solver import Problem, SolveOptions, Status, solve
-from solver.evaluate import app_migration, build_plan
+from solver.document import Plan, build_plan
 from solver.generate import generate
 from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
-from solver.plan import Placement, Plan
+from solver.migration import app_migration
+from solver.plan import Placement
 from solver.scenario import ScenarioError, parse_scenario
 from tests.solver.test_fastcost import _random_placements
 

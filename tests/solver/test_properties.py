@@ -72,7 +72,7 @@ def test_evaluator_agrees_with_reference_on_any_placement(raw: dict[str, Any], d
             n = len(problem.cost.models[m].layers)
             blocks = tuple(data.draw(st.sampled_from(ids)) for _ in range(n))
             placements[app.id] = Placement(app=app.id, model=m, blocks=blocks)
-    from solver.evaluate import build_plan
+    from solver.document import build_plan
 
     doc = build_plan(problem.cost, placements, Status.FEASIBLE, "test").doc.model_dump(mode="json")
     mine = evaluate(problem.cost, placements)
