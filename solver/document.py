@@ -20,6 +20,7 @@ from solver.plan import (
     Stage,
     Status,
 )
+from solver.reasons import Reason
 
 
 @dataclass(slots=True)
@@ -31,6 +32,8 @@ class Plan:
     doc: PlanDoc
     # The evaluator's record of this plan, for evaluating the next one incrementally.
     evaluation: Evaluation | None = field(default=None, repr=False, compare=False)
+    # Why there is no plan (an infeasible plan's `reason`), with its code and the app blamed.
+    reason: Reason | None = None
 
     @property
     def objective(self) -> float | None:
@@ -77,7 +80,7 @@ def build_plan(
     status the solver hoped for: the evaluator has the last word.
     """
     ev = evaluate(cm, placements, cache=cache, migration=migration, base=base)
-    if ev.violations:
+    if ev.found:
         status = Status.INFEASIBLE
     reuse = ev.base.parts if ev.base is not None else None
     old_records = ev.base.records if ev.base is not None else {}
@@ -114,6 +117,7 @@ def build_plan(
         devices=list(devices.values()),
         links=links,
         violations=ev.violations or None,
+        violation_codes=[r.code for r in ev.found] or None,
         stats=stats,
     )
     return Plan(status=status, placements=dict(placements), doc=doc, evaluation=ev)
@@ -156,11 +160,18 @@ def _link_use(cm: CostModel, ev: Evaluation, k: int) -> LinkUse:
 
 
 def infeasible_plan(
-    cm: CostModel, solver: str, reason: str, solve_s: float = 0.0, bound: float | None = None
+    cm: CostModel, solver: str, reason: Reason, solve_s: float = 0.0, bound: float | None = None
 ) -> Plan:
-    """No plan: an empty `apps` and a reason naming what cannot be satisfied."""
+    """No plan: an empty `apps` and a reason naming what cannot be satisfied, with its code."""
     empty = build_plan(cm, {}, Status.INFEASIBLE, solver, bound, solve_s)
     doc = empty.doc.model_copy(
-        update={"objective": None, "apps": [], "violations": None, "reason": reason}
+        update={
+            "objective": None,
+            "apps": [],
+            "violations": None,
+            "violation_codes": None,
+            "reason": reason.message,
+            "reason_code": reason.code,
+        }
     )
-    return Plan(status=Status.INFEASIBLE, placements={}, doc=doc)
+    return Plan(status=Status.INFEASIBLE, placements={}, doc=doc, reason=reason)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from solver.costs import Cost, CostModel
 from solver.migration import Migration, app_migration
 from solver.plan import AppResult, DeviceUse, LinkUse, Placement
+from solver.reasons import Code, Reason
 from solver.scenario import App, Scenario
 
 # A limit holds when value <= limit * (1 + REL_TOL) + ABS_TOL: room for float rounding only.
@@ -40,44 +41,52 @@ def app_cost(cm: CostModel, app: App, p: Placement) -> Cost:
     return total
 
 
-def structure_errors(cm: CostModel, app: App, p: Placement) -> list[str]:
+def _shape(app: App, what: str) -> Reason:
+    return Reason(Code.STRUCTURE, f"app {app.id}: {what}", app.id)
+
+
+def structure_errors(cm: CostModel, app: App, p: Placement) -> list[Reason]:
     """Shape errors of a placement: wrong model, wrong length, unknown devices."""
-    errs: list[str] = []
+    errs: list[Reason] = []
     if app.cascade is not None:
         if p.stages is None or len(p.stages) != len(app.cascade):
-            errs.append(f"app {app.id}: a cascade needs one device per stage")
+            errs.append(_shape(app, "a cascade needs one device per stage"))
             return errs
     else:
         allowed = [app.model] if app.model is not None else list(app.variants or ())
         if p.model not in allowed or p.blocks is None:
-            errs.append(f"app {app.id}: model {p.model!r} is not one of {allowed}")
+            errs.append(_shape(app, f"model {p.model!r} is not one of {allowed}"))
             return errs
         if len(p.blocks) != cm.shapes[p.model].n:
-            errs.append(f"app {app.id}: segments must cover every block of {p.model} in order")
+            errs.append(_shape(app, f"segments must cover every block of {p.model} in order"))
             return errs
     for d in p.hosts():
         if d not in cm.devices:
-            errs.append(f"app {app.id}: unknown device {d!r}")
+            errs.append(_shape(app, f"unknown device {d!r}"))
     return errs
 
 
-def app_violations(cm: CostModel, app: App, p: Placement, c: Cost) -> list[str]:
+def app_violations(cm: CostModel, app: App, p: Placement, c: Cost) -> list[Reason]:
     """Per-app constraints: SLO, tiers, routes, accuracy, stages."""
-    out: list[str] = []
+    out: list[Reason] = []
+
+    def broken(code: Code, what: str) -> None:
+        out.append(Reason(code, f"app {app.id}: {what}", app.id))
+
     if app.slo_ms is not None and not within(c.worst_ms, app.slo_ms):
-        out.append(f"app {app.id}: worst-case latency {c.worst_ms:.3f} ms > slo {app.slo_ms} ms")
+        broken(Code.SLO, f"worst-case latency {c.worst_ms:.3f} ms > slo {app.slo_ms} ms")
     for d in sorted(p.hosts()):
         tier = cm.devices[d].tier
         if tier not in app.allowed_tiers:
-            out.append(f"app {app.id}: device {d} is of tier {tier}, not in allowed_tiers")
+            broken(Code.TIER, f"device {d} is of tier {tier}, not in allowed_tiers")
     for a, b in dict.fromkeys(c.unroutable):
-        out.append(f"app {app.id}: no route from {a} to {b}")
+        broken(Code.UNREACHABLE, f"no route from {a} to {b}")
     if app.variants is not None and app.min_accuracy is not None:
         acc = cm.models[p.model or ""].accuracy if p.model in cm.models else None
         if acc is None or acc < app.min_accuracy:
-            out.append(f"app {app.id}: model {p.model} accuracy {acc} < min_accuracy")
+            broken(Code.ACCURACY, f"model {p.model} accuracy {acc} < min_accuracy")
     if p.blocks is not None and p.segment_count > app.max_stages:
-        out.append(f"app {app.id}: {p.segment_count} segments > max_stages {app.max_stages}")
+        broken(Code.STRUCTURE, f"{p.segment_count} segments > max_stages {app.max_stages}")
     return out
 
 
@@ -91,7 +100,7 @@ class AppRecord:
     cost: Cost
     migration_mb: float
     term: float  # its part of the objective
-    violations: list[str]
+    violations: list[Reason]
 
 
 @dataclass(slots=True)
@@ -113,13 +122,13 @@ class Evaluation:
     memory_mb: dict[str, float]
     power_w: dict[str, float]
     link_utilization: dict[int, float]
-    violations: list[str] = field(default_factory=list)
+    found: list[Reason] = field(default_factory=list)  # every broken constraint
     # What an incremental evaluation of the next plan starts from (`evaluate(base=...)`).
     scenario: Scenario | None = None
     records: dict[str, AppRecord] = field(default_factory=dict)
     link_mbit: list[float] = field(default_factory=list)  # Mbit/s sent over each link
-    device_violations: dict[str, list[str]] = field(default_factory=dict)
-    link_violations: dict[int, str] = field(default_factory=dict)
+    device_violations: dict[str, list[Reason]] = field(default_factory=dict)
+    link_violations: dict[int, Reason] = field(default_factory=dict)
     # Devices and links whose figures may differ from the base's; None: evaluated afresh.
     changed_devices: set[str] | None = None
     changed_links: set[int] | None = None
@@ -130,7 +139,12 @@ class Evaluation:
 
     @property
     def feasible(self) -> bool:
-        return not self.violations
+        return not self.found
+
+    @property
+    def violations(self) -> list[str]:
+        """The sentences of `found`, as the contract's plan lists them."""
+        return [r.message for r in self.found]
 
 
 def changes_from(base: Evaluation, scn: Scenario) -> tuple[set[str], set[int]] | None:
@@ -227,7 +241,7 @@ def evaluate(
         dirty_devices.update(c.compute_s, c.memory_mb, c.joules)
         dirty_links.update(c.link_mb)
 
-    violations: list[str] = []
+    violations: list[Reason] = []
     records: dict[str, AppRecord] = {}
     taken_out: set[str] = set()
     objective = 0.0
@@ -236,7 +250,7 @@ def evaluate(
         old = old_records.get(app.id)
         if p is None:
             if require_all:
-                violations.append(f"app {app.id}: not placed")
+                violations.append(_shape(app, "not placed"))
             if old is not None:
                 share(old, -1.0)
                 taken_out.add(app.id)
@@ -293,14 +307,21 @@ def evaluate(
     for d in check_devices:
         dev, found = cm.devices[d], []
         if not within(util[d], cap):
-            found.append(f"device {d}: compute utilization {util[d]:.4f} > {cap}")
+            found.append(
+                Reason(Code.COMPUTE, f"device {d}: compute utilization {util[d]:.4f} > {cap}")
+            )
         if not within(mem[d], dev.memory_mb):
-            found.append(f"device {d}: memory {mem[d]:.2f} MB > {dev.memory_mb} MB")
+            found.append(
+                Reason(Code.MEMORY, f"device {d}: memory {mem[d]:.2f} MB > {dev.memory_mb} MB")
+            )
         limit = cm.battery_limit_w(d)
         if limit is not None and power[d] > 0 and not within(power[d], limit):
             found.append(
-                f"device {d}: battery: {power[d]:.4f} W exceeds the {limit:.4f} W its "
-                f"battery pays for {scn.horizon_h:g} h beside its idle draw"
+                Reason(
+                    Code.BATTERY,
+                    f"device {d}: battery: {power[d]:.4f} W exceeds the {limit:.4f} W its "
+                    f"battery pays for {scn.horizon_h:g} h beside its idle draw",
+                )
             )
         if found:
             dev_viol[d] = found
@@ -310,7 +331,9 @@ def evaluate(
         u = link_util[k] = mbit[k] / links[k].mbps
         if not within(u, cap):
             link = links[k]
-            link_viol[k] = f"link {link.a}-{link.b}: bandwidth utilization {u:.4f} > {cap}"
+            link_viol[k] = Reason(
+                Code.BANDWIDTH, f"link {link.a}-{link.b}: bandwidth utilization {u:.4f} > {cap}"
+            )
         else:
             link_viol.pop(k, None)
     if dev_viol:

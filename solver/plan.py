@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from solver.reasons import Code
+
 
 class Status(StrEnum):
     OPTIMAL = "optimal"
@@ -99,5 +101,9 @@ class PlanDoc(_Doc):
     devices: list[DeviceUse]
     links: list[LinkUse]
     reason: str | None = None
+    # Beside the contract's sentences, their codes (`solver.reasons.Code`): `reason_code`
+    # for `reason`, and `violation_codes[i]` for `violations[i]`.
+    reason_code: Code | None = None
     violations: list[str] | None = None
+    violation_codes: list[Code] | None = None
     stats: dict[str, float | int | str] | None = None

@@ -17,9 +17,9 @@ from solver import Problem, SolveOptions, Status, evaluate, solve
 from solver.candidates import battery_arrays
 from solver.fastcost import Fleet, Scorer, candidate_routes
 from solver.generate import generate
-from solver.heuristic import POLISH_MAX_DEVICES
 from solver.incremental import Change, apply_change, resolve
 from solver.plan import Placement
+from solver.polish import POLISH_MAX_DEVICES
 from solver.scenario import parse_scenario
 
 # The registry's blocks of squeezenet 1.1 (onnx's light test model): name, GFLOP,
