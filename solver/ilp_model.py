@@ -38,7 +38,7 @@ from ortools.linear_solver import pywraplp
 from solver import lagrange
 from solver.bounds import AppBounds
 from solver.costs import Cost
-from solver.evaluate import app_cost
+from solver.evaluate import app_cost, within
 from solver.migration import app_migration
 from solver.plan import Placement
 from solver.problem import Problem, SolveOptions
@@ -128,7 +128,7 @@ class ExactModel:
         if app.slo_ms is not None and c.worst_ms:
             rows[(Code.SLO, app.id)][v] = rows[(Code.SLO, app.id)].get(v, 0.0) + c.worst_ms
 
-    def _admits(self, term: Cost) -> bool:
+    def _admits(self, app: App, term: Cost) -> bool:
         """Whether a term can be part of any plan on its own: every transfer routed, its
         weights within each device's memory, and nothing paid by a battery whose budget
         is nil (one that cannot last the horizon even idle), unless that family is relaxed."""
@@ -141,7 +141,8 @@ class ExactModel:
             return False
         if Code.BATTERY not in self.relax:
             for d, j in term.joules.items():
-                if j > 0 and self.cm.battery_limit_w(d) == 0.0:
+                nil = self.cm.battery_limit_w(d) == 0.0
+                if nil and not within(app.rate_rps * j, 0.0):
                     return False
         return True
 
@@ -161,7 +162,7 @@ class ExactModel:
                     if keep is not None and not keep.block(m, i, d):
                         continue
                     term = self.cm.block_term(app, m, i, d)
-                    if not self._admits(term):
+                    if not self._admits(app, term):
                         continue
                     v = ch.x[(i, d)] = self._var(True, f"x[{app.id},{m},{i},{d}]")
                     self._charge(app, v, term, self.p.migration.block_mb(app.id, m, i, d))
@@ -180,7 +181,7 @@ class ExactModel:
                             if keep is not None and not keep.move(m, i, d, e):
                                 continue
                             term = self.cm.transition_term(m, i, d, e)
-                            if not self._admits(term):
+                            if not self._admits(app, term):
                                 continue
                             v = self._var(False, f"t[{app.id},{m},{i},{d},{e}]")
                             self._charge(app, v, term)
@@ -203,7 +204,7 @@ class ExactModel:
                 if keep is not None and not keep.stage(k, d):
                     continue
                 term = self.cm.stage_term(app, k, d)
-                if not self._admits(term):
+                if not self._admits(app, term):
                     continue
                 v = y[(k, d)] = self._var(True, f"y[{app.id},{k},{d}]")
                 self._charge(app, v, term, self.p.migration.stage_mb(app.id, stage.model, d))
