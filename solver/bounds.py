@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from solver.costs import J_PER_KWH, embodied_g_per_s
+from solver.costs import cost_per_busy_s, cost_per_joule_sent, embodied_g_per_s
 from solver.problem import Problem
+from solver.routes import transfer_ms
 from solver.scenario import App
 
 Array = NDArray[np.float64]
@@ -93,12 +94,10 @@ class _Net:
     def cost(self, app: App, problem: Problem, mb: float, prob: float, grid: Array) -> Array:
         """Weighted objective of sending mb with probability prob (sender grid per row)."""
         w = problem.scenario.objective
-        seconds = self.rtt / 2.0 / 1000.0 + 8.0 * mb / self.mbps
         joules = prob * mb * self.jpm
         out = app.rate_rps * (
-            w.energy * joules
-            + w.carbon * (joules / J_PER_KWH * grid[:, None])
-            + w.latency * (prob * seconds * 1000.0)
+            joules * cost_per_joule_sent(w, grid)[:, None]
+            + w.latency * prob * transfer_ms(self.rtt, self.mbps, mb)
         )
         out = np.where(self.same, 0.0, out)
         return np.where(self.ok, out, INF)
@@ -134,21 +133,16 @@ def partition_tables(problem: Problem, app: App, model_id: str, hosts: list[str]
     send_out = np.where(outbound.same[:, 0], 0.0, rate * result_mb * outbound.jpm[:, 0])
     use_ms = np.zeros((n, h))
     in_ms = np.where(
-        inbound.same[0], 0.0, inbound.rtt[0] / 2 + 8000 * s.model.input_mb / inbound.mbps[0]
+        inbound.same[0], 0.0, transfer_ms(inbound.rtt[0], inbound.mbps[0], s.model.input_mb)
     )
     out_ms = np.where(
-        outbound.same[:, 0], 0.0, outbound.rtt[:, 0] / 2 + 8000 * result_mb / outbound.mbps[:, 0]
+        outbound.same[:, 0], 0.0, transfer_ms(outbound.rtt[:, 0], outbound.mbps[:, 0], result_mb)
     )
     overhead_s = np.array([cm.devices[d].overhead_ms for d in hosts]) / 1000.0
 
     def busy(es: Array) -> Array:
         """Weighted objective of expected compute seconds `es` on each host."""
-        joules = dyn * es
-        return app.rate_rps * (
-            w.energy * joules
-            + w.carbon * (joules / J_PER_KWH * grid + es * emb)
-            + w.latency * es * 1000.0
-        )
+        return app.rate_rps * es * cost_per_busy_s(w, dyn, grid, emb)
 
     for i, layer in enumerate(s.model.layers):
         es = s.reach[i] * (layer.gflops + s.exit_gflops[i]) / gflops
@@ -186,7 +180,7 @@ def partition_tables(problem: Problem, app: App, model_id: str, hosts: list[str]
     move_host_w = np.zeros((max(n - 1, 0), h))
     for i in range(n - 1):
         move_ms[i] = np.where(
-            between.same, 0.0, between.rtt / 2 + 8000 * s.model.layers[i].out_mb / between.mbps
+            between.same, 0.0, transfer_ms(between.rtt, between.mbps, s.model.layers[i].out_mb)
         )
         move_ms[i] += 1000.0 * overhead_s[None, :]
         move_cpu[i] = rate * s.cont[i] * overhead_s

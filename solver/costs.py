@@ -11,16 +11,11 @@ Units: MB, seconds inside, milliseconds in latencies, joules, grams CO2e.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
-
-from solver.routes import Route, RouteTable
-from solver.scenario import App, Device, Model, Scenario
+from solver.routes import Num, Route, RouteTable
+from solver.scenario import App, Device, Model, Objective, Scenario
 
 J_PER_KWH = 3.6e6
-Num = TypeVar("Num", float, NDArray[np.float64])
 
 
 @dataclass(slots=True)
@@ -223,6 +218,19 @@ def embodied_g_per_s(embodied_kgco2e: Num, lifetime_h: Num) -> Num:
     """Embodied carbon of one second of a device's compute, in grams: its embodied
     kgCO2e spread evenly over its lifetime (floats or numpy arrays of devices)."""
     return embodied_kgco2e * 1000.0 / (lifetime_h * 3600.0)
+
+
+def cost_per_busy_s(w: Objective, busy_w: Num, grid: Num, embodied_g_s: Num) -> Num:
+    """The objective of one second of a device's compute (per unit of rate): the energy
+    above idle (`busy_w` watts), that energy's grid carbon and the embodied carbon of the
+    second, and its 1000 ms of latency."""
+    carbon = busy_w * grid / J_PER_KWH + embodied_g_s
+    return w.energy * busy_w + w.carbon * carbon + w.latency * 1000.0
+
+
+def cost_per_joule_sent(w: Objective, grid: Num) -> Num:
+    """The objective of one joule a device pays to send: the joule and its grid carbon."""
+    return w.energy + w.carbon * grid / J_PER_KWH
 
 
 def battery_budget_w(device: Device, horizon_h: float) -> float | None:

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from solver.costs import J_PER_KWH, ModelShape, embodied_g_per_s
+from solver.costs import ModelShape, cost_per_busy_s, cost_per_joule_sent, embodied_g_per_s
 from solver.migration import Migration
 from solver.plan import Placement
 from solver.problem import Problem
-from solver.routes import Route
+from solver.routes import Route, transfer_ms
 from solver.scenario import App, Device
 
 INF = float("inf")
@@ -71,13 +71,13 @@ class Fleet:
         )
         # Weighted cost of one second of compute at probability 1, per device; of one GFLOP
         # (cc) and of a segment's fixed overhead (oc), with their worst-case ms (wk, ow).
-        per_s = w.energy * dpow + w.carbon * (dpow * grid / J_PER_KWH + emb) + w.latency * 1000.0
+        per_s = cost_per_busy_s(w, dpow, grid, emb)
         cc = per_s / gflops
         wk = 1000.0 / gflops
         ow = np.array([d.overhead_ms for d in devices], dtype=float)
         oc = per_s * ow / 1000.0
         # Weighted cost of one joule of transfer energy paid by each device.
-        send = w.energy + w.carbon * grid / J_PER_KWH
+        send = cost_per_joule_sent(w, grid)
         memory = np.array([d.memory_mb for d in devices], dtype=float)
         has_battery = np.array(
             [problem.cost.battery_limit_w(d.id) is not None for d in devices], dtype=bool
@@ -197,13 +197,16 @@ class CandidateRoutes:
 
 
 def _figures(fleet: Fleet, r: Route | None, sender: int) -> tuple[float, float, float, float]:
+    """`transfer_ms` and the sender's energy as (cost per MB, fixed cost, ms per MB, fixed ms)."""
     wl = fleet.w.latency
     assert r is not None
+    fixed_ms = transfer_ms(r.rtt_ms, r.mbps, 0.0)
+    ms_per_mb = transfer_ms(r.rtt_ms, r.mbps, 1.0) - fixed_ms
     return (
-        r.j_per_mb * fleet.send[sender] + wl * 8000.0 / r.mbps,
-        wl * r.rtt_ms / 2.0,
-        8000.0 / r.mbps,
-        r.rtt_ms / 2.0,
+        r.j_per_mb * fleet.send[sender] + wl * ms_per_mb,
+        wl * fixed_ms,
+        ms_per_mb,
+        fixed_ms,
     )
 
 
@@ -303,7 +306,7 @@ class Scorer:
         r = self.cm.routes.route(f.ids[a], f.ids[b])
         if r is None:
             return 0.0, 0.0, False
-        seconds_ms = r.rtt_ms / 2.0 + 8000.0 * mb / r.mbps
+        seconds_ms = transfer_ms(r.rtt_ms, r.mbps, mb)
         joules = prob * mb * r.j_per_mb
         rate = app.rate_rps
         if f.has_battery[a]:

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from solver.routes import transfer_ms
+
 _HORIZON_H = 8
 
 
@@ -327,7 +329,7 @@ def generate(
                 total = sum(layer["gflops"] for layer in m["layers"])
                 if "cascade" not in app:
                     total += sum(x["gflops"] for x in m["exits"])
-                ms += lk["rtt_ms"] / 2 + 8000 * m["input_mb"] / mbps
+                ms += transfer_ms(lk["rtt_ms"], mbps, m["input_mb"])
                 ms += 1000 * total / edge["gflops"]
             ms += lk["rtt_ms"] / 2
             app["slo_ms"] = _r(ms * rng.uniform(1.1, 3.0), 1)
