@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from solver.costs import battery_budget_w
 from solver.plan import AppResult, PlanDoc, Status
 from solver.scenario import Scenario
 from solver.summary import PlanSummary
@@ -90,6 +91,7 @@ def devices_table(scenario: Scenario, doc: PlanDoc) -> tuple[Table, int]:
         ("compute", "right"),
         ("memory MB", "right"),
         ("power W", "right"),
+        ("budget W", "right"),
         ("battery h", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -100,6 +102,9 @@ def devices_table(scenario: Scenario, doc: PlanDoc) -> tuple[Table, int]:
             idle += 1
             continue
         spec = specs[use.id]
+        # What the battery can pay for the plan beside the idle draw; red when exceeded.
+        budget = battery_budget_w(spec, scenario.horizon_h)
+        over = "red" if budget is not None and use.power_w > budget * (1 + 1e-9) else ""
         busy = Text(f"{use.utilization:.1%}", style="red" if use.utilization > cap else "")
         table.add_row(
             use.id,
@@ -107,6 +112,7 @@ def devices_table(scenario: Scenario, doc: PlanDoc) -> tuple[Table, int]:
             busy,
             f"{use.memory_mb:,.1f} / {spec.memory_mb:,.0f}",
             _num(use.power_w, 3),
+            "-" if budget is None else Text(_num(budget, 3), style=over),
             "mains" if spec.battery is None else _num(use.battery_h, 1),
         )
     return table, idle

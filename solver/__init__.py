@@ -7,61 +7,32 @@ reads the clock only for its time limit, and is deterministic for a given seed.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
-from solver.evaluate import Evaluation, build_plan, evaluate
+from solver.document import Plan, build_plan
+from solver.evaluate import Evaluation, evaluate
 from solver.incremental import Change, apply_change
 from solver.partial import Partial, place_what_fits
-from solver.plan import AppResult, Placement, Plan, PlanDoc, Segment, Stage, Status
+from solver.plan import AppResult, Placement, PlanDoc, Segment, Stage, Status
 from solver.problem import Problem, SolveOptions
+from solver.reasons import Code, Reason
+from solver.registry import SolverFn, solve, solvers
 from solver.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
-
-SolverFn = Callable[[Problem, SolveOptions], Plan]
-
-
-def solvers() -> dict[str, SolverFn]:
-    """Every solver by name, the exact one first."""
-    from solver import baselines, heuristic, ilp
-
-    return {
-        ilp.NAME: ilp.solve,
-        heuristic.NAME: heuristic.solve,
-        **baselines.SOLVERS,
-    }
-
-
-def solve(
-    problem: Problem | Scenario, options: SolveOptions | None = None, solver: str = "ilp"
-) -> Plan:
-    """Run the named solver and record its wall time in the plan."""
-    table = solvers()
-    if solver not in table:
-        raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(table)}")
-    if isinstance(problem, Scenario):
-        problem = Problem(problem)
-    start = time.perf_counter()
-    plan = table[solver](problem, options or SolveOptions())
-    plan.doc.solve_s = time.perf_counter() - start
-    if plan.evaluation is not None:
-        # What an incremental re-solve after a change evaluates its plan against.
-        problem.derived["evaluation"] = plan.evaluation
-    return plan
-
 
 __all__ = [
     "AppResult",
     "Change",
+    "Code",
     "Evaluation",
     "Partial",
     "Placement",
     "Plan",
     "PlanDoc",
     "Problem",
+    "Reason",
     "Scenario",
     "ScenarioError",
     "Segment",
     "SolveOptions",
+    "SolverFn",
     "Stage",
     "Status",
     "apply_change",

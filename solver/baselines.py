@@ -24,9 +24,12 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 from solver.costs import Cost
-from solver.evaluate import app_migration, app_violations, build_plan, infeasible_plan
-from solver.plan import Placement, Plan, Status
+from solver.document import Plan, build_plan, infeasible_plan
+from solver.evaluate import app_violations
+from solver.migration import app_migration
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
+from solver.reasons import Code, Reason
 from solver.scenario import App
 
 SolverFn = Callable[[Problem, SolveOptions], Plan]
@@ -148,7 +151,8 @@ def solve_all_cloud(problem: Problem, options: SolveOptions) -> Plan:
     """Every app whole on the nearest cloud device from its source."""
     clouds = sorted(d.id for d in problem.scenario.devices if d.tier == "cloud")
     if not clouds:
-        return infeasible_plan(problem.cost, "all-cloud", "the fleet has no cloud device")
+        reason = Reason(Code.TIER, "the fleet has no cloud device")
+        return infeasible_plan(problem.cost, "all-cloud", reason)
     targets: dict[str, str] = {}
     for app in problem.scenario.apps:
         # With no reachable cloud device the app still goes to one, so that the plan

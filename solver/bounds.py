@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from solver.costs import J_PER_KWH
+from solver.costs import cost_per_busy_s, cost_per_joule_sent, embodied_g_per_s
 from solver.problem import Problem
+from solver.routes import transfer_ms
 from solver.scenario import App
 
 Array = NDArray[np.float64]
@@ -38,6 +39,9 @@ class Usage:
     move_watts: Array  # (n-1, h, h): W paid by d to send to e
     worst_ms: Array  # (n, h): worst-case latency of block i on d (with its own transfers)
     move_worst_ms: Array  # (n-1, h, h): worst-case latency of the move d -> e
+    # A move after block i starts a segment on e: e's overhead, in e's utilization and W.
+    move_cpu: Array  # (n-1, h)
+    move_host_watts: Array  # (n-1, h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class Tables:
         unary = self.unary + u.cpu * hcpu + u.mem * hmem + u.watts * hw + slo * u.worst_ms
         unary[0] = unary[0] + u.source_watts * watts[source]
         moves = self.moves + u.move_watts * hw[None, :, None] + slo * u.move_worst_ms
+        moves = moves + (u.move_cpu * hcpu + u.move_host_watts * hw)[:, None, :]
         return Tables(self.hosts, unary, moves, u, self.index)
 
 
@@ -89,12 +94,10 @@ class _Net:
     def cost(self, app: App, problem: Problem, mb: float, prob: float, grid: Array) -> Array:
         """Weighted objective of sending mb with probability prob (sender grid per row)."""
         w = problem.scenario.objective
-        seconds = self.rtt / 2.0 / 1000.0 + 8.0 * mb / self.mbps
         joules = prob * mb * self.jpm
         out = app.rate_rps * (
-            w.energy * joules
-            + w.carbon * (joules / J_PER_KWH * grid[:, None])
-            + w.latency * (prob * seconds * 1000.0)
+            joules * cost_per_joule_sent(w, grid)[:, None]
+            + w.latency * prob * transfer_ms(self.rtt, self.mbps, mb)
         )
         out = np.where(self.same, 0.0, out)
         return np.where(self.ok, out, INF)
@@ -105,7 +108,9 @@ def _device_vectors(problem: Problem, hosts: list[str]) -> tuple[Array, Array, A
     gflops = np.array([d.gflops for d in devs])
     dyn = np.array([d.power_w.busy - d.power_w.idle for d in devs])
     grid = np.array([d.grid_gco2_per_kwh for d in devs])
-    emb = np.array([d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0) for d in devs])
+    emb = embodied_g_per_s(
+        np.array([d.embodied_kgco2e for d in devs]), np.array([d.lifetime_h for d in devs])
+    )
     return gflops, dyn, grid, emb
 
 
@@ -128,17 +133,25 @@ def partition_tables(problem: Problem, app: App, model_id: str, hosts: list[str]
     send_out = np.where(outbound.same[:, 0], 0.0, rate * result_mb * outbound.jpm[:, 0])
     use_ms = np.zeros((n, h))
     in_ms = np.where(
-        inbound.same[0], 0.0, inbound.rtt[0] / 2 + 8000 * s.model.input_mb / inbound.mbps[0]
+        inbound.same[0], 0.0, transfer_ms(inbound.rtt[0], inbound.mbps[0], s.model.input_mb)
     )
     out_ms = np.where(
-        outbound.same[:, 0], 0.0, outbound.rtt[:, 0] / 2 + 8000 * result_mb / outbound.mbps[:, 0]
+        outbound.same[:, 0], 0.0, transfer_ms(outbound.rtt[:, 0], outbound.mbps[:, 0], result_mb)
     )
+    overhead_s = np.array([cm.devices[d].overhead_ms for d in hosts]) / 1000.0
+
+    def busy(es: Array) -> Array:
+        """Weighted objective of expected compute seconds `es` on each host."""
+        return app.rate_rps * es * cost_per_busy_s(w, dyn, grid, emb)
+
     for i, layer in enumerate(s.model.layers):
         es = s.reach[i] * (layer.gflops + s.exit_gflops[i]) / gflops
+        if i == 0:  # block 0 starts the first segment: its host's overhead, always run
+            es = es + overhead_s
         joules = dyn * es
         use_ms[i] = 1000.0 * (layer.gflops + s.exit_gflops[i]) / gflops
         if i == 0:
-            use_ms[i] += in_ms
+            use_ms[i] += in_ms + 1000.0 * overhead_s
         if i == n - 1:
             use_ms[i] += out_ms
         use_cpu[i] = rate * es
@@ -148,11 +161,7 @@ def partition_tables(problem: Problem, app: App, model_id: str, hosts: list[str]
             use_w[i] += send_out * s.reach[i] * s.exit_prob[i]
         if i == n - 1:
             use_w[i] += send_out * s.cont[i]
-        u = app.rate_rps * (
-            w.energy * joules
-            + w.carbon * (joules / J_PER_KWH * grid + es * emb)
-            + w.latency * es * 1000.0
-        )
+        u = busy(es)
         if i == 0:
             u = u + inbound.cost(app, problem, s.model.input_mb, 1.0, src_grid)[0]
         if s.has_exit(i):
@@ -167,11 +176,17 @@ def partition_tables(problem: Problem, app: App, model_id: str, hosts: list[str]
     moves = np.zeros((max(n - 1, 0), h, h))
     move_w = np.zeros((max(n - 1, 0), h, h))
     move_ms = np.zeros((max(n - 1, 0), h, h))
+    move_cpu = np.zeros((max(n - 1, 0), h))
+    move_host_w = np.zeros((max(n - 1, 0), h))
     for i in range(n - 1):
         move_ms[i] = np.where(
-            between.same, 0.0, between.rtt / 2 + 8000 * s.model.layers[i].out_mb / between.mbps
+            between.same, 0.0, transfer_ms(between.rtt, between.mbps, s.model.layers[i].out_mb)
         )
+        move_ms[i] += 1000.0 * overhead_s[None, :]
+        move_cpu[i] = rate * s.cont[i] * overhead_s
+        move_host_w[i] = move_cpu[i] * dyn
         m = between.cost(app, problem, s.model.layers[i].out_mb, s.cont[i], grid)
+        m = m + busy(s.cont[i] * overhead_s)[None, :]
         np.fill_diagonal(m, INF)  # staying is not a move
         moves[i] = m
         move_w[i] = np.where(
@@ -179,7 +194,7 @@ def partition_tables(problem: Problem, app: App, model_id: str, hosts: list[str]
         )
     use_ms = np.where(np.isfinite(use_ms), use_ms, 0.0)
     move_ms = np.where(np.isfinite(move_ms), move_ms, 0.0)
-    usage = Usage(use_cpu, use_mem, use_w, send_in, move_w, use_ms, move_ms)
+    usage = Usage(use_cpu, use_mem, use_w, send_in, move_w, use_ms, move_ms, move_cpu, move_host_w)
     index = np.array([problem.device_index[d] for d in hosts], dtype=np.int64)
     return Tables(hosts, unary, moves, usage, index)
 
@@ -254,8 +269,8 @@ def stage_tables(problem: Problem, app: App, hosts: list[str]) -> tuple[Array, U
             if d != app.source:
                 src[k, j] = app.rate_rps * term.joules.get(app.source, 0.0)
             worst[k, j] = term.worst_ms
-    empty = np.zeros((0, h, h))
-    return out, Usage(cpu, mem, watts, src, empty, worst, empty)
+    empty, none = np.zeros((0, h, h)), np.zeros((0, h))
+    return out, Usage(cpu, mem, watts, src, empty, worst, empty, none, none)
 
 
 def stage_table(problem: Problem, app: App, hosts: list[str]) -> Array:
@@ -373,6 +388,8 @@ class AppBounds:
             a, b = chosen[i], chosen[i + 1]
             if a != b:
                 uw[ids[a]] += float(u.move_watts[i, a, b])
+                uw[ids[b]] += float(u.move_host_watts[i, b])
+                ucpu[ids[b]] += float(u.move_cpu[i, b])
                 worst += float(u.move_worst_ms[i, a, b])
         return best, worst
 

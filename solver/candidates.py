@@ -95,6 +95,8 @@ def chain_arrays(
     cc = pad([fleet.cc[h] for h in hosts], 0.0, (kmax,))
     wk = pad([fleet.wk[h] for h in hosts], 0.0, (kmax,))
     mem = pad([fleet.memory[h] for h in hosts], 0.0, (kmax,))
+    oc = pad([fleet.oc[h] for h in hosts], 0.0, (kmax,))
+    ow = pad([fleet.ow[h] for h in hosts], 0.0, (kmax,))
     rate = np.array([a.rate_rps for a in apps])
 
     def vec(name: str) -> np.ndarray:
@@ -115,12 +117,12 @@ def chain_arrays(
     out_worst = res * vec("out_w1") + vec("out_w0")
 
     u = (reach * g)[None, :, None] * cc[:, None, :]
-    u[:, 0, :] += in_cost
+    u[:, 0, :] += in_cost + oc  # block 0 starts the first segment: its host's overhead
     u += emass[None, :, None] * out_cost[:, None, :]
     u[:, -1, :] += cont[-1] * out_cost
     u *= rate[:, None, None]
     uw = g[None, :, None] * wk[:, None, :]
-    uw[:, 0, :] += in_worst
+    uw[:, 0, :] += in_worst + ow
     uw[:, -1, :] += out_worst
     if w.migration > 0:
         mig = problem.migration
@@ -139,10 +141,12 @@ def chain_arrays(
 
     c1, c0, w1, w0 = mat("c1"), mat("c0"), mat("w1"), mat("w0")
     co = (cont * out)[: n - 1]
+    # A move after block i starts a segment on the receiving host: its overhead.
     t = rate[:, None, None, None] * (
-        co[None, :, None, None] * c1[:, None] + cont[None, : n - 1, None, None] * c0[:, None]
+        co[None, :, None, None] * c1[:, None]
+        + cont[None, : n - 1, None, None] * (c0[:, None] + oc[:, None, None, :])
     )
-    tw = out[None, : n - 1, None, None] * w1[:, None] + w0[:, None]
+    tw = out[None, : n - 1, None, None] * w1[:, None] + w0[:, None] + ow[:, None, None, :]
     nomove = ~ok | np.eye(kmax, dtype=bool)[None]
     t[np.broadcast_to(nomove[:, None], t.shape)] = INF
     tw[np.broadcast_to(nomove[:, None], tw.shape)] = INF
@@ -295,7 +299,7 @@ def cascade_options(
         g = sum(layer.gflops for layer in m.layers)
         ep = 1.0 if k == last else (stage.exit_prob or 0.0)
         res = m.layers[-1].out_mb
-        c = reach[k] * g * fleet.cc[hosts]
+        c = reach[k] * (g * fleet.cc[hosts] + fleet.oc[hosts])
         c = c + reach[k] * (m.input_mb * routes.in_c1 + routes.in_c0)
         c = c + reach[k] * ep * (res * routes.out_c1 + routes.out_c0)
         c = app.rate_rps * c
@@ -303,7 +307,7 @@ def cascade_options(
             c = c + fleet.w.migration * np.array(
                 [mig.stage_mb(app.id, stage.model, fleet.ids[h]) for h in routes.hosts]
             )
-        wst = g * fleet.wk[hosts] + m.input_mb * routes.in_w1 + routes.in_w0
+        wst = g * fleet.wk[hosts] + fleet.ow[hosts] + m.input_mb * routes.in_w1 + routes.in_w0
         if k == last:
             wst = wst + res * routes.out_w1 + routes.out_w0
         bad = ~routes.in_ok | ~routes.out_ok | (m.params_mb > fleet.memory[hosts])
@@ -379,9 +383,10 @@ def battery_arrays(
     pay, each weighted: (1, n, K) per block, (1, n-1, K, K) per transfer.
 
     A block's term charges its host's compute, its exit's and the last block's results to
-    the sink, and on block 0 the source's sending of the input; a transfer's term the
-    sender. Summed along a path this is `weights` times what `fastcost.Scorer` books for
-    those devices' batteries. With it the DP can price a battery that forbidding hosts
+    the sink, and on block 0 the source's sending of the input and the host's overhead; a
+    transfer's term the sender, and the receiver's overhead (it starts a segment). Summed
+    along a path this is `weights` times what `fastcost.Scorer` books for those devices'
+    batteries. With it the DP can price a battery that forbidding hosts
     cannot relieve: the source's, which pays for sending its input wherever it goes.
     """
     s = problem.cost.shapes[model_id]
@@ -413,6 +418,10 @@ def battery_arrays(
             continue
         a = hosts.index(d)
         watts = rate * np.array(s.reach) * g / fleet.gflops[d] * fleet.dpow[d]
+        # A segment starting on d pays d's overhead: block 0, or a move into d.
+        overhead_w = rate * fleet.ow[d] / 1000.0 * fleet.dpow[d]
+        watts[0] += overhead_w
+        tb[0, :, :, a] += wt * overhead_w * np.array(s.cont[:-1])[:, None]
         watts += rate * res * joules_per_mb(d, sink) * emass
         watts[-1] += rate * res * joules_per_mb(d, sink) * s.cont[-1]
         ub[0, :, a] += wt * watts

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from solver.routes import Route, RouteTable
-from solver.scenario import App, Device, Model, Scenario
+from solver.routes import Num, Route, RouteTable
+from solver.scenario import App, Device, Model, Objective, Scenario
 
 J_PER_KWH = 3.6e6
 
@@ -121,8 +121,19 @@ class CostModel:
 
     def compute(self, c: Cost, device: str, gflop: float, prob: float) -> None:
         """Run gflop on device with probability prob (always on the worst-case path)."""
+        self.busy(c, device, gflop / self.devices[device].gflops, prob)
+
+    def overhead(self, c: Cost, device: str, prob: float) -> None:
+        """The device's fixed compute time for one segment or stage that starts on it,
+        run with probability prob (the probability that its first block runs)."""
+        ms = self.devices[device].overhead_ms
+        if ms:
+            self.busy(c, device, ms / 1000.0, prob)
+
+    def busy(self, c: Cost, device: str, seconds: float, prob: float) -> None:
+        """`seconds` of the device's compute, with probability prob: latency, energy,
+        carbon and compute utilization, as the contract counts compute."""
         d = self.devices[device]
-        seconds = gflop / d.gflops
         expected_s = prob * seconds
         joules = (d.power_w.busy - d.power_w.idle) * expected_s
         c.worst_ms += seconds * 1000.0
@@ -131,7 +142,7 @@ class CostModel:
         c.joules[device] = c.joules.get(device, 0.0) + joules
         c.compute_s[device] = c.compute_s.get(device, 0.0) + expected_s
         c.carbon_g += joules / J_PER_KWH * d.grid_gco2_per_kwh
-        c.carbon_g += expected_s * d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0)
+        c.carbon_g += expected_s * embodied_g_per_s(d.embodied_kgco2e, d.lifetime_h)
 
     @staticmethod
     def hold(c: Cost, device: str, mb: float) -> None:
@@ -147,6 +158,7 @@ class CostModel:
         c = Cost()
         if i == 0:
             self.transfer(c, app.source, device, s.model.input_mb, 1.0, worst=True)
+            self.overhead(c, device, 1.0)  # block 0 starts the first segment
         self.compute(c, device, layer.gflops + s.exit_gflops[i], s.reach[i])
         self.hold(c, device, layer.params_mb + s.exit_params_mb[i])
         result_mb = s.model.layers[-1].out_mb
@@ -157,10 +169,12 @@ class CostModel:
         return c
 
     def transition_term(self, model_id: str, i: int, a: str, b: str) -> Cost:
-        """Block i on a, block i+1 on b: the activation moves when the inference goes on."""
+        """Block i on a, block i+1 on b: the activation moves when the inference goes on,
+        and block i+1 starts a segment on b (b's overhead, when block i+1 runs)."""
         s = self.shapes[model_id]
         c = Cost()
         self.transfer(c, a, b, s.model.layers[i].out_mb, s.cont[i], worst=True)
+        self.overhead(c, b, s.cont[i])
         return c
 
     # -- terms of a cascade -----------------------------------------------------------------
@@ -182,6 +196,7 @@ class CostModel:
         exit_prob = 1.0 if last else (stage.exit_prob or 0.0)
         c = Cost()
         self.transfer(c, app.source, device, m.input_mb, reach, worst=True)
+        self.overhead(c, device, reach)
         self.compute(c, device, sum(layer.gflops for layer in m.layers), reach)
         self.hold(c, device, m.params_mb)
         self.transfer(c, device, app.sink_id, m.layers[-1].out_mb, reach * exit_prob, last)
@@ -195,8 +210,44 @@ class CostModel:
         )
 
     def battery_limit_w(self, device: str) -> float | None:
-        """Most power a device may draw over the horizon; None when mains powered."""
-        d = self.devices[device]
-        if d.battery is None:
-            return None
-        return d.battery.usable_wh / self.scenario.horizon_h
+        """Most plan power a device may draw over the horizon; None when mains powered."""
+        return battery_budget_w(self.devices[device], self.scenario.horizon_h)
+
+
+def embodied_g_per_s(embodied_kgco2e: Num, lifetime_h: Num) -> Num:
+    """Embodied carbon of one second of a device's compute, in grams: its embodied
+    kgCO2e spread evenly over its lifetime (floats or numpy arrays of devices)."""
+    return embodied_kgco2e * 1000.0 / (lifetime_h * 3600.0)
+
+
+def cost_per_busy_s(w: Objective, busy_w: Num, grid: Num, embodied_g_s: Num) -> Num:
+    """The objective of one second of a device's compute (per unit of rate): the energy
+    above idle (`busy_w` watts), that energy's grid carbon and the embodied carbon of the
+    second, and its 1000 ms of latency."""
+    carbon = busy_w * grid / J_PER_KWH + embodied_g_s
+    return w.energy * busy_w + w.carbon * carbon + w.latency * 1000.0
+
+
+def cost_per_joule_sent(w: Objective, grid: Num) -> Num:
+    """The objective of one joule a device pays to send: the joule and its grid carbon."""
+    return w.energy + w.carbon * grid / J_PER_KWH
+
+
+def battery_budget_w(device: Device, horizon_h: float) -> float | None:
+    """The plan power a battery can pay over the horizon after the device's idle draw,
+    `max(0, usable_wh / horizon_h - idle)`; None when mains powered. A battery that cannot
+    last the horizon even idle has 0: it hosts nothing and sends nothing."""
+    if device.battery is None:
+        return None
+    return max(0.0, device.battery.usable_wh / horizon_h - device.power_w.idle)
+
+
+def battery_hours(device: Device, power_w: float) -> float | None:
+    """Hours until `min_pct` at the idle draw plus the plan's power,
+    `usable_wh / (idle + power)`; None for mains power or when both are zero."""
+    if device.battery is None:
+        return None
+    draw = device.power_w.idle + power_w
+    if draw <= 0:
+        return None
+    return max(device.battery.usable_wh, 0.0) / draw

@@ -1,7 +1,8 @@
 """The one evaluator: score a placement and check every constraint of the contract.
 
 Every solver reports the objective computed here, and every test checks plans here (and
-against an independent implementation in the tests).
+against an independent implementation in the tests). `evaluate` scores a whole plan, or,
+given the evaluation of a plan on the same fleet (`base`), only what changed since.
 """
 
 from __future__ import annotations
@@ -10,19 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from solver.costs import Cost, CostModel
-from solver.plan import (
-    AppResult,
-    DeviceUse,
-    Latency,
-    LinkUse,
-    Placement,
-    Plan,
-    PlanDoc,
-    Segment,
-    Stage,
-    Status,
-)
-from solver.scenario import App, PreviousApp, Scenario
+from solver.migration import Migration, app_migration
+from solver.plan import AppResult, DeviceUse, LinkUse, Placement
+from solver.reasons import Code, Reason
+from solver.scenario import App, Scenario
 
 # A limit holds when value <= limit * (1 + REL_TOL) + ABS_TOL: room for float rounding only.
 REL_TOL = 1e-9
@@ -31,121 +23,6 @@ ABS_TOL = 1e-12
 
 def within(value: float, limit: float) -> bool:
     return value <= limit * (1.0 + REL_TOL) + ABS_TOL if limit >= 0 else value <= limit + ABS_TOL
-
-
-# -- migration -------------------------------------------------------------------------------
-Unit = tuple[str, str]  # (model id, block name) or (model id, "exit:" + block name)
-
-
-def previous_units(cm: CostModel, prev: PreviousApp) -> dict[Unit, set[str]]:
-    """Where the previous plan had each block and exit head of one app.
-
-    A set of devices, because a cascade may run one model in two stages: weights that are
-    already on a device do not move to it.
-    """
-    units: dict[Unit, set[str]] = {}
-    if prev.stages:
-        for stage in prev.stages:
-            m = cm.models.get(stage.model)
-            if m is not None:
-                for layer in m.layers:
-                    units.setdefault((m.id, layer.name), set()).add(stage.device)
-    elif prev.segments and prev.model in cm.models:
-        m = cm.models[prev.model]
-        names = [layer.name for layer in m.layers]
-        exits = {ex.after for ex in m.exits}
-        for seg in prev.segments:
-            if seg.first not in names or seg.last not in names:
-                continue
-            for name in names[names.index(seg.first) : names.index(seg.last) + 1]:
-                units.setdefault((m.id, name), set()).add(seg.device)
-                if name in exits:
-                    units.setdefault((m.id, "exit:" + name), set()).add(seg.device)
-    return units
-
-
-def placement_units(cm: CostModel, app: App, p: Placement) -> dict[Unit, set[str]]:
-    """`previous_units` of the previous plan written from placement `p` (the same sets)."""
-    units: dict[Unit, set[str]] = {}
-    if p.stages is not None:
-        for st, device in zip(app.cascade or (), p.stages, strict=False):
-            m = cm.models.get(st.model)
-            if m is not None:
-                for layer in m.layers:
-                    units.setdefault((m.id, layer.name), set()).add(device)
-    elif p.blocks is not None and p.model in cm.shapes:
-        s = cm.shapes[p.model]
-        for i, device in enumerate(p.blocks):
-            name = s.model.layers[i].name
-            units.setdefault((p.model, name), set()).add(device)
-            if s.has_exit(i):
-                units.setdefault((p.model, "exit:" + name), set()).add(device)
-    return units
-
-
-class Migration:
-    """The MB of weights each placement choice moves away from the previous plan.
-
-    The previous plan is `scenario.previous`, or, when the caller has it as placements
-    (`placed`: an incremental re-solve's plan in force), those: an app placed exactly
-    there moves nothing, which spares the block-by-block count for thousands of fixed apps,
-    and no plan document needs to be written for the scenario.
-    """
-
-    def __init__(self, cm: CostModel, placed: Mapping[str, Placement] | None = None) -> None:
-        self.cm = cm
-        prev = cm.scenario.previous
-        self.placed: Mapping[str, Placement] = placed if placed is not None else {}
-        self._previous = (
-            {p.id: p for p in prev.apps if p.id in cm.apps}
-            if prev is not None and placed is None
-            else {}
-        )
-        self._units: dict[str, dict[Unit, set[str]]] = {}
-
-    def applies(self, app_id: str) -> bool:
-        return app_id in self._previous or (app_id in self.placed and app_id in self.cm.apps)
-
-    def unmoved(self, app_id: str, p: Placement) -> bool:
-        return self.placed.get(app_id) == p
-
-    def _units_of(self, app_id: str) -> dict[Unit, set[str]] | None:
-        units = self._units.get(app_id)
-        if units is None:
-            placed = self.placed.get(app_id)
-            if placed is not None and app_id in self.cm.apps:
-                units = placement_units(self.cm, self.cm.apps[app_id], placed)
-            else:
-                prev = self._previous.get(app_id)
-                if prev is None:
-                    return None
-                units = previous_units(self.cm, prev)
-            self._units[app_id] = units
-        return units
-
-    def block_mb(self, app_id: str, model_id: str, i: int, device: str) -> float:
-        units = self._units_of(app_id)
-        if units is None:
-            return 0.0
-        s = self.cm.shapes[model_id]
-        name = s.model.layers[i].name
-        mb = 0.0
-        if device not in units.get((model_id, name), ()):
-            mb += s.model.layers[i].params_mb
-        if s.has_exit(i) and device not in units.get((model_id, "exit:" + name), ()):
-            mb += s.exit_params_mb[i]
-        return mb
-
-    def stage_mb(self, app_id: str, model_id: str, device: str) -> float:
-        units = self._units_of(app_id)
-        if units is None:
-            return 0.0
-        m = self.cm.models[model_id]
-        return sum(
-            layer.params_mb
-            for layer in m.layers
-            if device not in units.get((model_id, layer.name), ())
-        )
 
 
 # -- one app ---------------------------------------------------------------------------------
@@ -164,56 +41,52 @@ def app_cost(cm: CostModel, app: App, p: Placement) -> Cost:
     return total
 
 
-def app_migration(mig: Migration, app: App, p: Placement) -> float:
-    if not mig.applies(app.id) or mig.unmoved(app.id, p):
-        return 0.0
-    if p.stages is not None:
-        assert app.cascade is not None
-        return sum(
-            mig.stage_mb(app.id, st.model, d) for st, d in zip(app.cascade, p.stages, strict=True)
-        )
-    assert p.model is not None and p.blocks is not None
-    return sum(mig.block_mb(app.id, p.model, i, d) for i, d in enumerate(p.blocks))
+def _shape(app: App, what: str) -> Reason:
+    return Reason(Code.STRUCTURE, f"app {app.id}: {what}", app.id)
 
 
-def structure_errors(cm: CostModel, app: App, p: Placement) -> list[str]:
+def structure_errors(cm: CostModel, app: App, p: Placement) -> list[Reason]:
     """Shape errors of a placement: wrong model, wrong length, unknown devices."""
-    errs: list[str] = []
+    errs: list[Reason] = []
     if app.cascade is not None:
         if p.stages is None or len(p.stages) != len(app.cascade):
-            errs.append(f"app {app.id}: a cascade needs one device per stage")
+            errs.append(_shape(app, "a cascade needs one device per stage"))
             return errs
     else:
         allowed = [app.model] if app.model is not None else list(app.variants or ())
         if p.model not in allowed or p.blocks is None:
-            errs.append(f"app {app.id}: model {p.model!r} is not one of {allowed}")
+            errs.append(_shape(app, f"model {p.model!r} is not one of {allowed}"))
             return errs
         if len(p.blocks) != cm.shapes[p.model].n:
-            errs.append(f"app {app.id}: segments must cover every block of {p.model} in order")
+            errs.append(_shape(app, f"segments must cover every block of {p.model} in order"))
             return errs
     for d in p.hosts():
         if d not in cm.devices:
-            errs.append(f"app {app.id}: unknown device {d!r}")
+            errs.append(_shape(app, f"unknown device {d!r}"))
     return errs
 
 
-def app_violations(cm: CostModel, app: App, p: Placement, c: Cost) -> list[str]:
+def app_violations(cm: CostModel, app: App, p: Placement, c: Cost) -> list[Reason]:
     """Per-app constraints: SLO, tiers, routes, accuracy, stages."""
-    out: list[str] = []
+    out: list[Reason] = []
+
+    def broken(code: Code, what: str) -> None:
+        out.append(Reason(code, f"app {app.id}: {what}", app.id))
+
     if app.slo_ms is not None and not within(c.worst_ms, app.slo_ms):
-        out.append(f"app {app.id}: worst-case latency {c.worst_ms:.3f} ms > slo {app.slo_ms} ms")
+        broken(Code.SLO, f"worst-case latency {c.worst_ms:.3f} ms > slo {app.slo_ms} ms")
     for d in sorted(p.hosts()):
         tier = cm.devices[d].tier
         if tier not in app.allowed_tiers:
-            out.append(f"app {app.id}: device {d} is of tier {tier}, not in allowed_tiers")
+            broken(Code.TIER, f"device {d} is of tier {tier}, not in allowed_tiers")
     for a, b in dict.fromkeys(c.unroutable):
-        out.append(f"app {app.id}: no route from {a} to {b}")
+        broken(Code.UNREACHABLE, f"no route from {a} to {b}")
     if app.variants is not None and app.min_accuracy is not None:
         acc = cm.models[p.model or ""].accuracy if p.model in cm.models else None
         if acc is None or acc < app.min_accuracy:
-            out.append(f"app {app.id}: model {p.model} accuracy {acc} < min_accuracy")
+            broken(Code.ACCURACY, f"model {p.model} accuracy {acc} < min_accuracy")
     if p.blocks is not None and p.segment_count > app.max_stages:
-        out.append(f"app {app.id}: {p.segment_count} segments > max_stages {app.max_stages}")
+        broken(Code.STRUCTURE, f"{p.segment_count} segments > max_stages {app.max_stages}")
     return out
 
 
@@ -227,7 +100,7 @@ class AppRecord:
     cost: Cost
     migration_mb: float
     term: float  # its part of the objective
-    violations: list[str]
+    violations: list[Reason]
 
 
 @dataclass(slots=True)
@@ -249,13 +122,13 @@ class Evaluation:
     memory_mb: dict[str, float]
     power_w: dict[str, float]
     link_utilization: dict[int, float]
-    violations: list[str] = field(default_factory=list)
+    found: list[Reason] = field(default_factory=list)  # every broken constraint
     # What an incremental evaluation of the next plan starts from (`evaluate(base=...)`).
     scenario: Scenario | None = None
     records: dict[str, AppRecord] = field(default_factory=dict)
     link_mbit: list[float] = field(default_factory=list)  # Mbit/s sent over each link
-    device_violations: dict[str, list[str]] = field(default_factory=dict)
-    link_violations: dict[int, str] = field(default_factory=dict)
+    device_violations: dict[str, list[Reason]] = field(default_factory=dict)
+    link_violations: dict[int, Reason] = field(default_factory=dict)
     # Devices and links whose figures may differ from the base's; None: evaluated afresh.
     changed_devices: set[str] | None = None
     changed_links: set[int] | None = None
@@ -266,7 +139,12 @@ class Evaluation:
 
     @property
     def feasible(self) -> bool:
-        return not self.violations
+        return not self.found
+
+    @property
+    def violations(self) -> list[str]:
+        """The sentences of `found`, as the contract's plan lists them."""
+        return [r.message for r in self.found]
 
 
 def changes_from(base: Evaluation, scn: Scenario) -> tuple[set[str], set[int]] | None:
@@ -363,7 +241,7 @@ def evaluate(
         dirty_devices.update(c.compute_s, c.memory_mb, c.joules)
         dirty_links.update(c.link_mb)
 
-    violations: list[str] = []
+    violations: list[Reason] = []
     records: dict[str, AppRecord] = {}
     taken_out: set[str] = set()
     objective = 0.0
@@ -372,7 +250,7 @@ def evaluate(
         old = old_records.get(app.id)
         if p is None:
             if require_all:
-                violations.append(f"app {app.id}: not placed")
+                violations.append(_shape(app, "not placed"))
             if old is not None:
                 share(old, -1.0)
                 taken_out.add(app.id)
@@ -429,14 +307,21 @@ def evaluate(
     for d in check_devices:
         dev, found = cm.devices[d], []
         if not within(util[d], cap):
-            found.append(f"device {d}: compute utilization {util[d]:.4f} > {cap}")
+            found.append(
+                Reason(Code.COMPUTE, f"device {d}: compute utilization {util[d]:.4f} > {cap}")
+            )
         if not within(mem[d], dev.memory_mb):
-            found.append(f"device {d}: memory {mem[d]:.2f} MB > {dev.memory_mb} MB")
+            found.append(
+                Reason(Code.MEMORY, f"device {d}: memory {mem[d]:.2f} MB > {dev.memory_mb} MB")
+            )
         limit = cm.battery_limit_w(d)
         if limit is not None and power[d] > 0 and not within(power[d], limit):
             found.append(
-                f"device {d}: battery: {power[d]:.4f} W for {scn.horizon_h} h "
-                f"exceeds the {limit * scn.horizon_h:.3f} Wh above min_pct"
+                Reason(
+                    Code.BATTERY,
+                    f"device {d}: battery: {power[d]:.4f} W exceeds the {limit:.4f} W its "
+                    f"battery pays for {scn.horizon_h:g} h beside its idle draw",
+                )
             )
         if found:
             dev_viol[d] = found
@@ -446,7 +331,9 @@ def evaluate(
         u = link_util[k] = mbit[k] / links[k].mbps
         if not within(u, cap):
             link = links[k]
-            link_viol[k] = f"link {link.a}-{link.b}: bandwidth utilization {u:.4f} > {cap}"
+            link_viol[k] = Reason(
+                Code.BANDWIDTH, f"link {link.a}-{link.b}: bandwidth utilization {u:.4f} > {cap}"
+            )
         else:
             link_viol.pop(k, None)
     if dev_viol:
@@ -472,136 +359,3 @@ def evaluate(
         changed_links=dirty_links if changes is not None else None,
         base=base if changes is not None else None,
     )
-
-
-def segments_of(cm: CostModel, p: Placement) -> list[Segment]:
-    assert p.model is not None and p.blocks is not None
-    names = [layer.name for layer in cm.models[p.model].layers]
-    out: list[Segment] = []
-    start = 0
-    for i in range(1, len(p.blocks) + 1):
-        if i == len(p.blocks) or p.blocks[i] != p.blocks[start]:
-            out.append(
-                Segment.model_construct(
-                    first=names[start], last=names[i - 1], device=p.blocks[start]
-                )
-            )
-            start = i
-    return out
-
-
-def build_plan(
-    cm: CostModel,
-    placements: Mapping[str, Placement],
-    status: Status,
-    solver: str,
-    bound: float | None = None,
-    solve_s: float = 0.0,
-    stats: dict[str, float | int | str] | None = None,
-    cache: dict[str, tuple[Placement, Cost]] | None = None,
-    migration: Migration | None = None,
-    base: Evaluation | None = None,
-) -> Plan:
-    """Evaluate placements and describe them in the contract's plan format.
-
-    The document's parts are built without re-validation (`model_construct`): every value
-    comes from the evaluator, and a fleet of thousands of devices would otherwise spend
-    most of an incremental re-solve validating its own numbers. With `base` (see
-    `evaluate`), the parts of apps, devices and links that did not change are the base
-    plan's own objects.
-
-    A plan that breaks a constraint is reported `infeasible` with its violations, whatever
-    status the solver hoped for: the evaluator has the last word.
-    """
-    ev = evaluate(cm, placements, cache=cache, migration=migration, base=base)
-    if ev.violations:
-        status = Status.INFEASIBLE
-    reuse = ev.base.parts if ev.base is not None else None
-    old_records = ev.base.records if ev.base is not None else {}
-    apps: dict[str, AppResult] = {}
-    for app in cm.scenario.apps:
-        rec = ev.records.get(app.id)
-        if rec is None:
-            continue
-        if reuse is not None and old_records.get(app.id) is rec and app.id in reuse.apps:
-            apps[app.id] = reuse.apps[app.id]
-        else:
-            apps[app.id] = _app_result(cm, rec)
-    if reuse is not None and ev.changed_devices is not None:
-        devices = dict(reuse.devices)
-        for d in ev.changed_devices:
-            devices[d] = _device_use(cm, ev, d)
-    else:
-        devices = {d: _device_use(cm, ev, d) for d in cm.devices}
-    if reuse is not None and ev.changed_links is not None:
-        links = list(reuse.links)
-        for k in ev.changed_links:
-            links[k] = _link_use(cm, ev, k)
-    else:
-        links = [_link_use(cm, ev, k) for k in range(len(cm.scenario.links))]
-    ev.parts = PlanParts(apps, devices, links)
-    ev.base = None  # not a chain of every plan since the first
-    doc = PlanDoc(
-        status=status,
-        solver=solver,
-        objective=ev.objective,
-        bound=bound,
-        solve_s=solve_s,
-        apps=list(apps.values()),
-        devices=list(devices.values()),
-        links=links,
-        violations=ev.violations or None,
-        stats=stats,
-    )
-    return Plan(status=status, placements=dict(placements), doc=doc, evaluation=ev)
-
-
-def _app_result(cm: CostModel, rec: AppRecord) -> AppResult:
-    app, p, c = rec.app, rec.placement, rec.cost
-    stages = None
-    if p.stages is not None:
-        assert app.cascade is not None
-        stages = [
-            Stage(model=st.model, device=d) for st, d in zip(app.cascade, p.stages, strict=True)
-        ]
-    return AppResult.model_construct(
-        id=app.id,
-        model=p.model,
-        segments=segments_of(cm, p) if p.blocks is not None else None,
-        stages=stages,
-        latency_ms=Latency.model_construct(worst=c.worst_ms, expected=c.expected_ms),
-        energy_j=c.energy_j,
-        carbon_g=c.carbon_g,
-        slo_met=app.slo_ms is None or within(c.worst_ms, app.slo_ms),
-        migration_mb=rec.migration_mb,
-    )
-
-
-def _device_use(cm: CostModel, ev: Evaluation, d: str) -> DeviceUse:
-    dev = cm.devices[d]
-    hours = None
-    if dev.battery is not None and ev.power_w[d] > 0:
-        hours = max(dev.battery.usable_wh, 0.0) / ev.power_w[d]
-    return DeviceUse.model_construct(
-        id=d,
-        utilization=ev.utilization[d],
-        memory_mb=ev.memory_mb[d],
-        power_w=ev.power_w[d],
-        battery_h=hours,
-    )
-
-
-def _link_use(cm: CostModel, ev: Evaluation, k: int) -> LinkUse:
-    link = cm.scenario.links[k]
-    return LinkUse.model_construct(a=link.a, b=link.b, utilization=ev.link_utilization[k])
-
-
-def infeasible_plan(
-    cm: CostModel, solver: str, reason: str, solve_s: float = 0.0, bound: float | None = None
-) -> Plan:
-    """No plan: an empty `apps` and a reason naming what cannot be satisfied."""
-    empty = build_plan(cm, {}, Status.INFEASIBLE, solver, bound, solve_s)
-    doc = empty.doc.model_copy(
-        update={"objective": None, "apps": [], "violations": None, "reason": reason}
-    )
-    return Plan(status=Status.INFEASIBLE, placements={}, doc=doc)

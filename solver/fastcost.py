@@ -4,7 +4,7 @@
 exact model but too slow to score every candidate of 5,000 apps. The same formulas are
 factored here into per-device coefficients (`Fleet`), per-app route matrices over a small
 candidate device set (`CandidateRoutes`), and an exact per-placement scorer (`score`) that
-adds a placement segment by segment; `book_fixed` books the apps a solve holds fixed.
+adds a placement segment by segment (`solver.held` books the apps a solve holds fixed).
 `tests/solver/test_fastcost.py` checks them against `solver.costs` to 1e-9 relative.
 
 Resources are numbered once per problem: compute of device d is `d`, its memory `D + d`,
@@ -15,20 +15,24 @@ each limit: utilization, MB, watts, utilization.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from solver.costs import J_PER_KWH, ModelShape
-from solver.evaluate import Evaluation, Migration, app_migration, changes_from
+from solver.costs import ModelShape, cost_per_busy_s, cost_per_joule_sent, embodied_g_per_s
+from solver.migration import Migration
 from solver.plan import Placement
 from solver.problem import Problem
-from solver.routes import Route
+from solver.routes import Route, transfer_ms
 from solver.scenario import App, Device
 
 INF = float("inf")
+# The per-device arrays of a Fleet, in scenario order.
+_PER_DEVICE = (
+    "gflops", "dpow", "grid", "emb", "cc", "wk", "oc", "ow", "send", "memory", "has_battery",
+)  # fmt: skip
 
 
 class Fleet:
@@ -61,20 +65,26 @@ class Fleet:
         gflops = np.array([d.gflops for d in devices])
         dpow = np.array([d.power_w.busy - d.power_w.idle for d in devices])
         grid = np.array([d.grid_gco2_per_kwh for d in devices])
-        emb = np.array([d.embodied_kgco2e * 1000.0 / (d.lifetime_h * 3600.0) for d in devices])
-        # Weighted cost and worst-case ms of one GFLOP at probability 1, per device.
-        cc = (w.energy * dpow + w.carbon * (dpow * grid / J_PER_KWH + emb)) / gflops
-        cc = cc + w.latency * 1000.0 / gflops
+        emb = embodied_g_per_s(
+            np.array([d.embodied_kgco2e for d in devices]),
+            np.array([d.lifetime_h for d in devices]),
+        )
+        # Weighted cost of one second of compute at probability 1, per device; of one GFLOP
+        # (cc) and of a segment's fixed overhead (oc), with their worst-case ms (wk, ow).
+        per_s = cost_per_busy_s(w, dpow, grid, emb)
+        cc = per_s / gflops
         wk = 1000.0 / gflops
+        ow = np.array([d.overhead_ms for d in devices], dtype=float)
+        oc = per_s * ow / 1000.0
         # Weighted cost of one joule of transfer energy paid by each device.
-        send = w.energy + w.carbon * grid / J_PER_KWH
+        send = cost_per_joule_sent(w, grid)
         memory = np.array([d.memory_mb for d in devices], dtype=float)
         has_battery = np.array(
             [problem.cost.battery_limit_w(d.id) is not None for d in devices], dtype=bool
         )
         if isinstance(at, slice):
             self.gflops, self.dpow, self.grid, self.emb = gflops, dpow, grid, emb
-            self.cc, self.wk, self.send = cc, wk, send
+            self.cc, self.wk, self.oc, self.ow, self.send = cc, wk, oc, ow, send
             self.memory, self.has_battery = memory, has_battery
             return
         for name, values in (
@@ -84,6 +94,8 @@ class Fleet:
             ("emb", emb),
             ("cc", cc),
             ("wk", wk),
+            ("oc", oc),
+            ("ow", ow),
             ("send", send),
             ("memory", memory),
             ("has_battery", has_battery),
@@ -110,7 +122,7 @@ class Fleet:
         new.n = n = len(new.ids)
         new.tiers = [t for t, k in zip(self.tiers, keep, strict=True) if k]
         new._hosts = {}
-        for name in ("gflops", "dpow", "grid", "emb", "cc", "wk", "send", "memory", "has_battery"):
+        for name in _PER_DEVICE:
             setattr(new, name, getattr(self, name)[keep])
         old_n = self.n
         new.capacity = np.concatenate(
@@ -185,13 +197,16 @@ class CandidateRoutes:
 
 
 def _figures(fleet: Fleet, r: Route | None, sender: int) -> tuple[float, float, float, float]:
+    """`transfer_ms` and the sender's energy as (cost per MB, fixed cost, ms per MB, fixed ms)."""
     wl = fleet.w.latency
     assert r is not None
+    fixed_ms = transfer_ms(r.rtt_ms, r.mbps, 0.0)
+    ms_per_mb = transfer_ms(r.rtt_ms, r.mbps, 1.0) - fixed_ms
     return (
-        r.j_per_mb * fleet.send[sender] + wl * 8000.0 / r.mbps,
-        wl * r.rtt_ms / 2.0,
-        8000.0 / r.mbps,
-        r.rtt_ms / 2.0,
+        r.j_per_mb * fleet.send[sender] + wl * ms_per_mb,
+        wl * fixed_ms,
+        ms_per_mb,
+        fixed_ms,
     )
 
 
@@ -291,7 +306,7 @@ class Scorer:
         r = self.cm.routes.route(f.ids[a], f.ids[b])
         if r is None:
             return 0.0, 0.0, False
-        seconds_ms = r.rtt_ms / 2.0 + 8000.0 * mb / r.mbps
+        seconds_ms = transfer_ms(r.rtt_ms, r.mbps, mb)
         joules = prob * mb * r.j_per_mb
         rate = app.rate_rps
         if f.has_battery[a]:
@@ -307,12 +322,26 @@ class Scorer:
         self, use: dict[int, float], app: App, d: int, gflop: float, expected_gflop: float
     ) -> tuple[float, float]:
         f = self.fleet
-        seconds = expected_gflop / f.gflops[d]
+        self._busy(use, app, d, expected_gflop / f.gflops[d])
+        return expected_gflop * f.cc[d], gflop * f.wk[d]
+
+    def _overhead(
+        self, use: dict[int, float], app: App, d: int, prob: float
+    ) -> tuple[float, float]:
+        """A segment or stage starting on d, with probability prob: its fixed overhead."""
+        f = self.fleet
+        if not f.ow[d]:
+            return 0.0, 0.0
+        self._busy(use, app, d, prob * f.ow[d] / 1000.0)
+        return prob * f.oc[d], f.ow[d]
+
+    def _busy(self, use: dict[int, float], app: App, d: int, seconds: float) -> None:
+        """Book expected compute seconds of d: its utilization and its battery's power."""
+        f = self.fleet
         use[d] = use.get(d, 0.0) + app.rate_rps * seconds
         if f.has_battery[d]:
             key = 2 * f.n + d
             use[key] = use.get(key, 0.0) + app.rate_rps * seconds * f.dpow[d]
-        return expected_gflop * f.cc[d], gflop * f.wk[d]
 
     def score(self, app: App, p: Placement) -> Score:
         f = self.fleet
@@ -331,6 +360,8 @@ class Scorer:
                 exit_prob = 1.0 if k == last else (stage.exit_prob or 0.0)
                 c, w, r = self._transfer(use, app, src, d, m.input_mb, reach[k])
                 cost, worst, ok = cost + c, worst + w, ok and r
+                c, w = self._overhead(use, app, d, reach[k])
+                cost, worst = cost + c, worst + w
                 g = self.stage_gflops[m.id]
                 c, w = self._compute(use, app, d, g, reach[k] * g)
                 cost, worst = cost + c, worst + w
@@ -349,6 +380,9 @@ class Scorer:
             c, w, r = self._transfer(use, app, src, blocks[0], s.model.input_mb, 1.0)
             cost, worst, ok = cost + c, worst + w, ok and r
             for i, d in enumerate(blocks):
+                if i == 0 or blocks[i - 1] != d:  # a segment starts on d
+                    c, w = self._overhead(use, app, d, s.reach[i])
+                    cost, worst = cost + c, worst + w
                 g = layers[i].gflops + s.exit_gflops[i]
                 c, w = self._compute(use, app, d, g, s.reach[i] * g)
                 cost, worst = cost + c, worst + w
@@ -370,103 +404,11 @@ class Scorer:
         return Score(objective, worst, keys, vals, ok)
 
 
-def base_evaluation(problem: Problem) -> Evaluation | None:
-    """The last evaluation on this problem or, after `apply_change`, on the one it came
-    from, when it can be built upon (`solver.evaluate.evaluate`, `base`)."""
-    for name in ("evaluation", "base_evaluation"):
-        ev = problem.derived.get(name)
-        if isinstance(ev, Evaluation) and changes_from(ev, problem.scenario) is not None:
-            return ev
-    return None
-
-
-def book_fixed(
-    problem: Problem, fixed: Mapping[str, Placement], f: Fleet, scorer: Scorer, load: np.ndarray
-) -> float:
-    """Book the use of the `fixed` apps into `load` and return their objective. From the
-    evaluator's cached costs where it has them (incremental re-solves hold thousands of
-    apps fixed), and from the totals of the last evaluation on this fleet, less the apps
-    that are not fixed, where it has one."""
-    cm = problem.cost
-    links = problem.scenario.links
-    booked, objective = _book_from_base(problem, fixed, f, load)
-    for app_id, p in fixed.items():
-        if app_id in booked:
-            continue
-        app = cm.apps[app_id]
-        hit = problem.app_costs.get(app_id)
-        if hit is None or hit[0] != p:
-            sc = scorer.score(app, p)
-            np.add.at(load, sc.resources, sc.amounts)
-            objective += sc.objective
-            continue
-        c, rate, index = hit[1], app.rate_rps, f.index
-        for d, sec in c.compute_s.items():
-            load[index[d]] += rate * sec
-        for d, mb in c.memory_mb.items():
-            load[f.n + index[d]] += mb
-        for d, j in c.joules.items():
-            if f.has_battery[index[d]]:
-                load[2 * f.n + index[d]] += rate * j
-        for k, mb in c.link_mb.items():
-            load[3 * f.n + k] += rate * mb * 8.0 / links[k].mbps
-        objective += cm.weighted(app, c) + problem.scenario.objective.migration * (
-            app_migration(problem.migration, app, p)
-        )
-    return objective
-
-
-def _book_from_base(
-    problem: Problem, fixed: Mapping[str, Placement], f: Fleet, load: np.ndarray
-) -> tuple[set[str], float]:
-    base = base_evaluation(problem)
-    if base is None or not fixed:
-        return set(), 0.0
-    index = f.index
-    objective = 0.0
-    scn = problem.scenario
-    n = f.n
-    load[:n] = np.fromiter(base.utilization.values(), float, n)
-    load[n : 2 * n] = np.fromiter(base.memory_mb.values(), float, n)
-    load[2 * n : 3 * n] = np.fromiter(base.power_w.values(), float, n) * f.has_battery
-    mbps = np.fromiter((lk.mbps for lk in scn.links), float, len(scn.links))
-    load[3 * n :] = np.asarray(base.link_mbit) / mbps
-    booked: set[str] = set()
-    w_mig = scn.objective.migration
-    for app_id, rec in base.records.items():
-        p = fixed.get(app_id)
-        hit = problem.app_costs.get(app_id)
-        app = problem.cost.apps.get(app_id)
-        same = hit is not None and hit[1] is rec.cost and rec.app is app
-        if p is not None and same and (rec.placement is p or rec.placement == p):
-            booked.add(app_id)
-            m = app_migration(problem.migration, rec.app, p)
-            objective += (
-                rec.term
-                if m == rec.migration_mb
-                else problem.cost.weighted(rec.app, rec.cost) + w_mig * m
-            )
-            continue
-        c, rate = rec.cost, rec.app.rate_rps
-        for d, sec in c.compute_s.items():
-            load[index[d]] -= rate * sec
-        for d, mb in c.memory_mb.items():
-            load[n + index[d]] -= mb
-        for d, j in c.joules.items():
-            if f.has_battery[index[d]]:
-                load[2 * n + index[d]] -= rate * j
-        for k, mb in c.link_mb.items():
-            load[3 * n + k] -= rate * mb * 8.0 / mbps[k]
-    return booked, objective
-
-
 __all__ = [
     "INF",
     "CandidateRoutes",
     "Fleet",
     "Score",
     "Scorer",
-    "base_evaluation",
-    "book_fixed",
     "candidate_routes",
 ]

@@ -7,7 +7,9 @@ Shapes:
 - devices: about 2/3 `dev-N` (tier device: mains cameras, battery cameras and phones,
   5-30 GFLOP/s, 0.5-2 GB), about 1/4 `edge-N` (100-400 GFLOP/s, 4-16 GB), the rest
   `cloud-N` (2000-10000 GFLOP/s, 64-256 GB). Power, grid carbon (clouds greener) and
-  embodied carbon per tier; batteries on about half of the tier-device devices.
+  embodied carbon per tier; batteries on about half of the tier-device devices, each
+  large enough to last the 8-hour horizon idle, with 20-60 Wh to spare for the plan
+  (10-60 Wh, at lower charge, on contended fleets).
 - links: each device to its home edge and, for some, a neighbouring second edge (Wi-Fi/5G,
   3-25 ms); each edge to its regional cloud and some to a neighbouring one (metro,
   15-60 ms); clouds in a ring (backbone); about 15% of devices have a cellular link
@@ -36,6 +38,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from solver.routes import transfer_ms
+
+_HORIZON_H = 8
 
 
 def _r(x: float, digits: int = 3) -> float:
@@ -121,9 +127,13 @@ def generate(
     variants: bool = True,
     cascades: bool = True,
     contended: bool = False,
+    overheads: bool = False,
 ) -> dict[str, Any]:
     """A raw scenario-v1 dict: `devices` devices in three tiers, `apps` apps on
-    `blocks`-block models (see the module docstring for the shapes)."""
+    `blocks`-block models (see the module docstring for the shapes).
+
+    `overheads`: every device states an `overhead_ms` (cameras 2-20 ms, edges 0.5-5 ms,
+    clouds 0.2-2 ms), drawn apart so that the rest of the fleet is the same either way."""
     if devices < 3:
         raise ValueError("devices: at least 3 (one per tier)")
     rng = np.random.default_rng(seed)
@@ -149,11 +159,16 @@ def generate(
             "lifetime_h": int(rng.choice([26280, 35040, 43800])),
         }
         if battery[i]:
-            level = rng.uniform(35, 60) if contended else rng.uniform(50, 100)
+            level = _r(rng.uniform(35, 60) if contended else rng.uniform(50, 100), 1)
+            spare_wh = rng.uniform(10, 60) if contended else rng.uniform(20, 60)
+            low = _r(rng.uniform(10, 20), 1)
+            # The pack pays the idle draw over the horizon first (scenario-v1), then what
+            # the plan may draw on top: as much as `spare_wh` of charge would pay.
+            idle_wh = d["power_w"]["idle"] * _HORIZON_H / ((level - low) / 100.0)
             d["battery"] = {
-                "capacity_wh": _r(rng.uniform(10, 60) if contended else rng.uniform(20, 60), 1),
-                "level_pct": _r(level, 1),
-                "min_pct": _r(rng.uniform(10, 20), 1),
+                "capacity_wh": _r(spare_wh + idle_wh + 0.05, 1),
+                "level_pct": level,
+                "min_pct": low,
             }
         devs.append(d)
     for i in range(n_edge):
@@ -314,7 +329,7 @@ def generate(
                 total = sum(layer["gflops"] for layer in m["layers"])
                 if "cascade" not in app:
                     total += sum(x["gflops"] for x in m["exits"])
-                ms += lk["rtt_ms"] / 2 + 8000 * m["input_mb"] / mbps
+                ms += transfer_ms(lk["rtt_ms"], mbps, m["input_mb"])
                 ms += 1000 * total / edge["gflops"]
             ms += lk["rtt_ms"] / 2
             app["slo_ms"] = _r(ms * rng.uniform(1.1, 3.0), 1)
@@ -324,9 +339,14 @@ def generate(
             app["max_stages"] = 2
         app_list.append(app)
 
+    if overheads:
+        extra = np.random.default_rng([seed, 1])
+        ranges = {"device": (2.0, 20.0), "edge": (0.5, 5.0), "cloud": (0.2, 2.0)}
+        for d in devs:
+            d["overhead_ms"] = _r(extra.uniform(*ranges[d["tier"]]), 2)
     return {
         "version": 1,
-        "horizon_h": 8,
+        "horizon_h": _HORIZON_H,
         "max_utilization": 0.8,
         "objective": {"energy": 1.0, "carbon": 0.02, "latency": 0.001, "migration": 0.0},
         "devices": devs,

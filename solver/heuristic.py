@@ -31,7 +31,7 @@ Deterministic: no randomness, ties go to the lower index; `options.seed` is unus
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,20 +45,20 @@ from solver.candidates import (
     priced,
     slo_paths,
 )
-from solver.evaluate import build_plan, infeasible_plan
+from solver.document import Plan, build_plan, infeasible_plan
 from solver.fastcost import (
     INF,
     CandidateRoutes,
     Fleet,
     Score,
     Scorer,
-    base_evaluation,
-    book_fixed,
     candidate_routes,
 )
 from solver.gcpause import paused_gc
-from solver.plan import Placement, Plan, Status
+from solver.held import base_evaluation, book_fixed
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
+from solver.reasons import Code, Reason
 from solver.scenario import App
 
 NAME = "heuristic"
@@ -69,11 +69,6 @@ _SINGLES = 3
 _REPAIR_ROUNDS = 6
 _PRICE_RAISES = 8  # tenfold each, from the unpriced optimum
 _PRICE_STEPS = 6  # bisections of the price once one fits
-# Polishing with the exact model (see _polish): where, how long, how far.
-POLISH_MAX_APPS = 60
-POLISH_MAX_DEVICES = 80
-POLISH_S = 2.0
-POLISH_NODES = 400
 
 
 def fleet_of(problem: Problem) -> Fleet:
@@ -178,13 +173,26 @@ class _State:
                     unique.append(c)
             e.candidates = unique
 
-    def why_empty(self, e: _App) -> str:
+    def why_empty(self, e: _App) -> Reason:
         app = e.app
+
+        def reason(code: Code, what: str) -> Reason:
+            return Reason(code, f"app {app.id}: {what}", app.id)
+
         if app.variants is not None and not self.problem.model_options(app):
-            return f"app {app.id}: no variant meets min_accuracy"
+            return reason(Code.ACCURACY, "no variant meets min_accuracy")
         if e.slo_only:
-            return f"app {app.id}: its slo_ms cannot be met on any placement"
-        return f"app {app.id}: no placement satisfies its allowed_tiers, routes and device memory"
+            return reason(Code.SLO, "its slo_ms cannot be met on any placement")
+        if not e.routes.hosts:
+            return reason(Code.TIER, f"no device of its allowed_tiers {list(app.allowed_tiers)}")
+        if not (e.routes.in_ok.any() and e.routes.out_ok.any()):
+            return reason(
+                Code.UNREACHABLE,
+                "no host of its allowed_tiers has routes from its source and to its sink",
+            )
+        return reason(
+            Code.MEMORY, "no placement satisfies its allowed_tiers, routes and device memory"
+        )
 
     # -- capacity ------------------------------------------------------------------------
     def score(self, e: _App, j: int) -> Score:
@@ -383,60 +391,10 @@ class _State:
                 return
 
 
-def solve(problem: Problem, options: SolveOptions) -> Plan:
-    """Place every app not in `options.fixed`; feasible or infeasible with a reason."""
-    start = time.perf_counter()
-    plan = solve_greedy(problem, options)
-    return _polish(problem, options, plan, options.time_limit_s - (time.perf_counter() - start))
-
-
 def solve_greedy(problem: Problem, options: SolveOptions) -> Plan:
     """Steps 1-5 alone, without the exact model's polish (the exact model's incumbent)."""
     with paused_gc():
         return _solve(problem, options)
-
-
-def _polish(problem: Problem, options: SolveOptions, plan: Plan, left_s: float) -> Plan:
-    """On fleets small enough, let the exact model improve the plan within a small budget.
-
-    Greedy assignment under contention, and the Lagrangian SLO search, can leave a few
-    percent on the table. First each app's exact best response to the others, then the
-    whole exact model, both with every choice that cannot beat this plan fixed away
-    (`solver.bounds`), close that gap on medium fleets within a second or two; node
-    limits keep the result deterministic.
-    """
-    free = [a for a in problem.scenario.apps if a.id not in options.fixed]
-    small = len(free) <= POLISH_MAX_APPS and len(problem.scenario.devices) <= POLISH_MAX_DEVICES
-    if not small or left_s <= 0.2:
-        return plan
-    from solver import ilp
-
-    if plan.status == Status.INFEASIBLE:
-        # The greedy steps found nothing; on a fleet this small the exact model settles
-        # whether a plan exists (and says why not) within the same budget.
-        exact = ilp.solve(problem, replace(options, time_limit_s=min(POLISH_S, left_s)))
-        exact.doc.solver = NAME
-        if exact.status == Status.OPTIMAL:
-            exact.status = exact.doc.status = Status.FEASIBLE
-        # Out of time without naming an app: the greedy steps' reason names one to act on.
-        named = (exact.doc.reason or "").startswith("app ")
-        return plan if exact.status == Status.INFEASIBLE and not named else exact
-
-    start = time.perf_counter()
-    budget = min(POLISH_S, left_s)
-    better = ilp.polish_apps(problem, options, plan, 0.75 * budget)
-    if better is not None:
-        plan = better
-    budget -= time.perf_counter() - start
-    whole = ilp.polish(problem, options, plan, budget, POLISH_NODES) if budget > 0.2 else None
-    better = whole if whole is not None else better
-    if better is None:
-        return plan
-    better.doc.solver = NAME
-    better.doc.bound = plan.doc.bound
-    if better.doc.bound is not None and better.doc.objective is not None:
-        better.doc.bound = min(better.doc.bound, better.doc.objective)
-    return better
 
 
 def _solve(problem: Problem, options: SolveOptions) -> Plan:
@@ -447,15 +405,17 @@ def _solve(problem: Problem, options: SolveOptions) -> Plan:
     for e in st.apps.values():
         if not e.candidates:
             return infeasible_plan(cm, NAME, st.why_empty(e))
-    if not st.fits(Score(0.0, 0.0, np.arange(len(st.load)), np.zeros(len(st.load)), True)):
-        return infeasible_plan(cm, NAME, "the fixed apps alone exceed a shared capacity")
+    over = np.flatnonzero(st.load > st.cap)
+    if over.size:
+        code, names = _resources(st, [int(r) for r in over])
+        reason = Reason(code, f"the fixed apps alone exceed a shared capacity ({names})")
+        return infeasible_plan(cm, NAME, reason)
     for e in st.assign():
         j = st.reroute(e, INF)
         if j is None:
-            names = _resource_names(st, e)
-            return infeasible_plan(
-                cm, NAME, f"app {e.app.id}: no placement found within shared capacity ({names})"
-            )
+            code, names = _resources(st, st.overflow(st.score(e, 0)))
+            what = f"app {e.app.id}: no placement found within shared capacity ({names})"
+            return infeasible_plan(cm, NAME, Reason(code, what, e.app.id))
         st.take(e, j)
     st.improve(deadline)
     placements = {**options.fixed}
@@ -477,25 +437,32 @@ def _solve(problem: Problem, options: SolveOptions) -> Plan:
         base=base_evaluation(problem),
     )
     if plan.status == Status.INFEASIBLE:
-        first = (plan.doc.violations or ["?"])[0]
-        return infeasible_plan(cm, NAME, f"no plan found that the evaluator accepts: {first}")
+        assert plan.evaluation is not None and plan.evaluation.found
+        first = plan.evaluation.found[0]
+        what = f"no plan found that the evaluator accepts: {first.message}"
+        return infeasible_plan(cm, NAME, Reason(first.code, what, first.app))
     if plan.doc.bound is not None and plan.doc.objective is not None:
         plan.doc.bound = min(plan.doc.bound, plan.doc.objective)
     return plan
 
 
-def _resource_names(st: _State, e: _App) -> str:
+_KINDS = (Code.COMPUTE, Code.MEMORY, Code.BATTERY, Code.BANDWIDTH)
+
+
+def _resources(st: _State, resources: list[int]) -> tuple[Code, str]:
+    """The code of the first of these resources (`fastcost` numbering) and their names."""
     f = st.fleet
-    sc = st.score(e, 0)
     names = []
-    for r in st.overflow(sc):
+    codes = []
+    for r in resources:
         kind, ref = divmod(r, f.n) if r < 3 * f.n else (3, r - 3 * f.n)
+        codes.append(_KINDS[kind])
         if kind == 3:
             link = f.links[ref]
             names.append(f"bandwidth of link {link.a}-{link.b}")
         else:
-            names.append(f"{('compute', 'memory', 'battery')[kind]} of {f.ids[ref]}")
-    return ", ".join(names) or "shared capacity"
+            names.append(f"{_KINDS[kind].value} of {f.ids[ref]}")
+    return (codes[0] if codes else Code.COMPUTE), ", ".join(names) or "shared capacity"
 
 
-__all__ = ["HOSTS", "NAME", "solve"]
+__all__ = ["HOSTS", "NAME", "solve_greedy"]

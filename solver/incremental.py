@@ -27,18 +27,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from solver.costs import Cost
-from solver.evaluate import (
-    AppRecord,
-    Evaluation,
-    PlanParts,
-    app_cost,
-    app_violations,
-    segments_of,
-)
+from solver.costs import Cost, CostModel
+from solver.document import Plan, segments_of
+from solver.evaluate import AppRecord, Evaluation, PlanParts, app_cost, app_violations
+from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
-from solver.plan import Placement, Plan, Status
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
+from solver.registry import solve
 from solver.scenario import (
     App,
     Device,
@@ -189,8 +185,6 @@ def _apply_change(
         # apps on every re-solve (`previous_plan` writes one when it is wanted).
         update["previous"] = None
     new_scn = scn.model_copy(update=update)
-    from solver.costs import CostModel
-
     # The same devices and links, in the same order, with some of their fields changed:
     # every table indexed by device or link stays valid and is patched, not rebuilt.
     same_shape = not (change.reroutes() or change.added_devices)
@@ -209,8 +203,6 @@ def _apply_change(
         base = _renumbered_base(problem, new, change, renumber)
         if base is not None:
             new.derived["base_evaluation"] = base
-        from solver.fastcost import Fleet
-
         fleet = problem.derived.get("fleet")
         if isinstance(fleet, Fleet):
             shrunk = fleet.without(new, change.lost_devices)
@@ -222,8 +214,6 @@ def _apply_change(
 
 def _carry_tables(old: Problem, new: Problem, change: Change) -> None:
     """Hand the heuristic's and the evaluator's per-fleet tables on to the changed problem."""
-    from solver.fastcost import Fleet
-
     for name in ("link_index", "adjacency", "incident"):
         if name in old.derived:
             new.derived[name] = old.derived[name]
@@ -455,8 +445,6 @@ def _resolve(
     solver: str,
     touched: Collection[str] | None,
 ) -> Plan:
-    from solver import solve
-
     if touched is None:
         touched = touched_apps(problem, previous, change)
     fixed = {a: p for a, p in previous.items() if a in problem.cost.apps and a not in touched}

@@ -8,10 +8,11 @@ the app an infeasible plan names, one at a time, and solves the others again; th
 returns is a plan of the contract for the scenario without the apps set aside, so it can
 be checked and replayed like any other.
 
-Every solver names the app that rules a plan out (`app <id>: ...`: the heuristic's
-failed assignment, the exact model's diagnosis). A reason that names no app (a fixed app
-that no longer fits, a time limit) ends the search: the infeasible plan is returned and
-nothing is set aside, since no single app is to blame.
+Every solver names the app that rules a plan out (`Plan.reason.app`, and `app <id>: ...`
+in its sentence: the heuristic's failed assignment, the exact model's diagnosis), with the
+reason's code. A reason that names no app (fixed apps that no longer fit, a time limit)
+ends the search: the infeasible plan is returned and nothing is set aside, since no single
+app is to blame.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from solver.document import Plan
 from solver.incremental import Change, apply_change, resolve, touched_apps
-from solver.plan import Placement, Plan, Status
+from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
+from solver.reasons import Reason
+from solver.registry import solve
 
 # Set aside at most this many apps: a change that rules out more than a handful of apps
 # at once (a lost cloud) is better reported whole than found app by app, each a solve.
@@ -31,11 +35,17 @@ MAX_UNPLACED = 16
 
 @dataclass(slots=True)
 class Partial:
-    """`plan` places every app of `problem` (the input problem without `unplaced`)."""
+    """`plan` places every app of `problem` (the input problem without the apps set
+    aside); `set_aside`: app id -> why it cannot be placed, with its code."""
 
     plan: Plan
     problem: Problem
-    unplaced: dict[str, str] = field(default_factory=dict)  # app id -> why not
+    set_aside: dict[str, Reason] = field(default_factory=dict)
+
+    @property
+    def unplaced(self) -> dict[str, str]:
+        """App id -> the sentence of why it cannot be placed."""
+        return {app_id: r.message for app_id, r in self.set_aside.items()}
 
 
 def named_app(reason: str | None, problem: Problem) -> str | None:
@@ -47,6 +57,14 @@ def named_app(reason: str | None, problem: Problem) -> str | None:
         if head.startswith(f"{app_id}:"):
             return app_id
     return None
+
+
+def _blamed(plan: Plan, problem: Problem) -> str | None:
+    """The app of the problem that an infeasible plan's reason blames, if any."""
+    if plan.reason is None:
+        return None
+    app_id = plan.reason.app
+    return app_id if app_id is not None and app_id in problem.cost.apps else None
 
 
 def place_what_fits(
@@ -65,14 +83,12 @@ def place_what_fits(
     app is re-placed (`solver.incremental.resolve`). The whole search keeps to
     `options.time_limit_s`.
     """
-    from solver import solve
-
     started = time.perf_counter()
     # Worked out once, on the problem the change was applied to: each app set aside is a
     # change of its own, which would hide the first one's.
     touched = touched_apps(problem, previous, change) if previous and change else None
     original = problem
-    unplaced: dict[str, str] = {}
+    set_aside: dict[str, Reason] = {}
     while True:
         left = options.time_limit_s - (time.perf_counter() - started)
         opts = replace(options, time_limit_s=max(left, 0.05))
@@ -81,14 +97,15 @@ def place_what_fits(
         else:
             plan = solve(problem, opts, solver=solver)
         if plan.status != Status.INFEASIBLE:
-            return Partial(plan, problem, unplaced)
-        app_id = named_app(plan.doc.reason, problem)
+            return Partial(plan, problem, set_aside)
+        app_id = _blamed(plan, problem)
         out_of_time = time.perf_counter() - started >= options.time_limit_s
-        if app_id is None or len(unplaced) >= max_unplaced or out_of_time:
+        if app_id is None or len(set_aside) >= max_unplaced or out_of_time:
             # Nobody to blame (or no time to look further): all or nothing, as the
             # contract has it.
             return Partial(plan, original, {})
-        unplaced[app_id] = plan.doc.reason or "infeasible"
+        assert plan.reason is not None
+        set_aside[app_id] = plan.reason
         problem = apply_change(problem, Change(removed_apps=frozenset({app_id})), previous)
 
 

@@ -1,15 +1,17 @@
-"""The plan: placements inside the solvers, the contract's plan document outside."""
+"""The plan: placements inside the solvers, the contract's plan document outside.
+
+`solver.document` builds the document from an evaluation, and the `Plan` every solver
+returns.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from solver.evaluate import Evaluation
+from solver.reasons import Code
 
 
 class Status(StrEnum):
@@ -99,20 +101,9 @@ class PlanDoc(_Doc):
     devices: list[DeviceUse]
     links: list[LinkUse]
     reason: str | None = None
+    # Beside the contract's sentences, their codes (`solver.reasons.Code`): `reason_code`
+    # for `reason`, and `violation_codes[i]` for `violations[i]`.
+    reason_code: Code | None = None
     violations: list[str] | None = None
+    violation_codes: list[Code] | None = None
     stats: dict[str, float | int | str] | None = None
-
-
-@dataclass(slots=True)
-class Plan:
-    """What every solver returns: the placements and the document that describes them."""
-
-    status: Status
-    placements: dict[str, Placement]
-    doc: PlanDoc
-    # The evaluator's record of this plan, for evaluating the next one incrementally.
-    evaluation: Evaluation | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def objective(self) -> float | None:
-        return self.doc.objective

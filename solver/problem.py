@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from solver.costs import Cost, CostModel
-from solver.evaluate import Migration
+from solver.migration import Migration
 from solver.plan import Placement
 from solver.scenario import App, Scenario
 

@@ -64,6 +64,7 @@ class Device(_Strict):
     grid_gco2_per_kwh: float = Field(default=0.0, ge=0)
     embodied_kgco2e: float = Field(default=0.0, ge=0)
     lifetime_h: float = Field(default=35040.0, gt=0)
+    overhead_ms: float = Field(default=0.0, ge=0)
 
 
 class Link(_Strict):

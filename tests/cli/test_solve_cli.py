@@ -225,13 +225,49 @@ CONTRACT_ERRORS: dict[str, tuple[Edit, tuple[str, ...]]] = {
     ),
     "zero rate": (lambda r: r["apps"][0].update(rate_rps=0), ("apps[0] (weld-1).rate_rps",)),
     "negative rate": (lambda r: r["apps"][5].update(rate_rps=-2), ("apps[5] (intrusion-6)",)),
+    "negative overhead": (
+        lambda r: r["devices"][2].update(overhead_ms=-1),
+        ("devices[2] (cam-3).overhead_ms", "greater than or equal to 0"),
+    ),
+    "unknown sink device": (
+        lambda r: r["apps"][3].update(sink="dash-9"),
+        ("apps[3] (ppe-4).sink", "dash-9"),
+    ),
+    "unknown variant": (
+        lambda r: r["apps"][2]["variants"].append("vgg19"),
+        ("apps[2] (pallet-3).variants[3]", "vgg19"),
+    ),
+    "unknown cascade model": (
+        lambda r: r["apps"][3]["cascade"][1].update(model="vit"),
+        ("apps[3] (ppe-4).cascade[1].model", "vit"),
+    ),
+    "duplicate model id": (
+        lambda r: r["models"].append(dict(r["models"][1])),
+        ("models", "duplicate id", "resnet50"),
+    ),
+    "exit probability below 0": (
+        lambda r: r["models"][0]["exits"][1].update(prob=-0.2),
+        ("models[0] (resnet50-ee).exits[1].prob",),
+    ),
+    "min_accuracy above 1": (
+        lambda r: r["apps"][2].update(min_accuracy=1.2),
+        ("apps[2] (pallet-3).min_accuracy",),
+    ),
+    "zero link bandwidth": (
+        lambda r: r["links"][7].update(mbps=0),
+        ("links[7].mbps", "greater than 0"),
+    ),
 }
 
 
+@pytest.mark.parametrize("mode", [(), ("--json",)], ids=["table", "json"])
 @pytest.mark.parametrize("case", list(CONTRACT_ERRORS))
-def test_contract_error_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
+def test_contract_error_exits_2_with_one_line(
+    tmp_path: Path, case: str, mode: tuple[str, ...]
+) -> None:
+    """Exit 2, one line naming the field or id, and no plan on standard output."""
     edit, names = CONTRACT_ERRORS[case]
-    assert_bad_input(run("solve", bad_scenario(tmp_path, edit)), *names)
+    assert_bad_input(run("solve", bad_scenario(tmp_path, edit), *mode), *names)
 
 
 def test_missing_file_exits_2(tmp_path: Path) -> None:

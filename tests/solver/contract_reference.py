@@ -92,6 +92,7 @@ def load(src: Any) -> dict:
                 "grid_gco2_per_kwh": float(d.get("grid_gco2_per_kwh", 0.0)),
                 "embodied_kgco2e": float(d.get("embodied_kgco2e", 0.0)),
                 "lifetime_h": float(d.get("lifetime_h", DEFAULT_LIFETIME_H)),
+                "overhead_ms": float(d.get("overhead_ms", 0.0)),
             }
         )
     for lk in raw.get("links") or []:
@@ -371,8 +372,15 @@ class _Acc:
         return seconds
 
     def compute(self, d: str, gflops: float, prob: float) -> float:
+        return self.busy(d, gflops / self.ctx.devs[d]["gflops"], prob)
+
+    def overhead(self, d: str, prob: float) -> float:
+        """A segment or cascade stage starting on d: d's fixed compute time, counted as
+        compute, at the probability that it runs."""
+        return self.busy(d, self.ctx.devs[d]["overhead_ms"] / 1000.0, prob)
+
+    def busy(self, d: str, seconds: float, prob: float) -> float:
         dev = self.ctx.devs[d]
-        seconds = gflops / dev["gflops"]
         joules = (dev["power_w"]["busy"] - dev["power_w"]["idle"]) * seconds
         emb = dev["embodied_kgco2e"] * 1000.0 / (dev["lifetime_h"] * 3600.0)
         self.energy += prob * joules
@@ -407,6 +415,8 @@ def _run_partitioned(ctx: _Ctx, app: dict, mid: str, segs: list[tuple[int, int, 
     reach = 1.0
     for i, b in enumerate(blocks):
         d = host[i]
+        if i == 0 or host[i - 1] != d:  # the first block of a segment
+            t += acc.overhead(d, reach)
         t += acc.compute(d, b["gflops"], reach)
         acc.place((mid, b["name"]), d, b["params_mb"])
         for e in exits.get(i, ()):
@@ -434,6 +444,7 @@ def _run_cascade(ctx: _Ctx, app: dict, stages: list[tuple[str, str]]) -> dict:
     for k, (mid, d) in enumerate(stages):
         m = ctx.models[mid]
         t += acc.transfer(src, d, m["input_mb"], reach)
+        t += acc.overhead(d, reach)
         for b in m["layers"]:
             t += acc.compute(d, b["gflops"], reach)
             acc.place((mid, b["name"]), d, b["params_mb"])
@@ -489,11 +500,19 @@ def _finish(
     }
 
 
-def _battery_budget_wh(dev: dict) -> float | None:
+def _usable_wh(dev: dict) -> float | None:
     bat = dev["battery"]
     if bat is None:
         return None
     return (bat["level_pct"] - bat["min_pct"]) / 100.0 * bat["capacity_wh"]
+
+
+def _battery_budget_w(dev: dict, horizon_h: float) -> float | None:
+    """Plan power the battery pays over the horizon once the idle draw is paid (>= 0)."""
+    usable = _usable_wh(dev)
+    if usable is None:
+        return None
+    return max(0.0, usable / horizon_h - dev["power_w"]["idle"])
 
 
 # --------------------------------------------------------------------------- public API
@@ -619,12 +638,13 @@ def evaluate(scn: dict, plan: dict) -> dict:
     maxu = scn["max_utilization"]
     devices_out: dict[str, dict] = {}
     for d, dev in ctx.devs.items():
-        budget = _battery_budget_wh(dev)
+        usable = _usable_wh(dev)
+        budget = _battery_budget_w(dev, scn["horizon_h"])
         p = power[d]
-        if budget is not None and p > 0.0:
-            battery_h: float | None = max(budget, 0.0) / p
-        else:
-            battery_h = None
+        draw = dev["power_w"]["idle"] + p
+        battery_h: float | None = None
+        if usable is not None and draw > 0.0:
+            battery_h = max(usable, 0.0) / draw
         devices_out[d] = {
             "utilization": comp[d],
             "memory_mb": mem[d],
@@ -635,10 +655,8 @@ def evaluate(scn: dict, plan: dict) -> dict:
             violations.append(f"device {d}: compute (utilization {comp[d]:.6g} > {maxu})")
         if not _le(mem[d], dev["memory_mb"]):
             violations.append(f"device {d}: memory ({mem[d]:.6g} MB > {dev['memory_mb']:.6g})")
-        if budget is not None and p > 0.0 and not _le(p * scn["horizon_h"], budget):
-            violations.append(
-                f"device {d}: battery ({p * scn['horizon_h']:.6g} Wh > {budget:.6g} Wh)"
-            )
+        if budget is not None and p > 0.0 and not _le(p, budget):
+            violations.append(f"device {d}: battery ({p:.6g} W > {budget:.6g} W after idle)")
     links_out: dict[str, dict] = {}
     for lk in scn["links"]:
         k = _link_key(lk)
@@ -715,10 +733,9 @@ def brute_force(scn: dict) -> tuple[str, float | None, dict | None]:
     for d, dev in ctx.devs.items():
         limits[("c", d)] = maxu
         limits[("m", d)] = dev["memory_mb"]
-        budget = _battery_budget_wh(dev)
+        budget = _battery_budget_w(dev, scn["horizon_h"])
         if budget is not None:
-            # power * horizon <= budget; zero power never violates.
-            limits[("p", d)] = max(budget, 0.0) / scn["horizon_h"]
+            limits[("p", d)] = budget  # zero power never violates
     for lk in scn["links"]:
         limits[("l", _link_key(lk))] = maxu
 

@@ -2,7 +2,8 @@
 
 Small enough for exhaustive search (a few devices, blocks and apps), varied enough to
 reach every term of the cost model: exits, variants, cascades, batteries, sinks that
-differ from sources, missing routes, every objective weight and a previous plan.
+differ from sources, missing routes, per-segment overheads, every objective weight and a
+previous plan.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def scenarios(draw: st.DrawFn, max_devices: int = 3, max_apps: int = 2) -> dict[
             "embodied_kgco2e": draw(st.floats(0, 2000)),
             "lifetime_h": draw(st.floats(1000, 50000)),
         }
+        if draw(st.booleans()):
+            dev["overhead_ms"] = draw(st.floats(0, 50))
         if draw(st.booleans()):
             dev["battery"] = {
                 "capacity_wh": draw(st.floats(1, 100)),

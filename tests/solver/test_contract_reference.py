@@ -67,7 +67,7 @@ def _tiny(**over: object) -> dict:
                 "gflops": 10,
                 "memory_mb": 100,
                 "power_w": {"idle": 1, "busy": 3},
-                "battery": {"capacity_wh": 10, "level_pct": 50, "min_pct": 20},
+                "battery": {"capacity_wh": 10, "level_pct": 70, "min_pct": 20},
                 "grid_gco2_per_kwh": 360,
             },
             {
@@ -167,9 +167,75 @@ def test_partitioned_with_exit_by_hand() -> None:
     assert d["e"]["utilization"] == pytest.approx(0.15)
     assert d["s"]["memory_mb"] == pytest.approx(3) and d["e"]["memory_mb"] == pytest.approx(5)
     assert d["s"]["power_w"] == pytest.approx(2.1) and d["e"]["power_w"] == pytest.approx(1.875)
-    assert d["s"]["battery_h"] == pytest.approx(3 / 2.1) and d["e"]["battery_h"] is None
+    # 5 Wh above min_pct, paid at the idle 1 W plus the plan's 2.1 W.
+    assert d["s"]["battery_h"] == pytest.approx(5 / 3.1) and d["e"]["battery_h"] is None
     assert ev["links"]["s--e"]["utilization"] == pytest.approx(2 * 1.875 * 8 / 80)
     assert ev["objective"] == pytest.approx(2 * (1.9875 + 100 * carbon + 0.001 * 420))
+
+
+def test_overhead_by_hand() -> None:
+    raw = _tiny()
+    raw["devices"][0]["overhead_ms"] = 20
+    raw["devices"][1]["overhead_ms"] = 10
+    ev = evaluate(load(raw), SPLIT)
+    a = ev["apps"]["a"]
+    # s's 20 ms start the first segment (always); e's 10 ms the second, reached at 0.75.
+    assert a["latency_ms"]["worst"] == pytest.approx(510.0 + 20 + 10)
+    assert a["latency_ms"]["expected"] == pytest.approx(0.25 * 170 + 0.75 * 540)
+    assert a["energy_j"] == pytest.approx(1.9875 + 2 * 0.02 + 10 * 0.01 * 0.75)
+    d = ev["devices"]
+    assert d["s"]["utilization"] == pytest.approx(0.3 + 2 * 0.02)
+    assert d["e"]["utilization"] == pytest.approx(0.15 + 2 * 0.75 * 0.01)
+    # One segment on s: one overhead, whatever its blocks; an exit head adds none.
+    whole = {"apps": [{"id": "a", "model": "m", "segments": [SEG_B0_B1_S]}]}
+    assert evaluate(load(raw), whole)["apps"]["a"]["latency_ms"]["worst"] == pytest.approx(
+        20 + 100 + 50 + 1000
+    )
+
+
+SEG_B0_B1_S = {"first": "b0", "last": "b1", "device": "s"}
+
+
+def test_cascade_overhead_by_hand() -> None:
+    raw = _tiny(
+        apps=[
+            {
+                "id": "c",
+                "cascade": [{"model": "m", "exit_prob": 0.6}, {"model": "m2"}],
+                "source": "s",
+                "rate_rps": 0.5,
+            }
+        ]
+    )
+    raw["devices"][0]["overhead_ms"] = 20
+    raw["devices"][1]["overhead_ms"] = 10
+    plan = {
+        "apps": [
+            {"id": "c", "stages": [{"model": "m", "device": "s"}, {"model": "m2", "device": "e"}]}
+        ]
+    }
+    ev = evaluate(load(raw), plan)
+    c = ev["apps"]["c"]
+    assert c["latency_ms"]["worst"] == pytest.approx(1100 + 20 + 105 + 10 + 200 + 15)
+    assert ev["devices"]["s"]["utilization"] == pytest.approx(0.5 * 1.12)
+    assert ev["devices"]["e"]["utilization"] == pytest.approx(0.5 * 0.4 * 0.21)
+
+
+def test_battery_pays_idle_first() -> None:
+    raw = _tiny()
+    # 5 Wh over 4 h is 1.25 W: 0.25 W left after the 1 W idle draw.
+    raw["horizon_h"] = 4
+    v = evaluate(load(raw), SPLIT)["violations"]
+    assert "device s: battery (2.1 W > 0.25 W after idle)" in v
+    # 5 Wh over 8 h is 0.625 W, less than idle: nothing at all, not even sending.
+    raw["horizon_h"] = 8
+    raw["apps"][0]["source"] = "e"
+    on_e = {"apps": [{"id": "a", "model": "m", "segments": [dict(SEG_B0_B1_S, device="e")]}]}
+    ev = evaluate(load(raw), on_e)
+    assert ev["violations"] == [] and ev["devices"]["s"]["battery_h"] == pytest.approx(5.0)
+    raw["apps"][0]["source"] = "s"
+    v = evaluate(load(raw), on_e)["violations"]
+    assert any(x.startswith("device s: battery") for x in v)  # sending the input costs J
 
 
 def test_battery_and_slo_violations() -> None:
@@ -194,7 +260,8 @@ def test_zero_power_never_violates_battery() -> None:
         ]
     }
     ev = evaluate(load(raw), plan)
-    assert ev["violations"] == [] and ev["devices"]["s"]["battery_h"] is None
+    # Below min_pct already: no hours left, idle or not.
+    assert ev["violations"] == [] and ev["devices"]["s"]["battery_h"] == 0.0
 
 
 def test_cascade_by_hand() -> None:

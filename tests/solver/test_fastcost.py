@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from solver.candidates import chain_arrays, path_figures
-from solver.evaluate import app_cost, app_migration
+from solver.evaluate import app_cost
 from solver.fastcost import Fleet, Scorer, candidate_routes
 from solver.generate import generate
+from solver.migration import app_migration
 from solver.plan import Placement
 from solver.problem import Problem
 from solver.scenario import parse_scenario
@@ -38,7 +39,7 @@ def _random_placements(problem: Problem, seed: int) -> dict[str, Placement]:
 
 
 def _problem(seed: int, migration: bool) -> Problem:
-    raw = generate(seed, devices=24, apps=12, blocks=6)
+    raw = generate(seed, devices=24, apps=12, blocks=6, overheads=seed % 2 == 1)
     raw["objective"]["migration"] = 0.05 if migration else 0.0
     if migration:
         first = Problem(parse_scenario(raw))

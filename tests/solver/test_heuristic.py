@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from solver import Problem, SolveOptions, Status, evaluate, solve
+from solver import Code, Problem, SolveOptions, Status, evaluate, solve
 from solver.generate import generate
 from solver.incremental import Change, apply_change, resolve, touched_apps
+from solver.plan import Placement
 from solver.scenario import load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "shared" / "scenarios"
@@ -49,23 +50,42 @@ def test_shared_scenarios_against_their_optimum(name: str) -> None:
     if expected["objective"] is None:
         assert plan.status == Status.INFEASIBLE and plan.doc.reason
         return
-    # The heuristic may miss a plan where capacity binds hard, but never breaks a rule.
+    # An optimum exists: the heuristic must find a plan, and never one that breaks a rule.
+    assert plan.status == Status.FEASIBLE, plan.doc.reason
+    assert plan.objective is not None
+    assert plan.objective <= 1.05 * expected["objective"] + 1e-9
+    assert evaluate(problem.cost, plan.placements).violations == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plans_never_break_a_constraint_when_capacity_binds(seed: int) -> None:
+    problem = _problem(seed, devices=40, apps=40, blocks=6, contended=True)
+    plan = solve(problem, SolveOptions(), solver="heuristic")
     if plan.status == Status.FEASIBLE:
-        assert plan.objective is not None
-        assert plan.objective <= 1.05 * expected["objective"] + 1e-9
         assert evaluate(problem.cost, plan.placements).violations == []
-    else:
-        assert plan.doc.reason
+        return
+    assert plan.placements == {} and plan.doc.reason
+    # No plan, says the heuristic: the exact model finds none either in 10 s.
+    exact = solve(_problem(seed, devices=40, apps=40, blocks=6, contended=True),
+                  SolveOptions(time_limit_s=10), "ilp")  # fmt: skip
+    assert exact.status == Status.INFEASIBLE, (plan.doc.reason, exact.doc.objective)
 
 
-def test_plans_never_break_a_constraint_when_capacity_binds() -> None:
-    for seed in range(4):
-        problem = _problem(seed, devices=40, apps=40, blocks=6, contended=True)
-        plan = solve(problem, SolveOptions(), solver="heuristic")
-        if plan.status == Status.FEASIBLE:
-            assert evaluate(problem.cost, plan.placements).violations == []
-        else:
-            assert plan.placements == {} and plan.doc.reason
+@pytest.mark.parametrize("seed", range(4))
+def test_contended_fleets_get_a_plan_wherever_one_exists(seed: int) -> None:
+    # Contended, and small enough for the exact model to decide either way.
+    shape: dict[str, object] = {"devices": 24, "apps": 16, "blocks": 6, "contended": True}
+    exact = solve(_problem(seed, **shape), SolveOptions(time_limit_s=30), "ilp")
+    assert exact.doc.reason_code != Code.TIME_LIMIT, exact.doc.reason
+    problem = _problem(seed, **shape)
+    plan = solve(problem, SolveOptions(), "heuristic")
+    if exact.status == Status.INFEASIBLE:
+        assert plan.status == Status.INFEASIBLE and plan.doc.reason
+        return
+    assert plan.status == Status.FEASIBLE, plan.doc.reason
+    assert evaluate(problem.cost, plan.placements).violations == []
+    assert exact.objective is not None and plan.objective is not None
+    assert exact.objective * (1 - 1e-9) <= plan.objective <= 1.05 * exact.objective
 
 
 def test_fixed_apps_keep_their_placement() -> None:
@@ -88,15 +108,15 @@ def test_fixed_apps_that_cost_more_still_count() -> None:
     app = next(a for a in problem.scenario.apps if a.model is not None and a.slo_ms is None)
     n = problem.cost.shapes[app.model or ""].n
     held = problem.model_options(app)[0]
-    from solver.plan import Placement
-
     fixed = {app.id: Placement(app=app.id, model=held, blocks=(app.source,) * n)}
     plan = solve(problem, SolveOptions(fixed=fixed), solver="heuristic")
-    if plan.status == Status.FEASIBLE:
-        assert plan.placements[app.id] == fixed[app.id]
-        assert plan.doc.bound is None or plan.doc.bound <= (plan.objective or 0.0) + 1e-9
-    else:
-        assert plan.doc.reason
+    exact = solve(problem, SolveOptions(fixed=fixed), solver="ilp")
+    assert exact.status == Status.OPTIMAL, exact.doc.reason  # a plan exists with it held
+    assert plan.status == Status.FEASIBLE, plan.doc.reason
+    assert plan.placements[app.id] == fixed[app.id]
+    assert plan.doc.bound is None or plan.doc.bound <= (plan.objective or 0.0) + 1e-9
+    assert exact.objective is not None and plan.objective is not None
+    assert plan.objective >= exact.objective * (1 - 1e-9)
 
 
 def test_same_input_same_plan() -> None:

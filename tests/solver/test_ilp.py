@@ -18,6 +18,16 @@ def _expected(path: Path) -> dict[str, object]:
     return data
 
 
+def test_every_shared_scenario_has_its_expected_optimum(shared_dir: Path) -> None:
+    folder = shared_dir / "scenarios"
+    scenarios = {p.name.removesuffix(".yaml") for p in folder.glob("*.yaml")}
+    optima = {p.name.removesuffix(".expected.json") for p in folder.glob("*.expected.json")}
+    assert scenarios == optima
+    # The families the contract's examples name, each of which must be reproduced below.
+    for family in ("binds-", "binds-idle-battery-", "migration-", "overhead-"):
+        assert any(name.startswith(family) for name in scenarios), family
+
+
 def test_ilp_matches_every_expected_optimum(shared_scenarios: list[Path]) -> None:
     for path in shared_scenarios:
         expected = _expected(path)

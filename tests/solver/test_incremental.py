@@ -9,10 +9,11 @@ from collections.abc import Callable
 import pytest
 
 from solver import Problem, SolveOptions, Status, solve
-from solver.evaluate import app_migration, build_plan
+from solver.document import Plan, build_plan
 from solver.generate import generate
 from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
-from solver.plan import Placement, Plan
+from solver.migration import app_migration
+from solver.plan import Placement
 from solver.scenario import ScenarioError, parse_scenario
 from tests.solver.test_fastcost import _random_placements
 
@@ -42,8 +43,11 @@ def _same_as_fresh(plan: Plan, problem: Problem, before: dict[str, Placement]) -
 def _battery_drop(problem: Problem, k: int) -> Change:
     devices = [d for d in problem.scenario.devices if d.battery is not None]
     d = devices[k % len(devices)]
-    assert d.battery is not None
-    level = d.battery.min_pct + (d.battery.level_pct - d.battery.min_pct) * 0.3
+    budget = problem.cost.battery_limit_w(d.id)
+    assert d.battery is not None and budget is not None
+    # What the battery has for the plan, beside its idle draw, drops to 30%.
+    usable_wh = (d.power_w.idle + 0.3 * budget) * problem.scenario.horizon_h
+    level = d.battery.min_pct + usable_wh / d.battery.capacity_wh * 100.0
     return Change(devices={d.id: {"battery": {**d.battery.model_dump(), "level_pct": level}}})
 
 
