@@ -8,7 +8,7 @@ heartbeats every interval with its battery and measured links, long-polls its de
 state as an agent does (after_version, 25 s) and reports every partition of a new state
 ready at once (with a heartbeat right away, so rollouts finish sooner). The fleet is made
 of groups of ten (the demo's two cameras, edge and cloud with its two deployments, plus
-six idle cameras). A sample changes one group's condition (cam-1's battery 90 -> 40.5%,
+six idle cameras). A sample changes one group's condition (cam-1's battery 90 -> 41.7%,
 cam-2's measured uplink 50 -> 2 Mbit/s, or the edge stops heartbeating) and takes the
 rollout whose reason names that device from the server's event stream (audit log as a
 fallback):
@@ -67,15 +67,16 @@ from tests.harness.simulated import EventLog, SimulatedAgent, SimulatedFleet  # 
 
 ADMIN = "cnt_admin_bench_" + "r" * 24
 # One group of ten simulated agents: the demo's fleet (cam-1: an NPU camera whose
-# whole-model plan breaks its battery constraint at 40.5%; cam-2: a CPU camera that sends
-# early to the edge over a 50 Mbit/s uplink; an edge box; a cloud machine) plus six idle
-# cameras. name -> (tier, GFLOP/s, idle W, busy W, battery Wh or None)
+# whole-model plan breaks its battery constraint at 41.7%, a 60 Wh pack paying its idle
+# draw first as scenario-v1 has it; cam-2: a CPU camera that sends early to the edge over
+# a 50 Mbit/s uplink; an edge box; a cloud machine) plus six idle cameras.
+# name -> (tier, GFLOP/s, idle W, busy W, battery Wh or None)
 GROUP = {
-    "cam-1": ("device", 50.0, 1.5, 4.0, 5.0),
-    "cam-2": ("device", 10.0, 2.0, 6.0, 5.0),
+    "cam-1": ("device", 50.0, 1.5, 4.0, 60.0),
+    "cam-2": ("device", 10.0, 2.0, 6.0, 60.0),
     "edge": ("edge", 400.0, 10.0, 35.0, None),
     "cloud": ("cloud", 4000.0, 80.0, 300.0, None),
-    **{f"idle-{k}": ("device", 10.0, 2.0, 6.0, 5.0) for k in range(6)},
+    **{f"idle-{k}": ("device", 10.0, 2.0, 6.0, 60.0) for k in range(6)},
 }
 GROUP_LINKS = [("cam-1", "edge", 50, 4, 0.4), ("cam-2", "edge", 50, 4, 0.4),
                ("edge", "cloud", 200, 15, 0.05), ("cam-1", "cloud", 20, 40, 0.8),
@@ -221,7 +222,7 @@ class LiveBench:
         seen_triggers, seen_plans = len(self.events.triggers), len(self.events.decisions)
         started = time.time()
         if trigger == "battery":
-            sim.battery_pct, sim.marking = 40.5, True
+            sim.battery_pct, sim.marking = 41.7, True
             sim.kick.set()
         elif trigger == "bandwidth":
             sim.links[0]["mbps"], sim.marking = 2.0, True
