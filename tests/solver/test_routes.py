@@ -63,3 +63,32 @@ def test_a_refigured_table_gives_the_routes_of_a_fresh_one(seed: int) -> None:
         for a in ids:
             for b in ids:
                 assert table.route(a, b) == fresh.route(a, b), (step, a, b)
+
+
+def test_routes_of_single_link_devices_go_through_their_neighbour() -> None:
+    """Cameras with one link take their routes from their neighbour's search: the same
+    routes as the reference's, from, to and between such devices."""
+    raw = generate(4, devices=60, apps=2, blocks=3)
+    scn = parse_scenario(raw)
+    degree: dict[str, int] = {}
+    for lk in scn.links:
+        degree[lk.a] = degree.get(lk.a, 0) + 1
+        degree[lk.b] = degree.get(lk.b, 0) + 1
+    stubs = [d.id for d in scn.devices if degree.get(d.id) == 1]
+    others = [d.id for d in scn.devices if degree.get(d.id, 0) > 1]
+    assert len(stubs) >= 10 and others
+    table = RouteTable(scn)
+    pairs = [(a, b) for a in stubs[:10] for b in (*stubs[:10], *others[::3])]
+    pairs += [(b, a) for a, b in pairs]
+    for a, b in pairs:
+        r = table.route(a, b)
+        expected = route(raw, a, b) if a != b else None
+        if expected is None or a == b:
+            assert r is None
+        else:
+            assert r is not None and list(r.path) == expected
+            assert r.links == tuple(
+                next(k for k, lk in enumerate(scn.links) if {lk.a, lk.b} == {x, y})
+                for x, y in zip(r.path, r.path[1:], strict=False)
+            )
+            assert r.rtt_ms == sum(scn.links[k].rtt_ms for k in r.links)
