@@ -52,18 +52,25 @@ class LinkBounds:
 
     @staticmethod
     def of(fleet: Fleet) -> LinkBounds:
+        index = fleet.index
+        a = np.array([index[lk.a] for lk in fleet.links], dtype=np.int64)
+        b = np.array([index[lk.b] for lk in fleet.links], dtype=np.int64)
+        figures = np.array([(lk.rtt_ms, lk.j_per_mb, lk.mbps) for lk in fleet.links]).reshape(-1, 3)
+        ends = np.concatenate([a, b])
         rtt = np.full(fleet.n, INF)
         jpm = np.full(fleet.n, INF)
         mbps = np.zeros(fleet.n)
-        seen: dict[int, list[tuple[int, int]]] = {}
-        for k, lk in enumerate(fleet.links):
-            a, b = fleet.index[lk.a], fleet.index[lk.b]
-            for x, y in ((a, b), (b, a)):
-                rtt[x] = min(rtt[x], lk.rtt_ms)
-                jpm[x] = min(jpm[x], lk.j_per_mb)
-                mbps[x] = max(mbps[x], lk.mbps)
-                seen.setdefault(x, []).append((y, k))
-        only = {d: nb[0] for d, nb in seen.items() if len(nb) == 1}
+        np.minimum.at(rtt, ends, np.tile(figures[:, 0], 2))
+        np.minimum.at(jpm, ends, np.tile(figures[:, 1], 2))
+        np.maximum.at(mbps, ends, np.tile(figures[:, 2], 2))
+        degree = np.bincount(ends, minlength=fleet.n)
+        only: dict[int, tuple[int, int]] = {}
+        for k in np.flatnonzero((degree[a] == 1) | (degree[b] == 1)).tolist():
+            x, y = int(a[k]), int(b[k])
+            if degree[x] == 1:
+                only[x] = (y, k)
+            if degree[y] == 1:
+                only[y] = (x, k)
         return LinkBounds(rtt, jpm, mbps, only)
 
 

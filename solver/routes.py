@@ -10,6 +10,7 @@ read from `b`.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -67,6 +68,8 @@ class RouteTable:
     `refigured` makes the table of a scenario that differs only in links' `mbps` or
     `j_per_mb`: paths depend on rtt alone, so it shares the searches and every route that
     does not cross a changed link, and rebuilds only the figures of those that do.
+    `shrunk` makes the table of a fleet that lost devices or links: it keeps every route
+    that avoids them.
     """
 
     # A refigured table looks routes up in its parent; past this many generations it
@@ -87,6 +90,7 @@ class RouteTable:
         self._routes: dict[tuple[str, str], Route] = {}
         self._parent: RouteTable | None = None
         self._stale: frozenset[int] = frozenset()  # links whose figures differ from the parent's
+        self._renumber: Mapping[int, int] | None = None  # parent link -> this one's, if shrunk
         self._depth = 0
 
     def refigured(self, scenario: Scenario, changed: frozenset[int]) -> RouteTable:
@@ -97,6 +101,7 @@ class RouteTable:
         new._adj = self._adj
         new._from = self._from
         new._routes = {}
+        new._renumber = None
         if self._depth + 1 > self._MAX_DEPTH:
             new._parent, new._stale, new._depth = None, frozenset(), 0
             new._routes = {
@@ -106,14 +111,44 @@ class RouteTable:
             new._parent, new._stale, new._depth = self, changed, self._depth + 1
         return new
 
+    def shrunk(self, scenario: Scenario, renumber: Mapping[int, int]) -> RouteTable:
+        """The table of `scenario`, whose fleet is this one's less some devices or links,
+        the others in the same order (link k is now `renumber[k]`). Taking paths away
+        never makes another one better, so every route that avoids what is gone is still
+        the route: it is kept (renumbered when first asked). Searches start afresh."""
+        new = RouteTable(scenario)
+        if self._depth + 1 > self._MAX_DEPTH:
+            for key, r in self._all_cached().items():
+                moved = self._moved(r, renumber)
+                if moved is not None:
+                    new._routes[key] = moved
+        else:
+            new._parent, new._renumber, new._depth = self, renumber, self._depth + 1
+        return new
+
+    @staticmethod
+    def _moved(r: Route, renumber: Mapping[int, int]) -> Route | None:
+        """`r` with its links renumbered, or None when one of them is gone."""
+        try:
+            links = tuple(renumber[k] for k in r.links)
+        except KeyError:
+            return None
+        return Route(r.path, links, r.mbps, r.rtt_ms, r.j_per_mb)
+
+    def _inherited(self, r: Route) -> Route | None:
+        """A parent's route as this table has it, or None when it no longer holds."""
+        if self._renumber is not None:
+            return self._moved(r, self._renumber)
+        return None if self._stale.intersection(r.links) else r
+
     def _all_cached(self) -> dict[tuple[str, str], Route]:
         if self._parent is None:
             return dict(self._routes)
-        out = {
-            key: r
-            for key, r in self._parent._all_cached().items()
-            if not self._stale.intersection(r.links)
-        }
+        out = {}
+        for key, r in self._parent._all_cached().items():
+            kept = self._inherited(r)
+            if kept is not None:
+                out[key] = kept
         out.update(self._routes)
         return out
 
@@ -122,7 +157,8 @@ class RouteTable:
         if r is None and self._parent is not None:
             r = self._parent._cached(key)
             if r is not None:
-                if self._stale.intersection(r.links):
+                r = self._inherited(r)
+                if r is None:
                     return None
                 self._routes[key] = r
         return r

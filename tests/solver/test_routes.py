@@ -92,3 +92,38 @@ def test_routes_of_single_link_devices_go_through_their_neighbour() -> None:
                 for x, y in zip(r.path, r.path[1:], strict=False)
             )
             assert r.rtt_ms == sum(scn.links[k].rtt_ms for k in r.links)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_shrunk_table_gives_the_routes_of_a_fresh_one(seed: int) -> None:
+    """After a device is lost, the routes kept from before (renumbered) and those searched
+    again are exactly those of a table built for the smaller fleet."""
+    scn = parse_scenario(generate(seed, devices=30, apps=2, blocks=3))
+    ids = [d.id for d in scn.devices]
+    table = RouteTable(scn)
+    for a in ids:
+        for b in ids:
+            table.route(a, b)  # every route cached, as after a solve
+    lost = "edge-1"
+    links = tuple(lk for lk in scn.links if lost not in (lk.a, lk.b))
+    smaller = scn.model_copy(
+        update={"devices": tuple(d for d in scn.devices if d.id != lost), "links": links}
+    )
+    now = {frozenset((lk.a, lk.b)): k for k, lk in enumerate(links)}
+    renumber = {
+        k: now[frozenset((lk.a, lk.b))]
+        for k, lk in enumerate(scn.links)
+        if frozenset((lk.a, lk.b)) in now
+    }
+    shrunk = table.shrunk(smaller, renumber)
+    fresh = RouteTable(smaller)
+    kept = 0
+    for a in ids:
+        for b in ids:
+            if lost in (a, b):
+                continue
+            old = table.route(a, b)
+            got, want = shrunk.route(a, b), fresh.route(a, b)
+            assert got == want, (a, b)
+            kept += old is not None and lost not in old.path
+    assert kept > 0
