@@ -105,6 +105,8 @@ class FleetBound:
         self.fleet = fleet
         self.links = LinkBounds.of(fleet)
         self._by_tiers: dict[tuple[str, ...], tuple[np.ndarray, ...]] = {}
+        # Search origin -> the rtt it knows by device index, and its radius.
+        self._dist: dict[str, tuple[dict[int, float], float]] = {}
 
     def _sorted(self, tiers: tuple[str, ...]) -> tuple[np.ndarray, ...]:
         """The hosts of these tiers by cost per GFLOP, ms per GFLOP, overhead cost,
@@ -144,9 +146,7 @@ class FleetBound:
         f = self.fleet
         cand = set(routes.hosts)
         allowed: set[str] = set(app.allowed_tiers)
-        settled, offset, radius = self.problem.cost.routes.known_rtt(app.source)
-        index = f.index
-        dist = {index[d]: r for d, r in settled.items()}
+        dist, offset, radius = self._known(app.source)
         near = [h for h in dist if h not in cand and f.tiers[h] in allowed]
         out = []
         if near:
@@ -163,6 +163,26 @@ class FleetBound:
             if picks[0] >= 0:
                 out.append(self._virtual(app, routes, np.array(picks), (radius, INF), dist, offset))
         return out
+
+    def _known(self, source: str) -> tuple[dict[int, float], float, float]:
+        """`RouteTable.known_rtt` by device index, built once per search origin (the
+        cameras of one edge box share their edge's search)."""
+        table = self.problem.cost.routes
+        stub = self.links.only.get(self.fleet.index[source])
+        origin = self.fleet.ids[stub[0]] if stub is not None else source
+        hit = self._dist.get(origin)
+        if hit is None:
+            found, settled, _, radius = table.known_rtt(origin)
+            if found != origin:  # the origin has a single link itself: not shared
+                _, own, offset, radius = table.known_rtt(source)
+                return self._index(own), offset, radius
+            hit = self._dist[origin] = (self._index(settled), radius)
+        offset = float(self.fleet.links[stub[1]].rtt_ms) if stub is not None else 0.0
+        return hit[0], offset, hit[1]
+
+    def _index(self, settled: dict[str, float]) -> dict[int, float]:
+        index = self.fleet.index
+        return {index[d]: r for d, r in settled.items()}
 
     def _virtual(
         self,
@@ -203,7 +223,10 @@ class FleetBound:
             rtt = max(offset + lo, rtt_to(sink)) if sink == src else rtt_to(sink)
             outbound = _figures(f, send, rtt, jpm, mbps)
         k = np.array(routes.hosts, dtype=np.int64)
-        rtt_k = np.array([rtt_to(int(h)) for h in k])
+        d = np.array([dist.get(h, np.nan) for h in routes.hosts])
+        with np.errstate(invalid="ignore"):
+            gap = np.where(np.isnan(d), 0.0, np.maximum(np.maximum(lo - d, d - hi), 0.0))
+        rtt_k = np.maximum(gap, lb.rtt[k])
         to = np.array(_figures(f, f.send[k], rtt_k, lb.jpm[k], lb.mbps[k]))
         back = np.array(_figures(f, send, rtt_k, lb.jpm[k], lb.mbps[k]))
         return _Elsewhere(
@@ -267,61 +290,83 @@ class FleetBound:
         apps = [a for a, _, _ in members]
         ch = chain_arrays(self.problem, self.fleet, apps, model_id, [r for _, r, _ in members])
         na, n, kmax = ch.u.shape
-        extra = max(len(away) for _, _, away in members)
-        width = kmax + extra
+        nv = max(len(away) for _, _, away in members)
+        width = kmax + nv
         u = np.full((na, n, width), INF)
-        uw = np.full((na, n, width), INF)
-        u[:, :, :kmax], uw[:, :, :kmax] = ch.u, ch.uw
+        u[:, :, :kmax] = ch.u
         t = np.full((na, max(n - 1, 0), width, width), INF)
-        tw = np.full_like(t, INF)
         t[:, :, :kmax, :kmax] = ch.t
-        tw[:, :, :kmax, :kmax] = ch.tw
+        if nv:
+            self._virtual_columns(model_id, members, u, t, kmax, nv)
+        # The SLO relaxed (no Lagrangian search): one DP pass, a bound all the same; the
+        # worst-case arrays are then unused (zeros).
+        ext = replace(ch, u=u, uw=np.zeros_like(u), t=t, tw=np.zeros_like(t))
+        return chain_dp(ext, np.zeros(na), np.arange(na))[0]
+
+    def _virtual_columns(
+        self,
+        model_id: str,
+        members: list[tuple[App, CandidateRoutes, list[_Elsewhere]]],
+        u: np.ndarray,
+        t: np.ndarray,
+        kmax: int,
+        nv: int,
+    ) -> None:
+        """Fill the virtual hosts' block and move costs (columns kmax.. of u and t), the
+        terms of `solver.candidates.chain_arrays` on their figures, for every app at once."""
         s = self.problem.cost.shapes[model_id]
         m = s.model
+        n = s.n
+        na = len(members)
+        f = self.fleet
         g = np.array([layer.gflops + s.exit_gflops[i] for i, layer in enumerate(m.layers)])
         par = np.array([layer.params_mb + s.exit_params_mb[i] for i, layer in enumerate(m.layers)])
         out = np.array([layer.out_mb for layer in m.layers])
         reach, cont = np.array(s.reach), np.array(s.cont)
         emass = reach * np.array(s.exit_prob)
         res = m.layers[-1].out_mb
-        f = self.fleet
-        for a, (app, routes, away) in enumerate(members):
-            rate = app.rate_rps
+        # Per app and virtual host: cc, oc, memory, inbound c1, c0, outbound c1, c0;
+        # absent virtual hosts get no memory (nothing fits).
+        scal = np.zeros((na, nv, 7))
+        scal[:, :, 2] = -1.0
+        to = np.full((na, nv, 2, kmax), np.nan)  # c1, c0 of candidate -> virtual
+        back = np.full((na, nv, 2, kmax), np.nan)  # and virtual -> candidate
+        host_oc = np.zeros((na, kmax))
+        rate = np.array([a.rate_rps for a, _, _ in members])
+        for a, (_, routes, away) in enumerate(members):
             k = len(routes.hosts)
-            hosts = np.array(routes.hosts, dtype=np.int64)
+            host_oc[a, :k] = f.oc[np.array(routes.hosts, dtype=np.int64)]
             for j, v in enumerate(away):
-                col = kmax + j  # after the padding
-                ic1, ic0, iw1, iw0 = v.inbound
-                oc1, oc0, ow1, ow0 = v.outbound
-                out_cost = res * oc1 + oc0
-                cost = reach * g * v.cc + emass * out_cost
-                cost[0] += m.input_mb * ic1 + ic0 + v.oc
-                cost[-1] += cont[-1] * out_cost
-                worst = g * v.wk
-                worst[0] += m.input_mb * iw1 + iw0 + v.ow
-                worst[-1] += res * ow1 + ow0
-                fits = par <= v.memory
-                u[a, :, col] = np.where(fits, rate * cost, INF)
-                uw[a, :, col] = np.where(fits, worst, INF)
-                if n == 1:
-                    continue
-                co, cn = (cont * out)[: n - 1, None], cont[: n - 1, None]
-                on = out[: n - 1, None]
-                # A move starts a segment on the receiving host: its overhead.
-                for side, fig, oc, ow in (
-                    (np.s_[:k, col], v.to, np.full(k, v.oc), np.full(k, v.ow)),
-                    (np.s_[col, :k], v.back, f.oc[hosts], f.ow[hosts]),
-                ):
-                    c1, c0, w1, w0 = fig
-                    ok = np.isfinite(c0 + c1) & np.isfinite(w0 + w1)
-                    with np.errstate(invalid="ignore"):
-                        move = rate * (co * c1[None, :] + cn * (c0 + oc)[None, :])
-                        move_ms = on * w1[None, :] + (w0 + ow)[None, :]
-                    t[(a, slice(None), *side)] = np.where(ok[None, :], move, INF)
-                    tw[(a, slice(None), *side)] = np.where(ok[None, :], move_ms, INF)
-        ext = replace(ch, u=u, uw=uw, t=t, tw=tw)
-        # The SLO relaxed (no Lagrangian search): one DP pass, a bound all the same.
-        return chain_dp(ext, np.zeros(na), np.arange(na))[0]
+                scal[a, j] = (v.cc, v.oc, v.memory, *v.inbound[:2], *v.outbound[:2])
+                to[a, j, :, :k] = v.to[:2]
+                back[a, j, :, :k] = v.back[:2]
+        cc, oc, memory = scal[:, :, 0], scal[:, :, 1], scal[:, :, 2]
+        out_cost = res * scal[:, :, 5] + scal[:, :, 6]  # (na, nv)
+        cost = (reach * g)[None, None, :] * cc[:, :, None] + emass * out_cost[:, :, None]
+        cost[:, :, 0] += m.input_mb * scal[:, :, 3] + scal[:, :, 4] + oc
+        cost[:, :, -1] += cont[-1] * out_cost
+        fits = par[None, None, :] <= memory[:, :, None]
+        block = np.where(fits, rate[:, None, None] * cost, INF)  # (na, nv, n)
+        u[:, :, kmax:] = block.transpose(0, 2, 1)
+        if n == 1:
+            return
+        co, cn = (cont * out)[: n - 1], cont[: n - 1]
+        r = rate[:, None, None, None]
+        with np.errstate(invalid="ignore"):
+            # A move starts a segment on the receiving host: its overhead.
+            into = r * (
+                co[None, None, :, None] * to[:, :, None, 0]
+                + cn[None, None, :, None] * (to[:, :, None, 1] + oc[:, :, None, None])
+            )  # (na, nv, n-1, kmax)
+            away_from = r * (
+                co[None, None, :, None] * back[:, :, None, 0]
+                + cn[None, None, :, None] * (back[:, :, None, 1] + host_oc[:, None, None, :])
+            )
+        into = np.where(np.isfinite(into), into, INF)
+        away_from = np.where(np.isfinite(away_from), away_from, INF)
+        for j in range(nv):
+            t[:, :, :kmax, kmax + j] = into[:, j]
+            t[:, :, kmax + j, :kmax] = away_from[:, j]
 
     def _cascade(self, app: App, routes: CandidateRoutes, away: list[_Elsewhere]) -> float:
         """Least objective over every combination of stage hosts, virtual ones included,

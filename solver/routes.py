@@ -206,26 +206,27 @@ class RouteTable:
             return None
         return self._build(search, a, b)
 
-    def known_rtt(self, a: str) -> tuple[dict[str, float], float, float]:
+    def known_rtt(self, a: str) -> tuple[str, dict[str, float], float, float]:
         """What the searches so far know of route rtt from `a`, without searching further:
-        `(settled, offset, radius)`. Route rtt from `a` to d is `offset + settled[d]` for
-        d in `settled` other than `a`, and at least `offset + radius` for every other d.
-        `settled` is measured from the search `a`'s routes come from (its neighbour's, for
-        a device with a single link, `offset` that link's rtt), so for any x and y in it
-        the route rtt between them is at least `abs(settled[x] - settled[y])`."""
+        `(origin, settled, offset, radius)`. Route rtt from `a` to d is `offset +
+        settled[d]` for d in `settled` other than `a`, and at least `offset + radius` for
+        every other d. `settled` is measured from the search `a`'s routes come from,
+        `origin` (its neighbour, for a device with a single link, `offset` that link's
+        rtt), so for any x and y in it the route rtt between them is at least
+        `abs(settled[x] - settled[y])`. A new dict: the caller may keep it."""
         origin, offset = a, 0.0
         stub = self._stub(a)
         if stub is not None:
             origin, offset = stub[0], stub[2]
         search = self._from.get(origin)
         if search is None:
-            return {}, offset, 0.0
+            return origin, {}, offset, 0.0
         exact = search.exact_rtt
         settled = {d: exact[d] for d in search.settled}
         # The heap's least key is no more than any unsettled node's (stale keys are only
         # ever larger than live ones or belong to settled nodes); keys are rounded.
         radius = search.heap[0][0] - 10.0**-_RTT_DIGITS if search.heap else float("inf")
-        return settled, offset, max(radius, 0.0)
+        return origin, settled, offset, max(radius, 0.0)
 
     def _stub(self, a: str) -> tuple[str, int, float] | None:
         """The only link of a device that has exactly one (its neighbour, index, rtt)."""
