@@ -215,6 +215,15 @@ def _apply_change(
         if base is not None:
             new.derived["base_evaluation"] = base
         fleet = problem.derived.get("fleet")
+        adj = problem.derived.get("adjacency")
+        if isinstance(fleet, Fleet) and isinstance(adj, list) and not change.removed_links:
+            # The heuristic's adjacency by device index, less the lost devices.
+            kept_at = {
+                i: k for k, i in enumerate(i for i, d in enumerate(fleet.ids) if d not in lost)
+            }
+            new.derived["adjacency"] = [
+                [kept_at[x] for x in adj[i] if x in kept_at] for i in kept_at
+            ]
         if isinstance(fleet, Fleet):
             shrunk = fleet.without(new, change.lost_devices)
             new.derived["fleet"] = shrunk.updated(new, set(change.devices) - change.lost_devices)

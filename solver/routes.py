@@ -116,7 +116,16 @@ class RouteTable:
         the others in the same order (link k is now `renumber[k]`). Taking paths away
         never makes another one better, so every route that avoids what is gone is still
         the route: it is kept (renumbered when first asked). Searches start afresh."""
-        new = RouteTable(scenario)
+        new = RouteTable.__new__(RouteTable)
+        new._links = scenario.links
+        # This table's adjacency less what is gone: renumbering keeps the links' order,
+        # so each list stays sorted.
+        new._adj = {
+            d.id: [(nb, renumber[k], rtt) for nb, k, rtt in self._adj[d.id] if k in renumber]
+            for d in scenario.devices
+        }
+        new._from, new._routes = {}, {}
+        new._parent, new._stale, new._renumber, new._depth = None, frozenset(), None, 0
         if self._depth + 1 > self._MAX_DEPTH:
             for key, r in self._all_cached().items():
                 moved = self._moved(r, renumber)
