@@ -12,6 +12,7 @@ import yaml
 from solver import Problem, SolveOptions, Status, parse_scenario, solve, solvers
 from solver.baselines import SOLVERS, nearest_cloud
 from solver.evaluate import app_cost, app_violations
+from solver.generate import generate
 from solver.plan import Placement
 from solver.scenario import App
 from tests.solver.contract_reference import evaluate as reference_evaluate
@@ -228,8 +229,6 @@ def test_all_cloud_on_a_large_fleet_is_the_plan_of_every_route() -> None:
     """The nearest cloud comes from a search that stops at it (memory of a neighbourhood,
     not of the fleet), and is the one the full route table gives, for every device; the
     all-cloud plan puts each app whole there."""
-    from solver.generate import generate
-
     scn = parse_scenario(generate(7, devices=400, apps=120, blocks=6))
     full = Problem(scn)
     expected = {d.id: _nearest_cloud_by_every_route(full, d.id) for d in scn.devices}
