@@ -193,6 +193,8 @@ class RouteTable:
         if stub is not None:
             if stub[0] == b:
                 return self._make(a, b, (a, b), (stub[1],))
+            if self._stub(stub[0]) is not None:
+                return None  # two devices linked only to each other reach nothing else
             inner = self.route(stub[0], b)
             if inner is None:
                 return None
@@ -201,6 +203,8 @@ class RouteTable:
         if stub is not None:
             if stub[0] == a:
                 return self._make(a, b, (a, b), (stub[1],))
+            if self._stub(stub[0]) is not None:
+                return None  # b and its neighbour are linked only to each other
             inner = self.route(a, stub[0])
             if inner is None:
                 return None

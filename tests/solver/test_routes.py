@@ -127,3 +127,20 @@ def test_a_shrunk_table_gives_the_routes_of_a_fresh_one(seed: int) -> None:
             assert got == want, (a, b)
             kept += old is not None and lost not in old.path
     assert kept > 0
+
+
+def test_two_devices_linked_only_to_each_other_reach_nothing_else() -> None:
+    raw = generate(1, devices=14, apps=1, blocks=3)
+    raw["devices"] += [
+        {**raw["devices"][0], "id": "lone-a"},
+        {**raw["devices"][0], "id": "lone-b"},
+    ]
+    raw["links"].append({"a": "lone-a", "b": "lone-b", "mbps": 10, "rtt_ms": 2})
+    scn = parse_scenario(raw)
+    table = RouteTable(scn)
+    pair = table.route("lone-a", "lone-b")
+    assert pair is not None and pair.path == ("lone-a", "lone-b")
+    for other in ("dev-0", "edge-0"):
+        assert table.route("lone-a", other) is None
+        assert table.route(other, "lone-b") is None
+    assert table.nearest("lone-a", {"cloud-0"}) is None
