@@ -37,6 +37,7 @@ import numpy as np
 from solver.candidates import chain_arrays, chain_dp
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.problem import Problem
+from solver.routes import transfer_ms
 from solver.scenario import App
 
 
@@ -75,10 +76,14 @@ class LinkBounds:
 
 
 def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[Any, Any, Any, Any]:
-    """(c1, c0, w1, w0) of `fastcost.CandidateRoutes` for a route with these figures."""
+    """(c1, c0, w1, w0) of `fastcost.CandidateRoutes` for a route with these figures (floats
+    or arrays; a device without links has inf rtt and no Mbit/s: not finite)."""
     wl = fleet.w.latency
-    with np.errstate(divide="ignore", invalid="ignore"):  # a device without links: inf
-        return jpm * send + wl * 8000.0 / mbps, wl * rtt / 2.0, 8000.0 / mbps, rtt / 2.0
+    rtt, mbps = np.asarray(rtt, dtype=float), np.asarray(mbps, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fixed_ms = transfer_ms(rtt, mbps, 0.0)
+        ms_per_mb = transfer_ms(rtt, mbps, 1.0) - fixed_ms
+        return jpm * send + wl * ms_per_mb, wl * fixed_ms, ms_per_mb, fixed_ms
 
 
 @dataclass(frozen=True, slots=True)
