@@ -2,13 +2,18 @@
 
     .venv/bin/python bench/solver_scale.py            # 30 .. 10,000 devices
     .venv/bin/python bench/solver_scale.py --quick    # 30, 100 and 1,000 devices
+    .venv/bin/python bench/solver_scale.py --sizes 1000 2000 5000 10000
 
 For each size (20-block models, exits, variants and cascades): wall and CPU time and
-peak memory (RSS of a fresh process per size) of `heuristic`; `ilp` where it finishes
-within its time limit; the objective of the baselines that exist; and the incremental
-re-solve time (apply_change + resolve, median of 3) after one change: a battery's level
-drops, the busiest link's bandwidth halves, an app is added, an app is removed, the cloud
-machine hosting the most apps is lost.
+peak memory (RSS of a fresh process per size) of `heuristic`, its plan's lower bound and
+the gap `(objective - bound) / objective`, and placements per second (apps placed per
+second of the heuristic's wall time; a placement is one app's split over its route);
+`ilp` where it finishes within its time limit; each baseline's objective, time and peak
+RSS (each in a fresh process of its own); and the incremental re-solve time
+(apply_change + resolve, median of 3) after one change: a battery's level drops, the
+busiest link's bandwidth halves, an app is added, an app is removed, the cloud machine
+hosting the most apps is lost. On a shared host read the CPU figures: the wall ones are
+stretched by the other jobs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-SIZES = [(30, 20), (100, 50), (1_000, 500), (5_000, 2_500), (10_000, 5_000)]
+from solver import solvers
+
+SIZES = [(30, 20), (100, 50), (1_000, 500), (2_000, 1_000), (5_000, 2_500), (10_000, 5_000)]
 QUICK = [(30, 20), (100, 50), (1_000, 500)]
 REPEATS = 3  # each re-solve, from the same solved problem; the median is reported
 
@@ -38,7 +45,7 @@ def _run(
     base_max: int,
     neuro_max: int,
 ) -> dict[str, Any]:
-    from solver import Problem, SolveOptions, Status, solve, solvers
+    from solver import Problem, SolveOptions, Status, solve
     from solver.generate import generate
     from solver.incremental import Change, apply_change, resolve
     from solver.scenario import parse_scenario
@@ -95,25 +102,18 @@ def _run(
             "lost": lost,
         }
         for name, change in changes.items():
-            times = []
+            times, cpus = [], []
             for _ in range(REPEATS):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 new = apply_change(problem, change, prev)
                 again = resolve(new, prev, change)
                 times.append(time.perf_counter() - t)
+                cpus.append(time.process_time() - c)
             out[f"{name}_s"] = statistics.median(times)
+            out[f"{name}_cpu_s"] = statistics.median(cpus)
             out[f"{name}_max_s"] = max(times)
             out[f"{name}_apps"] = (again.doc.stats or {}).get("resolved_apps")
             out[f"{name}_status"] = again.status.value
-    table = solvers()
-    for name in ("all-device", "all-cloud", "neurosurgeon"):
-        limit = neuro_max if name == "neurosurgeon" else base_max
-        if name in table and devices <= limit:
-            t = time.perf_counter()
-            base = solve(Problem(scn), SolveOptions(), solver=name)
-            out[name] = base.objective
-            out[f"{name}_s"] = time.perf_counter() - t
-            out[f"{name}_status"] = base.status.value
     if devices <= ilp_max:
         t = time.perf_counter()
         exact = solve(Problem(scn), SolveOptions(time_limit_s=ilp_limit), solver="ilp")
@@ -121,6 +121,23 @@ def _run(
         out["ilp"] = exact.objective
         out["ilp_status"] = exact.status.value
     return out
+
+
+def _baseline(devices: int, apps: int, seed: int, name: str) -> dict[str, Any]:
+    """One baseline in a fresh process: its objective, status, time and peak RSS."""
+    from solver import Problem, SolveOptions, solve
+    from solver.generate import generate
+    from solver.scenario import parse_scenario
+
+    scn = parse_scenario(generate(seed, devices, apps, 20))
+    t = time.perf_counter()
+    base = solve(Problem(scn), SolveOptions(), solver=name)
+    return {
+        name: base.objective,
+        f"{name}_s": time.perf_counter() - t,
+        f"{name}_status": base.status.value,
+        f"{name}_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
 
 
 RESOLVES = {
@@ -146,18 +163,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ilp-limit", type=float, default=120.0, help="ilp time limit, s")
     parser.add_argument("--ilp-max-devices", type=int, default=30, help="skip ilp above")
-    # The baselines compute whole route tables (all-cloud: from every source), whose
-    # memory grows with the square of the fleet: 5,000 devices ran out of 24 GB.
     parser.add_argument(
-        "--baselines-max-devices", type=int, default=1000, help="skip the baselines above"
+        "--baselines-max-devices", type=int, default=10_000, help="skip all-device/all-cloud above"
     )
+    parser.add_argument("--sizes", type=int, nargs="*", help="only these fleet sizes (devices)")
     parser.add_argument(
         "--neurosurgeon-max-devices", type=int, default=100, help="skip neurosurgeon above"
     )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     rows = []
-    for devices, apps in QUICK if args.quick else SIZES:
+    sizes = QUICK if args.quick else SIZES
+    if args.sizes:
+        sizes = [(d, a) for d, a in SIZES if d in args.sizes]
+    for devices, apps in sizes:
         with ctx.Pool(1) as pool:
             rows.append(
                 pool.apply(
@@ -173,10 +192,19 @@ def main() -> None:
                     ),
                 )
             )
+        for name in ("all-device", "all-cloud", "neurosurgeon"):
+            neuro = name == "neurosurgeon"
+            limit = args.neurosurgeon_max_devices if neuro else args.baselines_max_devices
+            if name in solvers() and devices <= limit:
+                with ctx.Pool(1) as pool:
+                    rows[-1].update(pool.apply(_baseline, (devices, apps, args.seed, name)))
         print(rows[-1], flush=True)
     console = Console(width=200)
     t = Table(title="heuristic at scale (20-block models)")
-    for col in ("devices", "apps", "wall s", "cpu s", "peak MB", "objective", "bound"):
+    for col in (
+        "devices", "apps", "wall s", "cpu s", "peak MB", "objective", "bound", "gap",
+        "placements/s",
+    ):  # fmt: skip
         t.add_column(col, justify="right")
     t.add_column("ilp (s)", justify="right")
     for name in ("all-device", "all-cloud", "neurosurgeon"):
@@ -189,7 +217,9 @@ def main() -> None:
         for name in ("all-device", "all-cloud", "neurosurgeon"):
             if name in r:
                 flag = "" if r[f"{name}_status"] != "infeasible" else " (breaks)"
-                bases.append(_fmt(r[name]) + flag)
+                bases.append(
+                    f"{_fmt(r[name])}{flag} {r[f'{name}_s']:.1f} s {r[f'{name}_peak_mb']:.0f} MB"
+                )
             else:
                 bases.append("n/a")
         t.add_row(
@@ -200,6 +230,8 @@ def main() -> None:
             _fmt(r["peak_mb"], 0),
             _fmt(r["heuristic"]) if r["status"] == "feasible" else r["status"],
             _fmt(r["bound"]),
+            "-" if not r["bound"] else f"{(r['heuristic'] - r['bound']) / r['heuristic']:.2%}",
+            f"{r['apps'] / r['heuristic_s']:.0f}" if r["status"] == "feasible" else "-",
             ilp,
             *bases,
             *(f"{_fmt(r.get(f'{key}_s'), 3)} ({_fmt(r.get(f'{key}_apps'))})" for key in RESOLVES),

@@ -128,7 +128,9 @@ def solve_command(
         return
     plan = _run_one(solver.Problem(scn), options, name)
     if as_json:
-        typer.echo(json.dumps(plan.doc.model_dump(mode="json"), indent=2))
+        # pydantic's serializer: json.dumps with indent runs the pure-Python encoder,
+        # half a second for a plan of 5,000 apps.
+        typer.echo(plan.doc.model_dump_json(indent=2))
         return
     print_plan(make_console(), scn, plan.doc)
 

@@ -131,20 +131,11 @@ def solve_all_device(problem: Problem, options: SolveOptions) -> Plan:
 def nearest_cloud(problem: Problem, source: str) -> str | None:
     """The cloud device with the least route rtt from source (itself when it is one);
     ties by id. None when no cloud device is reachable."""
-    best: tuple[float, str] | None = None
-    for d in problem.scenario.devices:
-        if d.tier != "cloud":
-            continue
-        if d.id == source:
-            rtt = 0.0
-        else:
-            r = problem.cost.route(source, d.id)
-            if r is None:
-                continue
-            rtt = r.rtt_ms
-        if best is None or (rtt, d.id) < best:
-            best = (rtt, d.id)
-    return best[1] if best is not None else None
+    clouds = problem.derived.get("clouds")
+    if not isinstance(clouds, frozenset):
+        clouds = frozenset(d.id for d in problem.scenario.devices if d.tier == "cloud")
+        problem.derived["clouds"] = clouds
+    return problem.cost.routes.nearest(source, clouds)
 
 
 def solve_all_cloud(problem: Problem, options: SolveOptions) -> Plan:

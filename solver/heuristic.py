@@ -54,6 +54,7 @@ from solver.fastcost import (
     Scorer,
     candidate_routes,
 )
+from solver.fleetbound import FleetBound
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation, book_fixed
 from solver.plan import Placement, Status
@@ -426,6 +427,12 @@ def _solve(problem: Problem, options: SolveOptions) -> Plan:
     bound = None
     if st.complete and all(np.isfinite(e.lower) for e in st.apps.values()):
         bound = st.fixed_objective + sum(e.lower for e in st.apps.values())
+    elif not st.complete and not options.fixed:
+        # Candidates are a neighbourhood: the bound must count every other host too.
+        # (Not on a re-solve around fixed apps: that bound would be one of the plans that
+        # keep them, not of the scenario, and a re-solve must stay within milliseconds.)
+        lower = FleetBound(problem, st.fleet).lower([(e.app, e.routes) for e in st.apps.values()])
+        bound = st.fixed_objective + lower if np.isfinite(lower) else None
     plan = build_plan(
         cm,
         placements,

@@ -190,13 +190,24 @@ def _apply_change(
     same_shape = not (change.reroutes() or change.added_devices)
     old_links = _link_index(problem)
     refigured = frozenset(old_links[_key(a, b)] for a, b in change.links if _key(a, b) in old_links)
-    if not same_shape:
+    # Only devices or links taken away: every route that avoids them still holds.
+    only_gone = bool(change.lost_devices or change.removed_links) and not (
+        change.links or change.added_links or change.added_devices
+    )
+    new_links: dict[frozenset[str], int] | None = None
+    if only_gone:
+        new_links = {_key(lk.a, lk.b): k for k, lk in enumerate(new_scn.links)}
+        kept = {k: new_links[pair] for pair, k in old_links.items() if pair in new_links}
+        routes = problem.cost.routes.shrunk(new_scn, kept)
+    elif not same_shape:
         routes = None
     elif refigured:
         routes = problem.cost.routes.refigured(new_scn, refigured)
     else:
         routes = problem.cost.routes
     new = Problem(new_scn, CostModel(new_scn, routes), previous)
+    if new_links is not None:
+        new.derived["link_index"] = new_links
     affected, renumber = _carry_costs(problem, new, change)
     new.derived["affected"] = affected
     if renumber is not None:
@@ -204,6 +215,15 @@ def _apply_change(
         if base is not None:
             new.derived["base_evaluation"] = base
         fleet = problem.derived.get("fleet")
+        adj = problem.derived.get("adjacency")
+        if isinstance(fleet, Fleet) and isinstance(adj, list) and not change.removed_links:
+            # The heuristic's adjacency by device index, less the lost devices.
+            kept_at = {
+                i: k for k, i in enumerate(i for i, d in enumerate(fleet.ids) if d not in lost)
+            }
+            new.derived["adjacency"] = [
+                [kept_at[x] for x in adj[i] if x in kept_at] for i in kept_at
+            ]
         if isinstance(fleet, Fleet):
             shrunk = fleet.without(new, change.lost_devices)
             new.derived["fleet"] = shrunk.updated(new, set(change.devices) - change.lost_devices)

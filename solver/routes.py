@@ -10,6 +10,7 @@ read from `b`.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -67,6 +68,8 @@ class RouteTable:
     `refigured` makes the table of a scenario that differs only in links' `mbps` or
     `j_per_mb`: paths depend on rtt alone, so it shares the searches and every route that
     does not cross a changed link, and rebuilds only the figures of those that do.
+    `shrunk` makes the table of a fleet that lost devices or links: it keeps every route
+    that avoids them.
     """
 
     # A refigured table looks routes up in its parent; past this many generations it
@@ -76,16 +79,18 @@ class RouteTable:
 
     def __init__(self, scenario: Scenario) -> None:
         self._links = scenario.links
-        self._adj: dict[str, list[tuple[str, int]]] = {d.id: [] for d in scenario.devices}
+        # (neighbour, link index, link rtt): the rtt read once here, not per relaxation.
+        self._adj: dict[str, list[tuple[str, int, float]]] = {d.id: [] for d in scenario.devices}
         for k, link in enumerate(scenario.links):
-            self._adj[link.a].append((link.b, k))
-            self._adj[link.b].append((link.a, k))
+            self._adj[link.a].append((link.b, k, link.rtt_ms))
+            self._adj[link.b].append((link.a, k, link.rtt_ms))
         for edges in self._adj.values():
             edges.sort()
         self._from: dict[str, _Search] = {}
         self._routes: dict[tuple[str, str], Route] = {}
         self._parent: RouteTable | None = None
         self._stale: frozenset[int] = frozenset()  # links whose figures differ from the parent's
+        self._renumber: Mapping[int, int] | None = None  # parent link -> this one's, if shrunk
         self._depth = 0
 
     def refigured(self, scenario: Scenario, changed: frozenset[int]) -> RouteTable:
@@ -96,6 +101,7 @@ class RouteTable:
         new._adj = self._adj
         new._from = self._from
         new._routes = {}
+        new._renumber = None
         if self._depth + 1 > self._MAX_DEPTH:
             new._parent, new._stale, new._depth = None, frozenset(), 0
             new._routes = {
@@ -105,14 +111,53 @@ class RouteTable:
             new._parent, new._stale, new._depth = self, changed, self._depth + 1
         return new
 
+    def shrunk(self, scenario: Scenario, renumber: Mapping[int, int]) -> RouteTable:
+        """The table of `scenario`, whose fleet is this one's less some devices or links,
+        the others in the same order (link k is now `renumber[k]`). Taking paths away
+        never makes another one better, so every route that avoids what is gone is still
+        the route: it is kept (renumbered when first asked). Searches start afresh."""
+        new = RouteTable.__new__(RouteTable)
+        new._links = scenario.links
+        # This table's adjacency less what is gone: renumbering keeps the links' order,
+        # so each list stays sorted.
+        new._adj = {
+            d.id: [(nb, renumber[k], rtt) for nb, k, rtt in self._adj[d.id] if k in renumber]
+            for d in scenario.devices
+        }
+        new._from, new._routes = {}, {}
+        new._parent, new._stale, new._renumber, new._depth = None, frozenset(), None, 0
+        if self._depth + 1 > self._MAX_DEPTH:
+            for key, r in self._all_cached().items():
+                moved = self._moved(r, renumber)
+                if moved is not None:
+                    new._routes[key] = moved
+        else:
+            new._parent, new._renumber, new._depth = self, renumber, self._depth + 1
+        return new
+
+    @staticmethod
+    def _moved(r: Route, renumber: Mapping[int, int]) -> Route | None:
+        """`r` with its links renumbered, or None when one of them is gone."""
+        try:
+            links = tuple(renumber[k] for k in r.links)
+        except KeyError:
+            return None
+        return Route(r.path, links, r.mbps, r.rtt_ms, r.j_per_mb)
+
+    def _inherited(self, r: Route) -> Route | None:
+        """A parent's route as this table has it, or None when it no longer holds."""
+        if self._renumber is not None:
+            return self._moved(r, self._renumber)
+        return None if self._stale.intersection(r.links) else r
+
     def _all_cached(self) -> dict[tuple[str, str], Route]:
         if self._parent is None:
             return dict(self._routes)
-        out = {
-            key: r
-            for key, r in self._parent._all_cached().items()
-            if not self._stale.intersection(r.links)
-        }
+        out = {}
+        for key, r in self._parent._all_cached().items():
+            kept = self._inherited(r)
+            if kept is not None:
+                out[key] = kept
         out.update(self._routes)
         return out
 
@@ -121,7 +166,8 @@ class RouteTable:
         if r is None and self._parent is not None:
             r = self._parent._cached(key)
             if r is not None:
-                if self._stale.intersection(r.links):
+                r = self._inherited(r)
+                if r is None:
                     return None
                 self._routes[key] = r
         return r
@@ -136,15 +182,108 @@ class RouteTable:
             r = self._cached(key)
             if r is not None:
                 return r
+        if a == b:
+            return None
+        # A device with a single link (most cameras) reaches everything through it, so
+        # its routes are its neighbour's with that link added: in the contract's order
+        # every candidate path shares the first hop, which changes neither rtt ranks, nor
+        # hop ranks, nor the order of the sequences. One search per edge box then serves
+        # its cameras, instead of one search per camera.
+        stub = self._stub(a)
+        if stub is not None:
+            if stub[0] == b:
+                return self._make(a, b, (a, b), (stub[1],))
+            if self._stub(stub[0]) is not None:
+                return None  # two devices linked only to each other reach nothing else
+            inner = self.route(stub[0], b)
+            if inner is None:
+                return None
+            return self._make(a, b, (a, *inner.path), (stub[1], *inner.links))
+        stub = self._stub(b)
+        if stub is not None:
+            if stub[0] == a:
+                return self._make(a, b, (a, b), (stub[1],))
+            if self._stub(stub[0]) is not None:
+                return None  # b and its neighbour are linked only to each other
+            inner = self.route(a, stub[0])
+            if inner is None:
+                return None
+            return self._make(a, b, (*inner.path, b), (*inner.links, stub[1]))
         search = self._from.get(a)
         if search is None:
             search = self._from[a] = _Search(a)
         settled = search.settled
         while b not in settled and search.heap:
             self._settle_next(search)
-        if b not in settled or b == a:
+        if b not in settled:
             return None
         return self._build(search, a, b)
+
+    def known_rtt(self, a: str) -> tuple[str, dict[str, float], float, float]:
+        """What the searches so far know of route rtt from `a`, without searching further:
+        `(origin, settled, offset, radius)`. Route rtt from `a` to d is `offset +
+        settled[d]` for d in `settled` other than `a`, and at least `offset + radius` for
+        every other d. `settled` is measured from the search `a`'s routes come from,
+        `origin` (its neighbour, for a device with a single link, `offset` that link's
+        rtt), so for any x and y in it the route rtt between them is at least
+        `abs(settled[x] - settled[y])`. A new dict: the caller may keep it."""
+        origin, offset = a, 0.0
+        stub = self._stub(a)
+        if stub is not None:
+            origin, offset = stub[0], stub[2]
+        search = self._from.get(origin)
+        if search is None:
+            return origin, {}, offset, 0.0
+        exact = search.exact_rtt
+        settled = {d: exact[d] for d in search.settled}
+        # The heap's least key is no more than any unsettled node's (stale keys are only
+        # ever larger than live ones or belong to settled nodes); keys are rounded.
+        radius = search.heap[0][0] - 10.0**-_RTT_DIGITS if search.heap else float("inf")
+        return origin, settled, offset, max(radius, 0.0)
+
+    def _stub(self, a: str) -> tuple[str, int, float] | None:
+        """The only link of a device that has exactly one (its neighbour, index, rtt)."""
+        edges = self._adj[a]
+        return edges[0] if len(edges) == 1 else None
+
+    def nearest(self, a: str, targets: Collection[str]) -> str | None:
+        """The target with the least route rtt from `a` (`a` itself, at 0, if it is one),
+        ties by id; None when no target is reachable. The search stops once the nearest
+        target and every one that may tie with it are settled, so it costs a
+        neighbourhood, not the fleet (full route tables from every source are what ran a
+        baseline out of memory at 5,000 devices)."""
+        if a in targets:
+            return a
+        stub = self._stub(a)
+        origin = stub[0] if stub is not None else a  # a's routes all cross its only link
+        search = self._from.get(origin)
+        if search is None:
+            search = self._from[origin] = _Search(origin)
+        # Settled nodes come out in key order; watch them as they are settled.
+        first: float | None = None
+        seen = [d for d in search.settled if d in targets and d != a]
+        if seen:
+            first = min(search.best[d][0] for d in seen)
+        while search.heap and (first is None or search.heap[0][0] <= first):
+            before = len(search.settled)
+            key = search.heap[0]
+            self._settle_next(search)
+            if len(search.settled) > before:
+                node = key[2][-1]
+                if node in targets and node != a and first is None:
+                    first = key[0]
+                if node in targets and node != a:
+                    seen.append(node)
+        if first is None:
+            return None
+        best: tuple[float, str] | None = None
+        for d in set(seen):
+            if search.best[d][0] > first:
+                continue
+            r = self.route(a, d)
+            if r is not None and (best is None or (r.rtt_ms, d) < best):
+                best = (r.rtt_ms, d)
+        return best[1] if best is not None else None
 
     def reachable(self, a: str) -> dict[str, Route]:
         search = self._from.get(a)
@@ -162,9 +301,11 @@ class RouteTable:
 
     def _build(self, s: _Search, a: str, node: str) -> Route:
         # Built only when asked: most settled nodes are never a query's target.
-        links = s.via[node]
-        r = self._routes[(a, node)] = Route(
-            path=s.best[node][2],
+        return self._make(a, node, s.best[node][2], s.via[node])
+
+    def _make(self, a: str, b: str, path: tuple[str, ...], links: tuple[int, ...]) -> Route:
+        r = self._routes[(a, b)] = Route(
+            path=path,
             links=links,
             mbps=min(self._links[k].mbps for k in links),
             rtt_ms=sum(self._links[k].rtt_ms for k in links),
@@ -177,22 +318,31 @@ class RouteTable:
         path = key[2]
         node = path[-1]
         best = s.best
+        settled = s.settled
         # Keys are only ever replaced by strictly smaller ones, so identity tells stale.
-        if node in s.settled or best[node] is not key:
+        if node in settled or best[node] is not key:
             return
-        s.settled.add(node)
+        settled.add(node)
         rtt0 = s.exact_rtt[node]
         via0 = s.via[node]
         hops = key[1] + 1
-        links = self._links
-        for nxt, k in self._adj[node]:
-            if nxt in s.settled:
+        for nxt, k, link_rtt in self._adj[node]:
+            if nxt in settled:
                 continue
-            rtt = rtt0 + links[k].rtt_ms
-            cand = (round(rtt, _RTT_DIGITS), hops, (*path, nxt))
+            rtt = rtt0 + link_rtt
+            rounded = round(rtt, _RTT_DIGITS)
             cur = best.get(nxt)
-            if cur is None or cand < cur:
-                best[nxt] = cand
-                s.exact_rtt[nxt] = rtt
-                s.via[nxt] = (*via0, k)
-                heapq.heappush(s.heap, cand)
+            # Most relaxations lose on rtt or hops alone: decide those before building the
+            # candidate's path, which only a tie on both needs.
+            if cur is not None and (rounded, hops) >= cur[:2]:
+                if rounded != cur[0] or hops != cur[1]:
+                    continue
+                cand = (rounded, hops, (*path, nxt))
+                if not cand < cur:
+                    continue
+            else:
+                cand = (rounded, hops, (*path, nxt))
+            best[nxt] = cand
+            s.exact_rtt[nxt] = rtt
+            s.via[nxt] = (*via0, k)
+            heapq.heappush(s.heap, cand)

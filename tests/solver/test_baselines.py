@@ -12,6 +12,7 @@ import yaml
 from solver import Problem, SolveOptions, Status, parse_scenario, solve, solvers
 from solver.baselines import SOLVERS, nearest_cloud
 from solver.evaluate import app_cost, app_violations
+from solver.generate import generate
 from solver.plan import Placement
 from solver.scenario import App
 from tests.solver.contract_reference import evaluate as reference_evaluate
@@ -207,3 +208,34 @@ def test_baseline_plans_agree_with_the_independent_checker(
         )
         assert ref["objective"] == pytest.approx(plan.doc.objective, rel=1e-6), path.name
         assert bool(ref["violations"]) == bool(plan.doc.violations), path.name
+
+
+def _nearest_cloud_by_every_route(problem: Problem, source: str) -> str | None:
+    """The rule as first written: every cloud's route from the source, least (rtt, id)."""
+    best: tuple[float, str] | None = None
+    for d in problem.scenario.devices:
+        if d.tier != "cloud":
+            continue
+        r = None if d.id == source else problem.cost.route(source, d.id)
+        if d.id != source and r is None:
+            continue
+        key = (0.0 if r is None else r.rtt_ms, d.id)
+        if best is None or key < best:
+            best = key
+    return best[1] if best is not None else None
+
+
+def test_all_cloud_on_a_large_fleet_is_the_plan_of_every_route() -> None:
+    """The nearest cloud comes from a search that stops at it (memory of a neighbourhood,
+    not of the fleet), and is the one the full route table gives, for every device; the
+    all-cloud plan puts each app whole there."""
+    scn = parse_scenario(generate(7, devices=400, apps=120, blocks=6))
+    full = Problem(scn)
+    expected = {d.id: _nearest_cloud_by_every_route(full, d.id) for d in scn.devices}
+    lazy = Problem(scn)
+    assert {d.id: nearest_cloud(lazy, d.id) for d in scn.devices} == expected
+    plan = solve(Problem(scn), SolveOptions(), solver="all-cloud")
+    assert len(plan.placements) == len(scn.apps)
+    for app in scn.apps:
+        p = plan.placements[app.id]
+        assert p.hosts() == {expected[app.source]}

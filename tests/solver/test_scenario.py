@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
+import yaml
 
 from solver.scenario import ScenarioError, load_scenario, parse_scenario
 
@@ -136,3 +138,22 @@ def test_file_errors_are_one_line(tmp_path: Any) -> None:
         load_scenario(bad)
     with pytest.raises(ScenarioError, match="no such file"):
         load_scenario(tmp_path / "missing.yaml")
+
+
+def test_json_and_yaml_files_give_the_same_scenario(tmp_path: Any) -> None:
+    raw = copy.deepcopy(BASE)
+    raw["devices"][0]["embodied_kgco2e"] = 1e-5  # json writes 1e-05, which YAML 1.1 reads as text
+    as_json = tmp_path / "fleet.json"
+    as_json.write_text(json.dumps(raw))
+    as_yaml = tmp_path / "fleet.yaml"
+    as_yaml.write_text(yaml.safe_dump(raw))
+    assert load_scenario(as_json) == load_scenario(as_yaml) == parse_scenario(raw)
+    assert load_scenario(as_json).devices[0].embodied_kgco2e == 1e-5
+
+
+def test_broken_json_is_a_one_line_error(tmp_path: Any) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "devices": [\n')
+    with pytest.raises(ScenarioError, match="not valid YAML or JSON at line") as info:
+        load_scenario(bad)
+    assert "\n" not in str(info.value)

@@ -1,0 +1,65 @@
+"""The large-fleet lower bound: never above the optimum, whichever candidates it is given."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from solver import Problem, SolveOptions, Status, load_scenario, solve
+from solver.candidates import pick_hosts
+from solver.fastcost import candidate_routes
+from solver.fleetbound import FleetBound
+from solver.generate import generate
+from solver.heuristic import adjacency, fleet_of
+from solver.scenario import parse_scenario
+
+
+def _bound(problem: Problem, cap: int) -> float:
+    """The bound with each app's candidates cut to a neighbourhood of about `cap` hosts,
+    as the heuristic has them on large fleets (every other host is left to the bound's
+    virtual hosts)."""
+    fleet = fleet_of(problem)
+    adj = adjacency(problem, fleet)
+    apps = []
+    for app in problem.scenario.apps:
+        hosts = pick_hosts(problem, fleet, adj, app, cap)
+        if len(hosts) > cap + cap // 2 + 2:
+            hosts = hosts[: cap + cap // 2]  # small fleets: pick_hosts gives every host
+        apps.append((app, candidate_routes(fleet, app, hosts, upward_only=True)))
+    return FleetBound(problem, fleet).lower(apps)
+
+
+def test_the_bound_is_below_every_shared_optimum(shared_scenarios: list[Path]) -> None:
+    checked = 0
+    for path in shared_scenarios:
+        expected = json.loads(path.with_name(path.stem + ".expected.json").read_text())
+        if expected.get("status") != "optimal" or load_scenario(path).previous is not None:
+            continue  # migration counts against a previous plan the bound does not price
+        problem = Problem(load_scenario(path))
+        for cap in (1, 2):
+            bound = _bound(problem, cap)
+            assert bound <= expected["objective"] * (1 + 1e-9) + 1e-9, (path.name, cap, bound)
+        checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_bound_is_below_the_exact_optimum_of_generated_fleets(seed: int) -> None:
+    scn = parse_scenario(generate(seed, devices=24, apps=8, blocks=4))
+    exact = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="ilp")
+    assert exact.status == Status.OPTIMAL and exact.objective is not None
+    for cap in (1, 3):
+        bound = _bound(Problem(scn), cap)
+        assert 0 < bound <= exact.objective * (1 + 1e-9)
+
+
+def test_the_heuristic_reports_a_bound_on_large_fleets() -> None:
+    """Above 40 hosts per app the candidates are a neighbourhood; the plan still has a
+    bound, under its objective."""
+    scn = parse_scenario(generate(5, devices=300, apps=60, blocks=6))
+    plan = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    assert plan.doc.bound is not None and plan.objective is not None
+    assert 0 < plan.doc.bound <= plan.objective
