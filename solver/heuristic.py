@@ -449,12 +449,8 @@ _KINDS = (Code.COMPUTE, Code.MEMORY, Code.BATTERY, Code.BANDWIDTH)
 def _resources(st: _State, resources: list[int]) -> tuple[Code, str]:
     """The code of the first of these resources (`fastcost` numbering) and their names."""
     f = st.fleet
-    names = []
-    codes = []
-    for r in resources:
-        codes.append(_KINDS[min(r // f.n, 3)])
-        names.append(_resource_name(f, r))
-    return (codes[0] if codes else Code.COMPUTE), ", ".join(names) or "shared capacity"
+    code = _KINDS[min(resources[0] // f.n, 3)] if resources else Code.COMPUTE
+    return code, ", ".join(_resource_name(f, r) for r in resources) or "shared capacity"
 
 
 def _stuck(st: _State, e: _App, code: Code, names: str) -> Stuck:
@@ -470,12 +466,10 @@ def _stuck(st: _State, e: _App, code: Code, names: str) -> Stuck:
             ends.update((f.links[r - 3 * f.n].a, f.links[r - 3 * f.n].b))
     neighbours = []
     for other in st.apps.values():
-        if other.app.source in ends or other.app.sink_id in ends:
+        sc = st.score(other, other.chosen) if other.chosen >= 0 else None
+        on = sc is not None and bool(over & set(sc.resources[sc.amounts > 0].tolist()))
+        if on or other.app.source in ends or other.app.sink_id in ends:
             neighbours.append(other.app.id)
-        elif other.chosen >= 0:
-            sc = st.score(other, other.chosen)
-            if over & set(sc.resources[sc.amounts > 0].tolist()):
-                neighbours.append(other.app.id)
     proof = None
     first = [r for r in st.overflow(st.score(e, 0)) if not f.n <= r < 2 * f.n]  # no memory
     if st.complete and first:
