@@ -332,6 +332,25 @@ def cascade_options(
     return out, (out[0][0] if out else INF)
 
 
+def fleet_of(problem: Problem) -> Fleet:
+    fleet = problem.derived.get("fleet")
+    if not isinstance(fleet, Fleet):
+        fleet = problem.derived["fleet"] = Fleet(problem)
+    return fleet
+
+
+def adjacency(problem: Problem, fleet: Fleet) -> list[list[int]]:
+    adj = problem.derived.get("adjacency")
+    if not isinstance(adj, list):
+        adj = [[] for _ in range(fleet.n)]
+        for link in problem.scenario.links:
+            a, b = fleet.index[link.a], fleet.index[link.b]
+            adj[a].append(b)
+            adj[b].append(a)
+        problem.derived["adjacency"] = adj
+    return adj
+
+
 def pick_hosts(
     problem: Problem, fleet: Fleet, adj: list[list[int]], app: App, cap: int
 ) -> list[int]:
@@ -443,12 +462,14 @@ def all_single(ch: _Chain) -> tuple[np.ndarray, np.ndarray]:
 __all__ = [
     "AppOptions",
     "Candidate",
+    "adjacency",
     "all_single",
     "battery_arrays",
     "candidate_routes",
     "cascade_options",
     "chain_arrays",
     "chain_dp",
+    "fleet_of",
     "path_figures",
     "pick_hosts",
     "priced",

@@ -37,10 +37,12 @@ import numpy as np
 
 from solver.candidates import (
     Candidate,
+    adjacency,
     all_single,
     battery_arrays,
     cascade_options,
     chain_arrays,
+    fleet_of,
     pick_hosts,
     priced,
     slo_paths,
@@ -61,6 +63,7 @@ from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.scenario import App
+from solver.verdict import Stuck, use_proof
 
 NAME = "heuristic"
 HOSTS = 10  # candidate hosts per app on large fleets
@@ -70,25 +73,6 @@ _SINGLES = 3
 _REPAIR_ROUNDS = 6
 _PRICE_RAISES = 8  # tenfold each, from the unpriced optimum
 _PRICE_STEPS = 6  # bisections of the price once one fits
-
-
-def fleet_of(problem: Problem) -> Fleet:
-    fleet = problem.derived.get("fleet")
-    if not isinstance(fleet, Fleet):
-        fleet = problem.derived["fleet"] = Fleet(problem)
-    return fleet
-
-
-def adjacency(problem: Problem, fleet: Fleet) -> list[list[int]]:
-    adj = problem.derived.get("adjacency")
-    if not isinstance(adj, list):
-        adj = [[] for _ in range(fleet.n)]
-        for link in problem.scenario.links:
-            a, b = fleet.index[link.a], fleet.index[link.b]
-            adj[a].append(b)
-            adj[b].append(a)
-        problem.derived["adjacency"] = adj
-    return adj
 
 
 @dataclass(slots=True)
@@ -113,6 +97,7 @@ class _State:
         self.fixed_objective = book_fixed(
             problem, options.fixed, self.fleet, self.scorer, self.load
         )
+        self.fixed_load = self.load.copy()
         self.complete = True
         adj = adjacency(problem, self.fleet)
         self.apps: dict[str, _App] = {}
@@ -394,29 +379,40 @@ class _State:
 
 def solve_greedy(problem: Problem, options: SolveOptions) -> Plan:
     """Steps 1-5 alone, without the exact model's polish (the exact model's incumbent)."""
+    return greedy(problem, options)[0]
+
+
+def greedy(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None, dict[str, float]]:
+    """Steps 1-5, and what the polish needs besides the plan (see `_solve`)."""
     with paused_gc():
         return _solve(problem, options)
 
 
-def _solve(problem: Problem, options: SolveOptions) -> Plan:
+def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None, dict[str, float]]:
+    """The greedy plan; where it got stuck when it found none for lack of room; and each
+    free app's lower bound over every host (empty when the host sets are not complete)."""
     deadline = time.perf_counter() + options.time_limit_s
     cm = problem.cost
     st = _State(problem, options)
     st.generate()
     for e in st.apps.values():
         if not e.candidates:
-            return infeasible_plan(cm, NAME, st.why_empty(e))
+            # Over every host (a complete host set) the per-app DP is a proof.
+            why = st.why_empty(e)
+            proof = Stuck(e.app.id, (), "", why.code, why) if st.complete else None
+            return infeasible_plan(cm, NAME, why), proof, {}
     over = np.flatnonzero(st.load > st.cap)
     if over.size:
         code, names = _resources(st, [int(r) for r in over])
         reason = Reason(code, f"the fixed apps alone exceed a shared capacity ({names})")
-        return infeasible_plan(cm, NAME, reason)
+        return infeasible_plan(cm, NAME, reason), None, {}
     for e in st.assign():
         j = st.reroute(e, INF)
         if j is None:
             code, names = _resources(st, st.overflow(st.score(e, 0)))
             what = f"app {e.app.id}: no placement found within shared capacity ({names})"
-            return infeasible_plan(cm, NAME, Reason(code, what, e.app.id))
+            reason = Reason(code, what, e.app.id)
+            return infeasible_plan(cm, NAME, reason), _stuck(st, e, code, names), {}
         st.take(e, j)
     st.improve(deadline)
     placements = {**options.fixed}
@@ -447,10 +443,11 @@ def _solve(problem: Problem, options: SolveOptions) -> Plan:
         assert plan.evaluation is not None and plan.evaluation.found
         first = plan.evaluation.found[0]
         what = f"no plan found that the evaluator accepts: {first.message}"
-        return infeasible_plan(cm, NAME, Reason(first.code, what, first.app))
+        return infeasible_plan(cm, NAME, Reason(first.code, what, first.app)), None, {}
     if plan.doc.bound is not None and plan.doc.objective is not None:
         plan.doc.bound = min(plan.doc.bound, plan.doc.objective)
-    return plan
+    lower = {a: e.lower for a, e in st.apps.items()} if bound is not None else {}
+    return plan, None, lower
 
 
 _KINDS = (Code.COMPUTE, Code.MEMORY, Code.BATTERY, Code.BANDWIDTH)
@@ -459,17 +456,50 @@ _KINDS = (Code.COMPUTE, Code.MEMORY, Code.BATTERY, Code.BANDWIDTH)
 def _resources(st: _State, resources: list[int]) -> tuple[Code, str]:
     """The code of the first of these resources (`fastcost` numbering) and their names."""
     f = st.fleet
-    names = []
-    codes = []
-    for r in resources:
-        kind, ref = divmod(r, f.n) if r < 3 * f.n else (3, r - 3 * f.n)
-        codes.append(_KINDS[kind])
-        if kind == 3:
-            link = f.links[ref]
-            names.append(f"bandwidth of link {link.a}-{link.b}")
-        else:
-            names.append(f"{_KINDS[kind].value} of {f.ids[ref]}")
-    return (codes[0] if codes else Code.COMPUTE), ", ".join(names) or "shared capacity"
+    code = _KINDS[min(resources[0] // f.n, 3)] if resources else Code.COMPUTE
+    return code, ", ".join(_resource_name(f, r) for r in resources) or "shared capacity"
 
 
-__all__ = ["HOSTS", "NAME", "solve_greedy"]
+def _stuck(st: _State, e: _App, code: Code, names: str) -> Stuck:
+    """The app the greedy could not place; the apps on what its candidates overflowed or
+    sourced at that battery or link; and a proof when their least use exceeds it."""
+    f = st.fleet
+    over = {r for j in range(len(e.candidates)) for r in st.overflow(st.score(e, j))}
+    ends: set[str] = set()
+    for r in over:
+        if 2 * f.n <= r < 3 * f.n:
+            ends.add(f.ids[r - 2 * f.n])
+        elif r >= 3 * f.n:
+            ends.update((f.links[r - 3 * f.n].a, f.links[r - 3 * f.n].b))
+    neighbours = []
+    for other in st.apps.values():
+        sc = st.score(other, other.chosen) if other.chosen >= 0 else None
+        on = sc is not None and bool(over & set(sc.resources[sc.amounts > 0].tolist()))
+        if on or other.app.source in ends or other.app.sink_id in ends:
+            neighbours.append(other.app.id)
+    proof = None
+    first = [r for r in st.overflow(st.score(e, 0)) if not f.n <= r < 2 * f.n]  # no memory
+    if st.complete and first:
+        # What it overflowed first, then its camera's battery and links (the usual pair
+        # that binds together: running on the camera drains one, sending the other).
+        src = f.index[e.app.source]
+        own = [2 * f.n + src, src] + [
+            3 * f.n + k for k, lk in enumerate(f.links) if f.ids[src] in (lk.a, lk.b)
+        ]
+        rows = list(dict.fromkeys(first + own))[:4]
+        room = {r: float(f.capacity[r] - st.fixed_load[r]) for r in rows}
+        group = {e.app.id, *neighbours}
+        routed = [(x.app, x.routes) for x in st.apps.values() if x.app.id in group]
+        named = {r: (_KINDS[min(r // f.n, 3)], _resource_name(f, r)) for r in rows}
+        proof = use_proof(st.problem, f, routed, room, named, e.app.id)
+    return Stuck(e.app.id, tuple(neighbours), names, code, proof)
+
+
+def _resource_name(f: Fleet, r: int) -> str:
+    if r >= 3 * f.n:
+        link = f.links[r - 3 * f.n]
+        return f"bandwidth of link {link.a}-{link.b}"
+    return f"{_KINDS[r // f.n].value} of {f.ids[r % f.n]}"
+
+
+__all__ = ["HOSTS", "NAME", "greedy", "solve_greedy"]

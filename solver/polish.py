@@ -1,72 +1,140 @@
 """The `heuristic` solver: the greedy steps of `solver.heuristic`, then, on fleets small
-enough, the exact model's polish: each app's exact best response to the others
-(`polish_apps`), then the whole model fixed around the plan (`polish`)."""
+enough, the exact model in small doses.
+
+Greedy assignment under contention, and the Lagrangian SLO search, can leave a few
+percent on the table where a battery, an uplink or an SLO binds. Three exact steps close
+that gap, each on a small model and each kept only when the evaluator's objective drops:
+1. an exact best response (`polish_apps`) for the apps furthest above their own bound
+   (an app at its bound cannot gain alone; a plan whose apps all are is optimal, and
+   the exact steps are skipped);
+2. large-neighbourhood search: the apps that share a saturated resource re-placed
+   together (`solver.neighbourhood`), which finds the swaps no one-app move can;
+3. the whole exact model fixed around the plan (`polish`).
+Node limits and counts, not the clock, bound each step, so the same input gives the same
+plan; the clock is a safety net for a loaded machine.
+
+When the greedy steps find no plan, a proof from the stuck app's small group
+(`solver.verdict`) takes a fraction of a second; only when it proves nothing does the
+whole exact model settle it.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from solver import ilp
-from solver.document import Plan, build_plan
-from solver.heuristic import NAME, solve_greedy
+from solver import ilp, neighbourhood
+from solver.candidates import fleet_of
+from solver.document import Plan, build_plan, infeasible_plan
+from solver.heuristic import NAME, greedy
 from solver.ilp_model import Deadline, OutOfTime, build, solved
 from solver.plan import Status
 from solver.problem import Problem, SolveOptions
+from solver.verdict import Stuck, prove_infeasible
 
-# Polishing with the exact model (see _polish): where, how long, how far.
-POLISH_MAX_APPS = 60
-POLISH_MAX_DEVICES = 80
-POLISH_S = 2.0
-POLISH_NODES = 400
+TOTAL_S = 2.5  # the whole heuristic, greedy steps included, aims to end within this
+MAX_APPS = 60
+MAX_DEVICES = 80
+BUDGET_S = 2.0  # most of the time limit the exact steps may take (a safety net: the
+# steps below are bounded by counts and node limits, so that the same input gives the
+# same plan)
+RESPONSES = 8  # apps given an exact best response, those furthest above their own bound
+NODES = 400  # branch-and-bound nodes of the whole model
+VERDICT_S = 0.6  # most time the small-group proof of infeasibility may take
+# Kept for callers of the earlier names.
+POLISH_MAX_APPS = MAX_APPS
+POLISH_MAX_DEVICES = MAX_DEVICES
 
 
 def solve(problem: Problem, options: SolveOptions) -> Plan:
     """Place every app not in `options.fixed`; feasible or infeasible with a reason."""
     start = time.perf_counter()
-    plan = solve_greedy(problem, options)
-    return _polish(problem, options, plan, options.time_limit_s - (time.perf_counter() - start))
+    plan, stuck, lower = greedy(problem, options)
+    left = min(options.time_limit_s, TOTAL_S) - (time.perf_counter() - start)
+    return improve(problem, options, Greedy(plan, stuck, lower), left)
 
 
-def _polish(problem: Problem, options: SolveOptions, plan: Plan, left_s: float) -> Plan:
-    """On fleets small enough, let the exact model improve the plan within a small budget.
+@dataclass(slots=True)
+class Greedy:
+    """What the greedy steps hand over: their plan, where they got stuck when they found
+    none, and each free app's lower bound over every host (empty when not known)."""
 
-    Greedy assignment under contention, and the Lagrangian SLO search, can leave a few
-    percent on the table. First each app's exact best response to the others, then the
-    whole exact model, both with every choice that cannot beat this plan fixed away
-    (`solver.bounds`), close that gap on medium fleets within a second or two; node
-    limits keep the result deterministic.
-    """
+    plan: Plan
+    stuck: Stuck | None
+    lower: dict[str, float]
+
+
+def small(problem: Problem, options: SolveOptions) -> bool:
+    """Whether the fleet is small enough for exact steps within the budget."""
     free = [a for a in problem.scenario.apps if a.id not in options.fixed]
-    small = len(free) <= POLISH_MAX_APPS and len(problem.scenario.devices) <= POLISH_MAX_DEVICES
-    if not small or left_s <= 0.2:
+    return len(free) <= MAX_APPS and len(problem.scenario.devices) <= MAX_DEVICES
+
+
+def improve(problem: Problem, options: SolveOptions, found: Greedy, left_s: float) -> Plan:
+    """The greedy plan improved (or an infeasible verdict settled) within `left_s`."""
+    plan = found.plan
+    if not small(problem, options) or left_s <= 0.2:
         return plan
     if plan.status == Status.INFEASIBLE:
-        # The greedy steps found nothing; on a fleet this small the exact model settles
-        # whether a plan exists (and says why not) within the same budget.
-        exact = ilp.solve(problem, replace(options, time_limit_s=min(POLISH_S, left_s)))
-        exact.doc.solver = NAME
-        if exact.status == Status.OPTIMAL:
-            exact.status = exact.doc.status = Status.FEASIBLE
-        # Out of time without naming an app: the greedy steps' reason names one to act on.
-        named = exact.reason is not None and exact.reason.app is not None
-        return plan if exact.status == Status.INFEASIBLE and not named else exact
-
+        return _settle(problem, options, plan, found.stuck, left_s)
+    fleet = fleet_of(problem)
+    loose = neighbourhood.slack(problem, options, fleet, plan, found.lower)
+    if not loose:
+        return plan  # every app at its own optimum: the plan is optimal
     start = time.perf_counter()
-    budget = min(POLISH_S, left_s)
-    better = polish_apps(problem, options, plan, 0.75 * budget)
+    budget = min(BUDGET_S, left_s)
+    current = plan
+    # Best responses for the apps furthest above their own optimum; the others held.
+    respond = sorted(loose, key=lambda a: (-loose[a], a))[:RESPONSES]
+    held = {a: p for a, p in plan.placements.items() if a not in respond}
+    better = polish_apps(problem, replace(options, fixed=held), current, 0.4 * budget)
     if better is not None:
-        plan = better
-    budget -= time.perf_counter() - start
-    whole = polish(problem, options, plan, budget, POLISH_NODES) if budget > 0.2 else None
-    better = whole if whole is not None else better
-    if better is None:
+        current = better
+    spent = time.perf_counter() - start
+
+    def reoptimise(group: SolveOptions, incumbent: Plan, seconds: float, nodes: int) -> Plan | None:
+        return polish(problem, group, incumbent, seconds, nodes)
+
+    better = neighbourhood.search(
+        problem, options, fleet, current, found.lower, 0.75 * budget - spent, reoptimise
+    )
+    if better is not None:
+        current = better
+    left = budget - (time.perf_counter() - start)
+    whole = polish(problem, options, current, left, NODES) if left > 0.2 else None
+    if whole is not None:
+        current = whole
+    if current is plan:
         return plan
-    better.doc.solver = NAME
-    better.doc.bound = plan.doc.bound
-    if better.doc.bound is not None and better.doc.objective is not None:
-        better.doc.bound = min(better.doc.bound, better.doc.objective)
-    return better
+    current.doc.solver = NAME
+    current.doc.bound = plan.doc.bound
+    if current.doc.bound is not None and current.doc.objective is not None:
+        current.doc.bound = min(current.doc.bound, current.doc.objective)
+    return current
+
+
+def _settle(
+    problem: Problem, options: SolveOptions, plan: Plan, stuck: Stuck | None, left_s: float
+) -> Plan:
+    """Whether a plan exists after all, when the greedy steps found none: first a proof
+    from the stuck app's small group (`solver.verdict`), else the whole exact model."""
+    start = time.perf_counter()
+    if stuck is not None:
+        reason = prove_infeasible(problem, options, stuck, min(VERDICT_S, left_s))
+        if reason is not None:
+            return infeasible_plan(problem.cost, NAME, reason)
+    left = min(BUDGET_S, left_s - (time.perf_counter() - start))
+    if left <= 0.2:
+        return plan
+    # On a fleet this small the exact model settles whether a plan exists (and says why
+    # not) within the same budget.
+    exact = ilp.solve(problem, replace(options, time_limit_s=left))
+    exact.doc.solver = NAME
+    if exact.status == Status.OPTIMAL:
+        exact.status = exact.doc.status = Status.FEASIBLE
+    # Out of time without naming an app: the greedy steps' reason names one to act on.
+    named = exact.reason is not None and exact.reason.app is not None
+    return plan if exact.status == Status.INFEASIBLE and not named else exact
 
 
 def polish(
@@ -126,4 +194,16 @@ def polish_apps(
     return current if improved else None
 
 
-__all__ = ["NAME", "POLISH_MAX_APPS", "POLISH_MAX_DEVICES", "solve"]
+__all__ = [
+    "BUDGET_S",
+    "MAX_APPS",
+    "MAX_DEVICES",
+    "NAME",
+    "POLISH_MAX_APPS",
+    "POLISH_MAX_DEVICES",
+    "TOTAL_S",
+    "Greedy",
+    "improve",
+    "small",
+    "solve",
+]
