@@ -114,7 +114,7 @@ def cnn_bytes() -> bytes:
 # -- helpers over HTTP ---------------------------------------------------------------------
 DEVICE_SPECS: dict[str, dict[str, Any]] = {
     "cam-1": {"tier": "device", "gflops": 5, "memory_mb": 256, "power_w": {"idle": 1, "busy": 4},
-              "battery": {"capacity_wh": 10, "level_pct": 80, "min_pct": 20}},
+              "battery": {"capacity_wh": 60, "level_pct": 80, "min_pct": 20}},
     "edge-1": {"tier": "edge", "gflops": 200, "memory_mb": 4096,
                "power_w": {"idle": 10, "busy": 40}},
 }  # fmt: skip

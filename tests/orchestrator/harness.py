@@ -198,7 +198,7 @@ CAMERA = {
     "gflops": 5.0,
     "memory_mb": 256.0,
     "power_w": {"idle": 1.0, "busy": 4.0},
-    "battery": {"capacity_wh": 10.0, "level_pct": 80.0, "min_pct": 20.0},
+    "battery": {"capacity_wh": 60.0, "level_pct": 80.0, "min_pct": 20.0},
 }
 
 
