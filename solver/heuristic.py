@@ -51,7 +51,6 @@ from solver.document import Plan, build_plan, infeasible_plan
 from solver.fastcost import (
     INF,
     CandidateRoutes,
-    Fleet,
     Score,
     Scorer,
     candidate_routes,
@@ -63,7 +62,7 @@ from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.scenario import App
-from solver.verdict import Stuck, use_proof
+from solver.verdict import RESOURCE_KINDS, Stuck, resource_name, use_proof
 
 NAME = "heuristic"
 HOSTS = 10  # candidate hosts per app on large fleets
@@ -424,11 +423,10 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
     if st.complete and all(np.isfinite(e.lower) for e in st.apps.values()):
         bound = st.fixed_objective + sum(e.lower for e in st.apps.values())
     elif not st.complete and not options.fixed:
-        # Candidates are a neighbourhood: the bound must count every other host too.
-        # (Not on a re-solve around fixed apps: that bound would be one of the plans that
-        # keep them, not of the scenario, and a re-solve must stay within milliseconds.)
-        lower = FleetBound(problem, st.fleet).lower([(e.app, e.routes) for e in st.apps.values()])
-        bound = st.fixed_objective + lower if np.isfinite(lower) else None
+        # Candidates are a neighbourhood: the bound counts every other host too (not around
+        # fixed apps: that would bound the plans keeping them, and costs a re-solve's time).
+        fleet = FleetBound(problem, st.fleet).lower([(e.app, e.routes) for e in st.apps.values()])
+        bound = st.fixed_objective + fleet if np.isfinite(fleet) else None
     plan = build_plan(
         cm,
         placements,
@@ -446,18 +444,16 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
         return infeasible_plan(cm, NAME, Reason(first.code, what, first.app)), None, {}
     if plan.doc.bound is not None and plan.doc.objective is not None:
         plan.doc.bound = min(plan.doc.bound, plan.doc.objective)
-    lower = {a: e.lower for a, e in st.apps.items()} if bound is not None else {}
+    # An app's own bound holds over every host only when its candidates are all of them.
+    lower = {a: e.lower for a, e in st.apps.items()} if st.complete and bound is not None else {}
     return plan, None, lower
-
-
-_KINDS = (Code.COMPUTE, Code.MEMORY, Code.BATTERY, Code.BANDWIDTH)
 
 
 def _resources(st: _State, resources: list[int]) -> tuple[Code, str]:
     """The code of the first of these resources (`fastcost` numbering) and their names."""
     f = st.fleet
-    code = _KINDS[min(resources[0] // f.n, 3)] if resources else Code.COMPUTE
-    return code, ", ".join(_resource_name(f, r) for r in resources) or "shared capacity"
+    code = RESOURCE_KINDS[min(resources[0] // f.n, 3)] if resources else Code.COMPUTE
+    return code, ", ".join(resource_name(f, r) for r in resources) or "shared capacity"
 
 
 def _stuck(st: _State, e: _App, code: Code, names: str) -> Stuck:
@@ -490,16 +486,9 @@ def _stuck(st: _State, e: _App, code: Code, names: str) -> Stuck:
         room = {r: float(f.capacity[r] - st.fixed_load[r]) for r in rows}
         group = {e.app.id, *neighbours}
         routed = [(x.app, x.routes) for x in st.apps.values() if x.app.id in group]
-        named = {r: (_KINDS[min(r // f.n, 3)], _resource_name(f, r)) for r in rows}
+        named = {r: (RESOURCE_KINDS[min(r // f.n, 3)], resource_name(f, r)) for r in rows}
         proof = use_proof(st.problem, f, routed, room, named, e.app.id)
     return Stuck(e.app.id, tuple(neighbours), names, code, proof)
-
-
-def _resource_name(f: Fleet, r: int) -> str:
-    if r >= 3 * f.n:
-        link = f.links[r - 3 * f.n]
-        return f"bandwidth of link {link.a}-{link.b}"
-    return f"{_KINDS[r // f.n].value} of {f.ids[r % f.n]}"
 
 
 __all__ = ["HOSTS", "NAME", "greedy", "solve_greedy"]

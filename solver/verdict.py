@@ -103,4 +103,16 @@ def prove_infeasible(
     return Reason(stuck.code, sentence, stuck.app)
 
 
-__all__ = ["Stuck", "prove_infeasible", "use_proof"]
+# The kinds of `fastcost`'s resource rows, in their numbering's order (n rows each, links last).
+RESOURCE_KINDS = (Code.COMPUTE, Code.MEMORY, Code.BATTERY, Code.BANDWIDTH)
+
+
+def resource_name(f: Fleet, r: int) -> str:
+    """A person's name for resource row r of `fastcost`'s numbering."""
+    if r >= 3 * f.n:
+        link = f.links[r - 3 * f.n]
+        return f"bandwidth of link {link.a}-{link.b}"
+    return f"{RESOURCE_KINDS[r // f.n].value} of {f.ids[r % f.n]}"
+
+
+__all__ = ["RESOURCE_KINDS", "Stuck", "prove_infeasible", "resource_name", "use_proof"]
