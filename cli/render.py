@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -160,6 +160,17 @@ def print_plan(console: Console, scenario: Scenario, doc: PlanDoc) -> None:
         print_line(console, Text(f"reason: {doc.reason}", style="red"))
     for v in doc.violations or ():
         print_line(console, Text(f"violation: {v}", style="red"))
+
+
+def unplaced_table(rows: Sequence[Mapping[str, str | None]]) -> Table:
+    """The apps `--place-what-fits` set aside: id, reason code, and the reason in full."""
+    table = Table(title=f"set aside ({_plural(len(rows), 'app')})", title_justify="left")
+    table.add_column("app", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for row in rows:
+        table.add_row(row["id"] or "", row["code"] or "-", Text(row["reason"] or "", style="red"))
+    return table
 
 
 def comparison_table(rows: Sequence[PlanSummary | tuple[str, str]]) -> Table:

@@ -14,7 +14,8 @@ from rich.text import Text
 
 import solver
 from cli.errors import fail
-from cli.render import comparison_table, make_console, print_line, print_plan
+from cli.render import comparison_table, make_console, print_line, print_plan, unplaced_table
+from solver.partial import Partial, place_what_fits
 from solver.scenario import Scenario, ScenarioError, load_scenario
 from solver.summary import PlanSummary, summarize
 
@@ -100,10 +101,20 @@ def solve_command(
     compare: Annotated[
         bool, typer.Option("--compare", help="Run every solver and compare their plans.")
     ] = False,
+    what_fits: Annotated[
+        bool,
+        typer.Option(
+            "--place-what-fits",
+            help="Set aside each app that cannot be placed (listed with its reason) and "
+            "print the plan for the rest, instead of no plan at all.",
+        ),
+    ] = False,
 ) -> None:
     """Place a scenario's apps and print the plan.
 
     An infeasible scenario still exits 0, and its plan names what cannot be satisfied.
+    With --place-what-fits, the apps that cannot be placed are set aside one at a time,
+    each listed with its reason, and the plan places the others.
 
     Bad input exits 2 with one line on standard error.
     """
@@ -111,6 +122,8 @@ def solve_command(
     known = list(solver.solvers())
     if solver_name is not None and compare:
         fail("--solver and --compare: --compare runs every solver; give one of them")
+    if what_fits and compare:
+        fail("--place-what-fits and --compare: --compare runs every solver on every app")
     name = solver_name or DEFAULT_SOLVER
     if name not in known:
         fail(f"--solver: unknown solver {name!r}; choose one of {', '.join(known)}")
@@ -126,11 +139,39 @@ def solve_command(
             if isinstance(row, PlanSummary) and (row.violations or row.reason):
                 _print_problems(console, row)
         return
+    if what_fits:
+        _place_what_fits(scn, options, name, as_json)
+        return
     plan = _run_one(solver.Problem(scn), options, name)
     if as_json:
         typer.echo(json.dumps(plan.doc.model_dump(mode="json"), indent=2))
         return
     print_plan(make_console(), scn, plan.doc)
+
+
+def unplaced_rows(partial: Partial) -> list[dict[str, str | None]]:
+    """`{id, code, reason}` per app set aside, in the order they were set aside."""
+    # The solver's reasons are sentences only, so far: `code` stays null until they
+    # carry their machine-readable code.
+    return [{"id": app_id, "code": None, "reason": why} for app_id, why in partial.unplaced.items()]
+
+
+def _place_what_fits(scn: Scenario, options: solver.SolveOptions, name: str, as_json: bool) -> None:
+    try:
+        partial = place_what_fits(solver.Problem(scn), options, name)
+    except NotImplementedError:
+        fail(f"--solver {name}: not implemented yet", code=1)
+    rows = unplaced_rows(partial)
+    if as_json:
+        # The contract's plan for the apps that fit, plus the apps set aside: a plan
+        # document with one more field, which `continuum check` reads like any other.
+        doc = {**partial.plan.doc.model_dump(mode="json"), "unplaced": rows}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    console = make_console()
+    print_plan(console, partial.problem.scenario, partial.plan.doc)
+    if rows:
+        console.print(unplaced_table(rows))
 
 
 def _print_problems(console: Console, row: PlanSummary) -> None:
