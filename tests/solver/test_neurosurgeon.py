@@ -244,7 +244,7 @@ def test_alexnet_on_wifi_splits_after_pool5_only_when_fc_layers_are_memory_bound
     sweep: Callable[[Net, str], Sweep],
 ) -> None:
     """The paper's result, AlexNet on a mobile GPU over Wi-Fi (tens of Mbit/s) cut after
-    pool5, needs fc6-fc8 to cost what their weights cost to read; by FLOPs they are 8% of
+    pool5, needs fc6-fc8 to cost what their weights cost to read; by FLOPs they are 9% of
     the model and the phone keeps it whole."""
     wifi = [mbps for mbps in BANDWIDTHS if 10 <= mbps <= 50]
     for reading, expected in (("roofline", "pool5"), ("flops", "prob")):
