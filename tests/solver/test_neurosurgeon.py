@@ -29,6 +29,8 @@ import pytest
 from models_registry import ModelAnalysis, analyse_model
 from solver import Problem, SolveOptions, Status, parse_scenario, solve
 
+pytestmark = pytest.mark.slow  # 42 solves for each model and pricing
+
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 BANDWIDTHS = [10 ** (k / 5) for k in range(-5, 16)]  # 0.1 .. 1,000 Mbit/s, 5 per decade
 
