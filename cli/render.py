@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
@@ -162,14 +163,24 @@ def print_plan(console: Console, scenario: Scenario, doc: PlanDoc) -> None:
         print_line(console, Text(f"violation: {v}", style="red"))
 
 
-def unplaced_table(rows: Sequence[Mapping[str, str | None]]) -> Table:
-    """The apps `--place-what-fits` set aside: id, reason code, and the reason in full."""
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """An app `--place-what-fits` could not place: its id, the reason's machine-readable
+    code (None when the solver gives none) and the reason."""
+
+    id: str
+    code: str | None
+    reason: str
+
+
+def unplaced_table(rows: Sequence[SetAside]) -> Table:
+    """The apps set aside: id, reason code, and the reason in full."""
     table = Table(title=f"set aside ({_plural(len(rows), 'app')})", title_justify="left")
     table.add_column("app", no_wrap=True)
     table.add_column("code", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for row in rows:
-        table.add_row(row["id"] or "", row["code"] or "-", Text(row["reason"] or "", style="red"))
+        table.add_row(row.id, row.code or "-", Text(row.reason, style="red"))
     return table
 
 

@@ -14,7 +14,14 @@ from rich.text import Text
 
 import solver
 from cli.errors import fail
-from cli.render import comparison_table, make_console, print_line, print_plan, unplaced_table
+from cli.render import (
+    SetAside,
+    comparison_table,
+    make_console,
+    print_line,
+    print_plan,
+    unplaced_table,
+)
 from solver.partial import Partial, place_what_fits
 from solver.scenario import Scenario, ScenarioError, load_scenario
 from solver.summary import PlanSummary, summarize
@@ -149,11 +156,11 @@ def solve_command(
     print_plan(make_console(), scn, plan.doc)
 
 
-def unplaced_rows(partial: Partial) -> list[dict[str, str | None]]:
-    """`{id, code, reason}` per app set aside, in the order they were set aside."""
-    # The solver's reasons are sentences only, so far: `code` stays null until they
+def set_aside(partial: Partial) -> list[SetAside]:
+    """Each app set aside, in the order it was."""
+    # The solver's reasons are sentences only, so far: `code` stays None until they
     # carry their machine-readable code.
-    return [{"id": app_id, "code": None, "reason": why} for app_id, why in partial.unplaced.items()]
+    return [SetAside(app_id, None, why) for app_id, why in partial.unplaced.items()]
 
 
 def _place_what_fits(scn: Scenario, options: solver.SolveOptions, name: str, as_json: bool) -> None:
@@ -161,11 +168,11 @@ def _place_what_fits(scn: Scenario, options: solver.SolveOptions, name: str, as_
         partial = place_what_fits(solver.Problem(scn), options, name)
     except NotImplementedError:
         fail(f"--solver {name}: not implemented yet", code=1)
-    rows = unplaced_rows(partial)
+    rows = set_aside(partial)
     if as_json:
         # The contract's plan for the apps that fit, plus the apps set aside: a plan
         # document with one more field, which `continuum check` reads like any other.
-        doc = {**partial.plan.doc.model_dump(mode="json"), "unplaced": rows}
+        doc = {**partial.plan.doc.model_dump(mode="json"), "unplaced": [asdict(r) for r in rows]}
         typer.echo(json.dumps(doc, indent=2))
         return
     console = make_console()
