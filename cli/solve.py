@@ -22,7 +22,7 @@ from cli.render import (
     print_plan,
     unplaced_table,
 )
-from solver.partial import Partial, place_what_fits
+from solver.partial import MAX_UNPLACED, Partial, named_app, place_what_fits
 from solver.scenario import Scenario, ScenarioError, load_scenario
 from solver.summary import PlanSummary, summarize
 
@@ -169,6 +169,16 @@ def _place_what_fits(scn: Scenario, options: solver.SolveOptions, name: str, as_
     except NotImplementedError:
         fail(f"--solver {name}: not implemented yet", code=1)
     rows = set_aside(partial)
+    blamed = named_app(partial.plan.doc.reason, partial.problem)
+    if partial.plan.status == solver.Status.INFEASIBLE and blamed is not None:
+        # place_what_fits gave up although the plan names an app: without this line an
+        # empty list of apps set aside would read as "no app is to blame".
+        typer.echo(
+            f"note: --place-what-fits stopped before setting {blamed} aside (--time-limit "
+            f"{options.time_limit_s:g} s reached, or {MAX_UNPLACED} apps set aside already); "
+            "the plan is all or nothing",
+            err=True,
+        )
     if as_json:
         # The contract's plan for the apps that fit, plus the apps set aside: a plan
         # document with one more field, which `continuum check` reads like any other.

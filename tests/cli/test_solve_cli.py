@@ -395,6 +395,22 @@ def test_place_what_fits_on_a_generated_fleet_sets_aside_the_app_its_uplink_cann
     assert {a["id"] for a in doc["apps"]} == {a["id"] for a in raw["apps"]} - {app["id"]}
 
 
+def test_place_what_fits_says_so_when_its_time_limit_stops_it(tmp_path: Path) -> None:
+    # No solve finishes in a millisecond: the search stops after the first, infeasible,
+    # plan, whose reason names the app it could not set aside in time.
+    result = run(
+        "solve", _cut_off_camera(tmp_path), "--solver", "heuristic", "--place-what-fits",
+        "--json", "--time-limit", "0.001",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    raw = json.loads(result.stdout)
+    assert raw["status"] == "infeasible" and raw["apps"] == [] and raw["unplaced"] == []
+    assert raw["reason"].startswith("app intrusion-6:")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("note: --place-what-fits stopped"), lines
+    assert "intrusion-6" in lines[0] and "--time-limit 0.001 s" in lines[0]
+
+
 def test_place_what_fits_with_compare_exits_2() -> None:
     result = run("solve", EXAMPLE, "--place-what-fits", "--compare")
     assert_bad_input(result, "--place-what-fits", "--compare")
