@@ -166,10 +166,10 @@ def print_plan(console: Console, scenario: Scenario, doc: PlanDoc) -> None:
 @dataclass(frozen=True, slots=True)
 class SetAside:
     """An app `--place-what-fits` could not place: its id, the reason's machine-readable
-    code (None when the solver gives none) and the reason."""
+    code (`solver.Code`: bandwidth, battery, slo, ...) and its sentence."""
 
     id: str
-    code: str | None
+    code: str
     reason: str
 
 
@@ -180,7 +180,7 @@ def unplaced_table(rows: Sequence[SetAside]) -> Table:
     table.add_column("code", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for row in rows:
-        table.add_row(row.id, row.code or "-", Text(row.reason, style="red"))
+        table.add_row(row.id, row.code, Text(row.reason, style="red"))
     return table
 
 

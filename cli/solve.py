@@ -22,7 +22,7 @@ from cli.render import (
     print_plan,
     unplaced_table,
 )
-from solver.partial import MAX_UNPLACED, Partial, named_app, place_what_fits
+from solver.partial import MAX_UNPLACED, Partial, place_what_fits
 from solver.scenario import Scenario, ScenarioError, load_scenario
 from solver.summary import PlanSummary, summarize
 
@@ -158,9 +158,7 @@ def solve_command(
 
 def set_aside(partial: Partial) -> list[SetAside]:
     """Each app set aside, in the order it was."""
-    # The solver's reasons are sentences only, so far: `code` stays None until they
-    # carry their machine-readable code.
-    return [SetAside(app_id, None, why) for app_id, why in partial.unplaced.items()]
+    return [SetAside(app_id, r.code.value, r.message) for app_id, r in partial.set_aside.items()]
 
 
 def _place_what_fits(scn: Scenario, options: solver.SolveOptions, name: str, as_json: bool) -> None:
@@ -169,7 +167,7 @@ def _place_what_fits(scn: Scenario, options: solver.SolveOptions, name: str, as_
     except NotImplementedError:
         fail(f"--solver {name}: not implemented yet", code=1)
     rows = set_aside(partial)
-    blamed = named_app(partial.plan.doc.reason, partial.problem)
+    blamed = partial.plan.reason.app if partial.plan.reason is not None else None
     if partial.plan.status == solver.Status.INFEASIBLE and blamed is not None:
         # place_what_fits gave up although the plan names an app: without this line an
         # empty list of apps set aside would read as "no app is to blame".

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from solver import Code
 from solver.plan import PlanDoc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,7 +323,9 @@ def test_place_what_fits_prints_the_plan_for_the_rest_and_the_app_set_aside(
     aside = out[out.index("set aside (1 app)") :]
     rows = [line for line in aside.splitlines() if line.startswith("│")]
     assert len(rows) == 1 and "│ intrusion-6 " in rows[0], aside
-    assert "app intrusion-6: " in rows[0], aside  # the solver's reason, in full
+    cells = [cell.strip() for cell in rows[0].split("│")]
+    assert cells[2] in {c.value for c in Code}, cells  # the reason's code
+    assert cells[3].startswith("app intrusion-6: "), cells  # and its sentence, in full
 
 
 def test_place_what_fits_json_is_a_plan_of_the_rest_plus_the_unplaced_apps(
@@ -335,6 +338,10 @@ def test_place_what_fits_json_is_a_plan_of_the_rest_plus_the_unplaced_apps(
     unplaced = raw.pop("unplaced")
     assert [u["id"] for u in unplaced] == ["intrusion-6"]
     assert set(unplaced[0]) == {"id", "code", "reason"}
+    # The same reason, code and sentence, as the all-or-nothing plan gives.
+    whole = PlanDoc.model_validate(json.loads(run("solve", scenario, "--json").stdout))
+    assert unplaced[0]["code"] == whole.reason_code
+    assert unplaced[0]["reason"] == whole.reason
     assert unplaced[0]["reason"].startswith("app intrusion-6:")
     doc = PlanDoc.model_validate(raw)
     assert doc.status.value == "optimal" and doc.reason is None
@@ -390,6 +397,7 @@ def test_place_what_fits_on_a_generated_fleet_sets_aside_the_app_its_uplink_cann
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert [u["id"] for u in doc["unplaced"]] == [app["id"]]
+    assert doc["unplaced"][0]["code"] == "bandwidth"
     assert "bandwidth" in doc["unplaced"][0]["reason"]
     assert doc["status"] == "feasible"
     assert {a["id"] for a in doc["apps"]} == {a["id"] for a in raw["apps"]} - {app["id"]}
