@@ -4,8 +4,8 @@ AlexNet and VGG-19 from the `onnx` wheel go through the registry (one block per 
 as the paper partitions), onto a phone and a cloud server joined by one link whose
 bandwidth sweeps 0.1 to 1,000 Mbit/s. At every bandwidth the split that `neurosurgeon`
 and `ilp` choose (latency objective) must be the best single split found here by
-enumerating every cut with the contract's latency formula, written out again below; the
-phone's share of the model may only shrink as bandwidth grows, from all on the phone to
+enumerating every cut with the contract's latency formula, written out again below (and
+the phone's energy the plan reports is what that formula charges it); the phone's share of the model may only shrink as bandwidth grows, from all on the phone to
 all in the cloud; and the model is never cut between conv1 and pool1, whose output is
 larger than the input.
 
@@ -157,6 +157,15 @@ def split_latency_ms(net: Net, mbps: float, k: int, first: str = "phone") -> flo
     return ms
 
 
+def phone_joules(net: Net, mbps: float, k: int) -> float:
+    """What the phone pays per inference for blocks[:k] on it, the rest in the cloud:
+    its compute above idle, and the MB it sends (the input, or block k-1's output)."""
+    n = len(net.layers)
+    seconds = sum(layer["gflops"] for layer in net.layers[:k]) / PHONE["gflops"]
+    sent = 0.0 if k == n else (net.input_mb if k == 0 else net.layers[k - 1]["out_mb"])
+    return (PHONE["busy"] - PHONE["idle"]) * seconds + J_PER_MB * sent
+
+
 def every_single_split(net: Net, mbps: float) -> dict[tuple[str, int], float]:
     """(device holding the first k blocks, k) -> worst-case latency, both ways round."""
     return {
@@ -175,13 +184,13 @@ def least_tied(net: Net, mbps: float, k: int) -> int:
     return min(j for j in range(k + 1) if split[("phone", j)] == same)
 
 
-Sweep = list[tuple[float, int, float]]
+Sweep = list[tuple[float, int, float, float]]
 
 
 @pytest.fixture(scope="module")
 def sweep() -> Callable[[Net, str], Sweep]:
-    """`sweep(net, solver)`: (bandwidth, blocks on the phone, worst-case ms) at every
-    bandwidth, solved once per net and solver."""
+    """`sweep(net, solver)`: (bandwidth, blocks on the phone, worst-case ms, the phone's
+    joules per inference) at every bandwidth, solved once per net and solver."""
     done: dict[tuple[str, str, str], Sweep] = {}
 
     def run(net: Net, solver: str) -> Sweep:
@@ -197,7 +206,9 @@ def sweep() -> Callable[[Net, str], Sweep]:
                 k = sum(1 for b in blocks if b == "phone")
                 # Phone first, then the cloud: a single split the way Neurosurgeon cuts.
                 assert blocks == ("phone",) * k + ("cloud",) * (len(blocks) - k), blocks
-                points.append((mbps, k, plan.doc.apps[0].latency_ms.worst))
+                phone = next(d for d in plan.doc.devices if d.id == "phone")
+                worst = plan.doc.apps[0].latency_ms.worst
+                points.append((mbps, k, worst, phone.power_w / RATE_RPS))
             done[key] = points
         return done[key]
 
@@ -222,11 +233,12 @@ def test_the_blocks_are_the_papers_layers(net: Net) -> None:
 def test_the_split_is_the_best_single_split_at_every_bandwidth(
     net: Net, solver: str, sweep: Callable[[Net, str], Sweep]
 ) -> None:
-    for mbps, k, latency in sweep(net, solver):
+    for mbps, k, latency, joules in sweep(net, solver):
         split = every_single_split(net, mbps)
         best = min(split.values())
         assert latency == pytest.approx(best, rel=1e-6), (mbps, k)
         assert split[("phone", k)] == pytest.approx(best, rel=1e-9), (mbps, k)
+        assert joules == pytest.approx(phone_joules(net, mbps, k), rel=1e-6), (mbps, k)
 
 
 @pytest.mark.parametrize("solver", ["neurosurgeon", "ilp"])
@@ -234,11 +246,11 @@ def test_the_split_moves_from_the_phone_to_the_cloud_as_bandwidth_grows(
     net: Net, solver: str, sweep: Callable[[Net, str], Sweep]
 ) -> None:
     points = sweep(net, solver)
-    shares = [least_tied(net, mbps, k) for mbps, k, _ in points]
+    shares = [least_tied(net, mbps, k) for mbps, k, _, _ in points]
     assert shares == sorted(shares, reverse=True), list(zip(BANDWIDTHS, shares, strict=True))
     assert shares[0] == len(net.layers) and shares[-1] == 0, shares
     pool1 = net.names.index("pool1")
-    inside = [(mbps, net.names[k - 1]) for mbps, k, _ in points if 0 < k <= pool1]
+    inside = [(mbps, net.names[k - 1]) for mbps, k, _, _ in points if 0 < k <= pool1]
     assert not inside, f"cut between conv1 and pool1: {inside}"
 
 
@@ -251,6 +263,6 @@ def test_alexnet_on_wifi_splits_after_pool5_only_when_fc_layers_are_memory_bound
     wifi = [mbps for mbps in BANDWIDTHS if 10 <= mbps <= 50]
     for reading, expected in (("roofline", "pool5"), ("flops", "prob")):
         net = load_net("bvlc_alexnet", False, reading)
-        for mbps, k, _ in sweep(net, "ilp"):
+        for mbps, k, _, _ in sweep(net, "ilp"):
             if mbps in wifi:
                 assert net.names[k - 1] == expected, (reading, mbps, k)
