@@ -5,9 +5,10 @@ as the paper partitions), onto a phone and a cloud server joined by one link who
 bandwidth sweeps 0.1 to 1,000 Mbit/s. At every bandwidth the split that `neurosurgeon`
 and `ilp` choose (latency objective) must be the best single split found here by
 enumerating every cut with the contract's latency formula, written out again below (and
-the phone's energy the plan reports is what that formula charges it); the phone's share of the model may only shrink as bandwidth grows, from all on the phone to
-all in the cloud; and the model is never cut between conv1 and pool1, whose output is
-larger than the input.
+the phone's energy the plan reports is what the contract charges it); the phone's share
+of the model may only shrink as bandwidth grows, from all on the phone to all in the
+cloud; and the model is never cut between conv1 and pool1, whose output is larger than
+the input.
 
 Each model is priced two ways: by the registry's FLOPs (the contract's compute model),
 and by a roofline, where a layer costs at least its weights' bytes times the devices'
