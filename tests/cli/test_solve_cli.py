@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from solver import Code
+from solver.generate import generate
 from solver.plan import PlanDoc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -378,8 +379,6 @@ def test_place_what_fits_on_a_feasible_scenario_sets_nothing_aside() -> None:
 def test_place_what_fits_on_a_generated_fleet_sets_aside_the_app_its_uplink_cannot_carry(
     tmp_path: Path,
 ) -> None:
-    from solver.generate import generate
-
     raw = generate(5, devices=300, apps=150, blocks=8)
     app = raw["apps"][7]
     # Its camera's uplinks cannot carry its frames, and the app may not stay on it; with
