@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
@@ -160,6 +161,27 @@ def print_plan(console: Console, scenario: Scenario, doc: PlanDoc) -> None:
         print_line(console, Text(f"reason: {doc.reason}", style="red"))
     for v in doc.violations or ():
         print_line(console, Text(f"violation: {v}", style="red"))
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """An app `--place-what-fits` could not place: its id, the reason's machine-readable
+    code (`solver.Code`: bandwidth, battery, slo, ...) and its sentence."""
+
+    id: str
+    code: str
+    reason: str
+
+
+def unplaced_table(rows: Sequence[SetAside]) -> Table:
+    """The apps set aside: id, reason code, and the reason in full."""
+    table = Table(title=f"set aside ({_plural(len(rows), 'app')})", title_justify="left")
+    table.add_column("app", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for row in rows:
+        table.add_row(row.id, row.code, Text(row.reason, style="red"))
+    return table
 
 
 def comparison_table(rows: Sequence[PlanSummary | tuple[str, str]]) -> Table:

@@ -14,7 +14,15 @@ from rich.text import Text
 
 import solver
 from cli.errors import fail
-from cli.render import comparison_table, make_console, print_line, print_plan
+from cli.render import (
+    SetAside,
+    comparison_table,
+    make_console,
+    print_line,
+    print_plan,
+    unplaced_table,
+)
+from solver.partial import MAX_UNPLACED, Partial, place_what_fits
 from solver.scenario import Scenario, ScenarioError, load_scenario
 from solver.summary import PlanSummary, summarize
 
@@ -100,10 +108,20 @@ def solve_command(
     compare: Annotated[
         bool, typer.Option("--compare", help="Run every solver and compare their plans.")
     ] = False,
+    what_fits: Annotated[
+        bool,
+        typer.Option(
+            "--place-what-fits",
+            help="Set aside each app that cannot be placed (listed with its reason) and "
+            "print the plan for the rest, instead of no plan at all.",
+        ),
+    ] = False,
 ) -> None:
     """Place a scenario's apps and print the plan.
 
     An infeasible scenario still exits 0, and its plan names what cannot be satisfied.
+    With --place-what-fits, the apps that cannot be placed are set aside one at a time,
+    each listed with its reason, and the plan places the others.
 
     Bad input exits 2 with one line on standard error.
     """
@@ -111,6 +129,8 @@ def solve_command(
     known = list(solver.solvers())
     if solver_name is not None and compare:
         fail("--solver and --compare: --compare runs every solver; give one of them")
+    if what_fits and compare:
+        fail("--place-what-fits and --compare: --compare runs every solver on every app")
     name = solver_name or DEFAULT_SOLVER
     if name not in known:
         fail(f"--solver: unknown solver {name!r}; choose one of {', '.join(known)}")
@@ -126,6 +146,9 @@ def solve_command(
             if isinstance(row, PlanSummary) and (row.violations or row.reason):
                 _print_problems(console, row)
         return
+    if what_fits:
+        _place_what_fits(scn, options, name, as_json)
+        return
     plan = _run_one(solver.Problem(scn), options, name)
     if as_json:
         # pydantic's serializer: json.dumps with indent runs the pure-Python encoder,
@@ -133,6 +156,39 @@ def solve_command(
         typer.echo(plan.doc.model_dump_json(indent=2))
         return
     print_plan(make_console(), scn, plan.doc)
+
+
+def set_aside(partial: Partial) -> list[SetAside]:
+    """Each app set aside, in the order it was."""
+    return [SetAside(app_id, r.code.value, r.message) for app_id, r in partial.set_aside.items()]
+
+
+def _place_what_fits(scn: Scenario, options: solver.SolveOptions, name: str, as_json: bool) -> None:
+    try:
+        partial = place_what_fits(solver.Problem(scn), options, name)
+    except NotImplementedError:
+        fail(f"--solver {name}: not implemented yet", code=1)
+    rows = set_aside(partial)
+    blamed = partial.plan.reason.app if partial.plan.reason is not None else None
+    if partial.plan.status == solver.Status.INFEASIBLE and blamed is not None:
+        # place_what_fits gave up although the plan names an app: without this line an
+        # empty list of apps set aside would read as "no app is to blame".
+        typer.echo(
+            f"note: --place-what-fits stopped before setting {blamed} aside (--time-limit "
+            f"{options.time_limit_s:g} s reached, or {MAX_UNPLACED} apps set aside already); "
+            "the plan is all or nothing",
+            err=True,
+        )
+    if as_json:
+        # The contract's plan for the apps that fit, plus the apps set aside: a plan
+        # document with one more field, which `continuum check` reads like any other.
+        doc = {**partial.plan.doc.model_dump(mode="json"), "unplaced": [asdict(r) for r in rows]}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    console = make_console()
+    print_plan(console, partial.problem.scenario, partial.plan.doc)
+    if rows:
+        console.print(unplaced_table(rows))
 
 
 def _print_problems(console: Console, row: PlanSummary) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from solver import Code
+from solver.generate import generate
 from solver.plan import PlanDoc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -286,3 +288,136 @@ def test_unknown_solver_exits_2() -> None:
 
 def test_negative_time_limit_exits_2() -> None:
     assert_bad_input(run("solve", EXAMPLE, "--time-limit", "-5"), "--time-limit")
+
+
+# -- --place-what-fits ---------------------------------------------------------------------------
+def _cut_off_camera(tmp_path: Path) -> Path:
+    """The example with cam-6's only link at 50 kbit/s: its 0.6 MB frames cannot reach
+    the edge box in time for intrusion-6, and cam-6 cannot serve it alone."""
+    raw = base()
+    for link in raw["links"]:
+        if "cam-6" in (link["a"], link["b"]):
+            link["mbps"] = 0.05
+    path = tmp_path / "cut-off.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_without_place_what_fits_one_app_that_cannot_fit_leaves_no_plan(tmp_path: Path) -> None:
+    result = run("solve", _cut_off_camera(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = PlanDoc.model_validate(json.loads(result.stdout))
+    assert doc.status.value == "infeasible" and doc.apps == []
+    assert doc.reason is not None and doc.reason.startswith("app intrusion-6:")
+    assert "unplaced" not in json.loads(result.stdout)
+
+
+def test_place_what_fits_prints_the_plan_for_the_rest_and_the_app_set_aside(
+    tmp_path: Path,
+) -> None:
+    result = run("solve", _cut_off_camera(tmp_path), "--place-what-fits")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for app in base()["apps"][:5]:
+        assert app["id"] in out
+    assert "optimal  solver ilp  objective" in out
+    aside = out[out.index("set aside (1 app)") :]
+    rows = [line for line in aside.splitlines() if line.startswith("│")]
+    assert len(rows) == 1 and "│ intrusion-6 " in rows[0], aside
+    cells = [cell.strip() for cell in rows[0].split("│")]
+    assert cells[2] in {c.value for c in Code}, cells  # the reason's code
+    assert cells[3].startswith("app intrusion-6: "), cells  # and its sentence, in full
+
+
+def test_place_what_fits_json_is_a_plan_of_the_rest_plus_the_unplaced_apps(
+    tmp_path: Path,
+) -> None:
+    scenario = _cut_off_camera(tmp_path)
+    result = run("solve", scenario, "--place-what-fits", "--json")
+    assert result.returncode == 0, result.stderr
+    raw = json.loads(result.stdout)
+    unplaced = raw.pop("unplaced")
+    assert [u["id"] for u in unplaced] == ["intrusion-6"]
+    assert set(unplaced[0]) == {"id", "code", "reason"}
+    # The same reason, code and sentence, as the all-or-nothing plan gives.
+    whole = PlanDoc.model_validate(json.loads(run("solve", scenario, "--json").stdout))
+    assert unplaced[0]["code"] == whole.reason_code
+    assert unplaced[0]["reason"] == whole.reason
+    assert unplaced[0]["reason"].startswith("app intrusion-6:")
+    doc = PlanDoc.model_validate(raw)
+    assert doc.status.value == "optimal" and doc.reason is None
+    assert [a.id for a in doc.apps] == [a["id"] for a in base()["apps"][:5]]
+    # The plan is the contract's plan for the scenario without the app set aside: the
+    # one evaluator finds it sound there, and names the missing app on the full scenario.
+    plan = tmp_path / "plan.json"
+    plan.write_text(result.stdout)
+    rest = yaml.safe_load(scenario.read_text())
+    rest["apps"] = [a for a in rest["apps"] if a["id"] != "intrusion-6"]
+    rest_path = tmp_path / "rest.yaml"
+    rest_path.write_text(yaml.safe_dump(rest))
+    check = run("check", rest_path, plan)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"objective {doc.objective:.9g}" in check.stdout
+    full = run("check", scenario, plan)
+    assert full.returncode == 1 and "intrusion-6: not placed" in full.stdout
+
+
+def test_place_what_fits_on_a_feasible_scenario_sets_nothing_aside() -> None:
+    plain = json.loads(run("solve", EXAMPLE, "--json").stdout)
+    result = run("solve", EXAMPLE, "--place-what-fits", "--json")
+    assert result.returncode == 0, result.stderr
+    raw = json.loads(result.stdout)
+    assert raw.pop("unplaced") == []
+    assert raw["objective"] == pytest.approx(plain["objective"], rel=1e-9)
+    assert [a["segments"] or a["stages"] for a in raw["apps"]] == [
+        a["segments"] or a["stages"] for a in plain["apps"]
+    ]
+    table = run("solve", EXAMPLE, "--place-what-fits")
+    assert table.returncode == 0 and "set aside" not in table.stdout
+
+
+def test_place_what_fits_on_a_generated_fleet_sets_aside_the_app_its_uplink_cannot_carry(
+    tmp_path: Path,
+) -> None:
+    raw = generate(5, devices=300, apps=150, blocks=8)
+    app = raw["apps"][7]
+    # Its camera's uplinks cannot carry its frames, and the app may not stay on it; with
+    # no SLO, bandwidth is the one thing that rules it out.
+    for link in raw["links"]:
+        if app["source"] in (link["a"], link["b"]):
+            link["mbps"] = 0.001
+    app["allowed_tiers"] = ["edge", "cloud"]
+    app.pop("slo_ms", None)
+    path = tmp_path / "fleet.json"
+    path.write_text(json.dumps(raw))
+    whole = json.loads(run("solve", path, "--solver", "heuristic", "--json").stdout)
+    assert whole["status"] == "infeasible" and whole["apps"] == []
+    result = run("solve", path, "--solver", "heuristic", "--place-what-fits", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [u["id"] for u in doc["unplaced"]] == [app["id"]]
+    assert doc["unplaced"][0]["code"] == "bandwidth"
+    assert "bandwidth" in doc["unplaced"][0]["reason"]
+    assert doc["status"] == "feasible"
+    assert {a["id"] for a in doc["apps"]} == {a["id"] for a in raw["apps"]} - {app["id"]}
+
+
+def test_place_what_fits_says_so_when_its_time_limit_stops_it(tmp_path: Path) -> None:
+    # No solve finishes in a millisecond: the search stops after the first, infeasible,
+    # plan, whose reason names the app it could not set aside in time.
+    result = run(
+        "solve", _cut_off_camera(tmp_path), "--solver", "heuristic", "--place-what-fits",
+        "--json", "--time-limit", "0.001",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    raw = json.loads(result.stdout)
+    assert raw["status"] == "infeasible" and raw["apps"] == [] and raw["unplaced"] == []
+    assert raw["reason"].startswith("app intrusion-6:")
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("note: --place-what-fits stopped"), lines
+    assert "intrusion-6" in lines[0] and "--time-limit 0.001 s" in lines[0]
+
+
+def test_place_what_fits_with_compare_exits_2() -> None:
+    result = run("solve", EXAMPLE, "--place-what-fits", "--compare")
+    assert_bad_input(result, "--place-what-fits", "--compare")
