@@ -48,7 +48,7 @@ HEARTBEAT_S = 0.5
 DATA_PLANE_PORT = 7070  # each agent has its namespace's ports to itself
 # name -> (tier, emulated GFLOP/s, idle W, busy W, battery): the demo's cam-2 and edge
 AGENTS = {
-    "cam": ("device", "10", "2", "6", "emulated:5:90"),
+    "cam": ("device", "10", "2", "6", "emulated:60:52.5"),
     "edge": ("edge", "400", "10", "35", "none"),
 }
 FAST_MBIT, SLOW_MBIT = 50, 2
