@@ -36,8 +36,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models_registry import ModelAnalysis, analyse_model  # noqa: E402
+from models_registry import analyse_model  # noqa: E402
 from solver import Problem, SolveOptions, parse_scenario, solve  # noqa: E402
+from tests.harness.caffe import caffe_names  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 PHONE = {"gflops": 50.0, "idle": 2.0, "busy": 7.0}  # a mobile GPU, sustained
@@ -48,36 +49,6 @@ RATE_RPS = 0.01  # one inference per 100 s: no shared capacity comes near its li
 MACHINE_BALANCE = 20.0  # FLOP per byte of memory traffic (see the module docstring)
 WIFI_MBPS = (10.0, 50.0)  # the band compared with the paper's Wi-Fi result
 MODELS = (("bvlc_alexnet", "AlexNet", False), ("vgg19", "VGG-19", True))
-_SUFFIX = {"Relu": "relu", "LRN": "norm", "Dropout": "drop"}
-
-
-def caffe_names(analysis: ModelAnalysis, staged: bool) -> list[str]:
-    """The paper's (Caffe's) layer names: conv1, relu1, norm1, pool1, ..., fc8, prob;
-    VGG's per stage (conv1_1, ..., pool1). The onnx graphs number their tensors."""
-    names: list[str] = []
-    conv = fc = 0
-    stage, within = 1, 0
-    tag = ""
-    for block in analysis.blocks:
-        kind = next(iter(block.op_counts))
-        if kind == "Conv":
-            conv, within = conv + 1, within + 1
-            tag = f"{stage}_{within}" if staged else str(conv)
-            names.append(f"conv{tag}")
-        elif kind == "Gemm":
-            fc = fc + 1 if fc else (stage if staged else conv + 1)
-            tag = str(fc)
-            names.append(f"fc{tag}")
-        elif kind == "MaxPool":
-            names.append(f"pool{stage if staged else conv}")
-            stage, within = stage + 1, 0
-        elif kind == "Reshape":
-            names.append("flatten")
-        elif kind == "Softmax":
-            names.append("prob")
-        else:
-            names.append(f"{_SUFFIX[kind]}{tag}")
-    return names
 
 
 def scenario_model(onnx_name: str, staged: bool, reading: str) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from typing import Any
 import onnx
 import pytest
 
-from models_registry import ModelAnalysis, analyse_model
+from models_registry import analyse_model
 from solver import Problem, SolveOptions, Status, parse_scenario, solve
+from tests.harness.caffe import caffe_names
 
 pytestmark = pytest.mark.slow  # 42 solves for each model and pricing
 
@@ -46,43 +47,12 @@ RATE_RPS = 0.01
 # FLOP per byte of memory traffic at which both devices turn from memory- to compute-bound:
 # Jetson TK1's GPU 327 GFLOP/s over 14.9 GB/s, a Titan X 6.1 TFLOP/s over 336 GB/s.
 MACHINE_BALANCE = 20.0
-_SUFFIX = {"Relu": "relu", "LRN": "norm", "Dropout": "drop"}
 
 ALEXNET_LAYERS = [
     "conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3", "relu3",
     "conv4", "relu4", "conv5", "relu5", "pool5", "flatten", "fc6", "relu6", "drop6", "fc7",
     "relu7", "drop7", "fc8", "prob",
 ]  # fmt: skip
-
-
-def caffe_names(analysis: ModelAnalysis, staged: bool) -> list[str]:
-    """The paper's (Caffe's) layer names for the blocks: conv1, relu1, norm1, pool1, ...,
-    fc8, prob; VGG's per stage (conv1_1, relu1_1, conv1_2, ..., pool1). The onnx graphs
-    number their tensors instead."""
-    names: list[str] = []
-    conv = fc = 0
-    stage, within = 1, 0
-    tag = ""
-    for block in analysis.blocks:
-        kind = next(iter(block.op_counts))
-        if kind == "Conv":
-            conv, within = conv + 1, within + 1
-            tag = f"{stage}_{within}" if staged else str(conv)
-            names.append(f"conv{tag}")
-        elif kind == "Gemm":
-            fc = fc + 1 if fc else (stage if staged else conv + 1)
-            tag = str(fc)
-            names.append(f"fc{tag}")
-        elif kind == "MaxPool":
-            names.append(f"pool{stage if staged else conv}")
-            stage, within = stage + 1, 0
-        elif kind == "Reshape":
-            names.append("flatten")
-        elif kind == "Softmax":
-            names.append("prob")
-        else:
-            names.append(f"{_SUFFIX[kind]}{tag}")
-    return names
 
 
 @dataclass(frozen=True)
