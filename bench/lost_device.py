@@ -18,6 +18,8 @@ import os
 import statistics
 import time
 
+from solver_scale import busiest_cloud
+
 from solver import Problem, SolveOptions, solve
 from solver.generate import generate
 from solver.incremental import Change, apply_change, resolve
@@ -33,12 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     problem = Problem(parse_scenario(generate(args.seed, args.devices, args.apps, 20)))
     previous = solve(problem, SolveOptions(time_limit_s=60), solver="heuristic").placements
-    hosted: dict[str, int] = {}
-    for p in previous.values():
-        for d in p.hosts():
-            if problem.cost.devices[d].tier == "cloud":
-                hosted[d] = hosted.get(d, 0) + 1
-    cloud = max(hosted, key=lambda d: (hosted[d], d))
+    cloud, hosted = busiest_cloud(problem, previous)
     lost = Change(lost_devices=frozenset({cloud}))
     gc.collect()
     walls, cpus = [], []
@@ -48,7 +45,7 @@ def main() -> None:
         walls.append(time.perf_counter() - t)
         cpus.append(time.process_time() - c)
     print(
-        f"{args.devices} devices, {args.apps} apps, lost {cloud} ({hosted[cloud]} apps hosted): "
+        f"{args.devices} devices, {args.apps} apps, lost {cloud} ({hosted} apps hosted): "
         f"wall median {statistics.median(walls):.3f} s (least {min(walls):.3f}), "
         f"CPU median {statistics.median(cpus):.3f} s (least {min(cpus):.3f}), "
         f"re-placed {(plan.doc.stats or {}).get('resolved_apps')} apps, {plan.status.value}; "

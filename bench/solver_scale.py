@@ -24,16 +24,30 @@ import multiprocessing as mp
 import resource
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from solver import solvers
+from solver import Placement, Problem, solvers
 
 SIZES = [(30, 20), (100, 50), (1_000, 500), (2_000, 1_000), (5_000, 2_500), (10_000, 5_000)]
 QUICK = [(30, 20), (100, 50), (1_000, 500)]
 REPEATS = 3  # each re-solve, from the same solved problem; the median is reported
+
+
+def busiest_cloud(problem: Problem, placements: Mapping[str, Placement]) -> tuple[str, int]:
+    """The cloud machine that hosts the most apps, and how many: the device loss these
+    benches time. (Losing an edge box cuts off the cameras whose only uplink it is, and
+    their apps have no plan left to find.)"""
+    hosted: dict[str, int] = {}
+    for p in placements.values():
+        for d in p.hosts():
+            if problem.cost.devices[d].tier == "cloud":
+                hosted[d] = hosted.get(d, 0) + 1
+    cloud = max(hosted, key=lambda d: (hosted[d], d))
+    return cloud, hosted[cloud]
 
 
 def _run(
@@ -82,15 +96,7 @@ def _run(
         extra["id"] = "app-added"
         added = Change(added_apps=(extra,))
         removed = Change(removed_apps=frozenset({scn.apps[len(scn.apps) // 2].id}))
-        # The cloud machine that hosts the most apps. (Losing an edge box cuts off the
-        # cameras whose only uplink it is, and their apps have no plan left to find.)
-        hosted: dict[str, int] = {}
-        for p in prev.values():
-            for d in p.hosts():
-                if problem.cost.devices[d].tier == "cloud":
-                    hosted[d] = hosted.get(d, 0) + 1
-        cloud = max(hosted, key=lambda d: (hosted[d], d))
-        lost = Change(lost_devices=frozenset({cloud}))
+        lost = Change(lost_devices=frozenset({busiest_cloud(problem, prev)[0]}))
         # The first solve ran with the collector paused and left millions of young objects;
         # collect them now, as a control plane's idle time would, not inside the timing.
         gc.collect()
