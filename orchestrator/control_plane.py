@@ -184,10 +184,10 @@ class ControlPlane:
             self.gateway.on_delivery(str(data["device_id"]), int(data["revision"]), data["at"])
             return
         await self.desired.on_event(kind, data)
-        if kind == "device":
-            self.gateway.devices_changed()
         if kind == "device" and data.get("change") == "deleted":
-            self.agents.forget(str(data.get("device_id")))
+            self.forget_agent(str(data.get("device_id")))
+        elif kind == "device":
+            self.gateway.devices_changed()
 
     # -- triggers (shared by the API and the reconcile loop) -------------------------------
     async def record_trigger(
