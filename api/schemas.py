@@ -219,6 +219,9 @@ class DeploymentRequest(_Body):
     slo_ms: float | None = Field(default=None, gt=0)
     allowed_tiers: list[Tier] | None = Field(default=None, min_length=1)
     max_stages: int | None = Field(default=None, ge=1)
+    # When it cannot be placed within its battery or SLO: keep serving in the placement
+    # that drains batteries least, marked `degraded` (default), or stop it.
+    when_infeasible: Literal["degrade", "stop"] = "degrade"
 
     @model_validator(mode="after")
     def _one_kind(self) -> DeploymentRequest:
