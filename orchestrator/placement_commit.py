@@ -72,7 +72,7 @@ def commit(
     unplaced = result.unplaced
     stats["unplaced"] = unplaced
     stats["degraded"] = result.degraded
-    stats["codes"] = result.codes
+    stats["unplaced_codes"] = result.unplaced_codes
     row = PlanVersion(
         created_at=audit.now(),
         solver=plan.solver,
@@ -151,7 +151,7 @@ def commit(
         audit.record(
             session, "planner", "placement.degraded", f"deployment:{dep_id}",
             reason=f"{reason}: {why}",
-            detail={"plan_version": row.version, "code": result.codes.get(dep_id)},
+            detail={"plan_version": row.version, "code": result.unplaced_codes.get(dep_id)},
         )  # fmt: skip
     # Woken: the rollout's targets, whose desired state changes, and a superseded
     # rollout's, which may lose what it added; no other agent has news

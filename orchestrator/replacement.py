@@ -90,7 +90,8 @@ class Replacement:
     # in the placement that drains batteries least (`orchestrator.degrade`); its entry is
     # in the document's apps, evaluated under the real scenario.
     degraded: dict[str, str] = field(default_factory=dict)
-    codes: dict[str, str] = field(default_factory=dict)  # app set aside -> its reason's code
+    # app set aside (served degraded or not) -> the constraint family of why (solver.Code)
+    unplaced_codes: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def plan(self) -> solver.PlanDoc:
@@ -225,7 +226,7 @@ def replan(
         scenario=placed_scenario,
         unplaced=unplaced,
         degraded={a: r.message for a, r in degraded.reasons.items()},
-        codes={a: str(r.code) for a, r in partial.set_aside.items()},
+        unplaced_codes={a: r.code.value for a, r in partial.set_aside.items()},
     )
 
 

@@ -99,7 +99,7 @@ def test_an_app_that_fits_nowhere_is_set_aside_and_the_rest_re_placed() -> None:
     broken = _with_previous(broken, first)
     out = _replan(broken, scn, first, stop)
     assert out.apply, out.decision
-    assert out.degraded == {} and out.codes == {"app-3": "slo"}
+    assert out.degraded == {} and out.unplaced_codes == {"app-3": "slo"}
     assert list(out.unplaced) == ["app-3"] and "slo_ms" in out.unplaced["app-3"]
     assert [a["id"] for a in out.scenario["apps"]] == [
         a["id"] for a in broken["apps"] if a["id"] != "app-3"
@@ -130,7 +130,7 @@ def test_an_app_out_of_its_slo_is_served_degraded_not_stopped() -> None:
     broken = _with_previous(broken, first)
     out = _replan(broken, scn, first)
     assert out.unplaced == {} and list(out.degraded) == ["app-3"]
-    assert "slo_ms" in out.degraded["app-3"] and out.codes == {"app-3": "slo"}
+    assert "slo_ms" in out.degraded["app-3"] and out.unplaced_codes == {"app-3": "slo"}
     entry = next(a for a in out.plan.apps if a.id == "app-3")
     assert entry.slo_met is False and entry.energy_j > 0
     # The plan's own status and objective are those of the apps placed within the limits.
@@ -155,7 +155,7 @@ def test_a_battery_that_cannot_last_even_idle_still_serves_its_camera() -> None:
     camera["battery"] = {"capacity_wh": 1.0, "level_pct": 21.0, "min_pct": 20.0}
     drained = _with_previous(drained, first)
     out = _replan(drained, scn, first)
-    assert app["id"] in out.degraded and out.codes[app["id"]] == "battery"
+    assert app["id"] in out.degraded and out.unplaced_codes[app["id"]] == "battery"
     assert app["id"] not in out.unplaced
     entry = next(a for a in out.plan.apps if a.id == app["id"])
     hosts = {s.device for s in entry.segments or []} | {s.device for s in entry.stages or []}
