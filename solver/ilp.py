@@ -25,6 +25,7 @@ from solver.ilp_model import Deadline, OutOfTime, build, fixed_objective, solved
 from solver.plan import Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
+from solver.verdict import prove_infeasible
 
 NAME = "ilp"
 
@@ -38,12 +39,17 @@ def _out_of_time(options: SolveOptions) -> Reason:
 
 
 def _incumbent(problem: Problem, options: SolveOptions) -> tuple[Plan | None, Reason | None]:
-    """The fast heuristic's plan, when it finds a feasible one; else its proof that none
-    exists, when it has one (an app with no placement over every host, or a bound on
-    the least use a camera's apps make of its battery and links)."""
+    """The fast heuristic's plan, when it finds a feasible one; else a proof that none
+    exists, when one is quick (`solver.verdict`: an app with no placement over every
+    host, a bound on the least use a camera's apps make of its battery and links, or the
+    stuck app's small group in the exact model)."""
     plan, stuck, _ = greedy(problem, options)
     if plan.status == Status.INFEASIBLE or plan.doc.objective is None:
-        return None, stuck.proof if stuck is not None else None
+        if stuck is None:
+            return None, None
+        # Where the greedy got stuck, the stuck app alone or with the few beside it is a
+        # small exact model: a proof in a fraction of a second when it does not fit.
+        return None, prove_infeasible(problem, options, stuck, min(2.0, options.time_limit_s))
     return plan, None
 
 
