@@ -51,6 +51,7 @@ from solver.generate import generate  # noqa: E402
 Raw = dict[str, Any]
 DEV_SEEDS = 1000  # first development seed of each generator
 HELD_OUT_SEEDS = 5000  # first held-out seed
+FRESH_SEEDS = 7000  # a second held-out set, drawn after the first was spent
 
 
 def medium(seed: int) -> Raw:
@@ -81,6 +82,41 @@ def tight(seed: int) -> Raw:
     return raw
 
 
+def perturbed(seed: int) -> Raw:
+    """Added after the heuristic's tuning, for the fresh seeds only: every number of a
+    generated fleet drawn again around its value, so that no tuned range carries over."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 104729)
+    size = int(rng.integers(24, 40))
+    raw = generate(
+        seed,
+        devices=size,
+        apps=int(rng.integers(size // 2, size - 6)),
+        blocks=int(rng.choice([6, 8, 10])),
+        contended=bool(rng.random() < 0.5),
+        overheads=bool(rng.random() < 0.7),
+    )
+    for device in raw["devices"]:
+        device["gflops"] = round(device["gflops"] * float(rng.uniform(0.5, 1.8)), 2)
+        battery = device.get("battery")
+        if battery is not None:
+            battery["level_pct"] = round(float(rng.uniform(battery["min_pct"] + 25, 100)), 1)
+    for link in raw["links"]:
+        link["mbps"] = round(link["mbps"] * float(rng.uniform(0.4, 1.6)), 2)
+    for app in raw["apps"]:
+        app["rate_rps"] = round(app["rate_rps"] * float(rng.uniform(0.6, 1.5)), 2)
+        if "slo_ms" in app:
+            app["slo_ms"] = round(app["slo_ms"] * float(rng.uniform(0.85, 1.3)), 1)
+    raw["objective"] = {
+        "energy": 1.0,
+        "carbon": round(float(rng.uniform(0.005, 0.08)), 4),
+        "latency": round(float(rng.uniform(0.0002, 0.005)), 5),
+        "migration": 0.0,
+    }
+    return raw
+
+
 GENERATORS: dict[str, Callable[[int], Raw]] = {
     "medium": medium,
     "medium-overhead": medium_overhead,
@@ -88,6 +124,8 @@ GENERATORS: dict[str, Callable[[int], Raw]] = {
     "shared-camera": shared_camera,
     "tight": tight,
 }
+# Run on the fresh seeds only (see `run`): never measured while the heuristic changed.
+FRESH_ONLY: dict[str, Callable[[int], Raw]] = {"perturbed": perturbed}
 
 
 def _cost_signature() -> str:
@@ -107,8 +145,11 @@ def _exact(raw: Raw, limit_s: float, cache: dict[str, Any], signature: str) -> d
     if key not in cache:
         t = time.perf_counter()
         plan = solve(Problem(parse_scenario(raw)), SolveOptions(time_limit_s=limit_s), "ilp")
+        status = plan.status.value
+        if "not proven infeasible" in (plan.doc.reason or ""):
+            status = "unproven"  # out of time before any plan: neither found nor refuted
         cache[key] = {
-            "status": plan.status.value,
+            "status": status,
             "objective": plan.doc.objective,
             "reason": plan.doc.reason,
             "s": time.perf_counter() - t,
@@ -135,7 +176,7 @@ def _heuristic(raw: Raw) -> dict[str, Any]:
 
 
 def run(
-    split: str, per: int, held_out: int, ilp_s: float, cache_path: Path
+    split: str, per: int, held_out: int, fresh: int, ilp_s: float, cache_path: Path
 ) -> list[dict[str, Any]]:
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     signature = _cost_signature()
@@ -144,8 +185,11 @@ def run(
         seeds += [("dev", DEV_SEEDS + k) for k in range(per)]
     if split in ("held-out", "both"):
         seeds += [("held-out", HELD_OUT_SEEDS + k) for k in range(held_out)]
+    if split == "fresh":
+        seeds += [("fresh", FRESH_SEEDS + k) for k in range(fresh)]
     rows = []
-    for family, make in GENERATORS.items():
+    makers = {**GENERATORS, **(FRESH_ONLY if split == "fresh" else {})}
+    for family, make in makers.items():
         for part, seed in seeds:
             raw = make(seed)
             exact = _exact(raw, ilp_s, cache, signature)
@@ -256,21 +300,23 @@ def _print_summary(name: str, s: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("dev", "held-out", "both"), default="dev")
+    parser.add_argument("--split", choices=("dev", "held-out", "both", "fresh"), default="dev")
     parser.add_argument("--per", type=int, default=10, help="dev seeds per generator")
     parser.add_argument("--held-out", type=int, default=4, help="held-out seeds per generator")
+    parser.add_argument("--fresh", type=int, default=4, help="fresh seeds per generator")
     parser.add_argument("--ilp-s", type=float, default=60.0, help="ilp time limit")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/heuristic_quality_ilp.json"))
     parser.add_argument("--json", type=Path, help="write every row and the summary here")
     parser.add_argument("--only", help="run one generator")
     args = parser.parse_args()
     if args.only:
-        if args.only not in GENERATORS:
+        if args.only not in {**GENERATORS, **FRESH_ONLY}:
             print(f"--only: unknown generator {args.only!r}", file=sys.stderr)
             raise SystemExit(2)
-        for name in list(GENERATORS):
-            if name != args.only:
-                del GENERATORS[name]
+        for table in (GENERATORS, FRESH_ONLY):
+            for name in list(table):
+                if name != args.only:
+                    del table[name]
     load = os.getloadavg()
     print(
         f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}; "
@@ -280,13 +326,13 @@ def main() -> None:
         f"{'family':<14}{'split':<9}{'seed':>6}  {'ilp':>22} {'ilp s':>7}  {'heuristic':>12}"
         f" {'s':>7} {'cpu s':>6}  {'ratio':>7}"
     )
-    rows = run(args.split, args.per, args.held_out, args.ilp_s, args.cache)
+    rows = run(args.split, args.per, args.held_out, args.fresh, args.ilp_s, args.cache)
     out = {
         "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "load": load},
         "ilp_s": args.ilp_s,
         "rows": rows,
     }
-    for part in ("dev", "held-out"):
+    for part in ("dev", "held-out", "fresh"):
         s = summary(rows, part)
         out[part] = s
         _print_summary(part, s)

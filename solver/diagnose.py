@@ -69,15 +69,20 @@ def _blocking(
 
 def _alone(problem: Problem, app_id: str, families: list[Code]) -> Reason:
     """Why one app cannot be placed even on an empty fleet."""
+    app = problem.cost.apps[app_id]
+    if app.variants is not None and not problem.model_options(app):
+        return Reason(Code.ACCURACY, f"app {app_id}: no variant meets min_accuracy", app_id)
     if families == [Code.SLO]:
         return Reason(Code.SLO, f"app {app_id}: its slo_ms cannot be met on any placement", app_id)
     if families:
         what = " and ".join(_FAMILIES[f] for f in families)
         together = " together" if len(families) > 1 else ""
+        # The code is the first family, in `_FAMILIES`' order (the SLO first): the
+        # heuristic, whose per-app search meets the SLO before it books capacity, names
+        # the same one when several bind together.
         return Reason(
-            families[-1], f"app {app_id}: cannot be placed within {what}{together}", app_id
+            families[0], f"app {app_id}: cannot be placed within {what}{together}", app_id
         )
-    app = problem.cost.apps[app_id]
     if not problem.hosts(app):
         return Reason(
             Code.TIER,

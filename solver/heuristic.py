@@ -61,6 +61,7 @@ from solver.held import base_evaluation, book_fixed
 from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
+from solver.ripup import ripup
 from solver.scenario import App
 from solver.verdict import RESOURCE_KINDS, Stuck, resource_name, use_proof
 
@@ -407,6 +408,8 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
         return infeasible_plan(cm, NAME, reason), None, {}
     for e in st.assign():
         j = st.reroute(e, INF)
+        if j is None and ripup(st, e, st.apps.values()):
+            continue
         if j is None:
             code, names = _resources(st, st.overflow(st.score(e, 0)))
             what = f"app {e.app.id}: no placement found within shared capacity ({names})"

@@ -1,7 +1,8 @@
 """`ilp`: the exact solver. The model itself is `solver.ilp_model`; this is the solve.
 
-1. The greedy steps of the heuristic (`solver.heuristic.solve_greedy`) give an incumbent,
-   whose objective lets the Lagrangian bounds fix away choices that cannot beat it.
+1. The greedy steps of the heuristic (`solver.heuristic.greedy`) give an incumbent,
+   whose objective lets the Lagrangian bounds fix away choices that cannot beat it; or
+   a proof that no plan exists (then only the diagnosis runs).
 2. The exact model is built and solved within the time limit. A plan that SCIP's
    tolerance let through but the evaluator refuses makes the rows tighter, and the model
    is solved again.
@@ -17,13 +18,14 @@ from dataclasses import replace
 
 from ortools.linear_solver import pywraplp
 
-from solver.diagnose import explain_infeasible
+from solver.diagnose import UNDECIDED, explain_infeasible
 from solver.document import Plan, build_plan, infeasible_plan
-from solver.heuristic import solve_greedy
+from solver.heuristic import greedy
 from solver.ilp_model import Deadline, OutOfTime, build, fixed_objective, solved
 from solver.plan import Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
+from solver.verdict import prove_infeasible
 
 NAME = "ilp"
 
@@ -36,12 +38,19 @@ def _out_of_time(options: SolveOptions) -> Reason:
     )
 
 
-def _incumbent(problem: Problem, options: SolveOptions) -> Plan | None:
-    """The fast heuristic's plan, when it finds a feasible one."""
-    plan = solve_greedy(problem, options)
+def _incumbent(problem: Problem, options: SolveOptions) -> tuple[Plan | None, Reason | None]:
+    """The fast heuristic's plan, when it finds a feasible one; else a proof that none
+    exists, when one is quick (`solver.verdict`: an app with no placement over every
+    host, a bound on the least use a camera's apps make of its battery and links, or the
+    stuck app's small group in the exact model)."""
+    plan, stuck, _ = greedy(problem, options)
     if plan.status == Status.INFEASIBLE or plan.doc.objective is None:
-        return None
-    return plan
+        if stuck is None:
+            return None, None
+        # Where the greedy got stuck, the stuck app alone or with the few beside it is a
+        # small exact model: a proof in a fraction of a second when it does not fit.
+        return None, prove_infeasible(problem, options, stuck, min(2.0, options.time_limit_s))
+    return plan, None
 
 
 def _renamed(plan: Plan) -> Plan:
@@ -52,14 +61,22 @@ def _renamed(plan: Plan) -> Plan:
 def solve(problem: Problem, options: SolveOptions) -> Plan:
     """Place every app not in `options.fixed` optimally, or say why nothing fits."""
     deadline = Deadline(options.time_limit_s)
-    incumbent = _incumbent(
+    incumbent, proof = _incumbent(
         problem, replace(options, time_limit_s=max(0.5, 0.3 * options.time_limit_s))
     )
+    if proof is not None:
+        # No plan exists: the diagnosis's small models name why, without building the
+        # whole model (which can take longer than the limit); if time stops them first,
+        # the proof's own reason.
+        reason = explain_infeasible(problem, options, deadline)
+        return infeasible_plan(problem.cost, NAME, proof if reason is UNDECIDED else reason)
     upper = incumbent.doc.objective if incumbent is not None else None
     tighten = 0.0
     for _ in range(3):
         try:
             model = build(problem, options, tighten, upper=upper, deadline=deadline)
+            if deadline.left() <= 0:
+                raise OutOfTime  # SCIP spends seconds setting up a large model even then
         except OutOfTime:
             if incumbent is not None:
                 return _renamed(incumbent)

@@ -51,14 +51,18 @@ _CAPACITY = (Code.COMPUTE, Code.BANDWIDTH, Code.MEMORY, Code.BATTERY)
 
 
 class Deadline:
-    """The time limit: the only reason a solver reads the clock."""
+    """The time limit: the only reason a solver reads the clock. Wall time by default (a
+    user's time limit); with `cpu`, this process's CPU time (the heuristic's polish
+    budget, so that a loaded machine slows it down but does not change its plan)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, cpu: bool = False) -> None:
         self.seconds = seconds
-        self.end = time.monotonic() + seconds
+        self.cpu = cpu
+        self._clock = time.process_time if cpu else time.monotonic
+        self.end = self._clock() + seconds
 
     def left(self) -> float:
-        return max(0.0, self.end - time.monotonic())
+        return max(0.0, self.end - self._clock())
 
 
 class OutOfTime(Exception):
@@ -101,6 +105,13 @@ class ExactModel:
         self.empty_apps: list[str] = []
         self.pruners: dict[str, AppBounds] = {}
         self._used: dict[tuple[Code, Any], float] | None = None
+        self.deadline: Deadline | None = None
+
+    def _in_time(self) -> None:
+        """Stop writing the model once the time limit has passed: one app's chains on
+        80 hosts are hundreds of thousands of terms, seconds of Python under load."""
+        if self.deadline is not None and self.deadline.left() <= 0:
+            raise OutOfTime
 
     # -- variables -------------------------------------------------------------------------
     def _var(self, integer: bool, name: str) -> int:
@@ -158,6 +169,7 @@ class ExactModel:
             n = self.cm.shapes[m].n
             ch = _Chain(app, m, self._var(True, f"u[{app.id},{m}]") if len(models) > 1 else None)
             for i in range(n):
+                self._in_time()
                 for d in hosts:
                     if keep is not None and not keep.block(m, i, d):
                         continue
@@ -170,6 +182,7 @@ class ExactModel:
                 for d in hosts:
                     if (i, d) not in ch.x:
                         continue
+                    self._in_time()
                     for e in hosts:
                         if (i + 1, e) not in ch.x:
                             continue
@@ -200,6 +213,7 @@ class ExactModel:
         keep = self.pruners.get(app.id)
         y: dict[tuple[int, str], int] = {}
         for k, stage in enumerate(app.cascade):
+            self._in_time()
             for d in hosts:
                 if keep is not None and not keep.stage(k, d):
                     continue
@@ -212,6 +226,7 @@ class ExactModel:
 
     # -- constraint families ---------------------------------------------------------------
     def _row(self, coefs: dict[int, float], lo: float, hi: float) -> None:
+        self._in_time()  # the rows of a large model take longer than its variables
         ct = self.mip.Constraint(lo, hi)
         for v, coef in coefs.items():
             ct.SetCoefficient(self.vars[v], coef)
@@ -324,13 +339,15 @@ class ExactModel:
 
     def set_objective(self) -> None:
         """The contract's objective: the weighted sum of every term, migration included."""
+        self._in_time()
         obj = self.mip.Objective()
         for v, coef in self.objective.items():
             obj.SetCoefficient(self.vars[v], coef)
         obj.SetMinimization()
 
     # -- solving ---------------------------------------------------------------------------
-    def solve(self, time_limit_s: float, node_limit: int | None = None) -> int:
+    def solve(self, time_limit_s: float, node_limit: int | None = None, cpu: bool = False) -> int:
+        """SCIP's status within `time_limit_s` of wall time, or of CPU time with `cpu`."""
         self.mip.SetTimeLimit(max(1, int(time_limit_s * 1000)))
         self.mip.SetNumThreads(max(1, self.opt.threads))
         params = [
@@ -338,6 +355,7 @@ class ExactModel:
             "limits/gap = 0",
             "limits/absgap = 1e-12",
             f"randomization/randomseedshift = {self.opt.seed % 2**31}",
+            f"timing/clocktype = {1 if cpu else 2}",
         ]
         if node_limit is not None:
             params.append(f"limits/nodes = {node_limit}")
@@ -378,6 +396,7 @@ def build(
     """The model of the apps not held fixed (those in `only`, when given), the families
     in `relax` left out; with an upper bound, choices that cannot beat it are fixed away."""
     model = ExactModel(problem, options, tighten, relax)
+    model.deadline = deadline
     if upper is not None and deadline is not None and not relax and only is None:
         model.pruners = _pruners(problem, options, upper, deadline)
     for app in problem.scenario.apps:
@@ -387,10 +406,9 @@ def build(
             model.add_cascade(app)
         else:
             model.add_partitioned(app)
-        if deadline is not None and deadline.left() <= 0:
-            # A model of 20-block chains on dozens of hosts can take longer to write down
-            # than the whole time limit: stop, rather than overrun it by seconds.
-            raise OutOfTime
+        # A model of 20-block chains on dozens of hosts can take longer to write down
+        # than the whole time limit: stop, rather than overrun it by seconds.
+        model._in_time()
     model.constrain_one_placement()
     model.constrain_chain()
     model.constrain_segments()
@@ -432,15 +450,20 @@ def feasible(
     only: set[str],
     time_limit_s: float,
     relax: frozenset[Code] = frozenset(),
+    cpu: bool = False,
 ) -> bool | None:
     """Whether the apps in `only` fit together (with `options.fixed`), the families in
-    `relax` left out; None when the time limit came first."""
-    model = build(problem, options, 0.0, only=only, relax=relax)
+    `relax` left out; None when the time limit (CPU time with `cpu`) came first."""
+    deadline = Deadline(time_limit_s, cpu)
+    try:
+        model = build(problem, options, 0.0, only=only, relax=relax, deadline=deadline)
+    except OutOfTime:
+        return None
     if model.empty_apps:
         return False
-    if time_limit_s <= 0:
+    if deadline.left() <= 0:
         return None
-    status = model.solve(time_limit_s)
+    status = model.solve(deadline.left(), cpu=cpu)
     if solved(status):
         return True
     return False if status == pywraplp.Solver.INFEASIBLE else None

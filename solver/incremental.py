@@ -140,7 +140,7 @@ def _apply_change(
             links = [
                 lk
                 for lk in scn.links
-                if _key(lk.a, lk.b) not in removed and lk.a in known and lk.b in known
+                if lk.a in known and lk.b in known and not (removed and _key(lk.a, lk.b) in removed)
             ]
         else:
             links = list(scn.links)
@@ -196,8 +196,10 @@ def _apply_change(
     )
     new_links: dict[frozenset[str], int] | None = None
     if only_gone:
-        new_links = {_key(lk.a, lk.b): k for k, lk in enumerate(new_scn.links)}
-        kept = {k: new_links[pair] for pair, k in old_links.items() if pair in new_links}
+        # The same Link objects, fewer: match them by identity, not by a new pair key each.
+        new_at = {id(lk): k for k, lk in enumerate(new_scn.links)}
+        kept = {k: new_at[id(lk)] for k, lk in enumerate(scn.links) if id(lk) in new_at}
+        new_links = {pair: kept[k] for pair, k in old_links.items() if k in kept}
         routes = problem.cost.routes.shrunk(new_scn, kept)
     elif not same_shape:
         routes = None
@@ -218,18 +220,25 @@ def _apply_change(
         adj = problem.derived.get("adjacency")
         if isinstance(fleet, Fleet) and isinstance(adj, list) and not change.removed_links:
             # The heuristic's adjacency by device index, less the lost devices.
-            kept_at = {
-                i: k for k, i in enumerate(i for i, d in enumerate(fleet.ids) if d not in lost)
-            }
-            new.derived["adjacency"] = [
-                [kept_at[x] for x in adj[i] if x in kept_at] for i in kept_at
-            ]
+            new.derived["adjacency"] = _adjacency_without(adj, fleet, lost)
         if isinstance(fleet, Fleet):
             shrunk = fleet.without(new, change.lost_devices)
             new.derived["fleet"] = shrunk.updated(new, set(change.devices) - change.lost_devices)
     if same_shape:
         _carry_tables(problem, new, change)
     return new
+
+
+def _adjacency_without(
+    adj: list[list[int]], fleet: Fleet, lost: Collection[str]
+) -> list[list[int]]:
+    """Device-index adjacency lists less the `lost` devices, the others renumbered."""
+    gone = sorted(fleet.index[d] for d in lost if d in fleet.index)
+    if len(gone) == 1:  # the usual loss, one device: index arithmetic, no lookups
+        j = gone[0]
+        return [[x - (x > j) for x in nbs if x != j] for i, nbs in enumerate(adj) if i != j]
+    kept_at = {i: k for k, i in enumerate(sorted(set(range(len(adj))).difference(gone)))}
+    return [[kept_at[x] for x in adj[i] if x in kept_at] for i in kept_at]
 
 
 def _carry_tables(old: Problem, new: Problem, change: Change) -> None:

@@ -11,7 +11,9 @@ that gap, each on a small model and each kept only when the evaluator's objectiv
    together (`solver.neighbourhood`), which finds the swaps no one-app move can;
 3. the whole exact model fixed around the plan (`polish`).
 Node limits and counts, not the clock, bound each step, so the same input gives the same
-plan; the clock is a safety net for a loaded machine.
+plan; the clock is a safety net, and it is this process's CPU time (`time.process_time`,
+SCIP's CPU clock), so that a machine loaded by other work takes longer over the same
+steps rather than cutting them short with a different plan.
 
 When the greedy steps find no plan, a proof from the stuck app's small group
 (`solver.verdict`) takes a fraction of a second; only when it proves nothing does the
@@ -48,9 +50,9 @@ POLISH_MAX_DEVICES = MAX_DEVICES
 
 def solve(problem: Problem, options: SolveOptions) -> Plan:
     """Place every app not in `options.fixed`; feasible or infeasible with a reason."""
-    start = time.perf_counter()
+    start = time.process_time()
     plan, stuck, lower = greedy(problem, options)
-    left = min(options.time_limit_s, TOTAL_S) - (time.perf_counter() - start)
+    left = min(options.time_limit_s, TOTAL_S) - (time.process_time() - start)
     return improve(problem, options, Greedy(plan, stuck, lower), left)
 
 
@@ -81,7 +83,7 @@ def improve(problem: Problem, options: SolveOptions, found: Greedy, left_s: floa
     loose = neighbourhood.slack(problem, options, fleet, plan, found.lower)
     if not loose:
         return plan  # every app at its own optimum: the plan is optimal
-    start = time.perf_counter()
+    start = time.process_time()
     budget = min(BUDGET_S, left_s)
     current = plan
     # Best responses for the apps furthest above their own optimum; the others held.
@@ -90,7 +92,7 @@ def improve(problem: Problem, options: SolveOptions, found: Greedy, left_s: floa
     better = polish_apps(problem, replace(options, fixed=held), current, 0.4 * budget)
     if better is not None:
         current = better
-    spent = time.perf_counter() - start
+    spent = time.process_time() - start
 
     def reoptimise(group: SolveOptions, incumbent: Plan, seconds: float, nodes: int) -> Plan | None:
         return polish(problem, group, incumbent, seconds, nodes)
@@ -100,7 +102,7 @@ def improve(problem: Problem, options: SolveOptions, found: Greedy, left_s: floa
     )
     if better is not None:
         current = better
-    left = budget - (time.perf_counter() - start)
+    left = budget - (time.process_time() - start)
     whole = polish(problem, options, current, left, NODES) if left > 0.2 else None
     if whole is not None:
         current = whole
@@ -118,12 +120,12 @@ def _settle(
 ) -> Plan:
     """Whether a plan exists after all, when the greedy steps found none: first a proof
     from the stuck app's small group (`solver.verdict`), else the whole exact model."""
-    start = time.perf_counter()
+    start = time.process_time()
     if stuck is not None:
         reason = prove_infeasible(problem, options, stuck, min(VERDICT_S, left_s))
         if reason is not None:
             return infeasible_plan(problem.cost, NAME, reason)
-    left = min(BUDGET_S, left_s - (time.perf_counter() - start))
+    left = min(BUDGET_S, left_s - (time.process_time() - start))
     if left <= 0.2:
         return plan
     # On a fleet this small the exact model settles whether a plan exists (and says why
@@ -146,14 +148,14 @@ def polish(
     upper = incumbent.doc.objective
     if upper is None:
         return None
-    deadline = Deadline(time_limit_s)
+    deadline = Deadline(time_limit_s, cpu=True)
     try:
         model = build(problem, options, 1e-7, upper=upper, deadline=deadline)
     except OutOfTime:
         return None
     if model.empty_apps or deadline.left() <= 0:
         return None
-    if not solved(model.solve(deadline.left(), node_limit=nodes)):
+    if not solved(model.solve(deadline.left(), node_limit=nodes, cpu=True)):
         return None
     placements = {**options.fixed, **model.placements()}
     plan = build_plan(problem.cost, placements, Status.FEASIBLE, NAME)
@@ -169,7 +171,7 @@ def polish_apps(
     """Best response, one app at a time: each app's exact best placement with every
     other app held where it is (SLO and capacities exact), kept when it lowers the
     objective. Each model is one app's, fixed around the incumbent, so each is small."""
-    deadline = Deadline(time_limit_s)
+    deadline = Deadline(time_limit_s, cpu=True)
     current = incumbent
     improved = False
     free = [a.id for a in problem.scenario.apps if a.id not in options.fixed]
@@ -184,7 +186,7 @@ def polish_apps(
             break
         if model.empty_apps or deadline.left() <= 0:
             continue
-        if not solved(model.solve(deadline.left(), node_limit=200)):
+        if not solved(model.solve(deadline.left(), node_limit=200, cpu=True)):
             continue
         plan = build_plan(problem.cost, {**others, **model.placements()}, Status.FEASIBLE, NAME)
         objective = plan.doc.objective

@@ -88,16 +88,16 @@ def prove_infeasible(
     saw overflow."""
     if stuck.proof is not None:
         return stuck.proof
-    end = time.perf_counter() + time_limit_s
+    end = time.process_time() + time_limit_s  # CPU time, as the polish's budget
     what = stuck.resources or "shared capacity"
-    if ilp_model.feasible(problem, options, {stuck.app}, time_limit_s) is False:
+    if ilp_model.feasible(problem, options, {stuck.app}, time_limit_s, cpu=True) is False:
         sentence = f"app {stuck.app}: cannot be placed within {what} (even alone)"
         return Reason(stuck.code, sentence, stuck.app)
     others = sorted(a for a in stuck.neighbours if a != stuck.app and a not in options.fixed)
-    left = end - time.perf_counter()
+    left = end - time.process_time()
     if not others or left <= 0.05:
         return None
-    if ilp_model.feasible(problem, options, {stuck.app, *others}, left) is not False:
+    if ilp_model.feasible(problem, options, {stuck.app, *others}, left, cpu=True) is not False:
         return None
     sentence = f"app {stuck.app}: does not fit beside {', '.join(others)} ({what})"
     return Reason(stuck.code, sentence, stuck.app)

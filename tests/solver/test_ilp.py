@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from solver import Problem, SolveOptions, Status, load_scenario, solve
+from solver.generate import generate
+from solver.ilp_model import Deadline, OutOfTime, build, feasible
 from solver.plan import Placement
+from solver.scenario import parse_scenario
 from tests.solver.contract_reference import evaluate as reference_evaluate
 from tests.solver.contract_reference import load as reference_load
 
@@ -64,8 +67,6 @@ def test_capacity_infeasibility_names_the_resource(shared_dir: Path) -> None:
     raw = scn.model_dump(mode="json", exclude_none=True)
     for app in raw["apps"]:
         app["rate_rps"] = 400.0  # far beyond every device and link together
-    from solver.scenario import parse_scenario
-
     plan = solve(parse_scenario(raw), SolveOptions(time_limit_s=30), "ilp")
     assert plan.status == Status.INFEASIBLE
     assert plan.doc.reason is not None and plan.doc.reason.startswith("app ")
@@ -87,3 +88,16 @@ def test_same_seed_same_plan(shared_dir: Path) -> None:
     a = solve(scn, SolveOptions(seed=7), "ilp")
     b = solve(scn, SolveOptions(seed=7), "ilp")
     assert a.placements == b.placements
+
+
+def test_a_model_too_large_for_the_time_left_stops_inside_an_app() -> None:
+    # One app of 12-block chains on 80 hosts is a hundred thousand terms: the limit must
+    # stop the build inside it, not after it (the ilp overran a 1 s limit by 9 s so).
+    raw = generate(3, devices=80, apps=60, blocks=12, contended=True, overheads=True)
+    problem = Problem(parse_scenario(raw))
+    first = problem.scenario.apps[0].id
+    with pytest.raises(OutOfTime):
+        build(problem, SolveOptions(), 0.0, only={first}, deadline=Deadline(0.0))
+    # Whether it fits is then undecided, not "no".
+    assert feasible(problem, SolveOptions(), {first}, 0.0) is None
+    assert feasible(problem, SolveOptions(), {first}, 60.0) is True

@@ -6,9 +6,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from solver import Code, Problem, SolveOptions, Status, evaluate, parse_scenario, solve
 from solver.diagnose import explain_infeasible
@@ -17,6 +19,7 @@ from solver.partial import place_what_fits
 from solver.plan import Placement, PlanDoc
 
 OPTIONS = SolveOptions(time_limit_s=20)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "factory-line.yaml"
 
 
 def _tiny() -> dict[str, Any]:
@@ -190,3 +193,18 @@ def test_an_app_set_aside_keeps_its_code() -> None:
     assert out.plan.status == Status.OPTIMAL
     assert {a: r.code for a, r in out.set_aside.items()} == {"b": Code.SLO}
     assert out.unplaced == {"b": out.set_aside["b"].message}
+
+
+def test_ilp_and_heuristic_give_one_code_for_the_example_with_cam_6_cut_off() -> None:
+    # cam-6's only link cut: its app must run whole on the camera, where neither its SLO
+    # nor its battery (beside the idle draw) holds. Both families bind; both solvers name
+    # the SLO, the first in the contract's order.
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["links"] = [k for k in raw["links"] if "cam-6" not in (k["a"], k["b"])]
+    codes = {}
+    for name in ("ilp", "heuristic"):
+        plan = solve(Problem(parse_scenario(raw)), OPTIONS, name)
+        assert plan.status == Status.INFEASIBLE and plan.reason is not None
+        assert plan.reason.app == "intrusion-6", plan.reason.message
+        codes[name] = plan.reason.code
+    assert codes == {"ilp": Code.SLO, "heuristic": Code.SLO}

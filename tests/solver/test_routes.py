@@ -144,3 +144,32 @@ def test_two_devices_linked_only_to_each_other_reach_nothing_else() -> None:
         assert table.route("lone-a", other) is None
         assert table.route(other, "lone-b") is None
     assert table.nearest("lone-a", {"cloud-0"}) is None
+
+
+def test_a_table_shrunk_again_and_again_gives_the_routes_of_a_fresh_one() -> None:
+    """Six losses in a row, each table shrunk from the one before (past the depth where
+    a shrunk table's adjacency copies its parent's lists): the routes are still those
+    of a table built for what is left."""
+    scn = parse_scenario(generate(3, devices=40, apps=2, blocks=3))
+    table = RouteTable(scn)
+    for lost in ("edge-1", "dev-3", "dev-5", "edge-2", "dev-8", "dev-11"):
+        ids = [d.id for d in scn.devices]
+        for a in ids:
+            for b in ids:
+                table.route(a, b)  # every route cached, as after a solve
+        links = tuple(lk for lk in scn.links if lost not in (lk.a, lk.b))
+        now = {frozenset((lk.a, lk.b)): k for k, lk in enumerate(links)}
+        renumber = {
+            k: now[frozenset((lk.a, lk.b))]
+            for k, lk in enumerate(scn.links)
+            if frozenset((lk.a, lk.b)) in now
+        }
+        scn = scn.model_copy(
+            update={"devices": tuple(d for d in scn.devices if d.id != lost), "links": links}
+        )
+        table = table.shrunk(scn, renumber)
+        fresh = RouteTable(scn)
+        left = [d.id for d in scn.devices]
+        for a in left:
+            for b in left:
+                assert table.route(a, b) == fresh.route(a, b), (lost, a, b)
