@@ -224,7 +224,7 @@ class Agent:
     # -- life cycle -------------------------------------------------------------------------
     async def run(self) -> None:
         s = self.settings
-        s.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        credentials.private_dir(s.state_dir)
         host, port = split_listen(s.listen)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

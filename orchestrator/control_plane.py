@@ -28,6 +28,7 @@ from orchestrator.live import open_live_state
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.planner import Planner
+from orchestrator.private import private_dir
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.reconcile_gateway import ReconcileGateway
 from orchestrator.services.agents import Agents
@@ -96,7 +97,7 @@ class ControlPlane:
     async def start(self) -> None:
         settings = self.settings
         if settings.embedded:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.data_dir)
         if self._migrate:
             from orchestrator.db.migrate import upgrade
 

@@ -25,7 +25,7 @@ from agents.battery import EmulatedBattery
 from agents.client import ControlPlaneClient
 from agents.dataplane import DataPlane, create_app
 from agents.runtime import Loaded, load_partition, load_stage
-from agents.state import ServingState
+from agents.state import ServingState, token_digest
 from agents.watcher import Watcher
 from api.wire import (
     ArtifactRef,
@@ -378,7 +378,7 @@ def test_hops_reuse_one_connection_and_pass_the_peers_errors_on(
     refused = _infer(a, X)
     assert refused.status_code == 404
     assert refused.json()["detail"] == "b: partition 'd/m/nope' is not served on this device"
-    b.state.tokens["d"] = {"another-token"}
+    b.state.tokens["d"] = {token_digest("another-token")}
     _route_a_to(a, b.url)
     forbidden = _infer(a, X)
     assert forbidden.status_code == 403
