@@ -29,6 +29,7 @@ from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.planner import Planner
 from orchestrator.private import private_dir
+from orchestrator.ratelimit import RateLimit
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.reconcile_gateway import ReconcileGateway
 from orchestrator.services.agents import Agents
@@ -92,6 +93,11 @@ class ControlPlane:
             poke=self.reconciler.poke,
         )
         self.plans = Plans(self.planner, self.desired, self.live, self.run_sync)
+        self.enroll_limit = RateLimit(
+            settings.enroll_rate_per_source,
+            settings.enroll_rate_global,
+            settings.enroll_rate_window_s,
+        )
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:

@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
     # Enrollment attempts allowed per source address, and from all sources together, in
     # each window; over it the answer is 429 with Retry-After. Per replica (in-process).
-    enroll_rate_per_source: int = Field(default=10, ge=1, le=1_000_000)
-    enroll_rate_global: int = Field(default=100, ge=1, le=10_000_000)
+    enroll_rate_per_source: int = Field(default=60, ge=1, le=1_000_000)
+    enroll_rate_global: int = Field(default=600, ge=1, le=10_000_000)
     enroll_rate_window_s: float = Field(default=60.0, gt=0, le=86_400, allow_inf_nan=False)
     # Audit entries older than this many days, and beyond the newest this many rows, are
     # deleted by a periodic sweep; None keeps them all (by that measure).
