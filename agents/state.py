@@ -63,6 +63,8 @@ class ServingState:
     # EMULATION ONLY (`POST /v1/emulation`): this device's uplink, in Mbit/s; sends and
     # bandwidth probes are slowed to it. None: not emulated, the network decides.
     uplink_mbps: float | None = None
+    # Digests of the tokens that open the status and emulation routes (allow_status).
+    status_digests: frozenset[str] = frozenset()
 
     def uplink_delay_s(self, size_bytes: int) -> float:
         """Extra seconds an emulated uplink adds to sending size_bytes."""
@@ -87,6 +89,17 @@ class ServingState:
             for accepted in list(self.tokens.values())
             for known in accepted
         )
+
+    def allow_status(self, *tokens: str | None) -> None:
+        """Tokens that open `/v1/status` and `/v1/emulation`: this agent's own token
+        (issued by the control plane) and an operator's CONTINUUM_AGENT_STATUS_TOKEN."""
+        self.status_digests = frozenset(token_digest(t) for t in tokens if t)
+
+    def status_ok(self, token: str | None) -> bool:
+        if not token:
+            return False
+        digest = token_digest(token).encode()
+        return any(hmac.compare_digest(digest, known.encode()) for known in self.status_digests)
 
     def keep_result(self, deployment: str, result: Result) -> None:
         self.results.setdefault(deployment, deque(maxlen=RESULTS_KEPT)).append(result)

@@ -331,26 +331,6 @@ def test_hop_frames_carry_the_trace(nodes: tuple[Node, Node]) -> None:
     assert [h["device"] for h in result.meta["trace"]] == ["z", "b"]
 
 
-def test_the_status_page_labels_emulation(nodes: tuple[Node, Node]) -> None:
-    a, _ = nodes
-    status = httpx.get(f"{a.url}/v1/status").json()
-    assert status["emulated"]["battery"] is True
-    assert status["battery"]["kind"] == "emulated"
-
-
-def test_the_emulated_battery_is_plugged_in_and_out_over_loopback(
-    nodes: tuple[Node, Node],
-) -> None:
-    a, _ = nodes
-    plugged = httpx.post(f"{a.url}/v1/emulation", json={"charging": True, "battery_pct": 40})
-    assert plugged.status_code == 200, plugged.text
-    assert plugged.json()["charging"] is True and plugged.json()["battery_pct"] == 40
-    assert httpx.get(f"{a.url}/v1/status").json()["battery"]["charging"] is True
-    bad = httpx.post(f"{a.url}/v1/emulation", json={"charging": "yes"})
-    assert bad.status_code == 422 and "charging" in bad.json()["detail"]
-    assert httpx.post(f"{a.url}/v1/emulation", json={"charging": False}).json()["charging"] is False
-
-
 def _route_a_to(a: Node, url: str, key: str = "d/m/1-1") -> None:
     """Re-point a's partition at `url` (a peer that is not b)."""
     spec = a.state.loaded["d/m/0-0"].spec
