@@ -32,6 +32,7 @@ from orchestrator.private import private_dir
 from orchestrator.ratelimit import RateLimit
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.reconcile_gateway import ReconcileGateway
+from orchestrator.retention import AuditRetention
 from orchestrator.services.agents import Agents
 from orchestrator.services.plans import Plans
 from orchestrator.settings import Settings
@@ -93,6 +94,12 @@ class ControlPlane:
             poke=self.reconciler.poke,
         )
         self.plans = Plans(self.planner, self.desired, self.live, self.run_sync)
+        self.retention = AuditRetention(
+            self.run_sync,
+            settings.audit_retention_days,
+            settings.audit_retention_rows,
+            settings.audit_sweep_interval_s,
+        )
         self.enroll_limit = RateLimit(
             settings.enroll_rate_per_source,
             settings.enroll_rate_global,
@@ -116,6 +123,7 @@ class ControlPlane:
         await self.events.start()
         self.reconciler.start()
         self.heap.start()
+        self.retention.start()
 
     def _loop_config(self) -> LoopConfig:
         s = self.settings
@@ -131,6 +139,7 @@ class ControlPlane:
         )
 
     async def stop(self) -> None:
+        await self.retention.stop()
         await self.heap.stop()
         await self.reconciler.stop()
         await self.desired.stop()
