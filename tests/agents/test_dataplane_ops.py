@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.agents.test_dataplane import Node
+from api.wire import DesiredState, Endpoint, PartitionSpec
+from tests.agents.test_dataplane import PART_A, Node, _ref
 
 AGENT_TOKEN = "cnt_agent_" + "a" * 40
 STATUS_TOKEN = "an-operators-status-token"
@@ -67,3 +68,17 @@ def test_health_is_open_and_readiness_follows_enrollment_and_loading(node: Node)
     node.state.device_id = ""
     waiting = httpx.get(f"{node.url}/readyz")
     assert waiting.status_code == 503 and waiting.json()["detail"] == "not enrolled yet"
+
+
+def test_readiness_waits_for_the_partitions_of_the_state_in_force(node: Node) -> None:
+    spec = PartitionSpec(
+        key="d/m/0-0", deployment="d", model="m", first="h", last="h", first_index=0,
+        last_index=0, artifact=_ref(PART_A), exits=[], next_hop=None,
+        sink=Endpoint(device_id="a", data_plane_url=node.url), data_plane_token="t",
+    )  # fmt: skip
+    # The state in force names a partition that is not loaded (yet): not ready.
+    node.state.desired = DesiredState(device_id="a", version=2, partitions=[spec])
+    waiting = httpx.get(f"{node.url}/readyz")
+    assert waiting.status_code == 503
+    assert waiting.json()["detail"] == "still loading 1: d/m/0-0"
+    assert httpx.get(f"{node.url}/healthz").status_code == 200  # alive all the same
