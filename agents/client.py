@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -89,11 +90,14 @@ def _detail(response: httpx.Response) -> str:
 
 
 class ControlPlaneClient:
-    def __init__(self, server: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, server: str, *, timeout_s: float = 10.0, verify: ssl.SSLContext | bool = True
+    ) -> None:
+        """`verify`: the trust for an https:// server (agents.tls.client_verify)."""
         self.server = server.rstrip("/")
         self.token: str | None = None
         self._http = httpx.AsyncClient(
-            base_url=self.server, timeout=httpx.Timeout(timeout_s, connect=5.0)
+            base_url=self.server, timeout=httpx.Timeout(timeout_s, connect=5.0), verify=verify
         )
 
     async def aclose(self) -> None:

@@ -46,8 +46,19 @@ def load(state_dir: Path) -> Credentials | None:
         ) from None
 
 
-def save(state_dir: Path, creds: Credentials) -> Path:
+def private_dir(state_dir: Path) -> Path:
+    """The state directory, created 0700 and tightened to it when it exists (it holds the
+    credential and the saved desired state, with the data-plane tokens this agent presents)."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = state_dir.stat()
+    # Only a directory this user owns: one an operator handed in is theirs to set.
+    if info.st_uid == os.getuid() and info.st_mode & 0o777 != 0o700:
+        state_dir.chmod(0o700)
+    return state_dir
+
+
+def save(state_dir: Path, creds: Credentials) -> Path:
+    private_dir(state_dir)
     path = path_in(state_dir)
     # mkstemp creates the file 0600 with O_EXCL: no window in which it is wider.
     fd, tmp = tempfile.mkstemp(prefix=".credentials.", dir=state_dir)

@@ -13,7 +13,11 @@ Routes (every one needs the deployment's data-plane token as `Authorization: Bea
 - `POST /v1/results/{deployment}`: results delivered to the sink device's agent when the
   sink is not the source; `GET` the same path for the latest one.
 - `GET /v1/probe?bytes=N`, `POST /v1/probe`: timed transfers for bandwidth and RTT probes.
-- `GET /v1/status`: what runs here (no secrets), with emulation labelled.
+- `GET /v1/status`: what runs here, with emulation labelled. It reveals the fleet's
+  layout, so it takes the agent's own token or the operator's status token
+  (`CONTINUUM_AGENT_STATUS_TOKEN`); so do `/v1/emulation` writes, loopback or not.
+- `GET /healthz` (the process answers) and `GET /readyz` (enrolled, and every partition of
+  the desired state in force loaded; else 503 with the reason): open, for probes.
 
 Bad requests get a problem+json 4xx and touch nothing: 401 without a token, 403 with a
 wrong one, 404 for a deployment or key not served here, 413 over `max_tensor_mb`, 415
@@ -26,6 +30,7 @@ import asyncio
 import io
 import json
 import logging
+import ssl
 import time
 from typing import Annotated, Any
 
@@ -76,7 +81,12 @@ def _load_npy(body: bytes) -> np.ndarray:
 
 
 class DataPlane:
-    def __init__(self, state: ServingState, peer_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        state: ServingState,
+        peer_timeout_s: float = 60.0,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.state = state
         # Tensors pass through fresh buffers on every hop; without this each one
         # page-faults its memory in again (agents/allocator.py).
@@ -88,6 +98,7 @@ class DataPlane:
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(peer_timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            verify=verify,
         )
         self._background: set[asyncio.Task[None]] = set()
 
@@ -368,13 +379,40 @@ def create_app(dp: DataPlane) -> FastAPI:
                 raise HopError(413, f"probes are at most {MAX_PROBE_BYTES} bytes")
         return {"bytes": size}
 
+    def _operator(request: Request) -> None:
+        token = _bearer(request)
+        if not state.status_ok(token):
+            raise HopError(
+                401 if token is None else 403,
+                "send this agent's token (its credentials.json) or the status token "
+                "(CONTINUUM_AGENT_STATUS_TOKEN) as Authorization: Bearer",
+            )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up and its event loop answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> dict[str, Any] | JSONResponse:
+        """Ready to serve what the control plane asked of it: enrolled, and every partition
+        and stage of the desired state in force loaded."""
+        if not state.device_id:
+            return problem(503, "not enrolled yet")
+        waiting = sorted(key for key, ready in state.readiness().items() if not ready)
+        if waiting:
+            return problem(503, f"still loading {len(waiting)}: {', '.join(waiting[:5])}")
+        return {"status": "ready", "device_id": state.device_id, "desired_version": state.version}
+
     @app.post("/v1/emulation")
     async def emulation(request: Request) -> dict[str, Any]:
         """EMULATION ONLY, for demos and tests: set the emulated battery's level
         (`battery_pct`), plug it in or out (`charging`), and/or an emulated uplink
         (`uplink_mbps`; null: none). Answers only
         clients on this machine (loopback), and only on an agent whose battery or compute
-        is emulated: a real device's figures cannot be faked."""
+        is emulated: a real device's figures cannot be faked. Needs the agent's token or
+        the status token even from loopback: another user of this machine must not."""
+        _operator(request)
         client = request.client.host if request.client is not None else ""
         if client not in ("127.0.0.1", "::1", "localhost"):
             raise HopError(403, "emulation controls answer loopback clients only")
@@ -411,7 +449,8 @@ def create_app(dp: DataPlane) -> FastAPI:
                 "charging": state.battery.charging(), "uplink_mbps": state.uplink_mbps}  # fmt: skip
 
     @app.get("/v1/status")
-    async def status() -> dict[str, Any]:
+    async def status(request: Request) -> dict[str, Any]:
+        _operator(request)
         battery = state.battery.describe()
         return {
             "device_id": state.device_id or None,

@@ -28,6 +28,7 @@ from agents.discovery import Discovery, discover, free_memory_mb
 from agents.probes import Prober
 from agents.settings import AgentSettings
 from agents.state import ServingState
+from agents.tls import TlsError, check_server_pair, client_verify
 from agents.watcher import DRAIN_S, Watcher
 from api.wire import BatterySpec, EnrollRequest, Heartbeat, PowerSpec
 
@@ -73,7 +74,8 @@ def advertise_url(settings: AgentSettings) -> str:
             host = socket.gethostname()
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    scheme = "https" if settings.tls_cert is not None else "http"
+    return f"{scheme}://{host}:{port}"
 
 
 class Agent:
@@ -89,7 +91,13 @@ class Agent:
             max_tensor_bytes=int(settings.max_tensor_mb * 1_000_000),
             default_j_per_mb=settings.j_per_mb,
         )
-        self.client = ControlPlaneClient(settings.server)
+        try:
+            if settings.tls_cert is not None and settings.tls_key is not None:
+                check_server_pair(settings.tls_cert, settings.tls_key)
+            self.verify = client_verify(settings.ca_file)
+        except TlsError as exc:
+            raise FatalError(str(exc)) from None
+        self.client = ControlPlaneClient(settings.server, verify=self.verify)
         self.creds: credentials.Credentials | None = None
         self.discovery: Discovery | None = None
 
@@ -151,8 +159,16 @@ class Agent:
         credentials.save(self.settings.state_dir, self.creds)
         self.client.token = answer.agent_token
         self.state.device_id = answer.device_id
+        self._allow_status()
         log.info("enrolled as %s (credential in %s)", answer.device_id,
                  credentials.path_in(self.settings.state_dir))  # fmt: skip
+
+    def _allow_status(self) -> None:
+        status = self.settings.status_token
+        self.state.allow_status(
+            self.creds.agent_token if self.creds is not None else None,
+            status.get_secret_value() if status is not None else None,
+        )
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -224,7 +240,7 @@ class Agent:
     # -- life cycle -------------------------------------------------------------------------
     async def run(self) -> None:
         s = self.settings
-        s.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        credentials.private_dir(s.state_dir)
         host, port = split_listen(s.listen)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -245,16 +261,18 @@ class Agent:
         if self.creds is not None:
             self.client.token = self.creds.agent_token
             self.state.device_id = self.creds.device_id
+        self._allow_status()
 
-        dataplane = DataPlane(self.state)
+        dataplane = DataPlane(self.state, verify=self.verify)
         server = _Server(
             uvicorn.Config(
                 create_app(dataplane), host=host, port=port, log_level="warning",
                 access_log=False, lifespan="off", timeout_keep_alive=30,
+                ssl_certfile=s.tls_cert, ssl_keyfile=s.tls_key,
             )
         )  # fmt: skip
         serving = asyncio.create_task(server.serve(), name="dataplane")
-        prober = Prober(self.state, s.probe_bytes, s.probe_interval_s)
+        prober = Prober(self.state, s.probe_bytes, s.probe_interval_s, verify=self.verify)
         rate = self.discovery.gflops
         watcher = Watcher(self.state, self.client, s.state_dir, s.threads, rate, DRAIN_S)
         tasks: list[asyncio.Task[None]] = []

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -96,7 +97,13 @@ def probe_size(probe_bytes: int, last_mbps: float | None) -> int:
 
 
 class Prober:
-    def __init__(self, state: ServingState, probe_bytes: int, interval_s: float) -> None:
+    def __init__(
+        self,
+        state: ServingState,
+        probe_bytes: int,
+        interval_s: float,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self.state = state
         self.probe_bytes = probe_bytes
         self.interval_s = interval_s
@@ -104,7 +111,9 @@ class Prober:
         self.stats = ProbeStats()
         # Random, not zeros: a compressing link or proxy must not flatter the figure.
         self._payload = os.urandom(probe_bytes)
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(UPLOAD_TIMEOUT_S, connect=3.0))
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(UPLOAD_TIMEOUT_S, connect=3.0), verify=verify
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

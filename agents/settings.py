@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Tier = Literal["device", "edge", "cloud"]
@@ -45,6 +45,20 @@ class AgentSettings(BaseSettings):
     long_poll_s: float = Field(default=25.0, gt=0)  # desired-state long-poll wait
     probe_bytes: int = Field(default=262_144, ge=1024)  # bandwidth probe transfer size
     j_per_mb: float = Field(default=0.0, ge=0)  # transmission energy when the route's is unknown
+
+    # Security (issue #18, resil-security). The data plane over HTTPS (PEM files, both or
+    # neither); a CA bundle trusted for the control plane and next hops instead of the
+    # system's; a token that opens /v1/status and /v1/emulation besides the agent's own.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_file: Path | None = None
+    status_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> AgentSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (PEM files) or neither")
+        return self
 
     @field_validator("battery")
     @classmethod

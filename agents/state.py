@@ -8,6 +8,7 @@ consistent view while a rollout swaps in the next one.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections import deque
@@ -22,6 +23,12 @@ from agents.runtime import Loaded
 from api.wire import DesiredState, SourceSpec
 
 RESULTS_KEPT = 32
+
+
+def token_digest(token: str) -> str:
+    """What the agent keeps of a data-plane token it only checks (256-bit random tokens:
+    a fast hash is enough)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -42,7 +49,9 @@ class ServingState:
     # key -> loaded partition or stage (the current version's, and retiring ones)
     loaded: dict[str, Loaded] = field(default_factory=dict)
     sources: dict[str, SourceSpec] = field(default_factory=dict)
-    # deployment -> tokens accepted (during a rollout a token may be in two versions)
+    # deployment -> sha256 digests of the tokens accepted (during a rollout a token may be
+    # be in two versions). Digests: this map is only checked against, never presented, so
+    # a dump of the agent's memory or status does not hand out what it accepts.
     tokens: dict[str, set[str]] = field(default_factory=dict)
     desired: DesiredState | None = None  # the version in force here
     version: int = 0
@@ -54,6 +63,8 @@ class ServingState:
     # EMULATION ONLY (`POST /v1/emulation`): this device's uplink, in Mbit/s; sends and
     # bandwidth probes are slowed to it. None: not emulated, the network decides.
     uplink_mbps: float | None = None
+    # Digests of the tokens that open the status and emulation routes (allow_status).
+    status_digests: frozenset[str] = frozenset()
 
     def uplink_delay_s(self, size_bytes: int) -> float:
         """Extra seconds an emulated uplink adds to sending size_bytes."""
@@ -64,13 +75,31 @@ class ServingState:
     def token_ok(self, deployment: str, token: str | None) -> bool:
         if not token:
             return False
+        digest = token_digest(token).encode()
         return any(
-            hmac.compare_digest(token.encode(), known.encode())
-            for known in self.tokens.get(deployment, ())
+            hmac.compare_digest(digest, known.encode()) for known in self.tokens.get(deployment, ())
         )
 
     def any_token_ok(self, token: str | None) -> bool:
-        return bool(token) and any(self.token_ok(d, token) for d in list(self.tokens))
+        if not token:
+            return False
+        digest = token_digest(token).encode()
+        return any(
+            hmac.compare_digest(digest, known.encode())
+            for accepted in list(self.tokens.values())
+            for known in accepted
+        )
+
+    def allow_status(self, *tokens: str | None) -> None:
+        """Tokens that open `/v1/status` and `/v1/emulation`: this agent's own token
+        (issued by the control plane) and an operator's CONTINUUM_AGENT_STATUS_TOKEN."""
+        self.status_digests = frozenset(token_digest(t) for t in tokens if t)
+
+    def status_ok(self, token: str | None) -> bool:
+        if not token:
+            return False
+        digest = token_digest(token).encode()
+        return any(hmac.compare_digest(digest, known.encode()) for known in self.status_digests)
 
     def keep_result(self, deployment: str, result: Result) -> None:
         self.results.setdefault(deployment, deque(maxlen=RESULTS_KEPT)).append(result)

@@ -27,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from agents import credentials
 from agents.client import Backoff, ControlPlaneClient, Rejected, Unreachable
 from agents.runtime import Loaded, load_partition, load_stage
-from agents.state import ServingState
+from agents.state import ServingState, token_digest
 from api.wire import (
     ArtifactRef,
     CascadeStageSpec,
@@ -85,7 +86,8 @@ class Watcher:
             return None
 
     def _save(self, desired: DesiredState) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        credentials.private_dir(self.state_dir)
+        # mkstemp: 0600, since the desired state holds the data-plane tokens to present.
         fd, tmp = tempfile.mkstemp(prefix=".desired.", dir=self.state_dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -176,11 +178,11 @@ class Watcher:
                 *desired.sinks,
             ]
             for item in items:
-                tokens.setdefault(item.deployment, set()).add(item.data_plane_token)
+                tokens.setdefault(item.deployment, set()).add(token_digest(item.data_plane_token))
         for key in self.retiring:
             old = state.loaded.get(key)
             if old is not None:
-                tokens.setdefault(old.deployment, set()).add(old.token)
+                tokens.setdefault(old.deployment, set()).add(token_digest(old.token))
         state.tokens = tokens
 
     def retire(self, live_version: int | None = None, now: float | None = None) -> list[str]:

@@ -9,7 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.wire import DEVICE_ID_PATTERN
 from orchestrator.control_plane import ControlPlane
-from orchestrator.errors import Forbidden, Unauthorized
+from orchestrator.errors import Forbidden, TooManyRequests, Unauthorized
+from orchestrator.ratelimit import RateLimited
 from orchestrator.services.artifacts import ArtifactsService
 from orchestrator.services.audit import AuditService
 from orchestrator.services.deployments import DeploymentsService
@@ -137,3 +138,17 @@ async def reader(cp: ControlPlaneDep, credentials: Credentials) -> str:
 
 
 Reader = Annotated[str, Depends(reader)]
+
+
+def enroll_rate(request: Request, cp: ControlPlaneDep) -> None:
+    """Count an enrollment attempt against its source address and all sources (429 over
+    CONTINUUM_ENROLL_RATE_*); counted whatever the outcome, so guessing tokens is slow."""
+    source = request.client.host if request.client is not None else "unknown"
+    try:
+        cp.enroll_limit.take(source)
+    except RateLimited as exc:
+        who = f"from {source}" if exc.scope == "source" else "from all sources together"
+        raise TooManyRequests(
+            f"too many enrollment attempts {who}; retry after {exc.retry_after_s:.1f} s",
+            retry_after_s=exc.retry_after_s,
+        ) from None

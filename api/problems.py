@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models_registry.errors import ModelError
-from orchestrator.errors import ServiceError
+from orchestrator.errors import ServiceError, TooManyRequests
+from orchestrator.ratelimit import retry_after_header
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ async def _service(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     extra: dict[str, Any] = {"field": exc.field} if exc.field else {}
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": retry_after_header(exc.retry_after_s)}
+        extra["retry_after_s"] = round(exc.retry_after_s, 3)
     return problem(
         exc.status,
         exc.message,

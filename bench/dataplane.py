@@ -162,7 +162,7 @@ def run_split(
         with httpx.Client(timeout=120) as client:
 
             def serving() -> bool:
-                return all(client.get(f"{u}/v1/status").status_code == 200 for u in urls)
+                return all(client.get(f"{u}/healthz").status_code == 200 for u in urls)
 
             try:
                 wait_until("every data plane", serving, 300, procs, 0.2)

@@ -1,11 +1,19 @@
 """Heartbeat throughput of the control plane: `python bench/heartbeats.py`.
 
-Starts `continuum server` as a subprocess (embedded, then with Redis), then a separate
-load process that enrolls N simulated agents and has them heartbeat concurrently over
-HTTP/1.1 keep-alive (tests/harness/leanhttp.py; httpx only to enroll), and reports
-sustained heartbeats per second and
-p50/p99 latency. The load process and the server share this machine's cores, so the
-figures are a lower bound of what the server alone sustains.
+Modes (`--modes`, comma-separated):
+- `embedded`: one `continuum server` on SQLite and the in-process live state;
+- `redis`: one server with the Redis live state;
+- `replicas`: `--replicas` servers (default 3) on one PostgreSQL database and one Redis
+  prefix, as the chart's production values run them; each simulated agent beats to one
+  replica (as behind a load balancer), agents spread evenly.
+
+Load: one process per server (so the load generator is not the bottleneck of a
+multi-replica run), each enrolling its share of `--agents` simulated agents, then all
+heartbeating together over HTTP/1.1 keep-alive (tests/harness/leanhttp.py; httpx only to
+enroll) for `--duration` seconds after a 3 s warm-up. Reported: sustained heartbeats per
+second across all servers, and p50/p99 latency over every heartbeat of the window. The
+load processes, the servers, Redis and PostgreSQL share this machine's cores, so the
+figures are a lower bound of what the servers alone sustain.
 """
 
 from __future__ import annotations
@@ -31,21 +39,23 @@ from machine import cpu_model  # noqa: E402
 
 from tests.harness.leanhttp import Connection, request_bytes, split_url  # noqa: E402
 from tests.harness.processes import ControlPlane, Launcher, NotReady, clean_env  # noqa: E402
-from tests.harness.services import delete_prefix  # noqa: E402
+from tests.harness.services import delete_prefix, fresh_database, new_prefix  # noqa: E402
 
 ADMIN = "cnt_admin_bench-token"
+CONTINUUM = [str(Path(sys.executable).with_name("continuum"))]
+WARMUP_S = 3.0
 
 
-# -- the load process ----------------------------------------------------------------------------
-async def _load(url: str, agents: int, concurrency: int, duration_s: float) -> dict[str, Any]:
+# -- a load process ------------------------------------------------------------------------------
+async def _enroll(url: str, first: int, count: int) -> list[tuple[str, str]]:
     import httpx
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         token = (await client.post("/v1/enrollment-tokens", json={}, headers=admin)).json()
-        enrolled: list[tuple[str, str]] = []
-        for k in range(agents):
+
+        async def one(k: int) -> tuple[str, str]:
             body = {
                 "token": token["token"], "name": f"sim-{k:05d}", "tier": "device",
                 "gflops": 10, "memory_mb": 512, "power_w": {"idle": 1, "busy": 4},
@@ -53,127 +63,259 @@ async def _load(url: str, agents: int, concurrency: int, duration_s: float) -> d
             }  # fmt: skip
             r = await client.post("/v1/agents/enroll", json=body)
             r.raise_for_status()
-            enrolled.append((r.json()["device_id"], r.json()["agent_token"]))
-        beat = {"battery_pct": 80.0, "utilization": 0.3, "free_memory_mb": 300.0,
-                "partitions": {}, "desired_version": 0}  # fmt: skip
+            return r.json()["device_id"], r.json()["agent_token"]
 
-        latencies: list[float] = []
-        errors = 0
-        stop_at = 0.0
-        measuring = False
-        host, port = split_url(url)
-        payload = json.dumps(beat).encode()
-        # Requests prebuilt as bytes, one keep-alive connection per in-flight agent and a
-        # lean parser (tests/harness/leanhttp.py): with httpx, on two shared cores the load
-        # generator, not the server, would be what this measures.
-        requests = [
-            request_bytes("POST", host, f"/v1/agents/{device_id}/heartbeat", payload, secret)
-            for device_id, secret in enrolled
-        ]
+        enrolled: list[tuple[str, str]] = []
+        for start in range(first, first + count, 16):  # 16 at a time
+            batch = range(start, min(start + 16, first + count))
+            enrolled += await asyncio.gather(*(one(k) for k in batch))
+        return enrolled
 
-        async def worker(offset: int) -> None:
-            nonlocal errors
-            conn = Connection(host, port)
-            k = offset
-            try:
-                while time.perf_counter() < stop_at:
-                    request = requests[k % len(requests)]
-                    k += concurrency
-                    start = time.perf_counter()
-                    status, _ = await conn.send(request)
-                    elapsed = time.perf_counter() - start
-                    if status != 200:
-                        errors += 1
-                    elif measuring:
-                        latencies.append(elapsed)
-            finally:
-                conn.close()
 
-        # Warm-up: connections opened, every agent seen alive once (which triggers the
-        # planner), caches warm. Then the measured window.
-        stop_at = time.perf_counter() + 3.0
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        measuring = True
-        begin = time.perf_counter()
-        stop_at = begin + duration_s
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        wall = time.perf_counter() - begin
-    latencies.sort()
-    return {
-        "agents": agents,
-        "concurrency": concurrency,
-        "duration_s": wall,
-        "heartbeats": len(latencies),
-        "errors": errors,
-        "per_s": len(latencies) / wall,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-    }
+async def _beat(
+    url: str, enrolled: list[tuple[str, str]], concurrency: int, duration_s: float
+) -> dict[str, Any]:
+    beat = {"battery_pct": 80.0, "utilization": 0.3, "free_memory_mb": 300.0,
+            "partitions": {}, "desired_version": 0}  # fmt: skip
+    latencies: list[float] = []
+    errors = 0
+    stop_at = 0.0
+    measuring = False
+    host, port = split_url(url)
+    payload = json.dumps(beat).encode()
+    # Requests prebuilt as bytes, one keep-alive connection per in-flight agent and a
+    # lean parser (tests/harness/leanhttp.py): with httpx, on two shared cores the load
+    # generator, not the server, would be what this measures.
+    requests = [
+        request_bytes("POST", host, f"/v1/agents/{device_id}/heartbeat", payload, secret)
+        for device_id, secret in enrolled
+    ]
+
+    async def worker(offset: int) -> None:
+        nonlocal errors
+        conn = Connection(host, port)
+        k = offset
+        try:
+            while time.perf_counter() < stop_at:
+                request = requests[k % len(requests)]
+                k += concurrency
+                start = time.perf_counter()
+                status, _ = await conn.send(request)
+                elapsed = time.perf_counter() - start
+                if status != 200:
+                    errors += 1
+                elif measuring:
+                    latencies.append(elapsed)
+        finally:
+            conn.close()
+
+    # Warm-up: connections opened, every agent seen alive once (which triggers the
+    # planner), caches warm. Then the measured window.
+    stop_at = time.perf_counter() + WARMUP_S
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    measuring = True
+    begin = time.perf_counter()
+    stop_at = begin + duration_s
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return {"wall_s": time.perf_counter() - begin, "errors": errors, "latencies": latencies}
+
+
+def _load_process(args: argparse.Namespace) -> None:
+    """Enroll this process's share, say `ready`, wait for `go` on stdin, beat, print JSON."""
+    enrolled = asyncio.run(_enroll(args.load, args.first, args.agents))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    result = asyncio.run(_beat(args.load, enrolled, args.concurrency, args.duration))
+    print(json.dumps(result), flush=True)
 
 
 # -- the driver ------------------------------------------------------------------------------------
+def _ticks(urls: list[str]) -> tuple[float, float]:
+    """(ticks, seconds) of the reconcile loop's observe step, summed over the servers (the
+    leader's: followers do not tick), from /metrics."""
+    import httpx
+
+    count = total = 0.0
+    for url in urls:
+        for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+            if line.startswith('continuum_reconcile_step_seconds_count{step="observe"}'):
+                count += float(line.rsplit(" ", 1)[1])
+            elif line.startswith('continuum_reconcile_step_seconds_sum{step="observe"}'):
+                total += float(line.rsplit(" ", 1)[1])
+    return count, total
+
+
+def _drive(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    share = args.agents // len(urls)
+    loads = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--load",
+                url,
+                "--first",
+                str(i * share),
+                "--agents",
+                str(share),
+                "--concurrency",
+                str(args.concurrency),
+                "--duration",
+                str(args.duration),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i, url in enumerate(urls)
+    ]
+    try:
+        started = time.perf_counter()
+        for load in loads:
+            assert load.stdin is not None and load.stdout is not None
+            if load.stdout.readline().strip() != "ready":
+                raise SystemExit("a load process failed while enrolling (see above)")
+        enroll_s = time.perf_counter() - started
+        ticks_before = _ticks(urls)
+        for load in loads:
+            assert load.stdin is not None
+            load.stdin.write("go\n")
+            load.stdin.flush()
+        parts = []
+        for load in loads:
+            assert load.stdout is not None
+            parts.append(json.loads(load.stdout.readline()))
+            load.wait(60)
+        ticks_after = _ticks(urls)
+    finally:
+        for load in loads:
+            if load.poll() is None:
+                load.kill()
+    latencies = sorted(x for p in parts for x in p["latencies"])
+    wall = max(p["wall_s"] for p in parts)
+    # Warm-up included: the window the ticks were counted over is the warm-up plus `wall`.
+    ticks = ticks_after[0] - ticks_before[0]
+    tick_ms = 1000 * (ticks_after[1] - ticks_before[1]) / ticks if ticks else 0.0
+    if not latencies:
+        raise SystemExit("no heartbeat succeeded in the measured window")
+    return {
+        "agents": share * len(urls),
+        "servers": len(urls),
+        "concurrency": args.concurrency * len(urls),
+        "enroll_s": enroll_s,
+        "duration_s": wall,
+        "heartbeats": len(latencies),
+        "errors": sum(p["errors"] for p in parts),
+        "per_s": len(latencies) / wall,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "ticks_per_s": ticks / (wall + WARMUP_S),
+        "tick_ms": tick_ms,
+    }
+
+
+def _env(data: str) -> dict[str, str]:
+    return {
+        "CONTINUUM_DATA_DIR": data,
+        "CONTINUUM_ADMIN_TOKEN": ADMIN,
+        "CONTINUUM_HEARTBEAT_INTERVAL_S": "60",
+        "CONTINUUM_SOLVER": "ilp",
+        # Every simulated agent enrolls from this one address.
+        "CONTINUUM_ENROLL_RATE_PER_SOURCE": "1000000",
+        "CONTINUUM_ENROLL_RATE_GLOBAL": "10000000",
+    }
+
+
+def _servers(launcher: Launcher, env: dict[str, str], count: int, data: str) -> list[str]:
+    servers = [
+        ControlPlane(
+            launcher,
+            f"server-{i}",
+            env,
+            Path(data) / f"server-{i}.log",
+            args=["--log-level", "warning"],
+        )
+        for i in range(count)
+    ]
+    try:
+        for server in servers:
+            server.wait_ready(90)
+    except NotReady as exc:
+        raise SystemExit(str(exc)) from None
+    return [s.url for s in servers]
+
+
 def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     launcher = Launcher(env=clean_env())
     with tempfile.TemporaryDirectory(prefix="continuum-bench-") as data:
-        env = {
-            "CONTINUUM_DATA_DIR": data,
-            "CONTINUUM_ADMIN_TOKEN": ADMIN,
-            "CONTINUUM_HEARTBEAT_INTERVAL_S": "60",
-            "CONTINUUM_SOLVER": "ilp",
-        }
-        if mode == "redis":
-            env["CONTINUUM_REDIS_URL"] = args.redis_url
+        env = _env(data)
         try:
-            server = ControlPlane(launcher, "server", env, Path(data) / "server.log",
-                                  args=["--log-level", "warning"])  # fmt: skip
-            try:
-                server.wait_ready(60)
-            except NotReady as exc:
-                raise SystemExit(str(exc)) from None
-            load = subprocess.run(
-                [sys.executable, __file__, "--load", server.url, "--agents", str(args.agents),
-                 "--concurrency", str(args.concurrency), "--duration", str(args.duration)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )  # fmt: skip
+            if mode == "embedded":
+                result = _drive(_servers(launcher, env, 1, data), args)
+            elif mode == "redis":
+                prefix = new_prefix("continuum-bench")
+                env |= {"CONTINUUM_REDIS_URL": args.redis_url, "CONTINUUM_REDIS_PREFIX": prefix}
+                try:
+                    result = _drive(_servers(launcher, env, 1, data), args)
+                finally:
+                    launcher.stop_all()
+                    delete_prefix(args.redis_url, prefix)
+            else:
+                prefix = new_prefix("continuum-bench")
+                with fresh_database("continuum_bench_heartbeats") as database:
+                    env |= {"CONTINUUM_REDIS_URL": args.redis_url,
+                            "CONTINUUM_REDIS_PREFIX": prefix,
+                            "CONTINUUM_DATABASE_URL": database}  # fmt: skip
+                    subprocess.run([*CONTINUUM, "db", "upgrade"], env={**clean_env(), **env},
+                                   check=True, capture_output=True, cwd=ROOT)  # fmt: skip
+                    try:
+                        result = _drive(_servers(launcher, env, args.replicas, data), args)
+                    finally:
+                        launcher.stop_all()
+                        delete_prefix(args.redis_url, prefix)
         finally:
             launcher.stop_all()
-        if mode == "redis":
-            # The keys the benchmark left (the default prefix): runs do not accumulate.
-            delete_prefix(args.redis_url, "continuum:")
-    result: dict[str, Any] = json.loads(load.stdout)
-    result["mode"] = "embedded (SQLite + in-process)" if mode == "embedded" else "Redis live state"
+    result["mode"] = {
+        "embedded": "embedded (SQLite + in-process)",
+        "redis": "Redis live state",
+        "replicas": f"{args.replicas} replicas (PostgreSQL + Redis)",
+    }[mode]
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agents", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=64, help="in flight per server")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--modes", default="embedded,redis")
     parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        result = asyncio.run(_load(args.load, args.agents, args.concurrency, args.duration))
-        print(json.dumps(result))
+        _load_process(args)
         return
 
     from rich.console import Console
     from rich.table import Table
 
     rows = [_run_mode(mode, args) for mode in args.modes.split(",")]
-    table = Table(title=f"Heartbeats: {args.agents} agents, {args.concurrency} in flight")
-    for column in ("mode", "heartbeats/s", "p50 ms", "p99 ms", "heartbeats", "errors"):
+    table = Table(
+        title=f"Heartbeats: {args.agents:,} agents, {args.concurrency} in flight per server"
+    )
+    columns = ("mode", "heartbeats/s", "p50 ms", "p99 ms", "heartbeats", "errors", "enroll s",
+               "ticks/s", "observe ms")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="left" if column == "mode" else "right")
     for r in rows:
         table.add_row(
             r["mode"], f"{r['per_s']:,.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-            f"{r['heartbeats']:,}", str(r["errors"]),
+            f"{r['heartbeats']:,}", str(r["errors"]), f"{r['enroll_s']:.0f}",
+            f"{r['ticks_per_s']:.1f}", f"{r['tick_ms']:.1f}",
         )  # fmt: skip
-    console = Console()
+    console = Console(width=140)
     console.print(table)
     console.print(
         f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}"

@@ -391,6 +391,9 @@ def run_live(args: argparse.Namespace) -> None:
                 "CONTINUUM_HEARTBEAT_INTERVAL_S": str(args.interval),
                 "CONTINUUM_ROLLOUT_TIMEOUT_S": "30",
                 "CONTINUUM_SOLVER": args.solver,
+                # The whole simulated fleet enrolls at once from this one address.
+                "CONTINUUM_ENROLL_RATE_PER_SOURCE": "1000000",
+                "CONTINUUM_ENROLL_RATE_GLOBAL": "1000000",
             }
             try:
                 plane = ControlPlane(launcher, "server", env, Path(data) / "server.log",

@@ -117,6 +117,14 @@ def agent_command(
         int | None, typer.Option(help="onnxruntime intra-op threads (0: its default).")
     ] = None,
     max_tensor_mb: Annotated[float | None, typer.Option(help="Largest tensor accepted.")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve the data plane over HTTPS with this PEM cert.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The PEM private key of --tls-cert.")] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA bundle trusted for the control plane and next hops."),
+    ] = None,
     print_systemd_unit: Annotated[
         bool, typer.Option("--print-systemd-unit", help="Print a hardened systemd unit; exit.")
     ] = False,
@@ -136,6 +144,7 @@ def agent_command(
         "listen": listen, "advertise_url": advertise_url, "state_dir": state_dir,
         "emulate_gflops": emulate_gflops, "heartbeat_interval_s": heartbeat_interval,
         "probe_interval_s": probe_interval, "threads": threads, "max_tensor_mb": max_tensor_mb,
+        "tls_cert": tls_cert, "tls_key": tls_key, "ca_file": ca_file,
     }  # fmt: skip
     if labels is not None:
         given["labels"] = _labels(labels)
@@ -143,8 +152,10 @@ def agent_command(
         settings = AgentSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = str(err["loc"][0]) if err["loc"] else "settings"
-        fail(f"--{where.replace('_', '-')}: {err['msg']}")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if not err["loc"]:  # a rule across fields: the message names them
+            fail(message.replace("tls_cert", "--tls-cert").replace("tls_key", "--tls-key"))
+        fail(f"--{str(err['loc'][0]).replace('_', '-')}: {message}")
     if settings.power_busy_w < settings.power_idle_w:
         fail("--power-busy: must be at least --power-idle")
     try:

@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from cli.errors import fail
+from orchestrator.private import private_dir
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:  # alembic and SQLAlchemy load only when a db command runs
@@ -33,7 +34,7 @@ def _url() -> str:
         fail(f"settings: {exc.errors()[0]['msg']}")
     if settings.embedded:
         try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.data_dir)
         except OSError as exc:
             fail(f"cannot create the data directory {settings.data_dir}: {exc.strerror}")
     return settings.sqlalchemy_url

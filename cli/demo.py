@@ -233,8 +233,18 @@ class Demo:
         thread.start()
         return thread
 
+    def agent_auth(self, device: str) -> dict[str, str]:
+        """The agent's own token (its credential file): its status and emulation routes
+        take nothing else, not even from this machine."""
+        saved = json.loads((self.tmp / device / "credentials.json").read_text(encoding="utf-8"))
+        return {"Authorization": f"Bearer {saved['agent_token']}"}
+
     def emulate(self, device: str, **body: Any) -> None:
-        r = httpx.post(f"http://127.0.0.1:{self.ports[device]}/v1/emulation", json=body)
+        r = httpx.post(
+            f"http://127.0.0.1:{self.ports[device]}/v1/emulation",
+            json=body,
+            headers=self.agent_auth(device),
+        )
         r.raise_for_status()
 
     def replacements(self) -> list[dict[str, Any]]:
@@ -274,7 +284,9 @@ class Demo:
     def energy_j(self) -> float:
         total = 0.0
         for name in ("cam-1", "cam-2"):
-            status = httpx.get(f"http://127.0.0.1:{self.ports[name]}/v1/status").json()
+            status = httpx.get(
+                f"http://127.0.0.1:{self.ports[name]}/v1/status", headers=self.agent_auth(name)
+            ).json()
             drained = status["battery"].get("drained_j") or {}
             total += float(drained.get("compute", 0.0)) + float(drained.get("transfer", 0.0))
         return total

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import Annotated
+import ssl
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +29,14 @@ def server_command(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="Serve HTTPS with this PEM cert (CONTINUUM_TLS_CERT)."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="The PEM private key of --tls-cert (CONTINUUM_TLS_KEY)."),
+    ] = None,
 ) -> None:
     """Run the control plane. With nothing configured it is embedded: a SQLite file and an
     in-process live state under CONTINUUM_DATA_DIR, migrated at start; an admin token is
@@ -37,11 +47,17 @@ def server_command(
     from api.app import create_app
     from orchestrator.settings import Settings
 
+    given: dict[str, Any] = {"tls_cert": tls_cert, "tls_key": tls_key}
     try:
-        settings = Settings()
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
-        fail(f"CONTINUUM_{str(err['loc'][0]).upper()}: {err['msg']}")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if not err["loc"]:  # a rule across fields: the message names them
+            fail(message.replace("tls_cert", "--tls-cert").replace("tls_key", "--tls-key"))
+        fail(f"CONTINUUM_{str(err['loc'][0]).upper()}: {message}")
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        _check_pair(settings.tls_cert, settings.tls_key)
     if port is not None and not 1 <= port <= 65535:
         fail(f"--port: must be within 1..65535 (got {port})")
     uvicorn.run(
@@ -54,4 +70,17 @@ def server_command(
         access_log=access_log,
         # Agents hold a connection open between heartbeats.
         timeout_keep_alive=30,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
+
+
+def _check_pair(cert: Path, key: Path) -> None:
+    """Load the pair once before starting, so a wrong file is one line, not a traceback."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except ssl.SSLError as exc:
+        fail(f"--tls-cert {cert} / --tls-key {key}: {exc.reason or exc}")
+    except OSError as exc:
+        fail(f"--tls-cert {cert} / --tls-key {key}: {exc.strerror or exc}")

@@ -28,8 +28,11 @@ from orchestrator.live import open_live_state
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.planner import Planner
+from orchestrator.private import private_dir
+from orchestrator.ratelimit import RateLimit
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.reconcile_gateway import ReconcileGateway
+from orchestrator.retention import AuditRetention
 from orchestrator.services.agents import Agents
 from orchestrator.services.plans import Plans
 from orchestrator.settings import Settings
@@ -91,12 +94,23 @@ class ControlPlane:
             poke=self.reconciler.poke,
         )
         self.plans = Plans(self.planner, self.desired, self.live, self.run_sync)
+        self.retention = AuditRetention(
+            self.run_sync,
+            settings.audit_retention_days,
+            settings.audit_retention_rows,
+            settings.audit_sweep_interval_s,
+        )
+        self.enroll_limit = RateLimit(
+            settings.enroll_rate_per_source,
+            settings.enroll_rate_global,
+            settings.enroll_rate_window_s,
+        )
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
         settings = self.settings
         if settings.embedded:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.data_dir)
         if self._migrate:
             from orchestrator.db.migrate import upgrade
 
@@ -109,6 +123,7 @@ class ControlPlane:
         await self.events.start()
         self.reconciler.start()
         self.heap.start()
+        self.retention.start()
 
     def _loop_config(self) -> LoopConfig:
         s = self.settings
@@ -124,6 +139,7 @@ class ControlPlane:
         )
 
     async def stop(self) -> None:
+        await self.retention.stop()
         await self.heap.stop()
         await self.reconciler.stop()
         await self.desired.stop()

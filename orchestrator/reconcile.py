@@ -207,6 +207,10 @@ class Reconciler:
             if not self.is_leader:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _FOLLOWER_RETRY_S)
+                # Every heartbeat pokes: without this pause a follower tried the lock once
+                # per heartbeat (a Redis script call each, thousands a second across the
+                # followers of a large fleet); now at most once per `min_tick_s`.
+                await asyncio.sleep(self.config.min_tick_s)
                 self._wake.clear()
                 continue
             await self.tick()

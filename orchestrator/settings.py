@@ -10,7 +10,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,7 +24,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: SecretStr | None = None  # postgresql+psycopg://... ; None: SQLite in data_dir
-    redis_url: str | None = None  # redis://host:6379/0 ; None: in-process live state
+    # redis://[:password@]host:6379/0 ; None: in-process live state. A secret: it may
+    # carry a password, so it is never logged or echoed.
+    redis_url: SecretStr | None = None
     # Every live-state key starts with this: control planes that share it share the
     # heartbeats and the leader lock; another prefix is another control plane.
     redis_prefix: str = Field(default="continuum:", min_length=1)
@@ -57,6 +59,27 @@ class Settings(BaseSettings):
     plan_history: int = Field(default=500, ge=1)
     # Keep the garbage collector's full passes off the latency path (orchestrator/heap.py).
     gc_freeze: bool = True
+
+    # Security (issue #18, resil-security): TLS, enrollment rate limits, audit retention.
+    # TLS: PEM files; both or neither. With them the server speaks HTTPS only.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Enrollment attempts allowed per source address, and from all sources together, in
+    # each window; over it the answer is 429 with Retry-After. Per replica (in-process).
+    enroll_rate_per_source: int = Field(default=60, ge=1, le=1_000_000)
+    enroll_rate_global: int = Field(default=600, ge=1, le=10_000_000)
+    enroll_rate_window_s: float = Field(default=60.0, gt=0, le=86_400, allow_inf_nan=False)
+    # Audit entries older than this many days, and beyond the newest this many rows, are
+    # deleted by a periodic sweep; None keeps them all (by that measure).
+    audit_retention_days: float | None = Field(default=90.0, gt=0, le=36_500, allow_inf_nan=False)
+    audit_retention_rows: int | None = Field(default=1_000_000, ge=1, le=10**10)
+    audit_sweep_interval_s: float = Field(default=3600.0, gt=0, le=86_400, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (PEM files) or neither")
+        return self
 
     @cached_property
     def sqlalchemy_url(self) -> str:

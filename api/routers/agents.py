@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
-from api.deps import AgentAuth, ControlPlaneDep
+from api.deps import AgentAuth, ControlPlaneDep, enroll_rate
 from api.wire import DesiredState, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
 
-@router.post("/enroll", status_code=status.HTTP_201_CREATED)
+@router.post("/enroll", status_code=status.HTTP_201_CREATED, dependencies=[Depends(enroll_rate)])
 async def enroll(body: EnrollRequest, cp: ControlPlaneDep) -> EnrollResponse:
     """Register a device with an enrollment token; returns its agent token (shown once).
     Enrolling again under the same name rotates the token."""

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.private import private_dir, private_file
 from orchestrator.settings import Settings
 
 # SQLite waits this long for another writer's lock before raising "database is locked".
@@ -48,7 +49,7 @@ def create_url_engine(url: str) -> Engine:
 
 def make_engine(settings: Settings) -> Engine:
     if settings.embedded:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
     return create_url_engine(settings.sqlalchemy_url)
 
 
@@ -61,7 +62,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # SQLite gives its -wal and -shm files the database file's mode: 0600 for all.
+        database = private_file(Path(parsed.database))
+        for suffix in ("-wal", "-shm"):
+            side = database.with_name(database.name + suffix)
+            if side.exists():
+                private_file(side)
     engine = create_engine(
         url,
         # The API serves requests from a thread pool; one connection may be used by

@@ -15,9 +15,9 @@ def open_live_state(settings: Settings) -> LiveState:
     Nothing connects here: the Redis client connects on first use, so a control plane can
     start while Redis is still coming up and report it through /readyz.
     """
-    if settings.redis_url:
+    if settings.redis_url is not None:
         # Imported lazily: embedded deployments never load the Redis client.
         from orchestrator.live.redis import RedisLiveState
 
-        return RedisLiveState(settings.redis_url, prefix=settings.redis_prefix)
+        return RedisLiveState(settings.redis_url.get_secret_value(), prefix=settings.redis_prefix)
     return MemoryLiveState()

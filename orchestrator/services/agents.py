@@ -20,6 +20,7 @@ from orchestrator.calls import Publish, RunSync
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
+from orchestrator.private import private_dir
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def load_or_create_admin_token(settings: Settings) -> str:
     path = settings.admin_token_file
     if path.is_file():
         return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     secret = tokens.new_token(tokens.ADMIN_PREFIX)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

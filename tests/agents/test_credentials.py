@@ -41,3 +41,11 @@ def test_a_corrupt_file_says_how_to_recover(tmp_path: Path) -> None:
     credentials.path_in(tmp_path).write_text("{not json")
     with pytest.raises(CredentialsError, match="delete it to enroll"):
         credentials.load(tmp_path)
+
+
+def test_an_older_wider_state_dir_is_tightened(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o755)
+    credentials.save(state, Credentials("a", "t", "http://x"))
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700

@@ -14,7 +14,7 @@ import pytest
 
 from agents.battery import EmulatedBattery
 from agents.probes import MIN_PROBE_BYTES, PROBE_TARGET_S, Prober, probe_size
-from agents.state import ServingState
+from agents.state import ServingState, token_digest
 from api.wire import NextHop, SourceSpec
 from tests.agents.test_dataplane import TOKEN, Node
 from tests.harness import netns
@@ -47,7 +47,7 @@ def _tick(prober: Prober, times: int = 1) -> None:
 @pytest.fixture
 def peer(tmp_path: Path) -> Iterator[Node]:
     node = Node("edge", tmp_path)
-    node.state.tokens["d"] = {TOKEN}
+    node.state.tokens["d"] = {token_digest(TOKEN)}
     node.start()
     yield node
     node.stop()
@@ -76,7 +76,7 @@ def test_an_emulated_uplink_slows_the_probe_like_a_tensor(peer: Node) -> None:
 
 
 def test_a_peer_that_refuses_the_token_gives_no_figure(peer: Node) -> None:
-    peer.state.tokens["d"] = {"someone-elses-token"}
+    peer.state.tokens["d"] = {token_digest("someone-elses-token")}
     prober = Prober(_sender("edge", peer.url), PROBE_BYTES, interval_s=30.0)
     _tick(prober)
     assert prober.links(max_age_s=10.0) == []
@@ -105,9 +105,9 @@ PEER_SCRIPT = """
 import sys, uvicorn
 from agents.battery import NoBattery
 from agents.dataplane import DataPlane, create_app
-from agents.state import ServingState
+from agents.state import ServingState, token_digest
 state = ServingState(battery=NoBattery(), device_id="edge")
-state.tokens["d"] = {sys.argv[3]}
+state.tokens["d"] = {token_digest(sys.argv[3])}
 uvicorn.run(create_app(DataPlane(state)), host=sys.argv[1], port=int(sys.argv[2]),
             log_level="warning", lifespan="off")
 """

@@ -12,6 +12,8 @@ traffic well within the SLO)."""
 from __future__ import annotations
 
 import io
+import json
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import onnx
 from models_registry import randomize
 from tests.harness.ports import free_port
 from tests.harness.processes import Launcher, Proc, wait_until
+from tests.harness.tls import Certs
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 ADMIN_TOKEN = "cnt_admin_test_" + "x" * 24
@@ -76,16 +79,24 @@ class EmulatedFleet:
     def __init__(
         self, tmp: Path, launcher: Launcher, heartbeat_s: float = HEARTBEAT_S,
         agents: dict[str, AgentSpec] | None = None, probe_interval_s: float | None = 1.0,
+        certs: Certs | None = None,
     ) -> None:  # fmt: skip
         """`probe_interval_s`: how often each agent probes its links (None: the agent's
-        default)."""
+        default). `certs`: the server and every agent's data plane speak HTTPS only, with
+        that certificate, and everyone trusts its CA (and only it)."""
+        self.certs = certs
+        self.scheme = "http" if certs is None else "https"
+        # What a client of this fleet passes to httpx as `verify`.
+        self.verify: ssl.SSLContext | bool = (
+            True if certs is None else ssl.create_default_context(cafile=str(certs.ca))
+        )
         self.tmp = tmp
         self.probe_interval_s = probe_interval_s
         self.heartbeat_s = heartbeat_s
         self.launcher = launcher
         self.specs = dict(DEMO_AGENTS if agents is None else agents)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.env = {
             "CONTINUUM_DATA_DIR": str(tmp / "cp"),
             "CONTINUUM_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -96,11 +107,16 @@ class EmulatedFleet:
             "CONTINUUM_HEARTBEAT_INTERVAL_S": str(heartbeat_s),
             "CONTINUUM_ROLLOUT_TIMEOUT_S": "30",
         }
+        if certs is not None:
+            self.env |= {"CONTINUUM_TLS_CERT": str(certs.cert), "CONTINUUM_TLS_KEY": str(certs.key)}
         self.servers: list[Proc] = []
         self.agents: dict[str, Proc] = {}
         self.ports: dict[str, int] = {}
         self.admin = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=60
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=60,
+            verify=self.verify,
         )
 
     def close(self) -> None:
@@ -141,6 +157,9 @@ class EmulatedFleet:
             ]  # fmt: skip
             if self.probe_interval_s is not None:
                 args += ["--probe-interval", f"{self.probe_interval_s:g}"]
+            if self.certs is not None:
+                args += ["--tls-cert", str(self.certs.cert), "--tls-key", str(self.certs.key),
+                         "--ca-file", str(self.certs.ca)]  # fmt: skip
             self.agents[name] = self.launcher.start(name, args, {}, self.tmp / f"{name}.log")
         count = len(self.specs)
         wait_until(
@@ -150,9 +169,20 @@ class EmulatedFleet:
             self.procs(),
         )
 
+    def agent_url(self, name: str) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.ports[name]}"
+
+    def agent_token(self, name: str) -> str:
+        """The agent's own token, from its credential file: what opens its status page."""
+        saved = json.loads((self.tmp / name / "credentials.json").read_text(encoding="utf-8"))
+        return str(saved["agent_token"])
+
     def status(self, name: str) -> dict[str, Any]:
         """An agent's own `/v1/status`."""
-        response = httpx.get(f"http://127.0.0.1:{self.ports[name]}/v1/status", timeout=10)
+        response = httpx.get(
+            f"{self.agent_url(name)}/v1/status", timeout=10, verify=self.verify,
+            headers={"Authorization": f"Bearer {self.agent_token(name)}"},
+        )  # fmt: skip
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
@@ -206,10 +236,10 @@ class Traffic:
     """Requests through the camera's data plane, one at a time."""
 
     def __init__(self, fleet: EmulatedFleet, token: str, source: str = "cam") -> None:
-        self.url = f"http://127.0.0.1:{fleet.ports[source]}/v1/infer/{DEPLOYMENT}"
+        self.url = f"{fleet.agent_url(source)}/v1/infer/{DEPLOYMENT}"
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-npy"}
         self.rng = np.random.default_rng(0)
-        self.client = httpx.Client(timeout=60)
+        self.client = httpx.Client(timeout=60, verify=fleet.verify)
 
     def send(self) -> httpx.Response | None:
         """One request; None when the connection itself failed."""

@@ -4,6 +4,7 @@ to its promises (migrations hook, edge DaemonSet, hardening, secrets, schema).""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -364,9 +365,44 @@ def test_no_secret_rendered_when_an_existing_secret_is_named(render: Render) -> 
 def test_chart_secret_holds_the_admin_token_and_database_url(render: Render) -> None:
     docs = render(*VALUE_SETS["by-url"])
     data = _one(docs, "Secret", "continuum")["data"]
-    assert set(data) == {"admin-token", "database-url"}
+    assert set(data) == {"admin-token", "database-url", "redis-url"}
+    assert base64.b64decode(data["redis-url"]).decode() == "redis://redis.cache.svc:6379/0"
+    # The Redis URL may carry a password: from the Secret, never the ConfigMap.
+    assert "CONTINUUM_REDIS_URL" not in _one(docs, "ConfigMap", "continuum")["data"]
+    env = _env(_pod_spec(_one(docs, "Deployment", "continuum"))["containers"][0])
+    ref = env["CONTINUUM_REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "continuum", "key": "redis-url"}
+
+
+def test_tls_secrets_reach_the_control_plane_and_the_agents(render: Render) -> None:
+    docs = render("--set", "controlPlane.tls.secretName=cp-tls,agent.enabled=true,"
+                  "agent.enrollToken=enroll-me,agent.tls.secretName=agent-tls,"
+                  "agent.tls.caSecretName=fleet-ca")  # fmt: skip
     config = _one(docs, "ConfigMap", "continuum")["data"]
-    assert config["CONTINUUM_REDIS_URL"] == "redis://redis.cache.svc:6379/0"
+    assert config["CONTINUUM_TLS_CERT"] == "/etc/continuum/tls/tls.crt"
+    assert config["CONTINUUM_TLS_KEY"] == "/etc/continuum/tls/tls.key"
+    assert config["CONTINUUM_PUBLIC_URL"].startswith("https://")
+    pod = _pod_spec(_one(docs, "Deployment", "continuum"))
+    container = pod["containers"][0]
+    assert {"name": "tls", "mountPath": "/etc/continuum/tls", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {"name": "tls", "secret": {"secretName": "cp-tls", "defaultMode": 0o400}} in pod[
+        "volumes"
+    ]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    agent = _pod_spec(_one(docs, "DaemonSet", "continuum-agent"))
+    agent_env = _env(agent["containers"][0])
+    assert agent_env["CONTINUUM_AGENT_SERVER"]["value"].startswith("https://continuum.edge-ai")
+    assert agent_env["CONTINUUM_AGENT_ADVERTISE_URL"]["value"].startswith("https://")
+    assert agent_env["CONTINUUM_AGENT_TLS_CERT"]["value"] == "/etc/continuum/tls/tls.crt"
+    assert agent_env["CONTINUUM_AGENT_CA_FILE"]["value"] == "/etc/continuum/ca/ca.crt"
+    volumes = {v["name"]: v for v in agent["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "agent-tls"
+    assert volumes["ca"]["secret"]["secretName"] == "fleet-ca"
+    probe = agent["containers"][0]["readinessProbe"]["httpGet"]
+    assert (probe["path"], probe["scheme"]) == ("/readyz", "HTTPS")
 
 
 # -- values refused -------------------------------------------------------------------------------

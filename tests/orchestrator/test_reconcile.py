@@ -63,11 +63,13 @@ class FakeGateway:
     fail_observe: bool = False
     # Every lock granted: (holder, monotonic time just before the request, just after).
     grants: list[tuple[str, float, float]] = field(default_factory=list)
+    attempts: int = 0  # lock requests, granted or not
 
     def beat(self, device: str, **fields: Any) -> None:
         self.beats[device] = {"at": self.now, **fields}
 
     async def acquire(self, holder: str, ttl_s: float) -> bool:
+        self.attempts += 1
         before = time.monotonic()
         granted = await self.live.acquire("reconcile", holder, ttl_s)
         if granted:
@@ -347,6 +349,25 @@ async def test_a_follower_takes_over_when_the_leader_dies() -> None:
     await second.stop()
     first._task = None
     await first.stop()
+
+
+async def test_heartbeat_pokes_do_not_make_a_follower_hammer_the_lock() -> None:
+    gw = FakeGateway()
+    assert await gw.live.acquire("reconcile", "the-leader", 60.0)  # held elsewhere
+    follower, _ = loop(gw, interval_s=0.05)
+    follower.start()
+    pokes = 0
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:  # a heartbeat every millisecond or so
+        follower.poke()
+        pokes += 1
+        await asyncio.sleep(0.001)
+    elapsed = time.monotonic() - started
+    await follower.stop()
+    assert not follower.is_leader
+    # At most one try per min_tick_s (0.1 s), plus the first: not one per poke.
+    assert gw.attempts <= elapsed / 0.1 + 2, (gw.attempts, pokes)
+    assert pokes > 5 * gw.attempts
 
 
 async def test_plugging_a_device_in_and_out_replans_both_ways() -> None:

@@ -70,7 +70,8 @@ app.kubernetes.io/part-of: continuum
 {{- end }}
 
 {{- define "continuum.controlPlaneUrl" -}}
-{{- printf "http://%s.%s.svc:%d" (include "continuum.fullname" .) .Release.Namespace (int .Values.controlPlane.service.port) }}
+{{- $scheme := ternary "https" "http" (not (empty .Values.controlPlane.tls.secretName)) }}
+{{- printf "%s://%s.%s.svc:%d" $scheme (include "continuum.fullname" .) .Release.Namespace (int .Values.controlPlane.service.port) }}
 {{- end }}
 
 {{/* A value kept across upgrades: the one in values, else the live Secret's, else random. */}}
