@@ -12,6 +12,7 @@ from cli.db import db_app
 from cli.demo import demo_command
 from cli.model import model_app
 from cli.server import server_command
+from cli.simulate import simulate_command, sweep_command
 from cli.solve import solve_command
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app.add_typer(db_app, name="db")
 app.command(name="agent")(agent_command)
 app.command(name="demo")(demo_command)
 app.add_typer(model_app, name="model")
+app.command(name="simulate")(simulate_command)
+app.command(name="simulate-sweep")(sweep_command)
 
 
 def main() -> None:

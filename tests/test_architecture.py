@@ -16,7 +16,7 @@ import networkx as nx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("solver", "models_registry", "orchestrator", "api", "agents", "cli")
+PACKAGES = ("solver", "models_registry", "orchestrator", "api", "agents", "cli", "simulate")
 MAX_LINES = 500
 
 

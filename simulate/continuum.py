@@ -1,0 +1,131 @@
+"""`continuum`: the control plane's own re-placement path, driven by simulated time.
+
+Nothing of the decision is re-implemented here. The reconcile loop's triggers
+(`orchestrator.triggers`: smoothed link figures, battery projections and level steps)
+observe what the agents would report; a trigger, a lost or a joined device asks for a
+re-plan, which is `orchestrator.replacement.replan` with the plan in force as
+`orchestrator.replacement.in_force` makes it (incremental re-solve, place-what-fits, and
+the hysteresis rule of `orchestrator.hysteresis`), with the arguments the planner gives
+it (`orchestrator.planner.Planner._replan_in_pool`): the scenario of now, the plan in
+force and the scenario it was solved from, the default solver, the margin. As in the
+loop, the watches are committed right after a re-plan is asked for. An applied plan
+serves after the rollout delay (make-before-break); until then the old plan serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import solver
+from orchestrator.hysteresis import DEFAULT_MARGIN
+from orchestrator.replacement import Replacement, in_force, replan
+from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger
+from simulate.policy import DEFAULT_SOLVER, Moment, PolicyContext
+
+
+@dataclass
+class Decided:
+    """One re-plan, kept so a test can replay it through the live path."""
+
+    at_s: float
+    reasons: list[str]
+    scenario: dict[str, Any]
+    previous_scenario: dict[str, Any] | None
+    previous_plan: dict[str, Any] | None
+    result: Replacement
+
+
+@dataclass
+class _Pending:
+    plan: solver.PlanDoc
+    scenario: dict[str, Any]
+    at_s: float
+
+
+@dataclass
+class ContinuumPolicy:
+    context: PolicyContext
+    margin: float = DEFAULT_MARGIN
+    solver_name: str = DEFAULT_SOLVER
+    decided: list[Decided] = field(default_factory=list)
+    keep_decisions: bool = False
+
+    def __post_init__(self) -> None:
+        # The watches' own defaults are the loop's (orchestrator.reconcile.LoopConfig and
+        # Settings: smoothing 0.5, a 30% move, a 10 ms RTT floor).
+        self.links = LinkWatch()
+        self.batteries = BatteryWatch(horizon_h=self.context.horizon_h)
+        self._planned: dict[str, Any] | None = None  # what the plan in force was solved from
+        self._pending: _Pending | None = None
+        self._rtt: dict[tuple[str, str], float] = {}
+
+    def _observe(self, now: Moment) -> list[Trigger]:
+        fired: list[Trigger] = []
+        if now.link_samples and not self._rtt:
+            self._rtt = {(lk.a, lk.b): lk.rtt_ms for lk in now.problem.scenario.links}
+        for (a, b), mbps in now.link_samples.items():
+            t = self.links.observe(a, b, mbps, self._rtt.get((a, b), 0.0), now.at_s)
+            if t is not None:
+                fired.append(t)
+        if now.battery_reports:
+            mins = {d.id: d.battery.min_pct for d in now.problem.scenario.devices if d.battery}
+            for device, (level, charging) in now.battery_reports.items():
+                t = self.batteries.observe(device, level, mins.get(device, 0.0), charging, now.at_s)
+                if t is not None:
+                    fired.append(t)
+        for device in sorted(now.lost):
+            self.links.forget(device)
+            self.batteries.forget(device)
+            fired.append(Trigger("device-lost", device, f"device {device} lost", now.at_s))
+        for device in sorted(now.joined):
+            fired.append(Trigger("device-joined", device, f"device {device} joined", now.at_s))
+        return fired
+
+    def decide(self, now: Moment) -> solver.PlanDoc | None:
+        fired = self._observe(now)
+        out: solver.PlanDoc | None = None
+        pending = self._pending
+        if pending is not None and now.at_s >= pending.at_s:
+            self._pending = None
+            self._planned = pending.scenario
+            out = pending.plan
+        in_force_plan = out or now.in_force
+        if in_force_plan is not None and not fired:
+            return out
+        if in_force_plan is not None and self._pending is not None:
+            # A rollout is under way: the loop's next re-plan starts from the plan that
+            # rollout puts in force, once it does; the triggers wait for it.
+            return out
+        scenario = now.scenario()
+        current = None
+        if in_force_plan is not None:
+            current = in_force(scenario, self._planned, in_force_plan)
+        result = replan(scenario, current, self.solver_name, self.context.time_limit_s, self.margin)
+        self.links.commit()
+        self.batteries.commit()
+        if self.keep_decisions:
+            self.decided.append(
+                Decided(
+                    now.at_s,
+                    [t.reason for t in fired],
+                    scenario,
+                    self._planned,
+                    in_force_plan.model_dump(mode="json") if in_force_plan else None,
+                    result,
+                )
+            )
+        if not result.apply:
+            return out
+        if in_force_plan is None:
+            self._planned = result.scenario  # the first plan serves at once
+            return result.plan
+        self._pending = _Pending(result.plan, result.scenario, now.at_s + self.context.rollout_s)
+        if self.context.rollout_s <= 0:
+            self._pending = None
+            self._planned = result.scenario
+            return result.plan
+        return out
+
+
+__all__ = ["ContinuumPolicy", "Decided"]

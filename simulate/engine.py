@@ -1,0 +1,385 @@
+"""One policy over simulated time: conditions, decisions, and the evaluator's score.
+
+Every step (`Inputs.step_s`) the engine
+1. reads the conditions of that moment: the traced links' throughput, the devices that
+   are down (`--fail`, or a pack run flat), the batteries' levels;
+2. moves the scenario of now when an input changed past what matters (a bandwidth out of
+   +-`bandwidth_step` of its figure there, a level `battery_step_pct` points away, a
+   device lost or back), incrementally (`solver.apply_change`: routes and app costs
+   that stay valid carry over);
+3. asks the policy (`simulate.policy.Policy`) for the plan in force;
+4. scores the plan in force with the solver's evaluator (`solver.evaluate`, the one
+   `continuum solve` reports), incrementally on top of the last evaluation, only when
+   the scenario or the plan changed: between, nothing it reads has moved;
+5. adds the step's energy, carbon, SLO misses and broken constraints, and drains or
+   charges every pack by its idle draw plus the plan's power, less its charge.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import solver
+from orchestrator.replacement import placements_of
+from simulate.inputs import Inputs, Link
+from simulate.policy import Moment, Policy
+from simulate.profiles import BatteryProfile
+from simulate.scoring import Bounds, bounds_of
+
+REPORT_PCT = 0.1  # agents report a battery level to a tenth of a point
+MAX_SAMPLES = 2000  # rows per policy in the time series
+
+
+@dataclass
+class Totals:
+    energy_j: float = 0.0
+    carbon_g: float = 0.0
+    slo_miss_s: float = 0.0
+    violation_s: float = 0.0
+    replacements: int = 0
+    migrated_mb: float = 0.0
+    battery_dead_h: float = 0.0
+    solve_s: float = 0.0
+
+
+@dataclass
+class Sample:
+    t_s: float
+    totals: Totals
+    power_w: float  # the plan's inference power now (idle excluded)
+    violations: int  # constraints broken now
+    slo_misses: int  # apps over their SLO (or not served) now
+    battery_min_pct: float | None
+    battery_mean_pct: float | None
+
+
+@dataclass
+class PolicyRun:
+    name: str
+    totals: Totals
+    samples: list[Sample] = field(default_factory=list)
+    plans: int = 0  # plans put in force, the first included
+
+
+class _Batteries:
+    """The packs, as arrays: levels move every step by their net power."""
+
+    def __init__(self, scenario: dict[str, Any], profiles: dict[str, BatteryProfile]) -> None:
+        packs = [d for d in scenario["devices"] if d.get("battery")]
+        self.ids = [d["id"] for d in packs]
+        self.index = {d: k for k, d in enumerate(self.ids)}
+        self.spec = {d["id"]: dict(d["battery"]) for d in packs}
+        self.cap_wh = np.array([d["battery"]["capacity_wh"] for d in packs], dtype=float)
+        self.level = np.array([d["battery"]["level_pct"] for d in packs], dtype=float)
+        self.min_pct = np.array([d["battery"].get("min_pct", 0.0) for d in packs], dtype=float)
+        self.idle_w = np.array([d["power_w"]["idle"] for d in packs], dtype=float)
+        self.plan_w = np.zeros(len(packs))
+        self.charge_w = np.zeros(len(packs))
+        self.mains = np.zeros(len(packs), dtype=bool)
+        self.up = np.ones(len(packs), dtype=bool)
+        self.in_scenario = self.level.copy()  # the levels the scenario of now holds
+        self.reported = np.floor(self.level / REPORT_PCT)
+        self.profiles = {self.index[d]: p for d, p in profiles.items()}
+
+    def set_charging(self, t: float) -> np.ndarray:
+        """Charge and mains of time t; the packs whose charging state changed."""
+        before = self.charge_w > 0
+        for k, p in self.profiles.items():
+            self.charge_w[k] = p.charge_w(t)
+            self.mains[k] = p.on_mains(t)
+        return np.flatnonzero(before != (self.charge_w > 0))
+
+    def advance(self, dt: float) -> None:
+        draw = np.where(self.mains | ~self.up, 0.0, self.idle_w + self.plan_w)
+        self.level -= (draw - self.charge_w) * dt / 3600.0 / self.cap_wh * 100.0
+        np.clip(self.level, 0.0, 100.0, out=self.level)
+
+    def battery_doc(self, device: str) -> dict[str, Any]:
+        k = self.index[device]
+        return {**self.spec[device], "level_pct": round(float(self.in_scenario[k]), 4)}
+
+
+class Simulation:
+    """One policy's run over the inputs."""
+
+    def __init__(self, inputs: Inputs, name: str, policy: Policy) -> None:
+        self.inputs, self.name, self.policy = inputs, name, policy
+        self.base = inputs.scenario
+        self.layers = {m["id"]: [ly["name"] for ly in m["layers"]] for m in self.base["models"]}
+        self.batteries = _Batteries(self.base, inputs.batteries)
+        # Traced bandwidths: exact in the scenario of now; `signalled` is the figure the
+        # last `changed` step told the policies (what matters: +-bandwidth_step of it).
+        self.link_now: dict[Link, float] = {k: tr.at(0.0) for k, tr in inputs.traces.items()}
+        self.signalled = dict(self.link_now)
+        self.down: frozenset[str] = frozenset(self._down_at(0.0))
+        self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
+        self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
+        self.plan: solver.PlanDoc | None = None
+        self.placements: dict[str, solver.Placement] = {}
+        self.evaluation: solver.Evaluation | None = None
+        self.bounds: Bounds | None = None
+        self.evaluations = 0
+        self.rates = (0.0, 0.0, 0, 0)  # W, g/s, violations, SLO misses
+
+    # -- the scenario of now ---------------------------------------------------------------
+    def scenario_now(self) -> dict[str, Any]:
+        """The scenario-v1 document of now (the one `problem()` compiles)."""
+        down, packs = self.down, self.batteries
+        devices = []
+        for d in self.base["devices"]:
+            if d["id"] in down:
+                continue
+            if d["id"] in packs.index:
+                d = {**d, "battery": packs.battery_doc(d["id"])}
+            devices.append(d)
+        links = []
+        for lk in self.base.get("links", []):
+            if lk["a"] in down or lk["b"] in down:
+                continue
+            key = (lk["a"], lk["b"])
+            links.append({**lk, "mbps": self.link_now[key]} if key in self.link_now else lk)
+        apps = [
+            a
+            for a in self.base["apps"]
+            if a["source"] not in down and a.get("sink", a["source"]) not in down
+        ]
+        return {**self.base, "devices": devices, "links": links, "apps": apps}
+
+    def problem(self) -> solver.Problem:
+        """The scenario of now, compiled (bandwidth changes are applied when asked for)."""
+        if self._links_due:
+            change = solver.Change(links=self._links_due)
+            self._links_due = {}
+            self._problem = solver.apply_change(self._problem, change, self._held(self.down))
+        return self._problem
+
+    def _down_at(self, t: float) -> set[str]:
+        out = {f.device for f in self.inputs.failures if f.down(t)}
+        packs = self.batteries
+        for k, device in enumerate(packs.ids):
+            # A flat pack switches its device off until it has charged back to min_pct.
+            if packs.level[k] <= 0.0 or (not packs.up[k] and packs.level[k] < packs.min_pct[k]):
+                out.add(device)
+        return out
+
+    # -- one run -----------------------------------------------------------------------------
+    def run(self, progress: Callable[[int], None] | None = None) -> PolicyRun:
+        inputs, packs = self.inputs, self.batteries
+        dt, steps = inputs.step_s, inputs.steps
+        totals = Totals()
+        out = PolicyRun(self.name, totals)
+        every = max(1, math.ceil(steps / MAX_SAMPLES))
+        due = [(tr.next_change(0.0), key) for key, tr in sorted(inputs.traces.items())]
+        heapq.heapify(due)
+        charge_times = sorted(
+            {t for p in inputs.batteries.values() for t in p.changes_at(inputs.hours)}
+        )
+        packs.set_charging(0.0)
+        first_samples = dict(self.link_now)
+        for k in range(steps):
+            t = k * dt
+            samples: dict[Link, float] = first_samples if k == 0 else {}
+            moved: set[Link] = set()
+            signal = False
+            while due and due[0][0] <= t + 1e-9:
+                _, key = heapq.heappop(due)
+                trace = inputs.traces[key]
+                value = trace.at(t)
+                heapq.heappush(due, (trace.next_change(t + 1e-6), key))
+                samples[key] = value
+                if value == self.link_now[key]:
+                    continue
+                self.link_now[key] = value
+                moved.add(key)
+                if key[0] not in self.down and key[1] not in self.down:
+                    self._links_due[key] = {"mbps": value}
+                held = self.signalled[key]
+                if abs(value - held) > inputs.bandwidth_step * held:
+                    self.signalled[key] = value
+                    signal = True
+            charging_changed: np.ndarray = np.empty(0, dtype=int)
+            if charge_times and charge_times[0] <= t + 1e-9:
+                while charge_times and charge_times[0] <= t + 1e-9:
+                    charge_times.pop(0)
+                charging_changed = packs.set_charging(t)
+            down = frozenset(self._down_at(t))
+            lost, joined = down - self.down, self.down - down
+            if lost or joined:
+                packs.up = np.array([d not in down for d in packs.ids], dtype=bool)
+            reports = self._battery_reports(down, charging_changed)
+            device_changes = self._battery_changes(down)
+            structural = bool(device_changes or lost or joined)
+            if structural:
+                self._move(down, lost, joined, device_changes)
+            started = time.perf_counter()
+            decided = self.policy.decide(
+                Moment(
+                    t,
+                    self.problem,
+                    self.plan,
+                    signal or structural or k == 0,
+                    self.scenario_now,
+                    samples,
+                    reports,
+                    lost,
+                    joined,
+                    structural,
+                )
+            )
+            totals.solve_s += time.perf_counter() - started
+            replaced = decided is not None and self._put_in_force(decided, totals, out)
+            if (
+                structural
+                or replaced
+                or self.bounds is None
+                or (moved and self.bounds.matters(self.link_now, moved))
+            ):
+                self._evaluate()
+            power_w, carbon_g_s, violations, misses = self.rates
+            totals.energy_j += power_w * dt
+            totals.carbon_g += carbon_g_s * dt
+            totals.violation_s += violations * dt
+            totals.slo_miss_s += misses * dt
+            dead = int(np.count_nonzero(packs.level < packs.min_pct))
+            totals.battery_dead_h += dead * (dt / 3600.0)
+            packs.advance(dt)
+            if k % every == every - 1 or k == steps - 1:
+                out.samples.append(self._sample((k + 1) * dt, totals))
+                if progress is not None:
+                    progress(k + 1)
+        return out
+
+    def _battery_reports(
+        self, down: frozenset[str], charging_changed: np.ndarray
+    ) -> dict[str, tuple[float, bool]]:
+        """What the agents report this step: a level that crossed a tenth of a point, or
+        charging that started or stopped."""
+        packs = self.batteries
+        now = np.floor(packs.level / REPORT_PCT)
+        report = np.flatnonzero(now != packs.reported)
+        if charging_changed.size:
+            report = np.union1d(report, charging_changed)
+        packs.reported = now
+        return {
+            packs.ids[j]: (float(packs.level[j]), bool(packs.charge_w[j] > 0))
+            for j in report
+            if packs.ids[j] not in down
+        }
+
+    def _battery_changes(self, down: frozenset[str]) -> dict[str, dict[str, Any]]:
+        """Levels that moved past `battery_step_pct` from the scenario of now."""
+        packs = self.batteries
+        moved = np.flatnonzero(
+            np.abs(packs.level - packs.in_scenario) >= self.inputs.battery_step_pct
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for j in moved:
+            packs.in_scenario[j] = packs.level[j]
+            if packs.ids[j] not in down:
+                out[packs.ids[j]] = {"battery": packs.battery_doc(packs.ids[j])}
+        return out
+
+    def _held(self, down: frozenset[str]) -> dict[str, solver.Placement]:
+        cm = self._problem.cost
+        return {
+            a: p
+            for a, p in self.placements.items()
+            if a in cm.apps and all(h in cm.devices and h not in down for h in p.hosts())
+        }
+
+    def _move(
+        self,
+        down: frozenset[str],
+        lost: frozenset[str],
+        joined: frozenset[str],
+        devices: dict[str, dict[str, Any]],
+    ) -> None:
+        self.down = down
+        if joined:
+            # A device back changes the fleet's shape: compile the scenario afresh.
+            self._links_due = {}
+            self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
+            return
+        links = {k: v for k, v in self._links_due.items() if k[0] not in down and k[1] not in down}
+        self._links_due = {}
+        change = solver.Change(devices=devices, links=links, lost_devices=lost)
+        self._problem = solver.apply_change(self._problem, change, self._held(down))
+
+    def _valid(self, placements: dict[str, solver.Placement]) -> dict[str, solver.Placement]:
+        """The placements the scenario of now can run: their app is there, and so is
+        every device they host on (a lost device's apps are not served)."""
+        cm = self.problem().cost
+        return {
+            a: p
+            for a, p in placements.items()
+            if a in cm.apps and all(h in cm.devices for h in p.hosts())
+        }
+
+    def _put_in_force(self, doc: solver.PlanDoc, totals: Totals, out: PolicyRun) -> bool:
+        new = placements_of(self.layers, doc)
+        if self.plan is not None and new == self.placements and doc.apps == self.plan.apps:
+            return False
+        if self.plan is not None:
+            totals.replacements += 1
+            totals.migrated_mb += self._migrated(self.placements, new)
+        self.plan, self.placements = doc, new
+        out.plans += 1
+        return True
+
+    def _migrated(
+        self, old: dict[str, solver.Placement], new: dict[str, solver.Placement]
+    ) -> float:
+        """MB of weights the new plan moves, as the contract's migration term counts it."""
+        now = self.problem()
+        problem = solver.Problem(now.scenario, now.cost, previous=old)
+        moved = {a: p for a, p in self._valid(new).items() if a in old}
+        ev = solver.evaluate(problem.cost, moved, require_all=False, migration=problem.migration)
+        return sum(ev.migration_mb.values())
+
+    def _evaluate(self) -> None:
+        problem = self.problem()
+        ev = solver.evaluate(
+            problem.cost,
+            self._valid(self.placements),
+            cache=problem.app_costs,
+            base=self.evaluation,
+        )
+        self.evaluation = ev
+        self.evaluations += 1
+        traced = {
+            k: v
+            for k, v in self.link_now.items()
+            if k[0] not in self.down and k[1] not in self.down
+        }
+        self.bounds = bounds_of(ev, traced)
+        records = ev.records.values()
+        power = sum(r.app.rate_rps * r.cost.energy_j for r in records)
+        carbon = sum(r.app.rate_rps * r.cost.carbon_g for r in records)
+        over = {r.app for r in ev.found if r.code == solver.Code.SLO}
+        unserved = {a.id for a in problem.scenario.apps} - ev.records.keys()
+        self.rates = (power, carbon, len(ev.found), len(over | unserved))
+        packs = self.batteries
+        packs.plan_w = np.array([ev.power_w.get(d, 0.0) for d in packs.ids], dtype=float)
+
+    def _sample(self, t: float, totals: Totals) -> Sample:
+        packs = self.batteries
+        have = len(packs.ids) > 0
+        return Sample(
+            t,
+            Totals(**vars(totals)),
+            self.rates[0],
+            self.rates[2],
+            self.rates[3],
+            float(packs.level.min()) if have else None,
+            float(packs.level.mean()) if have else None,
+        )
+
+
+__all__ = ["PolicyRun", "Sample", "Simulation", "Totals"]

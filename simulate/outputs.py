@@ -1,0 +1,100 @@
+"""What a simulation writes: `summary.json`, `timeseries.csv` (and `report.html`, by
+`simulate.report`).
+
+`summary.json` is `{"policies": {NAME: {energy_j, carbon_g, slo_miss_s, violation_s,
+replacements, migrated_mb, battery_dead_h, solve_s}}}`; figures are rounded to 6
+significant digits, keys sorted, so the same inputs give the same bytes (`solve_s`, a wall
+time, is the one figure that differs from run to run; see docs/simulate.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from simulate.engine import PolicyRun, Totals
+
+SUMMARY_KEYS = (
+    "energy_j",
+    "carbon_g",
+    "slo_miss_s",
+    "violation_s",
+    "replacements",
+    "migrated_mb",
+    "battery_dead_h",
+    "solve_s",
+)
+COLUMNS = (
+    "policy",
+    "t_s",
+    *SUMMARY_KEYS[:-1],
+    "power_w",
+    "violations_now",
+    "slo_misses_now",
+    "battery_min_pct",
+    "battery_mean_pct",
+)
+
+
+def _fig(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def totals_dict(t: Totals) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in SUMMARY_KEYS:
+        value = getattr(t, key)
+        out[key] = value if isinstance(value, int) else _fig(value)
+    return out
+
+
+def summary(runs: Mapping[str, PolicyRun]) -> dict[str, Any]:
+    return {"policies": {name: totals_dict(run.totals) for name, run in runs.items()}}
+
+
+def summary_text(runs: Mapping[str, PolicyRun]) -> str:
+    return json.dumps(summary(runs), indent=2, sort_keys=True) + "\n"
+
+
+def timeseries_text(runs: Mapping[str, PolicyRun]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for name, run in runs.items():
+        for s in run.samples:
+            t = totals_dict(s.totals)
+            w.writerow(
+                [
+                    name,
+                    _fig(s.t_s),
+                    *(t[k] for k in SUMMARY_KEYS[:-1]),
+                    _fig(s.power_w),
+                    s.violations,
+                    s.slo_misses,
+                    "" if s.battery_min_pct is None else _fig(s.battery_min_pct),
+                    "" if s.battery_mean_pct is None else _fig(s.battery_mean_pct),
+                ]
+            )
+    return buf.getvalue()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside, then rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+__all__ = [
+    "COLUMNS",
+    "SUMMARY_KEYS",
+    "summary",
+    "summary_text",
+    "timeseries_text",
+    "totals_dict",
+    "write_atomically",
+]

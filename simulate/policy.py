@@ -1,0 +1,140 @@
+"""Placement policies for the simulator: the Protocol, the built-ins, the plug-in group.
+
+A policy is asked at every step what plan should be in force, given the scenario of now
+and the plan in force (`Moment`); it answers a plan document (`solver.PlanDoc`, the
+contract's plan) to put in force now, or None to keep the plan in force. The simulator
+scores whatever is in force with the solver's evaluator, the same one `continuum solve`
+uses, so every policy is judged on equal terms.
+
+Built-in names: every solver of `solver.solvers()` (re-solved from scratch whenever the
+scenario of now changes, any different plan applied at once: no hysteresis), `continuum`
+(the control plane's own re-placement path, `simulate.continuum`), and `static` (the
+first plan of the default solver, never re-placed). `neurosurgeon` is the solver of that
+name: it re-plans each app alone at every step where anything changed, as Kang et al.
+re-plan per request.
+
+Plug-ins: a distribution declares an entry point in the group `continuum.policies`,
+`NAME = "package.module:factory"`, where `factory(context: PolicyContext) -> Policy`
+(a class whose constructor takes the context will do). `examples/policy-plugin/` is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol, runtime_checkable
+
+import solver
+
+DEFAULT_SOLVER = "heuristic"  # the control plane's default (orchestrator Settings.solver)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """What a policy is built with, once per run."""
+
+    name: str
+    seed: int
+    time_limit_s: float
+    step_s: float
+    rollout_s: float
+    horizon_h: float
+
+
+class Moment:
+    """One step as a policy sees it.
+
+    `problem`: the scenario of now compiled by the solver (`solver.Problem`, compiled on
+    first use); `scenario()`: the same as a scenario-v1 document (built on first call).
+    `changed`: an input moved past what matters since the last step that said so (a
+    traced bandwidth out of +-5% of its figure then, a battery level by half a point, a
+    device lost or back). The observations of this step, as a control plane would receive
+    them: `link_samples` (link -> Mbit/s measured now, for the traced links whose
+    measurement changed), `battery_reports` (device -> (level %, charging)), `lost` and
+    `joined` devices. `structural`: `changed`, and not by a bandwidth alone.
+    """
+
+    def __init__(
+        self,
+        at_s: float,
+        compile_problem: Callable[[], solver.Problem],
+        in_force: solver.PlanDoc | None,
+        changed: bool,
+        build_scenario: Callable[[], dict[str, Any]],
+        link_samples: Mapping[tuple[str, str], float] | None = None,
+        battery_reports: Mapping[str, tuple[float, bool]] | None = None,
+        lost: frozenset[str] = frozenset(),
+        joined: frozenset[str] = frozenset(),
+        structural: bool = False,
+    ) -> None:
+        self.at_s = at_s
+        self.in_force = in_force
+        self.changed = changed
+        self.link_samples = link_samples or {}
+        self.battery_reports = battery_reports or {}
+        self.lost, self.joined = lost, joined
+        self.structural = structural  # a device lost or back, or a battery level moved
+        self._compile, self._build = compile_problem, build_scenario
+
+    @cached_property
+    def problem(self) -> solver.Problem:
+        return self._compile()
+
+    @cached_property
+    def _scenario(self) -> dict[str, Any]:
+        return self._build()
+
+    def scenario(self) -> dict[str, Any]:
+        return self._scenario
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Given the scenario and the plan in force, a plan (None: keep the plan in force)."""
+
+    def decide(self, now: Moment) -> solver.PlanDoc | None: ...
+
+
+PolicyFactory = Callable[[PolicyContext], Policy]
+
+
+# Solvers whose plan reads no bandwidth (every app whole on its source; on the cloud
+# nearest by RTT): a bandwidth change cannot change their plan, so it does not re-solve them.
+BANDWIDTH_BLIND = frozenset({"all-device", "all-cloud"})
+
+
+class SolverPolicy:
+    """A solver of `solver.solvers()`: re-solved on every change, applied at once."""
+
+    def __init__(self, context: PolicyContext, solver_name: str | None = None) -> None:
+        self.solver = solver_name or context.name
+        self.options = solver.SolveOptions(time_limit_s=context.time_limit_s, seed=context.seed)
+
+    def decide(self, now: Moment) -> solver.PlanDoc | None:
+        if now.in_force is not None and not now.changed:
+            return None
+        if now.in_force is not None and self.solver in BANDWIDTH_BLIND and not now.structural:
+            return None
+        return solver.solve(now.problem, self.options, solver=self.solver).doc
+
+
+class StaticPolicy(SolverPolicy):
+    """The first plan (of the control plane's default solver), never re-placed."""
+
+    def __init__(self, context: PolicyContext) -> None:
+        super().__init__(context, DEFAULT_SOLVER)
+
+    def decide(self, now: Moment) -> solver.PlanDoc | None:
+        return super().decide(now) if now.in_force is None else None
+
+
+__all__ = [
+    "DEFAULT_SOLVER",
+    "Moment",
+    "Policy",
+    "PolicyContext",
+    "PolicyFactory",
+    "SolverPolicy",
+    "StaticPolicy",
+]

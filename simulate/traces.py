@@ -1,0 +1,132 @@
+"""Throughput traces: read every format of `../shared/traces/` into one shape.
+
+Formats (`../shared/traces/README.md`):
+- HSDPA (Norway), FCC and Oboe: two whitespace-separated columns, seconds and Mbit/s;
+- 5Gophers: CSV with a header. The throughput column is `throughput_mbps`; the mobility
+  drives have one column per carrier (`Sprint_throughput_mbps`, ...) and the first of
+  them is used; rows are one second apart (`seq_num`), and the 120 runs of
+  `All-Carriers_01` are played one after the other, in file order.
+
+A trace is a step function: the sample at time t holds until the next one. A run longer
+than the trace loops it, so the trace's period is its last time plus one typical gap.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import itertools
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulate.errors import InputError
+
+# A zero sample would mean "no link" to the solver (a route needs mbps > 0): a trace that
+# drops to nothing is floored here, at a rate no model's transfer could use.
+FLOOR_MBPS = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Throughput over time: `times[k]` (seconds, from 0, increasing) holds `mbps[k]`."""
+
+    name: str
+    times: tuple[float, ...]
+    mbps: tuple[float, ...]
+    period_s: float
+
+    def at(self, t: float) -> float:
+        """The throughput in force at time t (looped)."""
+        local = t % self.period_s
+        k = bisect.bisect_right(self.times, local) - 1
+        return self.mbps[max(k, 0)]
+
+    def next_change(self, t: float) -> float:
+        """The first time after t at which the next sample starts (looped)."""
+        local = t % self.period_s
+        k = bisect.bisect_right(self.times, local)
+        return t - local + (self.times[k] if k < len(self.times) else self.period_s)
+
+    def mean(self) -> float:
+        return statistics.fmean(self.mbps)
+
+
+def _finish(name: str, times: list[float], mbps: list[float]) -> Trace:
+    if len(times) < 1:
+        raise InputError(f"trace {name}: no samples")
+    t0 = times[0]
+    shifted = [t - t0 for t in times]
+    for k in range(1, len(shifted)):
+        if shifted[k] < shifted[k - 1]:
+            raise InputError(f"trace {name}: time goes backwards at sample {k + 1}")
+    gaps = [b - a for a, b in itertools.pairwise(shifted) if b > a]
+    gap = statistics.median(gaps) if gaps else 1.0
+    return Trace(name, tuple(shifted), tuple(max(m, FLOOR_MBPS) for m in mbps), shifted[-1] + gap)
+
+
+def _columns(name: str, text: str) -> Trace:
+    times: list[float] = []
+    mbps: list[float] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise InputError(f"trace {name}: line {n}: expected two columns, seconds and Mbit/s")
+        try:
+            t, m = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise InputError(
+                f"trace {name}: line {n}: not a number: {line.strip()[:40]!r}"
+            ) from None
+        if not (math.isfinite(t) and math.isfinite(m) and m >= 0):
+            raise InputError(f"trace {name}: line {n}: bad sample {line.strip()[:40]!r}")
+        times.append(t)
+        mbps.append(m)
+    return _finish(name, times, mbps)
+
+
+def _csv(name: str, text: str) -> Trace:
+    rows = csv.DictReader(io.StringIO(text))
+    header = rows.fieldnames or []
+    column = "throughput_mbps" if "throughput_mbps" in header else None
+    if column is None:
+        column = next((h for h in header if h.endswith("_throughput_mbps")), None)
+    if column is None:
+        raise InputError(f"trace {name}: a CSV trace needs a throughput_mbps column")
+    mbps: list[float] = []
+    for n, row in enumerate(rows, 2):
+        value = (row.get(column) or "").strip()
+        if not value:
+            continue  # 5Gophers leaves a cell empty where the phone had no reading
+        try:
+            m = float(value)
+        except ValueError:
+            raise InputError(
+                f"trace {name}: line {n}: {column} is not a number: {value!r}"
+            ) from None
+        if not (math.isfinite(m) and m >= 0):
+            raise InputError(f"trace {name}: line {n}: bad {column} {value!r}")
+        mbps.append(m)
+    # One row a second (5Gophers logs per second); seq_num restarts with every run.
+    return _finish(name, [float(k) for k in range(len(mbps))], mbps)
+
+
+def read_trace(path: Path) -> Trace:
+    """A trace file in any of the formats above; InputError naming the file otherwise."""
+    name = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise InputError(f"trace {path}: cannot read it ({reason})") from None
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in first and any(c.isalpha() for c in first):
+        return _csv(name, text)
+    return _columns(name, text)
+
+
+__all__ = ["FLOOR_MBPS", "Trace", "read_trace"]
