@@ -36,7 +36,21 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(
+        _printable(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def _printable(value: Any) -> Any:
+    """Echoed input (a field name, a path) may hold a lone surrogate, which UTF-8 cannot
+    encode: escaped, so the error itself never fails."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
