@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import openapi, problems
 from api.fastpath import ROUTE_KEY, HeartbeatFastPath
 from api.limits import BodyLimits
 from api.routers import agents, artifacts, deployments, devices, events, health, links, models
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
         summary="Places DNN inference across device, edge and cloud.",
         lifespan=lifespan,
     )
+    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     app.state.control_plane = cp
     app.state.services = Services.over(cp)
     problems.install(app)

@@ -16,6 +16,7 @@ from orchestrator.errors import ServiceError
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
+_UNPARSABLE = "There was an error parsing the body"
 
 
 def problem(
@@ -76,6 +77,15 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE:
+        # FastAPI's answer to a body that is not even text (invalid UTF-8): a bad field
+        # like any other, so 422 naming it.
+        message = "not valid UTF-8 JSON"
+        errors = [{"field": "body", "message": message, "type": "json_invalid"}]
+        return problem(
+            422, f"body: {message}", title="Invalid request", instance=request.url.path,
+            errors=errors,
+        )  # fmt: skip
     return problem(
         exc.status_code,
         str(exc.detail),

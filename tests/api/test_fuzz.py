@@ -1,0 +1,249 @@
+"""Schemathesis over the whole API of a real `continuum server` process, on SQLite and on
+PostgreSQL + Redis, with the operator's token, an agent's and none; and over an agent's
+data plane. No answer may be a 5xx, and every answer (errors included) must be one the
+OpenAPI document declares, with its content type and schema (issue #18).
+
+Deterministic (`derandomize`) and bounded: a few examples per operation, no shrinking,
+so the whole module adds about a minute and a half to `make test` on two cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from agents.battery import EmulatedBattery
+from agents.dataplane import DataPlane, create_app
+from agents.state import ServingState
+from tests.harness.ports import free_port
+from tests.harness.processes import CONTINUUM, ControlPlane, Launcher, clean_env
+from tests.harness.services import (
+    ServiceDown,
+    check_redis,
+    delete_prefix,
+    fresh_database,
+    new_prefix,
+)
+
+ADMIN = "cnt_admin_fuzz-test-operator-token"
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+# An endless event stream: nothing to fuzz, and no answer ever ends.
+SKIP = {("GET", "/v1/events")}
+# Examples per operation and generation mode; CONTINUUM_FUZZ_SCALE multiplies them for a
+# longer hunt by hand (CI runs the default).
+SCALE = int(os.environ.get("CONTINUUM_FUZZ_SCALE", "1"))
+EXAMPLES = {"operator": 4 * SCALE, "agent": 2 * SCALE, "anonymous": 1 * SCALE}
+
+
+@dataclass
+class Server:
+    url: str
+    agent_token: str
+    device_id: str
+
+
+def _start(tmp: Path, launcher: Launcher, env: dict[str, str]) -> Server:
+    env = {
+        "CONTINUUM_DATA_DIR": str(tmp / "data"),
+        "CONTINUUM_ADMIN_TOKEN": ADMIN,
+        "CONTINUUM_LONG_POLL_MAX_S": "0.2",
+        "CONTINUUM_MAX_UPLOAD_MB": "1",
+        "CONTINUUM_SOLVER_TIME_LIMIT_S": "2",
+        **env,
+    }
+    if "CONTINUUM_DATABASE_URL" in env:
+        # A server on PostgreSQL does not migrate at start: the operator's step.
+        done = subprocess.run(
+            [*CONTINUUM, "db", "upgrade"], env={**launcher.env, **env},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    plane = ControlPlane(launcher, "server", env, tmp / "server.log", ["--log-level", "warning"])
+    url = plane.wait_ready(90).url
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    token = httpx.post(f"{url}/v1/enrollment-tokens", json={}, headers=admin).json()["token"]
+    enrolled = httpx.post(
+        f"{url}/v1/agents/enroll",
+        json={
+            "token": token, "name": "fuzz-1", "tier": "edge", "gflops": 50, "memory_mb": 512,
+            "power_w": {"idle": 5, "busy": 20}, "data_plane_url": "http://127.0.0.1:9",
+        },
+    )  # fmt: skip
+    assert enrolled.status_code == 201, enrolled.text
+    return Server(url, enrolled.json()["agent_token"], "fuzz-1")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres+redis"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    launcher = Launcher(env=clean_env())
+    tmp = tmp_path_factory.mktemp(request.param.replace("+", "-"))
+    if request.param == "sqlite":
+        try:
+            yield _start(tmp, launcher, {})
+        finally:
+            launcher.stop_all()
+        return
+    try:
+        redis_url = check_redis()
+        prefix = new_prefix("continuum-fuzz")
+        with fresh_database("continuum_fuzz") as database_url:
+            env = {
+                "CONTINUUM_DATABASE_URL": database_url,
+                "CONTINUUM_REDIS_URL": redis_url,
+                "CONTINUUM_REDIS_PREFIX": prefix,
+            }
+            try:
+                yield _start(tmp, launcher, env)
+            finally:
+                launcher.stop_all()
+                delete_prefix(redis_url, prefix)
+    except ServiceDown as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def fuzz(url: str, schema_url: str, headers: dict[str, str], examples: int) -> list[str]:
+    """Every operation of the document at schema_url; the failures, one line each."""
+    schema = schemathesis.openapi.from_url(schema_url)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        name = f"{operation.method.upper()} {operation.path}"
+        if (operation.method.upper(), operation.path) in SKIP:
+            continue
+        for mode in schemathesis.GenerationMode:
+
+            @settings(
+                max_examples=examples,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
+                response = case.call(base_url=url, headers=headers, timeout=30)
+                case.validate_response(response, checks=CHECKS)
+
+            try:
+                run()
+            except Unsatisfiable:
+                pass  # no parameters to break: nothing negative to send
+            except (Exception, BaseExceptionGroup) as exc:
+                first = str(exc).strip().splitlines()[:12]
+                failures.append(f"{name} ({mode.value}): " + " | ".join(first))
+    return failures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("who", ["operator", "agent", "anonymous"])
+def test_the_api_answers_every_input_as_documented(server: Server, who: str) -> None:
+    headers = {
+        "operator": {"Authorization": f"Bearer {ADMIN}"},
+        "agent": {"Authorization": f"Bearer {server.agent_token}"},
+        "anonymous": {},
+    }[who]
+    failures = fuzz(server.url, f"{server.url}/openapi.json", headers, EXAMPLES[who])
+    assert not failures, "\n".join(failures)
+    # The server survived it all, and its reads still answer.
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    assert httpx.get(f"{server.url}/v1/devices", headers=admin).status_code == 200
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+# -- an agent's data plane -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dataplane() -> Iterator[str]:
+    state = ServingState(
+        battery=EmulatedBattery(1.0, 100.0, 1.0, 5.0),
+        device_id="fuzz-dp",
+        max_tensor_bytes=1_000_000,
+        default_j_per_mb=1.0,
+    )
+    port = free_port()
+    dp = DataPlane(state)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(dp), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
+    loop = asyncio.new_event_loop()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.serve())
+        loop.run_until_complete(dp.aclose())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    _wait(lambda: server.started, thread.is_alive)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _wait(done: Callable[[], bool], alive: Callable[[], bool]) -> None:
+    while not done():
+        assert alive(), "the data plane did not start"
+        threading.Event().wait(0.02)
+
+
+@pytest.mark.slow
+def test_the_agent_data_plane_never_answers_5xx(dataplane: str) -> None:
+    # The data plane serves no OpenAPI route of its own (docs off); its FastAPI app still
+    # knows its document, which is what schemathesis reads here.
+    spec = create_app(DataPlane(ServingState(EmulatedBattery(1.0, 100.0, 1.0, 5.0)))).openapi()
+    failures = _fuzz_dict(dataplane, spec)
+    assert not failures, "\n".join(failures)
+
+
+def _fuzz_dict(url: str, spec: dict[str, Any]) -> list[str]:
+    schema = schemathesis.openapi.from_dict(spec)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=20, derandomize=True, deadline=None, database=None,
+                  phases=[Phase.explicit, Phase.generate],
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(case=operation.as_strategy())
+        def run(case: Any) -> None:
+            response = case.call(base_url=url, headers={"Authorization": "Bearer x"}, timeout=30)
+            case.validate_response(response, checks=[not_a_server_error])
+
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    return failures
