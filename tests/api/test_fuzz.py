@@ -9,11 +9,11 @@ so the whole module adds about a minute and a half to `make test` on two cores.
 
 from __future__ import annotations
 
-import asyncio
+import io
+import json
 import os
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from numpy.lib import format as npy_format
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -32,10 +33,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from agents.battery import EmulatedBattery
-from agents.dataplane import DataPlane, create_app
-from agents.state import ServingState
-from tests.harness.ports import free_port
+from agents import tensorframe
+from agents.dataplane import create_app
+from tests.agents.test_dataplane import TOKEN, Node, _partitions
 from tests.harness.processes import CONTINUUM, ControlPlane, Launcher, clean_env
 from tests.harness.services import (
     ServiceDown,
@@ -179,53 +179,89 @@ def test_the_api_answers_every_input_as_documented(server: Server, who: str) -> 
     assert httpx.get(f"{server.url}/readyz").status_code == 200
 
 
-# -- an agent's data plane -----------------------------------------------------------------
+# -- an agent's data plane ---------------------------------------------------------------
 @pytest.fixture(scope="module")
-def dataplane() -> Iterator[str]:
-    state = ServingState(
-        battery=EmulatedBattery(1.0, 100.0, 1.0, 5.0),
-        device_id="fuzz-dp",
-        max_tensor_bytes=1_000_000,
-        default_j_per_mb=1.0,
-    )
-    port = free_port()
-    dp = DataPlane(state)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(dp), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-    )
-    loop = asyncio.new_event_loop()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.serve())
-        loop.run_until_complete(dp.aclose())
-        loop.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    _wait(lambda: server.started, thread.is_alive)
+def dataplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """Two data planes serving a two-partition deployment `d` (tests/agents)."""
+    tmp = tmp_path_factory.mktemp("dataplane")
+    a, b = Node("a", tmp), Node("b", tmp)
     try:
-        yield f"http://127.0.0.1:{port}"
+        a.start()
+        b.start()
+        _partitions(a, b, None, 0.0)
+        yield a
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
-def _wait(done: Callable[[], bool], alive: Callable[[], bool]) -> None:
-    while not done():
-        assert alive(), "the data plane did not start"
-        threading.Event().wait(0.02)
+        a.stop()
+        b.stop()
 
 
 @pytest.mark.slow
-def test_the_agent_data_plane_never_answers_5xx(dataplane: str) -> None:
-    # The data plane serves no OpenAPI route of its own (docs off); its FastAPI app still
-    # knows its document, which is what schemathesis reads here.
-    spec = create_app(DataPlane(ServingState(EmulatedBattery(1.0, 100.0, 1.0, 5.0)))).openapi()
-    failures = _fuzz_dict(dataplane, spec)
+def test_the_agent_data_plane_routes_never_answer_5xx(dataplane: Node) -> None:
+    # Its FastAPI app's own document: paths and query parameters (bodies are raw there).
+    failures = _fuzz_dict(dataplane.url, create_app(dataplane.dp).openapi())
     assert not failures, "\n".join(failures)
+
+
+DESCRS = ["<f4", ">f8", "|u1", "|b1", "<i8", "|O", "<U5", "|V8", "<c8", "bogus"]
+DIMS = st.integers(min_value=0, max_value=2**40) | st.integers(min_value=0, max_value=8)
+
+
+@st.composite
+def npy_bodies(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=256))
+    header = {
+        "descr": draw(st.sampled_from(DESCRS)),
+        "fortran_order": draw(st.booleans()),
+        "shape": tuple(draw(st.lists(DIMS, max_size=5))),
+    }
+    buffer = io.BytesIO()
+    npy_format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue() + draw(st.binary(max_size=64))
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=256))
+    entry = st.fixed_dictionaries(
+        {
+            "name": st.text(max_size=4),
+            "dtype": st.sampled_from(["float32", "int64", "bool", "object", "?"]),
+            "shape": st.lists(DIMS | st.integers(min_value=-3, max_value=-1), max_size=5),
+        }
+    )
+    header = json.dumps({"tensors": draw(st.lists(entry, max_size=3)), "meta": {}}).encode()
+    body = tensorframe.MAGIC + len(header).to_bytes(4, "little") + header
+    return body + draw(st.binary(max_size=64))
+
+
+@pytest.mark.slow
+def test_the_agent_data_plane_refuses_malformed_tensors_with_a_problem(dataplane: Node) -> None:
+    """.npy bodies and tensor frames that lie about their shapes, dtypes and sizes, sent
+    with the deployment's valid token: a 4xx problem+json, or a 200 for a real input."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    frame_type = {"Content-Type": tensorframe.MEDIA_TYPE}
+    with httpx.Client(base_url=dataplane.url, headers=auth, timeout=30) as client:
+
+        @settings(max_examples=150, derandomize=True, deadline=None, database=None,
+                  phases=[Phase.explicit, Phase.generate],
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(
+            npy=npy_bodies(),
+            frame=frames(),
+            where=st.sampled_from(["/v1/hop/d/m/1-1", "/v1/results/d"]),
+        )
+        def run(npy: bytes, frame: bytes, where: str) -> None:
+            for response in (
+                client.post("/v1/infer/d", content=npy),
+                client.post(where, content=frame, headers=frame_type),
+            ):
+                assert response.status_code < 500, response.text
+                if response.status_code >= 400:
+                    assert response.headers["content-type"] == "application/problem+json"
+
+        run()
 
 
 def _fuzz_dict(url: str, spec: dict[str, Any]) -> list[str]:
@@ -239,7 +275,7 @@ def _fuzz_dict(url: str, spec: dict[str, Any]) -> list[str]:
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         @given(case=operation.as_strategy())
         def run(case: Any) -> None:
-            response = case.call(base_url=url, headers={"Authorization": "Bearer x"}, timeout=30)
+            response = case.call(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"})
             case.validate_response(response, checks=[not_a_server_error])
 
         try:
