@@ -30,6 +30,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 import ssl
 import time
 from typing import Annotated, Any
@@ -37,7 +38,9 @@ from typing import Annotated, Any
 import httpx
 import numpy as np
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from numpy.lib import format as npy_format
 
 from agents import tensorframe
 from agents.allocator import keep_freed_memory
@@ -70,14 +73,36 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _load_npy(body: bytes) -> np.ndarray:
+def _load_npy(body: bytes, max_bytes: int) -> np.ndarray:
+    """The array in a .npy body, checked against its header before any allocation: a
+    header may claim a shape of terabytes (np.load would try to allocate them)."""
+    stream = io.BytesIO(body)
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not supported")
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
         raise HopError(422, f"the body is not a NumPy .npy array ({exc})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.name not in tensorframe.DTYPES:
-        raise HopError(422, f"unsupported dtype {getattr(array, 'dtype', '?')}")
-    return array
+    if dtype.name not in tensorframe.DTYPES:
+        raise HopError(422, f"unsupported dtype {dtype}")
+    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if nbytes > max_bytes:
+        raise HopError(
+            413, f"a tensor of shape {list(shape)} is {nbytes} bytes; the cap (max_tensor_mb) "
+            f"is {max_bytes}"
+        )  # fmt: skip
+    offset = stream.tell()
+    if len(body) - offset != nbytes:
+        raise HopError(
+            422, f"the .npy header describes {nbytes} bytes of data; the body holds "
+            f"{len(body) - offset}"
+        )  # fmt: skip
+    flat = np.frombuffer(body, dtype=dtype, count=math.prod(shape), offset=offset)
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
 class DataPlane:
@@ -165,7 +190,7 @@ class DataPlane:
         if source is None:
             raise HopError(404, f"deployment {deployment!r} has no source on this device")
         self._check_token(deployment, token)
-        array = _load_npy(body)
+        array = _load_npy(body, self.state.max_tensor_bytes)
         self._check_size({"": array})
         meta = {"trace": [], "source": self.state.device_id, "deployment": deployment}
         return await self.send(source.first_hop, Frame({"": array}, meta), source.data_plane_token)
@@ -312,6 +337,19 @@ def create_app(dp: DataPlane) -> FastAPI:
     @app.exception_handler(HopError)
     async def _hop_error(request: Request, exc: HopError) -> JSONResponse:
         return problem(exc.status, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        return problem(422, f"{field}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a plain-text 500: callers parse problem+json on every error.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, f"internal error ({type(exc).__name__}); the agent log has details")
 
     app.add_middleware(HopRoute, dp=dp)
 

@@ -19,6 +19,7 @@ payload whose length is exactly the sum of the tensors' sizes.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -126,9 +127,15 @@ def decode(data: bytes | bytearray | memoryview) -> Frame:
             raise FrameError(f"tensor {name!r}: unsupported dtype {entry.get('dtype')!r}")
         dtype = np.dtype(entry["dtype"]).newbyteorder("<")
         shape = _shape(entry, name)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        # Python integers: a shape like [2**32, 2**32] must not wrap around to 0 bytes.
+        nbytes = math.prod(shape) * dtype.itemsize
         plan.append((name, dtype, shape, nbytes))
         offset += nbytes
+        if offset > len(view):
+            raise FrameError(
+                f"tensor {name!r}: shape {list(shape)} needs {nbytes} bytes, more than the "
+                f"frame's payload of {len(view) - _PREFIX - header_len}"
+            )
     if offset != len(view):
         raise FrameError(
             f"tensor frame payload is {len(view) - _PREFIX - header_len} bytes; the header "

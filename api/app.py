@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import openapi, problems
 from api.fastpath import ROUTE_KEY, HeartbeatFastPath
+from api.limits import BodyLimits
 from api.routers import agents, artifacts, deployments, devices, events, health, links, models
 from api.routers import plan as plan_router
 from api.routers import tokens as tokens_router
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
         summary="Places DNN inference across device, edge and cloud.",
         lifespan=lifespan,
     )
+    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     app.state.control_plane = cp
     app.state.services = Services.over(cp)
     problems.install(app)
@@ -90,7 +92,9 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
     app.include_router(events.router, prefix=v1)
     app.include_router(health.audit_router, prefix=v1)
     app.include_router(health.router)
-    # Outermost last: timing wraps the heartbeat fast path too.
+    # Outermost last: timing wraps the heartbeat fast path too, and body limits (with
+    # authentication before a body is read) come before either reads one.
     app.add_middleware(HeartbeatFastPath, control_plane=cp)
+    app.add_middleware(BodyLimits, control_plane=cp)
     app.add_middleware(_Timing, metrics=cp.metrics)
     return app

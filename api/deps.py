@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.types import MAX_INT
 from api.wire import DEVICE_ID_PATTERN
 from orchestrator.control_plane import ControlPlane
 from orchestrator.errors import Forbidden, TooManyRequests, Unauthorized
@@ -110,6 +111,10 @@ async def operator(cp: ControlPlaneDep, credentials: Credentials) -> str:
 
 Operator = Annotated[str, Depends(operator)]
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+# Models, cascades and deployments share the ids' alphabet: anything else (a NUL, a
+# surrogate) is a 422 before it reaches the database.
+ResourceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
+RowId = Annotated[int, Path(ge=1, le=MAX_INT)]
 
 
 async def agent(cp: ControlPlaneDep, credentials: Credentials, device_id: DeviceId) -> str:

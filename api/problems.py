@@ -17,6 +17,7 @@ from orchestrator.ratelimit import retry_after_header
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
+_UNPARSABLE = "There was an error parsing the body"
 
 
 def problem(
@@ -37,7 +38,21 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(
+        _printable(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def _printable(value: Any) -> Any:
+    """Echoed input (a field name, a path) may hold a lone surrogate, which UTF-8 cannot
+    encode: escaped, so the error itself never fails."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -63,6 +78,15 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE:
+        # FastAPI's answer to a body that is not even text (invalid UTF-8): a bad field
+        # like any other, so 422 naming it.
+        message = "not valid UTF-8 JSON"
+        errors = [{"field": "body", "message": message, "type": "json_invalid"}]
+        return problem(
+            422, f"body: {message}", title="Invalid request", instance=request.url.path,
+            errors=errors,
+        )  # fmt: skip
     return problem(
         exc.status_code,
         str(exc.detail),

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.wire import DEVICE_ID_PATTERN, BatterySpec, PowerSpec, Tier
+from api.types import (
+    MAX_GFLOPS,
+    MAX_MB,
+    MAX_MBPS,
+    MAX_MS,
+    MAX_WATTS,
+    MAX_WEIGHT,
+    Key,
+    Labels,
+    Name,
+    Probability,
+    UtcDatetime,
+    number,
+)
+from api.wire import DEVICE_ID_PATTERN, PowerSpec, Tier
 
 ID_PATTERN = DEVICE_ID_PATTERN
+MAX_LIST = 16  # variants, cascade stages, allowed tiers
 
 
 class _Body(BaseModel):
@@ -18,28 +32,28 @@ class _Body(BaseModel):
 
 # -- credentials -------------------------------------------------------------------------------
 class EnrollmentTokenRequest(_Body):
-    ttl_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    ttl_s: float | None = number(default=None, gt=0, le=30 * 86400)
     single_use: bool = False
 
 
 class EnrollmentTokenCreated(_Body):
     id: int
     token: str
-    expires_at: datetime
+    expires_at: UtcDatetime
     single_use: bool
 
 
 class EnrollmentTokenInfo(_Body):
     id: int
-    expires_at: datetime
+    expires_at: UtcDatetime
     single_use: bool
     uses: int
     created_by: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class ApiKeyRequest(_Body):
-    name: str = Field(min_length=1, max_length=128)
+    name: Name
 
 
 class ApiKeyCreated(_Body):
@@ -51,20 +65,30 @@ class ApiKeyCreated(_Body):
 class ApiKeyInfo(_Body):
     id: int
     name: str
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
 
 
 # -- devices and links ------------------------------------------------------------------------
+class BatteryUpdate(_Body):
+    """Merged into the device's battery: a field left out keeps its value (a device with
+    no battery yet needs `capacity_wh`)."""
+
+    capacity_wh: float | None = number(default=None, gt=0, le=MAX_WATTS)
+    min_pct: float | None = number(default=None, ge=0, le=100)
+    # Accepted for symmetry with enrollment; the level itself comes from heartbeats.
+    level_pct: float | None = number(default=None, ge=0, le=100)
+
+
 class DeviceUpdate(_Body):
-    labels: dict[str, str] | None = None
+    labels: Labels | None = None
     power_w: PowerSpec | None = None
-    battery: BatterySpec | None = None
-    grid_gco2_per_kwh: float | None = Field(default=None, ge=0)
-    embodied_kgco2e: float | None = Field(default=None, ge=0)
-    lifetime_h: float | None = Field(default=None, gt=0)
-    gflops: float | None = Field(default=None, gt=0)
-    memory_mb: float | None = Field(default=None, gt=0)
+    battery: BatteryUpdate | None = None
+    grid_gco2_per_kwh: float | None = number(default=None, ge=0, le=1e5)
+    embodied_kgco2e: float | None = number(default=None, ge=0, le=1e6)
+    lifetime_h: float | None = number(default=None, gt=0, le=1e6)
+    gflops: float | None = number(default=None, gt=0, le=MAX_GFLOPS)
+    memory_mb: float | None = number(default=None, gt=0, le=MAX_MB)
 
 
 class DeviceBattery(_Body):
@@ -88,17 +112,18 @@ class DeviceView(_Body):
     data_plane_url: str
     emulated: bool
     state: Literal["active", "cordoned", "draining"]
+    rekey_pending: bool = False  # an operator allowed one re-enrollment without the token
     alive: bool
     last_heartbeat: dict[str, Any] | None
-    created_at: str
+    created_at: UtcDatetime
 
 
 class LinkRequest(_Body):
     a: str = Field(pattern=ID_PATTERN)
     b: str = Field(pattern=ID_PATTERN)
-    mbps: float = Field(gt=0)
-    rtt_ms: float = Field(ge=0)
-    j_per_mb: float = Field(default=0.0, ge=0)
+    mbps: float = number(gt=0, le=MAX_MBPS)
+    rtt_ms: float = number(ge=0, le=MAX_MS)
+    j_per_mb: float = number(default=0.0, ge=0, le=1e6)
 
 
 class DeclaredLink(_Body):
@@ -150,7 +175,7 @@ class ModelSummary(_Body):
     total_gflops: float
     params_mb: float
     blocks: int
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class ModelView(_Body):
@@ -167,58 +192,64 @@ class ModelView(_Body):
     total_gflops: float
     params_mb: float
     detail: dict[str, Any]
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class VariantRequest(_Body):
     id: str = Field(pattern=ID_PATTERN)
     kind: Literal["int8"] = "int8"
-    accuracy: float | None = Field(default=None, ge=0, le=1)
+    accuracy: Probability | None = None
 
 
 class CalibrateRequest(_Body):
     # Measured probability of taking each exit (by the block it follows).
-    probs: dict[str, float] = Field(min_length=1)
+    probs: dict[Key, float] = Field(min_length=1, max_length=256)
 
     @model_validator(mode="after")
     def _probabilities(self) -> CalibrateRequest:
         for after, prob in self.probs.items():
-            if not 0.0 <= prob <= 1.0:
+            if not 0.0 <= prob <= 1.0:  # NaN too
                 raise ValueError(f"probs.{after}: a probability is in [0, 1] (got {prob})")
         return self
 
 
 class CascadeStageIn(_Body):
     model: str = Field(pattern=ID_PATTERN)
-    exit_prob: float | None = Field(default=None, ge=0, le=1)
-    threshold: float | None = Field(default=None, ge=0, le=1)
+    exit_prob: Probability | None = None
+    threshold: Probability | None = None
 
 
 class CascadeRequest(_Body):
     id: str = Field(pattern=ID_PATTERN)
-    stages: list[CascadeStageIn] = Field(min_length=1)
+    stages: list[CascadeStageIn] = Field(min_length=1, max_length=MAX_LIST)
 
 
 class CascadeView(_Body):
     id: str
     stages: list[CascadeStageIn]
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 # -- deployments and placement ----------------------------------------------------------------
 class DeploymentRequest(_Body):
     name: str = Field(pattern=ID_PATTERN)
     model: str | None = Field(default=None, pattern=ID_PATTERN)
-    variants: list[str] | None = Field(default=None, min_length=1)
-    min_accuracy: float | None = Field(default=None, ge=0, le=1)
+    variants: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_LIST
+    )
+    min_accuracy: Probability | None = None
     # A cascade's id, or its stages inline.
-    cascade: str | list[CascadeStageIn] | None = None
+    cascade: (
+        Annotated[str, Field(pattern=ID_PATTERN)]
+        | Annotated[list[CascadeStageIn], Field(min_length=1, max_length=MAX_LIST)]
+        | None
+    ) = None
     source: str = Field(pattern=ID_PATTERN)
     sink: str | None = Field(default=None, pattern=ID_PATTERN)
-    rate_rps: float = Field(gt=0)
-    slo_ms: float | None = Field(default=None, gt=0)
-    allowed_tiers: list[Tier] | None = Field(default=None, min_length=1)
-    max_stages: int | None = Field(default=None, ge=1)
+    rate_rps: float = number(gt=0, le=1e6)
+    slo_ms: float | None = number(default=None, gt=0, le=MAX_MS)
+    allowed_tiers: list[Tier] | None = Field(default=None, min_length=1, max_length=3)
+    max_stages: int | None = Field(default=None, ge=1, le=64)
     # When it cannot be placed within its battery or SLO: keep serving in the placement
     # that drains batteries least, marked `degraded` (default), or stop it.
     when_infeasible: Literal["degrade", "stop"] = "degrade"
@@ -240,8 +271,8 @@ class DeploymentView(_Body):
     status: str
     reason: str | None
     placement: dict[str, Any] | None  # this deployment's entry in the plan in force
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
     # Only in the answer to the create request: the data-plane token callers send to
     # `POST /v1/infer/{deployment}` on the source agent (again: GET .../token).
     data_plane_token: str | None = None
@@ -253,18 +284,19 @@ class DeploymentToken(_Body):
 
 
 class PlacementSettingsBody(_Body):
-    energy: float = Field(default=1.0, ge=0)
-    carbon: float = Field(default=0.0, ge=0)
-    latency: float = Field(default=0.0, ge=0)
-    migration: float = Field(default=0.0, ge=0)
-    horizon_h: float = Field(default=8.0, gt=0)
-    max_utilization: float = Field(default=0.8, gt=0, le=1)
-    hysteresis: float = Field(default=0.05, ge=0)
+    energy: float = number(default=1.0, ge=0, le=MAX_WEIGHT)
+    carbon: float = number(default=0.0, ge=0, le=MAX_WEIGHT)
+    latency: float = number(default=0.0, ge=0, le=MAX_WEIGHT)
+    migration: float = number(default=0.0, ge=0, le=MAX_WEIGHT)
+    horizon_h: float = number(default=8.0, gt=0, le=1e5)
+    max_utilization: float = number(default=0.8, gt=0, le=1)
+    # The relative gain a new plan needs over the one in force: 10 is already "never".
+    hysteresis: float = number(default=0.05, ge=0, le=10)
 
 
 # -- plans ---------------------------------------------------------------------------------------
 class SolveRequest(_Body):
-    solver: str | None = None
+    solver: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,32}$")
     dry_run: bool = False
 
 
@@ -286,14 +318,14 @@ class AgentRollout(_Body):
 
 class RolloutView(_Body):
     state: str
-    started_at: str | None
+    started_at: UtcDatetime | None
     complete: bool
     agents: dict[str, AgentRollout]
 
 
 class PlanView(_Body):
     version: int
-    created_at: str
+    created_at: UtcDatetime
     reason: str
     plan: dict[str, Any]
     # solver statistics, the hysteresis decision, and reaction_ms once measured
@@ -305,7 +337,7 @@ class PlanView(_Body):
 
 class AuditView(_Body):
     id: int
-    at: datetime
+    at: UtcDatetime
     actor: str
     action: str
     target: str

@@ -6,9 +6,27 @@ no server-side import may appear here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.types import (
+    MAX_BUCKETS,
+    MAX_GFLOPS,
+    MAX_KEYS,
+    MAX_LINKS,
+    MAX_MB,
+    MAX_MBPS,
+    MAX_MS,
+    MAX_WATTS,
+    Count,
+    HttpUrl,
+    Key,
+    Labels,
+    Token,
+    Version,
+    number,
+)
 
 Tier = Literal["device", "edge", "cloud"]
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -21,8 +39,8 @@ class _Wire(BaseModel):
 
 
 class PowerSpec(_Wire):
-    idle: float = Field(ge=0)
-    busy: float = Field(ge=0)
+    idle: float = number(ge=0, le=MAX_WATTS)
+    busy: float = number(ge=0, le=MAX_WATTS)
 
     @model_validator(mode="after")
     def _busy_at_least_idle(self) -> PowerSpec:
@@ -32,24 +50,24 @@ class PowerSpec(_Wire):
 
 
 class BatterySpec(_Wire):
-    capacity_wh: float = Field(gt=0)
-    level_pct: float = Field(default=100.0, ge=0, le=100)
-    min_pct: float = Field(default=20.0, ge=0, le=100)
+    capacity_wh: float = number(gt=0, le=MAX_WATTS)
+    level_pct: float = number(default=100.0, ge=0, le=100)
+    min_pct: float = number(default=20.0, ge=0, le=100)
 
 
 class EnrollRequest(_Wire):
-    token: str = Field(min_length=1, max_length=256)
+    token: Token
     name: str = Field(pattern=DEVICE_ID_PATTERN)
     tier: Tier
-    gflops: float = Field(gt=0)
-    memory_mb: float = Field(gt=0)
+    gflops: float = number(gt=0, le=MAX_GFLOPS)
+    memory_mb: float = number(gt=0, le=MAX_MB)
     power_w: PowerSpec
     battery: BatterySpec | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    data_plane_url: str = Field(min_length=1, max_length=512)
-    grid_gco2_per_kwh: float = Field(default=0.0, ge=0)
-    embodied_kgco2e: float = Field(default=0.0, ge=0)
-    lifetime_h: float = Field(default=35040.0, gt=0)
+    labels: Labels = Field(default_factory=dict)
+    data_plane_url: HttpUrl  # http or https to a host: other agents send tensors there
+    grid_gco2_per_kwh: float = number(default=0.0, ge=0, le=1e5)
+    embodied_kgco2e: float = number(default=0.0, ge=0, le=1e6)
+    lifetime_h: float = number(default=35040.0, gt=0, le=1e6)
     emulated: bool = False
 
 
@@ -61,45 +79,46 @@ class EnrollResponse(_Wire):
 
 class MeasuredLink(_Wire):
     peer: str = Field(pattern=DEVICE_ID_PATTERN)
-    mbps: float = Field(gt=0)
-    rtt_ms: float = Field(ge=0)
+    mbps: float = number(gt=0, le=MAX_MBPS)
+    rtt_ms: float = number(ge=0, le=MAX_MS)
 
 
 class LatencyHistogram(_Wire):
     """Cumulative counts since the agent started (like a Prometheus histogram): bucket i
     counts observations <= bounds_ms[i]; the last count is everything above."""
 
-    bounds_ms: list[float]
-    counts: list[int]
-    count: int = Field(ge=0)
-    sum_ms: float = Field(ge=0)
+    bounds_ms: list[Annotated[float, number(ge=0, le=MAX_MS)]] = Field(max_length=MAX_BUCKETS)
+    counts: list[Count] = Field(max_length=MAX_BUCKETS + 1)
+    count: Count
+    sum_ms: float = number(ge=0, le=1e15)
 
 
 class PartitionMetrics(_Wire):
     """What one partition (or cascade stage) did since the agent started."""
 
-    requests: int = Field(ge=0)
+    requests: Count
     compute_ms: LatencyHistogram
     # exit head (the block it follows; "stage" for a cascade stage) -> times it answered
-    exits: dict[str, int] = Field(default_factory=dict)
-    errors: int = Field(default=0, ge=0)
+    exits: dict[Key, Count] = Field(default_factory=dict, max_length=MAX_BUCKETS)
+    errors: Count = 0
 
 
 class Heartbeat(_Wire):
-    battery_pct: float | None = Field(default=None, ge=0, le=100)
+    battery_pct: float | None = number(default=None, ge=0, le=100)
     # Optional: plugged in (None: the agent cannot tell, or has no battery). A charging
     # device is planned as mains powered; starting or stopping is a re-planning trigger.
     charging: bool | None = None
-    utilization: float | None = Field(default=None, ge=0)
-    free_memory_mb: float | None = Field(default=None, ge=0)
-    links: list[MeasuredLink] = Field(default_factory=list)
+    # Busy seconds per second: above 1 when several threads compute at once.
+    utilization: float | None = number(default=None, ge=0, le=1e3)
+    free_memory_mb: float | None = number(default=None, ge=0, le=MAX_MB)
+    links: list[MeasuredLink] = Field(default_factory=list, max_length=MAX_LINKS)
     # Partition (or cascade stage) key -> loaded and serving.
-    partitions: dict[str, bool] = Field(default_factory=dict)
+    partitions: dict[Key, bool] = Field(default_factory=dict, max_length=MAX_KEYS)
     # The desired-state version the agent currently runs.
-    desired_version: int = Field(default=0, ge=0)
+    desired_version: Version = 0
     # Optional (added for the data plane): per-partition latency and exit counts, keyed
     # like `partitions`, so predictions can be checked against what ran.
-    metrics: dict[str, PartitionMetrics] = Field(default_factory=dict)
+    metrics: dict[Key, PartitionMetrics] = Field(default_factory=dict, max_length=MAX_KEYS)
 
 
 class HeartbeatAck(_Wire):

@@ -108,3 +108,34 @@ def _current_or_none() -> str:
     with _database_errors():
         revision = _migrate().current(url)
     return revision or "none"
+
+
+@db_app.command("check")
+def check_command() -> None:
+    """List the values stored by an older version that no read can serve (Infinity, NUL,
+    lone surrogates, a non-http data-plane URL). Exit 1 when there are any."""
+    from rich.table import Table
+
+    from cli.render import make_console
+    from orchestrator.db.engine import create_url_engine, session_factory
+    from orchestrator.integrity import scan
+
+    url = _url()
+    bad = []
+    with _database_errors():
+        engine = create_url_engine(url)
+        try:
+            with session_factory(engine)() as session:
+                bad = scan(session)
+        finally:
+            engine.dispose()
+    console = make_console()
+    if not bad:
+        console.print("no bad rows")
+        return
+    table = Table("table", "row", "field", "problem")
+    for row in bad:
+        table.add_row(row.table, row.key, row.field, row.problem)
+    console.print(table)
+    console.print(f"{len(bad)} bad value(s): fix or delete these rows (the API refuses them now)")
+    raise typer.Exit(1)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import audit
+from orchestrator import audit, integrity
 from orchestrator.artifacts import Artifacts
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.desired.states import DesiredStates
@@ -117,6 +117,7 @@ class ControlPlane:
             await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
         self.engine = make_engine(settings)
         self.sessions = session_factory(self.engine)
+        await self._report_bad_rows()
         await self.agents.load()
         await self.desired.load()
         self.events.listen(self._on_event)
@@ -164,6 +165,18 @@ class ControlPlane:
                 mp_context=multiprocessing.get_context("spawn"),
             )
         return self._pool
+
+    async def _report_bad_rows(self) -> None:
+        """Log what an older version stored that no read can serve (`continuum db check`
+        lists it all): the API refuses such values now, but rows from before remain."""
+        bad = await self.run_sync(integrity.scan, 50)
+        for row in bad[:20]:
+            log.warning("bad row left from before: %s", row)
+        if bad:
+            log.warning(
+                "%s bad value(s) in the database: run `continuum db check` for the list, "
+                "then fix or delete those rows", "50 or more" if len(bad) >= 50 else len(bad),
+            )  # fmt: skip
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(session, *args) in a worker thread, in one transaction."""

@@ -121,15 +121,31 @@ def _claim_enrollment_token(session: Session, secret: str) -> EnrollmentToken:
     return row
 
 
-def enroll(session: Session, request: dict[str, Any]) -> tuple[Device, str, bool]:
+def enroll(
+    session: Session, request: dict[str, Any], agent_token: str | None = None
+) -> tuple[Device, str, bool]:
     """Register (or re-register) a device; returns it, its new agent token, and whether
-    it already existed. Re-enrolling rotates the agent token and keeps the device's state
-    (an agent that lost its token enrolls again under the same name)."""
+    it already existed. Re-enrolling rotates the agent token and keeps the device's state,
+    but only for the device's own agent (`agent_token`, its current credential) or after
+    an operator's re-key (`rekey`): an enrollment token alone must not take a device over."""
     _claim_enrollment_token(session, request["token"])
     secret = tokens.new_token(tokens.AGENT_PREFIX)
     stamp = audit.now()
     device = session.get(Device, request["name"])
     existed = device is not None
+    rekeyed = False
+    if device is not None:
+        own = agent_token is not None and tokens.same(
+            tokens.hash_token(agent_token), device.agent_token_hash
+        )
+        if not own and device.rekey_at is None:
+            raise Conflict(
+                f"name: device {device.id!r} is already enrolled; re-enrolling it needs its "
+                f"agent token (as 'Authorization: Bearer'), or an operator's "
+                f"`POST /v1/devices/{device.id}/rekey` first",
+                field="name",
+            )
+        rekeyed = not own
     battery = request.get("battery")
     power = request["power_w"]
     fields: dict[str, Any] = {
@@ -148,6 +164,7 @@ def enroll(session: Session, request: dict[str, Any]) -> tuple[Device, str, bool
         "data_plane_url": request["data_plane_url"],
         "emulated": bool(request.get("emulated", False)),
         "agent_token_hash": tokens.hash_token(secret),
+        "rekey_at": None,  # a re-key allows one re-enrollment
         "updated_at": stamp,
     }
     if device is None:
@@ -161,9 +178,24 @@ def enroll(session: Session, request: dict[str, Any]) -> tuple[Device, str, bool
         f"agent:{device.id}",
         "device.reenrolled" if existed else "device.enrolled",
         f"device:{device.id}",
-        detail={"tier": device.tier, "gflops": device.gflops, "memory_mb": device.memory_mb},
+        detail={
+            "tier": device.tier,
+            "gflops": device.gflops,
+            "memory_mb": device.memory_mb,
+            "rekeyed": rekeyed,
+        },
     )
     return device, secret, existed
+
+
+def rekey_device(session: Session, actor: str, device_id: str) -> Device:
+    """Allow one re-enrollment of the device without its agent token (an agent that lost
+    its data directory, or a replaced machine). Its current token keeps working until then."""
+    device = get_device(session, device_id)
+    device.rekey_at = audit.now()
+    device.updated_at = device.rekey_at
+    audit.record(session, actor, "device.rekey_allowed", f"device:{device_id}")
+    return device
 
 
 def agent_token_hashes(session: Session) -> dict[str, str]:
@@ -195,10 +227,21 @@ def update_device(session: Session, actor: str, device_id: str, changes: dict[st
         device.power_idle_w = power["idle"]
         device.power_busy_w = power["busy"]
     if "battery" in changes:
+        # A partial battery merges into the one declared; null removes it.
         battery = changes.pop("battery")
-        device.battery_capacity_wh = battery["capacity_wh"] if battery else None
-        if battery:
-            device.battery_min_pct = battery["min_pct"]
+        if not battery:
+            device.battery_capacity_wh = None
+        else:
+            capacity = battery.get("capacity_wh") or device.battery_capacity_wh
+            if capacity is None:
+                raise Invalid(
+                    f"battery.capacity_wh: device {device_id!r} has no battery yet; "
+                    "give its capacity",
+                    field="battery.capacity_wh",
+                )
+            device.battery_capacity_wh = capacity
+            if battery.get("min_pct") is not None:
+                device.battery_min_pct = battery["min_pct"]
     for key, value in changes.items():
         if value is not None:
             setattr(device, key, value)

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert and tls_key: give both (PEM files) or neither")
         return self
 
+    # resil-input (#18): body limits, enforced before a byte of the body is read (api/limits.py).
+    # JSON bodies (heartbeats included); enrollment has its own, smaller one. Uploads use
+    # max_upload_mb.
+    max_json_body_kb: int = Field(default=1024, ge=16, le=64 * 1024)
+    max_enroll_body_kb: int = Field(default=64, ge=4, le=1024)
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

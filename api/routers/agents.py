@@ -6,17 +6,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from api.deps import AgentAuth, ControlPlaneDep, enroll_rate
+from api.deps import AgentAuth, ControlPlaneDep, Credentials, enroll_rate
+from api.types import MAX_INT
 from api.wire import DesiredState, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
 
 @router.post("/enroll", status_code=status.HTTP_201_CREATED, dependencies=[Depends(enroll_rate)])
-async def enroll(body: EnrollRequest, cp: ControlPlaneDep) -> EnrollResponse:
+async def enroll(
+    body: EnrollRequest, cp: ControlPlaneDep, credentials: Credentials
+) -> EnrollResponse:
     """Register a device with an enrollment token; returns its agent token (shown once).
-    Enrolling again under the same name rotates the token."""
-    return EnrollResponse(**await cp.agents.enroll(body.model_dump()))
+    Enrolling again under an existing name rotates the token, and needs that device's
+    current agent token as `Authorization: Bearer` (or an operator's
+    `POST /v1/devices/{id}/rekey` first): otherwise 409."""
+    agent_token = credentials.credentials if credentials is not None else None
+    return EnrollResponse(**await cp.agents.enroll(body.model_dump(), agent_token))
 
 
 @router.post("/{device_id}/heartbeat")
@@ -35,8 +41,8 @@ async def heartbeat(body: Heartbeat, device_id: AgentAuth, cp: ControlPlaneDep) 
 async def desired_state(
     device_id: AgentAuth,
     cp: ControlPlaneDep,
-    after_version: Annotated[int, Query(ge=-1)] = -1,
-    wait_s: Annotated[float, Query(ge=0)] = 0.0,
+    after_version: Annotated[int, Query(ge=-1, le=MAX_INT)] = -1,
+    wait_s: Annotated[float, Query(ge=0, le=3600, allow_inf_nan=False)] = 0.0,
 ) -> DesiredState:
     """Long poll: answers at once when this agent's desired state changed since revision
     `after_version` (or the current rollout counts on it), else waits up to `wait_s`

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import DeploymentsDep, Operator
+from api.deps import DeploymentsDep, Operator, ResourceId
 from api.schemas import DeploymentRequest, DeploymentToken, DeploymentView, PlacementSettingsBody
 
 router = APIRouter(tags=["deployments"])
@@ -24,7 +24,7 @@ async def create_deployment(
 
 @router.get("/deployments/{name}/token")
 async def get_deployment_token(
-    name: str, deployments: DeploymentsDep, actor: Operator
+    name: ResourceId, deployments: DeploymentsDep, actor: Operator
 ) -> DeploymentToken:
     """The data-plane token of a deployment (operators only; each read is audited): send
     it as `Authorization: Bearer` to `POST /v1/infer/{name}` on the source device's agent."""
@@ -37,13 +37,15 @@ async def list_deployments(deployments: DeploymentsDep, _: Operator) -> list[Dep
 
 
 @router.get("/deployments/{name}")
-async def get_deployment(name: str, deployments: DeploymentsDep, _: Operator) -> DeploymentView:
+async def get_deployment(
+    name: ResourceId, deployments: DeploymentsDep, _: Operator
+) -> DeploymentView:
     """Status, current segments or stages, predicted latency, energy and carbon."""
     return DeploymentView.model_validate(await deployments.view(name))
 
 
 @router.delete("/deployments/{name}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_deployment(name: str, deployments: DeploymentsDep, actor: Operator) -> None:
+async def delete_deployment(name: ResourceId, deployments: DeploymentsDep, actor: Operator) -> None:
     await deployments.delete(actor, name)
 
 

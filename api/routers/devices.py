@@ -46,6 +46,13 @@ async def uncordon(device_id: DeviceId, devices: DevicesDep, actor: Operator) ->
     return DeviceView.model_validate(await devices.set_state(actor, device_id, "active"))
 
 
+@router.post("/{device_id}/rekey")
+async def rekey(device_id: DeviceId, devices: DevicesDep, actor: Operator) -> DeviceView:
+    """Allow one re-enrollment of this device without its agent token (its agent lost its
+    data directory, or the machine was replaced). Until then the current token works."""
+    return DeviceView.model_validate(await devices.rekey(actor, device_id))
+
+
 @router.delete("/{device_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_device(device_id: DeviceId, devices: DevicesDep, actor: Operator) -> None:
     await devices.delete(actor, device_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import LinksDep, Operator
+from api.deps import LinksDep, Operator, RowId
 from api.schemas import DeclaredLink, LinkRequest, LinksView
 
 router = APIRouter(prefix="/links", tags=["links"])
@@ -21,5 +21,5 @@ async def list_links(links: LinksDep, _: Operator) -> LinksView:
 
 
 @router.delete("/{link_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_link(link_id: int, links: LinksDep, actor: Operator) -> None:
+async def delete_link(link_id: RowId, links: LinksDep, actor: Operator) -> None:
     await links.delete(actor, link_id)

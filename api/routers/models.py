@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
-from api.deps import CascadesDep, ModelsDep, Operator
+from api.deps import CascadesDep, ModelsDep, Operator, ResourceId
 from api.schemas import (
     CalibrateRequest,
     CascadeRequest,
@@ -74,19 +74,19 @@ async def list_models(models: ModelsDep, _: Operator) -> list[ModelSummary]:
 
 
 @router.get("/models/{model_id}")
-async def get_model(model_id: str, models: ModelsDep, _: Operator) -> ModelView:
+async def get_model(model_id: ResourceId, models: ModelsDep, _: Operator) -> ModelView:
     """A model with its blocks (scenario-v1 layers) and exit heads."""
     return ModelView.model_validate(asdict(await models.view(model_id)))
 
 
 @router.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_model(model_id: str, models: ModelsDep, actor: Operator) -> None:
+async def delete_model(model_id: ResourceId, models: ModelsDep, actor: Operator) -> None:
     await models.delete(actor, model_id)
 
 
 @router.post("/models/{model_id}/variants", status_code=status.HTTP_201_CREATED)
 async def add_variant(
-    model_id: str, body: VariantRequest, models: ModelsDep, actor: Operator
+    model_id: ResourceId, body: VariantRequest, models: ModelsDep, actor: Operator
 ) -> ModelView:
     """An int8 variant (dynamic quantization through the registry), as a model of its own
     that deployments can name among their `variants`."""
@@ -98,7 +98,7 @@ async def add_variant(
     "/models/{model_id}/exits", status_code=status.HTTP_201_CREATED, openapi_extra=_EXIT_FORM
 )
 async def add_exit_head(
-    model_id: str, request: Request, models: ModelsDep, actor: Operator
+    model_id: ResourceId, request: Request, models: ModelsDep, actor: Operator
 ) -> ModelView:
     """Attach an early-exit head (an ONNX model fed by the block `after`)."""
     upload = await read_upload(request, "file", models.upload_limit_bytes, models.staging_file)
@@ -109,7 +109,7 @@ async def add_exit_head(
 
 @router.post("/models/{model_id}/calibrate")
 async def calibrate(
-    model_id: str, body: CalibrateRequest, models: ModelsDep, actor: Operator
+    model_id: ResourceId, body: CalibrateRequest, models: ModelsDep, actor: Operator
 ) -> ModelView:
     """Set the measured probability of taking each exit head."""
     return ModelView.model_validate(asdict(await models.calibrate(actor, model_id, body.probs)))
@@ -130,10 +130,10 @@ async def list_cascades(cascades: CascadesDep, _: Operator) -> list[CascadeView]
 
 
 @router.get("/cascades/{cascade_id}", tags=["cascades"])
-async def get_cascade(cascade_id: str, cascades: CascadesDep, _: Operator) -> CascadeView:
+async def get_cascade(cascade_id: ResourceId, cascades: CascadesDep, _: Operator) -> CascadeView:
     return CascadeView.model_validate(asdict(await cascades.view(cascade_id)))
 
 
 @router.delete("/cascades/{cascade_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["cascades"])
-async def delete_cascade(cascade_id: str, cascades: CascadesDep, actor: Operator) -> None:
+async def delete_cascade(cascade_id: ResourceId, cascades: CascadesDep, actor: Operator) -> None:
     await cascades.delete(actor, cascade_id)

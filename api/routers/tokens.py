@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, status
 
-from api.deps import Operator, TokensDep
+from api.deps import Operator, RowId, TokensDep
 from api.schemas import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -34,7 +34,7 @@ async def list_enrollment_tokens(tokens: TokensDep, _: Operator) -> list[Enrollm
 
 
 @router.delete("/enrollment-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_enrollment_token(token_id: int, tokens: TokensDep, actor: Operator) -> None:
+async def revoke_enrollment_token(token_id: RowId, tokens: TokensDep, actor: Operator) -> None:
     await tokens.revoke_enrollment_token(actor, token_id)
 
 
@@ -50,5 +50,5 @@ async def list_api_keys(tokens: TokensDep, _: Operator) -> list[ApiKeyInfo]:
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_api_key(key_id: int, tokens: TokensDep, actor: Operator) -> None:
+async def revoke_api_key(key_id: RowId, tokens: TokensDep, actor: Operator) -> None:
     await tokens.revoke_api_key(actor, key_id)

@@ -46,6 +46,8 @@ class Device(Base):
     emulated: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(16), default="active")  # active|cordoned|draining
     agent_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Set by an operator's re-key: the one re-enrollment without the agent token it allows.
+    rekey_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -111,8 +111,12 @@ class Agents:
             self._tokens.pop(digest, None)
 
     # -- enrollment and heartbeats ----------------------------------------------------
-    async def enroll(self, request: dict[str, Any]) -> dict[str, Any]:
-        device, secret, existed = await self._run_sync(fleet.enroll, request)
+    async def enroll(
+        self, request: dict[str, Any], agent_token: str | None = None
+    ) -> dict[str, Any]:
+        """`agent_token`: the bearer token sent along, which re-enrolling a device needs
+        (unless an operator re-keyed it)."""
+        device, secret, existed = await self._run_sync(fleet.enroll, request, agent_token)
         self.forget(device.id)  # a re-enrolled device's old token dies
         self._tokens[tokens.hash_token(secret)] = device.id
         if existed:

@@ -50,6 +50,12 @@ class DevicesService:
         )
         return await self.view(device_id)
 
+    async def rekey(self, actor: str, device_id: str) -> dict[str, Any]:
+        """Allow one re-enrollment without the device's agent token; returns the view."""
+        await self._ctx.run_sync(fleet.rekey_device, actor, device_id)
+        await self._ctx.events.publish("device", {"device_id": device_id, "change": "rekey"})
+        return await self.view(device_id)
+
     async def delete(self, actor: str, device_id: str) -> None:
         """The device, its declared links and its live state; its agent token dies at once."""
         await self._ctx.run_sync(fleet.delete_device, actor, device_id)
@@ -84,6 +90,7 @@ def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
         "data_plane_url": device.data_plane_url,
         "emulated": device.emulated,
         "state": device.state,
+        "rekey_pending": device.rekey_at is not None,
         "alive": beat is not None,
         "last_heartbeat": beat,
         "created_at": device.created_at.isoformat(),

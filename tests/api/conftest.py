@@ -120,7 +120,19 @@ DEVICE_SPECS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-async def enroll(client: httpx.AsyncClient, name: str, **overrides: Any) -> dict[str, Any]:
+async def enroll(
+    client: httpx.AsyncClient, name: str, agent_token: str = "", **overrides: Any
+) -> dict[str, Any]:
+    """`agent_token`: the device's current one, which re-enrolling it needs."""
+    response = await try_enroll(client, name, agent_token, **overrides)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def try_enroll(
+    client: httpx.AsyncClient, name: str, agent_token: str = "", **overrides: Any
+) -> httpx.Response:
     token = (await client.post("/v1/enrollment-tokens", json={})).json()["token"]
     body = {
         "token": token,
@@ -129,10 +141,8 @@ async def enroll(client: httpx.AsyncClient, name: str, **overrides: Any) -> dict
         **DEVICE_SPECS.get(name, DEVICE_SPECS["edge-1"]),
         **overrides,
     }
-    response = await client.post("/v1/agents/enroll", json=body, headers={"Authorization": ""})
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
+    auth = f"Bearer {agent_token}" if agent_token else ""
+    return await client.post("/v1/agents/enroll", json=body, headers={"Authorization": auth})
 
 
 def agent_auth(agent: dict[str, Any]) -> dict[str, str]:

@@ -56,9 +56,9 @@ async def test_enroll_heartbeat_and_device_lifecycle(client: httpx.AsyncClient) 
     assert {"device.enrolled", "device.updated", "device.cordoned", "device.deleted"} <= actions
 
 
-async def test_reenrolling_rotates_the_agent_token(client: httpx.AsyncClient) -> None:
+async def test_reenrolling_with_the_own_token_rotates_it(client: httpx.AsyncClient) -> None:
     first = await enroll(client, "cam-1")
-    second = await enroll(client, "cam-1", gflops=9)
+    second = await enroll(client, "cam-1", gflops=9, agent_token=first["agent_token"])
     assert first["agent_token"] != second["agent_token"]
     r = await client.post("/v1/agents/cam-1/heartbeat", json={}, headers=agent_auth(first))
     assert r.status_code == 401

@@ -75,6 +75,7 @@ class Harness:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     deliveries: list[tuple[str, int]] = field(default_factory=list)
+    agent_tokens: dict[str, str] = field(default_factory=dict)  # device -> its agent token
 
     def __post_init__(self) -> None:
         self.owner = DesiredStates(
@@ -145,7 +146,9 @@ class Harness:
             "emulated": False,
             **spec,
         }
-        device, _, _ = await self.run_sync(fleet.enroll, request)
+        # Enrolling again is the device's own agent: it shows its current token.
+        device, secret, _ = await self.run_sync(fleet.enroll, request, self.agent_tokens.get(name))
+        self.agent_tokens[name] = secret
         await self.beat(device.id)
         return str(device.id)
 

@@ -24,7 +24,9 @@ def _agents(harness: Harness, pokes: list[None]) -> Agents:
     )
 
 
-async def _enroll(harness: Harness, agents: Agents, name: str) -> dict[str, object]:
+async def _enroll(
+    harness: Harness, agents: Agents, name: str, agent_token: str | None = None
+) -> dict[str, object]:
     _, secret = await harness.run_sync(fleet.create_enrollment_token, ACTOR, 600.0, True)
     request = {
         "token": secret, "name": name, "tier": "edge", "gflops": 100.0, "memory_mb": 1024.0,
@@ -32,7 +34,7 @@ async def _enroll(harness: Harness, agents: Agents, name: str) -> dict[str, obje
         "data_plane_url": f"http://{name}.test:9000", "grid_gco2_per_kwh": 0.0,
         "embodied_kgco2e": 0.0, "lifetime_h": 35040.0, "emulated": False,
     }  # fmt: skip
-    return await agents.enroll(request)
+    return await agents.enroll(request, agent_token)
 
 
 async def test_tokens_are_answered_from_the_cache_and_die_on_reenrollment(
@@ -44,7 +46,7 @@ async def test_tokens_are_answered_from_the_cache_and_die_on_reenrollment(
     token = str(first["agent_token"])
     assert agents.cached_agent(tokens.hash_token(token)) == "edge-1"
     assert ("device", {"device_id": "edge-1", "change": "enrolled"}) in harness.events
-    again = await _enroll(harness, agents, "edge-1")
+    again = await _enroll(harness, agents, "edge-1", token)
     assert again["device_id"] == "edge-1" and again["agent_token"] != token
     assert agents.cached_agent(tokens.hash_token(token)) is None
     assert await agents.agent_for(token) is None  # gone from SQL too
