@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -44,8 +45,9 @@ def server_command(
         fail(f"CONTINUUM_{str(err['loc'][0]).upper()}: {err['msg']}")
     if port is not None and not 1 <= port <= 65535:
         fail(f"--port: must be within 1..65535 (got {port})")
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host or settings.host,
         port=port or settings.port,
         loop=_fastest("uvloop", "asyncio"),
@@ -54,4 +56,17 @@ def server_command(
         access_log=access_log,
         # Agents hold a connection open between heartbeats.
         timeout_keep_alive=30,
+        # A request still running this long after SIGTERM is cut (an upload's staging
+        # file is swept at the next start).
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
+    control_plane = app.state.control_plane
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # uvicorn waits for every open connection before its shutdown: long polls
+            # (up to 30 s) and event streams (forever) must be told to end first.
+            super().handle_exit(sig, frame)
+            control_plane.begin_shutdown()
+
+    Server(config).run()

@@ -91,6 +91,7 @@ class ControlPlane:
             poke=self.reconciler.poke,
         )
         self.plans = Plans(self.planner, self.desired, self.live, self.run_sync)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -101,6 +102,7 @@ class ControlPlane:
             from orchestrator.db.migrate import upgrade
 
             await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
+        self._loop = asyncio.get_running_loop()
         self.engine = make_engine(settings)
         self.sessions = session_factory(self.engine)
         await self.agents.load()
@@ -109,6 +111,18 @@ class ControlPlane:
         await self.events.start()
         self.reconciler.start()
         self.heap.start()
+
+    def begin_shutdown(self) -> None:
+        """The server got SIGTERM: answer the long polls and end the event streams now,
+        so the connections the server waits for close at once. Safe from a signal handler
+        (it only schedules the work on the control plane's loop)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self.desired.close_polls()
+        self.events.end_streams()
 
     def _loop_config(self) -> LoopConfig:
         s = self.settings
@@ -121,6 +135,7 @@ class ControlPlane:
             link_change_fraction=s.link_change_fraction,
             link_alpha=s.link_smoothing,
             latency_drift_fraction=s.latency_drift_fraction,
+            startup_grace_s=s.startup_grace_s,
         )
 
     async def stop(self) -> None:

@@ -109,7 +109,8 @@ class LoopConfig:
     latency_drift_fraction: float = 0.5
     horizon_h: float = 8.0
     # How long a new leader watches before it acts on joins and losses; None: the time a
-    # device takes to count as lost (lost_after_intervals heartbeat intervals).
+    # device takes to count as lost (lost_after_intervals heartbeat intervals). The grace
+    # ends early once every known device has reported.
     startup_grace_s: float | None = None
 
 
@@ -259,6 +260,16 @@ class Reconciler:
         if self._grace_until is None:
             grace = lost_after if cfg.startup_grace_s is None else cfg.startup_grace_s
             self._grace_until = obs.now + grace
+        elif (
+            obs.now < self._grace_until
+            and obs.devices
+            and all(d in self._alive for d in obs.devices)
+        ):
+            # Everyone is back: nothing is left to wait for. A restarted control plane's
+            # grace must outlast the agents' reconnect backoff (a plan re-made without the
+            # devices still on their way back took their deployments away: 404s at the
+            # edge), but not delay anything once they have all reported.
+            self._grace_until = obs.now
         baseline = first or obs.now < self._grace_until
         for device, beat in obs.beats.items():
             at = float(beat.get("at") or obs.now)

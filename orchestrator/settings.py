@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     # Keep the garbage collector's full passes off the latency path (orchestrator/heap.py).
     gc_freeze: bool = True
 
+    # Faults (issue 18, resil-faults). How long a control plane that just took the lead
+    # (a restart, a failover) waits for devices to report before it counts any as lost
+    # and re-places: longer than an agent's reconnect backoff (30 s at most), so a
+    # restart does not re-plan away deployments whose agents are on their way back. It
+    # ends as soon as every device has reported.
+    startup_grace_s: float = Field(default=35.0, ge=0, le=3600, allow_inf_nan=False)
+    # SIGTERM: long polls are answered and event streams ended at once; a request still
+    # running this long after is cut, so the process exits promptly.
+    shutdown_timeout_s: int = Field(default=5, ge=1, le=600)
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

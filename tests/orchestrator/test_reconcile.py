@@ -169,6 +169,32 @@ async def test_a_new_leader_waits_for_devices_before_acting() -> None:
     assert await rec.tick() == []
 
 
+async def test_a_restarted_leader_waits_for_agents_backing_off_but_no_longer() -> None:
+    """A long grace (agents reconnect with a backoff of up to 30 s) ends as soon as every
+    device has reported: a device silent after that is lost as usual."""
+    gw = FakeGateway()
+    gw.devices = {"cam": {"battery_min_pct": 20.0}, "edge": {}}
+    rec, _ = loop(gw, heartbeat_interval_s=1.0, lost_after_intervals=3, startup_grace_s=35.0)
+    assert await rec.tick() == []
+    gw.now += 12.0  # the agents come back late, after their backoff: no one is lost
+    gw.beat("cam", battery_pct=90.0)
+    assert await rec.tick() == []
+    gw.now += 8.0
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    assert await rec.tick() == []
+    assert gw.replans == []
+    gw.now += 0.5  # everyone reported: the grace ends; one re-plan for those who came
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    (joined,) = await rec.tick()
+    assert joined.kind == "device-joined" and "cam, edge" in joined.reason
+    gw.now += 3.5  # edge silent for 4 s, well inside the 35 s: lost all the same
+    gw.beat("cam", battery_pct=90.0)
+    (lost,) = await rec.tick()
+    assert (lost.kind, lost.target) == ("device-lost", "edge")
+
+
 async def test_a_device_is_lost_after_three_silent_intervals() -> None:
     gw = FakeGateway()
     two_devices(gw)
