@@ -103,6 +103,7 @@ class ControlPlane:
 
             await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
         self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._sweep_staging)
         self.engine = make_engine(settings)
         self.sessions = session_factory(self.engine)
         await self.agents.load()
@@ -111,6 +112,16 @@ class ControlPlane:
         await self.events.start()
         self.reconciler.start()
         self.heap.start()
+
+    def _sweep_staging(self) -> None:
+        settings = self.settings
+        age = 0.0 if settings.embedded else settings.staging_sweep_after_s
+        files, size = self.artifacts.sweep(age)
+        if files:
+            log.warning(
+                "removed %d file(s), %.1f MB, that interrupted uploads left in %s",
+                files, size / 1e6, self.artifacts.root,
+            )  # fmt: skip
 
     def begin_shutdown(self) -> None:
         """The server got SIGTERM: answer the long polls and end the event streams now,

@@ -43,3 +43,10 @@ class Unauthorized(ServiceError):
 class Forbidden(ServiceError):
     status = 403
     title = "Forbidden"
+
+
+class InsufficientStorage(ServiceError):
+    """The volume under the artifact store is full: nothing of the request was kept."""
+
+    status = 507
+    title = "Insufficient storage"

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # SIGTERM: long polls are answered and event streams ended at once; a request still
     # running this long after is cut, so the process exits promptly.
     shutdown_timeout_s: int = Field(default=5, ge=1, le=600)
+    # At start, interrupted uploads' staging files are removed: all of them when embedded
+    # (one process owns the store), else those unmodified this long (another replica on
+    # a shared store may be writing one now).
+    staging_sweep_after_s: float = Field(default=600.0, ge=0, le=86400, allow_inf_nan=False)
 
     @cached_property
     def sqlalchemy_url(self) -> str:
