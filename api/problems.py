@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from models_registry.errors import ModelError
 from orchestrator.artifacts import disk_full
 from orchestrator.errors import ServiceError
+from orchestrator.outages import unavailable
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -105,6 +106,18 @@ async def _os_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    down = unavailable(exc)
+    if down is not None:
+        # Redis or PostgreSQL restarting: a retry will do, and the log needs no trace.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.warning("%s %s: %s is unreachable (%s)", request.method, request.url.path, down, first)
+        return problem(
+            503,
+            f"{down} is unreachable for now; retry shortly",
+            title="Service unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(
         500,

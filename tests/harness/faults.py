@@ -24,7 +24,7 @@ import redis
 
 from tests.harness.emulated import DEPLOYMENT, EmulatedFleet, Traffic
 from tests.harness.ports import free_port
-from tests.harness.processes import Launcher, NotReady, wait_until
+from tests.harness.processes import Launcher, NotReady, Proc, wait_until
 
 
 class PrivateRedis:
@@ -82,8 +82,10 @@ class PrivatePostgres:
         self.data = root / "pgdata"
         self.as_user: list[str] = []
         if os.geteuid() == 0:
-            # initdb and postgres refuse root; the cluster belongs to `postgres`.
-            self.as_user = ["runuser", "-u", "postgres", "--"]
+            # initdb and postgres refuse root; the cluster belongs to `postgres`. setpriv
+            # execs (runuser would stay the parent, and a kill would miss the postmaster).
+            self.as_user = ["setpriv", "--reuid=postgres", "--regid=postgres",
+                            "--init-groups", "--"]  # fmt: skip
             root.mkdir(parents=True, exist_ok=True)
             shutil.chown(root, "postgres")
             for parent in root.parents:
@@ -101,9 +103,12 @@ class PrivatePostgres:
         log.touch()
         if self.as_user:
             shutil.chown(log, "postgres")
-        self.proc = launcher.start(
-            "postgres", args, {}, log, program=[*self.as_user, str(bin_dir / "postgres")]
-        )
+        # A group of its own: a kill takes the postmaster's backends too, as a crash of
+        # the machine would (else they linger on its shared memory and block the start).
+        self.proc = Proc("postgres", [*self.as_user, str(bin_dir / "postgres"), *args],
+                         dict(os.environ), log, group=True)  # fmt: skip
+        self.proc.start()
+        launcher.started.append(self.proc)
         self.wait()
         with self._connect("postgres") as conn:
             conn.execute("CREATE DATABASE continuum")
