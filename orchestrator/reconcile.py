@@ -154,6 +154,7 @@ class Reconciler:
         self._ever_alive: set[str] = set()
         self._silent_checked = False
         self._grace_joined: set[str] = set()  # came during the grace, after the first tick
+        self._blind = False  # the last observation failed (the live state or SQL down)
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -238,6 +239,14 @@ class Reconciler:
     async def tick(self) -> list[Trigger]:
         obs = await self._step("observe", self.gateway.observe)
         fired: list[Trigger] = []
+        if obs is None:
+            self._blind = True
+        elif self._blind:
+            # The live state or the database was unreachable: heartbeats were refused
+            # meanwhile and the agents are backing off. Start again from a baseline, with
+            # the grace a new leader gives, rather than count them lost for our outage.
+            self._blind = False
+            self._reset()
         if obs is not None:
             fired = await self._step("detect", lambda: self._detect(obs)) or []
             if fired:
@@ -311,6 +320,12 @@ class Reconciler:
                 self._seen_beat.pop(device, None)
                 self.links.forget(device)
                 self.batteries.forget(device)
+                if baseline:
+                    # Quiet again during the grace (an agent backing off after our own
+                    # outage): lost at its end if it has not come back by then.
+                    self._ever_alive.discard(device)
+                    self._grace_joined.discard(device)
+                    continue
                 reason = (
                     f"device {device} lost: no heartbeat for {obs.now - last:.1f} s "
                     f"({cfg.lost_after_intervals} intervals of {cfg.heartbeat_interval_s:g} s)"
