@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models_registry.errors import ModelError
+from orchestrator.artifacts import disk_full
 from orchestrator.errors import ServiceError, TooManyRequests
+from orchestrator.outages import unavailable
 from orchestrator.ratelimit import retry_after_header
 
 MEDIA_TYPE = "application/problem+json"
@@ -116,7 +118,34 @@ async def _model(request: Request, exc: Exception) -> JSONResponse:
     return problem(422, str(exc), title="Unusable model", instance=request.url.path)
 
 
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    if disk_full(exc):
+        # Wherever it happened (the store, a partition job in the pool), the store's
+        # writes remove their temporary file: nothing partial is left.
+        log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            507,
+            f"the artifact store's volume is full ({getattr(exc, 'strerror', exc)}); nothing "
+            "of this request was kept. Free space there or enlarge it, then try again",
+            title="Insufficient storage",
+            instance=request.url.path,
+        )
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    down = unavailable(exc)
+    if down is not None:
+        # Redis or PostgreSQL restarting: a retry will do, and the log needs no trace.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.warning("%s %s: %s is unreachable (%s)", request.method, request.url.path, down, first)
+        return problem(
+            503,
+            f"{down} is unreachable for now; retry shortly",
+            title="Service unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(
         500,
@@ -130,4 +159,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(ServiceError, _service)
     app.add_exception_handler(ModelError, _model)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)

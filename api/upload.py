@@ -7,6 +7,7 @@ is refused (413) after at most the cap has been read, and nothing of it is kept.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import IO
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from orchestrator.errors import Invalid, TooLarge
+from orchestrator.artifacts import disk_full
+from orchestrator.errors import InsufficientStorage, Invalid, TooLarge
 
 _MAX_FIELD_BYTES = 64 * 1024
 # Headers, boundaries and small fields around the file: allowed beyond the file cap.
@@ -111,11 +113,32 @@ async def read_upload(
         part.close()
         result.discard()
         raise
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # closing flushes: the disk may still be full
+            part.close()
+        result.discard()
+        if disk_full(exc):
+            raise InsufficientStorage(
+                f"{file_field}: the artifact store's volume is full ({exc.strerror}); "
+                "nothing of this upload was kept. Free space there or enlarge it, then "
+                "upload again"
+            ) from None
+        raise
     except Exception as exc:  # the parser's own errors: a malformed body
         part.close()
         result.discard()
         raise Invalid(f"the multipart body is malformed ({exc})") from None
-    part.close()
+    try:
+        part.close()
+    except OSError as exc:
+        result.discard()
+        if disk_full(exc):
+            raise InsufficientStorage(
+                f"{file_field}: the artifact store's volume is full ({exc.strerror}); "
+                "nothing of this upload was kept. Free space there or enlarge it, then "
+                "upload again"
+            ) from None
+        raise
     if result.file is None:
         raise Invalid(
             f"{file_field}: a file part named {file_field!r} is required", field=file_field

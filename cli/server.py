@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import ssl
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -60,8 +61,9 @@ def server_command(
         _check_pair(settings.tls_cert, settings.tls_key)
     if port is not None and not 1 <= port <= 65535:
         fail(f"--port: must be within 1..65535 (got {port})")
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=host or settings.host,
         port=port or settings.port,
         loop=_fastest("uvloop", "asyncio"),
@@ -72,7 +74,20 @@ def server_command(
         timeout_keep_alive=30,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
+        # A request still running this long after SIGTERM is cut (an upload's staging
+        # file is swept at the next start).
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
+    control_plane = app.state.control_plane
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # uvicorn waits for every open connection before its shutdown: long polls
+            # (up to 30 s) and event streams (forever) must be told to end first.
+            super().handle_exit(sig, frame)
+            control_plane.begin_shutdown()
+
+    Server(config).run()
 
 
 def _check_pair(cert: Path, key: Path) -> None:

@@ -7,14 +7,22 @@ request reaches the file system unchecked.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from models_registry.store import ArtifactStore
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# What a full volume raises: no space left, or the user's quota used up.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
 def is_sha256(value: str) -> bool:
@@ -51,3 +59,23 @@ class Artifacts:
             return sha, self.path(sha).stat().st_size
         finally:
             tmp.unlink(missing_ok=True)
+
+    def sweep(self, older_than_s: float = 0.0) -> tuple[int, int]:
+        """Remove what interrupted writes left: streamed uploads (`.staging/*.part`) and
+        the store's temporary blobs (`??/.tmp-*`), when unmodified for `older_than_s`
+        (another replica on a shared store may be writing a young one). Returns (files,
+        bytes) removed."""
+        cutoff = time.time() - older_than_s
+        leftovers = [*self.staging.glob("*.part"), *self.root.glob("??/.tmp-*")]
+        files = size = 0
+        for path in leftovers:
+            try:
+                stat = path.stat()
+                if stat.st_mtime > cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue  # another replica swept it first
+            files += 1
+            size += stat.st_size
+        return files, size

@@ -105,6 +105,7 @@ class ControlPlane:
             settings.enroll_rate_global,
             settings.enroll_rate_window_s,
         )
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -115,6 +116,8 @@ class ControlPlane:
             from orchestrator.db.migrate import upgrade
 
             await asyncio.to_thread(upgrade, settings.sqlalchemy_url)
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._sweep_staging)
         self.engine = make_engine(settings)
         self.sessions = session_factory(self.engine)
         await self._report_bad_rows()
@@ -125,6 +128,28 @@ class ControlPlane:
         self.reconciler.start()
         self.heap.start()
         self.retention.start()
+
+    def _sweep_staging(self) -> None:
+        settings = self.settings
+        age = 0.0 if settings.embedded else settings.staging_sweep_after_s
+        files, size = self.artifacts.sweep(age)
+        if files:
+            log.warning(
+                "removed %d file(s), %.1f MB, that interrupted uploads left in %s",
+                files, size / 1e6, self.artifacts.root,
+            )  # fmt: skip
+
+    def begin_shutdown(self) -> None:
+        """The server got SIGTERM: answer the long polls and end the event streams now,
+        so the connections the server waits for close at once. Safe from a signal handler
+        (it only schedules the work on the control plane's loop)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self.desired.close_polls()
+        self.events.end_streams()
 
     def _loop_config(self) -> LoopConfig:
         s = self.settings
@@ -137,6 +162,7 @@ class ControlPlane:
             link_change_fraction=s.link_change_fraction,
             link_alpha=s.link_smoothing,
             latency_drift_fraction=s.latency_drift_fraction,
+            startup_grace_s=s.startup_grace_s,
         )
 
     async def stop(self) -> None:

@@ -52,3 +52,10 @@ class TooManyRequests(ServiceError):
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class InsufficientStorage(ServiceError):
+    """The volume under the artifact store is full: nothing of the request was kept."""
+
+    status = 507
+    title = "Insufficient storage"

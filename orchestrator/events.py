@@ -86,6 +86,11 @@ class EventBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
             self._pump = None
+        self.end_streams()
+
+    def end_streams(self) -> None:
+        """Tell every subscriber the stream ends (a server shutting down: an open event
+        stream must not hold the process)."""
         for queue in list(self._subscribers):
             _offer(queue, {"type": "shutdown"})
 

@@ -109,7 +109,8 @@ class LoopConfig:
     latency_drift_fraction: float = 0.5
     horizon_h: float = 8.0
     # How long a new leader watches before it acts on joins and losses; None: the time a
-    # device takes to count as lost (lost_after_intervals heartbeat intervals).
+    # device takes to count as lost (lost_after_intervals heartbeat intervals). The grace
+    # ends early once every known device has reported.
     startup_grace_s: float | None = None
 
 
@@ -153,6 +154,7 @@ class Reconciler:
         self._ever_alive: set[str] = set()
         self._silent_checked = False
         self._grace_joined: set[str] = set()  # came during the grace, after the first tick
+        self._blind = False  # the last observation failed (the live state or SQL down)
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -241,6 +243,14 @@ class Reconciler:
     async def tick(self) -> list[Trigger]:
         obs = await self._step("observe", self.gateway.observe)
         fired: list[Trigger] = []
+        if obs is None:
+            self._blind = True
+        elif self._blind:
+            # The live state or the database was unreachable: heartbeats were refused
+            # meanwhile and the agents are backing off. Start again from a baseline, with
+            # the grace a new leader gives, rather than count them lost for our outage.
+            self._blind = False
+            self._reset()
         if obs is not None:
             fired = await self._step("detect", lambda: self._detect(obs)) or []
             if fired:
@@ -263,6 +273,16 @@ class Reconciler:
         if self._grace_until is None:
             grace = lost_after if cfg.startup_grace_s is None else cfg.startup_grace_s
             self._grace_until = obs.now + grace
+        elif (
+            obs.now < self._grace_until
+            and obs.devices
+            and all(d in self._alive for d in obs.devices)
+        ):
+            # Everyone is back: nothing is left to wait for. A restarted control plane's
+            # grace must outlast the agents' reconnect backoff (a plan re-made without the
+            # devices still on their way back took their deployments away: 404s at the
+            # edge), but not delay anything once they have all reported.
+            self._grace_until = obs.now
         baseline = first or obs.now < self._grace_until
         for device, beat in obs.beats.items():
             at = float(beat.get("at") or obs.now)
@@ -304,6 +324,12 @@ class Reconciler:
                 self._seen_beat.pop(device, None)
                 self.links.forget(device)
                 self.batteries.forget(device)
+                if baseline:
+                    # Quiet again during the grace (an agent backing off after our own
+                    # outage): lost at its end if it has not come back by then.
+                    self._ever_alive.discard(device)
+                    self._grace_joined.discard(device)
+                    continue
                 reason = (
                     f"device {device} lost: no heartbeat for {obs.now - last:.1f} s "
                     f"({cfg.lost_after_intervals} intervals of {cfg.heartbeat_interval_s:g} s)"

@@ -119,8 +119,12 @@ def start(
         old_row = session.get(PlanVersion, from_version)
         old_doc = parse_plan(old_row.plan) if old_row is not None else None
     refs = compute.References(session, base_url)
+    # Deployments waiting for a device that is not alive keep their last placement in
+    # both (`compute.with_held`), as `compute.compute` serves them.
+    if from_version is not None:
+        old_doc = compute.with_held(session, old_doc, session.get(PlanVersion, from_version))
     before = compute.for_plan(session, old_doc, 0, base_url, refs)
-    after = compute.for_plan(session, plan, 0, base_url, refs)
+    after = compute.for_plan(session, compute.with_held(session, plan, row), 0, base_url, refs)
     merged = compute.merge(before, after)
     targets = sorted(
         d

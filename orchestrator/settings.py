@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     # max_upload_mb.
     max_json_body_kb: int = Field(default=1024, ge=16, le=64 * 1024)
     max_enroll_body_kb: int = Field(default=64, ge=4, le=1024)
+    # Faults (issue 18, resil-faults). How long a control plane that just took the lead
+    # (a restart, a failover) waits for devices to report before it counts any as lost
+    # and re-places: longer than an agent's reconnect backoff (30 s at most), so a
+    # restart does not re-plan away deployments whose agents are on their way back. It
+    # ends as soon as every device has reported.
+    startup_grace_s: float = Field(default=35.0, ge=0, le=3600, allow_inf_nan=False)
+    # SIGTERM: long polls are answered and event streams ended at once; a request still
+    # running this long after is cut, so the process exits promptly.
+    shutdown_timeout_s: int = Field(default=5, ge=1, le=600)
+    # At start, interrupted uploads' staging files are removed: all of them when embedded
+    # (one process owns the store), else those unmodified this long (another replica on
+    # a shared store may be writing one now).
+    staging_sweep_after_s: float = Field(default=600.0, ge=0, le=86400, allow_inf_nan=False)
 
     @cached_property
     def sqlalchemy_url(self) -> str:

@@ -33,7 +33,7 @@ from orchestrator.db.tables import (
     Rollout,
 )
 from orchestrator.deployments import TOKEN_KEY
-from orchestrator.plan_versions import parse_plan
+from orchestrator.plan_versions import parse_apps, parse_plan
 
 Json = dict[str, Any]
 # One agent's desired state, in the shape of `api.wire.DesiredState` (the API validates it
@@ -113,7 +113,45 @@ def _plan(session: Session, version: int | None) -> solver.PlanDoc | None:
     if version is None:
         return None
     row = session.get(PlanVersion, version)
-    return parse_plan(row.plan) if row is not None else None
+    return with_held(session, parse_plan(row.plan), row) if row is not None else None
+
+
+# How many earlier plans are searched for a waiting deployment's last placement.
+_HELD_LOOKBACK = 50
+
+
+def with_held(
+    session: Session, plan: solver.PlanDoc | None, row: PlanVersion | None
+) -> solver.PlanDoc | None:
+    """`plan` (stored as `row`) plus, for every deployment it left waiting because its
+    source or sink was not alive, the placement the latest earlier plan gave it.
+
+    A plan says nothing true about devices it could not see: a site cut off by a network
+    partition, agents still reconnecting to a restarted control plane. Dropping their
+    deployments from the desired state handed the agents an empty one the moment they
+    came back (404s at the edge until the re-plan that their return triggers rolled out).
+    Held, they keep serving what they served; the re-plan takes over once they report.
+    The solver does not count a held deployment's load (it may not run at all)."""
+    if plan is None or row is None:
+        return plan
+    missing = set((row.stats or {}).get("waiting") or {}) - {a.id for a in plan.apps}
+    if not missing:
+        return plan
+    held: list[solver.AppResult] = []
+    earlier = session.scalars(
+        select(PlanVersion.plan)
+        .where(PlanVersion.version < row.version)
+        .order_by(PlanVersion.version.desc())
+        .limit(_HELD_LOOKBACK)
+    )
+    for document in earlier:
+        for app in parse_apps(document) if "apps" in document else []:
+            if app.id in missing and (app.segments or app.stages):
+                held.append(app)
+                missing.discard(app.id)
+        if not missing:
+            break
+    return plan.model_copy(update={"apps": [*plan.apps, *held]}) if held else plan
 
 
 class _Refs:
@@ -136,7 +174,7 @@ def compute(session: Session, base_url: str = "") -> tuple[int, dict[str, Desire
     if rollout is None or rollout.revision is None:
         plan_row = in_force(session)
         version = plan_row.version if plan_row is not None else 0
-        plan = parse_plan(plan_row.plan) if plan_row else None
+        plan = with_held(session, parse_plan(plan_row.plan), plan_row) if plan_row else None
         return version, for_plan(session, plan, version, base_url), []
     version = rollout.revision
     targets = list((rollout.acks or {}).get("targets") or [])

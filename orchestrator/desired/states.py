@@ -76,12 +76,24 @@ class DesiredStates:
         # A plan's states as its commit computed them, for its switch (see start_rollout).
         self._stash: tuple[int, dict[str, State]] | None = None
         self._refresh: asyncio.Task[DesiredCache] | None = None
+        # Shutting down: long polls answer now, so the server exits without waiting out
+        # every agent's poll (SIGTERM took 25 s). Each poll's current wait, to cut it.
+        self.closing = False
+        self._waits: set[asyncio.Timeout] = set()
 
     async def load(self) -> None:
         """Read the revision, live revision and plan version in force from SQL."""
         self.revision = await self._run_sync(compute.current_version)
         self.live_revision = await self._run_sync(compute.live_version)
         self.plan_version = await self._run_sync(_plan_version)
+
+    def close_polls(self) -> None:
+        """Answer every long poll now with what is current, and every later one at once
+        (a server shutting down; the agents poll the next replica, or this one again)."""
+        self.closing = True
+        now = asyncio.get_running_loop().time()
+        for timeout in list(self._waits):
+            timeout.reschedule(now)
 
     async def stop(self) -> None:
         if self._refresh is not None and not self._refresh.done():
@@ -213,11 +225,11 @@ class DesiredStates:
         deadline = time.monotonic() + min(max(wait_s, 0.0), self._long_poll_max_s)
         news = self._cache.news(device_id, after)
         checked = self.revision
-        while not news:
+        while not news and not self.closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            woken = await self._live.wait(compute.channel(device_id), min(remaining, _POLL_SLICE_S))
+            woken = await self._wait_slice(device_id, min(remaining, _POLL_SLICE_S))
             if woken is not None:
                 # The wake-up names the new revision (maybe another replica's, whose event
                 # has not arrived): a cache older than that is stale.
@@ -237,6 +249,19 @@ class DesiredStates:
                 "delivery", {"device_id": device_id, "revision": state["version"], "at": at}
             )
         return state
+
+    async def _wait_slice(self, device_id: str, timeout_s: float) -> dict[str, Any] | None:
+        """A wake-up on the device's channel within `timeout_s`; None on a timeout or
+        when `close_polls` cut it short."""
+        try:
+            async with asyncio.timeout(None) as cut:
+                self._waits.add(cut)
+                try:
+                    return await self._live.wait(compute.channel(device_id), timeout_s)
+                finally:
+                    self._waits.discard(cut)
+        except TimeoutError:
+            return None
 
     def news(self, device_id: str, after: int) -> bool:
         """Whether an agent holding revision `after` has news (see `current` for the cache

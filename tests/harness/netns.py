@@ -144,6 +144,23 @@ class Net:
         _run(["tc", *ns, "qdisc", verb, "dev", device, "root", "tbf", "rate", f"{mbit}mbit",
               "burst", "8kb", "latency", "100ms"])  # fmt: skip
 
+    def second_address(self, member: str) -> str:
+        """Another address for a member, on its veth end: traffic from it is not cut by
+        `partition` (a client of the site, not the control plane)."""
+        address = str(next(self._hosts))
+        device = self.devices[member]
+        prefix = ["ip"] if member == ROOT else ["ip", "-n", self.name(member)]
+        _run([*prefix, "addr", "add", f"{address}/{self.subnet.prefixlen}", "dev", device])
+        return address
+
+    def partition(self, members: list[str], address: str, heal: bool = False) -> None:
+        """Cut `members` off from `address` (or heal the cut): their packets to it are
+        silently dropped (a blackhole route), so connections neither way complete and
+        time out, as across a failed WAN link; the rest of the network still works."""
+        verb = "del" if heal else "add"
+        for member in members:
+            _run(["ip", "-n", self.name(member), "route", verb, "blackhole", f"{address}/32"])
+
     def close(self) -> None:
         """Removes everything this Net made; never raises (it runs on the way out)."""
         for device in self.root_links:

@@ -171,6 +171,70 @@ async def test_a_new_leader_waits_for_devices_before_acting() -> None:
     assert await rec.tick() == []
 
 
+async def test_a_restarted_leader_waits_for_agents_backing_off_but_no_longer() -> None:
+    """A long grace (agents reconnect with a backoff of up to 30 s) ends as soon as every
+    device has reported: a device silent after that is lost as usual."""
+    gw = FakeGateway()
+    gw.devices = {"cam": {"battery_min_pct": 20.0}, "edge": {}}
+    rec, _ = loop(gw, heartbeat_interval_s=1.0, lost_after_intervals=3, startup_grace_s=35.0)
+    assert await rec.tick() == []
+    gw.now += 12.0  # the agents come back late, after their backoff: no one is lost
+    gw.beat("cam", battery_pct=90.0)
+    assert await rec.tick() == []
+    gw.now += 8.0
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    assert await rec.tick() == []
+    assert gw.replans == []
+    gw.now += 0.5  # everyone reported: the grace ends; one re-plan for those who came
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    (joined,) = await rec.tick()
+    assert joined.kind == "device-joined" and "cam, edge" in joined.reason
+    gw.now += 3.5  # edge silent for 4 s, well inside the 35 s: lost all the same
+    gw.beat("cam", battery_pct=90.0)
+    (lost,) = await rec.tick()
+    assert (lost.kind, lost.target) == ("device-lost", "edge")
+
+
+async def test_an_outage_of_the_live_state_is_not_a_loss_of_devices() -> None:
+    """While the live state is down heartbeats are refused and agents back off; once it
+    is back (its keys gone), the loop starts again from a baseline: a device that reports
+    once and then waits out its backoff is not lost for it; one that never comes back is,
+    when the grace ends."""
+    gw = FakeGateway()
+    gw.devices = {"cam": {"battery_min_pct": 20.0}, "edge": {}, "gone": {}}
+    for device in gw.devices:
+        gw.beat(device)
+    rec, _ = loop(gw, heartbeat_interval_s=0.5, lost_after_intervals=3, startup_grace_s=10.0)
+    assert await rec.tick() == []
+    gw.fail_observe = True  # Redis restarting
+    gw.now += 3.0
+    assert await rec.tick() == []
+    gw.fail_observe = False
+    gw.beats = {}  # restarted empty
+    gw.beat("cam")
+    gw.beat("edge")  # one beat, then a 503 on its links: edge backs off 2.6 s
+    assert await rec.tick() == []
+    for _ in range(5):  # cam beats on; edge is quiet past its 1.5 s
+        gw.now += 0.5
+        gw.beat("cam")
+        assert await rec.tick() == []
+    gw.beat("edge")
+    gw.now += 0.5
+    gw.beat("cam")
+    gw.beat("edge")
+    assert await rec.tick() == []
+    assert gw.replans == []
+    gw.now += 10.0  # the grace is over: "gone" never came back
+    gw.beat("cam")
+    gw.beat("edge")
+    fired = await rec.tick()
+    assert [(t.kind, t.target) for t in fired if t.kind == "device-lost"] == [
+        ("device-lost", "gone")
+    ]
+
+
 async def test_a_device_is_lost_after_three_silent_intervals() -> None:
     gw = FakeGateway()
     two_devices(gw)

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 import solver
-from orchestrator import catalog, deployments, model_jobs
+from orchestrator import audit, catalog, deployments, model_jobs
+from orchestrator.db.tables import PlanVersion
 from orchestrator.desired import compute
 from orchestrator.partitions import store_partitions
 from tests.orchestrator.harness import Harness
@@ -115,3 +116,40 @@ def test_names_of_keys_and_channels() -> None:
     assert compute.partition_key("detect", "cnn", 0, 3) == "detect/cnn/0-3"
     assert compute.stage_key("triage", 1) == "triage/stage1"
     assert compute.channel("cam-1") == "desired:cam-1"
+
+
+async def test_a_deployment_waiting_for_a_lost_device_keeps_its_last_placement(
+    fleet: Harness,
+) -> None:
+    """A plan made while the deployment's source was not alive (a partition, a restart)
+    leaves it waiting; its agents keep being handed its last placement, not nothing."""
+    blocks = await _with_partitions(fleet, [(0, 1), (2, 3)])
+    placed = _plan((0, 1, "cam-1"), (2, 3, "edge-1"))(blocks)
+    empty = placed.model_copy(update={"apps": []})
+
+    def run(session: Session) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        def row(plan: solver.PlanDoc, stats: dict[str, Any]) -> PlanVersion:
+            made = PlanVersion(
+                created_at=audit.now(), solver="test", status="feasible", objective=1.0,
+                bound=None, solve_s=0.0, reason="", scenario={}, stats=stats,
+                plan=plan.model_dump(mode="json"), in_force=False,
+            )  # fmt: skip
+            session.add(made)
+            session.flush()
+            return made
+
+        row(placed, {})
+        waiting = row(empty, {"waiting": {"detect": "device 'cam-1' is not alive"}})
+        gone = row(empty, {})  # not waiting: the deployment was taken off on purpose
+        held = compute.with_held(session, empty, waiting)
+        return (
+            compute.for_plan(session, held, 9, BASE),
+            compute.for_plan(session, placed, 9, BASE),
+            compute.for_plan(session, compute.with_held(session, empty, gone), 9, BASE),
+        )
+
+    held, before, dropped = await fleet.run_sync(run)
+    assert held == before
+    assert compute.hosted_keys(held["cam-1"]) == ["detect/cnn/0-1"]
+    assert held["cam-1"]["sources"] and held["edge-1"]["partitions"]
+    assert dropped["cam-1"]["sources"] == [] and dropped["edge-1"]["partitions"] == []
