@@ -37,13 +37,15 @@ from fastapi.responses import JSONResponse, Response
 from agents import tensorframe
 from agents.allocator import keep_freed_memory
 from agents.emulation import emulated_seconds
+from agents.escalation import RateGate
 from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
 from agents.hoproute import HANDLER_HEADER, HopRoute
 from agents.problems import HopError, problem
 from agents.runtime import InputError, Loaded
 from agents.state import Result, ServingState
 from agents.tensorframe import Frame, FrameError
-from api.wire import Endpoint, NextHop
+from api.wire import CascadeStageSpec, Endpoint, NextHop
+from models_registry.exits import confidence
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class DataPlane:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
         self._background: set[asyncio.Task[None]] = set()
+        self._gates: dict[str, RateGate] = {}  # stage key -> its rate gate (no threshold)
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -222,10 +225,9 @@ class DataPlane:
         answered = exit_name is not None
         spec = loaded.spec
         is_stage = loaded.kind == "stage"
-        if is_stage:
-            nxt = getattr(spec, "next_stage", None)
-            threshold = getattr(spec, "threshold", None)
-            confident = nxt is None or threshold is None or _confidence(result.outputs) >= threshold
+        if isinstance(spec, CascadeStageSpec):
+            nxt = spec.next_stage
+            confident = nxt is None or self._stage_confident(key, spec, result.outputs)
             if confident and nxt is not None:
                 exit_name = "stage"
             answered = confident
@@ -247,6 +249,21 @@ class DataPlane:
             # A cascade's next stage gets the ORIGINAL input, not this stage's output.
             return await self.send(nxt, Frame(frame.tensors, meta), loaded.token)
         return await self.send(nxt, Frame(result.outputs, meta), loaded.token)
+
+    def _stage_confident(
+        self, key: str, spec: CascadeStageSpec, outputs: dict[str, np.ndarray]
+    ) -> bool:
+        """Whether a cascade stage (not the last) answers: its confidence against its
+        threshold, or, without one, at its declared exit rate (agents/escalation.py)."""
+        if spec.threshold is not None:
+            return _confidence(outputs) >= spec.threshold
+        if spec.exit_prob is None:
+            return True  # the control plane requires a rate on every stage but the last
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = RateGate(spec.exit_prob, seed=key)
+        gate.rate = spec.exit_prob  # a new desired state may bring a new rate
+        return gate.confident(_confidence(outputs))
 
     def _deliver_to_sink(self, loaded: Loaded, result: Frame) -> None:
         sink: Endpoint = loaded.spec.sink
@@ -288,8 +305,6 @@ def _detail(response: PeerResponse) -> str:
 
 
 def _confidence(outputs: dict[str, np.ndarray]) -> float:
-    from models_registry.exits import confidence
-
     first = next(iter(outputs.values()))
     return float(confidence(first).min())
 
