@@ -85,6 +85,22 @@ class PartitionMetrics(_Wire):
     errors: int = Field(default=0, ge=0)
 
 
+class PowerReport(_Wire):
+    """The agent's measured power (agents/power.py): the latest reading, and idle and busy
+    watts fitted against utilization (`fitted`), or the measured level with the declared
+    slope (`measured`); `declared` when every reading so far was dropped. The server checks
+    these again before they reach a scenario."""
+
+    provenance: Literal["declared", "measured", "fitted"]
+    source: str = Field(default="", max_length=64)  # e.g. "rapl", "power_supply:BAT0"
+    watts: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    idle_w: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+    busy_w: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+    samples: int = Field(default=0, ge=0, le=1_000_000)
+    # Readings dropped by reason (nan, negative, absurd, clock) since the agent started.
+    rejected: dict[str, int] = Field(default_factory=dict, max_length=8)
+
+
 class Heartbeat(_Wire):
     battery_pct: float | None = Field(default=None, ge=0, le=100)
     # Optional: plugged in (None: the agent cannot tell, or has no battery). A charging
@@ -100,6 +116,8 @@ class Heartbeat(_Wire):
     # Optional (added for the data plane): per-partition latency and exit counts, keyed
     # like `partitions`, so predictions can be checked against what ran.
     metrics: dict[str, PartitionMetrics] = Field(default_factory=dict)
+    # Optional (issue 17): measured power; absent where the platform gives no reading.
+    power: PowerReport | None = None
 
 
 class HeartbeatAck(_Wire):

@@ -11,7 +11,9 @@ Which devices appear, and as what:
 Battery levels come from the latest heartbeat (100% until one reports it). A measured
 link's bandwidth and RTT override the declared figures, the bandwidth capped at the
 declared figure (the declared capacity is an upper bound); a declared link's energy per MB
-is kept; a measured link nobody declared costs 0 J/MB.
+is kept; a measured link nobody declared costs 0 J/MB. A device's idle and busy watts are
+the measured or fitted ones of its latest heartbeat when it reports them, checked on
+arrival (orchestrator/power.py), else the declared ones.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
 from orchestrator.deployments import placement_dict, placement_settings
 from orchestrator.plan_versions import parse_plan
+from orchestrator.power import planned_power
 
 NO_HOST_GFLOPS = 1e-9
 NO_HOST_MEMORY_MB = 1e-9
@@ -174,7 +177,7 @@ def build(
             "tier": d["tier"],
             "gflops": d["gflops"] if hosts else NO_HOST_GFLOPS,
             "memory_mb": d["memory_mb"] if hosts else NO_HOST_MEMORY_MB,
-            "power_w": dict(d["power_w"]),
+            "power_w": planned_power(d["power_w"], beats.get(d["id"]))[0],
             "grid_gco2_per_kwh": d["grid_gco2_per_kwh"],
             "embodied_kgco2e": d["embodied_kgco2e"],
             "lifetime_h": d["lifetime_h"],
