@@ -113,6 +113,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.exit_counts_dropped = Gauge(
+            "continuum_exit_counts_dropped",
+            "Partitions whose reported exit counts contradict themselves (more answers than "
+            "requests), left out of the learned exit rates at the last scenario build",
+            registry=self.registry,
+        )
+
     def observe_device(self, device_id: str, beat: dict[str, Any]) -> None:
         """A checked heartbeat's battery, utilization and power as gauges."""
         if beat.get("battery_pct") is not None:

@@ -13,7 +13,8 @@ link's bandwidth and RTT override the declared figures, the bandwidth capped at 
 declared figure (the declared capacity is an upper bound); a declared link's energy per MB
 is kept; a measured link nobody declared costs 0 J/MB. A device's idle and busy watts are
 the measured or fitted ones of its latest heartbeat when it reports them, checked on
-arrival (orchestrator/power.py), else the declared ones.
+arrival (orchestrator/power.py), else the declared ones. Exit and cascade-stage rates
+are the declared ones blended with the agents' counts (orchestrator/learned.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import solver
 from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
 from orchestrator.deployments import placement_dict, placement_settings
+from orchestrator.learned import ExitEvidence, blend, gather, learned_model
 from orchestrator.plan_versions import parse_plan
 from orchestrator.power import planned_power
 
@@ -60,6 +62,8 @@ class Built:
     previous_scenario: dict[str, Any] | None = None
     margin: float = 0.05
     plan_version: int | None = None  # the version of `previous_plan`
+    # Agents' exit counts that contradicted themselves and were not used (learned.py).
+    evidence_dropped: int = 0
 
     @property
     def solvable(self) -> bool:
@@ -216,10 +220,11 @@ def build(
              "j_per_mb": 0.0}
         )  # fmt: skip
 
+    evidence = gather(beats, snap.models)
     apps: list[dict[str, Any]] = []
     used_models: list[str] = []
     for dep in deployments:
-        app = _app(dep, snap.cascades)
+        app = _app(dep, snap.cascades, evidence)
         apps.append(app)
         for model_id in deployment_models(dep, snap.cascades):
             if model_id not in used_models:
@@ -233,7 +238,9 @@ def build(
         "objective": {k: placement[k] for k in ("energy", "carbon", "latency", "migration")},
         "devices": devices,
         "links": links,
-        "models": [snap.models[m] for m in sorted(used_models) if m in snap.models],
+        "models": [
+            learned_model(snap.models[m], evidence) for m in sorted(used_models) if m in snap.models
+        ],
         "apps": apps,
     }
     if snap.plan is not None:
@@ -257,6 +264,7 @@ def build(
         previous_scenario=snap.plan_scenario,
         plan_version=snap.plan_version if snap.plan is not None else None,
         margin=float(placement.get("hysteresis", 0.05)),
+        evidence_dropped=evidence.dropped,
     )
 
 
@@ -264,7 +272,9 @@ def _dumped(items: list[solver.Segment] | list[solver.Stage] | None) -> Any:
     return None if items is None else [item.model_dump() for item in items]
 
 
-def _app(dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _app(
+    dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]], evidence: ExitEvidence
+) -> dict[str, Any]:
     app: dict[str, Any] = {"id": dep["id"]}
     if dep.get("model") is not None:
         app["model"] = dep["model"]
@@ -276,10 +286,10 @@ def _app(dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]]) -> dict
         cascade = dep["cascade"]
         stages = cascades.get(cascade, []) if isinstance(cascade, str) else cascade
         app["cascade"] = []
-        for stage in stages:
+        for k, stage in enumerate(stages):
             entry = {"model": stage["model"]}
             if stage.get("exit_prob") is not None:
-                entry["exit_prob"] = stage["exit_prob"]
+                entry["exit_prob"] = blend(stage["exit_prob"], evidence.stages.get((dep["id"], k)))
             app["cascade"].append(entry)
     app["source"] = dep["source"]
     if dep.get("sink") is not None:

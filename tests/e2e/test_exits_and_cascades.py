@@ -1,7 +1,8 @@
 """Early exits and cascades through the control plane and real agents (issue 17, item 8):
 an exit-head deployment whose answers end early exactly on the inputs its head is
 confident on, and a cascade declared as docs/control-plane.md shows it (`exit_prob`, no
-`threshold`) that escalates at its declared rate."""
+`threshold`) that escalates at its declared rate; the scenario then plans with the rates
+they measured."""
 
 from __future__ import annotations
 
@@ -170,3 +171,19 @@ def test_exit_heads_end_early_and_cascades_escalate(fleet: EmulatedFleet) -> Non
     counts = fleet.status(stage0_host)["metrics"]["tiered/stage0"]
     assert counts["requests"] == REQUESTS
     assert counts["exits"] == {"stage": REQUESTS - escalated}
+
+    # -- the rates the next plan uses are learned from those counts ----------------------
+    def learned(declared: float, fired: int) -> float:
+        return round((20.0 * declared + fired) / (20.0 + REQUESTS), 4)
+
+    want_exit = learned(prob, int(sum(expected_exits)))
+    want_stage = learned(0.5, REQUESTS - escalated)
+
+    def scenario_learned() -> bool:
+        scenario = _ok(admin.get("/v1/scenario"), 200)
+        (model,) = [m for m in scenario["models"] if m["id"] == "squeezenet"]
+        (app,) = [a for a in scenario["apps"] if a["id"] == "tiered"]
+        return bool(model["exits"][0]["prob"] == want_exit
+                    and app["cascade"][0]["exit_prob"] == want_stage)  # fmt: skip
+
+    wait_until("the learned rates in the scenario", scenario_learned, 30, fleet.procs())
