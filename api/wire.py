@@ -83,6 +83,10 @@ class PartitionMetrics(_Wire):
     # exit head (the block it follows; "stage" for a cascade stage) -> times it answered
     exits: dict[str, int] = Field(default_factory=dict)
     errors: int = Field(default=0, ge=0)
+    # Optional (issue 17): the mean compute time of the last requests with the slowest and
+    # fastest tenth left out: robust to a stall, and follows a change within a window.
+    recent_ms: float | None = Field(default=None, ge=0, le=3_600_000, allow_inf_nan=False)
+    recent_count: int = Field(default=0, ge=0, le=10_000)
 
 
 class PowerReport(_Wire):

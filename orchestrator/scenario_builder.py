@@ -14,11 +14,14 @@ declared figure (the declared capacity is an upper bound); a declared link's ene
 is kept; a measured link nobody declared costs 0 J/MB. A device's idle and busy watts are
 the measured or fitted ones of its latest heartbeat when it reports them, checked on
 arrival (orchestrator/power.py), else the declared ones. Exit and cascade-stage rates
-are the declared ones blended with the agents' counts (orchestrator/learned.py).
+are the declared ones blended with the agents' counts (orchestrator/learned.py), and a
+hosting device's `gflops` is calibrated from the compute times its agent measures
+(orchestrator/calibration.py), unless its compute is emulated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import solver
+from orchestrator.calibration import calibrated_gflops, timings
 from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
 from orchestrator.deployments import placement_dict, placement_settings
@@ -62,7 +66,8 @@ class Built:
     previous_scenario: dict[str, Any] | None = None
     margin: float = 0.05
     plan_version: int | None = None  # the version of `previous_plan`
-    # Agents' exit counts that contradicted themselves and were not used (learned.py).
+    # Agents' exit counts that contradicted themselves (learned.py) and compute times that
+    # gave an impossible speed (calibration.py): not used.
     evidence_dropped: int = 0
 
     @property
@@ -85,7 +90,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
         select(
             d.id, d.tier, d.gflops, d.memory_mb, d.power_idle_w, d.power_busy_w,
             d.battery_capacity_wh, d.battery_min_pct, d.grid_gco2_per_kwh, d.embodied_kgco2e,
-            d.lifetime_h, d.state,
+            d.lifetime_h, d.state, d.emulated,
         ).order_by(d.id)
     ):  # fmt: skip
         snap.devices.append(
@@ -101,6 +106,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
                 "embodied_kgco2e": row.embodied_kgco2e,
                 "lifetime_h": row.lifetime_h,
                 "state": row.state,
+                "emulated": row.emulated,
             }
         )
     lk = Link
@@ -171,6 +177,9 @@ def build(
         e for dep in deployments for e in (dep["source"], dep.get("sink") or dep["source"])
     }
 
+    evidence = gather(beats, snap.models)
+    models = {m: learned_model(entry, evidence) for m, entry in snap.models.items()}
+    stage_models = _stage_models(snap)
     devices: list[dict[str, Any]] = []
     for d in snap.devices:
         hosts = d["id"] in alive and d["state"] == "active"
@@ -179,13 +188,19 @@ def build(
         entry: dict[str, Any] = {
             "id": d["id"],
             "tier": d["tier"],
-            "gflops": d["gflops"] if hosts else NO_HOST_GFLOPS,
+            "gflops": NO_HOST_GFLOPS,
             "memory_mb": d["memory_mb"] if hosts else NO_HOST_MEMORY_MB,
             "power_w": planned_power(d["power_w"], beats.get(d["id"]))[0],
             "grid_gco2_per_kwh": d["grid_gco2_per_kwh"],
             "embodied_kgco2e": d["embodied_kgco2e"],
             "lifetime_h": d["lifetime_h"],
         }
+        if hosts:
+            entry["gflops"] = d["gflops"]
+            if not d.get("emulated"):
+                timed = timings(beats[d["id"]].get("metrics") or {}, models, stage_models)
+                entry["gflops"], bad = calibrated_gflops(d["gflops"], timed)
+                evidence.dropped += bad
         # A device on its charger is planned as mains powered: its battery limits nothing
         # until it is unplugged (a `charging` trigger re-plans both ways).
         if d["battery_capacity_wh"] is not None and beats[d["id"]].get("charging") is not True:
@@ -220,7 +235,6 @@ def build(
              "j_per_mb": 0.0}
         )  # fmt: skip
 
-    evidence = gather(beats, snap.models)
     apps: list[dict[str, Any]] = []
     used_models: list[str] = []
     for dep in deployments:
@@ -238,9 +252,7 @@ def build(
         "objective": {k: placement[k] for k in ("energy", "carbon", "latency", "migration")},
         "devices": devices,
         "links": links,
-        "models": [
-            learned_model(snap.models[m], evidence) for m in sorted(used_models) if m in snap.models
-        ],
+        "models": [models[m] for m in sorted(used_models) if m in models],
         "apps": apps,
     }
     if snap.plan is not None:
@@ -266,6 +278,17 @@ def build(
         margin=float(placement.get("hysteresis", 0.05)),
         evidence_dropped=evidence.dropped,
     )
+
+
+def _stage_models(snap: Snapshot) -> Callable[[str, int], str | None]:
+    """(deployment, stage index) -> the stage's model id, for the cascades deployed."""
+    table: dict[tuple[str, int], str] = {}
+    for dep in snap.deployments:
+        cascade = dep.get("cascade")
+        stages = snap.cascades.get(cascade, []) if isinstance(cascade, str) else cascade or []
+        for k, stage in enumerate(stages):
+            table[(dep["id"], k)] = stage["model"]
+    return lambda deployment, index: table.get((deployment, index))
 
 
 def _dumped(items: list[solver.Segment] | list[solver.Stage] | None) -> Any:
