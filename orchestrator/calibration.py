@@ -13,7 +13,10 @@ follows a device that slows down or speeds up.
 
 A measurement that gives a speed outside [MIN_GFLOPS, MAX_GFLOPS] is dropped and counted;
 a device whose compute is emulated keeps its emulated speed (emulation is the figure).
-The scenario carries the calibrated `gflops`, so `GET /v1/scenario` replays exactly.
+Then each model's cost factor (`model_factors`): its measured time per GFLOP against
+the calibrated speed of the devices that ran it, which scales its blocks' GFLOP in the
+scenario. The scenario carries the calibrated figures, so `GET /v1/scenario` replays
+exactly.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Timing:
     gflop: float
     ms: float
     requests: int
+    model: str = ""
 
 
 def partition_work(model: dict[str, Any], first: int, last: int) -> float:
@@ -63,18 +67,19 @@ def timings(
         if ms is None or n <= 0:
             continue
         parts = key.split("/")
-        work = None
+        work, model_id = None, None
         if len(parts) == 2 and parts[1].startswith("stage") and parts[1][5:].isdigit():
             model_id = stage_model(parts[0], int(parts[1][5:]))
             if model_id in models:
                 layers = models[model_id]["layers"]
                 work = sum(float(b["gflops"]) for b in layers)  # a stage runs it all
         elif len(parts) == 3 and parts[1] in models:
+            model_id = parts[1]
             first, _, last = parts[2].partition("-")
             if first.isdigit() and last.isdigit():
                 work = partition_work(models[parts[1]], int(first), int(last))
-        if work is not None and work > 0:
-            out.append(Timing(work, float(ms), n))
+        if work is not None and work > 0 and model_id is not None:
+            out.append(Timing(work, float(ms), n, model_id))
     return out
 
 
@@ -90,13 +95,58 @@ def calibrated_gflops(prior: float, measured: list[Timing]) -> tuple[float, int]
         taus.append((tau, t.requests))
     if not taus:
         return prior, dropped
-    taus.sort()
-    total = sum(n for _, n in taus)
-    seen, median = 0, taus[-1][0]
-    for tau, n in taus:
-        seen += n
-        if seen * 2 >= total:
-            median = tau
-            break
+    median, total = _weighted_median(taus)
     blended = (PRIOR_REQUESTS / prior + total * median) / (PRIOR_REQUESTS + total)
     return float(f"{1.0 / blended:.{SIGNIFICANT}g}"), dropped
+
+
+def _weighted_median(values: list[tuple[float, int]]) -> tuple[float, int]:
+    """The request-weighted median of (value, requests), and the requests in all."""
+    ordered = sorted(values)
+    total = sum(n for _, n in ordered)
+    seen = 0
+    for value, n in ordered:
+        seen += n
+        if seen * 2 >= total:
+            return value, total
+    return ordered[-1][0], total
+
+
+def model_factors(evidence: list[tuple[Timing, float]]) -> dict[str, float]:
+    """Each model's cost factor: how much slower than its FLOPs say it runs, against the
+    calibrated speed of the devices that ran it ((timing, device GFLOP/s) pairs).
+
+    A device's speed is the median over its partitions, so it fits the typical model it
+    runs; a memory-bound model (AlexNet's fully connected layers at batch 1) or one whose
+    small layers leave the cores idle runs slower per FLOP than that, and a single speed
+    per device cannot say so. The factor, blended with 1 as if 1 had been seen on
+    `PRIOR_REQUESTS` requests, scales the model's block and exit-head GFLOP in the
+    scenario (the registry's FLOPs are kept as they are)."""
+    ratios: dict[str, list[tuple[float, int]]] = {}
+    for t, speed in evidence:
+        ratio = t.ms / 1000.0 / t.gflop * speed
+        if math.isfinite(ratio) and ratio > 0:
+            ratios.setdefault(t.model, []).append((ratio, t.requests))
+    factors = {}
+    for model_id, values in ratios.items():
+        median, total = _weighted_median(values)
+        factor = (PRIOR_REQUESTS + total * median) / (PRIOR_REQUESTS + total)
+        factors[model_id] = float(f"{factor:.{SIGNIFICANT}g}")
+    return factors
+
+
+def scaled(model: dict[str, Any], factor: float) -> dict[str, Any]:
+    """A scenario model entry with its blocks' and exit heads' GFLOP times `factor`."""
+    if factor == 1.0:
+        return model
+    out = {
+        **model,
+        "layers": [{**b, "gflops": _sig(b["gflops"] * factor)} for b in model["layers"]],
+    }
+    if model.get("exits"):
+        out["exits"] = [{**e, "gflops": _sig(e["gflops"] * factor)} for e in model["exits"]]
+    return out
+
+
+def _sig(value: float) -> float:
+    return float(f"{value:.6g}")

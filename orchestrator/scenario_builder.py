@@ -29,7 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import solver
-from orchestrator.calibration import calibrated_gflops, timings
+from orchestrator.calibration import (
+    Timing,
+    calibrated_gflops,
+    model_factors,
+    scaled,
+    timings,
+)
 from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
 from orchestrator.deployments import placement_dict, placement_settings
@@ -180,6 +186,7 @@ def build(
     evidence = gather(beats, snap.models)
     models = {m: learned_model(entry, evidence) for m, entry in snap.models.items()}
     stage_models = _stage_models(snap)
+    ran: list[tuple[Timing, float]] = []  # what real devices measured, at their speed
     devices: list[dict[str, Any]] = []
     for d in snap.devices:
         hosts = d["id"] in alive and d["state"] == "active"
@@ -201,6 +208,7 @@ def build(
                 timed = timings(beats[d["id"]].get("metrics") or {}, models, stage_models)
                 entry["gflops"], bad = calibrated_gflops(d["gflops"], timed)
                 evidence.dropped += bad
+                ran.extend((t, entry["gflops"]) for t in timed)
         # A device on its charger is planned as mains powered: its battery limits nothing
         # until it is unplugged (a `charging` trigger re-plans both ways).
         if d["battery_capacity_wh"] is not None and beats[d["id"]].get("charging") is not True:
@@ -212,6 +220,7 @@ def build(
             }
         devices.append(entry)
     present = {d["id"] for d in devices}
+    factors = model_factors(ran)
 
     links: list[dict[str, Any]] = []
     declared = set()
@@ -252,7 +261,9 @@ def build(
         "objective": {k: placement[k] for k in ("energy", "carbon", "latency", "migration")},
         "devices": devices,
         "links": links,
-        "models": [models[m] for m in sorted(used_models) if m in models],
+        "models": [
+            scaled(models[m], factors.get(m, 1.0)) for m in sorted(used_models) if m in models
+        ],
         "apps": apps,
     }
     if snap.plan is not None:

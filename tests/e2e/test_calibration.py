@@ -72,7 +72,8 @@ def test_the_scenario_carries_the_measured_speed(fleet: EmulatedFleet) -> None:
     def calibrated() -> bool:
         beat = fleet.devices()["cam"]["last_heartbeat"]
         scenario = _ok(admin.get("/v1/scenario"), 200)
-        (entry,) = scenario["models"]
+        # The registry's FLOPs (the scenario's are scaled by the model's cost factor).
+        entry = {"layers": _ok(admin.get("/v1/models/squeezenet"), 200)["blocks"]}
         metrics = beat["metrics"]
         if sum(m["recent_count"] for m in metrics.values()) < REQUESTS:
             return False
@@ -82,3 +83,10 @@ def test_the_scenario_carries_the_measured_speed(fleet: EmulatedFleet) -> None:
 
     wait_until("the calibrated speed in the scenario", calibrated, 30, fleet.procs())
     assert seen["got"] != prior, seen  # the measured speed took over
+    # With one model on one device, the model's cost factor is near 1: the device's speed
+    # already is that model's.
+    scenario = _ok(admin.get("/v1/scenario"), 200)
+    (entry,) = scenario["models"]
+    registry = _ok(admin.get("/v1/models/squeezenet"), 200)["blocks"]
+    factor = entry["layers"][0]["gflops"] / registry[0]["gflops"]
+    assert 0.5 < factor < 2.0, factor

@@ -9,7 +9,9 @@ from orchestrator.calibration import (
     PRIOR_REQUESTS,
     Timing,
     calibrated_gflops,
+    model_factors,
     partition_work,
+    scaled,
     timings,
 )
 from orchestrator.learned import gather, learned_model
@@ -34,8 +36,8 @@ def test_timings_from_a_heartbeat() -> None:
     }
     got = timings(metrics, {"m": MODEL}, lambda dep, k: "m" if (dep, k) == ("c", 1) else None)
     assert got == [
-        Timing(partition_work(MODEL, 0, 3), 12.5, 9),
-        Timing(0.4, 8.0, 4),  # a stage runs every block of its model
+        Timing(partition_work(MODEL, 0, 3), 12.5, 9, "m"),
+        Timing(0.4, 8.0, 4, "m"),  # a stage runs every block of its model
     ]
 
 
@@ -79,3 +81,16 @@ def test_the_scenario_calibrates_real_devices_and_leaves_emulated_ones() -> None
         else:
             assert device["gflops"] == want
         parse_scenario(built.scenario)
+
+
+def test_a_model_slower_per_flop_than_the_device_gets_a_cost_factor() -> None:
+    # Two models on a 100 GFLOP/s device: one runs at that speed, one at a third of it.
+    evidence = [(Timing(1.0, 10.0, 64, "fast"), 100.0), (Timing(1.0, 30.0, 64, "slow"), 100.0)]
+    factors = model_factors(evidence)
+    assert factors["fast"] == pytest.approx(1.0)
+    assert factors["slow"] == pytest.approx((20 + 64 * 3.0) / (20 + 64), rel=1e-3)
+    assert model_factors([(Timing(1.0, 0.0, 5, "x"), 100.0)]) == {}  # nothing usable
+    entry = scaled(MODEL, 2.0)
+    assert [b["gflops"] for b in entry["layers"]] == [0.2] * 4
+    assert [e["gflops"] for e in entry["exits"]] == [0.02, 0.02]
+    assert scaled(MODEL, 1.0) is MODEL
