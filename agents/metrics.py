@@ -41,6 +41,7 @@ class _Stats:
     exits: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
+    overhead: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
 
 
 class Metrics:
@@ -48,6 +49,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._stats: dict[str, _Stats] = {}
         self.busy_s = 0.0  # compute seconds (emulated when emulating), for utilization
+        self.overhead_dropped = 0
 
     def observe(self, key: str, compute_ms: float, exit_taken: str | None = None) -> None:
         with self._lock:
@@ -59,6 +61,17 @@ class Metrics:
             if exit_taken is not None:
                 stats.exits[exit_taken] = stats.exits.get(exit_taken, 0) + 1
             self.busy_s += compute_ms / 1000.0
+
+    def observe_overhead(self, key: str, overhead_ms: float) -> None:
+        """A request's time here beyond compute and the hops after it: receiving,
+        decoding, framing, answering. A figure below -1 ms (clocks that disagree) is
+        dropped and counted; rounding's small negatives count as 0."""
+        with self._lock:
+            stats = self._stats.setdefault(key, _Stats())
+            if not overhead_ms >= -1.0:  # NaN too
+                self.overhead_dropped += 1
+                return
+            stats.overhead.append(max(overhead_ms, 0.0))
 
     def error(self, key: str) -> None:
         with self._lock:
@@ -79,6 +92,8 @@ class Metrics:
                     errors=s.errors,
                     recent_ms=_rounded(trimmed_mean(list(s.recent))),
                     recent_count=len(s.recent),
+                    overhead_ms=_rounded(trimmed_mean(list(s.overhead))),
+                    overhead_count=len(s.overhead),
                 )
                 for key, s in self._stats.items()
             }

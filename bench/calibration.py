@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="traffic between the two")
     parser.add_argument("--requests", type=int, default=15, help="client requests per figure")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     console.print(f"machine: {cpu_model()}, {platform.python_version()}; real compute, "
                   "no emulation")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="continuum-bench-calibration-") as tmp:

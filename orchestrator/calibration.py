@@ -13,6 +13,9 @@ follows a device that slows down or speeds up.
 
 A measurement that gives a speed outside [MIN_GFLOPS, MAX_GFLOPS] is dropped and counted;
 a device whose compute is emulated keeps its emulated speed (emulation is the figure).
+Its `overhead_ms` is measured the same way: each partition's recent time beyond its
+compute and the hops after it (receiving, decoding, framing, answering; at the source,
+the client's request too), request-weighted median, blended with 0 (`calibrated_overhead`).
 Then each model's cost factor (`model_factors`): its measured time per GFLOP against
 the calibrated speed of the devices that ran it, which scales its blocks' GFLOP in the
 scenario. The scenario carries the calibrated figures, so `GET /v1/scenario` replays
@@ -98,6 +101,21 @@ def calibrated_gflops(prior: float, measured: list[Timing]) -> tuple[float, int]
     median, total = _weighted_median(taus)
     blended = (PRIOR_REQUESTS / prior + total * median) / (PRIOR_REQUESTS + total)
     return float(f"{1.0 / blended:.{SIGNIFICANT}g}"), dropped
+
+
+def calibrated_overhead(metrics: dict[str, Any]) -> float:
+    """A device's `overhead_ms`: the request-weighted median of its partitions' measured
+    overhead (time beyond compute and later hops: receiving, decoding, framing,
+    answering), blended with 0 as if 0 had been seen on `PRIOR_REQUESTS` requests."""
+    values = [
+        (float(m["overhead_ms"]), int(m.get("overhead_count") or 0))
+        for m in metrics.values()
+        if m.get("overhead_ms") is not None and int(m.get("overhead_count") or 0) > 0
+    ]
+    if not values:
+        return 0.0
+    median, total = _weighted_median(values)
+    return float(f"{total * median / (PRIOR_REQUESTS + total):.{SIGNIFICANT}g}")
 
 
 def _weighted_median(values: list[tuple[float, int]]) -> tuple[float, int]:

@@ -15,8 +15,8 @@ is kept; a measured link nobody declared costs 0 J/MB. A device's idle and busy 
 the measured or fitted ones of its latest heartbeat when it reports them, checked on
 arrival (orchestrator/power.py), else the declared ones. Exit and cascade-stage rates
 are the declared ones blended with the agents' counts (orchestrator/learned.py), and a
-hosting device's `gflops` is calibrated from the compute times its agent measures
-(orchestrator/calibration.py), unless its compute is emulated.
+hosting device's `gflops` and `overhead_ms` are calibrated from the times its agent
+measures (orchestrator/calibration.py), unless its compute is emulated.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import solver
 from orchestrator.calibration import (
     Timing,
     calibrated_gflops,
+    calibrated_overhead,
     model_factors,
     scaled,
     timings,
@@ -209,6 +210,9 @@ def build(
                 entry["gflops"], bad = calibrated_gflops(d["gflops"], timed)
                 evidence.dropped += bad
                 ran.extend((t, entry["gflops"]) for t in timed)
+                overhead = calibrated_overhead(beats[d["id"]].get("metrics") or {})
+                if overhead > 0:
+                    entry["overhead_ms"] = overhead
         # A device on its charger is planned as mains powered: its battery limits nothing
         # until it is unplugged (a `charging` trigger re-plans both ways).
         if d["battery_capacity_wh"] is not None and beats[d["id"]].get("charging") is not True:

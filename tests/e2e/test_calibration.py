@@ -1,7 +1,7 @@
 """A device's speed calibrated from what runs (issue 17): a real agent on this machine's
 real compute (no emulation) serves SqueezeNet; the scenario the control plane solves, and
 shows at `GET /v1/scenario`, then carries the speed its measured compute times give, not
-the start-up benchmark's."""
+the start-up benchmark's, and the overhead it measures per request."""
 
 from __future__ import annotations
 
@@ -90,3 +90,6 @@ def test_the_scenario_carries_the_measured_speed(fleet: EmulatedFleet) -> None:
     registry = _ok(admin.get("/v1/models/squeezenet"), 200)["blocks"]
     factor = entry["layers"][0]["gflops"] / registry[0]["gflops"]
     assert 0.5 < factor < 2.0, factor
+    # And the time each request spends here beyond compute is measured: overhead_ms.
+    (device,) = scenario["devices"]
+    assert device["overhead_ms"] > 0, device

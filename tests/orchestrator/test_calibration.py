@@ -9,6 +9,7 @@ from orchestrator.calibration import (
     PRIOR_REQUESTS,
     Timing,
     calibrated_gflops,
+    calibrated_overhead,
     model_factors,
     partition_work,
     scaled,
@@ -94,3 +95,13 @@ def test_a_model_slower_per_flop_than_the_device_gets_a_cost_factor() -> None:
     assert [b["gflops"] for b in entry["layers"]] == [0.2] * 4
     assert [e["gflops"] for e in entry["exits"]] == [0.02, 0.02]
     assert scaled(MODEL, 1.0) is MODEL
+
+
+def test_overhead_is_the_weighted_median_blended_with_zero() -> None:
+    assert calibrated_overhead({}) == 0.0
+    metrics = {
+        "d/m/0-1": {"overhead_ms": 4.0, "overhead_count": 60},
+        "e/m/0-1": {"overhead_ms": 90.0, "overhead_count": 10},  # a few slow ones
+        "f/m/0-1": {"overhead_ms": None, "overhead_count": 0},
+    }
+    assert calibrated_overhead(metrics) == pytest.approx(70 * 4.0 / (20 + 70), rel=1e-3)
