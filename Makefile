@@ -30,9 +30,11 @@ typecheck: $(STAMP)
 services:
 	scripts/ensure-services.sh
 
-# The real helm binary for the chart's tests, cached in .cache/tools (outside git).
-tools:
+# The real helm binary for the chart's tests, cached in .cache/tools (outside git); and
+# PaddleOCR's text-direction classifier (from its PyPI wheel) in .cache/models.
+tools: $(STAMP)
 	scripts/fetch-helm.sh
+	scripts/fetch-ppocr-cls.sh
 
 # ip and tc (iproute2) for the network-namespace tests, installed with apt-get if missing
 # (as root; those tests need root anyway).

@@ -45,13 +45,15 @@ from numpy.lib import format as npy_format
 from agents import tensorframe
 from agents.allocator import keep_freed_memory
 from agents.emulation import emulated_seconds
+from agents.escalation import RateGate
 from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
-from agents.hoproute import HANDLER_HEADER, HopRoute
+from agents.hoproute import HANDLER_HEADER, HopRoute, HopTiming
 from agents.problems import HopError, problem
 from agents.runtime import InputError, Loaded
 from agents.state import Result, ServingState
 from agents.tensorframe import Frame, FrameError
-from api.wire import Endpoint, NextHop
+from api.wire import CascadeStageSpec, Endpoint, NextHop
+from models_registry.exits import confidence
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ class DataPlane:
             verify=verify,
         )
         self._background: set[asyncio.Task[None]] = set()
+        self._gates: dict[str, RateGate] = {}  # stage key -> its rate gate (no threshold)
 
     async def aclose(self) -> None:
         for task in list(self._background):
@@ -185,7 +188,9 @@ class DataPlane:
             )  # fmt: skip
 
     # -- the source's entry point ----------------------------------------------------------
-    async def infer(self, deployment: str, token: str | None, body: bytes) -> Frame:
+    async def infer(
+        self, deployment: str, token: str | None, body: bytes, timing: HopTiming | None = None
+    ) -> Frame:
         source = self.state.sources.get(deployment)
         if source is None:
             raise HopError(404, f"deployment {deployment!r} has no source on this device")
@@ -193,14 +198,18 @@ class DataPlane:
         array = _load_npy(body, self.state.max_tensor_bytes)
         self._check_size({"": array})
         meta = {"trace": [], "source": self.state.device_id, "deployment": deployment}
-        return await self.send(source.first_hop, Frame({"": array}, meta), source.data_plane_token)
+        first = Frame({"": array}, meta)
+        return await self.send(source.first_hop, first, source.data_plane_token, timing)
 
     # -- moving frames ---------------------------------------------------------------------
-    async def send(self, hop: NextHop, frame: Frame, token: str) -> Frame:
-        """Run `frame` at `hop` (here, or over HTTP) and return the final result frame."""
+    async def send(
+        self, hop: NextHop, frame: Frame, token: str, timing: HopTiming | None = None
+    ) -> Frame:
+        """Run `frame` at `hop` (here, or over HTTP) and return the final result frame.
+        `timing`, for a hop run here: filled with its compute and downstream time."""
         sent = len(frame.meta.get("trace", []))
         if hop.device_id == self.state.device_id:
-            return await self.hop(hop.key, frame, token)
+            return await self.hop(hop.key, frame, token, timing)
         started = time.perf_counter()  # serialising is part of the hop's cost
         payload = tensorframe.encode_parts(frame.tensors, frame.meta)
         size = sum(len(part) for part in payload)
@@ -235,7 +244,11 @@ class DataPlane:
             trace[sent]["transfer_ms"] = round(max(elapsed_ms - handler_ms, 0.0), 3)
         return result
 
-    async def hop(self, key: str, frame: Frame, token: str | None) -> Frame:
+    async def hop(
+        self, key: str, frame: Frame, token: str | None, timing: HopTiming | None = None
+    ) -> Frame:
+        """Run partition `key` on `frame`, then the hops after it; `timing` (when given)
+        gets this hop's compute time and the time the hops after it took."""
         loaded = self.state.loaded.get(key)
         if loaded is None:
             raise HopError(404, f"partition {key!r} is not served on this device")
@@ -254,14 +267,15 @@ class DataPlane:
         if seconds > result.real_s:
             await asyncio.sleep(seconds - result.real_s)
         self.state.battery.charge_compute(seconds)
+        if timing is not None:
+            timing.key, timing.compute_ms = key, seconds * 1000.0
         exit_name = result.exit_taken
         answered = exit_name is not None
         spec = loaded.spec
         is_stage = loaded.kind == "stage"
-        if is_stage:
-            nxt = getattr(spec, "next_stage", None)
-            threshold = getattr(spec, "threshold", None)
-            confident = nxt is None or threshold is None or _confidence(result.outputs) >= threshold
+        if isinstance(spec, CascadeStageSpec):
+            nxt = spec.next_stage
+            confident = nxt is None or self._stage_confident(key, spec, result.outputs)
             if confident and nxt is not None:
                 exit_name = "stage"
             answered = confident
@@ -279,10 +293,29 @@ class DataPlane:
             out = Frame({k: np.asarray(v) for k, v in result.outputs.items()}, meta)
             self._deliver_to_sink(loaded, out)
             return out
-        if is_stage:
-            # A cascade's next stage gets the ORIGINAL input, not this stage's output.
-            return await self.send(nxt, Frame(frame.tensors, meta), loaded.token)
-        return await self.send(nxt, Frame(result.outputs, meta), loaded.token)
+        # A cascade's next stage gets the ORIGINAL input, not this stage's output.
+        onward = Frame(frame.tensors if is_stage else result.outputs, meta)
+        started = time.perf_counter()
+        try:
+            return await self.send(nxt, onward, loaded.token)
+        finally:
+            if timing is not None:
+                timing.downstream_ms = (time.perf_counter() - started) * 1000.0
+
+    def _stage_confident(
+        self, key: str, spec: CascadeStageSpec, outputs: dict[str, np.ndarray]
+    ) -> bool:
+        """Whether a cascade stage (not the last) answers: its confidence against its
+        threshold, or, without one, at its declared exit rate (agents/escalation.py)."""
+        if spec.threshold is not None:
+            return _confidence(outputs) >= spec.threshold
+        if spec.exit_prob is None:
+            return True  # the control plane requires a rate on every stage but the last
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = RateGate(spec.exit_prob, seed=key)
+        gate.rate = spec.exit_prob  # a new desired state may bring a new rate
+        return gate.confident(_confidence(outputs))
 
     def _deliver_to_sink(self, loaded: Loaded, result: Frame) -> None:
         sink: Endpoint = loaded.spec.sink
@@ -324,8 +357,6 @@ def _detail(response: PeerResponse) -> str:
 
 
 def _confidence(outputs: dict[str, np.ndarray]) -> float:
-    from models_registry.exits import confidence
-
     first = next(iter(outputs.values()))
     return float(confidence(first).min())
 
@@ -355,6 +386,7 @@ def create_app(dp: DataPlane) -> FastAPI:
 
     @app.post("/v1/infer/{deployment}")
     async def infer(deployment: str, request: Request) -> Response:
+        started = time.perf_counter()
         token = _bearer(request)
         if deployment not in state.sources:
             raise HopError(404, f"deployment {deployment!r} has no source on this device")
@@ -363,13 +395,17 @@ def create_app(dp: DataPlane) -> FastAPI:
         if media not in {NPY, "application/octet-stream"}:
             raise HopError(415, f"send the input as {NPY} (got {media})")
         body = await dp._body(request)
-        result = await dp.infer(deployment, token, body)
+        timing = HopTiming()
+        result = await dp.infer(deployment, token, body, timing)
         output = next(iter(result.tensors.values()))
-        return Response(
+        answer = Response(
             _npy_bytes(np.asarray(output)),
             media_type=NPY,
             headers={TRACE_HEADER: json.dumps(result.meta.get("trace", []))},
         )
+        if timing.key:  # the first partition runs here: the ingress is its overhead
+            state.metrics.observe_overhead(timing.key, timing.overhead_ms(started))
+        return answer
 
     @app.post("/v1/results/{deployment}", status_code=204)
     async def receive_result(deployment: str, request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.requests import ClientDisconnect
@@ -16,6 +17,20 @@ from agents.tensorframe import Frame, FrameError
 HANDLER_HEADER = "X-Continuum-Handler-Ms"
 
 
+@dataclass
+class HopTiming:
+    """What one hop took here: filled by `DataPlane.hop` for its caller, who knows when
+    the request arrived and so the overhead: the rest of the time it spent."""
+
+    key: str = ""
+    compute_ms: float = 0.0
+    downstream_ms: float = 0.0
+
+    def overhead_ms(self, started: float) -> float:
+        """Time since `started` (perf_counter) beyond compute and the hops after."""
+        return (time.perf_counter() - started) * 1000.0 - self.compute_ms - self.downstream_ms
+
+
 class HopServer(Protocol):
     """What the hop handler needs of the data plane (`agents.dataplane.DataPlane`)."""
 
@@ -26,7 +41,9 @@ class HopServer(Protocol):
 
     def _check_token(self, deployment: str, token: str | None) -> None: ...
 
-    async def hop(self, key: str, frame: Frame, token: str | None) -> Frame: ...
+    async def hop(
+        self, key: str, frame: Frame, token: str | None, timing: HopTiming | None = None
+    ) -> Frame: ...
 
 
 class HopRoute:
@@ -69,6 +86,7 @@ class HopRoute:
         await send({"type": "http.response.body", "body": payload})
 
     async def _hop(self, scope: Scope, receive: Receive) -> tuple[bytes, float]:
+        arrived = time.perf_counter()
         dp = self.dp
         key = scope["path"][len(self.PREFIX) :]
         headers = dict(scope["headers"])  # names arrive in lower case
@@ -84,11 +102,14 @@ class HopRoute:
         except FrameError as exc:
             raise HopError(422, str(exc)) from None
         started = time.perf_counter()
-        result = await dp.hop(key, frame, token)
+        timing = HopTiming()
+        result = await dp.hop(key, frame, token, timing)
         # The receiver's own work (its partition, and the hops after it); what the sender
         # measures beyond this is the hop's cost.
         handler_ms = (time.perf_counter() - started) * 1000.0
-        return tensorframe.encode(result.tensors, result.meta), handler_ms
+        payload = tensorframe.encode(result.tensors, result.meta)
+        dp.state.metrics.observe_overhead(key, timing.overhead_ms(arrived))
+        return payload, handler_ms
 
 
 async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytes:

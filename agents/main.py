@@ -25,6 +25,14 @@ from agents.battery import Battery, open_battery
 from agents.client import Backoff, ControlPlaneClient, Rejected, Unreachable
 from agents.dataplane import DataPlane, create_app
 from agents.discovery import Discovery, discover, free_memory_mb
+from agents.power import (
+    MAX_PLAUSIBLE_W,
+    BatteryDrainReader,
+    PowerMeter,
+    PowerSupplyReader,
+    RaplReader,
+    Reader,
+)
 from agents.probes import Prober
 from agents.settings import AgentSettings
 from agents.state import ServingState
@@ -78,6 +86,22 @@ def advertise_url(settings: AgentSettings) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def power_meter(settings: AgentSettings, battery_emulated: bool) -> PowerMeter:
+    """The agent's power meter: readers of the platform's sensors, none in emulation."""
+    emulated = battery_emulated or settings.emulate_gflops is not None
+    readers: list[Reader] = []
+    if settings.power_readers == "auto" and not emulated:
+        readers = [
+            PowerSupplyReader(settings.power_supply_root),
+            BatteryDrainReader(settings.power_supply_root),
+            RaplReader(settings.powercap_root),
+        ]
+    return PowerMeter(
+        readers, settings.power_idle_w, settings.power_busy_w,
+        settings.power_max_w or MAX_PLAUSIBLE_W[settings.tier],
+    )  # fmt: skip
+
+
 class Agent:
     def __init__(self, settings: AgentSettings) -> None:
         self.settings = settings
@@ -98,6 +122,7 @@ class Agent:
         except TlsError as exc:
             raise FatalError(str(exc)) from None
         self.client = ControlPlaneClient(settings.server, verify=self.verify)
+        self.power = power_meter(settings, self.battery.emulated)
         self.creds: credentials.Credentials | None = None
         self.discovery: Discovery | None = None
 
@@ -184,6 +209,7 @@ class Agent:
             busy = self.state.metrics.busy_s
             utilization = (busy - last_busy) / max(now - last_at, 1e-6)
             last_busy, last_at = busy, now
+            self.power.sample(time.time(), utilization)
             beat = Heartbeat(
                 battery_pct=self.battery.level_pct(),
                 charging=self.battery.charging(),
@@ -193,6 +219,7 @@ class Agent:
                 partitions=watcher.readiness(),
                 desired_version=self.state.version,
                 metrics=self.state.metrics.snapshot(),
+                power=self.power.report(),
             )
             started = time.perf_counter()
             wait = interval

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 from api.wire import LatencyHistogram, PartitionMetrics
@@ -18,6 +19,20 @@ BOUNDS_MS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+RECENT = 64  # compute times kept per partition for `recent_ms`
+TRIM = 0.1  # the fraction left out at each end
+
+
+def trimmed_mean(values: list[float]) -> float | None:
+    """The mean without the lowest and highest TRIM of the values (None: no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    cut = int(len(ordered) * TRIM)
+    kept = ordered[cut : len(ordered) - cut] or ordered
+    return sum(kept) / len(kept)
+
+
 @dataclass
 class _Stats:
     counts: list[int] = field(default_factory=lambda: [0] * (len(BOUNDS_MS) + 1))
@@ -25,6 +40,8 @@ class _Stats:
     sum_ms: float = 0.0
     exits: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
+    overhead: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
 
 
 class Metrics:
@@ -32,6 +49,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._stats: dict[str, _Stats] = {}
         self.busy_s = 0.0  # compute seconds (emulated when emulating), for utilization
+        self.overhead_dropped = 0
 
     def observe(self, key: str, compute_ms: float, exit_taken: str | None = None) -> None:
         with self._lock:
@@ -39,9 +57,21 @@ class Metrics:
             stats.counts[bisect.bisect_left(BOUNDS_MS, compute_ms)] += 1
             stats.count += 1
             stats.sum_ms += compute_ms
+            stats.recent.append(compute_ms)
             if exit_taken is not None:
                 stats.exits[exit_taken] = stats.exits.get(exit_taken, 0) + 1
             self.busy_s += compute_ms / 1000.0
+
+    def observe_overhead(self, key: str, overhead_ms: float) -> None:
+        """A request's time here beyond compute and the hops after it: receiving,
+        decoding, framing, answering. A figure below -1 ms (clocks that disagree) is
+        dropped and counted; rounding's small negatives count as 0."""
+        with self._lock:
+            stats = self._stats.setdefault(key, _Stats())
+            if not overhead_ms >= -1.0:  # NaN too
+                self.overhead_dropped += 1
+                return
+            stats.overhead.append(max(overhead_ms, 0.0))
 
     def error(self, key: str) -> None:
         with self._lock:
@@ -60,6 +90,10 @@ class Metrics:
                     ),
                     exits=dict(s.exits),
                     errors=s.errors,
+                    recent_ms=_rounded(trimmed_mean(list(s.recent))),
+                    recent_count=len(s.recent),
+                    overhead_ms=_rounded(trimmed_mean(list(s.overhead))),
+                    overhead_count=len(s.overhead),
                 )
                 for key, s in self._stats.items()
             }
@@ -70,3 +104,7 @@ class Metrics:
             if stats is None or stats.count == 0:
                 return 0.0
             return stats.exits.get(exit_name, 0) / stats.count
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

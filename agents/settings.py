@@ -45,6 +45,14 @@ class AgentSettings(BaseSettings):
     long_poll_s: float = Field(default=25.0, gt=0)  # desired-state long-poll wait
     probe_bytes: int = Field(default=262_144, ge=1024)  # bandwidth probe transfer size
     j_per_mb: float = Field(default=0.0, ge=0)  # transmission energy when the route's is unknown
+    # Measured power (issue 17, agents/power.py). auto: read the kernel's power-supply and
+    # powercap trees under these roots (not when the battery or compute is emulated: their
+    # power is the declared one); none: report the declared figures only. Readings over
+    # power_max_w (default by tier: 200 W device, 2 kW edge, 20 kW cloud) are dropped.
+    power_readers: Literal["auto", "none"] = "auto"
+    power_supply_root: Path = Path("/sys/class/power_supply")
+    powercap_root: Path = Path("/sys/class/powercap")
+    power_max_w: float | None = Field(default=None, gt=0)
 
     # Security (issue #18, resil-security). The data plane over HTTPS (PEM files, both or
     # neither); a CA bundle trusted for the control plane and next hops instead of the

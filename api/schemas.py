@@ -103,7 +103,13 @@ class DeviceView(_Body):
     tier: Tier
     gflops: float
     memory_mb: float
-    power_w: PowerSpec
+    power_w: PowerSpec  # as declared (enrollment or PATCH)
+    # Issue 17: the watts it is planned with and where they come from: declared, measured
+    # (the measured level, declared slope) or fitted against utilization by its agent.
+    power_planned_w: PowerSpec
+    power_provenance: Literal["declared", "measured", "fitted", "profile"]
+    power_measured_w: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    power_source: str | None = Field(default=None, max_length=64)
     battery: DeviceBattery | None
     grid_gco2_per_kwh: float
     embodied_kgco2e: float

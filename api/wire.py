@@ -101,6 +101,30 @@ class PartitionMetrics(_Wire):
     # exit head (the block it follows; "stage" for a cascade stage) -> times it answered
     exits: dict[Key, Count] = Field(default_factory=dict, max_length=MAX_BUCKETS)
     errors: Count = 0
+    # Optional (issue 17): the mean compute time of the last requests with the slowest and
+    # fastest tenth left out: robust to a stall, and follows a change within a window.
+    recent_ms: float | None = Field(default=None, ge=0, le=3_600_000, allow_inf_nan=False)
+    recent_count: int = Field(default=0, ge=0, le=10_000)
+    # Optional (issue 17): the same over each request's time here beyond compute and the
+    # hops after it (receiving, decoding, framing, answering): the contract's overhead_ms.
+    overhead_ms: float | None = Field(default=None, ge=0, le=3_600_000, allow_inf_nan=False)
+    overhead_count: int = Field(default=0, ge=0, le=10_000)
+
+
+class PowerReport(_Wire):
+    """The agent's measured power (agents/power.py): the latest reading, and idle and busy
+    watts fitted against utilization (`fitted`), or the measured level with the declared
+    slope (`measured`); `declared` when every reading so far was dropped. The server checks
+    these again before they reach a scenario."""
+
+    provenance: Literal["declared", "measured", "fitted"]
+    source: str = Field(default="", max_length=64)  # e.g. "rapl", "power_supply:BAT0"
+    watts: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    idle_w: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+    busy_w: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+    samples: int = Field(default=0, ge=0, le=1_000_000)
+    # Readings dropped by reason (nan, negative, absurd, clock) since the agent started.
+    rejected: dict[str, int] = Field(default_factory=dict, max_length=8)
 
 
 class Heartbeat(_Wire):
@@ -119,6 +143,8 @@ class Heartbeat(_Wire):
     # Optional (added for the data plane): per-partition latency and exit counts, keyed
     # like `partitions`, so predictions can be checked against what ran.
     metrics: dict[Key, PartitionMetrics] = Field(default_factory=dict, max_length=MAX_KEYS)
+    # Optional (issue 17): measured power; absent where the platform gives no reading.
+    power: PowerReport | None = None
 
 
 class HeartbeatAck(_Wire):

@@ -7,7 +7,10 @@
   style) turned into plain constants;
 - every real input fully static (``input_shapes`` fixes dynamic dimensions);
 - ``Shape`` nodes over static tensors folded into constants, so that shape arithmetic
-  belongs to the constant (weight) part of the graph.
+  belongs to the constant (weight) part of the graph;
+- every tensor shaped: where onnx's static inference leaves a shape unknown (shape
+  arithmetic it cannot follow), one onnxruntime run on zeros measures it
+  (`models_registry.shape_probe`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import onnx
 from onnx import helper, numpy_helper, shape_inference
 
 from models_registry.errors import ModelError
+from models_registry.shape_probe import measure_shapes
 
 MIN_OPSET = 9
 
@@ -360,4 +364,38 @@ def load_model(
     if _fold_shapes(skeleton):
         skeleton = _infer(skeleton)
     _restore(model, skeleton)
+    _measure_unknown(model, skeleton)
     return model
+
+
+def _measure_unknown(model: onnx.ModelProto, skeleton: onnx.ModelProto) -> None:
+    """Give every node output that static inference left unshaped its measured shape."""
+    types = tensor_types(model)
+    unknown = [
+        name
+        for node in model.graph.node
+        for name in node.output
+        if name and static_info(name, types.get(name)) is None
+    ]
+    if not unknown:
+        return
+    inputs = {}
+    for value in skeleton.graph.input:
+        info = static_info(value.name, value.type)
+        if value.name in input_names(model) and info is not None:
+            inputs[value.name] = (info.shape, info.dtype)
+    measured = measure_shapes(model, unknown, inputs)
+    graph = model.graph
+    kept = [v for v in graph.value_info if v.name not in measured]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    outputs = {v.name for v in graph.output}
+    for name in unknown:
+        shape, elem = measured[name]
+        value = helper.make_tensor_value_info(name, elem, list(shape))
+        if name in outputs:
+            for output in graph.output:
+                if output.name == name:
+                    output.CopyFrom(value)
+        else:
+            graph.value_info.append(value)

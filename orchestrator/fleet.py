@@ -204,6 +204,19 @@ def agent_token_hashes(session: Session) -> dict[str, str]:
     return {digest: device_id for digest, device_id in rows}
 
 
+def device_power_states(session: Session) -> dict[str, tuple[str, str]]:
+    """Device id -> (tier, power provenance), for the heartbeat path's power checks."""
+    rows = session.execute(select(Device.id, Device.tier, Device.power_provenance))
+    return {device_id: (tier, provenance) for device_id, tier, provenance in rows}
+
+
+def set_power_provenance(session: Session, device_id: str, provenance: str) -> None:
+    """Record a device's power provenance (a heartbeat reported a change)."""
+    device = session.get(Device, device_id)
+    if device is not None:
+        device.power_provenance = provenance
+
+
 def device_for_token_hash(session: Session, digest: str) -> str | None:
     return session.scalar(select(Device.id).where(Device.agent_token_hash == digest))
 

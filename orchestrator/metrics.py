@@ -6,6 +6,9 @@ collide on metric names.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Solves take from milliseconds (tiny fleets) to the time limit.
@@ -76,6 +79,82 @@ class Metrics:
             "Events a reader of this replica's event bus lost by falling a whole buffer behind",
             registry=self.registry,
         )
+
+        # Issue 17 (truth): what each device measures, from its heartbeats.
+        self.device_power = Gauge(
+            "continuum_device_power_watts",
+            "A device's power from its heartbeat: the latest reading (figure=measured) and "
+            "the idle and busy watts it is planned with, by their provenance",
+            ["device", "figure", "provenance"],
+            registry=self.registry,
+        )
+        self.device_battery = Gauge(
+            "continuum_device_battery_percent",
+            "A device's battery level from its heartbeat",
+            ["device"],
+            registry=self.registry,
+        )
+        self.device_utilization = Gauge(
+            "continuum_device_utilization",
+            "A device's compute utilization from its heartbeat (busy seconds per second)",
+            ["device"],
+            registry=self.registry,
+        )
+        self.power_dropped = Counter(
+            "continuum_power_reports_dropped",
+            "Heartbeat power reports the server refused to plan with, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.power_readings_dropped = Gauge(
+            "continuum_device_power_readings_dropped",
+            "Power readings an agent dropped itself, by reason (its running count)",
+            ["device", "reason"],
+            registry=self.registry,
+        )
+
+        self.exit_counts_dropped = Gauge(
+            "continuum_exit_counts_dropped",
+            "Partitions whose reported exit counts contradict themselves (more answers than "
+            "requests), left out of the learned exit rates at the last scenario build",
+            registry=self.registry,
+        )
+
+    def observe_device(self, device_id: str, beat: dict[str, Any]) -> None:
+        """A checked heartbeat's battery, utilization and power as gauges."""
+        if beat.get("battery_pct") is not None:
+            self.device_battery.labels(device_id).set(beat["battery_pct"])
+        if beat.get("utilization") is not None:
+            self.device_utilization.labels(device_id).set(beat["utilization"])
+        report = beat.get("power")
+        if not isinstance(report, dict):
+            return
+        provenance = str(report["provenance"])
+        figures = {"idle": report["idle_w"], "busy": report["busy_w"], "measured": report["watts"]}
+        for figure, value in figures.items():
+            for other in ("declared", "measured", "fitted"):
+                if other != provenance:  # a device has one provenance at a time
+                    with contextlib.suppress(KeyError):
+                        self.device_power.remove(device_id, figure, other)
+            if value is not None:
+                self.device_power.labels(device_id, figure, provenance).set(value)
+        for reason, count in (report.get("rejected") or {}).items():
+            self.power_readings_dropped.labels(device_id, reason).set(count)
+
+    def forget_device(self, device_id: str) -> None:
+        """A deleted device's series go with it."""
+        labelled = [
+            (self.device_power, ("device", "figure", "provenance")),
+            (self.device_battery, ("device",)),
+            (self.device_utilization, ("device",)),
+            (self.power_readings_dropped, ("device", "reason")),
+        ]
+        for gauge, names in labelled:
+            for family in gauge.collect():
+                for sample in family.samples:
+                    if sample.labels.get("device") == device_id:
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(*(sample.labels[n] for n in names))
 
     def observe_step(self, step: str, seconds: float) -> None:
         self.step_seconds.labels(step).observe(seconds)

@@ -231,7 +231,9 @@ class Planner:
         snap: Snapshot = await self._host.run_sync(read_snapshot, self._plans)
         beats = await self._host.live.heartbeats()
         measured = await self._host.live.links()
-        return build(snap, beats, measured)
+        built = build(snap, beats, measured)
+        self._host.metrics.exit_counts_dropped.set(built.evidence_dropped)
+        return built
 
     async def solve(
         self,

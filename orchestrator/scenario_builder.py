@@ -11,11 +11,17 @@ Which devices appear, and as what:
 Battery levels come from the latest heartbeat (100% until one reports it). A measured
 link's bandwidth and RTT override the declared figures, the bandwidth capped at the
 declared figure (the declared capacity is an upper bound); a declared link's energy per MB
-is kept; a measured link nobody declared costs 0 J/MB.
+is kept; a measured link nobody declared costs 0 J/MB. A device's idle and busy watts are
+the measured or fitted ones of its latest heartbeat when it reports them, checked on
+arrival (orchestrator/power.py), else the declared ones. Exit and cascade-stage rates
+are the declared ones blended with the agents' counts (orchestrator/learned.py), and a
+hosting device's `gflops` and `overhead_ms` are calibrated from the times its agent
+measures (orchestrator/calibration.py), unless its compute is emulated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +29,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import solver
+from orchestrator.calibration import (
+    Timing,
+    calibrated_gflops,
+    calibrated_overhead,
+    model_factors,
+    scaled,
+    timings,
+)
 from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
 from orchestrator.deployments import placement_dict, placement_settings
+from orchestrator.learned import ExitEvidence, blend, gather, learned_model
 from orchestrator.plan_versions import parse_plan
+from orchestrator.power import planned_power
 
 NO_HOST_GFLOPS = 1e-9
 NO_HOST_MEMORY_MB = 1e-9
@@ -59,6 +75,9 @@ class Built:
     plan_version: int | None = None  # the version of `previous_plan`
     # Deployments that ask to be stopped rather than served degraded (`orchestrator.degrade`).
     stop: frozenset[str] = frozenset()
+    # Agents' exit counts that contradicted themselves (learned.py) and compute times that
+    # gave an impossible speed (calibration.py): not used.
+    evidence_dropped: int = 0
 
     @property
     def solvable(self) -> bool:
@@ -80,7 +99,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
         select(
             d.id, d.tier, d.gflops, d.memory_mb, d.power_idle_w, d.power_busy_w,
             d.battery_capacity_wh, d.battery_min_pct, d.grid_gco2_per_kwh, d.embodied_kgco2e,
-            d.lifetime_h, d.state,
+            d.lifetime_h, d.state, d.emulated,
         ).order_by(d.id)
     ):  # fmt: skip
         snap.devices.append(
@@ -96,6 +115,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
                 "embodied_kgco2e": row.embodied_kgco2e,
                 "lifetime_h": row.lifetime_h,
                 "state": row.state,
+                "emulated": row.emulated,
             }
         )
     lk = Link
@@ -166,6 +186,10 @@ def build(
         e for dep in deployments for e in (dep["source"], dep.get("sink") or dep["source"])
     }
 
+    evidence = gather(beats, snap.models)
+    models = {m: learned_model(entry, evidence) for m, entry in snap.models.items()}
+    stage_models = _stage_models(snap)
+    ran: list[tuple[Timing, float]] = []  # what real devices measured, at their speed
     devices: list[dict[str, Any]] = []
     for d in snap.devices:
         hosts = d["id"] in alive and d["state"] == "active"
@@ -174,13 +198,23 @@ def build(
         entry: dict[str, Any] = {
             "id": d["id"],
             "tier": d["tier"],
-            "gflops": d["gflops"] if hosts else NO_HOST_GFLOPS,
+            "gflops": NO_HOST_GFLOPS,
             "memory_mb": d["memory_mb"] if hosts else NO_HOST_MEMORY_MB,
-            "power_w": dict(d["power_w"]),
+            "power_w": planned_power(d["power_w"], beats.get(d["id"]))[0],
             "grid_gco2_per_kwh": d["grid_gco2_per_kwh"],
             "embodied_kgco2e": d["embodied_kgco2e"],
             "lifetime_h": d["lifetime_h"],
         }
+        if hosts:
+            entry["gflops"] = d["gflops"]
+            if not d.get("emulated"):
+                timed = timings(beats[d["id"]].get("metrics") or {}, models, stage_models)
+                entry["gflops"], bad = calibrated_gflops(d["gflops"], timed)
+                evidence.dropped += bad
+                ran.extend((t, entry["gflops"]) for t in timed)
+                overhead = calibrated_overhead(beats[d["id"]].get("metrics") or {})
+                if overhead > 0:
+                    entry["overhead_ms"] = overhead
         # A device on its charger is planned as mains powered: its battery limits nothing
         # until it is unplugged (a `charging` trigger re-plans both ways).
         if d["battery_capacity_wh"] is not None and beats[d["id"]].get("charging") is not True:
@@ -192,6 +226,7 @@ def build(
             }
         devices.append(entry)
     present = {d["id"] for d in devices}
+    factors = model_factors(ran)
 
     links: list[dict[str, Any]] = []
     declared = set()
@@ -218,7 +253,7 @@ def build(
     apps: list[dict[str, Any]] = []
     used_models: list[str] = []
     for dep in deployments:
-        app = _app(dep, snap.cascades)
+        app = _app(dep, snap.cascades, evidence)
         apps.append(app)
         for model_id in deployment_models(dep, snap.cascades):
             if model_id not in used_models:
@@ -232,7 +267,9 @@ def build(
         "objective": {k: placement[k] for k in ("energy", "carbon", "latency", "migration")},
         "devices": devices,
         "links": links,
-        "models": [snap.models[m] for m in sorted(used_models) if m in snap.models],
+        "models": [
+            scaled(models[m], factors.get(m, 1.0)) for m in sorted(used_models) if m in models
+        ],
         "apps": apps,
     }
     if snap.plan is not None:
@@ -257,14 +294,28 @@ def build(
         plan_version=snap.plan_version if snap.plan is not None else None,
         margin=float(placement.get("hysteresis", 0.05)),
         stop=frozenset(d["id"] for d in deployments if d.get("when_infeasible") == "stop"),
+        evidence_dropped=evidence.dropped,
     )
+
+
+def _stage_models(snap: Snapshot) -> Callable[[str, int], str | None]:
+    """(deployment, stage index) -> the stage's model id, for the cascades deployed."""
+    table: dict[tuple[str, int], str] = {}
+    for dep in snap.deployments:
+        cascade = dep.get("cascade")
+        stages = snap.cascades.get(cascade, []) if isinstance(cascade, str) else cascade or []
+        for k, stage in enumerate(stages):
+            table[(dep["id"], k)] = stage["model"]
+    return lambda deployment, index: table.get((deployment, index))
 
 
 def _dumped(items: list[solver.Segment] | list[solver.Stage] | None) -> Any:
     return None if items is None else [item.model_dump() for item in items]
 
 
-def _app(dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _app(
+    dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]], evidence: ExitEvidence
+) -> dict[str, Any]:
     app: dict[str, Any] = {"id": dep["id"]}
     if dep.get("model") is not None:
         app["model"] = dep["model"]
@@ -276,10 +327,10 @@ def _app(dep: dict[str, Any], cascades: dict[str, list[dict[str, Any]]]) -> dict
         cascade = dep["cascade"]
         stages = cascades.get(cascade, []) if isinstance(cascade, str) else cascade
         app["cascade"] = []
-        for stage in stages:
+        for k, stage in enumerate(stages):
             entry = {"model": stage["model"]}
             if stage.get("exit_prob") is not None:
-                entry["exit_prob"] = stage["exit_prob"]
+                entry["exit_prob"] = blend(stage["exit_prob"], evidence.stages.get((dep["id"], k)))
             app["cascade"].append(entry)
     app["source"] = dep["source"]
     if dep.get("sink") is not None:

@@ -50,6 +50,11 @@ class Device(Base):
     rekey_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Issue 17: where the power figures it is planned with come from, as last reported
+    # (declared | measured | fitted | profile); the figures themselves are live state.
+    power_provenance: Mapped[str] = mapped_column(
+        String(16), default="declared", server_default="declared"
+    )
 
 
 class Link(Base):

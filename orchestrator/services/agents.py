@@ -20,6 +20,7 @@ from orchestrator.calls import Publish, RunSync
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
+from orchestrator.power import check_report, planned_power
 from orchestrator.private import private_dir
 from orchestrator.settings import Settings
 
@@ -73,6 +74,10 @@ class Agents:
         self._poke = poke  # the reconcile loop sees joins, batteries, links in heartbeats
         self._admin_token = ""
         self._tokens: dict[str, str] = {}  # agent-token hash -> device id
+        # device id -> (tier, power provenance recorded in SQL): checks power reports, and
+        # writes the provenance only when it changes, off the heartbeat's path.
+        self._power: dict[str, tuple[str, str]] = {}
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         """Load (or create) the admin token and read every agent token's hash."""
@@ -80,6 +85,7 @@ class Agents:
         self._admin_token = admin_token
         await self._run_sync(fleet.ensure_admin_key, admin_token)
         self._tokens = await self._run_sync(fleet.agent_token_hashes)
+        self._power = await self._run_sync(fleet.device_power_states)
 
     # -- who a token is ----------------------------------------------------------------
     async def operator(self, token: str) -> str | None:
@@ -109,6 +115,8 @@ class Agents:
         """A deleted device's tokens die with it."""
         for digest in [d for d, dev in self._tokens.items() if dev == device_id]:
             self._tokens.pop(digest, None)
+        self._metrics.forget_device(device_id)
+        self._power.pop(device_id, None)
 
     # -- enrollment and heartbeats ----------------------------------------------------
     async def enroll(
@@ -119,6 +127,7 @@ class Agents:
         device, secret, existed = await self._run_sync(fleet.enroll, request, agent_token)
         self.forget(device.id)  # a re-enrolled device's old token dies
         self._tokens[tokens.hash_token(secret)] = device.id
+        self._power[device.id] = (device.tier, device.power_provenance)
         if existed:
             self._desired.invalidate()  # its data-plane URL may have changed
         change = "reenrolled" if existed else "enrolled"
@@ -136,6 +145,8 @@ class Agents:
         ttl = settings.heartbeat_interval_s * settings.lost_after_intervals
         links = beat.pop("links", [])
         beat["at"] = time.time()
+        self._check_power(device_id, beat)
+        self._metrics.observe_device(device_id, beat)
         await self._live.put_heartbeat(device_id, beat, ttl)
         for link in links:
             if link["peer"] != device_id:
@@ -147,6 +158,30 @@ class Agents:
         return Ack(
             self._desired.revision, settings.heartbeat_interval_s, self._desired.live_revision
         )
+
+    def _check_power(self, device_id: str, beat: dict[str, Any]) -> None:
+        """Drop (and count) a power report nothing may plan with; record a change of
+        provenance in SQL in the background."""
+        # A device enrolled on another replica is checked against the widest bound.
+        tier, recorded = self._power.get(device_id, ("", ""))
+        report = beat.get("power")
+        if report is not None:
+            reason = check_report(report, tier or None)
+            if reason is not None:
+                beat.pop("power")
+                self._metrics.power_dropped.labels(reason).inc()
+        provenance = planned_power({}, beat)[1]
+        if provenance != recorded:
+            self._power[device_id] = (tier, provenance)
+            task = asyncio.create_task(self._record_provenance(device_id, provenance))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _record_provenance(self, device_id: str, provenance: str) -> None:
+        try:
+            await self._run_sync(fleet.set_power_provenance, device_id, provenance)
+        except Exception:  # the next change writes again; the live figures are unaffected
+            log.exception("recording %s's power provenance failed", device_id)
 
     # -- desired state -----------------------------------------------------------------
     async def desired(self, device_id: str, after: int, wait_s: float) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from orchestrator import fleet
 from orchestrator.db.tables import Device
+from orchestrator.power import planned_power
 from orchestrator.services.context import Context
 
 
@@ -75,6 +76,11 @@ def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
             "min_pct": device.battery_min_pct,
             "level_pct": (beat or {}).get("battery_pct"),
         }
+    declared = {"idle": device.power_idle_w, "busy": device.power_busy_w}
+    planned, provenance = planned_power(declared, beat)
+    if beat is None:
+        provenance = device.power_provenance  # not alive: as last reported
+    report = (beat or {}).get("power") or {}
     return {
         "id": device.id,
         "name": device.name,
@@ -82,6 +88,10 @@ def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
         "gflops": device.gflops,
         "memory_mb": device.memory_mb,
         "power_w": {"idle": device.power_idle_w, "busy": device.power_busy_w},
+        "power_planned_w": planned,
+        "power_provenance": provenance,
+        "power_measured_w": report.get("watts"),
+        "power_source": report.get("source") or None,
         "battery": battery,
         "grid_gco2_per_kwh": device.grid_gco2_per_kwh,
         "embodied_kgco2e": device.embodied_kgco2e,

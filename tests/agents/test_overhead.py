@@ -1,0 +1,56 @@
+"""Each hop's overhead (time beyond compute and the hops after it) measured on two real
+data planes (agents/hoproute.py, agents/dataplane.py), for the contract's overhead_ms."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.hoproute import HopTiming
+from agents.metrics import Metrics
+from tests.agents.test_dataplane import Node, X, _infer, _partitions
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    a, b = Node("a", tmp_path), Node("b", tmp_path)
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_both_hops_record_their_overhead(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    _partitions(a, b, None, 0.0)
+    for _ in range(5):
+        assert _infer(a, X).status_code == 200
+    first = a.state.metrics.snapshot()["d/m/0-0"]  # the source's own partition: ingress
+    second = b.state.metrics.snapshot()["d/m/1-1"]  # a hop over HTTP
+    for m in (first, second):
+        assert m.overhead_count == 5
+        assert m.overhead_ms is not None and 0 <= m.overhead_ms < 5_000
+    # The source's figure leaves out the time b took: it is not a sum of both.
+    assert first.recent_count == second.recent_count == 5
+
+
+def test_timing_subtracts_compute_and_downstream() -> None:
+    started = time.perf_counter() - 0.050  # 50 ms ago
+    timing = HopTiming(key="k", compute_ms=20.0, downstream_ms=10.0)
+    assert 20.0 <= timing.overhead_ms(started) < 20.0 + 1_000
+
+
+def test_impossible_overheads_are_dropped_and_counted() -> None:
+    metrics = Metrics()
+    metrics.observe("k", 1.0)
+    for value in (float("nan"), -5.0, -0.2, 3.0):
+        metrics.observe_overhead("k", value)
+    snap = metrics.snapshot()["k"]
+    assert metrics.overhead_dropped == 2
+    assert (snap.overhead_count, snap.overhead_ms) == (2, 1.5)  # -0.2 counts as 0
