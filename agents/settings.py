@@ -31,8 +31,9 @@ class AgentSettings(BaseSettings):
     # auto (read the OS), none (mains), or emulated:CAPACITY_WH:LEVEL_PCT
     battery: str = "auto"
     battery_min_pct: float = Field(default=20.0, ge=0, le=100)
-    grid_gco2_per_kwh: float = Field(default=0.0, ge=0)
-    embodied_kgco2e: float = Field(default=0.0, ge=0)
+    # None: not declared; the control plane derives them (zone, inventory; issue 14).
+    grid_gco2_per_kwh: float | None = Field(default=None, ge=0)
+    embodied_kgco2e: float | None = Field(default=None, ge=0)
     listen: str = "0.0.0.0:7070"  # the data plane's address
     advertise_url: str | None = None  # how peers reach the data plane; default from listen
     state_dir: Path = Field(default_factory=_default_state_dir)
@@ -45,6 +46,14 @@ class AgentSettings(BaseSettings):
     long_poll_s: float = Field(default=25.0, gt=0)  # desired-state long-poll wait
     probe_bytes: int = Field(default=262_144, ge=1024)  # bandwidth probe transfer size
     j_per_mb: float = Field(default=0.0, ge=0)  # transmission energy when the route's is unknown
+    # Carbon (issue 14, docs/carbon.md): the grid zone (Boavizta's code: FRA, DEU, ...),
+    # and how Boavizta models this machine: auto (agents/inventory.py), server, terminal,
+    # iot or cloud, with an archetype or a cloud instance when the hardware cannot tell.
+    zone: str | None = None
+    device_kind: Literal["auto", "server", "terminal", "iot", "cloud"] = "auto"
+    archetype: str | None = None
+    cloud_provider: str | None = None
+    cloud_instance: str | None = None
 
     @field_validator("battery")
     @classmethod

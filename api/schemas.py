@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.carbon_schemas import CarbonSpecIn, DeviceCarbonView
 from api.wire import DEVICE_ID_PATTERN, BatterySpec, PowerSpec, Tier
 
 ID_PATTERN = DEVICE_ID_PATTERN
@@ -65,6 +66,10 @@ class DeviceUpdate(_Body):
     lifetime_h: float | None = Field(default=None, gt=0)
     gflops: float | None = Field(default=None, gt=0)
     memory_mb: float | None = Field(default=None, gt=0)
+    # Carbon (docs/carbon.md): a grid zone and what the device is, for derived figures. An
+    # explicit null clears it (and a declared figure above, to fall back on the derived).
+    zone: str | None = Field(default=None, min_length=1, max_length=64)
+    carbon: CarbonSpecIn | None = None
 
 
 class DeviceBattery(_Body):
@@ -91,6 +96,7 @@ class DeviceView(_Body):
     alive: bool
     last_heartbeat: dict[str, Any] | None
     created_at: str
+    carbon: DeviceCarbonView
 
 
 class LinkRequest(_Body):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import audit
 from orchestrator.artifacts import Artifacts
+from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.desired.states import DesiredStates
 from orchestrator.events import EventBus
@@ -55,6 +56,7 @@ class ControlPlane:
         # `continuum db upgrade` (one deliberate step per release, not one per replica).
         self._migrate = settings.embedded if migrate is None else migrate
         self.metrics = Metrics()
+        self.boavizta = Boavizta(settings.boavizta_python)
         self.artifacts = Artifacts(settings.artifact_dir)
         self.engine: Engine | None = None
         self.sessions: sessionmaker[Session] | None = None
@@ -89,6 +91,7 @@ class ControlPlane:
             self.metrics,
             self.desired,
             poke=self.reconciler.poke,
+            boavizta=self.boavizta,
         )
         self.plans = Plans(self.planner, self.desired, self.live, self.run_sync)
 
@@ -130,6 +133,7 @@ class ControlPlane:
         await self.planner.stop()
         await self.events.stop()
         await self.live.close()
+        await asyncio.to_thread(self.boavizta.close)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -121,10 +121,13 @@ def _claim_enrollment_token(session: Session, secret: str) -> EnrollmentToken:
     return row
 
 
-def enroll(session: Session, request: dict[str, Any]) -> tuple[Device, str, bool]:
+def enroll(
+    session: Session, request: dict[str, Any], carbon: dict[str, Any] | None = None
+) -> tuple[Device, str, bool]:
     """Register (or re-register) a device; returns it, its new agent token, and whether
     it already existed. Re-enrolling rotates the agent token and keeps the device's state
-    (an agent that lost its token enrolls again under the same name)."""
+    (an agent that lost its token enrolls again under the same name). `carbon`: its
+    carbon columns (`orchestrator.carbon.devices.enroll_carbon`), over the request's."""
     _claim_enrollment_token(session, request["token"])
     secret = tokens.new_token(tokens.AGENT_PREFIX)
     stamp = audit.now()
@@ -149,6 +152,7 @@ def enroll(session: Session, request: dict[str, Any]) -> tuple[Device, str, bool
         "emulated": bool(request.get("emulated", False)),
         "agent_token_hash": tokens.hash_token(secret),
         "updated_at": stamp,
+        **(carbon or {}),
     }
     if device is None:
         device = Device(id=request["name"], state="active", created_at=stamp, **fields)
@@ -190,10 +194,15 @@ def get_device(session: Session, device_id: str) -> Device:
 
 def update_device(session: Session, actor: str, device_id: str, changes: dict[str, Any]) -> Device:
     device = get_device(session, device_id)
+    # Carbon columns as resolved (orchestrator/carbon/devices.py), None included: a cleared
+    # declared figure is None.
+    for key, value in (changes.pop("carbon_columns", None) or {}).items():
+        setattr(device, key, value)
     if "power_w" in changes and changes["power_w"] is not None:
         power = changes.pop("power_w")
         device.power_idle_w = power["idle"]
         device.power_busy_w = power["busy"]
+        device.power_provenance = "declared"
     if "battery" in changes:
         battery = changes.pop("battery")
         device.battery_capacity_wh = battery["capacity_wh"] if battery else None

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # Keep the garbage collector's full passes off the latency path (orchestrator/heap.py).
     gc_freeze: bool = True
 
+    # Carbon (issue 14, docs/carbon.md): the Python of Boavizta's own environment (None:
+    # .boavizta/ beside this one's), an optional CSV of grid intensity per zone over time,
+    # and the relative change in a zone's intensity that triggers a re-plan.
+    boavizta_python: Path | None = None
+    grid_series: Path | None = None
+    grid_change_fraction: float = Field(default=0.2, gt=0)
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         if self.database_url is not None:

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api.deps import AgentAuth, ControlPlaneDep
-from api.wire import DesiredState, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck
+from api.wire import (
+    DECLARABLE_FIGURES,
+    DesiredState,
+    EnrollRequest,
+    EnrollResponse,
+    Heartbeat,
+    HeartbeatAck,
+)
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -16,7 +23,11 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 async def enroll(body: EnrollRequest, cp: ControlPlaneDep) -> EnrollResponse:
     """Register a device with an enrollment token; returns its agent token (shown once).
     Enrolling again under the same name rotates the token."""
-    return EnrollResponse(**await cp.agents.enroll(body.model_dump()))
+    request = body.model_dump()
+    # Which carbon figures the agent's operator set (the others are defaults): a declared
+    # figure wins over Boavizta's derived one.
+    request["declared"] = sorted(body.model_fields_set & set(DECLARABLE_FIGURES))
+    return EnrollResponse(**await cp.agents.enroll(request))
 
 
 @router.post("/{device_id}/heartbeat")

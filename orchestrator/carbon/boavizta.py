@@ -23,15 +23,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import ServiceError
+
 WORKER = Path(__file__).with_name("boavizta_worker.py")
 
 
-class BoaviztaUnavailable(RuntimeError):
+class BoaviztaUnavailable(ServiceError):
     """No interpreter with boaviztapi: derived figures cannot be computed here."""
 
+    status = 503
+    title = "Boavizta unavailable"
 
-class BoaviztaError(RuntimeError):
-    """Boavizta refused a request (an unknown name, a configuration it cannot model)."""
+
+class BoaviztaError(ServiceError):
+    """Boavizta refused a configuration our checks let through (it cannot model it)."""
+
+    status = 422
+    title = "Invalid request"
 
 
 def default_python() -> Path:
@@ -55,6 +63,7 @@ class Catalog:
     server: tuple[str, ...]
     terminal: tuple[str, ...]
     iot: tuple[str, ...]
+    iot_blocks: dict[str, tuple[str, ...]]  # IoT functional block -> its HSL levels
     cloud: dict[str, tuple[str, ...]]  # provider -> instance types
     zones: dict[str, Zone]
     cpus: tuple[str, ...]
@@ -112,6 +121,7 @@ class Boavizta:
             server=tuple(raw["server"]),
             terminal=tuple(raw["terminal"]),
             iot=tuple(raw["iot"]),
+            iot_blocks={b: tuple(h) for b, h in raw["iot_blocks"].items()},
             cloud={p: tuple(v) for p, v in raw["cloud"].items()},
             zones={code: Zone(code=code, **z) for code, z in raw["zones"].items()},
             cpus=tuple(raw["cpus"]),

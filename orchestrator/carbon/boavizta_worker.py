@@ -34,7 +34,10 @@ from boaviztapi.data.archetype import (  # noqa: E402
     get_server_archetype,
     get_user_terminal_archetype,
 )
-from boaviztapi.data.factor_provider import impact_factors  # noqa: E402
+from boaviztapi.data.factor_provider import (  # noqa: E402
+    get_available_iot_hsl,
+    impact_factors,
+)
 from boaviztapi.dto.device import Cloud, Server  # noqa: E402
 from boaviztapi.dto.device import user_terminal as terminals  # noqa: E402
 from boaviztapi.dto.device.device import mapper_cloud_instance, mapper_server  # noqa: E402
@@ -82,6 +85,7 @@ def catalog() -> dict[str, Any]:
         "server": _csv_ids("archetypes/server.csv"),
         "terminal": _csv_ids("archetypes/user_terminal.csv"),
         "iot": _csv_ids("archetypes/iot_device.csv"),
+        "iot_blocks": {b: sorted(h) for b, h in get_available_iot_hsl().items()},
         "cloud": cloud,
         "zones": zones,
         "cpus": cpus,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from orchestrator.carbon.boavizta import Boavizta, Zone
+from orchestrator.errors import Invalid
 
 DeviceKind = Literal["server", "terminal", "iot", "cloud"]
 DEVICE_KINDS: tuple[str, ...] = ("server", "terminal", "iot", "cloud")
@@ -32,12 +33,24 @@ LIFETIME_BOUNDS_H = (720.0, 175_200.0)  # a month to 20 years
 GRID_BOUNDS_G_PER_KWH = (0.0, 2_000.0)
 
 
-class CarbonInputError(ValueError):
+# A Raspberry-Pi-class single-board computer in Boavizta's IoT method: a quad-core SoC,
+# a few GB of RAM, Wi-Fi, Bluetooth and Ethernet on a small board with a plastic case and
+# a USB power supply (HSL: Boavizta's hardware specification levels, 1 the simplest).
+SBC_BLOCKS: tuple[tuple[str, str], ...] = (
+    ("processing", "HSL-2"),
+    ("memory", "HSL-2"),
+    ("connectivity", "HSL-2"),
+    ("pcb", "HSL-1"),
+    ("power_supply", "HSL-1"),
+    ("casing", "HSL-1"),
+)
+
+
+class CarbonInputError(Invalid):
     """Bad carbon input, answered with 422 naming `field`."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(f"{field}: {message}", field=field)
 
 
 def nearest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
@@ -78,6 +91,8 @@ class HardwareSpec:
     ssd_gb: float | None = None
     hdd_gb: float | None = None
     gpu_units: int | None = None
+    # IoT: (functional block, HSL level) pairs, e.g. ("processing", "HSL-2")
+    functional_blocks: tuple[tuple[str, str], ...] | None = None
 
     def provenance(self) -> str:
         if self.kind == "cloud":
@@ -91,7 +106,9 @@ class HardwareSpec:
                 parts.append(f"{label}={value:g}GB")
         if self.gpu_units:
             parts.append(f"gpu={self.gpu_units}")
-        base = self.archetype or {"server": "platform_compute_medium"}.get(self.kind, self.kind)
+        parts.extend(f"{block}={hsl}" for block, hsl in self.functional_blocks or ())
+        defaults = {"server": "platform_compute_medium", "iot": "iot-device-default"}
+        base = self.archetype or defaults.get(self.kind, self.kind)
         return f"boavizta:{base}" + (f"({', '.join(parts)})" if parts else "")
 
 
@@ -134,6 +151,12 @@ def check_names(boavizta: Boavizta, spec: HardwareSpec) -> HardwareSpec:
         raise unknown(
             "carbon.archetype", f"{spec.kind} archetype", spec.archetype, tables[spec.kind]
         )
+    for block, hsl in spec.functional_blocks or ():
+        levels = cat.iot_blocks.get(block)
+        if levels is None:
+            raise unknown("carbon.functional_blocks", "IoT functional block", block, cat.iot_blocks)
+        if hsl not in levels:
+            raise unknown("carbon.functional_blocks", f"{block} level", hsl, levels)
     if spec.cpu_name:
         by_norm = {normalize_cpu(c): c for c in cat.cpus}
         found = by_norm.get(normalize_cpu(spec.cpu_name))
@@ -157,6 +180,10 @@ def derive(boavizta: Boavizta, spec: HardwareSpec) -> Derived:
             request["cpu"] = {k: v for k, v in cpu.items() if v is not None}
             request.update(ram_gb=spec.ram_gb, ssd_gb=spec.ssd_gb, hdd_gb=spec.hdd_gb)
             request["gpu_units"] = spec.gpu_units
+        if spec.functional_blocks:
+            request["functional_blocks"] = [
+                {"type": block, "hsl_level": hsl} for block, hsl in spec.functional_blocks
+            ]
     raw = boavizta.derive(request)
     power = raw.get("power")
     return Derived(

@@ -17,6 +17,8 @@ from typing import Any
 
 from orchestrator import fleet, tokens
 from orchestrator.calls import Publish, RunSync
+from orchestrator.carbon.boavizta import Boavizta
+from orchestrator.carbon.devices import enroll_carbon
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
@@ -62,8 +64,10 @@ class Agents:
         desired: DesiredStates,
         *,
         poke: Callable[[], None],
+        boavizta: Boavizta | None = None,
     ) -> None:
         self._settings = settings
+        self._boavizta = boavizta  # derives an enrolling device's carbon (issue 14)
         self._live = live
         self._run_sync = run_sync
         self._publish = publish
@@ -111,7 +115,9 @@ class Agents:
 
     # -- enrollment and heartbeats ----------------------------------------------------
     async def enroll(self, request: dict[str, Any]) -> dict[str, Any]:
-        device, secret, existed = await self._run_sync(fleet.enroll, request)
+        # Boavizta's worker blocks (and takes seconds on first use): off the event loop.
+        carbon = await asyncio.to_thread(enroll_carbon, self._boavizta, request)
+        device, secret, existed = await self._run_sync(fleet.enroll, request, carbon)
         self.forget(device.id)  # a re-enrolled device's old token dies
         self._tokens[tokens.hash_token(secret)] = device.id
         if existed:

@@ -1,0 +1,173 @@
+"""Carbon on devices through HTTP: zones, archetypes, cloud instances and inventories
+derived by Boavizta's own functions, declared figures beside them, and bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestrator.carbon.boavizta import Boavizta, default_python
+from tests.api.conftest import beat, enroll
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def reference() -> Any:
+    """Boavizta's own answers, straight from its worker, to compare the API with."""
+    if not default_python().exists():
+        pytest.fail(f"no Boavizta environment at {default_python()}: run `make boavizta`")
+    client = Boavizta()
+    yield client
+    client.close()
+
+
+async def test_a_zone_and_an_archetype_give_boaviztas_figures_and_declared_ones_win(
+    client: httpx.AsyncClient, reference: Boavizta
+) -> None:
+    phone_agent = await enroll(client, "phone-1", tier="device")
+    r = await client.patch(
+        "/v1/devices/phone-1",
+        json={"zone": "FRA", "carbon": {"kind": "terminal", "archetype": "smartphone-default"}},
+    )
+    assert r.status_code == 200, r.text
+    view = r.json()
+    phone = reference.derive({"kind": "terminal", "archetype": "smartphone-default"})
+    france = reference.catalog.zones["FRA"].gco2_per_kwh
+    assert view["embodied_kgco2e"] == phone["embodied_kgco2e"]
+    assert view["lifetime_h"] == phone["lifetime_h"]
+    assert view["grid_gco2_per_kwh"] == france
+    carbon = view["carbon"]
+    assert carbon["embodied_provenance"] == "boavizta:smartphone-default"
+    assert carbon["derived"]["embodied_kgco2e"] == phone["embodied_kgco2e"]
+    assert carbon["zone"] == "FRA"
+
+    # A declared figure wins, and the derived one stays beside it.
+    r = await client.patch("/v1/devices/phone-1", json={"embodied_kgco2e": 60})
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["embodied_kgco2e"] == 60
+    assert view["carbon"]["embodied_provenance"] == "declared"
+    assert view["carbon"]["declared"]["embodied_kgco2e"] == 60
+    assert view["carbon"]["derived"]["embodied_kgco2e"] == phone["embodied_kgco2e"]
+    # Clearing it falls back on the derived figure.
+    view = (await client.patch("/v1/devices/phone-1", json={"embodied_kgco2e": None})).json()
+    assert view["embodied_kgco2e"] == phone["embodied_kgco2e"]
+
+    # The scenario the solver sees (live devices) carries the figures in force.
+    await beat(client, phone_agent)
+    scenario = (await client.get("/v1/scenario")).json()
+    dev = next(d for d in scenario["devices"] if d["id"] == "phone-1")
+    assert dev["embodied_kgco2e"] == phone["embodied_kgco2e"]
+    assert dev["grid_gco2_per_kwh"] == france
+
+
+async def test_an_agent_inventory_is_derived_at_enrollment(
+    client: httpx.AsyncClient, reference: Boavizta
+) -> None:
+    inventory = {
+        "kind": "server",
+        "cpu_model": "Intel(R) Xeon(R) Gold 6230R CPU @ 2.10GHz",
+        "cpu_sockets": 2,
+        "cpu_cores": 52,
+        "ram_gb": 192,
+        "disks": [{"kind": "ssd", "size_gb": 960}],
+    }
+    await enroll(client, "edge-1", inventory=inventory, zone="DEU", power_provenance="profile")
+    view = (await client.get("/v1/devices/edge-1")).json()
+    carbon = view["carbon"]
+    assert carbon["embodied_provenance"] == (
+        "boavizta:platform_compute_medium(cpu=2xIntel Xeon Gold 6230R, ram=192GB, ssd=960GB)"
+    )
+    own = reference.derive(
+        {
+            "kind": "server",
+            "cpu": {"name": "Intel Xeon Gold 6230R", "units": 2, "core_units": 26},
+            "ram_gb": 192.0,
+            "ssd_gb": 960.0,
+            "hdd_gb": None,
+            "gpu_units": None,
+        }
+    )
+    assert view["embodied_kgco2e"] == own["embodied_kgco2e"]
+    # Nothing measures its power: Boavizta's CPU profile replaces the stand-in.
+    assert carbon["power_provenance"] == "profile"
+    assert view["power_w"] == {
+        "idle": round(own["power"]["idle"], 3),
+        "busy": round(own["power"]["busy"], 3),
+    }
+    assert carbon["inventory"]["cpu_model"] == inventory["cpu_model"]
+
+
+async def test_an_unknown_cpu_in_an_inventory_falls_back_on_the_core_count(
+    client: httpx.AsyncClient,
+) -> None:
+    inventory = {"kind": "server", "cpu_model": "Imaginary CPU 9000", "cpu_cores": 8, "ram_gb": 16}
+    await enroll(client, "edge-2", inventory=inventory)
+    carbon = (await client.get("/v1/devices/edge-2")).json()["carbon"]
+    assert (
+        carbon["embodied_provenance"] == "boavizta:platform_compute_medium(cpu=8 cores, ram=16GB)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"zone": "Frnace"}, "zone", ["unknown grid zone 'Frnace'", "nearest known: France"]),
+        (
+            {"carbon": {"kind": "terminal", "archetype": "smartfone"}},
+            "carbon.archetype",
+            ["smartphone-default"],
+        ),
+        (
+            {"carbon": {"kind": "cloud", "provider": "aws", "instance": "p3.2xlarg"}},
+            "carbon.instance",
+            ["p3.2xlarge"],
+        ),
+        (
+            {"carbon": {"kind": "server", "cpu_name": "Xeon Gold 6231X"}},
+            "carbon.cpu_name",
+            ["Intel Xeon Gold"],
+        ),
+        (
+            {"embodied_kgco2e": 10_000},
+            "embodied_kgco2e",
+            ["10000 is not plausible", "expected 0 to 500 kgCO2e for tier device"],
+        ),
+        ({"lifetime_h": 3}, "lifetime_h", ["720 to 175200 hours"]),
+    ],
+)
+async def test_bad_carbon_input_is_a_422_naming_it(
+    client: httpx.AsyncClient, body: dict[str, Any], field: str, words: list[str]
+) -> None:
+    await enroll(client, "cam-1", tier="device")
+    before = (await client.get("/v1/devices/cam-1")).json()
+    r = await client.patch("/v1/devices/cam-1", json=body)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    detail = r.json()["detail"]
+    assert detail.startswith(f"{field}: "), detail
+    for w in words:
+        assert w in detail, (w, detail)
+    # Nothing half-written.
+    assert (await client.get("/v1/devices/cam-1")).json() == before
+
+
+async def test_an_enrollment_with_an_unknown_zone_is_refused(client: httpx.AsyncClient) -> None:
+    token = (await client.post("/v1/enrollment-tokens", json={})).json()["token"]
+    body = {
+        "token": token,
+        "name": "cam-9",
+        "tier": "device",
+        "gflops": 5,
+        "memory_mb": 100,
+        "power_w": {"idle": 1, "busy": 2},
+        "data_plane_url": "http://cam-9:9000",
+        "zone": "Atlantis",
+    }
+    r = await client.post("/v1/agents/enroll", json=body, headers={"Authorization": ""})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("zone: unknown grid zone 'Atlantis'")
+    assert (await client.get("/v1/devices")).json() == []
