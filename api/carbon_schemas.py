@@ -37,6 +37,37 @@ class CarbonSpecIn(_Body):
     functional_blocks: list[tuple[str, str]] | None = Field(default=None, max_length=16)
 
 
+class CarbonSplit(_Body):
+    operational_g: float
+    embodied_g: float
+    total_g: float
+
+
+class DeploymentCarbon(_Body):
+    id: str
+    rate_rps: float
+    per_inference: CarbonSplit
+    per_hour: CarbonSplit
+    by_device: dict[str, CarbonSplit]  # per inference
+
+
+class DeviceCarbon(_Body):
+    id: str
+    inferences_per_h: float  # of the deployments that compute or send on it
+    per_inference: CarbonSplit
+    per_hour: CarbonSplit
+    embodied_kgco2e: float
+
+
+class PlanCarbonView(_Body):
+    """The plan in force's carbon by its cost model (scenario-v1's carbon term, split)."""
+
+    version: int
+    per_hour: CarbonSplit
+    deployments: list[DeploymentCarbon]
+    devices: list[DeviceCarbon]
+
+
 class CarbonFigures(_Body):
     embodied_kgco2e: float | None
     lifetime_h: float | None

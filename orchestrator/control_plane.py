@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import audit
 from orchestrator.artifacts import Artifacts
 from orchestrator.carbon.boavizta import Boavizta
+from orchestrator.carbon.live import GridNow, load_series
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.desired.states import DesiredStates
 from orchestrator.events import EventBus
@@ -81,6 +82,7 @@ class ControlPlane:
             record_trigger=self.record_trigger,
             request_replan=self.planner.request,
             publish=self.events.publish,
+            grid=GridNow(load_series(settings.grid_series)),
         )
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self.agents = Agents(
@@ -124,6 +126,7 @@ class ControlPlane:
             link_change_fraction=s.link_change_fraction,
             link_alpha=s.link_smoothing,
             latency_drift_fraction=s.latency_drift_fraction,
+            grid_change_fraction=s.grid_change_fraction,
         )
 
     async def stop(self) -> None:

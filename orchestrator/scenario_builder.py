@@ -78,7 +78,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
         select(
             d.id, d.tier, d.gflops, d.memory_mb, d.power_idle_w, d.power_busy_w,
             d.battery_capacity_wh, d.battery_min_pct, d.grid_gco2_per_kwh, d.embodied_kgco2e,
-            d.lifetime_h, d.state,
+            d.lifetime_h, d.state, d.zone, d.grid_declared_gco2_per_kwh,
         ).order_by(d.id)
     ):  # fmt: skip
         snap.devices.append(
@@ -94,6 +94,10 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
                 "embodied_kgco2e": row.embodied_kgco2e,
                 "lifetime_h": row.lifetime_h,
                 "state": row.state,
+                # A zone's intensity now replaces the grid figure unless one is declared
+                # (orchestrator/carbon/live.py).
+                "zone": row.zone,
+                "grid_declared": row.grid_declared_gco2_per_kwh,
             }
         )
     lk = Link

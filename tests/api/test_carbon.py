@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from orchestrator.carbon.boavizta import Boavizta, default_python
-from tests.api.conftest import beat, enroll
+from tests.api.conftest import beat, enroll, fleet_with_model
 
 pytestmark = pytest.mark.anyio
 
@@ -171,3 +172,48 @@ async def test_an_enrollment_with_an_unknown_zone_is_refused(client: httpx.Async
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith("zone: unknown grid zone 'Atlantis'")
     assert (await client.get("/v1/devices")).json() == []
+
+
+async def test_the_plan_in_force_shows_its_carbon_and_the_metric_counts_it(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    assert (await client.get("/v1/plan/carbon")).status_code == 404
+    await fleet_with_model(client, cnn_bytes)
+    for device, grid, kg in (("cam-1", 300.0, 20.0), ("edge-1", 400.0, 300.0)):
+        r = await client.patch(
+            f"/v1/devices/{device}", json={"grid_gco2_per_kwh": grid, "embodied_kgco2e": kg}
+        )
+        assert r.status_code == 200, r.text
+    body = {"name": "detect", "model": "cnn", "source": "cam-1", "rate_rps": 5}
+    assert (await client.post("/v1/deployments", json=body)).status_code == 201
+    solved = (await client.post("/v1/plan/solve", json={})).json()
+    assert solved["in_force"] is True
+    carbon = (await client.get("/v1/plan/carbon")).json()
+    assert carbon["version"] == solved["version"]
+    (dep,) = carbon["deployments"]
+    (app,) = solved["plan"]["apps"]
+    per_inference = dep["per_inference"]
+    assert per_inference["total_g"] == pytest.approx(app["carbon_g"], rel=1e-9)
+    assert per_inference["operational_g"] > 0 and per_inference["embodied_g"] > 0
+    assert dep["per_hour"]["total_g"] == pytest.approx(app["carbon_g"] * 5 * 3600, rel=1e-9)
+    assert carbon["per_hour"]["total_g"] == pytest.approx(
+        sum(d["per_hour"]["total_g"] for d in carbon["devices"]), rel=1e-9
+    )
+    # The metric counts the plan's grams as time passes: a second scrape counts more.
+    await anyio.sleep(0.05)
+    first = _grams((await client.get("/metrics", headers={"Authorization": ""})).text)
+    await anyio.sleep(0.2)
+    second = _grams((await client.get("/metrics", headers={"Authorization": ""})).text)
+    hosts = {seg["device"] for seg in app["segments"]}
+    assert {(d, "embodied") for d in hosts} <= set(first)
+    assert all(second[key] > first[key] > 0 for key in first if key[0] in hosts)
+
+
+def _grams(text: str) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        if line.startswith("continuum_carbon_grams_total{"):
+            labels, value = line.split("} ")
+            fields = dict(p.split("=") for p in labels.split("{")[1].split(","))
+            out[(fields["device"].strip('"'), fields["kind"].strip('"'))] = float(value)
+    return out
