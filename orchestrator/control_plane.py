@@ -58,6 +58,7 @@ class ControlPlane:
         self._migrate = settings.embedded if migrate is None else migrate
         self.metrics = Metrics()
         self.boavizta = Boavizta(settings.boavizta_python)
+        self._warm: asyncio.Task[None] | None = None
         self.artifacts = Artifacts(settings.artifact_dir)
         self.engine: Engine | None = None
         self.sessions: sessionmaker[Session] | None = None
@@ -114,6 +115,15 @@ class ControlPlane:
         await self.events.start()
         self.reconciler.start()
         self.heap.start()
+        # Boavizta's worker takes seconds to import its tables: start it now, so that the
+        # first enrollment or zone does not wait for it (no Boavizta here: no matter).
+        self._warm = asyncio.create_task(asyncio.to_thread(self._warm_boavizta))
+
+    def _warm_boavizta(self) -> None:
+        try:
+            _ = self.boavizta.catalog
+        except Exception as exc:  # a warm-up: whatever failed fails again, in a request
+            log.info("derived carbon figures unavailable: %s", exc)
 
     def _loop_config(self) -> LoopConfig:
         s = self.settings
@@ -136,6 +146,8 @@ class ControlPlane:
         await self.planner.stop()
         await self.events.stop()
         await self.live.close()
+        if self._warm is not None:
+            await self._warm
         await asyncio.to_thread(self.boavizta.close)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

@@ -101,13 +101,14 @@ def _server_config(req: dict[str, Any]) -> dict[str, Any]:
     cpu = req.get("cpu") or {}
     if cpu:
         configuration["cpu"] = {k: v for k, v in cpu.items() if v is not None}
+    # Boavizta takes whole GB.
     if req.get("ram_gb"):
-        configuration["ram"] = [{"units": 1, "capacity": req["ram_gb"]}]
+        configuration["ram"] = [{"units": 1, "capacity": max(1, round(req["ram_gb"]))}]
     disks = []
     if req.get("ssd_gb"):
-        disks.append({"units": 1, "type": "ssd", "capacity": req["ssd_gb"]})
+        disks.append({"units": 1, "type": "ssd", "capacity": max(1, round(req["ssd_gb"]))})
     if req.get("hdd_gb"):
-        disks.append({"units": 1, "type": "hdd", "capacity": req["hdd_gb"]})
+        disks.append({"units": 1, "type": "hdd", "capacity": max(1, round(req["hdd_gb"]))})
     if disks:
         configuration["disk"] = disks
     if req.get("gpu_units"):

@@ -11,10 +11,11 @@ idle and busy watts (provenance `profile`) when there is one.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from orchestrator.carbon.boavizta import Boavizta, BoaviztaUnavailable
+from orchestrator.carbon.boavizta import Boavizta, BoaviztaError, BoaviztaUnavailable
 from orchestrator.carbon.derive import (
     DEVICE_KINDS,
     SBC_BLOCKS,
@@ -26,6 +27,7 @@ from orchestrator.carbon.derive import (
 )
 
 DEFAULT_LIFETIME_H = 35040.0  # scenario-v1's default
+log = logging.getLogger("continuum.carbon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +137,10 @@ def spec_from_inventory(inv: dict[str, Any]) -> HardwareSpec:
         cpu_name=inv.get("cpu_model") or None,
         cpu_units=sockets,
         cpu_cores=max(1, int(inv["cpu_cores"]) // sockets),
-        ram_gb=float(inv["ram_gb"]),
-        ssd_gb=sum(float(d["size_gb"]) for d in disks if d["kind"] == "ssd") or None,
-        hdd_gb=sum(float(d["size_gb"]) for d in disks if d["kind"] == "hdd") or None,
+        # Whole GB, as Boavizta takes them (a 25.3 GB machine is a 25 GB one).
+        ram_gb=float(max(1, round(float(inv["ram_gb"])))),
+        ssd_gb=float(round(sum(float(d["size_gb"]) for d in disks if d["kind"] == "ssd"))) or None,
+        hdd_gb=float(round(sum(float(d["size_gb"]) for d in disks if d["kind"] == "hdd"))) or None,
         gpu_units=len(inv.get("gpus") or []) or None,
     )
 
@@ -167,7 +170,9 @@ def enroll_carbon(boavizta: Boavizta | None, request: dict[str, Any]) -> dict[st
         if exc.field != "carbon.cpu_name" or spec is None:
             raise
         columns = resolve(boavizta, replace(given, spec=replace(spec, cpu_name=None)))
-    except BoaviztaUnavailable:
+    except (BoaviztaUnavailable, BoaviztaError) as exc:
+        # Enrollment goes on without derived figures: the agent cannot fix either.
+        log.warning("carbon of %s not derived: %s", request.get("name"), exc)
         columns = resolve(None, replace(given, zone=None, spec=None))
         columns["zone"] = given.zone
     columns["inventory"] = inventory
