@@ -35,6 +35,8 @@ def server_command(
     from pydantic import ValidationError
 
     from api.app import create_app
+    from orchestrator.carbon.derive import CarbonInputError
+    from orchestrator.carbon.live import load_series
     from orchestrator.settings import Settings
 
     try:
@@ -44,6 +46,10 @@ def server_command(
         fail(f"CONTINUUM_{str(err['loc'][0]).upper()}: {err['msg']}")
     if port is not None and not 1 <= port <= 65535:
         fail(f"--port: must be within 1..65535 (got {port})")
+    try:
+        load_series(settings.grid_series)  # read once now: a bad file stops the start here
+    except (CarbonInputError, OSError) as exc:
+        fail(f"CONTINUUM_GRID_SERIES: {exc}")
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
