@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator import audit
 from orchestrator.artifacts import Artifacts
 from orchestrator.carbon.boavizta import Boavizta
-from orchestrator.carbon.live import GridNow, load_series
+from orchestrator.carbon.live import GridNow
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.desired.states import DesiredStates
 from orchestrator.events import EventBus
@@ -83,7 +83,7 @@ class ControlPlane:
             record_trigger=self.record_trigger,
             request_replan=self.planner.request,
             publish=self.events.publish,
-            grid=GridNow(load_series(settings.grid_series)),
+            grid=GridNow(settings.grid_series),
         )
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self.agents = Agents(

@@ -33,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import solver
 from orchestrator.artifacts import Artifacts
-from orchestrator.carbon.live import GridNow, apply_grid, load_series
+from orchestrator.carbon.live import GridNow, apply_grid
 from orchestrator.desired.states import StagedStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
@@ -232,7 +232,7 @@ class Planner:
         snap: Snapshot = await self._host.run_sync(read_snapshot, self._plans)
         beats = await self._host.live.heartbeats()
         measured = await self._host.live.links()
-        grid = GridNow(load_series(self._host.settings.grid_series))
+        grid = GridNow(self._host.settings.grid_series)
         zones = {d["zone"] for d in snap.devices if d.get("zone")}
         apply_grid(snap.devices, grid.at(zones, time.time()))
         return build(snap, beats, measured)

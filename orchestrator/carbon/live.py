@@ -40,16 +40,20 @@ def load_series(path: Path | None) -> IntensityProvider | None:
 
 @dataclass(frozen=True, slots=True)
 class GridNow:
-    provider: IntensityProvider | None
+    """`source`: a provider, or the path of a CSV series (read again when it changes, so
+    an operator can append tomorrow's forecast to a running control plane)."""
+
+    source: IntensityProvider | Path | None
 
     def at(self, zones: Iterable[str], when: float) -> dict[str, float]:
         """zone -> gCO2e/kWh at `when` (epoch seconds), for the zones the provider knows."""
-        if self.provider is None:
+        provider = load_series(self.source) if isinstance(self.source, Path) else self.source
+        if provider is None:
             return {}
         moment = datetime.fromtimestamp(when, UTC)
         out: dict[str, float] = {}
         for zone in zones:
-            value = self.provider.intensity(zone, moment)
+            value = provider.intensity(zone, moment)
             if value is not None:
                 out[zone] = value
         return out

@@ -3,6 +3,9 @@ derived by Boavizta's own functions, declared figures beside them, and bad input
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -10,7 +13,7 @@ import httpx
 import pytest
 
 from orchestrator.carbon.boavizta import Boavizta, default_python
-from tests.api.conftest import beat, enroll, fleet_with_model
+from tests.api.conftest import Backend, beat, enroll, fleet_with_model, make_app, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -217,3 +220,66 @@ def _grams(text: str) -> dict[tuple[str, str], float]:
             fields = dict(p.split("=") for p in labels.split("{")[1].split(","))
             out[(fields["device"].strip('"'), fields["kind"].strip('"'))] = float(value)
     return out
+
+
+async def test_a_grid_series_change_is_a_trigger_and_the_next_plan_uses_it(
+    backend: Backend, pool: ProcessPoolExecutor, cnn_bytes: bytes, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    series = tmp_path / "grid.csv"
+    header = f"time,zone,gco2_per_kwh\n{(now - timedelta(hours=1)).isoformat()},DEU,400\n"
+    series.write_text(header)
+    # Heartbeats every second: the loop acts once every device has reported (its grace).
+    settings = backend.settings.model_copy(
+        update={"grid_series": series, "heartbeat_interval_s": 1.0}
+    )
+    app = make_app(Backend(backend.name, settings, backend.redis_url, backend.prefix), pool)
+    async with serve(app) as client:
+        agents = await fleet_with_model(client, cnn_bytes)
+        r = await client.patch("/v1/devices/edge-1", json={"zone": "DEU"})
+        assert r.status_code == 200, r.text
+
+        async def beating() -> None:
+            while True:
+                for agent in agents.values():
+                    await beat(client, agent, battery_pct=80)
+                await anyio.sleep(0.3)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(beating)
+            body = {"name": "detect", "model": "cnn", "source": "cam-1", "rate_rps": 5}
+            assert (await client.post("/v1/deployments", json=body)).status_code == 201
+            assert (await client.post("/v1/plan/solve", json={})).json()["in_force"]
+            planned = (await client.get("/v1/plan")).json()["version"]
+            scenario = (await client.get("/v1/scenario")).json()
+            edge = next(d for d in scenario["devices"] if d["id"] == "edge-1")
+            assert edge["grid_gco2_per_kwh"] == 400
+            # The forecast grows a row for now: the running control plane reads it again.
+            series.write_text(header + f"{datetime.now(UTC).isoformat()},DEU,150\n")
+            with anyio.fail_after(60):
+                while True:
+                    audit = (await client.get("/v1/audit")).json()
+                    fired = [e for e in audit if e["action"] == "trigger.grid"]
+                    if fired:
+                        break
+                    await anyio.sleep(0.3)
+            tg.cancel_scope.cancel()
+        assert fired[0]["target"] == "DEU"
+        assert fired[0]["reason"] == "grid DEU: 400 -> 150 gCO2e/kWh"
+        scenario = (await client.get("/v1/scenario")).json()
+        edge = next(d for d in scenario["devices"] if d["id"] == "edge-1")
+        assert edge["grid_gco2_per_kwh"] == 150
+        # The trigger re-solved (one edge box: the plan is kept or replaced, either way
+        # with the trigger's reason).
+        outcomes = ("placement.decided", "placement.kept")
+
+        async def resolved() -> list[dict[str, Any]]:
+            audit = (await client.get("/v1/audit")).json()
+            return [
+                e for e in audit if e["action"] in outcomes and "grid DEU" in (e["reason"] or "")
+            ]
+
+        with anyio.fail_after(30):
+            while not await resolved():
+                await anyio.sleep(0.2)
+        assert (await client.get("/v1/plan")).json()["version"] >= planned
