@@ -148,21 +148,32 @@ def spec_from_inventory(inv: dict[str, Any]) -> HardwareSpec:
 DECLARABLE = ("embodied_kgco2e", "lifetime_h", "grid_gco2_per_kwh")
 
 
-def enroll_carbon(boavizta: Boavizta | None, request: dict[str, Any]) -> dict[str, Any]:
+def enroll_carbon(
+    boavizta: Boavizta | None, request: dict[str, Any], before: CarbonInput | None = None
+) -> dict[str, Any]:
     """The carbon columns of an enrolling device. `request["declared"]` lists the figures
     the agent's operator set. A CPU model Boavizta does not know (an agent cannot choose
     its CPU) falls back to the core count; a bad zone or archetype, which someone
-    configured, is refused. Without Boavizta the declared figures stand alone."""
+    configured, is refused. Without Boavizta the declared figures stand alone.
+
+    `before`: what a re-enrolling device had. Its zone, spec and declared figures stay
+    unless the agent sends its own (an agent re-enrolls after losing its credential: what
+    an operator set through the API must survive that)."""
     declared = set(request.get("declared") or ())
     inventory = request.get("inventory")
     spec = spec_from_inventory(inventory) if inventory else None
     wants_profile = request.get("power_provenance") == "profile"
+    figures = {f: request.get(f) for f in DECLARABLE if f in declared}
+    if before is not None:
+        for f in DECLARABLE:
+            if f not in figures:
+                figures[f] = getattr(before, f)
     given = CarbonInput(
         tier=request["tier"],
-        zone=request.get("zone"),
-        spec=spec,
+        zone=request.get("zone") or (before.zone if before else None),
+        spec=spec or (before.spec if before else None),
         power_from_profile=wants_profile,
-        **{f: request.get(f) for f in DECLARABLE if f in declared},
+        **figures,
     )
     try:
         columns = resolve(boavizta, given)

@@ -15,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from orchestrator import fleet, tokens
 from orchestrator.calls import Publish, RunSync
 from orchestrator.carbon.boavizta import Boavizta
-from orchestrator.carbon.devices import enroll_carbon
+from orchestrator.carbon.devices import CarbonInput, enroll_carbon, spec_from_json
+from orchestrator.db.tables import Device
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
@@ -51,6 +54,21 @@ def load_or_create_admin_token(settings: Settings) -> str:
         handle.write(secret + "\n")
     log.warning("generated an admin token in %s", path)
     return secret
+
+
+def _carbon_before(session: Session, device_id: str) -> CarbonInput | None:
+    """A re-enrolling device's carbon sources (None: a new device)."""
+    device = session.get(Device, device_id)
+    if device is None:
+        return None
+    return CarbonInput(
+        tier=device.tier,
+        zone=device.zone,
+        spec=spec_from_json(device.carbon_spec),
+        embodied_kgco2e=device.embodied_declared_kgco2e,
+        lifetime_h=device.lifetime_declared_h,
+        grid_gco2_per_kwh=device.grid_declared_gco2_per_kwh,
+    )
 
 
 class Agents:
@@ -116,7 +134,8 @@ class Agents:
     # -- enrollment and heartbeats ----------------------------------------------------
     async def enroll(self, request: dict[str, Any]) -> dict[str, Any]:
         # Boavizta's worker blocks (and takes seconds on first use): off the event loop.
-        carbon = await asyncio.to_thread(enroll_carbon, self._boavizta, request)
+        before = await self._run_sync(_carbon_before, request["name"])
+        carbon = await asyncio.to_thread(enroll_carbon, self._boavizta, request, before)
         device, secret, existed = await self._run_sync(fleet.enroll, request, carbon)
         self.forget(device.id)  # a re-enrolled device's old token dies
         self._tokens[tokens.hash_token(secret)] = device.id

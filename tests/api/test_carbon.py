@@ -283,3 +283,24 @@ async def test_a_grid_series_change_is_a_trigger_and_the_next_plan_uses_it(
             while not await resolved():
                 await anyio.sleep(0.2)
         assert (await client.get("/v1/plan")).json()["version"] >= planned
+
+
+async def test_what_an_operator_set_survives_a_reenrollment(client: httpx.AsyncClient) -> None:
+    await enroll(client, "phone-2", tier="device")
+    r = await client.patch(
+        "/v1/devices/phone-2",
+        json={
+            "zone": "FRA",
+            "carbon": {"kind": "terminal", "archetype": "smartphone-default"},
+            "lifetime_h": 20_000,
+        },
+    )
+    assert r.status_code == 200, r.text
+    before = r.json()
+    await enroll(client, "phone-2", tier="device")  # the agent lost its credential
+    after = (await client.get("/v1/devices/phone-2")).json()
+    for key in ("embodied_kgco2e", "lifetime_h", "grid_gco2_per_kwh"):
+        assert after[key] == before[key], key
+    assert after["lifetime_h"] == 20_000
+    assert after["carbon"]["zone"] == "FRA"
+    assert after["carbon"]["embodied_provenance"] == "boavizta:smartphone-default"
