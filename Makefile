@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck services tools netns-tools pytest bench clean
+.PHONY: demo test lint typecheck services tools netns-tools boavizta pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) boavizta
 	$(BIN)/continuum demo
 
 lint: $(STAMP)
@@ -41,7 +41,11 @@ tools: $(STAMP)
 netns-tools:
 	scripts/ensure-netns-tools.sh
 
-pytest: $(STAMP) services tools netns-tools
+# Boavizta's own environment, .boavizta/ (its pins conflict with ours: docs/carbon.md).
+boavizta:
+	PYTHON=$(PYTHON) scripts/ensure-boavizta.sh
+
+pytest: $(STAMP) services tools netns-tools boavizta
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
@@ -51,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/baselines.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .boavizta .mypy_cache .pytest_cache .ruff_cache

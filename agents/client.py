@@ -134,7 +134,11 @@ class ControlPlaneClient:
 
     async def enroll(self, request: EnrollRequest) -> EnrollResponse:
         response = await self._request(
-            "POST", "/v1/agents/enroll", json=request.model_dump(mode="json")
+            # Unset fields stay out: the control plane takes a carbon figure the agent
+            # sends as declared, and derives the ones it does not (docs/carbon.md).
+            "POST",
+            "/v1/agents/enroll",
+            json=request.model_dump(mode="json", exclude_unset=True),
         )
         return self._parse(EnrollResponse, response)
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import uvicorn
@@ -25,6 +26,7 @@ from agents.battery import Battery, open_battery
 from agents.client import Backoff, ControlPlaneClient, Rejected, Unreachable
 from agents.dataplane import DataPlane, create_app
 from agents.discovery import Discovery, discover, free_memory_mb
+from agents.inventory import inventory
 from agents.power import (
     MAX_PLAUSIBLE_W,
     BatteryDrainReader,
@@ -143,6 +145,24 @@ class Agent:
             else None
         )
         emulated = self.battery.emulated or s.emulate_gflops is not None
+        # An emulated device is not the machine it runs on: neither the host's hardware
+        # nor its power profile describes it.
+        declared_power = {"power_idle_w", "power_busy_w"} & s.model_fields_set
+        carbon: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("grid_gco2_per_kwh", s.grid_gco2_per_kwh),
+                ("embodied_kgco2e", s.embodied_kgco2e),
+                ("zone", s.zone),
+            )
+            if v is not None
+        }
+        if not emulated:
+            carbon["inventory"] = inventory(
+                s.device_kind, s.archetype, s.cloud_provider, s.cloud_instance
+            )
+            if not declared_power:
+                carbon["power_provenance"] = "profile"
         return EnrollRequest(
             token=token,
             name=s.name or default_name(),
@@ -153,9 +173,8 @@ class Agent:
             battery=battery,
             labels=dict(s.labels),
             data_plane_url=advertise_url(s),
-            grid_gco2_per_kwh=s.grid_gco2_per_kwh,
-            embodied_kgco2e=s.embodied_kgco2e,
             emulated=emulated,
+            **carbon,
         )
 
     async def enroll(self) -> None:

@@ -31,8 +31,9 @@ class AgentSettings(BaseSettings):
     # auto (read the OS), none (mains), or emulated:CAPACITY_WH:LEVEL_PCT
     battery: str = "auto"
     battery_min_pct: float = Field(default=20.0, ge=0, le=100)
-    grid_gco2_per_kwh: float = Field(default=0.0, ge=0)
-    embodied_kgco2e: float = Field(default=0.0, ge=0)
+    # None: not declared; the control plane derives them (zone, inventory; issue 14).
+    grid_gco2_per_kwh: float | None = Field(default=None, ge=0)
+    embodied_kgco2e: float | None = Field(default=None, ge=0)
     listen: str = "0.0.0.0:7070"  # the data plane's address
     advertise_url: str | None = None  # how peers reach the data plane; default from listen
     state_dir: Path = Field(default_factory=_default_state_dir)
@@ -67,6 +68,15 @@ class AgentSettings(BaseSettings):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key: give both (PEM files) or neither")
         return self
+
+    # Carbon (issue 14, docs/carbon.md): the grid zone (Boavizta's code: FRA, DEU, ...),
+    # and how Boavizta models this machine: auto (agents/inventory.py), server, terminal,
+    # iot or cloud, with an archetype or a cloud instance when the hardware cannot tell.
+    zone: str | None = None
+    device_kind: Literal["auto", "server", "terminal", "iot", "cloud"] = "auto"
+    archetype: str | None = None
+    cloud_provider: str | None = None
+    cloud_instance: str | None = None
 
     @field_validator("battery")
     @classmethod

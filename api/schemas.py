@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.carbon_schemas import CarbonSpecIn, DeviceCarbonView
 from api.types import (
     MAX_GFLOPS,
     MAX_MB,
@@ -89,6 +90,10 @@ class DeviceUpdate(_Body):
     lifetime_h: float | None = number(default=None, gt=0, le=1e6)
     gflops: float | None = number(default=None, gt=0, le=MAX_GFLOPS)
     memory_mb: float | None = number(default=None, gt=0, le=MAX_MB)
+    # Carbon (docs/carbon.md): a grid zone and what the device is, for derived figures. An
+    # explicit null clears it (and a declared figure above, to fall back on the derived).
+    zone: str | None = Field(default=None, min_length=1, max_length=64)
+    carbon: CarbonSpecIn | None = None
 
 
 class DeviceBattery(_Body):
@@ -122,6 +127,7 @@ class DeviceView(_Body):
     alive: bool
     last_heartbeat: dict[str, Any] | None
     created_at: UtcDatetime
+    carbon: DeviceCarbonView
 
 
 class LinkRequest(_Body):

@@ -55,6 +55,39 @@ class BatterySpec(_Wire):
     min_pct: float = number(default=20.0, ge=0, le=100)
 
 
+# The carbon figures an agent's operator may declare; a declared one wins over the derived.
+DECLARABLE_FIGURES = ("embodied_kgco2e", "lifetime_h", "grid_gco2_per_kwh")
+
+
+class Disk(_Wire):
+    kind: Literal["ssd", "hdd"]
+    size_gb: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+
+
+class Gpu(_Wire):
+    name: str = Field(min_length=1, max_length=128)
+    memory_mb: float = Field(ge=0, le=10_000_000, allow_inf_nan=False)
+
+
+class HardwareInventory(_Wire):
+    """What the agent found on its machine (issue 14), for Boavizta's embodied footprint:
+    /proc/cpuinfo, psutil, block devices, NVML where present. `kind` is how Boavizta
+    models it; `archetype` (or `cloud_provider` and `cloud_instance`) may name the model
+    outright, as the agent's operator configured it."""
+
+    kind: Literal["server", "terminal", "iot", "cloud"] = "server"
+    archetype: str | None = Field(default=None, min_length=1, max_length=64)
+    cloud_provider: str | None = Field(default=None, min_length=1, max_length=32)
+    cloud_instance: str | None = Field(default=None, min_length=1, max_length=64)
+    cpu_model: str | None = Field(default=None, max_length=256)
+    cpu_sockets: int = Field(default=1, ge=1, le=64)
+    cpu_cores: int = Field(ge=1, le=4096)
+    ram_gb: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    disks: list[Disk] = Field(default_factory=list, max_length=64)
+    gpus: list[Gpu] = Field(default_factory=list, max_length=16)
+    board: str | None = Field(default=None, max_length=256)  # /proc/device-tree/model
+
+
 class EnrollRequest(_Wire):
     token: Token
     name: str = Field(pattern=DEVICE_ID_PATTERN)
@@ -69,6 +102,12 @@ class EnrollRequest(_Wire):
     embodied_kgco2e: float = number(default=0.0, ge=0, le=1e6)
     lifetime_h: float = number(default=35040.0, gt=0, le=1e6)
     emulated: bool = False
+    # Carbon (issue 14). `power_provenance` "profile": nothing measures this device's
+    # power and no one declared it, so `power_w` is a stand-in the control plane replaces
+    # with Boavizta's profile for the inventory when it has one.
+    inventory: HardwareInventory | None = None
+    zone: str | None = Field(default=None, min_length=1, max_length=64)
+    power_provenance: Literal["declared", "measured", "fitted", "profile"] = "declared"
 
 
 class EnrollResponse(_Wire):

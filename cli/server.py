@@ -46,6 +46,8 @@ def server_command(
     from pydantic import ValidationError
 
     from api.app import create_app
+    from orchestrator.carbon.derive import CarbonInputError
+    from orchestrator.carbon.live import load_series
     from orchestrator.settings import Settings
 
     given: dict[str, Any] = {"tls_cert": tls_cert, "tls_key": tls_key}
@@ -61,6 +63,10 @@ def server_command(
         _check_pair(settings.tls_cert, settings.tls_key)
     if port is not None and not 1 <= port <= 65535:
         fail(f"--port: must be within 1..65535 (got {port})")
+    try:
+        load_series(settings.grid_series)  # read once now: a bad file stops the start here
+    except (CarbonInputError, OSError) as exc:
+        fail(f"CONTINUUM_GRID_SERIES: {exc}")
     app = create_app(settings)
     config = uvicorn.Config(
         app,

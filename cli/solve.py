@@ -13,6 +13,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 import solver
+from cli.carbon_tables import (
+    CarbonRow,
+    carbon_json,
+    comparison_carbon_table,
+    deployments_table,
+    devices_table,
+    with_payback,
+)
 from cli.errors import fail
 from cli.render import (
     SetAside,
@@ -22,6 +30,7 @@ from cli.render import (
     print_plan,
     unplaced_table,
 )
+from orchestrator.carbon.report import CarbonReport, breakdown
 from solver.partial import MAX_UNPLACED, Partial, place_what_fits
 from solver.scenario import Scenario, ScenarioError, load_scenario
 from solver.summary import PlanSummary, summarize
@@ -52,12 +61,21 @@ def _run_one(problem: solver.Problem, options: solver.SolveOptions, name: str) -
         fail(f"--solver {name}: not implemented yet", code=1)
 
 
+def carbon_of(scenario: Scenario, problem: solver.Problem, plan: solver.Plan) -> CarbonReport:
+    """The plan's carbon split per device and deployment (its evaluation, made if absent)."""
+    evaluation = plan.evaluation
+    if evaluation is None or not evaluation.records:
+        evaluation = solver.evaluate(problem.cost, plan.placements, require_all=False)
+    return breakdown(scenario, evaluation)
+
+
 def _compare(
     scenario: Scenario, options: solver.SolveOptions
-) -> list[PlanSummary | tuple[str, str]]:
+) -> tuple[list[PlanSummary | tuple[str, str]], list[CarbonRow]]:
     names = list(solver.solvers())
     problem = solver.Problem(scenario)
     rows: list[PlanSummary | tuple[str, str]] = []
+    carbon: list[tuple[str, CarbonReport]] = []
     progress = Progress(
         TextColumn("{task.description:<14}"),
         BarColumn(),
@@ -76,16 +94,23 @@ def _compare(
                 rows.append((name, "not implemented"))
             else:
                 rows.append(summarize(scenario, plan.doc))
+                if plan.placements:
+                    carbon.append((name, carbon_of(scenario, problem, plan)))
             progress.advance(task)
-    return rows
+    return rows, with_payback(carbon)
 
 
-def _comparison_json(rows: list[PlanSummary | tuple[str, str]]) -> list[dict[str, object]]:
+def _comparison_json(
+    rows: list[PlanSummary | tuple[str, str]], carbon: list[CarbonRow]
+) -> list[dict[str, object]]:
+    by_solver = {c.solver: c for c in carbon}
     out: list[dict[str, object]] = []
     for row in rows:
         if isinstance(row, PlanSummary):
             item = asdict(row)
             item["violations"] = list(row.violations)
+            if row.solver in by_solver:
+                item["carbon"] = carbon_json(by_solver[row.solver])
             out.append(item)
         else:
             out.append({"solver": row[0], "status": row[1]})
@@ -136,12 +161,14 @@ def solve_command(
         fail(f"--solver: unknown solver {name!r}; choose one of {', '.join(known)}")
     scn = _load(scenario)
     if compare:
-        rows = _compare(scn, options)
+        rows, carbon = _compare(scn, options)
         if as_json:
-            typer.echo(json.dumps(_comparison_json(rows), indent=2))
+            typer.echo(json.dumps(_comparison_json(rows, carbon), indent=2))
             return
         console = make_console()
         console.print(comparison_table(rows))
+        if carbon:
+            console.print(comparison_carbon_table(carbon))
         for row in rows:
             if isinstance(row, PlanSummary) and (row.violations or row.reason):
                 _print_problems(console, row)
@@ -149,13 +176,19 @@ def solve_command(
     if what_fits:
         _place_what_fits(scn, options, name, as_json)
         return
-    plan = _run_one(solver.Problem(scn), options, name)
+    problem = solver.Problem(scn)
+    plan = _run_one(problem, options, name)
     if as_json:
         # pydantic's serializer: json.dumps with indent runs the pure-Python encoder,
         # half a second for a plan of 5,000 apps.
         typer.echo(plan.doc.model_dump_json(indent=2))
         return
-    print_plan(make_console(), scn, plan.doc)
+    console = make_console()
+    print_plan(console, scn, plan.doc)
+    if plan.placements:
+        report = carbon_of(scn, problem, plan)
+        console.print(deployments_table(report))
+        console.print(devices_table(report))
 
 
 def set_aside(partial: Partial) -> list[SetAside]:

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import audit, integrity
 from orchestrator.artifacts import Artifacts
+from orchestrator.carbon.boavizta import Boavizta
+from orchestrator.carbon.live import GridNow
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.desired.states import DesiredStates
 from orchestrator.events import EventBus
@@ -58,6 +60,8 @@ class ControlPlane:
         # `continuum db upgrade` (one deliberate step per release, not one per replica).
         self._migrate = settings.embedded if migrate is None else migrate
         self.metrics = Metrics()
+        self.boavizta = Boavizta(settings.boavizta_python)
+        self._warm: asyncio.Task[None] | None = None
         self.artifacts = Artifacts(settings.artifact_dir)
         self.engine: Engine | None = None
         self.sessions: sessionmaker[Session] | None = None
@@ -82,6 +86,7 @@ class ControlPlane:
             record_trigger=self.record_trigger,
             request_replan=self.planner.request,
             publish=self.events.publish,
+            grid=GridNow(settings.grid_series),
         )
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
         self.agents = Agents(
@@ -92,6 +97,7 @@ class ControlPlane:
             self.metrics,
             self.desired,
             poke=self.reconciler.poke,
+            boavizta=self.boavizta,
         )
         self.plans = Plans(self.planner, self.desired, self.live, self.run_sync)
         self.retention = AuditRetention(
@@ -128,6 +134,9 @@ class ControlPlane:
         self.reconciler.start()
         self.heap.start()
         self.retention.start()
+        # Boavizta's worker takes seconds to import its tables: start it now, so that the
+        # first enrollment or zone does not wait for it (no Boavizta here: no matter).
+        self._warm = asyncio.create_task(asyncio.to_thread(self._warm_boavizta))
 
     def _sweep_staging(self) -> None:
         settings = self.settings
@@ -151,6 +160,12 @@ class ControlPlane:
         self.desired.close_polls()
         self.events.end_streams()
 
+    def _warm_boavizta(self) -> None:
+        try:
+            _ = self.boavizta.catalog
+        except Exception as exc:  # a warm-up: whatever failed fails again, in a request
+            log.info("derived carbon figures unavailable: %s", exc)
+
     def _loop_config(self) -> LoopConfig:
         s = self.settings
         return LoopConfig(
@@ -163,6 +178,7 @@ class ControlPlane:
             link_alpha=s.link_smoothing,
             latency_drift_fraction=s.latency_drift_fraction,
             startup_grace_s=s.startup_grace_s,
+            grid_change_fraction=s.grid_change_fraction,
         )
 
     async def stop(self) -> None:
@@ -173,6 +189,9 @@ class ControlPlane:
         await self.planner.stop()
         await self.events.stop()
         await self.live.close()
+        if self._warm is not None:
+            await self._warm
+        await asyncio.to_thread(self.boavizta.close)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

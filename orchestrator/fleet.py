@@ -122,12 +122,17 @@ def _claim_enrollment_token(session: Session, secret: str) -> EnrollmentToken:
 
 
 def enroll(
-    session: Session, request: dict[str, Any], agent_token: str | None = None
+    session: Session,
+    request: dict[str, Any],
+    agent_token: str | None = None,
+    carbon: dict[str, Any] | None = None,
 ) -> tuple[Device, str, bool]:
     """Register (or re-register) a device; returns it, its new agent token, and whether
     it already existed. Re-enrolling rotates the agent token and keeps the device's state,
     but only for the device's own agent (`agent_token`, its current credential) or after
-    an operator's re-key (`rekey`): an enrollment token alone must not take a device over."""
+    an operator's re-key (`rekey`): an enrollment token alone must not take a device over.
+    `carbon`: its carbon columns (`orchestrator.carbon.devices.enroll_carbon`), over the
+    request's."""
     _claim_enrollment_token(session, request["token"])
     secret = tokens.new_token(tokens.AGENT_PREFIX)
     stamp = audit.now()
@@ -166,6 +171,7 @@ def enroll(
         "agent_token_hash": tokens.hash_token(secret),
         "rekey_at": None,  # a re-key allows one re-enrollment
         "updated_at": stamp,
+        **(carbon or {}),
     }
     if device is None:
         device = Device(id=request["name"], state="active", created_at=stamp, **fields)
@@ -235,10 +241,15 @@ def get_device(session: Session, device_id: str) -> Device:
 
 def update_device(session: Session, actor: str, device_id: str, changes: dict[str, Any]) -> Device:
     device = get_device(session, device_id)
+    # Carbon columns as resolved (orchestrator/carbon/devices.py), None included: a cleared
+    # declared figure is None.
+    for key, value in (changes.pop("carbon_columns", None) or {}).items():
+        setattr(device, key, value)
     if "power_w" in changes and changes["power_w"] is not None:
         power = changes.pop("power_w")
         device.power_idle_w = power["idle"]
         device.power_busy_w = power["busy"]
+        device.power_provenance = "declared"
     if "battery" in changes:
         # A partial battery merges into the one declared; null removes it.
         battery = changes.pop("battery")

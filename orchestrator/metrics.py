@@ -11,6 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from orchestrator.carbon.live import CarbonMeter
+
 # Solves take from milliseconds (tiny fleets) to the time limit.
 _SOLVE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -155,6 +157,15 @@ class Metrics:
                     if sample.labels.get("device") == device_id:
                         with contextlib.suppress(KeyError):
                             gauge.remove(*(sample.labels[n] for n in names))
+        # Carbon (issue 14): the plan in force's predicted grams, counted as time passes.
+        self.carbon_grams = Counter(
+            "continuum_carbon_grams",
+            "gCO2e of the plan in force by its cost model, by device and kind "
+            "(operational | embodied), counted as time passes",
+            ["device", "kind"],
+            registry=self.registry,
+        )
+        self.carbon = CarbonMeter(self.carbon_grams)
 
     def observe_step(self, step: str, seconds: float) -> None:
         self.step_seconds.labels(step).observe(seconds)
@@ -175,4 +186,5 @@ class Metrics:
         self.solve_seconds.observe(seconds)
 
     def render(self) -> bytes:
+        self.carbon.advance()
         return generate_latest(self.registry)

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import solver
 from orchestrator.artifacts import Artifacts
+from orchestrator.carbon.live import GridNow, apply_grid
 from orchestrator.desired.states import StagedStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
@@ -231,6 +232,9 @@ class Planner:
         snap: Snapshot = await self._host.run_sync(read_snapshot, self._plans)
         beats = await self._host.live.heartbeats()
         measured = await self._host.live.links()
+        grid = GridNow(self._host.settings.grid_series)
+        zones = {d["zone"] for d in snap.devices if d.get("zone")}
+        apply_grid(snap.devices, grid.at(zones, time.time()))
         built = build(snap, beats, measured)
         self._host.metrics.exit_counts_dropped.set(built.evidence_dropped)
         return built
@@ -290,6 +294,7 @@ class Planner:
         )
         clock.lap("commit")
         if committed.revision is not None:
+            host.metrics.carbon.set_plan(result.document, result.scenario or built.scenario)
             # The plan now in force, parsed, and the scenario it places: the next build
             # needs both and need not read and parse them from SQL again.
             self._plans.clear()

@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from orchestrator.carbon.grid import GridWatch
 from orchestrator.rollouts import RolloutView
 from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch, Trigger, link_name
 
@@ -60,6 +61,7 @@ class Observation:
     links: dict[tuple[str, str], dict[str, float]]  # (a, b) -> mbps, rtt_ms, at
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> battery_min_pct
     predicted_ms: dict[str, float] = field(default_factory=dict)  # partition key -> ms
+    grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now (issue 14)
 
 
 class Gateway(Protocol):
@@ -112,6 +114,7 @@ class LoopConfig:
     # device takes to count as lost (lost_after_intervals heartbeat intervals). The grace
     # ends early once every known device has reported.
     startup_grace_s: float | None = None
+    grid_change_fraction: float = 0.2  # a zone's intensity change that re-plans (issue 14)
 
 
 class StepMetrics(Protocol):
@@ -147,6 +150,7 @@ class Reconciler:
         )
         self.batteries = BatteryWatch(horizon_h=cfg.horizon_h)
         self.latency = LatencyWatch(threshold=cfg.latency_drift_fraction)
+        self.grid = GridWatch(threshold=cfg.grid_change_fraction)
         self._alive: dict[str, float] = {}  # device -> last heartbeat time
         self._seen_beat: dict[str, float] = {}
         self._seen_link: dict[str, float] = {}
@@ -363,6 +367,10 @@ class Reconciler:
             t = self.links.observe(a, b, float(figures["mbps"]), float(figures["rtt_ms"]), at)
             if t is not None and not baseline:
                 fired.append(t)
+        for zone, g in obs.grid.items():
+            t = self.grid.observe(zone, g, obs.now)
+            if t is not None and not baseline:
+                fired.append(t)
         for t in fired:
             self.metrics.trigger(t.kind)
         return fired
@@ -375,6 +383,7 @@ class Reconciler:
         # The plan about to be made uses the figures of now: measure from them.
         self.links.commit()
         self.batteries.commit()
+        self.grid.commit()
         # Latency states reset themselves when a partition's prediction changes: resetting
         # them here would re-fire a drift no plan fixes on every re-solve.
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator import audit, rollouts
 from orchestrator.calls import Publish, RunSync
+from orchestrator.carbon.live import GridNow
 from orchestrator.db.tables import Device, Link, PlanVersion
 from orchestrator.desired import compute
 from orchestrator.desired.states import DesiredStates
@@ -49,8 +50,10 @@ class ReconcileGateway:
         record_trigger: RecordTrigger,
         request_replan: RequestReplan,
         publish: Publish,
+        grid: GridNow | None = None,
     ) -> None:
         self._live = live
+        self._grid = grid if grid is not None else GridNow(None)  # zones' intensity now
         self._run_sync = run_sync
         self._desired = desired
         self._record_trigger = record_trigger
@@ -110,7 +113,15 @@ class ReconcileGateway:
         version = self._desired.plan_version
         if version != self._predicted[0]:
             self._predicted = (version, await self._run_sync(_predictions))
-        return Observation(time.time(), beats, links, self._devices, self._predicted[1])
+        now = time.time()
+        # Zones whose intensity the plan takes from the grid now (no declared figure).
+        zones = {
+            m["zone"]
+            for m in self._devices.values()
+            if m.get("zone") and m["grid_declared"] is None
+        }
+        grid = self._grid.at(zones, now)
+        return Observation(now, beats, links, self._devices, self._predicted[1], grid)
 
     # -- act -------------------------------------------------------------------------------
     async def record_trigger(self, trigger: Trigger) -> None:
@@ -176,7 +187,8 @@ def _declared_mbps(session: Session) -> dict[tuple[str, str], float]:
 def _device_meta(session: Session) -> dict[str, dict[str, Any]]:
     return {
         d.id: {"battery_min_pct": d.battery_min_pct if d.battery_capacity_wh else None,
-               "state": d.state, "gflops": d.gflops}
+               "state": d.state, "gflops": d.gflops, "zone": d.zone,
+               "grid_declared": d.grid_declared_gco2_per_kwh}
         for d in session.scalars(select(Device))
     }  # fmt: skip
 

@@ -99,7 +99,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
         select(
             d.id, d.tier, d.gflops, d.memory_mb, d.power_idle_w, d.power_busy_w,
             d.battery_capacity_wh, d.battery_min_pct, d.grid_gco2_per_kwh, d.embodied_kgco2e,
-            d.lifetime_h, d.state, d.emulated,
+            d.lifetime_h, d.state, d.emulated, d.zone, d.grid_declared_gco2_per_kwh,
         ).order_by(d.id)
     ):  # fmt: skip
         snap.devices.append(
@@ -116,6 +116,10 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
                 "lifetime_h": row.lifetime_h,
                 "state": row.state,
                 "emulated": row.emulated,
+                # A zone's intensity now replaces the grid figure unless one is declared
+                # (orchestrator/carbon/live.py).
+                "zone": row.zone,
+                "grid_declared": row.grid_declared_gco2_per_kwh,
             }
         )
     lk = Link

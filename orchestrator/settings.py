@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     # (one process owns the store), else those unmodified this long (another replica on
     # a shared store may be writing one now).
     staging_sweep_after_s: float = Field(default=600.0, ge=0, le=86400, allow_inf_nan=False)
+    # Carbon (issue 14, docs/carbon.md): the Python of Boavizta's own environment (None:
+    # .boavizta/ beside this one's), an optional CSV of grid intensity per zone over time,
+    # and the relative change in a zone's intensity that triggers a re-plan.
+    boavizta_python: Path | None = None
+    grid_series: Path | None = None
+    grid_change_fraction: float = Field(default=0.2, gt=0)
 
     @cached_property
     def sqlalchemy_url(self) -> str:

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Query, status
 
 from api.deps import AgentAuth, ControlPlaneDep, Credentials, enroll_rate
 from api.types import MAX_INT
-from api.wire import DesiredState, EnrollRequest, EnrollResponse, Heartbeat, HeartbeatAck
+from api.wire import (
+    DECLARABLE_FIGURES,
+    DesiredState,
+    EnrollRequest,
+    EnrollResponse,
+    Heartbeat,
+    HeartbeatAck,
+)
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -21,8 +28,12 @@ async def enroll(
     Enrolling again under an existing name rotates the token, and needs that device's
     current agent token as `Authorization: Bearer` (or an operator's
     `POST /v1/devices/{id}/rekey` first): otherwise 409."""
+    request = body.model_dump()
+    # Which carbon figures the agent's operator set (the others are defaults): a declared
+    # figure wins over Boavizta's derived one.
+    request["declared"] = sorted(body.model_fields_set & set(DECLARABLE_FIGURES))
     agent_token = credentials.credentials if credentials is not None else None
-    return EnrollResponse(**await cp.agents.enroll(body.model_dump(), agent_token))
+    return EnrollResponse(**await cp.agents.enroll(request, agent_token))
 
 
 @router.post("/{device_id}/heartbeat")

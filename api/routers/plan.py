@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.carbon_schemas import PlanCarbonView
 from api.deps import ControlPlaneDep, Operator
 from api.schemas import PlanView, SolveRequest, SolveResult
 
@@ -23,6 +24,13 @@ async def get_scenario(cp: ControlPlaneDep, _: Operator) -> dict[str, Any]:
 async def get_plan(cp: ControlPlaneDep, _: Operator) -> PlanView:
     """The plan in force (the contract's plan format) and the state of its rollout."""
     return PlanView.model_validate(await cp.plans.view())
+
+
+@router.get("/plan/carbon")
+async def get_plan_carbon(cp: ControlPlaneDep, _: Operator) -> PlanCarbonView:
+    """The plan in force's carbon, operational and embodied, per inference and per hour,
+    per deployment and per device (docs/carbon.md)."""
+    return PlanCarbonView.model_validate(await cp.plans.carbon())
 
 
 @router.post("/plan/solve")

@@ -50,6 +50,20 @@ class Device(Base):
     rekey_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Carbon's sources (issue 14, orchestrator/carbon/devices.py). The three figures above
+    # are what the scenario uses: the declared one if any, else the derived one.
+    zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    carbon_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    inventory: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    embodied_declared_kgco2e: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lifetime_declared_h: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grid_declared_gco2_per_kwh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    embodied_derived_kgco2e: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lifetime_derived_h: Mapped[float | None] = mapped_column(Float, nullable=True)
+    grid_derived_gco2_per_kwh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    embodied_provenance: Mapped[str] = mapped_column(
+        String(512), default="declared", server_default="declared"
+    )
     # Issue 17: where the power figures it is planned with come from, as last reported
     # (declared | measured | fitted | profile); the figures themselves are live state.
     power_provenance: Mapped[str] = mapped_column(

@@ -15,8 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from orchestrator import fleet, tokens
 from orchestrator.calls import Publish, RunSync
+from orchestrator.carbon.boavizta import Boavizta
+from orchestrator.carbon.devices import CarbonInput, enroll_carbon, spec_from_json
+from orchestrator.db.tables import Device
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
@@ -53,6 +58,21 @@ def load_or_create_admin_token(settings: Settings) -> str:
     return secret
 
 
+def _carbon_before(session: Session, device_id: str) -> CarbonInput | None:
+    """A re-enrolling device's carbon sources (None: a new device)."""
+    device = session.get(Device, device_id)
+    if device is None:
+        return None
+    return CarbonInput(
+        tier=device.tier,
+        zone=device.zone,
+        spec=spec_from_json(device.carbon_spec),
+        embodied_kgco2e=device.embodied_declared_kgco2e,
+        lifetime_h=device.lifetime_declared_h,
+        grid_gco2_per_kwh=device.grid_declared_gco2_per_kwh,
+    )
+
+
 class Agents:
     def __init__(
         self,
@@ -64,8 +84,10 @@ class Agents:
         desired: DesiredStates,
         *,
         poke: Callable[[], None],
+        boavizta: Boavizta | None = None,
     ) -> None:
         self._settings = settings
+        self._boavizta = boavizta  # derives an enrolling device's carbon (issue 14)
         self._live = live
         self._run_sync = run_sync
         self._publish = publish
@@ -124,7 +146,10 @@ class Agents:
     ) -> dict[str, Any]:
         """`agent_token`: the bearer token sent along, which re-enrolling a device needs
         (unless an operator re-keyed it)."""
-        device, secret, existed = await self._run_sync(fleet.enroll, request, agent_token)
+        # Boavizta's worker blocks (and takes seconds on first use): off the event loop.
+        before = await self._run_sync(_carbon_before, request["name"])
+        carbon = await asyncio.to_thread(enroll_carbon, self._boavizta, request, before)
+        device, secret, existed = await self._run_sync(fleet.enroll, request, agent_token, carbon)
         self.forget(device.id)  # a re-enrolled device's old token dies
         self._tokens[tokens.hash_token(secret)] = device.id
         self._power[device.id] = (device.tier, device.power_provenance)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from orchestrator.artifacts import Artifacts
+from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.events import EventBus
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
@@ -25,6 +26,7 @@ class Context(Protocol):
     events: EventBus
     artifacts: Artifacts
     metrics: Metrics
+    boavizta: Boavizta  # Boavizta's worker, for derived carbon figures (issue 14)
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(session, *args) in a worker thread, in one transaction."""

@@ -3,13 +3,18 @@ updates, cordon/drain/uncordon and deletion, each audited and followed by a re-s
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from orchestrator import fleet
+from orchestrator.carbon.devices import DECLARABLE, CarbonInput, resolve, spec_from_json
 from orchestrator.db.tables import Device
 from orchestrator.power import planned_power
 from orchestrator.services.context import Context
+
+# What in an update touches carbon: re-resolved together (orchestrator/carbon/devices.py).
+_CARBON_KEYS = {"zone", "carbon", *DECLARABLE}
 
 
 class DevicesService:
@@ -27,6 +32,12 @@ class DevicesService:
 
     async def update(self, actor: str, device_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Labels, power and carbon figures, battery, compute and memory; returns the view."""
+        if _CARBON_KEYS & changes.keys():
+            device = await self._ctx.run_sync(fleet.get_device, device_id)
+            given = carbon_input(device, changes)
+            # Boavizta's worker blocks (seconds on first use): off the event loop.
+            columns = await asyncio.to_thread(resolve, self._ctx.boavizta, given)
+            changes["carbon_columns"] = columns
         await self._ctx.run_sync(fleet.update_device, actor, device_id, changes)
         await self._ctx.events.publish("device", {"device_id": device_id, "change": "updated"})
         await self._ctx.record_trigger(
@@ -67,6 +78,49 @@ class DevicesService:
         await self._ctx.request_replan(f"device {device_id} deleted by {actor}")
 
 
+def carbon_input(device: Device, changes: dict[str, Any]) -> CarbonInput:
+    """The device's carbon sources after `changes` (whose carbon keys it takes out); an
+    explicit None clears one."""
+    declared = {
+        "embodied_kgco2e": device.embodied_declared_kgco2e,
+        "lifetime_h": device.lifetime_declared_h,
+        "grid_gco2_per_kwh": device.grid_declared_gco2_per_kwh,
+    }
+    for key in DECLARABLE:
+        if key in changes:
+            declared[key] = changes.pop(key)
+    zone = changes.pop("zone") if "zone" in changes else device.zone
+    spec = changes.pop("carbon") if "carbon" in changes else device.carbon_spec
+    power_set = changes.get("power_w") is not None
+    return CarbonInput(
+        tier=device.tier,
+        zone=zone,
+        spec=spec_from_json(spec),
+        power_from_profile=device.power_provenance == "profile" and not power_set,
+        **declared,
+    )
+
+
+def _carbon_view(device: Device) -> dict[str, Any]:
+    return {
+        "zone": device.zone,
+        "spec": device.carbon_spec,
+        "declared": {
+            "embodied_kgco2e": device.embodied_declared_kgco2e,
+            "lifetime_h": device.lifetime_declared_h,
+            "grid_gco2_per_kwh": device.grid_declared_gco2_per_kwh,
+        },
+        "derived": {
+            "embodied_kgco2e": device.embodied_derived_kgco2e,
+            "lifetime_h": device.lifetime_derived_h,
+            "grid_gco2_per_kwh": device.grid_derived_gco2_per_kwh,
+        },
+        "embodied_provenance": device.embodied_provenance or "declared",
+        "power_provenance": device.power_provenance or "declared",
+        "inventory": device.inventory,
+    }
+
+
 def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
     """A device row and its last heartbeat (None: not alive) as the API's DeviceView."""
     battery = None
@@ -104,4 +158,5 @@ def device_view(device: Device, beat: dict[str, Any] | None) -> dict[str, Any]:
         "alive": beat is not None,
         "last_heartbeat": beat,
         "created_at": device.created_at.isoformat(),
+        "carbon": _carbon_view(device),
     }

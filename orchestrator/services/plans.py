@@ -3,6 +3,7 @@ its rollout, and solves (what-if or for real)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 import solver
 from orchestrator.calls import RunSync
+from orchestrator.carbon.plan import plan_carbon, report_json
 from orchestrator.db.tables import PlanVersion, Rollout
 from orchestrator.desired import compute
 from orchestrator.desired.states import DesiredStates
@@ -97,6 +99,14 @@ class Plans:
                 "agents": agents,
             },
         }
+
+    async def carbon(self) -> dict[str, Any]:
+        """The plan in force's carbon (docs/carbon.md), on the scenario it was solved from."""
+        row, _ = await self._run_sync(_in_force_and_rollout)
+        if row is None or row.scenario is None:
+            raise NotFound("no plan is in force yet: create a deployment on an alive device")
+        report = await asyncio.to_thread(plan_carbon, row.scenario, row.plan)
+        return {"version": row.version, **report_json(report)}
 
 
 def _answer(outcome: Outcome) -> dict[str, Any]:

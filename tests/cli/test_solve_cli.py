@@ -87,9 +87,23 @@ def test_compare_prints_one_row_per_solver() -> None:
     result = run("solve", EXAMPLE, "--compare")
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
-    assert [row.split("│")[1].strip() for row in rows] == SOLVER_NAMES
+    # Two tables, one row per solver each: the comparison, then carbon with payback.
+    assert [row.split("│")[1].strip() for row in rows] == SOLVER_NAMES * 2
     for header in ("objective", "energy J/s", "carbon g/h", "broken", "SLO misses", "solve s"):
         assert header in result.stdout
+    assert "payback against all-device" in result.stdout
+    payback = {row.split("│")[1].strip(): row.split("│")[-2].strip() for row in rows[5:]}
+    assert payback["all-device"] == "(reference)"
+    assert payback["ilp"].endswith("days)")
+
+
+def test_solve_shows_carbon_per_deployment_and_device() -> None:
+    result = run("solve", EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "carbon per deployment" in out and "carbon per device" in out
+    for header in ("op mg/inf", "emb mg/inf", "op g/h", "emb g/h", "total g/h"):
+        assert header in out
 
 
 def test_compare_json_is_a_list_of_rows() -> None:
@@ -102,6 +116,16 @@ def test_compare_json_is_a_list_of_rows() -> None:
     all_device = rows[2]
     assert all_device["status"] == "infeasible"
     assert all_device["broken"] == len(all_device["violations"]) > 0
+    # Carbon split in its two parts, adding up to the row's total; payback against
+    # all-device for the others.
+    carbon = ilp["carbon"]
+    total = carbon["operational_g_per_h"] + carbon["embodied_g_per_h"]
+    assert total == pytest.approx(ilp["carbon_g_per_h"], rel=1e-9)
+    p = carbon["payback"]
+    assert p["reference"] == "all-device" and "payback" not in all_device["carbon"]
+    assert p["hours"] == pytest.approx(
+        p["extra_embodied_kgco2e"] * 1000 / p["operational_saving_g_per_h"]
+    )
 
 
 def test_infeasible_scenario_exits_zero_with_a_reason(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ class FakeGateway:
     reaction_ms: float | None = None
     live: MemoryLiveState = field(default_factory=MemoryLiveState)
     fail_observe: bool = False
+    grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now
     # Every lock granted: (holder, monotonic time just before the request, just after).
     grants: list[tuple[str, float, float]] = field(default_factory=list)
     attempts: int = 0  # lock requests, granted or not
@@ -82,7 +83,9 @@ class FakeGateway:
     async def observe(self) -> Observation:
         if self.fail_observe:
             raise ConnectionError("live state down")
-        return Observation(self.now, dict(self.beats), dict(self.links), self.devices, {})
+        return Observation(
+            self.now, dict(self.beats), dict(self.links), self.devices, {}, dict(self.grid)
+        )
 
     async def record_trigger(self, trigger: Trigger) -> None:
         self.recorded.append(trigger)
@@ -450,3 +453,24 @@ async def test_plugging_a_device_in_and_out_replans_both_ways() -> None:
         "device cam: charging started",
         "device cam: charging stopped",
     ]
+
+
+async def test_a_grid_change_past_the_threshold_replans_once() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.grid = {"DEU": 400.0}
+    rec, metrics = loop(gw, grid_change_fraction=0.2)
+    assert await rec.tick() == []  # the baseline
+    gw.now += 1
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    gw.grid = {"DEU": 450.0}  # 12.5%: within the hysteresis
+    assert await rec.tick() == []
+    gw.now += 1
+    gw.grid = {"DEU": 250.0}
+    fired = await rec.tick()
+    assert [(t.kind, t.target) for t in fired] == [("grid", "DEU")]
+    assert gw.replans[-1][0] == "grid DEU: 400 -> 250 gCO2e/kWh"
+    assert metrics.triggers == ["grid"]
+    gw.now += 1
+    assert await rec.tick() == []  # measured from the figure the new plan used

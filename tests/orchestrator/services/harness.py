@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import fleet
 from orchestrator.artifacts import Artifacts
+from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.db import make_engine, session_factory
 from orchestrator.events import EventBus
 from orchestrator.live.base import LiveState
@@ -50,6 +51,8 @@ class Harness:
         self.events = EventBus(live)
         self.artifacts = Artifacts(settings.artifact_dir)
         self.metrics = Metrics()
+        # The real Boavizta worker, started only if a test asks for a derived figure.
+        self.boavizta = Boavizta(settings.boavizta_python)
         self.engine: Engine = make_engine(settings)
         self.sessions: sessionmaker[Session] = session_factory(self.engine)
         # What the services asked for, in order.
@@ -113,6 +116,7 @@ class Harness:
         return str(device.id)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.boavizta.close)
         await self.events.stop()
         await self.live.close()
         self.engine.dispose()
