@@ -38,14 +38,20 @@ class EnrollmentTokenInfo(_Body):
     created_at: datetime
 
 
+Role = Literal["viewer", "operator", "admin"]
+
+
 class ApiKeyRequest(_Body):
     name: str = Field(min_length=1, max_length=128)
+    # viewer: reads only; operator: reads and fleet writes; admin: also operator keys.
+    role: Role = "operator"
 
 
 class ApiKeyCreated(_Body):
     id: int
     name: str
     token: str
+    role: Role
 
 
 class ApiKeyInfo(_Body):
@@ -53,6 +59,7 @@ class ApiKeyInfo(_Body):
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    role: Role
 
 
 # -- devices and links ------------------------------------------------------------------------

@@ -29,3 +29,12 @@ def hash_token(token: str) -> str:
 def same(a: str, b: str) -> bool:
     """Constant-time comparison, so timing reveals nothing about a stored hash."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+# Operator roles, weakest first: a role may do what every role before it may.
+ROLES = ("viewer", "operator", "admin")
+
+
+def allows(role: str, needed: str) -> bool:
+    """Whether `role` may act where `needed` is required (an unknown role may nothing)."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)

@@ -84,6 +84,8 @@ class ApiKey(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # viewer (reads only) | operator (reads and fleet writes) | admin (also operator keys)
+    role: Mapped[str] = mapped_column(String(16), default="operator", server_default="operator")
 
 
 class Artifact(Base):
