@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck services tools netns-tools pytest bench clean
+.PHONY: demo test lint typecheck services tools netns-tools chromium pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -39,7 +39,11 @@ tools:
 netns-tools:
 	scripts/ensure-netns-tools.sh
 
-pytest: $(STAMP) services tools netns-tools
+# Debian's chromium for the console's browser tests, installed with apt-get if missing.
+chromium:
+	scripts/ensure-chromium.sh
+
+pytest: $(STAMP) services tools netns-tools chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import audit
+from orchestrator import audit, samples
 from orchestrator.artifacts import Artifacts
 from orchestrator.db.engine import make_engine, session_factory
 from orchestrator.desired.states import DesiredStates
@@ -30,6 +30,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.planner import Planner
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.reconcile_gateway import ReconcileGateway
+from orchestrator.sampler import Sampler
 from orchestrator.services.agents import Agents
 from orchestrator.services.plans import Plans
 from orchestrator.settings import Settings
@@ -91,6 +92,17 @@ class ControlPlane:
             poke=self.reconciler.poke,
         )
         self.plans = Plans(self.planner, self.desired, self.live, self.run_sync)
+        self.sampler = Sampler(
+            self.run_sync,
+            self.live,
+            lambda: self.reconciler.is_leader,
+            settings.console_sample_interval_s,
+            samples.Retention(
+                raw_keep_s=settings.console_raw_keep_s,
+                coarse_s=settings.console_coarse_s,
+                history_s=settings.console_history_h * 3600.0,
+            ),
+        )
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -108,6 +120,7 @@ class ControlPlane:
         self.events.listen(self._on_event)
         await self.events.start()
         self.reconciler.start()
+        self.sampler.start()
         self.heap.start()
 
     def _loop_config(self) -> LoopConfig:
@@ -125,6 +138,7 @@ class ControlPlane:
 
     async def stop(self) -> None:
         await self.heap.stop()
+        await self.sampler.stop()
         await self.reconciler.stop()
         await self.desired.stop()
         await self.planner.stop()

@@ -20,7 +20,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -85,6 +85,8 @@ class Replacement:
     decide_s: float
     scenario: dict[str, Any]  # the scenario the candidate places (without `unplaced`)
     unplaced: dict[str, str]  # app -> why it fits nowhere
+    # app -> the constraint family of why (solver.Code), for the console
+    unplaced_codes: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def plan(self) -> solver.PlanDoc:
@@ -203,6 +205,7 @@ def replan(
         decide_s=time.perf_counter() - started,
         scenario=placed_scenario,
         unplaced=partial.unplaced,
+        unplaced_codes={a: r.code.value for a, r in partial.set_aside.items()},
     )
 
 

@@ -38,3 +38,9 @@ ROLES = ("viewer", "operator", "admin")
 def allows(role: str, needed: str) -> bool:
     """Whether `role` may act where `needed` is required (an unknown role may nothing)."""
     return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
+def derived_key(secret: str, purpose: str) -> bytes:
+    """A key for one purpose (signing console sessions) from a secret every replica shares
+    (the admin token): a leaked derived key reveals neither the secret nor another key."""
+    return hmac.new(secret.encode("utf-8"), purpose.encode("utf-8"), hashlib.sha256).digest()

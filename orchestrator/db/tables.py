@@ -193,6 +193,19 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class ConsoleSample(Base):
+    """One point of the console's charts (orchestrator/samples.py): fleet-wide figures and
+    each battery's level and projected hours. `resolution` "raw" rows are taken every
+    sampling interval and kept briefly; "coarse" rows average a bucket of them and are
+    kept for the charts' whole history."""
+
+    __tablename__ = "console_samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    resolution: Mapped[str] = mapped_column(String(8))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class PlacementSettings(Base):
     """Fleet-wide objective weights and horizon: a single row, id 1."""
 

@@ -93,6 +93,10 @@ class Agents:
         key = await self._run_sync(fleet.operator_for, token)
         return (f"operator:{key.name}", key.role) if key is not None else None
 
+    def signing_key(self, purpose: str) -> bytes:
+        """A key derived from the admin token, the same on every replica that shares it."""
+        return tokens.derived_key(self._admin_token, purpose)
+
     def cached_agent(self, token_hash: str) -> str | None:
         """The device of an agent-token hash, from the cache only (the hot path)."""
         return self._tokens.get(token_hash)
