@@ -307,6 +307,28 @@ class PlanView(_Body):
     rollout: RolloutView
 
 
+class PlanTotals(_Body):
+    energy_w: float  # inference energy at the apps' rates, J/s
+    carbon_gph: float  # grams CO2e per hour, embodied included
+    migration_mb: float
+
+
+class PlanVersionSummary(_Body):
+    """One plan version in the history (`GET /v1/plans`), without its documents."""
+
+    version: int
+    created_at: str
+    solver: str
+    status: str
+    objective: float | None
+    gap: float | None  # (objective - bound) / objective, when the solver proved a bound
+    solve_s: float
+    trigger: str  # why it was solved, and the hysteresis decision
+    applied: bool
+    in_force: bool
+    totals: PlanTotals | None  # None on versions made before the console existed
+
+
 class AuditView(_Body):
     id: int
     at: datetime
