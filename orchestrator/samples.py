@@ -5,8 +5,9 @@ Every sampling interval the leader records one "raw" row: the fleet's planned en
 (from heartbeats) and projected hours (from the plan). When a coarse bucket (five minutes
 by default) is complete its raw rows are averaged into one "coarse" row. Raw rows older
 than `raw_keep_s` and coarse rows older than `history_s` are deleted, so the table holds
-at most raw_keep_s / interval + history_s / coarse_s rows whatever the fleet's age; a
-row's size grows with the number of battery devices (about 50 bytes each).
+at most raw_keep_s / interval + history_s / coarse_s rows whatever the fleet's age, and a
+row holds per-device series for the BATTERY_SERIES batteries at most risk only (fleet-wide
+battery figures cover them all), so its size is bounded whatever the fleet's size.
 
 The heartbeat path never touches this: the sampler reads the live state on its own clock.
 """
@@ -96,7 +97,15 @@ def measured_latency_ms(beats: dict[str, dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def sample_values(figures: PlanFigures, beats: dict[str, dict[str, Any]]) -> dict[str, Any]:
+# Per-device battery series are kept for this many devices, those at most risk at each
+# point (fewest projected hours, then lowest level): a row's size, and so a chart's read,
+# stays bounded at any fleet size. Every battery counts in the fleet-wide figures.
+BATTERY_SERIES = 16
+
+
+def sample_values(
+    figures: PlanFigures, beats: dict[str, dict[str, Any]], keep: int = BATTERY_SERIES
+) -> dict[str, Any]:
     """One chart point from the plan's figures and the heartbeats."""
     measured = measured_latency_ms(beats)
     misses = set(figures.slo_unmet)
@@ -106,11 +115,22 @@ def sample_values(figures: PlanFigures, beats: dict[str, dict[str, Any]]) -> dic
         pct = beat.get("battery_pct")
         if pct is not None or device_id in figures.battery_h:
             batteries[device_id] = {"pct": pct, "hours": figures.battery_h.get(device_id)}
+    levels = [float(b["pct"]) for b in batteries.values() if b["pct"] is not None]
+    hours = [float(b["hours"]) for b in batteries.values() if b["hours"] is not None]
+
+    def risk(item: tuple[str, dict[str, float | None]]) -> tuple[float, float, str]:
+        b = item[1]
+        h, p = b["hours"], b["pct"]
+        return (h if h is not None else float("inf"), p if p is not None else 100.0, item[0])
+
     return {
         "energy_w": round(figures.energy_w, 6),
         "carbon_gph": round(figures.carbon_gph, 6),
         "slo_misses": len(misses),
-        "batteries": batteries,
+        "battery_count": len(batteries),
+        "battery_mean_pct": round(sum(levels) / len(levels), 3) if levels else None,
+        "battery_min_hours": round(min(hours), 3) if hours else None,
+        "batteries": dict(sorted(batteries.items(), key=risk)[:keep]),
     }
 
 
@@ -167,10 +187,18 @@ def _average(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for key in ("pct", "hours"):
                 if b.get(key) is not None:
                     slot[key].append(float(b[key]))
+
+    def mean(key: str) -> float | None:
+        got = [float(r[key]) for r in rows if r.get(key) is not None]
+        return round(sum(got) / len(got), 3) if got else None
+
     return {
         "energy_w": round(sum(float(r.get("energy_w", 0.0)) for r in rows) / n, 6),
         "carbon_gph": round(sum(float(r.get("carbon_gph", 0.0)) for r in rows) / n, 6),
         "slo_misses": max(int(r.get("slo_misses", 0)) for r in rows),
+        "battery_count": max(int(r.get("battery_count") or 0) for r in rows),
+        "battery_mean_pct": mean("battery_mean_pct"),
+        "battery_min_hours": mean("battery_min_hours"),
         "batteries": {
             d: {k: (round(sum(v) / len(v), 4) if v else None) for k, v in slot.items()}
             for d, slot in batteries.items()

@@ -33,8 +33,9 @@ def lines(
     limit: int = 8,
 ) -> Markup:
     """A line chart of several series of (epoch seconds, value); `limit` series at most
-    (the first by name), with a legend. Empty series draw an empty frame that says so."""
-    names = sorted(series)[:limit]
+    (fleet-wide ones first, then by name), with a legend. Empty series draw an empty
+    frame that says so."""
+    names = sorted(series, key=lambda n: (not n.startswith("fleet "), n))[:limit]
     points = [p for n in names for p in series[n]]
     w, h = _W, _H
     plot_w, plot_h = w - _PAD_L - 8, h - _PAD_B - _PAD_T

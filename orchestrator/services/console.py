@@ -146,7 +146,9 @@ class ConsoleService:
         return await self._ctx.run_sync(console_views.scenario_of, version)
 
     async def charts(self, hours: float) -> dict[str, Any]:
-        """The series of the last `hours`: [(epoch s, value)] each; batteries by device."""
+        """The series of the last `hours`: [(epoch s, value)] each; batteries by device (the
+        ones at most risk, samples.BATTERY_SERIES) beside the fleet's mean level and least
+        projected hours."""
         points = await self._ctx.run_sync(samples.window, hours)
         fleet: dict[str, list[tuple[float, float]]] = {
             "energy_w": [],
@@ -159,6 +161,12 @@ class ConsoleService:
             t = at.timestamp()
             for key, series in fleet.items():
                 series.append((t, float(values.get(key) or 0.0)))
+            for key, by_name, name in (
+                ("battery_mean_pct", pct, "fleet mean"),
+                ("battery_min_hours", hours_left, "fleet minimum"),
+            ):
+                if values.get(key) is not None:
+                    by_name.setdefault(name, []).append((t, float(values[key])))
             for device_id, b in (values.get("batteries") or {}).items():
                 if b.get("pct") is not None:
                     pct.setdefault(device_id, []).append((t, float(b["pct"])))

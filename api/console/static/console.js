@@ -44,8 +44,15 @@
   source.onerror = function () {
     badge.textContent = "reconnecting…"; badge.className = "live-status off";
   };
+  // The last events, with the server's time of each and when it arrived (for
+  // bench/console.py, which times an event to the page showing it).
+  var log = window.continuumConsole.log = [];
   kinds.forEach(function (kind) {
-    source.addEventListener(kind, function () {
+    source.addEventListener(kind, function (e) {
+      var at = null;
+      try { at = JSON.parse(e.data).at; } catch (err) { /* keep going */ }
+      log.push({ kind: kind, at: at, received: Date.now() });
+      if (log.length > 100) { log.shift(); }
       window.continuumConsole.events += 1;
       window.continuumConsole.lastEventAt = Date.now();
       refresh();

@@ -47,6 +47,8 @@ async def test_old_points_are_averaged_into_buckets_then_dropped(ctx: Harness) -
         add = session.add  # type: ignore[attr-defined]
         for i, energy in enumerate((1.0, 3.0)):
             values = {"energy_w": energy, "carbon_gph": 2.0, "slo_misses": i,
+                      "battery_count": 1, "battery_mean_pct": 50.0 + i,
+                      "battery_min_hours": None,
                       "batteries": {"cam-1": {"pct": 50.0 + i, "hours": None}}}  # fmt: skip
             add(ConsoleSample(at=start + timedelta(seconds=10 * i), resolution="raw",
                               values=values))  # fmt: skip
@@ -66,6 +68,8 @@ async def test_old_points_are_averaged_into_buckets_then_dropped(ctx: Harness) -
     kept = await ctx.run_sync(rows)
     coarse = [v for r, v in kept if r == "coarse"]
     assert coarse == [{"energy_w": 2.0, "carbon_gph": 2.0, "slo_misses": 1,
+                       "battery_count": 1, "battery_mean_pct": 50.5,
+                       "battery_min_hours": None,
                        "batteries": {"cam-1": {"pct": 50.5, "hours": None}}}]  # fmt: skip
     assert sorted(v["energy_w"] for r, v in kept if r == "raw") == [1.0, 3.0, 5.0]
     # Recording again does not roll the same bucket up twice.
@@ -90,3 +94,14 @@ def test_a_sample_counts_slo_misses_planned_and_measured() -> None:
     assert values["slo_misses"] == 2  # a measured over its SLO, c predicted over its own
     assert values["batteries"] == {"cam-1": {"pct": 40.0, "hours": 4.0}}
     assert values["energy_w"] == 1.5
+
+
+def test_a_sample_keeps_the_batteries_at_most_risk() -> None:
+    figures = samples.PlanFigures(version=1, battery_h={"b": 2.0, "c": 9.0})
+    beats = {d: {"battery_pct": pct} for d, pct in (("a", 10.0), ("b", 90.0), ("c", 50.0),
+                                                   ("d", 70.0))}  # fmt: skip
+    values = samples.sample_values(figures, beats, keep=3)
+    # Fewest projected hours first, then the lowest level among those with none.
+    assert list(values["batteries"]) == ["b", "c", "a"]
+    assert values["battery_count"] == 4 and values["battery_mean_pct"] == 55.0
+    assert values["battery_min_hours"] == 2.0
