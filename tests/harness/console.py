@@ -72,12 +72,13 @@ def login(page: Any, url: str, token: str, next_page: str = "fleet") -> None:
     page.wait_for_url(f"**/console/{next_page}")
 
 
-def npu_fleet(tmp: Path, launcher: Launcher) -> EmulatedFleet:
-    """The fleet started, squeezenet (random weights) deployed from the camera at 4 req/s
-    with a 1 s SLO, and its first plan rolled out."""
+def npu_fleet(tmp: Path, launcher: Launcher, **env: str) -> EmulatedFleet:
+    """The fleet started (`env`: more of the server's settings), squeezenet (random
+    weights) deployed from the camera at 4 req/s with a 1 s SLO, its first plan rolled out."""
     from models_registry import randomize
 
     fleet = EmulatedFleet(tmp, launcher, agents=NPU_AGENTS)
+    fleet.env.update(env)
     fleet.start_server()
     fleet.start_agents()
     model = randomize(LIGHT / "light_squeezenet.onnx", seed=0)
