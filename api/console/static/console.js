@@ -43,6 +43,8 @@
   source.onopen = function () { badge.textContent = "live"; badge.className = "live-status on"; };
   source.onerror = function () {
     badge.textContent = "reconnecting…"; badge.className = "live-status off";
+    // A stream that ends may mean the session did: a refresh finds out (and goes to login).
+    refresh();
   };
   // The last events, with the server's time of each and when it arrived (for
   // bench/console.py, which times an event to the page showing it).
