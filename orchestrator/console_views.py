@@ -99,7 +99,16 @@ def deployment_rows(session: Session) -> tuple[list[dict[str, Any]], InForce, di
         .limit(1)
     )
     codes = dict((latest.stats or {}).get("unplaced_codes") or {}) if latest is not None else {}
-    return deployments.views(session), in_force(session), codes
+    views = deployments.views(session)
+    blamed = [v["name"] for v in views if v["status"] == "infeasible" and v["name"] not in codes]
+    if blamed and latest is not None:
+        # The whole latest plan was infeasible: its reason (which these views show) has
+        # its code in the document.
+        plan = session.scalar(select(PlanVersion.plan).where(PlanVersion.version == latest.version))
+        code = (plan or {}).get("reason_code")
+        if code:
+            codes.update(dict.fromkeys(blamed, str(code)))
+    return views, in_force(session), codes
 
 
 def declared_links(session: Session) -> dict[tuple[str, str], dict[str, float]]:

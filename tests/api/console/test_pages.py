@@ -50,6 +50,9 @@ async def _placed(client: httpx.AsyncClient, cnn: bytes) -> None:
         json={"name": "vision", "model": "cnn", "source": "cam-1", "rate_rps": 2, "slo_ms": 500},
     )
     assert made.status_code == 201, made.text
+    hopeless = {"name": "hopeless", "model": "cnn", "source": "cam-1", "rate_rps": 1,
+                "slo_ms": 0.001}  # fmt: skip
+    assert (await client.post("/v1/deployments", json=hopeless)).status_code == 201
     solved = await client.post("/v1/plan/solve", json={})
     assert solved.status_code == 200, solved.text
     for agent in agents.values():
@@ -89,11 +92,14 @@ async def test_every_page_shows_the_fleet_and_its_plan(
     row = re.search(r'data-deployment="vision" data-status="(\w+)" data-placement="([^"]*)"',
                     texts["deployments"])  # fmt: skip
     assert row is not None and row.group(1) == "placed" and "@" in row.group(2)
+    # Set aside by the solver: its status, its reason, and the constraint's code.
+    hopeless = texts["deployments"].split('data-deployment="hopeless"')[1].split("</tr>")[0]
+    assert 'data-status="infeasible"' in hopeless and '<code class="code">slo</code>' in hopeless
     assert 'data-version="1"' in texts["plans"] and "scenario-v1" not in texts["plans"]
     assert "GFLOP per block" in texts["models"] and "<rect" in texts["models"]
     replay = await client.get("/console/plans/1/scenario.json")
     assert replay.status_code == 200
-    assert replay.json()["version"] == 1 and replay.json()["apps"][0]["id"] == "vision"
+    assert replay.json()["version"] == 1 and [a["id"] for a in replay.json()["apps"]] == ["vision"]
     assert "attachment" in replay.headers["content-disposition"]
     diff = await client.get("/console/plans?a=1&b=1")
     assert diff.status_code == 200 and "v1 ↔ v1" in diff.text
