@@ -68,7 +68,7 @@ def main() -> None:
                     )
                     page.screenshot(path=str(OUT / f"console-{name}.png"), full_page=True)
                     print(f"docs/img/console-{name}.png")
-                print(f"{DEPLOYMENT}: {before} -> {placement(fleet)} (plan v{first} -> v{latest})")
+                print(f"{DEPLOYMENT}: plan v{first} ({before}) -> v{latest}")
             fleet.close()
         finally:
             launcher.stop_all()

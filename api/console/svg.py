@@ -71,10 +71,10 @@ def lines(
             f'<text x="{_PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">'
             f"{_fmt(v)}</text>"
         )
-    for t in (t0, t1):
-        label = datetime.fromtimestamp(t, UTC).strftime("%H:%M")
+    for t, anchor in ((t0, "start"), (t1, "end")):
+        label = datetime.fromtimestamp(t, UTC).strftime("%H:%M UTC")
         out.append(
-            f'<text x="{x(t):.1f}" y="{h - 6}" text-anchor="middle" class="tick">{label}</text>'
+            f'<text x="{x(t):.1f}" y="{h - 6}" text-anchor="{anchor}" class="tick">{label}</text>'
         )
     out.append(f'<text x="6" y="{_PAD_T + 10}" class="unit">{escape(unit)}</text>')
     for i, name in enumerate(names):
