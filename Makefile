@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck services tools netns-tools boavizta pytest bench clean
+.PHONY: demo test lint typecheck services tools netns-tools boavizta chromium pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP) boavizta
@@ -45,7 +45,11 @@ netns-tools:
 boavizta:
 	PYTHON=$(PYTHON) scripts/ensure-boavizta.sh
 
-pytest: $(STAMP) services tools netns-tools boavizta
+# Debian's chromium for the console's browser tests, installed with apt-get if missing.
+chromium:
+	scripts/ensure-chromium.sh
+
+pytest: $(STAMP) services tools netns-tools boavizta chromium
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

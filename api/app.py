@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi, problems
+from api.console import pages as console
 from api.fastpath import ROUTE_KEY, HeartbeatFastPath
 from api.limits import BodyLimits
 from api.routers import agents, artifacts, deployments, devices, events, health, links, models
@@ -92,6 +94,10 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
     app.include_router(events.router, prefix=v1)
     app.include_router(health.audit_router, prefix=v1)
     app.include_router(health.router)
+    # The operator console (docs/console.md): its pages, and its assets from the package.
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
+    app.add_exception_handler(console.LoginRequired, console.login_redirect)
     # Outermost last: timing wraps the heartbeat fast path too, and body limits (with
     # authentication before a body is read) come before either reads one.
     app.add_middleware(HeartbeatFastPath, control_plane=cp)

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.types import MAX_INT
 from api.wire import DEVICE_ID_PATTERN
+from orchestrator import tokens
 from orchestrator.control_plane import ControlPlane
 from orchestrator.errors import Forbidden, TooManyRequests, Unauthorized
 from orchestrator.ratelimit import RateLimited
@@ -101,15 +102,53 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-async def operator(cp: ControlPlaneDep, credentials: Credentials) -> str:
-    """The acting operator ("operator:<key name>")."""
-    actor = await cp.agents.operator(_token(credentials))
-    if actor is None:
+# Methods that change nothing: a viewer may call them.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _role(
+    cp: ControlPlane, credentials: HTTPAuthorizationCredentials | None
+) -> tuple[str, str]:
+    found = await cp.agents.operator_role(_token(credentials))
+    if found is None:
         raise Unauthorized("unknown or revoked operator token")
+    return found
+
+
+async def operator(request: Request, cp: ControlPlaneDep, credentials: Credentials) -> str:
+    """The acting operator ("operator:<key name>"). A viewer's token reads only: any other
+    method is refused here, so no write route can forget the check."""
+    actor, role = await _role(cp, credentials)
+    if request.method not in _READS and not tokens.allows(role, "operator"):
+        raise Forbidden(
+            f"{actor} has the {role} role, which reads only: ask an admin for an operator token"
+        )
     return actor
 
 
 Operator = Annotated[str, Depends(operator)]
+
+
+async def admin(cp: ControlPlaneDep, credentials: Credentials) -> str:
+    """An operator with the admin role (managing operator keys)."""
+    actor, role = await _role(cp, credentials)
+    if not tokens.allows(role, "admin"):
+        raise Forbidden(f"{actor} has the {role} role; managing operator keys needs admin")
+    return actor
+
+
+Admin = Annotated[str, Depends(admin)]
+
+
+async def writer(cp: ControlPlaneDep, credentials: Credentials) -> str:
+    """An operator or admin even on a read: for reads that reveal a secret."""
+    actor, role = await _role(cp, credentials)
+    if not tokens.allows(role, "operator"):
+        raise Forbidden(f"{actor} has the {role} role, which may not read secrets")
+    return actor
+
+
+Writer = Annotated[str, Depends(writer)]
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 # Models, cascades and deployments share the ids' alphabet: anything else (a NUL, a
 # surrogate) is a 422 before it reaches the database.

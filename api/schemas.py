@@ -53,14 +53,20 @@ class EnrollmentTokenInfo(_Body):
     created_at: UtcDatetime
 
 
+Role = Literal["viewer", "operator", "admin"]
+
+
 class ApiKeyRequest(_Body):
     name: Name
+    # viewer: reads only; operator: reads and fleet writes; admin: also operator keys.
+    role: Role = "operator"
 
 
 class ApiKeyCreated(_Body):
     id: int
     name: str
     token: str
+    role: Role
 
 
 class ApiKeyInfo(_Body):
@@ -68,6 +74,7 @@ class ApiKeyInfo(_Body):
     name: str
     created_at: UtcDatetime
     revoked_at: UtcDatetime | None
+    role: Role
 
 
 # -- devices and links ------------------------------------------------------------------------
@@ -345,6 +352,28 @@ class PlanView(_Body):
     revision: int = 0  # the desired-state revision agents should run
     live_version: int = 0  # the newest revision every agent has switched to
     rollout: RolloutView
+
+
+class PlanTotals(_Body):
+    energy_w: float  # inference energy at the apps' rates, J/s
+    carbon_gph: float  # grams CO2e per hour, embodied included
+    migration_mb: float
+
+
+class PlanVersionSummary(_Body):
+    """One plan version in the history (`GET /v1/plans`), without its documents."""
+
+    version: int
+    created_at: str
+    solver: str
+    status: str
+    objective: float | None
+    gap: float | None  # (objective - bound) / objective, when the solver proved a bound
+    solve_s: float
+    trigger: str  # why it was solved, and the hysteresis decision
+    applied: bool
+    in_force: bool
+    totals: PlanTotals | None  # None on versions made before the console existed
 
 
 class AuditView(_Body):

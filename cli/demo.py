@@ -150,6 +150,10 @@ class Demo:
             120,
         )
         self.say(f"[bold]fleet[/]: 4 EMULATED agents up ({', '.join(FLEET)}), logs in {self.tmp}")
+        self.say(
+            f"[bold]console[/]: {self.url}/console  (log in with the token [bold]{ADMIN}[/]; "
+            "it shows the re-placements below as they happen)"
+        )
 
     def deploy(self) -> dict[str, str]:
         import onnx
@@ -295,6 +299,9 @@ class Demo:
 def demo_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     duration: Annotated[float, typer.Option(help="Seconds of traffic per phase.")] = 8.0,
+    stay: Annotated[
+        bool, typer.Option("--stay", help="Keep the fleet and its console up until Ctrl-C.")
+    ] = False,
 ) -> None:
     """Run a live, EMULATED fleet on this machine and watch it re-place (about 1-2 min)."""
     console = Console()
@@ -328,6 +335,7 @@ def demo_command(
             for r in demo.replacements()
         ]
         summary: dict[str, Any] = {
+            "console_url": f"{demo.url}/console",
             "requests": served + demo.failed,
             "served": served,
             "failed": demo.failed,
@@ -362,6 +370,14 @@ def demo_command(
         console.print(table)
         for error in demo.errors[:5]:
             console.print(f"[red]failed request[/]: {error}")
+        if stay:
+            console.print(
+                f"the fleet stays up: console at [bold]{demo.url}/console[/] (token {ADMIN}); "
+                "Ctrl-C stops everything"
+            )
+            while True:
+                time.sleep(3600)
+        console.print(f"(`continuum demo --stay` keeps the fleet and {demo.url}/console up)")
     except KeyboardInterrupt:
         console.print("interrupted: stopping everything the demo started", style="yellow")
         raise typer.Exit(130) from None

@@ -10,6 +10,7 @@ from cli.agent import agent_command
 from cli.check import check_command
 from cli.db import db_app
 from cli.demo import demo_command
+from cli.fleet import cordon_command, deploy_command, drain_command, fleet_app, uncordon_command
 from cli.model import model_app
 from cli.server import server_command
 from cli.simulate import simulate_command, sweep_command
@@ -30,6 +31,11 @@ app.command(name="demo")(demo_command)
 app.add_typer(model_app, name="model")
 app.command(name="simulate")(simulate_command)
 app.command(name="simulate-sweep")(sweep_command)
+app.add_typer(fleet_app, name="fleet")
+app.command(name="deploy")(deploy_command)
+app.command(name="cordon")(cordon_command)
+app.command(name="drain")(drain_command)
+app.command(name="uncordon")(uncordon_command)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator import audit, integrity
+from orchestrator import audit, integrity, samples
 from orchestrator.artifacts import Artifacts
 from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.carbon.live import GridNow
@@ -35,6 +35,7 @@ from orchestrator.ratelimit import RateLimit
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.reconcile_gateway import ReconcileGateway
 from orchestrator.retention import AuditRetention
+from orchestrator.sampler import Sampler
 from orchestrator.services.agents import Agents
 from orchestrator.services.plans import Plans
 from orchestrator.settings import Settings
@@ -112,6 +113,17 @@ class ControlPlane:
             settings.enroll_rate_window_s,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.sampler = Sampler(
+            self.run_sync,
+            self.live,
+            lambda: self.reconciler.is_leader,
+            settings.console_sample_interval_s,
+            samples.Retention(
+                raw_keep_s=settings.console_raw_keep_s,
+                coarse_s=settings.console_coarse_s,
+                history_s=settings.console_history_h * 3600.0,
+            ),
+        )
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -132,6 +144,7 @@ class ControlPlane:
         self.events.listen(self._on_event)
         await self.events.start()
         self.reconciler.start()
+        self.sampler.start()
         self.heap.start()
         self.retention.start()
         # Boavizta's worker takes seconds to import its tables: start it now, so that the
@@ -184,6 +197,7 @@ class ControlPlane:
     async def stop(self) -> None:
         await self.retention.stop()
         await self.heap.stop()
+        await self.sampler.stop()
         await self.reconciler.stop()
         await self.desired.stop()
         await self.planner.stop()

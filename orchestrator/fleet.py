@@ -29,7 +29,7 @@ def ensure_admin_key(session: Session, token: str) -> None:
     """Register the admin token (by hash) unless it already is."""
     digest = tokens.hash_token(token)
     if session.scalar(select(ApiKey).where(ApiKey.token_hash == digest)) is None:
-        session.add(ApiKey(name="admin", token_hash=digest, created_at=audit.now()))
+        session.add(ApiKey(name="admin", token_hash=digest, created_at=audit.now(), role="admin"))
 
 
 def operator_for(session: Session, token: str) -> ApiKey | None:
@@ -39,12 +39,18 @@ def operator_for(session: Session, token: str) -> ApiKey | None:
     return key
 
 
-def create_api_key(session: Session, actor: str, name: str) -> tuple[ApiKey, str]:
+def create_api_key(
+    session: Session, actor: str, name: str, role: str = "operator"
+) -> tuple[ApiKey, str]:
+    if role not in tokens.ROLES:
+        raise Invalid(f"role: must be one of {', '.join(tokens.ROLES)}", field="role")
     secret = tokens.new_token(tokens.API_KEY_PREFIX)
-    key = ApiKey(name=name, token_hash=tokens.hash_token(secret), created_at=audit.now())
+    key = ApiKey(name=name, token_hash=tokens.hash_token(secret), created_at=audit.now(), role=role)
     session.add(key)
     session.flush()
-    audit.record(session, actor, "api_key.created", f"api_key:{key.id}", detail={"name": name})
+    audit.record(
+        session, actor, "api_key.created", f"api_key:{key.id}", detail={"name": name, "role": role}
+    )
     return key, secret
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 import solver
-from orchestrator import audit, rollouts
+from orchestrator import audit, rollouts, samples
 from orchestrator.db.tables import Deployment, PlanVersion
 from orchestrator.desired.states import StagedStates
 from orchestrator.plan_versions import prune
@@ -73,6 +73,8 @@ def commit(
     stats["unplaced"] = unplaced
     stats["degraded"] = result.degraded
     stats["unplaced_codes"] = result.unplaced_codes
+    # The console's plan history reads these without parsing the documents.
+    stats["totals"] = samples.totals(result.scenario or built.scenario, list(plan.apps))
     row = PlanVersion(
         created_at=audit.now(),
         solver=plan.solver,

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     boavizta_python: Path | None = None
     grid_series: Path | None = None
     grid_change_fraction: float = Field(default=0.2, gt=0)
+    # The console (issue 13, docs/console.md): chart sampling (0 turns it off), how long
+    # raw points and the coarse (averaged) ones are kept, the coarse bucket, and how long
+    # a login session lasts.
+    console_sample_interval_s: float = Field(default=15.0, ge=0, le=3600)
+    console_raw_keep_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    console_coarse_s: float = Field(default=300.0, gt=0, le=86400)
+    console_history_h: float = Field(default=24.0, gt=0, le=24 * 90)
+    console_session_ttl_s: float = Field(default=8 * 3600.0, gt=0, le=30 * 86400)
 
     @cached_property
     def sqlalchemy_url(self) -> str:

@@ -29,3 +29,18 @@ def hash_token(token: str) -> str:
 def same(a: str, b: str) -> bool:
     """Constant-time comparison, so timing reveals nothing about a stored hash."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+# Operator roles, weakest first: a role may do what every role before it may.
+ROLES = ("viewer", "operator", "admin")
+
+
+def allows(role: str, needed: str) -> bool:
+    """Whether `role` may act where `needed` is required (an unknown role may nothing)."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
+def derived_key(secret: str, purpose: str) -> bytes:
+    """A key for one purpose (signing console sessions) from a secret every replica shares
+    (the admin token): a leaked derived key reveals neither the secret nor another key."""
+    return hmac.new(secret.encode("utf-8"), purpose.encode("utf-8"), hashlib.sha256).digest()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import DeploymentsDep, Operator, ResourceId
+from api.deps import DeploymentsDep, Operator, ResourceId, Writer
 from api.schemas import DeploymentRequest, DeploymentToken, DeploymentView, PlacementSettingsBody
 
 router = APIRouter(tags=["deployments"])
@@ -24,7 +24,7 @@ async def create_deployment(
 
 @router.get("/deployments/{name}/token")
 async def get_deployment_token(
-    name: ResourceId, deployments: DeploymentsDep, actor: Operator
+    name: ResourceId, deployments: DeploymentsDep, actor: Writer
 ) -> DeploymentToken:
     """The data-plane token of a deployment (operators only; each read is audited): send
     it as `Authorization: Bearer` to `POST /v1/infer/{name}` on the source device's agent."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import EventsDep, Operator
+from orchestrator.services.events import EventsService
 
 router = APIRouter(tags=["events"])
 
@@ -21,6 +22,12 @@ async def events(request: Request, events: EventsDep, _: Operator) -> StreamingR
     """`text/event-stream`; each event's `event:` is its type (placement, rollout, device,
     deployment, trigger, replacement) and its `data:` a JSON object. A `trigger` carries
     its kind, target and reason; a `replacement` its reason and `reaction_ms`."""
+    return event_stream(request, events)
+
+
+def event_stream(request: Request, events: EventsService) -> StreamingResponse:
+    """The stream itself, for this route and the console's (which authenticates by its
+    session cookie instead)."""
 
     async def stream() -> AsyncIterator[str]:
         async with events.subscribe() as feed:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 
 from api.carbon_schemas import PlanCarbonView
-from api.deps import ControlPlaneDep, Operator
-from api.schemas import PlanView, SolveRequest, SolveResult
+from api.deps import ControlPlaneDep, Operator, ServicesDep
+from api.schemas import PlanVersionSummary, PlanView, SolveRequest, SolveResult
 
 router = APIRouter(tags=["plan"])
 
@@ -39,3 +39,21 @@ async def solve(body: SolveRequest, cp: ControlPlaneDep, actor: Operator) -> Sol
     otherwise the plan goes into force if it is feasible."""
     answer = await cp.plans.solve(actor, body.solver, body.dry_run)
     return SolveResult(dry_run=body.dry_run, **answer)
+
+
+@router.get("/plans")
+async def list_plans(
+    services: ServicesDep, _: Operator, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[PlanVersionSummary]:
+    """The newest plan versions, newest first: trigger, solver, status, objective, gap,
+    solve time and the plan's energy, carbon and migrated megabytes."""
+    return [PlanVersionSummary.model_validate(p) for p in await services.console.plans(limit)]
+
+
+@router.get("/plans/{version}/scenario")
+async def plan_scenario(
+    services: ServicesDep, _: Operator, version: Annotated[int, Path(ge=1, le=2**31 - 1)]
+) -> dict[str, Any]:
+    """The scenario a version was solved from: `continuum solve` on it replays it (404
+    once the version is older than the kept history)."""
+    return await services.console.scenario(version)

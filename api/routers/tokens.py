@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, status
 
-from api.deps import Operator, RowId, TokensDep
+from api.deps import Admin, Operator, RowId, TokensDep
 from api.schemas import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -39,16 +39,19 @@ async def revoke_enrollment_token(token_id: RowId, tokens: TokensDep, actor: Ope
 
 
 @router.post("/api-keys", status_code=status.HTTP_201_CREATED)
-async def create_api_key(body: ApiKeyRequest, tokens: TokensDep, actor: Operator) -> ApiKeyCreated:
-    """Another operator token. Its secret is shown once; only its hash is kept."""
-    return ApiKeyCreated.model_validate(asdict(await tokens.create_api_key(actor, body.name)))
+async def create_api_key(body: ApiKeyRequest, tokens: TokensDep, actor: Admin) -> ApiKeyCreated:
+    """Another operator token, with its role: `viewer` (reads only), `operator` (reads
+    and changes the fleet) or `admin` (also manages operator keys). Admins only. Its
+    secret is shown once; only its hash is kept."""
+    made = await tokens.create_api_key(actor, body.name, body.role)
+    return ApiKeyCreated.model_validate(asdict(made))
 
 
 @router.get("/api-keys")
-async def list_api_keys(tokens: TokensDep, _: Operator) -> list[ApiKeyInfo]:
+async def list_api_keys(tokens: TokensDep, _: Admin) -> list[ApiKeyInfo]:
     return [ApiKeyInfo.model_validate(asdict(k)) for k in await tokens.api_keys()]
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_api_key(key_id: RowId, tokens: TokensDep, actor: Operator) -> None:
+async def revoke_api_key(key_id: RowId, tokens: TokensDep, actor: Admin) -> None:
     await tokens.revoke_api_key(actor, key_id)

@@ -105,6 +105,8 @@ class ApiKey(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # viewer (reads only) | operator (reads and fleet writes) | admin (also operator keys)
+    role: Mapped[str] = mapped_column(String(16), default="operator", server_default="operator")
 
 
 class Artifact(Base):
@@ -210,6 +212,19 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text, default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ConsoleSample(Base):
+    """One point of the console's charts (orchestrator/samples.py): fleet-wide figures and
+    each battery's level and projected hours. `resolution` "raw" rows are taken every
+    sampling interval and kept briefly; "coarse" rows average a bucket of them and are
+    kept for the charts' whole history."""
+
+    __tablename__ = "console_samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    resolution: Mapped[str] = mapped_column(String(8))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class PlacementSettings(Base):

@@ -112,10 +112,19 @@ class Agents:
     # -- who a token is ----------------------------------------------------------------
     async def operator(self, token: str) -> str | None:
         """The actor name of an operator token, or None."""
+        found = await self.operator_role(token)
+        return found[0] if found is not None else None
+
+    async def operator_role(self, token: str) -> tuple[str, str] | None:
+        """(actor name, role) of an operator token, or None (`orchestrator.tokens.ROLES`)."""
         if tokens.same(tokens.hash_token(token), tokens.hash_token(self._admin_token)):
-            return "operator:admin"
+            return "operator:admin", "admin"
         key = await self._run_sync(fleet.operator_for, token)
-        return f"operator:{key.name}" if key is not None else None
+        return (f"operator:{key.name}", key.role) if key is not None else None
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A key derived from the admin token, the same on every replica that shares it."""
+        return tokens.derived_key(self._admin_token, purpose)
 
     def cached_agent(self, token_hash: str) -> str | None:
         """The device of an agent-token hash, from the cache only (the hot path)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from orchestrator.services.artifacts import ArtifactsService
 from orchestrator.services.audit import AuditService
+from orchestrator.services.console import ConsoleService
 from orchestrator.services.context import Context
 from orchestrator.services.deployments import DeploymentsService
 from orchestrator.services.devices import DevicesService
@@ -28,6 +29,7 @@ class Services:
     audit: AuditService
     events: EventsService
     health: HealthService
+    console: ConsoleService
 
     @classmethod
     def over(cls, ctx: Context) -> Services:
@@ -42,4 +44,5 @@ class Services:
             audit=AuditService(ctx),
             events=EventsService(ctx),
             health=HealthService(ctx),
+            console=ConsoleService(ctx),
         )

@@ -33,6 +33,7 @@ class ApiKeyCreated:
     id: int
     name: str
     token: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class ApiKeyInfo:
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    role: str
 
 
 class TokensService:
@@ -78,14 +80,17 @@ class TokensService:
         await self._ctx.run_sync(fleet.revoke_enrollment_token, actor, token_id)
 
     # -- operator API keys -------------------------------------------------------------------
-    async def create_api_key(self, actor: str, name: str) -> ApiKeyCreated:
-        key, secret = await self._ctx.run_sync(fleet.create_api_key, actor, name)
-        return ApiKeyCreated(id=key.id, name=key.name, token=secret)
+    async def create_api_key(self, actor: str, name: str, role: str = "operator") -> ApiKeyCreated:
+        """`role`: viewer, operator or admin (`orchestrator.tokens.ROLES`)."""
+        key, secret = await self._ctx.run_sync(fleet.create_api_key, actor, name, role)
+        return ApiKeyCreated(id=key.id, name=key.name, token=secret, role=key.role)
 
     async def api_keys(self) -> list[ApiKeyInfo]:
         keys = await self._ctx.run_sync(fleet.list_api_keys)
         return [
-            ApiKeyInfo(id=k.id, name=k.name, created_at=k.created_at, revoked_at=k.revoked_at)
+            ApiKeyInfo(
+                id=k.id, name=k.name, created_at=k.created_at, revoked_at=k.revoked_at, role=k.role
+            )
             for k in keys
         ]
 

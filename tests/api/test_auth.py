@@ -51,6 +51,8 @@ OPERATOR_ENDPOINTS = [
     ("GET", "/v1/scenario"),
     ("GET", "/v1/plan"),
     ("POST", "/v1/plan/solve"),
+    ("GET", "/v1/plans"),
+    ("GET", "/v1/plans/1/scenario"),
     ("GET", "/v1/events"),
     ("GET", "/v1/audit"),
     ("GET", "/v1/artifacts/" + "0" * 64),
