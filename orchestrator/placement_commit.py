@@ -73,8 +73,9 @@ def commit(
     stats["unplaced"] = unplaced
     stats["degraded"] = result.degraded
     stats["unplaced_codes"] = result.unplaced_codes
-    # The console's plan history reads these without parsing the documents.
-    stats["totals"] = samples.totals(result.scenario or built.scenario, list(plan.apps))
+    # The console's plan history reads these without parsing the documents. The live
+    # scenario has every app's rate, those served degraded (outside `result.scenario`) too.
+    stats["totals"] = samples.totals(built.scenario, list(plan.apps))
     row = PlanVersion(
         created_at=audit.now(),
         solver=plan.solver,
