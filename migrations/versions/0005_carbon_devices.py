@@ -41,9 +41,7 @@ def upgrade() -> None:
                 "embodied_provenance", sa.String(512), nullable=False, server_default="declared"
             )
         )
-        batch.add_column(
-            sa.Column("power_provenance", sa.String(16), nullable=False, server_default="declared")
-        )
+    # power_provenance (where `profile` is one value) is 0004's column.
     # Figures typed in before this migration were declared ones.
     op.execute(
         "UPDATE devices SET embodied_declared_kgco2e = embodied_kgco2e, "
@@ -53,7 +51,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("devices") as batch:
-        for name in ("power_provenance", "embodied_provenance", *reversed(_FLOATS)):
+        for name in ("embodied_provenance", *reversed(_FLOATS)):
             batch.drop_column(name)
         batch.drop_column("inventory")
         batch.drop_column("carbon_spec")
