@@ -14,16 +14,23 @@ on, 0-6):
   and SLO bind at once, and some instances have no plan.
 
 Seeds are split into a development range (what the heuristic may be measured on while it
-is changed) and a held-out range (evaluated only at the end); `--split` picks one.
+is changed) and a held-out range (evaluated only at the end); `--split` picks one. The
+held-out range having been spent, `--split fresh` runs a second one (seeds 7000 on) on
+these five and on `perturbed`, a sixth generator added with it and never used while the
+heuristic changed: every number of a generated fleet drawn again around its value
+(speeds, bandwidths, battery levels, rates, SLOs, the objective's weights), sizes and
+model depths varied.
 
 For each instance: `ilp`'s objective when it proves it optimal within `--ilp-s`
-(instances where it proves nothing are listed apart), the heuristic's objective and wall
+(instances where it proves nothing, including those where it ran out of time before any
+plan, are listed apart), the heuristic's objective and wall
 time with its default options, and their ratio; for an instance `ilp` proves infeasible,
 the time the heuristic takes to say so and its reason. `ilp`'s results are cached in
 `--cache` keyed by the scenario and the source of the cost model, so reruns after a
 change of the heuristic only re-run the heuristic.
 
-    python bench/heuristic_quality.py [--split dev|held-out|both] [--per 10] [--json out.json]
+    python bench/heuristic_quality.py [--split dev|held-out|both|fresh] [--per 10]
+        [--fresh 6] [--json out.json]
 """
 
 from __future__ import annotations
