@@ -304,3 +304,23 @@ async def test_what_an_operator_set_survives_a_reenrollment(client: httpx.AsyncC
     assert after["lifetime_h"] == 20_000
     assert after["carbon"]["zone"] == "FRA"
     assert after["carbon"]["embodied_provenance"] == "boavizta:smartphone-default"
+
+
+async def test_without_boavizta_a_derived_figure_is_a_503_saying_what_to_do(
+    backend: Backend, pool: ProcessPoolExecutor, tmp_path: Path
+) -> None:
+    settings = backend.settings.model_copy(update={"boavizta_python": tmp_path / "no-python"})
+    app = make_app(Backend(backend.name, settings, backend.redis_url, backend.prefix), pool)
+    async with serve(app) as client:
+        await enroll(client, "cam-1")  # declared figures need no Boavizta
+        r = await client.patch("/v1/devices/cam-1", json={"zone": "FRA"})
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "run `make boavizta`" in r.json()["detail"]
+        assert (await client.get("/v1/devices/cam-1")).json()["carbon"]["zone"] is None
+        # An agent's inventory is kept, not derived: the enrollment goes on.
+        inventory = {"kind": "server", "cpu_cores": 4, "ram_gb": 8}
+        await enroll(client, "edge-1", inventory=inventory, zone="FRA")
+        carbon = (await client.get("/v1/devices/edge-1")).json()["carbon"]
+        assert carbon["inventory"]["cpu_cores"] == 4
+        assert carbon["embodied_provenance"] == "declared" and carbon["zone"] == "FRA"
