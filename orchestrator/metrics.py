@@ -122,6 +122,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Carbon (issue 14): the plan in force's predicted grams, counted as time passes.
+        self.carbon_grams = Counter(
+            "continuum_carbon_grams",
+            "gCO2e of the plan in force by its cost model, by device and kind "
+            "(operational | embodied), counted as time passes",
+            ["device", "kind"],
+            registry=self.registry,
+        )
+        self.carbon = CarbonMeter(self.carbon_grams)
+
     def observe_device(self, device_id: str, beat: dict[str, Any]) -> None:
         """A checked heartbeat's battery, utilization and power as gauges."""
         if beat.get("battery_pct") is not None:
@@ -157,15 +167,6 @@ class Metrics:
                     if sample.labels.get("device") == device_id:
                         with contextlib.suppress(KeyError):
                             gauge.remove(*(sample.labels[n] for n in names))
-        # Carbon (issue 14): the plan in force's predicted grams, counted as time passes.
-        self.carbon_grams = Counter(
-            "continuum_carbon_grams",
-            "gCO2e of the plan in force by its cost model, by device and kind "
-            "(operational | embodied), counted as time passes",
-            ["device", "kind"],
-            registry=self.registry,
-        )
-        self.carbon = CarbonMeter(self.carbon_grams)
 
     def observe_step(self, step: str, seconds: float) -> None:
         self.step_seconds.labels(step).observe(seconds)
