@@ -33,7 +33,7 @@ import logging
 import math
 import ssl
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import numpy as np
@@ -48,6 +48,7 @@ from agents.emulation import emulated_seconds
 from agents.escalation import RateGate
 from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
 from agents.hoproute import HANDLER_HEADER, HopRoute, HopTiming
+from agents.ops import add_ops_routes, bearer
 from agents.problems import HopError, problem
 from agents.runtime import InputError, Loaded
 from agents.state import Result, ServingState
@@ -61,12 +62,6 @@ NPY = "application/x-npy"
 TRACE_HEADER = "X-Continuum-Trace"
 MAX_PROBE_BYTES = 8 * 1024 * 1024
 MB = 1_000_000  # the registry's and the contract's megabyte
-
-
-def _bearer(request: Request) -> str | None:
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -387,7 +382,7 @@ def create_app(dp: DataPlane) -> FastAPI:
     @app.post("/v1/infer/{deployment}")
     async def infer(deployment: str, request: Request) -> Response:
         started = time.perf_counter()
-        token = _bearer(request)
+        token = bearer(request)
         if deployment not in state.sources:
             raise HopError(404, f"deployment {deployment!r} has no source on this device")
         dp._check_token(deployment, token)  # before reading a byte of the body
@@ -409,7 +404,7 @@ def create_app(dp: DataPlane) -> FastAPI:
 
     @app.post("/v1/results/{deployment}", status_code=204)
     async def receive_result(deployment: str, request: Request) -> Response:
-        dp._check_token(deployment, _bearer(request))
+        dp._check_token(deployment, bearer(request))
         try:
             frame = tensorframe.decode(await dp._body(request))
         except FrameError as exc:
@@ -421,7 +416,7 @@ def create_app(dp: DataPlane) -> FastAPI:
 
     @app.get("/v1/results/{deployment}")
     async def latest_result(deployment: str, request: Request) -> Response:
-        dp._check_token(deployment, _bearer(request))
+        dp._check_token(deployment, bearer(request))
         kept = state.results.get(deployment)
         if not kept:
             raise HopError(404, f"no result of {deployment!r} has arrived here yet")
@@ -436,16 +431,16 @@ def create_app(dp: DataPlane) -> FastAPI:
     async def probe_get(
         request: Request, size: Annotated[int, Query(alias="bytes", ge=0)] = 0
     ) -> Response:
-        if not state.any_token_ok(_bearer(request)):
-            raise HopError(401 if _bearer(request) is None else 403, "a data-plane token is needed")
+        if not state.any_token_ok(bearer(request)):
+            raise HopError(401 if bearer(request) is None else 403, "a data-plane token is needed")
         if size > MAX_PROBE_BYTES:
             raise HopError(413, f"probes are at most {MAX_PROBE_BYTES} bytes")
         return Response(bytes(size), media_type="application/octet-stream")
 
     @app.post("/v1/probe")
     async def probe_post(request: Request) -> dict[str, int]:
-        if not state.any_token_ok(_bearer(request)):
-            raise HopError(401 if _bearer(request) is None else 403, "a data-plane token is needed")
+        if not state.any_token_ok(bearer(request)):
+            raise HopError(401 if bearer(request) is None else 403, "a data-plane token is needed")
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
@@ -453,104 +448,5 @@ def create_app(dp: DataPlane) -> FastAPI:
                 raise HopError(413, f"probes are at most {MAX_PROBE_BYTES} bytes")
         return {"bytes": size}
 
-    def _operator(request: Request) -> None:
-        token = _bearer(request)
-        if not state.status_ok(token):
-            raise HopError(
-                401 if token is None else 403,
-                "send this agent's token (its credentials.json) or the status token "
-                "(CONTINUUM_AGENT_STATUS_TOKEN) as Authorization: Bearer",
-            )
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """The process is up and its event loop answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", response_model=None)
-    async def readyz() -> dict[str, Any] | JSONResponse:
-        """Ready to serve what the control plane asked of it: enrolled, and every partition
-        and stage of the desired state in force loaded."""
-        if not state.device_id:
-            return problem(503, "not enrolled yet")
-        waiting = sorted(key for key, ready in state.readiness().items() if not ready)
-        if waiting:
-            return problem(503, f"still loading {len(waiting)}: {', '.join(waiting[:5])}")
-        return {"status": "ready", "device_id": state.device_id, "desired_version": state.version}
-
-    @app.post("/v1/emulation")
-    async def emulation(request: Request) -> dict[str, Any]:
-        """EMULATION ONLY, for demos and tests: set the emulated battery's level
-        (`battery_pct`), plug it in or out (`charging`), and/or an emulated uplink
-        (`uplink_mbps`; null: none). Answers only
-        clients on this machine (loopback), and only on an agent whose battery or compute
-        is emulated: a real device's figures cannot be faked. Needs the agent's token or
-        the status token even from loopback: another user of this machine must not."""
-        _operator(request)
-        client = request.client.host if request.client is not None else ""
-        if client not in ("127.0.0.1", "::1", "localhost"):
-            raise HopError(403, "emulation controls answer loopback clients only")
-        emulated = state.battery.emulated or state.emulate_gflops is not None
-        if not emulated:
-            raise HopError(403, "this agent emulates nothing (no --battery emulated:...)")
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HopError(422, "send a JSON object") from None
-        if not isinstance(body, dict) or set(body) - {"battery_pct", "charging", "uplink_mbps"}:
-            raise HopError(
-                422, "fields: battery_pct (0..100), charging (bool), uplink_mbps (> 0 or null)"
-            )
-        if "battery_pct" in body:
-            level = body["battery_pct"]
-            setter = getattr(state.battery, "set_level", None)
-            if not isinstance(level, int | float) or not 0 <= level <= 100 or setter is None:
-                raise HopError(422, "battery_pct: a number in 0..100 on an emulated battery")
-            setter(float(level))
-        if "charging" in body:
-            plug = getattr(state.battery, "set_charging", None)
-            if not isinstance(body["charging"], bool) or plug is None:
-                raise HopError(422, "charging: true or false, on an emulated battery")
-            plug(body["charging"])
-        if "uplink_mbps" in body:
-            mbps = body["uplink_mbps"]
-            if mbps is not None and (not isinstance(mbps, int | float) or mbps <= 0):
-                raise HopError(422, "uplink_mbps: a number > 0, or null")
-            state.uplink_mbps = None if mbps is None else float(mbps)
-        log.warning("EMULATION: battery %s%%, uplink %s Mbit/s", state.battery.level_pct(),
-                    state.uplink_mbps)  # fmt: skip
-        return {"emulated": True, "battery_pct": state.battery.level_pct(),
-                "charging": state.battery.charging(), "uplink_mbps": state.uplink_mbps}  # fmt: skip
-
-    @app.get("/v1/status")
-    async def status(request: Request) -> dict[str, Any]:
-        _operator(request)
-        battery = state.battery.describe()
-        return {
-            "device_id": state.device_id or None,
-            "emulated": {
-                "battery": bool(battery.get("emulated")),
-                "gflops": state.emulate_gflops,
-                "uplink_mbps": state.uplink_mbps,
-            },
-            "battery": battery,
-            "desired_version": state.version,
-            "partitions": {
-                key: {
-                    "kind": lo.kind,
-                    "deployment": lo.deployment,
-                    "gflops": round(lo.gflops, 6),
-                    "warmup_ms": round(lo.warmup_ms, 3),
-                    "current": key in state.readiness(),
-                }
-                for key, lo in state.loaded.items()
-            },
-            "sources": sorted(state.sources),
-            "control_plane": state.control_plane,
-            "discovery": state.discovery,
-            "probes": state.probes,
-            "metrics": {k: v.model_dump() for k, v in state.metrics.snapshot().items()},
-            "uptime_s": round(time.time() - state.started_at, 1),
-        }
-
+    add_ops_routes(app, state)
     return app

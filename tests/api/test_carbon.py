@@ -297,7 +297,9 @@ async def test_what_an_operator_set_survives_a_reenrollment(client: httpx.AsyncC
     )
     assert r.status_code == 200, r.text
     before = r.json()
-    await enroll(client, "phone-2", tier="device")  # the agent lost its credential
+    # The agent lost its credential: an operator allows one re-enrollment.
+    assert (await client.post("/v1/devices/phone-2/rekey")).status_code == 200
+    await enroll(client, "phone-2", tier="device")
     after = (await client.get("/v1/devices/phone-2")).json()
     for key in ("embodied_kgco2e", "lifetime_h", "grid_gco2_per_kwh"):
         assert after[key] == before[key], key

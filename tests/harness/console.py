@@ -111,6 +111,8 @@ def drain_battery(fleet: EmulatedFleet, pct: float = DRAINED_PCT) -> None:
     import httpx
 
     response = httpx.post(
-        f"http://127.0.0.1:{fleet.ports['cam']}/v1/emulation", json={"battery_pct": pct}
+        f"http://127.0.0.1:{fleet.ports['cam']}/v1/emulation",
+        json={"battery_pct": pct},
+        headers={"Authorization": f"Bearer {fleet.agent_token('cam')}"},
     )
     response.raise_for_status()

@@ -94,7 +94,8 @@ async def test_every_page_shows_the_fleet_and_its_plan(
     assert row is not None and row.group(1) == "placed" and "@" in row.group(2)
     # Set aside by the solver: its status, its reason, and the constraint's code.
     hopeless = texts["deployments"].split('data-deployment="hopeless"')[1].split("</tr>")[0]
-    assert 'data-status="infeasible"' in hopeless and '<code class="code">slo</code>' in hopeless
+    # No placement meets its SLO: it serves degraded (orchestrator/degrade.py), with why.
+    assert 'data-status="degraded"' in hopeless and '<code class="code">slo</code>' in hopeless
     assert 'data-version="1"' in texts["plans"] and "scenario-v1" not in texts["plans"]
     assert "GFLOP per block" in texts["models"] and "<rect" in texts["models"]
     replay = await client.get("/console/plans/1/scenario.json")

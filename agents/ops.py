@@ -1,0 +1,127 @@
+"""The agent's operations endpoints beside its data plane: health and readiness (open,
+for probes), its status page and the emulation controls (behind the agent's own token or
+the operator's status token: they reveal the fleet's layout, or fake its figures)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from agents.problems import HopError, problem
+from agents.state import ServingState
+
+log = logging.getLogger(__name__)
+
+
+def bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def add_ops_routes(app: FastAPI, state: ServingState) -> None:
+    """`/healthz`, `/readyz`, `/v1/status` and `/v1/emulation` on the agent's app."""
+
+    def _operator(request: Request) -> None:
+        token = bearer(request)
+        if not state.status_ok(token):
+            raise HopError(
+                401 if token is None else 403,
+                "send this agent's token (its credentials.json) or the status token "
+                "(CONTINUUM_AGENT_STATUS_TOKEN) as Authorization: Bearer",
+            )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up and its event loop answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=None)
+    async def readyz() -> dict[str, Any] | JSONResponse:
+        """Ready to serve what the control plane asked of it: enrolled, and every partition
+        and stage of the desired state in force loaded."""
+        if not state.device_id:
+            return problem(503, "not enrolled yet")
+        waiting = sorted(key for key, ready in state.readiness().items() if not ready)
+        if waiting:
+            return problem(503, f"still loading {len(waiting)}: {', '.join(waiting[:5])}")
+        return {"status": "ready", "device_id": state.device_id, "desired_version": state.version}
+
+    @app.post("/v1/emulation")
+    async def emulation(request: Request) -> dict[str, Any]:
+        """EMULATION ONLY, for demos and tests: set the emulated battery's level
+        (`battery_pct`), plug it in or out (`charging`), and/or an emulated uplink
+        (`uplink_mbps`; null: none). Answers only
+        clients on this machine (loopback), and only on an agent whose battery or compute
+        is emulated: a real device's figures cannot be faked. Needs the agent's token or
+        the status token even from loopback: another user of this machine must not."""
+        _operator(request)
+        client = request.client.host if request.client is not None else ""
+        if client not in ("127.0.0.1", "::1", "localhost"):
+            raise HopError(403, "emulation controls answer loopback clients only")
+        emulated = state.battery.emulated or state.emulate_gflops is not None
+        if not emulated:
+            raise HopError(403, "this agent emulates nothing (no --battery emulated:...)")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HopError(422, "send a JSON object") from None
+        if not isinstance(body, dict) or set(body) - {"battery_pct", "charging", "uplink_mbps"}:
+            raise HopError(
+                422, "fields: battery_pct (0..100), charging (bool), uplink_mbps (> 0 or null)"
+            )
+        if "battery_pct" in body:
+            level = body["battery_pct"]
+            setter = getattr(state.battery, "set_level", None)
+            if not isinstance(level, int | float) or not 0 <= level <= 100 or setter is None:
+                raise HopError(422, "battery_pct: a number in 0..100 on an emulated battery")
+            setter(float(level))
+        if "charging" in body:
+            plug = getattr(state.battery, "set_charging", None)
+            if not isinstance(body["charging"], bool) or plug is None:
+                raise HopError(422, "charging: true or false, on an emulated battery")
+            plug(body["charging"])
+        if "uplink_mbps" in body:
+            mbps = body["uplink_mbps"]
+            if mbps is not None and (not isinstance(mbps, int | float) or mbps <= 0):
+                raise HopError(422, "uplink_mbps: a number > 0, or null")
+            state.uplink_mbps = None if mbps is None else float(mbps)
+        log.warning("EMULATION: battery %s%%, uplink %s Mbit/s", state.battery.level_pct(),
+                    state.uplink_mbps)  # fmt: skip
+        return {"emulated": True, "battery_pct": state.battery.level_pct(),
+                "charging": state.battery.charging(), "uplink_mbps": state.uplink_mbps}  # fmt: skip
+
+    @app.get("/v1/status")
+    async def status(request: Request) -> dict[str, Any]:
+        _operator(request)
+        battery = state.battery.describe()
+        return {
+            "device_id": state.device_id or None,
+            "emulated": {
+                "battery": bool(battery.get("emulated")),
+                "gflops": state.emulate_gflops,
+                "uplink_mbps": state.uplink_mbps,
+            },
+            "battery": battery,
+            "desired_version": state.version,
+            "partitions": {
+                key: {
+                    "kind": lo.kind,
+                    "deployment": lo.deployment,
+                    "gflops": round(lo.gflops, 6),
+                    "warmup_ms": round(lo.warmup_ms, 3),
+                    "current": key in state.readiness(),
+                }
+                for key, lo in state.loaded.items()
+            },
+            "sources": sorted(state.sources),
+            "control_plane": state.control_plane,
+            "discovery": state.discovery,
+            "probes": state.probes,
+            "metrics": {k: v.model_dump() for k, v in state.metrics.snapshot().items()},
+            "uptime_s": round(time.time() - state.started_at, 1),
+        }
