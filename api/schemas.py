@@ -250,6 +250,9 @@ class DeploymentRequest(_Body):
     slo_ms: float | None = number(default=None, gt=0, le=MAX_MS)
     allowed_tiers: list[Tier] | None = Field(default=None, min_length=1, max_length=3)
     max_stages: int | None = Field(default=None, ge=1, le=64)
+    # When it cannot be placed within its battery or SLO: keep serving in the placement
+    # that drains batteries least, marked `degraded` (default), or stop it.
+    when_infeasible: Literal["degrade", "stop"] = "degrade"
 
     @model_validator(mode="after")
     def _one_kind(self) -> DeploymentRequest:

@@ -326,6 +326,8 @@ def demo_command(
             "measured_latency_ms_mean": round(float(np.mean(demo.served)), 1) if served else None,
             "camera_energy_j_per_inference": round(demo.energy_j() / served, 4) if served else None,
             "emulated": True,
+            # the first few failures, so a failed run says why
+            "errors": demo.errors[:5],
         }
         if as_json:
             print(json.dumps(summary))

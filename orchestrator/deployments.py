@@ -140,6 +140,11 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
         reason = None
         if dep.status == "waiting":
             reason = waiting.get(dep.id) or _waiting_reason(session, dep.id)
+        elif dep.status == "degraded":
+            # Served degraded since the plan in force (a later plan may have kept it so).
+            for row in (latest, current):
+                found = ((row.stats or {}).get("degraded") or {}).get(dep.id) if row else None
+                reason = reason or found
         elif dep.status == "infeasible" and latest is not None:
             unplaced = (latest.stats or {}).get("unplaced") or {}
             doc = None if dep.id in unplaced else parse_plan(latest.plan)

@@ -71,6 +71,8 @@ def commit(
     stats["timings"] = {k: round(v, 4) for k, v in timings.items()}
     unplaced = result.unplaced
     stats["unplaced"] = unplaced
+    stats["degraded"] = result.degraded
+    stats["unplaced_codes"] = result.unplaced_codes
     row = PlanVersion(
         created_at=audit.now(),
         solver=plan.solver,
@@ -91,7 +93,7 @@ def commit(
     # The plan in force until now is no longer flagged so, but its rollout may roll back
     # to it.
     prune(session, row.version - plan_history, built.plan_version)
-    _statuses(session, built, plan, apply, feasible, unplaced, running)
+    _statuses(session, built, plan, apply, feasible, unplaced, running, result.degraded)
     if not apply:
         action = "placement.infeasible" if not feasible else "placement.kept"
         why = result.decision if feasible else f"{plan.reason or 'infeasible'}"
@@ -145,6 +147,12 @@ def commit(
             session, "planner", "placement.unplaced", f"deployment:{dep_id}",
             reason=f"{reason}: {why}", detail={"plan_version": row.version},
         )  # fmt: skip
+    for dep_id, why in result.degraded.items():
+        audit.record(
+            session, "planner", "placement.degraded", f"deployment:{dep_id}",
+            reason=f"{reason}: {why}",
+            detail={"plan_version": row.version, "code": result.unplaced_codes.get(dep_id)},
+        )  # fmt: skip
     # Woken: the rollout's targets, whose desired state changes, and a superseded
     # rollout's, which may lose what it added; no other agent has news
     # (`orchestrator.desired.cache`).
@@ -168,6 +176,7 @@ def _statuses(
     feasible: bool,
     unplaced: dict[str, str],
     running: dict[str, solver.AppResult],
+    degraded: dict[str, str],
 ) -> None:
     placed = {app.id for app in plan.apps}
     in_scenario = {a["id"] for a in built.scenario["apps"]}
@@ -176,6 +185,8 @@ def _statuses(
         status = dep.status
         if dep.id in built.waiting:
             status = "waiting"
+        elif dep.id in degraded and (apply or dep.id in running):
+            status = "degraded"
         elif apply and dep.id in unplaced:
             status = "infeasible"
         elif not feasible and dep.id in in_scenario:

@@ -326,12 +326,19 @@ class Planner:
         started = time.perf_counter()
         try:
             result = await self._host.in_pool(
-                replan, built.scenario, current, name, limit, margin, force
+                replan, built.scenario, current, name, limit, margin, force, built.stop
             )
             note = ""
         except NotImplementedError:
             result = await self._host.in_pool(
-                replan, built.scenario, current, FALLBACK_SOLVER, limit, margin, force
+                replan,
+                built.scenario,
+                current,
+                FALLBACK_SOLVER,
+                limit,
+                margin,
+                force,
+                built.stop,
             )
             note = f"solver {name!r} is not implemented; used {FALLBACK_SOLVER!r}"
         self._host.metrics.observe_solve(time.perf_counter() - started)

@@ -20,11 +20,12 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import solver
+from orchestrator.degrade import serve_degraded
 from orchestrator.hysteresis import Decision, decide
 
 
@@ -84,7 +85,13 @@ class Replacement:
     broken: list[str]  # what the plan in force violates now (five at most)
     decide_s: float
     scenario: dict[str, Any]  # the scenario the candidate places (without `unplaced`)
-    unplaced: dict[str, str]  # app -> why it fits nowhere
+    unplaced: dict[str, str]  # app -> why it fits nowhere (and is not served)
+    # app -> why it is served degraded: set aside for its battery or SLO, it keeps serving
+    # in the placement that drains batteries least (`orchestrator.degrade`); its entry is
+    # in the document's apps, evaluated under the real scenario.
+    degraded: dict[str, str] = field(default_factory=dict)
+    # app set aside (served degraded or not) -> the constraint family of why (solver.Code)
+    unplaced_codes: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def plan(self) -> solver.PlanDoc:
@@ -128,6 +135,7 @@ def replan(
     time_limit_s: float,
     margin: float,
     force: bool = False,
+    stop: frozenset[str] = frozenset(),
 ) -> Replacement:
     """Re-solve (incrementally when a plan is in force: only the apps the change touches
     move) and decide with the hysteresis rule whether the candidate replaces the plan in
@@ -155,10 +163,15 @@ def replan(
     )
     plan, solved = partial.plan, partial.problem
     started = time.perf_counter()
+    degraded = serve_degraded(
+        scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s
+    )
+    unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
     current_objective: float | None = None
     broken: list[str] = []
     held: dict[str, solver.Placement] = {}
-    structural = current is not None and current.apps != {a.id for a in solved.scenario.apps}
+    served = {a.id for a in solved.scenario.apps} | set(degraded.placements)
+    structural = current is not None and current.apps != served
     placed_scenario = scenario
     if partial.unplaced:
         placed_scenario = dict(scenario)
@@ -190,10 +203,19 @@ def replan(
     decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
     if force and feasible:
         decision = Decision(True, "an operator's solve: applied without the margin")
-    elif decision.apply and held_before and plan.placements == held and not structural:
+    elif (
+        decision.apply
+        and held_before
+        and plan.placements == held
+        and all(held_before.get(a) == p for a, p in degraded.placements.items())
+        and not structural
+    ):
         decision = Decision(False, "the candidate is the plan in force")
+    document = plan.doc.model_dump(mode="json")
+    if degraded.results:
+        document["apps"] += [r.model_dump(mode="json") for r in degraded.results]
     return Replacement(
-        document=plan.doc.model_dump(mode="json"),
+        document=document,
         apply=decision.apply,
         decision=decision.reason,
         incremental=incremental,
@@ -202,7 +224,9 @@ def replan(
         broken=broken[:5],
         decide_s=time.perf_counter() - started,
         scenario=placed_scenario,
-        unplaced=partial.unplaced,
+        unplaced=unplaced,
+        degraded={a: r.message for a, r in degraded.reasons.items()},
+        unplaced_codes={a: r.code.value for a, r in partial.set_aside.items()},
     )
 
 

@@ -57,6 +57,8 @@ class Built:
     previous_scenario: dict[str, Any] | None = None
     margin: float = 0.05
     plan_version: int | None = None  # the version of `previous_plan`
+    # Deployments that ask to be stopped rather than served degraded (`orchestrator.degrade`).
+    stop: frozenset[str] = frozenset()
 
     @property
     def solvable(self) -> bool:
@@ -254,6 +256,7 @@ def build(
         previous_scenario=snap.plan_scenario,
         plan_version=snap.plan_version if snap.plan is not None else None,
         margin=float(placement.get("hysteresis", 0.05)),
+        stop=frozenset(d["id"] for d in deployments if d.get("when_infeasible") == "stop"),
     )
 
 

@@ -265,7 +265,14 @@ async def test_an_app_that_fits_nowhere_does_not_hold_back_the_others(
     assert first["in_force"] is True
     r = await client.post(
         "/v1/deployments",
-        json={"name": "rush", "model": "cnn", "source": "cam-1", "rate_rps": 1, "slo_ms": 1e-3},
+        json={
+            "name": "rush",
+            "model": "cnn",
+            "source": "cam-1",
+            "rate_rps": 1,
+            "slo_ms": 1e-3,
+            "when_infeasible": "stop",
+        },
     )
     assert r.status_code == 201, r.text
     solved = (await client.post("/v1/plan/solve", json={})).json()
@@ -283,6 +290,44 @@ async def test_an_app_that_fits_nowhere_does_not_hold_back_the_others(
     audit = (await client.get("/v1/audit")).json()
     unplaced = [e for e in audit if e["action"] == "placement.unplaced"]
     assert [e["target"] for e in unplaced] == ["deployment:rush"]
+
+
+async def test_an_app_out_of_its_slo_keeps_serving_degraded_by_default(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    await fleet_with_model(client, cnn_bytes)
+    await deploy(client, slo_ms=500)
+    r = await client.post(
+        "/v1/deployments",
+        json={"name": "rush", "model": "cnn", "source": "cam-1", "rate_rps": 1, "slo_ms": 1e-3},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["when_infeasible"] == "degrade"
+    solved = (await client.post("/v1/plan/solve", json={})).json()
+    assert solved["in_force"] is True, solved
+
+    rush = (await client.get("/v1/deployments/rush")).json()
+    assert rush["status"] == "degraded" and "slo_ms" in rush["reason"], rush
+    assert rush["placement"]["segments"] and rush["placement"]["slo_met"] is False
+    plan = (await client.get("/v1/plan")).json()
+    assert sorted(a["id"] for a in plan["plan"]["apps"]) == ["detect", "rush"]
+    assert plan["stats"]["degraded"].keys() == {"rush"}
+    audit = (await client.get("/v1/audit")).json()
+    degraded = [e for e in audit if e["action"] == "placement.degraded"]
+    # one entry per plan version applied with it degraded (the deployment's, the solve's)
+    assert degraded and {e["target"] for e in degraded} == {"deployment:rush"}
+    assert {e["detail"]["code"] for e in degraded} == {"slo"}
+    bad = await client.post(
+        "/v1/deployments",
+        json={
+            "name": "x",
+            "model": "cnn",
+            "source": "cam-1",
+            "rate_rps": 1,
+            "when_infeasible": "later",
+        },
+    )
+    assert bad.status_code == 422 and "when_infeasible" in bad.text
 
 
 async def test_old_plan_versions_keep_their_row_and_lose_their_documents(

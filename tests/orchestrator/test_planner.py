@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import rollouts
+from orchestrator import audit, deployments, rollouts
 from orchestrator.db.tables import Deployment
 from orchestrator.desired import compute
 from orchestrator.live.redis import RedisLiveState
@@ -132,3 +132,35 @@ async def test_no_alive_device_leaves_the_deployment_waiting_with_nothing_commit
     assert last is not None and last.note == "no device is alive and active: nothing to solve"
     status = await fleet.run_sync(lambda s: s.get(Deployment, "detect").status)
     assert status == "waiting"
+
+
+@pytest.mark.parametrize("when", ["degrade", "stop"])
+async def test_a_deployment_out_of_its_slo_is_served_degraded_unless_it_asks_to_stop(
+    fleet: Harness, when: str
+) -> None:
+    """No placement meets a latency target of a nanosecond: by default the deployment
+    still serves (its source keeps its route), `degraded` with the reason and its code;
+    with `when_infeasible: stop` it is `infeasible` and nothing serves it."""
+    await fleet.deploy(
+        "detect", model="cnn", source="cam-1", rate_rps=5.0, slo_ms=1e-6, when_infeasible=when
+    )
+    await fleet.planner.request("a deployment", wait=True)
+    assert fleet.planner.last_error is None
+    views = await fleet.run_sync(deployments.views, "detect")
+    (view,) = views
+    sources = [
+        s["deployment"]
+        for r in fleet.desired.rollouts
+        if r.staged is not None
+        for s in r.staged.switched.get("cam-1", {}).get("sources", [])
+    ]
+    if when == "degrade":
+        assert view["status"] == "degraded" and "slo_ms" in view["reason"]
+        assert view["placement"] is not None and view["placement"]["slo_met"] is False
+        assert sources == ["detect"]
+        entries = await fleet.run_sync(audit.recent, 50)
+        degraded = [e for e in entries if e.action == "placement.degraded"]
+        assert degraded and degraded[0].detail["code"] == "slo"
+    else:
+        assert view["status"] == "infeasible" and "slo_ms" in view["reason"]
+        assert view["placement"] is None and sources == []

@@ -24,11 +24,15 @@ def _with_previous(scenario: dict[str, Any], plan: Replacement) -> dict[str, Any
 
 
 def _replan(
-    scenario: dict[str, Any], previous: dict[str, Any] | None, plan: Replacement | None
+    scenario: dict[str, Any],
+    previous: dict[str, Any] | None,
+    plan: Replacement | None,
+    stop: frozenset[str] = frozenset(),
 ) -> Replacement:
-    """As the planner calls it, with the plan in force `plan` solved from `previous`."""
+    """As the planner calls it, with the plan in force `plan` solved from `previous`
+    (`stop`: the deployments that ask to be stopped rather than served degraded)."""
     current = in_force(scenario, previous, plan.plan) if plan is not None else None
-    return replacement.replan(scenario, current, "heuristic", 30, 0.05)
+    return replacement.replan(scenario, current, "heuristic", 30, 0.05, stop=stop)
 
 
 def _battery_drop(scenario: dict[str, Any], k: int) -> dict[str, Any]:
@@ -83,7 +87,9 @@ def test_a_device_added_is_parsed_afresh() -> None:
 
 
 def test_an_app_that_fits_nowhere_is_set_aside_and_the_rest_re_placed() -> None:
+    """With `when_infeasible: stop`: the app set aside is not served."""
     scn = generate(9, devices=30, apps=8, blocks=4)
+    stop = frozenset({"app-3"})
     first = _replan(scn, None, None)
     assert first.apply and first.unplaced == {}
     # app-3 now asks for a latency no placement has, and a battery drops: app-3 cannot
@@ -91,8 +97,9 @@ def test_an_app_that_fits_nowhere_is_set_aside_and_the_rest_re_placed() -> None:
     broken = _battery_drop(scn, 0)
     broken["apps"][3]["slo_ms"] = 1e-6
     broken = _with_previous(broken, first)
-    out = _replan(broken, scn, first)
+    out = _replan(broken, scn, first, stop)
     assert out.apply, out.decision
+    assert out.degraded == {} and out.unplaced_codes == {"app-3": "slo"}
     assert list(out.unplaced) == ["app-3"] and "slo_ms" in out.unplaced["app-3"]
     assert [a["id"] for a in out.scenario["apps"]] == [
         a["id"] for a in broken["apps"] if a["id"] != "app-3"
@@ -101,16 +108,61 @@ def test_an_app_that_fits_nowhere_is_set_aside_and_the_rest_re_placed() -> None:
     assert out.plan.status != "infeasible"
 
     # The same conditions again: the plan in force is the candidate; nothing flaps.
-    again = _replan(broken, out.scenario, out)
+    again = _replan(broken, out.scenario, out, stop)
     assert not again.apply, again.decision
     assert list(again.unplaced) == ["app-3"]
 
     # The latency target made reachable again: app-3 is placed once more.
     fixed = copy.deepcopy(broken)
     fixed["apps"][3] = scn["apps"][3]
-    back = _replan(fixed, out.scenario, out)
+    back = _replan(fixed, out.scenario, out, stop)
     assert back.apply and back.unplaced == {}
     assert "app-3" in {a.id for a in back.plan.apps}
+
+
+def test_an_app_out_of_its_slo_is_served_degraded_not_stopped() -> None:
+    """The default (`when_infeasible: degrade`): the app set aside for its SLO keeps
+    serving, its entry evaluated under the real scenario, and it is retried each re-plan."""
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = _replan(scn, None, None)
+    broken = copy.deepcopy(scn)
+    broken["apps"][3]["slo_ms"] = 1e-6
+    broken = _with_previous(broken, first)
+    out = _replan(broken, scn, first)
+    assert out.unplaced == {} and list(out.degraded) == ["app-3"]
+    assert "slo_ms" in out.degraded["app-3"] and out.unplaced_codes == {"app-3": "slo"}
+    entry = next(a for a in out.plan.apps if a.id == "app-3")
+    assert entry.slo_met is False and entry.energy_j > 0
+    # The plan's own status and objective are those of the apps placed within the limits.
+    assert out.plan.status != "infeasible"
+    assert "app-3" not in {a["id"] for a in out.scenario["apps"]}
+
+    # Conditions unchanged: the plan in force (app-3 degraded where it runs) is kept.
+    again = _replan(broken, out.scenario, out)
+    assert not again.apply, again.decision
+    assert list(again.degraded) == ["app-3"]
+
+
+def test_a_battery_that_cannot_last_even_idle_still_serves_its_camera() -> None:
+    """A camera whose battery cannot last the horizon even idle takes no load, and its
+    app (whose input it must send) fits nowhere within the limits: it is served degraded,
+    and its placement puts no more on the camera than sending its input."""
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = _replan(scn, None, None)
+    drained = copy.deepcopy(scn)
+    app = drained["apps"][0]
+    camera = next(d for d in drained["devices"] if d["id"] == app["source"])
+    camera["battery"] = {"capacity_wh": 1.0, "level_pct": 21.0, "min_pct": 20.0}
+    drained = _with_previous(drained, first)
+    out = _replan(drained, scn, first)
+    assert app["id"] in out.degraded and out.unplaced_codes[app["id"]] == "battery"
+    assert app["id"] not in out.unplaced
+    entry = next(a for a in out.plan.apps if a.id == app["id"])
+    hosts = {s.device for s in entry.segments or []} | {s.device for s in entry.stages or []}
+    assert camera["id"] not in hosts
+
+    stopped = _replan(drained, scn, first, frozenset({app["id"]}))
+    assert app["id"] in stopped.unplaced and app["id"] not in {a.id for a in stopped.plan.apps}
 
 
 def test_the_plan_in_force_turns_into_one_device_per_block() -> None:

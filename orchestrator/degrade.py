@@ -1,0 +1,118 @@
+"""Serving what cannot be placed within its battery or SLO, degraded, instead of stopping it.
+
+With idle counted (scenario-v1's 2026-12-03 change), a camera may not last the horizon
+whatever the plan, and a link's RTT blip can put an app's SLO out of reach for a moment.
+`solver.place_what_fits` sets such an app aside so that the rest of the fleet still gets a
+plan; stopping it as well would turn a prediction ("this battery will not last 8 h") into
+an outage now. So, unless its deployment asks to be stopped (`when_infeasible: stop`), the
+app keeps serving in the placement that drains batteries least, found with the battery and
+SLO limits lifted and every other limit (memory, compute, bandwidth, tiers, accuracy)
+kept, and the other apps held where the plan puts them. Only `battery` and `slo` are ever
+relaxed: a placement over a device's memory cannot run at all.
+
+The app's entry in the plan document is evaluated under the real scenario, so its
+latency, energy and `slo_met` are what it will cost; the plan's status and objective stay
+those of the apps placed within every limit.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import solver
+
+RELAXABLE = frozenset({solver.Code.BATTERY, solver.Code.SLO})
+# In the relaxed search a battery's draw is priced this many times its real power, so
+# that among the placements that fit, the one that drains batteries least wins.
+_BATTERY_PRICE = 1000.0
+
+
+@dataclass(slots=True)
+class Degraded:
+    """The apps served degraded: their placements, their plan entries (evaluated under the
+    real scenario) and why each is degraded (the set-aside reason, with its code)."""
+
+    placements: dict[str, solver.Placement] = field(default_factory=dict)
+    results: list[solver.AppResult] = field(default_factory=list)
+    reasons: dict[str, solver.Reason] = field(default_factory=dict)
+
+
+def serve_degraded(
+    scenario: dict[str, Any],
+    placed: Mapping[str, solver.Placement],
+    set_aside: Mapping[str, solver.Reason],
+    stop: frozenset[str],
+    solver_name: str,
+    time_limit_s: float,
+) -> Degraded:
+    """For each app set aside for its battery or SLO (and not asked to stop), a placement
+    with those limits lifted, the apps of `placed` held where they are."""
+    out = Degraded()
+    candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
+    if not candidates:
+        return out
+    apps = {a["id"]: a for a in scenario.get("apps", [])}
+    held = dict(placed)
+    for app_id in candidates:
+        found = _relaxed_placement(scenario, apps, held, app_id, solver_name, time_limit_s)
+        if found is None:
+            continue
+        held[app_id] = found
+        out.placements[app_id] = found
+        out.reasons[app_id] = set_aside[app_id]
+    if out.placements:
+        out.results = _real_results(scenario, apps, held, list(out.placements))
+    return out
+
+
+def _relaxed_placement(
+    scenario: dict[str, Any],
+    apps: dict[str, dict[str, Any]],
+    held: dict[str, solver.Placement],
+    app_id: str,
+    solver_name: str,
+    time_limit_s: float,
+) -> solver.Placement | None:
+    relaxed = copy.deepcopy({k: v for k, v in scenario.items() if k != "previous"})
+    for device in relaxed["devices"]:
+        if device.pop("battery", None) is not None:
+            power = device["power_w"]
+            device["power_w"] = {k: float(v) * _BATTERY_PRICE for k, v in power.items()}
+    app = dict(apps[app_id])
+    app.pop("slo_ms", None)
+    relaxed["apps"] = [apps[a] for a in held if a in apps] + [app]
+    try:
+        problem = solver.Problem(solver.parse_scenario(relaxed))
+    except solver.ScenarioError:
+        return None
+    change = solver.Change(added_apps=(app,))
+    options = solver.SolveOptions(time_limit_s=time_limit_s)
+    partial = solver.place_what_fits(
+        problem, options, solver_name, previous=held, change=change, max_unplaced=0
+    )
+    plan = partial.plan
+    if plan.status == solver.Status.INFEASIBLE or app_id not in plan.placements:
+        return None
+    # A re-placement of the held apps would be valid only without their batteries' limits.
+    if any(plan.placements.get(a) != p for a, p in held.items()):
+        return None
+    return plan.placements[app_id]
+
+
+def _real_results(
+    scenario: dict[str, Any],
+    apps: dict[str, dict[str, Any]],
+    placements: dict[str, solver.Placement],
+    degraded: list[str],
+) -> list[solver.AppResult]:
+    real = {k: v for k, v in scenario.items() if k != "previous"}
+    real["apps"] = [apps[a] for a in placements if a in apps]
+    problem = solver.Problem(solver.parse_scenario(real))
+    plan = solver.build_plan(problem.cost, placements, solver.Status.FEASIBLE, "degraded")
+    return [r for r in plan.doc.apps if r.id in degraded]
+
+
+__all__ = ["RELAXABLE", "Degraded", "serve_degraded"]
