@@ -400,6 +400,7 @@ def create_app(dp: DataPlane) -> FastAPI:
         )
         if timing.key:  # the first partition runs here: the ingress is its overhead
             state.metrics.observe_overhead(timing.key, timing.overhead_ms(started))
+        state.metrics.observe_request(deployment, (time.perf_counter() - started) * 1000.0)
         return answer
 
     @app.post("/v1/results/{deployment}", status_code=204)

@@ -239,6 +239,7 @@ class Agent:
                 desired_version=self.state.version,
                 metrics=self.state.metrics.snapshot(),
                 power=self.power.report(),
+                requests=self.state.metrics.requests(),
             )
             started = time.perf_counter()
             wait = interval

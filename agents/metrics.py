@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from api.wire import LatencyHistogram, PartitionMetrics
+from api.wire import LatencyHistogram, PartitionMetrics, RequestLatency
 
 # Bucket upper bounds in ms: fine below 10 ms where hops live, coarse up to 10 s.
 BOUNDS_MS: tuple[float, ...] = (
@@ -50,6 +50,8 @@ class Metrics:
         self._stats: dict[str, _Stats] = {}
         self.busy_s = 0.0  # compute seconds (emulated when emulating), for utilization
         self.overhead_dropped = 0
+        # deployment -> (requests served as its source, their latest end-to-end ms)
+        self._requests: dict[str, tuple[int, deque[float]]] = {}
 
     def observe(self, key: str, compute_ms: float, exit_taken: str | None = None) -> None:
         with self._lock:
@@ -72,6 +74,25 @@ class Metrics:
                 self.overhead_dropped += 1
                 return
             stats.overhead.append(max(overhead_ms, 0.0))
+
+    def observe_request(self, deployment: str, ms: float) -> None:
+        """One request served as the deployment's source, end to end here."""
+        with self._lock:
+            count, recent = self._requests.get(deployment, (0, deque(maxlen=RECENT * 4)))
+            recent.append(ms)
+            self._requests[deployment] = (count + 1, recent)
+
+    def requests(self) -> dict[str, RequestLatency]:
+        with self._lock:
+            out = {}
+            for deployment, (count, recent) in self._requests.items():
+                ordered = sorted(recent)
+                out[deployment] = RequestLatency(
+                    requests=count, window=len(ordered),
+                    p50_ms=round(_quantile(ordered, 0.5), 3),
+                    p95_ms=round(_quantile(ordered, 0.95), 3),
+                )  # fmt: skip
+            return out
 
     def error(self, key: str) -> None:
         with self._lock:
@@ -108,3 +129,8 @@ class Metrics:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values, the nearest rank."""
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]

@@ -284,12 +284,25 @@ class DeploymentRequest(_Body):
         return self
 
 
+class DeploymentLatency(_Body):
+    """Predicted against measured (issue 17): the plan's figures, the source agent's
+    end-to-end figures over its last requests, and (predicted - measured p50) / p50."""
+
+    predicted_expected_ms: float | None
+    predicted_worst_ms: float | None
+    measured_p50_ms: float | None
+    measured_p95_ms: float | None
+    measured_requests: int
+    error: float | None
+
+
 class DeploymentView(_Body):
     name: str
     spec: dict[str, Any]
     status: str
     reason: str | None
     placement: dict[str, Any] | None  # this deployment's entry in the plan in force
+    latency: DeploymentLatency | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
     # Only in the answer to the create request: the data-plane token callers send to

@@ -166,6 +166,16 @@ class PowerReport(_Wire):
     rejected: dict[str, int] = Field(default_factory=dict, max_length=8)
 
 
+class RequestLatency(_Wire):
+    """A deployment's requests as its source agent served them (issue 17): from the
+    client's request arriving to the answer being ready, over the last requests."""
+
+    requests: int = Field(ge=0)  # since the agent started
+    window: int = Field(ge=0, le=10_000)  # how many the figures cover
+    p50_ms: float = Field(ge=0, le=3_600_000, allow_inf_nan=False)
+    p95_ms: float = Field(ge=0, le=3_600_000, allow_inf_nan=False)
+
+
 class Heartbeat(_Wire):
     battery_pct: float | None = number(default=None, ge=0, le=100)
     # Optional: plugged in (None: the agent cannot tell, or has no battery). A charging
@@ -184,6 +194,8 @@ class Heartbeat(_Wire):
     metrics: dict[Key, PartitionMetrics] = Field(default_factory=dict, max_length=MAX_KEYS)
     # Optional (issue 17): measured power; absent where the platform gives no reading.
     power: PowerReport | None = None
+    # Optional (issue 17): end-to-end latency of the deployments whose source this is.
+    requests: dict[str, RequestLatency] = Field(default_factory=dict)
 
 
 class HeartbeatAck(_Wire):

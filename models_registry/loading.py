@@ -371,11 +371,14 @@ def load_model(
 def _measure_unknown(model: onnx.ModelProto, skeleton: onnx.ModelProto) -> None:
     """Give every node output that static inference left unshaped its measured shape."""
     types = tensor_types(model)
+    # Only what something reads: an unused optional output (Dropout's mask) stays as is.
+    used = {name for node in model.graph.node for name in node.input}
+    used.update(value.name for value in model.graph.output)
     unknown = [
         name
         for node in model.graph.node
         for name in node.output
-        if name and static_info(name, types.get(name)) is None
+        if name in used and static_info(name, types.get(name)) is None
     ]
     if not unknown:
         return
@@ -392,6 +395,9 @@ def _measure_unknown(model: onnx.ModelProto, skeleton: onnx.ModelProto) -> None:
     outputs = {v.name for v in graph.output}
     for name in unknown:
         shape, elem = measured[name]
+        inferred = types.get(name)
+        if inferred is not None and inferred.tensor_type.elem_type:
+            elem = inferred.tensor_type.elem_type  # the graph's own type, where it says
         value = helper.make_tensor_value_info(name, elem, list(shape))
         if name in outputs:
             for output in graph.output:

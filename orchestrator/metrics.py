@@ -131,6 +131,20 @@ class Metrics:
             registry=self.registry,
         )
         self.carbon = CarbonMeter(self.carbon_grams)
+        self.deployment_latency = Gauge(
+            "continuum_deployment_latency_ms",
+            "A deployment's latency: predicted by the plan in force (predicted_expected, "
+            "predicted_worst) and measured end to end by its source (measured_p50, "
+            "measured_p95)",
+            ["deployment", "figure"],
+            registry=self.registry,
+        )
+
+    def observe_plan(self, apps: list[tuple[str, float, float]]) -> None:
+        """The plan now in force: (deployment, expected ms, worst ms) of each app."""
+        for name, expected, worst in apps:
+            self.deployment_latency.labels(name, "predicted_expected").set(expected)
+            self.deployment_latency.labels(name, "predicted_worst").set(worst)
 
     def observe_device(self, device_id: str, beat: dict[str, Any]) -> None:
         """A checked heartbeat's battery, utilization and power as gauges."""
@@ -138,6 +152,9 @@ class Metrics:
             self.device_battery.labels(device_id).set(beat["battery_pct"])
         if beat.get("utilization") is not None:
             self.device_utilization.labels(device_id).set(beat["utilization"])
+        for deployment, measured in (beat.get("requests") or {}).items():
+            self.deployment_latency.labels(deployment, "measured_p50").set(measured["p50_ms"])
+            self.deployment_latency.labels(deployment, "measured_p95").set(measured["p95_ms"])
         report = beat.get("power")
         if not isinstance(report, dict):
             return

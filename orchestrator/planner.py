@@ -380,6 +380,10 @@ class Planner:
             "timings_ms": {k: round(v * 1000.0, 1) for k, v in outcome.timings.items()},
         }
         self._host.metrics.plan_versions.inc()
+        if plan is not None and outcome.in_force:
+            self._host.metrics.observe_plan(
+                [(a.id, a.latency_ms.expected, a.latency_ms.worst) for a in plan.apps]
+            )
         await self._host.announce(summary)
         if committed.revision is not None:
             await self._host.desired.start_rollout(

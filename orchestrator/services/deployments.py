@@ -32,12 +32,14 @@ class DeploymentsService:
         return {**view, deployments.TOKEN_KEY: dep.spec[deployments.TOKEN_KEY]}
 
     async def views(self) -> list[dict[str, Any]]:
-        """Every deployment with its status, why, and its entry in the plan in force."""
-        return await self._ctx.run_sync(deployments.views)
+        """Every deployment with its status, why, its entry in the plan in force, and its
+        predicted latency beside the one its source measures."""
+        beats = await self._ctx.live.heartbeats()
+        return [with_latency(v, beats) for v in await self._ctx.run_sync(deployments.views)]
 
     async def view(self, name: str) -> dict[str, Any]:
         (view,) = await self._ctx.run_sync(deployments.views, name)
-        return view
+        return with_latency(view, await self._ctx.live.heartbeats())
 
     async def delete(self, actor: str, name: str) -> None:
         ctx = self._ctx
@@ -79,3 +81,27 @@ class DeploymentsService:
         settings = await self._ctx.run_sync(write)
         await self._ctx.request_replan(f"placement settings changed by {actor}")
         return settings
+
+
+def with_latency(view: dict[str, Any], beats: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The view with `latency`: the plan's predicted expected and worst-case latency, and
+    the p50 and p95 its source agent measured end to end over its last requests, with the
+    error of the prediction against the measured median."""
+    placement = view.get("placement") or {}
+    predicted = placement.get("latency_ms") or {}
+    source = view["spec"].get("source")
+    measured = ((beats.get(source) or {}).get("requests") or {}).get(view["name"]) or {}
+    p50 = measured.get("p50_ms")
+    expected = predicted.get("expected")
+    error = (expected - p50) / p50 if expected is not None and p50 else None
+    return {
+        **view,
+        "latency": {
+            "predicted_expected_ms": expected,
+            "predicted_worst_ms": predicted.get("worst"),
+            "measured_p50_ms": p50,
+            "measured_p95_ms": measured.get("p95_ms"),
+            "measured_requests": measured.get("window", 0),
+            "error": None if error is None else round(error, 4),
+        },
+    }

@@ -36,8 +36,12 @@ def test_both_hops_record_their_overhead(nodes: tuple[Node, Node]) -> None:
     for m in (first, second):
         assert m.overhead_count == 5
         assert m.overhead_ms is not None and 0 <= m.overhead_ms < 5_000
-    # The source's figure leaves out the time b took: it is not a sum of both.
     assert first.recent_count == second.recent_count == 5
+    # The source also times each request end to end, for predicted against measured.
+    latency = a.state.metrics.requests()["d"]
+    assert (latency.requests, latency.window) == (5, 5)
+    assert 0 < latency.p50_ms <= latency.p95_ms
+    assert b.state.metrics.requests() == {}  # not a source
 
 
 def test_timing_subtracts_compute_and_downstream() -> None:

@@ -93,3 +93,16 @@ def test_the_scenario_carries_the_measured_speed(fleet: EmulatedFleet) -> None:
     # And the time each request spends here beyond compute is measured: overhead_ms.
     (device,) = scenario["devices"]
     assert device["overhead_ms"] > 0, device
+
+    # Predicted against measured, in the API and the metrics.
+    view = _ok(admin.get("/v1/deployments/vision"), 200)
+    latency = view["latency"]
+    assert latency["measured_requests"] == REQUESTS
+    assert 0 < latency["measured_p50_ms"] <= latency["measured_p95_ms"]
+    assert latency["predicted_expected_ms"] == view["placement"]["latency_ms"]["expected"]
+    p50, predicted = latency["measured_p50_ms"], latency["predicted_expected_ms"]
+    assert latency["error"] == round((predicted - p50) / p50, 4)
+    metrics = admin.get("/metrics").text
+    for figure in ("predicted_expected", "predicted_worst", "measured_p50", "measured_p95"):
+        line = f'continuum_deployment_latency_ms{{deployment="vision",figure="{figure}"}}'
+        assert line in metrics, figure
