@@ -205,6 +205,9 @@ class Agents:
                 beat.pop("power")
                 self._metrics.power_dropped.labels(reason).inc()
         provenance = planned_power({}, beat)[1]
+        if provenance == "declared" and recorded == "profile":
+            # Nothing measured: it runs on the figures Boavizta's profile gave at enrollment.
+            provenance = "profile"
         if provenance != recorded:
             self._power[device_id] = (tier, provenance)
             task = asyncio.create_task(self._record_provenance(device_id, provenance))

@@ -79,7 +79,12 @@ async def test_an_agent_inventory_is_derived_at_enrollment(
         "ram_gb": 192,
         "disks": [{"kind": "ssd", "size_gb": 960}],
     }
-    await enroll(client, "edge-1", inventory=inventory, zone="DEU", power_provenance="profile")
+    agent = await enroll(
+        client, "edge-1", inventory=inventory, zone="DEU", power_provenance="profile"
+    )
+    # A heartbeat with no power report measures nothing: the profile's figures stay.
+    await beat(client, agent, utilization=0.1)
+    await anyio.sleep(0.5)  # a change of provenance is written in the background
     view = (await client.get("/v1/devices/edge-1")).json()
     carbon = view["carbon"]
     assert carbon["embodied_provenance"] == (
