@@ -4,8 +4,10 @@ Workloads:
 - the example fleet (examples/factory-line.yaml) with an HSDPA trace on the plant's
   uplink (edge-a~cloud-gpu) and a 5Gophers trace on cam-6's Wi-Fi;
 - a generated fleet (`solver.generate`, seed 7) of `--devices` devices, with HSDPA and
-  5Gophers traces, alternately, on the uplinks of one camera in `--every` (downlink
-  throughput used as the uplink's, unscaled: see ../shared/traces/README.md).
+  5Gophers traces, alternately, on the uplinks of one camera in `--every`.
+Each trace is scaled so that its mean equals the link's declared bandwidth (as
+bench/churn.py does): the traces are downlinks of other networks, and what is replayed is
+their shape (scaled copies are written under --out).
 Policies: continuum, static, neurosurgeon, all-cloud, all-device, one process each on a
 pool of `--workers`. Prints the summary per workload and the wall time per policy, and
 writes the plots (the report's own SVG writer) next to --out.
@@ -38,6 +40,7 @@ from simulate.inputs import Inputs, load_scenario_dict, prepare  # noqa: E402
 from simulate.registry import known  # noqa: E402
 from simulate.report import plots  # noqa: E402
 from simulate.run import run_policy, write_outputs  # noqa: E402
+from simulate.traces import read_trace  # noqa: E402
 from solver.generate import generate  # noqa: E402
 
 TRACES = ROOT.parent / "shared" / "traces"
@@ -46,15 +49,29 @@ FIVE_G = sorted((TRACES / "5gophers").glob("All-Carriers_03-*.csv"))
 POLICIES = ["continuum", "static", "neurosurgeon", "all-cloud", "all-device"]
 
 
-def example(hours: float, step: float) -> Inputs:
+def scaled(scn: dict[str, Any], a: str, b: str, source: Path, out: Path) -> str:
+    """`a~b=FILE` for a copy of the trace scaled to the link's declared mean."""
+    declared = next(lk["mbps"] for lk in scn["links"] if {lk["a"], lk["b"]} == {a, b})
+    trace = read_trace(source)
+    factor = declared / trace.mean()
+    path = out / "traces" / f"{a}~{b}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(f"{t:g}\t{m * factor:.6g}\n" for t, m in zip(trace.times, trace.mbps, strict=True))
+    )
+    return f"{a}~{b}={path}"
+
+
+def example(hours: float, step: float, out: Path) -> Inputs:
     scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
-    return prepare(
-        scn, "factory-line", POLICIES, known(), hours, step_s=step,
-        traces=[f"edge-a~cloud-gpu={HSDPA[0]}", f"cam-6~edge-b={FIVE_G[-1]}"],
-    )  # fmt: skip
+    traces = [
+        scaled(scn, "edge-a", "cloud-gpu", HSDPA[0], out),
+        scaled(scn, "cam-6", "edge-b", FIVE_G[-1], out),
+    ]
+    return prepare(scn, "factory-line", POLICIES, known(), hours, step_s=step, traces=traces)
 
 
-def fleet(devices: int, every: int, hours: float, step: float) -> Inputs:
+def fleet(devices: int, every: int, hours: float, step: float, out: Path) -> Inputs:
     scn: dict[str, Any] = generate(7, devices=devices, apps=devices // 2)
     traces, seen = [], set()
     cams = [d["id"] for d in scn["devices"] if d["tier"] == "device"]
@@ -64,7 +81,7 @@ def fleet(devices: int, every: int, hours: float, step: float) -> Inputs:
             continue
         seen.add((link["a"], link["b"]))
         files = HSDPA if k % 2 == 0 else FIVE_G
-        traces.append(f"{link['a']}~{link['b']}={files[k // 2 % len(files)]}")
+        traces.append(scaled(scn, link["a"], link["b"], files[k // 2 % len(files)], out))
     return prepare(
         scn, f"generated-{devices}", POLICIES, known(), hours, step_s=step, traces=traces
     )
@@ -112,10 +129,10 @@ def main() -> None:
     console.print(f"machine: {cpu_model()}")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_example:
-        bench(example(args.hours, args.step), args.workers, args.out, console)
+        bench(example(args.hours, args.step, args.out), args.workers, args.out, console)
     if not args.skip_fleet:
-        bench(fleet(args.devices, args.every, args.hours, args.step), args.workers, args.out,
-              console)  # fmt: skip
+        inputs = fleet(args.devices, args.every, args.hours, args.step, args.out)
+        bench(inputs, args.workers, args.out, console)
 
 
 if __name__ == "__main__":
