@@ -25,7 +25,8 @@ class LazyPolicy:
             placements = {a: p for a, p in self._placements(now).items() if a in problem.cost.apps}
             if solver.evaluate(problem.cost, placements, require_all=True).feasible:
                 return None
-        return solver.solve(now.problem, self.options, solver="heuristic").doc
+        # Place what fits: an app that fits nowhere now is set aside, not the whole plan.
+        return solver.place_what_fits(now.problem, self.options, "heuristic").plan.doc
 
     @staticmethod
     def _placements(now: Moment) -> dict[str, solver.Placement]:
