@@ -324,11 +324,16 @@ class Simulation:
 
     def _put_in_force(self, doc: solver.PlanDoc, totals: Totals, out: PolicyRun) -> bool:
         new = placements_of(self.layers, doc)
-        if self.plan is not None and new == self.placements and doc.apps == self.plan.apps:
-            return False
-        if self.plan is not None:
+        old = self.placements
+        # A re-placement moves or starts an app; a plan that only drops the apps of a
+        # device gone (or only predicts other latencies) is put in force uncounted.
+        moves = any(old.get(a) != p for a, p in new.items())
+        if self.plan is not None and not moves:
+            if new.keys() == old.keys():
+                return False
+        elif self.plan is not None:
             totals.replacements += 1
-            totals.migrated_mb += self._migrated(self.placements, new)
+            totals.migrated_mb += self._migrated(old, new)
         self.plan, self.placements = doc, new
         out.plans += 1
         return True

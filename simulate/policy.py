@@ -102,6 +102,9 @@ PolicyFactory = Callable[[PolicyContext], Policy]
 # Solvers whose plan reads no bandwidth (every app whole on its source; on the cloud
 # nearest by RTT): a bandwidth change cannot change their plan, so it does not re-solve them.
 BANDWIDTH_BLIND = frozenset({"all-device", "all-cloud"})
+# The baselines place every app, constraints or not (scenario-v1: their plan is printed
+# with its violations), so that they can be compared.
+PLACE_ALL = frozenset({"all-device", "all-cloud", "neurosurgeon"})
 
 
 class SolverPolicy:
@@ -116,11 +119,16 @@ class SolverPolicy:
             return None
         if now.in_force is not None and self.solver in BANDWIDTH_BLIND and not now.structural:
             return None
-        return solver.solve(now.problem, self.options, solver=self.solver).doc
+        if self.solver in PLACE_ALL:
+            return solver.solve(now.problem, self.options, solver=self.solver).doc
+        # As the control plane does: an app that fits nowhere is set aside, the others are
+        # placed (an exact solver alone would place nothing at all).
+        return solver.place_what_fits(now.problem, self.options, self.solver).plan.doc
 
 
 class StaticPolicy(SolverPolicy):
-    """The first plan (of the control plane's default solver), never re-placed."""
+    """The first plan (of the control plane's default solver, placing what fits), never
+    re-placed."""
 
     def __init__(self, context: PolicyContext) -> None:
         super().__init__(context, DEFAULT_SOLVER)

@@ -1,0 +1,139 @@
+"""Simulation benchmark: five policies over real traces, and how long a run takes.
+
+Workloads:
+- the example fleet (examples/factory-line.yaml) with an HSDPA trace on the plant's
+  uplink (edge-a~cloud-gpu) and a 5Gophers trace on cam-6's Wi-Fi;
+- a generated fleet (`solver.generate`, seed 7) of `--devices` devices, with HSDPA and
+  5Gophers traces, alternately, on the uplinks of one camera in `--every`.
+Each trace is scaled so that its mean equals the link's declared bandwidth (as
+bench/churn.py does): the traces are downlinks of other networks, and what is replayed is
+their shape (scaled copies are written under --out).
+Policies: continuum, static, neurosurgeon, all-cloud, all-device, one process each on a
+pool of `--workers`. Prints the summary per workload and the wall time per policy, and
+writes the plots (the report's own SVG writer) next to --out.
+
+    python bench/simulate.py [--hours H] [--devices N] [--every K] [--step S]
+                             [--workers W] [--out DIR] [--skip-example] [--skip-fleet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# This file's own name would shadow the `simulate` package: the script's directory goes
+# to the end of the path, the checkout to the front.
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path.append(str(ROOT / "bench"))
+
+from machine import cpu_model  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from cli.simulate import summary_table  # noqa: E402
+from simulate.engine import PolicyRun  # noqa: E402
+from simulate.inputs import Inputs, load_scenario_dict, prepare  # noqa: E402
+from simulate.registry import known  # noqa: E402
+from simulate.report import plots  # noqa: E402
+from simulate.run import run_policy, write_outputs  # noqa: E402
+from simulate.traces import read_trace  # noqa: E402
+from solver.generate import generate  # noqa: E402
+
+TRACES = ROOT.parent / "shared" / "traces"
+HSDPA = sorted((TRACES / "hsdpa-norway").iterdir())
+FIVE_G = sorted((TRACES / "5gophers").glob("All-Carriers_03-*.csv"))
+POLICIES = ["continuum", "static", "neurosurgeon", "all-cloud", "all-device"]
+
+
+def scaled(scn: dict[str, Any], a: str, b: str, source: Path, out: Path) -> str:
+    """`a~b=FILE` for a copy of the trace scaled to the link's declared mean."""
+    declared = next(lk["mbps"] for lk in scn["links"] if {lk["a"], lk["b"]} == {a, b})
+    trace = read_trace(source)
+    factor = declared / trace.mean()
+    path = out / "traces" / f"{a}~{b}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(f"{t:g}\t{m * factor:.6g}\n" for t, m in zip(trace.times, trace.mbps, strict=True))
+    )
+    return f"{a}~{b}={path}"
+
+
+def example(hours: float, step: float, out: Path) -> Inputs:
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    traces = [
+        scaled(scn, "edge-a", "cloud-gpu", HSDPA[0], out),
+        scaled(scn, "cam-6", "edge-b", FIVE_G[-1], out),
+    ]
+    return prepare(scn, "factory-line", POLICIES, known(), hours, step_s=step, traces=traces)
+
+
+def fleet(devices: int, every: int, hours: float, step: float, out: Path) -> Inputs:
+    scn: dict[str, Any] = generate(7, devices=devices, apps=devices // 2)
+    traces, seen = [], set()
+    cams = [d["id"] for d in scn["devices"] if d["tier"] == "device"]
+    for k, cam in enumerate(cams[::every]):
+        link = next(lk for lk in scn["links"] if cam in (lk["a"], lk["b"]))
+        if (link["a"], link["b"]) in seen:
+            continue
+        seen.add((link["a"], link["b"]))
+        files = HSDPA if k % 2 == 0 else FIVE_G
+        traces.append(scaled(scn, link["a"], link["b"], files[k // 2 % len(files)], out))
+    return prepare(
+        scn, f"generated-{devices}", POLICIES, known(), hours, step_s=step, traces=traces
+    )
+
+
+def _timed(inputs: Inputs, name: str) -> tuple[str, PolicyRun, float]:
+    started = time.perf_counter()
+    run = run_policy(inputs, name)
+    return name, run, time.perf_counter() - started
+
+
+def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str, PolicyRun]:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(_timed, [inputs] * len(inputs.policies), inputs.policies))
+    wall = time.perf_counter() - started
+    runs = {name: run for name, run, _ in done}
+    console.print(summary_table(runs, f"{inputs.scenario_name}: {inputs.hours:g} h"))
+    for name, run, seconds in done:
+        console.print(
+            f"  {name:<13} {seconds:8.1f} s wall for {inputs.steps} steps of "
+            f"{inputs.step_s:g} s ({run.plans} plans put in force)"
+        )
+    console.print(f"  all five on {workers} processes: {wall:.1f} s; traced links: "
+                  f"{len(inputs.traces)}")  # fmt: skip
+    write_outputs(out / inputs.scenario_name, inputs, runs)
+    for title, svg in plots(runs):
+        slug = title.split(" (")[0].lower().replace(" ", "-")
+        (out / f"{inputs.scenario_name}-{slug}.svg").write_text(svg)
+    return runs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--devices", type=int, default=200)
+    ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--step", type=float, default=1.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "simulate-out")
+    ap.add_argument("--skip-example", action="store_true")
+    ap.add_argument("--skip-fleet", action="store_true")
+    args = ap.parse_args()
+    console = Console()
+    console.print(f"machine: {cpu_model()}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.skip_example:
+        bench(example(args.hours, args.step, args.out), args.workers, args.out, console)
+    if not args.skip_fleet:
+        inputs = fleet(args.devices, args.every, args.hours, args.step, args.out)
+        bench(inputs, args.workers, args.out, console)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""`continuum` in the simulator decides as the live control plane does, given the same
+inputs: every re-plan it made is replayed through the planner's own call
+(`orchestrator.replacement.replan` with `in_force`, the arguments
+`orchestrator.planner.Planner._replan_in_pool` gives it) in a fresh worker state, and
+comes to the same plan and the same decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import solver
+from orchestrator import replacement
+from orchestrator.hysteresis import DEFAULT_MARGIN
+from orchestrator.replacement import in_force, replan
+from simulate.continuum import ContinuumPolicy
+from simulate.engine import Simulation
+from simulate.inputs import load_scenario_dict, prepare
+from simulate.registry import known
+from simulate.run import context
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = ROOT.parent / "shared" / "traces"
+FCC = "bus.ljansbakken-oslo-report.2010-09-28_1407CEST.log"
+
+
+def _apps(doc: dict[str, object]) -> object:
+    return doc["apps"]
+
+
+def test_every_decision_replays_through_the_live_path() -> None:
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    inputs = prepare(
+        scn,
+        "factory-line",
+        ["continuum"],
+        known(),
+        hours=0.1,
+        traces=[
+            f"edge-a~cloud-gpu={TRACES / 'hsdpa-norway' / 'norway_bus_1'}",
+            f"cam-6~edge-b={TRACES / 'fcc' / FCC}",
+        ],
+        failures=["edge-b@0.05:0.02"],
+    )
+    policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
+    run = Simulation(inputs, "continuum", policy).run()
+    assert len(policy.decided) >= 3  # the first plan, the trace's triggers, the failure
+    assert any(d.result.apply for d in policy.decided[1:])
+    assert run.totals.replacements >= 1
+    for d in policy.decided:
+        replacement._SOLVED.clear()  # a fresh worker: nothing derived from the simulator's
+        current = None
+        if d.previous_plan is not None:
+            plan = solver.PlanDoc.model_validate(d.previous_plan)
+            current = in_force(d.scenario, d.previous_scenario, plan)
+        live = replan(d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False)
+        assert live.apply == d.result.apply, (d.at_s, d.reasons)
+        assert live.decision == d.result.decision
+        assert _apps(live.document) == _apps(d.result.document)

@@ -1,0 +1,81 @@
+"""Every format of ../shared/traces is read into one shape, and a short trace loops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulate.errors import InputError
+from simulate.traces import FLOOR_MBPS, read_trace
+
+TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "first_mbps"),
+    [
+        ("hsdpa-norway", "norway_bus_1", None),
+        ("fcc", "bus.ljansbakken-oslo-report.2010-09-28_1407CEST.log", 2.29085714286),
+        ("oboe", "oboe_trace_0.txt", 3.1686448801742917),
+        ("5gophers", "All-Carriers_01-Throughput_data.csv", 0.9312768299517644),
+        ("5gophers", "All-Carriers_03-User-Mobility_car-driving-trace-1.csv", 25.764822301311288),
+        ("5gophers", "All-Carriers_03-User-Mobility_walking-trace.csv", 92.1),
+    ],
+)
+def test_every_format_reads(folder: str, name: str, first_mbps: float | None) -> None:
+    path = TRACES / folder / name
+    assert path.exists(), f"the shared traces are missing: {path}"
+    trace = read_trace(path)
+    assert trace.times[0] == 0.0
+    assert len(trace.times) == len(trace.mbps) > 10
+    assert all(b >= a for a, b in zip(trace.times, trace.times[1:], strict=False))
+    assert min(trace.mbps) >= FLOOR_MBPS
+    if first_mbps is not None:
+        assert trace.at(0.0) == pytest.approx(first_mbps)
+    # A run longer than the trace loops it.
+    assert trace.at(trace.period_s + 0.0) == trace.at(0.0)
+    assert trace.at(3 * trace.period_s + trace.times[1] + 1e-3) == trace.mbps[1]
+
+
+def test_every_shared_file_reads() -> None:
+    files = [p for p in TRACES.glob("*/*") if p.is_file()]
+    assert len(files) == 164
+    for path in files:
+        assert read_trace(path).period_s > 0
+
+
+def test_a_step_function_with_its_period(tmp_path: Path) -> None:
+    f = tmp_path / "t.txt"
+    f.write_text("10.0\t5\n11.0\t0\n13.0\t7\n")
+    trace = read_trace(f)
+    assert trace.times == (0.0, 1.0, 3.0)
+    assert trace.period_s == 4.5  # last time plus the median gap (1.5)
+    assert [trace.at(t) for t in (0.0, 0.9, 1.0, 2.9, 3.0, 4.4, 4.5)] == [
+        5.0, 5.0, FLOOR_MBPS, FLOOR_MBPS, 7.0, 7.0, 5.0,
+    ]  # fmt: skip
+    assert trace.next_change(0.0) == 1.0
+    assert trace.next_change(3.5) == 4.5
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "no samples"),
+        ("0 1\n1\n", "line 2"),
+        ("0 x\n", "not a number"),
+        ("0 -1\n", "bad sample"),
+        ("a,b\n1,2\n", "throughput_mbps"),
+        ("1 1\n0 1\n", "backwards"),
+    ],
+)
+def test_unreadable_traces_are_named(tmp_path: Path, text: str, needle: str) -> None:
+    f = tmp_path / "bad.txt"
+    f.write_text(text)
+    with pytest.raises(InputError, match=needle):
+        read_trace(f)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read it"):
+        read_trace(tmp_path / "nope.txt")
