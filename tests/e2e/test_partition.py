@@ -18,6 +18,7 @@ flows."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,12 @@ class Site:
 
     def alive(self) -> list[Proc]:
         return [p for p in self.launcher.started if p.running()]
+
+
+def _agent_token(state_dir: Path) -> str:
+    """The agent's own token (its credentials.json): what opens its status page."""
+    saved = json.loads((state_dir / "credentials.json").read_text(encoding="utf-8"))
+    return str(saved["agent_token"])
 
 
 @pytest.fixture
@@ -192,8 +199,13 @@ def test_a_partitioned_site_keeps_serving_and_reconverges(site: Site) -> None:
         def converged() -> bool:
             current = plan()
             revision = int(current["revision"])  # type: ignore[call-overload]
-            held = [httpx.get(f"http://{net.addresses[n]}:{DATA_PLANE_PORT}/v1/status",
-                              timeout=10).json() for n in AGENTS]  # fmt: skip
+            held = [
+                httpx.get(
+                    f"http://{net.addresses[n]}:{DATA_PLANE_PORT}/v1/status", timeout=10,
+                    headers={"Authorization": f"Bearer {_agent_token(site.tmp / n)}"},
+                ).json()
+                for n in AGENTS
+            ]  # fmt: skip
             return bool(current["rollout"]["complete"]) and all(  # type: ignore[index]
                 int(h["desired_version"]) == revision for h in held
             )

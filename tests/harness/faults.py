@@ -201,10 +201,16 @@ class Recorder:
         client = httpx.Client(timeout=5)
         try:
             while not self._stop.is_set():
-                for name, port in self.fleet.ports.items():
+                for name in self.fleet.ports:
                     try:
-                        status = client.get(f"http://127.0.0.1:{port}/v1/status").json()
-                    except (httpx.HTTPError, ValueError):
+                        # The status page takes the agent's own token (issue 18).
+                        got = client.get(
+                            f"{self.fleet.agent_url(name)}/v1/status",
+                            headers={"Authorization": f"Bearer {self.fleet.agent_token(name)}"},
+                        )
+                        got.raise_for_status()
+                        status = got.json()
+                    except (httpx.HTTPError, ValueError, OSError, KeyError):
                         continue
                     self.held[name].append(Held(
                         time.monotonic(), int(status.get("desired_version") or 0),
