@@ -50,7 +50,7 @@ class HeartbeatFastPath:
             except ValidationError:
                 beat = None
         if beat is None:
-            await self.app(scope, _replay(body, more, receive), send)
+            await self.app(scope, replay(body, more, receive), send)
             return
         scope[ROUTE_KEY] = ROUTE
         answer = await self.cp.agents.heartbeat(device_id, beat.model_dump())
@@ -96,14 +96,16 @@ async def _read(receive: Receive) -> tuple[bytes, bool]:
             return b"".join(chunks), True
 
 
-def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+def replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    """A `receive` that hands the app the part of the body already read (`body`, and
+    `more` if the rest still streams), then the rest from `receive`."""
     sent = False
 
-    async def replay() -> Message:
+    async def receive_again() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
-    return replay
+    return receive_again

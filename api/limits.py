@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.fastpath import replay
 from api.problems import problem
 from orchestrator import tokens
 from orchestrator.control_plane import ControlPlane
@@ -90,7 +91,7 @@ class BodyLimits:
         if not whole:
             await _answer(scope, send, 413, _too_large(limit))
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, False, receive), send)
 
     async def _authenticate(self, header: bytes | None) -> str | None:
         """None when the bearer token is an operator's or an agent's, else why not."""
@@ -138,19 +139,6 @@ async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _capped(receive: Receive, limit: int) -> Receive:
