@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.harness.emulated import ADMIN_TOKEN, EmulatedFleet
-from tests.harness.faults import Baseline, Recorder, placed
+from tests.harness.faults import Baseline, Recorder, assert_nothing_lost
 from tests.harness.processes import Launcher, wait_until
 
 pytestmark = pytest.mark.slow
@@ -61,11 +61,7 @@ def test_agents_keep_their_desired_state_across_a_restart(fleet: EmulatedFleet) 
                    fleet.procs())  # fmt: skip
     finally:
         recorder.stop()
-    assert recorder.failures() == [], recorder.failures()[:5]
-    assert baseline.losses(recorder) == []
-    assert placed(fleet)
-    entries = fleet.admin.get("/v1/audit", params={"limit": 1000}).json()
-    assert not [e for e in entries if e["action"] == "trigger.device-lost"], entries[:10]
+    assert_nothing_lost(fleet, recorder, baseline)
 
 
 def test_sigterm_answers_long_polls_and_ends_event_streams(fleet: EmulatedFleet) -> None:

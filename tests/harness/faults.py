@@ -257,3 +257,13 @@ class Baseline:
 def placed(fleet: EmulatedFleet) -> bool:
     """Whether the plan in force still places the fleet's deployment."""
     return DEPLOYMENT in [a["id"] for a in fleet.plan()["plan"]["apps"]]
+
+
+def assert_nothing_lost(fleet: EmulatedFleet, recorder: Recorder, baseline: Baseline) -> None:
+    """What every fault test asks after its fault: no request failed, no agent held less
+    than before, the deployment is still placed, and no device was counted lost."""
+    assert recorder.failures() == [], recorder.failures()[:5]
+    assert baseline.losses(recorder) == []
+    assert placed(fleet)
+    entries = fleet.admin.get("/v1/audit", params={"limit": 1000}).json()
+    assert not [e for e in entries if e["action"] == "trigger.device-lost"], entries[:10]
