@@ -145,7 +145,18 @@ def _ticks(urls: list[str]) -> tuple[float, float]:
     return count, total
 
 
-def _drive(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of the server processes (not their solver workers): the
+    cost of a heartbeat that the machine's other load does not stretch, unlike its rate."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _drive(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[str, Any]:
     share = args.agents // len(urls)
     loads = [
         subprocess.Popen(
@@ -177,6 +188,7 @@ def _drive(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit("a load process failed while enrolling (see above)")
         enroll_s = time.perf_counter() - started
         ticks_before = _ticks(urls)
+        cpu_before = _cpu_s(pids)
         for load in loads:
             assert load.stdin is not None
             load.stdin.write("go\n")
@@ -186,6 +198,7 @@ def _drive(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
             assert load.stdout is not None
             parts.append(json.loads(load.stdout.readline()))
             load.wait(60)
+        cpu_after = _cpu_s(pids)
         ticks_after = _ticks(urls)
     finally:
         for load in loads:
@@ -209,6 +222,10 @@ def _drive(urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
         "per_s": len(latencies) / wall,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        # The CPU window, like the ticks', is the warm-up plus `wall`: the warm-up's
+        # heartbeats are counted at the window's rate.
+        "cpu_ms_per_beat": 1000 * (cpu_after - cpu_before) / (len(latencies) / wall)
+        / (wall + WARMUP_S),
         "ticks_per_s": ticks / (wall + WARMUP_S),
         "tick_ms": tick_ms,
     }
@@ -226,7 +243,9 @@ def _env(data: str) -> dict[str, str]:
     }
 
 
-def _servers(launcher: Launcher, env: dict[str, str], count: int, data: str) -> list[str]:
+def _servers(
+    launcher: Launcher, env: dict[str, str], count: int, data: str
+) -> tuple[list[str], list[int]]:
     servers = [
         ControlPlane(
             launcher,
@@ -242,7 +261,7 @@ def _servers(launcher: Launcher, env: dict[str, str], count: int, data: str) -> 
             server.wait_ready(90)
     except NotReady as exc:
         raise SystemExit(str(exc)) from None
-    return [s.url for s in servers]
+    return [s.url for s in servers], [s.proc.popen.pid for s in servers if s.proc.popen]
 
 
 def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -251,12 +270,12 @@ def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         env = _env(data)
         try:
             if mode == "embedded":
-                result = _drive(_servers(launcher, env, 1, data), args)
+                result = _drive(*_servers(launcher, env, 1, data), args)
             elif mode == "redis":
                 prefix = new_prefix("continuum-bench")
                 env |= {"CONTINUUM_REDIS_URL": args.redis_url, "CONTINUUM_REDIS_PREFIX": prefix}
                 try:
-                    result = _drive(_servers(launcher, env, 1, data), args)
+                    result = _drive(*_servers(launcher, env, 1, data), args)
                 finally:
                     launcher.stop_all()
                     delete_prefix(args.redis_url, prefix)
@@ -269,7 +288,7 @@ def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                     subprocess.run([*CONTINUUM, "db", "upgrade"], env={**clean_env(), **env},
                                    check=True, capture_output=True, cwd=ROOT)  # fmt: skip
                     try:
-                        result = _drive(_servers(launcher, env, args.replicas, data), args)
+                        result = _drive(*_servers(launcher, env, args.replicas, data), args)
                     finally:
                         launcher.stop_all()
                         delete_prefix(args.redis_url, prefix)
@@ -306,14 +325,14 @@ def main() -> None:
         title=f"Heartbeats: {args.agents:,} agents, {args.concurrency} in flight per server"
     )
     columns = ("mode", "heartbeats/s", "p50 ms", "p99 ms", "heartbeats", "errors", "enroll s",
-               "ticks/s", "observe ms")  # fmt: skip
+               "ticks/s", "observe ms", "server CPU ms/beat")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "mode" else "right")
     for r in rows:
         table.add_row(
             r["mode"], f"{r['per_s']:,.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
             f"{r['heartbeats']:,}", str(r["errors"]), f"{r['enroll_s']:.0f}",
-            f"{r['ticks_per_s']:.1f}", f"{r['tick_ms']:.1f}",
+            f"{r['ticks_per_s']:.1f}", f"{r['tick_ms']:.1f}", f"{r['cpu_ms_per_beat']:.3f}",
         )  # fmt: skip
     console = Console(width=140)
     console.print(table)
