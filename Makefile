@@ -49,8 +49,12 @@ boavizta:
 chromium:
 	scripts/ensure-chromium.sh
 
+# Most tests wait on real processes (servers starting, heartbeats, leases), so a few
+# workers share the two cores well; a test file stays on one worker (its module fixtures
+# are set up once). PYTEST_WORKERS=0 runs everything in this one process.
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP) services tools netns-tools boavizta chromium
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck pytest
 

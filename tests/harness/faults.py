@@ -8,9 +8,11 @@ as root its cluster is made and run as the `postgres` user (through `runuser`)."
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -73,31 +75,32 @@ def _pg_bin() -> Path:
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of its own (initdb) in `root`, served by `postgres` on a free
-    port of 127.0.0.1 with trust authentication; `url` is its `continuum` database."""
+    """A PostgreSQL cluster of its own (initdb) in `root` (as root: in a directory of its
+    own under the system's tmp, removed at exit), served by `postgres` on a free port of
+    127.0.0.1 with trust authentication; `url` is its `continuum` database."""
 
     def __init__(self, launcher: Launcher, root: Path, log: Path) -> None:
         bin_dir = _pg_bin()
         self.port = free_port()
-        self.data = root / "pgdata"
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             # initdb and postgres refuse root; the cluster belongs to `postgres`. setpriv
             # execs (runuser would stay the parent, and a kill would miss the postmaster).
             self.as_user = ["setpriv", "--reuid=postgres", "--regid=postgres",
                             "--init-groups", "--"]  # fmt: skip
-            root.mkdir(parents=True, exist_ok=True)
+            # Not under the test's tmp: pytest makes its root 0700 again whenever a worker
+            # (pytest-xdist) sets up its own tmp, which would lock `postgres` out mid-test.
+            root = Path(tempfile.mkdtemp(prefix="continuum-pg-"))
+            atexit.register(shutil.rmtree, root, True)
             shutil.chown(root, "postgres")
-            for parent in root.parents:
-                # The postgres user must reach its data directory through the test's tmp.
-                if parent == Path("/"):
-                    break
-                parent.chmod(parent.stat().st_mode | 0o005)
-        subprocess.run(
+        self.data = root / "pgdata"
+        made = subprocess.run(
             [*self.as_user, str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres",
              "--auth=trust", "--no-sync"],
-            check=True, capture_output=True, timeout=120,
+            capture_output=True, text=True, timeout=120,
         )  # fmt: skip
+        if made.returncode:
+            raise NotReady(f"initdb failed ({made.returncode}):\n{made.stdout}{made.stderr}")
         args = ["-D", str(self.data), "-p", str(self.port), "-k", str(root),
                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]  # fmt: skip
         log.touch()
