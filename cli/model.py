@@ -305,6 +305,8 @@ def profile(
                     {"name": t.name, "gflops": t.gflops, "median_ms": t.median_ms, "est_ms": e}
                     for t, e in zip(timings, comparison.estimated_ms, strict=True)
                 ],
+                # The body of `POST /v1/models/{id}/profile` (`jq '{block_ms}'`).
+                "block_ms": {t.name: t.median_ms for t in timings},
                 **comparison.to_json(),
             }
         )
