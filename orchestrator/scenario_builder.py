@@ -145,8 +145,8 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
             "input_mb": m.input_mb,
             "layers": profiled_layers(m.blocks, m.detail or {}),
         }
-        ratio = variant_ratio(m.detail or {}) if m.parent_id is not None else None
-        if ratio is not None:
+        ratio = variant_ratio(m.detail or {})
+        if m.parent_id is not None and ratio is not None:
             variants[m.id] = (m.parent_id, ratio)
         if m.accuracy is not None:
             entry["accuracy"] = m.accuracy
