@@ -15,7 +15,11 @@ device's GFLOP/s in the scenario and each deployment's predicted, measured and e
 before and after; the median and worst error against the issue's targets (10% and 15%
 after calibration).
 
-    python bench/calibration.py [--seconds 60] [--requests 15]
+With --rounds N, the re-plan and the measurement after it are repeated N times (the
+agents' figures keep following the traffic of the measurements), each round printed,
+then the median and worst error over every deployment of every round.
+
+    python bench/calibration.py [--seconds 60] [--requests 15] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -210,6 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="traffic between the two")
     parser.add_argument("--requests", type=int, default=15, help="client requests per figure")
+    parser.add_argument("--rounds", type=int, default=1, help="re-plan and measure this many times")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 220))
     console.print(f"machine: {cpu_model()}, {platform.python_version()}; real compute, "
@@ -225,9 +230,17 @@ def main() -> None:
             before = bench.measure("before")
             sent = bench.traffic(args.seconds)
             console.print(f"{sent} requests of traffic in {args.seconds:.0f} s")
-            bench.replan()
-            after = bench.measure("after")
-            _report(console, before, after)
+            errors: list[float] = []
+            for round_ in range(1, args.rounds + 1):
+                bench.replan()
+                after = bench.measure(f"after {round_}")
+                console.print(f"round {round_} of {args.rounds}:")
+                _report(console, before, after)
+                errors += [r["error"] for r in after["rows"].values()]
+            if args.rounds > 1:
+                median, worst = statistics.median(errors), max(errors)
+                console.print(f"all {args.rounds} rounds, every deployment: median error "
+                              f"{median:.1%}, worst {worst:.1%}")  # fmt: skip
         finally:
             fleet.close()
             launcher.stop_all()
