@@ -235,10 +235,11 @@ class PowerMeter:
                 self.latest_w = watts
                 self.samples.append((min(utilization, 1.0), watts))
                 self.spans.append(span)
-                self._busy_s, self._span_s = 0.0, 0.0
                 while len(self.samples) > self.window:
                     self.samples.popleft()
                     self.spans.popleft()
+            # Kept or dropped, a reading closes its span: the next covers what follows.
+            self._busy_s, self._span_s = 0.0, 0.0
             return
 
     def figures(self) -> tuple[Provenance, float, float]:
