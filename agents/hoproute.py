@@ -15,6 +15,7 @@ from agents.state import ServingState
 from agents.tensorframe import Frame, FrameError
 
 HANDLER_HEADER = "X-Continuum-Handler-Ms"
+ARRIVED = "continuum_arrived"  # request.state: perf_counter() when the request reached us
 
 
 @dataclass
@@ -63,6 +64,10 @@ class HopRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+            if scope["type"] == "http":
+                # The data plane's ingress counts from here, before FastAPI's routing and
+                # request machinery: that time is a client's too (`ARRIVED`).
+                scope.setdefault("state", {})[ARRIVED] = time.perf_counter()
             await self.app(scope, receive, send)
             return
         try:

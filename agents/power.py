@@ -16,10 +16,11 @@ Readers, in order of preference (the first that answers is used for a sample):
 that is NaN or infinite, negative, over the device's plausible maximum (a 10,000 W
 camera), or taken on a clock that went backwards is dropped and counted by reason: it
 never reaches the control plane. Over a sliding window of samples the meter fits
-`watts = idle + (busy - idle) * utilization` by least squares, once the utilization has
-spread enough to tell idle from busy (provenance `fitted`). Until then the measured level
-fixes the idle draw and the declared busy-minus-idle slope is kept (`measured`). Without
-a reader, the declared figures stand (`declared`, and nothing is reported).
+`watts = idle + (busy - idle) * utilization` by least squares (each reading paired with
+the mean utilization over the time it covers, and weighed by that time), once the
+utilization has spread enough to tell idle from busy (provenance `fitted`). Until then
+the measured level fixes the idle draw and the declared busy-minus-idle slope is kept
+(`measured`). Without a reader, the declared figures stand (`declared`, and nothing is reported).
 """
 
 from __future__ import annotations
@@ -185,10 +186,18 @@ class PowerMeter:
     min_samples: int = 10  # before a fit
     min_spread: float = 0.2  # utilization range a fit needs
     samples: deque[tuple[float, float]] = field(default_factory=deque)  # (utilization, W)
+    # Each sample's weight: the seconds its reading covers. A battery gauge's reading
+    # after five quiet heartbeats is five heartbeats' worth of evidence, not one: weighed
+    # as one, slow (idle) periods count too little and the fitted idle draw comes out high.
+    spans: deque[float] = field(default_factory=deque)
     rejected: dict[str, int] = field(default_factory=dict)
     source: str = ""
     latest_w: float | None = None
     _last_at: float | None = None
+    # Busy seconds and elapsed seconds since the last reading was taken: a battery's
+    # gauge moves every few heartbeats, and its reading is the power over all of them.
+    _busy_s: float = 0.0
+    _span_s: float = 0.0
 
     def _reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -199,9 +208,18 @@ class PowerMeter:
             self._reject("clock")
             for reader in self.readers:
                 reader.reset()  # a rate over a negative interval means nothing
-            self._last_at = now
+            self._last_at, self._busy_s, self._span_s = now, 0.0, 0.0
             return
+        if self._last_at is not None and math.isfinite(utilization) and utilization >= 0:
+            self._busy_s += utilization * (now - self._last_at)
+            self._span_s += now - self._last_at
         self._last_at = now
+        # A reading covers the heartbeats since the previous one: paired with their mean
+        # utilization, not the last heartbeat's (pairing a drain over five heartbeats
+        # with the fifth's load alone flattened the fit: idle high, busy low).
+        span = self._span_s if self._span_s > 0 else 1.0
+        if self._span_s > 0:
+            utilization = self._busy_s / self._span_s
         for reader in self.readers:
             watts = reader.read(now)
             if watts is None:
@@ -216,8 +234,12 @@ class PowerMeter:
                 self.source = reader.name
                 self.latest_w = watts
                 self.samples.append((min(utilization, 1.0), watts))
+                self.spans.append(span)
                 while len(self.samples) > self.window:
                     self.samples.popleft()
+                    self.spans.popleft()
+            # Kept or dropped, a reading closes its span: the next covers what follows.
+            self._busy_s, self._span_s = 0.0, 0.0
             return
 
     def figures(self) -> tuple[Provenance, float, float]:
@@ -226,11 +248,14 @@ class PowerMeter:
         if n == 0:
             return "declared", self.declared_idle_w, self.declared_busy_w
         us = [u for u, _ in self.samples]
-        ws = [w for _, w in self.samples]
-        mean_u, mean_w = sum(us) / n, sum(ws) / n
+        spans = list(self.spans) if len(self.spans) == n else [1.0] * n
+        total = sum(spans)
+        mean_u = sum(k * u for k, (u, _) in zip(spans, self.samples, strict=True)) / total
+        mean_w = sum(k * w for k, (_, w) in zip(spans, self.samples, strict=True)) / total
         if n >= self.min_samples and max(us) - min(us) >= self.min_spread:
-            var = sum((u - mean_u) ** 2 for u in us)
-            slope = sum((u - mean_u) * (w - mean_w) for u, w in self.samples) / var
+            pairs = list(zip(spans, self.samples, strict=True))
+            var = sum(k * (u - mean_u) ** 2 for k, (u, _) in pairs)
+            slope = sum(k * (u - mean_u) * (w - mean_w) for k, (u, w) in pairs) / var
             idle = max(mean_w - max(slope, 0.0) * mean_u, 0.0)
             return "fitted", idle, max(idle + slope, idle)
         slope = max(self.declared_busy_w - self.declared_idle_w, 0.0)

@@ -232,6 +232,19 @@ class CalibrateRequest(_Body):
         return self
 
 
+class ProfileRequest(_Body):
+    # Each block's measured median ms (`continuum model profile --json` on the device
+    # class that will run it); empty: the control plane profiles the model on its host.
+    block_ms: dict[Key, float] = Field(default_factory=dict, max_length=4096)
+
+    @model_validator(mode="after")
+    def _times(self) -> ProfileRequest:
+        for block, ms in self.block_ms.items():
+            if not 0.0 <= ms <= 3_600_000:  # NaN too
+                raise ValueError(f"block_ms.{block}: a time in ms in [0, 3600000] (got {ms})")
+        return self
+
+
 class CascadeStageIn(_Body):
     model: str = Field(pattern=ID_PATTERN)
     exit_prob: Probability | None = None

@@ -7,18 +7,25 @@ loopback with a declared 1 Gbit/s link. AlexNet (memory-bound fully connected la
 ResNet-50 and SqueezeNet, with random weights (the onnx wheel's light models), are each
 deployed from the camera. For each deployment: the plan's predicted expected latency,
 and the median of --requests client round trips through the camera's data plane (as a
-client sees it: HTTP, framing, compute, hops). Then --seconds of round-robin traffic, a
-re-plan on the calibrated scenario (an operator's `POST /v1/plan/solve`), the rollout,
-and the same measurement again. Printed: each device's GFLOP/s in the scenario and each
-deployment's predicted, measured and error, before and after; the median and worst error
-against the issue's targets (10% and 15% after calibration).
+client sees it: HTTP, framing, compute, hops), the deployments served in turn as in the
+traffic (the fleet's workload; also printed: each deployment timed alone). Then
+--seconds of round-robin traffic, a re-plan on the calibrated scenario (an operator's
+`POST /v1/plan/solve`), the rollout, and the same measurement again. Printed: each
+device's GFLOP/s in the scenario and each deployment's predicted, measured and error,
+before and after; the median and worst error against the issue's targets (10% and 15%
+after calibration).
 
-    python bench/calibration.py [--seconds 60] [--requests 15]
+With --rounds N, the re-plan and the measurement after it are repeated N times (the
+agents' figures keep following the traffic of the measurements), each round printed,
+then the median and worst error over every deployment of every round.
+
+    python bench/calibration.py [--seconds 60] [--requests 15] [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import statistics
 import sys
@@ -62,6 +69,7 @@ class Bench:
         self.tokens: dict[str, str] = {}
         self.rng = np.random.default_rng(0)
         self.inputs: dict[str, np.ndarray] = {}
+        self.gaps: dict[str, list[float]] = {}  # client ms beyond the agent's handler
 
     def setup(self) -> None:
         admin = self.fleet.admin
@@ -71,6 +79,8 @@ class Bench:
             model = randomize(LIGHT / f"light_{light}.onnx", seed=0)
             data = model.SerializeToString()
             _ok(admin.post("/v1/models", data={"id": name}, files={"file": (name, data)}))
+            # Blocks costed as they run here (a memory-bound fc6 is not its FLOPs).
+            _ok(admin.post(f"/v1/models/{name}/profile", json={}), 200)
             (info,) = analyse_model(model).inputs
             self.inputs[name] = np.zeros(info.shape, dtype=np.float32)
             _ok(admin.post("/v1/deployments", json={
@@ -88,6 +98,8 @@ class Bench:
         return set(MODELS) <= apps and bool(body["rollout"]["complete"])
 
     def infer(self, name: str) -> float:
+        """One client round trip in ms; what the agent's handler took is kept in `gaps`
+        beside it (the rest is the client's, the connection's and the agent's server's)."""
         url = f"http://127.0.0.1:{self.fleet.ports['cam']}/v1/infer/{name}"
         headers = {"Authorization": f"Bearer {self.tokens[name]}",
                    "Content-Type": "application/x-npy"}  # fmt: skip
@@ -97,21 +109,34 @@ class Bench:
         elapsed = (time.perf_counter() - started) * 1000.0
         if response.status_code != 200:
             raise SystemExit(f"{name}: HTTP {response.status_code}: {response.text}")
+        handler = response.headers.get("X-Continuum-Handler-Ms")
+        if handler is not None:
+            self.gaps.setdefault(name, []).append(elapsed - float(handler))
         return elapsed
 
     def measure(self, label: str) -> dict[str, Any]:
         plan = self.fleet.plan()["plan"]
         scenario = _ok(self.fleet.admin.get("/v1/scenario"), 200)
         rows = {}
+        names = [app["id"] for app in plan["apps"]]
+        # The fleet's workload: every deployment served in turn, as in the traffic the
+        # agents' figures come from. Then each alone, for comparison.
+        mixed: dict[str, list[float]] = {name: [] for name in names}
+        self.gaps = {}
+        for _ in track(range(self.requests), f"{label}: round robin"):
+            for name in names:
+                mixed[name].append(self.infer(name))
         for app in plan["apps"]:
             name = app["id"]
-            times = [self.infer(name) for _ in track(range(self.requests), f"{label}: {name}")]
-            measured = statistics.median(times)
+            alone = [self.infer(name) for _ in track(range(self.requests), f"{label}: {name}")]
+            measured = statistics.median(mixed[name])
             predicted = float(app["latency_ms"]["expected"])
             placed = " -> ".join(f"{s['first']}..{s['last']}@{s['device']}"
                                  for s in app["segments"] or [])  # fmt: skip
             rows[name] = {"predicted": predicted, "measured": measured, "placed": placed,
-                          "error": abs(predicted - measured) / measured}  # fmt: skip
+                          "error": abs(predicted - measured) / measured,
+                          "alone": statistics.median(alone),
+                          "gap": statistics.median(self.gaps.get(name) or [math.nan])}  # fmt: skip
         speeds = {d["id"]: d["gflops"] for d in scenario["devices"]}
         # What the agents measured inside onnxruntime (the rest is HTTP, framing, hops).
         for beat in (d["last_heartbeat"] or {} for d in self.fleet.devices().values()):
@@ -120,6 +145,13 @@ class Bench:
                 name = key.split("/")[0]
                 if name in rows and m.get("recent_ms") is not None and key in served:
                     rows[name]["compute"] = rows[name].get("compute", 0.0) + m["recent_ms"]
+                    rows[name]["overhead"] = rows[name].get("overhead", 0.0) + (
+                        m.get("overhead_ms") or 0.0
+                    )
+            # What the source agent timed end to end (the rest is the client's side).
+            for name, r in (beat.get("requests") or {}).items():
+                if name in rows:
+                    rows[name]["agent"] = r["p50_ms"]
         return {"rows": rows, "speeds": speeds}
 
     def traffic(self, seconds: float) -> int:
@@ -152,14 +184,19 @@ def _report(console: Console, before: dict[str, Any], after: dict[str, Any]) -> 
     console.print(speeds)
     table = Table(title="Predicted against measured end-to-end latency (ms, client median)")
     for column in ("deployment", "pred before", "meas before", "err before", "pred after",
-                   "meas after", "err after", "compute after", "placement after"):  # fmt: skip
+                   "meas after", "err after", "alone after", "err alone", "compute after",
+                   "overhead after", "agent e2e after", "client gap after",
+                   "placement after"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("deployment", "placement after")
                          else "right")  # fmt: skip
     for name in MODELS:
         b, a = before["rows"][name], after["rows"][name]
         table.add_row(name, f"{b['predicted']:.1f}", f"{b['measured']:.1f}",
                       f"{b['error']:.0%}", f"{a['predicted']:.1f}", f"{a['measured']:.1f}",
-                      f"{a['error']:.0%}", f"{a.get('compute', float('nan')):.1f}",
+                      f"{a['error']:.0%}", f"{a['alone']:.1f}",
+                      f"{abs(a['predicted'] - a['alone']) / a['alone']:.0%}",
+                      f"{a.get('compute', math.nan):.1f}", f"{a.get('overhead', math.nan):.1f}",
+                      f"{a.get('agent', math.nan):.1f}", f"{a['gap']:.1f}",
                       a["placed"])  # fmt: skip
     console.print(table)
     for label, result in (("before", before), ("after", after)):
@@ -168,14 +205,18 @@ def _report(console: Console, before: dict[str, Any], after: dict[str, Any]) -> 
             f"{label}: median error {statistics.median(errors):.1%}, worst {max(errors):.1%}"
             + (f" (targets {TARGET_MEDIAN:.0%} / {TARGET_WORST:.0%})" if label == "after" else "")
         )
+    alone = [abs(r["predicted"] - r["alone"]) / r["alone"] for r in after["rows"].values()]
+    console.print(f"after, each deployment timed alone: median error "
+                  f"{statistics.median(alone):.1%}, worst {max(alone):.1%}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="traffic between the two")
     parser.add_argument("--requests", type=int, default=15, help="client requests per figure")
+    parser.add_argument("--rounds", type=int, default=1, help="re-plan and measure this many times")
     args = parser.parse_args()
-    console = Console(width=max(Console().width, 150))
+    console = Console(width=max(Console().width, 220))
     console.print(f"machine: {cpu_model()}, {platform.python_version()}; real compute, "
                   "no emulation")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="continuum-bench-calibration-") as tmp:
@@ -189,9 +230,17 @@ def main() -> None:
             before = bench.measure("before")
             sent = bench.traffic(args.seconds)
             console.print(f"{sent} requests of traffic in {args.seconds:.0f} s")
-            bench.replan()
-            after = bench.measure("after")
-            _report(console, before, after)
+            errors: list[float] = []
+            for round_ in range(1, args.rounds + 1):
+                bench.replan()
+                after = bench.measure(f"after {round_}")
+                console.print(f"round {round_} of {args.rounds}:")
+                _report(console, before, after)
+                errors += [r["error"] for r in after["rows"].values()]
+            if args.rounds > 1:
+                median, worst = statistics.median(errors), max(errors)
+                console.print(f"all {args.rounds} rounds, every deployment: median error "
+                              f"{median:.1%}, worst {worst:.1%}")  # fmt: skip
         finally:
             fleet.close()
             launcher.stop_all()

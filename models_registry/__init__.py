@@ -3,6 +3,7 @@
 The public surface is listed in ``__all__``; everything else is internal.
 """
 
+from models_registry.accuracy import load_labels, top1_accuracy
 from models_registry.blocks import Block, ModelAnalysis, analyse, analyse_model
 from models_registry.errors import ModelError
 from models_registry.exits import (
@@ -68,6 +69,7 @@ __all__ = [
     "confidence",
     "extract_partition",
     "find_cut_points",
+    "load_labels",
     "load_model",
     "load_samples",
     "make_exit_head",
@@ -81,6 +83,7 @@ __all__ = [
     "read_partitions",
     "run_chain",
     "split_model",
+    "top1_accuracy",
     "verify_chain",
     "write_partitions",
 ]

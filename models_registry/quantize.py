@@ -1,9 +1,13 @@
-"""int8 variants through onnxruntime's dynamic quantization.
+"""int8 variants through onnxruntime's quantization.
 
-Weights of Conv, MatMul and Gemm become int8 (activations are quantized on the fly). The
+Dynamic by default: weights of Conv, MatMul and Gemm become int8 and activations are
+quantized on the fly. Static (`quantize_static`) when calibration inputs are given:
+activations' ranges are fixed from those inputs, so the int8 model runs int8 kernels
+from end to end (QDQ format) instead of quantizing activations on every request. The
 variant is recorded with its size, its median latency on this host next to the fp32
-model's, and its output deviation from fp32 on random inputs, so that the solver can
-choose between variants. Accuracy is not measured here: the user supplies it.
+model's (the control plane costs the variant by that ratio), and its output deviation
+from fp32 on random inputs. Accuracy is measured by `models_registry.accuracy` on
+labelled data the user provides.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from models_registry.errors import ModelError
@@ -36,9 +41,11 @@ class QuantizedVariant:
     int8_latency_ms: float
     max_abs: float
     max_rel: float
+    method: str = "dynamic"  # or "static" (calibrated activations)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "method": self.method,
             "fp32_mb": self.fp32_bytes / 1e6,
             "int8_mb": self.int8_bytes / 1e6,
             "size_ratio": self.int8_bytes / max(self.fp32_bytes, 1),
@@ -70,22 +77,27 @@ def quantize_int8(
     warmup: int = 2,
     threads: int = 1,
     seed: int = 0,
+    calibration: Sequence[np.ndarray] | None = None,
 ) -> QuantizedVariant:
-    """Quantize weights to int8 (dynamic quantization) and measure the variant."""
+    """Quantize to int8 and measure the variant: static quantization with `calibration`
+    inputs (samples of the model's first input), dynamic without."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = load_model(source, input_shapes)
     fp32 = model.SerializeToString()
+    inputs = graph_inputs(model)
     with tempfile.TemporaryDirectory(prefix="continuum-quant-") as tmp:
         target = Path(tmp) / "int8.onnx"
         try:
             with _quiet_root_logger():
-                quantize_dynamic(model, target, weight_type=QuantType.QInt8)
+                if calibration:
+                    _quantize_static(model, Path(tmp), target, inputs[0].name, calibration)
+                else:
+                    quantize_dynamic(model, target, weight_type=QuantType.QInt8)
         except Exception as exc:  # the quantizer raises many untyped errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise ModelError(f"int8 quantization failed: {first}") from None
         int8 = target.read_bytes()
-    inputs = graph_inputs(model)
     feeds = random_inputs(inputs, seed)
     fp32_session = make_session(fp32, threads)
     int8_session = make_session(int8, threads)
@@ -103,6 +115,28 @@ def quantize_int8(
         int8_latency_ms=median_latency_ms(int8_session, feeds, runs=runs, warmup=warmup),
         max_abs=worst_abs,
         max_rel=worst_rel,
+        method="static" if calibration else "dynamic",
+    )
+
+
+def _quantize_static(
+    model: onnx.ModelProto, tmp: Path, target: Path, name: str, samples: Sequence[np.ndarray]
+) -> None:
+    """onnxruntime's static quantization, activations' ranges from `samples`."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._left = iter(samples)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            sample = next(self._left, None)
+            return None if sample is None else {name: sample}
+
+    source = tmp / "fp32.onnx"
+    onnx.save(model, source)  # quantize_static reads a path (and writes beside it)
+    quantize_static(
+        source, target, Reader(), activation_type=QuantType.QInt8, weight_type=QuantType.QInt8
     )
 
 

@@ -8,8 +8,9 @@ that the request gets that far: `partition_work`), every partition gives a measu
 per GFLOP on that device. The device's figure is the request-weighted median over its
 partitions (a partition that misbehaves moves it little), blended with the prior (the
 enrollment benchmark, or what the operator set) as if the prior had been seen on
-`PRIOR_REQUESTS` requests. Since `recent_ms` covers the last requests only, the figure
-follows a device that slows down or speeds up.
+`PRIOR_REQUESTS` requests, the evidence weighing as every request the partition served
+(so the prior fades as traffic accumulates). Since `recent_ms` covers the last requests
+only, the figure follows a device that slows down or speeds up.
 
 A measurement that gives a speed outside [MIN_GFLOPS, MAX_GFLOPS] is dropped and counted;
 a device whose compute is emulated keeps its emulated speed (emulation is the figure).
@@ -66,7 +67,7 @@ def timings(
     """The timings in one heartbeat's `metrics` (keyed like the desired state)."""
     out = []
     for key, m in metrics.items():
-        ms, n = m.get("recent_ms"), int(m.get("recent_count") or 0)
+        ms, n = m.get("recent_ms"), _evidence(m, "recent_count")
         if ms is None or n <= 0:
             continue
         parts = key.split("/")
@@ -108,7 +109,7 @@ def calibrated_overhead(metrics: dict[str, Any]) -> float:
     overhead (time beyond compute and later hops: receiving, decoding, framing,
     answering), blended with 0 as if 0 had been seen on `PRIOR_REQUESTS` requests."""
     values = [
-        (float(m["overhead_ms"]), int(m.get("overhead_count") or 0))
+        (float(m["overhead_ms"]), _evidence(m, "overhead_count"))
         for m in metrics.values()
         if m.get("overhead_ms") is not None and int(m.get("overhead_count") or 0) > 0
     ]
@@ -116,6 +117,15 @@ def calibrated_overhead(metrics: dict[str, Any]) -> float:
         return 0.0
     median, total = _weighted_median(values)
     return float(f"{total * median / (PRIOR_REQUESTS + total):.{SIGNIFICANT}g}")
+
+
+def _evidence(m: dict[str, Any], window: str) -> int:
+    """How many requests a partition's recent figure stands for against the prior: every
+    request it served since the agent started, not only the window the figure is taken
+    over (`recent_count` stops at 64, so weighing by it left the prior a quarter of the
+    weight for ever: a device at 12 GFLOP/s by its start-up benchmark and 20 by what it
+    ran stayed planned at 17)."""
+    return max(int(m.get("requests") or 0), int(m.get(window) or 0))
 
 
 def _weighted_median(values: list[tuple[float, int]]) -> tuple[float, int]:

@@ -210,6 +210,15 @@ def set_exit_probs(
     return heads
 
 
+def set_profile(session: Session, actor: str, model_id: str, profile: dict[str, Any]) -> None:
+    """Store a model's measured block times in its `detail` (a new dict: the JSON column
+    is saved only when it is replaced)."""
+    model = get_model(session, model_id)
+    model.detail = {**model.detail, "profile": profile}
+    audit.record(session, actor, "model.profiled", f"model:{model_id}",
+                 detail={"measured_on": profile.get("measured_on")})  # fmt: skip
+
+
 # -- cascades ----------------------------------------------------------------------------------
 def create_cascade(
     session: Session, actor: str, cascade_id: str, stages: list[dict[str, Any]]

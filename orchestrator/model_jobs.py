@@ -83,3 +83,14 @@ def check_exit_head(
     analysis = analyse_model(Path(model_path), input_shapes or None)
     head = attach_exit(analysis, after, Path(head_path))
     return {"gflops": head.gflops, "params_mb": head.params_mb}
+
+
+def profile_file(
+    model_path: str, input_shapes: dict[str, list[int]] | None, runs: int
+) -> dict[str, float]:
+    """Each block's median time on this host (the registry's `profile_blocks`)."""
+    from models_registry.blocks import analyse_model
+    from models_registry.profiling import profile_blocks
+
+    analysis = analyse_model(Path(model_path), input_shapes or None)
+    return {t.name: t.median_ms for t in profile_blocks(analysis, runs=runs)}

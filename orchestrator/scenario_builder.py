@@ -16,7 +16,9 @@ the measured or fitted ones of its latest heartbeat when it reports them, checke
 arrival (orchestrator/power.py), else the declared ones. Exit and cascade-stage rates
 are the declared ones blended with the agents' counts (orchestrator/learned.py), and a
 hosting device's `gflops` and `overhead_ms` are calibrated from the times its agent
-measures (orchestrator/calibration.py), unless its compute is emulated.
+measures (orchestrator/calibration.py), unless its compute is emulated. A model's blocks
+are costed by their profiled times when a profile is stored, an int8 variant by its
+measured speed against its source (orchestrator/profiled.py).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from orchestrator.deployments import placement_dict, placement_settings
 from orchestrator.learned import ExitEvidence, blend, gather, learned_model
 from orchestrator.plan_versions import parse_plan
 from orchestrator.power import planned_power
+from orchestrator.profiled import profiled_layers, variant_layers, variant_ratio
 
 NO_HOST_GFLOPS = 1e-9
 NO_HOST_MEMORY_MB = 1e-9
@@ -130,6 +133,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
     heads: dict[str, list[ExitHead]] = {}
     for head in session.scalars(select(ExitHead)):
         heads.setdefault(head.model_id, []).append(head)
+    variants: dict[str, tuple[str, float]] = {}  # int8 variant -> (source, measured ratio)
     for m in session.scalars(select(Model).order_by(Model.id)):
         order = {b["name"]: k for k, b in enumerate(m.blocks)}
         exits = sorted(
@@ -139,8 +143,11 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
         entry: dict[str, Any] = {
             "id": m.id,
             "input_mb": m.input_mb,
-            "layers": [dict(b) for b in m.blocks],
+            "layers": profiled_layers(m.blocks, m.detail or {}),
         }
+        ratio = variant_ratio(m.detail or {})
+        if m.parent_id is not None and ratio is not None:
+            variants[m.id] = (m.parent_id, ratio)
         if m.accuracy is not None:
             entry["accuracy"] = m.accuracy
         if exits:
@@ -149,6 +156,12 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
                 for h in exits
             ]
         snap.models[m.id] = entry
+    for variant_id, (parent_id, ratio) in variants.items():
+        if parent_id in snap.models:  # its source's layers, as profiled
+            entry = snap.models[variant_id]
+            entry["layers"] = variant_layers(
+                entry["layers"], snap.models[parent_id]["layers"], ratio
+            )
     for c in session.scalars(select(Cascade)):
         snap.cascades[c.id] = list(c.stages)
     for dep in session.scalars(select(Deployment).order_by(Deployment.id)):

@@ -15,6 +15,7 @@ from api.schemas import (
     CascadeView,
     ModelSummary,
     ModelView,
+    ProfileRequest,
     VariantRequest,
 )
 from api.upload import read_upload
@@ -113,6 +114,16 @@ async def calibrate(
 ) -> ModelView:
     """Set the measured probability of taking each exit head."""
     return ModelView.model_validate(asdict(await models.calibrate(actor, model_id, body.probs)))
+
+
+@router.post("/models/{model_id}/profile")
+async def profile(
+    model_id: ResourceId, body: ProfileRequest, models: ModelsDep, actor: Operator
+) -> ModelView:
+    """Store each block's measured time: the scenario then costs the model's blocks by it
+    (its GFLOP shared out by measured time) rather than in proportion to FLOPs."""
+    view = await models.profile(actor, model_id, body.block_ms)
+    return ModelView.model_validate(asdict(view))
 
 
 # -- cascades ------------------------------------------------------------------------------------

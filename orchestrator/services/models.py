@@ -22,6 +22,7 @@ from orchestrator.errors import Conflict, Invalid
 from orchestrator.services.context import Context
 
 DEFAULT_EXIT_THRESHOLD = 0.8
+PROFILE_RUNS = 5  # timed runs per block when the control plane profiles a model itself
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,34 @@ class ModelsService:
 
         await self._ctx.run_sync(apply)
         await self._ctx.request_replan(f"exit probabilities of {model_id} calibrated by {actor}")
+        return await self.view(model_id)
+
+    async def profile(self, actor: str, model_id: str, block_ms: dict[str, float]) -> ModelView:
+        """Store each block's measured time (given, or measured here in the pool): the
+        scenario costs the blocks by it (orchestrator/profiled.py)."""
+        ctx = self._ctx
+        model = await ctx.run_sync(catalog.get_model, model_id)
+        names = [b["name"] for b in model.blocks]
+        host = "given"
+        if not block_ms:
+            block_ms = await ctx.in_pool(
+                model_jobs.profile_file,
+                str(ctx.artifacts.path(model.artifact_sha256)),
+                model.detail.get("input_shapes"),
+                PROFILE_RUNS,
+            )
+            host = "control-plane"
+        missing = [n for n in names if n not in block_ms]
+        unknown = sorted(set(block_ms) - set(names))
+        if missing or unknown:
+            what = f"has no time for block {missing[0]!r}" if missing else (
+                f"names {unknown[0]!r}, which is no block of {model_id!r}")  # fmt: skip
+            raise Invalid(f"block_ms: the profile {what}", field="block_ms")
+        if sum(block_ms.values()) <= 0:
+            raise Invalid("block_ms: every time is 0; nothing was measured", field="block_ms")
+        record = {"block_ms": {n: float(block_ms[n]) for n in names}, "measured_on": host}
+        await ctx.run_sync(catalog.set_profile, actor, model_id, record)
+        await ctx.request_replan(f"blocks of {model_id} profiled by {actor}")
         return await self.view(model_id)
 
     # -- reads and deletion ------------------------------------------------------------------

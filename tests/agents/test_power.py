@@ -185,3 +185,25 @@ def test_the_agent_reads_nothing_in_emulation(tmp_path: Path) -> None:
     off = power_meter(AgentSettings(power_readers="none", power_supply_root=root), False)
     off.sample(1.0, 0.0)
     assert off.report() is None
+
+
+def test_a_coarse_gauge_is_fitted_over_the_heartbeats_each_reading_covers(
+    tmp_path: Path,
+) -> None:
+    """A battery whose gauge moves in 1 mWh steps, drawing 1.5 W idle and 5 W busy,
+    read once a second while the load sweeps 0..50% and back. Its gauge moves every two
+    or three quiet heartbeats: each reading is paired with those heartbeats' mean load and
+    weighed by their time, so the fit finds the battery's own figures."""
+    root = _supplies(tmp_path)
+    bat = _write(root / "BAT0", type="Battery", status="Discharging", energy_now=40_000_000)
+    meter = PowerMeter([BatteryDrainReader(root)], 2.0, 6.0, 200.0)
+    joules = 40_000_000 / 1e6 * 3600
+    loads = [u / 100 for u in range(0, 50)] + [u / 100 for u in range(50, 0, -1)]
+    for now, u in enumerate(loads * 2, start=1):
+        joules -= 1.5 + 3.5 * u
+        _write(bat, energy_now=int(joules / 3600 * 1e6) // 1000 * 1000)
+        meter.sample(float(now), u)
+    provenance, idle, busy = meter.figures()
+    assert provenance == "fitted"
+    assert idle == pytest.approx(1.5, rel=0.05)
+    assert busy == pytest.approx(5.0, rel=0.05)

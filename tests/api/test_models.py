@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from orchestrator.db.engine import make_engine
 from orchestrator.db.tables import Artifact, Model
-from tests.api.conftest import Backend, agent_auth, enroll, upload
+from tests.api.conftest import Backend, agent_auth, beat, enroll, fleet_with_model, upload
 from tests.onnx_models import exit_head
 
 pytestmark = pytest.mark.anyio
@@ -162,3 +162,59 @@ async def test_int8_variant(client: httpx.AsyncClient, cnn_bytes: bytes) -> None
     r = await client.post("/v1/models/cnn/variants", json={"id": "cnn-int8"})
     assert r.status_code == 409
     assert (await client.delete("/v1/models/cnn")).status_code == 409
+    # Planned at the speed measured against its source, not as fp32's FLOPs.
+    await beat(client, await enroll(client, "cam-1"))
+    deployment = {"name": "d", "variants": ["cnn", "cnn-int8"], "source": "cam-1", "rate_rps": 1}
+    assert (await client.post("/v1/deployments", json=deployment)).status_code == 201
+    models = {m["id"]: m for m in (await client.get("/v1/scenario")).json()["models"]}
+    ratio = variant["detail"]["int8_latency_ms"] / variant["detail"]["fp32_latency_ms"]
+    source = [b["gflops"] for b in models["cnn"]["layers"]]
+    assert [b["gflops"] for b in models["cnn-int8"]["layers"]] == pytest.approx(
+        [g * ratio for g in source], rel=1e-5
+    )
+
+
+async def test_a_profile_costs_the_blocks_by_measured_time(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    await fleet_with_model(client, cnn_bytes)
+    model = (await client.get("/v1/models/cnn")).json()
+    names = [b["name"] for b in model["blocks"]]
+    total = sum(b["gflops"] for b in model["blocks"])
+    # The last block takes as long as all the others together, whatever its FLOPs.
+    given = {name: 1.0 for name in names[:-1]} | {names[-1]: float(len(names) - 1)}
+    r = await client.post("/v1/models/cnn/profile", json={"block_ms": given})
+    assert r.status_code == 200, r.text
+    assert r.json()["detail"]["profile"] == {"block_ms": given, "measured_on": "given"}
+    deployment = {"name": "d", "model": "cnn", "source": "cam-1", "rate_rps": 1}
+    assert (await client.post("/v1/deployments", json=deployment)).status_code == 201
+    scenario = (await client.get("/v1/scenario")).json()
+    (entry,) = [m for m in scenario["models"] if m["id"] == "cnn"]
+    costs = [layer["gflops"] for layer in entry["layers"]]
+    assert costs[-1] == pytest.approx(total / 2, rel=1e-5)
+    assert sum(costs) == pytest.approx(total, rel=1e-5)
+    assert model["blocks"] == (await client.get("/v1/models/cnn")).json()["blocks"]  # FLOPs kept
+
+    for body, field in (
+        ({"block_ms": {names[0]: 1.0}}, "block_ms"),  # a block left out
+        ({"block_ms": {**given, "nope": 1.0}}, "block_ms"),
+        ({"block_ms": {**given, names[0]: -1.0}}, "block_ms"),
+        ({"block_ms": dict.fromkeys(names, 0.0)}, "block_ms"),
+    ):
+        r = await client.post("/v1/models/cnn/profile", json=body)
+        assert r.status_code == 422, r.text
+        assert field in r.json()["detail"]
+    assert (await client.post("/v1/models/nope/profile", json={})).status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite+memory"], indirect=True)
+async def test_the_control_plane_profiles_a_model_itself(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    await upload(client, "cnn", cnn_bytes)
+    r = await client.post("/v1/models/cnn/profile", json={})
+    assert r.status_code == 200, r.text
+    profile = r.json()["detail"]["profile"]
+    assert profile["measured_on"] == "control-plane"
+    assert set(profile["block_ms"]) == {b["name"] for b in r.json()["blocks"]}
+    assert all(ms > 0 for ms in profile["block_ms"].values())

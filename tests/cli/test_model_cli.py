@@ -169,3 +169,57 @@ def test_quantize_and_profile(model_file: Path, tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert len(doc["blocks"]) == 18 and all(b["median_ms"] > 0 for b in doc["blocks"])
     assert -1 <= doc["pearson_r"] <= 1
+    assert doc["block_ms"] == {b["name"]: b["median_ms"] for b in doc["blocks"]}
+
+
+def test_static_quantization_with_calibration_data(model_file: Path, tmp_path: Path) -> None:
+    data = tmp_path / "calib.npy"
+    np.save(data, np.random.default_rng(1).standard_normal((3, 3, 224, 224)).astype(np.float32))
+    out = tmp_path / "static.onnx"
+    result = runner.invoke(
+        model_app,
+        ["quantize", str(model_file), "--out", str(out), "--data", str(data), "--runs", "2",
+         "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["method"] == "static"
+    assert record["int8_latency_ms"] > 0 and record["fp32_latency_ms"] > 0
+    ops = {node.op_type for node in onnx.load(out).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # activations too (QDQ)
+    assert_user_error(
+        ["quantize", str(model_file), "--out", str(tmp_path / "x.onnx"), "--data",
+         str(tmp_path / "missing.npy")],
+        "no such calibration file",
+    )  # fmt: skip
+
+
+def test_accuracy_measured_on_labelled_data(model_file: Path, tmp_path: Path) -> None:
+    from models_registry import analyse_model
+    from models_registry.runtime import make_session
+
+    rng = np.random.default_rng(2)
+    samples = rng.standard_normal((6, 3, 224, 224)).astype(np.float32)
+    data, labels = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(data, samples)
+    analysis = analyse_model(model_file)
+    session = make_session(analysis.model, 1)
+    predicted = [
+        int(np.argmax(session.run(None, {analysis.inputs[0].name: s[None]})[0])) for s in samples
+    ]
+    # Four labels right, two wrong: 4/6.
+    truth = np.array(predicted[:4] + [(p + 1) % 1000 for p in predicted[4:]], dtype=np.int64)
+    np.save(labels, truth)
+    result = runner.invoke(
+        model_app,
+        ["calibrate", str(model_file), "--data", str(data), "--labels", str(labels), "--id", "sq"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accuracy"] == round(4 / 6, 6)
+    np.save(labels, truth[:5])
+    assert_user_error(
+        ["calibrate", str(model_file), "--data", str(data), "--labels", str(labels)],
+        "5 labels for 6 samples",
+    )
+    assert_user_error(["calibrate", str(model_file), "--labels", str(labels)], "give --data")
+    assert_user_error(["calibrate", str(model_file)], "nothing to calibrate")

@@ -77,7 +77,8 @@ def test_the_scenario_calibrates_real_devices_and_leaves_emulated_ones() -> None
             learned = learned_model(MODEL, gather({"cam": beat}, {"m": MODEL}))
             work = partition_work(learned, 0, 3)
             assert work > partition_work(MODEL, 0, 3)
-            expected, _ = calibrated_gflops(5.0, [Timing(work, 100.0, 64)])
+            # The evidence weighs as the 500 requests served, not the 64 timed.
+            expected, _ = calibrated_gflops(5.0, [Timing(work, 100.0, 500)])
             assert device["gflops"] == expected != 5.0
         else:
             assert device["gflops"] == want
@@ -105,3 +106,14 @@ def test_overhead_is_the_weighted_median_blended_with_zero() -> None:
         "f/m/0-1": {"overhead_ms": None, "overhead_count": 0},
     }
     assert calibrated_overhead(metrics) == pytest.approx(70 * 4.0 / (20 + 70), rel=1e-3)
+    # The prior fades as requests accumulate, beyond the 64 the figure is taken over.
+    metrics["d/m/0-1"].update(requests=2000, overhead_count=64)
+    assert calibrated_overhead(metrics) == pytest.approx(2010 * 4.0 / (20 + 2010), rel=1e-3)
+
+
+def test_the_prior_fades_with_every_request_served_not_the_window() -> None:
+    beat = {"d/m/0-3": {"requests": 5000, "recent_ms": 100.0, "recent_count": 64}}
+    (timed,) = timings(beat, {"m": MODEL}, lambda dep, k: None)
+    assert timed.requests == 5000
+    speed, _ = calibrated_gflops(50.0, [timed])
+    assert speed == pytest.approx(timed.gflop / 0.1, rel=1e-2)  # the prior is 0.4% of it

@@ -1,16 +1,25 @@
 """The loop's gateway on the real pieces, through the in-memory harness: a rollout's
-switch, its settling, and its rollback, each published through the desired-state owner."""
+switch, its settling, and its rollback, each published through the desired-state owner;
+a sustained prediction error re-planning on calibrated inputs."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from orchestrator import rollouts
+from orchestrator.calibration import calibrated_gflops, timings
+from orchestrator.db.tables import PlanVersion
 from orchestrator.desired import compute
+from orchestrator.plan_versions import parse_apps
+from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.rollouts import RolloutView
 from tests.orchestrator.harness import Harness
+from tests.orchestrator.test_reconcile import FakeMetrics
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +111,77 @@ async def test_a_rollback_puts_the_previous_plan_back_in_force(fleet: Harness) -
     assert keys and all(k.startswith("detect/") for k in keys)
     await fleet.gateway.settle(rolled_back)
     assert fleet.owner.live_revision == rolled_back.revision
+
+
+async def test_a_sustained_prediction_error_replans_on_the_calibrated_inputs(
+    fleet: Harness,
+) -> None:
+    """Partitions measured four times slower than predicted, for several heartbeats: the
+    loop's latency trigger fires, and the plan it asks for is solved from a scenario whose
+    speeds are the calibrated ones (the inputs change; the same solve again would give the
+    same mispredicted plan)."""
+    await _first_plan_live(fleet)
+    first = await fleet.run_sync(_in_force)
+    loop = Reconciler(fleet.gateway, LoopConfig(startup_grace_s=0.0), FakeMetrics())
+    predicted = (await fleet.gateway.observe()).predicted_ms
+    assert predicted
+    hosts = {key: _host(first, key) for key in predicted}
+    metrics: dict[str, dict[str, dict[str, Any]]] = {}
+    seen: dict[str, dict[str, dict[str, Any]]] = {}
+    fired = []
+    for look in range(6):
+        count = 30 * look  # 30 new requests per heartbeat, each 4x the prediction
+        for key, ms in predicted.items():
+            metrics.setdefault(hosts[key], {})[key] = {
+                "requests": count,
+                "compute_ms": {"bounds_ms": [], "counts": [], "count": count,
+                               "sum_ms": count * 4 * ms},
+                "recent_ms": 4 * ms if count else None,
+                "recent_count": min(count, 64),
+            }  # fmt: skip
+        for device in ("cam-1", "edge-1"):
+            await fleet.beat(device, at=time.time(), metrics=metrics.get(device, {}))
+        now = await loop.tick()
+        await fleet.planner.settle()
+        if now:
+            seen = {d: {k: dict(m) for k, m in ms.items()} for d, ms in metrics.items()}
+        fired += now
+    assert [t.kind for t in fired] == ["latency"]  # sustained: fired once, not per look
+    assert any(t.kind == "latency" for t in fleet.triggers)
+    replanned = await fleet.run_sync(_latest)
+    assert replanned.version > first.version
+    speeds = {d["id"]: d["gflops"] for d in replanned.scenario["devices"]}
+    before = {d["id"]: d["gflops"] for d in first.scenario["devices"]}
+    for device, beat_metrics in seen.items():  # what the heartbeats said when it fired
+        timed = timings(beat_metrics, {m["id"]: m for m in first.scenario["models"]},
+                        lambda dep, k: None)  # fmt: skip
+        calibrated, _ = calibrated_gflops(before[device], timed)
+        assert speeds[device] == calibrated
+        assert calibrated < before[device] / 2  # four times slower, the prior fading
+    assert replanned.scenario["apps"] == first.scenario["apps"]  # what changed: the inputs
+
+
+def _in_force(session: Session) -> PlanVersion:
+    row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
+    assert row is not None
+    session.expunge(row)
+    return row
+
+
+def _latest(session: Session) -> PlanVersion:
+    row = session.scalar(select(PlanVersion).order_by(PlanVersion.version.desc()).limit(1))
+    assert row is not None
+    session.expunge(row)
+    return row
+
+
+def _host(row: PlanVersion, key: str) -> str:
+    """The device that serves partition `key` under the plan in `row`."""
+    layers = {m["id"]: m["layers"] for m in row.scenario["models"]}
+    for app in parse_apps(row.plan):
+        index = {b["name"]: k for k, b in enumerate(layers[app.model or ""])}
+        for seg in app.segments or []:
+            spans = (index[seg.first], index[seg.last])
+            if compute.partition_key(app.id, app.model or "", *spans) == key:
+                return seg.device
+    raise AssertionError(f"no segment serves {key}")
