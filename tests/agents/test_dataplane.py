@@ -136,7 +136,9 @@ def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
         b.stop()
 
 
-def _partitions(a: Node, b: Node, head: bytes | None, threshold: float) -> None:
+def _partitions(
+    a: Node, b: Node, head: bytes | None, threshold: float, fallback: bool = False
+) -> None:
     sink = Endpoint(device_id="a", data_plane_url=a.url)
     exits = (
         [ExitHeadSpec(after="h", artifact=_ref(head), threshold=threshold, prob=0.5)]
@@ -147,7 +149,7 @@ def _partitions(a: Node, b: Node, head: bytes | None, threshold: float) -> None:
         key="d/m/0-0", deployment="d", model="m", first="h", last="h", first_index=0,
         last_index=0, artifact=_ref(PART_A), exits=exits,
         next_hop=NextHop(device_id="b", data_plane_url=b.url, key="d/m/1-1", j_per_mb=2.0),
-        sink=sink, data_plane_token=TOKEN,
+        sink=sink, data_plane_token=TOKEN, fallback=fallback,
     )  # fmt: skip
     spec_b = PartitionSpec(
         key="d/m/1-1", deployment="d", model="m", first="y", last="y", first_index=1,
