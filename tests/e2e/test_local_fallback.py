@@ -53,9 +53,7 @@ def test_killed_next_hop_is_answered_locally_degraded_and_replanned(
 
         fleet.agents["edge"].kill()  # SIGKILL: the camera's next hop is gone
         response = traffic.send()
-        assert response is not None and response.status_code == 200, (
-            response and response.text
-        )
+        assert response is not None and response.status_code == 200, response and response.text
         assert "edge" in response.headers[DEGRADED], response.headers
         assert _hops(response) == ["cam"]
         trace = json.loads(response.headers["X-Continuum-Trace"])
