@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import audit, integrity, samples
 from orchestrator.artifacts import Artifacts
+from orchestrator.blobs import DatabaseBlobs
 from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.carbon.live import GridNow
 from orchestrator.db.engine import make_engine, session_factory
@@ -63,7 +64,8 @@ class ControlPlane:
         self.metrics = Metrics()
         self.boavizta = Boavizta(settings.boavizta_python)
         self._warm: asyncio.Task[None] | None = None
-        self.artifacts = Artifacts(settings.artifact_dir)
+        blobs = DatabaseBlobs(lambda: self.sessions) if settings.artifacts_in_database else None
+        self.artifacts = Artifacts(settings.artifact_dir, blobs)
         self.engine: Engine | None = None
         self.sessions: sessionmaker[Session] | None = None
         self.live: LiveState = live if live is not None else open_live_state(settings)

@@ -55,6 +55,8 @@ def _retry() -> Retry:
         _RETRIES,
         supported_errors=(RedisConnectionError, BusyLoadingError),
     )
+
+
 # While Redis is down the subscriber retries, backing off to a few seconds between tries.
 _RESUBSCRIBE_FIRST_DELAY_S = 0.2
 _RESUBSCRIBE_MAX_DELAY_S = 5.0
