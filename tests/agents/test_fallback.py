@@ -8,9 +8,8 @@ import io
 import json
 
 import numpy as np
-from onnx import helper, numpy_helper
 
-from agents.runtime import load_partition, load_stage
+from agents.runtime import load_partition
 from api.wire import (
     CascadeStageSpec,
     DesiredState,
@@ -24,26 +23,20 @@ from tests.agents.test_dataplane import (
     TOKEN,
     W1,
     W2,
+    WHOLE,
     Node,
     X,
+    _first_stage,
     _head,
     _infer,
-    _model,
     _partitions,
     _ref,
-    _vi,
     nodes,
 )
 
 __all__ = ["nodes"]
 
 DEGRADED = "X-Continuum-Degraded"
-WHOLE = _model(
-    [helper.make_node("MatMul", ["x", "w1"], ["h"]),
-     helper.make_node("MatMul", ["h", "w2"], ["y"])],
-    [_vi("x", [1, 4])], [_vi("y", [1, 3])],
-    [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")],
-)  # fmt: skip
 
 
 def _out(response: object) -> np.ndarray:
@@ -121,14 +114,7 @@ def test_a_cascade_stage_answers_itself_when_the_next_stage_is_down(
         exit_prob=0.5, threshold=1.5, sink=sink, data_plane_token=TOKEN, fallback=True,
         next_stage=NextHop(device_id="b", data_plane_url=b.url, key="d/stage1"),
     )  # fmt: skip
-    source = SourceSpec(
-        deployment="d", rate_rps=1.0, data_plane_token=TOKEN,
-        first_hop=NextHop(device_id="a", data_plane_url=a.url, key="d/stage0"),
-    )  # fmt: skip
-    a.install(
-        DesiredState(device_id="a", version=1, cascade_stages=[stage0], sources=[source]),
-        [load_stage(stage0, PART_A, 1, 10.0)],
-    )
+    _first_stage(a, stage0)
     b.stop()
     response = _infer(a, X)
     assert response.status_code == 200, response.text
