@@ -161,6 +161,8 @@ class DataPlane:
         first = Frame({"": array}, meta)
         kept = self.state.loaded.get(source.fallback_key or "")
         try:
+            if kept is not None:
+                self._check_route(source.first_hop)
             return await self.send(
                 source.first_hop, first, source.data_plane_token, timing, may_skip=kept is not None
             )
@@ -171,6 +173,19 @@ class DataPlane:
             fresh = Frame({"": array}, {**meta, "trace": []})
             result = await self.hop(kept.key, fresh, source.data_plane_token)
             return self._degraded(result, exc.detail)
+
+    def _check_route(self, hop: NextHop | None) -> None:
+        """HopUnreachable when the first device the route leaves this one for failed in
+        the last PEER_COOLDOWN_S: the whole-model copy answers without running the local
+        partitions first and waiting on that device again."""
+        while hop is not None and hop.device_id == self.state.device_id:
+            here = self.state.loaded.get(hop.key)
+            if here is None:
+                return
+            spec = here.spec
+            hop = spec.next_stage if isinstance(spec, CascadeStageSpec) else spec.next_hop
+        if hop is not None and self.state.failed_within(hop.device_id, PEER_COOLDOWN_S):
+            raise HopUnreachable(502, f"next hop {hop.device_id} failed moments ago")
 
     def _degraded(self, result: Frame, why: str) -> Frame:
         """`result`, answered by a local fallback: marked so in its meta (the answer's

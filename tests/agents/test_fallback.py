@@ -102,6 +102,10 @@ def test_the_sources_whole_model_copy_answers_in_full(nodes: tuple[Node, Node]) 
     assert "b" in response.headers[DEGRADED]
     trace = json.loads(response.headers["X-Continuum-Trace"])
     assert [(h["partition"], h.get("degraded")) for h in trace] == [("d/m/fallback", True)]
+    # Next, within the cooldown: straight to the copy, without running a's own part first.
+    again = _infer(a, X)
+    assert again.status_code == 200 and "moments ago" in again.headers[DEGRADED]
+    assert a.state.metrics.snapshot()["d/m/0-0"].requests == 1
 
 
 def test_a_cascade_stage_answers_itself_when_the_next_stage_is_down(
