@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.db.tables import ArtifactBlob
+from orchestrator.db.tables import Artifact, ArtifactBlob
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,24 @@ class DatabaseBlobs:
                 session.commit()
             except IntegrityError:  # another replica stored the same bytes meanwhile
                 session.rollback()
+
+    def held(self) -> set[str]:
+        """The artifacts the database holds."""
+        with self._session() as session:
+            return set(session.scalars(select(ArtifactBlob.sha256).where(ArtifactBlob.part == 0)))
+
+    def share_all(self, local: Callable[[str], Path | None]) -> int:
+        """Copy in every recorded artifact the database lacks and `local` finds on this
+        replica: artifacts stored before the setting was turned on. How many."""
+        with self._session() as session:
+            recorded = set(session.scalars(select(Artifact.sha256)))
+        copied = 0
+        for sha256 in sorted(recorded - self.held()):
+            path = local(sha256)
+            if path is not None:
+                self.save(sha256, path)
+                copied += 1
+        return copied
 
     def restore(self, sha256: str, directory: Path) -> Path | None:
         """The bytes of `sha256` in a new file in `directory`, checked, or None when the

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from orchestrator import catalog
 from orchestrator.artifacts import Artifacts
 from orchestrator.blobs import PART_BYTES, DatabaseBlobs
 from orchestrator.db import migrate
@@ -45,4 +46,24 @@ def test_an_artifact_goes_in_by_parts_and_comes_back_checked(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="hash otherwise"):
         third.local(sha)
     assert not third.has(sha) and list(third.staging.glob("*.part")) == []
+    engine.dispose()
+
+
+def test_artifacts_stored_before_the_setting_are_copied_in_once(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "db")
+    settings.data_dir.mkdir()
+    migrate.upgrade(settings.sqlalchemy_url)
+    engine = make_engine(settings)
+    sessions = session_factory(engine)
+    before = Artifacts(tmp_path / "store")  # the setting off: the store alone
+    sha, size = before.put_bytes(b"an old model")
+    with sessions() as session, session.begin():
+        catalog.ensure_artifact(session, sha, size, "model")
+        catalog.ensure_artifact(session, "f" * 64, 1, "model")  # recorded, stored nowhere
+    blobs = DatabaseBlobs(lambda: sessions)
+    local = before.local
+    assert blobs.share_all(local) == 1 and blobs.held() == {sha}
+    assert blobs.share_all(local) == 0  # already there
+    restored = Artifacts(tmp_path / "other", blobs).local(sha)
+    assert restored is not None and restored.read_bytes() == b"an old model"
     engine.dispose()
