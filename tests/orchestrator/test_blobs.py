@@ -4,10 +4,12 @@ stored in parts, restored whole and checked, refused when they hash otherwise.""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import catalog
 from orchestrator.artifacts import Artifacts
@@ -18,12 +20,19 @@ from orchestrator.db.tables import ArtifactBlob
 from orchestrator.settings import Settings
 
 
-def test_an_artifact_goes_in_by_parts_and_comes_back_checked(tmp_path: Path) -> None:
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated SQLite file."""
     settings = Settings(data_dir=tmp_path / "db")
     settings.data_dir.mkdir()
     migrate.upgrade(settings.sqlalchemy_url)
     engine = make_engine(settings)
-    sessions = session_factory(engine)
+    yield session_factory(engine)
+
+
+def test_an_artifact_goes_in_by_parts_and_comes_back_checked(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
     blobs = DatabaseBlobs(lambda: sessions)
     data = bytes(range(256)) * (PART_BYTES // 256 + 10)  # two parts
     one = Artifacts(tmp_path / "one", blobs)
@@ -46,15 +55,11 @@ def test_an_artifact_goes_in_by_parts_and_comes_back_checked(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="hash otherwise"):
         third.local(sha)
     assert not third.has(sha) and list(third.staging.glob("*.part")) == []
-    engine.dispose()
 
 
-def test_artifacts_stored_before_the_setting_are_copied_in_once(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "db")
-    settings.data_dir.mkdir()
-    migrate.upgrade(settings.sqlalchemy_url)
-    engine = make_engine(settings)
-    sessions = session_factory(engine)
+def test_artifacts_stored_before_the_setting_are_copied_in_once(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
     before = Artifacts(tmp_path / "store")  # the setting off: the store alone
     sha, size = before.put_bytes(b"an old model")
     with sessions() as session, session.begin():
@@ -66,4 +71,3 @@ def test_artifacts_stored_before_the_setting_are_copied_in_once(tmp_path: Path) 
     assert blobs.share_all(local) == 0  # already there
     restored = Artifacts(tmp_path / "other", blobs).local(sha)
     assert restored is not None and restored.read_bytes() == b"an old model"
-    engine.dispose()
