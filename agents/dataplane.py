@@ -27,10 +27,8 @@ for the wrong media type, 422 for a tensor of the wrong dtype or shape.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
-import math
 import ssl
 import time
 from typing import Annotated
@@ -40,7 +38,6 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from numpy.lib import format as npy_format
 
 from agents import tensorframe
 from agents.allocator import keep_freed_memory
@@ -48,8 +45,9 @@ from agents.emulation import emulated_seconds
 from agents.escalation import RateGate
 from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
 from agents.hoproute import ARRIVED, HANDLER_HEADER, HopRoute, HopTiming
+from agents.npy import load_npy, npy_bytes
 from agents.ops import add_ops_routes, bearer
-from agents.problems import HopError, problem
+from agents.problems import HopError, HopUnreachable, problem
 from agents.runtime import InputError, Loaded
 from agents.state import Result, ServingState
 from agents.tensorframe import Frame, FrameError
@@ -60,46 +58,13 @@ log = logging.getLogger(__name__)
 
 NPY = "application/x-npy"
 TRACE_HEADER = "X-Continuum-Trace"
+DEGRADED_HEADER = "X-Continuum-Degraded"
+# After a next hop failed, a hop that can fall back answers locally without trying it
+# again for this long: a partitioned peer would otherwise cost every request a connect
+# timeout. Then one request tries it again.
+PEER_COOLDOWN_S = 2.0
 MAX_PROBE_BYTES = 8 * 1024 * 1024
 MB = 1_000_000  # the registry's and the contract's megabyte
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _load_npy(body: bytes, max_bytes: int) -> np.ndarray:
-    """The array in a .npy body, checked against its header before any allocation: a
-    header may claim a shape of terabytes (np.load would try to allocate them)."""
-    stream = io.BytesIO(body)
-    try:
-        version = npy_format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = npy_format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy_format.read_array_header_2_0(stream)
-        else:
-            raise ValueError(f"format version {version[0]}.{version[1]} is not supported")
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise HopError(422, f"the body is not a NumPy .npy array ({exc})") from None
-    if dtype.name not in tensorframe.DTYPES:
-        raise HopError(422, f"unsupported dtype {dtype}")
-    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-    if nbytes > max_bytes:
-        raise HopError(
-            413, f"a tensor of shape {list(shape)} is {nbytes} bytes; the cap (max_tensor_mb) "
-            f"is {max_bytes}"
-        )  # fmt: skip
-    offset = stream.tell()
-    if len(body) - offset != nbytes:
-        raise HopError(
-            422, f"the .npy header describes {nbytes} bytes of data; the body holds "
-            f"{len(body) - offset}"
-        )  # fmt: skip
-    flat = np.frombuffer(body, dtype=dtype, count=math.prod(shape), offset=offset)
-    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
 class DataPlane:
@@ -190,21 +155,62 @@ class DataPlane:
         if source is None:
             raise HopError(404, f"deployment {deployment!r} has no source on this device")
         self._check_token(deployment, token)
-        array = _load_npy(body, self.state.max_tensor_bytes)
+        array = load_npy(body, self.state.max_tensor_bytes)
         self._check_size({"": array})
         meta = {"trace": [], "source": self.state.device_id, "deployment": deployment}
         first = Frame({"": array}, meta)
-        return await self.send(source.first_hop, first, source.data_plane_token, timing)
+        kept = self.state.loaded.get(source.fallback_key or "")
+        try:
+            if kept is not None:
+                self._check_route(source.first_hop)
+            return await self.send(
+                source.first_hop, first, source.data_plane_token, timing, may_skip=kept is not None
+            )
+        except HopUnreachable as exc:
+            if kept is None:
+                raise
+            # `fallback: local-model`: the whole model kept here answers.
+            fresh = Frame({"": array}, {**meta, "trace": []})
+            result = await self.hop(kept.key, fresh, source.data_plane_token)
+            return self._degraded(result, exc.detail)
+
+    def _check_route(self, hop: NextHop | None) -> None:
+        """HopUnreachable when the first device the route leaves this one for failed in
+        the last PEER_COOLDOWN_S: the whole-model copy answers without running the local
+        partitions first and waiting on that device again."""
+        while hop is not None and hop.device_id == self.state.device_id:
+            here = self.state.loaded.get(hop.key)
+            if here is None:
+                return
+            spec = here.spec
+            hop = spec.next_stage if isinstance(spec, CascadeStageSpec) else spec.next_hop
+        if hop is not None and self.state.failed_within(hop.device_id, PEER_COOLDOWN_S):
+            raise HopUnreachable(502, f"next hop {hop.device_id} failed moments ago")
+
+    def _degraded(self, result: Frame, why: str) -> Frame:
+        """`result`, answered by a local fallback: marked so in its meta (the answer's
+        `X-Continuum-Degraded` header) and on its last trace entry."""
+        self.state.degraded_answers += 1
+        trace = result.meta.get("trace", [])
+        if trace and isinstance(trace[-1], dict):
+            trace[-1]["degraded"] = True
+        result.meta["degraded"] = why[:256]
+        return result
 
     # -- moving frames ---------------------------------------------------------------------
     async def send(
-        self, hop: NextHop, frame: Frame, token: str, timing: HopTiming | None = None
-    ) -> Frame:
+        self, hop: NextHop, frame: Frame, token: str, timing: HopTiming | None = None,
+        may_skip: bool = False,
+    ) -> Frame:  # fmt: skip
         """Run `frame` at `hop` (here, or over HTTP) and return the final result frame.
-        `timing`, for a hop run here: filled with its compute and downstream time."""
+        `timing`, for a hop run here: filled with its compute and downstream time.
+        HopUnreachable when the route from `hop` on is broken; `may_skip` (the caller can
+        fall back): without trying a peer that failed in the last PEER_COOLDOWN_S."""
         sent = len(frame.meta.get("trace", []))
         if hop.device_id == self.state.device_id:
             return await self.hop(hop.key, frame, token, timing)
+        if may_skip and self.state.failed_within(hop.device_id, PEER_COOLDOWN_S):
+            raise HopUnreachable(502, f"next hop {hop.device_id} failed moments ago")
         started = time.perf_counter()  # serialising is part of the hop's cost
         payload = tensorframe.encode_parts(frame.tensors, frame.meta)
         size = sum(len(part) for part in payload)
@@ -217,12 +223,20 @@ class DataPlane:
         try:
             response = await self._post(url, payload, token)
         except PeerTimeout:
-            raise HopError(504, f"next hop {hop.device_id} ({url}) timed out") from None
+            why = f"next hop {hop.device_id} ({url}) timed out"
+            self.state.hop_failed(hop.device_id, why)
+            raise HopUnreachable(504, why) from None
         except PeerError as exc:
-            raise HopError(502, f"next hop {hop.device_id} is unreachable: {exc}") from None
+            why = f"next hop {hop.device_id} is unreachable: {exc}"
+            self.state.hop_failed(hop.device_id, why)
+            raise HopUnreachable(502, why) from None
+        self.state.hop_ok(hop.device_id)
         if response.status != 200:
             status = response.status if 400 <= response.status < 600 else 502
-            raise HopError(status, f"{hop.device_id}: {_detail(response)}")
+            # A 502/504 from the peer: a hop beyond it is unreachable (its own report
+            # names which), so the route from here is broken as well.
+            broken = HopUnreachable if status in (502, 504) else HopError
+            raise broken(status, f"{hop.device_id}: {_detail(response)}")
         try:
             result = tensorframe.decode(response.body)
         except FrameError as exc:
@@ -290,9 +304,24 @@ class DataPlane:
             return out
         # A cascade's next stage gets the ORIGINAL input, not this stage's output.
         onward = Frame(frame.tensors if is_stage else result.outputs, meta)
+        # What this hop answers itself if the route beyond is broken (`fallback`): a
+        # cascade stage's own answer, or a partition's last exit head.
+        own: dict[str, np.ndarray] | None = None
+        if getattr(spec, "fallback", False):
+            if is_stage:
+                own = {k: np.asarray(v) for k, v in result.outputs.items()}
+            elif result.held is not None:
+                own = {result.held[1]: np.asarray(result.held[2])}
         started = time.perf_counter()
         try:
-            return await self.send(nxt, onward, loaded.token)
+            return await self.send(nxt, onward, loaded.token, may_skip=own is not None)
+        except HopUnreachable as exc:
+            if own is None:
+                raise
+            trace[-1]["exit"] = "stage" if is_stage else (result.held or ("",))[0]
+            out = self._degraded(Frame(own, meta), exc.detail)
+            self._deliver_to_sink(loaded, out)
+            return out
         finally:
             if timing is not None:
                 timing.downstream_ms = (time.perf_counter() - started) * 1000.0
@@ -351,6 +380,11 @@ def _detail(response: PeerResponse) -> str:
     return response.body[:200].decode("utf-8", "replace") or f"HTTP {response.status}"
 
 
+def _header_text(text: str) -> str:
+    """`text` as a header value: printable ASCII on one line."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:256]
+
+
 def _confidence(outputs: dict[str, np.ndarray]) -> float:
     first = next(iter(outputs.values()))
     return float(confidence(first).min())
@@ -393,7 +427,7 @@ def create_app(dp: DataPlane) -> FastAPI:
         timing = HopTiming()
         result = await dp.infer(deployment, token, body, timing)
         output = next(iter(result.tensors.values()))
-        body = _npy_bytes(np.asarray(output))
+        body = npy_bytes(np.asarray(output))
         if timing.key:  # the first partition runs here: the ingress is its overhead
             state.metrics.observe_overhead(timing.key, timing.overhead_ms(started))
         handler_ms = (time.perf_counter() - started) * 1000.0
@@ -401,6 +435,8 @@ def create_app(dp: DataPlane) -> FastAPI:
         # What the request took here: a client's own time beyond it is the network's and its.
         headers = {TRACE_HEADER: json.dumps(result.meta.get("trace", [])),
                    HANDLER_HEADER: f"{handler_ms:.3f}"}  # fmt: skip
+        if result.meta.get("degraded"):
+            headers[DEGRADED_HEADER] = _header_text(str(result.meta["degraded"]))
         return Response(body, media_type=NPY, headers=headers)
 
     @app.post("/v1/results/{deployment}", status_code=204)
@@ -423,7 +459,7 @@ def create_app(dp: DataPlane) -> FastAPI:
             raise HopError(404, f"no result of {deployment!r} has arrived here yet")
         last = kept[-1]
         return Response(
-            _npy_bytes(np.asarray(next(iter(last.tensors.values())))),
+            npy_bytes(np.asarray(next(iter(last.tensors.values())))),
             media_type=NPY,
             headers={TRACE_HEADER: json.dumps(last.trace), "X-Continuum-Results": str(len(kept))},
         )

@@ -214,9 +214,16 @@ class Agent:
             status.get_secret_value() if status is not None else None,
         )
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Sleep `seconds`, less when the agent stops or `wake` is set (a next hop failed:
+        the control plane hears of it now)."""
+        events = [self.stop] if wake is None else [self.stop, wake]
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
 
     # -- loops ------------------------------------------------------------------------------
     async def heartbeats(self, watcher: Watcher, prober: Prober) -> None:
@@ -240,7 +247,9 @@ class Agent:
                 metrics=self.state.metrics.snapshot(),
                 power=self.power.report(),
                 requests=self.state.metrics.requests(),
+                unreachable=self.state.unreachable_report(),
             )
+            self.state.wake.clear()  # what woke this beat is in it
             started = time.perf_counter()
             wait = interval
             try:
@@ -274,7 +283,7 @@ class Agent:
                         await self.enroll()
                 else:
                     log.error("heartbeat refused: %s", exc)
-            await self._sleep(wait)
+            await self._sleep(wait, self.state.wake)
 
     async def probes(self, prober: Prober) -> None:
         while not self.stop.is_set():

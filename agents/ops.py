@@ -119,6 +119,9 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
                 for key, lo in state.loaded.items()
             },
             "sources": sorted(state.sources),
+            # Local fallback (docs/agent.md): next hops failing lately, answers it gave.
+            "unreachable": [u.model_dump() for u in state.unreachable_report()],
+            "degraded_answers": state.degraded_answers,
             "control_plane": state.control_plane,
             "discovery": state.discovery,
             "probes": state.probes,

@@ -16,6 +16,11 @@ class HopError(Exception):
         self.detail = detail
 
 
+class HopUnreachable(HopError):
+    """The route beyond a hop is broken (the next hop did not answer, or answered that the
+    one after it did not): what a local fallback may answer instead."""
+
+
 def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Content Too Large",
               415: "Unsupported Media Type", 422: "Unprocessable Content",

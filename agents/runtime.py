@@ -113,6 +113,9 @@ class RunResult:
     exit_taken: str | None  # the block whose head answered, or None
     real_s: float
     gflops: float  # the work actually done (steps not run do not count)
+    # The last exit head evaluated and not confident: (block, its output name, logits).
+    # What a local fallback answers when the route beyond this partition is broken.
+    held: tuple[str, str, np.ndarray] | None = None
 
 
 @dataclass
@@ -157,6 +160,7 @@ class Loaded:
         started = time.perf_counter()
         done = 0.0
         outputs: dict[str, np.ndarray] = {}
+        held: tuple[str, str, np.ndarray] | None = None
         for step in self.steps:
             if step.outputs:  # (a head-only step, when a partition could not be cut, has none)
                 needed = {spec.name: env[spec.name] for spec in step.inputs}
@@ -173,7 +177,8 @@ class Loaded:
                     return RunResult(
                         {head.output_name: logits}, head.after, time.perf_counter() - started, done
                     )
-        return RunResult(outputs, None, time.perf_counter() - started, done)
+                held = (head.after, head.output_name, logits)
+        return RunResult(outputs, None, time.perf_counter() - started, done, held)
 
 
 def _fallback_gflops(session: ort.InferenceSession, inputs: list[TensorSpec], rate: float) -> float:

@@ -8,6 +8,7 @@ consistent view while a rollout swaps in the next one.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -20,9 +21,12 @@ import numpy as np
 from agents.battery import Battery
 from agents.metrics import Metrics
 from agents.runtime import Loaded
-from api.wire import DesiredState, SourceSpec
+from api.wire import DesiredState, SourceSpec, UnreachablePeer
 
 RESULTS_KEPT = 32
+# How long a next hop that failed is reported to the control plane (unless a send to it
+# succeeds first): long enough for a few heartbeats to carry it.
+UNREACHABLE_REPORTED_S = 30.0
 
 
 def token_digest(token: str) -> str:
@@ -65,6 +69,36 @@ class ServingState:
     uplink_mbps: float | None = None
     # Digests of the tokens that open the status and emulation routes (allow_status).
     status_digests: frozenset[str] = frozenset()
+    # Next hops that failed lately: peer -> (monotonic time of the last failure, why). The
+    # heartbeat reports them; `wake` sends the next heartbeat now, not an interval later.
+    unreachable: dict[str, tuple[float, str]] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    degraded_answers: int = 0  # answers given by a local fallback since the start
+
+    def hop_failed(self, peer: str, error: str) -> None:
+        fresh = peer not in self.unreachable
+        self.unreachable[peer] = (time.monotonic(), error[:256])
+        if fresh:
+            self.wake.set()
+
+    def hop_ok(self, peer: str) -> None:
+        if peer in self.unreachable:
+            self.unreachable.pop(peer, None)
+
+    def failed_within(self, peer: str, seconds: float) -> bool:
+        last = self.unreachable.get(peer)
+        return last is not None and time.monotonic() - last[0] < seconds
+
+    def unreachable_report(self) -> list[UnreachablePeer]:
+        """The failed next hops to report (`api.wire.UnreachablePeer`), oldest dropped."""
+        now = time.monotonic()
+        for peer, (at, _) in list(self.unreachable.items()):
+            if now - at > UNREACHABLE_REPORTED_S:
+                self.unreachable.pop(peer, None)
+        return [
+            UnreachablePeer(peer=peer, age_s=round(now - at, 3), error=error)
+            for peer, (at, error) in self.unreachable.items()
+        ]
 
     def uplink_delay_s(self, size_bytes: int) -> float:
         """Extra seconds an emulated uplink adds to sending size_bytes."""

@@ -285,6 +285,10 @@ class DeploymentRequest(_Body):
     # When it cannot be placed within its battery or SLO: keep serving in the placement
     # that drains batteries least, marked `degraded` (default), or stop it.
     when_infeasible: Literal["degrade", "stop"] = "degrade"
+    # When a next hop is unreachable (docs/agent.md, "Local fallback"): answer 502
+    # ("none"), answer from an exit head or cascade stage the agent holds ("exit"), or that
+    # and, where the source's memory allows, a whole-model copy kept on it ("local-model").
+    fallback: Literal["none", "exit", "local-model"] = "none"
 
     @model_validator(mode="after")
     def _one_kind(self) -> DeploymentRequest:

@@ -176,6 +176,17 @@ class RequestLatency(_Wire):
     p95_ms: float = Field(ge=0, le=3_600_000, allow_inf_nan=False)
 
 
+class UnreachablePeer(_Wire):
+    """A next hop this agent could not reach on the data plane (and answered without, or
+    failed): the control plane counts the peer lost unless it heartbeats after this."""
+
+    peer: str = Field(pattern=DEVICE_ID_PATTERN)
+    # Seconds since the last failed attempt, by the agent's clock: the control plane dates
+    # the report by its own clock (agents' clocks may be off).
+    age_s: float = number(ge=0, le=86_400)
+    error: str = Field(default="", max_length=256)
+
+
 class Heartbeat(_Wire):
     battery_pct: float | None = number(default=None, ge=0, le=100)
     # Optional: plugged in (None: the agent cannot tell, or has no battery). A charging
@@ -196,6 +207,8 @@ class Heartbeat(_Wire):
     power: PowerReport | None = None
     # Optional (issue 17): end-to-end latency of the deployments whose source this is.
     requests: dict[str, RequestLatency] = Field(default_factory=dict)
+    # Optional (issue 18): next hops that failed lately (local fallback at the edge).
+    unreachable: list[UnreachablePeer] = Field(default_factory=list, max_length=MAX_LINKS)
 
 
 class HeartbeatAck(_Wire):
@@ -252,6 +265,9 @@ class PartitionSpec(_Wire):
     next_hop: NextHop | None  # None: the last partition, its output goes to the sink
     sink: Endpoint
     data_plane_token: str
+    # The deployment's `fallback` is not "none": when the next hop is unreachable, answer
+    # from what is held here (the last exit head run), marked degraded.
+    fallback: bool = False
 
 
 class CascadeStageSpec(_Wire):
@@ -265,6 +281,8 @@ class CascadeStageSpec(_Wire):
     next_stage: NextHop | None  # None: the last stage always answers
     sink: Endpoint
     data_plane_token: str
+    # As `PartitionSpec.fallback`: this stage answers itself when the next is unreachable.
+    fallback: bool = False
 
 
 class SourceSpec(_Wire):
@@ -274,6 +292,9 @@ class SourceSpec(_Wire):
     rate_rps: float
     first_hop: NextHop
     data_plane_token: str
+    # `fallback: local-model`: the key of the whole model kept here (in `partitions`),
+    # which answers, marked degraded, when the route beyond this device is unreachable.
+    fallback_key: str | None = None
 
 
 class SinkSpec(_Wire):

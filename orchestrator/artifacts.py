@@ -13,6 +13,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 from models_registry.store import ArtifactStore
 
@@ -29,10 +30,22 @@ def is_sha256(value: str) -> bool:
     return bool(_SHA256.fullmatch(value))
 
 
+class Blobs(Protocol):
+    """A copy of every artifact that replicas share (`orchestrator.blobs`)."""
+
+    def save(self, sha256: str, path: Path) -> None: ...
+
+    def restore(self, sha256: str, directory: Path) -> Path | None: ...
+
+
 class Artifacts:
-    def __init__(self, root: Path) -> None:
+    """`blobs`: where artifacts are copied to, and restored from when this replica's store
+    lacks one (replicas without a shared volume); None: the store alone."""
+
+    def __init__(self, root: Path, blobs: Blobs | None = None) -> None:
         self.root = root
         self.store = ArtifactStore(root)
+        self.blobs = blobs
         # Not two characters long, so the store's listing ("??/<sha>") never sees it.
         self.staging = root / ".staging"
 
@@ -49,13 +62,38 @@ class Artifacts:
     def has(self, sha256: str) -> bool:
         return is_sha256(sha256) and self.store.has(sha256)
 
+    def local(self, sha256: str) -> Path | None:
+        """The file of `sha256` in this replica's store, restored from `blobs` first when
+        it is not there; None when neither holds it. Blocking: run it in a thread."""
+        if not is_sha256(sha256):
+            return None
+        if self.store.has(sha256):
+            return self.path(sha256)
+        if self.blobs is None:
+            return None
+        self.staging.mkdir(parents=True, exist_ok=True)
+        restored = self.blobs.restore(sha256, self.staging)
+        if restored is None:
+            return None
+        try:
+            self.store.put(restored)
+        finally:
+            restored.unlink(missing_ok=True)
+        return self.path(sha256)
+
+    def share(self, sha256: str) -> None:
+        """Copy a stored artifact to `blobs` (nothing without). Blocking."""
+        if self.blobs is not None:
+            self.blobs.save(sha256, self.path(sha256))
+
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         return self.store.put(data), len(data)
 
     def adopt(self, tmp: Path) -> tuple[str, int]:
-        """Store a finished temporary file and remove it; returns (sha256, size)."""
+        """Store a finished temporary file (and share it), remove it; (sha256, size)."""
         try:
             sha = self.store.put(tmp)
+            self.share(sha)
             return sha, self.path(sha).stat().st_size
         finally:
             tmp.unlink(missing_ok=True)

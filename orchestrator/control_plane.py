@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator import audit, integrity, samples
 from orchestrator.artifacts import Artifacts
+from orchestrator.blobs import DatabaseBlobs
 from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.carbon.live import GridNow
 from orchestrator.db.engine import make_engine, session_factory
@@ -63,7 +64,10 @@ class ControlPlane:
         self.metrics = Metrics()
         self.boavizta = Boavizta(settings.boavizta_python)
         self._warm: asyncio.Task[None] | None = None
-        self.artifacts = Artifacts(settings.artifact_dir)
+        self.blobs = (
+            DatabaseBlobs(lambda: self.sessions) if settings.artifacts_in_database else None
+        )
+        self.artifacts = Artifacts(settings.artifact_dir, self.blobs)
         self.engine: Engine | None = None
         self.sessions: sessionmaker[Session] | None = None
         self.live: LiveState = live if live is not None else open_live_state(settings)
@@ -139,6 +143,14 @@ class ControlPlane:
         self.engine = make_engine(settings)
         self.sessions = session_factory(self.engine)
         await self._report_bad_rows()
+        if self.blobs is not None:
+            # Artifacts stored before the setting was on (one replica, before others).
+            store = self.artifacts
+            copied = await asyncio.to_thread(
+                self.blobs.share_all, lambda sha: store.path(sha) if store.has(sha) else None
+            )
+            if copied:
+                log.warning("copied %d artifact(s) into the database for other replicas", copied)
         await self.agents.load()
         await self.desired.load()
         self.events.listen(self._on_event)

@@ -59,7 +59,8 @@ def gather(beats: dict[str, dict[str, Any]], models: dict[str, dict[str, Any]]) 
                     out.dropped += 1
                     continue
                 out._add(out.stages, (parts[0], int(parts[1][5:])), requests, fired)
-            elif len(parts) == 3 and parts[1] in models:
+            elif len(parts) == 3 and parts[1] in models and parts[2] != "fallback":
+                # (A source's whole-model fallback copy, docs/agent.md: no exits to learn.)
                 used = _partition(out, models[parts[1]], parts[2], requests, exits)
                 out.dropped += 0 if used else 1
     return out

@@ -29,8 +29,11 @@ def missing_ranges(
             - {tuple(map(int, k.split("-"))) for k in have}
         )
         if missing:
-            path = str(artifacts.path(model.artifact_sha256))
-            jobs[model_id] = (path, model.detail.get("input_shapes"), missing)
+            # Restored from the database first on a replica that lacks the model's file.
+            path = artifacts.local(model.artifact_sha256)
+            if path is None:
+                continue  # recorded but stored nowhere: nothing to cut it from
+            jobs[model_id] = (str(path), model.detail.get("input_shapes"), missing)
     return jobs
 
 

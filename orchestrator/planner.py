@@ -364,6 +364,8 @@ class Planner:
         root = str(host.artifacts.root)
         for model_id, (path, shapes, ranges) in jobs.items():
             made = await host.in_pool(extract_ranges, path, shapes, ranges, root)
+            for item in made:  # for replicas without this one's store
+                await asyncio.to_thread(host.artifacts.share, item["sha256"])
             await host.run_sync(store_partitions, model_id, made)
 
     async def _announce(self, outcome: Outcome, committed: Committed) -> None:

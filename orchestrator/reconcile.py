@@ -45,7 +45,14 @@ from typing import Any, Protocol, TypeVar
 
 from orchestrator.carbon.grid import GridWatch
 from orchestrator.rollouts import RolloutView
-from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch, Trigger, link_name
+from orchestrator.triggers import (
+    BatteryWatch,
+    LatencyWatch,
+    LinkWatch,
+    Trigger,
+    link_name,
+    suspects,
+)
 
 log = logging.getLogger(__name__)
 
@@ -288,10 +295,11 @@ class Reconciler:
             # edge), but not delay anything once they have all reported.
             self._grace_until = obs.now
         baseline = first or obs.now < self._grace_until
+        cut = suspects(obs.beats)  # reported unreachable by a next hop's agent
         for device, beat in obs.beats.items():
             at = float(beat.get("at") or obs.now)
-            if obs.now - at > lost_after:
-                continue  # stale: handled as lost below
+            if obs.now - at > lost_after or device in cut:
+                continue  # stale or cut off: handled as lost below
             if device not in self._alive and not baseline:
                 fired.append(Trigger("device-joined", device, f"device {device} joined", at))
             elif device not in self._alive and not first:
@@ -323,7 +331,7 @@ class Reconciler:
         for device, last in list(self._alive.items()):
             seen = obs.beats.get(device)
             at = float(seen.get("at") or 0.0) if seen is not None else last
-            if seen is None or obs.now - at > lost_after:
+            if seen is None or obs.now - at > lost_after or device in cut:
                 del self._alive[device]
                 self._seen_beat.pop(device, None)
                 self.links.forget(device)
@@ -333,6 +341,9 @@ class Reconciler:
                     # outage): lost at its end if it has not come back by then.
                     self._ever_alive.discard(device)
                     self._grace_joined.discard(device)
+                    continue
+                if device in cut:
+                    fired.append(Trigger("hop-unreachable", device, cut[device], obs.now))
                     continue
                 reason = (
                     f"device {device} lost: no heartbeat for {obs.now - last:.1f} s "

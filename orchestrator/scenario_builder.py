@@ -46,6 +46,7 @@ from orchestrator.learned import ExitEvidence, blend, gather, learned_model
 from orchestrator.plan_versions import parse_plan
 from orchestrator.power import planned_power
 from orchestrator.profiled import profiled_layers, variant_layers, variant_ratio
+from orchestrator.triggers import suspects
 
 NO_HOST_GFLOPS = 1e-9
 NO_HOST_MEMORY_MB = 1e-9
@@ -189,14 +190,17 @@ def build(
     measured: dict[tuple[str, str], dict[str, float]],
 ) -> Built:
     known = {d["id"]: d for d in snap.devices}
-    alive = {d for d in known if d in beats}
+    cut = suspects(beats)  # a next hop's report: as good as lost
+    alive = {d for d in known if d in beats and d not in cut}
     waiting: dict[str, str] = {}
     deployments: list[dict[str, Any]] = []
     for dep in snap.deployments:
         ends = [dep["source"], dep.get("sink") or dep["source"]]
         missing = [e for e in ends if e not in alive]
         if missing:
-            waiting[dep["id"]] = f"device {missing[0]!r} is not alive (no recent heartbeat)"
+            waiting[dep["id"]] = cut.get(
+                missing[0], f"device {missing[0]!r} is not alive (no recent heartbeat)"
+            )
             continue
         deployments.append(dep)
     endpoints = {

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     public_url: str | None = None  # how agents reach this server, for artifact URLs
 
     max_upload_mb: float = Field(default=600.0, gt=0)
+    # Keep every artifact's bytes in the database too, so that replicas need no shared
+    # volume: one that lacks an artifact restores it from there (orchestrator/blobs.py).
+    artifacts_in_database: bool = False
     enrollment_token_ttl_s: float = Field(default=3600.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     lost_after_intervals: int = Field(default=3, ge=1)

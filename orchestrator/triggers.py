@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,27 @@ class Trigger:
     target: str  # a device id, or "a~b" for a link
     reason: str  # for people: what moved, from what to what
     observed_at: float  # when the observation that fired arrived (seconds)
+
+
+def suspects(beats: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Devices a fresh heartbeat reports unreachable on the data plane (its next hop
+    failed) that have not heartbeated since: peer -> why. They count as lost at once,
+    rather than after `lost_after_intervals` heartbeats: the agent that reported fell back
+    to answering degraded and waits for a plan without them. A report of a peer that
+    heartbeats afterwards is void (the peer came back, or only one path to it broke: the
+    link measurements speak to that)."""
+    found: dict[str, str] = {}
+    for reporter, beat in beats.items():
+        for report in beat.get("unreachable") or []:
+            peer = report.get("peer")
+            seen = beats.get(peer) if isinstance(peer, str) else None
+            if peer == reporter or seen is None:
+                continue  # not alive anyway
+            if float(seen.get("at") or 0.0) < float(report.get("at") or 0.0):
+                found.setdefault(
+                    peer, f"device {peer} unreachable from {reporter}: {report.get('error', '')}"
+                )
+    return found
 
 
 def link_name(a: str, b: str) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -117,6 +118,16 @@ class Artifact(Base):
     size: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32))  # model|partition|exit|variant
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ArtifactBlob(Base):
+    """An artifact's bytes, in parts (`artifacts_in_database`): what a replica without
+    the file restores it from. Written before its `Artifact` row may be: no foreign key."""
+
+    __tablename__ = "artifact_blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Model(Base):

@@ -225,10 +225,11 @@ class References:
     worth is read: this runs on every rollout phase."""
 
     def __init__(self, session: Session, base_url: str) -> None:
-        self.devices = {
-            row.id: Endpoint(row.id, row.data_plane_url)
-            for row in session.execute(select(Device.id, Device.data_plane_url))
-        }
+        self.devices: dict[str, Endpoint] = {}
+        self.memory_mb: dict[str, float] = {}  # for a whole-model fallback's room
+        for row in session.execute(select(Device.id, Device.data_plane_url, Device.memory_mb)):
+            self.devices[row.id] = Endpoint(row.id, row.data_plane_url)
+            self.memory_mb[row.id] = float(row.memory_mb)
         self.refs = _Refs(session, base_url)
         self.deployments = {d.id: d for d in session.scalars(select(Deployment))}
         self.models = {m.id: m for m in session.scalars(select(Model))}
@@ -267,26 +268,86 @@ def for_plan(
         sink = endpoint(spec.get("sink") or source)
         if sink is None or source not in states:
             continue
+        mode = spec.get("fallback", "none")
         if app.segments:
             _partitions(app, dep.id, token, sink, models, heads, refs, devices, states)
+            _mark_fallback(states, app.segments, dep.id, mode)
         elif app.stages:
             stage_defs = spec["cascade"]
             if isinstance(stage_defs, str):
                 stage_defs = cascades.get(stage_defs, [])
             _stages(app, dep.id, token, sink, stage_defs, models, refs, devices, states)
+            _mark_fallback(states, app.stages, dep.id, mode)
         else:
             continue
         hop = _first_hop(app, dep.id, models, devices)
         if hop is not None:
+            kept = None
+            if mode == "local-model":
+                kept = _whole_model(app, dep.id, source, token, sink, known, states)
             states[source]["sources"].append(
                 dict(
                     deployment=dep.id,
                     rate_rps=float(spec["rate_rps"]),
                     first_hop=hop,
                     data_plane_token=token,
+                    fallback_key=kept,
                 )
             )
     return states
+
+
+def _mark_fallback(states: dict[str, Desired], placed: Any, dep_id: str, mode: str) -> None:
+    """Flag what the plan put on each device for this deployment: it answers from what it
+    holds when its next hop is unreachable."""
+    if mode == "none":
+        return
+    for device in {p.device for p in placed or []}:
+        state = states.get(device)
+        for hosted in (*state["partitions"], *state["cascade_stages"]) if state else ():
+            if hosted["deployment"] == dep_id:
+                hosted["fallback"] = True
+
+
+def fallback_key(deployment: str, model: str) -> str:
+    return f"{deployment}/{model}/fallback"
+
+
+def _whole_model(
+    app: solver.AppResult,
+    dep_id: str,
+    source: str,
+    token: str,
+    sink: Json,
+    known: References,
+    states: dict[str, Desired],
+) -> str | None:
+    """`fallback: local-model`: add the whole model to the source's partitions when part
+    of the route leaves it and its memory holds the model beside what the plan put there
+    (weights, as the solver counts memory); the fallback's key, or None."""
+    model = known.models.get(app.model or "")
+    segments = app.segments or []
+    if model is None or not segments or all(s.device == source for s in segments):
+        return None  # a cascade (its stages fall back instead), or nothing leaves the source
+    index = _block_index(model)
+    held = sum(
+        float(model.blocks[k].get("params_mb", 0.0))
+        for s in segments
+        if s.device == source
+        for k in range(index[s.first], index[s.last] + 1)
+    )
+    if held + float(model.params_mb) > known.memory_mb.get(source, 0.0):
+        return None
+    key = fallback_key(dep_id, model.id)
+    last = len(model.blocks) - 1
+    states[source]["partitions"].append(dict(
+        key=key, deployment=dep_id, model=model.id,
+        first=model.blocks[0]["name"], last=model.blocks[last]["name"],
+        first_index=0, last_index=last,
+        artifact=known.refs.artifact(model.artifact_sha256), exits=[], next_hop=None,
+        sink=sink, data_plane_token=token, fallback=False,
+    ))  # fmt: skip
+    return key
 
 
 def _block_index(model: Model) -> dict[str, int]:

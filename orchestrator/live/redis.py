@@ -25,7 +25,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import BusyLoadingError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
 from orchestrator.live.links import bottleneck, link_key
@@ -36,6 +39,24 @@ DEFAULT_PREFIX = "continuum:"
 # Index entries are dropped this long after their key expired (see the module docstring).
 _INDEX_GRACE_MS = 60_000
 _SOCKET_TIMEOUT_S = 5.0
+# A client made with `from_url` retries nothing: a connection pooled before Redis
+# restarted failed its next command once ("Connection closed by server"), and the API
+# answered that request 503 with Redis back up. Such a command is sent again on a fresh
+# connection, and a connection idle for longer than _HEALTH_CHECK_S is checked with a PING
+# first. A few retries within about a second, and none on a timeout: a Redis that is
+# down or hung still gives its 503 quickly.
+_RETRIES = 3
+_HEALTH_CHECK_S = 10.0
+
+
+def _retry() -> Retry:
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.05, cap=0.5),
+        _RETRIES,
+        supported_errors=(RedisConnectionError, BusyLoadingError),
+    )
+
+
 # While Redis is down the subscriber retries, backing off to a few seconds between tries.
 _RESUBSCRIBE_FIRST_DELAY_S = 0.2
 _RESUBSCRIBE_MAX_DELAY_S = 5.0
@@ -84,6 +105,8 @@ class RedisLiveState:
             decode_responses=True,
             socket_timeout=_SOCKET_TIMEOUT_S,
             socket_connect_timeout=_SOCKET_TIMEOUT_S,
+            retry=_retry(),
+            health_check_interval=_HEALTH_CHECK_S,
         )
         self._prefix = prefix
         self._hb_index = f"{prefix}hb:index"

@@ -179,6 +179,11 @@ class Agents:
         ttl = settings.heartbeat_interval_s * settings.lost_after_intervals
         links = beat.pop("links", [])
         beat["at"] = time.time()
+        # Dated by this clock: a peer that heartbeats after this is back (`triggers.suspects`).
+        beat["unreachable"] = [
+            {"peer": u["peer"], "at": beat["at"] - float(u["age_s"]), "error": u.get("error", "")}
+            for u in beat.get("unreachable") or []
+        ]
         self._check_power(device_id, beat)
         self._metrics.observe_device(device_id, beat)
         await self._live.put_heartbeat(device_id, beat, ttl)

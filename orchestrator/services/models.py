@@ -19,6 +19,7 @@ from models_registry.loading import parse_input_shapes
 from orchestrator import catalog, model_jobs
 from orchestrator.db.tables import Cascade, ExitHead, Model
 from orchestrator.errors import Conflict, Invalid
+from orchestrator.services.artifacts import local_file
 from orchestrator.services.context import Context
 
 DEFAULT_EXIT_THRESHOLD = 0.8
@@ -139,10 +140,11 @@ class ModelsService:
         shapes = parent.detail.get("input_shapes")
         made = await ctx.in_pool(
             model_jobs.quantize_to_store,
-            str(ctx.artifacts.path(parent.artifact_sha256)),
+            str(await local_file(ctx.artifacts, parent.artifact_sha256)),
             shapes,
             str(ctx.artifacts.root),
         )
+        await asyncio.to_thread(ctx.artifacts.share, made["sha256"])
         await ctx.run_sync(
             _register, actor, variant_id, made["sha256"], made["size"], made["analysis"],
             accuracy, shapes, model_id, "int8", made["detail"],
@@ -184,7 +186,7 @@ class ModelsService:
             # not fit the block's output is refused with both shapes named.
             cost = await ctx.in_pool(
                 model_jobs.check_exit_head,
-                str(ctx.artifacts.path(model.artifact_sha256)),
+                str(await local_file(ctx.artifacts, model.artifact_sha256)),
                 model.detail.get("input_shapes"),
                 after,
                 str(upload),

@@ -66,6 +66,15 @@ PART_B = _model(
 )  # fmt: skip
 
 
+# Both partitions in one model: x -> h -> y.
+WHOLE = _model(
+    [helper.make_node("MatMul", ["x", "w1"], ["h"]),
+     helper.make_node("MatMul", ["h", "w2"], ["y"])],
+    [_vi("x", [1, 4])], [_vi("y", [1, 3])],
+    [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")],
+)  # fmt: skip
+
+
 def _head(scale: float) -> bytes:
     # Its input is named differently from the block's tensor: heads are fed by position.
     weight = np.eye(4, 5, dtype=np.float32) * scale
@@ -136,7 +145,9 @@ def nodes(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
         b.stop()
 
 
-def _partitions(a: Node, b: Node, head: bytes | None, threshold: float) -> None:
+def _partitions(
+    a: Node, b: Node, head: bytes | None, threshold: float, fallback: bool = False
+) -> None:
     sink = Endpoint(device_id="a", data_plane_url=a.url)
     exits = (
         [ExitHeadSpec(after="h", artifact=_ref(head), threshold=threshold, prob=0.5)]
@@ -147,7 +158,7 @@ def _partitions(a: Node, b: Node, head: bytes | None, threshold: float) -> None:
         key="d/m/0-0", deployment="d", model="m", first="h", last="h", first_index=0,
         last_index=0, artifact=_ref(PART_A), exits=exits,
         next_hop=NextHop(device_id="b", data_plane_url=b.url, key="d/m/1-1", j_per_mb=2.0),
-        sink=sink, data_plane_token=TOKEN,
+        sink=sink, data_plane_token=TOKEN, fallback=fallback,
     )  # fmt: skip
     spec_b = PartitionSpec(
         key="d/m/1-1", deployment="d", model="m", first="y", last="y", first_index=1,
@@ -166,6 +177,18 @@ def _partitions(a: Node, b: Node, head: bytes | None, threshold: float) -> None:
     b.install(
         DesiredState(device_id="b", version=1, partitions=[spec_b]),
         [load_partition(spec_b, PART_B, {}, 1, 10.0)],
+    )
+
+
+def _first_stage(a: Node, stage0: CascadeStageSpec) -> None:
+    """Install cascade stage 0 (the small model, PART_A) on `a`, the deployment's source."""
+    source = SourceSpec(
+        deployment="d", rate_rps=1.0, data_plane_token=TOKEN,
+        first_hop=NextHop(device_id="a", data_plane_url=a.url, key="d/stage0"),
+    )  # fmt: skip
+    a.install(
+        DesiredState(device_id="a", version=1, cascade_stages=[stage0], sources=[source]),
+        [load_stage(stage0, PART_A, 1, 10.0)],
     )
 
 
@@ -252,14 +275,7 @@ def test_cascade_sends_the_original_input_on_and_delivers_to_the_sink(
     a, b = nodes
     # Stage 0 on a is never confident (threshold above 1); stage 1 on b answers; the
     # sink is b, so b also keeps the result for the sink's consumers.
-    whole = _model(
-        [
-            helper.make_node("MatMul", ["x", "w1"], ["h"]),
-            helper.make_node("MatMul", ["h", "w2"], ["y"]),
-        ],
-        [_vi("x", [1, 4])], [_vi("y", [1, 3])],
-        [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")],
-    )  # fmt: skip
+    whole = WHOLE
     sink = Endpoint(device_id="b", data_plane_url=b.url)
     stage0 = CascadeStageSpec(
         key="d/stage0", deployment="d", index=0, model="small", artifact=_ref(PART_A),
@@ -270,14 +286,7 @@ def test_cascade_sends_the_original_input_on_and_delivers_to_the_sink(
         key="d/stage1", deployment="d", index=1, model="big", artifact=_ref(whole),
         exit_prob=None, threshold=None, next_stage=None, sink=sink, data_plane_token=TOKEN,
     )  # fmt: skip
-    source = SourceSpec(
-        deployment="d", rate_rps=1.0, data_plane_token=TOKEN,
-        first_hop=NextHop(device_id="a", data_plane_url=a.url, key="d/stage0"),
-    )  # fmt: skip
-    a.install(
-        DesiredState(device_id="a", version=1, cascade_stages=[stage0], sources=[source]),
-        [load_stage(stage0, PART_A, 1, 10.0)],
-    )
+    _first_stage(a, stage0)
     b.install(
         DesiredState(device_id="b", version=1, cascade_stages=[stage1]),
         [load_stage(stage1, whole, 1, 10.0)],

@@ -15,7 +15,7 @@ import pytest
 from numpy.lib import format as npy_format
 
 from agents import tensorframe
-from agents.dataplane import _load_npy
+from agents.npy import load_npy
 from agents.problems import HopError
 from tests.agents.test_dataplane import TOKEN, Node, X, _partitions
 
@@ -90,7 +90,7 @@ def test_npy_bodies_decode_without_a_copy_in_either_order() -> None:
     for layout in (array, np.asfortranarray(array)):
         buffer = io.BytesIO()
         np.save(buffer, layout, allow_pickle=False)
-        np.testing.assert_array_equal(_load_npy(buffer.getvalue(), 1 << 20), array)
+        np.testing.assert_array_equal(load_npy(buffer.getvalue(), 1 << 20), array)
     with pytest.raises(HopError) as caught:
-        _load_npy(_npy_header((2**40,)), 1 << 20)
+        load_npy(_npy_header((2**40,)), 1 << 20)
     assert caught.value.status == 413

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import helper, numpy_helper
 
 from agents.escalation import RateGate
 from agents.runtime import load_stage
-from api.wire import CascadeStageSpec, DesiredState, Endpoint, NextHop, SourceSpec
-from tests.agents.test_dataplane import PART_A, TOKEN, W1, W2, Node, _infer, _model, _ref, _vi
+from api.wire import CascadeStageSpec, DesiredState, Endpoint, NextHop
+from tests.agents.test_dataplane import PART_A, TOKEN, WHOLE, Node, _first_stage, _infer, _ref
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.2, 0.5, 0.7, 1.0])
@@ -73,12 +72,7 @@ def test_a_stage_without_threshold_escalates_at_its_exit_prob(nodes: tuple[Node,
     """The cascade of docs/control-plane.md (`exit_prob`, no `threshold`): before, stage 0
     answered every request and stage 1 never ran."""
     a, b = nodes
-    whole = _model(
-        [helper.make_node("MatMul", ["x", "w1"], ["h"]),
-         helper.make_node("MatMul", ["h", "w2"], ["y"])],
-        [_vi("x", [1, 4])], [_vi("y", [1, 3])],
-        [numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")],
-    )  # fmt: skip
+    whole = WHOLE
     sink = Endpoint(device_id="a", data_plane_url=a.url)
     stage0 = CascadeStageSpec(
         key="d/stage0", deployment="d", index=0, model="small", artifact=_ref(PART_A),
@@ -89,14 +83,7 @@ def test_a_stage_without_threshold_escalates_at_its_exit_prob(nodes: tuple[Node,
         key="d/stage1", deployment="d", index=1, model="big", artifact=_ref(whole),
         exit_prob=None, threshold=None, next_stage=None, sink=sink, data_plane_token=TOKEN,
     )  # fmt: skip
-    source = SourceSpec(
-        deployment="d", rate_rps=1.0, data_plane_token=TOKEN,
-        first_hop=NextHop(device_id="a", data_plane_url=a.url, key="d/stage0"),
-    )  # fmt: skip
-    a.install(
-        DesiredState(device_id="a", version=1, cascade_stages=[stage0], sources=[source]),
-        [load_stage(stage0, PART_A, 1, 10.0)],
-    )
+    _first_stage(a, stage0)
     b.install(
         DesiredState(device_id="b", version=1, cascade_stages=[stage1]),
         [load_stage(stage1, whole, 1, 10.0)],

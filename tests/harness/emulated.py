@@ -187,10 +187,10 @@ class EmulatedFleet:
         result: dict[str, Any] = response.json()
         return result
 
-    def deploy(self) -> str:
+    def deploy(self, **extra: Any) -> str:
         """Upload squeezenet (random weights), declare the demo's links, cap the edge's
-        memory, deploy it from the camera, wait for the first plan to roll out; the
-        data-plane token. For the default agents."""
+        memory, deploy it from the camera (with `extra` deployment fields), wait for the
+        first plan to roll out; the data-plane token. For the default agents."""
         model = randomize(LIGHT / "light_squeezenet.onnx", seed=0)
         created = self.admin.post(
             "/v1/models",
@@ -208,7 +208,7 @@ class EmulatedFleet:
             assert link.status_code == 201, link.text
         deployed = self.admin.post("/v1/deployments", json={
             "name": DEPLOYMENT, "model": "squeezenet", "source": "cam", "rate_rps": 1.5,
-            "slo_ms": 1000,
+            "slo_ms": 1000, **extra,
         })  # fmt: skip
         assert deployed.status_code == 201, deployed.text
         wait_until("the first plan to roll out", self.complete, 180, self.procs())

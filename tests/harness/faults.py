@@ -195,7 +195,7 @@ class Recorder:
             if response is None:
                 self.outcomes.append(Outcome(now, None))
                 continue
-            degraded = response.headers.get("continuum-degraded") is not None
+            degraded = response.headers.get("x-continuum-degraded") is not None
             text = "" if response.status_code == 200 else response.text[:300]
             self.outcomes.append(Outcome(now, response.status_code, degraded, text))
             time.sleep(0.05)

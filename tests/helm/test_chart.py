@@ -134,8 +134,7 @@ def test_strict_validation_catches_an_unknown_field(render: Render) -> None:
         ("default", {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount",
                      "PodDisruptionBudget", "NetworkPolicy"}),
         ("production", {"Deployment", "Service", "ConfigMap", "ServiceAccount", "Ingress",
-                        "PodDisruptionBudget", "NetworkPolicy", "Job", "DaemonSet",
-                        "PersistentVolumeClaim"}),
+                        "PodDisruptionBudget", "NetworkPolicy", "Job", "DaemonSet"}),
         ("evaluation", {"Deployment", "StatefulSet", "Service", "ConfigMap", "Secret", "Job",
                         "DaemonSet", "Ingress", "PersistentVolumeClaim", "NetworkPolicy"}),
     ],
@@ -158,6 +157,20 @@ def test_production_runs_three_replicas_on_external_services(render: Render) -> 
     env = _env(_pod_spec(deployment)["containers"][0])
     assert env["CONTINUUM_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "continuum"
     assert env["CONTINUUM_REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"] == "redis-url"
+    # Artifacts shared through PostgreSQL: no ReadWriteMany volume, no volume claim at all.
+    assert _one(docs, "ConfigMap", "continuum")["data"]["CONTINUUM_ARTIFACTS_IN_DATABASE"] == "true"
+    assert not _of_kind(docs, "PersistentVolumeClaim")
+    (data,) = [v for v in _pod_spec(deployment)["volumes"] if v["name"] == "data"]
+    assert data == {"name": "data", "emptyDir": {}}
+
+
+def test_replicas_with_artifacts_in_the_database_need_no_shared_volume(render: Render) -> None:
+    docs = render("--set", "controlPlane.replicas=2,redis.enabled=true,postgresql.enabled=true,"
+                  "controlPlane.artifactsInDatabase=true")  # fmt: skip
+    assert _one(docs, "Deployment", "continuum")["spec"]["replicas"] == 2
+    assert _one(docs, "ConfigMap", "continuum")["data"]["CONTINUUM_ARTIFACTS_IN_DATABASE"] == "true"
+    default = _one(render(), "ConfigMap", "continuum")["data"]
+    assert default["CONTINUUM_ARTIFACTS_IN_DATABASE"] == "false"
 
 
 def test_control_plane_probes_and_settings(render: Render) -> None:
@@ -434,7 +447,7 @@ def test_schema_refuses_a_bad_value(helm: Path, args: tuple[str, ...], named: st
         (("--set", "controlPlane.replicas=2,redis.enabled=true"), "needs PostgreSQL"),
         (
             ("--set", "controlPlane.replicas=2,redis.enabled=true,postgresql.enabled=true"),
-            "shared data volume",
+            "needs the artifacts shared",
         ),
         (("--set", "agent.enabled=true"), "needs an enrollment token"),
         (("--set", "postgresql.enabled=true,database.url=postgresql://x/y"), "choose one"),

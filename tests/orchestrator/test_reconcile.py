@@ -257,6 +257,27 @@ async def test_a_device_is_lost_after_three_silent_intervals() -> None:
     assert await rec.tick() == []
 
 
+async def test_a_next_hop_reported_unreachable_is_lost_at_once_until_it_beats_again() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    rec, _ = loop(gw, heartbeat_interval_s=1.0, lost_after_intervals=3)
+    await rec.tick()
+    gw.now += 0.2  # the camera's data plane failed to reach the edge just now
+    report = {"peer": "edge", "at": gw.now - 0.1, "error": "connection refused"}
+    gw.beat("cam", battery_pct=90.0, unreachable=[report])
+    (cut,) = await rec.tick()
+    assert (cut.kind, cut.target) == ("hop-unreachable", "edge")
+    assert "edge unreachable from cam: connection refused" in cut.reason
+    gw.now += 0.5  # still reported, still silent: no second trigger, no join
+    gw.beat("cam", battery_pct=90.0, unreachable=[report])
+    assert await rec.tick() == []
+    gw.now += 0.5  # the edge is back: a heartbeat after the report voids it
+    gw.beat("edge")
+    gw.beat("cam", battery_pct=90.0, unreachable=[report])
+    (back,) = await rec.tick()
+    assert (back.kind, back.target) == ("device-joined", "edge")
+
+
 async def test_battery_projection_below_the_horizon_fires_once() -> None:
     gw = FakeGateway()
     two_devices(gw)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch
+from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch, suspects
 
 
 def test_one_noisy_sample_does_not_fire() -> None:
@@ -104,3 +104,13 @@ def test_latency_drift_fires_once_per_prediction() -> None:
     # A new plan predicts afresh (another prediction): the drift is reported again, once.
     assert watch.observe("edge", "p", 80, 400.0, 2.0, 4.0) is not None
     assert watch.observe("edge", "p", 100, 500.0, 2.0, 5.0) is None
+
+
+def test_a_peer_reported_unreachable_is_a_suspect_until_it_heartbeats_after() -> None:
+    report = {"peer": "edge", "at": 100.0, "error": "refused"}
+    beats = {"cam": {"at": 100.5, "unreachable": [report]}, "edge": {"at": 99.0}}
+    assert suspects(beats) == {"edge": "device edge unreachable from cam: refused"}
+    beats["edge"]["at"] = 100.2  # beat after the failure: back, or only one path broke
+    assert suspects(beats) == {}
+    beats["cam"]["unreachable"] = [{"peer": "cam", "at": 101.0}, {"peer": "gone", "at": 1.0}]
+    assert suspects(beats) == {}  # itself, or a device not alive anyway: nothing to cut

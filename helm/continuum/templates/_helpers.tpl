@@ -156,8 +156,8 @@ seccompProfile:
 {{- fail "controlPlane.replicas > 1 needs PostgreSQL (database.url, secrets.existingSecret or postgresql.enabled): the SQLite file is per replica" }}
 {{- end }}
 {{- $p := $v.controlPlane.persistence }}
-{{- if not (and $p.enabled (or $p.existingClaim (has "ReadWriteMany" $p.accessModes))) }}
-{{- fail "controlPlane.replicas > 1 needs a shared data volume for the artifact store: controlPlane.persistence.enabled with accessModes [ReadWriteMany] or an existingClaim" }}
+{{- if not (or $v.controlPlane.artifactsInDatabase (and $p.enabled (or $p.existingClaim (has "ReadWriteMany" $p.accessModes)))) }}
+{{- fail "controlPlane.replicas > 1 needs the artifacts shared: controlPlane.artifactsInDatabase (in PostgreSQL, any storage), or a shared data volume (controlPlane.persistence.enabled with accessModes [ReadWriteMany] or an existingClaim)" }}
 {{- end }}
 {{- end }}
 {{- if $v.agent.enabled }}

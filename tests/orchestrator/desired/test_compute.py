@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 import solver
 from orchestrator import audit, catalog, deployments, model_jobs
-from orchestrator.db.tables import PlanVersion
+from orchestrator.db.tables import Device, PlanVersion
 from orchestrator.desired import compute
 from orchestrator.partitions import store_partitions
 from tests.orchestrator.harness import Harness
@@ -76,8 +76,44 @@ async def test_a_split_plan_chains_its_partitions_from_the_source(fleet: Harness
     assert head["artifact"]["size"] > 0
     (source,) = states["cam-1"]["sources"]
     assert source == {"deployment": "detect", "rate_rps": 5.0, "data_plane_token": token,
-                      "first_hop": {**cam, "key": "detect/cnn/0-1"}}  # fmt: skip
+                      "first_hop": {**cam, "key": "detect/cnn/0-1"},
+                      "fallback_key": None}  # fmt: skip
+    assert "fallback" not in head  # the default, `fallback: none`
     assert states["edge-1"]["sources"] == []
+
+
+async def test_a_local_model_fallback_is_kept_on_the_source_when_its_memory_allows(
+    fleet: Harness,
+) -> None:
+    await fleet.deploy("detect", model="cnn", source="cam-1", rate_rps=5.0,
+                       fallback="local-model")  # fmt: skip
+    model = await fleet.run_sync(catalog.get_model, "cnn")
+    blocks = [b["name"] for b in model.blocks]
+    made = await fleet.in_pool(
+        model_jobs.extract_ranges, str(fleet.artifacts.path(model.artifact_sha256)), None,
+        [(0, 1), (2, len(blocks) - 1)], str(fleet.artifacts.root),
+    )  # fmt: skip
+    await fleet.run_sync(store_partitions, "cnn", made)
+    plan = _plan((0, 1, "cam-1"), (2, len(blocks) - 1, "edge-1"))(blocks)
+    states = await _states(fleet, plan)
+    head, kept = states["cam-1"]["partitions"]
+    (tail,) = states["edge-1"]["partitions"]
+    assert head["fallback"] is tail["fallback"] is True  # both answer from what they hold
+    assert kept["key"] == "detect/cnn/fallback" == states["cam-1"]["sources"][0]["fallback_key"]
+    assert (kept["first_index"], kept["last_index"], kept["next_hop"]) == (0, len(blocks) - 1,
+                                                                         None)  # fmt: skip
+    assert kept["artifact"]["sha256"] == model.artifact_sha256  # the whole model
+
+    def shrink(session: Session) -> None:  # no room for the whole model beside its part
+        session.get(Device, "cam-1").memory_mb = model.params_mb  # type: ignore[union-attr]
+
+    await fleet.run_sync(shrink)
+    states = await _states(fleet, plan)
+    assert [p["key"] for p in states["cam-1"]["partitions"]] == [head["key"]]
+    assert states["cam-1"]["sources"][0]["fallback_key"] is None
+    # The whole model on the source: no route leaves it, nothing to fall back from.
+    whole = await _states(fleet, _plan((0, len(blocks) - 1, "cam-1"))(blocks))
+    assert whole["cam-1"]["sources"][0]["fallback_key"] is None
 
 
 async def test_no_plan_and_plans_of_deleted_deployments_give_empty_states(
