@@ -206,6 +206,7 @@ def _drive(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[s
                 load.kill()
     latencies = sorted(x for p in parts for x in p["latencies"])
     wall = max(p["wall_s"] for p in parts)
+    per_s = len(latencies) / wall
     # Warm-up included: the window the ticks were counted over is the warm-up plus `wall`.
     ticks = ticks_after[0] - ticks_before[0]
     tick_ms = 1000 * (ticks_after[1] - ticks_before[1]) / ticks if ticks else 0.0
@@ -219,13 +220,12 @@ def _drive(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[s
         "duration_s": wall,
         "heartbeats": len(latencies),
         "errors": sum(p["errors"] for p in parts),
-        "per_s": len(latencies) / wall,
+        "per_s": per_s,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
         # The CPU window, like the ticks', is the warm-up plus `wall`: the warm-up's
         # heartbeats are counted at the window's rate.
-        "cpu_ms_per_beat": 1000 * (cpu_after - cpu_before) / (len(latencies) / wall)
-        / (wall + WARMUP_S),
+        "cpu_ms_per_beat": 1000 * (cpu_after - cpu_before) / (per_s * (wall + WARMUP_S)),
         "ticks_per_s": ticks / (wall + WARMUP_S),
         "tick_ms": tick_ms,
     }
