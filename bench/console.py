@@ -56,6 +56,9 @@ PAGES = ["fleet", "topology", "deployments", "plans", "charts", "models"]
 # deployment suffix -> (source in the group, requests/s): 5 a group, 500 at 1,000 devices
 DEPLOYMENTS = {"vision": ("cam-1", 4.0), "vision-2": ("cam-2", 1.5),
                **{f"idle-{k}": (f"idle-{k}", 1.0) for k in range(3)}}  # fmt: skip
+# A thousand enrolments from one address in a minute: past the server's abuse limits.
+UNLIMITED_ENROLL = {"CONTINUUM_ENROLL_RATE_PER_SOURCE": "1000000",
+                    "CONTINUUM_ENROLL_RATE_GLOBAL": "10000000"}  # fmt: skip
 T = TypeVar("T")
 
 
@@ -343,7 +346,7 @@ def scale_run(args: argparse.Namespace) -> dict[str, Any]:
         env = {"CONTINUUM_DATA_DIR": data, "CONTINUUM_ADMIN_TOKEN": ADMIN,
                "CONTINUUM_HEARTBEAT_INTERVAL_S": "1", "CONTINUUM_SOLVER": "heuristic",
                "CONTINUUM_ROLLOUT_TIMEOUT_S": "30",
-               "CONTINUUM_CONSOLE_SAMPLE_INTERVAL_S": "5"}  # fmt: skip
+               "CONTINUUM_CONSOLE_SAMPLE_INTERVAL_S": "5", **UNLIMITED_ENROLL}  # fmt: skip
         fleet: FleetThread | None = None
         try:
             plane = ControlPlane(launcher, "server", env, Path(data) / "server.log",
@@ -376,7 +379,7 @@ def heartbeat_run(interval: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="continuum-bench-console-hb-") as data:
         env = {"CONTINUUM_DATA_DIR": data, "CONTINUUM_ADMIN_TOKEN": "cnt_admin_bench-token",
                "CONTINUUM_HEARTBEAT_INTERVAL_S": "60", "CONTINUUM_SOLVER": "ilp",
-               "CONTINUUM_CONSOLE_SAMPLE_INTERVAL_S": interval}  # fmt: skip
+               "CONTINUUM_CONSOLE_SAMPLE_INTERVAL_S": interval, **UNLIMITED_ENROLL}  # fmt: skip
         try:
             plane = ControlPlane(launcher, "server", env, Path(data) / "server.log",
                                  args=["--log-level", "warning"]).wait_ready()  # fmt: skip
