@@ -4,17 +4,20 @@
    simulated heartbeat-only agents (tests/harness/simulated.py) in groups of ten (the
    reaction benchmark's: the demo's cam-1, cam-2, edge and cloud plus six idle cameras),
    five squeezenet deployments a group. Each page's full HTML as the server renders it
-   (httpx, logged in through the form), and its first contentful paint in headless
+   (its first page: 100 devices, deployments or links, with the counts of every status)
+   by httpx, logged in through the form, and its first contentful paint in headless
    Chromium (Playwright's Performance API reading, Debian's chromium).
 2. Event to visible: with /console/deployments open, a cam-1's battery drops to 40.5%
    (its whole-model plan breaks the battery constraint); the time from the `placement`
    event (its server time) to the page showing the new placement (a MutationObserver in
-   the page, same machine clock). And a cordon on /console/fleet (1,000 rows): from its
-   `device` event to the row showing it.
+   the page, same machine clock). And a cordon on /console/fleet (its first page of 100
+   devices, the cordoned one on it): from its `device` event to the row showing it.
 3. Chart storage: the rows the sampler wrote, their size, and the charts page with the
    retention full (528 rows at the defaults, synthesised from a real row).
-4. Heartbeats with nobody watching: bench/heartbeats.py's load (1,000 agents) against a
-   server with the console's sampler off, at its default 15 s, and at 1 s.
+4. Heartbeats: bench/heartbeats.py's load (1,000 agents, 16 in flight) against a fresh
+   server with the console's sampler off and nobody watching, with the default sampler
+   and nobody watching, and with the fleet page open in Chromium (live); each several
+   times, interleaved, medians reported, with the server's CPU time per heartbeat.
 
 Everything shares this machine's cores: the figures are upper bounds of a lone server's.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -374,25 +378,91 @@ def scale_run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def heartbeat_run(interval: str, args: argparse.Namespace) -> dict[str, Any]:
+def _cpu_s(pid: int) -> float:
+    """The process's user + system CPU seconds (/proc/PID/stat), its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def heartbeat_run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    """bench/heartbeats.py's load on a fresh server, the console: `off` (its sampler off,
+    nobody watching), `idle` (the default sampler, nobody watching) or `open` (the
+    default sampler and the fleet page open in Chromium, live). Besides the load's own
+    figures, the server's CPU time per heartbeat answered (warm-up included): on a shared
+    machine wall-clock rates swing with the neighbours' load, CPU time much less."""
     launcher = Launcher(env=clean_env())
+    interval = "0" if mode == "off" else "15"
     with tempfile.TemporaryDirectory(prefix="continuum-bench-console-hb-") as data:
-        env = {"CONTINUUM_DATA_DIR": data, "CONTINUUM_ADMIN_TOKEN": "cnt_admin_bench-token",
+        env = {"CONTINUUM_DATA_DIR": data, "CONTINUUM_ADMIN_TOKEN": ADMIN,
                "CONTINUUM_HEARTBEAT_INTERVAL_S": "60", "CONTINUUM_SOLVER": "ilp",
                "CONTINUUM_CONSOLE_SAMPLE_INTERVAL_S": interval, **UNLIMITED_ENROLL}  # fmt: skip
-        try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(launcher.stop_all)
             plane = ControlPlane(launcher, "server", env, Path(data) / "server.log",
                                  args=["--log-level", "warning"]).wait_ready()  # fmt: skip
-            load = subprocess.run(
+            load = subprocess.Popen(
                 [sys.executable, str(ROOT / "bench" / "heartbeats.py"), "--load", plane.url,
-                 "--agents", str(args.agents), "--concurrency", "16",
+                 "--first", "0", "--agents", str(args.agents), "--concurrency", "16",
                  "--duration", str(args.hb_duration)],
-                check=True, capture_output=True, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
-        finally:
-            launcher.stop_all()
-    out: dict[str, Any] = json.loads(load.stdout)
-    return out
+            stack.callback(load.kill)  # a no-op once it has exited
+            assert load.stdin is not None and load.stdout is not None
+            if load.stdout.readline().strip() != "ready":
+                raise RuntimeError("the heartbeat load failed while enrolling")
+            swaps = None
+            if mode == "open":
+                chromium = stack.enter_context(browser())
+                page = _context(chromium).new_page()
+                login(page, plane.url, ADMIN)
+                page.wait_for_function(
+                    "document.getElementById('live-status').textContent === 'live'"
+                )
+            pid = plane.proc.popen.pid if plane.proc.popen is not None else 0
+            cpu = _cpu_s(pid)
+            load.stdin.write("go\n")
+            load.stdin.flush()
+            out: dict[str, Any] = json.loads(load.stdout.readline())
+            cpu = _cpu_s(pid) - cpu
+            if mode == "open":
+                swaps = page.evaluate("window.continuumConsole.swaps")
+    lat = sorted(out["latencies"])
+    if not lat:
+        raise RuntimeError("no heartbeat answered in the measured window")
+    return {"per_s": len(lat) / out["wall_s"], "p50_ms": 1000 * statistics.median(lat),
+            "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))], "errors": out["errors"],
+            "cpu_ms": 1000 * cpu / max(out["answered"], 1), "swaps": swaps,
+            "load": os.getloadavg()[0]}  # fmt: skip
+
+
+def heartbeat_table(args: argparse.Namespace) -> Table:
+    """Each mode `--hb-reps` times, interleaved (off, idle, open, off, ...), then the
+    median of each figure per mode."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    modes = args.hb_modes.split(",")
+    for rep in range(args.hb_reps):
+        for mode in modes:
+            r = heartbeat_run(mode, args)
+            runs.setdefault(mode, []).append(r)
+            print(f"heartbeats {mode} #{rep + 1}: {json.dumps(r)}", file=sys.stderr)
+    hb = Table(title=f"heartbeats, {args.agents} agents, 16 in flight, medians of "
+                     f"{args.hb_reps} runs")  # fmt: skip
+    for col in ("console", "heartbeats/s", "p50 ms", "p99 ms", "server CPU ms/heartbeat",
+                "errors", "page swaps", "load 1 min"):  # fmt: skip
+        hb.add_column(col, justify="right")
+    label = {"off": "sampler off, not open", "idle": "sampler 15 s, not open",
+             "open": "sampler 15 s, fleet page open"}  # fmt: skip
+
+    def med(mode: str, key: str) -> float:
+        return statistics.median(float(r[key] or 0) for r in runs[mode])
+
+    for mode in modes:
+        hb.add_row(label.get(mode, mode), f"{med(mode, 'per_s'):,.0f}",
+                   f"{med(mode, 'p50_ms'):.1f}", f"{med(mode, 'p99_ms'):.1f}",
+                   f"{med(mode, 'cpu_ms'):.3f}", f"{sum(r['errors'] for r in runs[mode])}",
+                   "-" if mode != "open" else f"{med(mode, 'swaps'):.0f}",
+                   f"{med(mode, 'load'):.1f}")  # fmt: skip
+    return hb
 
 
 def main() -> None:
@@ -401,10 +471,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="renders of each page")
     parser.add_argument("--samples", type=int, default=5, help="re-placements and cordons")
     parser.add_argument(
-        "--hb-intervals",
-        default="0,15,1,0,15,1",
-        help="sampler intervals (s; 0: off) of the heartbeat runs, in order",
+        "--hb-modes",
+        default="off,idle,open",
+        help="heartbeat runs: off (sampler off), idle (default sampler, nobody watching),"
+        " open (the fleet page open in Chromium)",
     )
+    parser.add_argument("--hb-reps", type=int, default=3, help="runs of each mode")
     parser.add_argument("--hb-duration", type=float, default=10.0)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-heartbeats", action="store_true")
@@ -439,15 +511,7 @@ def main() -> None:
             f"FCP p50/max {'/'.join(_stats(st['full_fcp']))} ms"
         )
     if not args.skip_heartbeats:
-        hb = Table(title=f"heartbeats, {args.agents} agents, 16 in flight, nobody watching")
-        for col in ("console sampler", "heartbeats/s", "p50 ms", "p99 ms", "errors"):
-            hb.add_column(col, justify="right")
-        for interval in args.hb_intervals.split(","):
-            r = heartbeat_run(interval, args)
-            label = "off" if float(interval) == 0 else f"every {interval} s"
-            hb.add_row(label, f"{r['per_s']:,.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
-                       str(r["errors"]))  # fmt: skip
-        console.print(hb)
+        console.print(heartbeat_table(args))
     load = os.getloadavg()
     console.print(
         f"machine: {os.cpu_count()} cores, {cpu_model()}; python "
