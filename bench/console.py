@@ -7,11 +7,15 @@
    (its first page: 100 devices, deployments or links, with the counts of every status)
    by httpx, logged in through the form, and its first contentful paint in headless
    Chromium (Playwright's Performance API reading, Debian's chromium).
-2. Event to visible: with /console/deployments open, a cam-1's battery drops to 40.5%
-   (its whole-model plan breaks the battery constraint); the time from the `placement`
-   event (its server time) to the page showing the new placement (a MutationObserver in
-   the page, same machine clock). And a cordon on /console/fleet (its first page of 100
-   devices, the cordoned one on it): from its `device` event to the row showing it.
+2. Event to visible: with /console/deployments open, an operator drains a cam-1 (the
+   whole of its group's `vision` runs there, and must move off it); the time from the
+   `placement` event (its server time) to the page showing the new placement (a
+   MutationObserver in the page, same machine clock). (A battery drop no longer moves it:
+   since the source's own radio use counts against its battery, 40.5% leaves the app
+   `degraded` where it is, and 42% to 90% keep it placed where it is.) Also from the
+   drain's request to the page showing it (solving and rolling out included). And a
+   cordon on /console/fleet (its first page of 100 devices, the cordoned one on it):
+   from its `device` event to the row showing it.
 3. Chart storage: the rows the sampler wrote, their size, and the charts page with the
    retention full (528 rows at the defaults, synthesised from a real row).
 4. Heartbeats: bench/heartbeats.py's load (1,000 agents, 16 in flight) against a fresh
@@ -46,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
+from heartbeats import ADMIN as HB_ADMIN  # noqa: E402
 from machine import cpu_model  # noqa: E402
 from reaction import GROUP, GROUP_LINKS  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -139,15 +144,6 @@ class FleetThread:
             else:
                 raise RuntimeError("deployments not placed within 1200 s")
         await settle(self.fleet, 3.0, 300)
-
-    def set_battery(self, name: str, pct: float) -> None:
-        sim = self.fleet.sims[name]
-
-        def change() -> None:
-            sim.battery_pct = pct
-            sim.kick.set()  # heartbeat now, not at the next interval
-
-        self.loop.call_soon_threadsafe(change)
 
     def stop(self) -> None:
         self.run(self.fleet.stop(), 60)
@@ -248,7 +244,8 @@ def event_to_visible(
     chromium: Any, fleet: FleetThread, url: str, samples: int
 ) -> dict[str, list[float]]:
     """ms from the event's server time to the page showing its effect."""
-    out: dict[str, list[float]] = {"placement": [], "placement delivered": [], "device": []}
+    out: dict[str, list[float]] = {"placement": [], "placement delivered": [],
+                                   "drain to visible": [], "device": []}  # fmt: skip
     admin = httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {ADMIN}"})
     context = _context(chromium)
     page = context.new_page()
@@ -259,13 +256,14 @@ def event_to_visible(
         before = page.get_attribute(selector, "data-placement")
         page.evaluate(_WATCH, [selector, "data-placement", before])
         triggered = time.time()
-        fleet.set_battery(f"g{g:03d}-cam-1", 40.5)
+        admin.post(f"/v1/devices/g{g:03d}-cam-1/drain").raise_for_status()
         try:
             page.wait_for_function("window.__seen !== null", timeout=60_000)
         except Exception:
             print(f"g{g:03d}: no re-placement shown within 60 s", file=sys.stderr)
             continue
         seen = page.evaluate("window.__seen") / 1000.0
+        out["drain to visible"].append((seen - triggered) * 1000)
         log = page.evaluate("window.continuumConsole.log")
         placed = [e for e in log if e["kind"] == "placement" and (e["at"] or 0) >= triggered]
         if placed:
@@ -393,7 +391,7 @@ def heartbeat_run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     launcher = Launcher(env=clean_env())
     interval = "0" if mode == "off" else "15"
     with tempfile.TemporaryDirectory(prefix="continuum-bench-console-hb-") as data:
-        env = {"CONTINUUM_DATA_DIR": data, "CONTINUUM_ADMIN_TOKEN": ADMIN,
+        env = {"CONTINUUM_DATA_DIR": data, "CONTINUUM_ADMIN_TOKEN": HB_ADMIN,
                "CONTINUUM_HEARTBEAT_INTERVAL_S": "60", "CONTINUUM_SOLVER": "ilp",
                "CONTINUUM_CONSOLE_SAMPLE_INTERVAL_S": interval, **UNLIMITED_ENROLL}  # fmt: skip
         with contextlib.ExitStack() as stack:
@@ -414,7 +412,7 @@ def heartbeat_run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             if mode == "open":
                 chromium = stack.enter_context(browser())
                 page = _context(chromium).new_page()
-                login(page, plane.url, ADMIN)
+                login(page, plane.url, HB_ADMIN)
                 page.wait_for_function(
                     "document.getElementById('live-status').textContent === 'live'"
                 )
