@@ -32,10 +32,11 @@ class ConsoleService:
             self._plan = await self._ctx.run_sync(console_views.in_force)
         return self._plan
 
-    async def fleet(self, listing: Listing) -> dict[str, Any]:
+    async def fleet(self, listing: Listing | None = None) -> dict[str, Any]:
         """A page of the devices by tier with status, utilization, free memory, power and
         battery (a battery is `short` when its projected hours fall below the placement
         horizon), and the counts of every tier and status over the whole fleet."""
+        listing = listing or Listing()
         devices, horizon = await self._ctx.run_sync(console_views.devices)
         plan = await self._in_force()
         beats = await self._ctx.live.heartbeats()
@@ -61,11 +62,12 @@ class ConsoleService:
             "where": where,
         }
 
-    async def topology(self, listing: Listing) -> dict[str, Any]:
+    async def topology(self, listing: Listing | None = None) -> dict[str, Any]:
         """Devices in tier rows and a page of the links: declared and measured Mbit/s and
         RTT, and utilization under the plan in force. A filter draws the devices it names
         and their links' other ends; past TOPOLOGY_NODES devices the drawing is per tier
         and zone, unless `listing.all`."""
+        listing = listing or Listing()
         devices, _ = await self._ctx.run_sync(console_views.devices)
         declared = await self._ctx.run_sync(console_views.declared_links)
         plan = await self._in_force()
@@ -105,11 +107,12 @@ class ConsoleService:
         return {"rows": rows, "summary": summary, "drawn": len(shown), "links": page,
                 "where": where, "plan_version": plan.version}  # fmt: skip
 
-    async def deployments(self, listing: Listing) -> dict[str, Any]:
+    async def deployments(self, listing: Listing | None = None) -> dict[str, Any]:
         """A page of the deployments, each with its placement (segments or stages),
         predicted against measured latency and the SLO headroom, energy and carbon per
         inference with the embodied share, and its status with the reason and constraint
         code when not placed; and how many deployments have each status."""
+        listing = listing or Listing()
         plan = await self._in_force()
         views, codes = await self._ctx.run_sync(console_views.deployment_rows, plan)
         chosen = [v for v in views if listing.matches(v["name"], None, (v["status"],))]
