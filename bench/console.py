@@ -15,7 +15,8 @@
    `degraded` where it is, and 42% to 90% keep it placed where it is.) Also from the
    drain's request to the page showing it (solving and rolling out included). And a
    cordon on /console/fleet (its first page of 100 devices, the cordoned one on it):
-   from its `device` event to the row showing it.
+   from its `device` event to the row showing it. Each also split at the event's arrival
+   in the page: the event bus's delivery, then the page's own refetch and swap.
 3. Chart storage: the rows the sampler wrote, their size, and the charts page with the
    retention full (528 rows at the defaults, synthesised from a real row).
 4. Heartbeats: bench/heartbeats.py's load (1,000 agents, 16 in flight) against a fresh
@@ -245,7 +246,9 @@ def event_to_visible(
 ) -> dict[str, list[float]]:
     """ms from the event's server time to the page showing its effect."""
     out: dict[str, list[float]] = {"placement": [], "placement delivered": [],
-                                   "drain to visible": [], "device": []}  # fmt: skip
+                                   "placement received to visible": [],
+                                   "drain to visible": [], "device": [],
+                                   "device received to visible": []}  # fmt: skip
     admin = httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {ADMIN}"})
     context = _context(chromium)
     page = context.new_page()
@@ -269,6 +272,7 @@ def event_to_visible(
         if placed:
             out["placement"].append((seen - placed[0]["at"]) * 1000)
             out["placement delivered"].append(placed[0]["received"] - placed[0]["at"] * 1000)
+            out["placement received to visible"].append(seen * 1000 - placed[0]["received"])
         else:
             kinds = [e["kind"] for e in log if (e["at"] or 0) >= triggered]
             print(
@@ -288,9 +292,12 @@ def event_to_visible(
         page.wait_for_function("window.__seen !== null", timeout=60_000)
         seen = page.evaluate("window.__seen") / 1000.0
         log = page.evaluate("window.continuumConsole.log")
-        changed = [e for e in log if e["kind"] == "device" and (e["at"] or 0) >= triggered]
+        # This cordon's own event (a loaded machine's agents may flap: other devices' too).
+        changed = [e for e in log if e["kind"] == "device" and e.get("target") == device
+                   and (e["at"] or 0) >= triggered]  # fmt: skip
         if changed:
             out["device"].append((seen - changed[0]["at"]) * 1000)
+            out["device received to visible"].append(seen * 1000 - changed[0]["received"])
         fleet.run(settle(fleet.fleet, 1.0, 60))
     context.close()
     admin.close()
