@@ -55,7 +55,7 @@
       try {
         var message = JSON.parse(e.data);
         at = message.at;
-        target = (message.data || {}).device_id || null;
+        target = message.device_id || null;
       } catch (err) { /* keep going */ }
       log.push({ kind: kind, at: at, target: target, received: Date.now() });
       if (log.length > 100) { log.shift(); }
