@@ -202,10 +202,13 @@ def topology_groups(
         use = float(b.get("utilization") or 0.0)
         cls = "link hot" if use > 0.8 else ("link used" if use > 0 else "link")
         tip = f"{b['a']} – {b['b']}: {b['links']} links, the busiest at {use * 100:.0f}%"
+        # A line past a row (device to cloud) bends aside, clear of the boxes between.
+        bend = 260.0 if abs(y1 - y2) > row_h else 0.0
+        mx, my = (x1 + x2) / 2 + bend, (y1 + y2) / 2
         out.append(
-            f'<g><line class="{cls}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-            f'stroke-width="{1 + 6 * min(use, 1):.1f}"><title>{escape(tip)}</title></line>'
-            f'<text x="{(x1 + x2) / 2 + 4:.1f}" y="{(y1 + y2) / 2:.1f}" class="label">'
+            f'<g><path class="{cls}" d="M{x1:.1f},{y1:.1f} Q{mx:.1f},{my:.1f} {x2:.1f},{y2:.1f}"'
+            f' fill="none" stroke-width="{1 + 6 * min(use, 1):.1f}"><title>{escape(tip)}</title>'
+            f'</path><text x="{(x1 + x2) / 2 + bend / 2 + 4:.1f}" y="{my:.1f}" class="label">'
             f"{b['links']} links</text></g>"
         )
     for row in per_row:
