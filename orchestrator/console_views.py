@@ -27,6 +27,14 @@ class InForce:
     links: dict[tuple[str, str], float] = field(default_factory=dict)  # (a, b) -> utilization
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> scenario app
     embodied_g: dict[str, float] = field(default_factory=dict)  # app -> per inference
+    placements: dict[str, dict[str, Any]] = field(default_factory=dict)  # app -> API entry
+
+
+def in_force_version(session: Session) -> int | None:
+    """The version in force, alone: what a page asks first, to reuse its cached figures (a
+    version's documents never change; reading and parsing them at 1,000 devices does not
+    fit in a page's time)."""
+    return session.scalar(select(PlanVersion.version).where(PlanVersion.in_force.is_(True)))
 
 
 def in_force(session: Session) -> InForce:
@@ -46,6 +54,7 @@ def in_force(session: Session) -> InForce:
         links=links,
         apps={str(a["id"]): a for a in scenario.get("apps", [])},
         embodied_g=_embodied(scenario, plan),
+        placements=deployments.placements(plan),
     )
 
 
@@ -83,15 +92,25 @@ def _embodied(scenario: dict[str, Any], plan: dict[str, Any]) -> dict[str, float
     return out
 
 
-def devices(session: Session) -> tuple[list[Device], float]:
-    """Every device and the placement horizon (hours) batteries are judged against."""
+_DEVICE_COLUMNS = (
+    Device.id, Device.tier, Device.zone, Device.state, Device.emulated, Device.memory_mb,
+    Device.power_idle_w, Device.power_busy_w, Device.power_provenance,
+    Device.battery_capacity_wh, Device.battery_min_pct,
+)  # fmt: skip
+
+
+def devices(session: Session) -> tuple[list[Any], float]:
+    """Every device, the columns the pages show as plain rows (building 1,000 ORM objects
+    was most of a fleet page's time), and the placement horizon (hours) batteries are
+    judged against."""
     horizon = deployments.placement_settings(session).horizon_h
-    return fleet.list_devices(session), float(horizon)
+    rows: list[Any] = list(session.execute(select(*_DEVICE_COLUMNS).order_by(Device.id)).all())
+    return rows, float(horizon)
 
 
-def deployment_rows(session: Session) -> tuple[list[dict[str, Any]], InForce, dict[str, str]]:
-    """The deployments' views, the plan in force, and the constraint code (solver.Code) of
-    each deployment the latest plan set aside."""
+def deployment_rows(session: Session, plan: InForce) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The deployments' views (placed as in `plan`, the plan in force) and the constraint
+    code (solver.Code) of each deployment the latest plan set aside."""
     latest = session.scalar(
         select(PlanVersion)
         .options(load_only(PlanVersion.version, PlanVersion.stats))
@@ -99,16 +118,16 @@ def deployment_rows(session: Session) -> tuple[list[dict[str, Any]], InForce, di
         .limit(1)
     )
     codes = dict((latest.stats or {}).get("unplaced_codes") or {}) if latest is not None else {}
-    views = deployments.views(session)
+    views = deployments.views(session, placed=plan.placements)
     blamed = [v["name"] for v in views if v["status"] == "infeasible" and v["name"] not in codes]
     if blamed and latest is not None:
         # The whole latest plan was infeasible: its reason (which these views show) has
         # its code in the document.
-        plan = session.scalar(select(PlanVersion.plan).where(PlanVersion.version == latest.version))
-        code = (plan or {}).get("reason_code")
+        doc = session.scalar(select(PlanVersion.plan).where(PlanVersion.version == latest.version))
+        code = (doc or {}).get("reason_code")
         if code:
             codes.update(dict.fromkeys(blamed, str(code)))
-    return views, in_force(session), codes
+    return views, codes
 
 
 def declared_links(session: Session) -> dict[tuple[str, str], dict[str, float]]:

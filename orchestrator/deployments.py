@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
+import solver
 from orchestrator import audit, tokens
 from orchestrator.catalog import check_id, check_stages, model_exists
 from orchestrator.db.tables import (
@@ -128,18 +129,40 @@ def placement_dict(row: PlacementSettings) -> dict[str, float]:
     return {key: float(getattr(row, key)) for key in PLACEMENT_FIELDS}
 
 
-def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
-    """Deployments with their status, why, and their entry in the plan in force."""
+def placements(document: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Each app's entry in a stored plan document, as the API shows it."""
+    return {a.id: a.model_dump(mode="json") for a in parse_apps(document or {})}
+
+
+def views(
+    session: Session,
+    name: str | None = None,
+    placed: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Deployments with their status, why, and their entry in the plan in force (`placed`:
+    that plan's `placements`, when the caller keeps them per plan version). A constant
+    number of queries whatever the number of deployments: the plan documents are read
+    only when something needs them, and once."""
     rows = [get_deployment(session, name)] if name is not None else list_deployments(session)
-    current = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
-    latest = session.scalar(select(PlanVersion).order_by(PlanVersion.version.desc()).limit(1))
-    placed = {a.id: a for a in (parse_apps(current.plan) if current is not None else [])}
+    head = (PlanVersion.version, PlanVersion.stats)
+    current = session.scalar(
+        select(PlanVersion).options(load_only(*head)).where(PlanVersion.in_force.is_(True))
+    )
+    latest = session.scalar(
+        select(PlanVersion).options(load_only(*head)).order_by(PlanVersion.version.desc()).limit(1)
+    )
+    if placed is None:
+        placed = placements(current.plan if current is not None else None)
     waiting = (latest.stats or {}).get("waiting", {}) if latest is not None else {}
+    audited = _waiting_reasons(
+        session, [d.id for d in rows if d.status == "waiting" and d.id not in waiting]
+    )
+    latest_doc: list[solver.PlanDoc | None] = []  # parsed at most once, when needed
     out = []
     for dep in rows:
         reason = None
         if dep.status == "waiting":
-            reason = waiting.get(dep.id) or _waiting_reason(session, dep.id)
+            reason = waiting.get(dep.id) or audited.get(dep.id) or NO_DEVICE_ALIVE
         elif dep.status == "degraded":
             # Served degraded since the plan in force (a later plan may have kept it so).
             for row in (latest, current):
@@ -147,7 +170,9 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
                 reason = reason or found
         elif dep.status == "infeasible" and latest is not None:
             unplaced = (latest.stats or {}).get("unplaced") or {}
-            doc = None if dep.id in unplaced else parse_plan(latest.plan)
+            if dep.id not in unplaced and not latest_doc:
+                latest_doc.append(parse_plan(latest.plan))
+            doc = None if dep.id in unplaced else latest_doc[0]
             reason = (
                 unplaced.get(dep.id)
                 or (doc.reason if doc is not None else None)
@@ -159,7 +184,7 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
                 "spec": public_spec(dep),
                 "status": dep.status,
                 "reason": reason,
-                "placement": placed[dep.id].model_dump(mode="json") if dep.id in placed else None,
+                "placement": placed.get(dep.id),
                 "created_at": dep.created_at,
                 "updated_at": dep.updated_at,
             }
@@ -167,11 +192,20 @@ def views(session: Session, name: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def _waiting_reason(session: Session, name: str) -> str:
-    entry = session.scalar(
-        select(AuditEntry)
-        .where(AuditEntry.action == "placement.waiting", AuditEntry.target == f"deployment:{name}")
+NO_DEVICE_ALIVE = "no device is alive to place it on"
+
+
+def _waiting_reasons(session: Session, names: list[str]) -> dict[str, str]:
+    """The latest `placement.waiting` audit reason of each of `names`, in one query."""
+    if not names:
+        return {}
+    targets = {f"deployment:{n}": n for n in names}
+    entries = session.execute(
+        select(AuditEntry.target, AuditEntry.reason)
+        .where(AuditEntry.action == "placement.waiting", AuditEntry.target.in_(list(targets)))
         .order_by(AuditEntry.id.desc())
-        .limit(1)
     )
-    return entry.reason if entry is not None else "no device is alive to place it on"
+    out: dict[str, str] = {}
+    for target, reason in entries:
+        out.setdefault(targets[target], reason)
+    return out

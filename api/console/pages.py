@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -21,6 +21,14 @@ from api.console import svg
 from api.deps import ControlPlaneDep, ServicesDep
 from api.routers.events import event_stream
 from api.wire import DEVICE_ID_PATTERN
+from orchestrator.console_listing import (
+    DEPLOYMENT_STATUSES,
+    DEVICE_STATUSES,
+    MAX_PER_PAGE,
+    PER_PAGE,
+    TIERS,
+    Listing,
+)
 from orchestrator.errors import ServiceError
 from orchestrator.services.registry import Services
 
@@ -132,11 +140,49 @@ def _refused(detail: str, status: int) -> HTMLResponse:
 
 
 # -- pages ------------------------------------------------------------------------------
+def _listing(request: Request, statuses: tuple[str, ...]) -> tuple[Listing, str | None]:
+    """The page's filter and page from its query, or the default and what was wrong (the
+    field named): a bad link shows the first page with the error, not a stack trace."""
+    q = request.query_params
+    try:
+        page, per_page = int(q.get("page", "1")), int(q.get("per_page", str(PER_PAGE)))
+    except ValueError:
+        return Listing(), "page: a whole number (page and per_page)"
+    text, tier, status = q.get("q", "").strip(), q.get("tier", ""), q.get("status", "")
+    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
+        return Listing(), f"page: from 1, and per_page from 1 to {MAX_PER_PAGE}"
+    if len(text) > 128:
+        return Listing(), "q: at most 128 characters"
+    if tier and tier not in TIERS:
+        return Listing(), f"tier: one of {', '.join(TIERS)}, not {tier!r}"
+    if status and status not in statuses:
+        return Listing(), f"status: one of {', '.join(statuses)}, not {status!r}"
+    return Listing(page, per_page, text, tier, status, q.get("all") == "1"), None
+
+
+def _listed(
+    request: Request, name: str, user: sessions.Session, data: dict[str, Any], error: str | None
+) -> HTMLResponse:
+    """A page with a listing: links that keep its filter (`link(...)`), and its error."""
+
+    def link(**changes: Any) -> str:
+        params = {k: v for k, v in request.query_params.items() if k != "fragment"}
+        if "page" not in changes:
+            params.pop("page", None)  # a new filter starts at its first page
+        params.update({k: str(v) for k, v in changes.items()})
+        kept = {k: v for k, v in params.items() if v not in ("", "0")}
+        return request.url.path + ("?" + urlencode(kept) if kept else "")
+
+    context = {**data, "link": link, "error": error}
+    return _page(request, name, user, context, 200 if error is None else 422)
+
+
 @router.get("/fleet", response_class=HTMLResponse)
 async def fleet(request: Request, user: SessionDep, services: ServicesDep) -> Response:
-    data = await services.console.fleet()
+    listing, error = _listing(request, DEVICE_STATUSES)
+    data = await services.console.fleet(listing)
     flash = request.query_params.get("flash")
-    return _page(request, "fleet", user, {"fleet": data, "flash": flash})
+    return _listed(request, "fleet", user, {"fleet": data, "flash": flash}, error)
 
 
 @router.post("/devices/{device_id}/{action}")
@@ -169,12 +215,16 @@ async def device_action(
 
 @router.get("/topology", response_class=HTMLResponse)
 async def topology(request: Request, user: SessionDep, services: ServicesDep) -> Response:
-    return _page(request, "topology", user, {"topo": await services.console.topology()})
+    listing, error = _listing(request, ())
+    data = await services.console.topology(listing)
+    return _listed(request, "topology", user, {"topo": data}, error)
 
 
 @router.get("/deployments", response_class=HTMLResponse)
 async def deployments(request: Request, user: SessionDep, services: ServicesDep) -> Response:
-    return _page(request, "deployments", user, {"rows": await services.console.deployments()})
+    listing, error = _listing(request, DEPLOYMENT_STATUSES)
+    data = await services.console.deployments(listing)
+    return _listed(request, "deployments", user, {"deps": data}, error)
 
 
 @router.get("/plans", response_class=HTMLResponse)

@@ -178,5 +178,59 @@ def topology(
     return Markup("".join(out))
 
 
+def topology_groups(
+    groups: Sequence[Mapping[str, Any]], bundles: Sequence[Mapping[str, Any]]
+) -> Markup:
+    """The topology per group (tier and zone) for a fleet too large to draw device by
+    device: a box per group with its devices (alive, cordoned, draining) and links inside,
+    one line per pair of linked groups, as wide as its busiest link's plan utilization."""
+    order = [t for t in ("cloud", "edge", "device") if any(g["tier"] == t for g in groups)]
+    per_row = [[g for g in groups if g["tier"] == t] for t in order]
+    w, row_h, box_w, box_h = _W, 120, 170, 58
+    h = row_h * max(len(order), 1) + 20
+    pos: dict[str, tuple[float, float]] = {}
+    for r, row in enumerate(per_row):
+        step = (w - 80) / max(len(row), 1)
+        for i, g in enumerate(row):
+            pos[str(g["name"])] = (60 + step * (i + 0.5), 20 + box_h / 2 + r * row_h)
+    out = [
+        f'<svg class="topology groups" viewBox="0 0 {w} {h}" role="img" aria-label="fleet '
+        'topology per tier and zone" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for b in bundles:
+        (x1, y1), (x2, y2) = pos[str(b["a"])], pos[str(b["b"])]
+        use = float(b.get("utilization") or 0.0)
+        cls = "link hot" if use > 0.8 else ("link used" if use > 0 else "link")
+        tip = f"{b['a']} – {b['b']}: {b['links']} links, the busiest at {use * 100:.0f}%"
+        # A line past a row (device to cloud) bends aside, clear of the boxes between.
+        bend = 260.0 if abs(y1 - y2) > row_h else 0.0
+        mx, my = (x1 + x2) / 2 + bend, (y1 + y2) / 2
+        out.append(
+            f'<g><path class="{cls}" d="M{x1:.1f},{y1:.1f} Q{mx:.1f},{my:.1f} {x2:.1f},{y2:.1f}"'
+            f' fill="none" stroke-width="{1 + 6 * min(use, 1):.1f}"><title>{escape(tip)}</title>'
+            f'</path><text x="{(x1 + x2) / 2 + bend / 2 + 4:.1f}" y="{my:.1f}" class="label">'
+            f"{b['links']} links</text></g>"
+        )
+    for row in per_row:
+        for g in row:
+            x, y = pos[str(g["name"])]
+            down = int(g["devices"]) - int(g["alive"])
+            held = ", ".join(f"{g[s]} {s}" for s in ("cordoned", "draining") if g[s])
+            cls = "node group" + (" down" if down else "")
+            out.append(
+                f'<g class="{cls}" data-group="{escape(str(g["name"]))}">'
+                f'<rect x="{x - box_w / 2:.1f}" y="{y - box_h / 2:.1f}" width="{box_w}" '
+                f'height="{box_h}" rx="8"/>'
+                f'<text x="{x:.1f}" y="{y - 10:.1f}" text-anchor="middle" class="tier">'
+                f"{escape(str(g['name']))}</text>"
+                f'<text x="{x:.1f}" y="{y + 6:.1f}" text-anchor="middle" class="label">'
+                f"{g['devices']} devices, {g['alive']} alive</text>"
+                f'<text x="{x:.1f}" y="{y + 20:.1f}" text-anchor="middle" class="label">'
+                f"{escape(held or 'none held')} · {g['inside']} links inside</text></g>"
+            )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
 def _opt(value: Any) -> str:
     return "–" if value is None else _fmt(float(value))

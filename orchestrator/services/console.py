@@ -8,75 +8,80 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator import console_views, samples
+from orchestrator.console_listing import (
+    TIERS,
+    TOPOLOGY_NODES,
+    Listing,
+    counts,
+    page_of,
+    summarise,
+)
 from orchestrator.services.context import Context
-
-TIERS = ("device", "edge", "cloud")
 
 
 class ConsoleService:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        self._plan = console_views.InForce()  # the plan in force's figures, per version
 
-    async def fleet(self) -> dict[str, Any]:
-        """Devices by tier with status, utilization, free memory, power and battery; a
-        battery is `short` when its projected hours fall below the placement horizon."""
+    async def _in_force(self) -> console_views.InForce:
+        """The plan in force's figures, read and parsed once per version (a version's
+        documents never change)."""
+        version = await self._ctx.run_sync(console_views.in_force_version)
+        if version != self._plan.version:
+            self._plan = await self._ctx.run_sync(console_views.in_force)
+        return self._plan
+
+    async def fleet(self, listing: Listing | None = None) -> dict[str, Any]:
+        """A page of the devices by tier with status, utilization, free memory, power and
+        battery (a battery is `short` when its projected hours fall below the placement
+        horizon), and the counts of every tier and status over the whole fleet."""
+        listing = listing or Listing()
         devices, horizon = await self._ctx.run_sync(console_views.devices)
-        plan = await self._ctx.run_sync(console_views.in_force)
+        plan = await self._in_force()
         beats = await self._ctx.live.heartbeats()
-        tiers: dict[str, list[dict[str, Any]]] = {t: [] for t in TIERS}
+        order = {t: k for k, t in enumerate(TIERS)}
+        devices.sort(key=lambda d: (order.get(d.tier, len(order)), d.tier, d.id))
+        marked, chosen = [], []
         for d in devices:
-            beat = beats.get(d.id) or {}
-            use = plan.devices.get(d.id) or {}
-            battery = None
-            if d.battery_capacity_wh is not None:
-                hours = use.get("battery_h")
-                battery = {
-                    "level_pct": beat.get("battery_pct"),
-                    "min_pct": d.battery_min_pct,
-                    "charging": beat.get("charging"),
-                    "hours": hours,
-                    "short": hours is not None and hours < horizon,
-                }
-            tiers.setdefault(d.tier, []).append(
-                {
-                    "id": d.id,
-                    "tier": d.tier,
-                    "state": d.state,
-                    "alive": d.id in beats,
-                    "emulated": d.emulated,
-                    "utilization": beat.get("utilization"),
-                    "planned_utilization": use.get("utilization"),
-                    "free_memory_mb": beat.get("free_memory_mb"),
-                    "memory_mb": d.memory_mb,
-                    "power_w": use.get("power_w"),
-                    "power_idle_w": d.power_idle_w,
-                    "power_busy_w": d.power_busy_w,
-                    # Declared until measured power lands (issue 17: `power_provenance`).
-                    "power_provenance": getattr(d, "power_provenance", None) or "declared",
-                    "battery": battery,
-                }
-            )
-        count = sum(len(v) for v in tiers.values())
-        alive = sum(1 for v in tiers.values() for r in v if r["alive"])
+            hours = (plan.devices.get(d.id) or {}).get("battery_h")
+            short = d.battery_capacity_wh is not None and hours is not None and hours < horizon
+            marks = ("alive" if d.id in beats else "down", d.state) + (("short",) if short else ())
+            marked.append((d.tier, marks))
+            if listing.matches(d.id, d.tier, marks):
+                chosen.append(d)
+        shown, where = page_of(chosen, listing)
+        tiers: dict[str, list[dict[str, Any]]] = {t: [] for t in TIERS}
+        for d in shown:
+            tiers.setdefault(d.tier, []).append(_device_row(d, beats, plan, horizon))
         return {
             "tiers": tiers,
             "horizon_h": horizon,
             "plan_version": plan.version,
-            "count": count,
-            "alive": alive,
+            "counts": counts(marked, TIERS),
+            "where": where,
         }
 
-    async def topology(self) -> dict[str, Any]:
-        """Devices in tier rows and every link: declared and measured Mbit/s and RTT, and
-        its utilization under the plan in force."""
+    async def topology(self, listing: Listing | None = None) -> dict[str, Any]:
+        """Devices in tier rows and a page of the links: declared and measured Mbit/s and
+        RTT, and utilization under the plan in force. A filter draws the devices it names
+        and their links' other ends; past TOPOLOGY_NODES devices the drawing is per tier
+        and zone, unless `listing.all`."""
+        listing = listing or Listing()
         devices, _ = await self._ctx.run_sync(console_views.devices)
         declared = await self._ctx.run_sync(console_views.declared_links)
-        plan = await self._ctx.run_sync(console_views.in_force)
+        plan = await self._in_force()
         measured = await self._ctx.live.links()
         beats = await self._ctx.live.heartbeats()
-        keys = set(declared) | set(measured) | set(plan.links)
-        links = []
-        for a, b in sorted(keys):
+        nodes: dict[str, dict[str, Any]] = {
+            d.id: {"id": d.id, "tier": d.tier, "zone": d.zone, "alive": d.id in beats,
+                   "state": d.state} for d in devices
+        }  # fmt: skip
+        named = {i for i, n in nodes.items() if listing.matches(i, n["tier"], ())}
+        links: list[dict[str, Any]] = []
+        for a, b in sorted(set(declared) | set(measured) | set(plan.links)):
+            if a not in named and b not in named:
+                continue
             dec, m = declared.get((a, b)) or {}, measured.get((a, b)) or {}
             links.append(
                 {
@@ -89,52 +94,33 @@ class ConsoleService:
                     "utilization": plan.links.get((a, b)),
                 }
             )
+        drawn = named | {str(end) for link in links for end in (link["a"], link["b"])}
+        shown = [nodes[i] for i in sorted(drawn) if i in nodes]
+        summary = None
         rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TIERS}
-        for d in devices:
-            rows.setdefault(d.tier, []).append(
-                {"id": d.id, "alive": d.id in beats, "state": d.state}
-            )
-        return {"rows": rows, "links": links, "plan_version": plan.version}
+        if len(shown) > TOPOLOGY_NODES and not listing.all:
+            summary = summarise(shown, links)
+        else:
+            for node in shown:
+                rows.setdefault(node["tier"], []).append(node)
+        page, where = page_of(links, listing)
+        return {"rows": rows, "summary": summary, "drawn": len(shown), "links": page,
+                "where": where, "plan_version": plan.version}  # fmt: skip
 
-    async def deployments(self) -> list[dict[str, Any]]:
-        """Each deployment's placement (segments or stages), predicted against measured
-        latency and the SLO headroom, energy and carbon per inference with the embodied
-        share, and its status with the reason and constraint code when not placed."""
-        views, plan, codes = await self._ctx.run_sync(console_views.deployment_rows)
+    async def deployments(self, listing: Listing | None = None) -> dict[str, Any]:
+        """A page of the deployments, each with its placement (segments or stages),
+        predicted against measured latency and the SLO headroom, energy and carbon per
+        inference with the embodied share, and its status with the reason and constraint
+        code when not placed; and how many deployments have each status."""
+        listing = listing or Listing()
+        plan = await self._in_force()
+        views, codes = await self._ctx.run_sync(console_views.deployment_rows, plan)
+        chosen = [v for v in views if listing.matches(v["name"], None, (v["status"],))]
+        shown, where = page_of(chosen, listing)
         measured = samples.measured_latency_ms(await self._ctx.live.heartbeats())
-        out = []
-        for v in views:
-            spec, placement = v["spec"], v["placement"] or {}
-            slo = spec.get("slo_ms")
-            latency = placement.get("latency_ms") or {}
-            worst = latency.get("worst")
-            out.append(
-                {
-                    "name": v["name"],
-                    "status": v["status"],
-                    "reason": v["reason"],
-                    "code": codes.get(v["name"]) if v["status"] != "placed" else None,
-                    "source": spec.get("source"),
-                    "what": spec.get("model")
-                    or (f"cascade {spec['cascade']}" if isinstance(spec.get("cascade"), str)
-                        else "cascade" if spec.get("cascade") else None)
-                    or "variants " + ", ".join(spec.get("variants") or []),
-                    "rate_rps": spec.get("rate_rps"),
-                    "slo_ms": slo,
-                    "segments": placement.get("segments") or [],
-                    "stages": placement.get("stages") or [],
-                    "predicted_ms": worst,
-                    "expected_ms": latency.get("expected"),
-                    "measured_ms": measured.get(v["name"]),
-                    "headroom_ms": (slo - worst) if slo is not None and worst is not None
-                    else None,
-                    "energy_j": placement.get("energy_j"),
-                    "carbon_g": placement.get("carbon_g"),
-                    "embodied_g": plan.embodied_g.get(v["name"]) if placement else None,
-                    "slo_met": placement.get("slo_met"),
-                }
-            )  # fmt: skip
-        return out
+        rows = [_deployment_row(v, plan, codes, measured) for v in shown]
+        return {"rows": rows, "counts": counts(((v["status"], ()) for v in views), ()),
+                "where": where}  # fmt: skip
 
     async def plans(self, limit: int = 50) -> list[dict[str, Any]]:
         return await self._ctx.run_sync(console_views.history, limit)
@@ -183,3 +169,71 @@ class ConsoleService:
 
     async def models(self) -> list[dict[str, Any]]:
         return await self._ctx.run_sync(console_views.models)
+
+
+def _device_row(
+    d: Any, beats: dict[str, dict[str, Any]], plan: console_views.InForce, horizon: float
+) -> dict[str, Any]:
+    beat = beats.get(d.id) or {}
+    use = plan.devices.get(d.id) or {}
+    battery = None
+    if d.battery_capacity_wh is not None:
+        hours = use.get("battery_h")
+        battery = {
+            "level_pct": beat.get("battery_pct"),
+            "min_pct": d.battery_min_pct,
+            "charging": beat.get("charging"),
+            "hours": hours,
+            "short": hours is not None and hours < horizon,
+        }
+    return {
+        "id": d.id,
+        "tier": d.tier,
+        "state": d.state,
+        "alive": d.id in beats,
+        "emulated": d.emulated,
+        "utilization": beat.get("utilization"),
+        "planned_utilization": use.get("utilization"),
+        "free_memory_mb": beat.get("free_memory_mb"),
+        "memory_mb": d.memory_mb,
+        "power_w": use.get("power_w"),
+        "power_idle_w": d.power_idle_w,
+        "power_busy_w": d.power_busy_w,
+        "power_provenance": d.power_provenance or "declared",
+        "battery": battery,
+    }
+
+
+def _deployment_row(
+    v: dict[str, Any],
+    plan: console_views.InForce,
+    codes: dict[str, str],
+    measured: dict[str, float],
+) -> dict[str, Any]:
+    spec, placement = v["spec"], v["placement"] or {}
+    slo = spec.get("slo_ms")
+    latency = placement.get("latency_ms") or {}
+    worst = latency.get("worst")
+    cascade = spec.get("cascade")
+    return {
+        "name": v["name"],
+        "status": v["status"],
+        "reason": v["reason"],
+        "code": codes.get(v["name"]) if v["status"] != "placed" else None,
+        "source": spec.get("source"),
+        "what": spec.get("model")
+        or (f"cascade {cascade}" if isinstance(cascade, str) else "cascade" if cascade else None)
+        or "variants " + ", ".join(spec.get("variants") or []),
+        "rate_rps": spec.get("rate_rps"),
+        "slo_ms": slo,
+        "segments": placement.get("segments") or [],
+        "stages": placement.get("stages") or [],
+        "predicted_ms": worst,
+        "expected_ms": latency.get("expected"),
+        "measured_ms": measured.get(v["name"]),
+        "headroom_ms": (slo - worst) if slo is not None and worst is not None else None,
+        "energy_j": placement.get("energy_j"),
+        "carbon_g": placement.get("carbon_g"),
+        "embodied_g": plan.embodied_g.get(v["name"]) if placement else None,
+        "slo_met": placement.get("slo_met"),
+    }

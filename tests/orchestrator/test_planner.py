@@ -139,6 +139,10 @@ async def test_no_alive_device_leaves_the_deployment_waiting_with_nothing_commit
     assert last is not None and last.note == "no device is alive and active: nothing to solve"
     status = await fleet.run_sync(lambda s: s.get(Deployment, "detect").status)
     assert status == "waiting"
+    # No plan was committed: the reason is the planner's audit entry (one query for all).
+    (view,) = await fleet.run_sync(deployments.views)
+    assert view["status"] == "waiting" and "device 'cam-1'" in view["reason"]
+    assert view["reason"] != deployments.NO_DEVICE_ALIVE and view["placement"] is None
 
 
 @pytest.mark.parametrize("when", ["degrade", "stop"])

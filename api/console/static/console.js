@@ -51,9 +51,13 @@
   var log = window.continuumConsole.log = [];
   kinds.forEach(function (kind) {
     source.addEventListener(kind, function (e) {
-      var at = null;
-      try { at = JSON.parse(e.data).at; } catch (err) { /* keep going */ }
-      log.push({ kind: kind, at: at, received: Date.now() });
+      var at = null, target = null;
+      try {
+        var message = JSON.parse(e.data);
+        at = message.at;
+        target = message.device_id || null;
+      } catch (err) { /* keep going */ }
+      log.push({ kind: kind, at: at, target: target, received: Date.now() });
       if (log.length > 100) { log.shift(); }
       window.continuumConsole.events += 1;
       window.continuumConsole.lastEventAt = Date.now();

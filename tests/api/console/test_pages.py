@@ -106,6 +106,29 @@ async def test_every_page_shows_the_fleet_and_its_plan(
     assert diff.status_code == 200 and "v1 ↔ v1" in diff.text
 
 
+async def test_long_lists_are_paged_filtered_and_counted(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    await _placed(client, cnn_bytes)
+    await _login(client, client.headers["Authorization"].removeprefix("Bearer "))
+    fleet = (await client.get("/console/fleet")).text
+    assert re.search(r'data-counts="device">.*?<td class="num">1</td>', fleet)
+    edge = await client.get("/console/fleet?tier=edge&fragment=1")
+    assert 'data-device="edge-1"' in edge.text and 'data-device="cam-1"' not in edge.text
+    second = (await client.get("/console/fleet?per_page=1&page=2")).text
+    assert 'data-device="edge-1"' in second and 'data-device="cam-1"' not in second
+    assert "devices 2–2 of 2" in second and "page 2 of 2" in second
+    assert 'href="/console/fleet?per_page=1&amp;page=1" rel="prev"' in second
+    assert "data-device=" not in (await client.get("/console/fleet?status=down")).text
+    found = (await client.get("/console/fleet?q=CAM")).text
+    assert 'data-device="cam-1"' in found and 'data-device="edge-1"' not in found
+    deps = (await client.get("/console/deployments?status=degraded")).text
+    assert 'data-deployment="hopeless"' in deps and 'data-deployment="vision"' not in deps
+    assert 'data-count="placed"' in deps and 'data-count="degraded"' in deps
+    topo = (await client.get("/console/topology?q=nothing-matches")).text
+    assert "0 links · 0 devices drawn" in topo and "no links match" in topo
+
+
 async def test_forms_validate_and_name_the_field(client: httpx.AsyncClient) -> None:
     client.headers.pop("Authorization")
     empty = await client.post("/console/login", data={"token": ""})
@@ -118,6 +141,13 @@ async def test_forms_validate_and_name_the_field(client: httpx.AsyncClient) -> N
     assert bad.status_code == 422 and "a: give a plan version number" in bad.text
     missing = await client.get("/console/plans?a=5&b=6")
     assert missing.status_code == 422 and "no plan version 5" in missing.text
+    for query, named in (("page=x", "page: a whole number"), ("per_page=0", "page: from 1"),
+                         ("tier=moon", "tier: one of device, edge, cloud"),
+                         ("status=lost", "status: one of alive")):  # fmt: skip
+        listed = await client.get(f"/console/fleet?{query}")
+        assert listed.status_code == 422 and named in listed.text, query
+    bad_status = await client.get("/console/deployments?status=alive")
+    assert bad_status.status_code == 422 and "status: one of placed" in bad_status.text
     hours = await client.get("/console/charts?hours=abc")
     assert hours.status_code == 200 and "hours: a number of hours" in hours.text
     unknown = await client.post("/console/devices/nope/cordon", data={"csrf": csrf})
