@@ -3,14 +3,16 @@
 Every step (`Inputs.step_s`) the engine
 1. reads the conditions of that moment: the traced links' throughput, the devices that
    are down (`--fail`, or a pack run flat), the batteries' levels;
-2. moves the scenario of now when an input changed past what matters (a bandwidth out of
-   +-`bandwidth_step` of its figure there, a level `battery_step_pct` points away, a
-   device lost or back), incrementally (`solver.apply_change`: routes and app costs
-   that stay valid carry over);
+2. moves the scenario of now: bandwidths exactly, a battery level when it is
+   `battery_step_pct` points away from its figure there, a device lost or back;
+   incrementally (`solver.apply_change`: routes and app costs that stay valid carry
+   over), and only when something asks for the compiled problem;
 3. asks the policy (`simulate.policy.Policy`) for the plan in force;
 4. scores the plan in force with the solver's evaluator (`solver.evaluate`, the one
-   `continuum solve` reports), incrementally on top of the last evaluation, only when
-   the scenario or the plan changed: between, nothing it reads has moved;
+   `continuum solve` reports): afresh (on top of the last evaluation) when the plan or
+   the fleet's shape changed; when only bandwidths or battery levels moved, only the
+   verdicts they can flip are judged again, with the evaluator's own checks
+   (`simulate.scoring`);
 5. adds the step's energy, carbon, SLO misses and broken constraints, and drains or
    charges every pack by its idle draw plus the plan's power, less its charge.
 """
@@ -31,7 +33,10 @@ from orchestrator.replacement import placements_of
 from simulate.inputs import Inputs, Link
 from simulate.policy import Moment, Policy
 from simulate.profiles import BatteryProfile
-from simulate.scoring import Bounds, bounds_of
+from simulate.scoring import Verdicts, verdicts_of
+from solver.costs import battery_budget_w
+from solver.evaluate import app_cost, app_violations
+from solver.scenario import Device
 
 REPORT_PCT = 0.1  # agents report a battery level to a tenth of a point
 MAX_SAMPLES = 2000  # rows per policy in the time series
@@ -109,6 +114,10 @@ class _Batteries:
 class Simulation:
     """One policy's run over the inputs."""
 
+    # True: the evaluator scores the whole plan at every step (what the incremental
+    # verdicts must equal; tests/simulate/test_scoring.py compares the two).
+    evaluate_every_step = False
+
     def __init__(self, inputs: Inputs, name: str, policy: Policy) -> None:
         self.inputs, self.name, self.policy = inputs, name, policy
         self.base = inputs.scenario
@@ -121,11 +130,14 @@ class Simulation:
         self.down: frozenset[str] = frozenset(self._down_at(0.0))
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
+        self._devices_due: dict[str, dict[str, Any]] = {}
         self.plan: solver.PlanDoc | None = None
         self.placements: dict[str, solver.Placement] = {}
         self.evaluation: solver.Evaluation | None = None
-        self.bounds: Bounds | None = None
+        self.verdicts: Verdicts | None = None
         self.evaluations = 0
+        self.horizon_h = float(self.base.get("horizon_h", 8.0))
+        self.base_devices = {d["id"]: d for d in self.base["devices"]}
         self.rates = (0.0, 0.0, 0, 0)  # W, g/s, violations, SLO misses
 
     # -- the scenario of now ---------------------------------------------------------------
@@ -153,10 +165,11 @@ class Simulation:
         return {**self.base, "devices": devices, "links": links, "apps": apps}
 
     def problem(self) -> solver.Problem:
-        """The scenario of now, compiled (bandwidth changes are applied when asked for)."""
-        if self._links_due:
-            change = solver.Change(links=self._links_due)
-            self._links_due = {}
+        """The scenario of now, compiled (bandwidth and battery changes are applied when
+        asked for)."""
+        if self._links_due or self._devices_due:
+            change = solver.Change(links=self._links_due, devices=self._devices_due)
+            self._links_due, self._devices_due = {}, {}
             self._problem = solver.apply_change(self._problem, change, self._held(self.down))
         return self._problem
 
@@ -215,9 +228,11 @@ class Simulation:
                 packs.up = np.array([d not in down for d in packs.ids], dtype=bool)
             reports = self._battery_reports(down, charging_changed)
             device_changes = self._battery_changes(down)
-            structural = bool(device_changes or lost or joined)
-            if structural:
-                self._move(down, lost, joined, device_changes)
+            self._devices_due.update(device_changes)
+            shape = bool(lost or joined)
+            structural = bool(device_changes) or shape
+            if shape:
+                self._move(down, lost)
             started = time.perf_counter()
             decided = self.policy.decide(
                 Moment(
@@ -231,17 +246,20 @@ class Simulation:
                     lost,
                     joined,
                     structural,
+                    signal,
                 )
             )
             totals.solve_s += time.perf_counter() - started
             replaced = decided is not None and self._put_in_force(decided, totals, out)
-            if (
-                structural
-                or replaced
-                or self.bounds is None
-                or (moved and self.bounds.matters(self.link_now, moved))
-            ):
+            verdicts = self.verdicts
+            if shape or replaced or verdicts is None or self.evaluate_every_step:
                 self._evaluate()
+            else:
+                if moved:
+                    verdicts.links_moved(self.link_now, moved, self._slo_over)
+                for device in device_changes:
+                    verdicts.battery_moved(device, self._battery_limit(device))
+                self.rates = verdicts.rates
             power_w, carbon_g_s, violations, misses = self.rates
             totals.energy_j += power_w * dt
             totals.carbon_g += carbon_g_s * dt
@@ -294,23 +312,34 @@ class Simulation:
             if a in cm.apps and all(h in cm.devices and h not in down for h in p.hosts())
         }
 
-    def _move(
-        self,
-        down: frozenset[str],
-        lost: frozenset[str],
-        joined: frozenset[str],
-        devices: dict[str, dict[str, Any]],
-    ) -> None:
+    def _move(self, down: frozenset[str], lost: frozenset[str]) -> None:
+        joined = bool(self.down - down)
         self.down = down
+        links = {k: v for k, v in self._links_due.items() if k[0] not in down and k[1] not in down}
+        devices = {d: v for d, v in self._devices_due.items() if d not in down}
+        self._links_due, self._devices_due = {}, {}
         if joined:
             # A device back changes the fleet's shape: compile the scenario afresh.
-            self._links_due = {}
             self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
             return
-        links = {k: v for k, v in self._links_due.items() if k[0] not in down and k[1] not in down}
-        self._links_due = {}
         change = solver.Change(devices=devices, links=links, lost_devices=lost)
         self._problem = solver.apply_change(self._problem, change, self._held(down))
+
+    def _battery_limit(self, device: str) -> float | None:
+        """What the pack of `device` pays for now, by the cost model's own rule."""
+        doc = {**self.base_devices[device], "battery": self.batteries.battery_doc(device)}
+        return battery_budget_w(Device.model_validate(doc), self.horizon_h)
+
+    def _slo_over(self, apps: list[str]) -> dict[str, bool]:
+        """Whether each app of the plan in force is over its SLO on the scenario of now,
+        by the evaluator's own per-app checks."""
+        cm = self.problem().cost
+        out = {}
+        for a in apps:
+            app, p = cm.apps[a], self.placements[a]
+            found = app_violations(cm, app, p, app_cost(cm, app, p))
+            out[a] = any(r.code == solver.Code.SLO for r in found)
+        return out
 
     def _valid(self, placements: dict[str, solver.Placement]) -> dict[str, solver.Placement]:
         """The placements the scenario of now can run: their app is there, and so is
@@ -363,13 +392,8 @@ class Simulation:
             for k, v in self.link_now.items()
             if k[0] not in self.down and k[1] not in self.down
         }
-        self.bounds = bounds_of(ev, traced)
-        records = ev.records.values()
-        power = sum(r.app.rate_rps * r.cost.energy_j for r in records)
-        carbon = sum(r.app.rate_rps * r.cost.carbon_g for r in records)
-        over = {r.app for r in ev.found if r.code == solver.Code.SLO}
-        unserved = {a.id for a in problem.scenario.apps} - ev.records.keys()
-        self.rates = (power, carbon, len(ev.found), len(over | unserved))
+        self.verdicts = verdicts_of(ev, traced, (a.id for a in problem.scenario.apps))
+        self.rates = self.verdicts.rates
         packs = self.batteries
         packs.plan_w = np.array([ev.power_w.get(d, 0.0) for d in packs.ids], dtype=float)
 
