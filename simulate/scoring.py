@@ -15,6 +15,15 @@ the evaluator's own checks (`link_within`, `battery_within`, `app_cost` and
 `app_violations`). An app's SLO verdict is a function of the bandwidths of the traced
 links it crosses (its placement and routes fixed): it is cached under those exact figures,
 and the traces loop, so after their first lap the verdicts of a fixed plan are looked up.
+
+Between, a bound decides most verdicts without the evaluator. An app's worst case is
+compute and RTT terms, which no bandwidth moves, plus transfer terms `8 MB / route
+Mbit/s`, a route's Mbit/s being the least of its links'. When the traced links it crosses
+go from m to m' (the others stay), every transfer term is scaled by a factor between
+min(m/m') and max(m/m') over those links and every other term by 1, so the worst case of
+now lies within worst * [min(1, min m/m'), max(1, max m/m')] of the last one the evaluator
+computed for it. When that whole interval is on one side of the SLO (with room for float
+rounding), the verdict is that side's; otherwise the evaluator judges the app.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import solver
 from solver.evaluate import battery_within, link_within
 
 Link = tuple[str, str]
+_ROOM = 1e-6  # relative room, far above float rounding, before a bound decides a verdict
+SloJudge = Callable[[list[str]], dict[str, tuple[bool, float]]]  # app -> (over, worst ms)
 
 
 @dataclass
@@ -41,6 +52,7 @@ class Verdicts:
     app_links: dict[str, tuple[Link, ...]]  # apps with an SLO crossing traced links
     apps_on: dict[Link, list[str]]
     app_over: dict[str, bool]
+    app_ref: dict[str, tuple[float, float, tuple[float, ...]]]  # worst ms, SLO ms, figures
     device_power: dict[str, float]  # devices with a pack: the plan's power on each
     battery_over: dict[str, bool]
     cache: dict[tuple[str, tuple[float, ...]], bool] = field(default_factory=dict)
@@ -57,10 +69,11 @@ class Verdicts:
         self,
         now: Mapping[Link, float],
         moved: Iterable[Link],
-        slo_over: Callable[[list[str]], dict[str, bool]],
+        slo_over: SloJudge,
     ) -> None:
         """Re-judge what the bandwidths `now` of the `moved` links can flip. `slo_over`
-        judges the SLO of apps whose figures are not cached, on the scenario of now."""
+        judges the SLO of apps that neither the cache nor the bound decides, on the
+        scenario of now."""
         apps: set[str] = set()
         for key in moved:
             mbit = self.link_mbit.get(key)
@@ -70,15 +83,29 @@ class Verdicts:
             apps.update(self.apps_on.get(key, ()))
         missing: list[str] = []
         for app in sorted(apps):
-            hit = self.cache.get((app, tuple(now[k] for k in self.app_links[app])))
+            figures = tuple(now[k] for k in self.app_links[app])
+            hit = self.cache.get((app, figures))
+            if hit is None:
+                hit = self._bound(app, figures)
             if hit is None:
                 missing.append(app)
             else:
                 self.app_over[app] = hit
         if missing:
-            for app, over in slo_over(missing).items():
-                self.app_over[app] = over
-                self.cache[(app, tuple(now[k] for k in self.app_links[app]))] = over
+            for app, (over, worst) in slo_over(missing).items():
+                figures = tuple(now[k] for k in self.app_links[app])
+                self.app_over[app] = self.cache[(app, figures)] = over
+                self.app_ref[app] = (worst, self.app_ref[app][1], figures)
+
+    def _bound(self, app: str, figures: tuple[float, ...]) -> bool | None:
+        """The app's verdict when the bound decides it (see the module's docstring)."""
+        worst, slo, ref = self.app_ref[app]
+        ratios = [r / m for r, m in zip(ref, figures, strict=True)]
+        if worst * max(1.0, *ratios) * (1.0 + _ROOM) <= slo:
+            return False
+        if worst * min(1.0, *ratios) * (1.0 - _ROOM) > slo * (1.0 + _ROOM):
+            return True
+        return None
 
     def battery_moved(self, device: str, limit_w: float | None) -> None:
         """Re-judge a pack's constraint against what it pays for now (`limit_w`)."""
@@ -102,6 +129,7 @@ def verdicts_of(
     link_over = {index[k]: k in ev.link_violations for k in index}
     over = {r.app for r in ev.found if r.code == solver.Code.SLO}
     app_links: dict[str, tuple[Link, ...]] = {}
+    app_ref: dict[str, tuple[float, float, tuple[float, ...]]] = {}
     apps_on: dict[Link, list[str]] = {}
     for rec in ev.records.values():
         if rec.app.slo_ms is None:
@@ -109,6 +137,8 @@ def verdicts_of(
         links = tuple(dict.fromkeys(index[k] for k in rec.cost.link_mb if k in index))
         if links:
             app_links[rec.app.id] = links
+            figures = tuple(traced[k] for k in links)
+            app_ref[rec.app.id] = (rec.cost.worst_ms, rec.app.slo_ms, figures)
             for key in links:
                 apps_on.setdefault(key, []).append(rec.app.id)
     app_over = {a: a in over for a in app_links}
@@ -131,6 +161,7 @@ def verdicts_of(
         app_links=app_links,
         apps_on=apps_on,
         app_over=app_over,
+        app_ref=app_ref,
         device_power={d: ev.power_w.get(d, 0.0) for d in packs},
         battery_over=battery_over,
     )
