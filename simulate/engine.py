@@ -51,7 +51,8 @@ class Totals:
     replacements: int = 0
     migrated_mb: float = 0.0
     battery_dead_h: float = 0.0
-    solve_s: float = 0.0
+    solve_s: float = 0.0  # measured: wall seconds deciding (timings.json)
+    solve_cpu_s: float = 0.0  # measured: CPU seconds deciding
 
 
 @dataclass
@@ -71,6 +72,8 @@ class PolicyRun:
     totals: Totals
     samples: list[Sample] = field(default_factory=list)
     plans: int = 0  # plans put in force, the first included
+    run_s: float = 0.0  # measured: the run's wall and CPU seconds
+    run_cpu_s: float = 0.0
 
 
 class _Batteries:
@@ -183,6 +186,7 @@ class Simulation:
 
     # -- one run -----------------------------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None = None) -> PolicyRun:
+        began, began_cpu = time.perf_counter(), time.process_time()
         inputs, packs = self.inputs, self.batteries
         dt, steps = inputs.step_s, inputs.steps
         totals = Totals()
@@ -232,7 +236,7 @@ class Simulation:
             structural = bool(device_changes) or shape
             if shape:
                 self._move(down, lost)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             decided = self.policy.decide(
                 Moment(
                     t,
@@ -249,6 +253,7 @@ class Simulation:
                 )
             )
             totals.solve_s += time.perf_counter() - started
+            totals.solve_cpu_s += time.process_time() - started_cpu
             replaced = decided is not None and self._put_in_force(decided, totals, out)
             verdicts = self.verdicts
             if shape or replaced or verdicts is None or self.evaluate_every_step:
@@ -271,6 +276,8 @@ class Simulation:
                 out.samples.append(self._sample((k + 1) * dt, totals))
                 if progress is not None:
                     progress(k + 1)
+        out.run_s = time.perf_counter() - began
+        out.run_cpu_s = time.process_time() - began_cpu
         return out
 
     def _battery_reports(
