@@ -122,9 +122,9 @@ __all__ = [
     "SUMMARY_KEYS",
     "summary",
     "summary_text",
+    "timeseries_text",
     "timings",
     "timings_text",
-    "timeseries_text",
     "totals_dict",
     "write_atomically",
 ]

@@ -17,6 +17,7 @@ from simulate.run import context
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT.parent / "shared" / "traces"
+WALKING = TRACES / "5gophers" / "All-Carriers_03-User-Mobility_walking-trace.csv"
 
 
 def run(name: str, steps: int, every_step: bool) -> tuple[PolicyRun, int]:
@@ -35,7 +36,7 @@ def run(name: str, steps: int, every_step: bool) -> tuple[PolicyRun, int]:
         scn, "factory-line", [name], known(), hours=steps / 3600,
         traces=[
             f"edge-a~cloud-gpu={TRACES / 'hsdpa-norway' / 'norway_bus_1'}",
-            f"cam-6~edge-b={TRACES / '5gophers' / 'All-Carriers_03-User-Mobility_walking-trace.csv'}",
+            f"cam-6~edge-b={WALKING}",
         ],
         batteries=["cam-5=mains:0.04:20W"], failures=["edge-b@0.02:0.01"],
     )  # fmt: skip
