@@ -175,9 +175,11 @@ def sweep_command(
         table.add_column(key, justify="right")
     for case, policies in result["cases"].items():
         for name, figures in policies.items():
-            table.add_row(f"{case} {name}", *(f"{figures[k]:g}" for k in SUMMARY_KEYS))
+            # solve_s is null in the summary: the measured times are in timings.json.
+            cells = ("-" if figures[k] is None else f"{figures[k]:g}" for k in SUMMARY_KEYS)
+            table.add_row(f"{case} {name}", *cells)
     make_console().print(table)
-    typer.echo(f"wrote {out / 'summary.json'} and report.html")
+    typer.echo(f"wrote {out / 'summary.json'}, timings.json and report.html")
 
 
 __all__ = ["simulate_command", "summary_table", "sweep_command"]
