@@ -8,17 +8,24 @@ Workloads:
 Each trace is scaled so that its mean equals the link's declared bandwidth (as
 bench/churn.py does): the traces are downlinks of other networks, and what is replayed is
 their shape (scaled copies are written under --out).
-Policies: continuum, static, neurosurgeon, all-cloud, all-device, one process each on a
-pool of `--workers`. Prints the summary per workload and the wall time per policy, and
-writes the plots (the report's own SVG writer) next to --out.
+Policies (`--policies`, default all six): continuum, static, neurosurgeon, all-cloud,
+all-device, and continuum-no-hysteresis (continuum with a margin of 0, the policy
+"without hysteresis" its re-placements are compared with), one process each on a pool of
+`--workers`. Prints the machine's load (`uptime`), the summary per workload, the wall and
+CPU seconds per policy (CPU: the worker's own process time, what the shared machine's
+load does not inflate), and the issue's targets as far as a run shows them; writes the
+plots (the report's own SVG writer) next to --out.
 
     python bench/simulate.py [--hours H] [--devices N] [--every K] [--step S]
                              [--workers W] [--out DIR] [--skip-example] [--skip-fleet]
+                             [--policies P,P,...] [--fleet-policies P,P,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -46,7 +53,10 @@ from solver.generate import generate  # noqa: E402
 TRACES = ROOT.parent / "shared" / "traces"
 HSDPA = sorted((TRACES / "hsdpa-norway").iterdir())
 FIVE_G = sorted((TRACES / "5gophers").glob("All-Carriers_03-*.csv"))
-POLICIES = ["continuum", "static", "neurosurgeon", "all-cloud", "all-device"]
+POLICIES = [
+    "continuum", "static", "neurosurgeon", "all-cloud", "all-device", "continuum-no-hysteresis"
+]  # fmt: skip
+BASELINES = ["static", "neurosurgeon", "all-cloud", "all-device"]
 
 
 def scaled(scn: dict[str, Any], a: str, b: str, source: Path, out: Path) -> str:
@@ -62,16 +72,18 @@ def scaled(scn: dict[str, Any], a: str, b: str, source: Path, out: Path) -> str:
     return f"{a}~{b}={path}"
 
 
-def example(hours: float, step: float, out: Path) -> Inputs:
+def example(hours: float, step: float, out: Path, policies: list[str]) -> Inputs:
     scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
     traces = [
         scaled(scn, "edge-a", "cloud-gpu", HSDPA[0], out),
         scaled(scn, "cam-6", "edge-b", FIVE_G[-1], out),
     ]
-    return prepare(scn, "factory-line", POLICIES, known(), hours, step_s=step, traces=traces)
+    return prepare(scn, "factory-line", policies, known(), hours, step_s=step, traces=traces)
 
 
-def fleet(devices: int, every: int, hours: float, step: float, out: Path) -> Inputs:
+def fleet(
+    devices: int, every: int, hours: float, step: float, out: Path, policies: list[str]
+) -> Inputs:
     scn: dict[str, Any] = generate(7, devices=devices, apps=devices // 2)
     traces, seen = [], set()
     cams = [d["id"] for d in scn["devices"] if d["tier"] == "device"]
@@ -83,30 +95,66 @@ def fleet(devices: int, every: int, hours: float, step: float, out: Path) -> Inp
         files = HSDPA if k % 2 == 0 else FIVE_G
         traces.append(scaled(scn, link["a"], link["b"], files[k // 2 % len(files)], out))
     return prepare(
-        scn, f"generated-{devices}", POLICIES, known(), hours, step_s=step, traces=traces
+        scn, f"generated-{devices}", policies, known(), hours, step_s=step, traces=traces
     )
 
 
-def _timed(inputs: Inputs, name: str) -> tuple[str, PolicyRun, float]:
-    started = time.perf_counter()
+def _timed(inputs: Inputs, name: str) -> tuple[str, PolicyRun, float, float]:
+    started, cpu = time.perf_counter(), time.process_time()
     run = run_policy(inputs, name)
-    return name, run, time.perf_counter() - started
+    return name, run, time.perf_counter() - started, time.process_time() - cpu
+
+
+def load() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def targets(runs: dict[str, PolicyRun], console: Console) -> None:
+    """The issue's targets, as far as the run's figures show them."""
+    mine = runs.get("continuum")
+    if mine is None:
+        return
+    t = mine.totals
+    kept = [b for b in BASELINES if b in runs and runs[b].totals.slo_miss_s == 0]
+    lower = all(t.energy_j <= runs[b].totals.energy_j for b in kept)
+    console.print(
+        f"  continuum: violation_s {t.violation_s:g}; baselines with no SLO miss: "
+        f"{', '.join(kept) or 'none'}; energy at most theirs: {lower if kept else 'vacuous'}"
+    )
+    free = runs.get("continuum-no-hysteresis")
+    if free is not None:
+        r = free.totals.replacements
+        frac = f"{t.replacements / r:.2f}" if r else "n/a"
+        console.print(
+            f"  re-placements: continuum {t.replacements}, without hysteresis {r} "
+            f"(fraction {frac}); neurosurgeon "
+            f"{runs['neurosurgeon'].totals.replacements if 'neurosurgeon' in runs else '-'}"
+        )
 
 
 def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str, PolicyRun]:
-    started = time.perf_counter()
+    console.print(f"load before: {load()}")
+    started, cpu = time.perf_counter(), os.times()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         done = list(pool.map(_timed, [inputs] * len(inputs.policies), inputs.policies))
     wall = time.perf_counter() - started
-    runs = {name: run for name, run, _ in done}
+    after = os.times()
+    children = (after.children_user + after.children_system) - (
+        cpu.children_user + cpu.children_system
+    )
+    runs = {name: run for name, run, _, _ in done}
     console.print(summary_table(runs, f"{inputs.scenario_name}: {inputs.hours:g} h"))
-    for name, run, seconds in done:
+    for name, run, seconds, cpu_s in done:
         console.print(
-            f"  {name:<13} {seconds:8.1f} s wall for {inputs.steps} steps of "
-            f"{inputs.step_s:g} s ({run.plans} plans put in force)"
+            f"  {name:<24} {seconds:8.1f} s wall {cpu_s:8.1f} s CPU for {inputs.steps} steps "
+            f"of {inputs.step_s:g} s ({run.plans} plans put in force)"
         )
-    console.print(f"  all five on {workers} processes: {wall:.1f} s; traced links: "
-                  f"{len(inputs.traces)}")  # fmt: skip
+    console.print(
+        f"  all {len(done)} on {workers} processes: {wall:.1f} s wall, {children:.1f} s CPU "
+        f"(the pool's processes); traced links: {len(inputs.traces)}"
+    )
+    console.print(f"load after: {load()}")
+    targets(runs, console)
     write_outputs(out / inputs.scenario_name, inputs, runs)
     for title, svg in plots(runs):
         slug = title.split(" (")[0].lower().replace(" ", "-")
@@ -124,14 +172,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "simulate-out")
     ap.add_argument("--skip-example", action="store_true")
     ap.add_argument("--skip-fleet", action="store_true")
+    ap.add_argument("--policies", default=",".join(POLICIES), help="for the example fleet")
+    ap.add_argument("--fleet-policies", default=",".join(POLICIES))
     args = ap.parse_args()
     console = Console()
     console.print(f"machine: {cpu_model()}")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_example:
-        bench(example(args.hours, args.step, args.out), args.workers, args.out, console)
+        inputs = example(args.hours, args.step, args.out, args.policies.split(","))
+        bench(inputs, args.workers, args.out, console)
     if not args.skip_fleet:
-        inputs = fleet(args.devices, args.every, args.hours, args.step, args.out)
+        policies = args.fleet_policies.split(",")
+        inputs = fleet(args.devices, args.every, args.hours, args.step, args.out, policies)
         bench(inputs, args.workers, args.out, console)
 
 

@@ -26,7 +26,7 @@ def summary_table(runs: dict[str, PolicyRun], title: str = "simulation") -> Tabl
     for key in SUMMARY_KEYS:
         table.add_column(key, justify="right")
     for name, run in runs.items():
-        t = totals_dict(run.totals)
+        t = totals_dict(run.totals, measured=True)
         table.add_row(
             name, *(f"{t[k]:g}" if isinstance(t[k], float) else str(t[k]) for k in SUMMARY_KEYS)
         )
@@ -117,7 +117,7 @@ def simulate_command(
             runs[name] = run_policy(inputs, name, show)
     write_outputs(out, inputs, runs)
     make_console().print(summary_table(runs, f"{inputs.scenario_name}, {hours:g} h"))
-    typer.echo(f"wrote {out / 'summary.json'}, timeseries.csv and report.html")
+    typer.echo(f"wrote {out / 'summary.json'}, timings.json, timeseries.csv and report.html")
 
 
 def sweep_command(
@@ -175,9 +175,11 @@ def sweep_command(
         table.add_column(key, justify="right")
     for case, policies in result["cases"].items():
         for name, figures in policies.items():
-            table.add_row(f"{case} {name}", *(f"{figures[k]:g}" for k in SUMMARY_KEYS))
+            # solve_s is null in the summary: the measured times are in timings.json.
+            cells = ("-" if figures[k] is None else f"{figures[k]:g}" for k in SUMMARY_KEYS)
+            table.add_row(f"{case} {name}", *cells)
     make_console().print(table)
-    typer.echo(f"wrote {out / 'summary.json'} and report.html")
+    typer.echo(f"wrote {out / 'summary.json'}, timings.json and report.html")
 
 
 __all__ = ["simulate_command", "summary_table", "sweep_command"]

@@ -3,21 +3,22 @@
 Every step (`Inputs.step_s`) the engine
 1. reads the conditions of that moment: the traced links' throughput, the devices that
    are down (`--fail`, or a pack run flat), the batteries' levels;
-2. moves the scenario of now when an input changed past what matters (a bandwidth out of
-   +-`bandwidth_step` of its figure there, a level `battery_step_pct` points away, a
-   device lost or back), incrementally (`solver.apply_change`: routes and app costs
-   that stay valid carry over);
+2. moves the scenario of now: bandwidths exactly, a battery level when it is
+   `battery_step_pct` points away from its figure there, a device lost or back;
+   incrementally (`solver.apply_change`: routes and app costs that stay valid carry
+   over), and only when something asks for the compiled problem;
 3. asks the policy (`simulate.policy.Policy`) for the plan in force;
 4. scores the plan in force with the solver's evaluator (`solver.evaluate`, the one
-   `continuum solve` reports), incrementally on top of the last evaluation, only when
-   the scenario or the plan changed: between, nothing it reads has moved;
+   `continuum solve` reports): afresh (on top of the last evaluation) when the plan or
+   the fleet's shape changed; when only bandwidths or battery levels moved, only the
+   verdicts they can flip are judged again, with the evaluator's own checks
+   (`simulate.scoring`);
 5. adds the step's energy, carbon, SLO misses and broken constraints, and drains or
    charges every pack by its idle draw plus the plan's power, less its charge.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Callable
@@ -31,7 +32,11 @@ from orchestrator.replacement import placements_of
 from simulate.inputs import Inputs, Link
 from simulate.policy import Moment, Policy
 from simulate.profiles import BatteryProfile
-from simulate.scoring import Bounds, bounds_of
+from simulate.scoring import Verdicts, verdicts_of
+from simulate.traces import StepTable
+from solver.costs import battery_budget_w
+from solver.evaluate import app_cost, app_violations
+from solver.scenario import Device
 
 REPORT_PCT = 0.1  # agents report a battery level to a tenth of a point
 MAX_SAMPLES = 2000  # rows per policy in the time series
@@ -46,7 +51,7 @@ class Totals:
     replacements: int = 0
     migrated_mb: float = 0.0
     battery_dead_h: float = 0.0
-    solve_s: float = 0.0
+    solve_s: float = 0.0  # measured: wall seconds deciding (timings.json)
 
 
 @dataclass
@@ -66,6 +71,8 @@ class PolicyRun:
     totals: Totals
     samples: list[Sample] = field(default_factory=list)
     plans: int = 0  # plans put in force, the first included
+    run_s: float = 0.0  # measured: the run's wall and CPU seconds
+    run_cpu_s: float = 0.0
 
 
 class _Batteries:
@@ -109,6 +116,10 @@ class _Batteries:
 class Simulation:
     """One policy's run over the inputs."""
 
+    # True: the evaluator scores the whole plan at every step (what the incremental
+    # verdicts must equal; tests/simulate/test_scoring.py compares the two).
+    evaluate_every_step = False
+
     def __init__(self, inputs: Inputs, name: str, policy: Policy) -> None:
         self.inputs, self.name, self.policy = inputs, name, policy
         self.base = inputs.scenario
@@ -121,11 +132,14 @@ class Simulation:
         self.down: frozenset[str] = frozenset(self._down_at(0.0))
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
+        self._devices_due: dict[str, dict[str, Any]] = {}
         self.plan: solver.PlanDoc | None = None
         self.placements: dict[str, solver.Placement] = {}
         self.evaluation: solver.Evaluation | None = None
-        self.bounds: Bounds | None = None
+        self.verdicts: Verdicts | None = None
         self.evaluations = 0
+        self.horizon_h = float(self.base.get("horizon_h", 8.0))
+        self.base_devices = {d["id"]: d for d in self.base["devices"]}
         self.rates = (0.0, 0.0, 0, 0)  # W, g/s, violations, SLO misses
 
     # -- the scenario of now ---------------------------------------------------------------
@@ -153,46 +167,46 @@ class Simulation:
         return {**self.base, "devices": devices, "links": links, "apps": apps}
 
     def problem(self) -> solver.Problem:
-        """The scenario of now, compiled (bandwidth changes are applied when asked for)."""
-        if self._links_due:
-            change = solver.Change(links=self._links_due)
-            self._links_due = {}
+        """The scenario of now, compiled (bandwidth and battery changes are applied when
+        asked for)."""
+        if self._links_due or self._devices_due:
+            change = solver.Change(links=self._links_due, devices=self._devices_due)
+            self._links_due, self._devices_due = {}, {}
             self._problem = solver.apply_change(self._problem, change, self._held(self.down))
         return self._problem
 
     def _down_at(self, t: float) -> set[str]:
         out = {f.device for f in self.inputs.failures if f.down(t)}
         packs = self.batteries
-        for k, device in enumerate(packs.ids):
-            # A flat pack switches its device off until it has charged back to min_pct.
-            if packs.level[k] <= 0.0 or (not packs.up[k] and packs.level[k] < packs.min_pct[k]):
-                out.add(device)
+        # A flat pack switches its device off until it has charged back to min_pct.
+        flat = (packs.level <= 0.0) | (~packs.up & (packs.level < packs.min_pct))
+        out.update(packs.ids[k] for k in np.flatnonzero(flat).tolist())
         return out
 
     # -- one run -----------------------------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None = None) -> PolicyRun:
+        began, began_cpu = time.perf_counter(), time.process_time()
         inputs, packs = self.inputs, self.batteries
         dt, steps = inputs.step_s, inputs.steps
         totals = Totals()
         out = PolicyRun(self.name, totals)
         every = max(1, math.ceil(steps / MAX_SAMPLES))
-        due = [(tr.next_change(0.0), key) for key, tr in sorted(inputs.traces.items())]
-        heapq.heapify(due)
+        keys = sorted(inputs.traces)
+        table = StepTable([inputs.traces[key] for key in keys], dt)
+        last_sample = np.full(len(keys), -1, dtype=np.int64)
         charge_times = sorted(
             {t for p in inputs.batteries.values() for t in p.changes_at(inputs.hours)}
         )
         packs.set_charging(0.0)
-        first_samples = dict(self.link_now)
         for k in range(steps):
             t = k * dt
-            samples: dict[Link, float] = first_samples if k == 0 else {}
+            samples: dict[Link, float] = {}
             moved: set[Link] = set()
             signal = False
-            while due and due[0][0] <= t + 1e-9:
-                _, key = heapq.heappop(due)
-                trace = inputs.traces[key]
-                value = trace.at(t)
-                heapq.heappush(due, (trace.next_change(t + 1e-6), key))
+            values, sample = table.row(k)
+            for j in np.flatnonzero(sample != last_sample).tolist():
+                # A trace started a sample since the last step: the agent reports it.
+                key, value = keys[j], float(values[j])
                 samples[key] = value
                 if value == self.link_now[key]:
                     continue
@@ -204,6 +218,7 @@ class Simulation:
                 if abs(value - held) > inputs.bandwidth_step * held:
                     self.signalled[key] = value
                     signal = True
+            last_sample = sample
             charging_changed: np.ndarray = np.empty(0, dtype=int)
             if charge_times and charge_times[0] <= t + 1e-9:
                 while charge_times and charge_times[0] <= t + 1e-9:
@@ -215,9 +230,11 @@ class Simulation:
                 packs.up = np.array([d not in down for d in packs.ids], dtype=bool)
             reports = self._battery_reports(down, charging_changed)
             device_changes = self._battery_changes(down)
-            structural = bool(device_changes or lost or joined)
-            if structural:
-                self._move(down, lost, joined, device_changes)
+            self._devices_due.update(device_changes)
+            shape = bool(lost or joined)
+            structural = bool(device_changes) or shape
+            if shape:
+                self._move(down, lost)
             started = time.perf_counter()
             decided = self.policy.decide(
                 Moment(
@@ -231,17 +248,20 @@ class Simulation:
                     lost,
                     joined,
                     structural,
+                    signal,
                 )
             )
             totals.solve_s += time.perf_counter() - started
             replaced = decided is not None and self._put_in_force(decided, totals, out)
-            if (
-                structural
-                or replaced
-                or self.bounds is None
-                or (moved and self.bounds.matters(self.link_now, moved))
-            ):
+            verdicts = self.verdicts
+            if shape or replaced or verdicts is None or self.evaluate_every_step:
                 self._evaluate()
+            else:
+                if moved:
+                    verdicts.links_moved(self.link_now, moved, self._slo_over)
+                for device in device_changes:
+                    verdicts.battery_moved(device, self._battery_limit(device))
+                self.rates = verdicts.rates
             power_w, carbon_g_s, violations, misses = self.rates
             totals.energy_j += power_w * dt
             totals.carbon_g += carbon_g_s * dt
@@ -254,6 +274,8 @@ class Simulation:
                 out.samples.append(self._sample((k + 1) * dt, totals))
                 if progress is not None:
                     progress(k + 1)
+        out.run_s = time.perf_counter() - began
+        out.run_cpu_s = time.process_time() - began_cpu
         return out
 
     def _battery_reports(
@@ -294,23 +316,35 @@ class Simulation:
             if a in cm.apps and all(h in cm.devices and h not in down for h in p.hosts())
         }
 
-    def _move(
-        self,
-        down: frozenset[str],
-        lost: frozenset[str],
-        joined: frozenset[str],
-        devices: dict[str, dict[str, Any]],
-    ) -> None:
+    def _move(self, down: frozenset[str], lost: frozenset[str]) -> None:
+        joined = bool(self.down - down)
         self.down = down
+        links = {k: v for k, v in self._links_due.items() if k[0] not in down and k[1] not in down}
+        devices = {d: v for d, v in self._devices_due.items() if d not in down}
+        self._links_due, self._devices_due = {}, {}
         if joined:
             # A device back changes the fleet's shape: compile the scenario afresh.
-            self._links_due = {}
             self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
             return
-        links = {k: v for k, v in self._links_due.items() if k[0] not in down and k[1] not in down}
-        self._links_due = {}
         change = solver.Change(devices=devices, links=links, lost_devices=lost)
         self._problem = solver.apply_change(self._problem, change, self._held(down))
+
+    def _battery_limit(self, device: str) -> float | None:
+        """What the pack of `device` pays for now, by the cost model's own rule."""
+        doc = {**self.base_devices[device], "battery": self.batteries.battery_doc(device)}
+        return battery_budget_w(Device.model_validate(doc), self.horizon_h)
+
+    def _slo_over(self, apps: list[str]) -> dict[str, tuple[bool, float]]:
+        """Whether each app of the plan in force is over its SLO on the scenario of now,
+        by the evaluator's own per-app checks, and its worst-case ms."""
+        cm = self.problem().cost
+        out = {}
+        for a in apps:
+            app, p = cm.apps[a], self.placements[a]
+            cost = app_cost(cm, app, p)
+            found = app_violations(cm, app, p, cost)
+            out[a] = (any(r.code == solver.Code.SLO for r in found), cost.worst_ms)
+        return out
 
     def _valid(self, placements: dict[str, solver.Placement]) -> dict[str, solver.Placement]:
         """The placements the scenario of now can run: their app is there, and so is
@@ -363,13 +397,8 @@ class Simulation:
             for k, v in self.link_now.items()
             if k[0] not in self.down and k[1] not in self.down
         }
-        self.bounds = bounds_of(ev, traced)
-        records = ev.records.values()
-        power = sum(r.app.rate_rps * r.cost.energy_j for r in records)
-        carbon = sum(r.app.rate_rps * r.cost.carbon_g for r in records)
-        over = {r.app for r in ev.found if r.code == solver.Code.SLO}
-        unserved = {a.id for a in problem.scenario.apps} - ev.records.keys()
-        self.rates = (power, carbon, len(ev.found), len(over | unserved))
+        self.verdicts = verdicts_of(ev, traced, (a.id for a in problem.scenario.apps))
+        self.rates = self.verdicts.rates
         packs = self.batteries
         packs.plan_w = np.array([ev.power_w.get(d, 0.0) for d in packs.ids], dtype=float)
 

@@ -1,10 +1,12 @@
-"""What a simulation writes: `summary.json`, `timeseries.csv` (and `report.html`, by
-`simulate.report`).
+"""What a simulation writes: `summary.json`, `timings.json`, `timeseries.csv` (and
+`report.html`, by `simulate.report`).
 
 `summary.json` is `{"policies": {NAME: {energy_j, carbon_g, slo_miss_s, violation_s,
 replacements, migrated_mb, battery_dead_h, solve_s}}}`; figures are rounded to 6
-significant digits, keys sorted, so the same inputs give the same bytes (`solve_s`, a wall
-time, is the one figure that differs from run to run; see docs/simulate.md).
+significant digits, keys sorted, so the same inputs and seed give the same bytes. That
+cannot hold for a measured time, so `solve_s` is null there, and what was measured (the
+wall seconds each policy took to decide, and the wall and CPU seconds of its whole run) is
+in `timings.json`, `{"policies": {NAME: {solve_s, run_s, run_cpu_s}}}` (docs/simulate.md).
 """
 
 from __future__ import annotations
@@ -44,12 +46,37 @@ def _fig(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def totals_dict(t: Totals) -> dict[str, Any]:
+MEASURED = frozenset({"solve_s"})  # wall times: in timings.json, null in summary.json
+
+
+def totals_dict(t: Totals, measured: bool = False) -> dict[str, Any]:
+    """The summary's figures; `measured`: with the measured `solve_s` (for people to
+    read: the terminal's table, the report), not null (for summary.json)."""
     out: dict[str, Any] = {}
     for key in SUMMARY_KEYS:
         value = getattr(t, key)
-        out[key] = value if isinstance(value, int) else _fig(value)
+        if key in MEASURED and not measured:
+            out[key] = None
+        else:
+            out[key] = value if isinstance(value, int) else _fig(value)
     return out
+
+
+def timings(runs: Mapping[str, PolicyRun]) -> dict[str, Any]:
+    return {
+        "policies": {
+            name: {
+                "solve_s": _fig(run.totals.solve_s),
+                "run_s": _fig(run.run_s),
+                "run_cpu_s": _fig(run.run_cpu_s),
+            }
+            for name, run in runs.items()
+        }
+    }
+
+
+def timings_text(runs: Mapping[str, PolicyRun]) -> str:
+    return json.dumps(timings(runs), indent=2, sort_keys=True) + "\n"
 
 
 def summary(runs: Mapping[str, PolicyRun]) -> dict[str, Any]:
@@ -95,6 +122,8 @@ __all__ = [
     "summary",
     "summary_text",
     "timeseries_text",
+    "timings",
+    "timings_text",
     "totals_dict",
     "write_atomically",
 ]

@@ -53,6 +53,7 @@ class Moment:
     them: `link_samples` (link -> Mbit/s measured now, for the traced links whose
     measurement changed), `battery_reports` (device -> (level %, charging)), `lost` and
     `joined` devices. `structural`: `changed`, and not by a bandwidth alone.
+    `bandwidth`: a traced bandwidth moved past what matters.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class Moment:
         lost: frozenset[str] = frozenset(),
         joined: frozenset[str] = frozenset(),
         structural: bool = False,
+        bandwidth: bool = False,
     ) -> None:
         self.at_s = at_s
         self.in_force = in_force
@@ -75,6 +77,7 @@ class Moment:
         self.battery_reports = battery_reports or {}
         self.lost, self.joined = lost, joined
         self.structural = structural  # a device lost or back, or a battery level moved
+        self.bandwidth = bandwidth
         self._compile, self._build = compile_problem, build_scenario
 
     @cached_property
@@ -103,7 +106,9 @@ PolicyFactory = Callable[[PolicyContext], Policy]
 # nearest by RTT): a bandwidth change cannot change their plan, so it does not re-solve them.
 BANDWIDTH_BLIND = frozenset({"all-device", "all-cloud"})
 # The baselines place every app, constraints or not (scenario-v1: their plan is printed
-# with its violations), so that they can be compared.
+# with its violations), so that they can be compared. Each app's choice reads its own
+# terms and checks (solver.baselines), never a battery: a level moving cannot change
+# their placements, so it does not re-solve them.
 PLACE_ALL = frozenset({"all-device", "all-cloud", "neurosurgeon"})
 
 
@@ -117,8 +122,10 @@ class SolverPolicy:
     def decide(self, now: Moment) -> solver.PlanDoc | None:
         if now.in_force is not None and not now.changed:
             return None
-        if now.in_force is not None and self.solver in BANDWIDTH_BLIND and not now.structural:
-            return None
+        if now.in_force is not None and self.solver in PLACE_ALL:
+            shape = bool(now.lost or now.joined)
+            if not shape and (self.solver in BANDWIDTH_BLIND or not now.bandwidth):
+                return None
         if self.solver in PLACE_ALL:
             return solver.solve(now.problem, self.options, solver=self.solver).doc
         # As the control plane does: an app that fits nowhere is set aside, the others are

@@ -13,8 +13,17 @@ from simulate.policy import Policy, PolicyContext, PolicyFactory, SolverPolicy, 
 GROUP = "continuum.policies"
 
 
+def _without_hysteresis(context: PolicyContext) -> Policy:
+    """`continuum` with a margin of 0: any plan the re-solve finds better is applied."""
+    return ContinuumPolicy(context, margin=0.0)
+
+
 def builtin() -> dict[str, PolicyFactory]:
-    table: dict[str, PolicyFactory] = {"continuum": ContinuumPolicy, "static": StaticPolicy}
+    table: dict[str, PolicyFactory] = {
+        "continuum": ContinuumPolicy,
+        "continuum-no-hysteresis": _without_hysteresis,
+        "static": StaticPolicy,
+    }
     for name in solver.solvers():
         table.setdefault(name, SolverPolicy)
     return table

@@ -119,7 +119,7 @@ def _table(runs: Mapping[str, PolicyRun]) -> str:
     head = "".join(f"<th>{k}</th>" for k in ("policy", *SUMMARY_KEYS))
     rows = []
     for name, run in runs.items():
-        t = totals_dict(run.totals)
+        t = totals_dict(run.totals, measured=True)
         cells = "".join(f"<td>{t[k]}</td>" for k in SUMMARY_KEYS)
         rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

@@ -16,8 +16,8 @@ The spec (paths relative to it):
 Each (scenario, seed, trace set, policy) is one run. Every run's inputs are checked
 before the first starts. Runs go to a local process pool (default) or to a Ray cluster
 (`--engine ray [--address ...]`, `pip install 'continuum[ray]'`); a run is a pure
-function of its inputs, so either engine gives the same figures (`solve_s`, a wall time,
-aside).
+function of its inputs, so either engine gives the same `summary.json` (the measured
+times are in `timings.json`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import yaml
 from simulate.engine import PolicyRun
 from simulate.errors import InputError
 from simulate.inputs import Inputs, load_scenario_dict, prepare
-from simulate.outputs import totals_dict, write_atomically
+from simulate.outputs import timings_text, totals_dict, write_atomically
 from simulate.registry import known
 from simulate.report import report_html
 from simulate.run import build_policies, run_policy
@@ -180,6 +180,7 @@ def run_sweep(
         combined[f"{case.case} {case.policy}"] = run
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_atomically(out / "timings.json", timings_text(combined))
     inputs = {c.case: c.inputs.described() for c in cases}
     write_atomically(
         out / "report.html",

@@ -22,6 +22,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from simulate.errors import InputError
 
 # A zero sample would mean "no link" to the solver (a route needs mbps > 0): a trace that
@@ -52,6 +54,39 @@ class Trace:
 
     def mean(self) -> float:
         return statistics.fmean(self.mbps)
+
+
+class StepTable:
+    """Several traces read at every step `k * step_s`, a block of steps at a time (numpy):
+    the figure in force (`Trace.at`) and which sample it is, counted across laps, so that
+    a step knows which traces started a sample since the last one."""
+
+    def __init__(self, traces: list[Trace], step_s: float, block: int = 4096) -> None:
+        self.traces, self.step_s, self.block = traces, step_s, block
+        self._times = [np.asarray(tr.times) for tr in traces]
+        self._mbps = [np.asarray(tr.mbps) for tr in traces]
+        self._first = -1
+        self.values = np.empty((0, len(traces)))
+        self.samples = np.empty((0, len(traces)), dtype=np.int64)
+
+    def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(figures, sample numbers) at step k, one column per trace."""
+        at = k - self._first
+        if self._first < 0 or not 0 <= at < len(self.values):
+            self._fill(k)
+            at = 0
+        return self.values[at], self.samples[at]
+
+    def _fill(self, k0: int) -> None:
+        t = np.arange(k0, k0 + self.block, dtype=np.float64) * self.step_s
+        values = np.empty((len(t), len(self.traces)))
+        samples = np.empty((len(t), len(self.traces)), dtype=np.int64)
+        for j, tr in enumerate(self.traces):
+            lap, local = np.divmod(t, tr.period_s)
+            idx = np.maximum(np.searchsorted(self._times[j], local, side="right") - 1, 0)
+            values[:, j] = self._mbps[j][idx]
+            samples[:, j] = lap.astype(np.int64) * len(tr.times) + idx
+        self._first, self.values, self.samples = k0, values, samples
 
 
 def _finish(name: str, times: list[float], mbps: list[float]) -> Trace:
@@ -129,4 +164,4 @@ def read_trace(path: Path) -> Trace:
     return _columns(name, text)
 
 
-__all__ = ["FLOOR_MBPS", "Trace", "read_trace"]
+__all__ = ["FLOOR_MBPS", "StepTable", "Trace", "read_trace"]

@@ -25,6 +25,17 @@ def within(value: float, limit: float) -> bool:
     return value <= limit * (1.0 + REL_TOL) + ABS_TOL if limit >= 0 else value <= limit + ABS_TOL
 
 
+def link_within(mbit: float, mbps: float, cap: float) -> bool:
+    """A link's bandwidth constraint: the Mbit/s sent over it against its bandwidth."""
+    return within(mbit / mbps, cap)
+
+
+def battery_within(power_w: float, limit_w: float | None) -> bool:
+    """A device's battery constraint: the plan's power against what its pack pays for
+    (`CostModel.battery_limit_w`; None: mains powered)."""
+    return limit_w is None or power_w <= 0 or within(power_w, limit_w)
+
+
 # -- one app ---------------------------------------------------------------------------------
 def app_cost(cm: CostModel, app: App, p: Placement) -> Cost:
     """The summed terms of one app's placement (per inference)."""
@@ -315,7 +326,7 @@ def evaluate(
                 Reason(Code.MEMORY, f"device {d}: memory {mem[d]:.2f} MB > {dev.memory_mb} MB")
             )
         limit = cm.battery_limit_w(d)
-        if limit is not None and power[d] > 0 and not within(power[d], limit):
+        if not battery_within(power[d], limit):
             found.append(
                 Reason(
                     Code.BATTERY,
@@ -329,7 +340,7 @@ def evaluate(
             dev_viol.pop(d, None)
     for k in check_links:
         u = link_util[k] = mbit[k] / links[k].mbps
-        if not within(u, cap):
+        if not link_within(mbit[k], links[k].mbps, cap):
             link = links[k]
             link_viol[k] = Reason(
                 Code.BANDWIDTH, f"link {link.a}-{link.b}: bandwidth utilization {u:.4f} > {cap}"

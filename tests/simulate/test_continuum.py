@@ -15,7 +15,7 @@ from orchestrator.replacement import in_force, replan
 from simulate.continuum import ContinuumPolicy
 from simulate.engine import Simulation
 from simulate.inputs import load_scenario_dict, prepare
-from simulate.registry import known
+from simulate.registry import known, make
 from simulate.run import context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +56,14 @@ def test_every_decision_replays_through_the_live_path() -> None:
         assert live.apply == d.result.apply, (d.at_s, d.reasons)
         assert live.decision == d.result.decision
         assert _apps(live.document) == _apps(d.result.document)
+
+
+def test_the_policy_without_hysteresis_is_continuum_with_no_margin() -> None:
+    """`continuum-no-hysteresis` (what bench/simulate.py compares re-placements with) is
+    the same live path, with a margin of 0 handed to `replan`."""
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    inputs = prepare(scn, "factory-line", ["continuum-no-hysteresis"], known(), hours=0.01)
+    policy = make(context(inputs, "continuum-no-hysteresis"))
+    assert isinstance(policy, ContinuumPolicy) and policy.margin == 0.0
+    assert isinstance(make(context(inputs, "continuum")), ContinuumPolicy)
+    assert make(context(inputs, "continuum")).margin == DEFAULT_MARGIN  # type: ignore[attr-defined]

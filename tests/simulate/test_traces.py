@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from simulate.errors import InputError
-from simulate.traces import FLOOR_MBPS, read_trace
+from simulate.traces import FLOOR_MBPS, StepTable, read_trace
 
 TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
 
@@ -79,3 +79,22 @@ def test_unreadable_traces_are_named(tmp_path: Path, text: str, needle: str) -> 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read it"):
         read_trace(tmp_path / "nope.txt")
+
+
+@pytest.mark.parametrize("step_s", [1.0, 0.7, 10.0])
+def test_the_step_table_reads_what_the_trace_holds(tmp_path: Path, step_s: float) -> None:
+    """Across block edges and laps: the figure of every step is `Trace.at`, and a step
+    sees a new sample exactly when one started since the step before."""
+    path = tmp_path / "t.txt"
+    path.write_text("0 5\n1.5 7\n2 7\n4 1\n")  # period 5.5 s: the last time + the median gap
+    trace = read_trace(path)
+    assert trace.period_s == 5.5
+    table = StepTable([trace, read_trace(TRACES / "hsdpa-norway" / "norway_bus_1")], step_s, 7)
+    starts = [s + 5.5 * lap for s in (0.0, 1.5, 2.0, 4.0) for lap in range(80)]
+    before = table.row(0)[1][0]
+    for k in range(1, 40):
+        values, samples = table.row(k)
+        assert values[0] == trace.at(k * step_s)
+        started = any((k - 1) * step_s < s <= k * step_s for s in starts)
+        assert (samples[0] != before) == started, k
+        before = samples[0]
