@@ -301,9 +301,13 @@ def _carry_costs(
         or any("rtt_ms" in f for f in change.links.values())
     )
     renumber: dict[int, int] = {}
+    first_gone = -1
     if shrinks:
         now = _link_index(new)
         renumber = {k: now[pair] for pair, k in old_links.items() if pair in now}
+        # Below the first link whose index moved (or went), every link keeps its index.
+        total = len(old.scenario.links)
+        first_gone = next((k for k in range(total) if renumber.get(k) != k), total)
     apps = new.cost.apps
     affected.update(str(raw["id"]) for raw in change.added_apps if raw.get("id") in apps)
     for app_id, (p, c) in old.app_costs.items():
@@ -313,14 +317,18 @@ def _carry_costs(
         if app is not old.cost.apps.get(app_id):
             affected.add(app_id)  # the app itself changed
             continue
-        uses_device = bool(changed) and any(
-            d in (app.source, app.sink_id) or d in c.memory_mb or d in c.compute_s or d in c.joules
-            for d in changed
+        # Set operations, not a generator per app: this loop runs over every app.
+        uses_device = bool(changed) and (
+            app.source in changed
+            or app.sink_id in changed
+            or not changed.isdisjoint(c.memory_mb)
+            or not changed.isdisjoint(c.compute_s)
+            or not changed.isdisjoint(c.joules)
         )
         if uses_device or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
-        elif not reroute:
-            new.app_costs[app_id] = (p, c)
+        elif not reroute or (shrinks and max(c.link_mb, default=-1) < first_gone):
+            new.app_costs[app_id] = (p, c)  # no link renumbered: the cost holds as it is
         elif shrinks:
             moved = {renumber[k]: mb for k, mb in c.link_mb.items()}
             new.app_costs[app_id] = (p, _with(c, c.compute_s, c.joules, c.memory_mb, moved))
