@@ -136,14 +136,21 @@ class _Away:
     pair: np.ndarray  # (4, nv, nv): from one virtual host to another (inf: itself)
 
 
-def relaxed_dp(u: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Per app, the least cost of a path through the layered graph (block costs `u`,
-    (na, n, W); move costs `t`, (na, n-1, W, W)) with the SLO and the limit on segments
-    relaxed: a bound all the same, and a pass without the stage dimension."""
+def relaxed_dp(
+    u: np.ndarray, co: np.ndarray, cn: np.ndarray, c1: np.ndarray, c0: np.ndarray
+) -> np.ndarray:
+    """Per app, the least cost of a path through the layered graph with the SLO and the
+    limit on segments relaxed: a bound all the same, and a pass without the stage
+    dimension. Block costs `u` (na, n, W); a move after block i from host x to host y
+    costs co[:, i] * c1[:, x, y] + cn[:, i] * c0[:, x, y] (the MB that continue times a
+    cost per MB, the probability of continuing times a fixed cost), so that the move
+    arrays are (na, W, W), not one per block."""
     v = u[:, 0, :]
     for i in range(u.shape[1] - 1):
-        moved = (v[:, :, None] + t[:, i]).min(axis=1)
-        v = np.minimum(v, moved) + u[:, i + 1, :]
+        move = c1 * co[:, i, None, None]
+        move += c0 * cn[:, i, None, None]
+        move += v[:, :, None]
+        v = np.minimum(v, move.min(axis=1)) + u[:, i + 1, :]
     return v.min(axis=1)
 
 
@@ -291,25 +298,30 @@ class FleetBound:
             )
         nv = len(cc)
 
-        def figures(at: np.ndarray, send: Any) -> np.ndarray:
-            rtt, jpm = v.rtt[:, at], v.jpm[:, at]
-            inside = v.slice_of[at][None, :] == np.arange(nv)[:, None]
-            own = np.array([x in cand for x in at.tolist()])
-            rtt = np.where(inside & own, lb.rtt[at], rtt)
-            jpm = np.where(inside & own, lb.jpm[at], jpm)
-            out = np.array(_figures(f, send, rtt, jpm, lb.mbps[at]))
-            return np.where(inside & ~own, 0.0, out)
-
+        # One look-up for the source, the sink and the candidates; figures as the sender
+        # (source, candidates) and as the slice sending (to the sink, back).
+        at = np.concatenate((np.array([src, sink], dtype=np.int64), k))
+        rtt, jpm = v.rtt[:, at], v.jpm[:, at]
+        inside = v.slice_of[at][None, :] == np.arange(nv)[:, None]
+        own = np.array([x in cand for x in at.tolist()])
+        first = inside & own
+        rtt = np.where(first, lb.rtt[at], rtt)
+        jpm = np.where(first, lb.jpm[at], jpm)
+        free = inside & ~own
+        sent = np.where(free, 0.0, np.array(_figures(f, f.send[at], rtt, jpm, lb.mbps[at])))
+        slice_sent = np.where(
+            free, 0.0, np.array(_figures(f, v.send[:, None], rtt, jpm, lb.mbps[at]))
+        )
         return _Away(
             cc=cc,
             wk=v.wk,
             oc=v.oc,
             ow=v.ow,
             memory=v.memory,
-            inbound=figures(np.array([src]), f.send[src])[:, :, 0],
-            outbound=figures(np.array([sink]), v.send[:, None])[:, :, 0],
-            to=figures(k, f.send[k][None, :]),
-            back=figures(k, v.send[:, None]),
+            inbound=sent[:, :, 0],
+            outbound=slice_sent[:, :, 1],
+            to=sent[:, :, 2:],
+            back=slice_sent[:, :, 2:],
             pair=v.pair,
         )
 
@@ -366,39 +378,54 @@ class FleetBound:
     def _chunk(
         self, model_id: str, members: list[tuple[App, CandidateRoutes, _Away]]
     ) -> np.ndarray:
+        f = self.fleet
         apps = [a for a, _, _ in members]
-        ch = chain_arrays(self.problem, self.fleet, apps, model_id, [r for _, r, _ in members])
+        routes = [r for _, r, _ in members]
+        ch = chain_arrays(self.problem, f, apps, model_id, routes, moves=False)
         na, n, kmax = ch.u.shape
         nv = max(len(away.cc) for _, _, away in members)
         width = kmax + nv
-        # Every entry is written: the candidates' from `ch`, the rest by _virtual_columns.
         u = np.empty((na, n, width))
         u[:, :, :kmax] = ch.u
-        t = np.empty((na, max(n - 1, 0), width, width))
-        t[:, :, :kmax, :kmax] = ch.t
+        # A move's cost per MB (c1) and fixed cost (c0: the transfer's, and the overhead
+        # of the segment it starts on the receiver); c0 inf where there is no move.
+        c1 = np.zeros((na, width, width))
+        c0 = np.full((na, width, width), INF)
+        for a, r in enumerate(routes):
+            k = len(r.hosts)
+            c1[a, :k, :k] = np.where(r.ok, r.c1, 0.0)
+            over = f.oc[np.array(r.hosts, dtype=np.int64)]
+            c0[a, :k, :k] = np.where(r.ok, r.c0 + over[None, :], INF)
         if nv:
-            self._virtual_columns(model_id, members, u, t, kmax, nv)
-        return relaxed_dp(u, t)
+            self._virtual_columns(model_id, members, u, c1, c0, kmax)
+        # No route has inf figures; inf times a probability of 0 would be nan.
+        bad = ~np.isfinite(c1)
+        c1[bad] = 0.0
+        c0[bad] = INF
+        s = self.problem.cost.shapes[model_id]
+        cont = np.array(s.cont)
+        out = np.array([layer.out_mb for layer in s.model.layers])
+        rate = np.array([a.rate_rps for a in apps])[:, None]
+        return relaxed_dp(u, rate * (cont * out)[None, : n - 1], rate * cont[None, : n - 1], c1, c0)
 
     def _virtual_columns(
         self,
         model_id: str,
         members: list[tuple[App, CandidateRoutes, _Away]],
         u: np.ndarray,
-        t: np.ndarray,
+        c1: np.ndarray,
+        c0: np.ndarray,
         kmax: int,
-        nv: int,
     ) -> None:
-        """Fill the virtual hosts' block and move costs (columns kmax.. of u and t), the
-        terms of `solver.candidates.chain_arrays` on their figures, for every app at once."""
+        """Fill the virtual hosts' block costs (columns kmax.. of u) and the figures of
+        moves to, from and between them (of c1 and c0), the terms of
+        `solver.candidates.chain_arrays` on their figures, for every app at once."""
         s = self.problem.cost.shapes[model_id]
         m = s.model
-        n = s.n
-        na = len(members)
+        na, nv = len(members), u.shape[2] - kmax
         f = self.fleet
         g = np.array([layer.gflops + s.exit_gflops[i] for i, layer in enumerate(m.layers)])
         par = np.array([layer.params_mb + s.exit_params_mb[i] for i, layer in enumerate(m.layers)])
-        out = np.array([layer.out_mb for layer in m.layers])
         reach, cont = np.array(s.reach), np.array(s.cont)
         emass = reach * np.array(s.exit_prob)
         res = m.layers[-1].out_mb
@@ -406,18 +433,17 @@ class FleetBound:
         # absent virtual hosts get no memory (nothing fits).
         scal = np.zeros((na, nv, 7))
         scal[:, :, 2] = -1.0
-        to = np.zeros((na, 2, kmax, nv))  # c1, c0 of candidate -> virtual (pads: 0, but
-        back = np.zeros((na, 2, nv, kmax))  # a pad's block costs are inf: never reached)
-        pair = np.zeros((na, 2, nv, nv))  # virtual -> virtual
-        host_oc = np.zeros((na, kmax))
         rate = np.array([a.rate_rps for a, _, _ in members])
         for a, (_, routes, v) in enumerate(members):
             k, j = len(routes.hosts), len(v.cc)
-            host_oc[a, :k] = f.oc[np.array(routes.hosts, dtype=np.int64)]
+            hosts = np.array(routes.hosts, dtype=np.int64)
             scal[a, :j] = np.column_stack([v.cc, v.oc, v.memory, *v.inbound[:2], *v.outbound[:2]])
-            to[a, :, :k, :j] = v.to[:2].transpose(0, 2, 1)
-            back[a, :, :j, :k] = v.back[:2]
-            pair[a, :, :j, :j] = v.pair[:2]
+            c1[a, :k, kmax : kmax + j] = v.to[0].T
+            c0[a, :k, kmax : kmax + j] = v.to[1].T + v.oc[None, :]
+            c1[a, kmax : kmax + j, :k] = v.back[0]
+            c0[a, kmax : kmax + j, :k] = v.back[1] + f.oc[hosts][None, :]
+            c1[a, kmax : kmax + j, kmax : kmax + j] = v.pair[0]
+            c0[a, kmax : kmax + j, kmax : kmax + j] = v.pair[1] + v.oc[None, :]
         cc, oc, memory = scal[:, :, 0], scal[:, :, 1], scal[:, :, 2]
         out_cost = res * scal[:, :, 5] + scal[:, :, 6]  # (na, nv)
         cost = (reach * g)[None, None, :] * cc[:, :, None] + emass * out_cost[:, :, None]
@@ -426,22 +452,6 @@ class FleetBound:
         fits = par[None, None, :] <= memory[:, :, None]
         block = np.where(fits, rate[:, None, None] * cost, INF)  # (na, nv, n)
         u[:, :, kmax:] = block.transpose(0, 2, 1)
-        if n == 1:
-            return
-        co = (rate[:, None] * (cont * out)[None, : n - 1])[:, :, None, None]
-        cn = (rate[:, None] * cont[None, : n - 1])[:, :, None, None]
-        # A move starts a segment on the receiving host: its overhead. Transfers with no
-        # route have inf figures, and inf times a zero probability is nan: no move.
-        with np.errstate(invalid="ignore"):
-            parts = (
-                (slice(None, kmax), slice(kmax, None), to, oc[:, None, :]),
-                (slice(kmax, None), slice(None, kmax), back, host_oc[:, None, :]),
-                (slice(kmax, None), slice(kmax, None), pair, oc[:, None, :]),
-            )
-            for rows, cols, fig, over in parts:
-                move = co * fig[:, None, 0] + cn * (fig[:, None, 1] + over[:, None])
-                np.copyto(move, INF, where=np.isnan(move))
-                t[:, :, rows, cols] = move
 
     def _cascade(self, app: App, routes: CandidateRoutes, away: _Away) -> float:
         """Least objective over every combination of stage hosts, virtual ones included,
