@@ -94,6 +94,7 @@ def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[An
 # search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
+_F32_SLACK = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +146,18 @@ def relaxed_dp(
     costs co[:, i] * c1[:, x, y] + cn[:, i] * c0[:, x, y] (the MB that continue times a
     cost per MB, the probability of continuing times a fixed cost), so that the move
     arrays are (na, W, W), not one per block."""
+    # In single precision, half the memory traffic: each sum has at most a few hundred
+    # terms, all positive, so its relative rounding error is under 1e-4 (a few hundred
+    # times 2**-24); the result is lowered by that much to stay a bound.
+    u, co, cn = u.astype(np.float32), co.astype(np.float32), cn.astype(np.float32)
+    c1, c0 = c1.astype(np.float32), c0.astype(np.float32)
     v = u[:, 0, :]
     for i in range(u.shape[1] - 1):
         move = c1 * co[:, i, None, None]
         move += c0 * cn[:, i, None, None]
         move += v[:, :, None]
         v = np.minimum(v, move.min(axis=1)) + u[:, i + 1, :]
-    return v.min(axis=1)
+    return v.min(axis=1).astype(np.float64) * (1.0 - _F32_SLACK)
 
 
 def _distances(
@@ -201,20 +207,23 @@ class FleetBound:
         # Per metric (rtt, joules per MB): each device's links to devices that relay
         # (more than one link), and the single-link devices' only link.
         only = self.links.only
-        self._adj: list[list[list[tuple[int, float]]]] = []
-        self._leaves: list[dict[int, tuple[int, float]]] = []
-        for metric in ("rtt_ms", "j_per_mb"):
-            adj: list[list[tuple[int, float]]] = [[] for _ in range(fleet.n)]
-            for lk in fleet.links:
-                a, b, w = fleet.index[lk.a], fleet.index[lk.b], getattr(lk, metric)
-                if a not in only:
-                    adj[b].append((a, w))
-                if b not in only:
-                    adj[a].append((b, w))
-            self._adj.append(adj)
-            self._leaves.append(
-                {x: (nb, getattr(fleet.links[k], metric)) for x, (nb, k) in only.items()}
-            )
+        index = fleet.index
+        rtt: list[list[tuple[int, float]]] = [[] for _ in range(fleet.n)]
+        jpm: list[list[tuple[int, float]]] = [[] for _ in range(fleet.n)]
+        for lk in fleet.links:
+            a, b = index[lk.a], index[lk.b]
+            if a not in only:
+                rtt[b].append((a, lk.rtt_ms))
+                jpm[b].append((a, lk.j_per_mb))
+            if b not in only:
+                rtt[a].append((b, lk.rtt_ms))
+                jpm[a].append((b, lk.j_per_mb))
+        self._adj = (rtt, jpm)
+        links = fleet.links
+        self._leaves = (
+            {x: (nb, links[k].rtt_ms) for x, (nb, k) in only.items()},
+            {x: (nb, links[k].j_per_mb) for x, (nb, k) in only.items()},
+        )
 
     def _tier(self, tier: str) -> list[np.ndarray]:
         """One tier's hosts by cost per GFLOP, in slices, each with its route searches."""
@@ -303,15 +312,18 @@ class FleetBound:
         at = np.concatenate((np.array([src, sink], dtype=np.int64), k))
         rtt, jpm = v.rtt[:, at], v.jpm[:, at]
         inside = v.slice_of[at][None, :] == np.arange(nv)[:, None]
-        own = np.array([x in cand for x in at.tolist()])
+        own = np.ones(len(at), dtype=bool)  # the candidates, and the source or sink if one
+        own[:2] = (src in cand, sink in cand)
         first = inside & own
         rtt = np.where(first, lb.rtt[at], rtt)
         jpm = np.where(first, lb.jpm[at], jpm)
         free = inside & ~own
-        sent = np.where(free, 0.0, np.array(_figures(f, f.send[at], rtt, jpm, lb.mbps[at])))
-        slice_sent = np.where(
-            free, 0.0, np.array(_figures(f, v.send[:, None], rtt, jpm, lb.mbps[at]))
-        )
+        sent = np.array(_figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
+        # The slice sending: the same times, its own sending cost.
+        slice_sent = sent.copy()
+        slice_sent[0] = jpm * v.send[:, None] + f.w.latency * sent[2]
+        sent[:, free] = 0.0
+        slice_sent[:, free] = 0.0
         return _Away(
             cc=cc,
             wk=v.wk,
