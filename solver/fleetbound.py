@@ -30,7 +30,6 @@ the candidates on the apps checked (bench/RESULTS.md): the gap is the bound's.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,6 +38,7 @@ import numpy as np
 
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
+from solver.fleetpaths import distances, relaxed_dp
 from solver.problem import Problem
 from solver.routes import transfer_ms
 from solver.scenario import App
@@ -94,7 +94,6 @@ def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[An
 # search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
-_F32_SLACK = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,62 +134,6 @@ class _Away:
     to: np.ndarray
     back: np.ndarray
     pair: np.ndarray  # (4, nv, nv): from one virtual host to another (inf: itself)
-
-
-def relaxed_dp(
-    u: np.ndarray, co: np.ndarray, cn: np.ndarray, c1: np.ndarray, c0: np.ndarray
-) -> np.ndarray:
-    """Per app, the least cost of a path through the layered graph with the SLO and the
-    limit on segments relaxed: a bound all the same, and a pass without the stage
-    dimension. Block costs `u` (na, n, W); a move after block i from host x to host y
-    costs co[:, i] * c1[:, x, y] + cn[:, i] * c0[:, x, y] (the MB that continue times a
-    cost per MB, the probability of continuing times a fixed cost), so that the move
-    arrays are (na, W, W), not one per block."""
-    # In single precision, half the memory traffic: each sum has at most a few hundred
-    # terms, all positive, so its relative rounding error is under 1e-4 (a few hundred
-    # times 2**-24); the result is lowered by that much to stay a bound.
-    u, co, cn = u.astype(np.float32), co.astype(np.float32), cn.astype(np.float32)
-    c1, c0 = c1.astype(np.float32), c0.astype(np.float32)
-    v = u[:, 0, :]
-    for i in range(u.shape[1] - 1):
-        move = c1 * co[:, i, None, None]
-        move += c0 * cn[:, i, None, None]
-        move += v[:, :, None]
-        v = np.minimum(v, move.min(axis=1)) + u[:, i + 1, :]
-    return v.min(axis=1).astype(np.float64) * (1.0 - _F32_SLACK)
-
-
-def _distances(
-    adj: list[list[tuple[int, float]]], leaves: dict[int, tuple[int, float]], sources: np.ndarray
-) -> np.ndarray:
-    """Least sum of link weights from any of `sources` to every device (Dijkstra). A
-    device with a single link (`leaves`: its neighbour and the link's weight) relays
-    nothing: it is left out of `adj`, a source among them starts at its neighbour, and
-    its own distance is its neighbour's plus its link's."""
-    dist = [INF] * len(adj)
-    heap = []
-    for s in sources.tolist():
-        dist[s] = 0.0
-        leaf = leaves.get(s)
-        if leaf is None:
-            heap.append((0.0, s))
-        elif leaf[1] < dist[leaf[0]]:
-            dist[leaf[0]] = leaf[1]
-            heap.append((leaf[1], leaf[0]))
-    heapq.heapify(heap)
-    pop, push = heapq.heappop, heapq.heappush
-    while heap:
-        d, u = pop(heap)
-        if d > dist[u]:
-            continue
-        for v, w in adj[u]:
-            nd = d + w
-            if nd < dist[v]:
-                dist[v] = nd
-                push(heap, (nd, v))
-    for x, (nb, w) in leaves.items():
-        dist[x] = min(dist[x], dist[nb] + w)
-    return np.array(dist)
 
 
 class FleetBound:
@@ -236,8 +179,8 @@ class FleetBound:
             got = self._tiers[tier] = [p for p in np.array_split(hosts, count) if len(p)]
             for p in got:
                 self._searched[int(p[0])] = (
-                    _distances(self._adj[0], self._leaves[0], p),
-                    _distances(self._adj[1], self._leaves[1], p),
+                    distances(self._adj[0], self._leaves[0], p),
+                    distances(self._adj[1], self._leaves[1], p),
                 )
         return got
 

@@ -301,13 +301,11 @@ def _carry_costs(
         or any("rtt_ms" in f for f in change.links.values())
     )
     renumber: dict[int, int] = {}
-    first_gone = -1
+    first_gone = -1  # below the first link whose index moved (or went), none did
     if shrinks:
         now = _link_index(new)
         renumber = {k: now[pair] for pair, k in old_links.items() if pair in now}
-        # Below the first link whose index moved (or went), every link keeps its index.
-        total = len(old.scenario.links)
-        first_gone = next((k for k in range(total) if renumber.get(k) != k), total)
+        first_gone = next(k for k in range(len(now) + 1) if renumber.get(k) != k)
     apps = new.cost.apps
     affected.update(str(raw["id"]) for raw in change.added_apps if raw.get("id") in apps)
     for app_id, (p, c) in old.app_costs.items():
@@ -317,13 +315,9 @@ def _carry_costs(
         if app is not old.cost.apps.get(app_id):
             affected.add(app_id)  # the app itself changed
             continue
-        # Set operations, not a generator per app: this loop runs over every app.
-        uses_device = bool(changed) and (
-            app.source in changed
-            or app.sink_id in changed
-            or not changed.isdisjoint(c.memory_mb)
-            or not changed.isdisjoint(c.compute_s)
-            or not changed.isdisjoint(c.joules)
+        ends = (app.source, app.sink_id)
+        uses_device = bool(changed) and not all(
+            changed.isdisjoint(x) for x in (ends, c.memory_mb, c.compute_s, c.joules)
         )
         if uses_device or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
