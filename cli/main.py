@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 import typer
@@ -59,4 +61,19 @@ def main() -> None:
             print("error: aborted", file=sys.stderr)
             sys.exit(1)
         raise
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if sys.argv[1:2] == ["solve"]:
+        _exit_at_once(code)
+    sys.exit(code)
+
+
+def _exit_at_once(code: int) -> None:
+    """Exit without tearing the interpreter down. After a 10,000-device solve, freeing its
+    millions of route and cost objects one by one, and the collection at shutdown, took
+    1.5 to 2.5 s of CPU, for nothing: the process is ending. Only for `solve`, whose work
+    is done and printed by now (no pool or thread of its own is left to join); the output
+    and the log handlers are flushed first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)

@@ -63,11 +63,13 @@ def chain_arrays(
     model_id: str,
     routes: list[CandidateRoutes],
     forbid: list[np.ndarray] | None = None,
+    moves: bool = True,
 ) -> _Chain:
     """The layered graph of `model_id` for each app over its candidate hosts.
 
     `forbid[a]` (optional, (K, K) bool) removes transfers between candidate hosts; the
-    diagonal of a forbidden matrix removes the host itself.
+    diagonal of a forbidden matrix removes the host itself. With `moves` false the move
+    arrays are left empty (a caller that builds its own: the large-fleet bound).
     """
     s = problem.cost.shapes[model_id]
     m = s.model
@@ -139,6 +141,9 @@ def chain_arrays(
     u[bad] = INF
     uw[bad] = INF
 
+    stages = np.array([min(a.max_stages, n) for a in apps])
+    if not moves:
+        return _Chain(u, uw, np.zeros((na, 0, 0, 0)), np.zeros((na, 0, 0, 0)), stages)
     c1, c0, w1, w0 = mat("c1"), mat("c0"), mat("w1"), mat("w0")
     co = (cont * out)[: n - 1]
     # A move after block i starts a segment on the receiving host: its overhead.
@@ -150,7 +155,6 @@ def chain_arrays(
     nomove = ~ok | np.eye(kmax, dtype=bool)[None]
     t[np.broadcast_to(nomove[:, None], t.shape)] = INF
     tw[np.broadcast_to(nomove[:, None], tw.shape)] = INF
-    stages = np.array([min(a.max_stages, n) for a in apps])
     return _Chain(u, uw, t, tw, stages)
 
 

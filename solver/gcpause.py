@@ -4,6 +4,12 @@ The route searches and cost caches of a fleet of thousands of devices keep milli
 small tuples and dicts alive. A collection triggered in the middle of a solve would rescan
 them all, at a cost that can exceed the solve itself, and nothing the solvers build forms
 reference cycles, so pausing the collector loses nothing.
+
+On the way out the objects made meanwhile are moved to the oldest generation
+(`gc.freeze` then `gc.unfreeze`) rather than left for the first young collection to
+scan: they are the problem's caches and the plan, which live on, and that collection was
+a tenth of a lost device's re-solve at 10,000 devices (about 25 ms). Any cycle among them
+is still collected, by the next full collection.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ def paused_gc() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

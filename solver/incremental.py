@@ -301,9 +301,11 @@ def _carry_costs(
         or any("rtt_ms" in f for f in change.links.values())
     )
     renumber: dict[int, int] = {}
+    first_gone = -1  # below the first link whose index moved (or went), none did
     if shrinks:
         now = _link_index(new)
         renumber = {k: now[pair] for pair, k in old_links.items() if pair in now}
+        first_gone = next(k for k in range(len(now) + 1) if renumber.get(k) != k)
     apps = new.cost.apps
     affected.update(str(raw["id"]) for raw in change.added_apps if raw.get("id") in apps)
     for app_id, (p, c) in old.app_costs.items():
@@ -313,14 +315,14 @@ def _carry_costs(
         if app is not old.cost.apps.get(app_id):
             affected.add(app_id)  # the app itself changed
             continue
-        uses_device = bool(changed) and any(
-            d in (app.source, app.sink_id) or d in c.memory_mb or d in c.compute_s or d in c.joules
-            for d in changed
+        ends = (app.source, app.sink_id)
+        uses_device = bool(changed) and not all(
+            changed.isdisjoint(x) for x in (ends, c.memory_mb, c.compute_s, c.joules)
         )
         if uses_device or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
-        elif not reroute:
-            new.app_costs[app_id] = (p, c)
+        elif not reroute or (shrinks and max(c.link_mb, default=-1) < first_gone):
+            new.app_costs[app_id] = (p, c)  # no link renumbered: the cost holds as it is
         elif shrinks:
             moved = {renumber[k]: mb for k, mb in c.link_mb.items()}
             new.app_costs[app_id] = (p, _with(c, c.compute_s, c.joules, c.memory_mb, moved))

@@ -86,7 +86,8 @@ class Migration:
         return app_id in self._previous or (app_id in self.placed and app_id in self.cm.apps)
 
     def unmoved(self, app_id: str, p: Placement) -> bool:
-        return self.placed.get(app_id) == p
+        placed = self.placed.get(app_id)
+        return placed is p or placed == p  # most are the very object: no field compare
 
     def _units_of(self, app_id: str) -> dict[Unit, set[str]] | None:
         units = self._units.get(app_id)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from solver import Problem, SolveOptions, Status, load_scenario, solve
+from solver import Problem, SolveOptions, Status, fleetbound, load_scenario, solve
 from solver.candidates import pick_hosts
 from solver.fastcost import candidate_routes
 from solver.fleetbound import FleetBound
@@ -63,3 +63,18 @@ def test_the_heuristic_reports_a_bound_on_large_fleets() -> None:
     assert plan.status == Status.FEASIBLE
     assert plan.doc.bound is not None and plan.objective is not None
     assert 0 < plan.doc.bound <= plan.objective
+
+
+@pytest.mark.parametrize("slices", [1, 100])
+def test_the_bound_holds_with_coarse_and_one_host_slices(
+    slices: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slice per tier (all hosts in one virtual host) and one host per slice (every
+    host its own): the exact optimum is never under either bound."""
+    scn = parse_scenario(generate(4, devices=24, apps=8, blocks=4))
+    exact = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="ilp")
+    assert exact.status == Status.OPTIMAL and exact.objective is not None
+    monkeypatch.setattr(fleetbound, "SLICES", dict.fromkeys(("cloud", "edge", "device"), slices))
+    for cap in (1, 2):
+        bound = _bound(Problem(scn), cap)
+        assert 0 < bound <= exact.objective * (1 + 1e-9)
