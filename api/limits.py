@@ -29,6 +29,8 @@ from orchestrator.errors import TooLarge
 
 KB = 1024
 _UPLOADS = re.compile(r"^/v1/models(/[^/]+/exits)?$")
+# JSON, or multipart with calibration data for a static int8 variant: an upload then.
+_VARIANTS = re.compile(r"^/v1/models/[^/]+/variants$")
 _PUBLIC = {("POST", "/v1/agents/enroll")}
 # Multipart headers, boundaries and small fields around an upload's file.
 _ENVELOPE = 1 << 20
@@ -40,9 +42,9 @@ class Limits:
     enroll_bytes: int
     upload_bytes: int
 
-    def of(self, method: str, path: str) -> tuple[int, bool]:
+    def of(self, method: str, path: str, multipart: bool = False) -> tuple[int, bool]:
         """(the limit, whether the body is streamed through rather than read here)."""
-        if method == "POST" and _UPLOADS.match(path):
+        if method == "POST" and (_UPLOADS.match(path) or (multipart and _VARIANTS.match(path))):
             return self.upload_bytes + _ENVELOPE, True
         if (method, path) in _PUBLIC:
             return self.enroll_bytes, False
@@ -80,7 +82,8 @@ class BodyLimits:
             if refusal is not None:
                 await _answer(scope, send, 401, refusal, {"WWW-Authenticate": "Bearer"})
                 return
-        limit, streamed = self.limits.of(method, path)
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+        limit, streamed = self.limits.of(method, path, multipart)
         if length is not None and length > limit:
             await _answer(scope, send, 413, _too_large(limit))
             return

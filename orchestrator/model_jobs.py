@@ -54,14 +54,44 @@ def extract_ranges(
     return out
 
 
+def calibration_samples(
+    model_path: str, input_shapes: dict[str, list[int]] | None, data_path: str
+) -> int:
+    """How many calibration samples a .npy/.npz file holds for the model's first input
+    (ModelError when it holds none that fit, or any value that is not finite)."""
+    return len(_samples(model_path, input_shapes, data_path))
+
+
+def _samples(
+    model_path: str, input_shapes: dict[str, list[int]] | None, data_path: str
+) -> list[Any]:
+    import numpy as np
+
+    from models_registry.blocks import analyse_model
+    from models_registry.errors import ModelError
+    from models_registry.exits import load_samples
+
+    first = analyse_model(Path(model_path), input_shapes or None).inputs[0]
+    samples = load_samples([data_path], first)
+    if not all(np.isfinite(s).all() for s in samples if np.issubdtype(s.dtype, np.floating)):
+        # A NaN or an infinity would fix the activations' ranges at nonsense.
+        raise ModelError("the calibration data holds NaN or infinite values")
+    return samples
+
+
 def quantize_to_store(
-    model_path: str, input_shapes: dict[str, list[int]] | None, store_root: str
+    model_path: str,
+    input_shapes: dict[str, list[int]] | None,
+    store_root: str,
+    data_path: str | None = None,
 ) -> dict[str, Any]:
-    """An int8 variant through the registry, stored, analysed and measured."""
+    """An int8 variant through the registry, stored, analysed and measured: static
+    quantization when calibration data (a .npy or .npz file) is given, dynamic without."""
     from models_registry.blocks import analyse_model
     from models_registry.quantize import quantize_int8
 
-    variant = quantize_int8(Path(model_path), input_shapes or None)
+    samples = _samples(model_path, input_shapes, data_path) if data_path else None
+    variant = quantize_int8(Path(model_path), input_shapes or None, calibration=samples)
     sha, size = Artifacts(Path(store_root)).put_bytes(variant.data)
     analysis = analyse_model(variant.data, input_shapes or None)
     return {

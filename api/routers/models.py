@@ -7,6 +7,8 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from api.deps import CascadesDep, ModelsDep, Operator, ResourceId
 from api.schemas import (
@@ -48,6 +50,27 @@ _MODEL_FORM = _multipart(
     },
     ["file"],
 )
+_VARIANT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": VariantRequest.model_json_schema()},
+            **_multipart(
+                {
+                    "id": {"type": "string", "description": "the variant's model id"},
+                    "accuracy": {"type": "number", "description": "top-1 accuracy, if known"},
+                    "kind": {"type": "string", "enum": ["int8"]},
+                    "data": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "calibration inputs (.npy batch or .npz): static int8",
+                    },
+                },
+                ["id", "data"],
+            )["requestBody"]["content"],
+        },
+    }
+}
 _EXIT_FORM = _multipart(
     {
         "file": {"type": "string", "format": "binary", "description": "the exit head (ONNX)"},
@@ -85,12 +108,27 @@ async def delete_model(model_id: ResourceId, models: ModelsDep, actor: Operator)
     await models.delete(actor, model_id)
 
 
-@router.post("/models/{model_id}/variants", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/models/{model_id}/variants",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_VARIANT_BODY,
+)
 async def add_variant(
-    model_id: ResourceId, body: VariantRequest, models: ModelsDep, actor: Operator
+    model_id: ResourceId, request: Request, models: ModelsDep, actor: Operator
 ) -> ModelView:
-    """An int8 variant (dynamic quantization through the registry), as a model of its own
-    that deployments can name among their `variants`."""
+    """An int8 variant, as a model of its own that deployments can name among their
+    `variants`. A JSON body: dynamic quantization. A multipart form with a `data` file
+    (calibration inputs, .npy or .npz): static quantization, activations' ranges fixed
+    from those inputs. Either way the variant's speed against its source is measured on
+    the control plane's host and stored (`detail.method`, `detail.speedup`); the scenario
+    costs the variant by it. Calibration data over the upload limit: 413; unusable: 422
+    naming `data`."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        upload = await read_upload(request, "data", models.upload_limit_bytes, models.staging_file)
+        assert upload.file is not None
+        view = await models.upload_int8_variant(actor, model_id, upload.file, upload.fields)
+        return ModelView.model_validate(asdict(view))
+    body = await _json_body(request)
     view = await models.add_int8_variant(actor, model_id, body.id, body.accuracy)
     return ModelView.model_validate(asdict(view))
 
@@ -124,6 +162,16 @@ async def profile(
     (its GFLOP shared out by measured time) rather than in proportion to FLOPs."""
     view = await models.profile(actor, model_id, body.block_ms)
     return ModelView.model_validate(asdict(view))
+
+
+async def _json_body(request: Request) -> VariantRequest:
+    """The JSON body, validated as FastAPI would have (its errors answer 422 naming the
+    field): the route reads the body itself since it also takes a multipart form."""
+    try:
+        return VariantRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
 
 
 # -- cascades ------------------------------------------------------------------------------------

@@ -127,22 +127,57 @@ class ModelsService:
         )
         return _summary(model)
 
-    async def add_int8_variant(
-        self, actor: str, model_id: str, variant_id: str, accuracy: float | None
+    async def upload_int8_variant(
+        self, actor: str, model_id: str, upload: Path, fields: dict[str, str]
     ) -> ModelView:
-        """An int8 variant (dynamic quantization), a model of its own that deployments can
-        name among their `variants`."""
+        """A static int8 variant from an upload form: `id` (required), `accuracy`, `kind`
+        (int8), and the file part `data`: calibration inputs (.npy batch or .npz)."""
+        try:
+            variant_id = fields.get("id", "").strip()
+            catalog.check_id(variant_id, "id")
+            if fields.get("kind", "int8").strip() not in ("", "int8"):
+                raise Invalid("kind: the only variant kind is 'int8'", field="kind")
+            accuracy = _form_float(fields, "accuracy", 0.0, 1.0)
+            data = _calibration_file(upload)
+        except Exception:
+            upload.unlink(missing_ok=True)
+            raise
+        try:
+            return await self.add_int8_variant(actor, model_id, variant_id, accuracy, data)
+        finally:
+            data.unlink(missing_ok=True)
+
+    async def add_int8_variant(
+        self,
+        actor: str,
+        model_id: str,
+        variant_id: str,
+        accuracy: float | None,
+        data: Path | None = None,
+    ) -> ModelView:
+        """An int8 variant, a model of its own that deployments can name among their
+        `variants`: static quantization with calibration inputs (`data`, a .npy or .npz
+        file), dynamic without. Either way its speed against its source is measured here,
+        and the scenario costs it by that ratio (orchestrator/profiled.py)."""
         ctx = self._ctx
         catalog.check_id(variant_id, "id")
         parent = await ctx.run_sync(catalog.get_model, model_id)
         if await ctx.run_sync(catalog.model_exists, variant_id):
             raise Conflict(f"a model {variant_id!r} already exists; choose another id")
         shapes = parent.detail.get("input_shapes")
+        source = str(await local_file(ctx.artifacts, parent.artifact_sha256))
+        if data is not None:
+            # Checked before the (slow) quantization, so that bad data is named as such.
+            try:
+                await ctx.in_pool(model_jobs.calibration_samples, source, shapes, str(data))
+            except ModelError as exc:
+                raise Invalid(f"data: {exc}", field="data") from None
         made = await ctx.in_pool(
             model_jobs.quantize_to_store,
-            str(await local_file(ctx.artifacts, parent.artifact_sha256)),
+            source,
             shapes,
             str(ctx.artifacts.root),
+            None if data is None else str(data),
         )
         await asyncio.to_thread(ctx.artifacts.share, made["sha256"])
         await ctx.run_sync(
@@ -333,6 +368,24 @@ def _form_float(fields: dict[str, str], name: str, low: float, high: float) -> f
     if not low <= value <= high:
         raise Invalid(f"{name}: must be within [{low:g}, {high:g}] (got {value:g})", field=name)
     return value
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_NPZ_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive of .npy files
+
+
+def _calibration_file(upload: Path) -> Path:
+    """The staged calibration upload renamed by what it holds (numpy reads .npy and .npz
+    by their suffix), whatever the client named it."""
+    with upload.open("rb") as f:
+        head = f.read(6)
+    if head.startswith(_NPY_MAGIC):
+        suffix = ".npy"
+    elif head.startswith(_NPZ_MAGIC):
+        suffix = ".npz"
+    else:
+        raise Invalid("data: calibration inputs must be a .npy or .npz file", field="data")
+    return upload.rename(upload.with_suffix(suffix))
 
 
 def _form_shapes(fields: dict[str, str]) -> dict[str, list[int]] | None:

@@ -159,6 +159,7 @@ async def test_int8_variant(client: httpx.AsyncClient, cnn_bytes: bytes) -> None
     assert variant["parent_id"] == "cnn"
     assert variant["variant"] == "int8"
     assert variant["detail"]["int8_mb"] < variant["detail"]["fp32_mb"]
+    assert variant["detail"]["method"] == "dynamic"
     r = await client.post("/v1/models/cnn/variants", json={"id": "cnn-int8"})
     assert r.status_code == 409
     assert (await client.delete("/v1/models/cnn")).status_code == 409
