@@ -50,9 +50,7 @@ async def test_a_static_variant_from_calibration_data(
     detail = variant["detail"]
     assert detail["method"] == "static"
     assert detail["int8_latency_ms"] > 0 and detail["fp32_latency_ms"] > 0
-    assert detail["speedup"] == pytest.approx(
-        detail["fp32_latency_ms"] / detail["int8_latency_ms"]
-    )
+    assert detail["speedup"] == pytest.approx(detail["fp32_latency_ms"] / detail["int8_latency_ms"])
     # Static QDQ: the graph carries QuantizeLinear/DequantizeLinear around its int8 kernels.
     model = (await client.get(f"/v1/artifacts/{variant['sha256']}")).content
     assert b"QuantizeLinear" in model and b"DequantizeLinear" in model
