@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only
 
 import solver
@@ -109,8 +110,14 @@ def placement_settings(session: Session) -> PlacementSettings:
             max_utilization=0.8,
             hysteresis=0.05,
         )
-        session.add(row)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            # Two transactions (a re-plan's scenario and a read, say) both found it
+            # missing; the other one's insert won and is the row.
+            row = session.get(PlacementSettings, 1, populate_existing=True)
+            assert row is not None
     return row
 
 
