@@ -11,6 +11,7 @@ the one contract.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.wire import Heartbeat, HeartbeatAck
 from orchestrator import tokens
 from orchestrator.control_plane import ControlPlane
+
+if TYPE_CHECKING:
+    from orchestrator.services.agents import Ack
 
 _PATH = re.compile(r"^/v1/agents/([A-Za-z0-9._-]{1,64})/heartbeat$")
 _MAX_BODY = 1 << 20
@@ -30,6 +34,9 @@ class HeartbeatFastPath:
     def __init__(self, app: ASGIApp, control_plane: ControlPlane) -> None:
         self.app = app
         self.cp = control_plane
+        self._ack: Ack | None = None  # the last answer, and its response messages
+        self._start: Message = {}
+        self._body: Message = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _PATH.match(scope["path"]) if scope["type"] == "http" else None
@@ -54,20 +61,27 @@ class HeartbeatFastPath:
             return
         scope[ROUTE_KEY] = ROUTE
         answer = await self.cp.agents.heartbeat(device_id, beat.model_dump())
-        ack = HeartbeatAck(
-            desired_version=answer.desired_version,
-            interval_s=answer.interval_s,
-            live_version=answer.live_version,
-        )
-        payload = ack.model_dump_json().encode()
-        await send(
-            {
+        # Every agent gets the same answer until a revision changes: encoded once per change.
+        if answer != self._ack:
+            payload = (
+                HeartbeatAck(
+                    desired_version=answer.desired_version,
+                    interval_s=answer.interval_s,
+                    live_version=answer.live_version,
+                )
+                .model_dump_json()
+                .encode()
+            )
+            self._ack = answer
+            self._start = {
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [*_HEADERS, (b"content-length", str(len(payload)).encode())],
             }
-        )
-        await send({"type": "http.response.body", "body": payload})
+            self._body = {"type": "http.response.body", "body": payload}
+        # Copies: a server or middleware may add to what it is sent.
+        await send({**self._start, "headers": list(self._start["headers"])})
+        await send(dict(self._body))
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -31,6 +31,7 @@ from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
+from orchestrator.live.batching import GroupWrite
 from orchestrator.live.links import bottleneck, link_key
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class RedisLiveState:
         # Not "link:", the layout of one figure per link, last writer winning: a replica
         # of that version beside this one in a rolling upgrade would misread these.
         self._link_index = f"{prefix}linkend:index"
+        # Heartbeats arriving together share one pipeline (`batching`).
+        self._beats: GroupWrite[tuple[str, int]] = GroupWrite(self._write_beats)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         # One subscriber per process: a pattern subscription on every channel under the
@@ -137,12 +140,16 @@ class RedisLiveState:
 
     # -- heartbeats and liveness -------------------------------------------------------
     async def put_heartbeat(self, device_id: str, beat: dict[str, Any], ttl_s: float) -> None:
-        ttl_ms = _ms(ttl_s)
-        # No MULTI/EXEC on the hot path: the key and its index entry need not change
-        # together (a reader skips an indexed id whose key has expired or not yet landed).
+        await self._beats.put(device_id, (json.dumps(beat), _ms(ttl_s)))
+
+    async def _write_beats(self, beats: dict[str, tuple[str, int]]) -> None:
+        # No MULTI/EXEC on the hot path: a key and its index entry need not change together
+        # (a reader skips an indexed id whose key has expired or not yet landed).
+        now_ms = _now_ms()
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._hb_key(device_id), json.dumps(beat), px=ttl_ms)
-            pipe.zadd(self._hb_index, {device_id: _now_ms() + ttl_ms})
+            for device_id, (raw, ttl_ms) in beats.items():
+                pipe.set(self._hb_key(device_id), raw, px=ttl_ms)
+            pipe.zadd(self._hb_index, {d: now_ms + ttl_ms for d, (_, ttl_ms) in beats.items()})
             await pipe.execute()
 
     async def heartbeat(self, device_id: str) -> dict[str, Any] | None:

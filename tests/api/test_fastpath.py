@@ -30,6 +30,7 @@ class Paths:
     app: httpx.AsyncClient  # the whole app: fast path first
     route: httpx.AsyncClient  # the app behind the fast path: FastAPI's routing
     fallbacks: list[str]  # the paths the fast path handed to the route
+    fast: HeartbeatFastPath
 
 
 def _fast_path(app: FastAPI) -> HeartbeatFastPath:
@@ -62,7 +63,7 @@ async def paths(backend: Backend, pool: ProcessPoolExecutor) -> AsyncIterator[Pa
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=route_app), base_url="http://control-plane"
         ) as route:
-            yield Paths(client, route, fallbacks)
+            yield Paths(client, route, fallbacks, fast)
 
 
 def _answer(response: httpx.Response) -> tuple[int, str, Any]:
@@ -98,6 +99,22 @@ async def test_a_good_heartbeat_is_acknowledged_alike_by_both(paths: Paths) -> N
     # And what the heartbeat said reached the control plane either way.
     device = (await paths.app.get("/v1/devices/cam-1")).json()
     assert device["alive"] and device["last_heartbeat"]["battery_pct"] == 70.0
+
+
+async def test_the_acknowledgement_follows_a_new_revision(paths: Paths) -> None:
+    # The fast path encodes its answer once per revision: a change must still show.
+    cam = await enroll(paths.app, "cam-1")
+    body = json.dumps({"battery_pct": 70.0}).encode()
+    first, _, _ = await _both(paths, "cam-1", body, agent_auth(cam))
+    revision, live = first[2]["desired_version"] + 3, (first[2]["live_version"] or 0) + 2
+    # What another replica's rollout tells this one (`DesiredStates.on_event`).
+    await paths.fast.cp.desired.on_event(
+        "rollout", {"revision": revision, "state": "switching", "live_version": live}
+    )
+
+    via_app, via_route, fast = await _both(paths, "cam-1", body, agent_auth(cam))
+    assert fast and via_app == via_route
+    assert (via_app[2]["desired_version"], via_app[2]["live_version"]) == (revision, live)
 
 
 @pytest.mark.parametrize(

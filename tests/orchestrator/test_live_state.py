@@ -69,6 +69,22 @@ async def test_latest_heartbeat_replaces_the_previous(live: LiveState) -> None:
     assert await live.heartbeats() == {"cam-1": {"seq": 2}}
 
 
+async def test_heartbeats_written_together_are_each_stored(live: LiveState) -> None:
+    # Concurrent writers share a Redis pipeline (`orchestrator.live.batching`): each
+    # returns only once its own heartbeat is stored, and the same device's later one wins.
+    ids = [f"dev-{k}" for k in range(50)]
+    await asyncio.gather(
+        *(live.put_heartbeat(i, {"n": k}, LONG_TTL) for k, i in enumerate(ids)),
+        live.put_heartbeat("dev-0", {"n": -1}, LONG_TTL),
+    )
+
+    stored = await live.heartbeats()
+    assert stored == {i: {"n": -1 if i == "dev-0" else k} for k, i in enumerate(ids)}
+    await asyncio.gather(*(live.put_heartbeat(i, {"n": 0}, SHORT_TTL) for i in ids[:10]))
+    await asyncio.sleep(PAST_SHORT_TTL)
+    assert sorted(await live.heartbeats()) == sorted(ids[10:])
+
+
 async def test_stored_heartbeat_is_a_copy(live: LiveState) -> None:
     beat: dict[str, Any] = {"parts": ["a"]}
     await live.put_heartbeat("cam-1", beat, LONG_TTL)
