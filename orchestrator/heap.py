@@ -18,10 +18,11 @@ counting; only a cycle frozen while alive would outlive its use, so every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
+
+from orchestrator.background import Background
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class HeapPolicy:
     def __init__(self, enabled: bool, full_every_s: float = 600.0) -> None:
         self.enabled = enabled
         self.full_every_s = full_every_s
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("continuum-gc")
 
     def settle(self) -> None:
         """After a burst of long-lived allocations (start, a solve and its commit)."""
@@ -40,14 +41,10 @@ class HeapPolicy:
     def start(self) -> None:
         if self.enabled:
             gc.freeze()
-            self._task = asyncio.create_task(self._collect_now_and_then(), name="continuum-gc")
+            self._task.start(self._collect_now_and_then)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         if self.enabled:
             gc.unfreeze()
 

@@ -9,12 +9,12 @@ and tried again at the next interval; it never stops the control plane.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator import audit
+from orchestrator.background import Background
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class AuditRetention:
         self.max_rows = max_rows
         self.interval_s = interval_s
         self.removed = 0  # over this process's life
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("continuum-audit-retention")
 
     @property
     def enabled(self) -> bool:
@@ -42,14 +42,10 @@ class AuditRetention:
 
     def start(self) -> None:
         if self.enabled:
-            self._task = asyncio.create_task(self._loop(), name="continuum-audit-retention")
+            self._task.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def sweep_once(self) -> int:
         removed: int = await self.run_sync(

@@ -6,11 +6,11 @@ a heartbeat costs no more with it than without it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from orchestrator import samples
+from orchestrator.background import Background
 from orchestrator.calls import RunSync
 from orchestrator.live.base import LiveState
 
@@ -32,18 +32,14 @@ class Sampler:
         self.interval_s = interval_s
         self.retention = retention
         self._figures = samples.PlanFigures(version=None)
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("continuum-console-sampler")
 
     def start(self) -> None:
         if self.interval_s > 0:
-            self._task = asyncio.create_task(self._run(), name="continuum-console-sampler")
+            self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def tick(self) -> None:
         """Record one point now (the plan's figures are re-read only when it changed)."""
