@@ -166,7 +166,8 @@ def test_cordon_drain_and_the_event_stream(server: ControlPlane) -> None:
         follow.kill()
     assert follow.returncode == 0, err
     kinds = [json.loads(line)["type"] for line in out.splitlines()]
-    assert kinds[0] == "device" and len(kinds) == 2
+    # The cordon's own event is among them (a loop's trigger may come first).
+    assert "device" in kinds and len(kinds) == 2, kinds
     drained = run("drain", "edge-1", *flags(server))
     assert drained.stdout.strip() == "device edge-1 draining (state draining)"
     assert run("uncordon", "edge-1", *flags(server)).returncode == 0
