@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from models_registry.errors import ModelError
 from orchestrator.artifacts import Artifacts
 
 
@@ -54,12 +55,9 @@ def extract_ranges(
     return out
 
 
-def calibration_samples(
-    model_path: str, input_shapes: dict[str, list[int]] | None, data_path: str
-) -> int:
-    """How many calibration samples a .npy/.npz file holds for the model's first input
-    (ModelError when it holds none that fit, or any value that is not finite)."""
-    return len(_samples(model_path, input_shapes, data_path))
+class CalibrationDataError(ModelError):
+    """Calibration inputs that do not fit the model, found before anything is quantized:
+    the request's `data` is at fault, not the model."""
 
 
 def _samples(
@@ -68,14 +66,16 @@ def _samples(
     import numpy as np
 
     from models_registry.blocks import analyse_model
-    from models_registry.errors import ModelError
     from models_registry.exits import load_samples
 
     first = analyse_model(Path(model_path), input_shapes or None).inputs[0]
-    samples = load_samples([data_path], first)
+    try:
+        samples = load_samples([data_path], first)
+    except ModelError as exc:
+        raise CalibrationDataError(str(exc)) from None
     if not all(np.isfinite(s).all() for s in samples if np.issubdtype(s.dtype, np.floating)):
         # A NaN or an infinity would fix the activations' ranges at nonsense.
-        raise ModelError("the calibration data holds NaN or infinite values")
+        raise CalibrationDataError("the calibration data holds NaN or infinite values")
     return samples
 
 
@@ -86,7 +86,8 @@ def quantize_to_store(
     data_path: str | None = None,
 ) -> dict[str, Any]:
     """An int8 variant through the registry, stored, analysed and measured: static
-    quantization when calibration data (a .npy or .npz file) is given, dynamic without."""
+    quantization when calibration data (a .npy or .npz file) is given, dynamic without.
+    Data that does not fit raises CalibrationDataError before any quantizing."""
     from models_registry.blocks import analyse_model
     from models_registry.quantize import quantize_int8
 

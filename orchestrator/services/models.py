@@ -166,19 +166,16 @@ class ModelsService:
             raise Conflict(f"a model {variant_id!r} already exists; choose another id")
         shapes = parent.detail.get("input_shapes")
         source = str(await local_file(ctx.artifacts, parent.artifact_sha256))
-        if data is not None:
-            # Checked before the (slow) quantization, so that bad data is named as such.
-            try:
-                await ctx.in_pool(model_jobs.calibration_samples, source, shapes, str(data))
-            except ModelError as exc:
-                raise Invalid(f"data: {exc}", field="data") from None
-        made = await ctx.in_pool(
-            model_jobs.quantize_to_store,
-            source,
-            shapes,
-            str(ctx.artifacts.root),
-            None if data is None else str(data),
-        )
+        try:
+            made = await ctx.in_pool(
+                model_jobs.quantize_to_store,
+                source,
+                shapes,
+                str(ctx.artifacts.root),
+                None if data is None else str(data),
+            )
+        except model_jobs.CalibrationDataError as exc:
+            raise Invalid(f"data: {exc}", field="data") from None
         await asyncio.to_thread(ctx.artifacts.share, made["sha256"])
         await ctx.run_sync(
             _register, actor, variant_id, made["sha256"], made["size"], made["analysis"],
@@ -263,7 +260,7 @@ class ModelsService:
         if not block_ms:
             block_ms = await ctx.in_pool(
                 model_jobs.profile_file,
-                str(ctx.artifacts.path(model.artifact_sha256)),
+                str(await local_file(ctx.artifacts, model.artifact_sha256)),
                 model.detail.get("input_shapes"),
                 PROFILE_RUNS,
             )
