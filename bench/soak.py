@@ -101,6 +101,14 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="continuum-soak-"))
     launcher = Launcher()
     fleet = EmulatedFleet(tmp, launcher, heartbeat_s=args.interval)
+    fleet.env |= {
+        # Every simulated agent enrolls from this one address, faster than a real fleet.
+        "CONTINUUM_ENROLL_RATE_PER_SOURCE": "1000000",
+        "CONTINUUM_ENROLL_RATE_GLOBAL": "10000000",
+        # The server's own cap on a long poll (the test harness cuts it to 5 s so tests
+        # see news sooner): 1,000 agents then re-poll 200 times a second, not 40.
+        "CONTINUUM_LONG_POLL_MAX_S": "30",
+    }
     sims_thread: SimThread | None = None
     recorder: Recorder | None = None
     samples: list[dict[str, float]] = []
@@ -160,6 +168,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "requests_lost": len(failures),
         "lost_examples": [f"{o.status}: {o.detail[:120]}" for o in failures[:5]],
         "heartbeat_errors": sims_thread.fleet.errors if sims_thread is not None else None,
+        "error_kinds": dict(sims_thread.fleet.error_kinds) if sims_thread is not None else {},
         "samples": samples,
     }
 
@@ -193,7 +202,9 @@ def main() -> None:
           f"(growth {100 * (result['server_growth'] or 0):.1f}%): "
           f"{'' if result['flat_within_10pct'] else 'NOT '}flat within 10%")  # fmt: skip
     print(f"requests served {result['requests_served']}, lost {result['requests_lost']}; "
-          f"simulated heartbeats failed: {result['heartbeat_errors']}")  # fmt: skip
+          f"simulated agents' failed calls: {result['heartbeat_errors']}")  # fmt: skip
+    for kind, count in sorted(result["error_kinds"].items()):
+        print(f"  simulated agents' failures: {kind}: {count}")
     for example in result["lost_examples"]:
         print(f"  lost: {example}")
 

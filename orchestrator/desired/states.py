@@ -12,10 +12,11 @@ and any change to what states refer to drops the cache (`invalidate`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
@@ -76,6 +77,9 @@ class DesiredStates:
         # A plan's states as its commit computed them, for its switch (see start_rollout).
         self._stash: tuple[int, dict[str, State]] | None = None
         self._refresh: asyncio.Task[DesiredCache] | None = None
+        # The next forced refresh, queued behind the running one: every caller that asks
+        # before its SQL read begins shares it (see `_forced`).
+        self._next_forced: asyncio.Task[DesiredCache] | None = None
         # Shutting down: long polls answer now, so the server exits without waiting out
         # every agent's poll (SIGTERM took 25 s). Each poll's current wait, to cut it.
         self.closing = False
@@ -179,16 +183,41 @@ class DesiredStates:
     # -- serving -------------------------------------------------------------------------
     async def current(self, force: bool = False) -> DesiredCache:
         """The cache when fresh; else one refresh that every caller waiting meanwhile shares
-        (`force`: a new one). Not a lock: a lock hands over to one waiter per loop turn, and
-        a fleet's long polls queued behind it for seconds."""
-        if not force and self._cache.fresh(self.revision, _REVISION_CHECK_S):
+        (`force`: one whose SQL read begins after this call). Not a lock: a lock hands over
+        to one waiter per loop turn, and a fleet's long polls queued behind it for seconds."""
+        if force:
+            return await self._forced()
+        if self._cache.fresh(self.revision, _REVISION_CHECK_S):
             return self._cache
         loop = asyncio.get_running_loop()
         refresh = self._refresh
-        if force or refresh is None or refresh.done() or refresh.get_loop() is not loop:
-            refresh = self._refresh = loop.create_task(self._read(force))
+        if refresh is None or refresh.done() or refresh.get_loop() is not loop:
+            refresh = self._refresh = loop.create_task(self._read(False))
         # Shielded: a long poll whose client went away must not cancel the others' refresh.
         return await asyncio.shield(refresh)
+
+    async def _forced(self) -> DesiredCache:
+        # A refresh per caller queued a whole recomputation per long poll: 1,000 newly
+        # enrolled agents, each polling once, kept the SQL worker threads busy for seconds
+        # and heartbeats timed out behind them (bench/soak.py). Callers that ask while one is
+        # queued share it; its read still begins after each of them asked.
+        loop = asyncio.get_running_loop()
+        queued = self._next_forced
+        if queued is None or queued.done() or queued.get_loop() is not loop:
+            queued = self._next_forced = loop.create_task(self._read_after_running())
+        return await asyncio.shield(queued)
+
+    async def _read_after_running(self) -> DesiredCache:
+        running = self._refresh
+        if running is not None and not running.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running)
+        # From here on a new caller needs a read that begins after it: queue another.
+        self._next_forced = None
+        task = asyncio.current_task()
+        assert task is not None
+        self._refresh = cast("asyncio.Task[DesiredCache]", task)
+        return await self._read(True)
 
     async def _read(self, force: bool) -> DesiredCache:
         cache = self._cache

@@ -13,6 +13,7 @@ memory, to see what the control plane did and when.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import random
@@ -70,6 +71,8 @@ class SimulatedFleet:
         self.live_version = 0
         self.changed_at = time.monotonic()
         self.errors = 0
+        # What failed, by kind ("heartbeat 503", "long poll timeout", ...): a soak says which.
+        self.error_kinds: collections.Counter[str] = collections.Counter()
 
     def add(self, sim: SimulatedAgent) -> None:
         self.sims[sim.name] = sim
@@ -103,6 +106,10 @@ class SimulatedFleet:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _fail(self, kind: str) -> None:
+        self.errors += 1
+        self.error_kinds[kind] += 1
+
     def _ack(self, payload: bytes) -> None:
         ack = json.loads(payload)
         desired, live = int(ack["desired_version"]), int(ack.get("live_version") or 0)
@@ -133,9 +140,10 @@ class SimulatedFleet:
                     if status == 200:
                         self._ack(payload)
                     else:
-                        self.errors += 1
-                except (OSError, TimeoutError, asyncio.IncompleteReadError):
-                    self.errors += 1  # a loaded server may drop a beat: the next follows
+                        self._fail(f"heartbeat {status}")
+                except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                    # A loaded server may drop a beat: the next follows.
+                    self._fail(f"heartbeat {_kind(exc)}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sim.kick.wait(), self.interval)
         finally:
@@ -147,15 +155,16 @@ class SimulatedFleet:
             while True:
                 path = (f"/v1/agents/{sim.device_id}/desired-state"
                         f"?after_version={sim.version}&wait_s={WAIT_S:g}")  # fmt: skip
+                failure = ""
                 try:
                     async with asyncio.timeout(WAIT_S + 15.0):
                         status, payload = await conn.send(
                             request_bytes("GET", self.host, path, token=sim.secret)
                         )
-                except (OSError, TimeoutError, asyncio.IncompleteReadError):
-                    status, payload = 0, b""
+                except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                    status, payload, failure = 0, b"", _kind(exc)
                 if status != 200:
-                    self.errors += 1
+                    self._fail(f"long poll {failure or status}")
                     await asyncio.sleep(0.5)
                     continue
                 now = time.time()
@@ -235,3 +244,11 @@ class EventLog:
         if self.last_plan < self.last_trigger > now - 10.0:
             return now
         return max(self.last_trigger, self.last_plan)
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "connection closed"
+    return type(exc).__name__

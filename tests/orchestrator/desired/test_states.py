@@ -4,9 +4,11 @@ recorded, and what other replicas decided taken from the event bus."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from orchestrator import fleet as fleet_module
 from orchestrator.desired import compute
 from tests.orchestrator.harness import Harness
 
@@ -82,3 +84,44 @@ async def test_what_other_replicas_decided_arrives_through_events(harness: Harne
     # A rollback names no plan version: the one in force is read again (none here).
     await owner.on_event("rollout", {"version": 4, "revision": 13, "state": "rolled_back"})
     assert (owner.revision, owner.plan_version) == (13, 0)
+
+
+async def test_agents_new_to_the_cache_share_one_refresh(
+    fleet: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 newly enrolled agents, each long-polling, once queued a whole recomputation
+    each on the SQL threads (heartbeats timed out behind them: bench/soak.py)."""
+    await fleet.deploy("detect", model="cnn", source="cam-1", rate_rps=5.0)
+    await fleet.planner.request("a deployment", wait=True)
+    await fleet.owner.current()
+    idle = [await fleet.enroll(f"idle-{k}") for k in range(30)]
+    counts = {"compute": 0, "get_device": 0}
+
+    def counted(name: str, real: Any) -> Any:
+        def call(*args: Any) -> Any:
+            counts[name] += 1
+            return real(*args)
+
+        return call
+
+    monkeypatch.setattr(compute, "compute", counted("compute", compute.compute))
+    monkeypatch.setattr(fleet_module, "get_device", counted("get_device", fleet_module.get_device))
+    states = await asyncio.gather(*(fleet.owner.of(d) for d in idle))
+    revision = fleet.owner.revision
+    assert [s["device_id"] for s in states] == idle
+    assert all(s["partitions"] == [] and s["version"] == revision for s in states)
+    assert set(idle) <= set((await fleet.owner.current()).states)
+    # Each asked SQL whether it exists; the recomputation was shared (one queued behind
+    # one that may have been running).
+    assert counts["get_device"] == len(idle)
+    assert 1 <= counts["compute"] <= 2
+    counts.update(compute=0, get_device=0)
+    again = await asyncio.gather(*(fleet.owner.of(d) for d in idle))
+    assert again == states
+    assert counts == {"compute": 0, "get_device": 0}
+    # A known device is served from the cache, and a new one is still looked up.
+    in_plan = (await fleet.owner.current()).states
+    assert await fleet.owner.of("cam-1") == in_plan["cam-1"]
+    late = await fleet.enroll("idle-late")
+    assert (await fleet.owner.of(late))["device_id"] == late
+    assert counts["get_device"] == 1
