@@ -379,7 +379,14 @@ class Simulation:
         now = self.problem()
         problem = solver.Problem(now.scenario, now.cost, previous=old)
         moved = {a: p for a, p in self._valid(new).items() if a in old}
-        ev = solver.evaluate(problem.cost, moved, require_all=False, migration=problem.migration)
+        # Same cost model: the costs the plan's evaluation (or its policy) made are reused.
+        ev = solver.evaluate(
+            problem.cost,
+            moved,
+            require_all=False,
+            cache=now.app_costs,
+            migration=problem.migration,
+        )
         return sum(ev.migration_mb.values())
 
     def _evaluate(self) -> None:

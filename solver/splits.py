@@ -62,8 +62,9 @@ class _Routes:
         link_mbps: Sequence[float],
     ) -> None:
         n = len(routes)
-        self.ok = np.array([r is not None or s for r, s in zip(routes, same, strict=True)])
-        self.move = np.array([r is not None and not s for r, s in zip(routes, same, strict=True)])
+        pairs = list(zip(routes, same, strict=True))
+        self.ok = np.array([r is not None or s for r, s in pairs], dtype=bool)
+        self.move = np.array([r is not None and not s for r, s in pairs], dtype=bool)
         self.rtt = np.array([r.rtt_ms if r is not None else 0.0 for r in routes], dtype=float)
         self.jpm = np.array([r.j_per_mb if r is not None else 0.0 for r in routes], dtype=float)
         self.slots = [
