@@ -30,7 +30,7 @@ import numpy as np
 
 import solver
 from simulate.policy import Moment, PolicyContext
-from solver.baselines import _Scorer
+from solver.baselines import Scorer
 from solver.plan import Placement, Status
 from solver.splits import AppSplits, choose, figure_vector
 
@@ -97,13 +97,13 @@ class NeurosurgeonPolicy:
             todo = set().union(*(self.watch.get(j, ()) for j in moved)) if moved else set()
         self.last = figures
         changed = shape
-        scorer: _Scorer | None = None
+        scorer: Scorer | None = None
         for app_id in sorted(todo):
             entry = self.apps[app_id]
             placement = entry.cached(figures) if self.caching else None
             if placement is None:
                 if scorer is None:
-                    scorer = _Scorer(now.problem)
+                    scorer = Scorer(now.problem)
                 app = entry.splits.app
                 placement, key = choose(entry.splits, figures, functools.partial(scorer.key, app))
                 self.chose += 1

@@ -37,7 +37,7 @@ from solver.splits import AppSplits, choose, figure_vector, models_of
 SolverFn = Callable[[Problem, SolveOptions], Plan]
 
 
-class _Scorer:
+class Scorer:
     """Scores one app's candidate placements, caching the cost terms they share.
 
     Neurosurgeon tries every split on every device pair; each candidate reuses the same
@@ -107,7 +107,7 @@ def _run(
     name: str,
     candidates: Callable[[App], Iterable[Placement]],
 ) -> Plan:
-    scorer = _Scorer(problem)
+    scorer = Scorer(problem)
     placements: dict[str, Placement] = dict(options.fixed)
     for app in problem.scenario.apps:
         if app.id in options.fixed:
@@ -183,7 +183,7 @@ def solve_neurosurgeon(problem: Problem, options: SolveOptions) -> Plan:
     """Each app on its own best split, as if it had the fleet to itself: the choice of
     `solve_neurosurgeon_reference`, scoring only the candidates that may win
     (`solver.splits`)."""
-    scorer = _Scorer(problem)
+    scorer = Scorer(problem)
     figures = figure_vector(())
     placements: dict[str, Placement] = dict(options.fixed)
     for app in problem.scenario.apps:
@@ -202,8 +202,10 @@ SOLVERS: dict[str, SolverFn] = {
 
 __all__ = [
     "SOLVERS",
+    "Scorer",
     "nearest_cloud",
     "solve_all_cloud",
     "solve_all_device",
     "solve_neurosurgeon",
+    "solve_neurosurgeon_reference",
 ]

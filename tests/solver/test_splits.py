@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from solver import Problem, SolveOptions, parse_scenario
-from solver.baselines import _Scorer, solve_neurosurgeon, solve_neurosurgeon_reference
+from solver.baselines import Scorer, solve_neurosurgeon, solve_neurosurgeon_reference
 from solver.generate import generate
 from solver.splits import AppSplits, figure_vector
 
@@ -78,7 +78,7 @@ def test_objective_weights_and_migration() -> None:
 def test_the_bounds_are_below_every_key() -> None:
     """Every candidate's bound is at most its key as the baseline's scorer has it."""
     problem = Problem(parse_scenario(_scaled(generate(6, devices=24, apps=12), 6, 0.01, 2.0)))
-    scorer = _Scorer(problem)
+    scorer = Scorer(problem)
     for app in problem.scenario.apps:
         splits = AppSplits(problem, app, {})
         broken, value = splits.bounds(figure_vector(()))
