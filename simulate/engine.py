@@ -378,8 +378,17 @@ class Simulation:
         """MB of weights the new plan moves, as the contract's migration term counts it."""
         now = self.problem()
         problem = solver.Problem(now.scenario, now.cost, previous=old)
-        moved = {a: p for a, p in self._valid(new).items() if a in old}
-        ev = solver.evaluate(problem.cost, moved, require_all=False, migration=problem.migration)
+        # An app that stays where it was moves nothing (its term is 0.0, which leaves the
+        # sum as it is): only the others are evaluated. Same cost model: the costs the
+        # plan's evaluation (or its policy) made are reused.
+        moved = {a: p for a, p in self._valid(new).items() if a in old and old[a] != p}
+        ev = solver.evaluate(
+            problem.cost,
+            moved,
+            require_all=False,
+            cache=now.app_costs,
+            migration=problem.migration,
+        )
         return sum(ev.migration_mb.values())
 
     def _evaluate(self) -> None:

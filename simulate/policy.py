@@ -21,7 +21,7 @@ Plug-ins: a distribution declares an entry point in the group `continuum.policie
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +40,9 @@ class PolicyContext:
     step_s: float
     rollout_s: float
     horizon_h: float
+    # The most each traced link ever carries (its trace's highest figure; the traces
+    # loop): a policy may bound what any moment can offer by it (`neurosurgeon` does).
+    ceilings: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
 
 class Moment:

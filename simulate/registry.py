@@ -8,6 +8,7 @@ from importlib.metadata import EntryPoint, entry_points
 import solver
 from simulate.continuum import ContinuumPolicy
 from simulate.errors import InputError
+from simulate.neurosurgeon import NeurosurgeonPolicy
 from simulate.policy import Policy, PolicyContext, PolicyFactory, SolverPolicy, StaticPolicy
 
 GROUP = "continuum.policies"
@@ -23,6 +24,7 @@ def builtin() -> dict[str, PolicyFactory]:
         "continuum": ContinuumPolicy,
         "continuum-no-hysteresis": _without_hysteresis,
         "static": StaticPolicy,
+        "neurosurgeon": NeurosurgeonPolicy,
     }
     for name in solver.solvers():
         table.setdefault(name, SolverPolicy)

@@ -21,6 +21,7 @@ def context(inputs: Inputs, name: str) -> PolicyContext:
         step_s=inputs.step_s,
         rollout_s=inputs.rollout_s,
         horizon_h=float(inputs.scenario.get("horizon_h", 8.0)),
+        ceilings={key: max(trace.mbps) for key, trace in inputs.traces.items()},
     )
 
 

@@ -20,6 +20,7 @@ are tried in a fixed order and ties keep the first: same input, same plan.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
@@ -31,11 +32,12 @@ from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.scenario import App
+from solver.splits import AppSplits, choose, figure_vector, models_of
 
 SolverFn = Callable[[Problem, SolveOptions], Plan]
 
 
-class _Scorer:
+class Scorer:
     """Scores one app's candidate placements, caching the cost terms they share.
 
     Neurosurgeon tries every split on every device pair; each candidate reuses the same
@@ -90,17 +92,12 @@ class _Scorer:
         return chosen
 
 
-def _models(problem: Problem, app: App) -> list[str]:
-    """Accuracy-feasible models; when there are none, every variant (the plan shows why)."""
-    return problem.model_options(app) or list(app.variants or ())
-
-
 def _whole(problem: Problem, app: App, device: str) -> Iterator[Placement]:
     """The app whole on one device: each candidate model, or every cascade stage."""
     if app.cascade is not None:
         yield Placement(app=app.id, stages=(device,) * len(app.cascade))
         return
-    for m in _models(problem, app):
+    for m in models_of(problem, app):
         yield Placement(app=app.id, model=m, blocks=(device,) * problem.cost.shapes[m].n)
 
 
@@ -110,7 +107,7 @@ def _run(
     name: str,
     candidates: Callable[[App], Iterable[Placement]],
 ) -> Plan:
-    scorer = _Scorer(problem)
+    scorer = Scorer(problem)
     placements: dict[str, Placement] = dict(options.fixed)
     for app in problem.scenario.apps:
         if app.id in options.fixed:
@@ -169,7 +166,7 @@ def _splits(problem: Problem, app: App) -> Iterator[Placement]:
                 if other in combo:
                     yield Placement(app=app.id, stages=combo)
         return
-    for m in _models(problem, app):
+    for m in models_of(problem, app):
         n = problem.cost.shapes[m].n
         yield Placement(app=app.id, model=m, blocks=(source,) * n)
         for other in others:
@@ -177,9 +174,24 @@ def _splits(problem: Problem, app: App) -> Iterator[Placement]:
                 yield Placement(app=app.id, model=m, blocks=(source,) * k + (other,) * (n - k))
 
 
-def solve_neurosurgeon(problem: Problem, options: SolveOptions) -> Plan:
-    """Each app on its own best split, as if it had the fleet to itself."""
+def solve_neurosurgeon_reference(problem: Problem, options: SolveOptions) -> Plan:
+    """`solve_neurosurgeon` by scoring every candidate: what the fast one must equal."""
     return _run(problem, options, "neurosurgeon", lambda app: _splits(problem, app))
+
+
+def solve_neurosurgeon(problem: Problem, options: SolveOptions) -> Plan:
+    """Each app on its own best split, as if it had the fleet to itself: the choice of
+    `solve_neurosurgeon_reference`, scoring only the candidates that may win
+    (`solver.splits`)."""
+    scorer = Scorer(problem)
+    figures = figure_vector(())
+    placements: dict[str, Placement] = dict(options.fixed)
+    for app in problem.scenario.apps:
+        if app.id in options.fixed:
+            continue
+        splits = AppSplits(problem, app, {})
+        placements[app.id] = choose(splits, figures, functools.partial(scorer.key, app))[0]
+    return build_plan(problem.cost, placements, Status.FEASIBLE, "neurosurgeon")
 
 
 SOLVERS: dict[str, SolverFn] = {
@@ -190,8 +202,10 @@ SOLVERS: dict[str, SolverFn] = {
 
 __all__ = [
     "SOLVERS",
+    "Scorer",
     "nearest_cloud",
     "solve_all_cloud",
     "solve_all_device",
     "solve_neurosurgeon",
+    "solve_neurosurgeon_reference",
 ]

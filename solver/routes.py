@@ -138,9 +138,14 @@ class RouteTable:
         new._renumber = None
         if self._depth + 1 > self._MAX_DEPTH:
             new._parent, new._stale, new._depth = None, frozenset(), 0
-            new._routes = {
-                key: r for key, r in self._all_cached().items() if not changed.intersection(r.links)
-            }
+            if self._renumber is None:
+                new._routes = self._all_refigured(changed)
+            else:
+                new._routes = {
+                    key: r
+                    for key, r in self._all_cached().items()
+                    if not changed.intersection(r.links)
+                }
         else:
             new._parent, new._stale, new._depth = self, changed, self._depth + 1
         return new
@@ -182,12 +187,39 @@ class RouteTable:
     def _all_cached(self) -> dict[tuple[str, str], Route]:
         if self._parent is None:
             return dict(self._routes)
+        if self._renumber is None:
+            return self._all_refigured(frozenset())
         out = {}
         for key, r in self._parent._all_cached().items():
             kept = self._inherited(r)
             if kept is not None:
                 out[key] = kept
         out.update(self._routes)
+        return out
+
+    def _all_refigured(self, changed: frozenset[int]) -> dict[tuple[str, str], Route]:
+        """`_all_cached` of a chain of refigured tables, less the routes that cross a link
+        in `changed`, in one pass up the chain (not one copy of the whole table per
+        generation): a route a table holds is held here unless a table below it changed
+        one of its links, and the nearest table that holds a pair decides for it."""
+        out: dict[tuple[str, str], Route] = {}
+        seen: set[tuple[str, str]] = set()
+        stale: frozenset[int] = changed
+        t: RouteTable | None = self
+        while t is not None:
+            if t._renumber is not None:  # a shrunk table: its own rule, recursively
+                routes = t._all_cached()
+                t_parent = None
+            else:
+                routes, t_parent = t._routes, t._parent
+            for key, r in routes.items():
+                if key in seen:
+                    continue
+                seen.add(key)
+                if not stale.intersection(r.links):
+                    out[key] = r
+            stale = stale | t._stale
+            t = t_parent
         return out
 
     def _cached(self, key: tuple[str, str]) -> Route | None:

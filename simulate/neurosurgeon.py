@@ -1,0 +1,156 @@
+"""`neurosurgeon` in the simulator: the solver's own choice, re-decided per app only when
+a bandwidth that can change it moved.
+
+The policy decides at the same steps as any baseline (`simulate.policy.SolverPolicy`: the
+first, a device lost or back, a traced bandwidth past what matters), and its plan is the
+plan `solver.solve(..., solver="neurosurgeon")` makes of the scenario of now, app for app
+(tests/simulate/test_neurosurgeon.py runs both, step by step). What it saves is scoring
+apps whose choice cannot have moved:
+
+- each app's candidates are laid out once per fleet shape (`solver.splits.AppSplits`,
+  the traced links read from a figure vector), with lower bounds on their keys at every
+  traced link's best figure (`PolicyContext.ceilings`, the most its trace ever carries):
+  a key can only be larger at the figures of any moment;
+- an app's choice, made by the solver's rule at the figures of now with its best key K,
+  depends only on the traced links of the candidates whose best-figure bound is at most
+  K: every other candidate's key is above K whatever the figures. The choice is cached
+  under the exact figures of those links (no quantising: the traces loop, so exact
+  figures recur), and reused whenever they recur.
+
+With a migration weight the choice also reads the plan in force: then nothing is cached,
+every app is chosen afresh (still only bounding most candidates).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import numpy as np
+
+import solver
+from simulate.policy import Moment, PolicyContext
+from solver.baselines import Scorer
+from solver.plan import Placement, Status
+from solver.splits import AppSplits, choose, figure_vector
+
+Link = tuple[str, str]
+
+
+class _App:
+    """One app's tables on the fleet's current shape, and its cached choices."""
+
+    def __init__(self, splits: AppSplits, best: np.ndarray) -> None:
+        self.splits = splits
+        self.lo_broken, self.lo_value = splits.bounds(best)
+        n = len(self.lo_broken)
+        self.host = np.array([splits.host_of(i) for i in range(n)], dtype=np.int64)
+        # Choices by the traced slots they depend on, then by those slots' figures.
+        self.cache: dict[tuple[int, ...], dict[tuple[float, ...], Placement]] = {}
+        self.depends: tuple[int, ...] = ()
+
+    def slots_under(self, key: tuple[int, float]) -> tuple[int, ...]:
+        """The traced slots read by every candidate whose best-figure bound is <= key."""
+        b, v = key
+        may = (self.lo_broken < b) | ((self.lo_broken == b) & (self.lo_value <= v))
+        slots = set(self.splits.source_slots)
+        for j in np.unique(self.host[may]).tolist():
+            if j >= 0:
+                slots |= self.splits.group_slots[j]
+        return tuple(sorted(slots))
+
+    def cached(self, figures: np.ndarray) -> Placement | None:
+        for slots, by_figure in self.cache.items():
+            hit = by_figure.get(tuple(figures[list(slots)].tolist()))
+            if hit is not None:
+                self.depends = slots
+                return hit
+        return None
+
+
+class NeurosurgeonPolicy:
+    def __init__(self, context: PolicyContext) -> None:
+        self.options = solver.SolveOptions(time_limit_s=context.time_limit_s, seed=context.seed)
+        self.ceilings: Mapping[Link, float] = context.ceilings
+        self.figures: dict[Link, float] = {}
+        self.apps: dict[str, _App] = {}
+        self.slots: list[Link] = []
+        self.watch: dict[int, set[str]] = {}  # slot -> apps whose choice reads it
+        self.last: np.ndarray = figure_vector(())
+        self.chosen: dict[str, Placement] = {}
+        self.caching = True
+        self.evaluation: solver.Evaluation | None = None
+        self.chose = 0  # apps chosen by the solver's rule (cache misses), for the bench
+
+    def decide(self, now: Moment) -> solver.PlanDoc | None:
+        self.figures.update(now.link_samples)
+        shape = now.in_force is None or bool(now.lost or now.joined)
+        if not shape and not (now.changed and now.bandwidth):
+            return None
+        if shape:
+            self._lay_out(now.problem)
+        figures = figure_vector([self.figures[k] for k in self.slots])
+        if shape or not self.caching:
+            todo = set(self.apps)
+        else:
+            moved = np.flatnonzero(figures[:-1] != self.last[:-1]).tolist()
+            todo = set().union(*(self.watch.get(j, ()) for j in moved)) if moved else set()
+        self.last = figures
+        changed = shape
+        scorer: Scorer | None = None
+        for app_id in sorted(todo):
+            entry = self.apps[app_id]
+            placement = entry.cached(figures) if self.caching else None
+            if placement is None:
+                if scorer is None:
+                    scorer = Scorer(now.problem)
+                app = entry.splits.app
+                placement, key = choose(entry.splits, figures, functools.partial(scorer.key, app))
+                self.chose += 1
+                if self.caching:
+                    slots = entry.slots_under(key)
+                    entry.cache.setdefault(slots, {})[tuple(figures[list(slots)].tolist())] = (
+                        placement
+                    )
+                    entry.depends = slots
+            self._rewatch(app_id, entry)
+            if self.chosen.get(app_id) != placement:
+                self.chosen[app_id] = placement
+                changed = True
+        if not changed:
+            return None
+        problem = now.problem
+        # On top of the last plan's evaluation (same fleet, other figures): only the apps
+        # that moved and what they touch are evaluated again; the costs go to the
+        # problem's cache, where the engine's own evaluation of the plan finds them.
+        plan = solver.build_plan(
+            problem.cost,
+            dict(self.chosen),
+            Status.FEASIBLE,
+            "neurosurgeon",
+            cache=problem.app_costs,
+            base=None if shape else self.evaluation,
+        )
+        self.evaluation = plan.evaluation
+        return plan.doc
+
+    def _rewatch(self, app_id: str, entry: _App) -> None:
+        for apps in self.watch.values():
+            apps.discard(app_id)
+        for j in entry.depends:
+            self.watch.setdefault(j, set()).add(app_id)
+
+    def _lay_out(self, problem: solver.Problem) -> None:
+        """Tables of the fleet's shape now: which links are traced, each app's splits."""
+        links = problem.scenario.links
+        at = {(lk.a, lk.b): k for k, lk in enumerate(links)}
+        self.slots = [key for key in sorted(self.figures) if key in at]
+        slots = {at[key]: j for j, key in enumerate(self.slots)}
+        best = figure_vector([self.ceilings.get(key, np.inf) for key in self.slots])
+        self.caching = problem.scenario.objective.migration == 0
+        self.apps = {a.id: _App(AppSplits(problem, a, slots), best) for a in problem.scenario.apps}
+        self.watch = {}
+        self.chosen = {}
+
+
+__all__ = ["NeurosurgeonPolicy"]

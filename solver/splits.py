@@ -1,0 +1,363 @@
+"""Neurosurgeon's choice, fast and exact: every split of an app bounded at once with
+numpy, and only the candidates that may win scored by the baseline's own scorer.
+
+`solver.baselines` defines the choice: each app on the candidate (a model and a split
+between its source and one other device, or a cascade's stages on the two) with the least
+`(own violations, objective or worst-case ms)`, ties to the first in a fixed order.
+Scoring every candidate one `Cost` at a time is what took seconds a solve on a fleet of
+hundreds of devices.
+
+Here an app's candidates are laid out as arrays over (host, split): the cost model's terms
+of a split are prefix sums over the split point on the source and suffix sums on the
+host, with the routes' figures as arrays. These sums are added in another order than the
+scorer's, so they are not its floats; they serve only as lower bounds, widened by far
+more than any rounding of a sum of a few dozen non-negative terms can be (`SLACK`). The
+candidates are then taken in the order of their bounds and scored by the scorer itself
+until the next bound exceeds the best key found: every candidate left has a key above it,
+and among those scored, ties keep the first in the baseline's order. So the choice is the
+baseline's own, bit for bit (tests/solver/test_splits.py compares them).
+
+A route's Mbit/s is the least of its links'. The links given as `traced` are read from a
+figure vector instead of the scenario (`AppSplits.bounds(figures)`), so that the
+simulator can bound the same candidates at other figures without compiling a scenario,
+and at every traced link's best figure for a bound that holds whatever the figures are:
+a rising bandwidth lowers every latency and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from solver.costs import J_PER_KWH, embodied_g_per_s
+from solver.evaluate import ABS_TOL, REL_TOL
+from solver.plan import Placement
+from solver.problem import Problem
+from solver.routes import Route
+from solver.scenario import App
+
+Array = NDArray[np.float64]
+Key = tuple[int, float]
+# Relative widening of every bound: a sum of n non-negative terms in any order is within
+# n * 2**-53 of the exact sum, about 1e-14 here; this is five orders of magnitude more.
+SLACK = 1e-9
+
+
+def figure_vector(values: Sequence[float]) -> Array:
+    """The traced links' figures, by slot, and the +inf slot (-1) that pads routes."""
+    return np.array([*values, np.inf], dtype=float)
+
+
+class _Routes:
+    """A list of routes (None: none; `same`: sender is receiver, nothing moves) as arrays."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route | None],
+        same: Sequence[bool],
+        slots: Mapping[int, int],
+        link_mbps: Sequence[float],
+    ) -> None:
+        n = len(routes)
+        pairs = list(zip(routes, same, strict=True))
+        self.ok = np.array([r is not None or s for r, s in pairs], dtype=bool)
+        self.move = np.array([r is not None and not s for r, s in pairs], dtype=bool)
+        self.rtt = np.array([r.rtt_ms if r is not None else 0.0 for r in routes], dtype=float)
+        self.jpm = np.array([r.j_per_mb if r is not None else 0.0 for r in routes], dtype=float)
+        self.slots = [
+            frozenset(slots[k] for k in r.links if k in slots) if r else frozenset() for r in routes
+        ]
+        width = max((len(x) for x in self.slots), default=0)
+        self.base = np.full(n, np.inf)
+        self.idx = np.full((n, max(width, 1)), -1, dtype=np.int64)
+        for j, r in enumerate(routes):
+            if r is None:
+                continue
+            traced = sorted(self.slots[j])
+            rest = [link_mbps[k] for k in r.links if k not in slots]
+            self.base[j] = min(rest) if rest else np.inf
+            self.idx[j, : len(traced)] = traced
+
+    def mbps(self, figures: Array) -> Array:
+        return np.minimum(self.base, figures[self.idx].min(axis=1))
+
+    def ms(self, figures: Array, mb: Array) -> Array:
+        """Transfer ms of each size in `mb` over each route: shape (routes, sizes); 0 where
+        nothing moves."""
+        mbps = self.mbps(figures)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = self.rtt[:, None] / 2.0 + 8000.0 * mb[None, :] / mbps[:, None]
+        return np.where(self.move[:, None], t, 0.0)
+
+
+class _Model:
+    """A partitioned model's per-block figures, as arrays over the blocks."""
+
+    def __init__(self, problem: Problem, model_id: str) -> None:
+        s = problem.cost.shapes[model_id]
+        m = s.model
+        self.id, self.n = model_id, s.n
+        self.g = np.array([ly.gflops + s.exit_gflops[i] for i, ly in enumerate(m.layers)])
+        reach = np.array(s.reach)
+        hx = np.array([s.has_exit(i) for i in range(s.n)])
+        self.pe = np.where(hx, reach * np.array(s.exit_prob), 0.0)
+        cont = np.array(s.cont)
+        self.last = float(cont[-1])
+        self.res = float(m.layers[-1].out_mb)
+        z = np.zeros(1)
+        self.g_pre = np.concatenate([z, np.cumsum(self.g)])  # blocks before k, k = 0..n
+        self.rg_pre = np.concatenate([z, np.cumsum(reach * self.g)])
+        self.pe_pre = np.concatenate([z, np.cumsum(self.pe)])
+        self.hx_pre = np.concatenate([[False], np.cumsum(hx) > 0])
+        self.g_suf = np.cumsum(self.g[::-1])[::-1]  # blocks from k on, k = 0..n-1
+        self.rg_suf = np.cumsum((reach * self.g)[::-1])[::-1]
+        self.pe_suf = np.cumsum(self.pe[::-1])[::-1]
+        out = np.array([ly.out_mb for ly in m.layers])
+        # What crosses to the host at split k, and how likely: the input at k = 0, else
+        # block k-1's activation when the inference goes on after it.
+        self.t_mb = np.concatenate([[m.input_mb], out[:-1]])
+        self.t_p = np.concatenate([[1.0], cont[:-1]])
+
+
+def models_of(problem: Problem, app: App) -> list[str]:
+    """Accuracy-feasible models; when there are none, every variant (the plan shows why)."""
+    return problem.model_options(app) or list(app.variants or ())
+
+
+class AppSplits:
+    """One app's candidates in the baseline's order, and bounds on their keys."""
+
+    def __init__(self, problem: Problem, app: App, slots: Mapping[int, int]) -> None:
+        cm = problem.cost
+        self.app = app
+        s, t = app.source, app.sink_id
+        self.others = [d for d in problem.hosts(app) if d != s and cm.route(s, d) is not None]
+        mbps = [lk.mbps for lk in problem.scenario.links]
+        D = len(self.others)
+        self.sd = _Routes([cm.route(s, d) for d in self.others], [False] * D, slots, mbps)
+        self.dt = _Routes(
+            [None if d == t else cm.route(d, t) for d in self.others],
+            [d == t for d in self.others],
+            slots,
+            mbps,
+        )
+        self.st = _Routes([None if s == t else cm.route(s, t)], [s == t], slots, mbps)
+        devs = [cm.devices[d] for d in self.others]
+        src = cm.devices[s]
+        self.gf = np.array([d.gflops for d in devs])[:, None]
+        self.dp = np.array([d.power_w.busy - d.power_w.idle for d in devs])[:, None]
+        self.grid = np.array([d.grid_gco2_per_kwh for d in devs])[:, None]
+        emb = np.array([embodied_g_per_s(d.embodied_kgco2e, d.lifetime_h) for d in devs])
+        self.cx = self.dp * self.grid / J_PER_KWH + emb[:, None]
+        self.ov = np.array([d.overhead_ms for d in devs])[:, None]
+        self.s_gf, self.s_ov = src.gflops, src.overhead_ms
+        self.s_dp = src.power_w.busy - src.power_w.idle
+        self.s_grid = src.grid_gco2_per_kwh
+        s_emb = embodied_g_per_s(src.embodied_kgco2e, src.lifetime_h)
+        self.s_cx = self.s_dp * self.s_grid / J_PER_KWH + s_emb
+        self.s_bad = int(src.tier not in app.allowed_tiers)
+        self.st_missing = int(not bool(self.st.ok[0]))
+        self.dt_missing = (~self.dt.ok).astype(np.int64)[:, None]
+        w = problem.scenario.objective
+        self.w = (app.rate_rps, w.energy, w.carbon, w.latency)
+        self.slo = app.slo_ms
+        self._accuracy = {m.id: m.accuracy for m in problem.scenario.models}
+        self.models: list[_Model] = []
+        self.combos: list[tuple[int, ...]] = []
+        if app.cascade is not None:
+            self.combos = [c for c in itertools.product((0, 1), repeat=len(app.cascade)) if any(c)]
+            self.stages = self._cascade_consts(problem)
+        else:
+            self.models = [_Model(problem, m) for m in models_of(problem, app)]
+        # Traced links each candidate group may read: the source alone (-1), or a host.
+        self.group_slots = [
+            self.sd.slots[j] | self.dt.slots[j] | self.st.slots[0] for j in range(D)
+        ]
+        self.source_slots = self.st.slots[0]
+
+    # -- cascades ------------------------------------------------------------------------
+    def _cascade_consts(
+        self, problem: Problem
+    ) -> list[tuple[float, float, float, float, float, bool]]:
+        cm, app = problem.cost, self.app
+        assert app.cascade is not None
+        reach = cm.cascade_reach(app)
+        out = []
+        for k, st in enumerate(app.cascade):
+            m = cm.models[st.model]
+            last = k == len(app.cascade) - 1
+            ep = 1.0 if last else (st.exit_prob or 0.0)
+            gfl = sum(ly.gflops for ly in m.layers)
+            out.append((reach[k], ep, m.input_mb, gfl, m.layers[-1].out_mb, last))
+        return out
+
+    def _cascade(self, f: Array) -> tuple[Array, Array, Array]:
+        """(worst ms, objective, discrete violations) of every cascade candidate."""
+        rate, we, wc, wl = self.w
+        ws, os_, wd, od = [], [], [], []
+        for reach, ep, in_mb, gfl, out_mb, last in self.stages:
+            # On the source: no input transfer; the result goes to the sink.
+            st_ms = float(self.st.ms(f, np.array([out_mb]))[0, 0])
+            st_j = float(self.st.jpm[0]) * out_mb * reach * ep
+            busy = self.s_ov / 1000.0 + gfl / self.s_gf
+            w_s = 1000.0 * busy + (st_ms if last else 0.0)
+            x_s = reach * 1000.0 * busy + reach * ep * st_ms
+            e_s = self.s_dp * reach * busy + st_j
+            c_s = self.s_cx * reach * busy + st_j * self.s_grid / J_PER_KWH
+            ws.append(w_s)
+            os_.append(rate * (we * e_s + wc * c_s + wl * x_s))
+            sd_ms = self.sd.ms(f, np.array([in_mb]))[:, 0]
+            dt_ms = self.dt.ms(f, np.array([out_mb]))[:, 0]
+            busy_d = (self.ov / 1000.0 + gfl / self.gf)[:, 0]
+            sd_j = reach * in_mb * self.sd.jpm
+            dt_j = reach * ep * out_mb * self.dt.jpm
+            w_d = sd_ms + 1000.0 * busy_d + (dt_ms if last else 0.0)
+            x_d = reach * sd_ms + reach * 1000.0 * busy_d + reach * ep * dt_ms
+            e_d = sd_j + self.dp[:, 0] * reach * busy_d + dt_j
+            c_d = (
+                sd_j * self.s_grid / J_PER_KWH
+                + self.cx[:, 0] * reach * busy_d
+                + dt_j * self.grid[:, 0] / J_PER_KWH
+            )
+            wd.append(w_d)
+            od.append(rate * (we * e_d + wc * c_d + wl * x_d))
+        combos = np.array(self.combos, dtype=float)  # (C, L): 1 where the stage is on d
+        on_s = 1.0 - combos
+        W_s, obj_s = np.array(ws), np.array(os_)
+        W_d, obj_d = np.array(wd).T, np.array(od).T  # (D, L)
+        W = (on_s @ W_s)[None, :] + W_d @ combos.T  # (D, C)
+        obj = (on_s @ obj_s)[None, :] + obj_d @ combos.T
+        any_s = (on_s.sum(axis=1) > 0).astype(np.int64)
+        disc = self.dt_missing + (any_s * (self.s_bad + self.st_missing))[None, :]
+        all_s = self.s_bad + self.st_missing
+        return (
+            np.concatenate([[W_s.sum()], W.reshape(-1)]),
+            np.concatenate([[obj_s.sum()], obj.reshape(-1)]),
+            np.concatenate([[all_s], disc.reshape(-1)]).astype(np.int64),
+        )
+
+    # -- partitioned models ---------------------------------------------------------------
+    def _model(self, m: _Model, f: Array) -> tuple[Array, Array, Array]:
+        rate, we, wc, wl = self.w
+        app, n = self.app, m.n
+        st_ms = float(self.st.ms(f, np.array([m.res]))[0, 0])
+        st_jr = float(self.st.jpm[0]) * m.res
+        # The source's part for k = 0..n blocks on it (k = n: the whole app).
+        on = np.arange(n + 1) > 0
+        a_s = np.where(on, self.s_ov / 1000.0 + m.g_pre / self.s_gf, 0.0)
+        q_s = np.where(on, self.s_ov / 1000.0 + m.rg_pre / self.s_gf, 0.0)
+        w_s = 1000.0 * a_s
+        x_s = 1000.0 * q_s + m.pe_pre * st_ms
+        e_s = self.s_dp * q_s + m.pe_pre * st_jr
+        c_s = self.s_cx * q_s + m.pe_pre * st_jr * self.s_grid / J_PER_KWH
+        whole_w = w_s[n] + st_ms
+        whole_x = x_s[n] + m.last * st_ms
+        whole_e = e_s[n] + m.last * st_jr
+        whole_c = c_s[n] + m.last * st_jr * self.s_grid / J_PER_KWH
+        # Splits k = 0..n-1 with blocks k.. on each host: (hosts, k).
+        sd_ms = self.sd.ms(f, m.t_mb)
+        sd_j = m.t_p * m.t_mb * self.sd.jpm[:, None]
+        a_d = self.ov / 1000.0 + m.g_suf[None, :] / self.gf
+        q_d = m.t_p * self.ov / 1000.0 + m.rg_suf[None, :] / self.gf
+        dt_ms = self.dt.ms(f, np.array([m.res]))  # (hosts, 1)
+        sent = m.pe_suf[None, :] + m.last
+        dt_jr = self.dt.jpm[:, None] * m.res
+        W = w_s[None, :n] + sd_ms + 1000.0 * a_d + dt_ms
+        X = x_s[None, :n] + m.t_p * sd_ms + 1000.0 * q_d + sent * dt_ms
+        E = e_s[None, :n] + sd_j + self.dp * q_d + sent * dt_jr
+        C = (
+            c_s[None, :n]
+            + sd_j * self.s_grid / J_PER_KWH
+            + self.cx * q_d
+            + sent * dt_jr * self.grid / J_PER_KWH
+        )
+        acc = 0
+        if app.variants is not None and app.min_accuracy is not None:
+            a = self._accuracy.get(m.id)
+            acc = int(a is None or a < app.min_accuracy)
+        k1 = np.arange(n) > 0
+        st_k = (m.hx_pre[:n] & k1).astype(np.int64) * self.st_missing
+        disc = acc + self.dt_missing + (k1 * (self.s_bad + int(app.max_stages < 2)) + st_k)[None, :]
+        whole_disc = acc + self.s_bad + self.st_missing
+        obj = rate * (we * E + wc * C + wl * X)
+        whole_o = rate * (we * whole_e + wc * whole_c + wl * whole_x)
+        return (
+            np.concatenate([[whole_w], W.reshape(-1)]),
+            np.concatenate([[whole_o], obj.reshape(-1)]),
+            np.concatenate([[whole_disc], disc.reshape(-1)]).astype(np.int64),
+        )
+
+    # -- bounds and candidates --------------------------------------------------------------
+    def bounds(self, figures: Array) -> tuple[Array, Array]:
+        """Lower bounds on every candidate's key at `figures`: (violations, value), in the
+        baseline's order of candidates."""
+        if self.app.cascade is not None:
+            parts = [self._cascade(figures)]
+        else:
+            parts = [self._model(m, figures) for m in self.models]
+        W = np.concatenate([p[0] for p in parts])
+        obj = np.concatenate([p[1] for p in parts])
+        disc = np.concatenate([p[2] for p in parts])
+        w_lo = W * (1.0 - SLACK)
+        broken = disc.copy()
+        if self.slo is not None:
+            lim = self.slo * (1.0 + REL_TOL) + ABS_TOL if self.slo >= 0 else self.slo + ABS_TOL
+            broken += (w_lo > lim).astype(np.int64)
+        value = np.where(broken > 0, w_lo, obj * (1.0 - SLACK))
+        return broken, value
+
+    def candidate(self, i: int) -> Placement:
+        """The i-th candidate in the baseline's order."""
+        app, s = self.app, self.app.source
+        if app.cascade is not None:
+            if i == 0:
+                return Placement(app=app.id, stages=(s,) * len(app.cascade))
+            j, c = divmod(i - 1, len(self.combos))
+            d = self.others[j]
+            return Placement(app=app.id, stages=tuple(d if x else s for x in self.combos[c]))
+        for m in self.models:
+            size = 1 + len(self.others) * m.n
+            if i < size:
+                if i == 0:
+                    return Placement(app=app.id, model=m.id, blocks=(s,) * m.n)
+                j, k = divmod(i - 1, m.n)
+                d = self.others[j]
+                return Placement(app=app.id, model=m.id, blocks=(s,) * k + (d,) * (m.n - k))
+            i -= size
+        raise IndexError(i)
+
+    def host_of(self, i: int) -> int:
+        """The index in `others` of candidate i's other device; -1 for the source alone."""
+        if self.app.cascade is not None:
+            return -1 if i == 0 else (i - 1) // len(self.combos)
+        for m in self.models:
+            size = 1 + len(self.others) * m.n
+            if i < size:
+                return -1 if i == 0 else (i - 1) // m.n
+            i -= size
+        raise IndexError(i)
+
+
+def choose(
+    splits: AppSplits, figures: Array, key: Callable[[Placement], Key]
+) -> tuple[Placement, Key]:
+    """The baseline's choice among `splits`' candidates, `key` being its scorer's key at
+    `figures`: candidates in the order of their bounds, each scored until the next bound
+    is above the best key; equal keys keep the first in the baseline's order."""
+    broken, value = splits.bounds(figures)
+    order = np.lexsort((value, broken))
+    best: Placement | None = None
+    best_key: Key | None = None
+    best_i = -1
+    for i in order.tolist():
+        if best_key is not None and (int(broken[i]), float(value[i])) > best_key:
+            break
+        p = splits.candidate(i)
+        k = key(p)
+        if best_key is None or k < best_key or (k == best_key and i < best_i):
+            best, best_key, best_i = p, k, i
+    assert best is not None and best_key is not None
+    return best, best_key

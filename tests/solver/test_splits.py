@@ -1,0 +1,105 @@
+"""The fast neurosurgeon (solver.splits) chooses exactly what scoring every candidate
+chooses: same placement for every app, on fleets and bandwidths where the choices vary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from solver import Problem, SolveOptions, parse_scenario
+from solver.baselines import Scorer, solve_neurosurgeon, solve_neurosurgeon_reference
+from solver.generate import generate
+from solver.splits import AppSplits, figure_vector
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "factory-line.yaml"
+
+
+def _same(raw: dict[str, Any], previous_from: dict[str, Any] | None = None) -> None:
+    previous = None
+    if previous_from is not None:
+        p0 = Problem(parse_scenario(previous_from))
+        previous = solve_neurosurgeon_reference(p0, SolveOptions()).placements
+    fast = solve_neurosurgeon(Problem(parse_scenario(raw), previous=previous), SolveOptions())
+    ref = solve_neurosurgeon_reference(
+        Problem(parse_scenario(raw), previous=previous), SolveOptions()
+    )
+    assert fast.placements == ref.placements
+    assert fast.doc.objective == ref.doc.objective
+
+
+def _scaled(raw: dict[str, Any], seed: int, low: float, high: float) -> dict[str, Any]:
+    """Every link's bandwidth times a factor drawn in [low, high]."""
+    rng = np.random.default_rng(seed)
+    links = [{**lk, "mbps": lk["mbps"] * float(rng.uniform(low, high))} for lk in raw["links"]]
+    return {**raw, "links": links}
+
+
+def test_the_example_fleet_at_many_bandwidths() -> None:
+    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    _same(raw)
+    for seed in range(6):
+        _same(_scaled(raw, seed, 0.01, 3.0))
+
+
+@pytest.mark.parametrize(
+    ("seed", "options"),
+    [
+        (1, {}),
+        (2, {"overheads": True}),
+        (3, {"contended": True, "overheads": True}),
+        (4, {"blocks": 5, "exits": False}),
+    ],
+)
+def test_generated_fleets(seed: int, options: dict[str, Any]) -> None:
+    raw = generate(seed, devices=36, apps=18, **options)
+    _same(raw)
+    # Starved and generous links move the best split, and push some apps over their SLO
+    # (the key is then the worst case, not the objective).
+    _same(_scaled(raw, seed, 0.002, 0.05))
+    _same(_scaled(raw, seed + 10, 0.3, 20.0))
+
+
+def test_objective_weights_and_migration() -> None:
+    raw = generate(5, devices=30, apps=15, overheads=True)
+    for weights in (
+        {"energy": 0.0, "carbon": 0.0, "latency": 1.0, "migration": 0.0},
+        {"energy": 1.0, "carbon": 5.0, "latency": 0.0, "migration": 0.0},
+        {"energy": 1.0, "carbon": 0.1, "latency": 0.01, "migration": 2.0},
+    ):
+        moved = {**raw, "objective": weights}
+        # Against the plan of other bandwidths, so that staying put has a price.
+        _same(moved, previous_from=_scaled(moved, 9, 0.05, 0.5))
+
+
+def test_the_bounds_are_below_every_key() -> None:
+    """Every candidate's bound is at most its key as the baseline's scorer has it."""
+    problem = Problem(parse_scenario(_scaled(generate(6, devices=24, apps=12), 6, 0.01, 2.0)))
+    scorer = Scorer(problem)
+    for app in problem.scenario.apps:
+        splits = AppSplits(problem, app, {})
+        broken, value = splits.bounds(figure_vector(()))
+        for i in range(len(broken)):
+            key = scorer.key(app, splits.candidate(i))
+            assert (int(broken[i]), float(value[i])) <= key
+
+
+def test_traced_links_read_from_the_figures() -> None:
+    """Bounds at a figure vector equal those of the scenario that has those figures."""
+    raw = generate(8, devices=24, apps=12)
+    problem = Problem(parse_scenario(raw))
+    traced = [0, 3, 5]
+    slots = {k: j for j, k in enumerate(traced)}
+    values = [raw["links"][k]["mbps"] * f for k, f in zip(traced, (0.1, 3.0, 0.5), strict=True)]
+    links = list(raw["links"])
+    for k, v in zip(traced, values, strict=True):
+        links[k] = {**links[k], "mbps": v}
+    moved = Problem(parse_scenario({**raw, "links": links}))
+    for app, app2 in zip(problem.scenario.apps, moved.scenario.apps, strict=True):
+        at = AppSplits(problem, app, slots).bounds(figure_vector(values))
+        direct = AppSplits(moved, app2, {}).bounds(figure_vector(()))
+        assert np.array_equal(at[0], direct[0])
+        assert np.allclose(at[1], direct[1], rtol=1e-12, atol=0.0)
