@@ -38,6 +38,7 @@ import numpy as np
 
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
+from solver.fleetfloor import both_ways, floors
 from solver.fleetpaths import distances, relaxed_dp
 from solver.problem import Problem
 from solver.routes import transfer_ms
@@ -94,6 +95,7 @@ def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[An
 # search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
+BUDGET = 32  # devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,7 @@ class FleetBound:
                 rtt[a].append((b, lk.rtt_ms))
                 jpm[a].append((b, lk.j_per_mb))
         self._adj = (rtt, jpm)
+        self._full = both_ways(fleet)
         links = fleet.links
         self._leaves = (
             {x: (nb, links[k].rtt_ms) for x, (nb, k) in only.items()},
@@ -260,6 +263,8 @@ class FleetBound:
         first = inside & own
         rtt = np.where(first, lb.rtt[at], rtt)
         jpm = np.where(first, lb.jpm[at], jpm)
+        floor = floors(f, self._full, app, routes, self._slice_tiers(app.allowed_tiers), BUDGET)
+        rtt, jpm = np.maximum(rtt, floor[0]), np.maximum(jpm, floor[1])
         free = inside & ~own
         sent = np.array(_figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
         # The slice sending: the same times, its own sending cost.
@@ -279,6 +284,10 @@ class FleetBound:
             back=slice_sent[:, :, 2:],
             pair=v.pair,
         )
+
+    def _slice_tiers(self, tiers: tuple[str, ...]) -> list[str]:
+        """The tier of each virtual host of `_slices(tiers)`, in their order."""
+        return [t for t in sorted(tiers) for _ in self._tier(t)]
 
     def completed(self, routes: CandidateRoutes) -> CandidateRoutes:
         """`routes` with every transfer between candidate hosts that was not routed (the
