@@ -20,12 +20,16 @@ the sender's link bounds. Then each app's chain DP over its candidates and the v
 hosts, with the SLO and shared capacity relaxed, bounds its own optimum, and their sum
 the plan's optimum. (A cascade's stages are enumerated with its SLO.)
 
-How tight: 10 to 14% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (it was about 20% with one virtual host bounded by first links). The rest is
-the slices: a slice's least cost per GFLOP sits with one of its hosts and its least
-distance with another (cameras' and edge boxes' speeds vary within a region), and, about
-1 point, the SLO left out. The exact per-app optimum over every host is within 0.3% of the one over
-the candidates on the apps checked (bench/RESULTS.md): the gap is the bound's.
+Then each slice's figures to the source, the sink and the candidates get floors by the
+triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
+at least as far from the source as the nearest non-candidate of its tier.
+
+How tight: 6.5 to 8% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (11 to 14% without the floors, about 20% with one virtual host bounded by first
+links). The rest is the slices: a slice's least cost per GFLOP sits with one of its hosts
+and its distance floor with another, and, about 1 point, the SLO left out. The exact
+per-app optimum over every host is within 0.3% of the one over the candidates on the apps
+checked (bench/RESULTS.md): the gap is the bound's.
 """
 
 from __future__ import annotations
