@@ -99,7 +99,7 @@ def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[An
 # search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
-BUDGET = 32  # devices settled per search from an app's end (`fleetfloor.nearest`)
+BUDGET = 16  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
 @dataclass(frozen=True, slots=True)

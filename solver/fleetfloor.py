@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,22 +25,43 @@ Adjacency = list[list[tuple[int, float]]]
 _FAR = 1e9  # a distance floor for "unreachable": ms or joules per MB no route comes near
 
 
-def both_ways(fleet: Fleet) -> tuple[Adjacency, Adjacency]:
-    """Every link both ways, weighted by rtt and by joules per MB."""
-    index = fleet.index
-    rtt: Adjacency = [[] for _ in range(fleet.n)]
-    jpm: Adjacency = [[] for _ in range(fleet.n)]
-    for lk in fleet.links:
-        a, b = index[lk.a], index[lk.b]
-        rtt[a].append((b, lk.rtt_ms))
-        rtt[b].append((a, lk.rtt_ms))
-        jpm[a].append((b, lk.j_per_mb))
-        jpm[b].append((a, lk.j_per_mb))
-    return rtt, jpm
+@dataclass(frozen=True, slots=True)
+class Ways:
+    """One metric's links for `nearest`: each device's links to devices that relay (more
+    than one link), and per tier its single-link neighbours (which relay nothing), each
+    list by weight."""
+
+    relay: Adjacency
+    leaves: list[dict[str, list[tuple[float, int]]]]
+
+
+def both_ways(fleet: Fleet) -> tuple[Ways, Ways]:
+    """The links of the fleet weighted by rtt and by joules per MB, as `Ways`."""
+    index, tiers = fleet.index, fleet.tiers
+    ends = [(index[lk.a], index[lk.b]) for lk in fleet.links]
+    degree = [0] * fleet.n
+    for a, b in ends:
+        degree[a] += 1
+        degree[b] += 1
+    out = []
+    for weight in ([lk.rtt_ms for lk in fleet.links], [lk.j_per_mb for lk in fleet.links]):
+        relay: Adjacency = [[] for _ in range(fleet.n)]
+        leaves: list[dict[str, list[tuple[float, int]]]] = [{} for _ in range(fleet.n)]
+        for (a, b), w in zip(ends, weight, strict=True):
+            for x, y in ((a, b), (b, a)):
+                if degree[y] == 1:
+                    leaves[x].setdefault(tiers[y], []).append((w, y))
+                else:
+                    relay[x].append((y, w))
+        for at in leaves:
+            for lst in at.values():
+                lst.sort()
+        out.append(Ways(relay, leaves))
+    return out[0], out[1]
 
 
 def nearest(
-    adj: Adjacency,
+    ways: Ways,
     start: int,
     tiers: Sequence[str],
     allowed: tuple[str, ...],
@@ -47,39 +69,54 @@ def nearest(
     budget: int,
 ) -> dict[str, float]:
     """Per tier of `allowed`, least sum of link weights from `start` to a device of that
-    tier not in `taken` (Dijkstra stopped once each is settled; inf if there is none).
+    tier not in `taken` (Dijkstra stopped once each is known; inf if there is none).
     After `budget` settled devices the tiers not reached get the distance the search
     had reached: no device left to settle is nearer. An app's candidates are its
-    neighbourhood, so the search stays near it."""
+    neighbourhood, so the search stays near it. Single-link devices are not searched
+    through: each one's distance is its neighbour's plus its link, so when a device is
+    settled its nearest such neighbour of each tier not taken is noted (`pending`),
+    final once the search has passed that distance."""
+    want = set(allowed)
     out: dict[str, float] = {}
-    want = len(set(allowed))
+    pending: dict[str, float] = {}
     dist = {start: 0.0}
     heap = [(0.0, start)]
     pop, push = heapq.heappop, heapq.heappush
     settled = 0
+    d = 0.0
     while heap:
         d, u = pop(heap)
         if d > dist[u]:
             continue
+        for t, pd in pending.items():
+            if pd <= d and t not in out:
+                out[t] = pd
         t = tiers[u]
-        if t not in out and t in allowed and u not in taken:
-            out[t] = d
-            if len(out) == want:
-                return out
+        if t not in out and t in want and u not in taken:
+            out[t] = min(d, pending.get(t, INF))
+        if len(out) == len(want):
+            return out
         settled += 1
         if settled > budget:
-            return {t: out.get(t, d) for t in allowed}
-        for v, w in adj[u]:
+            return {t: out.get(t, min(d, pending.get(t, INF))) for t in allowed}
+        for lt, lst in ways.leaves[u].items():
+            if lt in want and lt not in out:
+                for w, x in lst:
+                    if x not in taken and x != start:
+                        if d + w < pending.get(lt, INF):
+                            pending[lt] = d + w
+                        break
+        for v, w in ways.relay[u]:
             nd = d + w
             if nd < dist.get(v, INF):
                 dist[v] = nd
                 push(heap, (nd, v))
-    return {t: out.get(t, INF) for t in allowed}
+    return {t: out.get(t, pending.get(t, INF)) for t in allowed}
 
 
 def floors(
     f: Fleet,
-    full: tuple[Adjacency, Adjacency],
+    full: tuple[Ways, Ways],
     app: App,
     routes: CandidateRoutes,
     of: list[str],
@@ -136,4 +173,4 @@ def floors(
     return floor
 
 
-__all__ = ["both_ways", "floors", "nearest"]
+__all__ = ["Ways", "both_ways", "floors", "nearest"]

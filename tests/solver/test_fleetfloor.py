@@ -32,13 +32,19 @@ def test_nearest_is_the_least_distance_or_below_it(budget: int) -> None:
     problem = Problem(parse_scenario(generate(2, devices=60, apps=10, blocks=4)))
     fleet = fleet_of(problem)
     tiers = list(fleet.tiers)
-    full = both_ways(fleet)
+    ways = both_ways(fleet)
+    full: list[list[list[tuple[int, float]]]] = [[[] for _ in range(fleet.n)] for _ in (0, 1)]
+    for lk in fleet.links:
+        a, b = fleet.index[lk.a], fleet.index[lk.b]
+        for m, w in enumerate((lk.rtt_ms, lk.j_per_mb)):
+            full[m][a].append((b, w))
+            full[m][b].append((a, w))
     rng = np.random.default_rng(0)
-    for start in rng.choice(fleet.n, 8, replace=False).tolist():
+    for start in rng.choice(fleet.n, 12, replace=False).tolist():
         taken = set(rng.choice(fleet.n, 6, replace=False).tolist()) | {start}
         for metric in (0, 1):
             truth = _all_distances(full[metric], start)
-            got = nearest(full[metric], start, tiers, ("device", "edge", "cloud"), taken, budget)
+            got = nearest(ways[metric], start, tiers, ("device", "edge", "cloud"), taken, budget)
             for tier, d in got.items():
                 far = [truth[x] for x in range(fleet.n) if tiers[x] == tier and x not in taken]
                 least = min(far, default=INF)
