@@ -20,12 +20,16 @@ the sender's link bounds. Then each app's chain DP over its candidates and the v
 hosts, with the SLO and shared capacity relaxed, bounds its own optimum, and their sum
 the plan's optimum. (A cascade's stages are enumerated with its SLO.)
 
-How tight: 10 to 14% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (it was about 20% with one virtual host bounded by first links). The rest is
-the slices: a slice's least cost per GFLOP sits with one of its hosts and its least
-distance with another (cameras' and edge boxes' speeds vary within a region), and, about
-1 point, the SLO left out. The exact per-app optimum over every host is within 0.3% of the one over
-the candidates on the apps checked (bench/RESULTS.md): the gap is the bound's.
+Then each slice's figures to the source, the sink and the candidates get floors by the
+triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
+at least as far from the source as the nearest non-candidate of its tier.
+
+How tight: 6.5 to 8% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (11 to 14% without the floors, about 20% with one virtual host bounded by first
+links). The rest is the slices: a slice's least cost per GFLOP sits with one of its hosts
+and its distance floor with another, and, about 1 point, the SLO left out. The exact
+per-app optimum over every host is within 0.3% of the one over the candidates on the apps
+checked (bench/RESULTS.md): the gap is the bound's.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
+from solver.fleetfloor import both_ways, floors
 from solver.fleetpaths import distances, relaxed_dp
 from solver.problem import Problem
 from solver.routes import transfer_ms
@@ -94,6 +99,7 @@ def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[An
 # search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
+BUDGET = 16  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +168,7 @@ class FleetBound:
                 rtt[a].append((b, lk.rtt_ms))
                 jpm[a].append((b, lk.j_per_mb))
         self._adj = (rtt, jpm)
+        self._full = both_ways(fleet)
         links = fleet.links
         self._leaves = (
             {x: (nb, links[k].rtt_ms) for x, (nb, k) in only.items()},
@@ -260,6 +267,8 @@ class FleetBound:
         first = inside & own
         rtt = np.where(first, lb.rtt[at], rtt)
         jpm = np.where(first, lb.jpm[at], jpm)
+        floor = floors(f, self._full, app, routes, self._slice_tiers(app.allowed_tiers), BUDGET)
+        rtt, jpm = np.maximum(rtt, floor[0]), np.maximum(jpm, floor[1])
         free = inside & ~own
         sent = np.array(_figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
         # The slice sending: the same times, its own sending cost.
@@ -279,6 +288,10 @@ class FleetBound:
             back=slice_sent[:, :, 2:],
             pair=v.pair,
         )
+
+    def _slice_tiers(self, tiers: tuple[str, ...]) -> list[str]:
+        """The tier of each virtual host of `_slices(tiers)`, in their order."""
+        return [t for t in sorted(tiers) for _ in self._tier(t)]
 
     def completed(self, routes: CandidateRoutes) -> CandidateRoutes:
         """`routes` with every transfer between candidate hosts that was not routed (the

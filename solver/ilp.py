@@ -16,12 +16,18 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ortools.linear_solver import pywraplp
-
 from solver.diagnose import UNDECIDED, explain_infeasible
 from solver.document import Plan, build_plan, infeasible_plan
 from solver.heuristic import greedy
-from solver.ilp_model import Deadline, OutOfTime, build, fixed_objective, solved
+from solver.ilp_model import (
+    INFEASIBLE,
+    OPTIMAL,
+    Deadline,
+    OutOfTime,
+    build,
+    fixed_objective,
+    solved,
+)
 from solver.plan import Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
@@ -86,7 +92,7 @@ def solve(problem: Problem, options: SolveOptions) -> Plan:
             reason = Reason(Code.ACCURACY, f"app {app}: no variant meets min_accuracy", app)
             return infeasible_plan(problem.cost, NAME, reason)
         status = model.solve(deadline.left())
-        if status == pywraplp.Solver.INFEASIBLE:
+        if status == INFEASIBLE:
             reason = explain_infeasible(problem, options, deadline)
             return infeasible_plan(problem.cost, NAME, reason)
         if not solved(status):
@@ -96,7 +102,7 @@ def solve(problem: Problem, options: SolveOptions) -> Plan:
             return infeasible_plan(problem.cost, NAME, _out_of_time(options))
         placements = {**options.fixed, **model.placements()}
         bound = model.mip.Objective().BestBound() + fixed_objective(problem, options)
-        optimal = status == pywraplp.Solver.OPTIMAL
+        optimal = status == OPTIMAL
         plan = build_plan(
             problem.cost,
             placements,

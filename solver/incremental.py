@@ -28,23 +28,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from solver.costs import Cost, CostModel
-from solver.document import Plan, segments_of
+from solver.document import Plan
 from solver.evaluate import AppRecord, Evaluation, PlanParts, app_cost, app_violations
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
 from solver.plan import Placement, Status
+from solver.previous import previous_plan
 from solver.problem import Problem, SolveOptions
 from solver.registry import solve
-from solver.scenario import (
-    App,
-    Device,
-    Link,
-    PreviousApp,
-    PreviousPlan,
-    PreviousSegment,
-    PreviousStage,
-    ScenarioError,
-)
+from solver.scenario import App, Device, Link, ScenarioError
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,30 +67,6 @@ class Change:
 
 def _key(a: str, b: str) -> frozenset[str]:
     return frozenset((a, b))
-
-
-def previous_plan(problem: Problem, previous: Mapping[str, Placement]) -> PreviousPlan:
-    """The scenario-v1 `previous` section of placements on this problem's fleet."""
-    cm = problem.cost
-    apps = []
-    for app_id, p in previous.items():
-        app = cm.apps.get(app_id)
-        if app is None:
-            continue
-        if p.stages is not None:
-            assert app.cascade is not None
-            stages = tuple(
-                PreviousStage.model_construct(model=st.model, device=d)
-                for st, d in zip(app.cascade, p.stages, strict=True)
-            )
-            apps.append(PreviousApp.model_construct(id=app_id, stages=stages))
-        elif p.blocks is not None:
-            segs = tuple(
-                PreviousSegment.model_construct(first=s.first, last=s.last, device=s.device)
-                for s in segments_of(cm, p)
-            )
-            apps.append(PreviousApp.model_construct(id=app_id, model=p.model, segments=segs))
-    return PreviousPlan.model_construct(apps=tuple(apps))
 
 
 def apply_change(
@@ -195,6 +163,7 @@ def _apply_change(
         change.links or change.added_links or change.added_devices
     )
     new_links: dict[frozenset[str], int] | None = None
+    kept: dict[int, int] | None = None
     if only_gone:
         # The same Link objects, fewer: match them by identity, not by a new pair key each.
         new_at = {id(lk): k for k, lk in enumerate(new_scn.links)}
@@ -210,7 +179,7 @@ def _apply_change(
     new = Problem(new_scn, CostModel(new_scn, routes), previous)
     if new_links is not None:
         new.derived["link_index"] = new_links
-    affected, renumber = _carry_costs(problem, new, change)
+    affected, renumber = _carry_costs(problem, new, change, kept)
     new.derived["affected"] = affected
     if renumber is not None:
         base = _renumbered_base(problem, new, change, renumber)
@@ -276,10 +245,11 @@ def _incident(problem: Problem) -> dict[str, list[int]]:
 
 
 def _carry_costs(
-    old: Problem, new: Problem, change: Change
+    old: Problem, new: Problem, change: Change, kept: dict[int, int] | None = None
 ) -> tuple[set[str], dict[int, int] | None]:
     """Copy the cached costs the change leaves valid; return the apps it affects, and the
-    new index of each old link when the change only took devices or links away."""
+    new index of each old link when the change only took devices or links away (`kept`,
+    when the caller matched them already: the same map)."""
     affected: set[str] = set()
     changed = set(change.devices) | set(change.lost_devices)
     old_links = _link_index(old)
@@ -303,9 +273,11 @@ def _carry_costs(
     renumber: dict[int, int] = {}
     first_gone = -1  # below the first link whose index moved (or went), none did
     if shrinks:
-        now = _link_index(new)
-        renumber = {k: now[pair] for pair, k in old_links.items() if pair in now}
-        first_gone = next(k for k in range(len(now) + 1) if renumber.get(k) != k)
+        if kept is None:
+            now = _link_index(new)
+            kept = {k: now[pair] for pair, k in old_links.items() if pair in now}
+        renumber = kept
+        first_gone = next(k for k in range(len(renumber) + 1) if renumber.get(k) != k)
     apps = new.cost.apps
     affected.update(str(raw["id"]) for raw in change.added_apps if raw.get("id") in apps)
     for app_id, (p, c) in old.app_costs.items():
@@ -315,9 +287,13 @@ def _carry_costs(
         if app is not old.cost.apps.get(app_id):
             affected.add(app_id)  # the app itself changed
             continue
-        ends = (app.source, app.sink_id)
-        uses_device = bool(changed) and not all(
-            changed.isdisjoint(x) for x in (ends, c.memory_mb, c.compute_s, c.joules)
+        # Hosts hold memory and compute; senders (the source) pay joules.
+        uses_device = bool(changed) and (
+            app.source in changed
+            or app.sink_id in changed
+            or not changed.isdisjoint(c.compute_s)
+            or not changed.isdisjoint(c.memory_mb)
+            or not changed.isdisjoint(c.joules)
         )
         if uses_device or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
@@ -372,28 +348,28 @@ def _renumbered_base(
         records[app_id] = AppRecord(
             rec.app, rec.placement, cost, rec.migration_mb, rec.term, rec.violations
         )
-    mbit = [0.0] * len(new.scenario.links)
-    link_util: dict[int, float] = {}
-    for k, at in renumber.items():
-        mbit[at] = base.link_mbit[k]
-        link_util[at] = base.link_utilization[k]
+    # Links keep their order: the kept old indices, ascending, are the new 0, 1, ...
+    order = sorted(renumber, key=renumber.__getitem__)
+    mbit = [base.link_mbit[k] for k in order]
+    link_util = dict(enumerate(map(base.link_utilization.__getitem__, order)))
     kept_devices = {d.id for d in old.scenario.devices} - lost
     parts = None
     if base.parts is not None:
-        links = [base.parts.links[0]] * len(mbit) if mbit else []
-        for k, at in renumber.items():
-            links[at] = base.parts.links[k]
         parts = PlanParts(
             dict(base.parts.apps),
             {d: u for d, u in base.parts.devices.items() if d in kept_devices},
-            links,
+            [base.parts.links[k] for k in order],
         )
-    frame = old.scenario.model_copy(
-        update={
+    if not (change.devices or change.links or change.added_devices or change.added_links):
+        # The new scenario's devices and links are the old ones less those gone, the
+        # same objects in the same order: the frame is them.
+        update = {"devices": new.scenario.devices, "links": new.scenario.links}
+    else:
+        update = {
             "devices": tuple(d for d in old.scenario.devices if d.id in kept_devices),
             "links": tuple(lk for k, lk in enumerate(old.scenario.links) if k in renumber),
         }
-    )
+    frame = old.scenario.model_copy(update=update)
     return Evaluation(
         base.objective,
         {a: r.cost for a, r in records.items()},

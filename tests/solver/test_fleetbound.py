@@ -78,3 +78,18 @@ def test_the_bound_holds_with_coarse_and_one_host_slices(
     for cap in (1, 2):
         bound = _bound(Problem(scn), cap)
         assert 0 < bound <= exact.objective * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("budget", [0, 1, 10_000])
+def test_the_bound_holds_whatever_the_searches_reach(
+    budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The floors from each app's ends hold whether their searches stop at once, after
+    one device or never: the exact optimum is never under the bound."""
+    scn = parse_scenario(generate(6, devices=30, apps=10, blocks=4))
+    exact = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="ilp")
+    assert exact.status == Status.OPTIMAL and exact.objective is not None
+    monkeypatch.setattr(fleetbound, "BUDGET", budget)
+    for cap in (1, 2):
+        bound = _bound(Problem(scn), cap)
+        assert 0 < bound <= exact.objective * (1 + 1e-9)
