@@ -23,7 +23,10 @@ silence (an unused link probed a minute later) all but replaces it: old evidence
 less the older it is. The first report of an end is taken as it is.
 
 A report is `fresh` for the TTL it was stored with (the heartbeat's lifetime); the link
-is fresh while either end's newest report is. `at` is the newest report's time.
+is fresh while either end's newest report is. `at` is the newest report's time, so the
+age counts from the last report, not the measurement: an agent repeats its latest figure
+of a peer in every heartbeat for up to 10 s after measuring it (agents/main.py), and each
+repeat counts as evidence (moving the estimate further towards that figure).
 """
 
 from __future__ import annotations
