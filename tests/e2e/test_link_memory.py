@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 # One unused link probed per this many seconds per agent: far longer than a heartbeat's
 # lifetime (1.5 s here), so that between two probes the degraded figure is remembered,
 # not fresh, which is what the old expiry got wrong.
-UNUSED_S = 12.0
+UNUSED_S = 20.0
 DEGRADED_MBPS = 0.2
 
 
@@ -86,16 +86,22 @@ def test_a_degraded_link_is_remembered_until_a_probe_sees_it_recover(
 
     # Probing of the link is now the low-rate kind: its figure goes stale between two
     # probes, and stays the degraded one, so no re-plan brings the plan back onto it.
-    wait_until("the degraded figure to go stale", lambda: not _link(fleet, *used)["fresh"],
-               2 * UNUSED_S + 10, fleet.procs())  # fmt: skip
-    stale = _link(fleet, *used)
+    seen: list[dict[str, Any]] = []
+
+    def stale_now() -> bool:
+        # One read, kept: a second one could already be fresh again (the next probe).
+        seen.append(_link(fleet, *used))
+        return not seen[-1]["fresh"]
+
+    wait_until("the degraded figure to go stale", stale_now, 2 * UNUSED_S + 10, fleet.procs())
+    stale = seen[-1]
     assert stale["planned"]["source"] == "remembered", stale
     assert stale["planned"]["mbps"] < 10 * DEGRADED_MBPS, stale
     assert stale["age_s"] > fleet.heartbeat_s * 3, stale
     assert used not in _what_if(fleet)
     ends = fleet.admin.get("/v1/links").json()["declared"]
     (declared,) = [d for d in ends if (d["a"], d["b"]) == used]
-    assert declared["planned"]["mbps"] == stale["planned"]["mbps"]
+    assert declared["planned"]["mbps"] < 10 * DEGRADED_MBPS, declared
     assert used not in _hops(fleet.segments())
 
     _emulate(fleet, "cam", {"peer_uplink_mbps": {"edge": None}})
