@@ -29,6 +29,9 @@ from api.wire import (
     EnrollResponse,
     Heartbeat,
     HeartbeatAck,
+    LinkProposalAck,
+    LinkProposalRequest,
+    ProbePeers,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -151,6 +154,21 @@ class ControlPlaneClient:
             timeout_s=5.0,
         )
         return self._parse(HeartbeatAck, response)
+
+    async def peers(self, device_id: str) -> ProbePeers:
+        """The devices to probe: declared links' other ends and same-site neighbours."""
+        response = await self._request("GET", f"/v1/agents/{device_id}/peers", timeout_s=10.0)
+        return self._parse(ProbePeers, response)
+
+    async def propose_link(self, device_id: str, proposal: LinkProposalRequest) -> LinkProposalAck:
+        response = await self._request(
+            "POST",
+            f"/v1/agents/{device_id}/link-proposals",
+            content=proposal.model_dump_json(),
+            headers={**self._headers(), "Content-Type": "application/json"},
+            timeout_s=10.0,
+        )
+        return self._parse(LinkProposalAck, response)
 
     async def desired_state(
         self, device_id: str, after_version: int, wait_s: float

@@ -217,7 +217,7 @@ class DataPlane:
         j_per_mb = hop.j_per_mb if hop.j_per_mb is not None else self.state.default_j_per_mb
         self.state.battery.charge_transfer(size / MB, j_per_mb)
         url = f"{hop.data_plane_url.rstrip('/')}/v1/hop/{hop.key}"
-        delay = self.state.uplink_delay_s(size)
+        delay = self.state.uplink_delay_s(size, hop.device_id)
         if delay > 0:
             await asyncio.sleep(delay)  # an emulated uplink (POST /v1/emulation)
         try:
@@ -468,7 +468,7 @@ def create_app(dp: DataPlane) -> FastAPI:
     async def probe_get(
         request: Request, size: Annotated[int, Query(alias="bytes", ge=0)] = 0
     ) -> Response:
-        if not state.any_token_ok(bearer(request)):
+        if not state.probe_ok(bearer(request)):
             raise HopError(401 if bearer(request) is None else 403, "a data-plane token is needed")
         if size > MAX_PROBE_BYTES:
             raise HopError(413, f"probes are at most {MAX_PROBE_BYTES} bytes")
@@ -476,7 +476,7 @@ def create_app(dp: DataPlane) -> FastAPI:
 
     @app.post("/v1/probe")
     async def probe_post(request: Request) -> dict[str, int]:
-        if not state.any_token_ok(bearer(request)):
+        if not state.probe_ok(bearer(request)):
             raise HopError(401 if bearer(request) is None else 403, "a data-plane token is needed")
         size = 0
         async for chunk in request.stream():

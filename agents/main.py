@@ -35,12 +35,12 @@ from agents.power import (
     RaplReader,
     Reader,
 )
-from agents.probes import Prober
+from agents.probes import KnownPeer, Peer, Prober
 from agents.settings import AgentSettings
 from agents.state import ServingState
 from agents.tls import TlsError, check_server_pair, client_verify
 from agents.watcher import DRAIN_S, Watcher
-from api.wire import BatterySpec, EnrollRequest, Heartbeat, PowerSpec
+from api.wire import BatterySpec, EnrollRequest, Heartbeat, LinkProposalRequest, PowerSpec
 
 log = logging.getLogger("continuum.agent")
 
@@ -208,6 +208,7 @@ class Agent:
                  credentials.path_in(self.settings.state_dir))  # fmt: skip
 
     def _allow_status(self) -> None:
+        self.state.allow_probe(self.creds.agent_token if self.creds is not None else None)
         status = self.settings.status_token
         self.state.allow_status(
             self.creds.agent_token if self.creds is not None else None,
@@ -286,12 +287,45 @@ class Agent:
             await self._sleep(wait, self.state.wake)
 
     async def probes(self, prober: Prober) -> None:
+        asked = float("-inf")
         while not self.stop.is_set():
             try:
+                if time.monotonic() - asked >= self.settings.peers_refresh_s:
+                    asked = time.monotonic()
+                    await self._known_peers(prober)
                 await prober.tick()
+                await self._propose(prober)
             except Exception:  # probing is best effort; it must never stop the agent
                 log.exception("probe failed")
             await self._sleep(self.settings.heartbeat_interval_s)
+
+    async def _known_peers(self, prober: Prober) -> None:
+        """The peers to probe besides the next hops, as the control plane lists them."""
+        if self.creds is None:
+            return
+        try:
+            answer = await self.client.peers(self.creds.device_id)
+        except (Unreachable, Rejected) as exc:
+            log.info("peers: not refreshed (%s)", exc)
+            return
+        prober.set_known([
+            KnownPeer(Peer(p.device_id, p.data_plane_url.rstrip("/"), p.token), p.declared,
+                      p.same_site)
+            for p in answer.peers
+        ])  # fmt: skip
+
+    async def _propose(self, prober: Prober) -> None:
+        """Propose a link to each same-site neighbour measured since the last time."""
+        while prober.proposals and self.creds is not None:
+            peer, (mbps, rtt_ms) = prober.proposals.popitem()
+            try:
+                ack = await self.client.propose_link(
+                    self.creds.device_id,
+                    LinkProposalRequest(peer=peer, mbps=round(mbps, 3), rtt_ms=round(rtt_ms, 3)),
+                )
+                log.info("proposed a link to %s at %.1f Mbit/s: %s", peer, mbps, ack.state)
+            except (Unreachable, Rejected) as exc:
+                log.info("link proposal to %s not taken (%s)", peer, exc)
 
     # -- life cycle -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -328,7 +362,10 @@ class Agent:
             )
         )  # fmt: skip
         serving = asyncio.create_task(server.serve(), name="dataplane")
-        prober = Prober(self.state, s.probe_bytes, s.probe_interval_s, verify=self.verify)
+        prober = Prober(
+            self.state, s.probe_bytes, s.probe_interval_s, verify=self.verify,
+            unused_interval_s=s.unused_probe_interval_s, unused_bytes=s.unused_probe_bytes,
+        )  # fmt: skip
         rate = self.discovery.gflops
         watcher = Watcher(self.state, self.client, s.state_dir, s.threads, rate, DRAIN_S)
         tasks: list[asyncio.Task[None]] = []

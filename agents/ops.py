@@ -55,7 +55,8 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
     async def emulation(request: Request) -> dict[str, Any]:
         """EMULATION ONLY, for demos and tests: set the emulated battery's level
         (`battery_pct`), plug it in or out (`charging`), and/or an emulated uplink
-        (`uplink_mbps`; null: none). Answers only
+        (`uplink_mbps`; null: none) or one towards a peer, a degraded link
+        (`peer_uplink_mbps`: {peer: Mbit/s, or null to clear}). Answers only
         clients on this machine (loopback), and only on an agent whose battery or compute
         is emulated: a real device's figures cannot be faked. Needs the agent's token or
         the status token even from loopback: another user of this machine must not."""
@@ -70,9 +71,13 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
             body = await request.json()
         except ValueError:
             raise HopError(422, "send a JSON object") from None
-        if not isinstance(body, dict) or set(body) - {"battery_pct", "charging", "uplink_mbps"}:
+        if not isinstance(body, dict) or set(body) - {
+            "battery_pct", "charging", "uplink_mbps", "peer_uplink_mbps"
+        }:  # fmt: skip
             raise HopError(
-                422, "fields: battery_pct (0..100), charging (bool), uplink_mbps (> 0 or null)"
+                422,
+                "fields: battery_pct (0..100), charging (bool), uplink_mbps (> 0 or null), "
+                "peer_uplink_mbps ({peer: > 0 or null})",
             )
         if "battery_pct" in body:
             level = body["battery_pct"]
@@ -90,10 +95,13 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
             if mbps is not None and (not isinstance(mbps, int | float) or mbps <= 0):
                 raise HopError(422, "uplink_mbps: a number > 0, or null")
             state.uplink_mbps = None if mbps is None else float(mbps)
+        if "peer_uplink_mbps" in body:
+            _peer_uplinks(state, body["peer_uplink_mbps"])
         log.warning("EMULATION: battery %s%%, uplink %s Mbit/s", state.battery.level_pct(),
                     state.uplink_mbps)  # fmt: skip
         return {"emulated": True, "battery_pct": state.battery.level_pct(),
-                "charging": state.battery.charging(), "uplink_mbps": state.uplink_mbps}  # fmt: skip
+                "charging": state.battery.charging(), "uplink_mbps": state.uplink_mbps,
+                "peer_uplink_mbps": dict(state.peer_uplink_mbps)}  # fmt: skip
 
     @app.get("/v1/status")
     async def status(request: Request) -> dict[str, Any]:
@@ -105,6 +113,7 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
                 "battery": bool(battery.get("emulated")),
                 "gflops": state.emulate_gflops,
                 "uplink_mbps": state.uplink_mbps,
+                "peer_uplink_mbps": dict(state.peer_uplink_mbps),
             },
             "battery": battery,
             "desired_version": state.version,
@@ -128,3 +137,17 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
             "metrics": {k: v.model_dump() for k, v in state.metrics.snapshot().items()},
             "uptime_s": round(time.time() - state.started_at, 1),
         }
+
+
+def _peer_uplinks(state: ServingState, given: Any) -> None:
+    """Set (a number) or clear (null) the emulated uplink towards each peer named."""
+    if not isinstance(given, dict) or not all(
+        isinstance(peer, str) and (v is None or (isinstance(v, int | float) and v > 0))
+        for peer, v in given.items()
+    ):
+        raise HopError(422, "peer_uplink_mbps: {peer: a number > 0, or null}")
+    for peer, mbps in given.items():
+        if mbps is None:
+            state.peer_uplink_mbps.pop(peer, None)
+        else:
+            state.peer_uplink_mbps[peer] = float(mbps)

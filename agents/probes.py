@@ -27,6 +27,17 @@ bound is reported rather than the last (stale, higher) figure.
 With the defaults (1 s heartbeats, 256 KB every 30 s) that is about 0.3 KB/s + 8.7 KB/s,
 so about 9 KB/s per peer; `ProbeStats` counts the bytes actually moved (bodies plus
 headers) and `/v1/status` shows it. The control plane's RTT is the heartbeat's round trip.
+
+Unused links and neighbours (issue 17). The control plane lists the devices this agent
+should probe besides its next hops (`set_known`, from `GET /v1/agents/{id}/peers`): the
+other end of every link declared to it, and the devices of its site. At most one of them
+is probed per `unused_interval_s` (in turn), with a ping and an upload of at most
+`unused_bytes`: with the defaults (one per 60 s, 64 KB) that is about 1.1 KB/s for the
+whole device, however many peers it has. A declared link's figure is reported in the
+heartbeat like a next hop's, so the control plane's memory of a link the plan left
+(orchestrator/live/links.py) is refreshed and a link that recovered is seen to recover.
+A same-site neighbour with no declared link is not reported as a link (the solver must not
+plan over it before anyone accepts it): its figure becomes a proposal (`proposals`).
 """
 
 from __future__ import annotations
@@ -55,6 +66,15 @@ class Peer:
     device_id: str
     url: str
     token: str
+
+
+@dataclass
+class KnownPeer:
+    """A device to probe besides the next hops, as the control plane lists it."""
+
+    peer: Peer
+    declared: bool
+    same_site: bool
 
 
 @dataclass
@@ -103,10 +123,21 @@ class Prober:
         probe_bytes: int,
         interval_s: float,
         verify: ssl.SSLContext | bool = True,
+        unused_interval_s: float | None = 60.0,
+        unused_bytes: int = 65_536,
     ) -> None:
+        """`unused_interval_s`: at most one probe of a peer that is not a next hop per
+        this many seconds (None: never); `unused_bytes`: the most one such probe uploads."""
         self.state = state
         self.probe_bytes = probe_bytes
         self.interval_s = interval_s
+        self.unused_interval_s = unused_interval_s
+        self.unused_bytes = min(unused_bytes, probe_bytes)
+        self.known: dict[str, KnownPeer] = {}
+        # Same-site neighbours with no declared link, measured: peer -> (Mbit/s, RTT ms).
+        self.proposals: dict[str, tuple[float, float]] = {}
+        self._unused_at = float("-inf")
+        self._turn = 0
         self.figures: dict[str, PeerFigures] = {}
         self.stats = ProbeStats()
         # Random, not zeros: a compressing link or proxy must not flatter the figure.
@@ -114,6 +145,14 @@ class Prober:
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(UPLOAD_TIMEOUT_S, connect=3.0), verify=verify
         )
+
+    def set_known(self, peers: list[KnownPeer]) -> None:
+        """The control plane's list of peers to probe besides the next hops."""
+        self.known = {
+            k.peer.device_id: k for k in peers if k.peer.device_id != self.state.device_id
+        }
+        for gone in set(self.figures) - set(self.known) - {p.device_id for p in self.peers()}:
+            del self.figures[gone]
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -179,9 +218,10 @@ class Prober:
             raise ProbeError(f"{peer.device_id} read {got} of {size} probe bytes")
         return elapsed
 
-    async def _bandwidth(self, peer: Peer, figures: PeerFigures) -> float:
-        """Mbit/s from this device to the peer (the upload direction)."""
-        size = probe_size(self.probe_bytes, figures.mbps)
+    async def _bandwidth(self, peer: Peer, figures: PeerFigures, budget: int) -> float:
+        """Mbit/s from this device to the peer (the upload direction), uploading at most
+        `budget` bytes."""
+        size = probe_size(budget, figures.mbps)
         try:
             elapsed = await self._upload(peer, size)
         except (httpx.WriteTimeout, httpx.ReadTimeout):
@@ -190,7 +230,7 @@ class Prober:
             # truth than the last figure.
             self.stats.probes += 1
             return 8 * size / 1e6 / UPLOAD_TIMEOUT_S
-        delay = self.state.uplink_delay_s(size)
+        delay = self.state.uplink_delay_s(size, peer.device_id)
         if delay > 0:
             # An emulated uplink (POST /v1/emulation) slows what this device sends: the
             # probe pays it like a tensor would.
@@ -202,22 +242,52 @@ class Prober:
         return 8 * size / 1e6 / transfer
 
     async def tick(self) -> None:
-        """One heartbeat's worth of probing: RTT to each peer, bandwidth when due."""
+        """One heartbeat's worth of probing: RTT to each next hop, bandwidth when due;
+        and one unused peer when its turn is due."""
         now = time.monotonic()
-        for peer in self.peers():
+        hops = self.peers()
+        for peer in hops:
             figures = self.figures.setdefault(peer.device_id, PeerFigures())
-            try:
-                rtt_s = await self._ping(peer)
-                figures.rtt_ms, figures.rtt_at = rtt_s * 1000.0, now
-                figures.recent_rtt_s.append(rtt_s)
-                if now - figures.bandwidth_at >= self.interval_s or figures.mbps is None:
-                    figures.mbps = await self._bandwidth(peer, figures)
-                    figures.bandwidth_at = now
-            except (httpx.HTTPError, ValueError, ProbeError):
-                # An unreachable peer, or an answer that is no measurement: its figures
-                # age out of the heartbeat.
-                continue
+            due = now - figures.bandwidth_at >= self.interval_s or figures.mbps is None
+            await self._measure(peer, figures, now, self.probe_bytes if due else None)
+        await self._unused(now, {p.device_id for p in hops})
         self.state.probes = self.describe()
+
+    async def _measure(
+        self, peer: Peer, figures: PeerFigures, now: float, budget: int | None
+    ) -> bool:
+        """A ping, and with a `budget` a bandwidth probe; False when it gave no figure."""
+        try:
+            rtt_s = await self._ping(peer)
+            figures.rtt_ms, figures.rtt_at = rtt_s * 1000.0, now
+            figures.recent_rtt_s.append(rtt_s)
+            if budget is not None:
+                figures.mbps = await self._bandwidth(peer, figures, budget)
+                figures.bandwidth_at = now
+        except (httpx.HTTPError, ValueError, ProbeError):
+            # An unreachable peer, or an answer that is no measurement: its figures age
+            # out of the heartbeat.
+            return False
+        return True
+
+    async def _unused(self, now: float, hops: set[str]) -> None:
+        """Probe the next unused peer in turn, when one is due (see the module docstring)."""
+        if self.unused_interval_s is None or now - self._unused_at < self.unused_interval_s:
+            return
+        unused = [k for name, k in sorted(self.known.items()) if name not in hops]
+        if not unused:
+            return
+        self._unused_at = now
+        known = unused[self._turn % len(unused)]
+        self._turn += 1
+        name = known.peer.device_id
+        figures = self.figures.setdefault(name, PeerFigures())
+        if not known.declared:
+            # A neighbour's figure is kept apart from the links the heartbeat reports.
+            figures = PeerFigures()
+        if await self._measure(known.peer, figures, now, self.unused_bytes) and not known.declared:
+            assert figures.mbps is not None and figures.rtt_ms is not None
+            self.proposals[name] = (figures.mbps, figures.rtt_ms)
 
     def links(self, max_age_s: float) -> list[MeasuredLink]:
         now = time.monotonic()
@@ -238,5 +308,11 @@ class Prober:
             "traffic_bytes_per_s": round(self.stats.rate_bps(), 1),
             "probe_bytes": self.probe_bytes,
             "bandwidth_interval_s": self.interval_s,
+            "unused_interval_s": self.unused_interval_s,
+            "unused_bytes": self.unused_bytes,
+            "known": {
+                n: {"declared": k.declared, "same_site": k.same_site}
+                for n, k in sorted(self.known.items())
+            },
             "direction": "upload",
         }

@@ -45,6 +45,12 @@ class AgentSettings(BaseSettings):
     threads: int = Field(default=0, ge=0)  # onnxruntime intra-op threads (0: its default)
     long_poll_s: float = Field(default=25.0, gt=0)  # desired-state long-poll wait
     probe_bytes: int = Field(default=262_144, ge=1024)  # bandwidth probe transfer size
+    # Links no plan uses and same-site neighbours (issue 17, agents/probes.py): at most
+    # one such probe per unused_probe_interval_s, uploading at most unused_probe_bytes;
+    # the list of them is asked of the control plane every peers_refresh_s.
+    unused_probe_interval_s: float = Field(default=60.0, gt=0)
+    unused_probe_bytes: int = Field(default=65_536, ge=1024)
+    peers_refresh_s: float = Field(default=60.0, gt=0)
     j_per_mb: float = Field(default=0.0, ge=0)  # transmission energy when the route's is unknown
     # Measured power (issue 17, agents/power.py). auto: read the kernel's power-supply and
     # powercap trees under these roots (not when the battery or compute is emulated: their

@@ -29,6 +29,9 @@ RESULTS_KEPT = 32
 UNREACHABLE_REPORTED_S = 30.0
 
 
+PROBE_CONTEXT = b"continuum-probe-v1"  # as orchestrator/link_proposals.py
+
+
 def token_digest(token: str) -> str:
     """What the agent keeps of a data-plane token it only checks (256-bit random tokens:
     a fast hash is enough)."""
@@ -67,6 +70,10 @@ class ServingState:
     # EMULATION ONLY (`POST /v1/emulation`): this device's uplink, in Mbit/s; sends and
     # bandwidth probes are slowed to it. None: not emulated, the network decides.
     uplink_mbps: float | None = None
+    # EMULATION ONLY: the uplink towards one peer (a degraded link), over uplink_mbps.
+    peer_uplink_mbps: dict[str, float] = field(default_factory=dict)
+    # Digest of this device's probe token (`allow_probe`): any agent may probe it.
+    probe_digest: str | None = None
     # Digests of the tokens that open the status and emulation routes (allow_status).
     status_digests: frozenset[str] = frozenset()
     # Next hops that failed lately: peer -> (monotonic time of the last failure, why). The
@@ -100,11 +107,31 @@ class ServingState:
             for peer, (at, error) in self.unreachable.items()
         ]
 
-    def uplink_delay_s(self, size_bytes: int) -> float:
-        """Extra seconds an emulated uplink adds to sending size_bytes."""
-        if self.uplink_mbps is None:
+    def uplink_delay_s(self, size_bytes: int, peer: str | None = None) -> float:
+        """Extra seconds an emulated uplink (to `peer`, else this device's) adds to
+        sending size_bytes."""
+        mbps = self.peer_uplink_mbps.get(peer, self.uplink_mbps) if peer else self.uplink_mbps
+        if mbps is None:
             return 0.0
-        return size_bytes * 8.0 / (self.uplink_mbps * 1e6)
+        return size_bytes * 8.0 / (mbps * 1e6)
+
+    def allow_probe(self, agent_token: str | None) -> None:
+        """The probe token other agents get for this device from the control plane: an
+        HMAC keyed with the SHA-256 of this agent's token (orchestrator/link_proposals.py),
+        so that a peer sharing no deployment with it can still probe it."""
+        if not agent_token:
+            self.probe_digest = None
+            return
+        key = token_digest(agent_token).encode()
+        self.probe_digest = token_digest(hmac.new(key, PROBE_CONTEXT, hashlib.sha256).hexdigest())
+
+    def probe_ok(self, token: str | None) -> bool:
+        """A token that opens `/v1/probe`: a deployment's, or this device's probe token."""
+        if self.any_token_ok(token):
+            return True
+        if not token or self.probe_digest is None:
+            return False
+        return hmac.compare_digest(token_digest(token).encode(), self.probe_digest.encode())
 
     def token_ok(self, deployment: str, token: str | None) -> bool:
         if not token:

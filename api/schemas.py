@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -145,6 +146,16 @@ class LinkRequest(_Body):
     j_per_mb: float = number(default=0.0, ge=0, le=1e6)
 
 
+class PlannedLink(_Body):
+    """The figures the solver uses for a link, and their source: `declared` (never
+    measured), `measured` (a fresh measurement) or `remembered` (the last measurement,
+    kept after probing stopped; orchestrator/live/links.py)."""
+
+    mbps: float
+    rtt_ms: float
+    source: Literal["declared", "measured", "remembered"]
+
+
 class DeclaredLink(_Body):
     id: int
     a: str
@@ -152,19 +163,50 @@ class DeclaredLink(_Body):
     mbps: float
     rtt_ms: float
     j_per_mb: float
+    # In `GET /v1/links` only: what the solver uses for it now.
+    planned: PlannedLink | None = None
 
 
 class MeasuredLinkView(_Body):
+    """A link's remembered estimate (`mbps`, `rtt_ms`: the bottleneck of its ends'),
+    the last raw measurement it moved on (`measured_*`), the newest report's time and
+    age, whether that report is still fresh, and what the solver uses (None: an
+    undeclared link whose measurement is no longer fresh is not planned over)."""
+
     a: str
     b: str
     mbps: float
     rtt_ms: float
+    measured_mbps: float
+    measured_rtt_ms: float
     at: float | None
+    age_s: float
+    fresh: bool
+    planned: PlannedLink | None
 
 
 class LinksView(_Body):
     declared: list[DeclaredLink]
     measured: list[MeasuredLinkView]
+
+
+class LinkProposalView(_Body):
+    """A link an agent found to a same-site neighbour and measured (`mbps`, `rtt_ms`),
+    waiting for an operator or the `link_proposals` policy; once accepted, `link_id` is
+    the declared link it became."""
+
+    id: int
+    a: str
+    b: str
+    proposer: str
+    site: str
+    mbps: float
+    rtt_ms: float
+    state: Literal["pending", "accepted", "rejected"]
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    link_id: int | None
 
 
 # -- models --------------------------------------------------------------------------------------

@@ -122,6 +122,35 @@ class MeasuredLink(_Wire):
     rtt_ms: float = number(ge=0, le=MAX_MS)
 
 
+class ProbePeer(_Wire):
+    """A device this agent should probe: the other end of a link declared to it
+    (`declared`) and/or a device of its site (`same_site`, a neighbour it may propose a
+    link to); `token` opens the peer's `/v1/probe` (orchestrator/link_proposals.py)."""
+
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN)
+    data_plane_url: HttpUrl
+    token: str = Field(min_length=1, max_length=256)
+    declared: bool
+    same_site: bool
+
+
+class ProbePeers(_Wire):
+    peers: list[ProbePeer] = Field(default_factory=list)
+
+
+class LinkProposalRequest(_Wire):
+    """A link to a same-site neighbour, with what this agent measured of it."""
+
+    peer: str = Field(pattern=DEVICE_ID_PATTERN)
+    mbps: float = number(gt=0, le=MAX_MBPS)
+    rtt_ms: float = number(ge=0, le=MAX_MS)
+
+
+class LinkProposalAck(_Wire):
+    id: int
+    state: Literal["pending", "accepted", "rejected"]
+
+
 class LatencyHistogram(_Wire):
     """Cumulative counts since the agent started (like a Prometheus histogram): bucket i
     counts observations <= bounds_ms[i]; the last count is everything above."""

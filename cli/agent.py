@@ -113,6 +113,16 @@ def agent_command(
     probe_interval: Annotated[
         float | None, typer.Option(help="Seconds between bandwidth probes per peer.")
     ] = None,
+    unused_probe_interval: Annotated[
+        float | None,
+        typer.Option(help="At most one probe of a link no plan uses per this many seconds."),
+    ] = None,
+    unused_probe_bytes: Annotated[
+        int | None, typer.Option(help="The most one unused-link probe uploads.")
+    ] = None,
+    peers_refresh: Annotated[
+        float | None, typer.Option(help="Seconds between asks for the peers to probe.")
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="onnxruntime intra-op threads (0: its default).")
     ] = None,
@@ -145,6 +155,8 @@ def agent_command(
         "emulate_gflops": emulate_gflops, "heartbeat_interval_s": heartbeat_interval,
         "probe_interval_s": probe_interval, "threads": threads, "max_tensor_mb": max_tensor_mb,
         "tls_cert": tls_cert, "tls_key": tls_key, "ca_file": ca_file,
+        "unused_probe_interval_s": unused_probe_interval,
+        "unused_probe_bytes": unused_probe_bytes, "peers_refresh_s": peers_refresh,
     }  # fmt: skip
     if labels is not None:
         given["labels"] = _labels(labels)

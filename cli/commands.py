@@ -10,6 +10,7 @@ from cli.check import check_command
 from cli.db import db_app
 from cli.demo import demo_command
 from cli.fleet import cordon_command, deploy_command, drain_command, fleet_app, uncordon_command
+from cli.links import links_app
 from cli.model import model_app
 from cli.server import server_command
 from cli.simulate import simulate_command, sweep_command
@@ -31,6 +32,7 @@ app.add_typer(model_app, name="model")
 app.command(name="simulate")(simulate_command)
 app.command(name="simulate-sweep")(sweep_command)
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(links_app, name="links")
 app.command(name="deploy")(deploy_command)
 app.command(name="cordon")(cordon_command)
 app.command(name="drain")(drain_command)

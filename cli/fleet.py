@@ -62,18 +62,22 @@ def devices(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt =
 
 @fleet_app.command("links")
 def links(server: ServerOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Declared links beside measured ones (Mbit/s, RTT)."""
+    """Declared links beside measured ones (Mbit/s, RTT, age), and what the solver uses."""
     body = connect(server, token).call("GET", "/v1/links")
     measured = {(m["a"], m["b"]): m for m in body["measured"]}
     declared = {(d["a"], d["b"]): d for d in body["declared"]}
     table = Table(title=f"links ({len(set(measured) | set(declared))})", title_justify="left")
-    for col in ("link", "declared Mbit/s", "measured Mbit/s", "declared RTT", "measured RTT"):
+    for col in ("link", "declared Mbit/s", "measured Mbit/s", "declared RTT", "measured RTT",
+                "age", "planned Mbit/s", "from"):  # fmt: skip
         table.add_column(col, no_wrap=True)
     for a, b in sorted(set(measured) | set(declared)):
         d, m = declared.get((a, b)) or {}, measured.get((a, b)) or {}
+        plan = m.get("planned") or d.get("planned") or {}
+        age = "-" if not m else f"{m['age_s']:.0f}s" + ("" if m["fresh"] else " stale")
         table.add_row(
             f"{a} ~ {b}", _num(d.get("mbps"), "{:g}"), _num(m.get("mbps")),
-            _num(d.get("rtt_ms"), "{:g} ms"), _num(m.get("rtt_ms"), "{:.1f} ms"),
+            _num(d.get("rtt_ms"), "{:g} ms"), _num(m.get("rtt_ms"), "{:.1f} ms"), age,
+            _num(plan.get("mbps")), plan.get("source", "-"),
         )  # fmt: skip
     _emit(body, as_json, table)
 

@@ -8,10 +8,12 @@ Which devices appear, and as what:
   and the document stays a plain scenario any solver replays;
 - a device that is not alive does not appear; a deployment whose source or sink is not
   alive is left out and reported as waiting.
-Battery levels come from the latest heartbeat (100% until one reports it). A measured
-link's bandwidth and RTT override the declared figures, the bandwidth capped at the
-declared figure (the declared capacity is an upper bound); a declared link's energy per MB
-is kept; a measured link nobody declared costs 0 J/MB. A device's idle and busy watts are
+Battery levels come from the latest heartbeat (100% until one reports it). A link's
+remembered measurement overrides its declared figures, fresh or not (a degraded link the
+plan left stays degraded until measured again: orchestrator/live/links.py), the bandwidth
+capped at the declared figure (the declared capacity is an upper bound); a declared link's
+energy per MB is kept; a measured link nobody declared is used only while its measurement
+is fresh, and costs 0 J/MB. A device's idle and busy watts are
 the measured or fitted ones of its latest heartbeat when it reports them, checked on
 arrival (orchestrator/power.py), else the declared ones. Exit and cascade-stage rates
 are the declared ones blended with the agents' counts (orchestrator/learned.py), and a
@@ -43,6 +45,7 @@ from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
 from orchestrator.deployments import placement_dict, placement_settings
 from orchestrator.learned import ExitEvidence, blend, gather, learned_model
+from orchestrator.live.links import planned
 from orchestrator.plan_versions import parse_plan
 from orchestrator.power import planned_power
 from orchestrator.profiled import profiled_layers, variant_layers, variant_ratio
@@ -187,7 +190,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
 def build(
     snap: Snapshot,
     beats: dict[str, dict[str, Any]],
-    measured: dict[tuple[str, str], dict[str, float]],
+    measured: dict[tuple[str, str], dict[str, Any]],
 ) -> Built:
     known = {d["id"]: d for d in snap.devices}
     cut = suspects(beats)  # a next hop's report: as good as lost
@@ -256,20 +259,16 @@ def build(
             continue
         key = (link["a"], link["b"])
         declared.add(key)
-        entry = dict(link)
-        if key in measured:
-            # A declared bandwidth is the link's capacity: a probe that finds more (over
-            # loopback or a LAN faster than the link the operator declared) is capped at it.
-            entry["mbps"] = min(float(measured[key]["mbps"]), float(link["mbps"]))
-            entry["rtt_ms"] = float(measured[key]["rtt_ms"])
-        links.append(entry)
-    for (a, b), figures in sorted(measured.items()):
+        figures = planned(link, measured.get(key))
+        assert figures is not None  # a declared link always has figures
+        links.append(link | {"mbps": figures["mbps"], "rtt_ms": figures["rtt_ms"]})
+    for (a, b), seen in sorted(measured.items()):
         if (a, b) in declared or a not in present or b not in present:
             continue
-        links.append(
-            {"a": a, "b": b, "mbps": float(figures["mbps"]), "rtt_ms": float(figures["rtt_ms"]),
-             "j_per_mb": 0.0}
-        )  # fmt: skip
+        figures = planned(None, seen)
+        if figures is not None:
+            links.append({"a": a, "b": b, "mbps": figures["mbps"], "rtt_ms": figures["rtt_ms"],
+                          "j_per_mb": 0.0})  # fmt: skip
 
     apps: list[dict[str, Any]] = []
     used_models: list[str] = []

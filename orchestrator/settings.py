@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     link_change_fraction: float = Field(default=0.3, gt=0)
     link_smoothing: float = Field(default=0.5, gt=0, le=1)
     latency_drift_fraction: float = Field(default=0.5, gt=0)
+    # Links agents find to same-site neighbours (the `site` label): `manual` keeps each
+    # proposal for an operator; `accept-same-site` declares it at once (audited).
+    link_proposals: Literal["manual", "accept-same-site"] = "manual"
 
     solver: str = "heuristic"
     solver_time_limit_s: float = Field(default=10.0, gt=0)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from api.deps import AgentAuth, ControlPlaneDep, Credentials, enroll_rate
+from api.deps import AgentAuth, ControlPlaneDep, Credentials, LinksDep, enroll_rate
 from api.types import MAX_INT
 from api.wire import (
     DECLARABLE_FIGURES,
@@ -15,6 +15,9 @@ from api.wire import (
     EnrollResponse,
     Heartbeat,
     HeartbeatAck,
+    LinkProposalAck,
+    LinkProposalRequest,
+    ProbePeers,
 )
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -61,3 +64,22 @@ async def desired_state(
     timeout the same content, maybe at a newer version: poll again)."""
     state = await cp.agents.desired(device_id, after_version, wait_s)
     return DesiredState.model_validate(state)
+
+
+@router.get("/{device_id}/peers")
+async def probe_peers(device_id: AgentAuth, links: LinksDep) -> ProbePeers:
+    """The devices this agent should probe: the other ends of its declared links (also
+    those no plan sends over, at a low rate) and its same-site neighbours (`site` label),
+    each with the token its `/v1/probe` accepts."""
+    return ProbePeers.model_validate({"peers": await links.probe_peers(device_id)})
+
+
+@router.post("/{device_id}/link-proposals")
+async def propose_link(
+    body: LinkProposalRequest, device_id: AgentAuth, links: LinksDep
+) -> LinkProposalAck:
+    """Propose a link to a same-site neighbour at the figures measured (422 naming `peer`
+    when it is no such neighbour, 409 when the link is declared already). Kept for an
+    operator, or declared at once under `link_proposals: accept-same-site`."""
+    view = await links.propose(device_id, body.model_dump())
+    return LinkProposalAck(id=view["id"], state=view["state"])

@@ -86,6 +86,27 @@ class Link(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class LinkProposal(Base):
+    """A link an agent measured to a same-site neighbour and proposes (issue 17): pending
+    until an operator or the `link_proposals` policy accepts it (it becomes a declared
+    link, `link_id`) or rejects it (the pair is then not proposed again)."""
+
+    __tablename__ = "link_proposals"
+    __table_args__ = (UniqueConstraint("a", "b"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    a: Mapped[str] = mapped_column(String(64))  # a < b
+    b: Mapped[str] = mapped_column(String(64))
+    proposer: Mapped[str] = mapped_column(String(64))
+    site: Mapped[str] = mapped_column(String(128))
+    mbps: Mapped[float] = mapped_column(Float)
+    rtt_ms: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|accepted|rejected
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    link_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
 class EnrollmentToken(Base):
     __tablename__ = "enrollment_tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -113,12 +113,14 @@ class LiveState(Protocol):
     async def put_link(
         self, reporter: str, peer: str, mbps: float, rtt_ms: float, ttl_s: float
     ) -> None:
-        """What reporter measured of its link to peer. Replaces reporter's previous report
-        on that link, not peer's: each end's latest is kept until its own ttl_s."""
+        """What reporter measured of its link to peer: moves reporter's remembered
+        estimate of that link (`links.remember`), not peer's. The report counts as fresh
+        for ttl_s; the estimate is remembered for `links.MEMORY_S` after it."""
 
-    async def links(self) -> dict[tuple[str, str], dict[str, float]]:
-        """Measured links, keyed (a, b) with a < b: {"mbps", "rtt_ms", "at"}, the
-        bottleneck of the ends' fresh reports (`links.bottleneck`)."""
+    async def links(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Remembered links, keyed (a, b) with a < b: {"mbps", "rtt_ms", "last_mbps",
+        "last_rtt_ms", "at", "age_s", "fresh"}, the bottleneck of the ends' estimates
+        (`links.bottleneck`)."""
 
     # -- pub/sub ---------------------------------------------------------------------------
     async def publish(self, channel: str, message: dict[str, Any]) -> None:

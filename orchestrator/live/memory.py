@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
-from orchestrator.live.links import LinkKey, bottleneck, link_key
+from orchestrator.live.links import MEMORY_S, LinkKey, bottleneck, link_key, remember
 
 
 def _copy(value: dict[str, Any]) -> dict[str, Any]:
@@ -60,8 +60,9 @@ class MemoryLiveState:
         # Heartbeats as their JSON text: a read (the reconcile loop reads every device's on
         # every tick) then costs one parse, not a serialisation and a parse per beat.
         self._beats: dict[str, tuple[str, float]] = {}
-        # Per link, each reporting end's latest report and when it expires.
-        self._links: dict[LinkKey, dict[str, tuple[dict[str, float], float]]] = {}
+        # Per link, each reporting end's remembered estimate (links.remember), on the
+        # wall clock like Redis's, so that ages read the same on both backends.
+        self._links: dict[LinkKey, dict[str, dict[str, Any]]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._waiters: dict[str, set[_Waiter]] = {}
         self._subscriptions: dict[str, set[Subscription]] = {}
@@ -104,19 +105,18 @@ class MemoryLiveState:
     async def put_link(
         self, reporter: str, peer: str, mbps: float, rtt_ms: float, ttl_s: float
     ) -> None:
-        value = {"mbps": float(mbps), "rtt_ms": float(rtt_ms), "at": time.time()}
         reports = self._links.setdefault(link_key(reporter, peer), {})
-        reports[reporter] = (value, time.monotonic() + ttl_s)
+        reports[reporter] = remember(reports.get(reporter), mbps, rtt_ms, time.time(), ttl_s)
 
-    async def links(self) -> dict[tuple[str, str], dict[str, float]]:
-        now = time.monotonic()
-        measured: dict[tuple[str, str], dict[str, float]] = {}
+    async def links(self) -> dict[tuple[str, str], dict[str, Any]]:
+        now = time.time()
+        measured: dict[tuple[str, str], dict[str, Any]] = {}
         for key, reports in list(self._links.items()):
-            for reporter, (_, expires) in list(reports.items()):
-                if expires <= now:
+            for reporter, value in list(reports.items()):
+                if now - float(value["at"]) > MEMORY_S:
                     del reports[reporter]
             if reports:
-                measured[key] = bottleneck(value for value, _ in reports.values())
+                measured[key] = bottleneck(reports.values(), now)
             else:
                 self._links.pop(key, None)
         return measured

@@ -4,8 +4,9 @@ Layout under the key prefix (default "continuum:"):
   hb:<device>        the latest heartbeat (JSON), expiring after its TTL (PX)
   hb:index           sorted set of device ids scored by expiry (ms), so listing is a range
                      read and never a KEYS/SCAN over the keyspace
-  linkend:<[a,b,r]>  what end r of link a-b last reported of it (JSON), expiring after its
-                     TTL; a < b, r is a or b (each end's report apart: see links.py)
+  linkend:<[a,b,r]>  end r's remembered estimate of link a-b (JSON, links.remember),
+                     kept links.MEMORY_S after its last report; a < b, r is a or b (each
+                     end's estimate apart: see links.py)
   linkend:index      the same kind of index for those reports
   lock:<name>        the holder of a lock, expiring after its TTL
   ch:<channel>       pub/sub channels
@@ -32,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
 from orchestrator.live.batching import GroupWrite
-from orchestrator.live.links import bottleneck, link_key
+from orchestrator.live.links import MEMORY_S, MIN_WEIGHT, TAU_S, bottleneck, link_key
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,29 @@ end
 return 0
 """
 
+# One end's estimate moved by a report, read and written in one atomic step (two
+# replicas may take the same agent's heartbeats in turn): links.remember, in Lua.
+# KEYS: the estimate, the index. ARGV: member, mbps, rtt_ms, now (s), fresh_s, keep (ms),
+# MIN_WEIGHT, TAU_S.
+_REMEMBER = """
+local mbps, rtt, now = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local value = {last_mbps = mbps, last_rtt_ms = rtt, at = now, fresh_s = tonumber(ARGV[5]),
+               mbps = mbps, rtt_ms = rtt}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local old = cjson.decode(raw)
+  if old.mbps and old.at then
+    local age = math.max(now - old.at, 0)
+    local w = 1 - (1 - tonumber(ARGV[7])) * math.exp(-age / tonumber(ARGV[8]))
+    value.mbps = old.mbps + w * (mbps - old.mbps)
+    value.rtt_ms = old.rtt_ms + w * (rtt - old.rtt_ms)
+  end
+end
+redis.call('SET', KEYS[1], cjson.encode(value), 'PX', ARGV[6])
+redis.call('ZADD', KEYS[2], math.floor(now * 1000) + tonumber(ARGV[6]), ARGV[1])
+return 1
+"""
+
 _Waiter = asyncio.Future[dict[str, Any] | None]
 
 
@@ -118,6 +142,7 @@ class RedisLiveState:
         self._beats: GroupWrite[tuple[str, int]] = GroupWrite(self._write_beats)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
+        self._remember = self._redis.register_script(_REMEMBER)
         # One subscriber per process: a pattern subscription on every channel under the
         # prefix, fanned out to local waiters and subscriptions. Channels carry few messages
         # (desired-state changes, events), so receiving all of them is cheaper than
@@ -178,24 +203,24 @@ class RedisLiveState:
         self, reporter: str, peer: str, mbps: float, rtt_ms: float, ttl_s: float
     ) -> None:
         member = json.dumps([*link_key(reporter, peer), reporter], separators=(",", ":"))
-        value = {"mbps": float(mbps), "rtt_ms": float(rtt_ms), "at": time.time()}
-        ttl_ms = _ms(ttl_s)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._link_key(member), json.dumps(value), px=ttl_ms)
-            pipe.zadd(self._link_index, {member: _now_ms() + ttl_ms})
-            await pipe.execute()
+        await self._remember(
+            keys=[self._link_key(member), self._link_index],
+            args=[member, float(mbps), float(rtt_ms), time.time(), float(ttl_s),
+                  _ms(MEMORY_S), MIN_WEIGHT, TAU_S],
+        )  # fmt: skip
 
-    async def links(self) -> dict[tuple[str, str], dict[str, float]]:
+    async def links(self) -> dict[tuple[str, str], dict[str, Any]]:
         members = await self._live_members(self._link_index)
         if not members:
             return {}
         raws = await self._redis.mget([self._link_key(m) for m in members])
-        reports: dict[tuple[str, str], list[dict[str, float]]] = {}
+        reports: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for member, raw in zip(members, raws, strict=True):
             if raw is not None:
                 a, b, _ = json.loads(member)
                 reports.setdefault((a, b), []).append(json.loads(raw))
-        return {key: bottleneck(fresh) for key, fresh in sorted(reports.items())}
+        now = time.time()
+        return {key: bottleneck(ends, now) for key, ends in sorted(reports.items())}
 
     async def _live_members(self, index: str) -> list[str]:
         """Members of an index whose key may still be alive; prunes the long-dead ones."""

@@ -61,6 +61,22 @@ def test_emulation_writes_need_a_token_even_from_loopback(node: Node) -> None:
     assert bad.status_code == 422 and "charging" in bad.json()["detail"]
 
 
+def test_emulation_degrades_and_restores_the_uplink_to_one_peer(node: Node) -> None:
+    url = f"{node.url}/v1/emulation"
+    slow = httpx.post(url, json={"peer_uplink_mbps": {"edge": 0.5}}, headers=_auth(AGENT_TOKEN))
+    assert slow.status_code == 200, slow.text
+    assert slow.json()["peer_uplink_mbps"] == {"edge": 0.5}
+    assert node.state.uplink_delay_s(62_500, "edge") == pytest.approx(1.0)
+    assert node.state.uplink_delay_s(62_500, "cloud") == 0.0  # other peers unaffected
+    status = httpx.get(f"{node.url}/v1/status", headers=_auth(STATUS_TOKEN)).json()
+    assert status["emulated"]["peer_uplink_mbps"] == {"edge": 0.5}
+    for bad in ({"edge": 0}, {"edge": "fast"}, ["edge"]):
+        answer = httpx.post(url, json={"peer_uplink_mbps": bad}, headers=_auth(AGENT_TOKEN))
+        assert answer.status_code == 422 and "peer_uplink_mbps" in answer.json()["detail"]
+    cleared = httpx.post(url, json={"peer_uplink_mbps": {"edge": None}}, headers=_auth(AGENT_TOKEN))
+    assert cleared.json()["peer_uplink_mbps"] == {}
+
+
 def test_health_is_open_and_readiness_follows_enrollment_and_loading(node: Node) -> None:
     assert httpx.get(f"{node.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{node.url}/readyz")

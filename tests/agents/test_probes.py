@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from agents.battery import EmulatedBattery
-from agents.probes import MIN_PROBE_BYTES, PROBE_TARGET_S, Prober, probe_size
+from agents.probes import MIN_PROBE_BYTES, PROBE_TARGET_S, KnownPeer, Peer, Prober, probe_size
 from agents.state import ServingState, token_digest
 from api.wire import NextHop, SourceSpec
+from orchestrator.link_proposals import probe_token
 from tests.agents.test_dataplane import TOKEN, Node
 from tests.harness import netns
 from tests.harness.processes import Launcher, wait_until
@@ -96,6 +97,90 @@ def test_probes_shrink_on_slow_links_to_hold_them_briefly() -> None:
     assert probe_size(262_144, 2.0) == int(2e6 / 8 * PROBE_TARGET_S)
     assert probe_size(262_144, 0.1) == MIN_PROBE_BYTES
     assert probe_size(4096, 0.1) == 4096  # never above what the operator set
+
+
+# -- unused links and neighbours (issue 17) ---------------------------------------------
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    """Two peers sharing no deployment with the prober: only their probe tokens open
+    their `/v1/probe`."""
+    nodes = (Node("edge", tmp_path), Node("gw", tmp_path))
+    for node in nodes:
+        node.state.allow_probe(f"agent-token-of-{node.state.device_id}")
+        node.start()
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+def _known(node: Node, declared: bool = True, token: str | None = None) -> KnownPeer:
+    name = node.state.device_id
+    given = token or probe_token(token_digest(f"agent-token-of-{name}"))
+    return KnownPeer(Peer(name, node.url, given), declared=declared, same_site=not declared)
+
+
+def _idle() -> ServingState:
+    """A device no plan sends from: it has no next hop."""
+    return ServingState(battery=EmulatedBattery(1.0, 100.0, 1.0, 5.0), device_id="cam")
+
+
+def test_unused_links_are_probed_one_per_interval_within_the_byte_budget(
+    pair: tuple[Node, Node],
+) -> None:
+    edge, gw = pair
+    budget = 32 * 1024
+    prober = Prober(_idle(), PROBE_BYTES, interval_s=1.0, unused_interval_s=3600.0,
+                    unused_bytes=budget)  # fmt: skip
+    prober.set_known([_known(edge), _known(gw)])
+    _tick(prober, times=3)
+    # Three ticks, one unused-link probe (a ping and an upload of at most the budget).
+    assert prober.stats.probes == 2
+    assert budget < prober.stats.bytes_moved < budget + 4096
+    (link,) = prober.links(max_age_s=10.0)
+    assert link.peer == "edge" and link.mbps > 0
+    assert prober.proposals == {}
+
+
+def test_unused_links_are_probed_in_turn(pair: tuple[Node, Node]) -> None:
+    edge, gw = pair
+    prober = Prober(_idle(), PROBE_BYTES, interval_s=1.0, unused_interval_s=1e-6)
+    prober.set_known([_known(edge), _known(gw)])
+    _tick(prober, times=2)
+    assert [link.peer for link in prober.links(max_age_s=10.0)] == ["edge", "gw"]
+
+
+def test_a_same_site_neighbour_becomes_a_proposal_not_a_link(pair: tuple[Node, Node]) -> None:
+    _, gw = pair
+    prober = Prober(_idle(), PROBE_BYTES, interval_s=1.0, unused_interval_s=1e-6)
+    prober.set_known([_known(gw, declared=False)])
+    _tick(prober)
+    assert prober.links(max_age_s=10.0) == []
+    (mbps, rtt_ms) = prober.proposals["gw"]
+    assert mbps > 0 and rtt_ms >= 0
+
+
+def test_a_wrong_probe_token_gives_no_figure_and_no_proposal(pair: tuple[Node, Node]) -> None:
+    edge, _ = pair
+    prober = Prober(_idle(), PROBE_BYTES, interval_s=1.0, unused_interval_s=1e-6)
+    prober.set_known([_known(edge, declared=False, token="not-its-probe-token")])
+    _tick(prober)
+    assert prober.links(max_age_s=10.0) == [] and prober.proposals == {}
+
+
+def test_an_emulated_degraded_link_slows_only_the_probe_to_that_peer(
+    pair: tuple[Node, Node],
+) -> None:
+    edge, gw = pair
+    state = _idle()
+    state.peer_uplink_mbps = {"edge": 4.0}
+    prober = Prober(state, PROBE_BYTES, interval_s=1.0, unused_interval_s=1e-6)
+    prober.set_known([_known(edge), _known(gw)])
+    _tick(prober, times=2)
+    figures = {link.peer: link.mbps for link in prober.links(max_age_s=10.0)}
+    assert 3.0 < figures["edge"] < 5.0
+    assert figures["gw"] > 20.0  # loopback, not emulated
 
 
 # -- between network namespaces (root only) ----------------------------------------------

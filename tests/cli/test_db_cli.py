@@ -46,17 +46,17 @@ def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_migrates_the_embedded_sqlite_database(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    assert _ok(_run("upgrade", CONTINUUM_DATA_DIR=data)) == "database at 0007"
+    assert _ok(_run("upgrade", CONTINUUM_DATA_DIR=data)) == "database at 0008"
     assert (tmp_path / "data" / "continuum.db").is_file()
-    assert _ok(_run("current", CONTINUUM_DATA_DIR=data)) == "0007"
+    assert _ok(_run("current", CONTINUUM_DATA_DIR=data)) == "0008"
     assert _ok(_run("downgrade", "base", CONTINUUM_DATA_DIR=data)) == "database at none"
 
 
 def test_migrates_postgresql(pg_url: str, tmp_path: Path) -> None:
     env = {"CONTINUUM_DATABASE_URL": pg_url, "CONTINUUM_DATA_DIR": str(tmp_path)}
     try:
-        assert _ok(_run("upgrade", **env)) == "database at 0007"
-        assert _ok(_run("current", **env)) == "0007"
+        assert _ok(_run("upgrade", **env)) == "database at 0008"
+        assert _ok(_run("current", **env)) == "0008"
     finally:
         # pg_url is shared by the session: leave it empty, as found.
         assert _ok(_run("downgrade", "base", **env)) == "database at none"

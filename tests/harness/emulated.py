@@ -43,9 +43,12 @@ class AgentSpec:
     battery: str
     gflops: float | None = None
     power_w: tuple[float, float] | None = None  # (idle, busy)
+    labels: str | None = None  # k=v,k2=v2 (e.g. site=lab: neighbour discovery)
 
     def args(self) -> list[str]:
         out = ["--tier", self.tier, "--battery", self.battery]
+        if self.labels is not None:
+            out += ["--labels", self.labels]
         if self.gflops is not None:
             out += ["--emulate-gflops", f"{self.gflops:g}"]
         if self.power_w is not None:
@@ -79,11 +82,12 @@ class EmulatedFleet:
     def __init__(
         self, tmp: Path, launcher: Launcher, heartbeat_s: float = HEARTBEAT_S,
         agents: dict[str, AgentSpec] | None = None, probe_interval_s: float | None = 1.0,
-        certs: Certs | None = None,
+        certs: Certs | None = None, agent_args: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
         """`probe_interval_s`: how often each agent probes its links (None: the agent's
         default). `certs`: the server and every agent's data plane speak HTTPS only, with
-        that certificate, and everyone trusts its CA (and only it)."""
+        that certificate, and everyone trusts its CA (and only it). `agent_args`: given to
+        every agent besides its own."""
         self.certs = certs
         self.scheme = "http" if certs is None else "https"
         # What a client of this fleet passes to httpx as `verify`.
@@ -92,6 +96,7 @@ class EmulatedFleet:
         )
         self.tmp = tmp
         self.probe_interval_s = probe_interval_s
+        self.agent_args = agent_args  # given to every agent (e.g. --unused-probe-interval)
         self.heartbeat_s = heartbeat_s
         self.launcher = launcher
         self.specs = dict(DEMO_AGENTS if agents is None else agents)
@@ -157,6 +162,7 @@ class EmulatedFleet:
             ]  # fmt: skip
             if self.probe_interval_s is not None:
                 args += ["--probe-interval", f"{self.probe_interval_s:g}"]
+            args += self.agent_args
             if self.certs is not None:
                 args += ["--tls-cert", str(self.certs.cert), "--tls-key", str(self.certs.key),
                          "--ca-file", str(self.certs.ca)]  # fmt: skip

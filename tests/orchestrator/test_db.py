@@ -117,7 +117,7 @@ def test_migrations_run_up_down_and_up_again(settings: Settings) -> None:
     assert migrate.current(url) is None
 
     migrate.upgrade(url)
-    assert migrate.current(url) == "0007"
+    assert migrate.current(url) == "0008"
     assert _tables(url) == TABLES | {"alembic_version"}
 
     migrate.downgrade(url, "base")
@@ -125,7 +125,7 @@ def test_migrations_run_up_down_and_up_again(settings: Settings) -> None:
     assert _tables(url) == {"alembic_version"}
 
     migrate.upgrade(url, "head")
-    assert migrate.current(url) == "0007"
+    assert migrate.current(url) == "0008"
     assert _tables(url) == TABLES | {"alembic_version"}
 
 

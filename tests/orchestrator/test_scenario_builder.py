@@ -62,7 +62,7 @@ LINK = {"a": "cam", "b": "edge", "mbps": 50.0, "rtt_ms": 4.0, "j_per_mb": 0.4}
 BEATS: dict[str, dict[str, Any]] = {"cam": {"battery_pct": 80.0}, "edge": {}}
 
 
-def _links(measured: dict[tuple[str, str], dict[str, float]]) -> list[dict[str, Any]]:
+def _links(measured: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
     snap = Snapshot(devices=[_camera(), _edge()], links=[dict(LINK)], placement=PLACEMENT)
     built = build(snap, BEATS, measured)
     parse_scenario(built.scenario)  # what the solver is handed is a valid scenario-v1
@@ -96,6 +96,18 @@ def test_a_link_measured_but_never_declared_is_added_at_no_energy_cost() -> None
     alone = build(snap, {"cam": {}}, {("cam", "edge"): {"mbps": 20.0, "rtt_ms": 8.0}})
     assert [d["id"] for d in alone.scenario["devices"]] == ["cam"]
     assert alone.scenario["links"] == []
+
+
+def test_a_declared_link_s_stale_measurement_is_remembered_not_the_declared_figure() -> None:
+    # The degraded link the plan left: no longer probed every heartbeat, still degraded.
+    (link,) = _links({("cam", "edge"): {"mbps": 0.2, "rtt_ms": 30.0, "fresh": False}})
+    assert link == {**LINK, "mbps": 0.2, "rtt_ms": 30.0}
+
+
+def test_an_undeclared_link_is_planned_over_only_while_its_measurement_is_fresh() -> None:
+    snap = Snapshot(devices=[_camera(), _edge()], placement=PLACEMENT)
+    stale = build(snap, BEATS, {("cam", "edge"): {"mbps": 20.0, "rtt_ms": 8.0, "fresh": False}})
+    assert stale.scenario["links"] == []
 
 
 def _deployment(name: str) -> dict[str, Any]:
