@@ -31,6 +31,7 @@ from agents.inventory import inventory
 from agents.power import (
     MAX_PLAUSIBLE_W,
     BatteryDrainReader,
+    NvmlReader,
     PowerMeter,
     PowerSupplyReader,
     RaplReader,
@@ -98,6 +99,7 @@ def power_meter(settings: AgentSettings, battery_emulated: bool) -> PowerMeter:
             PowerSupplyReader(settings.power_supply_root),
             BatteryDrainReader(settings.power_supply_root),
             RaplReader(settings.powercap_root),
+            NvmlReader(),
         ]
     return PowerMeter(
         readers, settings.power_idle_w, settings.power_busy_w,
