@@ -3,9 +3,10 @@
 A client's round trip is the agent's share plus its own and the network's. The agent's
 share starts before any ASGI app runs: the HTTP server reads the request line, headers
 and body, and it ends after the handler returns, when the server writes the answer.
-Timed from the handler (or from the ASGI app's entry), that share was 10-19 ms short per
-request on a loaded 2-core machine (bench/RESULTS.md, "Calibration"), a third of
-SqueezeNet's round trip, and the contract's `overhead_ms` missed it.
+Timed from the ASGI app's entry to the handler's return, the contract's `overhead_ms`
+missed both ends. (What is left of a client's round trip beyond this share is the
+client's own work and, on a loaded machine, its waits to be scheduled:
+bench/client_gap.py, bench/RESULTS.md "Calibration, third session".)
 
 - `timed_protocol()`: uvicorn's HTTP protocol, stamping each request with the time the
   data that began it reached the process (`ARRIVED` in the ASGI scope's `state`).
