@@ -44,7 +44,8 @@ from agents.allocator import keep_freed_memory
 from agents.emulation import emulated_seconds
 from agents.escalation import RateGate
 from agents.hopclient import HopClient, PeerError, PeerResponse, PeerTimeout, PeerUnreachable
-from agents.hoproute import ARRIVED, HANDLER_HEADER, HopRoute, HopTiming
+from agents.hoproute import HANDLER_HEADER, HopRoute, HopTiming
+from agents.ingress import AnswerClock, arrived, when_answered
 from agents.npy import load_npy, npy_bytes
 from agents.ops import add_ops_routes, bearer
 from agents.problems import HopError, HopUnreachable, problem
@@ -412,10 +413,11 @@ def create_app(dp: DataPlane) -> FastAPI:
         return problem(500, f"internal error ({type(exc).__name__}); the agent log has details")
 
     app.add_middleware(HopRoute, dp=dp)
+    app.add_middleware(AnswerClock)  # outermost: every request's whole time here
 
     @app.post("/v1/infer/{deployment}")
     async def infer(deployment: str, request: Request) -> Response:
-        started = getattr(request.state, ARRIVED, None) or time.perf_counter()
+        started = arrived(request.scope["state"])
         token = bearer(request)
         if deployment not in state.sources:
             raise HopError(404, f"deployment {deployment!r} has no source on this device")
@@ -428,11 +430,19 @@ def create_app(dp: DataPlane) -> FastAPI:
         result = await dp.infer(deployment, token, body, timing)
         output = next(iter(result.tensors.values()))
         body = npy_bytes(np.asarray(output))
-        if timing.key:  # the first partition runs here: the ingress is its overhead
-            state.metrics.observe_overhead(timing.key, timing.overhead_ms(started))
         handler_ms = (time.perf_counter() - started) * 1000.0
-        state.metrics.observe_request(deployment, handler_ms)
-        # What the request took here: a client's own time beyond it is the network's and its.
+
+        def answered(now: float) -> None:
+            # The request's whole time here, first byte in to last byte out; when the
+            # first partition runs here, what is not its compute or later hops is its
+            # overhead (the contract's `overhead_ms`).
+            if timing.key:
+                state.metrics.observe_overhead(timing.key, timing.overhead_ms(started, now))
+            state.metrics.observe_request(deployment, (now - started) * 1000.0)
+
+        when_answered(request.scope["state"], answered)
+        # What the request took here until its answer was ready (the answer's own sending
+        # is not in it): a client's own time beyond it is the network's and its.
         headers = {TRACE_HEADER: json.dumps(result.meta.get("trace", [])),
                    HANDLER_HEADER: f"{handler_ms:.3f}"}  # fmt: skip
         if result.meta.get("degraded"):

@@ -10,12 +10,12 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents import tensorframe
+from agents.ingress import arrived
 from agents.problems import HopError, problem
 from agents.state import ServingState
 from agents.tensorframe import Frame, FrameError
 
 HANDLER_HEADER = "X-Continuum-Handler-Ms"
-ARRIVED = "continuum_arrived"  # request.state: perf_counter() when the request reached us
 
 
 @dataclass
@@ -27,9 +27,11 @@ class HopTiming:
     compute_ms: float = 0.0
     downstream_ms: float = 0.0
 
-    def overhead_ms(self, started: float) -> float:
-        """Time since `started` (perf_counter) beyond compute and the hops after."""
-        return (time.perf_counter() - started) * 1000.0 - self.compute_ms - self.downstream_ms
+    def overhead_ms(self, started: float, now: float | None = None) -> float:
+        """Time from `started` to `now` (perf_counter; default: now) beyond compute and
+        the hops after."""
+        end = time.perf_counter() if now is None else now
+        return (end - started) * 1000.0 - self.compute_ms - self.downstream_ms
 
 
 class HopServer(Protocol):
@@ -64,16 +66,13 @@ class HopRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
-            if scope["type"] == "http":
-                # The data plane's ingress counts from here, before FastAPI's routing and
-                # request machinery: that time is a client's too (`ARRIVED`).
-                scope.setdefault("state", {})[ARRIVED] = time.perf_counter()
             await self.app(scope, receive, send)
             return
+        timing = HopTiming()
         try:
             if scope["method"] != "POST":
                 raise HopError(405, "a hop is a POST")
-            payload, handler_ms = await self._hop(scope, receive)
+            payload, handler_ms = await self._hop(scope, receive, timing)
         except HopError as exc:
             await problem(exc.status, exc.detail)(scope, receive, send)
             return
@@ -89,9 +88,12 @@ class HopRoute:
             ],
         })  # fmt: skip
         await send({"type": "http.response.body", "body": payload})
+        # The hop's whole share here, from the request's first byte (agents/ingress.py) to
+        # the answer's last, beyond its partition and the hops after it.
+        started = arrived(scope.get("state") or {})
+        self.dp.state.metrics.observe_overhead(timing.key, timing.overhead_ms(started))
 
-    async def _hop(self, scope: Scope, receive: Receive) -> tuple[bytes, float]:
-        arrived = time.perf_counter()
+    async def _hop(self, scope: Scope, receive: Receive, timing: HopTiming) -> tuple[bytes, float]:
         dp = self.dp
         key = scope["path"][len(self.PREFIX) :]
         headers = dict(scope["headers"])  # names arrive in lower case
@@ -107,14 +109,11 @@ class HopRoute:
         except FrameError as exc:
             raise HopError(422, str(exc)) from None
         started = time.perf_counter()
-        timing = HopTiming()
         result = await dp.hop(key, frame, token, timing)
         # The receiver's own work (its partition, and the hops after it); what the sender
         # measures beyond this is the hop's cost.
         handler_ms = (time.perf_counter() - started) * 1000.0
-        payload = tensorframe.encode(result.tensors, result.meta)
-        dp.state.metrics.observe_overhead(key, timing.overhead_ms(arrived))
-        return payload, handler_ms
+        return tensorframe.encode(result.tensors, result.meta), handler_ms
 
 
 async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytes:

@@ -26,10 +26,12 @@ from agents.battery import Battery, open_battery
 from agents.client import Backoff, ControlPlaneClient, Rejected, Unreachable
 from agents.dataplane import DataPlane, create_app
 from agents.discovery import Discovery, discover, free_memory_mb
+from agents.ingress import timed_protocol
 from agents.inventory import inventory
 from agents.power import (
     MAX_PLAUSIBLE_W,
     BatteryDrainReader,
+    NvmlReader,
     PowerMeter,
     PowerSupplyReader,
     RaplReader,
@@ -97,6 +99,7 @@ def power_meter(settings: AgentSettings, battery_emulated: bool) -> PowerMeter:
             PowerSupplyReader(settings.power_supply_root),
             BatteryDrainReader(settings.power_supply_root),
             RaplReader(settings.powercap_root),
+            NvmlReader(),
         ]
     return PowerMeter(
         readers, settings.power_idle_w, settings.power_busy_w,
@@ -358,6 +361,7 @@ class Agent:
             uvicorn.Config(
                 create_app(dataplane), host=host, port=port, log_level="warning",
                 access_log=False, lifespan="off", timeout_keep_alive=30,
+                http=timed_protocol(),  # a request's time here from its first byte
                 ssl_certfile=s.tls_cert, ssl_keyfile=s.tls_key,
             )
         )  # fmt: skip

@@ -11,6 +11,8 @@ Readers, in order of preference (the first that answers is used for a sample):
 - `RaplReader`: Intel RAPL package energy counters, `energy_uj` of each top-level
   /sys/class/powercap/intel-rapl:N zone (summed), wrapping at `max_energy_range_uj`. RAPL
   covers the CPU packages (and their DRAM where reported), not the whole machine.
+- `NvmlReader`: NVIDIA GPUs' board power through NVML (pynvml), fitted against the
+  GPUs' own utilization; used where none of the above answers.
 
 `PowerMeter` takes one sample per heartbeat, beside the agent's utilization. A sample
 that is NaN or infinite, negative, over the device's plausible maximum (a 10,000 W
@@ -25,11 +27,12 @@ the measured level fixes the idle draw and the declared busy-minus-idle slope is
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from api.wire import PowerReport
 
@@ -170,8 +173,67 @@ class RaplReader:
         self._last.clear()
 
 
+class NvmlReader:
+    """NVIDIA GPUs' board power through NVML (the `pynvml` module of `nvidia-ml-py`, the
+    `nvml` extra): `nvmlDeviceGetPowerUsage` (milliwatts) summed over the GPUs, paired
+    with their mean `nvmlDeviceGetUtilizationRates().gpu` (percent) rather than the
+    agent's own compute: a GPU's draw follows its own load. Without the module, or when
+    NVML fails to start (no driver: `NVMLError_LibraryNotFound`), it says nothing, for
+    good; an NVML error on one reading skips that reading (`errors` counts them)."""
+
+    def __init__(self, nvml: Any | None = None) -> None:
+        self.name = "nvml"
+        self.errors = 0
+        self.unavailable: str | None = None  # why NVML is not used here
+        self._nvml = nvml
+        self._handles: list[Any] | None = None
+        self._utilization: float | None = None
+
+    def _start(self) -> list[Any]:
+        if self._handles is not None or self.unavailable is not None:
+            return self._handles or []
+        nvml = self._nvml
+        if nvml is None:
+            try:
+                nvml = self._nvml = importlib.import_module("pynvml")
+            except ImportError:
+                self.unavailable = "pynvml is not installed (the nvml extra)"
+                return []
+        try:
+            nvml.nvmlInit()
+            self._handles = [
+                nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())
+            ]
+        except nvml.NVMLError as exc:
+            self.unavailable = f"NVML: {exc}"
+            return []
+        return self._handles
+
+    def read(self, now: float) -> float | None:
+        self._utilization = None
+        handles = self._start()
+        if not handles:
+            return None
+        nvml: Any = self._nvml
+        try:
+            milliwatts = [float(nvml.nvmlDeviceGetPowerUsage(h)) for h in handles]
+            busy = [float(nvml.nvmlDeviceGetUtilizationRates(h).gpu) for h in handles]
+        except nvml.NVMLError:
+            self.errors += 1
+            return None
+        self._utilization = sum(busy) / len(busy) / 100.0
+        return sum(milliwatts) / 1000.0
+
+    def utilization(self) -> float | None:
+        """The GPUs' mean utilization (0..1) at the last reading; None without one."""
+        return self._utilization
+
+    def reset(self) -> None:
+        pass
+
+
 def default_readers() -> list[Reader]:
-    return [PowerSupplyReader(), BatteryDrainReader(), RaplReader()]
+    return [PowerSupplyReader(), BatteryDrainReader(), RaplReader(), NvmlReader()]
 
 
 @dataclass
@@ -224,6 +286,9 @@ class PowerMeter:
             watts = reader.read(now)
             if watts is None:
                 continue
+            own = getattr(reader, "utilization", None)
+            if own is not None and (measured := own()) is not None:
+                utilization = measured  # a GPU's draw against the GPU's own load
             if not math.isfinite(watts) or not math.isfinite(utilization):
                 self._reject("nan")
             elif watts < 0 or utilization < 0:

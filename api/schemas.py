@@ -239,6 +239,19 @@ class ModelSummary(_Body):
     created_at: UtcDatetime
 
 
+class VariantSpeedRatio(_Body):
+    """An int8 variant's time against its source's (above 1: slower), issue 17: measured
+    on the control plane's host when it was made, measured by the devices that serve it
+    (over `requests`; null before any), and the one the scenario costs it by (the first
+    blended with the second until 64 requests)."""
+
+    source: str
+    quantized: float
+    devices: float | None
+    requests: int
+    planned: float
+
+
 class ModelView(_Body):
     id: str
     sha256: str
@@ -254,6 +267,7 @@ class ModelView(_Body):
     params_mb: float
     detail: dict[str, Any]
     created_at: UtcDatetime
+    speed_ratio: VariantSpeedRatio | None = None
 
 
 class VariantRequest(_Body):

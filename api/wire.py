@@ -170,11 +170,12 @@ class PartitionMetrics(_Wire):
     exits: dict[Key, Count] = Field(default_factory=dict, max_length=MAX_BUCKETS)
     errors: Count = 0
     # Optional (issue 17): the mean compute time of the last requests with the slowest and
-    # fastest tenth left out: robust to a stall, and follows a change within a window.
+    # fastest quarter left out: robust to stalls, and follows a change within a window.
     recent_ms: float | None = Field(default=None, ge=0, le=3_600_000, allow_inf_nan=False)
     recent_count: int = Field(default=0, ge=0, le=10_000)
     # Optional (issue 17): the same over each request's time here beyond compute and the
-    # hops after it (receiving, decoding, framing, answering): the contract's overhead_ms.
+    # hops after it, from its first byte in to its answer's last byte out (receiving,
+    # decoding, framing, answering): the contract's overhead_ms.
     overhead_ms: float | None = Field(default=None, ge=0, le=3_600_000, allow_inf_nan=False)
     overhead_count: int = Field(default=0, ge=0, le=10_000)
 

@@ -64,6 +64,7 @@ def serve(state_dir: Path, device_id: str, port: int) -> None:
     from agents.battery import NoBattery
     from agents.client import ControlPlaneClient
     from agents.dataplane import DataPlane, create_app
+    from agents.ingress import timed_protocol
     from agents.state import ServingState
     from agents.watcher import Watcher
 
@@ -77,7 +78,7 @@ def serve(state_dir: Path, device_id: str, port: int) -> None:
         dp = DataPlane(state)
         config = uvicorn.Config(
             create_app(dp), host="127.0.0.1", port=port, log_level="warning",
-            access_log=False, lifespan="off",
+            access_log=False, lifespan="off", http=timed_protocol(),
         )  # fmt: skip
         await uvicorn.Server(config).serve()
         await dp.aclose()

@@ -1,26 +1,29 @@
 """A device's speed calibrated from the compute times its agent measures.
 
 Each agent reports, per partition or cascade stage it serves, `recent_ms`: the mean
-compute time of its last 64 requests with the fastest and slowest tenth left out
+compute time of its last 64 requests with the fastest and slowest quarter left out
 (agents/metrics.py), and how many requests that covers. Knowing what the partition
 computes per request (its blocks' GFLOP, and its exit heads', each weighed by the chance
 that the request gets that far: `partition_work`), every partition gives a measured time
 per GFLOP on that device. The device's figure is the request-weighted median over its
 partitions (a partition that misbehaves moves it little), blended with the prior (the
 enrollment benchmark, or what the operator set) as if the prior had been seen on
-`PRIOR_REQUESTS` requests, the evidence weighing as every request the partition served
-(so the prior fades as traffic accumulates). Since `recent_ms` covers the last requests
+`PRIOR_REQUESTS` requests at first, fewer as evidence grows and none once it holds
+`ENOUGH_REQUESTS` (`prior_weight`), the evidence weighing as every request the partition
+served. Since `recent_ms` covers the last requests
 only, the figure follows a device that slows down or speeds up.
 
 A measurement that gives a speed outside [MIN_GFLOPS, MAX_GFLOPS] is dropped and counted;
 a device whose compute is emulated keeps its emulated speed (emulation is the figure).
 Its `overhead_ms` is measured the same way: each partition's recent time beyond its
-compute and the hops after it (receiving, decoding, framing, answering; at the source,
-the client's request too), request-weighted median, blended with 0 (`calibrated_overhead`).
+compute and the hops after it, from the request's first byte to its answer's last
+(receiving, decoding, framing, answering; agents/ingress.py), request-weighted median,
+blended with 0 (`calibrated_overhead`).
 Then each model's cost factor (`model_factors`): its measured time per GFLOP against
 the calibrated speed of the devices that ran it, which scales its blocks' GFLOP in the
-scenario. The scenario carries the calibrated figures, so `GET /v1/scenario` replays
-exactly.
+scenario; an int8 variant's from its speed against its source as its devices measure it
+(`variant_factors`). The scenario carries the calibrated figures, so `GET /v1/scenario`
+replays exactly.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 PRIOR_REQUESTS = 20.0
+# Evidence of this many requests (an agent's whole window of recent times) is enough: the
+# prior's weight falls from PRIOR_REQUESTS to none as evidence grows to it. Weighed as a
+# fixed PRIOR_REQUESTS, it pulled a model measured at 3x its FLOPs' cost back to 2.7x
+# after 100 requests, an error of 11% that no amount of traffic at that rate removed.
+ENOUGH_REQUESTS = 64
 MIN_GFLOPS, MAX_GFLOPS = 1e-3, 1e7
 SIGNIFICANT = 4  # speeds are rounded: measurement noise below this must not churn plans
 
@@ -100,14 +108,21 @@ def calibrated_gflops(prior: float, measured: list[Timing]) -> tuple[float, int]
     if not taus:
         return prior, dropped
     median, total = _weighted_median(taus)
-    blended = (PRIOR_REQUESTS / prior + total * median) / (PRIOR_REQUESTS + total)
+    w = prior_weight(total)
+    blended = (w / prior + total * median) / (w + total)
     return float(f"{1.0 / blended:.{SIGNIFICANT}g}"), dropped
+
+
+def prior_weight(evidence: int) -> float:
+    """How many requests' worth the prior weighs against `evidence` requests: PRIOR_REQUESTS
+    with none, falling linearly to 0 at ENOUGH_REQUESTS."""
+    return PRIOR_REQUESTS * max(0.0, 1.0 - evidence / ENOUGH_REQUESTS)
 
 
 def calibrated_overhead(metrics: dict[str, Any]) -> float:
     """A device's `overhead_ms`: the request-weighted median of its partitions' measured
     overhead (time beyond compute and later hops: receiving, decoding, framing,
-    answering), blended with 0 as if 0 had been seen on `PRIOR_REQUESTS` requests."""
+    answering), blended with 0 as a prior (`prior_weight`)."""
     values = [
         (float(m["overhead_ms"]), _evidence(m, "overhead_count"))
         for m in metrics.values()
@@ -116,7 +131,7 @@ def calibrated_overhead(metrics: dict[str, Any]) -> float:
     if not values:
         return 0.0
     median, total = _weighted_median(values)
-    return float(f"{total * median / (PRIOR_REQUESTS + total):.{SIGNIFICANT}g}")
+    return float(f"{total * median / (prior_weight(total) + total):.{SIGNIFICANT}g}")
 
 
 def _evidence(m: dict[str, Any], window: str) -> int:
@@ -147,20 +162,76 @@ def model_factors(evidence: list[tuple[Timing, float]]) -> dict[str, float]:
     A device's speed is the median over its partitions, so it fits the typical model it
     runs; a memory-bound model (AlexNet's fully connected layers at batch 1) or one whose
     small layers leave the cores idle runs slower per FLOP than that, and a single speed
-    per device cannot say so. The factor, blended with 1 as if 1 had been seen on
-    `PRIOR_REQUESTS` requests, scales the model's block and exit-head GFLOP in the
-    scenario (the registry's FLOPs are kept as they are)."""
+    per device cannot say so. The factor, blended with 1 as a prior (`prior_weight`),
+    scales the model's block and exit-head GFLOP in the scenario (the registry's FLOPs
+    are kept as they are)."""
+    factors = {}
+    for model_id, (median, total) in _measured_factors(evidence).items():
+        w = prior_weight(total)
+        factor = (w + total * median) / (w + total)
+        factors[model_id] = float(f"{factor:.{SIGNIFICANT}g}")
+    return factors
+
+
+def _measured_factors(evidence: list[tuple[Timing, float]]) -> dict[str, tuple[float, int]]:
+    """Each model's measured cost factor (request-weighted median), and its requests."""
     ratios: dict[str, list[tuple[float, int]]] = {}
     for t, speed in evidence:
         ratio = t.ms / 1000.0 / t.gflop * speed
         if math.isfinite(ratio) and ratio > 0:
             ratios.setdefault(t.model, []).append((ratio, t.requests))
-    factors = {}
-    for model_id, values in ratios.items():
-        median, total = _weighted_median(values)
-        factor = (PRIOR_REQUESTS + total * median) / (PRIOR_REQUESTS + total)
-        factors[model_id] = float(f"{factor:.{SIGNIFICANT}g}")
-    return factors
+    return {model_id: _weighted_median(values) for model_id, values in ratios.items()}
+
+
+@dataclass(frozen=True)
+class VariantRatio:
+    """An int8 variant's time against its source's (above 1: slower): as measured when it
+    was made, on the control plane's host (`quantized`); as the devices that served it
+    measured it (`devices`, over `requests`; None before any); and the ratio the
+    scenario costs it by (`planned`): the first blended with the second, as for a speed."""
+
+    source: str
+    quantized: float
+    devices: float | None
+    requests: int
+    planned: float
+
+
+def variant_factors(
+    variants: dict[str, tuple[str, float]],
+    evidence: list[tuple[Timing, float]],
+    factors: dict[str, float],
+) -> tuple[dict[str, float], dict[str, VariantRatio]]:
+    """The cost factors with each int8 variant's (`variants`: variant -> (source, ratio
+    measured when it was made)) set from its ratio confirmed on the devices, and those
+    ratios.
+
+    A variant's layers are its source's times the quantize-time ratio (profiled.py). The
+    ratio holds for the control plane's host, not for the device: int8 kernels that win
+    on one CPU lose on another. What the device says: the variant's measured time
+    against what its source costs there, its source's calibrated factor included (the
+    source's factor times nothing else: without it, a variant that never ran would
+    stay costed at its source's bare FLOPs while its source is costed as it runs, and
+    the choice between them would compare a measurement with a guess). So the variant's
+    factor is its source's times planned / quantized: its source's before it runs, its
+    own measurement once it has run on enough requests."""
+    out = dict(factors)
+    measured = _measured_factors(evidence)
+    ratios = {}
+    for variant, (source, quantized) in variants.items():
+        own = measured.get(variant)
+        source_factor = factors.get(source, 1.0)
+        devices, requests, planned = None, 0, quantized
+        if own is not None:
+            median, requests = own
+            devices = float(f"{quantized * median / source_factor:.{SIGNIFICANT}g}")
+            w = prior_weight(requests)
+            planned = float(
+                f"{(w * quantized + requests * devices) / (w + requests):.{SIGNIFICANT}g}"
+            )
+        out[variant] = float(f"{source_factor * planned / quantized:.{SIGNIFICANT}g}")
+        ratios[variant] = VariantRatio(source, quantized, devices, requests, planned)
+    return out, ratios
 
 
 def scaled(model: dict[str, Any], factor: float) -> dict[str, Any]:

@@ -20,7 +20,8 @@ are the declared ones blended with the agents' counts (orchestrator/learned.py),
 hosting device's `gflops` and `overhead_ms` are calibrated from the times its agent
 measures (orchestrator/calibration.py), unless its compute is emulated. A model's blocks
 are costed by their profiled times when a profile is stored, an int8 variant by its
-measured speed against its source (orchestrator/profiled.py).
+measured speed against its source (orchestrator/profiled.py), that speed as its devices
+confirm it once it runs (`calibration.variant_factors`).
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ from sqlalchemy.orm import Session
 import solver
 from orchestrator.calibration import (
     Timing,
+    VariantRatio,
     calibrated_gflops,
     calibrated_overhead,
     model_factors,
     scaled,
     timings,
+    variant_factors,
 )
 from orchestrator.catalog import deployment_models
 from orchestrator.db.tables import Cascade, Deployment, Device, ExitHead, Link, Model, PlanVersion
@@ -68,6 +71,8 @@ class Snapshot:
     plan: solver.PlanDoc | None = None
     plan_version: int = 0
     plan_scenario: dict[str, Any] | None = None  # what the plan in force was solved from
+    # int8 variant -> (its source, its time against the source's when it was made)
+    variants: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +90,8 @@ class Built:
     # Agents' exit counts that contradicted themselves (learned.py) and compute times that
     # gave an impossible speed (calibration.py): not used.
     evidence_dropped: int = 0
+    # Each int8 variant's speed ratio, measured when made and confirmed on the devices.
+    variant_ratios: dict[str, VariantRatio] = field(default_factory=dict)
 
     @property
     def solvable(self) -> bool:
@@ -137,7 +144,7 @@ def read_snapshot(session: Session, plans: PlanCache | None = None) -> Snapshot:
     heads: dict[str, list[ExitHead]] = {}
     for head in session.scalars(select(ExitHead)):
         heads.setdefault(head.model_id, []).append(head)
-    variants: dict[str, tuple[str, float]] = {}  # int8 variant -> (source, measured ratio)
+    variants = snap.variants
     for m in session.scalars(select(Model).order_by(Model.id)):
         order = {b["name"]: k for k, b in enumerate(m.blocks)}
         exits = sorted(
@@ -250,7 +257,9 @@ def build(
             }
         devices.append(entry)
     present = {d["id"] for d in devices}
-    factors = model_factors(ran)
+    factors, ratios = variant_factors(
+        {v: r for v, r in snap.variants.items() if v in models}, ran, model_factors(ran)
+    )
 
     links: list[dict[str, Any]] = []
     declared = set()
@@ -315,6 +324,7 @@ def build(
         margin=float(placement.get("hysteresis", 0.05)),
         stop=frozenset(d["id"] for d in deployments if d.get("when_infeasible") == "stop"),
         evidence_dropped=evidence.dropped,
+        variant_ratios=ratios,
     )
 
 

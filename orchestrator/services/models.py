@@ -7,7 +7,7 @@ nothing is stored and the staged upload is removed.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
@@ -19,6 +19,8 @@ from models_registry.loading import parse_input_shapes
 from orchestrator import catalog, model_jobs
 from orchestrator.db.tables import Cascade, ExitHead, Model
 from orchestrator.errors import Conflict, Invalid
+from orchestrator.profiled import variant_ratio
+from orchestrator.scenario_builder import build, read_snapshot
 from orchestrator.services.artifacts import local_file
 from orchestrator.services.context import Context
 
@@ -66,6 +68,9 @@ class ModelView:
     params_mb: float
     detail: dict[str, Any]  # the partitions as a sorted list of their keys
     created_at: datetime
+    # An int8 variant's speed against its source: measured when made, confirmed on the
+    # devices that serve it, and planned (calibration.VariantRatio); None otherwise.
+    speed_ratio: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +294,13 @@ class ModelsService:
             return catalog.get_model(session, model_id), catalog.exit_heads(session, model_id)
 
         m, heads = await self._ctx.run_sync(read)
+        ratio = None
+        if m.parent_id is not None and variant_ratio(m.detail or {}) is not None:
+            # What the scenario costs it by now: built as the planner builds it.
+            snap = await self._ctx.run_sync(read_snapshot)
+            built = build(snap, await self._ctx.live.heartbeats(), {})
+            if (found := built.variant_ratios.get(m.id)) is not None:
+                ratio = asdict(found)
         detail = {k: v for k, v in m.detail.items() if k != "partitions"}
         detail["partitions"] = sorted(m.detail.get("partitions", {}))
         return ModelView(
@@ -306,6 +318,7 @@ class ModelsService:
             params_mb=m.params_mb,
             detail=detail,
             created_at=m.created_at,
+            speed_ratio=ratio,
         )
 
     async def delete(self, actor: str, model_id: str) -> None:

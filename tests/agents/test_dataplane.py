@@ -24,6 +24,7 @@ from agents import tensorframe
 from agents.battery import EmulatedBattery
 from agents.client import ControlPlaneClient
 from agents.dataplane import DataPlane, create_app
+from agents.ingress import timed_protocol
 from agents.runtime import Loaded, load_partition, load_stage
 from agents.state import ServingState, token_digest
 from agents.watcher import Watcher
@@ -105,7 +106,7 @@ class Node:
         self.watcher = Watcher(self.state, self.client, tmp / device_id, 1, 10.0)
         config = uvicorn.Config(
             create_app(self.dp), host="127.0.0.1", port=self.port, log_level="warning",
-            lifespan="off",
+            lifespan="off", http=timed_protocol(),
         )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()

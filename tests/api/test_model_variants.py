@@ -1,14 +1,18 @@
 """int8 variants through HTTP: static quantization from uploaded calibration data, its
-bad input, and the scenario costing the variant by its measured speed."""
+bad input, the scenario costing the variant by its measured speed, and that speed
+confirmed by what a device measures."""
 
 from __future__ import annotations
 
 import io
+import time
 
 import httpx
 import numpy as np
+import onnxruntime as ort
 import pytest
 
+from agents.metrics import Metrics
 from tests.api.conftest import Backend, beat, enroll, upload
 from tests.api.test_models import row_counts, stored_files
 
@@ -108,3 +112,62 @@ async def test_bad_calibration_data_is_refused_naming_the_field(
     assert r.json()["errors"][0]["field"] == "body.accuracy"
     assert (await client.get("/v1/models/cnn-int8")).status_code == 404
     assert (row_counts(backend), sorted(stored_files(backend))) == before
+
+
+def _served(model: bytes, key: str, runs: int, metrics: Metrics, seed: int) -> None:
+    """`runs` requests of the small CNN's shape through `model` with onnxruntime, one
+    thread, each timed into the agent's own metrics under `key`, as its data plane does."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    rng = np.random.default_rng(seed)
+    for _ in range(runs):
+        x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+        started = time.perf_counter()
+        session.run(None, {name: x})
+        metrics.observe(key, (time.perf_counter() - started) * 1000.0)
+
+
+@pytest.mark.parametrize("backend", ["sqlite+memory"], indirect=True)
+async def test_the_devices_confirm_a_variants_speed_ratio(
+    client: httpx.AsyncClient, cnn_bytes: bytes
+) -> None:
+    """A variant's speed against its source, measured when it is made, is replaced by the
+    ratio its device measures once it has served enough requests: the model view shows
+    both, and the scenario costs the variant by the device's."""
+    await upload(client, "cnn", cnn_bytes)
+    r = await client.post("/v1/models/cnn/variants", json={"id": "cnn-int8"})
+    assert r.status_code == 201, r.text
+    variant = r.json()
+    quantized = variant["detail"]["int8_latency_ms"] / variant["detail"]["fp32_latency_ms"]
+    ratio = variant["speed_ratio"]
+    assert ratio["quantized"] == pytest.approx(quantized)
+    assert (ratio["source"], ratio["devices"], ratio["requests"]) == ("cnn", None, 0)
+    assert ratio["planned"] == ratio["quantized"]  # nothing measured on a device yet
+    assert (await client.get("/v1/models/cnn")).json()["speed_ratio"] is None  # not a variant
+
+    agent = await enroll(client, "cam-1")
+    await beat(client, agent)
+    for name, model in (("fp32", "cnn"), ("int8", "cnn-int8")):
+        spec = {"name": name, "model": model, "source": "cam-1", "rate_rps": 1}
+        assert (await client.post("/v1/deployments", json=spec)).status_code == 201
+    # The device serves both with real onnxruntime, timed as its agent times them.
+    metrics = Metrics()
+    int8 = (await client.get(f"/v1/artifacts/{variant['sha256']}")).content
+    keys = {}
+    for name, model, data in (("fp32", "cnn", cnn_bytes), ("int8", "cnn-int8", int8)):
+        blocks = (await client.get(f"/v1/models/{model}")).json()["blocks"]
+        keys[model] = f"{name}/{model}/0-{len(blocks) - 1}"
+        _served(data, keys[model], 80, metrics, seed=len(keys))
+    served = {k: m.model_dump() for k, m in metrics.snapshot().items()}
+    await beat(client, agent, metrics=served)
+
+    ratio = (await client.get("/v1/models/cnn-int8")).json()["speed_ratio"]
+    measured = served[keys["cnn-int8"]]["recent_ms"] / served[keys["cnn"]]["recent_ms"]
+    assert ratio["requests"] == 80
+    assert ratio["devices"] == pytest.approx(measured, rel=2e-3)  # 4 significant digits
+    assert ratio["planned"] == ratio["devices"]  # 80 requests are enough: the prior is gone
+    models = {m["id"]: m for m in (await client.get("/v1/scenario")).json()["models"]}
+    totals = {k: sum(b["gflops"] for b in m["layers"]) for k, m in models.items()}
+    assert totals["cnn-int8"] / totals["cnn"] == pytest.approx(ratio["planned"], rel=2e-3)
