@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi, problems
 from api.console import pages as console
-from api.fastpath import ROUTE_KEY, HeartbeatFastPath
+from api.fastpath import HeartbeatFastPath
 from api.limits import BodyLimits
 from api.routers import agents, artifacts, deployments, devices, events, health, links, models
 from api.routers import plan as plan_router
@@ -52,7 +52,7 @@ class _Timing:
             route = getattr(scope.get("route"), "path", None)
             # Included routers report their path without the mount prefix.
             prefix = "/v1" if scope["path"].startswith("/v1/") and route else ""
-            template = prefix + route if route else scope.get(ROUTE_KEY, "unmatched")
+            template = prefix + route if route else "unmatched"
             self.metrics.http_seconds.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - start
             )
@@ -98,9 +98,11 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
     app.include_router(console.router)
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.add_exception_handler(console.LoginRequired, console.login_redirect)
-    # Outermost last: timing wraps the heartbeat fast path too, and body limits (with
-    # authentication before a body is read) come before either reads one.
-    app.add_middleware(HeartbeatFastPath, control_plane=cp)
+    # Outermost last. Body limits (with authentication before a body is read) come before
+    # anything reads one; timing wraps them. The heartbeat fast path, outermost, makes
+    # their checks itself for the one request it serves, times it, and hands everything
+    # else to them unread (api/fastpath.py).
     app.add_middleware(BodyLimits, control_plane=cp)
     app.add_middleware(_Timing, metrics=cp.metrics)
+    app.add_middleware(HeartbeatFastPath, control_plane=cp)
     return app

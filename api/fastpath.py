@@ -1,16 +1,21 @@
-"""The heartbeat hot path, served before FastAPI's routing and dependency machinery.
+"""The heartbeat hot path, served ahead of the whole middleware stack and of FastAPI's
+routing and dependency machinery.
 
-Only the happy path is served here: a POST to /v1/agents/{id}/heartbeat whose bearer
-token is that device's (from the in-memory cache) and whose body validates. Anything
-else (no token, another device's token, a token the cache does not know yet, a bad
-body) is handed to the regular FastAPI route with the body replayed, so every error is
-answered exactly as documented in the OpenAPI schema, and the documented route stays
-the one contract.
+Only the happy path is served here: a POST to /v1/agents/{id}/heartbeat that declares a
+length within the JSON body limit, whose bearer token is that device's (from the
+in-memory cache), checked before a byte of the body is read, and whose body validates.
+Anything else (no token, another device's token, a token the cache does not know yet, no
+declared length or too long a one, a bad body) is handed to the regular stack, untouched
+or with the body replayed: body limits (`api/limits.py`), timing, then the FastAPI route,
+so every error is answered exactly as documented in the OpenAPI schema, and the
+documented route stays the one contract. It sits outermost so that a heartbeat is
+authenticated, read and timed once, not once by each middleware in turn.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -26,7 +31,6 @@ if TYPE_CHECKING:
 _PATH = re.compile(r"^/v1/agents/([A-Za-z0-9._-]{1,64})/heartbeat$")
 _MAX_BODY = 1 << 20
 ROUTE = "/v1/agents/{device_id}/heartbeat"
-ROUTE_KEY = "continuum.route"  # the metrics label, since no router matched
 _HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -34,6 +38,13 @@ class HeartbeatFastPath:
     def __init__(self, app: ASGIApp, control_plane: ControlPlane) -> None:
         self.app = app
         self.cp = control_plane
+        # BodyLimits' limit for a JSON body (`api.limits.Limits.of`).
+        self.limit = min(control_plane.settings.max_json_body_kb * 1024, _MAX_BODY)
+        # The timing middleware's series for this route, looked up once.
+        self._timed = {
+            status: control_plane.metrics.http_seconds.labels("POST", ROUTE, status)
+            for status in ("200", "500")
+        }
         self._ack: Ack | None = None  # the last answer, and its response messages
         self._start: Message = {}
         self._body: Message = {}
@@ -43,23 +54,34 @@ class HeartbeatFastPath:
         if match is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body, more = await _read(receive)
+        started = time.perf_counter()
         device_id = match.group(1)
-        owner = None
-        if not more:
-            token = _bearer(scope)
-            if token is not None:
-                owner = self.cp.agents.cached_agent(tokens.hash_token(token))
-        beat = None
-        if owner == device_id:
-            try:
-                beat = Heartbeat.model_validate_json(body)
-            except ValidationError:
-                beat = None
+        token, length = _token_and_length(scope)
+        # Declined unread, as body limits would refuse it or a route would answer it.
+        if (
+            token is None
+            or length is None
+            or length > self.limit
+            or self.cp.agents.cached_agent(tokens.hash_token(token)) != device_id
+        ):
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read(receive, self.limit)
+        try:
+            beat = None if more else Heartbeat.model_validate_json(body)
+        except ValidationError:
+            beat = None
         if beat is None:
             await self.app(scope, replay(body, more, receive), send)
             return
-        scope[ROUTE_KEY] = ROUTE
+        status = "500"
+        try:
+            await self._answer(device_id, beat, send)
+            status = "200"
+        finally:
+            self._timed[status].observe(time.perf_counter() - started)
+
+    async def _answer(self, device_id: str, beat: Heartbeat, send: Send) -> None:
         answer = await self.cp.agents.heartbeat(device_id, beat.model_dump())
         # Every agent gets the same answer until a revision changes: encoded once per change.
         if answer != self._ack:
@@ -84,17 +106,24 @@ class HeartbeatFastPath:
         await send(dict(self._body))
 
 
-def _bearer(scope: Scope) -> str | None:
+def _token_and_length(scope: Scope) -> tuple[str | None, int | None]:
+    """The bearer token, and the declared body length (None when chunked or absent)."""
+    token: str | None = None
+    length: int | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return None
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            token = secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+        elif name == b"content-length":
+            length = int(value) if value.isdigit() else None
+        elif name == b"transfer-encoding":
+            return token, None
+    return token, length
 
 
-async def _read(receive: Receive) -> tuple[bytes, bool]:
-    """The body, up to _MAX_BODY; `more` is True when it is longer (the slow path then
-    reads the rest)."""
+async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The body, up to `limit`; `more` is True when it is longer (the slow path then
+    reads the rest, and body limits refuse it)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -106,7 +135,7 @@ async def _read(receive: Receive) -> tuple[bytes, bool]:
         size += len(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), False
-        if size > _MAX_BODY:
+        if size > limit:
             return b"".join(chunks), True
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -39,7 +40,12 @@ from machine import cpu_model  # noqa: E402
 
 from tests.harness.leanhttp import Connection, request_bytes, split_url  # noqa: E402
 from tests.harness.processes import ControlPlane, Launcher, NotReady, clean_env  # noqa: E402
-from tests.harness.services import delete_prefix, fresh_database, new_prefix  # noqa: E402
+from tests.harness.services import (  # noqa: E402
+    admin_connection,
+    delete_prefix,
+    fresh_database,
+    new_prefix,
+)
 
 ADMIN = "cnt_admin_bench-token"
 CONTINUUM = [str(Path(sys.executable).with_name("continuum"))]
@@ -129,7 +135,11 @@ def _load_process(args: argparse.Namespace) -> None:
     enrolled = asyncio.run(_enroll(args.load, args.first, args.agents))
     print("ready", flush=True)
     sys.stdin.readline()
+    cpu = time.process_time()
     result = asyncio.run(_beat(args.load, enrolled, args.concurrency, args.duration))
+    # Its own CPU over the warm-up and the window (it exits before the driver could read
+    # it from /proc).
+    result["cpu_s"] = time.process_time() - cpu
     print(json.dumps(result), flush=True)
 
 
@@ -160,7 +170,69 @@ def _cpu_s(pids: list[int]) -> float:
     return total
 
 
-def _drive(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[str, Any]:
+# Where a heartbeat's CPU goes: each group's processes, read from /proc (psutil) before and
+# after the window (the load processes time themselves). PostgreSQL counts the backends
+# connected to the bench's database; Redis is the whole redis-server, which other users of
+# this Redis share.
+GROUPS = ("servers", "solver workers", "load", "redis-server", "postgres", "machine")
+
+
+def _processes(servers: list[int], redis_url: str, database: str | None) -> dict[str, list[int]]:
+    import psutil
+    import redis
+
+    workers = []
+    for pid in servers:
+        with contextlib.suppress(psutil.Error):
+            workers += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        redis_pid = [int(client.info("server")["process_id"])]
+    finally:
+        client.close()
+    backends: list[int] = []
+    if database is not None:
+        with admin_connection() as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                (database.rsplit("/", 1)[1],),
+            ).fetchall()
+        backends = [int(r[0]) for r in rows]  # type: ignore[call-overload]
+    return {"servers": servers, "solver workers": workers, "redis-server": redis_pid,
+            "postgres": backends}  # fmt: skip
+
+
+def _cpu_times(groups: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    """CPU seconds (user + system) of every process of each group; "machine": every core's
+    busy time, everything on the machine included (other users of it too)."""
+    import psutil
+
+    out: dict[str, dict[int, float]] = {}
+    for name, pids in groups.items():
+        out[name] = {}
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(pid).cpu_times()
+                out[name][pid] = t.user + t.system
+    total = psutil.cpu_times()
+    out["machine"] = {0: sum(total) - total.idle - getattr(total, "iowait", 0.0)}
+    return out
+
+
+def _split(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]],
+           beats: float) -> dict[str, float]:  # fmt: skip
+    """CPU ms per heartbeat of each group (processes seen at both ends of the window)."""
+    return {
+        name: 1000
+        * sum(after[name][p] - t for p, t in before[name].items() if p in after[name])
+        / beats
+        for name in before
+    }
+
+
+def _drive(
+    urls: list[str], pids: list[int], args: argparse.Namespace, database: str | None = None
+) -> dict[str, Any]:
     share = args.agents // len(urls)
     loads = [
         subprocess.Popen(
@@ -192,6 +264,8 @@ def _drive(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[s
                 raise SystemExit("a load process failed while enrolling (see above)")
         enroll_s = time.perf_counter() - started
         ticks_before = _ticks(urls)
+        groups = _processes(pids, args.redis_url, database)
+        split_before = _cpu_times(groups)
         cpu_before = _cpu_s(pids)
         for load in loads:
             assert load.stdin is not None
@@ -203,6 +277,8 @@ def _drive(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[s
             parts.append(json.loads(load.stdout.readline()))
             load.wait(60)
         cpu_after = _cpu_s(pids)
+        split_after = _cpu_times(groups)
+        load_after = os.getloadavg()[0]
         ticks_after = _ticks(urls)
     finally:
         for load in loads:
@@ -232,6 +308,11 @@ def _drive(urls: list[str], pids: list[int], args: argparse.Namespace) -> dict[s
         "cpu_ms_per_beat": 1000 * (cpu_after - cpu_before) / (per_s * (wall + WARMUP_S)),
         "ticks_per_s": ticks / (wall + WARMUP_S),
         "tick_ms": tick_ms,
+        "split_ms": {
+            **_split(split_before, split_after, per_s * (wall + WARMUP_S)),
+            "load": 1000 * sum(p["cpu_s"] for p in parts) / (per_s * (wall + WARMUP_S)),
+        },
+        "loadavg": load_after,
     }
 
 
@@ -292,7 +373,8 @@ def _run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                     subprocess.run([*CONTINUUM, "db", "upgrade"], env={**clean_env(), **env},
                                    check=True, capture_output=True, cwd=ROOT)  # fmt: skip
                     try:
-                        result = _drive(*_servers(launcher, env, args.replicas, data), args)
+                        servers = _servers(launcher, env, args.replicas, data)
+                        result = _drive(*servers, args, database)
                     finally:
                         launcher.stop_all()
                         delete_prefix(args.redis_url, prefix)
@@ -338,8 +420,19 @@ def main() -> None:
             f"{r['heartbeats']:,}", str(r["errors"]), f"{r['enroll_s']:.0f}",
             f"{r['ticks_per_s']:.1f}", f"{r['tick_ms']:.1f}", f"{r['cpu_ms_per_beat']:.3f}",
         )  # fmt: skip
+    split = Table(title="CPU ms per heartbeat, by process (warm-up and window)")
+    for column in ("mode", *GROUPS, "load avg"):
+        split.add_column(column, justify="left" if column == "mode" else "right")
+    for r in rows:
+        split.add_row(r["mode"], *(f"{r['split_ms'][g]:.3f}" for g in GROUPS),
+                      f"{r['loadavg']:.1f}")  # fmt: skip
     console = Console(width=140)
     console.print(table)
+    console.print(split)
+    console.print(
+        "machine: every core's busy time, other users of the machine included; "
+        "redis-server: the whole Redis, which other clients may share"
+    )
     console.print(
         f"machine: {os.cpu_count()} cores, {cpu_model()}; python {platform.python_version()}"
     )

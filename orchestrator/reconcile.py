@@ -191,8 +191,11 @@ class Reconciler:
             self._lead(False)
 
     def poke(self) -> None:
-        """Something changed (a heartbeat arrived): run a tick now."""
-        self._wake.set()
+        """Something changed (a heartbeat arrived): run a tick now. A follower has no
+        tick to run: it tries the lock on its own clock (`_FOLLOWER_RETRY_S`), not once
+        per heartbeat that reaches its replica."""
+        if self.is_leader:
+            self._wake.set()
 
     def _lead(self, leader: bool) -> None:
         if leader != self.is_leader:
@@ -220,9 +223,7 @@ class Reconciler:
             if not self.is_leader:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _FOLLOWER_RETRY_S)
-                # Every heartbeat pokes: without this pause a follower tried the lock once
-                # per heartbeat (a Redis script call each, thousands a second across the
-                # followers of a large fleet); now at most once per `min_tick_s`.
+                # A poke from just before it lost the lead must not make it spin.
                 await asyncio.sleep(self.config.min_tick_s)
                 self._wake.clear()
                 continue

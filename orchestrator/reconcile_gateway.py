@@ -19,6 +19,7 @@ from orchestrator.db.tables import Device, Link, PlanVersion
 from orchestrator.desired import compute
 from orchestrator.desired.states import DesiredStates
 from orchestrator.live.base import LiveState
+from orchestrator.live.mirror import HeartbeatMirror
 from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
@@ -53,6 +54,10 @@ class ReconcileGateway:
         grid: GridNow | None = None,
     ) -> None:
         self._live = live
+        # Only the heartbeats changed since the last tick are read (a full read now and
+        # then): the loop's view is the live state's, at a cost that follows the rate of
+        # heartbeats rather than the size of the fleet times the rate of ticks.
+        self.mirror = HeartbeatMirror(live)
         self._grid = grid if grid is not None else GridNow(None)  # zones' intensity now
         self._run_sync = run_sync
         self._desired = desired
@@ -95,7 +100,7 @@ class ReconcileGateway:
 
     # -- observe -------------------------------------------------------------------------
     async def observe(self) -> Observation:
-        beats = await self._live.heartbeats()
+        beats = await self.mirror.read()
         links = await self._live.links()
         if time.monotonic() - self._declared[0] > _DECLARED_TTL_S:
             self._declared = (time.monotonic(), await self._run_sync(_declared_mbps))

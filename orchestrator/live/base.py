@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 # What a subscription holds before its oldest messages go: a few seconds of a busy fleet's
@@ -93,6 +94,17 @@ class Subscription:
         return message
 
 
+@dataclass
+class HeartbeatChanges:
+    """What `LiveState.heartbeat_changes` found: the devices written or forgotten since a
+    cursor, each with its latest heartbeat (None: gone, forgotten or expired) and when that
+    expires (epoch seconds on this process's clock)."""
+
+    cursor: str  # hand it back for the changes after these
+    beats: dict[str, tuple[dict[str, Any] | None, float]]
+    complete: bool  # a full read: `beats` holds every alive device, nothing else is alive
+
+
 class LiveState(Protocol):
     # -- heartbeats and liveness -------------------------------------------------------
     async def put_heartbeat(self, device_id: str, beat: dict[str, Any], ttl_s: float) -> None:
@@ -105,6 +117,13 @@ class LiveState(Protocol):
 
     async def heartbeats(self) -> dict[str, dict[str, Any]]:
         """Latest heartbeat of every alive device."""
+
+    async def heartbeat_changes(self, cursor: str | None) -> HeartbeatChanges:
+        """The heartbeats written, and the devices forgotten, since `cursor` (from the
+        previous answer), for a reader that keeps every device's latest
+        (`orchestrator.live.mirror.HeartbeatMirror`). Without a cursor, or with one too old
+        to follow, a full read (`complete`). A device may come back that did not change
+        (the changes are a superset), never one that changed and is left out."""
 
     async def forget(self, device_id: str) -> None:
         """Drop everything live about a device (deleted)."""

@@ -12,10 +12,11 @@ import contextlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
+from orchestrator.live.base import DEFAULT_BUFFER, HeartbeatChanges, Subscription, unregister
 from orchestrator.live.links import MEMORY_S, LinkKey, bottleneck, link_key, remember
 
 
@@ -60,6 +61,12 @@ class MemoryLiveState:
         # Heartbeats as their JSON text: a read (the reconcile loop reads every device's on
         # every tick) then costs one parse, not a serialisation and a parse per beat.
         self._beats: dict[str, tuple[str, float]] = {}
+        # When each device's heartbeat last changed (written or forgotten), in write order:
+        # `heartbeat_changes` hands out a position in it. A cursor names this instance, so
+        # one from before a restart is never followed.
+        self._instance = uuid.uuid4().hex
+        self._seq = 0
+        self._changed: dict[str, int] = {}
         # Per link, each reporting end's remembered estimate (links.remember), on the
         # wall clock like Redis's, so that ages read the same on both backends.
         self._links: dict[LinkKey, dict[str, dict[str, Any]]] = {}
@@ -74,6 +81,28 @@ class MemoryLiveState:
     # -- heartbeats and liveness -------------------------------------------------------
     async def put_heartbeat(self, device_id: str, beat: dict[str, Any], ttl_s: float) -> None:
         self._beats[device_id] = (json.dumps(beat), time.monotonic() + ttl_s)
+        self._touch(device_id)
+
+    def _touch(self, device_id: str) -> None:
+        self._seq += 1
+        self._changed[device_id] = self._seq
+
+    async def heartbeat_changes(self, cursor: str | None) -> HeartbeatChanges:
+        instance, _, position = (cursor or "").partition(":")
+        complete = instance != self._instance
+        after = 0 if complete else int(position)
+        now, wall = time.monotonic(), time.time()
+        beats: dict[str, tuple[dict[str, Any] | None, float]] = {}
+        for device_id, seq in self._changed.items():
+            if seq <= after:
+                continue
+            entry = self._beats.get(device_id)
+            if entry is None or entry[1] <= now:
+                if not complete:
+                    beats[device_id] = (None, wall)
+                continue
+            beats[device_id] = (json.loads(entry[0]), wall + entry[1] - now)
+        return HeartbeatChanges(f"{self._instance}:{self._seq}", beats, complete)
 
     async def heartbeat(self, device_id: str) -> dict[str, Any] | None:
         entry = self._beats.get(device_id)
@@ -98,6 +127,7 @@ class MemoryLiveState:
 
     async def forget(self, device_id: str) -> None:
         self._beats.pop(device_id, None)
+        self._touch(device_id)
         for key in [k for k in self._links if device_id in k]:
             self._links.pop(key, None)
 

@@ -4,6 +4,9 @@ Layout under the key prefix (default "continuum:"):
   hb:<device>        the latest heartbeat (JSON), expiring after its TTL (PX)
   hb:index           sorted set of device ids scored by expiry (ms), so listing is a range
                      read and never a KEYS/SCAN over the keyspace
+  hb:changes         stream of the device ids whose heartbeat was written or forgotten, one
+                     entry per write (a JSON list), kept for _CHANGES_KEEP_MS: the
+                     reconcile leader reads only these each tick (`heartbeat_changes`)
   linkend:<[a,b,r]>  end r's remembered estimate of link a-b (JSON, links.remember),
                      kept links.MEMORY_S after its last report; a < b, r is a or b (each
                      end's estimate apart: see links.py)
@@ -31,7 +34,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from orchestrator.live.base import DEFAULT_BUFFER, Subscription, unregister
+from orchestrator.live.base import DEFAULT_BUFFER, HeartbeatChanges, Subscription, unregister
 from orchestrator.live.batching import GroupWrite
 from orchestrator.live.links import MEMORY_S, MIN_WEIGHT, TAU_S, bottleneck, link_key
 
@@ -41,6 +44,10 @@ DEFAULT_PREFIX = "continuum:"
 # Index entries are dropped this long after their key expired (see the module docstring).
 _INDEX_GRACE_MS = 60_000
 _SOCKET_TIMEOUT_S = 5.0
+# How long the changes stream keeps an entry, and the age of a cursor past which a reader
+# gets a full read instead (half of it: clock skew between replicas stays well inside).
+_CHANGES_KEEP_MS = 60_000
+_CHANGES_FOLLOW_MS = _CHANGES_KEEP_MS // 2
 # A client made with `from_url` retries nothing: a connection pooled before Redis
 # restarted failed its next command once ("Connection closed by server"), and the API
 # answered that request 503 with Redis back up. Such a command is sent again on a fresh
@@ -107,6 +114,22 @@ redis.call('ZADD', KEYS[2], math.floor(now * 1000) + tonumber(ARGV[6]), ARGV[1])
 return 1
 """
 
+# Each key's heartbeat and remaining TTL (ms; -2 when gone) in one round trip: the TTL
+# is Redis's own, so a reader's expiry does not depend on the writer's clock.
+_READ_WITH_TTL = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.call('GET', key)
+  out[2 * i - 1] = value
+  if value then
+    out[2 * i] = redis.call('PTTL', key)
+  else
+    out[2 * i] = -2
+  end
+end
+return out
+"""
+
 _Waiter = asyncio.Future[dict[str, Any] | None]
 
 
@@ -135,6 +158,7 @@ class RedisLiveState:
         )
         self._prefix = prefix
         self._hb_index = f"{prefix}hb:index"
+        self._hb_changes = f"{prefix}hb:changes"
         # Not "link:", the layout of one figure per link, last writer winning: a replica
         # of that version beside this one in a rolling upgrade would misread these.
         self._link_index = f"{prefix}linkend:index"
@@ -143,6 +167,7 @@ class RedisLiveState:
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         self._remember = self._redis.register_script(_REMEMBER)
+        self._read_with_ttl = self._redis.register_script(_READ_WITH_TTL)
         # One subscriber per process: a pattern subscription on every channel under the
         # prefix, fanned out to local waiters and subscriptions. Channels carry few messages
         # (desired-state changes, events), so receiving all of them is cheaper than
@@ -175,7 +200,16 @@ class RedisLiveState:
             for device_id, (raw, ttl_ms) in beats.items():
                 pipe.set(self._hb_key(device_id), raw, px=ttl_ms)
             pipe.zadd(self._hb_index, {d: now_ms + ttl_ms for d, (_, ttl_ms) in beats.items()})
+            self._note_changes(pipe, list(beats), now_ms)
             await pipe.execute()
+
+    def _note_changes(self, pipe: Any, device_ids: list[str], now_ms: int) -> None:
+        pipe.xadd(
+            self._hb_changes,
+            {"d": json.dumps(device_ids, separators=(",", ":"))},
+            minid=str(now_ms - _CHANGES_KEEP_MS),
+            approximate=True,
+        )
 
     async def heartbeat(self, device_id: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self._hb_key(device_id))
@@ -188,12 +222,54 @@ class RedisLiveState:
         raws = await self._redis.mget([self._hb_key(i) for i in ids])
         return {i: _loads(raw) for i, raw in zip(ids, raws, strict=True) if raw is not None}
 
+    async def heartbeat_changes(self, cursor: str | None) -> HeartbeatChanges:
+        now_ms = _now_ms()
+        if cursor is not None and _stream_ms(cursor) >= now_ms - _CHANGES_FOLLOW_MS:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self._hb_changes)
+                pipe.xrange(self._hb_changes, f"({cursor}", "+")
+                exists, entries = await pipe.execute()
+            # A stream gone (Redis restarted empty, or flushed) lost its entries after
+            # the cursor: read everything.
+            if exists:
+                ids: dict[str, None] = {}
+                for _, fields in entries:
+                    ids.update(dict.fromkeys(json.loads(fields["d"])))
+                last = entries[-1][0] if entries else cursor
+                return HeartbeatChanges(last, await self._read_beats(list(ids)), False)
+        # The cursor before the read: a write in between is read again next time.
+        newest = await self._redis.xrevrange(self._hb_changes, "+", "-", count=1)
+        start = _strings([newest[0][0]])[0] if newest else "0-0"
+        ids_alive = await self._live_members(self._hb_index)
+        beats = await self._read_beats(ids_alive)
+        alive = {d: entry for d, entry in beats.items() if entry[0] is not None}
+        return HeartbeatChanges(start, alive, True)
+
+    async def _read_beats(
+        self, device_ids: list[str]
+    ) -> dict[str, tuple[dict[str, Any] | None, float]]:
+        if not device_ids:
+            return {}
+        flat = await self._read_with_ttl(keys=[self._hb_key(d) for d in device_ids])
+        now = time.time()
+        out: dict[str, tuple[dict[str, Any] | None, float]] = {}
+        for k, device_id in enumerate(device_ids):
+            raw, ttl_ms = flat[2 * k], int(flat[2 * k + 1])
+            if raw is None or ttl_ms == -2:
+                out[device_id] = (None, now)
+            else:
+                # -1 (no TTL) never happens for a key written here; kept a day if it does.
+                ttl_s = ttl_ms / 1000 if ttl_ms >= 0 else 86_400.0
+                out[device_id] = (_loads(raw), now + ttl_s)
+        return out
+
     async def forget(self, device_id: str) -> None:
         members = _strings(await self._redis.zrange(self._link_index, 0, -1))
         gone = [m for m in members if device_id in json.loads(m)]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._hb_key(device_id), *(self._link_key(m) for m in gone))
             pipe.zrem(self._hb_index, device_id)
+            self._note_changes(pipe, [device_id], _now_ms())
             if gone:
                 pipe.zrem(self._link_index, *gone)
             await pipe.execute()
@@ -382,6 +458,12 @@ class RedisLiveState:
         finally:
             # The client reconnects on next use, and so may the subscriber.
             self._closing = False
+
+
+def _stream_ms(entry_id: str) -> int:
+    """The time part of a stream entry id ("<ms>-<seq>"); 0 when it is not one."""
+    head = entry_id.partition("-")[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _strings(values: list[Any]) -> list[str]:

@@ -19,6 +19,7 @@ from orchestrator import catalog, deployments, fleet, model_jobs
 from orchestrator.artifacts import Artifacts
 from orchestrator.db import make_engine, migrate, session_factory
 from orchestrator.desired.states import DesiredStates, StagedStates
+from orchestrator.live.base import LiveState
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.metrics import Metrics
 from orchestrator.planner import Planner
@@ -64,7 +65,7 @@ class RecordingDesired:
 class Harness:
     settings: Settings
     sessions: sessionmaker[Session]
-    live: MemoryLiveState
+    live: LiveState
     artifacts: Artifacts
     metrics: Metrics
     owner: DesiredStates = field(init=False)
@@ -167,7 +168,8 @@ class Harness:
         await self.run_sync(deployments.create_deployment, ACTOR, {"name": name, **spec})
 
 
-async def open_harness(tmp_path: Path) -> Harness:
+async def open_harness(tmp_path: Path, live: LiveState | None = None) -> Harness:
+    """The harness on SQLite; its live state in-process unless `live` is given."""
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=None,
@@ -180,7 +182,7 @@ async def open_harness(tmp_path: Path) -> Harness:
     harness = Harness(
         settings,
         session_factory(engine),
-        MemoryLiveState(),
+        live if live is not None else MemoryLiveState(),
         Artifacts(settings.artifact_dir),
         Metrics(),
     )

@@ -453,9 +453,10 @@ async def test_heartbeat_pokes_do_not_make_a_follower_hammer_the_lock() -> None:
     elapsed = time.monotonic() - started
     await follower.stop()
     assert not follower.is_leader
-    # At most one try per min_tick_s (0.1 s), plus the first: not one per poke.
-    assert gw.attempts <= elapsed / 0.1 + 2, (gw.attempts, pokes)
-    assert pokes > 5 * gw.attempts
+    # Pokes do not wake a follower: it tries on its own clock, every half second (plus
+    # the first try), not once per poke.
+    assert gw.attempts <= elapsed / 0.5 + 2, (gw.attempts, pokes)
+    assert pokes > 50 * gw.attempts
 
 
 async def test_plugging_a_device_in_and_out_replans_both_ways() -> None:

@@ -4,7 +4,10 @@ a sustained prediction error re-planning on calibrated inputs."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +18,18 @@ from orchestrator import rollouts
 from orchestrator.calibration import calibrated_gflops, timings
 from orchestrator.db.tables import PlanVersion
 from orchestrator.desired import compute
+from orchestrator.live import LiveState
 from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.rollouts import RolloutView
-from tests.orchestrator.harness import Harness
+from orchestrator.triggers import Trigger
+from tests.api.conftest import small_cnn
+from tests.orchestrator.harness import (
+    Harness,
+    camera_and_edge,
+    close_harness,
+    open_harness,
+)
 from tests.orchestrator.test_reconcile import FakeMetrics
 
 pytestmark = pytest.mark.anyio
@@ -185,3 +196,72 @@ def _host(row: PlanVersion, key: str) -> str:
             if compute.partition_key(app.id, app.model or "", *spans) == key:
                 return seg.device
     raise AssertionError(f"no segment serves {key}")
+
+
+# -- what the leader observes, read incrementally (the gateway's heartbeat mirror) ----------
+
+
+@pytest.fixture
+async def live_fleet(tmp_path: Path, live: LiveState) -> AsyncIterator[Harness]:
+    """cam-1 and edge-1 on each live-state backend in turn (in-process, a real Redis), the
+    mirror's safety-net full read put off: every read after the first is incremental."""
+    harness = await open_harness(tmp_path, live)
+    try:
+        await camera_and_edge(harness, small_cnn())
+        harness.gateway.mirror.full_every_s = 3600.0
+        yield harness
+    finally:
+        await close_harness(harness)
+
+
+async def _baseline(fleet: Harness, config: LoopConfig) -> Reconciler:
+    loop = Reconciler(fleet.gateway, config, FakeMetrics())
+    for device in ("cam-1", "edge-1"):
+        await fleet.beat(device, at=time.time(), battery_pct=80.0)
+    assert await loop.tick() == []  # the first tick is the baseline
+    return loop
+
+
+async def test_the_leader_sees_a_changed_battery_reading_only_that_heartbeat(
+    live_fleet: Harness,
+) -> None:
+    loop = await _baseline(live_fleet, LoopConfig(startup_grace_s=0.0))
+    await live_fleet.beat("cam-1", at=time.time(), battery_pct=60.0)
+    fired = await loop.tick()
+    await live_fleet.planner.settle()
+    assert [(t.kind, t.target) for t in fired] == [("battery", "cam-1")]
+    assert "battery 60.0%" in fired[0].reason
+    mirror = live_fleet.gateway.mirror
+    assert mirror.full_reads == 1 and mirror.changed == 1  # cam-1's heartbeat alone
+
+
+async def test_the_leader_sees_a_changed_link(live_fleet: Harness) -> None:
+    loop = await _baseline(live_fleet, LoopConfig(startup_grace_s=0.0))
+    await live_fleet.live.put_link("cam-1", "edge-1", 40.0, 4.0, 30.0)
+    assert await loop.tick() == []  # the link's first figure: the baseline
+    await live_fleet.live.put_link("cam-1", "edge-1", 10.0, 4.0, 30.0)
+    fired = await loop.tick()
+    await live_fleet.planner.settle()
+    assert [(t.kind, t.target) for t in fired] == [("link", "cam-1~edge-1")]
+    assert live_fleet.gateway.mirror.full_reads == 1
+
+
+async def test_the_leader_sees_a_silent_device_lost_by_time_not_by_change(
+    live_fleet: Harness,
+) -> None:
+    """cam-1 stops beating: no change ever names it again, and it is lost all the same
+    once `lost_after` passes, while edge-1, beating on, stays."""
+    config = LoopConfig(startup_grace_s=0.0, heartbeat_interval_s=0.2, lost_after_intervals=2)
+    loop = await _baseline(live_fleet, config)
+    lost_after = config.heartbeat_interval_s * config.lost_after_intervals
+    fired: list[Trigger] = []
+    deadline = time.monotonic() + lost_after + 2.0
+    while not fired and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        await live_fleet.beat("edge-1", at=time.time())
+        fired = await loop.tick()
+    await live_fleet.planner.settle()
+    assert [(t.kind, t.target) for t in fired] == [("device-lost", "cam-1")]
+    assert "no heartbeat for" in fired[0].reason
+    mirror = live_fleet.gateway.mirror
+    assert mirror.full_reads == 1 and mirror.changed <= 1  # edge-1's beats only
