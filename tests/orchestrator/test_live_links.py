@@ -1,5 +1,5 @@
 """The memory rule of a link end's estimate (orchestrator/live/links.py), on given times:
-the backends' suite (test_live_state.py) cannot wait a minute for a silence."""
+the backends' suite (test_live_state_links.py) cannot wait a minute for a silence."""
 
 from __future__ import annotations
 
