@@ -56,6 +56,18 @@ class _Chain:
     stages: np.ndarray  # (A,) max_stages
 
 
+def padded(vals: list[np.ndarray], fill: float, shape: tuple[int, ...]) -> np.ndarray:
+    """`vals` (one array per app) in one float array of `shape`, each padded with `fill`.
+    On a large fleet every app has as many candidate hosts as the others: then the arrays
+    are stacked whole, not copied in one at a time (65,000 copies at 10,000 devices)."""
+    if vals and all(v.shape == shape[1:] for v in vals):
+        return np.array(vals, dtype=float)
+    arr = np.full(shape, fill)
+    for a, v in enumerate(vals):
+        arr[a][tuple(slice(0, x) for x in v.shape)] = v
+    return arr
+
+
 def chain_arrays(
     problem: Problem,
     fleet: Fleet,
@@ -87,10 +99,7 @@ def chain_arrays(
     w = fleet.w
 
     def pad(vals: list[np.ndarray], fill: float, shape: tuple[int, ...]) -> np.ndarray:
-        arr = np.full((na, *shape), fill)
-        for a, v in enumerate(vals):
-            arr[a][tuple(slice(0, x) for x in v.shape)] = v
-        return arr
+        return padded(vals, fill, (na, *shape))
 
     hosts = [np.array(r.hosts, dtype=np.int64) for r in routes]
     valid = pad([np.ones(len(h)) for h in hosts], 0.0, (kmax,)) > 0
@@ -474,6 +483,7 @@ __all__ = [
     "chain_arrays",
     "chain_dp",
     "fleet_of",
+    "padded",
     "path_figures",
     "pick_hosts",
     "priced",

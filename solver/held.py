@@ -82,14 +82,14 @@ def _book_from_base(
     load[3 * n :] = np.asarray(base.link_mbit) / mbps
     booked: set[str] = set()
     w_mig = scn.objective.migration
+    costs, apps, mig = problem.app_costs, problem.cost.apps, problem.migration
     for app_id, rec in base.records.items():
         p = fixed.get(app_id)
-        hit = problem.app_costs.get(app_id)
-        app = problem.cost.apps.get(app_id)
-        same = hit is not None and hit[1] is rec.cost and rec.app is app
+        hit = costs.get(app_id)
+        same = hit is not None and hit[1] is rec.cost and rec.app is apps.get(app_id)
         if p is not None and same and (rec.placement is p or rec.placement == p):
             booked.add(app_id)
-            m = app_migration(problem.migration, rec.app, p)
+            m = app_migration(mig, rec.app, p)
             objective += (
                 rec.term
                 if m == rec.migration_mb

@@ -27,9 +27,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from solver.costs import Cost, CostModel
+from solver.costs import CostModel
 from solver.document import Plan
-from solver.evaluate import AppRecord, Evaluation, PlanParts, app_cost, app_violations
+from solver.evaluate import app_cost, app_violations
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
 from solver.plan import Placement, Status
@@ -37,6 +37,7 @@ from solver.previous import previous_plan
 from solver.problem import Problem, SolveOptions
 from solver.registry import solve
 from solver.scenario import App, Device, Link, ScenarioError
+from solver.shrink import adjacency_without, cost_with, kept_links, restated_evaluation
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,9 @@ def _apply_change(
         # A fleet of thousands changes one device at a time: copy the lists, patch in place.
         lost = change.lost_devices
         devices = [d for d in scn.devices if d.id not in lost] if lost else list(scn.devices)
-        at_device = {d.id: k for k, d in enumerate(devices)} if lost else problem.device_index
+        at_device: Mapping[str, int] = problem.device_index
+        if lost and change.devices:
+            at_device = {d.id: k for k, d in enumerate(devices)}
         for dev_id, upd in change.devices.items():
             if dev_id in lost:
                 continue
@@ -102,13 +105,21 @@ def _apply_change(
         known: Collection[str] = (
             {d.id for d in devices} if lost or change.added_devices else at_device
         )
+        # Lost devices, none added: a link or an app is kept unless it names a lost one
+        # (tested against the few lost, not against a set of every device kept).
+        only_lost = bool(lost) and not change.added_devices
         link_upd = {_key(a, b): f for (a, b), f in change.links.items()}
         removed = {_key(a, b) for a, b in change.removed_links}
         if removed or lost:
             links = [
                 lk
                 for lk in scn.links
-                if lk.a in known and lk.b in known and not (removed and _key(lk.a, lk.b) in removed)
+                if (
+                    (lk.a not in lost and lk.b not in lost)
+                    if only_lost
+                    else (lk.a in known and lk.b in known)
+                )
+                and not (removed and _key(lk.a, lk.b) in removed)
             ]
         else:
             links = list(scn.links)
@@ -127,7 +138,12 @@ def _apply_change(
             [
                 a
                 for a in scn.apps
-                if a.id not in change.removed_apps and a.source in known and a.sink_id in known
+                if a.id not in change.removed_apps
+                and (
+                    (a.source not in lost and a.sink_id not in lost)
+                    if only_lost
+                    else (a.source in known and a.sink_id in known)
+                )
             ]
             if change.removed_apps or lost
             else list(scn.apps)
@@ -165,9 +181,7 @@ def _apply_change(
     new_links: dict[frozenset[str], int] | None = None
     kept: dict[int, int] | None = None
     if only_gone:
-        # The same Link objects, fewer: match them by identity, not by a new pair key each.
-        new_at = {id(lk): k for k, lk in enumerate(new_scn.links)}
-        kept = {k: new_at[id(lk)] for k, lk in enumerate(scn.links) if id(lk) in new_at}
+        kept = kept_links(scn.links, new_scn.links)
         new_links = {pair: kept[k] for pair, k in old_links.items() if k in kept}
         routes = problem.cost.routes.shrunk(new_scn, kept)
     elif not same_shape:
@@ -182,32 +196,23 @@ def _apply_change(
     affected, renumber = _carry_costs(problem, new, change, kept)
     new.derived["affected"] = affected
     if renumber is not None:
-        base = _renumbered_base(problem, new, change, renumber)
+        same_objects = not (
+            change.devices or change.links or change.added_devices or change.added_links
+        )
+        base = restated_evaluation(problem, new, change.lost_devices, renumber, same_objects)
         if base is not None:
             new.derived["base_evaluation"] = base
         fleet = problem.derived.get("fleet")
         adj = problem.derived.get("adjacency")
         if isinstance(fleet, Fleet) and isinstance(adj, list) and not change.removed_links:
             # The heuristic's adjacency by device index, less the lost devices.
-            new.derived["adjacency"] = _adjacency_without(adj, fleet, lost)
+            new.derived["adjacency"] = adjacency_without(adj, fleet, lost)
         if isinstance(fleet, Fleet):
             shrunk = fleet.without(new, change.lost_devices)
             new.derived["fleet"] = shrunk.updated(new, set(change.devices) - change.lost_devices)
     if same_shape:
         _carry_tables(problem, new, change)
     return new
-
-
-def _adjacency_without(
-    adj: list[list[int]], fleet: Fleet, lost: Collection[str]
-) -> list[list[int]]:
-    """Device-index adjacency lists less the `lost` devices, the others renumbered."""
-    gone = sorted(fleet.index[d] for d in lost if d in fleet.index)
-    if len(gone) == 1:  # the usual loss, one device: index arithmetic, no lookups
-        j = gone[0]
-        return [[x - (x > j) for x in nbs if x != j] for i, nbs in enumerate(adj) if i != j]
-    kept_at = {i: k for k, i in enumerate(sorted(set(range(len(adj))).difference(gone)))}
-    return [[kept_at[x] for x in adj[i] if x in kept_at] for i in kept_at]
 
 
 def _carry_tables(old: Problem, new: Problem, change: Change) -> None:
@@ -278,13 +283,13 @@ def _carry_costs(
             kept = {k: now[pair] for pair, k in old_links.items() if pair in now}
         renumber = kept
         first_gone = next(k for k in range(len(renumber) + 1) if renumber.get(k) != k)
-    apps = new.cost.apps
+    apps, old_apps, carried = new.cost.apps, old.cost.apps, new.app_costs
     affected.update(str(raw["id"]) for raw in change.added_apps if raw.get("id") in apps)
     for app_id, (p, c) in old.app_costs.items():
         app = apps.get(app_id)
         if app is None:
             continue
-        if app is not old.cost.apps.get(app_id):
+        if app is not old_apps.get(app_id):
             affected.add(app_id)  # the app itself changed
             continue
         # Hosts hold memory and compute; senders (the source) pay joules.
@@ -298,94 +303,11 @@ def _carry_costs(
         if uses_device or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
         elif not reroute or (shrinks and max(c.link_mb, default=-1) < first_gone):
-            new.app_costs[app_id] = (p, c)  # no link renumbered: the cost holds as it is
+            carried[app_id] = (p, c)  # no link renumbered: the cost holds as it is
         elif shrinks:
-            moved = {renumber[k]: mb for k, mb in c.link_mb.items()}
-            new.app_costs[app_id] = (p, _with(c, c.compute_s, c.joules, c.memory_mb, moved))
+            moved = dict(zip(map(renumber.__getitem__, c.link_mb), c.link_mb.values(), strict=True))
+            carried[app_id] = (p, cost_with(c, c.compute_s, c.joules, c.memory_mb, moved))
     return affected, renumber if shrinks else None
-
-
-def _with(
-    c: Cost,
-    compute_s: dict[str, float],
-    joules: dict[str, float],
-    memory_mb: dict[str, float],
-    link_mb: dict[int, float],
-) -> Cost:
-    # dataclasses.replace, without its introspection (thousands of calls per re-solve).
-    return Cost(
-        c.energy_j, c.carbon_g, c.expected_ms, c.worst_ms, compute_s, joules, memory_mb,
-        link_mb, c.unroutable,
-    )  # fmt: skip
-
-
-def _renumbered_base(
-    old: Problem, new: Problem, change: Change, renumber: dict[int, int]
-) -> Evaluation | None:
-    """The old problem's last evaluation restated on the new fleet, which lost devices or
-    links: totals without them, links renumbered, each app's cost the very object carried
-    into `new.app_costs` where there is one, so that `evaluate(base=...)` reuses it."""
-    base = old.derived.get("evaluation")
-    if not isinstance(base, Evaluation) or base.scenario is not old.scenario:
-        return None
-    lost = change.lost_devices
-    gone = {k for k in range(len(old.scenario.links)) if k not in renumber}
-
-    def moved(c: Cost) -> Cost:
-        return _with(
-            c,
-            {d: v for d, v in c.compute_s.items() if d not in lost},
-            {d: v for d, v in c.joules.items() if d not in lost},
-            {d: v for d, v in c.memory_mb.items() if d not in lost},
-            {renumber[k]: v for k, v in c.link_mb.items() if k not in gone},
-        )
-
-    records = {}
-    for app_id, rec in base.records.items():
-        was, now = old.app_costs.get(app_id), new.app_costs.get(app_id)
-        carried = was is not None and was[1] is rec.cost and now is not None and now[0] is was[0]
-        cost = now[1] if carried and now is not None else moved(rec.cost)
-        records[app_id] = AppRecord(
-            rec.app, rec.placement, cost, rec.migration_mb, rec.term, rec.violations
-        )
-    # Links keep their order: the kept old indices, ascending, are the new 0, 1, ...
-    order = sorted(renumber, key=renumber.__getitem__)
-    mbit = [base.link_mbit[k] for k in order]
-    link_util = dict(enumerate(map(base.link_utilization.__getitem__, order)))
-    kept_devices = {d.id for d in old.scenario.devices} - lost
-    parts = None
-    if base.parts is not None:
-        parts = PlanParts(
-            dict(base.parts.apps),
-            {d: u for d, u in base.parts.devices.items() if d in kept_devices},
-            [base.parts.links[k] for k in order],
-        )
-    if not (change.devices or change.links or change.added_devices or change.added_links):
-        # The new scenario's devices and links are the old ones less those gone, the
-        # same objects in the same order: the frame is them.
-        update = {"devices": new.scenario.devices, "links": new.scenario.links}
-    else:
-        update = {
-            "devices": tuple(d for d in old.scenario.devices if d.id in kept_devices),
-            "links": tuple(lk for k, lk in enumerate(old.scenario.links) if k in renumber),
-        }
-    frame = old.scenario.model_copy(update=update)
-    return Evaluation(
-        base.objective,
-        {a: r.cost for a, r in records.items()},
-        {a: r.migration_mb for a, r in records.items()},
-        {d: v for d, v in base.utilization.items() if d in kept_devices},
-        {d: v for d, v in base.memory_mb.items() if d in kept_devices},
-        {d: v for d, v in base.power_w.items() if d in kept_devices},
-        link_util,
-        [],
-        scenario=frame,
-        records=records,
-        link_mbit=mbit,
-        device_violations={d: v for d, v in base.device_violations.items() if d in kept_devices},
-        link_violations={renumber[k]: v for k, v in base.link_violations.items() if k in renumber},
-        parts=parts,
-    )
 
 
 def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Change) -> set[str]:
@@ -419,7 +341,7 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
             if app is None or app_id in touched:
                 continue
             hit = problem.app_costs.get(app_id)
-            if hit is not None and hit[0] == p:
+            if hit is not None and (hit[0] is p or hit[0] == p):
                 continue  # its cost was carried: the change cannot have broken it
             if app_violations(cm, app, p, app_cost(cm, app, p)):
                 touched.add(app_id)
