@@ -218,6 +218,7 @@ def evaluate(
     """
     scn = cm.scenario
     mig = migration if migration is not None else Migration(cm)
+    placed = mig.placed
     w_mig = scn.objective.migration
     links = scn.links
     changes = changes_from(base, scn) if base is not None else None
@@ -270,7 +271,8 @@ def evaluate(
         c = hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
         same = old is not None and (old.placement is p or old.placement == p)
         if old is not None and same and c is old.cost and old.app is app:
-            m = app_migration(mig, app, p)
+            # The plan in force's own placement moves nothing (thousands of fixed apps).
+            m = 0.0 if placed.get(app.id) is p else app_migration(mig, app, p)
             rec = old
             # A changed device may have changed tier: the app's own checks are redone.
             recheck = bool(changed_devices) and not changed_devices.isdisjoint(

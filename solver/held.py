@@ -83,13 +83,15 @@ def _book_from_base(
     booked: set[str] = set()
     w_mig = scn.objective.migration
     costs, apps, mig = problem.app_costs, problem.cost.apps, problem.migration
+    placed = mig.placed
     for app_id, rec in base.records.items():
         p = fixed.get(app_id)
         hit = costs.get(app_id)
         same = hit is not None and hit[1] is rec.cost and rec.app is apps.get(app_id)
         if p is not None and same and (rec.placement is p or rec.placement == p):
             booked.add(app_id)
-            m = app_migration(mig, rec.app, p)
+            # The plan in force's own placement moves nothing.
+            m = 0.0 if placed.get(app_id) is p else app_migration(mig, rec.app, p)
             objective += (
                 rec.term
                 if m == rec.migration_mb
