@@ -3,8 +3,9 @@
 On large fleets the heuristic gives each app a handful of candidate hosts (its
 neighbourhood, `solver.candidates.pick_hosts`), so the per-app optimum over them bounds
 nothing: a host outside might be cheaper. Here the other hosts of each tier are sorted
-by cost per GFLOP and cut into a few slices (`SLICES`), and each slice becomes one
-virtual host whose terms are no dearer than those of any host it stands for:
+by cost per GFLOP and cut into a few bands (`SLICES`), each band again by ms per GFLOP
+(`SPEEDS`), and each slice becomes one virtual host whose terms are no dearer than those
+of any host it stands for:
 - compute: the least cost per GFLOP (among the slice's hosts that are not candidates),
   the least ms per GFLOP and overhead and the most memory (each may come from a
   different device; a bound needs each term low, not one device);
@@ -20,16 +21,21 @@ the sender's link bounds. Then each app's chain DP over its candidates and the v
 hosts, with the SLO and shared capacity relaxed, bounds its own optimum, and their sum
 the plan's optimum. (A cascade's stages are enumerated with its SLO.)
 
+With the heuristic's own bound over the candidates (`lower`'s `within`: its DP over
+them, SLO and segment limit included) the relaxed DP runs over the paths that leave the
+candidates only (a virtual host, or a transfer the heuristic did not route), and each
+app's bound is the least of the two: the paths that stay are no longer relaxed.
+
 Then each slice's figures to the source, the sink and the candidates get floors by the
 triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
 at least as far from the source as the nearest non-candidate of its tier.
 
-How tight: 6.5 to 8% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (11 to 14% without the floors, about 20% with one virtual host bounded by first
-links). The rest is the slices: a slice's least cost per GFLOP sits with one of its hosts
-and its distance floor with another, and, about 1 point, the SLO left out. The exact
-per-app optimum over every host is within 0.3% of the one over the candidates on the apps
-checked (bench/RESULTS.md): the gap is the bound's.
+How tight: 6.3 to 7.8% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (bench/RESULTS.md, fourth pass). The heuristic's plan is within 0.6% of the sum
+of the apps' own bounds over their candidates at 1,000 devices: the gap is the bound's.
+What is left is the virtual hosts, whose least cost, speed and distance sit with
+different hosts, and the SLO, relaxed on the paths that leave: with every host its own
+virtual host at its exact distances the relaxed bound is still 2.9% under the plan.
 """
 
 from __future__ import annotations
