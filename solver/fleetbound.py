@@ -108,9 +108,10 @@ SLICES = {"cloud": 16, "edge": 6, "device": 3}
 # slice with one's cost and another's speed would be both cheap and fast.
 SPEEDS = 2
 CHUNK = 256  # apps per DP pass
-# An app's bound on its candidates alone is lowered by this much (relative): its DP sums
-# in another order than the evaluator.
-_ROUNDING = 1e-9
+# An app's bound on its candidates alone is lowered by this much (relative): its DP's
+# arrays factor the contract's terms otherwise than the evaluator (`solver.fastcost`
+# agrees with `solver.costs` to 1e-9 relative), and as `solver.lagrange`, with room.
+_ROUNDING = 1e-7
 BUDGET = 16  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
