@@ -5,8 +5,6 @@ the SLO and the segment limit relaxed."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from solver.fastcost import INF
 
@@ -81,6 +79,10 @@ class Distances:
     edges)."""
 
     def __init__(self, n: int, a: np.ndarray, b: np.ndarray, weights: list[np.ndarray]) -> None:
+        # Imported here, as OR-Tools in `solver.ilp_model`: scipy costs about 0.25 s CPU and
+        # 37 MB to import, which only a large fleet's bound pays back, not every solve.
+        from scipy.sparse import csr_matrix
+
         rows, cols = np.concatenate([a, b]), np.concatenate([b, a])
         self.graphs = [
             csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(n, n)) for w in weights
@@ -88,6 +90,8 @@ class Distances:
 
     def of(self, sources: np.ndarray) -> list[np.ndarray]:
         """Per metric, the least sum from any of `sources` to each device (inf: none)."""
+        from scipy.sparse.csgraph import dijkstra
+
         return [
             np.asarray(dijkstra(g, directed=True, indices=sources, min_only=True))
             for g in self.graphs
