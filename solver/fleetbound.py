@@ -141,7 +141,8 @@ class _Slices:
 class _Away:
     """One app's virtual hosts (nv of them): their `_Slices` terms, and `CandidateRoutes`
     figures (c1, c0, w1, w0) of the transfers from the source (4, nv), to the sink
-    (4, nv), from each candidate host (4, nv, K) and back to it (4, nv, K)."""
+    (4, nv), and (c1, c0) from each candidate host (2, nv, K) and back to it (2, nv, K):
+    copies, held for every app until its DPs run, so no larger than the DP needs."""
 
     cc: np.ndarray
     wk: np.ndarray
@@ -289,10 +290,10 @@ class FleetBound:
             oc=v.oc,
             ow=v.ow,
             memory=v.memory,
-            inbound=sent[:, :, 0],
-            outbound=slice_sent[:, :, 1],
-            to=sent[:, :, 2:],
-            back=slice_sent[:, :, 2:],
+            inbound=sent[:, :, 0].copy(),
+            outbound=slice_sent[:, :, 1].copy(),
+            to=sent[:2, :, 2:].copy(),
+            back=slice_sent[:2, :, 2:].copy(),
             pair=v.pair,
         )
 
