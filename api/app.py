@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
         finally:
             await cp.stop()
 
-    app = FastAPI(
+    app = _App(
         title="Continuum control plane",
         version="1",
         summary="Places DNN inference across device, edge and cloud.",
@@ -99,10 +99,37 @@ def create_app(settings: Settings | None = None, **control_plane_options: Any) -
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.add_exception_handler(console.LoginRequired, console.login_redirect)
     # Outermost last. Body limits (with authentication before a body is read) come before
-    # anything reads one; timing wraps them. The heartbeat fast path, outermost, makes
-    # their checks itself for the one request it serves, times it, and hands everything
-    # else to them unread (api/fastpath.py).
+    # anything reads one; timing wraps them. The heartbeat fast path, ahead of the whole
+    # app (`_App`), makes their checks itself for the one request it serves, times it,
+    # and hands everything else to the app unread (api/fastpath.py).
     app.add_middleware(BodyLimits, control_plane=cp)
     app.add_middleware(_Timing, metrics=cp.metrics)
-    app.add_middleware(HeartbeatFastPath, control_plane=cp)
+    app.fast_path = HeartbeatFastPath(app.serve, cp, on_error=app.exception_handlers.get(Exception))
     return app
+
+
+class _App(FastAPI):
+    """FastAPI with the heartbeat fast path (`api/fastpath.py`) ahead of FastAPI's and
+    Starlette's own layers as well (telemetry check, error middleware, FastAPI's body
+    limit), which cost a heartbeat about a fifth of what the fast path itself does
+    (py-spy, bench/RESULTS.md "Heartbeats", hb5). What the fast path does not serve goes
+    through all of them (`serve`)."""
+
+    fast_path: HeartbeatFastPath
+    # Whether FastAPI's native OpenTelemetry instrumentation is on, asked once: when it
+    # is (a tracer, meter or logger provider configured at start), every request,
+    # heartbeats included, goes through FastAPI's whole stack to be traced.
+    _instrumented: bool | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            if self._instrumented is None:
+                self._instrumented = self._native_telemetry.enabled()
+            if not self._instrumented:
+                await self.fast_path(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The whole app: FastAPI's layers, the middleware, the routes."""
+        await super().__call__(scope, receive, send)

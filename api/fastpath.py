@@ -8,17 +8,22 @@ Anything else (no token, another device's token, a token the cache does not know
 declared length or too long a one, a bad body) is handed to the regular stack, untouched
 or with the body replayed: body limits (`api/limits.py`), timing, then the FastAPI route,
 so every error is answered exactly as documented in the OpenAPI schema, and the
-documented route stays the one contract. It sits outermost so that a heartbeat is
-authenticated, read and timed once, not once by each middleware in turn.
+documented route stays the one contract. It sits ahead of the whole app, FastAPI's and
+Starlette's own layers included (`api.app._App`), so that a heartbeat is authenticated,
+read and timed once, not once by each middleware in turn. A failure while it serves one
+is answered by the app's error handler, as it would be behind them.
 """
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.wire import Heartbeat, HeartbeatAck
@@ -33,11 +38,25 @@ _MAX_BODY = 1 << 20
 ROUTE = "/v1/agents/{device_id}/heartbeat"
 _HEADERS = [(b"content-type", b"application/json")]
 
+# The app's handler of unexpected errors: a Response, or an awaitable of one.
+OnError = Callable[[Request, Exception], Any]
+
 
 class HeartbeatFastPath:
-    def __init__(self, app: ASGIApp, control_plane: ControlPlane) -> None:
+    """`app`: what answers everything else. `on_error`: the app's handler of unexpected
+    errors (`api/problems.py`), for a failure while serving a heartbeat (Redis down: a
+    503), answered as Starlette's ServerErrorMiddleware would answer it, which is not
+    between the fast path and the server."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        control_plane: ControlPlane,
+        on_error: OnError | None = None,
+    ) -> None:
         self.app = app
         self.cp = control_plane
+        self.on_error = on_error
         # BodyLimits' limit for a JSON body (`api.limits.Limits.of`).
         self.limit = min(control_plane.settings.max_json_body_kb * 1024, _MAX_BODY)
         # The timing middleware's series for this route, looked up once.
@@ -76,13 +95,23 @@ class HeartbeatFastPath:
             return
         status = "500"
         try:
-            await self._answer(device_id, beat, send)
+            try:
+                answer = await self.cp.agents.heartbeat(device_id, beat.model_dump())
+            except Exception as exc:
+                # Nothing sent yet: the error's own answer (Redis down: a 503), then raised
+                # on to the server, which logs it, as ServerErrorMiddleware does.
+                if self.on_error is not None:
+                    response = self.on_error(Request(scope), exc)
+                    if inspect.isawaitable(response):
+                        response = await response
+                    await response(scope, receive, send)
+                raise
+            await self._send(answer, send)
             status = "200"
         finally:
             self._timed[status].observe(time.perf_counter() - started)
 
-    async def _answer(self, device_id: str, beat: Heartbeat, send: Send) -> None:
-        answer = await self.cp.agents.heartbeat(device_id, beat.model_dump())
+    async def _send(self, answer: Ack, send: Send) -> None:
         # Every agent gets the same answer until a revision changes: encoded once per change.
         if answer != self._ack:
             payload = (

@@ -6,10 +6,12 @@ collide on metric names.
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from orchestrator.carbon.live import CarbonMeter
 
@@ -82,39 +84,18 @@ class Metrics:
             registry=self.registry,
         )
 
-        # Issue 17 (truth): what each device measures, from its heartbeats.
-        self.device_power = Gauge(
-            "continuum_device_power_watts",
-            "A device's power from its heartbeat: the latest reading (figure=measured) and "
-            "the idle and busy watts it is planned with, by their provenance",
-            ["device", "figure", "provenance"],
-            registry=self.registry,
-        )
-        self.device_battery = Gauge(
-            "continuum_device_battery_percent",
-            "A device's battery level from its heartbeat",
-            ["device"],
-            registry=self.registry,
-        )
-        self.device_utilization = Gauge(
-            "continuum_device_utilization",
-            "A device's compute utilization from its heartbeat (busy seconds per second)",
-            ["device"],
-            registry=self.registry,
-        )
+        # Issue 17 (truth): what each device measures, from its heartbeats. Kept as plain
+        # figures and turned into gauges when scraped (`DeviceFigures`): set per heartbeat,
+        # labelled gauges cost each replica several locked look-ups per heartbeat for
+        # series read once per scrape.
+        self.devices = DeviceFigures()
+        self.registry.register(self.devices)
         self.power_dropped = Counter(
             "continuum_power_reports_dropped",
             "Heartbeat power reports the server refused to plan with, by reason",
             ["reason"],
             registry=self.registry,
         )
-        self.power_readings_dropped = Gauge(
-            "continuum_device_power_readings_dropped",
-            "Power readings an agent dropped itself, by reason (its running count)",
-            ["device", "reason"],
-            registry=self.registry,
-        )
-
         self.exit_counts_dropped = Gauge(
             "continuum_exit_counts_dropped",
             "Partitions whose reported exit counts contradict themselves (more answers than "
@@ -147,43 +128,18 @@ class Metrics:
             self.deployment_latency.labels(name, "predicted_worst").set(worst)
 
     def observe_device(self, device_id: str, beat: dict[str, Any]) -> None:
-        """A checked heartbeat's battery, utilization and power as gauges."""
-        if beat.get("battery_pct") is not None:
-            self.device_battery.labels(device_id).set(beat["battery_pct"])
-        if beat.get("utilization") is not None:
-            self.device_utilization.labels(device_id).set(beat["utilization"])
-        for deployment, measured in (beat.get("requests") or {}).items():
-            self.deployment_latency.labels(deployment, "measured_p50").set(measured["p50_ms"])
-            self.deployment_latency.labels(deployment, "measured_p95").set(measured["p95_ms"])
-        report = beat.get("power")
-        if not isinstance(report, dict):
-            return
-        provenance = str(report["provenance"])
-        figures = {"idle": report["idle_w"], "busy": report["busy_w"], "measured": report["watts"]}
-        for figure, value in figures.items():
-            for other in ("declared", "measured", "fitted"):
-                if other != provenance:  # a device has one provenance at a time
-                    with contextlib.suppress(KeyError):
-                        self.device_power.remove(device_id, figure, other)
-            if value is not None:
-                self.device_power.labels(device_id, figure, provenance).set(value)
-        for reason, count in (report.get("rejected") or {}).items():
-            self.power_readings_dropped.labels(device_id, reason).set(count)
+        """A checked heartbeat's battery, utilization and power (as gauges when scraped)."""
+        self.devices.observe(device_id, beat)
+        requests = beat.get("requests")
+        if requests:
+            for deployment, measured in requests.items():
+                latency = self.deployment_latency
+                latency.labels(deployment, "measured_p50").set(measured["p50_ms"])
+                latency.labels(deployment, "measured_p95").set(measured["p95_ms"])
 
     def forget_device(self, device_id: str) -> None:
         """A deleted device's series go with it."""
-        labelled = [
-            (self.device_power, ("device", "figure", "provenance")),
-            (self.device_battery, ("device",)),
-            (self.device_utilization, ("device",)),
-            (self.power_readings_dropped, ("device", "reason")),
-        ]
-        for gauge, names in labelled:
-            for family in gauge.collect():
-                for sample in family.samples:
-                    if sample.labels.get("device") == device_id:
-                        with contextlib.suppress(KeyError):
-                            gauge.remove(*(sample.labels[n] for n in names))
+        self.devices.forget(device_id)
 
     def observe_step(self, step: str, seconds: float) -> None:
         self.step_seconds.labels(step).observe(seconds)
@@ -206,3 +162,85 @@ class Metrics:
     def render(self) -> bytes:
         self.carbon.advance()
         return generate_latest(self.registry)
+
+
+class _Device:
+    """One device's latest figures, each kept until a heartbeat brings a new value."""
+
+    __slots__ = ("battery", "dropped", "power", "provenance", "utilization")
+
+    def __init__(self) -> None:
+        self.battery: float | None = None
+        self.utilization: float | None = None
+        self.provenance = ""  # of the figures in `power`: a device has one at a time
+        self.power: dict[str, float] = {}  # figure (idle, busy, measured) -> watts
+        self.dropped: dict[str, float] = {}  # reason -> the agent's running count
+
+
+_POWER_FIGURES = (("idle", "idle_w"), ("busy", "busy_w"), ("measured", "watts"))
+
+
+class DeviceFigures(Collector):
+    """The per-device gauges (battery, utilization, power, readings an agent dropped),
+    built from each device's latest heartbeat figures when the registry is collected."""
+
+    def __init__(self) -> None:
+        self._devices: dict[str, _Device] = {}
+
+    def observe(self, device_id: str, beat: dict[str, Any]) -> None:
+        device = self._devices.get(device_id)
+        if device is None:
+            device = self._devices[device_id] = _Device()
+        battery = beat.get("battery_pct")
+        if battery is not None:
+            device.battery = battery
+        utilization = beat.get("utilization")
+        if utilization is not None:
+            device.utilization = utilization
+        report = beat.get("power")
+        if not isinstance(report, dict):
+            return
+        provenance = str(report["provenance"])
+        if provenance != device.provenance:
+            device.provenance, device.power = provenance, {}
+        for figure, field in _POWER_FIGURES:
+            if report[field] is not None:
+                device.power[figure] = report[field]
+        device.dropped.update(report.get("rejected") or {})
+
+    def forget(self, device_id: str) -> None:
+        self._devices.pop(device_id, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        battery = GaugeMetricFamily(
+            "continuum_device_battery_percent",
+            "A device's battery level from its heartbeat",
+            labels=["device"],
+        )
+        utilization = GaugeMetricFamily(
+            "continuum_device_utilization",
+            "A device's compute utilization from its heartbeat (busy seconds per second)",
+            labels=["device"],
+        )
+        power = GaugeMetricFamily(
+            "continuum_device_power_watts",
+            "A device's power from its heartbeat: the latest reading (figure=measured) and "
+            "the idle and busy watts it is planned with, by their provenance",
+            labels=["device", "figure", "provenance"],
+        )
+        dropped = GaugeMetricFamily(
+            "continuum_device_power_readings_dropped",
+            "Power readings an agent dropped itself, by reason (its running count)",
+            labels=["device", "reason"],
+        )
+        # A copy: a scrape in a worker thread must not see the dictionary change size.
+        for device_id, device in list(self._devices.items()):
+            if device.battery is not None:
+                battery.add_metric([device_id], device.battery)
+            if device.utilization is not None:
+                utilization.add_metric([device_id], device.utilization)
+            for figure, watts in list(device.power.items()):
+                power.add_metric([device_id, figure, device.provenance], watts)
+            for reason, count in list(device.dropped.items()):
+                dropped.add_metric([device_id, reason], count)
+        yield from (power, battery, utilization, dropped)

@@ -2,10 +2,10 @@
 the next one.
 
 A heartbeat's write to Redis costs the control plane far more CPU in the client (a
-pipeline built, sent and parsed) than in Redis; with many agents beating at once, one
-pipeline per event-loop turn instead of one per heartbeat divides that cost by the number
-of heartbeats in flight. Each caller still returns only once its own write is stored (or
-gets the error), so nothing is answered before it is written.
+command built, sent and parsed) than in Redis; with many agents beating at once, one
+write (a script call) per event-loop turn instead of one per heartbeat divides that cost
+by the number of heartbeats in flight. Each caller still returns only once its own write
+is stored (or gets the error), so nothing is answered before it is written.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 stands in front of: the same acknowledgement for a good heartbeat, and for anything else
 the route's own answer, reached with the body replayed.
 
-Both are the real app's: the route is reached through the app the fast path wraps (found
-in the app's middleware stack), with a counter on that inner app to tell which of the two
+Both are the real app's: the route is reached through the app the fast path stands in
+front of (`app.fast_path.app`), with a counter on that inner app to tell which of the two
 answered."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +20,13 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from api.app import create_app
 from api.fastpath import HeartbeatFastPath
-from tests.api.conftest import Backend, agent_auth, enroll, make_app, serve
+from orchestrator.live.redis import RedisLiveState
+from orchestrator.settings import Settings
+from tests.api.conftest import ADMIN, Backend, agent_auth, enroll, make_app, serve
+from tests.harness.faults import PrivateRedis
+from tests.harness.processes import Launcher
 
 pytestmark = pytest.mark.anyio
 
@@ -34,10 +40,8 @@ class Paths:
 
 
 def _fast_path(app: FastAPI) -> HeartbeatFastPath:
-    node: Any = app.middleware_stack
-    while node is not None and not isinstance(node, HeartbeatFastPath):
-        node = getattr(node, "app", None)
-    assert isinstance(node, HeartbeatFastPath), "no heartbeat fast path in the app"
+    node: Any = getattr(app, "fast_path", None)
+    assert isinstance(node, HeartbeatFastPath), "no heartbeat fast path ahead of the app"
     return node
 
 
@@ -151,3 +155,45 @@ async def test_what_the_fast_path_declines_gets_the_routes_answer(paths: Paths, 
     if case == "bad body":
         # The body reached the route whole: its errors name both fields.
         assert "battery_pct" in json.dumps(problem) and "desired_version" in json.dumps(problem)
+
+
+async def test_redis_down_under_the_fast_path_is_the_error_handlers_503(
+    tmp_path: Path, pool: ProcessPoolExecutor, processes: Launcher
+) -> None:
+    # The fast path stands ahead of Starlette's error middleware: a failure while it
+    # serves a heartbeat must still get the app's answer (Redis unreachable: a 503 to
+    # retry), not a bare 500 or a dropped connection.
+    redis = PrivateRedis(processes, tmp_path / "redis.log")
+    settings = Settings(
+        data_dir=tmp_path / "data", redis_url=redis.url, admin_token=ADMIN, solver="ilp",
+        heartbeat_interval_s=60, gc_freeze=False,
+    )  # fmt: skip
+    app = create_app(
+        settings, live=RedisLiveState(redis.url, prefix="fastpath:"), executor=pool, migrate=True
+    )
+    async with serve(app) as client:
+        cam = await enroll(client, "cam-1")
+        fast = _fast_path(app)
+        inner, fallbacks = fast.app, []
+
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            fallbacks.append(scope["path"])
+            await inner(scope, receive, send)
+
+        fast.app = counted
+        # The app's exception goes on to the server after its answer, as it did behind
+        # Starlette's error middleware: this client returns the answer instead of raising.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cp") as agent:
+            url, body = "/v1/agents/cam-1/heartbeat", {"battery_pct": 60.0}
+            assert (await agent.post(url, json=body, headers=agent_auth(cam))).status_code == 200
+            redis.proc.kill()
+            r = await agent.post(url, json=body, headers=agent_auth(cam))
+            assert fallbacks == [], "the fast path should have served both heartbeats"
+            assert r.status_code == 503, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["retry-after"] == "1"
+            assert "unreachable" in r.json()["detail"]
+            redis.proc.start()  # for the app's shutdown
+            redis.wait()
+            assert (await agent.post(url, json=body, headers=agent_auth(cam))).status_code == 200

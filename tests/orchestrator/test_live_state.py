@@ -70,7 +70,7 @@ async def test_latest_heartbeat_replaces_the_previous(live: LiveState) -> None:
 
 
 async def test_heartbeats_written_together_are_each_stored(live: LiveState) -> None:
-    # Concurrent writers share a Redis pipeline (`orchestrator.live.batching`): each
+    # Concurrent writers share one Redis write (`orchestrator.live.batching`): each
     # returns only once its own heartbeat is stored, and the same device's later one wins.
     ids = [f"dev-{k}" for k in range(50)]
     await asyncio.gather(
@@ -83,6 +83,21 @@ async def test_heartbeats_written_together_are_each_stored(live: LiveState) -> N
     await asyncio.gather(*(live.put_heartbeat(i, {"n": 0}, SHORT_TTL) for i in ids[:10]))
     await asyncio.sleep(PAST_SHORT_TTL)
     assert sorted(await live.heartbeats()) == sorted(ids[10:])
+
+
+async def test_a_batch_larger_than_the_scripts_index_chunk_is_indexed_whole(
+    live: LiveState,
+) -> None:
+    # On Redis one script writes the batch and indexes it in chunks of 500 (Lua's stack):
+    # every heartbeat of a batch of 1,200 is listed, and read back as changed.
+    cursor = (await live.heartbeat_changes(None)).cursor
+    ids = [f"dev-{k:04d}" for k in range(1200)]
+    await asyncio.gather(*(live.put_heartbeat(i, {"n": k}, LONG_TTL) for k, i in enumerate(ids)))
+    assert await live.heartbeats() == {i: {"n": k} for k, i in enumerate(ids)}
+    changed = await live.heartbeat_changes(cursor)
+    assert {d: beat for d, (beat, _) in changed.beats.items()} == {
+        i: {"n": k} for k, i in enumerate(ids)
+    }
 
 
 async def test_stored_heartbeat_is_a_copy(live: LiveState) -> None:
