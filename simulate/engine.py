@@ -9,10 +9,10 @@ Every step (`Inputs.step_s`) the engine
    over), and only when something asks for the compiled problem;
 3. asks the policy (`simulate.policy.Policy`) for the plan in force;
 4. scores the plan in force with the solver's evaluator (`solver.evaluate`, the one
-   `continuum solve` reports): afresh (on top of the last evaluation) when the plan or
-   the fleet's shape changed; when only bandwidths or battery levels moved, only the
-   verdicts they can flip are judged again, with the evaluator's own checks
-   (`simulate.scoring`);
+   `continuum solve` reports): the whole plan when a new plan or the fleet's shape
+   changed; when a policy moved some apps (`PlanChange`) on the same fleet, those apps
+   and the devices and links they touch; when only bandwidths or battery levels moved,
+   only the verdicts they can flip, with the evaluator's own checks (`simulate.scoring`);
 5. adds the step's energy, carbon, SLO misses and broken constraints, and drains or
    charges every pack by its idle draw plus the plan's power, less its charge.
 """
@@ -30,12 +30,13 @@ import numpy as np
 import solver
 from orchestrator.replacement import placements_of
 from simulate.inputs import Inputs, Link
-from simulate.policy import Moment, Policy
+from simulate.policy import Moment, PlanChange, Policy
 from simulate.profiles import BatteryProfile
 from simulate.scoring import Verdicts, verdicts_of
 from simulate.traces import StepTable
 from solver.costs import battery_budget_w
-from solver.evaluate import app_cost, app_violations
+from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors
+from solver.migration import Migration, app_migration
 from solver.scenario import Device
 
 REPORT_PCT = 0.1  # agents report a battery level to a tenth of a point
@@ -133,11 +134,15 @@ class Simulation:
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
         self._devices_due: dict[str, dict[str, Any]] = {}
+        # The plan in force: its placements, and its document (None when it was put in
+        # force as a `PlanChange` and no policy has read it since: written when asked).
+        self.has_plan = False
         self.plan: solver.PlanDoc | None = None
         self.placements: dict[str, solver.Placement] = {}
         self.evaluation: solver.Evaluation | None = None
         self.verdicts: Verdicts | None = None
         self.evaluations = 0
+        self.order = {a["id"]: k for k, a in enumerate(self.base["apps"])}
         self.horizon_h = float(self.base.get("horizon_h", 8.0))
         self.base_devices = {d["id"]: d for d in self.base["devices"]}
         self.rates = (0.0, 0.0, 0, 0)  # W, g/s, violations, SLO misses
@@ -240,7 +245,7 @@ class Simulation:
                 Moment(
                     t,
                     self.problem,
-                    self.plan,
+                    self.plan if self.plan is not None or not self.has_plan else self._write_plan,
                     signal or structural or k == 0,
                     self.scenario_now,
                     samples,
@@ -252,11 +257,21 @@ class Simulation:
                 )
             )
             totals.solve_s += time.perf_counter() - started
-            replaced = decided is not None and self._put_in_force(decided, totals, out)
+            moved_apps: dict[str, solver.Placement] | None = None
+            if isinstance(decided, PlanChange):
+                moved_apps = self._put_change_in_force(decided, totals, out)
+                replaced = moved_apps is not None
+            else:
+                replaced = decided is not None and self._put_in_force(decided, totals, out)
             verdicts = self.verdicts
-            if shape or replaced or verdicts is None or self.evaluate_every_step:
+            whole = shape or verdicts is None or self.evaluate_every_step
+            if replaced and not whole:
+                # A new plan is scored whole; apps moved on the same fleet, by what they touch.
+                whole = moved_apps is None or not self._score_moved(moved_apps)
+            if whole:
                 self._evaluate()
             else:
+                assert verdicts is not None
                 if moved:
                     verdicts.links_moved(self.link_now, moved, self._slo_over)
                 for device in device_changes:
@@ -362,15 +377,89 @@ class Simulation:
         # A re-placement moves or starts an app; a plan that only drops the apps of a
         # device gone (or only predicts other latencies) is put in force uncounted.
         moves = any(old.get(a) != p for a, p in new.items())
-        if self.plan is not None and not moves:
+        if self.has_plan and not moves:
             if new.keys() == old.keys():
                 return False
-        elif self.plan is not None:
+        elif self.has_plan:
             totals.replacements += 1
             totals.migrated_mb += self._migrated(old, new)
-        self.plan, self.placements = doc, new
+        self.plan, self.placements, self.has_plan = doc, new, True
         out.plans += 1
         return True
+
+    def _put_change_in_force(
+        self, change: PlanChange, totals: Totals, out: PolicyRun
+    ) -> dict[str, solver.Placement] | None:
+        """The plan in force with the apps of `change` placed elsewhere; the apps it moves
+        (None: it moves none, and nothing is put in force)."""
+        old = self.placements
+        moved = {a: p for a, p in change.placements.items() if old.get(a) != p}
+        if self.has_plan and not moved:
+            return None
+        if self.has_plan:
+            totals.replacements += 1
+            totals.migrated_mb += self._migrated_apps(moved)
+        self.placements.update(moved)
+        self.plan, self.has_plan = None, True
+        out.plans += 1
+        return moved
+
+    def _migrated_apps(self, moved: dict[str, solver.Placement]) -> float:
+        """`_migrated` of a change that moves only the apps `moved`: the same terms, in
+        the scenario's order, without a plan of the whole fleet."""
+        cm = self.problem().cost
+        old = self.placements
+        mig = Migration(cm, old)
+        terms = []
+        for a in sorted(moved, key=self.order.__getitem__):
+            p, app = moved[a], cm.apps.get(a)
+            if app is None or a not in old or not all(h in cm.devices for h in p.hosts()):
+                continue
+            if not structure_errors(cm, app, p):
+                terms.append(app_migration(mig, app, p))
+        return sum(terms)
+
+    def _score_moved(self, moved: dict[str, solver.Placement]) -> bool:
+        """Score the plan in force after `moved` by what they change (`Verdicts.apps_moved`),
+        when they are served apps of the fleet of the last whole evaluation placed where
+        the scenario of now can run them; False (nothing done) otherwise."""
+        verdicts = self.verdicts
+        assert verdicts is not None
+        problem = self.problem()
+        cm = problem.cost
+        records: dict[str, AppRecord] = {}
+        for a in sorted(moved, key=self.order.__getitem__):
+            p, app = moved[a], cm.apps.get(a)
+            if app is None or a not in verdicts.records:
+                return False
+            if not all(h in cm.devices for h in p.hosts()):
+                return False
+            made = app_record(cm, app, p, problem.migration, problem.app_costs)
+            if not isinstance(made, AppRecord):
+                return False
+            records[a] = made
+        touched = verdicts.apps_moved(cm, records, self.link_now)
+        packs = self.batteries
+        for d in touched:
+            k = packs.index.get(d)
+            if k is not None:
+                packs.plan_w[k] = verdicts.power[d]
+        self.evaluation = None  # the verdicts hold the plan's figures now
+        return True
+
+    def _write_plan(self) -> solver.PlanDoc:
+        """The document of the plan in force (put in force as a `PlanChange`), written by
+        the evaluator on the scenario of now, when a policy first reads it."""
+        if self.plan is None:
+            problem = self.problem()
+            self.plan = solver.build_plan(
+                problem.cost,
+                self._valid(self.placements),
+                solver.Status.FEASIBLE,
+                self.name,
+                cache=problem.app_costs,
+            ).doc
+        return self.plan
 
     def _migrated(
         self, old: dict[str, solver.Placement], new: dict[str, solver.Placement]
@@ -393,12 +482,9 @@ class Simulation:
 
     def _evaluate(self) -> None:
         problem = self.problem()
-        ev = solver.evaluate(
-            problem.cost,
-            self._valid(self.placements),
-            cache=problem.app_costs,
-            base=self.evaluation,
-        )
+        # The whole plan afresh (not on top of the last evaluation): the sums by device
+        # and link are then the very additions `Verdicts.apps_moved` makes again.
+        ev = solver.evaluate(problem.cost, self._valid(self.placements), cache=problem.app_costs)
         self.evaluation = ev
         self.evaluations += 1
         traced = {

@@ -19,6 +19,11 @@ apps whose choice cannot have moved:
 
 With a migration weight the choice also reads the plan in force: then nothing is cached,
 every app is chosen afresh (still only bounding most candidates).
+
+On the fleet's first step, and when a device is lost or back, the answer is the plan
+document of every app's choice; at other steps it is a `PlanChange` of the apps whose
+choice moved, which the simulator puts in force by what those apps touch (the plan and
+its evaluation are the same as the document's: tests/simulate/test_scoring.py).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Mapping
 import numpy as np
 
 import solver
-from simulate.policy import Moment, PolicyContext
+from simulate.policy import Moment, PlanChange, PolicyContext
 from solver.baselines import Scorer
 from solver.plan import Placement, Status
 from solver.splits import AppSplits, choose, figure_vector
@@ -79,12 +84,11 @@ class NeurosurgeonPolicy:
         self.last: np.ndarray = figure_vector(())
         self.chosen: dict[str, Placement] = {}
         self.caching = True
-        self.evaluation: solver.Evaluation | None = None
         self.chose = 0  # apps chosen by the solver's rule (cache misses), for the bench
 
-    def decide(self, now: Moment) -> solver.PlanDoc | None:
+    def decide(self, now: Moment) -> solver.PlanDoc | PlanChange | None:
         self.figures.update(now.link_samples)
-        shape = now.in_force is None or bool(now.lost or now.joined)
+        shape = not now.has_plan or bool(now.lost or now.joined)
         if not shape and not (now.changed and now.bandwidth):
             return None
         if shape:
@@ -96,7 +100,7 @@ class NeurosurgeonPolicy:
             moved = np.flatnonzero(figures[:-1] != self.last[:-1]).tolist()
             todo = set().union(*(self.watch.get(j, ()) for j in moved)) if moved else set()
         self.last = figures
-        changed = shape
+        changed: dict[str, Placement] = {}
         scorer: Scorer | None = None
         for app_id in sorted(todo):
             entry = self.apps[app_id]
@@ -116,23 +120,15 @@ class NeurosurgeonPolicy:
             self._rewatch(app_id, entry)
             if self.chosen.get(app_id) != placement:
                 self.chosen[app_id] = placement
-                changed = True
-        if not changed:
-            return None
+                changed[app_id] = placement
+        if not shape:
+            return PlanChange(changed) if changed else None
         problem = now.problem
-        # On top of the last plan's evaluation (same fleet, other figures): only the apps
-        # that moved and what they touch are evaluated again; the costs go to the
-        # problem's cache, where the engine's own evaluation of the plan finds them.
-        plan = solver.build_plan(
-            problem.cost,
-            dict(self.chosen),
-            Status.FEASIBLE,
-            "neurosurgeon",
-            cache=problem.app_costs,
-            base=None if shape else self.evaluation,
-        )
-        self.evaluation = plan.evaluation
-        return plan.doc
+        # The costs go to the problem's cache, where the engine's evaluation finds them.
+        chosen = dict(self.chosen)
+        return solver.build_plan(
+            problem.cost, chosen, Status.FEASIBLE, "neurosurgeon", cache=problem.app_costs
+        ).doc
 
     def _rewatch(self, app_id: str, entry: _App) -> None:
         for apps in self.watch.values():

@@ -13,7 +13,7 @@ from orchestrator.replacement import placements_of
 from simulate.engine import PolicyRun, Simulation
 from simulate.inputs import Inputs, prepare
 from simulate.neurosurgeon import NeurosurgeonPolicy
-from simulate.policy import Moment, SolverPolicy
+from simulate.policy import Moment, PlanChange, SolverPolicy
 from simulate.registry import known
 from simulate.run import context
 from solver.baselines import solve_neurosurgeon_reference
@@ -45,9 +45,11 @@ class Recorded:
         self.inner, self.layers = inner, layers
         self.in_force: list[dict[str, solver.Placement]] = []
 
-    def decide(self, now: Moment) -> solver.PlanDoc | None:
+    def decide(self, now: Moment) -> solver.PlanDoc | PlanChange | None:
         doc = self.inner.decide(now)
-        if doc is not None:
+        if isinstance(doc, PlanChange):
+            self.in_force.append({**self.in_force[-1], **doc.placements})
+        elif doc is not None:
             self.in_force.append(placements_of(self.layers, doc))
         else:
             self.in_force.append(self.in_force[-1])
