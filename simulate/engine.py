@@ -137,6 +137,7 @@ class Simulation:
         # The plan in force: its placements, and its document (None when it was put in
         # force as a `PlanChange` and no policy has read it since: written when asked).
         self.has_plan = False
+        self._foreign: set[str] = set()  # apps placed on a device no scenario has
         self.plan: solver.PlanDoc | None = None
         self.placements: dict[str, solver.Placement] = {}
         self.evaluation: solver.Evaluation | None = None
@@ -324,6 +325,13 @@ class Simulation:
         return out
 
     def _held(self, down: frozenset[str]) -> dict[str, solver.Placement]:
+        if not down and not self.down:
+            # The whole fleet is up: the placements whose app and hosts are in the scenario
+            # are all but those noted when they were put in force.
+            held = dict(self.placements)
+            for a in self._foreign:
+                del held[a]
+            return held
         cm = self._problem.cost
         return {
             a: p
@@ -384,6 +392,8 @@ class Simulation:
             totals.replacements += 1
             totals.migrated_mb += self._migrated(old, new)
         self.plan, self.placements, self.has_plan = doc, new, True
+        self._foreign = set()
+        self._note_foreign(new)
         out.plans += 1
         return True
 
@@ -400,14 +410,24 @@ class Simulation:
             totals.replacements += 1
             totals.migrated_mb += self._migrated_apps(moved)
         self.placements.update(moved)
+        self._note_foreign(moved)
         self.plan, self.has_plan = None, True
         out.plans += 1
         return moved
 
+    def _note_foreign(self, placements: dict[str, solver.Placement]) -> None:
+        """Note the placements whose app or a host is not in the scenario at all."""
+        for a, p in placements.items():
+            if a in self.order and p.hosts() <= self.base_devices.keys():
+                self._foreign.discard(a)
+            else:
+                self._foreign.add(a)
+
     def _migrated_apps(self, moved: dict[str, solver.Placement]) -> float:
         """`_migrated` of a change that moves only the apps `moved`: the same terms, in
-        the scenario's order, without a plan of the whole fleet."""
-        cm = self.problem().cost
+        the scenario's order, without a plan of the whole fleet (on the last compiled
+        scenario: the same fleet, and migration reads no bandwidth or battery)."""
+        cm = self._problem.cost
         old = self.placements
         mig = Migration(cm, old)
         terms = []
@@ -425,16 +445,22 @@ class Simulation:
         the scenario of now can run them; False (nothing done) otherwise."""
         verdicts = self.verdicts
         assert verdicts is not None
-        problem = self.problem()
+        apps = sorted(moved, key=self.order.__getitem__)
+        costs = [verdicts.cost_at(moved[a], self.link_now) for a in apps]
+        # The last compiled scenario has the fleet of now; unless a battery level moved
+        # since (what a pack pays for) or a cost must be made (it reads bandwidths), it
+        # serves without compiling the scenario of now.
+        stale = self._devices_due or any(c is None for c in costs)
+        problem = self.problem() if stale else self._problem
         cm = problem.cost
         records: dict[str, AppRecord] = {}
-        for a in sorted(moved, key=self.order.__getitem__):
+        for a, cost in zip(apps, costs, strict=True):
             p, app = moved[a], cm.apps.get(a)
             if app is None or a not in verdicts.records:
                 return False
             if not all(h in cm.devices for h in p.hosts()):
                 return False
-            made = app_record(cm, app, p, problem.migration, problem.app_costs)
+            made = app_record(cm, app, p, problem.migration, problem.app_costs, cost)
             if not isinstance(made, AppRecord):
                 return False
             records[a] = made

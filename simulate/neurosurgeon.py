@@ -53,6 +53,7 @@ class _App:
         # Choices by the traced slots they depend on, then by those slots' figures.
         self.cache: dict[tuple[int, ...], dict[tuple[float, ...], Placement]] = {}
         self.depends: tuple[int, ...] = ()
+        self.watched: tuple[int, ...] = ()  # the slots whose watch lists hold this app
 
     def slots_under(self, key: tuple[int, float]) -> tuple[int, ...]:
         """The traced slots read by every candidate whose best-figure bound is <= key."""
@@ -131,10 +132,13 @@ class NeurosurgeonPolicy:
         ).doc
 
     def _rewatch(self, app_id: str, entry: _App) -> None:
-        for apps in self.watch.values():
-            apps.discard(app_id)
+        if entry.watched == entry.depends:
+            return
+        for j in entry.watched:
+            self.watch[j].discard(app_id)
         for j in entry.depends:
             self.watch.setdefault(j, set()).add(app_id)
+        entry.watched = entry.depends
 
     def _lay_out(self, problem: solver.Problem) -> None:
         """Tables of the fleet's shape now: which links are traced, each app's splits."""

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import solver
-from solver.costs import CostModel
+from solver.costs import Cost, CostModel
 from solver.evaluate import AppRecord, battery_within, link_within, within
 from solver.plan import Placement
 
@@ -82,6 +82,11 @@ class Verdicts:
     over_fixed: set[str]  # apps over their SLO that cross no traced link
     # An app's SLO verdict by its placement and the figures of the traced links it crosses.
     cache: dict[tuple[Placement, tuple[float, ...]], bool] = field(default_factory=dict)
+    # Costs of placements made since, by the traced links their transfers cross and those
+    # links' figures: on a fleet of one shape, a cost reads nothing else that moves.
+    costs: dict[Placement, tuple[tuple[int, ...], dict[tuple[float, ...], Cost]]] = field(
+        default_factory=dict
+    )
 
     @property
     def rates(self) -> tuple[float, float, int, int]:
@@ -149,6 +154,11 @@ class Verdicts:
         devices: set[str] = set()
         links: set[int] = set()
         for app, rec in moved.items():
+            kept = self.costs.get(rec.placement)
+            if kept is None:
+                kept = (tuple(k for k in rec.cost.link_mb if k in self.traced_at), {})
+                self.costs[rec.placement] = kept
+            kept[1].setdefault(tuple(now[self.traced_at[k]] for k in kept[0]), rec.cost)
             old = self.records[app]
             self._forget(app, old)
             self.records[app] = rec
@@ -181,6 +191,15 @@ class Verdicts:
         self.power_w = sum(r.app.rate_rps * r.cost.energy_j for r in records)
         self.carbon_g_s = sum(r.app.rate_rps * r.cost.carbon_g for r in records)
         return devices
+
+    def cost_at(self, p: Placement, now: Mapping[Link, float]) -> Cost | None:
+        """The cost of placement `p` when the traced links have the bandwidths `now`, if
+        `apps_moved` had it at those figures before."""
+        kept = self.costs.get(p)
+        if kept is None:
+            return None
+        links, by_figures = kept
+        return by_figures.get(tuple(now[self.traced_at[k]] for k in links))
 
     def _forget(self, app: str, rec: AppRecord) -> None:
         """Take an app's record out of the indexes and the fixed verdicts."""

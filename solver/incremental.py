@@ -176,7 +176,7 @@ def _apply_change(
         routes = problem.cost.routes.refigured(new_scn, refigured)
     else:
         routes = problem.cost.routes
-    new = Problem(new_scn, CostModel(new_scn, routes), previous)
+    new = Problem(new_scn, CostModel(new_scn, routes, like=problem.cost), previous)
     if new_links is not None:
         new.derived["link_index"] = new_links
     affected, renumber = _carry_costs(problem, new, change, kept)
