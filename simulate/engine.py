@@ -453,6 +453,7 @@ class Simulation:
         stale = self._devices_due or any(c is None for c in costs)
         problem = self.problem() if stale else self._problem
         cm = problem.cost
+        mig = Migration(cm)  # as the whole evaluation counts it: against no previous plan
         records: dict[str, AppRecord] = {}
         for a, cost in zip(apps, costs, strict=True):
             p, app = moved[a], cm.apps.get(a)
@@ -460,7 +461,7 @@ class Simulation:
                 return False
             if not all(h in cm.devices for h in p.hosts()):
                 return False
-            made = app_record(cm, app, p, problem.migration, problem.app_costs, cost)
+            made = app_record(cm, app, p, mig, problem.app_costs, cost)
             if not isinstance(made, AppRecord):
                 return False
             records[a] = made

@@ -65,9 +65,9 @@ class _App:
                 slots |= self.splits.group_slots[j]
         return tuple(sorted(slots))
 
-    def cached(self, figures: np.ndarray) -> Placement | None:
+    def cached(self, figures: list[float]) -> Placement | None:
         for slots, by_figure in self.cache.items():
-            hit = by_figure.get(tuple(figures[list(slots)].tolist()))
+            hit = by_figure.get(tuple([figures[j] for j in slots]))
             if hit is not None:
                 self.depends = slots
                 return hit
@@ -103,9 +103,10 @@ class NeurosurgeonPolicy:
         self.last = figures
         changed: dict[str, Placement] = {}
         scorer: Scorer | None = None
+        listed = figures.tolist()
         for app_id in sorted(todo):
             entry = self.apps[app_id]
-            placement = entry.cached(figures) if self.caching else None
+            placement = entry.cached(listed) if self.caching else None
             if placement is None:
                 if scorer is None:
                     scorer = Scorer(now.problem)
@@ -114,9 +115,7 @@ class NeurosurgeonPolicy:
                 self.chose += 1
                 if self.caching:
                     slots = entry.slots_under(key)
-                    entry.cache.setdefault(slots, {})[tuple(figures[list(slots)].tolist())] = (
-                        placement
-                    )
+                    entry.cache.setdefault(slots, {})[tuple([listed[j] for j in slots])] = placement
                     entry.depends = slots
             self._rewatch(app_id, entry)
             if self.chosen.get(app_id) != placement:

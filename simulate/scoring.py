@@ -69,6 +69,10 @@ class Verdicts:
     # the verdicts no bandwidth or battery flips, by what they belong to.
     records: dict[str, AppRecord]
     order: dict[str, int]  # app id -> its place in the scenario's apps
+    # Each served app's W and g/s, in the order of `records` (the evaluator's order).
+    energy: list[float]
+    carbon: list[float]
+    at: dict[str, int]  # app id -> its place in `records`
     traced_at: dict[int, Link]  # traced links up, by their index in the scenario
     util: dict[str, float]
     mem: dict[str, float]
@@ -187,9 +191,12 @@ class Verdicts:
                 broken_link = not link_within(self.mbit[k], scn_links[k].mbps, cap)
                 self.fixed += broken_link - self.link_fixed.get(k, False)
                 self.link_fixed[k] = broken_link
-        records = self.records.values()
-        self.power_w = sum(r.app.rate_rps * r.cost.energy_j for r in records)
-        self.carbon_g_s = sum(r.app.rate_rps * r.cost.carbon_g for r in records)
+        for app, rec in moved.items():
+            k = self.at[app]
+            self.energy[k] = rec.app.rate_rps * rec.cost.energy_j
+            self.carbon[k] = rec.app.rate_rps * rec.cost.carbon_g
+        # The same products added in the same order as the whole evaluation's sums.
+        self.power_w, self.carbon_g_s = sum(self.energy), sum(self.carbon)
         return devices
 
     def cost_at(self, p: Placement, now: Mapping[Link, float]) -> Cost | None:
@@ -312,10 +319,11 @@ def verdicts_of(
         for d in packs
     }
     flippable = sum(link_over.values()) + sum(app_over.values()) + sum(battery_over.values())
-    records = ev.records.values()
+    energy = [r.app.rate_rps * r.cost.energy_j for r in ev.records.values()]
+    carbon = [r.app.rate_rps * r.cost.carbon_g for r in ev.records.values()]
     return Verdicts(
-        power_w=sum(r.app.rate_rps * r.cost.energy_j for r in records),
-        carbon_g_s=sum(r.app.rate_rps * r.cost.carbon_g for r in records),
+        power_w=sum(energy),
+        carbon_g_s=sum(carbon),
         fixed=len(ev.found) - flippable,
         unserved=len(set(served) - ev.records.keys()),
         cap=scn.max_utilization,
@@ -329,6 +337,9 @@ def verdicts_of(
         battery_over=battery_over,
         records=dict(ev.records),
         order={a.id: k for k, a in enumerate(scn.apps)},
+        energy=energy,
+        carbon=carbon,
+        at={a: k for k, a in enumerate(ev.records)},
         traced_at=index,
         util=dict(ev.utilization),
         mem=dict(ev.memory_mb),

@@ -90,7 +90,15 @@ def _apply_change(
         # A fleet of thousands changes one device at a time: copy the lists, patch in place.
         lost = change.lost_devices
         devices = [d for d in scn.devices if d.id not in lost] if lost else list(scn.devices)
-        at_device = {d.id: k for k, d in enumerate(devices)} if lost else problem.device_index
+        # The index by device is made for a change of devices only (a problem a second
+        # when links alone move).
+        at_device = (
+            {d.id: k for k, d in enumerate(devices)}
+            if lost
+            else problem.device_index
+            if change.devices
+            else {}
+        )
         for dev_id, upd in change.devices.items():
             if dev_id in lost:
                 continue
@@ -100,7 +108,7 @@ def _apply_change(
             devices[i] = Device.model_validate({**devices[i].model_dump(), **upd})
         devices.extend(Device.model_validate(raw) for raw in change.added_devices)
         known: Collection[str] = (
-            {d.id for d in devices} if lost or change.added_devices else at_device
+            {d.id for d in devices} if lost or change.added_devices else problem.cost.devices
         )
         link_upd = {_key(a, b): f for (a, b), f in change.links.items()}
         removed = {_key(a, b) for a, b in change.removed_links}
