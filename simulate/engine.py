@@ -142,7 +142,8 @@ class Simulation:
         self.placements: dict[str, solver.Placement] = {}
         self.evaluation: solver.Evaluation | None = None
         self.verdicts: Verdicts | None = None
-        self.evaluations = 0
+        self.evaluations = 0  # whole evaluations
+        self.moved_scorings = 0  # plans scored by the apps they moved (`_score_moved`)
         self.order = {a["id"]: k for k, a in enumerate(self.base["apps"])}
         self.horizon_h = float(self.base.get("horizon_h", 8.0))
         self.base_devices = {d["id"]: d for d in self.base["devices"]}
@@ -472,6 +473,7 @@ class Simulation:
             if k is not None:
                 packs.plan_w[k] = verdicts.power[d]
         self.evaluation = None  # the verdicts hold the plan's figures now
+        self.moved_scorings += 1
         return True
 
     def _write_plan(self) -> solver.PlanDoc:
