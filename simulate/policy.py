@@ -66,7 +66,8 @@ class Moment:
     first use); `scenario()`: the same as a scenario-v1 document (built on first call).
     `in_force`: the plan in force as a plan document (None before the first); when it was
     put in force as a `PlanChange`, its document is written on first read, by the
-    evaluator, on the scenario of now. `has_plan`: whether there is one, without writing it.
+    evaluator, on the scenario of now (an app that cannot run now is not in it).
+    `has_plan`: whether there is a plan in force, without writing it.
     `changed`: an input moved past what matters since the last step that said so (a
     traced bandwidth out of +-5% of its figure then, a battery level by half a point, a
     device lost or back). The observations of this step, as a control plane would receive
