@@ -30,8 +30,8 @@ import numpy as np
 import solver
 from orchestrator.replacement import placements_of
 from simulate.inputs import Inputs, Link
+from simulate.packs import Packs
 from simulate.policy import Moment, PlanChange, Policy
-from simulate.profiles import BatteryProfile
 from simulate.scoring import Verdicts, verdicts_of
 from simulate.traces import StepTable
 from solver.costs import battery_budget_w
@@ -39,7 +39,6 @@ from solver.evaluate import AppRecord, app_cost, app_record, app_violations, str
 from solver.migration import Migration, app_migration
 from solver.scenario import Device
 
-REPORT_PCT = 0.1  # agents report a battery level to a tenth of a point
 MAX_SAMPLES = 2000  # rows per policy in the time series
 
 
@@ -76,44 +75,6 @@ class PolicyRun:
     run_cpu_s: float = 0.0
 
 
-class _Batteries:
-    """The packs, as arrays: levels move every step by their net power."""
-
-    def __init__(self, scenario: dict[str, Any], profiles: dict[str, BatteryProfile]) -> None:
-        packs = [d for d in scenario["devices"] if d.get("battery")]
-        self.ids = [d["id"] for d in packs]
-        self.index = {d: k for k, d in enumerate(self.ids)}
-        self.spec = {d["id"]: dict(d["battery"]) for d in packs}
-        self.cap_wh = np.array([d["battery"]["capacity_wh"] for d in packs], dtype=float)
-        self.level = np.array([d["battery"]["level_pct"] for d in packs], dtype=float)
-        self.min_pct = np.array([d["battery"].get("min_pct", 0.0) for d in packs], dtype=float)
-        self.idle_w = np.array([d["power_w"]["idle"] for d in packs], dtype=float)
-        self.plan_w = np.zeros(len(packs))
-        self.charge_w = np.zeros(len(packs))
-        self.mains = np.zeros(len(packs), dtype=bool)
-        self.up = np.ones(len(packs), dtype=bool)
-        self.in_scenario = self.level.copy()  # the levels the scenario of now holds
-        self.reported = np.floor(self.level / REPORT_PCT)
-        self.profiles = {self.index[d]: p for d, p in profiles.items()}
-
-    def set_charging(self, t: float) -> np.ndarray:
-        """Charge and mains of time t; the packs whose charging state changed."""
-        before = self.charge_w > 0
-        for k, p in self.profiles.items():
-            self.charge_w[k] = p.charge_w(t)
-            self.mains[k] = p.on_mains(t)
-        return np.flatnonzero(before != (self.charge_w > 0))
-
-    def advance(self, dt: float) -> None:
-        draw = np.where(self.mains | ~self.up, 0.0, self.idle_w + self.plan_w)
-        self.level -= (draw - self.charge_w) * dt / 3600.0 / self.cap_wh * 100.0
-        np.clip(self.level, 0.0, 100.0, out=self.level)
-
-    def battery_doc(self, device: str) -> dict[str, Any]:
-        k = self.index[device]
-        return {**self.spec[device], "level_pct": round(float(self.in_scenario[k]), 4)}
-
-
 class Simulation:
     """One policy's run over the inputs."""
 
@@ -125,7 +86,7 @@ class Simulation:
         self.inputs, self.name, self.policy = inputs, name, policy
         self.base = inputs.scenario
         self.layers = {m["id"]: [ly["name"] for ly in m["layers"]] for m in self.base["models"]}
-        self.batteries = _Batteries(self.base, inputs.batteries)
+        self.batteries = Packs(self.base, inputs.batteries)
         # Traced bandwidths: exact in the scenario of now; `signalled` is the figure the
         # last `changed` step told the policies (what matters: +-bandwidth_step of it).
         self.link_now: dict[Link, float] = {k: tr.at(0.0) for k, tr in inputs.traces.items()}
@@ -235,8 +196,8 @@ class Simulation:
             lost, joined = down - self.down, self.down - down
             if lost or joined:
                 packs.up = np.array([d not in down for d in packs.ids], dtype=bool)
-            reports = self._battery_reports(down, charging_changed)
-            device_changes = self._battery_changes(down)
+            reports = packs.reports(down, charging_changed)
+            device_changes = packs.changes(down, inputs.battery_step_pct)
             self._devices_due.update(device_changes)
             shape = bool(lost or joined)
             structural = bool(device_changes) or shape
@@ -293,36 +254,6 @@ class Simulation:
                     progress(k + 1)
         out.run_s = time.perf_counter() - began
         out.run_cpu_s = time.process_time() - began_cpu
-        return out
-
-    def _battery_reports(
-        self, down: frozenset[str], charging_changed: np.ndarray
-    ) -> dict[str, tuple[float, bool]]:
-        """What the agents report this step: a level that crossed a tenth of a point, or
-        charging that started or stopped."""
-        packs = self.batteries
-        now = np.floor(packs.level / REPORT_PCT)
-        report = np.flatnonzero(now != packs.reported)
-        if charging_changed.size:
-            report = np.union1d(report, charging_changed)
-        packs.reported = now
-        return {
-            packs.ids[j]: (float(packs.level[j]), bool(packs.charge_w[j] > 0))
-            for j in report
-            if packs.ids[j] not in down
-        }
-
-    def _battery_changes(self, down: frozenset[str]) -> dict[str, dict[str, Any]]:
-        """Levels that moved past `battery_step_pct` from the scenario of now."""
-        packs = self.batteries
-        moved = np.flatnonzero(
-            np.abs(packs.level - packs.in_scenario) >= self.inputs.battery_step_pct
-        )
-        out: dict[str, dict[str, Any]] = {}
-        for j in moved:
-            packs.in_scenario[j] = packs.level[j]
-            if packs.ids[j] not in down:
-                out[packs.ids[j]] = {"battery": packs.battery_doc(packs.ids[j])}
         return out
 
     def _held(self, down: frozenset[str]) -> dict[str, solver.Placement]:
