@@ -11,7 +11,7 @@ from __future__ import annotations
 from simulate.engine import PolicyRun, Simulation, Totals
 from simulate.errors import InputError
 from simulate.inputs import Inputs, load_scenario_dict, prepare
-from simulate.policy import Moment, Policy, PolicyContext
+from simulate.policy import Moment, PlanChange, Policy, PolicyContext
 from simulate.registry import GROUP, known, make
 from simulate.traces import Trace, read_trace
 
@@ -20,6 +20,7 @@ __all__ = [
     "InputError",
     "Inputs",
     "Moment",
+    "PlanChange",
     "Policy",
     "PolicyContext",
     "PolicyRun",

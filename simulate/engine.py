@@ -9,10 +9,10 @@ Every step (`Inputs.step_s`) the engine
    over), and only when something asks for the compiled problem;
 3. asks the policy (`simulate.policy.Policy`) for the plan in force;
 4. scores the plan in force with the solver's evaluator (`solver.evaluate`, the one
-   `continuum solve` reports): afresh (on top of the last evaluation) when the plan or
-   the fleet's shape changed; when only bandwidths or battery levels moved, only the
-   verdicts they can flip are judged again, with the evaluator's own checks
-   (`simulate.scoring`);
+   `continuum solve` reports): the whole plan when a new plan or the fleet's shape
+   changed; when a policy moved some apps (`PlanChange`) on the same fleet, those apps
+   and the devices and links they touch; when only bandwidths or battery levels moved,
+   only the verdicts they can flip, with the evaluator's own checks (`simulate.scoring`);
 5. adds the step's energy, carbon, SLO misses and broken constraints, and drains or
    charges every pack by its idle draw plus the plan's power, less its charge.
 """
@@ -30,15 +30,15 @@ import numpy as np
 import solver
 from orchestrator.replacement import placements_of
 from simulate.inputs import Inputs, Link
-from simulate.policy import Moment, Policy
-from simulate.profiles import BatteryProfile
+from simulate.packs import Packs
+from simulate.policy import Moment, PlanChange, Policy
 from simulate.scoring import Verdicts, verdicts_of
 from simulate.traces import StepTable
 from solver.costs import battery_budget_w
-from solver.evaluate import app_cost, app_violations
+from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors
+from solver.migration import Migration, app_migration
 from solver.scenario import Device
 
-REPORT_PCT = 0.1  # agents report a battery level to a tenth of a point
 MAX_SAMPLES = 2000  # rows per policy in the time series
 
 
@@ -75,44 +75,6 @@ class PolicyRun:
     run_cpu_s: float = 0.0
 
 
-class _Batteries:
-    """The packs, as arrays: levels move every step by their net power."""
-
-    def __init__(self, scenario: dict[str, Any], profiles: dict[str, BatteryProfile]) -> None:
-        packs = [d for d in scenario["devices"] if d.get("battery")]
-        self.ids = [d["id"] for d in packs]
-        self.index = {d: k for k, d in enumerate(self.ids)}
-        self.spec = {d["id"]: dict(d["battery"]) for d in packs}
-        self.cap_wh = np.array([d["battery"]["capacity_wh"] for d in packs], dtype=float)
-        self.level = np.array([d["battery"]["level_pct"] for d in packs], dtype=float)
-        self.min_pct = np.array([d["battery"].get("min_pct", 0.0) for d in packs], dtype=float)
-        self.idle_w = np.array([d["power_w"]["idle"] for d in packs], dtype=float)
-        self.plan_w = np.zeros(len(packs))
-        self.charge_w = np.zeros(len(packs))
-        self.mains = np.zeros(len(packs), dtype=bool)
-        self.up = np.ones(len(packs), dtype=bool)
-        self.in_scenario = self.level.copy()  # the levels the scenario of now holds
-        self.reported = np.floor(self.level / REPORT_PCT)
-        self.profiles = {self.index[d]: p for d, p in profiles.items()}
-
-    def set_charging(self, t: float) -> np.ndarray:
-        """Charge and mains of time t; the packs whose charging state changed."""
-        before = self.charge_w > 0
-        for k, p in self.profiles.items():
-            self.charge_w[k] = p.charge_w(t)
-            self.mains[k] = p.on_mains(t)
-        return np.flatnonzero(before != (self.charge_w > 0))
-
-    def advance(self, dt: float) -> None:
-        draw = np.where(self.mains | ~self.up, 0.0, self.idle_w + self.plan_w)
-        self.level -= (draw - self.charge_w) * dt / 3600.0 / self.cap_wh * 100.0
-        np.clip(self.level, 0.0, 100.0, out=self.level)
-
-    def battery_doc(self, device: str) -> dict[str, Any]:
-        k = self.index[device]
-        return {**self.spec[device], "level_pct": round(float(self.in_scenario[k]), 4)}
-
-
 class Simulation:
     """One policy's run over the inputs."""
 
@@ -124,7 +86,7 @@ class Simulation:
         self.inputs, self.name, self.policy = inputs, name, policy
         self.base = inputs.scenario
         self.layers = {m["id"]: [ly["name"] for ly in m["layers"]] for m in self.base["models"]}
-        self.batteries = _Batteries(self.base, inputs.batteries)
+        self.batteries = Packs(self.base, inputs.batteries)
         # Traced bandwidths: exact in the scenario of now; `signalled` is the figure the
         # last `changed` step told the policies (what matters: +-bandwidth_step of it).
         self.link_now: dict[Link, float] = {k: tr.at(0.0) for k, tr in inputs.traces.items()}
@@ -133,11 +95,17 @@ class Simulation:
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
         self._devices_due: dict[str, dict[str, Any]] = {}
+        # The plan in force: its placements, and its document (None when it was put in
+        # force as a `PlanChange` and no policy has read it since: written when asked).
+        self.has_plan = False
+        self._foreign: set[str] = set()  # apps placed on a device no scenario has
         self.plan: solver.PlanDoc | None = None
         self.placements: dict[str, solver.Placement] = {}
         self.evaluation: solver.Evaluation | None = None
         self.verdicts: Verdicts | None = None
-        self.evaluations = 0
+        self.evaluations = 0  # whole evaluations
+        self.moved_scorings = 0  # plans scored by the apps they moved (`_score_moved`)
+        self.order = {a["id"]: k for k, a in enumerate(self.base["apps"])}
         self.horizon_h = float(self.base.get("horizon_h", 8.0))
         self.base_devices = {d["id"]: d for d in self.base["devices"]}
         self.rates = (0.0, 0.0, 0, 0)  # W, g/s, violations, SLO misses
@@ -228,8 +196,8 @@ class Simulation:
             lost, joined = down - self.down, self.down - down
             if lost or joined:
                 packs.up = np.array([d not in down for d in packs.ids], dtype=bool)
-            reports = self._battery_reports(down, charging_changed)
-            device_changes = self._battery_changes(down)
+            reports = packs.reports(down, charging_changed)
+            device_changes = packs.changes(down, inputs.battery_step_pct)
             self._devices_due.update(device_changes)
             shape = bool(lost or joined)
             structural = bool(device_changes) or shape
@@ -240,7 +208,7 @@ class Simulation:
                 Moment(
                     t,
                     self.problem,
-                    self.plan,
+                    self.plan if self.plan is not None or not self.has_plan else self._write_plan,
                     signal or structural or k == 0,
                     self.scenario_now,
                     samples,
@@ -252,11 +220,21 @@ class Simulation:
                 )
             )
             totals.solve_s += time.perf_counter() - started
-            replaced = decided is not None and self._put_in_force(decided, totals, out)
+            moved_apps: dict[str, solver.Placement] | None = None
+            if isinstance(decided, PlanChange):
+                moved_apps = self._put_change_in_force(decided, totals, out)
+                replaced = moved_apps is not None
+            else:
+                replaced = decided is not None and self._put_in_force(decided, totals, out)
             verdicts = self.verdicts
-            if shape or replaced or verdicts is None or self.evaluate_every_step:
+            whole = shape or verdicts is None or self.evaluate_every_step
+            if replaced and not whole:
+                # A new plan is scored whole; apps moved on the same fleet, by what they touch.
+                whole = moved_apps is None or not self._score_moved(moved_apps)
+            if whole:
                 self._evaluate()
             else:
+                assert verdicts is not None
                 if moved:
                     verdicts.links_moved(self.link_now, moved, self._slo_over)
                 for device in device_changes:
@@ -278,37 +256,14 @@ class Simulation:
         out.run_cpu_s = time.process_time() - began_cpu
         return out
 
-    def _battery_reports(
-        self, down: frozenset[str], charging_changed: np.ndarray
-    ) -> dict[str, tuple[float, bool]]:
-        """What the agents report this step: a level that crossed a tenth of a point, or
-        charging that started or stopped."""
-        packs = self.batteries
-        now = np.floor(packs.level / REPORT_PCT)
-        report = np.flatnonzero(now != packs.reported)
-        if charging_changed.size:
-            report = np.union1d(report, charging_changed)
-        packs.reported = now
-        return {
-            packs.ids[j]: (float(packs.level[j]), bool(packs.charge_w[j] > 0))
-            for j in report
-            if packs.ids[j] not in down
-        }
-
-    def _battery_changes(self, down: frozenset[str]) -> dict[str, dict[str, Any]]:
-        """Levels that moved past `battery_step_pct` from the scenario of now."""
-        packs = self.batteries
-        moved = np.flatnonzero(
-            np.abs(packs.level - packs.in_scenario) >= self.inputs.battery_step_pct
-        )
-        out: dict[str, dict[str, Any]] = {}
-        for j in moved:
-            packs.in_scenario[j] = packs.level[j]
-            if packs.ids[j] not in down:
-                out[packs.ids[j]] = {"battery": packs.battery_doc(packs.ids[j])}
-        return out
-
     def _held(self, down: frozenset[str]) -> dict[str, solver.Placement]:
+        if not down and not self.down:
+            # The whole fleet is up: the placements whose app and hosts are in the scenario
+            # are all but those noted when they were put in force.
+            held = dict(self.placements)
+            for a in self._foreign:
+                del held[a]
+            return held
         cm = self._problem.cost
         return {
             a: p
@@ -362,15 +317,109 @@ class Simulation:
         # A re-placement moves or starts an app; a plan that only drops the apps of a
         # device gone (or only predicts other latencies) is put in force uncounted.
         moves = any(old.get(a) != p for a, p in new.items())
-        if self.plan is not None and not moves:
+        if self.has_plan and not moves:
             if new.keys() == old.keys():
                 return False
-        elif self.plan is not None:
+        elif self.has_plan:
             totals.replacements += 1
             totals.migrated_mb += self._migrated(old, new)
-        self.plan, self.placements = doc, new
+        self.plan, self.placements, self.has_plan = doc, new, True
+        self._foreign = set()
+        self._note_foreign(new)
         out.plans += 1
         return True
+
+    def _put_change_in_force(
+        self, change: PlanChange, totals: Totals, out: PolicyRun
+    ) -> dict[str, solver.Placement] | None:
+        """The plan in force with the apps of `change` placed elsewhere; the apps it moves
+        (None: it moves none, and nothing is put in force)."""
+        old = self.placements
+        moved = {a: p for a, p in change.placements.items() if old.get(a) != p}
+        if self.has_plan and not moved:
+            return None
+        if self.has_plan:
+            totals.replacements += 1
+            totals.migrated_mb += self._migrated_apps(moved)
+        self.placements.update(moved)
+        self._note_foreign(moved)
+        self.plan, self.has_plan = None, True
+        out.plans += 1
+        return moved
+
+    def _note_foreign(self, placements: dict[str, solver.Placement]) -> None:
+        """Note the placements whose app or a host is not in the scenario at all."""
+        for a, p in placements.items():
+            if a in self.order and p.hosts() <= self.base_devices.keys():
+                self._foreign.discard(a)
+            else:
+                self._foreign.add(a)
+
+    def _migrated_apps(self, moved: dict[str, solver.Placement]) -> float:
+        """`_migrated` of a change that moves only the apps `moved`: the same terms, in
+        the scenario's order, without a plan of the whole fleet (on the last compiled
+        scenario: the same fleet, and migration reads no bandwidth or battery)."""
+        cm = self._problem.cost
+        old = self.placements
+        mig = Migration(cm, old)
+        terms = []
+        for a in sorted(moved, key=self.order.__getitem__):
+            p, app = moved[a], cm.apps.get(a)
+            if app is None or a not in old or not all(h in cm.devices for h in p.hosts()):
+                continue
+            if not structure_errors(cm, app, p):
+                terms.append(app_migration(mig, app, p))
+        return sum(terms)
+
+    def _score_moved(self, moved: dict[str, solver.Placement]) -> bool:
+        """Score the plan in force after `moved` by what they change (`Verdicts.apps_moved`),
+        when they are served apps of the fleet of the last whole evaluation placed where
+        the scenario of now can run them; False (nothing done) otherwise."""
+        verdicts = self.verdicts
+        assert verdicts is not None
+        apps = sorted(moved, key=self.order.__getitem__)
+        costs = [verdicts.cost_at(moved[a], self.link_now) for a in apps]
+        # The last compiled scenario has the fleet of now; unless a battery level moved
+        # since (what a pack pays for) or a cost must be made (it reads bandwidths), it
+        # serves without compiling the scenario of now.
+        stale = self._devices_due or any(c is None for c in costs)
+        problem = self.problem() if stale else self._problem
+        cm = problem.cost
+        mig = Migration(cm)  # as the whole evaluation counts it: against no previous plan
+        records: dict[str, AppRecord] = {}
+        for a, cost in zip(apps, costs, strict=True):
+            p, app = moved[a], cm.apps.get(a)
+            if app is None or a not in verdicts.records:
+                return False
+            if not all(h in cm.devices for h in p.hosts()):
+                return False
+            made = app_record(cm, app, p, mig, problem.app_costs, cost)
+            if not isinstance(made, AppRecord):
+                return False
+            records[a] = made
+        touched = verdicts.apps_moved(cm, records, self.link_now)
+        packs = self.batteries
+        for d in touched:
+            k = packs.index.get(d)
+            if k is not None:
+                packs.plan_w[k] = verdicts.power[d]
+        self.evaluation = None  # the verdicts hold the plan's figures now
+        self.moved_scorings += 1
+        return True
+
+    def _write_plan(self) -> solver.PlanDoc:
+        """The document of the plan in force (put in force as a `PlanChange`), written by
+        the evaluator on the scenario of now, when a policy first reads it."""
+        if self.plan is None:
+            problem = self.problem()
+            self.plan = solver.build_plan(
+                problem.cost,
+                self._valid(self.placements),
+                solver.Status.FEASIBLE,
+                self.name,
+                cache=problem.app_costs,
+            ).doc
+        return self.plan
 
     def _migrated(
         self, old: dict[str, solver.Placement], new: dict[str, solver.Placement]
@@ -393,12 +442,9 @@ class Simulation:
 
     def _evaluate(self) -> None:
         problem = self.problem()
-        ev = solver.evaluate(
-            problem.cost,
-            self._valid(self.placements),
-            cache=problem.app_costs,
-            base=self.evaluation,
-        )
+        # The whole plan afresh (not on top of the last evaluation): the sums by device
+        # and link are then the very additions `Verdicts.apps_moved` makes again.
+        ev = solver.evaluate(problem.cost, self._valid(self.placements), cache=problem.app_costs)
         self.evaluation = ev
         self.evaluations += 1
         traced = {

@@ -19,6 +19,11 @@ apps whose choice cannot have moved:
 
 With a migration weight the choice also reads the plan in force: then nothing is cached,
 every app is chosen afresh (still only bounding most candidates).
+
+On the fleet's first step, and when a device is lost or back, the answer is the plan
+document of every app's choice; at other steps it is a `PlanChange` of the apps whose
+choice moved, which the simulator puts in force by what those apps touch (the plan and
+its evaluation are the same as the document's: tests/simulate/test_scoring.py).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Mapping
 import numpy as np
 
 import solver
-from simulate.policy import Moment, PolicyContext
+from simulate.policy import Moment, PlanChange, PolicyContext
 from solver.baselines import Scorer
 from solver.plan import Placement, Status
 from solver.splits import AppSplits, choose, figure_vector
@@ -48,6 +53,7 @@ class _App:
         # Choices by the traced slots they depend on, then by those slots' figures.
         self.cache: dict[tuple[int, ...], dict[tuple[float, ...], Placement]] = {}
         self.depends: tuple[int, ...] = ()
+        self.watched: tuple[int, ...] = ()  # the slots whose watch lists hold this app
 
     def slots_under(self, key: tuple[int, float]) -> tuple[int, ...]:
         """The traced slots read by every candidate whose best-figure bound is <= key."""
@@ -59,9 +65,9 @@ class _App:
                 slots |= self.splits.group_slots[j]
         return tuple(sorted(slots))
 
-    def cached(self, figures: np.ndarray) -> Placement | None:
+    def cached(self, figures: list[float]) -> Placement | None:
         for slots, by_figure in self.cache.items():
-            hit = by_figure.get(tuple(figures[list(slots)].tolist()))
+            hit = by_figure.get(tuple([figures[j] for j in slots]))
             if hit is not None:
                 self.depends = slots
                 return hit
@@ -79,12 +85,11 @@ class NeurosurgeonPolicy:
         self.last: np.ndarray = figure_vector(())
         self.chosen: dict[str, Placement] = {}
         self.caching = True
-        self.evaluation: solver.Evaluation | None = None
         self.chose = 0  # apps chosen by the solver's rule (cache misses), for the bench
 
-    def decide(self, now: Moment) -> solver.PlanDoc | None:
+    def decide(self, now: Moment) -> solver.PlanDoc | PlanChange | None:
         self.figures.update(now.link_samples)
-        shape = now.in_force is None or bool(now.lost or now.joined)
+        shape = not now.has_plan or bool(now.lost or now.joined)
         if not shape and not (now.changed and now.bandwidth):
             return None
         if shape:
@@ -96,11 +101,12 @@ class NeurosurgeonPolicy:
             moved = np.flatnonzero(figures[:-1] != self.last[:-1]).tolist()
             todo = set().union(*(self.watch.get(j, ()) for j in moved)) if moved else set()
         self.last = figures
-        changed = shape
+        changed: dict[str, Placement] = {}
         scorer: Scorer | None = None
+        listed = figures.tolist()
         for app_id in sorted(todo):
             entry = self.apps[app_id]
-            placement = entry.cached(figures) if self.caching else None
+            placement = entry.cached(listed) if self.caching else None
             if placement is None:
                 if scorer is None:
                     scorer = Scorer(now.problem)
@@ -109,36 +115,29 @@ class NeurosurgeonPolicy:
                 self.chose += 1
                 if self.caching:
                     slots = entry.slots_under(key)
-                    entry.cache.setdefault(slots, {})[tuple(figures[list(slots)].tolist())] = (
-                        placement
-                    )
+                    entry.cache.setdefault(slots, {})[tuple([listed[j] for j in slots])] = placement
                     entry.depends = slots
             self._rewatch(app_id, entry)
             if self.chosen.get(app_id) != placement:
                 self.chosen[app_id] = placement
-                changed = True
-        if not changed:
-            return None
+                changed[app_id] = placement
+        if not shape:
+            return PlanChange(changed) if changed else None
         problem = now.problem
-        # On top of the last plan's evaluation (same fleet, other figures): only the apps
-        # that moved and what they touch are evaluated again; the costs go to the
-        # problem's cache, where the engine's own evaluation of the plan finds them.
-        plan = solver.build_plan(
-            problem.cost,
-            dict(self.chosen),
-            Status.FEASIBLE,
-            "neurosurgeon",
-            cache=problem.app_costs,
-            base=None if shape else self.evaluation,
-        )
-        self.evaluation = plan.evaluation
-        return plan.doc
+        # The costs go to the problem's cache, where the engine's evaluation finds them.
+        chosen = dict(self.chosen)
+        return solver.build_plan(
+            problem.cost, chosen, Status.FEASIBLE, "neurosurgeon", cache=problem.app_costs
+        ).doc
 
     def _rewatch(self, app_id: str, entry: _App) -> None:
-        for apps in self.watch.values():
-            apps.discard(app_id)
+        if entry.watched == entry.depends:
+            return
+        for j in entry.watched:
+            self.watch[j].discard(app_id)
         for j in entry.depends:
             self.watch.setdefault(j, set()).add(app_id)
+        entry.watched = entry.depends
 
     def _lay_out(self, problem: solver.Problem) -> None:
         """Tables of the fleet's shape now: which links are traced, each app's splits."""

@@ -2,7 +2,10 @@
 
 A policy is asked at every step what plan should be in force, given the scenario of now
 and the plan in force (`Moment`); it answers a plan document (`solver.PlanDoc`, the
-contract's plan) to put in force now, or None to keep the plan in force. The simulator
+contract's plan) to put in force now, or None to keep the plan in force. A policy that
+re-plans app by app may answer a `PlanChange` instead: the plan in force with some apps
+placed elsewhere, which the simulator puts in force at the cost of those apps, not of the
+fleet (its document is written when a policy reads `Moment.in_force`). The simulator
 scores whatever is in force with the solver's evaluator, the same one `continuum solve`
 uses, so every policy is judged on equal terms.
 
@@ -31,6 +34,17 @@ DEFAULT_SOLVER = "heuristic"  # the control plane's default (orchestrator Settin
 
 
 @dataclass(frozen=True, slots=True)
+class PlanChange:
+    """The plan in force with the apps of `placements` placed there instead (the others
+    stay where they are): what a policy answers when it re-decides apps one by one."""
+
+    placements: Mapping[str, solver.Placement]
+
+
+Decision = solver.PlanDoc | PlanChange | None
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyContext:
     """What a policy is built with, once per run."""
 
@@ -50,6 +64,10 @@ class Moment:
 
     `problem`: the scenario of now compiled by the solver (`solver.Problem`, compiled on
     first use); `scenario()`: the same as a scenario-v1 document (built on first call).
+    `in_force`: the plan in force as a plan document (None before the first); when it was
+    put in force as a `PlanChange`, its document is written on first read, by the
+    evaluator, on the scenario of now (an app that cannot run now is not in it).
+    `has_plan`: whether there is a plan in force, without writing it.
     `changed`: an input moved past what matters since the last step that said so (a
     traced bandwidth out of +-5% of its figure then, a battery level by half a point, a
     device lost or back). The observations of this step, as a control plane would receive
@@ -63,7 +81,7 @@ class Moment:
         self,
         at_s: float,
         compile_problem: Callable[[], solver.Problem],
-        in_force: solver.PlanDoc | None,
+        in_force: solver.PlanDoc | Callable[[], solver.PlanDoc] | None,
         changed: bool,
         build_scenario: Callable[[], dict[str, Any]],
         link_samples: Mapping[tuple[str, str], float] | None = None,
@@ -74,7 +92,7 @@ class Moment:
         bandwidth: bool = False,
     ) -> None:
         self.at_s = at_s
-        self.in_force = in_force
+        self._in_force = in_force
         self.changed = changed
         self.link_samples = link_samples or {}
         self.battery_reports = battery_reports or {}
@@ -82,6 +100,15 @@ class Moment:
         self.structural = structural  # a device lost or back, or a battery level moved
         self.bandwidth = bandwidth
         self._compile, self._build = compile_problem, build_scenario
+
+    @property
+    def has_plan(self) -> bool:
+        return self._in_force is not None
+
+    @cached_property
+    def in_force(self) -> solver.PlanDoc | None:
+        doc = self._in_force
+        return doc() if callable(doc) else doc
 
     @cached_property
     def problem(self) -> solver.Problem:
@@ -99,7 +126,7 @@ class Moment:
 class Policy(Protocol):
     """Given the scenario and the plan in force, a plan (None: keep the plan in force)."""
 
-    def decide(self, now: Moment) -> solver.PlanDoc | None: ...
+    def decide(self, now: Moment) -> solver.PlanDoc | PlanChange | None: ...
 
 
 PolicyFactory = Callable[[PolicyContext], Policy]
@@ -149,7 +176,9 @@ class StaticPolicy(SolverPolicy):
 
 __all__ = [
     "DEFAULT_SOLVER",
+    "Decision",
     "Moment",
+    "PlanChange",
     "Policy",
     "PolicyContext",
     "PolicyFactory",

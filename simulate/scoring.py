@@ -24,6 +24,14 @@ min(m/m') and max(m/m') over those links and every other term by 1, so the worst
 now lies within worst * [min(1, min m/m'), max(1, max m/m')] of the last one the evaluator
 computed for it. When that whole interval is on one side of the SLO (with room for float
 rounding), the verdict is that side's; otherwise the evaluator judges the app.
+
+A plan that changes only some apps' placements, on the same fleet, is put in force the
+same way (`Verdicts.apps_moved`): only those apps are costed and checked (on the scenario
+of now, by the evaluator's own `app_record`), and only the devices and links their old
+and new costs touch are summed again and re-checked. A device's or link's sum is made
+afresh from the apps on it, in the scenario's order, the very additions the whole
+evaluation makes, so the figures are the evaluator's to the last bit, not a running
+total that drifts (tests/simulate/test_scoring.py compares them at every step).
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import solver
-from solver.evaluate import battery_within, link_within
+from solver.costs import Cost, CostModel
+from solver.evaluate import AppRecord, battery_within, link_within, within
+from solver.plan import Placement
 
 Link = tuple[str, str]
 _ROOM = 1e-6  # relative room, far above float rounding, before a bound decides a verdict
@@ -45,7 +55,6 @@ class Verdicts:
     carbon_g_s: float
     fixed: int  # broken constraints that no bandwidth or battery level can flip
     unserved: int  # apps of the scenario the plan does not serve
-    fixed_over: int  # apps over their SLO that cross no traced link
     cap: float
     link_mbit: dict[Link, float]  # traced links up: Mbit/s the plan sends over each
     link_over: dict[Link, bool]
@@ -55,7 +64,33 @@ class Verdicts:
     app_ref: dict[str, tuple[float, float, tuple[float, ...]]]  # worst ms, SLO ms, figures
     device_power: dict[str, float]  # devices with a pack: the plan's power on each
     battery_over: dict[str, bool]
-    cache: dict[tuple[str, tuple[float, ...]], bool] = field(default_factory=dict)
+    # What a change of some apps' placements needs (`apps_moved`): each served app's
+    # record, the evaluator's sums by device and link, which apps each one holds, and
+    # the verdicts no bandwidth or battery flips, by what they belong to.
+    records: dict[str, AppRecord]
+    order: dict[str, int]  # app id -> its place in the scenario's apps
+    # Each served app's W and g/s, in the order of `records` (the evaluator's order).
+    energy: list[float]
+    carbon: list[float]
+    at: dict[str, int]  # app id -> its place in `records`
+    traced_at: dict[int, Link]  # traced links up, by their index in the scenario
+    util: dict[str, float]
+    mem: dict[str, float]
+    power: dict[str, float]
+    mbit: list[float]
+    on_device: dict[str, set[str]]
+    on_link: dict[int, set[str]]
+    app_fixed: dict[str, int]
+    device_fixed: dict[str, int]
+    link_fixed: dict[int, bool]
+    over_fixed: set[str]  # apps over their SLO that cross no traced link
+    # An app's SLO verdict by its placement and the figures of the traced links it crosses.
+    cache: dict[tuple[Placement, tuple[float, ...]], bool] = field(default_factory=dict)
+    # Costs of placements made since, by the traced links their transfers cross and those
+    # links' figures: on a fleet of one shape, a cost reads nothing else that moves.
+    costs: dict[Placement, tuple[tuple[int, ...], dict[tuple[float, ...], Cost]]] = field(
+        default_factory=dict
+    )
 
     @property
     def rates(self) -> tuple[float, float, int, int]:
@@ -63,7 +98,7 @@ class Verdicts:
         over = sum(self.app_over.values())
         broken = self.fixed + sum(self.link_over.values()) + over
         broken += sum(self.battery_over.values())
-        return self.power_w, self.carbon_g_s, broken, self.unserved + self.fixed_over + over
+        return self.power_w, self.carbon_g_s, broken, self.unserved + len(self.over_fixed) + over
 
     def links_moved(
         self,
@@ -84,7 +119,7 @@ class Verdicts:
         missing: list[str] = []
         for app in sorted(apps):
             figures = tuple(now[k] for k in self.app_links[app])
-            hit = self.cache.get((app, figures))
+            hit = self.cache.get((self.records[app].placement, figures))
             if hit is None:
                 hit = self._bound(app, figures)
             if hit is None:
@@ -94,7 +129,8 @@ class Verdicts:
         if missing:
             for app, (over, worst) in slo_over(missing).items():
                 figures = tuple(now[k] for k in self.app_links[app])
-                self.app_over[app] = self.cache[(app, figures)] = over
+                self.cache[(self.records[app].placement, figures)] = over
+                self.app_over[app] = over
                 self.app_ref[app] = (worst, self.app_ref[app][1], figures)
 
     def _bound(self, app: str, figures: tuple[float, ...]) -> bool | None:
@@ -112,6 +148,133 @@ class Verdicts:
         if device in self.device_power:
             self.battery_over[device] = not battery_within(self.device_power[device], limit_w)
 
+    def apps_moved(
+        self, cm: CostModel, moved: Mapping[str, AppRecord], now: Mapping[Link, float]
+    ) -> set[str]:
+        """Put in force the records `moved` (served apps placed elsewhere, made on `cm`,
+        the scenario of now, whose traced links have the bandwidths `now`; the same fleet
+        as the last whole evaluation) in place of theirs, and judge again what they touch.
+        Returns the devices whose sums were made again."""
+        devices: set[str] = set()
+        links: set[int] = set()
+        for app, rec in moved.items():
+            kept = self.costs.get(rec.placement)
+            if kept is None:
+                kept = (tuple(k for k in rec.cost.link_mb if k in self.traced_at), {})
+                self.costs[rec.placement] = kept
+            kept[1].setdefault(tuple(now[self.traced_at[k]] for k in kept[0]), rec.cost)
+            old = self.records[app]
+            self._forget(app, old)
+            self.records[app] = rec
+            self._enter(app, rec, now)
+            for c in (old.cost, rec.cost):
+                devices.update(c.compute_s, c.memory_mb, c.joules)
+                links.update(c.link_mb)
+        cap = self.cap
+        for d in devices:
+            self._sum_device(d)
+            dev = cm.devices[d]
+            broken = (not within(self.util[d], cap)) + (not within(self.mem[d], dev.memory_mb))
+            self.fixed += broken - self.device_fixed.get(d, 0)
+            self.device_fixed[d] = broken
+            if d in self.device_power:
+                self.device_power[d] = self.power[d]
+                self.battery_moved(d, cm.battery_limit_w(d))
+        scn_links = cm.scenario.links
+        for k in links:
+            self._sum_link(k)
+            key = self.traced_at.get(k)
+            if key is not None:
+                self.link_mbit[key] = self.mbit[k]
+                self.link_over[key] = not link_within(self.mbit[k], now[key], cap)
+            else:
+                broken_link = not link_within(self.mbit[k], scn_links[k].mbps, cap)
+                self.fixed += broken_link - self.link_fixed.get(k, False)
+                self.link_fixed[k] = broken_link
+        for app, rec in moved.items():
+            k = self.at[app]
+            self.energy[k] = rec.app.rate_rps * rec.cost.energy_j
+            self.carbon[k] = rec.app.rate_rps * rec.cost.carbon_g
+        # The same products added in the same order as the whole evaluation's sums.
+        self.power_w, self.carbon_g_s = sum(self.energy), sum(self.carbon)
+        return devices
+
+    def cost_at(self, p: Placement, now: Mapping[Link, float]) -> Cost | None:
+        """The cost of placement `p` when the traced links have the bandwidths `now`, if
+        `apps_moved` had it at those figures before."""
+        kept = self.costs.get(p)
+        if kept is None:
+            return None
+        links, by_figures = kept
+        return by_figures.get(tuple(now[self.traced_at[k]] for k in links))
+
+    def _forget(self, app: str, rec: AppRecord) -> None:
+        """Take an app's record out of the indexes and the fixed verdicts."""
+        c = rec.cost
+        for d in {*c.compute_s, *c.memory_mb, *c.joules}:
+            self.on_device[d].discard(app)
+        for k in c.link_mb:
+            self.on_link[k].discard(app)
+        for key in self.app_links.pop(app, ()):
+            self.apps_on[key].remove(app)
+        self.app_over.pop(app, None)
+        self.app_ref.pop(app, None)
+        self.over_fixed.discard(app)
+        self.fixed -= self.app_fixed.pop(app)
+
+    def _enter(self, app: str, rec: AppRecord, now: Mapping[Link, float]) -> None:
+        """Put an app's record into the indexes and the verdicts (judged on `now`)."""
+        c = rec.cost
+        for d in {*c.compute_s, *c.memory_mb, *c.joules}:
+            self.on_device.setdefault(d, set()).add(app)
+        for k in c.link_mb:
+            self.on_link.setdefault(k, set()).add(app)
+        over = any(r.code == solver.Code.SLO for r in rec.violations)
+        links = _traced_links(rec, self.traced_at)
+        if links:
+            figures = tuple(now[k] for k in links)
+            self.app_links[app] = links
+            for key in links:
+                self.apps_on.setdefault(key, []).append(app)
+            assert rec.app.slo_ms is not None
+            self.app_ref[app] = (c.worst_ms, rec.app.slo_ms, figures)
+            self.app_over[app] = self.cache[(rec.placement, figures)] = over
+        elif over:
+            self.over_fixed.add(app)
+        fixed = len(rec.violations) - (over and bool(links))
+        self.app_fixed[app] = fixed
+        self.fixed += fixed
+
+    def _holding(self, apps: set[str]) -> list[AppRecord]:
+        """The records of `apps`, in the scenario's order (the evaluator's order of sums)."""
+        return [self.records[a] for a in sorted(apps, key=self.order.__getitem__)]
+
+    def _sum_device(self, d: str) -> None:
+        util = mem = power = 0.0
+        for rec in self._holding(self.on_device.get(d, set())):
+            c, rate = rec.cost, rec.app.rate_rps
+            if d in c.compute_s:
+                util += rate * c.compute_s[d]
+            if d in c.memory_mb:
+                mem += c.memory_mb[d]
+            if d in c.joules:
+                power += rate * c.joules[d]
+        self.util[d], self.mem[d], self.power[d] = util, mem, power
+
+    def _sum_link(self, k: int) -> None:
+        mbit = 0.0
+        for rec in self._holding(self.on_link.get(k, set())):
+            mbit += rec.app.rate_rps * rec.cost.link_mb[k] * 8.0
+        self.mbit[k] = mbit
+
+
+def _traced_links(rec: AppRecord, traced_at: Mapping[int, Link]) -> tuple[Link, ...]:
+    """The traced links an app with an SLO crosses, in the order of its transfers (none
+    for an app without an SLO: no bandwidth flips anything of it)."""
+    if rec.app.slo_ms is None:
+        return ()
+    return tuple(dict.fromkeys(traced_at[k] for k in rec.cost.link_mb if k in traced_at))
+
 
 def verdicts_of(
     ev: solver.Evaluation, traced: Mapping[Link, float], served: Iterable[str]
@@ -127,20 +290,28 @@ def verdicts_of(
             index[k] = (lk.a, lk.b)
     link_mbit = {index[k]: ev.link_mbit[k] for k in index}
     link_over = {index[k]: k in ev.link_violations for k in index}
-    over = {r.app for r in ev.found if r.code == solver.Code.SLO}
+    over = {r.app for r in ev.found if r.code == solver.Code.SLO and r.app is not None}
     app_links: dict[str, tuple[Link, ...]] = {}
     app_ref: dict[str, tuple[float, float, tuple[float, ...]]] = {}
     apps_on: dict[Link, list[str]] = {}
-    for rec in ev.records.values():
-        if rec.app.slo_ms is None:
-            continue
-        links = tuple(dict.fromkeys(index[k] for k in rec.cost.link_mb if k in index))
+    on_device: dict[str, set[str]] = {}
+    on_link: dict[int, set[str]] = {}
+    app_fixed: dict[str, int] = {}
+    for app, rec in ev.records.items():
+        c = rec.cost
+        for d in {*c.compute_s, *c.memory_mb, *c.joules}:
+            on_device.setdefault(d, set()).add(app)
+        for k in c.link_mb:
+            on_link.setdefault(k, set()).add(app)
+        links = _traced_links(rec, index)
+        app_fixed[app] = len(rec.violations) - (app in over and bool(links))
         if links:
-            app_links[rec.app.id] = links
+            assert rec.app.slo_ms is not None
+            app_links[app] = links
             figures = tuple(traced[k] for k in links)
-            app_ref[rec.app.id] = (rec.cost.worst_ms, rec.app.slo_ms, figures)
+            app_ref[app] = (c.worst_ms, rec.app.slo_ms, figures)
             for key in links:
-                apps_on.setdefault(key, []).append(rec.app.id)
+                apps_on.setdefault(key, []).append(app)
     app_over = {a: a in over for a in app_links}
     packs = {d.id for d in scn.devices if d.battery is not None}
     battery_over = {
@@ -148,13 +319,13 @@ def verdicts_of(
         for d in packs
     }
     flippable = sum(link_over.values()) + sum(app_over.values()) + sum(battery_over.values())
-    records = ev.records.values()
+    energy = [r.app.rate_rps * r.cost.energy_j for r in ev.records.values()]
+    carbon = [r.app.rate_rps * r.cost.carbon_g for r in ev.records.values()]
     return Verdicts(
-        power_w=sum(r.app.rate_rps * r.cost.energy_j for r in records),
-        carbon_g_s=sum(r.app.rate_rps * r.cost.carbon_g for r in records),
+        power_w=sum(energy),
+        carbon_g_s=sum(carbon),
         fixed=len(ev.found) - flippable,
         unserved=len(set(served) - ev.records.keys()),
-        fixed_over=len(over - app_links.keys()),
         cap=scn.max_utilization,
         link_mbit=link_mbit,
         link_over=link_over,
@@ -164,6 +335,25 @@ def verdicts_of(
         app_ref=app_ref,
         device_power={d: ev.power_w.get(d, 0.0) for d in packs},
         battery_over=battery_over,
+        records=dict(ev.records),
+        order={a.id: k for k, a in enumerate(scn.apps)},
+        energy=energy,
+        carbon=carbon,
+        at={a: k for k, a in enumerate(ev.records)},
+        traced_at=index,
+        util=dict(ev.utilization),
+        mem=dict(ev.memory_mb),
+        power=dict(ev.power_w),
+        mbit=list(ev.link_mbit),
+        on_device=on_device,
+        on_link=on_link,
+        app_fixed=app_fixed,
+        device_fixed={
+            d: sum(r.code != solver.Code.BATTERY for r in found)
+            for d, found in ev.device_violations.items()
+        },
+        link_fixed={k: True for k in ev.link_violations if k not in index},
+        over_fixed=over - app_links.keys(),
     )
 
 

@@ -79,7 +79,9 @@ class Scorer:
         if broken:
             return broken, c.worst_ms
         objective = self.cm.weighted(app, c)
-        objective += self.p.scenario.objective.migration * app_migration(self.p.migration, app, p)
+        w_mig = self.p.scenario.objective.migration
+        if w_mig:  # adding 0 * MB would leave the key as it is
+            objective += w_mig * app_migration(self.p.migration, app, p)
         return 0, objective
 
     def best(self, app: App, candidates: Iterable[Placement]) -> Placement | None:

@@ -10,6 +10,7 @@ Units: MB, seconds inside, milliseconds in latencies, joules, grams CO2e.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 from solver.routes import Num, Route, RouteTable
@@ -87,13 +88,29 @@ class ModelShape:
 class CostModel:
     """Builds cost terms for one scenario; routes are computed on first use and cached."""
 
-    def __init__(self, scenario: Scenario, routes: RouteTable | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, routes: RouteTable | None = None, like: CostModel | None = None
+    ) -> None:
+        """`like`: the cost model of a scenario this one was changed from; its tables of
+        the devices, models and apps that are the very same objects here are shared (a
+        fleet whose links move every second would rebuild them every second)."""
         self.scenario = scenario
         self.routes = routes if routes is not None else RouteTable(scenario)
-        self.devices: dict[str, Device] = {d.id: d for d in scenario.devices}
-        self.models: dict[str, Model] = {m.id: m for m in scenario.models}
-        self.shapes: dict[str, ModelShape] = {m.id: ModelShape.of(m) for m in scenario.models}
-        self.apps: dict[str, App] = {a.id: a for a in scenario.apps}
+        old = like.scenario if like is not None else None
+        if like is not None and old is not None and _same(old.devices, scenario.devices):
+            self.devices: dict[str, Device] = like.devices
+        else:
+            self.devices = {d.id: d for d in scenario.devices}
+        if like is not None and old is not None and _same(old.models, scenario.models):
+            self.models: dict[str, Model] = like.models
+            self.shapes: dict[str, ModelShape] = like.shapes
+        else:
+            self.models = {m.id: m for m in scenario.models}
+            self.shapes = {m.id: ModelShape.of(m) for m in scenario.models}
+        if like is not None and old is not None and _same(old.apps, scenario.apps):
+            self.apps: dict[str, App] = like.apps
+        else:
+            self.apps = {a.id: a for a in scenario.apps}
         self.weights = scenario.objective
 
     # -- primitives ------------------------------------------------------------------------
@@ -212,6 +229,11 @@ class CostModel:
     def battery_limit_w(self, device: str) -> float | None:
         """Most plan power a device may draw over the horizon; None when mains powered."""
         return battery_budget_w(self.devices[device], self.scenario.horizon_h)
+
+
+def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """The same objects in the same order."""
+    return a is b or (len(a) == len(b) and all(map(operator.is_, a, b)))
 
 
 def embodied_g_per_s(embodied_kgco2e: Num, lifetime_h: Num) -> Num:

@@ -158,6 +158,32 @@ class Evaluation:
         return [r.message for r in self.found]
 
 
+def app_record(
+    cm: CostModel,
+    app: App,
+    p: Placement,
+    mig: Migration,
+    cache: dict[str, tuple[Placement, Cost]] | None = None,
+    cost: Cost | None = None,
+) -> AppRecord | list[Reason]:
+    """One app's share of an evaluation, as `evaluate` makes it (its cost from `cache`
+    when there, else computed and cached), or its structure errors."""
+    errs = structure_errors(cm, app, p)
+    if errs:
+        return errs
+    c = cost
+    if c is None:
+        hit = cache.get(app.id) if cache is not None else None
+        c = hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
+    if c is None:
+        c = app_cost(cm, app, p)
+        if cache is not None:
+            cache[app.id] = (p, c)
+    m = app_migration(mig, app, p)
+    w_mig = cm.scenario.objective.migration
+    return AppRecord(app, p, c, m, cm.weighted(app, c) + w_mig * m, app_violations(cm, app, p, c))
+
+
 def changes_from(base: Evaluation, scn: Scenario) -> tuple[set[str], set[int]] | None:
     """The devices and links of `scn` that are not the very objects `base` was evaluated
     with, or None when `scn` differs from it in more than their fields (another fleet, links
@@ -286,18 +312,11 @@ def evaluate(
             if old is not None:
                 share(old, -1.0)
                 taken_out.add(app.id)
-            errs = structure_errors(cm, app, p)
-            if errs:
-                violations.extend(errs)
+            made = app_record(cm, app, p, mig, cache, c)
+            if not isinstance(made, AppRecord):
+                violations.extend(made)
                 continue
-            if c is None:
-                c = app_cost(cm, app, p)
-                if cache is not None:
-                    cache[app.id] = (p, c)
-            m = app_migration(mig, app, p)
-            rec = AppRecord(
-                app, p, c, m, cm.weighted(app, c) + w_mig * m, app_violations(cm, app, p, c)
-            )
+            rec = made
             share(rec, 1.0)
         records[app.id] = rec
         objective += rec.term

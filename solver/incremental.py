@@ -91,9 +91,13 @@ def _apply_change(
         # A fleet of thousands changes one device at a time: copy the lists, patch in place.
         lost = change.lost_devices
         devices = [d for d in scn.devices if d.id not in lost] if lost else list(scn.devices)
-        at_device: Mapping[str, int] = problem.device_index
-        if lost and change.devices:
-            at_device = {d.id: k for k, d in enumerate(devices)}
+        # The index by device is made for a change of devices only (a problem a second
+        # when links alone move), afresh only when devices were also lost.
+        at_device: Mapping[str, int] = {}
+        if change.devices:
+            at_device = (
+                {d.id: k for k, d in enumerate(devices)} if lost else problem.device_index
+            )
         for dev_id, upd in change.devices.items():
             if dev_id in lost:
                 continue
@@ -103,7 +107,7 @@ def _apply_change(
             devices[i] = Device.model_validate({**devices[i].model_dump(), **upd})
         devices.extend(Device.model_validate(raw) for raw in change.added_devices)
         known: Collection[str] = (
-            {d.id for d in devices} if lost or change.added_devices else at_device
+            {d.id for d in devices} if lost or change.added_devices else problem.cost.devices
         )
         # Lost devices, none added: a link or an app is kept unless it names a lost one
         # (tested against the few lost, not against a set of every device kept).
@@ -190,7 +194,7 @@ def _apply_change(
         routes = problem.cost.routes.refigured(new_scn, refigured)
     else:
         routes = problem.cost.routes
-    new = Problem(new_scn, CostModel(new_scn, routes), previous)
+    new = Problem(new_scn, CostModel(new_scn, routes, like=problem.cost), previous)
     if new_links is not None:
         new.derived["link_index"] = new_links
     affected, renumber = _carry_costs(problem, new, change, kept)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from solver.costs import Cost, CostModel
@@ -45,7 +46,12 @@ class Problem:
         self.app_costs: dict[str, tuple[Placement, Cost]] = {}
         # Tables a solver derives from this scenario, kept for re-solves of the same problem.
         self.derived: dict[str, Any] = {}
-        self.device_index = {d.id: k for k, d in enumerate(scenario.devices)}
+
+    @cached_property
+    def device_index(self) -> dict[str, int]:
+        """Device id -> its place in the scenario (made when first asked: a fleet whose
+        links move every second compiles a problem a second, and few of them ask)."""
+        return {d.id: k for k, d in enumerate(self.scenario.devices)}
 
     def model_options(self, app: App) -> list[str]:
         """The models an app may run, accuracy permitting (cascades: none)."""

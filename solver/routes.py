@@ -100,15 +100,16 @@ class RouteTable:
     routes are exactly those of a full search (same tie-breaking).
 
     `refigured` makes the table of a scenario that differs only in links' `mbps` or
-    `j_per_mb`: paths depend on rtt alone, so it shares the searches and every route that
-    does not cross a changed link, and rebuilds only the figures of those that do.
+    `j_per_mb`: paths depend on rtt alone, so it shares the searches and, for a few
+    generations, every route that does not cross a changed link; it rebuilds the figures
+    of the others, from the searches, when asked.
     `shrunk` makes the table of a fleet that lost devices or links: it keeps every route
     that avoids them.
     """
 
     # A refigured table looks routes up in its parent; past this many generations it
-    # copies them instead, so that a long chain of re-solves neither slows lookups nor
-    # keeps every old table alive.
+    # starts afresh instead (a shrunk one copies them), so that a long chain of re-solves
+    # neither slows lookups nor keeps every old table alive.
     _MAX_DEPTH = 4
 
     def __init__(self, scenario: Scenario) -> None:
@@ -137,10 +138,13 @@ class RouteTable:
         new._routes = {}
         new._renumber = None
         if self._depth + 1 > self._MAX_DEPTH:
+            # Past a few generations the table starts afresh rather than copying its
+            # parents' routes: the searches are shared, so a route asked again is rebuilt
+            # from them with this table's figures (a few microseconds), and a fleet whose
+            # traced links move every second asks again few of the thousands a copy would
+            # make (in the simulator, copying was most of a step's time).
             new._parent, new._stale, new._depth = None, frozenset(), 0
-            if self._renumber is None:
-                new._routes = self._all_refigured(changed)
-            else:
+            if self._renumber is not None:
                 new._routes = {
                     key: r
                     for key, r in self._all_cached().items()

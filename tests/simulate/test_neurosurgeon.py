@@ -13,7 +13,7 @@ from orchestrator.replacement import placements_of
 from simulate.engine import PolicyRun, Simulation
 from simulate.inputs import Inputs, prepare
 from simulate.neurosurgeon import NeurosurgeonPolicy
-from simulate.policy import Moment, SolverPolicy
+from simulate.policy import Moment, PlanChange, SolverPolicy
 from simulate.registry import known
 from simulate.run import context
 from solver.baselines import solve_neurosurgeon_reference
@@ -39,19 +39,32 @@ class Reference(SolverPolicy):
 
 
 class Recorded:
-    """A policy whose plans in force are written down, step by step."""
+    """A policy whose plans in force are written down, step by step; at every step the
+    plan in force it is shown (`now.in_force`, written on the scenario of now when read
+    after a `PlanChange`) is the one written down, as far as it can run now."""
 
     def __init__(self, inner: Any, layers: dict[str, list[str]]) -> None:
         self.inner, self.layers = inner, layers
         self.in_force: list[dict[str, solver.Placement]] = []
 
-    def decide(self, now: Moment) -> solver.PlanDoc | None:
+    def decide(self, now: Moment) -> solver.PlanDoc | PlanChange | None:
+        if now.has_plan:
+            assert now.in_force is not None
+            shown = placements_of(self.layers, now.in_force)
+            assert _runs(now, shown) == _runs(now, self.in_force[-1])
         doc = self.inner.decide(now)
-        if doc is not None:
+        if isinstance(doc, PlanChange):
+            self.in_force.append({**self.in_force[-1], **doc.placements})
+        elif doc is not None:
             self.in_force.append(placements_of(self.layers, doc))
         else:
             self.in_force.append(self.in_force[-1])
         return doc
+
+
+def _runs(now: Moment, plan: dict[str, solver.Placement]) -> dict[str, solver.Placement]:
+    cm = now.problem.cost
+    return {a: p for a, p in plan.items() if a in cm.apps and p.hosts() <= cm.devices.keys()}
 
 
 def _inputs(tmp: Path) -> Inputs:
