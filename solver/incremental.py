@@ -95,9 +95,7 @@ def _apply_change(
         # when links alone move), afresh only when devices were also lost.
         at_device: Mapping[str, int] = {}
         if change.devices:
-            at_device = (
-                {d.id: k for k, d in enumerate(devices)} if lost else problem.device_index
-            )
+            at_device = {d.id: k for k, d in enumerate(devices)} if lost else problem.device_index
         for dev_id, upd in change.devices.items():
             if dev_id in lost:
                 continue
