@@ -54,6 +54,7 @@ class ControlPlane:
         live: LiveState | None = None,
         executor: Executor | None = None,
         migrate: bool | None = None,
+        boavizta: Boavizta | None = None,
     ) -> None:
         self.settings = settings
         self._given_executor = executor
@@ -62,7 +63,10 @@ class ControlPlane:
         # `continuum db upgrade` (one deliberate step per release, not one per replica).
         self._migrate = settings.embedded if migrate is None else migrate
         self.metrics = Metrics()
-        self.boavizta = Boavizta(settings.boavizta_python)
+        # A given client is the caller's to close (tests share one worker across many
+        # apps: each worker takes a second or more of CPU to import Boavizta's tables).
+        self._own_boavizta = boavizta is None
+        self.boavizta = boavizta if boavizta is not None else Boavizta(settings.boavizta_python)
         self._warm: asyncio.Task[None] | None = None
         self.blobs = (
             DatabaseBlobs(lambda: self.sessions) if settings.artifacts_in_database else None
@@ -215,9 +219,12 @@ class ControlPlane:
         await self.planner.stop()
         await self.events.stop()
         await self.live.close()
+        if self._own_boavizta:
+            # Before awaiting the warm-up: closing ends a worker still importing its tables,
+            # so a stop never waits seconds for a catalog nobody will read.
+            await asyncio.to_thread(self.boavizta.close)
         if self._warm is not None:
             await self._warm
-        await asyncio.to_thread(self.boavizta.close)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

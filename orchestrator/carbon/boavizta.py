@@ -14,6 +14,7 @@ once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -102,11 +103,19 @@ class Boavizta:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
             assert self._proc.stdin is not None and self._proc.stdout is not None
-            self._proc.stdin.write(key + "\n")
-            self._proc.stdin.flush()
-            line = self._proc.stdout.readline()
+            try:
+                self._proc.stdin.write(key + "\n")
+                self._proc.stdin.flush()
+                line = self._proc.stdout.readline()
+            except OSError:  # a worker that died (or was closed) before reading it
+                line = ""
             if not line:
-                self._proc = None
+                ended, self._proc = self._proc, None
+                ended.wait()
+                for pipe in (ended.stdin, ended.stdout):
+                    if pipe is not None:
+                        with contextlib.suppress(OSError):  # a broken pipe to a killed one
+                            pipe.close()
                 raise BoaviztaUnavailable(f"the Boavizta worker ({self.python}) exited")
             answer: dict[str, Any] = json.loads(line)
             if not answer.pop("ok", False):
@@ -132,7 +141,14 @@ class Boavizta:
         return self._ask({"op": "derive", **request})
 
     def close(self) -> None:
-        with self._lock:
+        """End the worker. A request in flight (most often the start-up warm-up, while the
+        worker still imports its tables) is cut short: it raises BoaviztaUnavailable."""
+        proc = self._proc
+        if not self._lock.acquire(blocking=False):
+            if proc is not None:
+                proc.kill()
+            self._lock.acquire()
+        try:
             if self._proc is not None:
                 if self._proc.stdin is not None:
                     self._proc.stdin.close()
@@ -144,3 +160,5 @@ class Boavizta:
                 if self._proc.stdout is not None:
                     self._proc.stdout.close()
                 self._proc = None
+        finally:
+            self._lock.release()

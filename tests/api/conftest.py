@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.live.redis import RedisLiveState
 from orchestrator.settings import Settings
@@ -37,12 +38,22 @@ def pool() -> Iterator[ProcessPoolExecutor]:
     executor.shutdown(wait=True)
 
 
+@pytest.fixture(scope="session")
+def boavizta() -> Iterator[Boavizta]:
+    """One Boavizta worker for the session's apps: each app starting its own would import
+    Boavizta's tables again (a second or more of CPU, and its stop waiting for it)."""
+    client = Boavizta()
+    yield client
+    client.close()
+
+
 @dataclass
 class Backend:
     name: str
     settings: Settings
     redis_url: str | None
     prefix: str
+    boavizta: Boavizta
 
     def live(self) -> Any:
         if self.redis_url is None:
@@ -51,7 +62,9 @@ class Backend:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str) -> Backend:
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str, boavizta: Boavizta
+) -> Backend:
     name: str = request.param
     # fresh_pg: an empty database for this test (tests/harness/fixtures.py).
     database_url = request.getfixturevalue("fresh_pg") if name.startswith("postgres") else None
@@ -70,7 +83,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, live_prefix: str) ->
         # Many apps come and go in one test process: nothing of theirs may be frozen.
         gc_freeze=False,
     )
-    return Backend(name, settings, redis_url, live_prefix)
+    return Backend(name, settings, redis_url, live_prefix, boavizta)
 
 
 def make_app(backend: Backend, pool: ProcessPoolExecutor, live: Any = None) -> FastAPI:
@@ -78,7 +91,9 @@ def make_app(backend: Backend, pool: ProcessPoolExecutor, live: Any = None) -> F
     # Every app migrates its database at start, PostgreSQL included (the fresh database
     # has no schema yet; production runs `continuum db upgrade` instead).
     live = backend.live() if live is None else live
-    return create_app(backend.settings, live=live, executor=pool, migrate=True)
+    return create_app(
+        backend.settings, live=live, executor=pool, migrate=True, boavizta=backend.boavizta
+    )
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ derived by Boavizta's own functions, declared figures beside them, and bad input
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -238,7 +239,7 @@ async def test_a_grid_series_change_is_a_trigger_and_the_next_plan_uses_it(
     settings = backend.settings.model_copy(
         update={"grid_series": series, "heartbeat_interval_s": 1.0}
     )
-    app = make_app(Backend(backend.name, settings, backend.redis_url, backend.prefix), pool)
+    app = make_app(replace(backend, settings=settings), pool)
     async with serve(app) as client:
         agents = await fleet_with_model(client, cnn_bytes)
         r = await client.patch("/v1/devices/edge-1", json={"zone": "DEU"})
@@ -317,7 +318,8 @@ async def test_without_boavizta_a_derived_figure_is_a_503_saying_what_to_do(
     backend: Backend, pool: ProcessPoolExecutor, tmp_path: Path
 ) -> None:
     settings = backend.settings.model_copy(update={"boavizta_python": tmp_path / "no-python"})
-    app = make_app(Backend(backend.name, settings, backend.redis_url, backend.prefix), pool)
+    missing = Boavizta(settings.boavizta_python)  # not the session's working one
+    app = make_app(replace(backend, settings=settings, boavizta=missing), pool)
     async with serve(app) as client:
         await enroll(client, "cam-1")  # declared figures need no Boavizta
         r = await client.patch("/v1/devices/cam-1", json={"zone": "FRA"})

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from orchestrator.carbon.boavizta import Boavizta
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.settings import Settings
 from tests.api.conftest import ADMIN
@@ -25,13 +26,15 @@ def _body(token: str, name: str) -> dict[str, object]:
 
 
 async def test_enrollment_is_limited_per_source_then_globally(
-    tmp_path: Path, pool: ProcessPoolExecutor
+    tmp_path: Path, pool: ProcessPoolExecutor, boavizta: Boavizta
 ) -> None:
     settings = Settings(
         data_dir=tmp_path / "data", admin_token=ADMIN, gc_freeze=False,
         enroll_rate_per_source=3, enroll_rate_global=5, enroll_rate_window_s=600,
     )  # fmt: skip
-    app = create_app(settings, live=MemoryLiveState(), executor=pool, migrate=True)
+    app = create_app(
+        settings, live=MemoryLiveState(), executor=pool, migrate=True, boavizta=boavizta
+    )
 
     def client(address: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(

@@ -48,7 +48,7 @@ def _empty_worker_cache() -> None:
 
 
 def test_a_replan_derived_from_the_last_problem_equals_a_fresh_one() -> None:
-    first_scn = generate(7, devices=60, apps=30, blocks=6)
+    first_scn = generate(7, devices=40, apps=15, blocks=6)
     first_scn["objective"]["migration"] = 0.02
     first = _replan(first_scn, None, None)
     running = first
