@@ -59,8 +59,9 @@ class _Timing:
 
 
 def create_app(settings: Settings | None = None, **control_plane_options: Any) -> FastAPI:
-    """The control plane's HTTP API. Options (`live`, `executor`, `migrate`) are passed to
-    ControlPlane: tests use them to share a process pool or a live-state prefix."""
+    """The control plane's HTTP API. Options (`live`, `executor`, `migrate`, `boavizta`) are
+    passed to ControlPlane: tests use them to share a process pool, a live-state prefix or
+    one Boavizta worker."""
     settings = settings if settings is not None else Settings()
     cp = ControlPlane(settings, **control_plane_options)
 
