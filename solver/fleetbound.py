@@ -3,9 +3,8 @@
 On large fleets the heuristic gives each app a handful of candidate hosts (its
 neighbourhood, `solver.candidates.pick_hosts`), so the per-app optimum over them bounds
 nothing: a host outside might be cheaper. Here the other hosts of each tier are sorted
-by cost per GFLOP and cut into a few bands (`SLICES`), each band again by ms per GFLOP
-(`SPEEDS`), and each slice becomes one virtual host whose terms are no dearer than those
-of any host it stands for:
+by cost per GFLOP and cut into a few slices (`SLICES`), and each slice becomes one
+virtual host whose terms are no dearer than those of any host it stands for:
 - compute: the least cost per GFLOP (among the slice's hosts that are not candidates),
   the least ms per GFLOP and overhead and the most memory (each may come from a
   different device; a bound needs each term low, not one device);
@@ -21,21 +20,16 @@ the sender's link bounds. Then each app's chain DP over its candidates and the v
 hosts, with the SLO and shared capacity relaxed, bounds its own optimum, and their sum
 the plan's optimum. (A cascade's stages are enumerated with its SLO.)
 
-With the heuristic's own bound over the candidates (`lower`'s `within`: its DP over
-them, SLO and segment limit included) the relaxed DP runs over the paths that leave the
-candidates only (a virtual host, or a transfer the heuristic did not route), and each
-app's bound is the least of the two: the paths that stay are no longer relaxed.
-
 Then each slice's figures to the source, the sink and the candidates get floors by the
 triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
 at least as far from the source as the nearest non-candidate of its tier.
 
-How tight: 6.3 to 7.8% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (bench/RESULTS.md, fourth pass). The heuristic's plan is within 0.6% of the sum
-of the apps' own bounds over their candidates at 1,000 devices: the gap is the bound's.
-What is left is the virtual hosts, whose least cost, speed and distance sit with
-different hosts, and the SLO, relaxed on the paths that leave: with every host its own
-virtual host at its exact distances the relaxed bound is still 2.9% under the plan.
+How tight: 6.5 to 8% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (11 to 14% without the floors, about 20% with one virtual host bounded by first
+links). The rest is the slices: a slice's least cost per GFLOP sits with one of its hosts
+and its distance floor with another, and, about 1 point, the SLO left out. The exact
+per-app optimum over every host is within 0.3% of the one over the candidates on the apps
+checked (bench/RESULTS.md): the gap is the bound's.
 """
 
 from __future__ import annotations
@@ -49,7 +43,7 @@ import numpy as np
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.fleetfloor import both_ways, floors
-from solver.fleetpaths import Distances, leaving_dp, relaxed_dp
+from solver.fleetpaths import distances, relaxed_dp
 from solver.problem import Problem
 from solver.routes import transfer_ms
 from solver.scenario import App
@@ -103,15 +97,8 @@ def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[An
 # Virtual hosts per tier, by cost per GFLOP: equal-count slices of the tier's hosts. More
 # slices bound tighter (each stands for hosts no cheaper than its least) and cost a route
 # search and DP columns each.
-SLICES = {"cloud": 16, "edge": 6, "device": 3}
-# Each cost band is cut again by ms per GFLOP: the cheapest hosts are often slow, and a
-# slice with one's cost and another's speed would be both cheap and fast.
-SPEEDS = 2
+SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
-# An app's bound on its candidates alone is lowered by this much (relative): its DP's
-# arrays factor the contract's terms otherwise than the evaluator (`solver.fastcost`
-# agrees with `solver.costs` to 1e-9 relative), and as `solver.lagrange`, with room.
-_ROUNDING = 1e-7
 BUDGET = 16  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
@@ -141,8 +128,7 @@ class _Slices:
 class _Away:
     """One app's virtual hosts (nv of them): their `_Slices` terms, and `CandidateRoutes`
     figures (c1, c0, w1, w0) of the transfers from the source (4, nv), to the sink
-    (4, nv), and (c1, c0) from each candidate host (2, nv, K) and back to it (2, nv, K):
-    copies, held for every app until its DPs run, so no larger than the DP needs."""
+    (4, nv), from each candidate host (4, nv, K) and back to it (4, nv, K)."""
 
     cc: np.ndarray
     wk: np.ndarray
@@ -156,11 +142,6 @@ class _Away:
     pair: np.ndarray  # (4, nv, nv): from one virtual host to another (inf: itself)
 
 
-# An app, its routes with every transfer between candidates, its virtual hosts, and the
-# transfers that leave its candidates' routes (None: the relaxed DP over every path).
-_Member = tuple[App, CandidateRoutes, _Away, np.ndarray | None]
-
-
 class FleetBound:
     """Lower bounds of the apps of one problem: `lower(apps)`."""
 
@@ -172,13 +153,27 @@ class FleetBound:
         # A slice's first host -> least rtt, least joules per MB from the slice to each device.
         self._searched: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._sets: dict[tuple[str, ...], _Slices] = {}
+        # Per metric (rtt, joules per MB): each device's links to devices that relay
+        # (more than one link), and the single-link devices' only link.
+        only = self.links.only
         index = fleet.index
-        a = np.array([index[lk.a] for lk in fleet.links], dtype=np.int64)
-        b = np.array([index[lk.b] for lk in fleet.links], dtype=np.int64)
-        rtt = np.array([lk.rtt_ms for lk in fleet.links], dtype=float)
-        jpm = np.array([lk.j_per_mb for lk in fleet.links], dtype=float)
-        self._distances = Distances(fleet.n, a, b, [rtt, jpm])
+        rtt: list[list[tuple[int, float]]] = [[] for _ in range(fleet.n)]
+        jpm: list[list[tuple[int, float]]] = [[] for _ in range(fleet.n)]
+        for lk in fleet.links:
+            a, b = index[lk.a], index[lk.b]
+            if a not in only:
+                rtt[b].append((a, lk.rtt_ms))
+                jpm[b].append((a, lk.j_per_mb))
+            if b not in only:
+                rtt[a].append((b, lk.rtt_ms))
+                jpm[a].append((b, lk.j_per_mb))
+        self._adj = (rtt, jpm)
         self._full = both_ways(fleet)
+        links = fleet.links
+        self._leaves = (
+            {x: (nb, links[k].rtt_ms) for x, (nb, k) in only.items()},
+            {x: (nb, links[k].j_per_mb) for x, (nb, k) in only.items()},
+        )
 
     def _tier(self, tier: str) -> list[np.ndarray]:
         """One tier's hosts by cost per GFLOP, in slices, each with its route searches."""
@@ -188,15 +183,12 @@ class FleetBound:
             hosts = np.array(f.hosts_of((tier,)), dtype=np.int64)
             hosts = hosts[np.argsort(f.cc[hosts], kind="stable")]
             count = min(SLICES.get(tier, 4), len(hosts))
-            got = self._tiers[tier] = []
-            for band in np.array_split(hosts, count):
-                band = band[np.argsort(f.wk[band], kind="stable")]
-                for p in np.array_split(band, min(SPEEDS, len(band))):
-                    if len(p):
-                        got.append(p[np.argsort(f.cc[p], kind="stable")])
+            got = self._tiers[tier] = [p for p in np.array_split(hosts, count) if len(p)]
             for p in got:
-                near_rtt, near_jpm = self._distances.of(p)
-                self._searched[int(p[0])] = (near_rtt, near_jpm)
+                self._searched[int(p[0])] = (
+                    distances(self._adj[0], self._leaves[0], p),
+                    distances(self._adj[1], self._leaves[1], p),
+                )
         return got
 
     def _slices(self, tiers: tuple[str, ...]) -> _Slices:
@@ -290,10 +282,10 @@ class FleetBound:
             oc=v.oc,
             ow=v.ow,
             memory=v.memory,
-            inbound=sent[:, :, 0].copy(),
-            outbound=slice_sent[:, :, 1].copy(),
-            to=sent[:2, :, 2:].copy(),
-            back=slice_sent[:2, :, 2:].copy(),
+            inbound=sent[:, :, 0],
+            outbound=slice_sent[:, :, 1],
+            to=sent[:, :, 2:],
+            back=slice_sent[:, :, 2:],
             pair=v.pair,
         )
 
@@ -321,51 +313,45 @@ class FleetBound:
             ok=routes.ok | fill,
         )
 
-    def lower(
-        self, apps: Sequence[tuple[App, CandidateRoutes]], within: Sequence[float] | None = None
-    ) -> float:
-        """The sum of the apps' lower bounds (inf when one of them has no placement).
-
-        `within`, per app: a lower bound on its placements that use its candidates and
-        their routes alone (the heuristic's DP has one, SLO and segment limit included).
-        With it each app's bound is the least of that and the bound on the placements
-        that leave them (`fleetpaths.leaving_dp`), not the relaxed DP over every path."""
+    def lower(self, apps: Sequence[tuple[App, CandidateRoutes]]) -> float:
+        """The sum of the apps' lower bounds (inf when one of them has no placement)."""
         total = 0.0
-        groups: dict[str, list[_Member]] = {}
-        leaving = within is not None
-        inside = [INF] * len(apps) if within is None else [w * (1.0 - _ROUNDING) for w in within]
-        for (app, routes), own in zip(apps, inside, strict=True):
+        groups: dict[str, list[tuple[App, CandidateRoutes, _Away]]] = {}
+        for app, routes in apps:
             full = self.completed(routes)
             away = self.elsewhere(app, full)
             if app.cascade is not None:
-                total += min(own, self._cascade(app, full, away, leaving))
+                total += self._cascade(app, full, away)
                 continue
-            enter = full.ok & ~routes.ok if leaving else None
             for m in self.problem.model_options(app):
-                groups.setdefault(m, []).append((app, full, away, enter))
+                groups.setdefault(m, []).append((app, full, away))
         best: dict[str, float] = {}
         for m, members in groups.items():
-            for (app, *_), value in zip(members, self._chains(m, members), strict=True):
+            for (app, _, _), value in zip(members, self._chains(m, members), strict=True):
                 best[app.id] = min(best.get(app.id, INF), float(value))
-        for (app, _), own in zip(apps, inside, strict=True):
+        for app, _ in apps:
             if app.cascade is None:
-                total += min(own, best.get(app.id, INF))
+                total += best.get(app.id, INF)
         return total
 
-    def _chains(self, model_id: str, members: list[_Member]) -> np.ndarray:
+    def _chains(
+        self, model_id: str, members: list[tuple[App, CandidateRoutes, _Away]]
+    ) -> np.ndarray:
         """Each member's bound on running `model_id`: the chain DP of
         `solver.candidates` over its candidates and its virtual hosts, a few hundred apps
         at a time (their move arrays are apps x blocks x hosts squared)."""
         out = [self._chunk(model_id, members[i : i + CHUNK]) for i in range(0, len(members), CHUNK)]
         return np.concatenate(out) if out else np.zeros(0)
 
-    def _chunk(self, model_id: str, members: list[_Member]) -> np.ndarray:
+    def _chunk(
+        self, model_id: str, members: list[tuple[App, CandidateRoutes, _Away]]
+    ) -> np.ndarray:
         f = self.fleet
-        apps = [a for a, _, _, _ in members]
-        routes = [r for _, r, _, _ in members]
+        apps = [a for a, _, _ in members]
+        routes = [r for _, r, _ in members]
         ch = chain_arrays(self.problem, f, apps, model_id, routes, moves=False)
         na, n, kmax = ch.u.shape
-        nv = max(len(away.cc) for _, _, away, _ in members)
+        nv = max(len(away.cc) for _, _, away in members)
         width = kmax + nv
         u = np.empty((na, n, width))
         u[:, :, :kmax] = ch.u
@@ -373,16 +359,13 @@ class FleetBound:
         # of the segment it starts on the receiver); c0 inf where there is no move.
         c1 = np.zeros((na, width, width))
         c0 = np.full((na, width, width), INF)
-        enter = np.zeros((na, kmax, kmax), dtype=bool)
-        for a, (_, r, _, marks) in enumerate(members):
+        for a, r in enumerate(routes):
             k = len(r.hosts)
             c1[a, :k, :k] = np.where(r.ok, r.c1, 0.0)
             over = f.oc[np.array(r.hosts, dtype=np.int64)]
             c0[a, :k, :k] = np.where(r.ok, r.c0 + over[None, :], INF)
-            if marks is not None:
-                enter[a, :k, :k] = marks
         if nv:
-            self._virtual_columns(model_id, [(a, r, v) for a, r, v, _ in members], u, c1, c0, kmax)
+            self._virtual_columns(model_id, members, u, c1, c0, kmax)
         # No route has inf figures; inf times a probability of 0 would be nan.
         bad = ~np.isfinite(c1)
         c1[bad] = 0.0
@@ -391,10 +374,7 @@ class FleetBound:
         cont = np.array(s.cont)
         out = np.array([layer.out_mb for layer in s.model.layers])
         rate = np.array([a.rate_rps for a in apps])[:, None]
-        co, cn = rate * (cont * out)[None, : n - 1], rate * cont[None, : n - 1]
-        if members[0][3] is not None:
-            return leaving_dp(u, co, cn, c1, c0, kmax, enter)
-        return relaxed_dp(u, co, cn, c1, c0)
+        return relaxed_dp(u, rate * (cont * out)[None, : n - 1], rate * cont[None, : n - 1], c1, c0)
 
     def _virtual_columns(
         self,
@@ -441,10 +421,9 @@ class FleetBound:
         block = np.where(fits, rate[:, None, None] * cost, INF)  # (na, nv, n)
         u[:, :, kmax:] = block.transpose(0, 2, 1)
 
-    def _cascade(self, app: App, routes: CandidateRoutes, away: _Away, leaving: bool) -> float:
+    def _cascade(self, app: App, routes: CandidateRoutes, away: _Away) -> float:
         """Least objective over every combination of stage hosts, virtual ones included,
-        whose worst case meets the SLO (exact enumeration, as `cascade_options`); with
-        `leaving`, over those with a stage on a virtual host."""
+        whose worst case meets the SLO (exact enumeration, as `cascade_options`)."""
         assert app.cascade is not None
         f, cm = self.fleet, self.problem.cost
         hosts = np.array(routes.hosts, dtype=np.int64)
@@ -469,8 +448,6 @@ class FleetBound:
         out_ok = np.concatenate([routes.out_ok, np.ones(nv, dtype=bool)])
         total = np.zeros(())
         worst = np.zeros(())
-        virtual = np.arange(len(cc)) >= len(hosts)
-        away_from = np.zeros((), dtype=bool)
         for k, stage in enumerate(app.cascade):
             m = cm.models[stage.model]
             g = sum(layer.gflops for layer in m.layers)
@@ -483,11 +460,8 @@ class FleetBound:
             bad = ~in_ok | ~out_ok | (m.params_mb > mem)
             total = np.add.outer(total, np.where(bad, INF, app.rate_rps * c))
             worst = np.add.outer(worst, np.where(bad, INF, w))
-            away_from = np.logical_or.outer(away_from, virtual)
         slo = app.slo_ms if app.slo_ms is not None else INF
         meets = np.where(worst <= slo * (1.0 + 1e-9), total, INF)
-        if leaving:
-            meets = np.where(away_from, meets, INF)
         return float(meets.min()) if meets.size else INF
 
 

@@ -4,6 +4,8 @@ the SLO and the segment limit relaxed."""
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from solver.fastcost import INF
@@ -34,68 +36,37 @@ def relaxed_dp(
     return v.min(axis=1).astype(np.float64) * (1.0 - _F32_SLACK)
 
 
-def leaving_dp(
-    u: np.ndarray,
-    co: np.ndarray,
-    cn: np.ndarray,
-    c1: np.ndarray,
-    c0: np.ndarray,
-    k: int,
-    enter: np.ndarray,
+def distances(
+    adj: list[list[tuple[int, float]]], leaves: dict[int, tuple[int, float]], sources: np.ndarray
 ) -> np.ndarray:
-    """`relaxed_dp` over the paths that leave an app's candidates: that run a block on a
-    virtual host (a column k or later) or take a transfer between candidates marked in
-    `enter` (na, k, k: one the heuristic did not route). Every other path uses the
-    candidates and their routes alone, whose least cost the heuristic's own DP bounds
-    with the SLO and the segment limit (`FleetBound.lower`'s `within`). A second state
-    per host says whether the path has left yet; the paths that have not are kept on
-    the candidates' columns only."""
-    u, co, cn = u.astype(np.float32), co.astype(np.float32), cn.astype(np.float32)
-    c1, c0 = c1.astype(np.float32), c0.astype(np.float32)
-    inf = np.float32(INF)
-    stay = u[:, 0, :k]  # not left yet
-    left = u[:, 0, :].copy()
-    left[:, :k] = inf
-    marked = bool(enter.any())
-    for i in range(u.shape[1] - 1):
-        move = c1 * co[:, i, None, None]
-        move += c0 * cn[:, i, None, None]
-        out = move[:, :k, :] + stay[:, :, None]
-        inner = out[:, :, :k]
-        arrive = np.minimum(left, (move + left[:, :, None]).min(axis=1))
-        arrive[:, k:] = np.minimum(arrive[:, k:], out[:, :, k:].min(axis=1))
-        if marked:
-            arrive[:, :k] = np.minimum(arrive[:, :k], np.where(enter, inner, inf).min(axis=1))
-            inner = np.where(enter, inf, inner)
-        stay = np.minimum(stay, inner.min(axis=1)) + u[:, i + 1, :k]
-        left = arrive + u[:, i + 1, :]
-    return left.min(axis=1).astype(np.float64) * (1.0 - _F32_SLACK)
+    """Least sum of link weights from any of `sources` to every device (Dijkstra). A
+    device with a single link (`leaves`: its neighbour and the link's weight) relays
+    nothing: it is left out of `adj`, a source among them starts at its neighbour, and
+    its own distance is its neighbour's plus its link's."""
+    dist = [INF] * len(adj)
+    heap = []
+    for s in sources.tolist():
+        dist[s] = 0.0
+        leaf = leaves.get(s)
+        if leaf is None:
+            heap.append((0.0, s))
+        elif leaf[1] < dist[leaf[0]]:
+            dist[leaf[0]] = leaf[1]
+            heap.append((leaf[1], leaf[0]))
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        d, u = pop(heap)
+        if d > dist[u]:
+            continue
+        for v, w in adj[u]:
+            nd = d + w
+            if nd < dist[v]:
+                dist[v] = nd
+                push(heap, (nd, v))
+    for x, (nb, w) in leaves.items():
+        dist[x] = min(dist[x], dist[nb] + w)
+    return np.array(dist)
 
 
-class Distances:
-    """Least sums of link weights (rtt, joules per MB) from any of a set of devices to
-    every device: multi-source Dijkstra in C (scipy), one sparse graph per metric. A
-    zero weight is a link all the same (scipy keeps explicit zeros of a sparse matrix as
-    edges)."""
-
-    def __init__(self, n: int, a: np.ndarray, b: np.ndarray, weights: list[np.ndarray]) -> None:
-        # Imported here, as OR-Tools in `solver.ilp_model`: scipy costs about 0.25 s CPU and
-        # 37 MB to import, which only a large fleet's bound pays back, not every solve.
-        from scipy.sparse import csr_matrix
-
-        rows, cols = np.concatenate([a, b]), np.concatenate([b, a])
-        self.graphs = [
-            csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(n, n)) for w in weights
-        ]
-
-    def of(self, sources: np.ndarray) -> list[np.ndarray]:
-        """Per metric, the least sum from any of `sources` to each device (inf: none)."""
-        from scipy.sparse.csgraph import dijkstra
-
-        return [
-            np.asarray(dijkstra(g, directed=True, indices=sources, min_only=True))
-            for g in self.graphs
-        ]
-
-
-__all__ = ["Distances", "leaving_dp", "relaxed_dp"]
+__all__ = ["distances", "relaxed_dp"]

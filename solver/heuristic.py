@@ -428,9 +428,7 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
     elif not st.complete and not options.fixed:
         # Candidates are a neighbourhood: the bound counts every other host too (not around
         # fixed apps: that would bound the plans keeping them, and costs a re-solve's time).
-        fleet = FleetBound(problem, st.fleet).lower(
-            [(e.app, e.routes) for e in st.apps.values()], [e.lower for e in st.apps.values()]
-        )
+        fleet = FleetBound(problem, st.fleet).lower([(e.app, e.routes) for e in st.apps.values()])
         bound = st.fixed_objective + fleet if np.isfinite(fleet) else None
     plan = build_plan(
         cm,

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from solver import Problem, SolveOptions, Status, fleetbound, load_scenario, solve
-from solver.candidates import cascade_options, chain_arrays, pick_hosts, slo_paths
-from solver.fastcost import INF, CandidateRoutes, Fleet, candidate_routes
+from solver.candidates import pick_hosts
+from solver.fastcost import candidate_routes
 from solver.fleetbound import FleetBound
 from solver.generate import generate
 from solver.heuristic import adjacency, fleet_of
-from solver.scenario import App, parse_scenario
+from solver.scenario import parse_scenario
 
 
-def _within(problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes) -> float:
-    """The app's lower bound over its candidates and their routes, as the heuristic's DP
-    has it (`heuristic._State.generate`): SLO and segment limit included."""
-    if not routes.hosts:
-        return INF
-    if app.cascade is not None:
-        return cascade_options(problem, fleet, app, routes)[1]
-    slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
-    return min(
-        float(slo_paths(chain_arrays(problem, fleet, [app], m, [routes]), slo)[3][0])
-        for m in problem.model_options(app)
-    )
-
-
-def _bound(problem: Problem, cap: int, leaving: bool = False) -> float:
+def _bound(problem: Problem, cap: int) -> float:
     """The bound with each app's candidates cut to a neighbourhood of about `cap` hosts,
     as the heuristic has them on large fleets (every other host is left to the bound's
-    virtual hosts). With `leaving`, each app's bound is the least of its candidates' own
-    bound and that of the placements leaving them, as the heuristic reports it."""
+    virtual hosts)."""
     fleet = fleet_of(problem)
     adj = adjacency(problem, fleet)
     apps = []
@@ -45,8 +28,7 @@ def _bound(problem: Problem, cap: int, leaving: bool = False) -> float:
         if len(hosts) > cap + cap // 2 + 2:
             hosts = hosts[: cap + cap // 2]  # small fleets: pick_hosts gives every host
         apps.append((app, candidate_routes(fleet, app, hosts, upward_only=True)))
-    within = [_within(problem, fleet, a, r) for a, r in apps] if leaving else None
-    return FleetBound(problem, fleet).lower(apps, within)
+    return FleetBound(problem, fleet).lower(apps)
 
 
 def test_the_bound_is_below_every_shared_optimum(shared_scenarios: list[Path]) -> None:
@@ -56,8 +38,8 @@ def test_the_bound_is_below_every_shared_optimum(shared_scenarios: list[Path]) -
         if expected.get("status") != "optimal" or load_scenario(path).previous is not None:
             continue  # migration counts against a previous plan the bound does not price
         problem = Problem(load_scenario(path))
-        for cap, leaving in itertools.product((1, 2), (False, True)):
-            bound = _bound(problem, cap, leaving)
+        for cap in (1, 2):
+            bound = _bound(problem, cap)
             assert bound <= expected["objective"] * (1 + 1e-9) + 1e-9, (path.name, cap, bound)
         checked += 1
     assert checked >= 10
@@ -69,10 +51,8 @@ def test_the_bound_is_below_the_exact_optimum_of_generated_fleets(seed: int) -> 
     exact = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="ilp")
     assert exact.status == Status.OPTIMAL and exact.objective is not None
     for cap in (1, 3):
-        plain, leaving = _bound(Problem(scn), cap), _bound(Problem(scn), cap, leaving=True)
-        assert 0 < plain <= exact.objective * (1 + 1e-9)
-        # The candidates' own bound replaces their relaxed paths: never lower.
-        assert plain * (1 - 1e-6) <= leaving <= exact.objective * (1 + 1e-9)
+        bound = _bound(Problem(scn), cap)
+        assert 0 < bound <= exact.objective * (1 + 1e-9)
 
 
 def test_the_heuristic_reports_a_bound_on_large_fleets() -> None:
@@ -95,9 +75,8 @@ def test_the_bound_holds_with_coarse_and_one_host_slices(
     exact = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="ilp")
     assert exact.status == Status.OPTIMAL and exact.objective is not None
     monkeypatch.setattr(fleetbound, "SLICES", dict.fromkeys(("cloud", "edge", "device"), slices))
-    monkeypatch.setattr(fleetbound, "SPEEDS", slices)
-    for cap, leaving in itertools.product((1, 2), (False, True)):
-        bound = _bound(Problem(scn), cap, leaving)
+    for cap in (1, 2):
+        bound = _bound(Problem(scn), cap)
         assert 0 < bound <= exact.objective * (1 + 1e-9)
 
 
@@ -111,6 +90,6 @@ def test_the_bound_holds_whatever_the_searches_reach(
     exact = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="ilp")
     assert exact.status == Status.OPTIMAL and exact.objective is not None
     monkeypatch.setattr(fleetbound, "BUDGET", budget)
-    for cap, leaving in itertools.product((1, 2), (False, True)):
-        bound = _bound(Problem(scn), cap, leaving)
+    for cap in (1, 2):
+        bound = _bound(Problem(scn), cap)
         assert 0 < bound <= exact.objective * (1 + 1e-9)
