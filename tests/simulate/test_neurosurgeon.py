@@ -18,11 +18,7 @@ from simulate.registry import known
 from simulate.run import context
 from solver.baselines import solve_neurosurgeon_reference
 from solver.generate import generate
-
-ROOT = Path(__file__).resolve().parents[2]
-TRACES = ROOT.parent / "shared" / "traces"
-HSDPA = sorted((TRACES / "hsdpa-norway").iterdir())
-FIVE_G = sorted((TRACES / "5gophers").glob("All-Carriers_03-*.csv"))
+from tests.simulate.fleets import camera_traces, first_edge
 
 
 class Reference(SolverPolicy):
@@ -69,13 +65,8 @@ def _runs(now: Moment, plan: dict[str, solver.Placement]) -> dict[str, solver.Pl
 
 def _inputs(tmp: Path) -> Inputs:
     scn = generate(11, devices=24, apps=12, overheads=True)
-    traces = []
-    cams = [d["id"] for d in scn["devices"] if d["tier"] == "device"]
-    for k, cam in enumerate(cams[::2]):
-        link = next(lk for lk in scn["links"] if cam in (lk["a"], lk["b"]))
-        src = (HSDPA if k % 2 == 0 else FIVE_G)[k % 3]
-        traces.append(f"{link['a']}~{link['b']}={src}")
-    edge = next(d["id"] for d in scn["devices"] if d["tier"] == "edge")
+    traces = camera_traces(scn)
+    edge = first_edge(scn)
     return prepare(
         scn, "generated-24", ["neurosurgeon"], known(), hours=100 / 3600, traces=traces,
         failures=[f"{edge}@0.01:0.01"],

@@ -6,7 +6,6 @@ failure (a device lost and back)."""
 from __future__ import annotations
 
 from dataclasses import astuple
-from pathlib import Path
 
 import pytest
 
@@ -16,12 +15,9 @@ from simulate.inputs import Inputs, load_scenario_dict, prepare
 from simulate.registry import known, make
 from simulate.run import context
 from solver.generate import generate
+from tests.simulate.fleets import ROOT, TRACES, camera_traces, first_edge
 
-ROOT = Path(__file__).resolve().parents[2]
-TRACES = ROOT.parent / "shared" / "traces"
 WALKING = TRACES / "5gophers" / "All-Carriers_03-User-Mobility_walking-trace.csv"
-HSDPA = sorted((TRACES / "hsdpa-norway").iterdir())
-FIVE_G = sorted((TRACES / "5gophers").glob("All-Carriers_03-*.csv"))
 
 
 def run(name: str, steps: int, every_step: bool) -> tuple[PolicyRun, int]:
@@ -72,13 +68,8 @@ def generated(steps: int) -> Inputs:
     for d in scn["devices"]:
         if d.get("battery"):
             d["battery"] = {**d["battery"], "capacity_wh": 5.0}
-    traces = []
-    cams = [d["id"] for d in scn["devices"] if d["tier"] == "device"]
-    for k, cam in enumerate(cams[::2]):
-        link = next(lk for lk in scn["links"] if cam in (lk["a"], lk["b"]))
-        src = (HSDPA if k % 2 == 0 else FIVE_G)[k % 3]
-        traces.append(f"{link['a']}~{link['b']}={src}")
-    edge = next(d["id"] for d in scn["devices"] if d["tier"] == "edge")
+    traces = camera_traces(scn)
+    edge = first_edge(scn)
     return prepare(
         scn, "generated-24", ["neurosurgeon"], known(), hours=steps / 3600, traces=traces,
         failures=[f"{edge}@{60 / 3600}:{30 / 3600}"],
