@@ -4,6 +4,7 @@ recorded, and what other replicas decided taken from the event bus."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -104,7 +105,21 @@ async def test_agents_new_to_the_cache_share_one_refresh(
 
         return call
 
-    monkeypatch.setattr(compute, "compute", counted("compute", compute.compute))
+    real_compute = compute.compute
+
+    def first_waits(*args: Any) -> Any:
+        # The first recomputation runs until every agent has asked SQL about itself (and
+        # a moment more for each to ask for the refresh), as a fleet's arrivals overlap a
+        # slow one; arrivals spread over several recomputations would each begin one more,
+        # which is right (a forced read begins after its caller asked) but not this test.
+        if counts["compute"] == 1:
+            deadline = time.monotonic() + 10
+            while counts["get_device"] < len(idle) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)
+        return real_compute(*args)
+
+    monkeypatch.setattr(compute, "compute", counted("compute", first_waits))
     monkeypatch.setattr(fleet_module, "get_device", counted("get_device", fleet_module.get_device))
     states = await asyncio.gather(*(fleet.owner.of(d) for d in idle))
     revision = fleet.owner.revision
