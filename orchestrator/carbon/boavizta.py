@@ -111,11 +111,7 @@ class Boavizta:
                 line = ""
             if not line:
                 ended, self._proc = self._proc, None
-                ended.wait()
-                for pipe in (ended.stdin, ended.stdout):
-                    if pipe is not None:
-                        with contextlib.suppress(OSError):  # a broken pipe to a killed one
-                            pipe.close()
+                _end(ended)
                 raise BoaviztaUnavailable(f"the Boavizta worker ({self.python}) exited")
             answer: dict[str, Any] = json.loads(line)
             if not answer.pop("ok", False):
@@ -150,15 +146,22 @@ class Boavizta:
             self._lock.acquire()
         try:
             if self._proc is not None:
-                if self._proc.stdin is not None:
-                    self._proc.stdin.close()
-                try:
-                    self._proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
-                if self._proc.stdout is not None:
-                    self._proc.stdout.close()
+                _end(self._proc)
                 self._proc = None
         finally:
             self._lock.release()
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    """Close a worker's input (its signal to exit), wait for it (killed after 5 s), and
+    close its pipes; a worker already dead or killed leaves broken pipes, ignored."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
