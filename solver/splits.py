@@ -67,6 +67,7 @@ class _Routes:
         self.move = np.array([r is not None and not s for r, s in pairs], dtype=bool)
         self.rtt = np.array([r.rtt_ms if r is not None else 0.0 for r in routes], dtype=float)
         self.jpm = np.array([r.j_per_mb if r is not None else 0.0 for r in routes], dtype=float)
+        self.half = self.rtt / 2.0
         self.slots = [
             frozenset(slots[k] for k in r.links if k in slots) if r else frozenset() for r in routes
         ]
@@ -172,6 +173,7 @@ class AppSplits:
             self.stages = self._cascade_consts(problem)
         else:
             self.models = [_Model(problem, m) for m in models_of(problem, app)]
+        self._consts: dict[str, tuple[Array, ...]] = {}
         # Traced links each candidate group may read: the source alone (-1), or a host.
         self.group_slots = [
             self.sd.slots[j] | self.dt.slots[j] | self.st.slots[0] for j in range(D)
@@ -240,33 +242,24 @@ class AppSplits:
         )
 
     # -- partitioned models ---------------------------------------------------------------
-    def _model(self, m: _Model, f: Array) -> tuple[Array, Array, Array]:
+    def _model_consts(self, m: _Model) -> tuple[Array, ...]:
+        """The terms of `_model` that read no figure (made once per model): every figure
+        enters a key only through a transfer's ms, which `_model` adds to these."""
         rate, we, wc, wl = self.w
         app, n = self.app, m.n
-        st_ms = float(self.st.ms(f, np.array([m.res]))[0, 0])
         st_jr = float(self.st.jpm[0]) * m.res
-        # The source's part for k = 0..n blocks on it (k = n: the whole app).
         on = np.arange(n + 1) > 0
         a_s = np.where(on, self.s_ov / 1000.0 + m.g_pre / self.s_gf, 0.0)
         q_s = np.where(on, self.s_ov / 1000.0 + m.rg_pre / self.s_gf, 0.0)
-        w_s = 1000.0 * a_s
-        x_s = 1000.0 * q_s + m.pe_pre * st_ms
         e_s = self.s_dp * q_s + m.pe_pre * st_jr
         c_s = self.s_cx * q_s + m.pe_pre * st_jr * self.s_grid / J_PER_KWH
-        whole_w = w_s[n] + st_ms
-        whole_x = x_s[n] + m.last * st_ms
         whole_e = e_s[n] + m.last * st_jr
         whole_c = c_s[n] + m.last * st_jr * self.s_grid / J_PER_KWH
-        # Splits k = 0..n-1 with blocks k.. on each host: (hosts, k).
-        sd_ms = self.sd.ms(f, m.t_mb)
         sd_j = m.t_p * m.t_mb * self.sd.jpm[:, None]
         a_d = self.ov / 1000.0 + m.g_suf[None, :] / self.gf
         q_d = m.t_p * self.ov / 1000.0 + m.rg_suf[None, :] / self.gf
-        dt_ms = self.dt.ms(f, np.array([m.res]))  # (hosts, 1)
         sent = m.pe_suf[None, :] + m.last
         dt_jr = self.dt.jpm[:, None] * m.res
-        W = w_s[None, :n] + sd_ms + 1000.0 * a_d + dt_ms
-        X = x_s[None, :n] + m.t_p * sd_ms + 1000.0 * q_d + sent * dt_ms
         E = e_s[None, :n] + sd_j + self.dp * q_d + sent * dt_jr
         C = (
             c_s[None, :n]
@@ -282,12 +275,46 @@ class AppSplits:
         st_k = (m.hx_pre[:n] & k1).astype(np.int64) * self.st_missing
         disc = acc + self.dt_missing + (k1 * (self.s_bad + int(app.max_stages < 2)) + st_k)[None, :]
         whole_disc = acc + self.s_bad + self.st_missing
-        obj = rate * (we * E + wc * C + wl * X)
-        whole_o = rate * (we * whole_e + wc * whole_c + wl * whole_x)
+        W0 = 1000.0 * a_s[None, :n] + 1000.0 * a_d
+        O0 = rate * (we * E + wc * C + wl * (1000.0 * q_s[None, :n] + 1000.0 * q_d))
+        whole = np.array(
+            [1000.0 * a_s[n], rate * (we * whole_e + wc * whole_c + wl * 1000.0 * q_s[n])]
+        )
+        # Where a transfer's ms enters the objective: its probability, times rate * wl.
+        rl = rate * wl
         return (
-            np.concatenate([[whole_w], W.reshape(-1)]),
-            np.concatenate([[whole_o], obj.reshape(-1)]),
+            W0,
+            O0,
+            rl * m.pe_pre[None, :n],
+            rl * m.t_p[None, :],
+            rl * sent,
+            whole,
+            np.array([rl * (m.pe_pre[n] + m.last)]),
             np.concatenate([[whole_disc], disc.reshape(-1)]).astype(np.int64),
+            8000.0 * m.t_mb[None, :],
+            np.array([8000.0 * m.res]),
+        )
+
+    def _model(self, m: _Model, mbps: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        """(worst ms, objective, discrete violations) of every candidate of model m, the
+        routes' Mbit/s at the figures being `mbps` (source-host, host-sink, source-sink).
+        Added in another order than the scorer's: bounds only."""
+        consts = self._consts.get(m.id)
+        if consts is None:
+            consts = self._consts[m.id] = self._model_consts(m)
+        W0, O0, k_st, k_sd, k_dt, whole, k_whole, disc, sd_mb, res_mb = consts
+        sd_mbps, dt_mbps, st_mbps = mbps
+        sd, dt, st = self.sd, self.dt, self.st
+        with np.errstate(divide="ignore", invalid="ignore"):
+            st_ms = float(st.half[0] + res_mb[0] / st_mbps[0]) if st.move[0] else 0.0
+            sd_ms = np.where(sd.move[:, None], sd.half[:, None] + sd_mb / sd_mbps[:, None], 0.0)
+            dt_ms = np.where(dt.move[:, None], dt.half[:, None] + res_mb / dt_mbps[:, None], 0.0)
+        W = W0 + sd_ms + dt_ms
+        obj = O0 + k_st * st_ms + k_sd * sd_ms + k_dt * dt_ms
+        return (
+            np.concatenate([[whole[0] + st_ms], W.reshape(-1)]),
+            np.concatenate([[whole[1] + k_whole[0] * st_ms], obj.reshape(-1)]),
+            disc,
         )
 
     # -- bounds and candidates --------------------------------------------------------------
@@ -297,7 +324,8 @@ class AppSplits:
         if self.app.cascade is not None:
             parts = [self._cascade(figures)]
         else:
-            parts = [self._model(m, figures) for m in self.models]
+            mbps = (self.sd.mbps(figures), self.dt.mbps(figures), self.st.mbps(figures))
+            parts = [self._model(m, mbps) for m in self.models]
         W = np.concatenate([p[0] for p in parts])
         obj = np.concatenate([p[1] for p in parts])
         disc = np.concatenate([p[2] for p in parts])
@@ -348,16 +376,39 @@ def choose(
     `figures`: candidates in the order of their bounds, each scored until the next bound
     is above the best key; equal keys keep the first in the baseline's order."""
     broken, value = splits.bounds(figures)
-    order = np.lexsort((value, broken))
     best: Placement | None = None
     best_key: Key | None = None
     best_i = -1
-    for i in order.tolist():
-        if best_key is not None and (int(broken[i]), float(value[i])) > best_key:
+    if np.isnan(value).any():
+        order = np.lexsort((value, broken))
+    else:
+        # The candidates the loop below can reach: the first in the order of bounds
+        # (least violations, then least value, then first in the baseline's order), and
+        # those whose bound is at most its key (the best key only falls from there, and
+        # the loop stops at the first bound above it), in the order lexsort gives them
+        # among all (it is stable), without sorting every candidate.
+        least = broken.min()
+        at = np.flatnonzero(broken == least)
+        best_i = int(at[np.argmin(value[at])])
+        best = splits.candidate(best_i)
+        best_key = k0 = key(best)
+        reach = (broken < k0[0]) | ((broken == k0[0]) & (value <= k0[1]))
+        reach[best_i] = True
+        sub = np.flatnonzero(reach)
+        order = sub[np.lexsort((value[sub], broken[sub]))][1:]  # the first is scored
+    # Most choices stop after a candidate or two: the order is read a few at a time.
+    for start in range(0, len(order), 8):
+        done = False
+        head = order[start : start + 8]
+        for i, b, v in zip(head.tolist(), broken[head].tolist(), value[head].tolist(), strict=True):
+            if best_key is not None and (b, v) > best_key:
+                done = True
+                break
+            p = splits.candidate(i)
+            k = key(p)
+            if best_key is None or k < best_key or (k == best_key and i < best_i):
+                best, best_key, best_i = p, k, i
+        if done:
             break
-        p = splits.candidate(i)
-        k = key(p)
-        if best_key is None or k < best_key or (k == best_key and i < best_i):
-            best, best_key, best_i = p, k, i
     assert best is not None and best_key is not None
     return best, best_key

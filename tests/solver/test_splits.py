@@ -3,6 +3,7 @@ chooses: same placement for every app, on fleets and bandwidths where the choice
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import yaml
 from solver import Problem, SolveOptions, parse_scenario
 from solver.baselines import Scorer, solve_neurosurgeon, solve_neurosurgeon_reference
 from solver.generate import generate
-from solver.splits import AppSplits, figure_vector
+from solver.splits import AppSplits, choose, figure_vector
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "factory-line.yaml"
 
@@ -103,3 +104,42 @@ def test_traced_links_read_from_the_figures() -> None:
         direct = AppSplits(moved, app2, {}).bounds(figure_vector(()))
         assert np.array_equal(at[0], direct[0])
         assert np.allclose(at[1], direct[1], rtol=1e-12, atol=0.0)
+
+
+def _with_twins(raw: dict[str, Any]) -> dict[str, Any]:
+    """Every edge and cloud device twinned: same figures, same links, another id (after
+    the original in the baseline's order), so that candidates tie to the last bit."""
+    devices, links = list(raw["devices"]), list(raw["links"])
+    for d in raw["devices"]:
+        if d["tier"] == "device":
+            continue
+        twin = f"{d['id']}-twin"
+        devices.append({**d, "id": twin})
+        for lk in raw["links"]:
+            if d["id"] in (lk["a"], lk["b"]):
+                a = twin if lk["a"] == d["id"] else lk["a"]
+                b = twin if lk["b"] == d["id"] else lk["b"]
+                links.append({**lk, "a": a, "b": b})
+    return {**raw, "devices": devices, "links": links}
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.002, 0.05), (0.05, 1.0), (1.0, 30.0)])
+def test_choose_is_the_least_key_first_in_order_even_on_exact_ties(low: float, high: float) -> None:
+    """`choose` against every candidate scored, at bandwidths from starved to generous,
+    on a fleet whose twinned hosts make exact ties: the least key, the first of equals."""
+    raw = _with_twins(_scaled(generate(11, devices=16, apps=10), 3, low, high))
+    problem = Problem(parse_scenario(raw))
+    scorer = Scorer(problem)
+    ties = 0
+    for app in problem.scenario.apps:
+        splits = AppSplits(problem, app, {})
+        keys = [
+            scorer.key(app, splits.candidate(i))
+            for i in range(len(splits.bounds(figure_vector(()))[0]))
+        ]
+        least = min(keys)
+        ties += keys.count(least) > 1
+        got, key = choose(splits, figure_vector(()), functools.partial(scorer.key, app))
+        assert key == least
+        assert got == splits.candidate(keys.index(least))
+    assert ties > 0  # the twins tie for some app's best
