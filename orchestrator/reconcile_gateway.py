@@ -126,7 +126,10 @@ class ReconcileGateway:
             if m.get("zone") and m["grid_declared"] is None
         }
         grid = self._grid.at(zones, now)
-        return Observation(now, beats, links, self._devices, self._predicted[1], grid)
+        # The devices the mirror's read changed, for a detect step that looks at those
+        # alone: this is the loop's one read of the mirror, so nothing changed unseen.
+        return Observation(now, beats, links, self._devices, self._predicted[1], grid,
+                           changed=self.mirror.last_changed)  # fmt: skip
 
     # -- act -------------------------------------------------------------------------------
     async def record_trigger(self, trigger: Trigger) -> None:
