@@ -40,6 +40,8 @@ class DetectScope:
         # `lost_after`, not per heartbeat.
         self._since: list[tuple[float, str]] = []
         self._refreshed: set[str] = set()  # walked this tick and alive
+        self._changed: frozenset[str] = frozenset()  # this tick's `Observation.changed`
+        self._released: set[str] = set()  # cut off last tick, not this one
         self._full = True
 
     def begin(

@@ -39,7 +39,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -84,7 +84,9 @@ class Gateway(Protocol):
 
     async def observe(self) -> Observation: ...
 
-    async def record_trigger(self, trigger: Trigger) -> None: ...
+    async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
+        """Each trigger in the audit log and on the event stream (the tick's together)."""
+        ...
 
     async def replan(self, reason: str, observed_at: float) -> None: ...
 
@@ -405,8 +407,7 @@ class Reconciler:
         return fired
 
     async def _replan(self, fired: list[Trigger]) -> None:
-        for t in fired:
-            await self.gateway.record_trigger(t)
+        await self.gateway.record_triggers(fired)
         reason = "; ".join(dict.fromkeys(t.reason for t in fired))
         await self.gateway.replan(reason, min(t.observed_at for t in fired))
         # The plan about to be made uses the figures of now: measure from them.

@@ -34,8 +34,10 @@ class HeartbeatMirror:
         self.full_every_s = full_every_s
         self._beats: dict[str, dict[str, Any]] = {}  # device -> latest heartbeat
         self._expires: dict[str, float] = {}  # device -> when that heartbeat expires
-        # (expires, device) for every heartbeat kept, older ones included (skipped when
-        # popped): expiry costs a pop per heartbeat, not a walk of the fleet per read.
+        # (expires, device): every device kept has an entry no later than its expiry; one
+        # that comes out for a device whose heartbeat was written since goes back in at
+        # the new expiry. Expiry costs a push and a pop per device per TTL, not a walk of
+        # the fleet per read, and the heap holds one entry per device, not per heartbeat.
         self._expiry: list[tuple[float, str]] = []
         self._cursor: str | None = None
         self._full_at = 0.0  # monotonic time of the last full read
@@ -64,17 +66,24 @@ class HeartbeatMirror:
                 self._beats.pop(device, None)
                 self._expires.pop(device, None)
             else:
+                before = self._expires.get(device)
                 self._beats[device] = beat
                 self._expires[device] = expires
-                heapq.heappush(self._expiry, (expires, device))
+                if before is None or expires < before:
+                    heapq.heappush(self._expiry, (expires, device))
         self._cursor = changes.cursor
         self.changed = len(changes.beats)
         changed = set(changes.beats)
         now = time.time()
         while self._expiry and self._expiry[0][0] <= now:
-            expires, device = heapq.heappop(self._expiry)
-            if self._expires.get(device) == expires:  # not since rewritten
+            _, device = heapq.heappop(self._expiry)
+            at = self._expires.get(device)
+            if at is None:
+                continue  # forgotten since
+            if at <= now:
                 del self._beats[device], self._expires[device]
                 changed.add(device)
+            else:
+                heapq.heappush(self._expiry, (at, device))  # written since: later
         self.last_changed = None if changes.complete else frozenset(changed)
         return dict(self._beats)

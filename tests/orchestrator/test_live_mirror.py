@@ -139,3 +139,27 @@ class _Failing:
         if self._calls == 2:
             raise ConnectionError("the live state is unreachable")
         return await self._live.heartbeat_changes(cursor)
+
+
+async def test_the_mirror_keeps_one_expiry_per_device_not_per_heartbeat(
+    live: LiveState,
+) -> None:
+    """A leader runs for days at thousands of heartbeats a second: what it keeps to expire
+    heartbeats by time follows the fleet, not the heartbeats that ever came."""
+    mirror = HeartbeatMirror(live, full_every_s=3600.0)
+    await live.put_heartbeat("cam-1", {"seq": 0}, LONG_TTL)
+    await mirror.read()
+    for seq in range(1, 20):
+        # Apart by more than the expiry's jitter (Redis's TTLs are whole milliseconds, read
+        # at another moment than written), as heartbeats are by their interval.
+        await asyncio.sleep(0.02)
+        await live.put_heartbeat("cam-1", {"seq": seq}, LONG_TTL)
+        await live.put_heartbeat("gw-1", {"seq": seq}, LONG_TTL)
+        assert (await mirror.read())["cam-1"] == {"seq": seq}
+    assert len(mirror._expiry) == 2
+    # Written again and again, cam-1 still expires by its last TTL, and alone.
+    await live.put_heartbeat("cam-1", {"seq": 20}, SHORT_TTL)
+    await mirror.read()
+    await asyncio.sleep(PAST_SHORT_TTL)
+    assert set(await mirror.read()) == {"gw-1"}
+    assert mirror.last_changed == {"cam-1"}
