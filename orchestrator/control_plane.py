@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ from orchestrator.sampler import Sampler
 from orchestrator.services.agents import Agents
 from orchestrator.services.plans import Plans
 from orchestrator.settings import Settings
+from orchestrator.triggers import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class ControlPlane:
             self.run_sync,
             self.desired,
             record_trigger=self.record_trigger,
+            record_triggers=self.record_triggers,
             request_replan=self.planner.request,
             publish=self.events.publish,
             grid=GridNow(settings.grid_series),
@@ -297,6 +299,25 @@ class ControlPlane:
             self.gateway.devices_changed()
 
     # -- triggers (shared by the API and the reconcile loop) -------------------------------
+    async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
+        """The triggers of one reconcile tick, as `record_trigger` records each (no
+        re-plan: the loop asks for one), their audit entries in one transaction: a fleet
+        coming back at once fires thousands of joins, and a transaction each held the
+        leader's loop for tens of seconds (bench/RESULTS.md, hb6)."""
+
+        def write(session: Session) -> None:
+            for t in triggers:
+                audit.record(session, "loop", f"trigger.{t.kind}", t.target, t.reason,
+                             {"observed_at": t.observed_at})  # fmt: skip
+
+        await self.run_sync(write)
+        for t in triggers:
+            await self.events.publish(
+                "trigger",
+                {"kind": t.kind, "target": t.target, "reason": t.reason,
+                 "observed_at": t.observed_at},
+            )  # fmt: skip
+
     async def record_trigger(
         self, kind: str, target: str, reason: str, observed_at: float, *, replan: bool = False
     ) -> None:

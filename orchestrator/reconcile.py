@@ -39,11 +39,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from orchestrator.carbon.grid import GridWatch
+from orchestrator.detect_scope import DetectScope
 from orchestrator.rollouts import RolloutView
 from orchestrator.triggers import (
     BatteryWatch,
@@ -51,7 +52,6 @@ from orchestrator.triggers import (
     LinkWatch,
     Trigger,
     link_name,
-    suspects,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ class Observation:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> battery_min_pct
     predicted_ms: dict[str, float] = field(default_factory=dict)  # partition key -> ms
     grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now (issue 14)
+    # Devices whose heartbeat was written, forgotten or expired since the last observation
+    # (`HeartbeatMirror.last_changed`); None: not known, every device may have changed.
+    changed: frozenset[str] | None = None
 
 
 class Gateway(Protocol):
@@ -81,7 +84,9 @@ class Gateway(Protocol):
 
     async def observe(self) -> Observation: ...
 
-    async def record_trigger(self, trigger: Trigger) -> None: ...
+    async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
+        """Each trigger in the audit log and on the event stream (the tick's together)."""
+        ...
 
     async def replan(self, reason: str, observed_at: float) -> None: ...
 
@@ -159,6 +164,7 @@ class Reconciler:
         self.latency = LatencyWatch(threshold=cfg.latency_drift_fraction)
         self.grid = GridWatch(threshold=cfg.grid_change_fraction)
         self._alive: dict[str, float] = {}  # device -> last heartbeat time
+        self._scope = DetectScope()  # which devices a tick's detect looks at
         self._seen_beat: dict[str, float] = {}
         self._seen_link: dict[str, float] = {}
         self._grace_until: float | None = None
@@ -274,6 +280,13 @@ class Reconciler:
         return self.detect(obs)
 
     def detect(self, obs: Observation) -> list[Trigger]:
+        try:
+            return self._detect_in(obs)
+        except BaseException:
+            self._scope.fail()  # this tick's changes were not all taken in
+            raise
+
+    def _detect_in(self, obs: Observation) -> list[Trigger]:
         cfg = self.config
         lost_after = cfg.heartbeat_interval_s * cfg.lost_after_intervals
         fired: list[Trigger] = []
@@ -296,8 +309,12 @@ class Reconciler:
             # edge), but not delay anything once they have all reported.
             self._grace_until = obs.now
         baseline = first or obs.now < self._grace_until
-        cut = suspects(obs.beats)  # reported unreachable by a next hop's agent
-        for device, beat in obs.beats.items():
+        scope = self._scope
+        cut = scope.begin(obs.beats, obs.changed)  # reported unreachable by a next hop
+        # The devices whose walk can change anything (a walk of every device finds the
+        # same: `orchestrator.detect_scope`).
+        for device in scope.to_walk(obs.beats):
+            beat = obs.beats[device]
             at = float(beat.get("at") or obs.now)
             if obs.now - at > lost_after or device in cut:
                 continue  # stale or cut off: handled as lost below
@@ -305,6 +322,7 @@ class Reconciler:
                 fired.append(Trigger("device-joined", device, f"device {device} joined", at))
             elif device not in self._alive and not first:
                 self._grace_joined.add(device)
+            scope.alive_at(device, at, self._alive.get(device))
             self._alive[device] = at
             self._ever_alive.add(device)
             if self._seen_beat.get(device) == at:
@@ -329,7 +347,8 @@ class Reconciler:
                 )  # fmt: skip
                 if t is not None and not baseline:
                     fired.append(t)
-        for device, last in list(self._alive.items()):
+        for device in scope.to_check(self._alive, obs.now, lost_after):
+            last = self._alive[device]
             seen = obs.beats.get(device)
             at = float(seen.get("at") or 0.0) if seen is not None else last
             if seen is None or obs.now - at > lost_after or device in cut:
@@ -388,8 +407,7 @@ class Reconciler:
         return fired
 
     async def _replan(self, fired: list[Trigger]) -> None:
-        for t in fired:
-            await self.gateway.record_trigger(t)
+        await self.gateway.record_triggers(fired)
         reason = "; ".join(dict.fromkeys(t.reason for t in fired))
         await self.gateway.replan(reason, min(t.observed_at for t in fired))
         # The plan about to be made uses the figures of now: measure from them.

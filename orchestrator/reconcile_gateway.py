@@ -6,7 +6,7 @@ event bus."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -32,6 +32,10 @@ class RecordTrigger(Protocol):
     ) -> Awaitable[None]: ...
 
 
+class RecordTriggers(Protocol):
+    def __call__(self, triggers: Sequence[Trigger]) -> Awaitable[None]: ...
+
+
 class RequestReplan(Protocol):
     def __call__(self, reason: str, *, observed_at: float | None = None) -> Awaitable[None]: ...
 
@@ -52,6 +56,7 @@ class ReconcileGateway:
         request_replan: RequestReplan,
         publish: Publish,
         grid: GridNow | None = None,
+        record_triggers: RecordTriggers | None = None,
     ) -> None:
         self._live = live
         # Only the heartbeats changed since the last tick are read (a full read now and
@@ -62,6 +67,8 @@ class ReconcileGateway:
         self._run_sync = run_sync
         self._desired = desired
         self._record_trigger = record_trigger
+        # A tick's triggers together (one transaction); without it, one at a time.
+        self._record_triggers = record_triggers
         self._request_replan = request_replan
         self._publish = publish
         self._devices: dict[str, dict[str, Any]] | None = None
@@ -126,12 +133,18 @@ class ReconcileGateway:
             if m.get("zone") and m["grid_declared"] is None
         }
         grid = self._grid.at(zones, now)
-        return Observation(now, beats, links, self._devices, self._predicted[1], grid)
+        # The devices the mirror's read changed, for a detect step that looks at those
+        # alone: this is the loop's one read of the mirror, so nothing changed unseen.
+        return Observation(now, beats, links, self._devices, self._predicted[1], grid,
+                           changed=self.mirror.last_changed)  # fmt: skip
 
     # -- act -------------------------------------------------------------------------------
-    async def record_trigger(self, trigger: Trigger) -> None:
-        await self._record_trigger(trigger.kind, trigger.target, trigger.reason,
-                                     trigger.observed_at)  # fmt: skip
+    async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
+        if self._record_triggers is not None:
+            await self._record_triggers(triggers)
+            return
+        for t in triggers:
+            await self._record_trigger(t.kind, t.target, t.reason, t.observed_at)
 
     async def replan(self, reason: str, observed_at: float) -> None:
         await self._request_replan(reason, observed_at=observed_at)

@@ -24,6 +24,7 @@ the trace-driven benchmark drive the same code.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,9 @@ class Trigger:
     observed_at: float  # when the observation that fired arrived (seconds)
 
 
-def suspects(beats: dict[str, dict[str, Any]]) -> dict[str, str]:
+def suspects(
+    beats: Mapping[str, dict[str, Any]], reporters: Iterable[str] | None = None
+) -> dict[str, str]:
     """Devices a fresh heartbeat reports unreachable on the data plane (its next hop
     failed) that have not heartbeated since: peer -> why. They count as lost at once,
     rather than after `lost_after_intervals` heartbeats: the agent that reported fell back
@@ -44,8 +47,12 @@ def suspects(beats: dict[str, dict[str, Any]]) -> dict[str, str]:
     heartbeats afterwards is void (the peer came back, or only one path to it broke: the
     link measurements speak to that)."""
     found: dict[str, str] = {}
-    for reporter, beat in beats.items():
-        for report in beat.get("unreachable") or []:
+    # `reporters`: the devices whose heartbeat may carry reports (the reconcile leader
+    # keeps them rather than look through the fleet's). Sorted: a peer two devices report
+    # takes the same reason whichever way the reports were found.
+    names = beats if reporters is None else reporters
+    for reporter in sorted(r for r in names if (beats.get(r) or {}).get("unreachable")):
+        for report in beats[reporter]["unreachable"]:
             peer = report.get("peer")
             seen = beats.get(peer) if isinstance(peer, str) else None
             if peer == reporter or seen is None:

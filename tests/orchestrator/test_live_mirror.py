@@ -83,6 +83,7 @@ async def test_the_mirror_is_the_live_state_read_incrementally(live: LiveState) 
     await live.put_heartbeat("cam-2", {"battery_pct": 50.0}, SHORT_TTL)
     assert await mirror.read() == await live.heartbeats()
     assert mirror.full_reads == 1 and mirror.changed == 3
+    assert mirror.last_changed is None  # a full read: anything may have changed
 
     await live.put_heartbeat("cam-1", {"battery_pct": 70.0}, LONG_TTL)  # changed
     await live.forget("gw-1")  # deleted
@@ -90,13 +91,17 @@ async def test_the_mirror_is_the_live_state_read_incrementally(live: LiveState) 
     assert seen == await live.heartbeats()
     assert seen["cam-1"] == {"battery_pct": 70.0} and "gw-1" not in seen
     assert mirror.changed == 2  # only cam-1 and gw-1 were read
+    assert mirror.last_changed == {"cam-1", "gw-1"}
 
     # cam-2 goes silent: no change names it, its heartbeat expires and it is gone.
     await asyncio.sleep(PAST_SHORT_TTL)
     seen = await mirror.read()
     assert seen == await live.heartbeats() == {"cam-1": {"battery_pct": 70.0}}
     assert mirror.changed == 0
+    assert mirror.last_changed == {"cam-2"}  # expired: named for the leader's detect step
     assert mirror.full_reads == 1
+    await mirror.read()
+    assert mirror.last_changed == set()  # named once
 
 
 async def test_the_mirror_reads_everything_again_after_a_failed_read_and_when_due(
@@ -134,3 +139,27 @@ class _Failing:
         if self._calls == 2:
             raise ConnectionError("the live state is unreachable")
         return await self._live.heartbeat_changes(cursor)
+
+
+async def test_the_mirror_keeps_one_expiry_per_device_not_per_heartbeat(
+    live: LiveState,
+) -> None:
+    """A leader runs for days at thousands of heartbeats a second: what it keeps to expire
+    heartbeats by time follows the fleet, not the heartbeats that ever came."""
+    mirror = HeartbeatMirror(live, full_every_s=3600.0)
+    await live.put_heartbeat("cam-1", {"seq": 0}, LONG_TTL)
+    await mirror.read()
+    for seq in range(1, 20):
+        # Apart by more than the expiry's jitter (Redis's TTLs are whole milliseconds, read
+        # at another moment than written), as heartbeats are by their interval.
+        await asyncio.sleep(0.02)
+        await live.put_heartbeat("cam-1", {"seq": seq}, LONG_TTL)
+        await live.put_heartbeat("gw-1", {"seq": seq}, LONG_TTL)
+        assert (await mirror.read())["cam-1"] == {"seq": seq}
+    assert len(mirror._expiry) == 2
+    # Written again and again, cam-1 still expires by its last TTL, and alone.
+    await live.put_heartbeat("cam-1", {"seq": 20}, SHORT_TTL)
+    await mirror.read()
+    await asyncio.sleep(PAST_SHORT_TTL)
+    assert set(await mirror.read()) == {"gw-1"}
+    assert mirror.last_changed == {"cam-1"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,8 +88,8 @@ class FakeGateway:
             self.now, dict(self.beats), dict(self.links), self.devices, {}, dict(self.grid)
         )
 
-    async def record_trigger(self, trigger: Trigger) -> None:
-        self.recorded.append(trigger)
+    async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
+        self.recorded.extend(triggers)
 
     async def replan(self, reason: str, observed_at: float) -> None:
         self.replans.append((reason, observed_at))
