@@ -446,9 +446,6 @@ def _steps(
     bound = None
     if st.complete and all(np.isfinite(e.lower) for e in st.apps.values()):
         bound = st.fixed_objective + sum(e.lower for e in st.apps.values())
-    elif far is not None:
-        fleet = far.result()
-        bound = st.fixed_objective + fleet if np.isfinite(fleet) else None
     plan = build_plan(
         cm,
         placements,
@@ -464,6 +461,9 @@ def _steps(
         first = plan.evaluation.found[0]
         what = f"no plan found that the evaluator accepts: {first.message}"
         return infeasible_plan(cm, NAME, Reason(first.code, what, first.app)), None, {}
+    if far is not None:  # asked for only now: the child's work overlaps the plan's too
+        fleet = far.result()
+        plan.doc.bound = float(st.fixed_objective + fleet) if np.isfinite(fleet) else None
     if plan.doc.bound is not None and plan.doc.objective is not None:
         plan.doc.bound = min(plan.doc.bound, plan.doc.objective)
     # An app's own bound holds over every host only when its candidates are all of them.
