@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -40,10 +41,16 @@ DEFAULT_SOLVER = "ilp"
 _SHOWN_VIOLATIONS = 3
 
 
-def _options(time_limit: float, seed: int) -> solver.SolveOptions:
+def _options(time_limit: float, seed: int, threads: int | None, name: str) -> solver.SolveOptions:
     if time_limit <= 0:
         fail(f"--time-limit: must be a positive number of seconds (got {time_limit:g})")
-    return solver.SolveOptions(time_limit_s=time_limit, seed=seed)
+    if threads is not None and threads < 1:
+        fail(f"--threads: must be at least 1 (got {threads})")
+    if threads is None:
+        # ilp keeps one thread unless asked (its runs repeat exactly); the heuristic's
+        # second core computes a large fleet's bound while it places (`solver.aside`).
+        threads = 1 if name == "ilp" else min(2, os.cpu_count() or 1)
+    return solver.SolveOptions(time_limit_s=time_limit, seed=seed, threads=threads)
 
 
 def _load(path: Path) -> Scenario:
@@ -127,6 +134,14 @@ def solve_command(
         float, typer.Option("--time-limit", help="Seconds the solver may run.")
     ] = 30.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same plan.")] = 0,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="Cores the solver may use (ilp: its threads; heuristic: a large fleet's "
+            "bound in a second process). Default: 1 for ilp, else up to 2.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the plan JSON (only) on standard output.")
     ] = False,
@@ -150,13 +165,13 @@ def solve_command(
 
     Bad input exits 2 with one line on standard error.
     """
-    options = _options(time_limit, seed)
     known = list(solver.solvers())
     if solver_name is not None and compare:
         fail("--solver and --compare: --compare runs every solver; give one of them")
     if what_fits and compare:
         fail("--place-what-fits and --compare: --compare runs every solver on every app")
     name = solver_name or DEFAULT_SOLVER
+    options = _options(time_limit, seed, threads, "ilp" if compare else name)
     if name not in known:
         fail(f"--solver: unknown solver {name!r}; choose one of {', '.join(known)}")
     scn = _load(scenario)

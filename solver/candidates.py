@@ -147,8 +147,8 @@ def chain_arrays(
     bad[:, 0, :] |= ~in_ok
     bad |= (has_exit[None, :, None] & ~out_ok[:, None, :]) if n > 1 else False
     bad[:, -1, :] |= ~out_ok
-    u[bad] = INF
-    uw[bad] = INF
+    np.copyto(u, INF, where=bad)
+    np.copyto(uw, INF, where=bad)
 
     stages = np.array([min(a.max_stages, n) for a in apps])
     if not moves:
@@ -156,14 +156,16 @@ def chain_arrays(
     c1, c0, w1, w0 = mat("c1"), mat("c0"), mat("w1"), mat("w0")
     co = (cont * out)[: n - 1]
     # A move after block i starts a segment on the receiving host: its overhead.
-    t = rate[:, None, None, None] * (
-        co[None, :, None, None] * c1[:, None]
-        + cont[None, : n - 1, None, None] * (c0[:, None] + oc[:, None, None, :])
-    )
-    tw = out[None, : n - 1, None, None] * w1[:, None] + w0[:, None] + ow[:, None, None, :]
-    nomove = ~ok | np.eye(kmax, dtype=bool)[None]
-    t[np.broadcast_to(nomove[:, None], t.shape)] = INF
-    tw[np.broadcast_to(nomove[:, None], tw.shape)] = INF
+    # rate * (co * c1 + cont * (c0 + oc)) and out * w1 + w0 + ow in place: same floats.
+    t = co[None, :, None, None] * c1[:, None]
+    t += cont[None, : n - 1, None, None] * (c0[:, None] + oc[:, None, None, :])
+    t *= rate[:, None, None, None]
+    tw = out[None, : n - 1, None, None] * w1[:, None]
+    tw += w0[:, None]
+    tw += ow[:, None, None, :]
+    nomove = (~ok | np.eye(kmax, dtype=bool)[None])[:, None]
+    np.copyto(t, INF, where=nomove)
+    np.copyto(tw, INF, where=nomove)
     return _Chain(u, uw, t, tw, stages)
 
 
@@ -173,12 +175,22 @@ def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
     State per block: (segments used - 1, host). Staying on a host is free; moving costs the
     transfer and uses one more segment. Ties keep the lower host index, then staying.
     """
-    u = ch.u[rows] + lam[:, None, None] * np.where(np.isinf(ch.u[rows]), 0.0, ch.uw[rows])
-    t = ch.t[rows] + lam[:, None, None, None] * np.where(np.isinf(ch.t[rows]), 0.0, ch.tw[rows])
+    # All apps (the first pass) read the arrays, not a copy; `cost + lam * worst` is
+    # built in place, the same floats (IEEE addition commutes).
+    whole = np.array_equal(rows, np.arange(ch.u.shape[0]))
+    cu, cuw, ct, ctw, stages = (ch.u, ch.uw, ch.t, ch.tw, ch.stages)
+    if not whole:
+        cu, cuw, ct, ctw, stages = (x[rows] for x in (cu, cuw, ct, ctw, stages))
+    u = np.where(np.isinf(cu), 0.0, cuw)
+    u *= lam[:, None, None]
+    u += cu
+    t = np.where(np.isinf(ct), 0.0, ctw)
+    t *= lam[:, None, None, None]
+    t += ct
     na, n, k = u.shape
     if k == 0:  # no app of this group has a host it may use: nothing to choose
         return np.full(na, INF), np.zeros((na, n), dtype=np.int64)
-    s_max = int(ch.stages[rows].max()) if na else 1
+    s_max = int(stages.max()) if na else 1
     v = np.full((na, s_max, k), INF)
     v[:, 0, :] = u[:, 0, :]
     args: list[np.ndarray] = []
@@ -190,13 +202,11 @@ def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
                 arg = mv_all.argmin(axis=2)
                 mv = np.take_along_axis(mv_all, arg[:, :, None, :], axis=2)[:, :, 0, :]
                 moved = mv < v[:, 1:, :]
-                nv = v.copy()
-                nv[:, 1:, :] = np.where(moved, mv, v[:, 1:, :])
+                np.copyto(v[:, 1:, :], mv, where=moved)
                 args.append(arg)
                 moves.append(moved)
-                v = nv
-            v = v + u[:, i + 1, None, :]
-    allowed = np.arange(s_max)[None, :] < ch.stages[rows][:, None]
+            v += u[:, i + 1, None, :]
+    allowed = np.arange(s_max)[None, :] < stages[:, None]
     v = np.where(allowed[:, :, None], v, INF)
     flat = v.reshape(na, -1)
     best = flat.argmin(axis=1)
@@ -219,7 +229,6 @@ def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
 def path_figures(ch: _Chain, rows: np.ndarray, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cost, worst ms) of each app's path, without the Lagrangian weight."""
     na, n = path.shape
-    idx = np.arange(na)
     cost = np.zeros(na)
     worst = np.zeros(na)
     for i in range(n):
@@ -231,7 +240,6 @@ def path_figures(ch: _Chain, rows: np.ndarray, path: np.ndarray) -> tuple[np.nda
             tw = ch.tw[rows, i, path[:, i], path[:, i + 1]]
             cost += np.where(move, tc, 0.0)
             worst += np.where(move, tw, 0.0)
-    del idx
     return cost, worst
 
 

@@ -24,6 +24,8 @@ Design, and why:
    the DP prices that battery instead (Lagrangian), raising the price until it fits.
 5. Local search: every app not on its cheapest candidate tries the cheaper ones, and a
    fresh DP against the residual capacity, until a pass improves nothing.
+On large fleets the bound is `solver.fleetbound`'s, computed in a second process while
+steps 2-5 run when `options.threads` > 1 (`solver.aside`): the same float either way.
 The evaluator has the last word: a plan it finds broken is never returned as feasible.
 Deterministic: no randomness, ties go to the lower index; `options.seed` is unused.
 """
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solver.aside import Aside
 from solver.candidates import (
     Candidate,
     adjacency,
@@ -63,7 +66,8 @@ from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.ripup import ripup
 from solver.scenario import App
-from solver.verdict import RESOURCE_KINDS, Stuck, resource_name, use_proof
+from solver.stuck import resources_of, stuck_at
+from solver.verdict import Stuck
 
 NAME = "heuristic"
 HOSTS = 10  # candidate hosts per app on large fleets
@@ -392,8 +396,25 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
     """The greedy plan; where it got stuck when it found none for lack of room; and each
     free app's lower bound over every host (empty when the host sets are not complete)."""
     deadline = time.perf_counter() + options.time_limit_s
-    cm = problem.cost
     st = _State(problem, options)
+    far = None
+    if not st.complete and not options.fixed:
+        # Candidates are a neighbourhood: the bound counts every other host too (not around
+        # fixed apps: that would bound the plans keeping them, and costs a re-solve's time).
+        # It needs the candidates' routes alone: with a second core, aside (`solver.aside`).
+        routed = [(e.app, e.routes) for e in st.apps.values()]
+        far = Aside(lambda: FleetBound(problem, st.fleet).lower(routed), options.threads > 1)
+    try:
+        return _steps(problem, options, st, far, deadline)
+    finally:
+        if far is not None:
+            far.cancel()
+
+
+def _steps(
+    problem: Problem, options: SolveOptions, st: _State, far: Aside | None, deadline: float
+) -> tuple[Plan, Stuck | None, dict[str, float]]:
+    cm = problem.cost
     st.generate()
     for e in st.apps.values():
         if not e.candidates:
@@ -403,7 +424,7 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
             return infeasible_plan(cm, NAME, why), proof, {}
     over = np.flatnonzero(st.load > st.cap)
     if over.size:
-        code, names = _resources(st, [int(r) for r in over])
+        code, names = resources_of(st.fleet, [int(r) for r in over])
         reason = Reason(code, f"the fixed apps alone exceed a shared capacity ({names})")
         return infeasible_plan(cm, NAME, reason), None, {}
     for e in st.assign():
@@ -411,10 +432,10 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
         if j is None and ripup(st, e, st.apps.values()):
             continue
         if j is None:
-            code, names = _resources(st, st.overflow(st.score(e, 0)))
+            code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
             what = f"app {e.app.id}: no placement found within shared capacity ({names})"
             reason = Reason(code, what, e.app.id)
-            return infeasible_plan(cm, NAME, reason), _stuck(st, e, code, names), {}
+            return infeasible_plan(cm, NAME, reason), stuck_at(st, e, code, names), {}
         st.take(e, j)
     st.improve(deadline)
     placements = {**options.fixed}
@@ -425,11 +446,6 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
     bound = None
     if st.complete and all(np.isfinite(e.lower) for e in st.apps.values()):
         bound = st.fixed_objective + sum(e.lower for e in st.apps.values())
-    elif not st.complete and not options.fixed:
-        # Candidates are a neighbourhood: the bound counts every other host too (not around
-        # fixed apps: that would bound the plans keeping them, and costs a re-solve's time).
-        fleet = FleetBound(problem, st.fleet).lower([(e.app, e.routes) for e in st.apps.values()])
-        bound = st.fixed_objective + fleet if np.isfinite(fleet) else None
     plan = build_plan(
         cm,
         placements,
@@ -445,53 +461,14 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
         first = plan.evaluation.found[0]
         what = f"no plan found that the evaluator accepts: {first.message}"
         return infeasible_plan(cm, NAME, Reason(first.code, what, first.app)), None, {}
+    if far is not None:  # asked for only now: the child's work overlaps the plan's too
+        fleet = far.result()
+        plan.doc.bound = float(st.fixed_objective + fleet) if np.isfinite(fleet) else None
     if plan.doc.bound is not None and plan.doc.objective is not None:
         plan.doc.bound = min(plan.doc.bound, plan.doc.objective)
     # An app's own bound holds over every host only when its candidates are all of them.
     lower = {a: e.lower for a, e in st.apps.items()} if st.complete and bound is not None else {}
     return plan, None, lower
-
-
-def _resources(st: _State, resources: list[int]) -> tuple[Code, str]:
-    """The code of the first of these resources (`fastcost` numbering) and their names."""
-    f = st.fleet
-    code = RESOURCE_KINDS[min(resources[0] // f.n, 3)] if resources else Code.COMPUTE
-    return code, ", ".join(resource_name(f, r) for r in resources) or "shared capacity"
-
-
-def _stuck(st: _State, e: _App, code: Code, names: str) -> Stuck:
-    """The app the greedy could not place; the apps on what its candidates overflowed or
-    sourced at that battery or link; and a proof when their least use exceeds it."""
-    f = st.fleet
-    over = {r for j in range(len(e.candidates)) for r in st.overflow(st.score(e, j))}
-    ends: set[str] = set()
-    for r in over:
-        if 2 * f.n <= r < 3 * f.n:
-            ends.add(f.ids[r - 2 * f.n])
-        elif r >= 3 * f.n:
-            ends.update((f.links[r - 3 * f.n].a, f.links[r - 3 * f.n].b))
-    neighbours = []
-    for other in st.apps.values():
-        sc = st.score(other, other.chosen) if other.chosen >= 0 else None
-        on = sc is not None and bool(over & set(sc.resources[sc.amounts > 0].tolist()))
-        if on or other.app.source in ends or other.app.sink_id in ends:
-            neighbours.append(other.app.id)
-    proof = None
-    first = [r for r in st.overflow(st.score(e, 0)) if not f.n <= r < 2 * f.n]  # no memory
-    if st.complete and first:
-        # What it overflowed first, then its camera's battery and links (the usual pair
-        # that binds together: running on the camera drains one, sending the other).
-        src = f.index[e.app.source]
-        own = [2 * f.n + src, src] + [
-            3 * f.n + k for k, lk in enumerate(f.links) if f.ids[src] in (lk.a, lk.b)
-        ]
-        rows = list(dict.fromkeys(first + own))[:4]
-        room = {r: float(f.capacity[r] - st.fixed_load[r]) for r in rows}
-        group = {e.app.id, *neighbours}
-        routed = [(x.app, x.routes) for x in st.apps.values() if x.app.id in group]
-        named = {r: (RESOURCE_KINDS[min(r // f.n, 3)], resource_name(f, r)) for r in rows}
-        proof = use_proof(st.problem, f, routed, room, named, e.app.id)
-    return Stuck(e.app.id, tuple(neighbours), names, code, proof)
 
 
 __all__ = ["HOSTS", "NAME", "greedy", "solve_greedy"]

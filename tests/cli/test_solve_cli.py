@@ -314,6 +314,10 @@ def test_negative_time_limit_exits_2() -> None:
     assert_bad_input(run("solve", EXAMPLE, "--time-limit", "-5"), "--time-limit")
 
 
+def test_threads_below_one_exits_2() -> None:
+    assert_bad_input(run("solve", EXAMPLE, "--solver", "heuristic", "--threads", "0"), "--threads")
+
+
 # -- --place-what-fits ---------------------------------------------------------------------------
 def _cut_off_camera(tmp_path: Path) -> Path:
     """The example with cam-6's only link at 50 kbit/s: its 0.6 MB frames cannot reach

@@ -1,0 +1,94 @@
+"""Where the heuristic's greedy assignment got stuck: the app it could not place, the
+apps around what that app overflowed, and, when the host sets are complete, a proof that
+their least use exceeds it (`solver.verdict`), for the exact steps that follow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from solver.candidates import Candidate
+from solver.fastcost import CandidateRoutes, Fleet, Score
+from solver.problem import Problem
+from solver.reasons import Code
+from solver.scenario import App
+from solver.verdict import RESOURCE_KINDS, Stuck, resource_name, use_proof
+
+
+class Entry(Protocol):
+    """One app of the heuristic's state (`solver.heuristic._App`)."""
+
+    @property
+    def app(self) -> App: ...
+    @property
+    def routes(self) -> CandidateRoutes: ...
+    @property
+    def candidates(self) -> list[Candidate]: ...
+    @property
+    def chosen(self) -> int: ...
+
+
+E = TypeVar("E", bound=Entry)
+
+
+class State(Protocol[E]):
+    """What this needs of the heuristic's state (`solver.heuristic._State`)."""
+
+    @property
+    def problem(self) -> Problem: ...
+    @property
+    def fleet(self) -> Fleet: ...
+    @property
+    def complete(self) -> bool: ...
+    @property
+    def fixed_load(self) -> np.ndarray: ...
+    @property
+    def apps(self) -> Mapping[str, E]: ...
+    def score(self, e: E, j: int) -> Score: ...
+    def overflow(self, sc: Score) -> list[int]: ...
+
+
+def resources_of(f: Fleet, resources: list[int]) -> tuple[Code, str]:
+    """The code of the first of these resources (`fastcost` numbering) and their names."""
+    code = RESOURCE_KINDS[min(resources[0] // f.n, 3)] if resources else Code.COMPUTE
+    return code, ", ".join(resource_name(f, r) for r in resources) or "shared capacity"
+
+
+def stuck_at(st: State[E], e: E, code: Code, names: str) -> Stuck:
+    """The app the greedy could not place; the apps on what its candidates overflowed or
+    sourced at that battery or link; and a proof when their least use exceeds it."""
+    f = st.fleet
+    over = {r for j in range(len(e.candidates)) for r in st.overflow(st.score(e, j))}
+    ends: set[str] = set()
+    for r in over:
+        if 2 * f.n <= r < 3 * f.n:
+            ends.add(f.ids[r - 2 * f.n])
+        elif r >= 3 * f.n:
+            ends.update((f.links[r - 3 * f.n].a, f.links[r - 3 * f.n].b))
+    neighbours = []
+    for other in st.apps.values():
+        sc = st.score(other, other.chosen) if other.chosen >= 0 else None
+        on = sc is not None and bool(over & set(sc.resources[sc.amounts > 0].tolist()))
+        if on or other.app.source in ends or other.app.sink_id in ends:
+            neighbours.append(other.app.id)
+    proof = None
+    first = [r for r in st.overflow(st.score(e, 0)) if not f.n <= r < 2 * f.n]  # no memory
+    if st.complete and first:
+        # What it overflowed first, then its camera's battery and links (the usual pair
+        # that binds together: running on the camera drains one, sending the other).
+        src = f.index[e.app.source]
+        own = [2 * f.n + src, src] + [
+            3 * f.n + k for k, lk in enumerate(f.links) if f.ids[src] in (lk.a, lk.b)
+        ]
+        rows = list(dict.fromkeys(first + own))[:4]
+        room = {r: float(f.capacity[r] - st.fixed_load[r]) for r in rows}
+        group = {e.app.id, *neighbours}
+        routed = [(x.app, x.routes) for x in st.apps.values() if x.app.id in group]
+        named = {r: (RESOURCE_KINDS[min(r // f.n, 3)], resource_name(f, r)) for r in rows}
+        proof = use_proof(st.problem, f, routed, room, named, e.app.id)
+    return Stuck(e.app.id, tuple(neighbours), names, code, proof)
+
+
+__all__ = ["Entry", "State", "resources_of", "stuck_at"]
