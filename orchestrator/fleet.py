@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from orchestrator import audit, tokens
@@ -26,10 +28,27 @@ def _aware(value: datetime) -> datetime:
 
 # -- operator API keys -----------------------------------------------------------------------
 def ensure_admin_key(session: Session, token: str) -> None:
-    """Register the admin token (by hash) unless it already is."""
-    digest = tokens.hash_token(token)
-    if session.scalar(select(ApiKey).where(ApiKey.token_hash == digest)) is None:
-        session.add(ApiKey(name="admin", token_hash=digest, created_at=audit.now(), role="admin"))
+    """Register the admin token (by hash) unless it already is.
+
+    One insert that does nothing when the hash is there (PostgreSQL's `ON CONFLICT DO
+    NOTHING`, SQLite's own): replicas starting together on one database all succeed. A
+    look-up then an insert let two of them both find nothing, and the second's commit
+    failed on the unique hash (a replica exited at start with a UniqueViolation)."""
+    row = {
+        "name": "admin",
+        "token_hash": tokens.hash_token(token),
+        "created_at": audit.now(),
+        "role": "admin",
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        pg = pg_insert(ApiKey).values(**row)
+        session.execute(pg.on_conflict_do_nothing(index_elements=["token_hash"]))
+    elif dialect == "sqlite":
+        lite = sqlite_insert(ApiKey).values(**row)
+        session.execute(lite.on_conflict_do_nothing(index_elements=["token_hash"]))
+    else:  # engine.normalize_url admits these two only
+        raise ValueError(f"unsupported database dialect {dialect!r}")
 
 
 def operator_for(session: Session, token: str) -> ApiKey | None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator import fleet, tokens
@@ -106,12 +105,7 @@ class Agents:
         """Load (or create) the admin token and read every agent token's hash."""
         admin_token = await asyncio.to_thread(load_or_create_admin_token, self._settings)
         self._admin_token = admin_token
-        try:
-            await self._run_sync(fleet.ensure_admin_key, admin_token)
-        except IntegrityError:
-            # Another replica starting at the same moment registered it first (seen with
-            # three replicas started together on one database): it is there now.
-            await self._run_sync(fleet.ensure_admin_key, admin_token)
+        await self._run_sync(fleet.ensure_admin_key, admin_token)
         self._tokens = await self._run_sync(fleet.agent_token_hashes)
         self._power = await self._run_sync(fleet.device_power_states)
 
