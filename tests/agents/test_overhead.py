@@ -97,6 +97,10 @@ def test_the_overhead_counts_from_the_requests_first_byte(nodes: tuple[Node, Nod
             answer += sock.recv(65536)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     _recorded(a, "d/m/0-0", 1)
+    # The server reads the first bytes when its loop gets to them, which a busy machine
+    # delays by a few ms (298.3 ms was seen in a full run): the pause is held, less that
+    # delay. Timed from the app instead, the overhead would be a few ms, far below this.
+    held_ms = 0.8 * pause_s * 1000.0
     overhead = a.state.metrics.snapshot()["d/m/0-0"].overhead_ms
-    assert overhead is not None and overhead >= pause_s * 1000.0
-    assert a.state.metrics.requests()["d"].p50_ms >= pause_s * 1000.0
+    assert overhead is not None and overhead >= held_ms
+    assert a.state.metrics.requests()["d"].p50_ms >= held_ms
