@@ -100,6 +100,9 @@ class ControlPlane:
             grid=GridNow(settings.grid_series),
         )
         self.reconciler = Reconciler(self.gateway, self._loop_config(), self.metrics)
+        # Read at each scrape: a leader whose lease ran out mid-tick (paused, cut off from
+        # the lock) stops showing 1 then, not at its next look at the lock.
+        self.metrics.is_leader.set_function(lambda: 1.0 if self.reconciler.is_leader else 0.0)
         self.agents = Agents(
             settings,
             self.live,

@@ -1,9 +1,14 @@
 """The reconcile loop: observe -> detect triggers -> re-plan -> advance the rollout.
 
 One loop runs per control plane, and only the leader's does anything: leadership is the
-live-state lock `reconcile`, renewed every `leader_ttl_s / 3`; a follower retries every
-half second, so when the leader dies another replica takes over within `leader_ttl_s`
-plus half a second.
+live-state lock `reconcile`, renewed every `leader_ttl_s / 3` by a task of its own (not
+between ticks: a tick slower than the lease would otherwise run on after another replica
+took the lock); a follower retries every half second, so when the leader dies another
+replica takes over within `leader_ttl_s` plus half a second. The leader counts itself
+leader only until two thirds of a lease after its last successful renewal was *sent*
+(the lock's own expiry is a lease after it arrived), and checks that before every write a
+tick makes: a leader cut off from the lock, or paused, stops writing and stops saying it
+leads before anyone else can take over.
 
 Each tick runs the steps in order; every step is timed into
 `continuum_reconcile_step_seconds{step}` and isolated: an exception is logged and counted
@@ -58,7 +63,14 @@ log = logging.getLogger(__name__)
 
 LOCK = "reconcile"
 _FOLLOWER_RETRY_S = 0.5
+# The part of a lease a leader trusts after sending its renewal: the rest is the margin
+# for the lock's clock, which starts when the request arrives, and for clock rates.
+_HELD_FRACTION = 2.0 / 3.0
 T = TypeVar("T")
+
+
+class LeaseLost(Exception):
+    """The leader lease ran out or went to another replica in the middle of a tick."""
 
 
 @dataclass
@@ -147,7 +159,10 @@ class Reconciler:
         self.config = config
         self.metrics = metrics
         self.holder = f"reconcile-{uuid.uuid4().hex[:12]}"
-        self.is_leader = False
+        self._leading = False
+        # Set by `run`, which keeps the lease: a tick called on its own (tests) is not fenced.
+        self._leased = False
+        self._held_until = 0.0  # monotonic; meaningful while `_leased`
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -191,9 +206,10 @@ class Reconciler:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
-        if self.is_leader:
-            with contextlib.suppress(Exception):
-                await self.gateway.release(self.holder)
+        if self._leading:
+            if self.is_leader:
+                with contextlib.suppress(Exception):
+                    await self.gateway.release(self.holder)
             self._lead(False)
 
     def poke(self) -> None:
@@ -203,53 +219,113 @@ class Reconciler:
         if self.is_leader:
             self._wake.set()
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this loop leads now: it took the lock and, when it keeps the lease
+        itself, its last renewal is recent enough that no other replica can hold it."""
+        return self._leading and (not self._leased or time.monotonic() < self._held_until)
+
     def _lead(self, leader: bool) -> None:
-        if leader != self.is_leader:
+        if leader != self._leading:
             log.info("reconcile loop: %s", "leading" if leader else "following")
             if leader:
                 self._reset()
-        self.is_leader = leader
+        self._leading = leader
         self.metrics.leader(leader)
 
-    async def run(self) -> None:
-        renew_every = self.config.leader_ttl_s / 3.0
-        renewed = 0.0
-        while not self._stopping:
-            now = time.monotonic()
-            if not self.is_leader or now - renewed >= renew_every:
-                try:
-                    leader = await self.gateway.acquire(self.holder, self.config.leader_ttl_s)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("reconcile loop: the leader lock is unreachable")
-                    leader = False
-                self._lead(leader)
-                renewed = now
+    def _fence(self) -> None:
+        """Before a write: raise `LeaseLost` unless the lease still holds."""
+        if self._leased and not self.is_leader:
+            raise LeaseLost(f"{self.holder}: the leader lease ran out during a tick")
+
+    async def _take(self) -> bool | None:
+        """One request for the lock (to take it or renew it): True when held, False when
+        another replica holds it, None when the lock could not be reached."""
+        ttl = self.config.leader_ttl_s
+        sent = time.monotonic()
+        try:
+            # Not longer than the lease would still hold: a late grant is no grant.
+            held = await asyncio.wait_for(self.gateway.acquire(self.holder, ttl), ttl)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reconcile loop: the leader lock is unreachable")
+            return None
+        if held:
+            self._held_until = sent + ttl * _HELD_FRACTION
+        return held
+
+    async def _renew(self) -> None:
+        """Keep the lease while leading, on its own clock, whatever the ticks do."""
+        every = self.config.leader_ttl_s / 3.0
+        while True:
+            await asyncio.sleep(every)
+            held = await self._take()
+            if held is False:
+                self._held_until = 0.0  # another replica holds it: stop writing now
             if not self.is_leader:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _FOLLOWER_RETRY_S)
-                # A poke from just before it lost the lead must not make it spin.
-                await asyncio.sleep(self.config.min_tick_s)
-                self._wake.clear()
-                continue
-            await self.tick()
-            if self._stopping:
-                break
-            # Heartbeats poke the loop hundreds of times a second on a large fleet, and a
-            # tick reads every device's latest state: pokes that arrive within
-            # `min_tick_s` are served by one tick.
-            await asyncio.sleep(self.config.min_tick_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.interval_s)
-            self._wake.clear()
+                self._wake.set()  # the loop steps down at its next look
+                return
+            # Held, or unreachable with time left: the next try comes before it runs out.
+
+    async def run(self) -> None:
+        self._leased = True
+        renewal: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping:
+                if self._leading and not self.is_leader:
+                    log.warning("reconcile loop: the leader lease ran out; following")
+                    self._lead(False)
+                if not self._leading:
+                    if renewal is not None:
+                        renewal.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await renewal
+                        renewal = None
+                    if await self._take():
+                        self._lead(True)
+                        renewal = asyncio.create_task(
+                            self._renew(), name="continuum-reconcile-lease"
+                        )
+                    else:
+                        self.metrics.leader(False)
+                if not self.is_leader:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), _FOLLOWER_RETRY_S)
+                    # A poke from just before it lost the lead must not make it spin.
+                    await asyncio.sleep(self.config.min_tick_s)
+                    self._wake.clear()
+                    continue
+                try:
+                    await self.tick()
+                except LeaseLost as lost:
+                    log.warning("reconcile loop: %s; its remaining steps were not run", lost)
+                    continue
+                if self._stopping:
+                    break
+                await self._pause()
+        finally:
+            # A cancelled loop (a crash, in tests) must not go on renewing a lock.
+            if renewal is not None:
+                renewal.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewal
+
+    async def _pause(self) -> None:
+        # Heartbeats poke the loop hundreds of times a second on a large fleet, and a
+        # tick reads every device's latest state: pokes that arrive within
+        # `min_tick_s` are served by one tick.
+        await asyncio.sleep(self.config.min_tick_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.config.interval_s)
+        self._wake.clear()
 
     # -- one tick --------------------------------------------------------------------------
     async def _step(self, name: str, fn: Callable[[], Awaitable[T]]) -> T | None:
         started = time.perf_counter()
         try:
             return await fn()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LeaseLost):
             raise
         except Exception:  # isolated: one step's failure must not stop the others
             log.exception("reconcile step %s failed", name)
@@ -407,8 +483,10 @@ class Reconciler:
         return fired
 
     async def _replan(self, fired: list[Trigger]) -> None:
+        self._fence()
         await self.gateway.record_triggers(fired)
         reason = "; ".join(dict.fromkeys(t.reason for t in fired))
+        self._fence()
         await self.gateway.replan(reason, min(t.observed_at for t in fired))
         # The plan about to be made uses the figures of now: measure from them.
         self.links.commit()
@@ -427,6 +505,7 @@ class Reconciler:
         for device in rollout.targets:
             at = delivered.get(device)
             if at is not None and device not in rollout.delivered:
+                self._fence()
                 await self.gateway.record_ack(rollout, "delivered", device, at)
                 rollout.delivered[device] = at
         alive_targets = [d for d in rollout.targets if d in beats]
@@ -438,6 +517,7 @@ class Reconciler:
         ):
             last = max(rollout.delivered[d] for d in alive_targets)
             reaction_ms = max(last - rollout.observed_at, 0.0) * 1000.0
+            self._fence()
             await self.gateway.record_reaction(rollout, reaction_ms)
             self.metrics.reaction(reaction_ms / 1000.0)
             rollout.observed_at = None
@@ -448,9 +528,11 @@ class Reconciler:
                     continue
                 ready = beat.get("partitions") or {}
                 if all(ready.get(k) for k in keys):
+                    self._fence()
                     await self.gateway.record_ack(rollout, "ready", device, now)
                     rollout.ready[device] = now
             if all(d in rollout.ready for d in rollout.pending):
+                self._fence()
                 await self.gateway.switch(rollout)
             elif now - rollout.started_at > self.config.rollout_timeout_s:
                 missing = sorted(d for d in rollout.pending if d not in rollout.ready)
@@ -460,6 +542,7 @@ class Reconciler:
                     f"{self.config.rollout_timeout_s:g} s: waiting on {', '.join(missing)}"
                     + (f" ({', '.join(lost)} lost)" if lost else "")
                 )
+                self._fence()
                 await self.gateway.roll_back(rollout, why)
             return
         # switching, or a rollback: live once every alive target runs the revision.
@@ -469,4 +552,5 @@ class Reconciler:
             if d in beats
         )
         if running:
+            self._fence()
             await self.gateway.settle(rollout)

@@ -19,6 +19,7 @@ never ticks)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -196,3 +197,41 @@ def test_leader_killed_the_other_replica_takes_over_once_its_lease_ran_out(
     assert fleet.plan()["stats"]["reaction_ms"] >= 0
     b_leads, b_ticks_after = loop_state(r.b_client)
     assert b_leads and b_ticks_after > 0
+
+
+def test_a_paused_leader_comes_back_a_follower_and_never_says_it_leads_beside_another(
+    replicas: Replicas,
+) -> None:
+    """A leader paused past its lease (SIGSTOP: a VM frozen, a stop-the-world stall) finds
+    another replica leading when it resumes. It must not go on as leader until it next
+    looks at the lock: from the first moment after the resume its lease has run out by its
+    own clock, so it reports 0 and its loop writes nothing (the write fence itself is
+    tests/orchestrator/test_reconcile.py's)."""
+    fleet, r = replicas.fleet, replicas
+    a = r.start_a()
+    wait_until("replica A to serve", lambda: r.a_client.get("/readyz").status_code == 200,
+               90, [a])  # fmt: skip
+    wait_until("replica A, alone, to take the lead", lambda: loop_state(r.a_client)[0], 30, [a])
+    fleet.start_server()  # replica B, a follower
+    wait_until("replica B to serve", lambda: r.b_client.get("/readyz").status_code == 200,
+               90, fleet.procs())  # fmt: skip
+    assert loop_state(r.b_client)[0] is False
+    a_holder = r.lock_holder()
+
+    assert a.popen is not None
+    os.killpg(a.popen.pid, signal.SIGSTOP)
+    try:
+        wait_until("B to take the lead while A is paused",
+                   lambda: loop_state(r.b_client)[0], 30, fleet.procs())  # fmt: skip
+        b_holder = r.lock_holder()
+        assert b_holder is not None and b_holder != a_holder
+    finally:
+        os.killpg(a.popen.pid, signal.SIGCONT)
+    # A's first answers after the resume: never "leading" while B holds the lock.
+    for _ in range(20):
+        a_leads, _ = loop_state(r.a_client)
+        b_leads, _ = loop_state(r.b_client)
+        assert not a_leads, "the resumed replica still says it leads"
+        assert b_leads
+        time.sleep(POLL_S)
+    assert r.lock_holder() == b_holder

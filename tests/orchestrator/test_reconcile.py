@@ -440,6 +440,64 @@ async def test_a_follower_takes_over_when_the_leader_dies() -> None:
     await first.stop()
 
 
+@dataclass
+class StallingGateway(FakeGateway):
+    """One observation stalls past the lease: the event loop blocked (a pause, a long
+    synchronous step) or the lock unreachable while SQL is not. Meanwhile another replica
+    takes the lock, and a rollout becomes ready to switch (a write)."""
+
+    stall: str | None = None  # "blocked" or "unreachable", for the next observation
+    ttl_s: float = 0.6
+    lock_down: bool = False
+    other_took_it: bool = False
+
+    async def acquire(self, holder: str, ttl_s: float) -> bool:
+        if self.lock_down and holder != "other":
+            raise ConnectionError("the lock is unreachable")
+        return await super().acquire(holder, ttl_s)
+
+    async def observe(self) -> Observation:
+        mode, self.stall = self.stall, None
+        if mode == "blocked":
+            time.sleep(self.ttl_s * 1.2)  # blocks the event loop: nothing else runs
+        elif mode == "unreachable":
+            self.lock_down = True
+            await asyncio.sleep(self.ttl_s * 1.2)
+        if mode is not None:
+            # The lock's own expiry passed: another replica takes it.
+            self.other_took_it = await self.live.acquire("reconcile", "other", 60.0)
+            self.rollout = rollout(pending={})
+        return await super().observe()
+
+
+@pytest.mark.parametrize("stall", ["blocked", "unreachable"])
+async def test_a_leader_stalled_past_its_lease_writes_nothing_and_stops_leading(
+    stall: str,
+) -> None:
+    gw = StallingGateway()
+    two_devices(gw)
+    rec, metrics = loop(gw, leader_ttl_s=gw.ttl_s, interval_s=0.05)
+    rec.start()
+    with anyio.fail_after(5):
+        while not rec.is_leader:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # a few ticks and a renewal as leader
+    gw.stall = stall
+    with anyio.fail_after(5):
+        while not gw.other_took_it:
+            await asyncio.sleep(0.01)
+    # The stalled tick came back to a lock held elsewhere: it must not have gone on to
+    # switch the rollout (two replicas advancing one rollout), nor say it leads.
+    assert not rec.is_leader
+    with anyio.fail_after(2):
+        while metrics.leading:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # a follower now: still no write
+    assert gw.actions == [], gw.actions
+    assert not rec.is_leader
+    await rec.stop()
+
+
 async def test_heartbeat_pokes_do_not_make_a_follower_hammer_the_lock() -> None:
     gw = FakeGateway()
     assert await gw.live.acquire("reconcile", "the-leader", 60.0)  # held elsewhere
