@@ -24,6 +24,11 @@ from orchestrator.replacement import Replacement
 from orchestrator.scenario_builder import Built
 
 
+class StalePlan(Exception):
+    """Another plan went into force between this candidate's snapshot and its commit (a
+    planner whose lease ran out while it solved, paused or cut off from the lock)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Committed:
     """What a commit wrote."""
@@ -53,6 +58,17 @@ def commit(
     # The plan in force when the scenario was read (the planner lock keeps another plan
     # from coming in between): a fleet's JSON not decoded again.
     running = {a.id: a for a in built.previous_plan.apps} if built.previous_plan else {}
+    # The lock is a lease, and a lease can run out under a paused planner: the database
+    # says for sure whether the plan it started from is still the one in force. The row
+    # is locked, so a commit racing this one waits, then finds it out of force.
+    current = session.scalar(
+        select(PlanVersion.version).where(PlanVersion.in_force.is_(True)).with_for_update()
+    )
+    if current != built.plan_version:
+        raise StalePlan(
+            f"plan version {current} went into force while this candidate was solved "
+            f"from version {built.plan_version}"
+        )
     from_version = rollouts.routes_version(session)  # before the new row changes it
     if apply:
         session.execute(

@@ -39,7 +39,13 @@ from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.model_jobs import extract_ranges
 from orchestrator.partitions import missing_ranges, store_partitions
-from orchestrator.placement_commit import Committed, commit, mark_waiting, record_failure
+from orchestrator.placement_commit import (
+    Committed,
+    StalePlan,
+    commit,
+    mark_waiting,
+    record_failure,
+)
 from orchestrator.replacement import Replacement, in_force, replan, solve_scenario
 from orchestrator.scenario_builder import Built, PlanCache, Snapshot, build, read_snapshot
 from orchestrator.settings import Settings
@@ -49,6 +55,7 @@ log = logging.getLogger(__name__)
 LOCK = "planner"
 FALLBACK_SOLVER = "ilp"
 _LOCK_RETRY_S = 0.2
+_STALE_TRIES = 3  # solves from a plan gone out of force before the request fails
 
 T = TypeVar("T")
 
@@ -206,9 +213,18 @@ class Planner:
             await asyncio.sleep(_LOCK_RETRY_S)
         renewal = asyncio.create_task(self._renew(ttl), name="continuum-planner-lease")
         try:
-            return await self.solve(
-                reason, solver_name, dry_run=False, observed_at=observed_at, force=force
-            )
+            for attempt in range(1, _STALE_TRIES + 1):
+                try:
+                    return await self.solve(
+                        reason, solver_name, dry_run=False, observed_at=observed_at, force=force
+                    )
+                except StalePlan as stale:
+                    # Solved from a plan no longer in force: from the one that is, again.
+                    self._plans.clear()
+                    if attempt == _STALE_TRIES:
+                        raise
+                    log.warning("planner: %s; solving again", stale)
+            raise AssertionError("unreachable")
         finally:
             renewal.cancel()
             with contextlib.suppress(asyncio.CancelledError):

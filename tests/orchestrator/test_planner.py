@@ -113,6 +113,47 @@ async def test_a_first_plan_goes_into_force_with_the_states_its_commit_computed(
     assert built.previous_scenario == stored.plan_scenario
 
 
+async def test_a_candidate_solved_from_a_plan_gone_out_of_force_is_solved_again(
+    fleet: Harness,
+) -> None:
+    """The planner lock is a lease: under a paused planner it runs out, and another
+    replica's planner puts a plan into force meanwhile. The paused one's candidate, solved
+    from the plan before, must not be committed over it (a lost update): the commit finds
+    out in SQL and the planner solves again from the plan now in force."""
+    await fleet.deploy("detect", model="cnn", source="cam-1", rate_rps=5.0)
+    await fleet.planner.request("a deployment", wait=True)
+    (first,) = fleet.announced
+    planner, other = fleet.planner, Planner(fleet)  # `other`: another replica's planner
+    real_build = planner.build
+    builds: list[int | None] = []
+
+    async def build_then_pause() -> Any:
+        built = await real_build()
+        builds.append(built.plan_version)
+        if len(builds) == 1:
+            await fleet.live.release(LOCK, planner._holder)  # its lease ran out
+            await other.request("another replica", wait=True)
+            assert other.last_error is None
+        return built
+
+    planner.build = build_then_pause  # type: ignore[method-assign]
+    await fleet.deploy("count", model="cnn", source="cam-1", rate_rps=2.0)
+    await planner.request("a second deployment", wait=True)
+    assert planner.last_error is None
+    by_other = fleet.announced[1]
+    assert by_other["in_force"] and by_other["version"] > first["version"]
+    # Solved twice: from the first plan (not committed), then from the other's.
+    assert builds == [first["version"], by_other["version"]]
+    versions = [s["version"] for s in fleet.announced]
+    assert len(versions) == 3 and versions[2] > by_other["version"], fleet.announced
+    in_force = await fleet.run_sync(compute.in_force)
+    assert in_force is not None
+    # Each applied plan's rollout started from the one before it: one chain, no fork.
+    assert [r.plan_version for r in fleet.desired.rollouts] == [
+        s["version"] for s in fleet.announced if s["in_force"]
+    ]
+
+
 async def test_the_same_conditions_again_keep_the_plan_in_force(fleet: Harness) -> None:
     await fleet.deploy("detect", model="cnn", source="cam-1", rate_rps=5.0)
     await fleet.planner.request("a deployment", wait=True)
