@@ -394,6 +394,9 @@ class RedisLiveState:
             for future in waiters:
                 # Wake long-polls at shutdown (as a timeout) rather than leave them hanging.
                 _deliver(future, None)
+        # A waiter still waiting for the subscription to be confirmed (a new replica, a
+        # slow Redis) must reach its answer too: no confirmation comes after a close.
+        self._subscribed.set()
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
                 subscription.close()
