@@ -314,12 +314,11 @@ class ControlPlane:
                              {"observed_at": t.observed_at})  # fmt: skip
 
         await self.run_sync(write)
-        for t in triggers:
-            await self.events.publish(
-                "trigger",
-                {"kind": t.kind, "target": t.target, "reason": t.reason,
-                 "observed_at": t.observed_at},
-            )  # fmt: skip
+        await self.events.publish_many(
+            "trigger",
+            [{"kind": t.kind, "target": t.target, "reason": t.reason,
+              "observed_at": t.observed_at} for t in triggers],
+        )  # fmt: skip
 
     async def record_trigger(
         self, kind: str, target: str, reason: str, observed_at: float, *, replan: bool = False

@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from orchestrator.live.base import DEFAULT_BUFFER, LiveState
@@ -96,6 +96,13 @@ class EventBus:
 
     async def publish(self, kind: str, data: dict[str, Any]) -> None:
         await self._live.publish(CHANNEL, {"type": kind, "at": time.time(), "data": data})
+
+    async def publish_many(self, kind: str, items: Sequence[dict[str, Any]]) -> None:
+        """Events of one kind, in order, in one round trip."""
+        at = time.time()
+        await self._live.publish_many(
+            CHANNEL, [{"type": kind, "at": at, "data": data} for data in items]
+        )
 
     async def _run(self) -> None:
         while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -144,6 +145,10 @@ class LiveState(Protocol):
     # -- pub/sub ---------------------------------------------------------------------------
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         """Deliver a message to every subscriber of channel, on every replica."""
+
+    async def publish_many(self, channel: str, messages: Sequence[dict[str, Any]]) -> None:
+        """`publish` each message, in order, in one round trip (a tick's thousands of
+        triggers one at a time held the leader's loop for seconds)."""
 
     async def wait(self, channel: str, timeout_s: float) -> dict[str, Any] | None:
         """Wait for the next message on channel (None on timeout). One-shot: a message

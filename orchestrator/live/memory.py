@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from orchestrator.live.base import DEFAULT_BUFFER, HeartbeatChanges, Subscription, unregister
@@ -163,6 +163,10 @@ class MemoryLiveState:
             _on_loop(future.get_loop(), running, _deliver, future, _copy(payload))
         for subscription in subscriptions:
             _on_loop(subscription.loop, running, subscription.put, _copy(payload))
+
+    async def publish_many(self, channel: str, messages: Sequence[dict[str, Any]]) -> None:
+        for message in messages:
+            await self.publish(channel, message)
 
     async def wait(self, channel: str, timeout_s: float) -> dict[str, Any] | None:
         future: _Waiter = asyncio.get_running_loop().create_future()

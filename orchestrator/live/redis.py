@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pydantic_core
@@ -57,6 +57,8 @@ _CHANGES_FOLLOW_MS = _CHANGES_KEEP_MS // 2
 # first. A few retries within about a second, and none on a timeout: a Redis that is
 # down or hung still gives its 503 quickly.
 _RETRIES = 3
+# Messages per pipeline of `publish_many`: one round trip each, bounded in size.
+_PUBLISH_BATCH = 500
 _HEALTH_CHECK_S = 10.0
 
 
@@ -261,6 +263,14 @@ class RedisLiveState:
     # -- pub/sub ---------------------------------------------------------------------------
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         await self._redis.publish(self._channel(channel), json.dumps(message))
+
+    async def publish_many(self, channel: str, messages: Sequence[dict[str, Any]]) -> None:
+        name = self._channel(channel)
+        for start in range(0, len(messages), _PUBLISH_BATCH):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for message in messages[start : start + _PUBLISH_BATCH]:
+                    pipe.publish(name, json.dumps(message))
+                await pipe.execute()
 
     async def wait(self, channel: str, timeout_s: float) -> dict[str, Any] | None:
         future: _Waiter = asyncio.get_running_loop().create_future()

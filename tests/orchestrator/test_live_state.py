@@ -265,6 +265,19 @@ async def test_a_subscription_keeps_a_burst_in_order(live: LiveState) -> None:
     assert subscription.closed
 
 
+async def test_publish_many_delivers_every_message_in_order(live: LiveState) -> None:
+    """More than one Redis pipeline's worth (500), among single publishes."""
+    async with live.subscribe("events", maxsize=2000) as subscription:
+        await live.publish("events", {"seq": -1})
+        await live.publish_many("events", [{"seq": seq} for seq in range(1200)])
+        await live.publish_many("events", [])
+        await live.publish("events", {"seq": 1200})
+        got = await _collect(subscription, 1202)
+        assert await subscription.get(SHORT_TTL) is None
+    assert got == [{"seq": seq} for seq in range(-1, 1201)]
+    assert subscription.dropped == 0
+
+
 async def test_a_full_subscription_drops_its_oldest_and_counts_them(live: LiveState) -> None:
     async with (
         live.subscribe("events", maxsize=5) as small,
