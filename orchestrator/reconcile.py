@@ -1,14 +1,10 @@
 """The reconcile loop: observe -> detect triggers -> re-plan -> advance the rollout.
 
 One loop runs per control plane, and only the leader's does anything: leadership is the
-live-state lock `reconcile`, renewed every `leader_ttl_s / 3` by a task of its own (not
-between ticks: a tick slower than the lease would otherwise run on after another replica
-took the lock); a follower retries every half second, so when the leader dies another
-replica takes over within `leader_ttl_s` plus half a second. The leader counts itself
-leader only until two thirds of a lease after its last successful renewal was *sent*
-(the lock's own expiry is a lease after it arrived), and checks that before every write a
-tick makes: a leader cut off from the lock, or paused, stops writing and stops saying it
-leads before anyone else can take over.
+live-state lock `reconcile` (`orchestrator.lease`), renewed every `leader_ttl_s / 3` by a
+task of its own and checked before every write a tick makes; a follower retries every
+half second, so when the leader dies another replica takes over within `leader_ttl_s`
+plus half a second.
 
 Each tick runs the steps in order; every step is timed into
 `continuum_reconcile_step_seconds{step}` and isolated: an exception is logged and counted
@@ -44,13 +40,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from orchestrator.carbon.grid import GridWatch
 from orchestrator.detect_scope import DetectScope
-from orchestrator.rollouts import RolloutView
+from orchestrator.lease import Lease, LeaseLost
+from orchestrator.reconcile_ports import Gateway, LoopConfig, Observation, StepMetrics
 from orchestrator.triggers import (
     BatteryWatch,
     LatencyWatch,
@@ -63,94 +59,8 @@ log = logging.getLogger(__name__)
 
 LOCK = "reconcile"
 _FOLLOWER_RETRY_S = 0.5
-# The part of a lease a leader trusts after sending its renewal: the rest is the margin
-# for the lock's clock, which starts when the request arrives, and for clock rates.
-_HELD_FRACTION = 2.0 / 3.0
 T = TypeVar("T")
-
-
-class LeaseLost(Exception):
-    """The leader lease ran out or went to another replica in the middle of a tick."""
-
-
-@dataclass
-class Observation:
-    now: float  # epoch seconds
-    beats: dict[str, dict[str, Any]]  # alive device -> latest heartbeat (with "at")
-    links: dict[tuple[str, str], dict[str, float]]  # (a, b) -> mbps, rtt_ms, at
-    devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> battery_min_pct
-    predicted_ms: dict[str, float] = field(default_factory=dict)  # partition key -> ms
-    grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now (issue 14)
-    # Devices whose heartbeat was written, forgotten or expired since the last observation
-    # (`HeartbeatMirror.last_changed`); None: not known, every device may have changed.
-    changed: frozenset[str] | None = None
-
-
-class Gateway(Protocol):
-    """Everything the loop reads or changes, in one place (the real one is
-    `orchestrator.reconcile_gateway.ReconcileGateway`; tests give a fake)."""
-
-    async def acquire(self, holder: str, ttl_s: float) -> bool: ...
-
-    async def release(self, holder: str) -> None: ...
-
-    async def observe(self) -> Observation: ...
-
-    async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
-        """Each trigger in the audit log and on the event stream (the tick's together)."""
-        ...
-
-    async def replan(self, reason: str, observed_at: float) -> None: ...
-
-    async def active_rollout(self) -> RolloutView | None: ...
-
-    def deliveries(self, revision: int) -> dict[str, float]:
-        """device -> when its long poll was answered with `revision` or later."""
-        ...
-
-    async def record_ack(self, rollout: RolloutView, kind: str, device: str, at: float) -> None:
-        """kind: `ready` or `delivered`."""
-        ...
-
-    async def record_reaction(self, rollout: RolloutView, reaction_ms: float) -> None: ...
-
-    async def switch(self, rollout: RolloutView) -> None: ...
-
-    async def settle(self, rollout: RolloutView) -> None: ...
-
-    async def roll_back(self, rollout: RolloutView, why: str) -> None: ...
-
-
-@dataclass
-class LoopConfig:
-    interval_s: float = 0.2
-    min_tick_s: float = 0.1
-    heartbeat_interval_s: float = 1.0
-    lost_after_intervals: int = 3
-    leader_ttl_s: float = 3.0
-    rollout_timeout_s: float = 30.0
-    link_change_fraction: float = 0.3
-    link_alpha: float = 0.5
-    rtt_floor_ms: float = 10.0  # an RTT change counts only when it is at least this large
-    latency_drift_fraction: float = 0.5
-    horizon_h: float = 8.0
-    # How long a new leader watches before it acts on joins and losses; None: the time a
-    # device takes to count as lost (lost_after_intervals heartbeat intervals). The grace
-    # ends early once every known device has reported.
-    startup_grace_s: float | None = None
-    grid_change_fraction: float = 0.2  # a zone's intensity change that re-plans (issue 14)
-
-
-class StepMetrics(Protocol):
-    def observe_step(self, step: str, seconds: float) -> None: ...
-
-    def step_failed(self, step: str) -> None: ...
-
-    def trigger(self, kind: str) -> None: ...
-
-    def leader(self, is_leader: bool) -> None: ...
-
-    def reaction(self, seconds: float) -> None: ...
+__all__ = ["LOCK", "Gateway", "LoopConfig", "Observation", "Reconciler", "StepMetrics"]
 
 
 class Reconciler:
@@ -162,8 +72,13 @@ class Reconciler:
         self._leading = False
         # Set by `run`, which keeps the lease: a tick called on its own (tests) is not fenced.
         self._leased = False
-        self._held_until = 0.0  # monotonic; meaningful while `_leased`
         self._wake = asyncio.Event()
+        self._lease = Lease(
+            lambda holder, ttl: self.gateway.acquire(holder, ttl),
+            self.holder,
+            config.leader_ttl_s,
+            self._wake.set,  # the loop steps down at its next look
+        )
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._reset()
@@ -223,7 +138,7 @@ class Reconciler:
     def is_leader(self) -> bool:
         """Whether this loop leads now: it took the lock and, when it keeps the lease
         itself, its last renewal is recent enough that no other replica can hold it."""
-        return self._leading and (not self._leased or time.monotonic() < self._held_until)
+        return self._leading and (not self._leased or self._lease.valid())
 
     def _lead(self, leader: bool) -> None:
         if leader != self._leading:
@@ -237,36 +152,6 @@ class Reconciler:
         """Before a write: raise `LeaseLost` unless the lease still holds."""
         if self._leased and not self.is_leader:
             raise LeaseLost(f"{self.holder}: the leader lease ran out during a tick")
-
-    async def _take(self) -> bool | None:
-        """One request for the lock (to take it or renew it): True when held, False when
-        another replica holds it, None when the lock could not be reached."""
-        ttl = self.config.leader_ttl_s
-        sent = time.monotonic()
-        try:
-            # Not longer than the lease would still hold: a late grant is no grant.
-            held = await asyncio.wait_for(self.gateway.acquire(self.holder, ttl), ttl)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("reconcile loop: the leader lock is unreachable")
-            return None
-        if held:
-            self._held_until = sent + ttl * _HELD_FRACTION
-        return held
-
-    async def _renew(self) -> None:
-        """Keep the lease while leading, on its own clock, whatever the ticks do."""
-        every = self.config.leader_ttl_s / 3.0
-        while True:
-            await asyncio.sleep(every)
-            held = await self._take()
-            if held is False:
-                self._held_until = 0.0  # another replica holds it: stop writing now
-            if not self.is_leader:
-                self._wake.set()  # the loop steps down at its next look
-                return
-            # Held, or unreachable with time left: the next try comes before it runs out.
 
     async def run(self) -> None:
         self._leased = True
@@ -282,10 +167,10 @@ class Reconciler:
                         with contextlib.suppress(asyncio.CancelledError):
                             await renewal
                         renewal = None
-                    if await self._take():
+                    if await self._lease.take():
                         self._lead(True)
                         renewal = asyncio.create_task(
-                            self._renew(), name="continuum-reconcile-lease"
+                            self._lease.keep(), name="continuum-reconcile-lease"
                         )
                     else:
                         self.metrics.leader(False)
