@@ -39,6 +39,10 @@ class Lease:
         self.ttl_s = ttl_s
         self._on_lost = on_lost
         self.held_until = 0.0  # monotonic
+        # Whether the last grant continued this holder's lead: no other replica can have
+        # led since its previous grant (see `take`).
+        self.continued = False
+        self._granted_sent: float | None = None  # when the last grant's request was sent
 
     def valid(self) -> bool:
         return time.monotonic() < self.held_until
@@ -57,6 +61,15 @@ class Lease:
             return None
         if held:
             self.held_until = sent + self.ttl_s * HELD_FRACTION
+            # Another replica could have led in between only by taking the lock once it
+            # expired (a lease after our previous grant at the earliest) and keeping it a
+            # lease (or stopping cleanly at once): not within two leases of that grant.
+            # A holder that merely stalled past its own margin carries on where it was.
+            last = self._granted_sent
+            self.continued = last is not None and sent - last < 2 * self.ttl_s
+            self._granted_sent = sent
+        elif held is False:
+            self._granted_sent = None  # another replica holds it: whatever comes is new
         return held
 
     async def keep(self) -> None:

@@ -140,10 +140,12 @@ class Reconciler:
         itself, its last renewal is recent enough that no other replica can hold it."""
         return self._leading and (not self._leased or self._lease.valid())
 
-    def _lead(self, leader: bool) -> None:
+    def _lead(self, leader: bool, *, continued: bool = False) -> None:
         if leader != self._leading:
             log.info("reconcile loop: %s", "leading" if leader else "following")
-            if leader:
+            # A lead taken over starts from a baseline; one this loop only stalled out of
+            # (no other replica led meanwhile) goes on, so a change seen in the stall fires.
+            if leader and not continued:
                 self._reset()
         self._leading = leader
         self.metrics.leader(leader)
@@ -168,7 +170,7 @@ class Reconciler:
                             await renewal
                         renewal = None
                     if await self._lease.take():
-                        self._lead(True)
+                        self._lead(True, continued=self._lease.continued)
                         renewal = asyncio.create_task(
                             self._lease.keep(), name="continuum-reconcile-lease"
                         )

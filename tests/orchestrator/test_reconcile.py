@@ -498,6 +498,48 @@ async def test_a_leader_stalled_past_its_lease_writes_nothing_and_stops_leading(
     await rec.stop()
 
 
+@dataclass
+class ShortStallGateway(FakeGateway):
+    """One observation blocks the event loop past the lease's margin (2/3 TTL) but not
+    past the lock's own expiry, right after a renewal; nobody else wants the lock. The
+    grid moves meanwhile."""
+
+    ttl_s: float = 0.6
+    stall: bool = False
+
+    async def observe(self) -> Observation:
+        if self.stall:
+            self.stall = False
+            while time.monotonic() - self.grants[-1][2] > 0.02:  # just after a renewal
+                await asyncio.sleep(0.002)
+            time.sleep(self.ttl_s * 0.85)  # blocks the event loop: nothing else runs
+            self.grid = {"DEU": 150.0}
+        return await super().observe()
+
+
+async def test_a_leader_that_only_stalled_past_its_margin_keeps_what_it_saw() -> None:
+    """Its lease ran out by its own clock, so the stalled tick wrote nothing; it takes
+    the lock again at once (nobody else could have led), and must not start from a new
+    baseline: the change seen in the stall still fires (a reset made it the baseline and
+    the trigger was lost: the likely cause of a timed-out grid test in
+    tests/api/test_carbon.py in a full CI run)."""
+    gw = ShortStallGateway(grid={"DEU": 400.0})
+    two_devices(gw)
+    rec, _ = loop(gw, leader_ttl_s=gw.ttl_s, interval_s=0.05)
+    rec.start()
+    with anyio.fail_after(5):
+        while not rec.is_leader:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # ticks at 400 and a renewal
+    gw.stall = True
+    with anyio.fail_after(5):
+        while not any(t.kind == "grid" for t in gw.recorded):
+            await asyncio.sleep(0.01)
+    (grid,) = [t for t in gw.recorded if t.kind == "grid"]
+    assert grid.reason == "grid DEU: 400 -> 150 gCO2e/kWh"
+    await rec.stop()
+
+
 async def test_heartbeat_pokes_do_not_make_a_follower_hammer_the_lock() -> None:
     gw = FakeGateway()
     assert await gw.live.acquire("reconcile", "the-leader", 60.0)  # held elsewhere
