@@ -440,6 +440,17 @@ async def test_a_follower_takes_over_when_the_leader_dies() -> None:
     await first.stop()
 
 
+async def leading(gw: FakeGateway, ttl_s: float) -> tuple[Reconciler, FakeMetrics]:
+    """A started loop that took the lead and has run a few ticks and a renewal."""
+    rec, metrics = loop(gw, leader_ttl_s=ttl_s, interval_s=0.05)
+    rec.start()
+    with anyio.fail_after(5):
+        while not rec.is_leader:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    return rec, metrics
+
+
 @dataclass
 class StallingGateway(FakeGateway):
     """One observation stalls past the lease: the event loop blocked (a pause, a long
@@ -476,12 +487,7 @@ async def test_a_leader_stalled_past_its_lease_writes_nothing_and_stops_leading(
 ) -> None:
     gw = StallingGateway()
     two_devices(gw)
-    rec, metrics = loop(gw, leader_ttl_s=gw.ttl_s, interval_s=0.05)
-    rec.start()
-    with anyio.fail_after(5):
-        while not rec.is_leader:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.3)  # a few ticks and a renewal as leader
+    rec, metrics = await leading(gw, gw.ttl_s)
     gw.stall = stall
     with anyio.fail_after(5):
         while not gw.other_took_it:
@@ -525,12 +531,7 @@ async def test_a_leader_that_only_stalled_past_its_margin_keeps_what_it_saw() ->
     tests/api/test_carbon.py in a full CI run)."""
     gw = ShortStallGateway(grid={"DEU": 400.0})
     two_devices(gw)
-    rec, _ = loop(gw, leader_ttl_s=gw.ttl_s, interval_s=0.05)
-    rec.start()
-    with anyio.fail_after(5):
-        while not rec.is_leader:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.3)  # ticks at 400 and a renewal
+    rec, _ = await leading(gw, gw.ttl_s)  # ticks at 400
     gw.stall = True
     with anyio.fail_after(5):
         while not any(t.kind == "grid" for t in gw.recorded):
