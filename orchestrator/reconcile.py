@@ -352,6 +352,7 @@ class Reconciler:
                     "control plane took the lead"
                 )
                 fired.append(Trigger("device-lost", device, reason, obs.now))
+        self.links.set_floors(obs.link_floors)
         for (a, b), figures in obs.links.items():
             at = float(figures.get("at") or obs.now)
             name = link_name(a, b)

@@ -23,7 +23,7 @@ from orchestrator.live.mirror import HeartbeatMirror
 from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
-from orchestrator.triggers import Trigger
+from orchestrator.triggers import Trigger, link_floors
 
 
 class RecordTrigger(Protocol):
@@ -74,7 +74,8 @@ class ReconcileGateway:
         self._devices: dict[str, dict[str, Any]] | None = None
         # declared link -> Mbit/s, re-read every _DECLARED_TTL_S (another replica may declare)
         self._declared: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
-        self._predicted: tuple[int, dict[str, float]] = (-1, {})
+        # The plan in force's predictions and link floors, read when its version changes.
+        self._predicted: tuple[int, dict[str, float], dict[str, float]] = (-1, {}, {})
         # revision -> device -> when its long poll was answered with that revision
         self._delivered: dict[int, dict[str, float]] = {}
 
@@ -124,7 +125,7 @@ class ReconcileGateway:
             self._devices = await self._run_sync(_device_meta)
         version = self._desired.plan_version
         if version != self._predicted[0]:
-            self._predicted = (version, await self._run_sync(_predictions))
+            self._predicted = (version, *await self._run_sync(_predictions))
         now = time.time()
         # Zones whose intensity the plan takes from the grid now (no declared figure).
         zones = {
@@ -136,6 +137,7 @@ class ReconcileGateway:
         # The devices the mirror's read changed, for a detect step that looks at those
         # alone: this is the loop's one read of the mirror, so nothing changed unseen.
         return Observation(now, beats, links, self._devices, self._predicted[1], grid,
+                           link_floors=self._predicted[2],
                            changed=self.mirror.last_changed)  # fmt: skip
 
     # -- act -------------------------------------------------------------------------------
@@ -211,12 +213,13 @@ def _device_meta(session: Session) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-def _predictions(session: Session) -> dict[str, float]:
+def _predictions(session: Session) -> tuple[dict[str, float], dict[str, float]]:
     """Partition key -> predicted compute ms per request under the plan in force (the
-    cost model's: block GFLOP / device GFLOP/s)."""
+    cost model's: block GFLOP / device GFLOP/s); and its link floors
+    (`orchestrator.triggers.link_floors`)."""
     row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
     if row is None:
-        return {}
+        return {}, {}
     gflops = {d["id"]: float(d["gflops"]) for d in row.scenario.get("devices", [])}
     layers = {m["id"]: m["layers"] for m in row.scenario.get("models", [])}
     out: dict[str, float] = {}
@@ -232,4 +235,4 @@ def _predictions(session: Session) -> dict[str, float]:
             if rate > 0:
                 key = compute.partition_key(app.id, app.model or "", first, last)
                 out[key] = cost / rate * 1000.0
-    return out
+    return out, link_floors((row.plan or {}).get("links") or [], row.scenario)

@@ -21,6 +21,8 @@ class Observation:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> battery_min_pct
     predicted_ms: dict[str, float] = field(default_factory=dict)  # partition key -> ms
     grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now (issue 14)
+    # Link name -> Mbit/s below which the plan in force breaks it (`triggers.link_floors`).
+    link_floors: dict[str, float] = field(default_factory=dict)
     # Devices whose heartbeat was written, forgotten or expired since the last observation
     # (`HeartbeatMirror.last_changed`); None: not known, every device may have changed.
     changed: frozenset[str] | None = None

@@ -11,6 +11,11 @@ the trace-driven benchmark drive the same code.
   within a few samples. An RTT change counts only when it also moves by at least
   `rtt_floor_ms` (10 ms) in absolute terms: loopback and LAN RTTs of a few ms jitter by
   several ms under load, and no placement turns on a difference that small.
+  A link also fires, once, when its smoothed figure falls below the plan in force's floor
+  there (`link_floors`: what the plan sends over it, over `max_utilization`): a plan that
+  fills 95% of its allowed share breaks on a 5% drop, far inside the relative threshold.
+  It fires again only after the figure has recovered above the floor, or for a new plan's
+  floors: a link that no plan can relieve does not ask for a re-plan at every sample.
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
@@ -77,12 +82,43 @@ class _LinkState:
     planned_rtt_ms: float
 
 
+def link_floors(
+    plan_links: Iterable[Mapping[str, Any]], scenario: Mapping[str, Any]
+) -> dict[str, float]:
+    """Link name -> the Mbit/s below which the plan breaks that link's bandwidth
+    constraint: what it sends there (its utilization of the figure it was solved with)
+    over the scenario's `max_utilization`. `plan_links`: the plan document's `links`;
+    `scenario`: the scenario-v1 document it was solved from."""
+    cap = float(scenario.get("max_utilization", 0.8))
+    solved = {link_name(lk["a"], lk["b"]): float(lk["mbps"]) for lk in scenario.get("links", [])}
+    out: dict[str, float] = {}
+    for use in plan_links:
+        name = link_name(use["a"], use["b"])
+        mbps = solved.get(name)
+        if mbps is not None and float(use["utilization"]) > 0:
+            out[name] = float(use["utilization"]) * mbps / cap
+    return out
+
+
 @dataclass(slots=True)
 class LinkWatch:
     alpha: float = 0.5
     threshold: float = 0.3
     rtt_floor_ms: float = 10.0
     _links: dict[str, _LinkState] = field(default_factory=dict)
+    _floors: dict[str, float] = field(default_factory=dict)
+    _under: set[str] = field(default_factory=set)  # links that fired below their floor
+    _given: Mapping[str, float] | None = None
+
+    def set_floors(self, floors: Mapping[str, float]) -> None:
+        """The floors of the plan now in force (`link_floors`); the same floors again
+        change nothing, new ones re-arm every link."""
+        # The loop hands over the same mapping every tick until the plan changes: identity
+        # first, so a tick does not compare thousands of floors.
+        if floors is not self._given and floors != self._floors:
+            self._floors = dict(floors)
+            self._under.clear()
+        self._given = floors
 
     def smoothed(self, a: str, b: str) -> tuple[float, float] | None:
         s = self._links.get(link_name(a, b))
@@ -104,8 +140,20 @@ class LinkWatch:
         delta_rtt = abs(s.rtt_ms - s.planned_rtt_ms)
         moved_rtt = delta_rtt / max(s.planned_rtt_ms, 2.0)
         rtt_moved = moved_rtt > self.threshold and delta_rtt >= self.rtt_floor_ms
+        floor = self._floors.get(name)
+        if floor is not None and s.mbps >= floor:
+            self._under.discard(name)
         if moved_bw <= self.threshold and not rtt_moved:
-            return None
+            if floor is None or s.mbps >= floor or name in self._under:
+                return None
+            self._under.add(name)
+            reason = (
+                f"link {name}: bandwidth {s.mbps:.1f} Mbit/s, below the {floor:.1f} Mbit/s "
+                "the plan in force needs there"
+            )
+            return Trigger("link", name, reason, at)
+        if floor is not None and s.mbps < floor:
+            self._under.add(name)  # this trigger's re-plan answers the floor as well
         reason = (
             f"link {name}: bandwidth {s.planned_mbps:.1f} -> {s.mbps:.1f} Mbit/s, "
             f"rtt {s.planned_rtt_ms:.1f} -> {s.rtt_ms:.1f} ms"
@@ -120,6 +168,7 @@ class LinkWatch:
     def forget(self, device: str) -> None:
         for name in [n for n in self._links if device in n.split("~")]:
             del self._links[name]
+            self._under.discard(name)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,9 @@ the hysteresis rule of `orchestrator.hysteresis`), with the arguments the planne
 it (`orchestrator.planner.Planner._replan_in_pool`): the scenario of now, the plan in
 force and the scenario it was solved from, the default solver, the margin. As in the
 loop, the watches are committed right after a re-plan is asked for. An applied plan
-serves after the rollout delay (make-before-break); until then the old plan serves.
+serves after the rollout delay (make-before-break); until then the old plan serves. When a
+plan goes in force, the link watch takes its floors (`orchestrator.triggers.link_floors`),
+as the loop takes them from the plan version in force.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import solver
 from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import Replacement, in_force, replan
-from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger
+from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, link_floors
 from simulate.policy import DEFAULT_SOLVER, Moment, PolicyContext
 
 
@@ -88,8 +90,7 @@ class ContinuumPolicy:
         pending = self._pending
         if pending is not None and now.at_s >= pending.at_s:
             self._pending = None
-            self._planned = pending.scenario
-            out = pending.plan
+            out = self._in_force(pending.plan, pending.scenario)
         in_force_plan = out or now.in_force
         if in_force_plan is not None and not fired:
             return out
@@ -118,14 +119,18 @@ class ContinuumPolicy:
         if not result.apply:
             return out
         if in_force_plan is None:
-            self._planned = result.scenario  # the first plan serves at once
-            return result.plan
+            return self._in_force(result.plan, result.scenario)  # the first serves at once
         self._pending = _Pending(result.plan, result.scenario, now.at_s + self.context.rollout_s)
         if self.context.rollout_s <= 0:
             self._pending = None
-            self._planned = result.scenario
-            return result.plan
+            return self._in_force(result.plan, result.scenario)
         return out
+
+    def _in_force(self, plan: solver.PlanDoc, scenario: dict[str, Any]) -> solver.PlanDoc:
+        self._planned = scenario
+        uses = [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links]
+        self.links.set_floors(link_floors(uses, scenario))
+        return plan
 
 
 __all__ = ["ContinuumPolicy", "Decided"]

@@ -63,6 +63,7 @@ class FakeGateway:
     live: MemoryLiveState = field(default_factory=MemoryLiveState)
     fail_observe: bool = False
     grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now
+    link_floors: dict[str, float] = field(default_factory=dict)  # the plan in force's
     # Every lock granted: (holder, monotonic time just before the request, just after).
     grants: list[tuple[str, float, float]] = field(default_factory=list)
     attempts: int = 0  # lock requests, granted or not
@@ -85,8 +86,9 @@ class FakeGateway:
         if self.fail_observe:
             raise ConnectionError("live state down")
         return Observation(
-            self.now, dict(self.beats), dict(self.links), self.devices, {}, dict(self.grid)
-        )
+            self.now, dict(self.beats), dict(self.links), self.devices, {}, dict(self.grid),
+            link_floors=self.link_floors,
+        )  # fmt: skip
 
     async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
         self.recorded.extend(triggers)
@@ -321,6 +323,34 @@ async def test_one_noisy_link_sample_does_not_fire_a_sustained_drop_does() -> No
     for _ in range(5):
         sample(2.0)
         assert await rec.tick() == []
+
+
+async def test_a_link_falling_below_the_plans_floor_replans_once() -> None:
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.links = {("cam", "edge"): {"mbps": 50.0, "rtt_ms": 2.0, "at": gw.now}}
+    # The plan in force sends 38 Mbit/s over the link: it breaks below 47.5 (cap 0.8).
+    gw.link_floors = {"cam~edge": 47.5}
+    rec, metrics = loop(gw, link_change_fraction=0.3, link_alpha=1.0)
+    await rec.tick()
+
+    def sample(mbps: float) -> None:
+        gw.now += 1
+        gw.beat("cam", battery_pct=90.0)
+        gw.beat("edge")
+        gw.links = {("cam", "edge"): {"mbps": mbps, "rtt_ms": 2.0, "at": gw.now}}
+
+    sample(48.0)
+    assert await rec.tick() == []
+    sample(45.0)  # 10% down: inside the 30% threshold, but below the floor
+    (fired,) = await rec.tick()
+    assert fired.kind == "link" and "below the 47.5 Mbit/s" in fired.reason
+    assert metrics.triggers == ["link"] and len(gw.replans) == 1
+    sample(44.0)  # the same plan still in force: once
+    assert await rec.tick() == []
+    gw.link_floors = {"cam~edge": 46.0}  # a new plan in force, still too much for 44
+    sample(44.0)
+    assert [t.kind for t in await rec.tick()] == ["link"]
 
 
 def rollout(**fields: Any) -> RolloutView:

@@ -22,7 +22,7 @@ from orchestrator.live import LiveState
 from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LoopConfig, Reconciler
 from orchestrator.rollouts import RolloutView
-from orchestrator.triggers import Trigger
+from orchestrator.triggers import Trigger, link_name
 from tests.api.conftest import small_cnn
 from tests.orchestrator.harness import (
     Harness,
@@ -122,6 +122,25 @@ async def test_a_rollback_puts_the_previous_plan_back_in_force(fleet: Harness) -
     assert keys and all(k.startswith("detect/") for k in keys)
     await fleet.gateway.settle(rolled_back)
     assert fleet.owner.live_revision == rolled_back.revision
+
+
+async def test_the_observation_carries_the_floors_of_the_plan_in_force(fleet: Harness) -> None:
+    """What the plan in force sends over each link, over the cap: the figure below which
+    the loop's link watch fires (tests/orchestrator/test_triggers.py)."""
+    assert (await fleet.gateway.observe()).link_floors == {}
+    await _first_plan_live(fleet)
+    for summary in fleet.announced:  # as the event bus hands the planner's news back
+        await fleet.owner.on_event("placement", summary)
+    row = await fleet.run_sync(_in_force)
+    floors = (await fleet.gateway.observe()).link_floors
+    used = [lk for lk in row.plan["links"] if lk["utilization"] > 0]
+    assert used, "the camera's plan sends nothing over its link"
+    declared = {link_name(lk["a"], lk["b"]): lk["mbps"] for lk in row.scenario["links"]}
+    cap = row.scenario.get("max_utilization", 0.8)
+    assert floors == {
+        link_name(lk["a"], lk["b"]): lk["utilization"] * declared[link_name(lk["a"], lk["b"])] / cap
+        for lk in used
+    }
 
 
 async def test_a_sustained_prediction_error_replans_on_the_calibrated_inputs(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch, suspects
+from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch, link_floors, suspects
 
 
 def test_one_noisy_sample_does_not_fire() -> None:
@@ -35,6 +35,51 @@ def test_rtt_jitter_below_floor_is_ignored() -> None:
     w.observe("a", "b", 50.0, 0.4, 0.0)
     assert w.observe("a", "b", 50.0, 0.9, 1.0) is None  # 0.5 ms on a 2 ms floor
     assert w.observe("a", "b", 50.0, 40.0, 2.0) is not None
+
+
+def test_link_floors_are_what_the_plan_sends_over_the_cap() -> None:
+    scenario = {
+        "max_utilization": 0.5,
+        "links": [
+            {"a": "cam", "b": "edge", "mbps": 40.0},
+            {"a": "edge", "b": "cloud", "mbps": 100.0},
+        ],
+    }
+    plan_links = [
+        {"a": "edge", "b": "cam", "utilization": 0.45},  # 18 Mbit/s sent
+        {"a": "edge", "b": "cloud", "utilization": 0.0},  # unused: no floor
+        {"a": "x", "b": "y", "utilization": 0.3},  # not in the scenario
+    ]
+    assert link_floors(plan_links, scenario) == {"cam~edge": 0.45 * 40.0 / 0.5}
+
+
+def test_a_drop_below_the_plans_floor_fires_once_inside_the_threshold() -> None:
+    # The plan sends 40 Mbit/s over a 50 Mbit/s link with the default cap of 0.8: it
+    # breaks below 50. A 10% drop is far inside the 30% threshold, and must fire.
+    w = LinkWatch(alpha=1.0, threshold=0.3)
+    w.observe("cam", "edge", 52.0, 5.0, 0.0)
+    w.set_floors({"cam~edge": 50.0})
+    assert w.observe("cam", "edge", 51.0, 5.0, 1.0) is None
+    t = w.observe("cam", "edge", 46.8, 5.0, 2.0)
+    assert t is not None and t.kind == "link" and t.target == "cam~edge"
+    assert "below the 50.0 Mbit/s" in t.reason
+    w.commit()  # a re-plan was asked for and kept the plan: the floors stay
+    w.set_floors({"cam~edge": 50.0})
+    assert w.observe("cam", "edge", 45.0, 5.0, 3.0) is None  # still under: once
+    assert w.observe("cam", "edge", 51.0, 5.0, 4.0) is None  # recovered: re-armed
+    assert w.observe("cam", "edge", 47.0, 5.0, 5.0) is not None
+    w.set_floors({"cam~edge": 40.0})  # a new plan that needs less
+    assert w.observe("cam", "edge", 45.0, 5.0, 6.0) is None
+    w.set_floors({"cam~edge": 48.0})  # and one that needs more: re-armed at once
+    assert w.observe("cam", "edge", 45.0, 5.0, 7.0) is not None
+
+
+def test_the_floor_is_judged_on_the_smoothed_figure() -> None:
+    w = LinkWatch(alpha=0.5, threshold=0.3)
+    w.observe("cam", "edge", 60.0, 5.0, 0.0)
+    w.set_floors({"cam~edge": 50.0})
+    assert w.observe("cam", "edge", 45.0, 5.0, 1.0) is None  # one sample: 52.5 smoothed
+    assert w.observe("cam", "edge", 45.0, 5.0, 2.0) is not None  # 48.75
 
 
 def test_battery_projection_fires_once_within_horizon() -> None:

@@ -67,3 +67,29 @@ def test_the_policy_without_hysteresis_is_continuum_with_no_margin() -> None:
     assert isinstance(policy, ContinuumPolicy) and policy.margin == 0.0
     assert isinstance(make(context(inputs, "continuum")), ContinuumPolicy)
     assert make(context(inputs, "continuum")).margin == DEFAULT_MARGIN  # type: ignore[attr-defined]
+
+
+def test_a_drop_inside_the_threshold_that_breaks_the_plan_is_replaced(tmp_path: Path) -> None:
+    """The plant's uplink carries 71% of its 25 Mbit/s under the first plan: at 21.5
+    Mbit/s (-14%, well inside the watch's 30%) the plan breaks the 0.8 cap. The link
+    watch's floor fires, and the plan that breaks goes (the hysteresis rule's first case);
+    with the relative threshold alone the broken plan stayed in force to the end."""
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    trace = tmp_path / "uplink.txt"
+    # A sample a second, as an agent's measurements come.
+    trace.write_text("".join(f"{t}\t{25 if t < 30 else 21.5}\n" for t in range(200)))
+    inputs = prepare(
+        scn, "factory-line", ["continuum"], known(), hours=120 / 3600,
+        traces=[f"edge-a~cloud-gpu={trace}"],
+    )  # fmt: skip
+    policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
+    run = Simulation(inputs, "continuum", policy).run()
+    first = policy.decided[0].result.plan
+    (use,) = [lk for lk in first.links if {lk.a, lk.b} == {"edge-a", "cloud-gpu"}]
+    assert use.utilization * 25 > 21.5 * 0.8, "the first plan would not break at 21.5"
+    fired = [d for d in policy.decided if any("plan in force needs" in r for r in d.reasons)]
+    assert fired and fired[0].result.apply, [d.reasons for d in policy.decided]
+    assert 30 <= fired[0].at_s <= 35
+    by_t = {round(s.t_s): s for s in run.samples}
+    assert by_t[31].violations > 0  # the drop broke the plan in force
+    assert by_t[120].totals.violation_s == by_t[40].totals.violation_s  # and it went
