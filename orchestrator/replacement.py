@@ -112,7 +112,7 @@ def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
         return {(lk["a"], lk["b"]): lk for lk in doc.get("links", [])}
 
     lb, la = links(old), links(new)
-    changed = {k: la[k] for k in la if k in lb and lb[k] != la[k]}
+    changed = {k: _fields_changed(lb[k], la[k]) for k in la if k in lb and lb[k] != la[k]}
     apps_before = {a["id"]: a for a in old.get("apps", [])}
     apps_after = {a["id"]: a for a in new.get("apps", [])}
     added_apps = tuple(a for i, a in apps_after.items() if apps_before.get(i) != a)
@@ -126,6 +126,16 @@ def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
         added_apps=added_apps,
         removed_apps=frozenset(apps_before.keys() - apps_after.keys()),
     )
+
+
+def _fields_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a link that changed, not its whole record: the solver takes a change
+    naming `rtt_ms` for one that may re-route (`solver.Change.reroutes`), and a link whose
+    bandwidth alone moved must not void every route and every app's cost. A field dropped
+    from the record hands on the whole record (the change replaces fields, it removes none)."""
+    if before.keys() - after.keys():
+        return after
+    return {k: v for k, v in after.items() if before.get(k) != v or k not in before}
 
 
 def replan(
