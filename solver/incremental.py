@@ -27,9 +27,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from solver.costs import CostModel
+from solver.costs import Cost, CostModel
 from solver.document import Plan
-from solver.evaluate import app_cost, app_violations
+from solver.evaluate import app_cost, app_violations, structure_errors
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
 from solver.plan import Placement, Status
@@ -334,20 +334,30 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
             if (p.hosts() | {app.source, app.sink_id}) & changed:
                 touched.add(app_id)
             elif keys:
-                c = app_cost(cm, app, p)
+                c = _cost(problem, app, p)
                 if any(_key(links[k].a, links[k].b) in keys for k in c.link_mb):
                     touched.add(app_id)
-    if change.reroutes():
-        for app_id, p in previous.items():
-            app = cm.apps.get(app_id)
-            if app is None or app_id in touched:
-                continue
-            hit = problem.app_costs.get(app_id)
-            if hit is not None and (hit[0] is p or hit[0] == p):
-                continue  # its cost was carried: the change cannot have broken it
-            if app_violations(cm, app, p, app_cost(cm, app, p)):
-                touched.add(app_id)
+    # An app held where it breaks a per-app constraint is re-placed too, whether the change
+    # broke it or it was broken already (an app served degraded out of its SLO): held, it
+    # makes every plan that keeps it infeasible, and a re-solve of every app to find that.
+    for app_id, p in previous.items():
+        app = cm.apps.get(app_id)
+        if app is None or app_id in touched:
+            continue
+        if structure_errors(cm, app, p) or app_violations(cm, app, p, _cost(problem, app, p)):
+            touched.add(app_id)
     return touched
+
+
+def _cost(problem: Problem, app: App, p: Placement) -> Cost:
+    """The app's cost at `p`: the one carried over or cached when it is for `p`, else
+    computed, and cached for the evaluation to come (as the evaluator caches it)."""
+    hit = problem.app_costs.get(app.id)
+    if hit is not None and (hit[0] is p or hit[0] == p):
+        return hit[1]
+    c = app_cost(problem.cost, app, p)
+    problem.app_costs[app.id] = (p, c)
+    return c
 
 
 def resolve(
@@ -380,12 +390,21 @@ def _resolve(
         touched = touched_apps(problem, previous, change)
     fixed = {a: p for a, p in previous.items() if a in problem.cost.apps and a not in touched}
     plan = solve(problem, _with_fixed(opts, fixed), solver=solver)
-    if plan.status == Status.INFEASIBLE and fixed:
+    if plan.status == Status.INFEASIBLE and fixed and not _its_own_fault(plan, touched):
         plan = solve(problem, _with_fixed(opts, {}), solver=solver)
     if plan.doc.stats is None:
         plan.doc.stats = {}
     plan.doc.stats["resolved_apps"] = len(problem.cost.apps) - len(fixed)
     return plan
+
+
+def _its_own_fault(plan: Plan, touched: Collection[str]) -> bool:
+    """Whether the plan is infeasible for a re-placed app alone (no placement of its own
+    meets its limits, `Reason.alone`): the fixed apps do not stand in its way, and
+    re-placing them too would only name it again, or an app before it that is held
+    where it runs."""
+    reason = plan.reason
+    return reason is not None and reason.alone and reason.app in touched
 
 
 def _with_fixed(options: SolveOptions, fixed: dict[str, Placement]) -> SolveOptions:
