@@ -174,7 +174,7 @@ def replan(
     plan, solved = partial.plan, partial.problem
     started = time.perf_counter()
     degraded = serve_degraded(
-        scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s
+        scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s, problem
     )
     unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
     current_objective: float | None = None
