@@ -313,30 +313,22 @@ def _carry_costs(
 
 
 def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Change) -> set[str]:
-    """The apps to re-place after `change`, on the changed problem (from `apply_change`):
-    those using a changed device or link, new ones, and those whose previous placement now
-    breaks a per-app constraint (SLO, route, tiers)."""
+    """The apps to re-place after `change`, on the changed problem (from `apply_change`, or
+    parsed afresh): those using a changed device or link, new or changed ones, and those
+    whose previous placement now breaks a per-app constraint (SLO, route, tiers).
+
+    When no route can change, the same apps whichever way the problem was made (a worker
+    that derived it from the last one it solved, or one that parsed it): what an app uses
+    is read from its cost at its previous placement, carried over or computed."""
     cm = problem.cost
     touched = {a for a in cm.apps if a not in previous}
     affected = problem.derived.get("affected")
-    if isinstance(affected, set):
+    if change.reroutes() or change.added_devices:
+        if not isinstance(affected, set):
+            return set(cm.apps)  # no record of which routes the old plan used
         touched |= affected & cm.apps.keys()
-    elif change.reroutes():
-        return set(cm.apps)  # no record of which routes the old plan used
     else:
-        changed = set(change.devices)
-        keys = {_key(a, b) for a, b in change.links}
-        links = problem.scenario.links
-        for app_id, p in previous.items():
-            app = cm.apps.get(app_id)
-            if app is None:
-                continue
-            if (p.hosts() | {app.source, app.sink_id}) & changed:
-                touched.add(app_id)
-            elif keys:
-                c = _cost(problem, app, p)
-                if any(_key(links[k].a, links[k].b) in keys for k in c.link_mb):
-                    touched.add(app_id)
+        touched |= _using_changed(problem, previous, change)
     # An app held where it breaks a per-app constraint is re-placed too, whether the change
     # broke it or it was broken already (an app served degraded out of its SLO): held, it
     # makes every plan that keeps it infeasible, and a re-solve of every app to find that.
@@ -347,6 +339,39 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
         if structure_errors(cm, app, p) or app_violations(cm, app, p, _cost(problem, app, p)):
             touched.add(app_id)
     return touched
+
+
+def _using_changed(problem: Problem, previous: Mapping[str, Placement], change: Change) -> set[str]:
+    """The apps of `previous` that a change moving no route touches: changed apps, and
+    those whose cost at their placement uses a changed device (hosts, the source and the
+    sink, who pays joules) or crosses a changed link or a link of a changed device (as
+    `apply_change` finds them from the old costs)."""
+    cm = problem.cost
+    changed = set(change.devices)
+    index = _link_index(problem)
+    hit = {index[_key(a, b)] for a, b in change.links if _key(a, b) in index}
+    incident = _incident(problem)
+    for d in changed:
+        hit.update(incident.get(d, ()))
+    out = {str(raw["id"]) for raw in change.added_apps if raw.get("id") in cm.apps}
+    for app_id, p in previous.items():
+        app = cm.apps.get(app_id)
+        if app is None or app_id in out:
+            continue
+        if structure_errors(cm, app, p):
+            out.add(app_id)
+            continue
+        c = _cost(problem, app, p)
+        uses_device = bool(changed) and (
+            app.source in changed
+            or app.sink_id in changed
+            or not changed.isdisjoint(c.compute_s)
+            or not changed.isdisjoint(c.memory_mb)
+            or not changed.isdisjoint(c.joules)
+        )
+        if uses_device or (hit and not hit.isdisjoint(c.link_mb)):
+            out.add(app_id)
+    return out
 
 
 def _cost(problem: Problem, app: App, p: Placement) -> Cost:

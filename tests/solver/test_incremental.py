@@ -228,3 +228,31 @@ def test_an_app_held_out_of_its_slo_is_re_placed_whatever_the_change() -> None:
     got = resolve(new, plan.placements, change)
     assert got.status == Status.INFEASIBLE and got.reason is not None
     assert got.reason.app == held.id and got.reason.alone
+
+
+def test_the_apps_touched_are_the_same_on_a_derived_and_a_parsed_problem() -> None:
+    """Whether a worker derived the changed problem from the last one or parsed it afresh,
+    a change that moves no route touches the same apps: a decision does not depend on
+    what a worker happened to keep. Links at a real trace's figures, a battery, a changed
+    deployment (its rate doubled), and all at once."""
+    problem = Problem(parse_scenario(generate(5, devices=120, apps=60, blocks=8)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    figures = _lowest_figures(40)[::10]
+    used = sorted({k for _, c in problem.app_costs.values() for k in c.link_mb})
+    links = [problem.scenario.links[k] for k in used[:: max(len(used) // 3, 1)][:3]]
+    traced = Change(
+        links={(lk.a, lk.b): {"mbps": f} for lk, f in zip(links, figures, strict=False)}
+    )
+    both = Change(
+        devices=_battery_drop(problem, 1).devices,
+        links=_busiest_link_halved(problem).links,
+        added_apps=_rate_doubled(problem).added_apps,
+    )
+    for change in (traced, _battery_drop(problem, 0), _rate_doubled(problem), both):
+        derived = apply_change(problem, change, plan.placements)
+        raw = derived.scenario.model_dump(mode="json", exclude_none=True)
+        parsed = Problem(parse_scenario(raw))
+        mine = touched_apps(derived, plan.placements, change)
+        assert mine == touched_apps(parsed, plan.placements, change), change
+        assert 0 < len(mine) < len(problem.scenario.apps)
