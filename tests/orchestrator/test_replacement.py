@@ -214,6 +214,19 @@ def test_a_bandwidth_move_changes_the_bandwidth_alone() -> None:
     assert replacement.change_between(scn, dropped).links[pair] == lk
 
 
+def _in_a_fresh_worker(
+    scenario: dict[str, Any], previous: dict[str, Any] | None, plan: Replacement
+) -> Replacement:
+    """`_replan` with nothing in the worker's cache, which is then as it was."""
+    kept = dict(replacement._SOLVED)
+    replacement._SOLVED.clear()
+    try:
+        return _replan(scenario, previous, plan)
+    finally:
+        replacement._SOLVED.clear()
+        replacement._SOLVED.update(kept)
+
+
 def _trace_figures(n: int) -> list[float]:
     """The first `n` figures of a real HSDPA trace (Mbit/s)."""
     trace = read_trace(TRACES / "hsdpa-norway" / "norway_bus_1")
@@ -234,8 +247,7 @@ def test_a_bandwidth_move_re_places_the_apps_on_that_link_alone_cache_or_not() -
         now, _ = _uplink_at(previous, mbps)
         now = _with_previous(now, running)
         derived = _replan(now, previous, running)
-        replacement._SOLVED.clear()
-        fresh = _replan(now, previous, running)
+        fresh = _in_a_fresh_worker(now, previous, running)
         assert derived.derived_problem and not fresh.derived_problem
         for out in (derived, fresh):
             assert out.incremental
@@ -243,6 +255,30 @@ def test_a_bandwidth_move_re_places_the_apps_on_that_link_alone_cache_or_not() -
             assert isinstance(resolved, int) and 0 < resolved < len(scn["apps"])
         assert derived.plan.apps == fresh.plan.apps
         assert (derived.apply, derived.decision) == (fresh.apply, fresh.decision)
+        if fresh.apply:
+            running = fresh
+        previous = now
+
+
+def test_a_plan_solved_with_an_app_set_aside_is_derived_from_at_the_next_replan() -> None:
+    """The plan in force was solved without an app set aside (its scenario lacks it), and
+    the next re-plan's change adds it back: the problem is still derived (from the one
+    of the scenario it was set aside from), and the plan and decision are a fresh one's."""
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    scn["apps"][3]["slo_ms"] = 1e-6
+    first = _replan(scn, None, None)
+    assert first.apply and list(first.degraded) == ["app-3"]
+    previous, running = scn, first
+    for mbps in _trace_figures(3):
+        now, _ = _uplink_at(previous, mbps)
+        now = _with_previous(now, running)
+        derived = _replan(now, running.scenario, running)
+        assert derived.derived_problem, "parsed afresh"
+        fresh = _in_a_fresh_worker(now, running.scenario, running)
+        assert not fresh.derived_problem
+        assert derived.plan.apps == fresh.plan.apps
+        assert (derived.apply, derived.decision) == (fresh.apply, fresh.decision)
+        assert list(derived.degraded) == list(fresh.degraded) == ["app-3"]
         if fresh.apply:
             running = fresh
         previous = now
