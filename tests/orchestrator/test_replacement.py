@@ -233,10 +233,11 @@ def _trace_figures(n: int) -> list[float]:
     return [float(m) for m in trace.mbps[:n]]
 
 
-def test_a_bandwidth_move_re_places_the_apps_on_that_link_alone_cache_or_not() -> None:
+def test_a_bandwidth_move_re_places_the_apps_at_that_link_alone_cache_or_not() -> None:
     """After a camera's uplink moves (figures of a real trace), only the apps whose
-    transfers cross it are re-placed, whether the worker derives the problem from the one
-    it solved last or parses the scenario afresh; both come to the same plan and decision.
+    transfers cross it or that run, start or end at its ends are re-placed, whether the
+    worker derives the problem from the one it solved last or parses the scenario afresh;
+    both come to the same plan and decision.
     (A change carrying the link's whole record looked like a possible re-route, and a
     fresh parse then re-placed every app.)"""
     scn = generate(7, devices=40, apps=15, blocks=6)

@@ -12,6 +12,7 @@ import pytest
 from simulate.traces import read_trace
 from solver import Problem, SolveOptions, Status, solve
 from solver.document import Plan, build_plan
+from solver.evaluate import app_cost
 from solver.generate import generate
 from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
 from solver.migration import app_migration
@@ -256,3 +257,27 @@ def test_the_apps_touched_are_the_same_on_a_derived_and_a_parsed_problem() -> No
         mine = touched_apps(derived, plan.placements, change)
         assert mine == touched_apps(parsed, plan.placements, change), change
         assert 0 < len(mine) < len(problem.scenario.apps)
+
+
+def test_an_app_at_an_end_of_a_changed_link_is_re_placed_even_off_the_link() -> None:
+    """A link's figure moves (a real trace's): every app hosted, sourced or sunk at one
+    of its ends is re-placed, those whose placement does not cross the link too; a low
+    figure pushes an app off the link, and the recovered figure must be able to draw it
+    back."""
+    problem = Problem(parse_scenario(generate(5, devices=120, apps=60, blocks=8)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    off = 0
+    for link in problem.scenario.links[:40]:
+        change = Change(links={(link.a, link.b): {"mbps": _lowest_figures(1)[0]}})
+        new = apply_change(problem, change, plan.placements)
+        touched = touched_apps(new, plan.placements, change)
+        index = new.scenario.links.index(
+            next(lk for lk in new.scenario.links if lk.a == link.a and lk.b == link.b)
+        )
+        for app_id, p in plan.placements.items():
+            app = new.cost.apps[app_id]
+            if {link.a, link.b} & (p.hosts() | {app.source, app.sink_id}):
+                assert app_id in touched, (link, app_id)
+                off += index not in app_cost(new.cost, app, p).link_mb
+    assert off >= 1  # some were off the link: re-placed all the same
