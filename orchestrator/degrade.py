@@ -47,9 +47,14 @@ def serve_degraded(
     stop: frozenset[str],
     solver_name: str,
     time_limit_s: float,
+    now: solver.Problem | None = None,
 ) -> Degraded:
     """For each app set aside for its battery or SLO (and not asked to stop), a placement
-    with those limits lifted, the apps of `placed` held where they are."""
+    with those limits lifted, the apps of `placed` held where they are.
+
+    `now`: `scenario` compiled (every app of it, the re-plan's own problem): the entries
+    of the apps served degraded are evaluated on it rather than on `scenario` parsed and
+    routed once more (an app's entry reads its own placement and the fleet alone)."""
     out = Degraded()
     candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
     if not candidates:
@@ -63,7 +68,9 @@ def serve_degraded(
         held[app_id] = found
         out.placements[app_id] = found
         out.reasons[app_id] = set_aside[app_id]
-    if out.placements:
+    if out.placements and now is not None:
+        out.results = _results_on(now, out.placements)
+    elif out.placements:
         out.results = _real_results(scenario, apps, held, list(out.placements))
     return out
 
@@ -76,11 +83,9 @@ def _relaxed_placement(
     solver_name: str,
     time_limit_s: float,
 ) -> solver.Placement | None:
-    relaxed = copy.deepcopy({k: v for k, v in scenario.items() if k != "previous"})
-    for device in relaxed["devices"]:
-        if device.pop("battery", None) is not None:
-            power = device["power_w"]
-            device["power_w"] = {k: float(v) * _BATTERY_PRICE for k, v in power.items()}
+    # A copy of the devices with a battery alone (the others are read, never written).
+    relaxed = {k: v for k, v in scenario.items() if k != "previous"}
+    relaxed["devices"] = [_unbounded(d) if "battery" in d else d for d in scenario["devices"]]
     app = dict(apps[app_id])
     app.pop("slo_ms", None)
     relaxed["apps"] = [apps[a] for a in held if a in apps] + [app]
@@ -100,6 +105,27 @@ def _relaxed_placement(
     if any(plan.placements.get(a) != p for a, p in held.items()):
         return None
     return plan.placements[app_id]
+
+
+def _unbounded(device: dict[str, Any]) -> dict[str, Any]:
+    """A device with a battery, without its limit and its draw priced (`_BATTERY_PRICE`)."""
+    out = {k: copy.deepcopy(v) for k, v in device.items() if k != "battery"}
+    if device["battery"] is not None:
+        out["power_w"] = {k: float(v) * _BATTERY_PRICE for k, v in device["power_w"].items()}
+    return out
+
+
+def _results_on(
+    now: solver.Problem, degraded: Mapping[str, solver.Placement]
+) -> list[solver.AppResult]:
+    """The plan entries of the apps served degraded, in the order they were found,
+    evaluated on the scenario of now with no previous plan (as `_real_results`)."""
+    bare = solver.Problem(now.scenario, now.cost, previous={})
+    plan = solver.build_plan(
+        bare.cost, dict(degraded), solver.Status.FEASIBLE, "degraded", migration=bare.migration
+    )
+    entries = {r.id: r for r in plan.doc.apps}
+    return [entries[a] for a in degraded]
 
 
 def _real_results(

@@ -38,6 +38,15 @@ class InForce:
     apps: frozenset[str]  # every app it places
 
 
+@dataclass(frozen=True, slots=True)
+class _Solved:
+    """A problem this worker solved, and, when apps were set aside from it, the scenario
+    and problem they were set aside from."""
+
+    problem: solver.Problem
+    whole: tuple[dict[str, Any], solver.Problem] | None = None
+
+
 def in_force(
     scenario: dict[str, Any], previous_scenario: dict[str, Any] | None, plan: solver.PlanDoc
 ) -> InForce:
@@ -112,7 +121,7 @@ def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
         return {(lk["a"], lk["b"]): lk for lk in doc.get("links", [])}
 
     lb, la = links(old), links(new)
-    changed = {k: la[k] for k in la if k in lb and lb[k] != la[k]}
+    changed = {k: _fields_changed(lb[k], la[k]) for k in la if k in lb and lb[k] != la[k]}
     apps_before = {a["id"]: a for a in old.get("apps", [])}
     apps_after = {a["id"]: a for a in new.get("apps", [])}
     added_apps = tuple(a for i, a in apps_after.items() if apps_before.get(i) != a)
@@ -126,6 +135,16 @@ def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
         added_apps=added_apps,
         removed_apps=frozenset(apps_before.keys() - apps_after.keys()),
     )
+
+
+def _fields_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a link that changed, not its whole record: the solver takes a change
+    naming `rtt_ms` for one that may re-route (`solver.Change.reroutes`), and a link whose
+    bandwidth alone moved must not void every route and every app's cost. A field dropped
+    from the record hands on the whole record (the change replaces fields, it removes none)."""
+    if before.keys() - after.keys():
+        return after
+    return {k: v for k, v in after.items() if before.get(k) != v or k not in before}
 
 
 def replan(
@@ -164,7 +183,7 @@ def replan(
     plan, solved = partial.plan, partial.problem
     started = time.perf_counter()
     degraded = serve_degraded(
-        scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s
+        scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s, problem
     )
     unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
     current_objective: float | None = None
@@ -180,7 +199,7 @@ def replan(
         ]
     _remember(scenario, problem)
     if solved is not problem:
-        _remember(placed_scenario, solved)
+        _remember(placed_scenario, solved, (scenario, problem))
     if current is not None:
         # The plan in force is judged on what the candidate places: an app set aside
         # stays out of both (leaving it out is a change of the set of deployments).
@@ -253,8 +272,9 @@ def solve_scenario(
 # The problems this worker process solved last, by scenario (its `previous` aside): the
 # next re-plan derives its problem from the one of the scenario in force
 # (`solver.apply_change`: routes, costs, fleet tables and the evaluation carry over)
-# instead of parsing and routing the whole fleet again.
-_SOLVED: OrderedDict[str, solver.Problem] = OrderedDict()
+# instead of parsing and routing the whole fleet again. The one in force is used at every
+# re-plan while it is in force: it is kept as the most recent (least recently used out).
+_SOLVED: OrderedDict[str, _Solved] = OrderedDict()
 _KEEP = 3
 _FRAME = ("version", "horizon_h", "max_utilization", "objective", "models")
 
@@ -265,9 +285,13 @@ def _digest(scenario: dict[str, Any]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def _remember(scenario: dict[str, Any], problem: solver.Problem) -> None:
+def _remember(
+    scenario: dict[str, Any],
+    problem: solver.Problem,
+    whole: tuple[dict[str, Any], solver.Problem] | None = None,
+) -> None:
     key = _digest(scenario)
-    _SOLVED[key] = problem
+    _SOLVED[key] = _Solved(problem, whole)
     _SOLVED.move_to_end(key)
     while len(_SOLVED) > _KEEP:
         _SOLVED.popitem(last=False)
@@ -278,15 +302,33 @@ def _derived_problem(
 ) -> solver.Problem | None:
     """The problem of `scenario` derived from the one this worker solved for the plan in
     force's scenario, or None when there is none or it would not be the very problem a
-    fresh parse gives (other weights or models, devices or links in another order)."""
+    fresh parse gives (other weights or models, devices or links in another order).
+
+    A plan in force that was solved with apps set aside has a scenario without them, and
+    `change` adds them back after the others: then the problem is derived from the one of
+    the scenario they were set aside from, whose apps are in the order of now."""
     previous_scenario = current.scenario
     if previous_scenario is None:
         return None
-    base = _SOLVED.get(_digest(previous_scenario))
-    if base is None or change.added_devices or change.added_links:
+    key = _digest(previous_scenario)
+    solved = _SOLVED.get(key)
+    if solved is None or change.added_devices or change.added_links:
         return None
+    _SOLVED.move_to_end(key)
     if any(scenario.get(k) != previous_scenario.get(k) for k in _FRAME):
         return None
+    problem = _derived_from(solved.problem, scenario, current, change)
+    if problem is not None or solved.whole is None or change.reroutes():
+        return problem
+    whole, base = solved.whole
+    return _derived_from(base, scenario, current, change_between(whole, scenario))
+
+
+def _derived_from(
+    base: solver.Problem, scenario: dict[str, Any], current: InForce, change: solver.Change
+) -> solver.Problem | None:
+    """`base` changed into the problem of `scenario`, if it is the very problem a fresh
+    parse gives (devices, links and apps in the scenario's order)."""
     try:
         problem = solver.apply_change(base, change, _known(base, current))
     except solver.ScenarioError:

@@ -167,7 +167,8 @@ class _State:
         app = e.app
 
         def reason(code: Code, what: str) -> Reason:
-            return Reason(code, f"app {app.id}: {what}", app.id)
+            # Candidates are made per app, whatever the others hold: the app's own fault.
+            return Reason(code, f"app {app.id}: {what}", app.id, alone=True)
 
         if app.variants is not None and not self.problem.model_options(app):
             return reason(Code.ACCURACY, "no variant meets min_accuracy")

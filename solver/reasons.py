@@ -36,6 +36,10 @@ class Reason:
     code: Code
     message: str
     app: str | None = None
+    # The blamed app has no placement of its own that meets its tiers, routes, memory,
+    # accuracy or SLO: no placement of the other apps can lift it (an incremental re-solve
+    # does not re-place every app to find the same, `solver.incremental.resolve`).
+    alone: bool = False
 
     def __str__(self) -> str:
         return self.message

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator import replacement
 from orchestrator.replacement import Replacement, in_force
+from simulate.traces import read_trace
 from solver.generate import generate
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"
 
 
 def _with_previous(scenario: dict[str, Any], plan: Replacement) -> dict[str, Any]:
@@ -182,3 +186,100 @@ def test_the_plan_in_force_turns_into_one_device_per_block() -> None:
                 assert set(span) == {seg.device}
         else:
             assert placed.stages == tuple(s.device for s in app.stages or [])
+
+
+def _uplink_at(scenario: dict[str, Any], mbps: float) -> tuple[dict[str, Any], tuple[str, str]]:
+    """The scenario with the uplink of the first app's camera at `mbps` (a bandwidth move
+    alone: the link's rtt as it was)."""
+    out = copy.deepcopy(scenario)
+    source = out["apps"][0]["source"]
+    link = next(lk for lk in out["links"] if source in (lk["a"], lk["b"]))
+    link["mbps"] = mbps
+    return out, (link["a"], link["b"])
+
+
+def test_a_bandwidth_move_changes_the_bandwidth_alone() -> None:
+    """The change names only the fields that moved: a link whose bandwidth alone moved
+    cannot re-route (`solver.Change.reroutes`), so routes and costs carry over."""
+    scn = generate(7, devices=40, apps=15, blocks=6)
+    moved, pair = _uplink_at(scn, _trace_figures(3)[1])
+    change = replacement.change_between(scn, moved)
+    assert dict(change.links) == {pair: {"mbps": _trace_figures(3)[1]}}
+    assert not change.reroutes()
+    # A field dropped from a record hands on the whole record (a change removes none).
+    dropped = copy.deepcopy(moved)
+    lk = next(lk for lk in dropped["links"] if (lk["a"], lk["b"]) == pair)
+    lk.pop("j_per_mb", None)
+    lk["rtt_ms"] = lk["rtt_ms"] + 1.0
+    assert replacement.change_between(scn, dropped).links[pair] == lk
+
+
+def _in_a_fresh_worker(
+    scenario: dict[str, Any], previous: dict[str, Any] | None, plan: Replacement
+) -> Replacement:
+    """`_replan` with nothing in the worker's cache, which is then as it was."""
+    kept = dict(replacement._SOLVED)
+    replacement._SOLVED.clear()
+    try:
+        return _replan(scenario, previous, plan)
+    finally:
+        replacement._SOLVED.clear()
+        replacement._SOLVED.update(kept)
+
+
+def _trace_figures(n: int) -> list[float]:
+    """The first `n` figures of a real HSDPA trace (Mbit/s)."""
+    trace = read_trace(TRACES / "hsdpa-norway" / "norway_bus_1")
+    return [float(m) for m in trace.mbps[:n]]
+
+
+def test_a_bandwidth_move_re_places_the_apps_at_that_link_alone_cache_or_not() -> None:
+    """After a camera's uplink moves (figures of a real trace), only the apps whose
+    transfers cross it or that run, start or end at its ends are re-placed, whether the
+    worker derives the problem from the one it solved last or parses the scenario afresh;
+    both come to the same plan and decision.
+    (A change carrying the link's whole record looked like a possible re-route, and a
+    fresh parse then re-placed every app.)"""
+    scn = generate(7, devices=40, apps=15, blocks=6)
+    first = _replan(scn, None, None)
+    assert first.apply
+    previous, running = scn, first
+    for mbps in _trace_figures(4):
+        now, _ = _uplink_at(previous, mbps)
+        now = _with_previous(now, running)
+        derived = _replan(now, previous, running)
+        fresh = _in_a_fresh_worker(now, previous, running)
+        assert derived.derived_problem and not fresh.derived_problem
+        for out in (derived, fresh):
+            assert out.incremental
+            resolved = (out.plan.stats or {})["resolved_apps"]
+            assert isinstance(resolved, int) and 0 < resolved < len(scn["apps"])
+        assert derived.plan.apps == fresh.plan.apps
+        assert (derived.apply, derived.decision) == (fresh.apply, fresh.decision)
+        if fresh.apply:
+            running = fresh
+        previous = now
+
+
+def test_a_plan_solved_with_an_app_set_aside_is_derived_from_at_the_next_replan() -> None:
+    """The plan in force was solved without an app set aside (its scenario lacks it), and
+    the next re-plan's change adds it back: the problem is still derived (from the one
+    of the scenario it was set aside from), and the plan and decision are a fresh one's."""
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    scn["apps"][3]["slo_ms"] = 1e-6
+    first = _replan(scn, None, None)
+    assert first.apply and list(first.degraded) == ["app-3"]
+    previous, running = scn, first
+    for mbps in _trace_figures(3):
+        now, _ = _uplink_at(previous, mbps)
+        now = _with_previous(now, running)
+        derived = _replan(now, running.scenario, running)
+        assert derived.derived_problem, "parsed afresh"
+        fresh = _in_a_fresh_worker(now, running.scenario, running)
+        assert not fresh.derived_problem
+        assert derived.plan.apps == fresh.plan.apps
+        assert (derived.apply, derived.decision) == (fresh.apply, fresh.decision)
+        assert list(derived.degraded) == list(fresh.degraded) == ["app-3"]
+        if fresh.apply:
+            running = fresh
+        previous = now

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from simulate.traces import read_trace
 from solver import Problem, SolveOptions, Status, solve
 from solver.document import Plan, build_plan
+from solver.evaluate import app_cost
 from solver.generate import generate
 from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
 from solver.migration import app_migration
 from solver.plan import Placement
 from solver.scenario import ScenarioError, parse_scenario
 from tests.solver.test_fastcost import _random_placements
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"
 
 
 def _same_as_fresh(plan: Plan, problem: Problem, before: dict[str, Placement]) -> None:
@@ -166,3 +171,113 @@ def test_an_unmoved_app_is_charged_no_migration() -> None:
     assert other != before[app.id]
     assert app_migration(new.migration, app, other) == app_migration(fresh.migration, app, other)
     assert app_migration(fresh.migration, app, other) > 0
+
+
+def _lowest_figures(n: int) -> list[float]:
+    """The `n` lowest figures of a real HSDPA trace (Mbit/s), lowest first."""
+    trace = read_trace(TRACES / "hsdpa-norway" / "norway_bus_1")
+    return sorted({float(m) for m in trace.mbps})[:n]
+
+
+def test_an_app_that_fits_nowhere_alone_is_named_without_re_placing_every_app() -> None:
+    """When the camera uplink of an app drops (a real trace's lowest figures, scaled to a
+    hundredth) until no placement of its own meets its limits, the incremental re-solve
+    names it (`Reason.alone`) without re-placing every app: the same plan and reason as
+    the re-solve of every app that it used to fall back on."""
+    problem = Problem(parse_scenario(generate(7, devices=100, apps=30, blocks=6)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    alone = 0
+    for app in problem.scenario.apps:
+        link = next(lk for lk in problem.scenario.links if app.source in (lk.a, lk.b))
+        for mbps in _lowest_figures(3):
+            change = Change(links={(link.a, link.b): {"mbps": mbps * 0.01}})
+            new = apply_change(problem, change, plan.placements)
+            touched = touched_apps(new, plan.placements, change)
+            got = resolve(new, plan.placements, change, touched=touched)
+            if got.status != Status.INFEASIBLE:
+                continue
+            every = solve(new, SolveOptions(), solver="heuristic")
+            assert every.status == Status.INFEASIBLE
+            assert got.reason == every.reason
+            # The same document but for its timing and the count of apps re-placed.
+            timing = {"solve_s", "stats"}
+            assert got.doc.model_dump(exclude=timing) == every.doc.model_dump(exclude=timing)
+            if got.reason is not None and got.reason.alone:
+                assert got.reason.app in touched and got.reason.app == app.id
+                alone += 1
+    assert alone >= 1  # the case is exercised
+
+
+def test_an_app_held_out_of_its_slo_is_re_placed_whatever_the_change() -> None:
+    """An app whose placement in force breaks its SLO already (one served degraded) is
+    re-placed at the next re-solve even when the change (a battery elsewhere) does not
+    touch it: held, it would make every plan that keeps it infeasible."""
+    raw = generate(3, devices=30, apps=8, blocks=4)
+    problem = Problem(parse_scenario(raw))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    raw["apps"][2]["slo_ms"] = 1e-6
+    strict = Problem(parse_scenario(raw))
+    held = strict.scenario.apps[2]
+    change = _battery_drop(strict, 0)
+    battery_of = next(iter(change.devices))
+    assert battery_of not in plan.placements[held.id].hosts() | {held.source, held.sink_id}
+    new = apply_change(strict, change, plan.placements)
+    assert held.id not in new.derived["affected"]
+    assert held.id in touched_apps(new, plan.placements, change)
+    got = resolve(new, plan.placements, change)
+    assert got.status == Status.INFEASIBLE and got.reason is not None
+    assert got.reason.app == held.id and got.reason.alone
+
+
+def test_the_apps_touched_are_the_same_on_a_derived_and_a_parsed_problem() -> None:
+    """Whether a worker derived the changed problem from the last one or parsed it afresh,
+    a change that moves no route touches the same apps: a decision does not depend on
+    what a worker happened to keep. Links at a real trace's figures, a battery, a changed
+    deployment (its rate doubled), and all at once."""
+    problem = Problem(parse_scenario(generate(5, devices=120, apps=60, blocks=8)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    figures = _lowest_figures(40)[::10]
+    used = sorted({k for _, c in problem.app_costs.values() for k in c.link_mb})
+    links = [problem.scenario.links[k] for k in used[:: max(len(used) // 3, 1)][:3]]
+    traced = Change(
+        links={(lk.a, lk.b): {"mbps": f} for lk, f in zip(links, figures, strict=False)}
+    )
+    both = Change(
+        devices=_battery_drop(problem, 1).devices,
+        links=_busiest_link_halved(problem).links,
+        added_apps=_rate_doubled(problem).added_apps,
+    )
+    for change in (traced, _battery_drop(problem, 0), _rate_doubled(problem), both):
+        derived = apply_change(problem, change, plan.placements)
+        raw = derived.scenario.model_dump(mode="json", exclude_none=True)
+        parsed = Problem(parse_scenario(raw))
+        mine = touched_apps(derived, plan.placements, change)
+        assert mine == touched_apps(parsed, plan.placements, change), change
+        assert 0 < len(mine) < len(problem.scenario.apps)
+
+
+def test_an_app_at_an_end_of_a_changed_link_is_re_placed_even_off_the_link() -> None:
+    """A link's figure moves (a real trace's): every app hosted, sourced or sunk at one
+    of its ends is re-placed, those whose placement does not cross the link too; a low
+    figure pushes an app off the link, and the recovered figure must be able to draw it
+    back."""
+    problem = Problem(parse_scenario(generate(5, devices=120, apps=60, blocks=8)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    off = 0
+    for link in problem.scenario.links[:40]:
+        change = Change(links={(link.a, link.b): {"mbps": _lowest_figures(1)[0]}})
+        new = apply_change(problem, change, plan.placements)
+        touched = touched_apps(new, plan.placements, change)
+        index = new.scenario.links.index(
+            next(lk for lk in new.scenario.links if lk.a == link.a and lk.b == link.b)
+        )
+        for app_id, p in plan.placements.items():
+            app = new.cost.apps[app_id]
+            if {link.a, link.b} & (p.hosts() | {app.source, app.sink_id}):
+                assert app_id in touched, (link, app_id)
+                off += index not in app_cost(new.cost, app, p).link_mb
+    assert off >= 1  # some were off the link: re-placed all the same
