@@ -18,7 +18,7 @@ those of the apps placed within every limit.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,9 @@ def serve_degraded(
     apps = {a["id"]: a for a in scenario.get("apps", [])}
     held = dict(placed)
     for app_id in candidates:
-        found = _relaxed_placement(scenario, apps, held, app_id, solver_name, time_limit_s)
+        found = _relaxed_placement(
+            scenario, apps, held, out.placements.keys(), app_id, solver_name, time_limit_s
+        )
         if found is None:
             continue
         held[app_id] = found
@@ -79,16 +81,21 @@ def _relaxed_placement(
     scenario: dict[str, Any],
     apps: dict[str, dict[str, Any]],
     held: dict[str, solver.Placement],
+    lifted: Collection[str],
     app_id: str,
     solver_name: str,
     time_limit_s: float,
 ) -> solver.Placement | None:
+    """`lifted`: the apps of `held` already served degraded in this pass. They are held
+    with their SLO lifted as well: held with it, one out of its SLO made every relaxed
+    plan infeasible, and a second app was never served."""
     # A copy of the devices with a battery alone (the others are read, never written).
     relaxed = {k: v for k, v in scenario.items() if k != "previous"}
     relaxed["devices"] = [_unbounded(d) if "battery" in d else d for d in scenario["devices"]]
-    app = dict(apps[app_id])
-    app.pop("slo_ms", None)
-    relaxed["apps"] = [apps[a] for a in held if a in apps] + [app]
+    app = _without_slo(apps[app_id])
+    relaxed["apps"] = [
+        _without_slo(apps[a]) if a in lifted else apps[a] for a in held if a in apps
+    ] + [app]
     try:
         problem = solver.Problem(solver.parse_scenario(relaxed))
     except solver.ScenarioError:
@@ -105,6 +112,10 @@ def _relaxed_placement(
     if any(plan.placements.get(a) != p for a, p in held.items()):
         return None
     return plan.placements[app_id]
+
+
+def _without_slo(app: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in app.items() if k != "slo_ms"}
 
 
 def _unbounded(device: dict[str, Any]) -> dict[str, Any]:

@@ -56,3 +56,23 @@ def test_entries_on_the_re_plans_problem_equal_a_fresh_parse() -> None:
         assert all(r.migration_mb == 0 for r in mine.results)
         served += len(mine.placements)
     assert served >= 3
+
+
+def test_a_second_app_out_of_its_limits_is_served_after_the_first() -> None:
+    """Two apps set aside in one pass, one for an SLO no placement meets, one for a
+    battery that cannot last: both are served degraded. The second's relaxed search holds
+    the first with its SLO lifted too; held with its real SLO, the first broke every
+    relaxed plan and the second was stopped after all."""
+    base = generate(9, devices=30, apps=8, blocks=4)
+    first = solver.solve(solver.parse_scenario(base), solver.SolveOptions(time_limit_s=10))
+    scn = _under_trace(base, 0, first.doc)
+    now = solver.Problem(solver.parse_scenario(scn))
+    partial = solver.place_what_fits(now, solver.SolveOptions(time_limit_s=10))
+    slo, battery = scn["apps"][5]["id"], scn["apps"][1]["id"]
+    assert partial.set_aside[slo].code == solver.Code.SLO
+    assert partial.set_aside[battery].code == solver.Code.BATTERY
+    args = (scn, partial.plan.placements, partial.set_aside, frozenset(), "heuristic", 10.0)
+    served = serve_degraded(*args, now)
+    assert {slo, battery} <= served.placements.keys(), served.reasons
+    by_id = {r.id: r for r in served.results}
+    assert not by_id[slo].slo_met  # evaluated under the real scenario: out of its SLO
