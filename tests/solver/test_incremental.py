@@ -12,7 +12,7 @@ import pytest
 from simulate.traces import read_trace
 from solver import Problem, SolveOptions, Status, solve
 from solver.document import Plan, build_plan
-from solver.evaluate import app_cost
+from solver.evaluate import app_cost, evaluate
 from solver.generate import generate
 from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
 from solver.migration import app_migration
@@ -281,3 +281,69 @@ def test_an_app_at_an_end_of_a_changed_link_is_re_placed_even_off_the_link() -> 
                 assert app_id in touched, (link, app_id)
                 off += index not in app_cost(new.cost, app, p).link_mb
     assert off >= 1  # some were off the link: re-placed all the same
+
+
+def _judged_afresh(problem: Problem) -> Problem:
+    """The same problem with no evaluation of the plan in force: every held app is
+    judged afresh by `touched_apps`, none read from an evaluation's records."""
+    problem.derived.pop("base_evaluation", None)
+    problem.derived.pop("evaluation", None)
+    return problem
+
+
+def test_held_verdicts_read_from_the_evaluation_in_force_equal_fresh_ones() -> None:
+    """A held app's verdict is read from the evaluation of the plan in force when its
+    cost was carried: along a chain of changes (real trace figures on used links, down
+    then back up, a battery, a changed deployment, the re-solved plan in force after each)
+    the apps touched are those found with every held app judged afresh."""
+    problem = Problem(parse_scenario(generate(5, devices=120, apps=60, blocks=8)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    used = sorted({k for _, c in problem.app_costs.values() for k in c.link_mb})
+    links = [problem.scenario.links[k] for k in used[:: max(len(used) // 4, 1)][:4]]
+    low = _lowest_figures(4)
+    chain = [Change(links={(lk.a, lk.b): {"mbps": f}}) for lk, f in zip(links, low, strict=True)]
+    chain += [_battery_drop(problem, 2), _rate_doubled(problem)]
+    chain += [Change(links={(lk.a, lk.b): {"mbps": lk.mbps}}) for lk in links]
+    placements, with_records = plan.placements, 0
+    for change in chain:
+        derived = apply_change(problem, change, placements)
+        with_records += "base_evaluation" in derived.derived
+        mine = touched_apps(derived, placements, change)
+        again = apply_change(problem, change, placements)
+        assert mine == touched_apps(_judged_afresh(again), placements, change), change
+        got = resolve(derived, placements, change)
+        if got.status != Status.INFEASIBLE:
+            placements = got.placements
+        problem = derived
+    assert with_records >= 2, with_records
+
+
+def test_held_verdicts_survive_a_lost_device_renumbering_its_links() -> None:
+    """A lost device renumbers the links of every carried cost (new cost objects); the
+    restated evaluation's records hold the same new objects, so the verdicts are still
+    read from them. The apps touched are those found with every held app judged afresh,
+    the one held out of its SLO (as one served degraded) included."""
+    raw = generate(3, devices=120, apps=60, blocks=8)
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    raw["apps"][2]["slo_ms"] = 1e-6
+    strict = Problem(parse_scenario(raw))
+    strict.derived["evaluation"] = evaluate(strict.cost, plan.placements, cache=strict.app_costs)
+    held = strict.scenario.apps[2].id
+    hosts = {d for a, p in plan.placements.items() if a != held for d in p.hosts()}
+    gone = next(d.id for d in strict.scenario.devices if d.tier == "cloud" and d.id in hosts)
+    lost = Change(lost_devices=frozenset({gone}))
+    derived = apply_change(strict, lost, plan.placements)
+    records = derived.derived["base_evaluation"].records
+    old = strict.app_costs
+    renumbered = [
+        a
+        for a, (_, c) in derived.app_costs.items()
+        if c is not old[a][1] and a in records and records[a].cost is c
+    ]
+    assert renumbered  # carried onto new cost objects, and the records hold them
+    mine = touched_apps(derived, plan.placements, lost)
+    again = apply_change(strict, lost, plan.placements)
+    assert mine == touched_apps(_judged_afresh(again), plan.placements, lost)
+    assert held in mine and len(mine) < len(strict.scenario.apps)
