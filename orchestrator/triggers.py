@@ -11,11 +11,11 @@ the trace-driven benchmark drive the same code.
   within a few samples. An RTT change counts only when it also moves by at least
   `rtt_floor_ms` (10 ms) in absolute terms: loopback and LAN RTTs of a few ms jitter by
   several ms under load, and no placement turns on a difference that small.
-  A link also fires, once, when its smoothed figure falls below the plan in force's floor
-  there (`link_floors`: what the plan sends over it, over `max_utilization`): a plan that
-  fills 95% of its allowed share breaks on a 5% drop, far inside the relative threshold.
-  It fires again only after the figure has recovered above the floor, or for a new plan's
-  floors: a link that no plan can relieve does not ask for a re-plan at every sample.
+  A link also fires, once, when a sample falls below the plan in force's floor there
+  (`link_floors`: what the plan sends over it, over `max_utilization`): a plan that fills
+  95% of its allowed share breaks on a 5% drop, far inside the relative threshold. It
+  fires again only after a sample at or above the floor, or for a new plan's floors: a
+  link that no plan can relieve does not ask for a re-plan at every sample.
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
@@ -140,19 +140,22 @@ class LinkWatch:
         delta_rtt = abs(s.rtt_ms - s.planned_rtt_ms)
         moved_rtt = delta_rtt / max(s.planned_rtt_ms, 2.0)
         rtt_moved = moved_rtt > self.threshold and delta_rtt >= self.rtt_floor_ms
+        # The floor is judged on the sample, not the average: below it the plan in force
+        # breaks under the figure a re-plan will be judged on (the scenario of now), and
+        # the re-plan that follows puts a plan that fits it in force, with lower floors.
         floor = self._floors.get(name)
-        if floor is not None and s.mbps >= floor:
+        if floor is not None and mbps >= floor:
             self._under.discard(name)
         if moved_bw <= self.threshold and not rtt_moved:
-            if floor is None or s.mbps >= floor or name in self._under:
+            if floor is None or mbps >= floor or name in self._under:
                 return None
             self._under.add(name)
             reason = (
-                f"link {name}: bandwidth {s.mbps:.1f} Mbit/s, below the {floor:.1f} Mbit/s "
+                f"link {name}: bandwidth {mbps:.1f} Mbit/s, below the {floor:.1f} Mbit/s "
                 "the plan in force needs there"
             )
             return Trigger("link", name, reason, at)
-        if floor is not None and s.mbps < floor:
+        if floor is not None and mbps < floor:
             self._under.add(name)  # this trigger's re-plan answers the floor as well
         reason = (
             f"link {name}: bandwidth {s.planned_mbps:.1f} -> {s.mbps:.1f} Mbit/s, "

@@ -74,12 +74,16 @@ def test_a_drop_below_the_plans_floor_fires_once_inside_the_threshold() -> None:
     assert w.observe("cam", "edge", 45.0, 5.0, 7.0) is not None
 
 
-def test_the_floor_is_judged_on_the_smoothed_figure() -> None:
+def test_the_floor_is_judged_on_the_sample_not_the_average() -> None:
+    # The plan is judged on the figure of now: one sample below the floor breaks it,
+    # whatever the average says, and one back above re-arms the watch.
     w = LinkWatch(alpha=0.5, threshold=0.3)
     w.observe("cam", "edge", 60.0, 5.0, 0.0)
     w.set_floors({"cam~edge": 50.0})
-    assert w.observe("cam", "edge", 45.0, 5.0, 1.0) is None  # one sample: 52.5 smoothed
-    assert w.observe("cam", "edge", 45.0, 5.0, 2.0) is not None  # 48.75
+    assert w.observe("cam", "edge", 45.0, 5.0, 1.0) is not None  # 52.5 smoothed
+    assert w.observe("cam", "edge", 49.0, 5.0, 2.0) is None  # still under: once
+    assert w.observe("cam", "edge", 55.0, 5.0, 3.0) is None  # above: re-armed
+    assert w.observe("cam", "edge", 49.0, 5.0, 4.0) is not None
 
 
 def test_battery_projection_fires_once_within_horizon() -> None:
