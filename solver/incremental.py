@@ -295,15 +295,7 @@ def _carry_costs(
         if app is not old_apps.get(app_id):
             affected.add(app_id)  # the app itself changed
             continue
-        # Hosts hold memory and compute; senders (the source) pay joules.
-        uses_device = bool(changed) and (
-            app.source in changed
-            or app.sink_id in changed
-            or not changed.isdisjoint(c.compute_s)
-            or not changed.isdisjoint(c.memory_mb)
-            or not changed.isdisjoint(c.joules)
-        )
-        if uses_device or (hit_links and not hit_links.isdisjoint(c.link_mb)):
+        if _uses_device(app, c, changed) or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
         elif not reroute or (shrinks and max(c.link_mb, default=-1) < first_gone):
             carried[app_id] = (p, c)  # no link renumbered: the cost holds as it is
@@ -391,16 +383,21 @@ def _using_changed(problem: Problem, previous: Mapping[str, Placement], change: 
             out.add(app_id)
             continue
         c = _cost(problem, app, p)
-        uses_device = bool(changed) and (
-            app.source in changed
-            or app.sink_id in changed
-            or not changed.isdisjoint(c.compute_s)
-            or not changed.isdisjoint(c.memory_mb)
-            or not changed.isdisjoint(c.joules)
-        )
-        if uses_device or (hit and not hit.isdisjoint(c.link_mb)):
+        if _uses_device(app, c, changed) or (hit and not hit.isdisjoint(c.link_mb)):
             out.add(app_id)
     return out
+
+
+def _uses_device(app: App, c: Cost, changed: set[str]) -> bool:
+    """Whether the app's cost reads one of the `changed` devices: hosts hold memory and
+    compute, senders (the source) pay joules, and the source and sink are its ends."""
+    return bool(changed) and (
+        app.source in changed
+        or app.sink_id in changed
+        or not changed.isdisjoint(c.compute_s)
+        or not changed.isdisjoint(c.memory_mb)
+        or not changed.isdisjoint(c.joules)
+    )
 
 
 def _cost(problem: Problem, app: App, p: Placement) -> Cost:

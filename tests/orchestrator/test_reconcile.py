@@ -296,6 +296,14 @@ async def test_battery_projection_below_the_horizon_fires_once() -> None:
     assert "within the 8 h horizon" in fired[0].reason
 
 
+def link_sample(gw: FakeGateway, mbps: float) -> None:
+    """A second later, both devices beat and the cam~edge link reports `mbps`."""
+    gw.now += 1
+    gw.beat("cam", battery_pct=90.0)
+    gw.beat("edge")
+    gw.links = {("cam", "edge"): {"mbps": mbps, "rtt_ms": 2.0, "at": gw.now}}
+
+
 async def test_one_noisy_link_sample_does_not_fire_a_sustained_drop_does() -> None:
     gw = FakeGateway()
     two_devices(gw)
@@ -303,25 +311,19 @@ async def test_one_noisy_link_sample_does_not_fire_a_sustained_drop_does() -> No
     rec, _ = loop(gw, link_change_fraction=0.3, link_alpha=0.5)
     await rec.tick()
 
-    def sample(mbps: float) -> None:
-        gw.now += 1
-        gw.beat("cam", battery_pct=90.0)
-        gw.beat("edge")
-        gw.links = {("cam", "edge"): {"mbps": mbps, "rtt_ms": 2.0, "at": gw.now}}
-
-    sample(30.0)  # one sample 40% off moves the average by 20%: below the 30% threshold
+    link_sample(gw, 30.0)  # 40% off moves the average by 20%: below the 30% threshold
     assert await rec.tick() == []
-    sample(50.0)
+    link_sample(gw, 50.0)
     assert await rec.tick() == []
-    sample(2.0)
+    link_sample(gw, 2.0)
     (fired,) = await rec.tick()  # sustained: fires on the first sample of the drop
     assert fired.kind == "link" and "cam~edge" in fired.reason
     # While the average converges it may fire again; once the figure is steady, never.
     for _ in range(8):
-        sample(2.0)
+        link_sample(gw, 2.0)
         await rec.tick()
     for _ in range(5):
-        sample(2.0)
+        link_sample(gw, 2.0)
         assert await rec.tick() == []
 
 
@@ -334,22 +336,16 @@ async def test_a_link_falling_below_the_plans_floor_replans_once() -> None:
     rec, metrics = loop(gw, link_change_fraction=0.3, link_alpha=1.0)
     await rec.tick()
 
-    def sample(mbps: float) -> None:
-        gw.now += 1
-        gw.beat("cam", battery_pct=90.0)
-        gw.beat("edge")
-        gw.links = {("cam", "edge"): {"mbps": mbps, "rtt_ms": 2.0, "at": gw.now}}
-
-    sample(48.0)
+    link_sample(gw, 48.0)
     assert await rec.tick() == []
-    sample(45.0)  # 10% down: inside the 30% threshold, but below the floor
+    link_sample(gw, 45.0)  # 10% down: inside the 30% threshold, but below the floor
     (fired,) = await rec.tick()
     assert fired.kind == "link" and "below the 47.5 Mbit/s" in fired.reason
     assert metrics.triggers == ["link"] and len(gw.replans) == 1
-    sample(44.0)  # the same plan still in force: once
+    link_sample(gw, 44.0)  # the same plan still in force: once
     assert await rec.tick() == []
     gw.link_floors = {"cam~edge": 46.0}  # a new plan in force, still too much for 44
-    sample(44.0)
+    link_sample(gw, 44.0)
     assert [t.kind for t in await rec.tick()] == ["link"]
 
 
