@@ -319,7 +319,10 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
     if change.reroutes() or change.added_devices:
         if not isinstance(affected, set):
             return set(cm.apps)  # no record of which routes the old plan used
+        # As below: an app at an end of a changed link may gain from it whether or not it
+        # crosses it now (a link back from a degraded figure, its rtt lower again).
         touched |= affected & cm.apps.keys()
+        touched |= _at_ends(cm, previous, change)
     else:
         # It judges every held app as below, on the way.
         return touched | _using_changed(problem, previous, change)
@@ -371,19 +374,30 @@ def _using_changed(problem: Problem, previous: Mapping[str, Placement], change: 
     # be drawn back over it when the figure recovers, or it stays on the costlier
     # placement for good (+59% energy over an hour of the example fleet when only the
     # apps crossing the link were re-placed).
-    ends = {d for pair in change.links for d in pair}
     out = {str(raw["id"]) for raw in change.added_apps if raw.get("id") in cm.apps}
+    out |= _at_ends(cm, previous, change)
     for app_id, p in previous.items():
         app = cm.apps.get(app_id)
         if app is None or app_id in out:
             continue
-        if (ends and not ends.isdisjoint(p.hosts() | {app.source, app.sink_id})) or _broken(
-            problem, app, p
-        ):
+        if _broken(problem, app, p):
             out.add(app_id)
             continue
         c = _cost(problem, app, p)
         if _uses_device(app, c, changed) or (hit and not hit.isdisjoint(c.link_mb)):
+            out.add(app_id)
+    return out
+
+
+def _at_ends(cm: CostModel, previous: Mapping[str, Placement], change: Change) -> set[str]:
+    """The apps of `previous` hosted, sourced or sunk at an end of a changed link."""
+    ends = {d for pair in change.links for d in pair}
+    if not ends:
+        return set()
+    out: set[str] = set()
+    for app_id, p in previous.items():
+        app = cm.apps.get(app_id)
+        if app is not None and not ends.isdisjoint(p.hosts() | {app.source, app.sink_id}):
             out.add(app_id)
     return out
 

@@ -347,3 +347,32 @@ def test_held_verdicts_survive_a_lost_device_renumbering_its_links() -> None:
     again = apply_change(strict, lost, plan.placements)
     assert mine == touched_apps(_judged_afresh(again), plan.placements, lost)
     assert held in mine and len(mine) < len(strict.scenario.apps)
+
+
+def test_an_app_at_an_end_of_a_link_whose_rtt_changed_is_re_placed_off_the_link() -> None:
+    """A link's rtt moves (a change that may re-route): the apps at its ends are
+    re-placed even when their placement does not cross it, as for a bandwidth move. The
+    control plane's e2e test of a degraded link that recovers caught it: the camera's app,
+    moved off the link, was held off it when the recovered link's rtt came back."""
+    problem = Problem(parse_scenario(generate(5, devices=120, apps=60, blocks=8)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    found = 0
+    for link in problem.scenario.links:
+        change = Change(links={(link.a, link.b): {"rtt_ms": link.rtt_ms / 2}})
+        assert change.reroutes()
+        new = apply_change(problem, change, plan.placements)
+        k = next(j for j, lk in enumerate(problem.scenario.links) if lk is link)
+        off = [
+            a
+            for a, p in plan.placements.items()
+            if {link.a, link.b} & (p.hosts() | {new.cost.apps[a].source, new.cost.apps[a].sink_id})
+            and k not in problem.app_costs[a][1].link_mb
+        ]
+        if not off:
+            continue
+        found += 1
+        assert set(off) <= touched_apps(new, plan.placements, change), link
+        if found == 5:
+            break
+    assert found == 5
