@@ -307,34 +307,45 @@ def _carry_costs(
 
 def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Change) -> set[str]:
     """The apps to re-place after `change`, on the changed problem (from `apply_change`, or
-    parsed afresh): those using a changed device or link, new or changed ones, and those
-    whose previous placement now breaks a per-app constraint (SLO, route, tiers).
+    parsed afresh): new or changed ones; those hosted, sourced or sunk at an end of a
+    changed link; those using a changed device or link; and those whose previous placement
+    breaks a per-app constraint (SLO, route, tiers).
 
     When no route can change, the same apps whichever way the problem was made (a worker
     that derived it from the last one it solved, or one that parsed it): what an app uses
     is read from its cost at its previous placement, carried over or computed."""
     cm = problem.cost
     touched = {a for a in cm.apps if a not in previous}
-    affected = problem.derived.get("affected")
+    # An app at an end of a changed link is touched whether or not its placement crosses
+    # the link now: one that a low figure (or a high rtt) pushed off the link, onto its
+    # camera say, must be drawn back over it when the link recovers, or it stays on the
+    # costlier placement for good (+59% energy over an hour of the example fleet when only
+    # the apps crossing the link were re-placed).
+    touched |= _at_ends(cm, previous, change)
+    uses: tuple[set[str], set[int]] | None = None
     if change.reroutes() or change.added_devices:
+        affected = problem.derived.get("affected")
         if not isinstance(affected, set):
             return set(cm.apps)  # no record of which routes the old plan used
-        # As below: an app at an end of a changed link may gain from it whether or not it
-        # crosses it now (a link back from a degraded figure, its rtt lower again).
         touched |= affected & cm.apps.keys()
-        touched |= _at_ends(cm, previous, change)
     else:
-        # It judges every held app as below, on the way.
-        return touched | _using_changed(problem, previous, change)
-    # An app held where it breaks a per-app constraint is re-placed too, whether the change
-    # broke it or it was broken already (an app served degraded out of its SLO): held, it
-    # makes every plan that keeps it infeasible, and a re-solve of every app to find that.
+        touched |= {str(raw["id"]) for raw in change.added_apps if raw.get("id") in cm.apps}
+        uses = _changed_uses(problem, change)
     for app_id, p in previous.items():
         app = cm.apps.get(app_id)
         if app is None or app_id in touched:
             continue
+        # An app held where it breaks a per-app constraint is re-placed too, whether the
+        # change broke it or it was broken already (an app served degraded out of its
+        # SLO): held, it makes every plan that keeps it infeasible, and a re-solve of every
+        # app to find that.
         if _broken(problem, app, p):
             touched.add(app_id)
+        elif uses is not None:
+            c = _cost(problem, app, p)
+            changed, hit = uses
+            if _uses_device(app, c, changed) or (hit and not hit.isdisjoint(c.link_mb)):
+                touched.add(app_id)
     return touched
 
 
@@ -356,37 +367,17 @@ def _broken(problem: Problem, app: App, p: Placement) -> bool:
     return bool(app_violations(cm, app, p, _cost(problem, app, p)))
 
 
-def _using_changed(problem: Problem, previous: Mapping[str, Placement], change: Change) -> set[str]:
-    """The apps of `previous` that a change moving no route touches: changed apps; those
-    hosted, sourced or sunk at an end of a changed link; and those whose cost at their
-    placement uses a changed device (hosts, the source and the sink, who pays joules) or
-    crosses a changed link or a link of a changed device (as `apply_change` finds them
-    from the old costs)."""
-    cm = problem.cost
+def _changed_uses(problem: Problem, change: Change) -> tuple[set[str], set[int]]:
+    """What a change moving no route changed: its devices, and by index its links and the
+    links of its devices (as `apply_change` finds the apps that use them, from their costs:
+    hosts, the source and the sink, who pays joules, and the links crossed)."""
     changed = set(change.devices)
     index = _link_index(problem)
     hit = {index[_key(a, b)] for a, b in change.links if _key(a, b) in index}
     incident = _incident(problem)
     for d in changed:
         hit.update(incident.get(d, ()))
-    # An app at an end of a changed link is touched whether or not its placement crosses
-    # the link now: one that a low figure pushed off the link (onto its camera, say) must
-    # be drawn back over it when the figure recovers, or it stays on the costlier
-    # placement for good (+59% energy over an hour of the example fleet when only the
-    # apps crossing the link were re-placed).
-    out = {str(raw["id"]) for raw in change.added_apps if raw.get("id") in cm.apps}
-    out |= _at_ends(cm, previous, change)
-    for app_id, p in previous.items():
-        app = cm.apps.get(app_id)
-        if app is None or app_id in out:
-            continue
-        if _broken(problem, app, p):
-            out.add(app_id)
-            continue
-        c = _cost(problem, app, p)
-        if _uses_device(app, c, changed) or (hit and not hit.isdisjoint(c.link_mb)):
-            out.add(app_id)
-    return out
+    return changed, hit
 
 
 def _at_ends(cm: CostModel, previous: Mapping[str, Placement], change: Change) -> set[str]:
