@@ -75,7 +75,7 @@ class ReconcileGateway:
         # declared link -> Mbit/s, re-read every _DECLARED_TTL_S (another replica may declare)
         self._declared: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
         # The plan in force's predictions and link floors, read when its version changes.
-        self._predicted: tuple[int, dict[str, float], dict[str, float]] = (-1, {}, {})
+        self._in_force: tuple[int, dict[str, float], dict[str, float]] = (-1, {}, {})
         # revision -> device -> when its long poll was answered with that revision
         self._delivered: dict[int, dict[str, float]] = {}
 
@@ -124,8 +124,8 @@ class ReconcileGateway:
         if self._devices is None:
             self._devices = await self._run_sync(_device_meta)
         version = self._desired.plan_version
-        if version != self._predicted[0]:
-            self._predicted = (version, *await self._run_sync(_predictions))
+        if version != self._in_force[0]:
+            self._in_force = (version, *await self._run_sync(_in_force_figures))
         now = time.time()
         # Zones whose intensity the plan takes from the grid now (no declared figure).
         zones = {
@@ -136,8 +136,8 @@ class ReconcileGateway:
         grid = self._grid.at(zones, now)
         # The devices the mirror's read changed, for a detect step that looks at those
         # alone: this is the loop's one read of the mirror, so nothing changed unseen.
-        return Observation(now, beats, links, self._devices, self._predicted[1], grid,
-                           link_floors=self._predicted[2],
+        return Observation(now, beats, links, self._devices, self._in_force[1], grid,
+                           link_floors=self._in_force[2],
                            changed=self.mirror.last_changed)  # fmt: skip
 
     # -- act -------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def _device_meta(session: Session) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-def _predictions(session: Session) -> tuple[dict[str, float], dict[str, float]]:
+def _in_force_figures(session: Session) -> tuple[dict[str, float], dict[str, float]]:
     """Partition key -> predicted compute ms per request under the plan in force (the
     cost model's: block GFLOP / device GFLOP/s); and its link floors
     (`orchestrator.triggers.link_floors`)."""
