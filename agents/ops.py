@@ -5,7 +5,9 @@ the operator's status token: they reveal the fleet's layout, or fake its figures
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,7 +58,8 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
         """EMULATION ONLY, for demos and tests: set the emulated battery's level
         (`battery_pct`), plug it in or out (`charging`), and/or an emulated uplink
         (`uplink_mbps`; null: none) or one towards a peer, a degraded link
-        (`peer_uplink_mbps`: {peer: Mbit/s, or null to clear}). Answers only
+        (`peer_uplink_mbps`: {peer: Mbit/s, or null to clear}), and a round-trip delay
+        added to every exchange with a peer (`peer_delay_ms`: {peer: ms, or null}). Answers only
         clients on this machine (loopback), and only on an agent whose battery or compute
         is emulated: a real device's figures cannot be faked. Needs the agent's token or
         the status token even from loopback: another user of this machine must not."""
@@ -72,36 +75,46 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
         except ValueError:
             raise HopError(422, "send a JSON object") from None
         if not isinstance(body, dict) or set(body) - {
-            "battery_pct", "charging", "uplink_mbps", "peer_uplink_mbps"
+            "battery_pct", "charging", "uplink_mbps", "peer_uplink_mbps", "peer_delay_ms"
         }:  # fmt: skip
             raise HopError(
                 422,
                 "fields: battery_pct (0..100), charging (bool), uplink_mbps (> 0 or null), "
-                "peer_uplink_mbps ({peer: > 0 or null})",
+                "peer_uplink_mbps ({peer: > 0 or null}), peer_delay_ms ({peer: >= 0 or null})",
             )
+        # Every field is checked before any is applied: a bad one changes nothing.
+        apply: list[Callable[[], None]] = []
         if "battery_pct" in body:
             level = body["battery_pct"]
             setter = getattr(state.battery, "set_level", None)
             if not isinstance(level, int | float) or not 0 <= level <= 100 or setter is None:
                 raise HopError(422, "battery_pct: a number in 0..100 on an emulated battery")
-            setter(float(level))
+            apply.append(lambda: setter(float(level)))
         if "charging" in body:
             plug = getattr(state.battery, "set_charging", None)
             if not isinstance(body["charging"], bool) or plug is None:
                 raise HopError(422, "charging: true or false, on an emulated battery")
-            plug(body["charging"])
+            apply.append(lambda: plug(body["charging"]))
         if "uplink_mbps" in body:
             mbps = body["uplink_mbps"]
             if mbps is not None and (not isinstance(mbps, int | float) or mbps <= 0):
                 raise HopError(422, "uplink_mbps: a number > 0, or null")
-            state.uplink_mbps = None if mbps is None else float(mbps)
+            uplink = None if mbps is None else float(mbps)
+            apply.append(lambda: setattr(state, "uplink_mbps", uplink))
         if "peer_uplink_mbps" in body:
-            _peer_uplinks(state, body["peer_uplink_mbps"])
+            uplinks = _per_peer(body["peer_uplink_mbps"], "peer_uplink_mbps", 0.0)
+            apply.append(lambda: _merge(state.peer_uplink_mbps, uplinks))
+        if "peer_delay_ms" in body:
+            delays = _per_peer(body["peer_delay_ms"], "peer_delay_ms", None)
+            apply.append(lambda: _merge(state.peer_delay_ms, delays))
+        for step in apply:
+            step()
         log.warning("EMULATION: battery %s%%, uplink %s Mbit/s", state.battery.level_pct(),
                     state.uplink_mbps)  # fmt: skip
         return {"emulated": True, "battery_pct": state.battery.level_pct(),
                 "charging": state.battery.charging(), "uplink_mbps": state.uplink_mbps,
-                "peer_uplink_mbps": dict(state.peer_uplink_mbps)}  # fmt: skip
+                "peer_uplink_mbps": dict(state.peer_uplink_mbps),
+                "peer_delay_ms": dict(state.peer_delay_ms)}  # fmt: skip
 
     @app.get("/v1/status")
     async def status(request: Request) -> dict[str, Any]:
@@ -114,6 +127,7 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
                 "gflops": state.emulate_gflops,
                 "uplink_mbps": state.uplink_mbps,
                 "peer_uplink_mbps": dict(state.peer_uplink_mbps),
+                "peer_delay_ms": dict(state.peer_delay_ms),
             },
             "battery": battery,
             "desired_version": state.version,
@@ -139,15 +153,28 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
         }
 
 
-def _peer_uplinks(state: ServingState, given: Any) -> None:
-    """Set (a number) or clear (null) the emulated uplink towards each peer named."""
+def _per_peer(given: Any, name: str, above: float | None) -> dict[str, float | None]:
+    """An emulated figure towards each peer named: a number (above `above`; None: at
+    least 0) to set, or null to clear."""
+
+    def valid(v: Any) -> bool:
+        if v is None:
+            return True
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return False
+        return v > above if above is not None else v >= 0
+
     if not isinstance(given, dict) or not all(
-        isinstance(peer, str) and (v is None or (isinstance(v, int | float) and v > 0))
-        for peer, v in given.items()
+        isinstance(peer, str) and valid(v) for peer, v in given.items()
     ):
-        raise HopError(422, "peer_uplink_mbps: {peer: a number > 0, or null}")
-    for peer, mbps in given.items():
-        if mbps is None:
-            state.peer_uplink_mbps.pop(peer, None)
+        bound = f"> {above:g}" if above is not None else ">= 0"
+        raise HopError(422, f"{name}: {{peer: a number {bound}, or null}}")
+    return {peer: None if v is None else float(v) for peer, v in given.items()}
+
+
+def _merge(figures: dict[str, float], given: dict[str, float | None]) -> None:
+    for peer, value in given.items():
+        if value is None:
+            figures.pop(peer, None)
         else:
-            state.peer_uplink_mbps[peer] = float(mbps)
+            figures[peer] = value

@@ -191,8 +191,11 @@ class Prober:
             params={"bytes": 0},
             headers={"Authorization": f"Bearer {peer.token}"},
         )
-        elapsed = time.perf_counter() - started
         response.raise_for_status()
+        delay = self.state.peer_delay_s(peer.device_id)
+        if delay > 0:
+            await asyncio.sleep(delay)  # an emulated link delay (POST /v1/emulation)
+        elapsed = time.perf_counter() - started
         self._count(response, 0)
         return elapsed
 
@@ -232,8 +235,9 @@ class Prober:
             return 8 * size / 1e6 / UPLOAD_TIMEOUT_S
         delay = self.state.uplink_delay_s(size, peer.device_id)
         if delay > 0:
-            # An emulated uplink (POST /v1/emulation) slows what this device sends: the
-            # probe pays it like a tensor would.
+            # An emulated uplink or delay (POST /v1/emulation) slows what this device
+            # sends: the probe pays it like a tensor would (the delay is in the base RTT
+            # taken off below as well).
             await asyncio.sleep(delay)
             elapsed += delay
         # Subtract one base RTT (the request's headers out, the answer back); floor at

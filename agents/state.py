@@ -72,6 +72,10 @@ class ServingState:
     uplink_mbps: float | None = None
     # EMULATION ONLY: the uplink towards one peer (a degraded link), over uplink_mbps.
     peer_uplink_mbps: dict[str, float] = field(default_factory=dict)
+    # EMULATION ONLY: a round-trip delay added to every exchange with one peer (pings,
+    # probes, tensors), like netem's `delay`: a link's latency that load on this machine
+    # cannot move, where loopback's is a few ms that a busy host moves by as much.
+    peer_delay_ms: dict[str, float] = field(default_factory=dict)
     # Digest of this device's probe token (`allow_probe`): any agent may probe it.
     probe_digest: str | None = None
     # Digests of the tokens that open the status and emulation routes (allow_status).
@@ -108,12 +112,15 @@ class ServingState:
         ]
 
     def uplink_delay_s(self, size_bytes: int, peer: str | None = None) -> float:
-        """Extra seconds an emulated uplink (to `peer`, else this device's) adds to
-        sending size_bytes."""
+        """Extra seconds an emulated uplink (to `peer`, else this device's) and an
+        emulated delay to `peer` add to sending size_bytes."""
         mbps = self.peer_uplink_mbps.get(peer, self.uplink_mbps) if peer else self.uplink_mbps
-        if mbps is None:
-            return 0.0
-        return size_bytes * 8.0 / (mbps * 1e6)
+        wire = 0.0 if mbps is None else size_bytes * 8.0 / (mbps * 1e6)
+        return wire + self.peer_delay_s(peer)
+
+    def peer_delay_s(self, peer: str | None) -> float:
+        """The emulated round-trip delay to `peer`, in seconds (0 when none)."""
+        return self.peer_delay_ms.get(peer, 0.0) / 1000.0 if peer else 0.0
 
     def allow_probe(self, agent_token: str | None) -> None:
         """The probe token other agents get for this device from the control plane: an

@@ -4,6 +4,7 @@ not."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,30 @@ def test_emulation_degrades_and_restores_the_uplink_to_one_peer(node: Node) -> N
         assert answer.status_code == 422 and "peer_uplink_mbps" in answer.json()["detail"]
     cleared = httpx.post(url, json={"peer_uplink_mbps": {"edge": None}}, headers=_auth(AGENT_TOKEN))
     assert cleared.json()["peer_uplink_mbps"] == {}
+
+
+def test_emulation_adds_a_delay_to_one_peer_and_a_bad_field_changes_nothing(node: Node) -> None:
+    url = f"{node.url}/v1/emulation"
+    slow = httpx.post(url, json={"peer_delay_ms": {"edge": 40}}, headers=_auth(AGENT_TOKEN))
+    assert slow.status_code == 200, slow.text
+    assert slow.json()["peer_delay_ms"] == {"edge": 40.0}
+    assert node.state.peer_delay_s("edge") == pytest.approx(0.040)
+    # A send to the peer pays the delay over the wire time; other peers pay nothing.
+    assert node.state.uplink_delay_s(0, "edge") == pytest.approx(0.040)
+    assert node.state.uplink_delay_s(62_500, "cloud") == 0.0
+    status = httpx.get(f"{node.url}/v1/status", headers=_auth(STATUS_TOKEN)).json()
+    assert status["emulated"]["peer_delay_ms"] == {"edge": 40.0}
+    before = node.state.battery.level_pct()
+    for bad in ({"edge": -1}, {"edge": "slow"}, {"edge": True}, {"edge": float("inf")}, [1]):
+        body = {"battery_pct": 3, "peer_delay_ms": bad}
+        answer = httpx.post(url, content=json.dumps(body), headers=_auth(AGENT_TOKEN))
+        assert answer.status_code == 422 and "peer_delay_ms" in answer.json()["detail"]
+        # Checked before anything is applied: the valid battery level in the same body
+        # was not set either.
+        assert node.state.battery.level_pct() == before
+        assert node.state.peer_delay_ms == {"edge": 40.0}
+    cleared = httpx.post(url, json={"peer_delay_ms": {"edge": None}}, headers=_auth(AGENT_TOKEN))
+    assert cleared.json()["peer_delay_ms"] == {} and node.state.peer_delay_s("edge") == 0.0
 
 
 def test_health_is_open_and_readiness_follows_enrollment_and_loading(node: Node) -> None:

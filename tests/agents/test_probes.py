@@ -15,7 +15,7 @@ import pytest
 from agents.battery import EmulatedBattery
 from agents.probes import MIN_PROBE_BYTES, PROBE_TARGET_S, KnownPeer, Peer, Prober, probe_size
 from agents.state import ServingState, token_digest
-from api.wire import NextHop, SourceSpec
+from api.wire import MeasuredLink, NextHop, SourceSpec
 from orchestrator.link_proposals import probe_token
 from tests.agents.test_dataplane import TOKEN, Node
 from tests.harness import netns
@@ -169,18 +169,35 @@ def test_a_wrong_probe_token_gives_no_figure_and_no_proposal(pair: tuple[Node, N
     assert prober.links(max_age_s=10.0) == [] and prober.proposals == {}
 
 
-def test_an_emulated_degraded_link_slows_only_the_probe_to_that_peer(
-    pair: tuple[Node, Node],
-) -> None:
+def _emulated_links(pair: tuple[Node, Node], state: ServingState) -> dict[str, MeasuredLink]:
+    """Two probe rounds to both peers of `pair` from an agent in `state`."""
     edge, gw = pair
-    state = _idle()
-    state.peer_uplink_mbps = {"edge": 4.0}
     prober = Prober(state, PROBE_BYTES, interval_s=1.0, unused_interval_s=1e-6)
     prober.set_known([_known(edge), _known(gw)])
     _tick(prober, times=2)
-    figures = {link.peer: link.mbps for link in prober.links(max_age_s=10.0)}
-    assert 3.0 < figures["edge"] < 5.0
-    assert figures["gw"] > 20.0  # loopback, not emulated
+    return {link.peer: link for link in prober.links(max_age_s=10.0)}
+
+
+def test_an_emulated_degraded_link_slows_only_the_probe_to_that_peer(
+    pair: tuple[Node, Node],
+) -> None:
+    state = _idle()
+    state.peer_uplink_mbps = {"edge": 4.0}
+    links = _emulated_links(pair, state)
+    assert 3.0 < links["edge"].mbps < 5.0
+    assert links["gw"].mbps > 20.0  # loopback, not emulated
+
+
+def test_an_emulated_delay_raises_the_rtt_to_that_peer_and_not_its_bandwidth(
+    pair: tuple[Node, Node],
+) -> None:
+    state = _idle()
+    state.peer_delay_ms = {"edge": 60.0}
+    links = _emulated_links(pair, state)
+    assert links["edge"].rtt_ms >= 60.0
+    assert links["gw"].rtt_ms < 60.0  # loopback, not delayed
+    # The delay is in the base RTT a bandwidth probe takes off: the link is not slower.
+    assert links["edge"].mbps > 20.0
 
 
 # -- between network namespaces (root only) ----------------------------------------------

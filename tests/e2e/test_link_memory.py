@@ -26,6 +26,10 @@ pytestmark = pytest.mark.slow
 # not fresh, which is what the old expiry got wrong.
 UNUSED_S = 20.0
 DEGRADED_MBPS = 0.2
+# The direct camera-cloud link's round trip, emulated at both ends: routes follow the least
+# measured RTT (scenario-v1), and loopback's few ms, which a loaded CI host moves to 12 ms,
+# would otherwise make cam -> cloud -> edge look as near as cam -> edge.
+CAM_CLOUD_DELAY_MS = 40.0
 
 
 @pytest.fixture
@@ -80,6 +84,8 @@ def test_a_degraded_link_is_remembered_until_a_probe_sees_it_recover(
 ) -> None:
     fleet.start_server()
     fleet.start_agents()
+    _emulate(fleet, "cam", {"peer_delay_ms": {"cloud": CAM_CLOUD_DELAY_MS}})
+    _emulate(fleet, "cloud", {"peer_delay_ms": {"cam": CAM_CLOUD_DELAY_MS}})
     fleet.deploy()
     used = ("cam", "edge")
     assert used in _hops(fleet.segments()), fleet.segments()
