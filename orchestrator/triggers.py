@@ -14,8 +14,10 @@ the trace-driven benchmark drive the same code.
   A link also fires, once, when a sample falls below the plan in force's floor there
   (`link_floors`: what the plan sends over it, over `max_utilization`): a plan that fills
   95% of its allowed share breaks on a 5% drop, far inside the relative threshold. It
-  fires again only after a sample at or above the floor, or for a new plan's floors: a
-  link that no plan can relieve does not ask for a re-plan at every sample.
+  fires again only after a sample at or above the floor, or when a new plan goes in force
+  (even one with the same floor there: a trigger that fired while a rollout was under way
+  was not answered by it): a link that no plan can relieve does not ask for a re-plan at
+  every sample.
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
@@ -111,11 +113,13 @@ class LinkWatch:
     _given: Mapping[str, float] | None = None
 
     def set_floors(self, floors: Mapping[str, float]) -> None:
-        """The floors of the plan now in force (`link_floors`); the same floors again
-        change nothing, new ones re-arm every link."""
-        # The loop hands over the same mapping every tick until the plan changes: identity
-        # first, so a tick does not compare thousands of floors.
-        if floors is not self._given and floors != self._floors:
+        """The floors of the plan now in force (`link_floors`), one mapping per plan: the
+        same mapping again changes nothing, another one (a new plan in force) re-arms every
+        link, even where its floor is the one before."""
+        # The loop hands over the same mapping every tick until the plan in force changes
+        # (the gateway keeps it by plan version): identity, not equality, tells a new plan,
+        # and a tick does not compare thousands of floors.
+        if floors is not self._given:
             self._floors = dict(floors)
             self._under.clear()
         self._given = floors

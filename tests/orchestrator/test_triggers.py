@@ -58,13 +58,14 @@ def test_a_drop_below_the_plans_floor_fires_once_inside_the_threshold() -> None:
     # breaks below 50. A 10% drop is far inside the 30% threshold, and must fire.
     w = LinkWatch(alpha=1.0, threshold=0.3)
     w.observe("cam", "edge", 52.0, 5.0, 0.0)
-    w.set_floors({"cam~edge": 50.0})
+    in_force = {"cam~edge": 50.0}
+    w.set_floors(in_force)
     assert w.observe("cam", "edge", 51.0, 5.0, 1.0) is None
     t = w.observe("cam", "edge", 46.8, 5.0, 2.0)
     assert t is not None and t.kind == "link" and t.target == "cam~edge"
     assert "below the 50.0 Mbit/s" in t.reason
-    w.commit()  # a re-plan was asked for and kept the plan: the floors stay
-    w.set_floors({"cam~edge": 50.0})
+    w.commit()  # a re-plan was asked for and kept the plan: the same floors stay
+    w.set_floors(in_force)
     assert w.observe("cam", "edge", 45.0, 5.0, 3.0) is None  # still under: once
     assert w.observe("cam", "edge", 51.0, 5.0, 4.0) is None  # recovered: re-armed
     assert w.observe("cam", "edge", 47.0, 5.0, 5.0) is not None
@@ -72,6 +73,21 @@ def test_a_drop_below_the_plans_floor_fires_once_inside_the_threshold() -> None:
     assert w.observe("cam", "edge", 45.0, 5.0, 6.0) is None
     w.set_floors({"cam~edge": 48.0})  # and one that needs more: re-armed at once
     assert w.observe("cam", "edge", 45.0, 5.0, 7.0) is not None
+
+
+def test_a_new_plan_in_force_re_arms_a_link_even_with_the_same_floor() -> None:
+    # The trigger below fired while a rollout was under way, so the re-plan it asked for
+    # never ran; the plan that rollout puts in force needs the same 50 Mbit/s there, and
+    # the link, still under, must ask again once that plan is in force.
+    w = LinkWatch(alpha=1.0, threshold=0.3)
+    w.observe("cam", "edge", 52.0, 5.0, 0.0)
+    w.set_floors({"cam~edge": 50.0})
+    assert w.observe("cam", "edge", 47.0, 5.0, 1.0) is not None
+    assert w.observe("cam", "edge", 47.0, 5.0, 2.0) is None  # once for this plan
+    w.set_floors({"cam~edge": 50.0})  # another plan in force, the same floor
+    t = w.observe("cam", "edge", 47.0, 5.0, 3.0)
+    assert t is not None and "below the 50.0 Mbit/s" in t.reason
+    assert w.observe("cam", "edge", 47.0, 5.0, 4.0) is None
 
 
 def test_the_floor_is_judged_on_the_sample_not_the_average() -> None:
