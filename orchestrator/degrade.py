@@ -47,14 +47,15 @@ def serve_degraded(
     stop: frozenset[str],
     solver_name: str,
     time_limit_s: float,
-    now: solver.Problem | None = None,
+    now: solver.Problem,
 ) -> Degraded:
     """For each app set aside for its battery or SLO (and not asked to stop), a placement
     with those limits lifted, the apps of `placed` held where they are.
 
     `now`: `scenario` compiled (every app of it, the re-plan's own problem): the entries
-    of the apps served degraded are evaluated on it rather than on `scenario` parsed and
-    routed once more (an app's entry reads its own placement and the fleet alone)."""
+    of the apps served degraded are evaluated on it, not on `scenario` parsed and routed
+    once more (an app's entry reads its own placement and the fleet alone, so the two
+    are the same: tests/orchestrator/test_degrade.py)."""
     out = Degraded()
     candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
     if not candidates:
@@ -70,10 +71,8 @@ def serve_degraded(
         held[app_id] = found
         out.placements[app_id] = found
         out.reasons[app_id] = set_aside[app_id]
-    if out.placements and now is not None:
+    if out.placements:
         out.results = _results_on(now, out.placements)
-    elif out.placements:
-        out.results = _real_results(scenario, apps, held, list(out.placements))
     return out
 
 
@@ -130,26 +129,14 @@ def _results_on(
     now: solver.Problem, degraded: Mapping[str, solver.Placement]
 ) -> list[solver.AppResult]:
     """The plan entries of the apps served degraded, in the order they were found,
-    evaluated on the scenario of now with no previous plan (as `_real_results`)."""
+    evaluated on the scenario of now with no previous plan (migration is the plan's
+    part, not the entries')."""
     bare = solver.Problem(now.scenario, now.cost, previous={})
     plan = solver.build_plan(
         bare.cost, dict(degraded), solver.Status.FEASIBLE, "degraded", migration=bare.migration
     )
     entries = {r.id: r for r in plan.doc.apps}
     return [entries[a] for a in degraded]
-
-
-def _real_results(
-    scenario: dict[str, Any],
-    apps: dict[str, dict[str, Any]],
-    placements: dict[str, solver.Placement],
-    degraded: list[str],
-) -> list[solver.AppResult]:
-    real = {k: v for k, v in scenario.items() if k != "previous"}
-    real["apps"] = [apps[a] for a in placements if a in apps]
-    problem = solver.Problem(solver.parse_scenario(real))
-    plan = solver.build_plan(problem.cost, placements, solver.Status.FEASIBLE, "degraded")
-    return [r for r in plan.doc.apps if r.id in degraded]
 
 
 __all__ = ["RELAXABLE", "Degraded", "serve_degraded"]
