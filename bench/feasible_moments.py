@@ -21,12 +21,10 @@ hook reads the steps the simulator scores.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
@@ -36,6 +34,7 @@ from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
+from simulate_workloads import bench_simulate  # noqa: E402
 
 import solver  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
@@ -43,15 +42,6 @@ from simulate.engine import Simulation  # noqa: E402
 from simulate.run import context  # noqa: E402
 
 FEASIBLE = {solver.Status.OPTIMAL, solver.Status.FEASIBLE}
-
-
-def _bench_inputs() -> Any:
-    # bench/simulate.py's workloads; its name is the package's, so it is loaded by path.
-    spec = importlib.util.spec_from_file_location("bench_simulate", ROOT / "bench" / "simulate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.example
 
 
 def main() -> None:
@@ -62,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
     console.print(f"machine: {cpu_model()}")
-    inputs = _bench_inputs()(args.hours, 1.0, args.out, ["continuum"])
+    inputs = bench_simulate().example(args.hours, 1.0, args.out, ["continuum"])
     policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
     sim = Simulation(inputs, "continuum", policy)
     options = solver.SolveOptions(time_limit_s=args.ilp_limit)

@@ -22,7 +22,6 @@ say what a rule that held back some kinds could save, and what it would risk.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 import time
@@ -38,6 +37,7 @@ from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
+from simulate_workloads import bench_simulate  # noqa: E402
 
 from simulate.continuum import ContinuumPolicy  # noqa: E402
 from simulate.engine import Simulation  # noqa: E402
@@ -54,15 +54,6 @@ KINDS = (
     "only rises (+ unused falls)",
     "battery or device",
 )
-
-
-def _bench_fleet() -> Any:
-    # bench/simulate.py's workloads; its name is the package's, so it is loaded by path.
-    spec = importlib.util.spec_from_file_location("bench_simulate", ROOT / "bench" / "simulate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.fleet
 
 
 def classify(reasons: list[str], used: set[str]) -> str:
@@ -123,7 +114,9 @@ def main() -> None:
     args = ap.parse_args()
     console = Console()
     console.print(f"machine: {cpu_model()}")
-    inputs = _bench_fleet()(args.devices, args.every, args.hours, 1.0, args.out, ["continuum"])
+    inputs = bench_simulate().fleet(
+        args.devices, args.every, args.hours, 1.0, args.out, ["continuum"]
+    )
     policy = _Sorting(context(inputs, "continuum"))
     sim = Simulation(inputs, "continuum", policy)
     started = time.process_time()
