@@ -85,12 +85,15 @@ class ContinuumPolicy:
         return fired
 
     def decide(self, now: Moment) -> solver.PlanDoc | None:
-        fired = self._observe(now)
         out: solver.PlanDoc | None = None
         pending = self._pending
         if pending is not None and now.at_s >= pending.at_s:
             self._pending = None
             out = self._in_force(pending.plan, pending.scenario)
+        # The watches judge this step's figures against the plan in force now, as the
+        # loop's detect step does (the floors of the plan in force, then the samples): a
+        # plan a rollout puts in force that breaks at once is re-planned at once.
+        fired = self._observe(now)
         in_force_plan = out or now.in_force
         if in_force_plan is not None and not fired:
             return out

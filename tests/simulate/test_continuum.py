@@ -93,3 +93,31 @@ def test_a_drop_inside_the_threshold_that_breaks_the_plan_is_replaced(tmp_path: 
     by_t = {round(s.t_s): s for s in run.samples}
     assert by_t[31].violations > 0  # the drop broke the plan in force
     assert by_t[120].totals.violation_s == by_t[40].totals.violation_s  # and it went
+
+
+def test_a_plan_that_breaks_as_its_rollout_lands_is_replaced_at_that_step(
+    tmp_path: Path,
+) -> None:
+    """The uplink drops to 21.5 Mbit/s at 30 s: the plan in force breaks, and the re-plan's
+    plan, which needs 20.0 Mbit/s there, lands 2 s later (the rollout), when the link is
+    at 19.5. The watch judges that step's sample against the plan now in force, as the
+    live loop's detect step does, so the re-plan is asked at 32 s; judged against the
+    plan before, the link was already under its floor and stayed quiet a step."""
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    trace = tmp_path / "uplink.txt"
+    figures = {t: 25 if t < 30 else 21.5 if t < 32 else 19.5 for t in range(200)}
+    trace.write_text("".join(f"{t}\t{mbps}\n" for t, mbps in figures.items()))
+    inputs = prepare(
+        scn, "factory-line", ["continuum"], known(), hours=60 / 3600,
+        traces=[f"edge-a~cloud-gpu={trace}"],
+    )  # fmt: skip
+    policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
+    run = Simulation(inputs, "continuum", policy).run()
+    floor = [d for d in policy.decided if any("plan in force needs" in r for r in d.reasons)]
+    assert [d.at_s for d in floor[:2]] == [30.0, 32.0], [(d.at_s, d.reasons) for d in floor]
+    landed = floor[0].result.plan
+    (use,) = [lk for lk in landed.links if {lk.a, lk.b} == {"edge-a", "cloud-gpu"}]
+    assert use.utilization * 21.5 > 19.5 * 0.8, "the landed plan would not break at 19.5"
+    assert "below the 20.0 Mbit/s" in floor[1].reasons[0], floor[1].reasons
+    by_t = {round(s.t_s): s for s in run.samples}
+    assert by_t[32].violations > 0  # it broke as it landed
