@@ -352,7 +352,9 @@ class Reconciler:
                     "control plane took the lead"
                 )
                 fired.append(Trigger("device-lost", device, reason, obs.now))
-        self.links.set_floors(obs.link_floors)
+        for t in self.links.set_floors(obs.link_floors, obs.now):
+            if not baseline:
+                fired.append(t)
         for (a, b), figures in obs.links.items():
             at = float(figures.get("at") or obs.now)
             name = link_name(a, b)

@@ -17,7 +17,8 @@ the trace-driven benchmark drive the same code.
   fires again only after a sample at or above the floor, or when a new plan goes in force
   (even one with the same floor there: a trigger that fired while a rollout was under way
   was not answered by it): a link that no plan can relieve does not ask for a re-plan at
-  every sample.
+  every sample. A new plan is judged at once on the last sample of each link measured
+  after its re-plan took its figures (the next one may be a probe interval away).
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
@@ -82,6 +83,8 @@ class _LinkState:
     rtt_ms: float
     planned_mbps: float
     planned_rtt_ms: float
+    sample: float  # the last measurement's Mbit/s, unsmoothed
+    since_commit: bool = False  # measured after the last re-plan took its figures
 
 
 def link_floors(
@@ -112,17 +115,30 @@ class LinkWatch:
     _under: set[str] = field(default_factory=set)  # links that fired below their floor
     _given: Mapping[str, float] | None = None
 
-    def set_floors(self, floors: Mapping[str, float]) -> None:
+    def set_floors(self, floors: Mapping[str, float], at: float) -> list[Trigger]:
         """The floors of the plan now in force (`link_floors`), one mapping per plan: the
         same mapping again changes nothing, another one (a new plan in force) re-arms every
-        link, even where its floor is the one before."""
+        link, even where its floor is the one before, and judges the last measurement of
+        each link against it when that came after the re-plan took its figures: a plan
+        that lands after a rollout may already be under a figure measured meanwhile, and
+        the next measurement of that link may be a probe interval away."""
         # The loop hands over the same mapping every tick until the plan in force changes
         # (the gateway keeps it by plan version): identity, not equality, tells a new plan,
         # and a tick does not compare thousands of floors.
-        if floors is not self._given:
-            self._floors = dict(floors)
-            self._under.clear()
+        if floors is self._given:
+            return []
         self._given = floors
+        self._floors = dict(floors)
+        self._under.clear()
+        fired = []
+        for name, floor in sorted(self._floors.items()):
+            s = self._links.get(name)
+            # A figure the re-plan solved with is not judged again: under it, no plan
+            # fitted, and asking again would only repeat that re-plan.
+            if s is not None and s.since_commit and s.sample < floor:
+                self._under.add(name)
+                fired.append(_below(name, s.sample, floor, at))
+        return fired
 
     def smoothed(self, a: str, b: str) -> tuple[float, float] | None:
         s = self._links.get(link_name(a, b))
@@ -133,8 +149,9 @@ class LinkWatch:
         s = self._links.get(name)
         if s is None:
             # The first measurement is the baseline the plan is about to use.
-            self._links[name] = _LinkState(mbps, rtt_ms, mbps, rtt_ms)
+            self._links[name] = _LinkState(mbps, rtt_ms, mbps, rtt_ms, mbps)
             return None
+        s.sample, s.since_commit = mbps, True
         s.mbps += self.alpha * (mbps - s.mbps)
         s.rtt_ms += self.alpha * (rtt_ms - s.rtt_ms)
         moved_bw = abs(s.mbps - s.planned_mbps) / max(s.planned_mbps, 1e-9)
@@ -154,11 +171,7 @@ class LinkWatch:
             if floor is None or mbps >= floor or name in self._under:
                 return None
             self._under.add(name)
-            reason = (
-                f"link {name}: bandwidth {mbps:.1f} Mbit/s, below the {floor:.1f} Mbit/s "
-                "the plan in force needs there"
-            )
-            return Trigger("link", name, reason, at)
+            return _below(name, mbps, floor, at)
         if floor is not None and mbps < floor:
             self._under.add(name)  # this trigger's re-plan answers the floor as well
         reason = (
@@ -171,11 +184,20 @@ class LinkWatch:
         """The plan now in force was solved with the smoothed figures: measure from them."""
         for s in self._links.values():
             s.planned_mbps, s.planned_rtt_ms = s.mbps, s.rtt_ms
+            s.since_commit = False
 
     def forget(self, device: str) -> None:
         for name in [n for n in self._links if device in n.split("~")]:
             del self._links[name]
             self._under.discard(name)
+
+
+def _below(name: str, mbps: float, floor: float, at: float) -> Trigger:
+    reason = (
+        f"link {name}: bandwidth {mbps:.1f} Mbit/s, below the {floor:.1f} Mbit/s "
+        "the plan in force needs there"
+    )
+    return Trigger("link", name, reason, at)
 
 
 @dataclass(slots=True)

@@ -59,20 +59,24 @@ def test_a_drop_below_the_plans_floor_fires_once_inside_the_threshold() -> None:
     w = LinkWatch(alpha=1.0, threshold=0.3)
     w.observe("cam", "edge", 52.0, 5.0, 0.0)
     in_force = {"cam~edge": 50.0}
-    w.set_floors(in_force)
+    assert w.set_floors(in_force, 0.0) == []
     assert w.observe("cam", "edge", 51.0, 5.0, 1.0) is None
     t = w.observe("cam", "edge", 46.8, 5.0, 2.0)
     assert t is not None and t.kind == "link" and t.target == "cam~edge"
     assert "below the 50.0 Mbit/s" in t.reason
     w.commit()  # a re-plan was asked for and kept the plan: the same floors stay
-    w.set_floors(in_force)
+    assert w.set_floors(in_force, 2.0) == []
     assert w.observe("cam", "edge", 45.0, 5.0, 3.0) is None  # still under: once
     assert w.observe("cam", "edge", 51.0, 5.0, 4.0) is None  # recovered: re-armed
     assert w.observe("cam", "edge", 47.0, 5.0, 5.0) is not None
-    w.set_floors({"cam~edge": 40.0})  # a new plan that needs less
+    assert w.set_floors({"cam~edge": 40.0}, 5.5) == []  # a new plan that needs less
     assert w.observe("cam", "edge", 45.0, 5.0, 6.0) is None
-    w.set_floors({"cam~edge": 48.0})  # and one that needs more: re-armed at once
-    assert w.observe("cam", "edge", 45.0, 5.0, 7.0) is not None
+    w.commit()
+    assert w.observe("cam", "edge", 45.0, 5.0, 7.0) is None
+    # A new plan that needs more than the figure measured since its re-plan: at once.
+    (t,) = w.set_floors({"cam~edge": 48.0}, 7.5)
+    assert t.observed_at == 7.5 and "bandwidth 45.0 Mbit/s, below the 48.0 Mbit/s" in t.reason
+    assert w.observe("cam", "edge", 45.0, 5.0, 8.0) is None  # once
 
 
 def test_a_new_plan_in_force_re_arms_a_link_even_with_the_same_floor() -> None:
@@ -81,13 +85,29 @@ def test_a_new_plan_in_force_re_arms_a_link_even_with_the_same_floor() -> None:
     # the link, still under, must ask again once that plan is in force.
     w = LinkWatch(alpha=1.0, threshold=0.3)
     w.observe("cam", "edge", 52.0, 5.0, 0.0)
-    w.set_floors({"cam~edge": 50.0})
+    w.commit()  # the plan in force was solved at 52
+    assert w.set_floors({"cam~edge": 50.0}, 0.0) == []
     assert w.observe("cam", "edge", 47.0, 5.0, 1.0) is not None
     assert w.observe("cam", "edge", 47.0, 5.0, 2.0) is None  # once for this plan
-    w.set_floors({"cam~edge": 50.0})  # another plan in force, the same floor
-    t = w.observe("cam", "edge", 47.0, 5.0, 3.0)
-    assert t is not None and "below the 50.0 Mbit/s" in t.reason
-    assert w.observe("cam", "edge", 47.0, 5.0, 4.0) is None
+    # Another plan in force, the same floor: 47 was measured after the plan in force was
+    # solved, so it is judged against the new plan at once, not at the next measurement
+    # (which may be a probe interval away).
+    (t,) = w.set_floors({"cam~edge": 50.0}, 2.5)
+    assert t.target == "cam~edge" and "below the 50.0 Mbit/s" in t.reason
+    assert w.observe("cam", "edge", 47.0, 5.0, 3.0) is None  # once
+
+
+def test_a_new_plan_is_not_judged_on_the_figures_it_was_solved_with() -> None:
+    # Under 47 Mbit/s no plan needs less than 50 there: the re-plan at 47 (commit) gives a
+    # plan that breaks at 47 all the same. Judging it on that same figure would ask for the
+    # very re-plan that made it; a new measurement under the floor still fires.
+    w = LinkWatch(alpha=1.0, threshold=0.3)
+    w.observe("cam", "edge", 52.0, 5.0, 0.0)
+    assert w.set_floors({"cam~edge": 50.0}, 0.0) == []
+    assert w.observe("cam", "edge", 47.0, 5.0, 1.0) is not None
+    w.commit()
+    assert w.set_floors({"cam~edge": 50.0}, 1.5) == []
+    assert w.observe("cam", "edge", 46.0, 5.0, 2.0) is not None
 
 
 def test_the_floor_is_judged_on_the_sample_not_the_average() -> None:
@@ -95,7 +115,7 @@ def test_the_floor_is_judged_on_the_sample_not_the_average() -> None:
     # whatever the average says, and one back above re-arms the watch.
     w = LinkWatch(alpha=0.5, threshold=0.3)
     w.observe("cam", "edge", 60.0, 5.0, 0.0)
-    w.set_floors({"cam~edge": 50.0})
+    assert w.set_floors({"cam~edge": 50.0}, 0.0) == []
     assert w.observe("cam", "edge", 45.0, 5.0, 1.0) is not None  # 52.5 smoothed
     assert w.observe("cam", "edge", 49.0, 5.0, 2.0) is None  # still under: once
     assert w.observe("cam", "edge", 55.0, 5.0, 3.0) is None  # above: re-armed
