@@ -16,7 +16,12 @@ that asked for it, against the plan in force at that moment:
 For each, how many re-plans put a new plan in force and how many kept the plan. The rows
 say what a rule that held back some kinds could save, and what it would risk.
 
-    python bench/replan_triggers.py [--hours H] [--devices N] [--every K]
+With `--hold-rises S` it also runs continuum with one rule more, which continuum does NOT
+have: rise-only re-plans at most once per S seconds (the way Kubernetes' descheduler runs
+on a period), and prints both runs' re-plans, energy, SLO misses, broken constraints and
+CPU side by side: what such a rule would buy, and what it would cost.
+
+    python bench/replan_triggers.py [--hours H] [--devices N] [--every K] [--hold-rises S]
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 from simulate_workloads import bench_simulate  # noqa: E402
 
+from orchestrator.triggers import Trigger  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
-from simulate.engine import Simulation  # noqa: E402
+from simulate.engine import Simulation, Totals  # noqa: E402
 from simulate.run import context  # noqa: E402
 
 # orchestrator.triggers.LinkWatch's reasons: a move of the smoothed figures, or a floor.
@@ -105,25 +111,54 @@ class _Sorting(ContinuumPolicy):
         return out
 
 
+class _HoldingRises(_Sorting):
+    """continuum with one rule more, NOT built into continuum: a step whose triggers are
+    only rises (an opportunity, nothing broken) re-plans at most once per `hold_s`; held
+    triggers stay pending (the watch is not committed) and fire again after the window."""
+
+    hold_s: float = 60.0
+    _last_rise_s: float = float("-inf")
+
+    def _observe(self, now: Any) -> list[Trigger]:
+        fired = super()._observe(now)
+        if not fired or any(t.kind != "link" for t in fired):
+            return fired
+        if classify([t.reason for t in fired], set(self.links.floors)) != KINDS[2]:
+            return fired
+        if now.at_s - self._last_rise_s < self.hold_s:
+            return []
+        self._last_rise_s = now.at_s
+        return fired
+
+
+def _run(policy: _Sorting, inputs: Any, console: Console, label: str) -> tuple[Totals, float]:
+    sim = Simulation(inputs, "continuum", policy)
+    started = time.process_time()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(label, total=inputs.steps)
+        run = sim.run(lambda k: bar.update(task, completed=k))
+    return run.totals, time.process_time() - started
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--hours", type=float, default=0.25)
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--every", type=int, default=4)
     ap.add_argument("--out", type=Path, default=Path("/tmp/continuum-replan-triggers"))
+    ap.add_argument(
+        "--hold-rises", type=float, default=0.0, metavar="S",
+        help="also run continuum with rise-only re-plans held to one per S seconds, and compare",
+    )  # fmt: skip
     args = ap.parse_args()
-    console = Console()
+    # Wide enough for the tables when the output is a file, not a terminal.
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(f"machine: {cpu_model()}")
     inputs = bench_simulate().fleet(
         args.devices, args.every, args.hours, 1.0, args.out, ["continuum"]
     )
     policy = _Sorting(context(inputs, "continuum"))
-    sim = Simulation(inputs, "continuum", policy)
-    started = time.process_time()
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("continuum", total=inputs.steps)
-        sim.run(lambda k: bar.update(task, completed=k))
-    cpu = time.process_time() - started
+    totals, cpu = _run(policy, inputs, console, "continuum")
 
     title = f"continuum on {inputs.scenario_name}, {args.hours:g} h: re-plans by trigger"
     table = Table(title=title)
@@ -141,6 +176,30 @@ def main() -> None:
         f"{inputs.steps:,} steps, {total:,} re-plans ({total / max(inputs.steps, 1):.0%} of "
         f"steps); {cpu:.1f} s CPU, {1000 * cpu / max(inputs.steps, 1):.1f} ms a step"
     )
+
+    if args.hold_rises > 0:
+        held = _HoldingRises(context(inputs, "continuum"))
+        held.hold_s = args.hold_rises
+        held_totals, held_cpu = _run(held, inputs, console, "continuum, rises held")
+        _compare(console, args.hold_rises, (policy, totals, cpu), (held, held_totals, held_cpu))
+
+
+def _compare(
+    console: Console,
+    hold_s: float,
+    *runs: tuple[_Sorting, Totals, float],
+) -> None:
+    table = Table(title=f"the same, with rise-only re-plans held to one per {hold_s:g} s")
+    for col in ("continuum", "re-plans", "re-placements", "energy_j", "slo_miss_s",
+                "violation_s", "CPU s"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "continuum" else "right")
+    for label, (policy, totals, cpu) in zip(("as built", "rises held"), runs, strict=True):
+        table.add_row(
+            label, f"{sum(policy.counts.values()):,}", f"{totals.replacements:,}",
+            f"{totals.energy_j:,.0f}", f"{totals.slo_miss_s:,.0f}",
+            f"{totals.violation_s:,.0f}", f"{cpu:.1f}",
+        )  # fmt: skip
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,11 @@ class LinkWatch:
                 fired.append(_below(name, s.sample, floor, at))
         return fired
 
+    @property
+    def floors(self) -> Mapping[str, float]:
+        """The floors of the plan in force: the links it sends over, and their Mbit/s."""
+        return self._floors
+
     def smoothed(self, a: str, b: str) -> tuple[float, float] | None:
         s = self._links.get(link_name(a, b))
         return None if s is None else (s.mbps, s.rtt_ms)
