@@ -6,6 +6,7 @@ comes to the same plan and the same decision."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import solver
@@ -13,7 +14,7 @@ from orchestrator import replacement
 from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import in_force, replan
 from simulate.continuum import ContinuumPolicy
-from simulate.engine import Simulation
+from simulate.engine import PolicyRun, Simulation
 from simulate.inputs import load_scenario_dict, prepare
 from simulate.registry import known, make
 from simulate.run import context
@@ -69,21 +70,28 @@ def test_the_policy_without_hysteresis_is_continuum_with_no_margin() -> None:
     assert make(context(inputs, "continuum")).margin == DEFAULT_MARGIN  # type: ignore[attr-defined]
 
 
+def _on_the_plant_uplink(
+    tmp_path: Path, mbps: Callable[[int], float], seconds: int
+) -> tuple[ContinuumPolicy, PolicyRun]:
+    """continuum on the example fleet, its plant uplink at `mbps(t)` (a sample a second,
+    as an agent's measurements come), every decision kept."""
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    trace = tmp_path / "uplink.txt"
+    trace.write_text("".join(f"{t}\t{mbps(t)}\n" for t in range(200)))
+    inputs = prepare(
+        scn, "factory-line", ["continuum"], known(), hours=seconds / 3600,
+        traces=[f"edge-a~cloud-gpu={trace}"],
+    )  # fmt: skip
+    policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
+    return policy, Simulation(inputs, "continuum", policy).run()
+
+
 def test_a_drop_inside_the_threshold_that_breaks_the_plan_is_replaced(tmp_path: Path) -> None:
     """The plant's uplink carries 71% of its 25 Mbit/s under the first plan: at 21.5
     Mbit/s (-14%, well inside the watch's 30%) the plan breaks the 0.8 cap. The link
     watch's floor fires, and the plan that breaks goes (the hysteresis rule's first case);
     with the relative threshold alone the broken plan stayed in force to the end."""
-    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
-    trace = tmp_path / "uplink.txt"
-    # A sample a second, as an agent's measurements come.
-    trace.write_text("".join(f"{t}\t{25 if t < 30 else 21.5}\n" for t in range(200)))
-    inputs = prepare(
-        scn, "factory-line", ["continuum"], known(), hours=120 / 3600,
-        traces=[f"edge-a~cloud-gpu={trace}"],
-    )  # fmt: skip
-    policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
-    run = Simulation(inputs, "continuum", policy).run()
+    policy, run = _on_the_plant_uplink(tmp_path, lambda t: 25 if t < 30 else 21.5, 120)
     first = policy.decided[0].result.plan
     (use,) = [lk for lk in first.links if {lk.a, lk.b} == {"edge-a", "cloud-gpu"}]
     assert use.utilization * 25 > 21.5 * 0.8, "the first plan would not break at 21.5"
@@ -103,21 +111,15 @@ def test_a_plan_that_breaks_as_its_rollout_lands_is_replaced_at_that_step(
     at 19.5. The watch judges that step's sample against the plan now in force, as the
     live loop's detect step does, so the re-plan is asked at 32 s; judged against the
     plan before, the link was already under its floor and stayed quiet a step."""
-    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
-    trace = tmp_path / "uplink.txt"
-    figures = {t: 25 if t < 30 else 21.5 if t < 32 else 19.5 for t in range(200)}
-    trace.write_text("".join(f"{t}\t{mbps}\n" for t, mbps in figures.items()))
-    inputs = prepare(
-        scn, "factory-line", ["continuum"], known(), hours=60 / 3600,
-        traces=[f"edge-a~cloud-gpu={trace}"],
-    )  # fmt: skip
-    policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
-    run = Simulation(inputs, "continuum", policy).run()
+    policy, run = _on_the_plant_uplink(
+        tmp_path, lambda t: 25 if t < 30 else 21.5 if t < 32 else 19.5, 60
+    )
     floor = [d for d in policy.decided if any("plan in force needs" in r for r in d.reasons)]
     assert [d.at_s for d in floor[:2]] == [30.0, 32.0], [(d.at_s, d.reasons) for d in floor]
     landed = floor[0].result.plan
     (use,) = [lk for lk in landed.links if {lk.a, lk.b} == {"edge-a", "cloud-gpu"}]
     assert use.utilization * 21.5 > 19.5 * 0.8, "the landed plan would not break at 19.5"
     assert "below the 20.0 Mbit/s" in floor[1].reasons[0], floor[1].reasons
+    # A sample at t_s closes the step that began a second before: the step of 32 s.
     by_t = {round(s.t_s): s for s in run.samples}
-    assert by_t[32].violations > 0  # it broke as it landed
+    assert by_t[33].violations > 0  # it broke as it landed
