@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -31,6 +30,7 @@ from orchestrator.live import open_live_state
 from orchestrator.live.base import LiveState
 from orchestrator.metrics import Metrics
 from orchestrator.planner import Planner
+from orchestrator.pool import solver_pool
 from orchestrator.private import private_dir
 from orchestrator.ratelimit import RateLimit
 from orchestrator.reconcile import LoopConfig, Reconciler
@@ -241,12 +241,7 @@ class ControlPlane:
         if self._given_executor is not None:
             return self._given_executor
         if self._pool is None:
-            # spawn, not fork: the server process has threads (and maybe an event loop in
-            # one), which a forked child would inherit in an undefined state.
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.settings.solver_workers,
-                mp_context=multiprocessing.get_context("spawn"),
-            )
+            self._pool = solver_pool(self.settings.solver_workers)
         return self._pool
 
     async def _report_bad_rows(self) -> None:
