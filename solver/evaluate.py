@@ -171,17 +171,31 @@ def app_record(
     errs = structure_errors(cm, app, p)
     if errs:
         return errs
-    c = cost
-    if c is None:
-        hit = cache.get(app.id) if cache is not None else None
-        c = hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
+    c = cost if cost is not None else cached_cost(cm, app, p, cache)
+    m = app_migration(mig, app, p)
+    w_mig = cm.scenario.objective.migration
+    return AppRecord(app, p, c, m, cm.weighted(app, c) + w_mig * m, app_violations(cm, app, p, c))
+
+
+def cached(
+    cache: Mapping[str, tuple[Placement, Cost]] | None, app_id: str, p: Placement
+) -> Cost | None:
+    """The cost `cache` holds for the app, if it holds one for placement `p`."""
+    hit = cache.get(app_id) if cache is not None else None
+    return hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
+
+
+def cached_cost(
+    cm: CostModel, app: App, p: Placement, cache: dict[str, tuple[Placement, Cost]] | None
+) -> Cost:
+    """The app's cost at `p`: from `cache` when it holds it for `p`, else computed (and
+    cached)."""
+    c = cached(cache, app.id, p)
     if c is None:
         c = app_cost(cm, app, p)
         if cache is not None:
             cache[app.id] = (p, c)
-    m = app_migration(mig, app, p)
-    w_mig = cm.scenario.objective.migration
-    return AppRecord(app, p, c, m, cm.weighted(app, c) + w_mig * m, app_violations(cm, app, p, c))
+    return c
 
 
 def changes_from(base: Evaluation, scn: Scenario) -> tuple[set[str], set[int]] | None:
@@ -293,8 +307,7 @@ def evaluate(
                 share(old, -1.0)
                 taken_out.add(app.id)
             continue
-        hit = cache.get(app.id) if cache is not None else None
-        c = hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
+        c = cached(cache, app.id, p)
         same = old is not None and (old.placement is p or old.placement == p)
         if old is not None and same and c is old.cost and old.app is app:
             # The plan in force's own placement moves nothing (thousands of fixed apps).

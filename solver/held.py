@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from solver.evaluate import Evaluation, changes_from
+from solver.evaluate import Evaluation, cached, changes_from
 from solver.fastcost import Fleet, Scorer
 from solver.migration import app_migration
 from solver.plan import Placement
@@ -43,13 +43,13 @@ def book_fixed(
         if app_id in booked:
             continue
         app = cm.apps[app_id]
-        hit = problem.app_costs.get(app_id)
-        if hit is None or hit[0] != p:
+        c = cached(problem.app_costs, app_id, p)
+        if c is None:
             sc = scorer.score(app, p)
             np.add.at(load, sc.resources, sc.amounts)
             objective += sc.objective
             continue
-        c, rate, index = hit[1], app.rate_rps, f.index
+        rate, index = app.rate_rps, f.index
         for d, sec in c.compute_s.items():
             load[index[d]] += rate * sec
         for d, mb in c.memory_mb.items():

@@ -29,7 +29,7 @@ from typing import Any
 
 from solver.costs import Cost, CostModel
 from solver.document import Plan
-from solver.evaluate import app_cost, app_violations, structure_errors
+from solver.evaluate import app_violations, cached, cached_cost, structure_errors
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation
@@ -342,7 +342,7 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
         if _broken(problem, app, p):
             touched.add(app_id)
         elif uses is not None:
-            c = _cost(problem, app, p)
+            c = cached_cost(cm, app, p, problem.app_costs)
             changed, hit = uses
             if _uses_device(app, c, changed) or (hit and not hit.isdisjoint(c.link_mb)):
                 touched.add(app_id)
@@ -357,14 +357,17 @@ def _broken(problem: Problem, app: App, p: Placement) -> bool:
     judge every held app again (45 ms)."""
     base = base_evaluation(problem)
     rec = base.records.get(app.id) if base is not None else None
-    if rec is not None and rec.app is app and (rec.placement is p or rec.placement == p):
-        hit = problem.app_costs.get(app.id)
-        if hit is not None and hit[1] is rec.cost and (hit[0] is p or hit[0] == p):
-            return bool(rec.violations)
+    if (
+        rec is not None
+        and rec.app is app
+        and (rec.placement is p or rec.placement == p)
+        and cached(problem.app_costs, app.id, p) is rec.cost
+    ):
+        return bool(rec.violations)
     cm = problem.cost
     if structure_errors(cm, app, p):
         return True
-    return bool(app_violations(cm, app, p, _cost(problem, app, p)))
+    return bool(app_violations(cm, app, p, cached_cost(cm, app, p, problem.app_costs)))
 
 
 def _changed_uses(problem: Problem, change: Change) -> tuple[set[str], set[int]]:
@@ -403,17 +406,6 @@ def _uses_device(app: App, c: Cost, changed: set[str]) -> bool:
         or not changed.isdisjoint(c.memory_mb)
         or not changed.isdisjoint(c.joules)
     )
-
-
-def _cost(problem: Problem, app: App, p: Placement) -> Cost:
-    """The app's cost at `p`: the one carried over or cached when it is for `p`, else
-    computed, and cached for the evaluation to come (as the evaluator caches it)."""
-    hit = problem.app_costs.get(app.id)
-    if hit is not None and (hit[0] is p or hit[0] == p):
-        return hit[1]
-    c = app_cost(problem.cost, app, p)
-    problem.app_costs[app.id] = (p, c)
-    return c
 
 
 def resolve(
