@@ -61,7 +61,6 @@ class ContinuumPolicy:
         self._planned: dict[str, Any] | None = None  # what the plan in force was solved from
         self._pending: _Pending | None = None
         self._rtt: dict[tuple[str, str], float] = {}
-        self._landed: list[Trigger] = []  # floors broken as the last plan went in force
 
     def _observe(self, now: Moment) -> list[Trigger]:
         fired: list[Trigger] = []
@@ -91,8 +90,8 @@ class ContinuumPolicy:
         pending = self._pending
         if pending is not None and now.at_s >= pending.at_s:
             self._pending = None
-            out = self._in_force(pending.plan, pending.scenario, now.at_s)
-            fired = self._landed
+            out = pending.plan
+            fired = self._in_force(pending.plan, pending.scenario, now.at_s)
         # The watches judge this step's figures against the plan in force now, as the
         # loop's detect step does (the floors of the plan in force, then the samples): a
         # plan a rollout puts in force that breaks at once is re-planned at once.
@@ -124,23 +123,22 @@ class ContinuumPolicy:
             )
         if not result.apply:
             return out
-        if in_force_plan is None:  # the first plan serves at once
-            return self._in_force(result.plan, result.scenario, now.at_s)
+        if in_force_plan is None or self.context.rollout_s <= 0:
+            # The first plan serves at once (so does any without a rollout). Just solved,
+            # it is judged on nothing newer than its figures: no trigger can come of it.
+            self._in_force(result.plan, result.scenario, now.at_s)
+            return result.plan
         self._pending = _Pending(result.plan, result.scenario, now.at_s + self.context.rollout_s)
-        if self.context.rollout_s <= 0:
-            self._pending = None
-            return self._in_force(result.plan, result.scenario, now.at_s)
         return out
 
     def _in_force(
         self, plan: solver.PlanDoc, scenario: dict[str, Any], at_s: float
-    ) -> solver.PlanDoc:
+    ) -> list[Trigger]:
+        """Put `plan` in force: its floors go to the link watch, which judges the figures
+        measured since it was solved (a plan landing after a rollout) against them."""
         self._planned = scenario
         uses = [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links]
-        # A plan just solved is judged on nothing newer than its figures (no trigger);
-        # one landing after a rollout is judged on what was measured meanwhile.
-        self._landed = self.links.set_floors(link_floors(uses, scenario), at_s)
-        return plan
+        return self.links.set_floors(link_floors(uses, scenario), at_s)
 
 
 __all__ = ["ContinuumPolicy", "Decided"]
