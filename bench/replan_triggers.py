@@ -44,7 +44,7 @@ from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 from simulate_workloads import bench_simulate  # noqa: E402
 
-from orchestrator.triggers import Trigger  # noqa: E402
+from orchestrator.triggers import Trigger, link_name  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
 from simulate.engine import Simulation, Totals  # noqa: E402
 from simulate.run import context  # noqa: E402
@@ -102,10 +102,7 @@ class _Sorting(ContinuumPolicy):
         out = super().decide(now)
         for d in self.decided:
             plan = d.previous_plan or {}
-            used = {
-                f"{u['a']}~{u['b']}" if u["a"] < u["b"] else f"{u['b']}~{u['a']}"
-                for u in plan.get("links", [])
-            }
+            used = {link_name(u["a"], u["b"]) for u in plan.get("links", [])}
             self.counts[(classify(d.reasons, used), d.result.apply)] += 1
         self.decided.clear()
         return out
