@@ -87,7 +87,7 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
         if "battery_pct" in body:
             level = body["battery_pct"]
             setter = getattr(state.battery, "set_level", None)
-            if not isinstance(level, int | float) or not 0 <= level <= 100 or setter is None:
+            if not _finite(level) or not 0 <= level <= 100 or setter is None:
                 raise HopError(422, "battery_pct: a number in 0..100 on an emulated battery")
             apply.append(lambda: setter(float(level)))
         if "charging" in body:
@@ -97,7 +97,7 @@ def add_ops_routes(app: FastAPI, state: ServingState) -> None:
             apply.append(lambda: plug(body["charging"]))
         if "uplink_mbps" in body:
             mbps = body["uplink_mbps"]
-            if mbps is not None and (not isinstance(mbps, int | float) or mbps <= 0):
+            if mbps is not None and (not _finite(mbps) or mbps <= 0):
                 raise HopError(422, "uplink_mbps: a number > 0, or null")
             uplink = None if mbps is None else float(mbps)
             apply.append(lambda: setattr(state, "uplink_mbps", uplink))
@@ -160,7 +160,7 @@ def _per_peer(given: Any, name: str, above: float | None) -> dict[str, float | N
     def valid(v: Any) -> bool:
         if v is None:
             return True
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if not _finite(v):
             return False
         return v > above if above is not None else v >= 0
 
@@ -170,6 +170,11 @@ def _per_peer(given: Any, name: str, above: float | None) -> dict[str, float | N
         bound = f"> {above:g}" if above is not None else ">= 0"
         raise HopError(422, f"{name}: {{peer: a number {bound}, or null}}")
     return {peer: None if v is None else float(v) for peer, v in given.items()}
+
+
+def _finite(v: Any) -> bool:
+    """A JSON number that is a figure: not a boolean (an int to Python), not inf or NaN."""
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
 
 
 def _merge(figures: dict[str, float], given: dict[str, float | None]) -> None:

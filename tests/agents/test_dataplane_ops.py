@@ -78,6 +78,24 @@ def test_emulation_degrades_and_restores_the_uplink_to_one_peer(node: Node) -> N
     assert cleared.json()["peer_uplink_mbps"] == {}
 
 
+def test_emulation_takes_only_finite_numbers_for_its_scalar_figures(node: Node) -> None:
+    url = f"{node.url}/v1/emulation"
+    # JSON's true is an int to Python, and Python's json reads Infinity and NaN.
+    for field, bad in (
+        ("uplink_mbps", True),
+        ("uplink_mbps", float("inf")),
+        ("uplink_mbps", float("nan")),
+        ("battery_pct", True),
+        ("battery_pct", float("nan")),
+    ):
+        body = json.dumps({field: bad})
+        answer = httpx.post(url, content=body, headers=_auth(AGENT_TOKEN))
+        assert answer.status_code == 422 and field in answer.json()["detail"], (field, bad)
+    assert node.state.uplink_mbps is None and node.state.battery.level_pct() == 100.0
+    good = httpx.post(url, json={"uplink_mbps": 12}, headers=_auth(AGENT_TOKEN))
+    assert good.status_code == 200 and node.state.uplink_mbps == 12.0
+
+
 def test_emulation_adds_a_delay_to_one_peer_and_a_bad_field_changes_nothing(node: Node) -> None:
     url = f"{node.url}/v1/emulation"
     slow = httpx.post(url, json={"peer_delay_ms": {"edge": 40}}, headers=_auth(AGENT_TOKEN))
