@@ -377,9 +377,11 @@ class Reconciler:
         await self.gateway.record_triggers(fired)
         reason = "; ".join(dict.fromkeys(t.reason for t in fired))
         self._fence()
-        await self.gateway.replan(reason, min(t.observed_at for t in fired))
-        # The plan about to be made uses the figures of now: measure from them.
-        self.links.commit()
+        links = {t.target for t in fired if t.kind == "link"}
+        await self.gateway.replan(reason, min(t.observed_at for t in fired), links)
+        # The plan about to be made uses the figures of now: measure from them (a link's,
+        # only when its apps are the ones re-placed: the others' drift adds up).
+        self.links.commit(links)
         self.batteries.commit()
         self.grid.commit()
         # Latency states reset themselves when a partition's prediction changes: resetting

@@ -6,7 +6,7 @@ event bus."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -37,7 +37,13 @@ class RecordTriggers(Protocol):
 
 
 class RequestReplan(Protocol):
-    def __call__(self, reason: str, *, observed_at: float | None = None) -> Awaitable[None]: ...
+    def __call__(
+        self,
+        reason: str,
+        *,
+        observed_at: float | None = None,
+        links: Collection[str] | None = None,
+    ) -> Awaitable[None]: ...
 
 
 # Deliveries older than this many revisions are of no use to any rollout.
@@ -148,8 +154,8 @@ class ReconcileGateway:
         for t in triggers:
             await self._record_trigger(t.kind, t.target, t.reason, t.observed_at)
 
-    async def replan(self, reason: str, observed_at: float) -> None:
-        await self._request_replan(reason, observed_at=observed_at)
+    async def replan(self, reason: str, observed_at: float, links: Collection[str]) -> None:
+        await self._request_replan(reason, observed_at=observed_at, links=links)
 
     async def active_rollout(self) -> RolloutView | None:
         return await self._run_sync(rollouts.active)

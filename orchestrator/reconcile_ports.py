@@ -5,7 +5,7 @@ and its metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,7 +42,10 @@ class Gateway(Protocol):
         """Each trigger in the audit log and on the event stream (the tick's together)."""
         ...
 
-    async def replan(self, reason: str, observed_at: float) -> None: ...
+    async def replan(self, reason: str, observed_at: float, links: Collection[str]) -> None:
+        """Ask the planner for a re-plan that re-places the apps of `links` (the links
+        whose watch fired, by `link_name`) and of whatever else changed but links."""
+        ...
 
     async def active_rollout(self) -> RolloutView | None: ...
 

@@ -9,7 +9,9 @@ The steps: what changed since the scenario the plan in force was solved from
 (`change_between`); the problem of now, derived from the last one this worker solved when
 it is the very problem a fresh parse gives (`_derived_problem`); an incremental re-solve
 that places what fits and sets aside, with its reason, an app that fits nowhere
-(`solver.place_what_fits`); and the hysteresis rule (`orchestrator.hysteresis`), which
+(`solver.place_what_fits`), re-placing the apps of what changed, or, when the reconcile
+loop names the links that fired, of those links alone (`links_that_fired`); and the
+hysteresis rule (`orchestrator.hysteresis`), which
 decides whether the candidate replaces the plan in force.
 """
 
@@ -19,14 +21,15 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import solver
 from orchestrator.degrade import serve_degraded
 from orchestrator.hysteresis import Decision, decide
+from orchestrator.triggers import link_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,16 @@ def _fields_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in after.items() if before.get(k) != v or k not in before}
 
 
+def links_that_fired(change: solver.Change, links: Collection[str]) -> solver.Change:
+    """`change` with only the figures of `links` (by `orchestrator.triggers.link_name`):
+    the part of it whose apps a re-plan re-places. A measured figure that moved less than
+    the reconcile loop's threshold is in the scenario of now, and every app is judged on
+    it, but it moves no app: with every agent probing, nearly every link's figure differs
+    from the plan's by a little, and re-placing the apps of all of them made an
+    "incremental" re-solve re-place nearly every app (bench/replan_triggers.py)."""
+    return replace(change, links={k: v for k, v in change.links.items() if link_name(*k) in links})
+
+
 def replan(
     scenario: dict[str, Any],
     current: InForce | None,
@@ -155,16 +168,23 @@ def replan(
     margin: float,
     force: bool = False,
     stop: frozenset[str] = frozenset(),
+    links: Collection[str] | None = None,
 ) -> Replacement:
     """Re-solve (incrementally when a plan is in force: only the apps the change touches
     move) and decide with the hysteresis rule whether the candidate replaces the plan in
-    force (`force`: any feasible candidate does)."""
+    force (`force`: any feasible candidate does). `links`: the links whose watch fired
+    for this re-plan; only their figures, of all the links' that changed, move apps
+    (`links_that_fired`). None: every changed figure does (an operator's solve, a new
+    deployment)."""
     options = solver.SolveOptions(time_limit_s=time_limit_s)
     change = None
     problem = None
+    touching = None
     if current is not None and current.scenario is not None:
         change = change_between(current.scenario, scenario)
         problem = _derived_problem(scenario, current, change)
+        if links is not None:
+            touching = links_that_fired(change, links)
     derived = problem is not None
     if problem is None:
         problem = solver.Problem(solver.parse_scenario(scenario))
@@ -179,6 +199,7 @@ def replan(
         solver_name,
         previous=held_before if incremental else None,
         change=change if incremental else None,
+        touching=touching if incremental else None,
     )
     plan, solved = partial.plan, partial.problem
     started = time.perf_counter()

@@ -5,7 +5,9 @@ the trace-driven benchmark drive the same code.
 
 - Links: measured bandwidth and RTT are smoothed with an exponentially weighted moving
   average, and a trigger fires when the smoothed figure moves by more than `threshold`
-  (relative) from the figure the plan in force was solved with. One noisy sample moves
+  (relative) from the figure the link's apps were last placed with (a re-plan re-places
+  the apps of the links that fired, and reads the others' figures of now without moving
+  their apps: `commit(links)`). One noisy sample moves
   the average by `alpha` of its deviation only, so with alpha 0.5 and threshold 0.3 a
   single sample must be off by 60% before anything fires; a sustained change fires
   within a few samples. An RTT change counts only when it also moves by at least
@@ -32,7 +34,7 @@ the trace-driven benchmark drive the same code.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,10 +187,14 @@ class LinkWatch:
         )
         return Trigger("link", name, reason, at)
 
-    def commit(self) -> None:
-        """The plan now in force was solved with the smoothed figures: measure from them."""
-        for s in self._links.values():
-            s.planned_mbps, s.planned_rtt_ms = s.mbps, s.rtt_ms
+    def commit(self, links: Collection[str] | None = None) -> None:
+        """A re-plan took the figures of now. The links it re-placed the apps of (`links`,
+        by `link_name`; None: every link) are measured from their figures of now; the
+        others keep measuring from the figure their apps were placed with, so that a
+        drift under the threshold, which moves nothing, adds up until it does."""
+        for name, s in self._links.items():
+            if links is None or name in links:
+                s.planned_mbps, s.planned_rtt_ms = s.mbps, s.rtt_ms
             s.since_commit = False
 
     def forget(self, device: str) -> None:

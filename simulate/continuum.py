@@ -7,8 +7,9 @@ re-plan, which is `orchestrator.replacement.replan` with the plan in force as
 `orchestrator.replacement.in_force` makes it (incremental re-solve, place-what-fits, and
 the hysteresis rule of `orchestrator.hysteresis`), with the arguments the planner gives
 it (`orchestrator.planner.Planner._replan_in_pool`): the scenario of now, the plan in
-force and the scenario it was solved from, the default solver, the margin. As in the
-loop, the watches are committed right after a re-plan is asked for. An applied plan
+force and the scenario it was solved from, the default solver, the margin, the links
+that fired. As in the loop, the watches are committed right after a re-plan is asked for
+(the link watch, for the links that fired). An applied plan
 serves after the rollout delay (make-before-break); until then the old plan serves. When a
 plan goes in force, the link watch takes its floors (`orchestrator.triggers.link_floors`),
 as the loop takes them from the plan version in force.
@@ -32,6 +33,7 @@ class Decided:
 
     at_s: float
     reasons: list[str]
+    links: frozenset[str]  # the links that fired: their apps are the ones re-placed
     scenario: dict[str, Any]
     previous_scenario: dict[str, Any] | None
     previous_plan: dict[str, Any] | None
@@ -107,14 +109,19 @@ class ContinuumPolicy:
         current = None
         if in_force_plan is not None:
             current = in_force(scenario, self._planned, in_force_plan)
-        result = replan(scenario, current, self.solver_name, self.context.time_limit_s, self.margin)
-        self.links.commit()
+        links = frozenset(t.target for t in fired if t.kind == "link")
+        result = replan(
+            scenario, current, self.solver_name, self.context.time_limit_s, self.margin,
+            links=links,
+        )  # fmt: skip
+        self.links.commit(links)
         self.batteries.commit()
         if self.keep_decisions:
             self.decided.append(
                 Decided(
                     now.at_s,
                     [t.reason for t in fired],
+                    links,
                     scenario,
                     self._planned,
                     in_force_plan.model_dump(mode="json") if in_force_plan else None,

@@ -74,19 +74,24 @@ def place_what_fits(
     previous: Mapping[str, Placement] | None = None,
     change: Change | None = None,
     max_unplaced: int = MAX_UNPLACED,
+    touching: Change | None = None,
 ) -> Partial:
     """Solve `problem`; when that is infeasible, set aside the app the plan names and
     solve the rest, until a plan is found or no app is to blame.
 
     With `previous` and `change` (an incremental re-solve), only the apps the change
     touches are re-placed, the others held where they run; when they leave no room, every
-    app is re-placed (`solver.incremental.resolve`). The whole search keeps to
-    `options.time_limit_s`.
+    app is re-placed (`solver.incremental.resolve`). `touching`: the part of `change`
+    whose apps are re-placed (default: all of it); the rest is in `problem`'s figures,
+    which every app is judged on, and an app held where they break a per-app constraint
+    is re-placed all the same. The whole search keeps to `options.time_limit_s`.
     """
     started = time.perf_counter()
     # Worked out once, on the problem the change was applied to: each app set aside is a
     # change of its own, which would hide the first one's.
-    touched = touched_apps(problem, previous, change) if previous and change else None
+    touched = None
+    if previous and change:
+        touched = touched_apps(problem, previous, change if touching is None else touching)
     original = problem
     set_aside: dict[str, Reason] = {}
     while True:

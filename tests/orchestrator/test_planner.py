@@ -68,6 +68,39 @@ async def test_the_lease_is_renewed_through_a_long_solve_and_stays_short(
     assert await live.acquire(LOCK, "other-replica", TTL_S)  # released at the end
 
 
+class RecordingPlanner(Planner):
+    """A planner whose solves record what they were asked to re-place."""
+
+    def __init__(self) -> None:
+        super().__init__(SimpleNamespace(settle_heap=lambda: None))  # type: ignore[arg-type]
+        self.asked: list[tuple[str, set[str] | None]] = []
+
+    async def _locked_solve(self, reason: str, *args: Any) -> Outcome:
+        self.asked.append((reason, args[3]))
+        return Outcome(scenario={}, plan=None)
+
+
+async def test_requests_served_together_re_place_the_union_of_their_links() -> None:
+    """The reconcile loop names the links that fired; requests coalesced into one solve
+    re-place the union, and one that names none (an operator's, a deployment's) lets
+    every changed figure move its apps (None)."""
+    planner = RecordingPlanner()
+    await planner.request("link a~b", links={"a~b"})
+    await planner.request("link c~d", links=["c~d"])
+    await planner.settle()
+    await planner.request("battery", links=[])
+    await planner.settle()
+    await planner.request("link a~b", links={"a~b"})
+    await planner.request("deployment detect changed")
+    await planner.request("link e~f", links={"e~f"})
+    await planner.settle()
+    assert planner.asked == [
+        ("link a~b; link c~d", {"a~b", "c~d"}),
+        ("battery", set()),
+        ("link a~b; deployment detect changed; link e~f", None),
+    ]
+
+
 # -- commits, through the in-memory harness (tests/orchestrator/harness.py) ---------------
 async def test_a_first_plan_goes_into_force_with_the_states_its_commit_computed(
     fleet: Harness,

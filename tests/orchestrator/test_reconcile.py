@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ class FakeGateway:
     delivered: dict[str, float] = field(default_factory=dict)
     recorded: list[Trigger] = field(default_factory=list)
     replans: list[tuple[str, float]] = field(default_factory=list)
+    replan_links: list[set[str]] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     reaction_ms: float | None = None
     live: MemoryLiveState = field(default_factory=MemoryLiveState)
@@ -93,8 +94,9 @@ class FakeGateway:
     async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
         self.recorded.extend(triggers)
 
-    async def replan(self, reason: str, observed_at: float) -> None:
+    async def replan(self, reason: str, observed_at: float, links: Collection[str]) -> None:
         self.replans.append((reason, observed_at))
+        self.replan_links.append(set(links))
 
     async def active_rollout(self) -> RolloutView | None:
         return self.rollout
@@ -325,6 +327,35 @@ async def test_one_noisy_link_sample_does_not_fire_a_sustained_drop_does() -> No
     for _ in range(5):
         link_sample(gw, 2.0)
         assert await rec.tick() == []
+
+
+async def test_a_replan_names_the_links_that_fired_and_the_others_drift_adds_up() -> None:
+    """Only the links that fired have their apps re-placed (the planner is told which),
+    so only they are measured afresh: a link that drifted 20% by the re-plan keeps its
+    reference, and fires once it is 35% off it, though only 19% off its figure then."""
+    gw = FakeGateway()
+    gw.devices = {d: {"battery_min_pct": None} for d in ("cam", "edge", "gpu")}
+
+    def sample(cam_edge: float, edge_gpu: float) -> None:
+        gw.now += 1
+        for d in gw.devices:
+            gw.beat(d)
+        gw.links = {
+            ("cam", "edge"): {"mbps": cam_edge, "rtt_ms": 2.0, "at": gw.now},
+            ("edge", "gpu"): {"mbps": edge_gpu, "rtt_ms": 2.0, "at": gw.now},
+        }
+
+    sample(100.0, 100.0)
+    rec, _ = loop(gw, link_change_fraction=0.3, link_alpha=1.0)
+    await rec.tick()
+    sample(50.0, 80.0)
+    assert [t.target for t in await rec.tick()] == ["cam~edge"]
+    assert gw.replan_links == [{"cam~edge"}]
+    sample(50.0, 75.0)
+    assert await rec.tick() == []
+    sample(50.0, 65.0)
+    assert [t.target for t in await rec.tick()] == ["edge~gpu"]
+    assert gw.replan_links == [{"cam~edge"}, {"edge~gpu"}]
 
 
 async def test_a_link_falling_below_the_plans_floor_replans_once() -> None:

@@ -53,7 +53,7 @@ def test_every_decision_replays_through_the_live_path() -> None:
         if d.previous_plan is not None:
             plan = solver.PlanDoc.model_validate(d.previous_plan)
             current = in_force(d.scenario, d.previous_scenario, plan)
-        live = replan(d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False)
+        live = replan(d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False, links=d.links)
         assert live.apply == d.result.apply, (d.at_s, d.reasons)
         assert live.decision == d.result.decision
         assert _apps(live.document) == _apps(d.result.document)
