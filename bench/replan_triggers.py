@@ -16,17 +16,32 @@ that asked for it, against the plan in force at that moment:
 For each, how many re-plans put a new plan in force and how many kept the plan. The rows
 say what a rule that held back some kinds could save, and what it would risk.
 
+With `--refusals` it also asks, of every re-plan the hysteresis margin refused while the
+plan in force broke nothing, whether a bound could have refused it without the re-solve
+(an idea: skip the solve when no re-placement of the apps the re-plan touches can gain
+the margin). Each touched app's cost can fall at most to its own lower bound over every
+host of its tiers with shared capacity, batteries and the SLO relaxed and every link at
+unlimited bandwidth (`solver.bounds.AppBounds` at zero prices): a bound no bandwidth
+figure moves, so computed once. The re-plan could be skipped when the touched apps'
+costs less those bounds sum to under the margin. It prints, over the refusals, how many
+links differ from the scenario the plan in force was solved from and how many of them
+fired, how many apps the re-plan touched (those of the links that fired:
+`orchestrator.replacement.links_that_fired`) and why (source or sink at one of those
+links' ends; hosted at one only), their summed distance to the bounds, and the margin.
+
 With `--hold-rises S` it also runs continuum with one rule more, which continuum does NOT
 have: rise-only re-plans at most once per S seconds (the way Kubernetes' descheduler runs
 on a period), and prints both runs' re-plans, energy, SLO misses, broken constraints and
 CPU side by side: what such a rule would buy, and what it would cost.
 
     python bench/replan_triggers.py [--hours H] [--devices N] [--every K] [--hold-rises S]
+                                    [--refusals]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import sys
 import time
@@ -38,16 +53,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 sys.path.append(str(ROOT / "bench"))
 
+import numpy as np  # noqa: E402
 from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 from simulate_workloads import bench_simulate  # noqa: E402
 
+import solver  # noqa: E402
+from orchestrator.replacement import change_between, in_force, links_that_fired  # noqa: E402
 from orchestrator.triggers import Trigger, link_name  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
 from simulate.engine import Simulation, Totals  # noqa: E402
 from simulate.run import context  # noqa: E402
+from solver.bounds import AppBounds  # noqa: E402
+from solver.incremental import touched_apps  # noqa: E402
 
 # orchestrator.triggers.LinkWatch's reasons: a move of the smoothed figures, or a floor.
 MOVED = re.compile(
@@ -90,8 +110,83 @@ def classify(reasons: list[str], used: set[str]) -> str:
     return KINDS[3]
 
 
+def _bandwidth_free(scenario: dict[str, Any]) -> dict[str, Any]:
+    """`scenario` relaxed so that no bandwidth or battery figure enters a bound: every link
+    unlimited, no batteries, no previous plan (migration is not negative)."""
+    out = copy.deepcopy(scenario)
+    out.pop("previous", None)
+    for link in out["links"]:
+        link["mbps"] = 1e9
+    for device in out["devices"]:
+        device.pop("battery", None)
+    return out
+
+
+class _Refusals:
+    """Per refused re-plan: (touched apps by why, their summed distance to their
+    bandwidth-free bounds, the margin), as in the module's `--refusals`."""
+
+    def __init__(self, margin: float) -> None:
+        self.margin = margin
+        self.bounds: dict[str, float] = {}
+        self.key: str | None = None
+        self.rows: list[tuple[int, int, int, int, int, float, float]] = []
+        self.cpu_s = 0.0  # this analysis's own CPU, left out of the run's
+
+    def _bound(self, scenario: dict[str, Any], app_ids: set[str]) -> dict[str, float]:
+        relaxed = _bandwidth_free(scenario)
+        key = repr(relaxed)
+        if key != self.key:  # a device or an rtt changed: the bounds are void
+            self.key, self.bounds = key, {}
+        missing = app_ids - self.bounds.keys()
+        if missing:
+            problem = solver.Problem(solver.parse_scenario(relaxed))
+            zero = np.zeros(len(problem.scenario.devices))
+            for app in problem.scenario.apps:
+                if app.id in missing:
+                    b = AppBounds(problem, app, problem.hosts(app))
+                    b.prepare(zero, zero, zero, 0.0)
+                    self.bounds[app.id] = b.best
+        return self.bounds
+
+    def add(self, d: Any) -> None:
+        started = time.process_time()
+        try:
+            self._add(d)
+        finally:
+            self.cpu_s += time.process_time() - started
+
+    def _add(self, d: Any) -> None:
+        plan = solver.PlanDoc.model_validate(d.previous_plan)
+        current = in_force(d.scenario, d.previous_scenario, plan)
+        assert current.scenario is not None
+        change = change_between(current.scenario, d.scenario)
+        problem = solver.Problem(solver.parse_scenario(d.scenario))
+        held = {a.id: current.placements[a.id] for a in problem.scenario.apps
+                if a.id in current.placements}  # fmt: skip
+        touching = links_that_fired(change, d.links)
+        touched = touched_apps(problem, held, touching) & held.keys()
+        ev = solver.evaluate(problem.cost, held)
+        lower = self._bound(d.scenario, touched)
+        ends = {x for pair in touching.links for x in pair}
+        leaf_side = hosted_only = 0
+        for a in touched:
+            app = problem.cost.apps[a]
+            if {app.source, app.sink_id} & ends:
+                leaf_side += 1
+            elif held[a].hosts() & ends:
+                hosted_only += 1
+        gain = sum(ev.records[a].term - lower[a] for a in touched)
+        self.rows.append((
+            len(change.links), len(d.links), len(touched), leaf_side, hosted_only, gain,
+            self.margin * ev.objective,
+        ))  # fmt: skip
+
+
 class _Sorting(ContinuumPolicy):
     """continuum, counting its re-plans by kind as they happen (nothing kept)."""
+
+    refusals: _Refusals | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,6 +199,9 @@ class _Sorting(ContinuumPolicy):
             plan = d.previous_plan or {}
             used = {link_name(u["a"], u["b"]) for u in plan.get("links", [])}
             self.counts[(classify(d.reasons, used), d.result.apply)] += 1
+            refused = not d.result.apply and not d.result.broken and d.previous_plan
+            if self.refusals is not None and refused and "margin" in d.result.decision:
+                self.refusals.add(d)
         self.decided.clear()
         return out
 
@@ -134,7 +232,8 @@ def _run(policy: _Sorting, inputs: Any, console: Console, label: str) -> tuple[T
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(label, total=inputs.steps)
         run = sim.run(lambda k: bar.update(task, completed=k))
-    return run.totals, time.process_time() - started
+    cpu = time.process_time() - started
+    return run.totals, cpu - (policy.refusals.cpu_s if policy.refusals is not None else 0.0)
 
 
 def main() -> None:
@@ -147,6 +246,10 @@ def main() -> None:
         "--hold-rises", type=float, default=0.0, metavar="S",
         help="also run continuum with rise-only re-plans held to one per S seconds, and compare",
     )  # fmt: skip
+    ap.add_argument(
+        "--refusals", action="store_true",
+        help="also ask whether a bandwidth-free bound could have refused each margin refusal",
+    )  # fmt: skip
     args = ap.parse_args()
     # Wide enough for the tables when the output is a file, not a terminal.
     console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -155,6 +258,8 @@ def main() -> None:
         args.devices, args.every, args.hours, 1.0, args.out, ["continuum"]
     )
     policy = _Sorting(context(inputs, "continuum"))
+    if args.refusals:
+        policy.refusals = _Refusals(policy.margin)
     totals, cpu = _run(policy, inputs, console, "continuum")
 
     title = f"continuum on {inputs.scenario_name}, {args.hours:g} h: re-plans by trigger"
@@ -174,23 +279,53 @@ def main() -> None:
         f"steps); {cpu:.1f} s CPU, {1000 * cpu / max(inputs.steps, 1):.1f} ms a step"
     )
 
+    if policy.refusals is not None:
+        _refusals(console, policy.refusals)
+
     if args.hold_rises > 0:
         held = _HoldingRises(context(inputs, "continuum"))
         held.hold_s = args.hold_rises
         held_totals, held_cpu = _run(held, inputs, console, "continuum, rises held")
-        _compare(console, args.hold_rises, (policy, totals, cpu), (held, held_totals, held_cpu))
+        title = f"the same, with rise-only re-plans held to one per {args.hold_rises:g} s"
+        _compare(console, title, ("as built", "rises held"),
+                 (policy, totals, cpu), (held, held_totals, held_cpu))  # fmt: skip
+
+
+def _refusals(console: Console, refusals: _Refusals) -> None:
+    rows = refusals.rows
+    if not rows:
+        console.print("no re-plan was refused by the margin with the plan in force unbroken")
+        return
+    table = Table(title="re-plans refused by the margin: could a bound have refused them?")
+    for col in ("", "links changed since the plan", "links that fired", "apps touched",
+                "source or sink at a fired link", "hosted at its end only", "gain bound",
+                "margin"):  # fmt: skip
+        table.add_column(col, justify="left" if not col else "right")
+    for label, pick in (("least", min), ("median", _median), ("most", max)):
+        table.add_row(label, *(f"{pick([r[k] for r in rows]):,.3g}" for k in range(7)))
+    console.print(table)
+    provable = sum(1 for r in rows if r[5] < r[6])
+    console.print(
+        f"{len(rows):,} refusals; {provable:,} of them provable by the bound (gain bound < "
+        "margin), the rest need the re-solve"
+    )
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
 
 
 def _compare(
     console: Console,
-    hold_s: float,
+    title: str,
+    labels: tuple[str, str],
     *runs: tuple[_Sorting, Totals, float],
 ) -> None:
-    table = Table(title=f"the same, with rise-only re-plans held to one per {hold_s:g} s")
+    table = Table(title=title)
     for col in ("continuum", "re-plans", "re-placements", "energy_j", "slo_miss_s",
                 "violation_s", "CPU s"):  # fmt: skip
         table.add_column(col, justify="left" if col == "continuum" else "right")
-    for label, (policy, totals, cpu) in zip(("as built", "rises held"), runs, strict=True):
+    for label, (policy, totals, cpu) in zip(labels, runs, strict=True):
         table.add_row(
             label, f"{sum(policy.counts.values()):,}", f"{totals.replacements:,}",
             f"{totals.energy_j:,.0f}", f"{totals.slo_miss_s:,.0f}",
