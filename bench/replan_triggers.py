@@ -17,7 +17,9 @@ For each, how many re-plans put a new plan in force and how many kept the plan. 
 say what a rule that held back some kinds could save, and what it would risk.
 
 With `--refusals` it also asks, of every re-plan the hysteresis margin refused while the
-plan in force broke nothing, whether a bound could have refused it without the re-solve
+plan in force broke nothing (judged, as `replan` judges it, on the apps the candidate
+places: a pre-check, before the re-solve, cannot know which apps it sets aside, and an app
+served degraded keeps the plan in force broken; bench/RESULTS.md), whether a bound could have refused it without the re-solve
 (an idea: skip the solve when no re-placement of the apps the re-plan touches can gain
 the margin). Each touched app's cost can fall at most to its own lower bound over every
 host of its tiers with shared capacity, batteries and the SLO relaxed and every link at
