@@ -19,19 +19,19 @@ say what a rule that held back some kinds could save, and what it would risk.
 With `--refusals` it also asks, of every re-plan the hysteresis margin refused while the
 plan in force broke nothing (judged, as `replan` judges it, on the apps the candidate
 places: a pre-check, before the re-solve, cannot know which apps it sets aside, and an app
-served degraded keeps the plan in force broken; bench/RESULTS.md), whether a bound could have refused it without the re-solve
-(an idea: skip the solve when no re-placement of the apps the re-plan touches can gain
-the margin). Each touched app's cost can fall at most to its own lower bound over every
-host of its tiers with shared capacity, batteries and the SLO relaxed and every link at
-unlimited bandwidth (`solver.bounds.AppBounds` at zero prices): a bound no bandwidth
-figure moves, so computed once. The re-plan could be skipped when the touched apps'
-costs less those bounds sum to under the margin. A second, cheaper bound (each block at
-the cheapest host per GFLOP, one overhead, nothing sent) is tried beside it. It prints,
-over the refusals, how many
-links differ from the scenario the plan in force was solved from and how many of them
-fired, how many apps the re-plan touched (those of the links that fired:
-`orchestrator.replacement.links_that_fired`) and why (source or sink at one of those
-links' ends; hosted at one only), their summed distance to the bounds, and the margin.
+served degraded keeps the plan in force broken; bench/RESULTS.md), whether a bound could
+have refused it without the re-solve (an idea: skip the solve when no re-placement of the
+apps the re-plan touches can gain the margin). Each touched app's cost can fall at most to
+its own lower bound over every host of its tiers with shared capacity, batteries and the
+SLO relaxed and every link at unlimited bandwidth (`solver.bounds.AppBounds` at zero
+prices): a bound no bandwidth figure moves, so computed once. The re-plan could be skipped
+when the touched apps' costs less those bounds sum to under the margin. A second, cheaper
+bound (each block at the cheapest host per GFLOP, one overhead, nothing sent) is tried
+beside it. It prints, over the refusals, how many links differ from the scenario the plan
+in force was solved from and how many of them fired, how many apps the re-plan touched
+(those of the links that fired: `orchestrator.replacement.links_that_fired`) and why
+(source or sink at one of those links' ends; hosted at one only), their summed distance to
+the bounds, and the margin.
 
 With `--hold-rises S` it also runs continuum with one rule more, which continuum does NOT
 have: rise-only re-plans at most once per S seconds (the way Kubernetes' descheduler runs
