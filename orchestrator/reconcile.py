@@ -52,6 +52,7 @@ from orchestrator.triggers import (
     LatencyWatch,
     LinkWatch,
     Trigger,
+    fired_links,
     link_name,
 )
 
@@ -377,7 +378,7 @@ class Reconciler:
         await self.gateway.record_triggers(fired)
         reason = "; ".join(dict.fromkeys(t.reason for t in fired))
         self._fence()
-        links = {t.target for t in fired if t.kind == "link"}
+        links = fired_links(fired)
         await self.gateway.replan(reason, min(t.observed_at for t in fired), links)
         # The plan about to be made uses the figures of now: measure from them (a link's,
         # only when its apps are the ones re-placed: the others' drift adds up).

@@ -79,6 +79,12 @@ def link_name(a: str, b: str) -> str:
     return f"{lo}~{hi}"
 
 
+def fired_links(fired: Iterable[Trigger]) -> frozenset[str]:
+    """The links among `fired` (by `link_name`): the ones whose apps a re-plan re-places
+    and whose watch is then measured afresh (`LinkWatch.commit`)."""
+    return frozenset(t.target for t in fired if t.kind == "link")
+
+
 @dataclass(slots=True)
 class _LinkState:
     mbps: float

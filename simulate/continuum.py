@@ -23,7 +23,7 @@ from typing import Any
 import solver
 from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import Replacement, in_force, replan
-from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, link_floors
+from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, fired_links, link_floors
 from simulate.policy import DEFAULT_SOLVER, Moment, PolicyContext
 
 
@@ -109,7 +109,7 @@ class ContinuumPolicy:
         current = None
         if in_force_plan is not None:
             current = in_force(scenario, self._planned, in_force_plan)
-        links = frozenset(t.target for t in fired if t.kind == "link")
+        links = fired_links(fired)
         result = replan(
             scenario, current, self.solver_name, self.context.time_limit_s, self.margin,
             links=links,
