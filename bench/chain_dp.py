@@ -19,10 +19,11 @@ import time
 
 import numpy as np
 
-from solver.candidates import adjacency, chain_arrays, fleet_of, pick_hosts, slo_paths
+from solver.candidates import chain_arrays, fleet_of, slo_paths
 from solver.fastcost import INF, CandidateRoutes, candidate_routes
 from solver.generate import generate
 from solver.heuristic import HOSTS
+from solver.hosts import adjacency, pick_hosts
 from solver.problem import Problem
 from solver.scenario import App, parse_scenario
 

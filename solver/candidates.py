@@ -360,57 +360,6 @@ def fleet_of(problem: Problem) -> Fleet:
     return fleet
 
 
-def adjacency(problem: Problem, fleet: Fleet) -> list[list[int]]:
-    adj = problem.derived.get("adjacency")
-    if not isinstance(adj, list):
-        adj = [[] for _ in range(fleet.n)]
-        for link in problem.scenario.links:
-            a, b = fleet.index[link.a], fleet.index[link.b]
-            adj[a].append(b)
-            adj[b].append(a)
-        problem.derived["adjacency"] = adj
-    return adj
-
-
-def pick_hosts(
-    problem: Problem, fleet: Fleet, adj: list[list[int]], app: App, cap: int
-) -> list[int]:
-    """Candidate hosts: every allowed host on small fleets; else the source and sink, their
-    neighbours, and the edges' and clouds' neighbours that are not end devices, nearest
-    first by route rtt from the source."""
-    allowed = set(app.allowed_tiers)
-    everyone = fleet.hosts_of(app.allowed_tiers)
-    if len(everyone) <= cap * 4:
-        return list(everyone)
-    src = fleet.index[app.source]
-    sink = fleet.index[app.sink_id]
-    near: set[int] = {src, sink}
-    for s in (src, sink):
-        for nb in adj[s]:
-            near.add(nb)
-            for x in adj[nb]:
-                # Fellow devices of the same edge, and the clouds behind it.
-                near.add(x)
-                if fleet.tiers[x] == "cloud":
-                    # Clouds next to those: a greener one is often worth a longer route.
-                    near.update(y for y in adj[x] if fleet.tiers[y] == "cloud")
-    routes = problem.cost.routes
-
-    def rtt(h: int) -> float:
-        if h == src:
-            return 0.0
-        r = routes.route(app.source, fleet.ids[h])
-        return INF if r is None else r.rtt_ms
-
-    keyed = sorted((rtt(h), h) for h in near if fleet.tiers[h] in allowed)
-    keyed = [(r, h) for r, h in keyed if r < INF]
-    chosen = {h for _, h in keyed[:cap]}
-    # Also the cheapest per GFLOP among the rest, whatever their distance.
-    rest = sorted((float(fleet.cc[h]), h) for _, h in keyed[cap:])
-    chosen.update(h for _, h in rest[: cap // 2])
-    return sorted(chosen)
-
-
 def battery_arrays(
     problem: Problem,
     fleet: Fleet,
@@ -483,7 +432,6 @@ def all_single(ch: _Chain) -> tuple[np.ndarray, np.ndarray]:
 __all__ = [
     "AppOptions",
     "Candidate",
-    "adjacency",
     "all_single",
     "battery_arrays",
     "candidate_routes",
@@ -493,7 +441,6 @@ __all__ = [
     "fleet_of",
     "padded",
     "path_figures",
-    "pick_hosts",
     "priced",
     "slo_paths",
 ]

@@ -1,7 +1,7 @@
 """A lower bound on the optimum of a large fleet, where each app has only a few candidates.
 
 On large fleets the heuristic gives each app a handful of candidate hosts (its
-neighbourhood, `solver.candidates.pick_hosts`), so the per-app optimum over them bounds
+neighbourhood, `solver.hosts.pick_hosts`), so the per-app optimum over them bounds
 nothing: a host outside might be cheaper. Here the other hosts of each tier are sorted
 by cost per GFLOP and cut into a few slices (`SLICES`), and each slice becomes one
 virtual host whose terms are no dearer than those of any host it stands for:

@@ -1,7 +1,7 @@
 """`heuristic`: fast, near-optimal placement for large fleets.
 
 Design, and why:
-1. Candidate hosts per app (`solver.candidates.pick_hosts`). On small fleets every host of
+1. Candidate hosts per app (`solver.hosts.pick_hosts`). On small fleets every host of
    an allowed tier, so that step 2 is exact. On large ones the source and sink, their
    neighbours, and the edges' and clouds' neighbours that are not end devices (the
    camera -> edge -> cloud shape of real fleets), nearest 10 by route rtt. Routes are
@@ -40,13 +40,11 @@ import numpy as np
 from solver.aside import Aside
 from solver.candidates import (
     Candidate,
-    adjacency,
     all_single,
     battery_arrays,
     cascade_options,
     chain_arrays,
     fleet_of,
-    pick_hosts,
     priced,
     slo_paths,
 )
@@ -61,6 +59,7 @@ from solver.fastcost import (
 from solver.fleetbound import FleetBound
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation, book_fixed
+from solver.hosts import adjacency, pick_hosts
 from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason

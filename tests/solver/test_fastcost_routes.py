@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solver.candidates import adjacency, fleet_of, padded, pick_hosts
+from solver.candidates import fleet_of, padded
 from solver.fastcost import CandidateRoutes, Fleet, candidate_routes
 from solver.generate import generate
+from solver.hosts import adjacency, pick_hosts
 from solver.problem import Problem
 from solver.routes import Route, transfer_ms
 from solver.scenario import App, parse_scenario

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from solver import Problem, SolveOptions, Status, fleetbound, load_scenario, solve
-from solver.candidates import pick_hosts
 from solver.fastcost import candidate_routes
 from solver.fleetbound import FleetBound
 from solver.generate import generate
 from solver.heuristic import adjacency, fleet_of
+from solver.hosts import pick_hosts
 from solver.scenario import parse_scenario
 
 

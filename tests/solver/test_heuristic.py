@@ -207,3 +207,39 @@ def test_no_host_of_an_allowed_tier_is_infeasible_with_a_reason() -> None:
     plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
     assert plan.status == Status.INFEASIBLE
     assert plan.doc.reason is not None and "app-0" in plan.doc.reason
+
+
+def test_an_app_kept_off_the_clouds_finds_a_cheaper_edge_behind_them() -> None:
+    """On a large fleet (candidates are a neighbourhood) an app allowed only devices and
+    edges may run on an edge behind its region's cloud: here one that costs a tenth per
+    GFLOP of any other. The plan runs the app there."""
+    raw = generate(2, devices=300, apps=60, blocks=6)
+    neighbours: dict[str, set[str]] = {}
+    for lk in raw["links"]:
+        neighbours.setdefault(lk["a"], set()).add(lk["b"])
+        neighbours.setdefault(lk["b"], set()).add(lk["a"])
+    source = "dev-0"
+    home = next(x for x in sorted(neighbours[source]) if x.startswith("edge-"))
+    cloud = next(x for x in sorted(neighbours[home]) if x.startswith("cloud-"))
+    behind = next(
+        x
+        for x in sorted(neighbours[cloud])
+        if x.startswith("edge-") and x != home and x not in neighbours[source]
+    )
+    for d in raw["devices"]:
+        if d["id"] == behind:
+            d["gflops"] = 400.0
+            d["power_w"] = {"idle": d["power_w"]["idle"], "busy": d["power_w"]["idle"] + 1.0}
+    raw["apps"].append(
+        {
+            "id": "kept-off-clouds",
+            "model": "fam0",
+            "source": source,
+            "rate_rps": 0.5,
+            "allowed_tiers": ["device", "edge"],
+        }
+    )
+    problem = Problem(parse_scenario(raw))
+    plan = solve(problem, SolveOptions(time_limit_s=60), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    assert behind in plan.placements["kept-off-clouds"].blocks

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from solver import Problem, SolveOptions, Status, evaluate, solve
-from solver.candidates import adjacency, battery_arrays, pick_hosts
+from solver.candidates import battery_arrays
 from solver.fastcost import Fleet, Scorer, candidate_routes
 from solver.generate import generate
 from solver.heuristic import HOSTS, solve_greedy
+from solver.hosts import adjacency, pick_hosts
 from solver.neighbourhood import SATURATED, neighbourhoods, resource_use, search
 from solver.plan import Placement
 from solver.polish import polish
