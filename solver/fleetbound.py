@@ -11,94 +11,51 @@ virtual host whose terms are no dearer than those of any host it stands for:
 - a route between a device and a slice: its rtt and joules per MB at least the least
   from any host of the slice (two route searches per slice, started from all its hosts
   at once, one per metric: a route's figures are sums over its links, and the least sum
-  of each is a bound whichever path the contract picks), its Mbit/s at most the
-  device's fastest link's; the slice pays as its greenest sender; between two slices,
-  the least over the first one's hosts;
-- no migration, and the limit on segments relaxed.
+  of each is a bound whichever path the contract picks); the route passes one of the
+  device's links, so it is at least, over those links, the link's own figures plus the
+  slice's least to its other end, at the link's Mbit/s (a camera whose least-rtt way
+  out is its slow link pays that link's time); the slice pays as its greenest sender;
+  between two slices, the least over the first one's hosts;
+- no migration, and the limit on segments relaxed; the SLO priced in (Lagrange: the
+  least cost plus a price times the worst-case ms, less the price times the SLO).
 Transfers between candidate hosts that the heuristic did not route (`upward_only`) get
 the sender's link bounds. Then each app's chain DP over its candidates and the virtual
-hosts, with the SLO and shared capacity relaxed, bounds its own optimum, and their sum
-the plan's optimum. (A cascade's stages are enumerated with its SLO.)
+hosts, with shared capacity relaxed, bounds its own optimum, and their sum the plan's
+optimum. (A cascade's stages are enumerated with its SLO.)
 
 Then each slice's figures to the source, the sink and the candidates get floors by the
 triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
 at least as far from the source as the nearest non-candidate of its tier.
 
-How tight: 6.5 to 8% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (11 to 14% without the floors, about 20% with one virtual host bounded by first
-links). The rest is the slices: a slice's least cost per GFLOP sits with one of its hosts
-and its distance floor with another, and, about 1 point, the SLO left out. The exact
-per-app optimum over every host is within 0.3% of the one over the candidates on the apps
-checked (bench/RESULTS.md): the gap is the bound's.
+How tight: 5 to 7% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (6.5 to 8.4% before the links were coupled and the SLO priced, 11 to 14% without
+the floors, about 20% with one virtual host bounded by first links). The rest is the
+slices: a slice's least cost per GFLOP sits with one of its hosts and its distance floor
+with another, and a route's joules per MB and rtt come from different paths
+(bench/RESULTS.md, "Solver scale").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.fleetfloor import both_ways, floors
+from solver.fleetlinks import LinkBounds, Links, coupled, figures
 from solver.fleetpaths import distances, relaxed_dp
 from solver.problem import Problem
-from solver.routes import transfer_ms
 from solver.scenario import App
-
-
-@dataclass(frozen=True, slots=True)
-class LinkBounds:
-    """Per device, over its links: least rtt, least joules per MB, most Mbit/s (inf, inf,
-    0 for a device with no link), and its only neighbour and link for a single link."""
-
-    rtt: np.ndarray
-    jpm: np.ndarray
-    mbps: np.ndarray
-    only: dict[int, tuple[int, int]]
-
-    @staticmethod
-    def of(fleet: Fleet) -> LinkBounds:
-        index = fleet.index
-        a = np.array([index[lk.a] for lk in fleet.links], dtype=np.int64)
-        b = np.array([index[lk.b] for lk in fleet.links], dtype=np.int64)
-        figures = np.array([(lk.rtt_ms, lk.j_per_mb, lk.mbps) for lk in fleet.links]).reshape(-1, 3)
-        ends = np.concatenate([a, b])
-        rtt = np.full(fleet.n, INF)
-        jpm = np.full(fleet.n, INF)
-        mbps = np.zeros(fleet.n)
-        np.minimum.at(rtt, ends, np.tile(figures[:, 0], 2))
-        np.minimum.at(jpm, ends, np.tile(figures[:, 1], 2))
-        np.maximum.at(mbps, ends, np.tile(figures[:, 2], 2))
-        degree = np.bincount(ends, minlength=fleet.n)
-        only: dict[int, tuple[int, int]] = {}
-        for k in np.flatnonzero((degree[a] == 1) | (degree[b] == 1)).tolist():
-            x, y = int(a[k]), int(b[k])
-            if degree[x] == 1:
-                only[x] = (y, k)
-            if degree[y] == 1:
-                only[y] = (x, k)
-        return LinkBounds(rtt, jpm, mbps, only)
-
-
-def _figures(fleet: Fleet, send: Any, rtt: Any, jpm: Any, mbps: Any) -> tuple[Any, Any, Any, Any]:
-    """(c1, c0, w1, w0) of `fastcost.CandidateRoutes` for a route with these figures (floats
-    or arrays; a device without links has inf rtt and no Mbit/s: not finite)."""
-    wl = fleet.w.latency
-    rtt, mbps = np.asarray(rtt, dtype=float), np.asarray(mbps, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fixed_ms = transfer_ms(rtt, mbps, 0.0)
-        ms_per_mb = transfer_ms(rtt, mbps, 1.0) - fixed_ms
-        return jpm * send + wl * ms_per_mb, wl * fixed_ms, ms_per_mb, fixed_ms
-
 
 # Virtual hosts per tier, by cost per GFLOP: equal-count slices of the tier's hosts. More
 # slices bound tighter (each stands for hosts no cheaper than its least) and cost a route
 # search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
+LAMBDAS: tuple[float, ...] = (1.0,)  # SLO prices tried, in units of the app's cost per ms of SLO
 BUDGET = 16  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
@@ -169,6 +126,10 @@ class FleetBound:
                 jpm[a].append((b, lk.j_per_mb))
         self._adj = (rtt, jpm)
         self._full = both_ways(fleet)
+        self._links = Links.of(fleet)
+        self._smax = max(
+            max(m.input_mb, *(layer.out_mb for layer in m.layers)) for m in problem.scenario.models
+        )
         links = fleet.links
         self._leaves = (
             {x: (nb, links[k].rtt_ms) for x, (nb, k) in only.items()},
@@ -230,7 +191,7 @@ class FleetBound:
         for j, m in enumerate(v.members):
             rtt[j] = v.rtt[:, m].min(axis=1)
             jpm[j] = v.jpm[:, m].min(axis=1)
-        out = np.array(_figures(f, v.send[:, None], rtt, jpm, mbps[:, None]))
+        out = np.array(figures(f, v.send[:, None], rtt, jpm, mbps[:, None]))
         out[:, np.arange(nv), np.arange(nv)] = INF
         return out
 
@@ -270,10 +231,11 @@ class FleetBound:
         floor = floors(f, self._full, app, routes, self._slice_tiers(app.allowed_tiers), BUDGET)
         rtt, jpm = np.maximum(rtt, floor[0]), np.maximum(jpm, floor[1])
         free = inside & ~own
-        sent = np.array(_figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
+        sent = np.array(figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
         # The slice sending: the same times, its own sending cost.
         slice_sent = sent.copy()
         slice_sent[0] = jpm * v.send[:, None] + f.w.latency * sent[2]
+        coupled(self._links, f, self._smax, at, (v.rtt, v.jpm, v.send), floor, sent, slice_sent)
         sent[:, free] = 0.0
         slice_sent[:, free] = 0.0
         return _Away(
@@ -303,7 +265,7 @@ class FleetBound:
         fill = ~routes.ok & linked[:, None] & linked[None, :]
         if not fill.any():
             return routes
-        c1, c0, w1, w0 = _figures(f, f.send[h], lb.rtt[h], lb.jpm[h], lb.mbps[h])
+        c1, c0, w1, w0 = figures(f, f.send[h], lb.rtt[h], lb.jpm[h], lb.mbps[h])
         return replace(
             routes,
             c1=np.where(fill, c1[:, None], routes.c1),
@@ -355,34 +317,67 @@ class FleetBound:
         width = kmax + nv
         u = np.empty((na, n, width))
         u[:, :, :kmax] = ch.u
+        uw = np.empty((na, n, width))
+        uw[:, :, :kmax] = ch.uw
         # A move's cost per MB (c1) and fixed cost (c0: the transfer's, and the overhead
-        # of the segment it starts on the receiver); c0 inf where there is no move.
+        # of the segment it starts on the receiver); c0 inf where there is no move. The
+        # same for its worst-case ms (w1, w0).
         c1 = np.zeros((na, width, width))
         c0 = np.full((na, width, width), INF)
+        w1 = np.zeros((na, width, width))
+        w0 = np.full((na, width, width), INF)
         for a, r in enumerate(routes):
             k = len(r.hosts)
             c1[a, :k, :k] = np.where(r.ok, r.c1, 0.0)
-            over = f.oc[np.array(r.hosts, dtype=np.int64)]
-            c0[a, :k, :k] = np.where(r.ok, r.c0 + over[None, :], INF)
+            w1[a, :k, :k] = np.where(r.ok, r.w1, 0.0)
+            h = np.array(r.hosts, dtype=np.int64)
+            c0[a, :k, :k] = np.where(r.ok, r.c0 + f.oc[h][None, :], INF)
+            w0[a, :k, :k] = np.where(r.ok, r.w0 + f.ow[h][None, :], INF)
         if nv:
-            self._virtual_columns(model_id, members, u, c1, c0, kmax)
+            self._virtual_columns(model_id, members, u, uw, c1, c0, w1, w0, kmax)
         # No route has inf figures; inf times a probability of 0 would be nan.
-        bad = ~np.isfinite(c1)
-        c1[bad] = 0.0
-        c0[bad] = INF
+        for per_mb, fixed in ((c1, c0), (w1, w0)):
+            bad = ~np.isfinite(per_mb)
+            per_mb[bad] = 0.0
+            fixed[bad] = INF
         s = self.problem.cost.shapes[model_id]
         cont = np.array(s.cont)
         out = np.array([layer.out_mb for layer in s.model.layers])
         rate = np.array([a.rate_rps for a in apps])[:, None]
-        return relaxed_dp(u, rate * (cont * out)[None, : n - 1], rate * cont[None, : n - 1], c1, c0)
+        co, cn = rate * (cont * out)[None, : n - 1], rate * cont[None, : n - 1]
+        best = relaxed_dp(u, [(co, c1), (cn, c0)])
+        slo = np.array([a.slo_ms if a.slo_ms is not None else INF for a in apps])
+        rows = np.flatnonzero(np.isfinite(slo) & np.isfinite(best) & (best > 0.0))
+        if rows.size == 0:
+            return best
+        # The SLO priced in (Lagrange): for any lam >= 0, the least cost + lam * worst ms
+        # minus lam * SLO is at most the cost of every path that meets the SLO.
+        scale = best[rows] / slo[rows]
+        ones = np.ones((rows.size, n - 1))
+        for price in LAMBDAS:
+            lam = (price * scale)[:, None]
+            val = relaxed_dp(
+                u[rows] + lam[:, :, None] * uw[rows],
+                [
+                    (co[rows], c1[rows]),
+                    (cn[rows], c0[rows]),
+                    (lam * out[None, : n - 1], w1[rows]),
+                    (lam * ones, w0[rows]),
+                ],
+            )
+            best[rows] = np.maximum(best[rows], val - price * scale * slo[rows])
+        return best
 
     def _virtual_columns(
         self,
         model_id: str,
         members: list[tuple[App, CandidateRoutes, _Away]],
         u: np.ndarray,
+        uw: np.ndarray,
         c1: np.ndarray,
         c0: np.ndarray,
+        w1: np.ndarray,
+        w0: np.ndarray,
         kmax: int,
     ) -> None:
         """Fill the virtual hosts' block costs (columns kmax.. of u) and the figures of
@@ -401,17 +396,23 @@ class FleetBound:
         # absent virtual hosts get no memory (nothing fits).
         scal = np.zeros((na, nv, 7))
         scal[:, :, 2] = -1.0
+        wscal = np.zeros((na, nv, 6))  # wk, ow, inbound w1, w0, outbound w1, w0
         rate = np.array([a.rate_rps for a, _, _ in members])
         for a, (_, routes, v) in enumerate(members):
             k, j = len(routes.hosts), len(v.cc)
             hosts = np.array(routes.hosts, dtype=np.int64)
             scal[a, :j] = np.column_stack([v.cc, v.oc, v.memory, *v.inbound[:2], *v.outbound[:2]])
-            c1[a, :k, kmax : kmax + j] = v.to[0].T
-            c0[a, :k, kmax : kmax + j] = v.to[1].T + v.oc[None, :]
-            c1[a, kmax : kmax + j, :k] = v.back[0]
-            c0[a, kmax : kmax + j, :k] = v.back[1] + f.oc[hosts][None, :]
-            c1[a, kmax : kmax + j, kmax : kmax + j] = v.pair[0]
-            c0[a, kmax : kmax + j, kmax : kmax + j] = v.pair[1] + v.oc[None, :]
+            wscal[a, :j] = np.column_stack([v.wk, v.ow, *v.inbound[2:], *v.outbound[2:]])
+            for per_mb, fixed, x, over, over_k in (
+                (c1, c0, 0, v.oc, f.oc[hosts]),
+                (w1, w0, 2, v.ow, f.ow[hosts]),
+            ):
+                per_mb[a, :k, kmax : kmax + j] = v.to[x].T
+                fixed[a, :k, kmax : kmax + j] = v.to[x + 1].T + over[None, :]
+                per_mb[a, kmax : kmax + j, :k] = v.back[x]
+                fixed[a, kmax : kmax + j, :k] = v.back[x + 1] + over_k[None, :]
+                per_mb[a, kmax : kmax + j, kmax : kmax + j] = v.pair[x]
+                fixed[a, kmax : kmax + j, kmax : kmax + j] = v.pair[x + 1] + over[None, :]
         cc, oc, memory = scal[:, :, 0], scal[:, :, 1], scal[:, :, 2]
         out_cost = res * scal[:, :, 5] + scal[:, :, 6]  # (na, nv)
         cost = (reach * g)[None, None, :] * cc[:, :, None] + emass * out_cost[:, :, None]
@@ -420,6 +421,10 @@ class FleetBound:
         fits = par[None, None, :] <= memory[:, :, None]
         block = np.where(fits, rate[:, None, None] * cost, INF)  # (na, nv, n)
         u[:, :, kmax:] = block.transpose(0, 2, 1)
+        worst = g[None, None, :] * wscal[:, :, 0, None]
+        worst[:, :, 0] += m.input_mb * wscal[:, :, 2] + wscal[:, :, 3] + wscal[:, :, 1]
+        worst[:, :, -1] += res * wscal[:, :, 4] + wscal[:, :, 5]
+        uw[:, :, kmax:] = np.where(fits, worst, INF).transpose(0, 2, 1)
 
     def _cascade(self, app: App, routes: CandidateRoutes, away: _Away) -> float:
         """Least objective over every combination of stage hosts, virtual ones included,
@@ -465,4 +470,4 @@ class FleetBound:
         return float(meets.min()) if meets.size else INF
 
 
-__all__ = ["FleetBound", "LinkBounds"]
+__all__ = ["FleetBound"]

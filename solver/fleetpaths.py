@@ -13,24 +13,24 @@ from solver.fastcost import INF
 _F32_SLACK = 1e-4
 
 
-def relaxed_dp(
-    u: np.ndarray, co: np.ndarray, cn: np.ndarray, c1: np.ndarray, c0: np.ndarray
-) -> np.ndarray:
+def relaxed_dp(u: np.ndarray, moves: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Per app, the least cost of a path through the layered graph with the SLO and the
     limit on segments relaxed: a bound all the same, and a pass without the stage
     dimension. Block costs `u` (na, n, W); a move after block i from host x to host y
-    costs co[:, i] * c1[:, x, y] + cn[:, i] * c0[:, x, y] (the MB that continue times a
-    cost per MB, the probability of continuing times a fixed cost), so that the move
-    arrays are (na, W, W), not one per block."""
+    costs the sum over `moves` of coef[:, i] * m[:, x, y] (say the MB that continue
+    times a cost per MB, the probability of continuing times a fixed cost), so that the
+    move arrays are (na, W, W), not one per block."""
     # In single precision, half the memory traffic: each sum has at most a few hundred
     # terms, all positive, so its relative rounding error is under 1e-4 (a few hundred
     # times 2**-24); the result is lowered by that much to stay a bound.
-    u, co, cn = u.astype(np.float32), co.astype(np.float32), cn.astype(np.float32)
-    c1, c0 = c1.astype(np.float32), c0.astype(np.float32)
+    u = u.astype(np.float32)
+    terms = [(c.astype(np.float32), m.astype(np.float32)) for c, m in moves]
     v = u[:, 0, :]
     for i in range(u.shape[1] - 1):
-        move = c1 * co[:, i, None, None]
-        move += c0 * cn[:, i, None, None]
+        c, m = terms[0]
+        move = m * c[:, i, None, None]
+        for c, m in terms[1:]:
+            move += m * c[:, i, None, None]
         move += v[:, :, None]
         v = np.minimum(v, move.min(axis=1)) + u[:, i + 1, :]
     return v.min(axis=1).astype(np.float64) * (1.0 - _F32_SLACK)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from solver import Problem, SolveOptions, Status, fleetbound, load_scenario, solve
@@ -13,6 +15,7 @@ from solver.fleetbound import FleetBound
 from solver.generate import generate
 from solver.heuristic import adjacency, fleet_of
 from solver.hosts import pick_hosts
+from solver.routes import transfer_ms
 from solver.scenario import parse_scenario
 
 
@@ -93,3 +96,70 @@ def test_the_bound_holds_whatever_the_searches_reach(
     for cap in (1, 2):
         bound = _bound(Problem(scn), cap)
         assert 0 < bound <= exact.objective * (1 + 1e-9)
+
+
+def _two_way_camera() -> dict[str, Any]:
+    """A camera whose least-rtt way out is a slow link (2 ms, 5 Mbit/s) and whose other
+    link is fast but far (30 ms, 200 Mbit/s); both edges reach every cloud in 10 ms."""
+    device = {"power_w": {"idle": 1.0, "busy": 5.0}, "memory_mb": 4096}
+    devices: list[dict[str, Any]] = [
+        {"id": "cam", "tier": "device", "gflops": 10, **device},
+        {"id": "edge-0", "tier": "edge", "gflops": 100, **device},
+        {"id": "edge-1", "tier": "edge", "gflops": 100, **device},
+    ]
+    links = [
+        {"a": "cam", "b": "edge-0", "mbps": 5, "rtt_ms": 2, "j_per_mb": 0.1},
+        {"a": "cam", "b": "edge-1", "mbps": 200, "rtt_ms": 30, "j_per_mb": 0.1},
+    ]
+    for c in range(60):
+        devices.append({"id": f"cloud-{c}", "tier": "cloud", "gflops": 1000 + 10 * c, **device})
+        for e in ("edge-0", "edge-1"):
+            links.append({"a": e, "b": f"cloud-{c}", "mbps": 1000, "rtt_ms": 10, "j_per_mb": 0.1})
+    layers = [{"name": "b0", "gflops": 1.0, "params_mb": 1.0, "out_mb": 2.0}]
+    return {
+        "version": 1,
+        "devices": devices,
+        "links": links,
+        "models": [{"id": "m", "input_mb": 1.0, "layers": layers}],
+        "apps": [{"id": "a", "model": "m", "source": "cam", "rate_rps": 1}],
+    }
+
+
+def test_a_route_to_a_virtual_host_leaves_by_one_of_the_senders_links() -> None:
+    """Every route from the camera to a cloud takes the 2 ms, 5 Mbit/s link (12 ms
+    against 40 ms by the other). The bound's time to a virtual host may not assume the
+    fast link's Mbit/s with the slow link's rtt: for the largest transfer it is at least
+    the least over the camera's links of that link's time, and never above the true one."""
+    problem = Problem(parse_scenario(_two_way_camera()))
+    fleet = fleet_of(problem)
+    app = problem.scenario.apps[0]
+    routes = candidate_routes(fleet, app, [fleet.index["cam"]], upward_only=True)
+    bound = FleetBound(problem, fleet)
+    away = bound.elsewhere(app, bound.completed(routes))
+    smax = 2.0  # the largest transfer of the fleet: b0's output
+    w1, w0 = away.inbound[2], away.inbound[3]
+    clouds = [j for j, cc in enumerate(away.cc) if np.isfinite(cc) and away.wk[j] < 1.0]
+    assert clouds
+    for j in clouds:
+        fast_but_far = transfer_ms(30.0 + 10.0, 200.0, smax)
+        slow = transfer_ms(2.0 + 10.0, 5.0, smax)
+        assert w0[j] + smax * w1[j] >= min(fast_but_far, slow) - 1e-9
+        assert w0[j] <= transfer_ms(12.0, 5.0, 0.0) + 1e-9
+    exact = solve(problem, SolveOptions(time_limit_s=60), solver="ilp")
+    assert exact.objective is not None
+    assert 0 < bound.lower([(app, routes)]) <= exact.objective * (1 + 1e-9)
+
+
+def test_an_slo_priced_in_raises_the_bound_and_keeps_it_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On this fleet an app's cheapest relaxed path breaks its SLO: with the SLO priced in
+    (Lagrange) the bound rises, and stays under the exact optimum."""
+    scn = parse_scenario(generate(4, devices=24, apps=8, blocks=4))
+    exact = solve(Problem(scn), SolveOptions(time_limit_s=60), solver="ilp")
+    assert exact.status == Status.OPTIMAL and exact.objective is not None
+    priced = [_bound(Problem(scn), cap) for cap in (1, 2)]
+    monkeypatch.setattr(fleetbound, "LAMBDAS", ())
+    relaxed = [_bound(Problem(scn), cap) for cap in (1, 2)]
+    for with_slo, without in zip(priced, relaxed, strict=True):
+        assert without < with_slo <= exact.objective * (1 + 1e-9)
