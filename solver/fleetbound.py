@@ -46,7 +46,7 @@ from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.fleetfloor import both_ways, floors
 from solver.fleetlinks import LinkBounds, Links, coupled, figures
-from solver.fleetpaths import distances, relaxed_dp
+from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp
 from solver.problem import Problem
 from solver.scenario import App
 
@@ -78,25 +78,12 @@ class _Slices:
     costs: list[list[float]]  # and their costs per GFLOP
     cheapest: frozenset[int]  # each slice's hosts that share its least cost
     slice_of: np.ndarray  # (n,): each device's slice, -1 for none
-    pair: np.ndarray  # (4, nv, nv): see `_Away`
+    pair: np.ndarray  # (4, nv, nv): see `Away`
 
 
-@dataclass(frozen=True, slots=True)
-class _Away:
-    """One app's virtual hosts (nv of them): their `_Slices` terms, and `CandidateRoutes`
-    figures (c1, c0, w1, w0) of the transfers from the source (4, nv), to the sink
-    (4, nv), from each candidate host (4, nv, K) and back to it (4, nv, K)."""
-
-    cc: np.ndarray
-    wk: np.ndarray
-    oc: np.ndarray
-    ow: np.ndarray
-    memory: np.ndarray
-    inbound: np.ndarray
-    outbound: np.ndarray
-    to: np.ndarray
-    back: np.ndarray
-    pair: np.ndarray  # (4, nv, nv): from one virtual host to another (inf: itself)
+# Per app, before `fleetlinks.coupled`: its slices, their costs per GFLOP, the devices it
+# looks up, their floors, the figures sent and sent back, and where a slice stands for one.
+_Figures = tuple[_Slices, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class FleetBound:
@@ -195,14 +182,69 @@ class FleetBound:
         out[:, np.arange(nv), np.arange(nv)] = INF
         return out
 
-    def elsewhere(self, app: App, routes: CandidateRoutes) -> _Away:
-        """The virtual hosts of `app`: each slice of its allowed tiers stands for its
+    def elsewhere(self, app: App, routes: CandidateRoutes) -> Away:
+        """The virtual hosts of `app` (`elsewhere_all` of one app)."""
+        return self.elsewhere_all([(app, routes)])[0]
+
+    def elsewhere_all(self, apps: Sequence[tuple[App, CandidateRoutes]]) -> list[Away]:
+        """The virtual hosts of each app: each slice of its allowed tiers stands for its
         hosts that are not candidates (the least cost per GFLOP among them). A route
         between a device and a slice is at least the least rtt and joules per MB from any
-        of the slice's hosts, its Mbit/s at most the device's fastest link's; from a
-        device of the slice, at least the figures of its own links (a candidate is not
-        a host the slice stands for), or none from the source or sink if they are not
-        candidates (it may be the host itself)."""
+        of the slice's hosts, and at least what the device's own links allow
+        (`fleetlinks.coupled`, for a chunk of apps at once); from a device of the slice,
+        at least the figures of its own links (a candidate is not a host the slice stands
+        for), or none from the source or sink if they are not candidates (it may be the
+        host itself)."""
+        out = []
+        for c in range(0, len(apps), CHUNK):
+            out.extend(self._elsewhere_chunk(apps[c : c + CHUNK]))
+        return out
+
+    def _elsewhere_chunk(self, apps: Sequence[tuple[App, CandidateRoutes]]) -> list[Away]:
+        parts = [self._figures_of(app, routes) for app, routes in apps]
+        by_set: dict[int, list[_Figures]] = {}
+        for part in parts:
+            by_set.setdefault(id(part[0]), []).append(part)
+        for members in by_set.values():
+            self._couple(members)
+        out = []
+        for v, cc, _, _, sent, back, free in parts:
+            sent[:, free] = 0.0
+            back[:, free] = 0.0
+            out.append(
+                Away(
+                    cc=cc,
+                    wk=v.wk,
+                    oc=v.oc,
+                    ow=v.ow,
+                    memory=v.memory,
+                    inbound=sent[:, :, 0],
+                    outbound=back[:, :, 1],
+                    to=sent[:, :, 2:],
+                    back=back[:, :, 2:],
+                    pair=v.pair,
+                )
+            )
+        return out
+
+    def _couple(self, parts: list[_Figures]) -> None:
+        """`fleetlinks.coupled` over the devices of several apps that share one set of
+        slices, at once (their columns side by side), written back to each."""
+        v = parts[0][0]
+        at = np.concatenate([p[2] for p in parts])
+        floor, sent, back = (np.concatenate([p[j] for p in parts], axis=2) for j in (3, 4, 5))
+        coupled(self._links, self.fleet, self._smax, at, (v.rtt, v.jpm, v.send), floor, sent, back)
+        start = 0
+        for p in parts:
+            end = start + len(p[2])
+            p[4][...] = sent[:, :, start:end]
+            p[5][...] = back[:, :, start:end]
+            start = end
+
+    def _figures_of(self, app: App, routes: CandidateRoutes) -> _Figures:
+        """One app's slices, their cost per GFLOP without its candidates, the devices it
+        looks up (source, sink, candidates), their floors and transfer figures to and
+        from each slice before `coupled`, and which of them a slice stands for."""
         f, lb = self.fleet, self.links
         v = self._slices(app.allowed_tiers)
         cand = set(routes.hosts)
@@ -230,26 +272,11 @@ class FleetBound:
         jpm = np.where(first, lb.jpm[at], jpm)
         floor = floors(f, self._full, app, routes, self._slice_tiers(app.allowed_tiers), BUDGET)
         rtt, jpm = np.maximum(rtt, floor[0]), np.maximum(jpm, floor[1])
-        free = inside & ~own
         sent = np.array(figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
         # The slice sending: the same times, its own sending cost.
-        slice_sent = sent.copy()
-        slice_sent[0] = jpm * v.send[:, None] + f.w.latency * sent[2]
-        coupled(self._links, f, self._smax, at, (v.rtt, v.jpm, v.send), floor, sent, slice_sent)
-        sent[:, free] = 0.0
-        slice_sent[:, free] = 0.0
-        return _Away(
-            cc=cc,
-            wk=v.wk,
-            oc=v.oc,
-            ow=v.ow,
-            memory=v.memory,
-            inbound=sent[:, :, 0],
-            outbound=slice_sent[:, :, 1],
-            to=sent[:, :, 2:],
-            back=slice_sent[:, :, 2:],
-            pair=v.pair,
-        )
+        back = sent.copy()
+        back[0] = jpm * v.send[:, None] + f.w.latency * sent[2]
+        return v, cc, at, floor, sent, back, inside & ~own
 
     def _slice_tiers(self, tiers: tuple[str, ...]) -> list[str]:
         """The tier of each virtual host of `_slices(tiers)`, in their order."""
@@ -278,12 +305,11 @@ class FleetBound:
     def lower(self, apps: Sequence[tuple[App, CandidateRoutes]]) -> float:
         """The sum of the apps' lower bounds (inf when one of them has no placement)."""
         total = 0.0
-        groups: dict[str, list[tuple[App, CandidateRoutes, _Away]]] = {}
-        for app, routes in apps:
-            full = self.completed(routes)
-            away = self.elsewhere(app, full)
+        groups: dict[str, list[tuple[App, CandidateRoutes, Away]]] = {}
+        completed = [(app, self.completed(routes)) for app, routes in apps]
+        for (app, full), away in zip(completed, self.elsewhere_all(completed), strict=True):
             if app.cascade is not None:
-                total += self._cascade(app, full, away)
+                total += cascade_bound(self.problem, self.fleet, app, full, away)
                 continue
             for m in self.problem.model_options(app):
                 groups.setdefault(m, []).append((app, full, away))
@@ -297,7 +323,7 @@ class FleetBound:
         return total
 
     def _chains(
-        self, model_id: str, members: list[tuple[App, CandidateRoutes, _Away]]
+        self, model_id: str, members: list[tuple[App, CandidateRoutes, Away]]
     ) -> np.ndarray:
         """Each member's bound on running `model_id`: the chain DP of
         `solver.candidates` over its candidates and its virtual hosts, a few hundred apps
@@ -305,9 +331,7 @@ class FleetBound:
         out = [self._chunk(model_id, members[i : i + CHUNK]) for i in range(0, len(members), CHUNK)]
         return np.concatenate(out) if out else np.zeros(0)
 
-    def _chunk(
-        self, model_id: str, members: list[tuple[App, CandidateRoutes, _Away]]
-    ) -> np.ndarray:
+    def _chunk(self, model_id: str, members: list[tuple[App, CandidateRoutes, Away]]) -> np.ndarray:
         f = self.fleet
         apps = [a for a, _, _ in members]
         routes = [r for _, r, _ in members]
@@ -371,7 +395,7 @@ class FleetBound:
     def _virtual_columns(
         self,
         model_id: str,
-        members: list[tuple[App, CandidateRoutes, _Away]],
+        members: list[tuple[App, CandidateRoutes, Away]],
         u: np.ndarray,
         uw: np.ndarray,
         c1: np.ndarray,
@@ -425,49 +449,6 @@ class FleetBound:
         worst[:, :, 0] += m.input_mb * wscal[:, :, 2] + wscal[:, :, 3] + wscal[:, :, 1]
         worst[:, :, -1] += res * wscal[:, :, 4] + wscal[:, :, 5]
         uw[:, :, kmax:] = np.where(fits, worst, INF).transpose(0, 2, 1)
-
-    def _cascade(self, app: App, routes: CandidateRoutes, away: _Away) -> float:
-        """Least objective over every combination of stage hosts, virtual ones included,
-        whose worst case meets the SLO (exact enumeration, as `cascade_options`)."""
-        assert app.cascade is not None
-        f, cm = self.fleet, self.problem.cost
-        hosts = np.array(routes.hosts, dtype=np.int64)
-        reach = cm.cascade_reach(app)
-        last = len(app.cascade) - 1
-        nv = len(away.cc)
-
-        def column(values: np.ndarray, name: str) -> np.ndarray:
-            return np.concatenate([values, getattr(away, name)])
-
-        def route(side: str, j: int) -> np.ndarray:
-            name = ("c1", "c0", "w1", "w0")[j]
-            values = getattr(routes, f"{side}_{name}")
-            return np.concatenate([values, (away.inbound if side == "in" else away.outbound)[j]])
-
-        cc, wk = column(f.cc[hosts], "cc"), column(f.wk[hosts], "wk")
-        oc, ow = column(f.oc[hosts], "oc"), column(f.ow[hosts], "ow")
-        mem = column(f.memory[hosts], "memory")
-        ic1, ic0, iw1, iw0 = (route("in", j) for j in range(4))
-        oc1, oc0, ow1, ow0 = (route("out", j) for j in range(4))
-        in_ok = np.concatenate([routes.in_ok, np.ones(nv, dtype=bool)])
-        out_ok = np.concatenate([routes.out_ok, np.ones(nv, dtype=bool)])
-        total = np.zeros(())
-        worst = np.zeros(())
-        for k, stage in enumerate(app.cascade):
-            m = cm.models[stage.model]
-            g = sum(layer.gflops for layer in m.layers)
-            ep = 1.0 if k == last else (stage.exit_prob or 0.0)
-            res = m.layers[-1].out_mb
-            c = reach[k] * (g * cc + oc + m.input_mb * ic1 + ic0 + ep * (res * oc1 + oc0))
-            w = g * wk + ow + m.input_mb * iw1 + iw0
-            if k == last:
-                w = w + res * ow1 + ow0
-            bad = ~in_ok | ~out_ok | (m.params_mb > mem)
-            total = np.add.outer(total, np.where(bad, INF, app.rate_rps * c))
-            worst = np.add.outer(worst, np.where(bad, INF, w))
-        slo = app.slo_ms if app.slo_ms is not None else INF
-        meets = np.where(worst <= slo * (1.0 + 1e-9), total, INF)
-        return float(meets.min()) if meets.size else INF
 
 
 __all__ = ["FleetBound"]

@@ -111,9 +111,12 @@ def coupled(
     cols = np.flatnonzero(count)
     if cols.size == 0:
         return
-    pairs = np.concatenate([np.arange(lo[c], hi[c]) for c in cols.tolist()])
-    col = np.repeat(cols, count[cols])
-    starts = np.concatenate(([0], np.cumsum(count[cols])[:-1]))
+    per_col = count[cols]
+    ends = np.cumsum(per_col)
+    starts = ends - per_col
+    # Each column's links, in order: lo[c], lo[c] + 1, ... hi[c] - 1.
+    pairs = np.arange(ends[-1]) + np.repeat(lo[cols] - starts, per_col)
+    col = np.repeat(cols, per_col)
     nb = links.nb[pairs]
     wl = fleet.w.latency
 

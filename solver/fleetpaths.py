@@ -1,21 +1,24 @@
-"""The two path computations of the large-fleet bound (`solver.fleetbound`): least
-distances from a set of devices, and the least path through an app's layered graph with
-the SLO and the segment limit relaxed."""
+"""The path computations of the large-fleet bound (`solver.fleetbound`): least
+distances from a set of devices, the least path through an app's layered graph with the
+segment limit relaxed, and a cascade's least stage hosts over its virtual hosts too."""
 
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 
 import numpy as np
 
-from solver.fastcost import INF
+from solver.fastcost import INF, CandidateRoutes, Fleet
+from solver.problem import Problem
+from solver.scenario import App
 
 _F32_SLACK = 1e-4
 
 
 def relaxed_dp(u: np.ndarray, moves: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Per app, the least cost of a path through the layered graph with the SLO and the
-    limit on segments relaxed: a bound all the same, and a pass without the stage
+    """Per app, the least cost of a path through the layered graph with the limit on
+    segments relaxed: a bound all the same, and a pass without the stage
     dimension. Block costs `u` (na, n, W); a move after block i from host x to host y
     costs the sum over `moves` of coef[:, i] * m[:, x, y] (say the MB that continue
     times a cost per MB, the probability of continuing times a fixed cost), so that the
@@ -69,4 +72,69 @@ def distances(
     return np.array(dist)
 
 
-__all__ = ["distances", "relaxed_dp"]
+@dataclass(frozen=True, slots=True)
+class Away:
+    """One app's virtual hosts (nv of them): the terms of the slices of hosts they stand
+    for (`solver.fleetbound`), and `CandidateRoutes` figures (c1, c0, w1, w0) of the
+    transfers from the source (4, nv), to the sink (4, nv), from each candidate host
+    (4, nv, K) and back to it (4, nv, K)."""
+
+    cc: np.ndarray
+    wk: np.ndarray
+    oc: np.ndarray
+    ow: np.ndarray
+    memory: np.ndarray
+    inbound: np.ndarray
+    outbound: np.ndarray
+    to: np.ndarray
+    back: np.ndarray
+    pair: np.ndarray  # (4, nv, nv): from one virtual host to another (inf: itself)
+
+
+def cascade_bound(
+    problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes, away: Away
+) -> float:
+    """Least objective over every combination of stage hosts, virtual ones included,
+    whose worst case meets the SLO (exact enumeration, as `cascade_options`)."""
+    assert app.cascade is not None
+    f, cm = fleet, problem.cost
+    hosts = np.array(routes.hosts, dtype=np.int64)
+    reach = cm.cascade_reach(app)
+    last = len(app.cascade) - 1
+    nv = len(away.cc)
+
+    def column(values: np.ndarray, name: str) -> np.ndarray:
+        return np.concatenate([values, getattr(away, name)])
+
+    def route(side: str, j: int) -> np.ndarray:
+        name = ("c1", "c0", "w1", "w0")[j]
+        values = getattr(routes, f"{side}_{name}")
+        return np.concatenate([values, (away.inbound if side == "in" else away.outbound)[j]])
+
+    cc, wk = column(f.cc[hosts], "cc"), column(f.wk[hosts], "wk")
+    oc, ow = column(f.oc[hosts], "oc"), column(f.ow[hosts], "ow")
+    mem = column(f.memory[hosts], "memory")
+    ic1, ic0, iw1, iw0 = (route("in", j) for j in range(4))
+    oc1, oc0, ow1, ow0 = (route("out", j) for j in range(4))
+    in_ok = np.concatenate([routes.in_ok, np.ones(nv, dtype=bool)])
+    out_ok = np.concatenate([routes.out_ok, np.ones(nv, dtype=bool)])
+    total = np.zeros(())
+    worst = np.zeros(())
+    for k, stage in enumerate(app.cascade):
+        m = cm.models[stage.model]
+        g = sum(layer.gflops for layer in m.layers)
+        ep = 1.0 if k == last else (stage.exit_prob or 0.0)
+        res = m.layers[-1].out_mb
+        c = reach[k] * (g * cc + oc + m.input_mb * ic1 + ic0 + ep * (res * oc1 + oc0))
+        w = g * wk + ow + m.input_mb * iw1 + iw0
+        if k == last:
+            w = w + res * ow1 + ow0
+        bad = ~in_ok | ~out_ok | (m.params_mb > mem)
+        total = np.add.outer(total, np.where(bad, INF, app.rate_rps * c))
+        worst = np.add.outer(worst, np.where(bad, INF, w))
+    slo = app.slo_ms if app.slo_ms is not None else INF
+    meets = np.where(worst <= slo * (1.0 + 1e-9), total, INF)
+    return float(meets.min()) if meets.size else INF
+
+
+__all__ = ["Away", "cascade_bound", "distances", "relaxed_dp"]
