@@ -25,11 +25,12 @@ optimum. (A cascade's stages are enumerated with its SLO.)
 
 Then each slice's figures to the source, the sink and the candidates get floors by the
 triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
-at least as far from the source as the nearest non-candidate of its tier.
+at least as far from the source as the nearest non-candidate of its slice.
 
-How tight: 5 to 7% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (6.5 to 8.4% before the links were coupled and the SLO priced, 11 to 14% without
-the floors, about 20% with one virtual host bounded by first links). The rest is the
+How tight: 4.5 to 5.7% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (6.5 to 8.4% before the links were coupled, the SLO priced and the floors taken
+per slice, 11 to 14% without the floors, about 20% with one virtual host bounded by first
+links). The rest is the
 slices: a slice's least cost per GFLOP sits with one of its hosts and its distance floor
 with another, and a route's joules per MB and rtt come from different paths
 (bench/RESULTS.md, "Solver scale").
@@ -44,7 +45,7 @@ import numpy as np
 
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
-from solver.fleetfloor import both_ways, floors
+from solver.fleetfloor import Ways, both_ways, floors
 from solver.fleetlinks import LinkBounds, Links, coupled, figures
 from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp
 from solver.problem import Problem
@@ -56,7 +57,7 @@ from solver.scenario import App
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
 LAMBDAS: tuple[float, ...] = (1.0,)  # SLO prices tried, in units of the app's cost per ms of SLO
-BUDGET = 16  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
+BUDGET = 32  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ class FleetBound:
                 rtt[a].append((b, lk.rtt_ms))
                 jpm[a].append((b, lk.j_per_mb))
         self._adj = (rtt, jpm)
-        self._full = both_ways(fleet)
+        self._ways: tuple[list[str], tuple[Ways, Ways]] | None = None
         self._links = Links.of(fleet)
         self._smax = max(
             max(m.input_mb, *(layer.out_mb for layer in m.layers)) for m in problem.scenario.models
@@ -270,7 +271,9 @@ class FleetBound:
         first = inside & own
         rtt = np.where(first, lb.rtt[at], rtt)
         jpm = np.where(first, lb.jpm[at], jpm)
-        floor = floors(f, self._full, app, routes, self._slice_tiers(app.allowed_tiers), BUDGET)
+        keys, ways = self._slice_ways()
+        of = self._slice_keys(app.allowed_tiers)
+        floor = floors(f, ways, keys, app, routes, of, BUDGET)
         rtt, jpm = np.maximum(rtt, floor[0]), np.maximum(jpm, floor[1])
         sent = np.array(figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
         # The slice sending: the same times, its own sending cost.
@@ -278,9 +281,22 @@ class FleetBound:
         back[0] = jpm * v.send[:, None] + f.w.latency * sent[2]
         return v, cc, at, floor, sent, back, inside & ~own
 
-    def _slice_tiers(self, tiers: tuple[str, ...]) -> list[str]:
-        """The tier of each virtual host of `_slices(tiers)`, in their order."""
-        return [t for t in sorted(tiers) for _ in self._tier(t)]
+    def _slice_keys(self, tiers: tuple[str, ...]) -> list[str]:
+        """The key of each virtual host of `_slices(tiers)`, in their order: its tier and
+        its slice's place in it."""
+        return [f"{t}:{j}" for t in sorted(tiers) for j in range(len(self._tier(t)))]
+
+    def _slice_ways(self) -> tuple[list[str], tuple[Ways, Ways]]:
+        """Every device's slice key, and the fleet's links for `fleetfloor.nearest` with
+        the single-link devices grouped by it."""
+        if self._ways is None:
+            keys: list[str] = [str(t) for t in self.fleet.tiers]
+            for t in sorted(set(keys)):
+                for j, p in enumerate(self._tier(t)):
+                    for h in p.tolist():
+                        keys[h] = f"{t}:{j}"
+            self._ways = (keys, both_ways(self.fleet, keys))
+        return self._ways
 
     def completed(self, routes: CandidateRoutes) -> CandidateRoutes:
         """`routes` with every transfer between candidate hosts that was not routed (the

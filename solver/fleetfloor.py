@@ -2,9 +2,10 @@
 
 Every host a virtual host of `solver.fleetbound` stands for is not among the app's
 candidates. So it is at least as far (least rtt, least joules per MB) from the app's
-source as the nearest device of its tier that is not a candidate: one search from the
-source (and one from the sink) per metric finds that distance D, and stops there, as the
-candidates are the source's neighbourhood. From a candidate c it is at least D less the
+source as the nearest device of its slice that is not a candidate: one search from the
+source (and one from the sink) per metric finds that distance D for every slice, and
+stops after a few devices, as the candidates are the source's neighbourhood (a slice not
+reached by then is at least as far as the search went). From a candidate c it is at least D less the
 route from the source to c. Without these floors a slice was as near as its nearest
 host, often a candidate itself; with them the bound's gap at 10,000 devices went from
 14.2% to about 8% (bench/RESULTS.md).
@@ -35,9 +36,11 @@ class Ways:
     leaves: list[dict[str, list[tuple[float, int]]]]
 
 
-def both_ways(fleet: Fleet) -> tuple[Ways, Ways]:
-    """The links of the fleet weighted by rtt and by joules per MB, as `Ways`."""
-    index, tiers = fleet.index, fleet.tiers
+def both_ways(fleet: Fleet, keys: Sequence[str] | None = None) -> tuple[Ways, Ways]:
+    """The links of the fleet weighted by rtt and by joules per MB, as `Ways`, the
+    single-link devices grouped by `keys` (one per device; default: their tiers)."""
+    index = fleet.index
+    tiers = fleet.tiers if keys is None else keys
     ends = [(index[lk.a], index[lk.b]) for lk in fleet.links]
     degree = [0] * fleet.n
     for a, b in ends:
@@ -117,26 +120,28 @@ def nearest(
 def floors(
     f: Fleet,
     full: tuple[Ways, Ways],
+    keys: Sequence[str],
     app: App,
     routes: CandidateRoutes,
     of: list[str],
     budget: int,
 ) -> np.ndarray:
     """Floors (2, nv, 2 + K) under the least rtt (0) and joules per MB (1) between each
-    virtual host (`of`: its tier) and the app's [source, sink, *candidates]: D of the
-    virtual host's tier from the source and from the sink, and from a candidate c the
+    virtual host (`of`: the key in `keys` of the hosts it stands for, the ones `full`
+    groups its single-link devices by) and the app's [source, sink, *candidates]: D of
+    the virtual host's key from the source and from the sink, and from a candidate c the
     larger of D(source) less the route source -> c and D(sink) less the route c -> sink
     (a route's figures are a path's sums: no less than the least)."""
     hosts = routes.hosts
     src, sink = f.index[app.source], f.index[app.sink_id]
-    tiers, allowed, taken = f.tiers, app.allowed_tiers, set(hosts)
+    wanted, taken = tuple(dict.fromkeys(of)), set(hosts)
     ends = [src] if sink == src else [src, sink]
-    # (metric, end, slice): the floor of each slice is its tier's.
+    # (metric, end, virtual host): the floor of the hosts it stands for.
     far = np.array(
         [
             [
                 [got[t] for t in of]
-                for got in (nearest(full[j], e, tiers, allowed, taken, budget) for e in ends)
+                for got in (nearest(full[j], e, keys, wanted, taken, budget) for e in ends)
             ]
             for j in (0, 1)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from solver import Problem, SolveOptions, Status, fleetbound, load_scenario, solve
 from solver.fastcost import candidate_routes
 from solver.fleetbound import FleetBound
+from solver.fleetfloor import floors
 from solver.generate import generate
 from solver.heuristic import adjacency, fleet_of
 from solver.hosts import pick_hosts
@@ -163,3 +165,44 @@ def test_an_slo_priced_in_raises_the_bound_and_keeps_it_one(
     relaxed = [_bound(Problem(scn), cap) for cap in (1, 2)]
     for with_slo, without in zip(priced, relaxed, strict=True):
         assert without < with_slo <= exact.objective * (1 + 1e-9)
+
+
+def test_each_virtual_host_is_as_far_as_the_nearest_host_it_stands_for() -> None:
+    """The floor under the rtt from an app's source to a virtual host is the distance to
+    the nearest non-candidate of its own slice (not of its whole tier): exactly that when
+    the search may go as far as it likes."""
+    problem = Problem(parse_scenario(generate(3, devices=200, apps=20, blocks=4)))
+    fleet = fleet_of(problem)
+    adj = adjacency(problem, fleet)
+    bound = FleetBound(problem, fleet)
+    keys, ways = bound._slice_ways()
+    graph: list[list[tuple[int, float]]] = [[] for _ in range(fleet.n)]
+    for lk in fleet.links:
+        a, b = fleet.index[lk.a], fleet.index[lk.b]
+        graph[a].append((b, lk.rtt_ms))
+        graph[b].append((a, lk.rtt_ms))
+    checked = 0
+    for app in problem.scenario.apps:
+        hosts = pick_hosts(problem, fleet, adj, app, 5)
+        routes = candidate_routes(fleet, app, hosts, upward_only=True)
+        of = bound._slice_keys(app.allowed_tiers)
+        floor = floors(fleet, ways, keys, app, routes, of, 10_000)
+        src = fleet.index[app.source]
+        dist = np.full(fleet.n, np.inf)
+        dist[src] = 0.0
+        heap = [(0.0, src)]
+        while heap:
+            d, u = heapq.heappop(heap)
+            if d > dist[u]:
+                continue
+            for v, w in graph[u]:
+                if d + w < dist[v]:
+                    dist[v] = d + w
+                    heapq.heappush(heap, (d + w, v))
+        for j, key in enumerate(of):
+            stands_for = [h for h in range(fleet.n) if keys[h] == key and h not in hosts]
+            nearest = min((dist[h] for h in stands_for), default=np.inf)
+            if np.isfinite(nearest):
+                assert floor[0, j, 0] == pytest.approx(nearest)
+                checked += 1
+    assert checked > 100

@@ -28,11 +28,16 @@ def _all_distances(adj: list[list[tuple[int, float]]], start: int) -> np.ndarray
 
 
 @pytest.mark.parametrize("budget", [0, 3, 10_000])
-def test_nearest_is_the_least_distance_or_below_it(budget: int) -> None:
+@pytest.mark.parametrize("grouped", ["by tier", "in slices"])
+def test_nearest_is_the_least_distance_or_below_it(budget: int, grouped: str) -> None:
+    """Per group of devices (their tiers, or slices of them as the bound cuts them), the
+    least distance from a start to a device of the group not taken."""
     problem = Problem(parse_scenario(generate(2, devices=60, apps=10, blocks=4)))
     fleet = fleet_of(problem)
     tiers = list(fleet.tiers)
-    ways = both_ways(fleet)
+    if grouped == "in slices":
+        tiers = [f"{t}:{i % 3}" for i, t in enumerate(tiers)]
+    ways = both_ways(fleet, tiers)
     full: list[list[list[tuple[int, float]]]] = [[[] for _ in range(fleet.n)] for _ in (0, 1)]
     for lk in fleet.links:
         a, b = fleet.index[lk.a], fleet.index[lk.b]
@@ -44,7 +49,7 @@ def test_nearest_is_the_least_distance_or_below_it(budget: int) -> None:
         taken = set(rng.choice(fleet.n, 6, replace=False).tolist()) | {start}
         for metric in (0, 1):
             truth = _all_distances(full[metric], start)
-            got = nearest(ways[metric], start, tiers, ("device", "edge", "cloud"), taken, budget)
+            got = nearest(ways[metric], start, tiers, tuple(sorted(set(tiers))), taken, budget)
             for tier, d in got.items():
                 far = [truth[x] for x in range(fleet.n) if tiers[x] == tier and x not in taken]
                 least = min(far, default=INF)
