@@ -71,14 +71,15 @@ def nearest(
     taken: set[int],
     budget: int,
 ) -> dict[str, float]:
-    """Per tier of `allowed`, least sum of link weights from `start` to a device of that
-    tier not in `taken` (Dijkstra stopped once each is known; inf if there is none).
-    After `budget` settled devices the tiers not reached get the distance the search
-    had reached: no device left to settle is nearer. An app's candidates are its
-    neighbourhood, so the search stays near it. Single-link devices are not searched
-    through: each one's distance is its neighbour's plus its link, so when a device is
-    settled its nearest such neighbour of each tier not taken is noted (`pending`),
-    final once the search has passed that distance."""
+    """Per group of `allowed` (`tiers` gives each device's: its tier, or its slice),
+    least sum of link weights from `start` to a device of that group not in `taken`
+    (Dijkstra stopped once each is known; inf if there is none). After `budget` settled
+    devices the groups not reached get the distance the search had reached: no device
+    left to settle is nearer. An app's candidates are its neighbourhood, so the search
+    stays near it. Single-link devices are not searched through: each one's distance is
+    its neighbour's plus its link, so when a device is settled its nearest such
+    neighbour of each group not taken is noted (`pending`), final once the search has
+    passed that distance."""
     want = set(allowed)
     out: dict[str, float] = {}
     pending: dict[str, float] = {}
@@ -91,19 +92,18 @@ def nearest(
         d, u = pop(heap)
         if d > dist[u]:
             continue
-        for t, pd in pending.items():
-            if pd <= d and t not in out:
-                out[t] = pd
         t = tiers[u]
         if t not in out and t in want and u not in taken:
-            out[t] = min(d, pending.get(t, INF))
-        if len(out) == len(want):
-            return out
+            out[t] = min(d, pending.pop(t, INF))
+        # A pending leaf is final once the search has passed it: done when every group
+        # is found or so pending (checked only when it may be, it costs a scan).
+        if len(out) + len(pending) >= len(want) and all(pd <= d for pd in pending.values()):
+            return {**pending, **out}
         settled += 1
         if settled > budget:
             return {t: out.get(t, min(d, pending.get(t, INF))) for t in allowed}
         for lt, lst in ways.leaves[u].items():
-            if lt in want and lt not in out:
+            if lt not in out and lt in want:
                 for w, x in lst:
                     if x not in taken and x != start:
                         if d + w < pending.get(lt, INF):
