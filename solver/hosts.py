@@ -24,9 +24,11 @@ def adjacency(problem: Problem, fleet: Fleet) -> list[list[int]]:
 def pick_hosts(
     problem: Problem, fleet: Fleet, adj: list[list[int]], app: App, cap: int
 ) -> list[int]:
-    """Candidate hosts: every allowed host on small fleets; else the source and sink, their
-    neighbours, and the edges' and clouds' neighbours that are not end devices, nearest
-    first by route rtt from the source."""
+    """Candidate hosts: every allowed host on small fleets; else, around the source and
+    the sink, their neighbours and their neighbours' (fellow devices of an edge, the
+    clouds behind it), the clouds next to those and, for an app kept off the clouds, the
+    edges behind them: the `cap` nearest by route rtt from the source, and the `cap // 2`
+    cheapest per GFLOP of the rest."""
     allowed = set(app.allowed_tiers)
     everyone = fleet.hosts_of(app.allowed_tiers)
     if len(everyone) <= cap * 4:
