@@ -13,6 +13,15 @@ from solver.fastcost import INF, Fleet
 from solver.routes import transfer_ms
 
 
+def _ends(fleet: Fleet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each link's two ends (device indices) and its (rtt, joules per MB, Mbit/s)."""
+    index = fleet.index
+    a = np.array([index[lk.a] for lk in fleet.links], dtype=np.int64)
+    b = np.array([index[lk.b] for lk in fleet.links], dtype=np.int64)
+    figures = np.array([(lk.rtt_ms, lk.j_per_mb, lk.mbps) for lk in fleet.links]).reshape(-1, 3)
+    return a, b, figures
+
+
 @dataclass(frozen=True, slots=True)
 class LinkBounds:
     """Per device, over its links: least rtt, least joules per MB, most Mbit/s (inf, inf,
@@ -25,10 +34,7 @@ class LinkBounds:
 
     @staticmethod
     def of(fleet: Fleet) -> LinkBounds:
-        index = fleet.index
-        a = np.array([index[lk.a] for lk in fleet.links], dtype=np.int64)
-        b = np.array([index[lk.b] for lk in fleet.links], dtype=np.int64)
-        figures = np.array([(lk.rtt_ms, lk.j_per_mb, lk.mbps) for lk in fleet.links]).reshape(-1, 3)
+        a, b, figures = _ends(fleet)
         ends = np.concatenate([a, b])
         rtt = np.full(fleet.n, INF)
         jpm = np.full(fleet.n, INF)
@@ -71,10 +77,7 @@ class Links:
 
     @staticmethod
     def of(fleet: Fleet) -> Links:
-        index = fleet.index
-        a = np.array([index[lk.a] for lk in fleet.links], dtype=np.int64)
-        b = np.array([index[lk.b] for lk in fleet.links], dtype=np.int64)
-        figures = np.array([(lk.rtt_ms, lk.j_per_mb, lk.mbps) for lk in fleet.links]).reshape(-1, 3)
+        a, b, figures = _ends(fleet)
         ends, other = np.concatenate([a, b]), np.concatenate([b, a])
         order = np.argsort(ends, kind="stable")
         both = np.tile(figures, (2, 1))[order]
