@@ -140,6 +140,9 @@ def status_line(doc: PlanDoc) -> Text:
     line.append(f"  solver {doc.solver}  objective {_num(doc.objective, 6)}")
     if doc.bound is not None:
         line.append(f"  bound {_num(doc.bound, 6)}")
+        if doc.objective is not None and doc.objective > 0:
+            # How far the plan may be from the optimum, at most: what an operator reads.
+            line.append(f" (gap {(doc.objective - doc.bound) / doc.objective:.2%})")
     line.append(f"  solved in {doc.solve_s:.3f} s")
     return line
 

@@ -62,6 +62,7 @@ def test_solve_prints_tables_for_people() -> None:
     # Segment chains and cascade stages, then the status line with the proven bound.
     assert "@cloud-gpu" in out and "mobilenetv2@" in out
     assert "optimal  solver ilp  objective" in out and "bound" in out
+    assert "(gap 0.00%)" in out  # proven optimal: the bound is the objective
 
 
 def test_solve_json_is_exactly_a_plan_document() -> None:
