@@ -34,7 +34,6 @@ from rich.table import Table
 from solver.candidates import chain_arrays, slo_paths
 from solver.fastcost import INF, candidate_routes
 from solver.fleetbound import FleetBound
-from solver.fleetpaths import cascade_bound
 from solver.generate import generate
 from solver.heuristic import _State
 from solver.problem import Problem, SolveOptions
@@ -51,23 +50,8 @@ class _Row:
 
 def _rows(problem: Problem) -> tuple[list[_Row], _State]:
     st = _State(problem, SolveOptions(time_limit_s=60, threads=1))
-    bound = FleetBound(problem, st.fleet)
-    routed = [(e.app, bound.completed(e.routes)) for e in st.apps.values()]
-    aways = bound.elsewhere_all(routed)
+    fleet = FleetBound(problem, st.fleet).each([(e.app, e.routes) for e in st.apps.values()])
     st.generate()
-    fleet: dict[str, float] = {}
-    groups: dict[str, list[int]] = {}
-    for i, (app, full) in enumerate(routed):
-        if app.cascade is not None:
-            fleet[app.id] = cascade_bound(problem, st.fleet, app, full, aways[i])
-            continue
-        for m in problem.model_options(app):
-            groups.setdefault(m, []).append(i)
-    for m, index in groups.items():
-        members = [(routed[i][0], routed[i][1], aways[i]) for i in index]
-        for i, value in zip(index, bound._chains(m, members), strict=True):
-            app_id = routed[i][0].id
-            fleet[app_id] = min(fleet.get(app_id, INF), float(value))
     rows = [
         _Row(e.app, min(c.estimate for c in e.candidates), e.lower, fleet[e.app.id])
         for e in st.apps.values()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,12 +80,20 @@ class _Slices:
     costs: list[list[float]]  # and their costs per GFLOP
     cheapest: frozenset[int]  # each slice's hosts that share its least cost
     slice_of: np.ndarray  # (n,): each device's slice, -1 for none
+    keys: list[str]  # per slice, its tier and its place in it (`_slice_ways`)
     pair: np.ndarray  # (4, nv, nv): see `Away`
 
 
-# Per app, before `fleetlinks.coupled`: its slices, their costs per GFLOP, the devices it
-# looks up, their floors, the figures sent and sent back, and where a slice stands for one.
-_Figures = tuple[_Slices, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+class _Figures(NamedTuple):
+    """One app's figures before `fleetlinks.coupled`."""
+
+    v: _Slices  # the slices of its tiers
+    cc: np.ndarray  # their costs per GFLOP without its candidates
+    at: np.ndarray  # the devices it looks up: source, sink, candidates
+    floor: np.ndarray  # their floors (2, nv, len(at))
+    sent: np.ndarray  # transfer figures from them to each slice (4, nv, len(at))
+    back: np.ndarray  # and from each slice to them
+    free: np.ndarray  # (nv, len(at)): where a slice stands for the device itself
 
 
 class FleetBound:
@@ -163,6 +172,7 @@ class FleetBound:
                 costs=[f.cc[p].tolist() for p in parts],
                 cheapest=frozenset(int(h) for p in parts for h in p if f.cc[h] <= f.cc[p[0]]),
                 slice_of=slice_of,
+                keys=[f"{t}:{j}" for t in key for j in range(len(self._tier(t)))],
                 pair=np.zeros(0),
             )
             got = self._sets[key] = replace(got, pair=self._pairs(got))
@@ -205,7 +215,7 @@ class FleetBound:
         parts = [self._figures_of(app, routes) for app, routes in apps]
         by_set: dict[int, list[_Figures]] = {}
         for part in parts:
-            by_set.setdefault(id(part[0]), []).append(part)
+            by_set.setdefault(id(part.v), []).append(part)
         for members in by_set.values():
             self._couple(members)
         out = []
@@ -231,15 +241,18 @@ class FleetBound:
     def _couple(self, parts: list[_Figures]) -> None:
         """`fleetlinks.coupled` over the devices of several apps that share one set of
         slices, at once (their columns side by side), written back to each."""
-        v = parts[0][0]
-        at = np.concatenate([p[2] for p in parts])
-        floor, sent, back = (np.concatenate([p[j] for p in parts], axis=2) for j in (3, 4, 5))
+        v = parts[0].v
+        at = np.concatenate([p.at for p in parts])
+        floor, sent, back = (
+            np.concatenate([getattr(p, name) for p in parts], axis=2)
+            for name in ("floor", "sent", "back")
+        )
         coupled(self._links, self.fleet, self._smax, at, (v.rtt, v.jpm, v.send), floor, sent, back)
         start = 0
         for p in parts:
-            end = start + len(p[2])
-            p[4][...] = sent[:, :, start:end]
-            p[5][...] = back[:, :, start:end]
+            end = start + len(p.at)
+            p.sent[...] = sent[:, :, start:end]
+            p.back[...] = back[:, :, start:end]
             start = end
 
     def _figures_of(self, app: App, routes: CandidateRoutes) -> _Figures:
@@ -272,19 +285,13 @@ class FleetBound:
         rtt = np.where(first, lb.rtt[at], rtt)
         jpm = np.where(first, lb.jpm[at], jpm)
         keys, ways = self._slice_ways()
-        of = self._slice_keys(app.allowed_tiers)
-        floor = floors(f, ways, keys, app, routes, of, BUDGET)
+        floor = floors(f, ways, keys, app, routes, v.keys, BUDGET)
         rtt, jpm = np.maximum(rtt, floor[0]), np.maximum(jpm, floor[1])
         sent = np.array(figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
         # The slice sending: the same times, its own sending cost.
         back = sent.copy()
         back[0] = jpm * v.send[:, None] + f.w.latency * sent[2]
-        return v, cc, at, floor, sent, back, inside & ~own
-
-    def _slice_keys(self, tiers: tuple[str, ...]) -> list[str]:
-        """The key of each virtual host of `_slices(tiers)`, in their order: its tier and
-        its slice's place in it."""
-        return [f"{t}:{j}" for t in sorted(tiers) for j in range(len(self._tier(t)))]
+        return _Figures(v, cc, at, floor, sent, back, inside & ~own)
 
     def _slice_ways(self) -> tuple[list[str], tuple[Ways, Ways]]:
         """Every device's slice key, and the fleet's links for `fleetfloor.nearest` with
@@ -320,23 +327,30 @@ class FleetBound:
 
     def lower(self, apps: Sequence[tuple[App, CandidateRoutes]]) -> float:
         """The sum of the apps' lower bounds (inf when one of them has no placement)."""
+        each = self.each(apps)
         total = 0.0
+        # Cascades first, then the rest, each in the apps' order: as it always summed.
+        for cascade in (True, False):
+            for app, _ in apps:
+                if (app.cascade is not None) == cascade:
+                    total += each[app.id]
+        return total
+
+    def each(self, apps: Sequence[tuple[App, CandidateRoutes]]) -> dict[str, float]:
+        """Each app's lower bound, by app id (inf where it has no placement)."""
+        best: dict[str, float] = {}
         groups: dict[str, list[tuple[App, CandidateRoutes, Away]]] = {}
         completed = [(app, self.completed(routes)) for app, routes in apps]
         for (app, full), away in zip(completed, self.elsewhere_all(completed), strict=True):
             if app.cascade is not None:
-                total += cascade_bound(self.problem, self.fleet, app, full, away)
+                best[app.id] = cascade_bound(self.problem, self.fleet, app, full, away)
                 continue
             for m in self.problem.model_options(app):
                 groups.setdefault(m, []).append((app, full, away))
-        best: dict[str, float] = {}
         for m, members in groups.items():
             for (app, _, _), value in zip(members, self._chains(m, members), strict=True):
                 best[app.id] = min(best.get(app.id, INF), float(value))
-        for app, _ in apps:
-            if app.cascade is None:
-                total += best.get(app.id, INF)
-        return total
+        return {app.id: best.get(app.id, INF) for app, _ in apps}
 
     def _chains(
         self, model_id: str, members: list[tuple[App, CandidateRoutes, Away]]

@@ -121,25 +121,26 @@ def coupled(
     pairs = np.arange(ends[-1]) + np.repeat(lo[cols] - starts, per_col)
     col = np.repeat(cols, per_col)
     nb = links.nb[pairs]
-    wl = fleet.w.latency
 
-    def least(x: np.ndarray) -> np.ndarray:
-        return np.minimum.reduceat(x, starts, axis=1)
+    def chord(per_mb: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per MB and fixed terms of the chord of the least over each column's links."""
+        at_zero = np.minimum.reduceat(fixed, starts, axis=1)
+        at_smax = np.minimum.reduceat(smax * per_mb + fixed, starts, axis=1)
+        return (at_smax - at_zero) / smax, at_zero
 
     with np.errstate(invalid="ignore", over="ignore"):
         rtt = np.maximum(links.rtt[pairs][None, :] + rtt_from[:, nb], floor[0][:, col])
         jpm = np.maximum(links.jpm[pairs][None, :] + jpm_from[:, nb], floor[1][:, col])
-        fixed = transfer_ms(rtt, links.mbps[pairs][None, :], 0.0)
-        per = transfer_ms(rtt, links.mbps[pairs][None, :], 1.0) - fixed
-        w0 = least(fixed)
-        w1 = (least(smax * per + fixed) - w0) / smax
-        c0 = wl * w0
-        # Where no link of x leads to the virtual host, the figures stay as they were.
-        reached = np.isfinite(w0) & np.isfinite(w1)
-        for out, send in ((sent, fleet.send[at][col][None, :]), (back, slice_send[:, None])):
-            c1 = (least(smax * (jpm * send + wl * per) + wl * fixed) - c0) / smax
-            ok = reached & np.isfinite(c1) & np.isfinite(c0)
-            for row, value in enumerate((c1, c0, w1, w0)):
+        mbps = links.mbps[pairs][None, :]
+        c1, c0, w1, w0 = figures(fleet, fleet.send[at][col][None, :], rtt, jpm, mbps)
+        times = chord(w1, w0)  # whoever sends
+        # The slice sending: the same times, its own sending cost.
+        c1_back = jpm * slice_send[:, None] + fleet.w.latency * w1
+        for out, cost in ((sent, chord(c1, c0)), (back, chord(c1_back, c0))):
+            new = (*cost, *times)
+            # Where no link of x leads to the virtual host, the figures stay as they were.
+            ok = np.logical_and.reduce([np.isfinite(x) for x in new])
+            for row, value in enumerate(new):
                 out[row][:, cols] = np.where(ok, value, out[row][:, cols])
 
 

@@ -185,7 +185,7 @@ def test_each_virtual_host_is_as_far_as_the_nearest_host_it_stands_for() -> None
     for app in problem.scenario.apps:
         hosts = pick_hosts(problem, fleet, adj, app, 5)
         routes = candidate_routes(fleet, app, hosts, upward_only=True)
-        of = bound._slice_keys(app.allowed_tiers)
+        of = bound._slices(app.allowed_tiers).keys
         floor = floors(fleet, ways, keys, app, routes, of, 10_000)
         src = fleet.index[app.source]
         dist = np.full(fleet.n, np.inf)
