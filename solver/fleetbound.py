@@ -293,6 +293,12 @@ class FleetBound:
         back[0] = jpm * v.send[:, None] + f.w.latency * sent[2]
         return _Figures(v, cc, at, floor, sent, back, inside & ~own)
 
+    def ready(self) -> FleetBound:
+        """Itself, with every tier's slices and their searches done: what a forked child
+        and its parent then share instead of each doing them."""
+        self._slice_ways()
+        return self
+
     def _slice_ways(self) -> tuple[list[str], tuple[Ways, Ways]]:
         """Every device's slice key, and the fleet's links for `fleetfloor.nearest` with
         the single-link devices grouped by it."""

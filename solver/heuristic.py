@@ -412,10 +412,9 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
         # way: the same float.
         routed = [(e.app, e.routes) for e in st.apps.values()]
         cut = math.ceil(len(routed) * _ASIDE)
-        aside = Aside(
-            lambda: FleetBound(problem, st.fleet).lower(routed[:cut]), options.threads > 1
-        )
-        far = (aside, routed[cut:])
+        bound = FleetBound(problem, st.fleet).ready()
+        aside = Aside(lambda: bound.lower(routed[:cut]), options.threads > 1)
+        far = (aside, bound, routed[cut:])
     try:
         return _steps(problem, options, st, far, deadline)
     finally:
@@ -427,7 +426,7 @@ def _steps(
     problem: Problem,
     options: SolveOptions,
     st: _State,
-    far: tuple[Aside, list[tuple[App, CandidateRoutes]]] | None,
+    far: tuple[Aside, FleetBound, list[tuple[App, CandidateRoutes]]] | None,
     deadline: float,
 ) -> tuple[Plan, Stuck | None, dict[str, float]]:
     cm = problem.cost
@@ -478,8 +477,8 @@ def _steps(
         what = f"no plan found that the evaluator accepts: {first.message}"
         return infeasible_plan(cm, NAME, Reason(first.code, what, first.app)), None, {}
     if far is not None:  # asked for only now: the child's work overlaps the plan's too
-        aside, rest = far
-        mine = FleetBound(problem, st.fleet).lower(rest) if rest else 0.0
+        aside, shared, rest = far
+        mine = shared.lower(rest) if rest else 0.0
         fleet = aside.result() + mine
         plan.doc.bound = float(st.fixed_objective + fleet) if np.isfinite(fleet) else None
     if plan.doc.bound is not None and plan.doc.objective is not None:
