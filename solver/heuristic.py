@@ -4,7 +4,8 @@ Design, and why:
 1. Candidate hosts per app (`solver.hosts.pick_hosts`). On small fleets every host of
    an allowed tier, so that step 2 is exact. On large ones the source and sink, their
    neighbours, and the edges' and clouds' neighbours that are not end devices (the
-   camera -> edge -> cloud shape of real fleets), nearest 10 by route rtt. Routes are
+   camera -> edge -> cloud shape of real fleets; for an app kept off the clouds, the
+   edges behind them too), nearest 10 by route rtt. Routes are
    only computed between those few devices, so a fleet of 10,000 costs what its
    neighbourhoods cost.
 2. Per-app candidates by an exact DP over the block chain (layered graph of (block, host,
