@@ -365,6 +365,7 @@ class Reconciler:
             t = self.links.observe(a, b, float(figures["mbps"]), float(figures["rtt_ms"]), at)
             if t is not None and not baseline:
                 fired.append(t)
+        self.grid.solved_with(obs.plan_version, obs.planned_grid)
         for zone, g in obs.grid.items():
             t = self.grid.observe(zone, g, obs.now)
             if t is not None and not baseline:

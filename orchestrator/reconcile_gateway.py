@@ -78,10 +78,17 @@ class ReconcileGateway:
         self._request_replan = request_replan
         self._publish = publish
         self._devices: dict[str, dict[str, Any]] | None = None
+        # Bumped by every device event: a read that was in flight across one is stale (it
+        # would otherwise be kept until the next device event: a zone set meanwhile went
+        # unwatched).
+        self._devices_generation = 0
         # declared link -> Mbit/s, re-read every _DECLARED_TTL_S (another replica may declare)
         self._declared: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
-        # The plan in force's predictions and link floors, read when its version changes.
-        self._in_force: tuple[int, dict[str, float], dict[str, float]] = (-1, {}, {})
+        # The plan in force's predictions, link floors and grid figures (device ->
+        # gCO2e/kWh it was solved with), read when its version changes.
+        self._in_force: tuple[int, dict[str, float], dict[str, float], dict[str, float]] = (
+            -1, {}, {}, {},
+        )  # fmt: skip
         # revision -> device -> when its long poll was answered with that revision
         self._delivered: dict[int, dict[str, float]] = {}
 
@@ -93,6 +100,7 @@ class ReconcileGateway:
 
     def devices_changed(self) -> None:
         self._devices = None
+        self._devices_generation += 1
 
     def links_changed(self) -> None:
         self._declared = (0.0, {})
@@ -127,24 +135,29 @@ class ReconcileGateway:
             else figures
             for key, figures in links.items()
         }
-        if self._devices is None:
-            self._devices = await self._run_sync(_device_meta)
+        devices = self._devices
+        if devices is None:
+            generation = self._devices_generation
+            devices = await self._run_sync(_device_meta)
+            if generation == self._devices_generation:
+                self._devices = devices
         version = self._desired.plan_version
         if version != self._in_force[0]:
             self._in_force = (version, *await self._run_sync(_in_force_figures))
         now = time.time()
         # Zones whose intensity the plan takes from the grid now (no declared figure).
-        zones = {
-            m["zone"]
-            for m in self._devices.values()
-            if m.get("zone") and m["grid_declared"] is None
+        watched = {
+            d: m["zone"] for d, m in devices.items() if m.get("zone") and m["grid_declared"] is None
         }
-        grid = self._grid.at(zones, now)
+        grid = self._grid.at(set(watched.values()), now)
+        solved_with = self._in_force[3]
+        planned_grid = {z: solved_with[d] for d, z in watched.items() if d in solved_with}
         # The devices the mirror's read changed, for a detect step that looks at those
         # alone: this is the loop's one read of the mirror, so nothing changed unseen.
-        return Observation(now, beats, links, self._devices, self._in_force[1], grid,
+        return Observation(now, beats, links, devices, self._in_force[1], grid,
                            link_floors=self._in_force[2],
-                           changed=self.mirror.last_changed)  # fmt: skip
+                           changed=self.mirror.last_changed,
+                           plan_version=version, planned_grid=planned_grid)  # fmt: skip
 
     # -- act -------------------------------------------------------------------------------
     async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
@@ -219,13 +232,21 @@ def _device_meta(session: Session) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-def _in_force_figures(session: Session) -> tuple[dict[str, float], dict[str, float]]:
+def _in_force_figures(
+    session: Session,
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Partition key -> predicted compute ms per request under the plan in force (the
-    cost model's: block GFLOP / device GFLOP/s); and its link floors
-    (`orchestrator.triggers.link_floors`)."""
+    cost model's: block GFLOP / device GFLOP/s); its link floors
+    (`orchestrator.triggers.link_floors`); and device -> the grid gCO2e/kWh it was solved
+    with."""
     row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
     if row is None:
-        return {}, {}
+        return {}, {}, {}
+    grid = {
+        d["id"]: float(d["grid_gco2_per_kwh"])
+        for d in row.scenario.get("devices", [])
+        if d.get("grid_gco2_per_kwh") is not None
+    }
     gflops = {d["id"]: float(d["gflops"]) for d in row.scenario.get("devices", [])}
     layers = {m["id"]: m["layers"] for m in row.scenario.get("models", [])}
     out: dict[str, float] = {}
@@ -241,4 +262,4 @@ def _in_force_figures(session: Session) -> tuple[dict[str, float], dict[str, flo
             if rate > 0:
                 key = compute.partition_key(app.id, app.model or "", first, last)
                 out[key] = cost / rate * 1000.0
-    return out, link_floors((row.plan or {}).get("links") or [], row.scenario)
+    return out, link_floors((row.plan or {}).get("links") or [], row.scenario), grid

@@ -26,6 +26,9 @@ class Observation:
     # Devices whose heartbeat was written, forgotten or expired since the last observation
     # (`HeartbeatMirror.last_changed`); None: not known, every device may have changed.
     changed: frozenset[str] | None = None
+    plan_version: int = -1  # the plan in force (-1: none, or not known)
+    # Zone -> gCO2e/kWh the plan in force was solved with (its scenario's figure).
+    planned_grid: dict[str, float] = field(default_factory=dict)
 
 
 class Gateway(Protocol):

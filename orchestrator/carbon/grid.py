@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -108,6 +108,16 @@ class GridWatch:
     floor_g: float = 20.0
     _planned: dict[str, float] = field(default_factory=dict)
     _now: dict[str, float] = field(default_factory=dict)
+    _version: int | None = None
+
+    def solved_with(self, version: int, figures: Mapping[str, float]) -> None:
+        """The plan in force (`version`) was solved with these zone intensities: they are
+        what a change is measured from. Without them the first figure seen is the
+        baseline, and a control plane that takes the lead after the grid moved (or sees a
+        zone late) would never re-plan for that move."""
+        if version != self._version:
+            self._version = version
+            self._planned.update(figures)
 
     def observe(self, zone_code: str, gco2_per_kwh: float, at: float) -> Trigger | None:
         self._now[zone_code] = gco2_per_kwh

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -16,11 +16,14 @@ from sqlalchemy.orm import Session
 
 from orchestrator import rollouts
 from orchestrator.calibration import calibrated_gflops, timings
-from orchestrator.db.tables import PlanVersion
+from orchestrator.carbon.grid import GridWatch
+from orchestrator.carbon.live import GridNow
+from orchestrator.db.tables import Device, PlanVersion
 from orchestrator.desired import compute
 from orchestrator.live import LiveState
 from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LoopConfig, Reconciler
+from orchestrator.reconcile_gateway import ReconcileGateway, _device_meta
 from orchestrator.rollouts import RolloutView
 from orchestrator.triggers import Trigger, link_name
 from tests.api.conftest import small_cnn
@@ -33,6 +36,7 @@ from tests.orchestrator.harness import (
 from tests.orchestrator.test_reconcile import FakeMetrics
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
 
 
 async def _active(harness: Harness) -> RolloutView:
@@ -141,6 +145,76 @@ async def test_the_observation_carries_the_floors_of_the_plan_in_force(fleet: Ha
         link_name(lk["a"], lk["b"]): lk["utilization"] * declared[link_name(lk["a"], lk["b"])] / cap
         for lk in used
     }
+
+
+def _set_zone(session: Session, device: str, zone: str, grid: float | None = None) -> None:
+    row = session.get(Device, device)
+    assert row is not None
+    row.zone = zone
+    if grid is not None:
+        row.grid_gco2_per_kwh = grid
+
+
+async def test_a_device_read_in_flight_across_a_device_event_is_not_kept(
+    fleet: Harness,
+) -> None:
+    """A zone set while the loop's read of the devices was in flight: that read is stale
+    and is not cached, so the next observation sees the zone (kept, it hid the zone from
+    the grid watch until some other device event: a grid change went unseen)."""
+    raced = False
+
+    async def racing(fn: Callable[..., T], *args: Any) -> T:
+        nonlocal raced
+        out = await fleet.run_sync(fn, *args)
+        if fn is _device_meta and not raced:
+            raced = True  # the PATCH commits and its event arrives before the read returns
+            await fleet.run_sync(_set_zone, "edge-1", "DEU")
+            gateway.devices_changed()
+        return out
+
+    gateway = ReconcileGateway(
+        fleet.live,
+        racing,
+        fleet.owner,
+        record_trigger=fleet.record_trigger,
+        request_replan=fleet.planner.request,
+        publish=fleet.publish,
+    )
+    assert (await gateway.observe()).devices["edge-1"]["zone"] is None  # the read in flight
+    assert raced
+    assert (await gateway.observe()).devices["edge-1"]["zone"] == "DEU"
+
+
+async def test_a_new_leader_measures_a_grid_change_from_the_plan_in_force(
+    fleet: Harness, tmp_path: Path
+) -> None:
+    """The grid moved after the plan in force was solved, before this gateway's loop took
+    the lead: the change is measured from the plan's own figure, not from the first one
+    the new leader sees (which would take the moved figure for the baseline)."""
+    await fleet.run_sync(_set_zone, "edge-1", "DEU", 400.0)
+    await _first_plan_live(fleet)
+    row = await fleet.run_sync(_in_force)
+    solved = next(d["grid_gco2_per_kwh"] for d in row.scenario["devices"] if d["id"] == "edge-1")
+    assert solved == 400.0
+    moved = solved / 4
+    series = tmp_path / "grid.csv"
+    series.write_text(f"time,zone,gco2_per_kwh\n2020-01-01T00:00:00+00:00,DEU,{moved}\n")
+    gateway = ReconcileGateway(
+        fleet.live,
+        fleet.run_sync,
+        fleet.owner,
+        record_trigger=fleet.record_trigger,
+        request_replan=fleet.planner.request,
+        publish=fleet.publish,
+        grid=GridNow(series),
+    )
+    obs = await gateway.observe()
+    assert obs.grid == {"DEU": moved}
+    assert obs.planned_grid == {"DEU": solved}
+    watch = GridWatch()
+    watch.solved_with(obs.plan_version, obs.planned_grid)
+    fired = watch.observe("DEU", moved, obs.now)
+    assert fired is not None and fired.reason == f"grid DEU: {solved:.0f} -> {moved:.0f} gCO2e/kWh"
 
 
 async def test_a_sustained_prediction_error_replans_on_the_calibrated_inputs(

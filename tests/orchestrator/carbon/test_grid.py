@@ -62,3 +62,18 @@ def test_the_grid_watch_fires_past_the_threshold_once_until_committed() -> None:
     # A clean grid moving by a large fraction but a few grams changes no placement.
     assert watch.observe("NOR", 10.0, at=0.0) is None
     assert watch.observe("NOR", 25.0, at=1.0) is None
+
+
+def test_the_grid_watch_measures_from_the_figures_the_plan_in_force_was_solved_with() -> None:
+    watch = GridWatch(threshold=0.2, floor_g=20.0)
+    watch.solved_with(3, {"DEU": 400.0})
+    fired = watch.observe("DEU", 150.0, at=0.0)  # the first figure seen, but not the baseline
+    assert fired is not None and fired.reason == "grid DEU: 400 -> 150 gCO2e/kWh"
+    watch.commit()  # re-planned with 150: the same version's figures do not undo that
+    watch.solved_with(3, {"DEU": 400.0})
+    assert watch.observe("DEU", 150.0, at=1.0) is None
+    watch.solved_with(4, {"DEU": 150.0})  # the new plan, solved with 150
+    assert watch.observe("DEU", 160.0, at=2.0) is None
+    watch.solved_with(5, {"DEU": 300.0})  # an operator's solve on another figure
+    fired = watch.observe("DEU", 160.0, at=3.0)
+    assert fired is not None and fired.reason == "grid DEU: 300 -> 160 gCO2e/kWh"
