@@ -16,23 +16,24 @@ virtual host whose terms are no dearer than those of any host it stands for:
   slice's least to its other end, at the link's Mbit/s (a camera whose least-rtt way
   out is its slow link pays that link's time); the slice pays as its greenest sender;
   between two slices, the least over the first one's hosts;
-- no migration, and the limit on segments relaxed; the SLO priced in (Lagrange: the
-  least cost plus a price times the worst-case ms, less the price times the SLO).
+- no migration; the SLO priced in (Lagrange: the least cost plus a price times the
+  worst-case ms, less the price times the SLO); each app's limit on segments kept.
 Transfers between candidate hosts that the heuristic did not route (`upward_only`) get
-the sender's link bounds. Then each app's chain DP over its candidates and the virtual
-hosts, with shared capacity relaxed, bounds its own optimum, and their sum the plan's
-optimum. (A cascade's stages are enumerated with its SLO.)
+floors from the links at both ends (`fleetlinks.completed`). Then each app's chain DP
+over its candidates and the virtual hosts, with shared capacity relaxed, bounds its own
+optimum, and their sum the plan's optimum. (A cascade's stages are enumerated with its
+SLO.)
 
 Then each slice's figures to the source, the sink and the candidates get floors by the
 triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
 at least as far from the source as the nearest non-candidate of its slice.
 
-How tight: 4.5 to 5.7% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (6.5 to 8.4% before the links were coupled, the SLO priced and the floors taken
-per slice, 11 to 14% without the floors, about 20% with one virtual host bounded by first
-links). The rest is the
-slices: a slice's least cost per GFLOP sits with one of its hosts and its distance floor
-with another, and a route's joules per MB and rtt come from different paths
+How tight: 4.2 to 5.3% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (4.5 to 5.7% before the segment limit and the floors from both ends; 6.5 to 8.4%
+before the links were coupled, the SLO priced and the floors taken per slice; 11 to 14%
+without the floors; about 20% with one virtual host bounded by first links). The rest is
+the slices: a slice's least cost per GFLOP sits with one of its hosts and its distance
+floor with another, and a route's joules per MB and rtt come from different paths
 (bench/RESULTS.md, "Solver scale").
 """
 
@@ -47,7 +48,7 @@ import numpy as np
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.fleetfloor import Ways, both_ways, floors
-from solver.fleetlinks import LinkBounds, Links, coupled, figures
+from solver.fleetlinks import LinkBounds, Links, completed, coupled, figures
 from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp
 from solver.problem import Problem
 from solver.scenario import App
@@ -313,23 +314,10 @@ class FleetBound:
 
     def completed(self, routes: CandidateRoutes) -> CandidateRoutes:
         """`routes` with every transfer between candidate hosts that was not routed (the
-        heuristic leaves out downward ones and those between two end devices) given its
-        link bounds: allowing a transfer that may not exist only lowers the bound."""
-        f, lb = self.fleet, self.links
-        h = np.array(routes.hosts, dtype=np.int64)
-        linked = np.isfinite(lb.rtt[h])
-        fill = ~routes.ok & linked[:, None] & linked[None, :]
-        if not fill.any():
-            return routes
-        c1, c0, w1, w0 = figures(f, f.send[h], lb.rtt[h], lb.jpm[h], lb.mbps[h])
-        return replace(
-            routes,
-            c1=np.where(fill, c1[:, None], routes.c1),
-            c0=np.where(fill, c0[:, None], routes.c0),
-            w1=np.where(fill, w1[:, None], routes.w1),
-            w0=np.where(fill, w0[:, None], routes.w0),
-            ok=routes.ok | fill,
-        )
+        heuristic leaves out downward ones and those between two end devices) given
+        floors from the links at its ends (`fleetlinks.completed`): allowing a transfer
+        that may not exist only lowers the bound."""
+        return completed(self.fleet, self.links, self._links, routes)
 
     def lower(self, apps: Sequence[tuple[App, CandidateRoutes]]) -> float:
         """The sum of the apps' lower bounds (inf when one of them has no placement)."""
@@ -405,7 +393,8 @@ class FleetBound:
         out = np.array([layer.out_mb for layer in s.model.layers])
         rate = np.array([a.rate_rps for a in apps])[:, None]
         co, cn = rate * (cont * out)[None, : n - 1], rate * cont[None, : n - 1]
-        best = relaxed_dp(u, [(co, c1), (cn, c0)])
+        stages = np.array([min(a.max_stages, n) for a in apps])
+        best = relaxed_dp(u, [(co, c1), (cn, c0)], stages)
         slo = np.array([a.slo_ms if a.slo_ms is not None else INF for a in apps])
         rows = np.flatnonzero(np.isfinite(slo) & np.isfinite(best) & (best > 0.0))
         if rows.size == 0:
@@ -424,6 +413,7 @@ class FleetBound:
                     (lam * out[None, : n - 1], w1[rows]),
                     (lam * ones, w0[rows]),
                 ],
+                stages[rows],
             )
             best[rows] = np.maximum(best[rows], val - price * scale * slo[rows])
         return best

@@ -4,12 +4,12 @@ and the transfer figures they floor between a device and a virtual host."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from solver.fastcost import INF, Fleet
+from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.routes import transfer_ms
 
 
@@ -86,6 +86,48 @@ class Links:
         return Links(start, other[order], both[:, 0], both[:, 1], both[:, 2])
 
 
+def completed(
+    fleet: Fleet, lb: LinkBounds, links: Links, routes: CandidateRoutes
+) -> CandidateRoutes:
+    """`routes` with every transfer between two of its hosts that has no route figures
+    given floors from the links at its ends. The route leaves by one of the sender's
+    links and arrives by one of the receiver's: no less than either's least rtt and
+    joules per MB, and than both's together when no link joins the two (then those are
+    two links of the path); no faster than either's fastest link."""
+    h = np.array(routes.hosts, dtype=np.int64)
+    linked = np.isfinite(lb.rtt[h])
+    fill = ~routes.ok & linked[:, None] & linked[None, :]
+    if not fill.any():
+        return routes
+    apart = ~_adjacent(links, h)
+    rtt, jpm = (
+        np.where(apart, x[h][:, None] + x[h][None, :], np.maximum.outer(x[h], x[h]))
+        for x in (lb.rtt, lb.jpm)
+    )
+    mbps = np.minimum.outer(lb.mbps[h], lb.mbps[h])
+    c1, c0, w1, w0 = figures(fleet, fleet.send[h][:, None], rtt, jpm, mbps)
+    return replace(
+        routes,
+        c1=np.where(fill, c1, routes.c1),
+        c0=np.where(fill, c0, routes.c0),
+        w1=np.where(fill, w1, routes.w1),
+        w0=np.where(fill, w0, routes.w0),
+        ok=routes.ok | fill,
+    )
+
+
+def _adjacent(links: Links, h: np.ndarray) -> np.ndarray:
+    """(K, K): whether a link joins the two devices."""
+    out = np.zeros((len(h), len(h)), dtype=bool)
+    where = {int(x): k for k, x in enumerate(h.tolist())}
+    for k, x in enumerate(h.tolist()):
+        for y in links.nb[links.start[x] : links.start[x + 1]].tolist():
+            j = where.get(y)
+            if j is not None:
+                out[k, j] = True
+    return out
+
+
 def coupled(
     links: Links,
     fleet: Fleet,
@@ -144,4 +186,4 @@ def coupled(
                 out[row][:, cols] = np.where(ok, value, out[row][:, cols])
 
 
-__all__ = ["LinkBounds", "Links", "coupled", "figures"]
+__all__ = ["LinkBounds", "Links", "completed", "coupled", "figures"]

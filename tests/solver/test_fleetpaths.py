@@ -1,0 +1,50 @@
+"""The large-fleet bound's path DP (`solver.fleetpaths.relaxed_dp`) against every path
+enumerated."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from solver.fleetpaths import relaxed_dp
+
+
+def _brute(u: np.ndarray, moves: list[tuple[np.ndarray, np.ndarray]], a: int, cap: int) -> float:
+    """The least cost over every assignment of blocks to hosts with at most `cap`
+    segments (a segment: a run of consecutive blocks on one host)."""
+    n, width = u.shape[1], u.shape[2]
+    best = np.inf
+    for hosts in itertools.product(range(width), repeat=n):
+        if 1 + sum(x != y for x, y in itertools.pairwise(hosts)) > cap:
+            continue
+        cost = sum(u[a, i, h] for i, h in enumerate(hosts))
+        for i, (x, y) in enumerate(itertools.pairwise(hosts)):
+            if x != y:
+                cost += sum(c[a, i] * m[a, x, y] for c, m in moves)
+        best = min(best, cost)
+    return float(best)
+
+
+def test_the_dp_with_a_segment_limit_is_the_least_path_within_it() -> None:
+    rng = np.random.default_rng(7)
+    na, n, width = 4, 5, 3
+    u = rng.uniform(5.0, 10.0, (na, n, width))
+    for i in range(n):  # each block cheapest on another host: many segments pay
+        u[:, i, i % width] = rng.uniform(0.0, 1.0, na)
+    u[1, 2, 0] = np.inf  # a block that does not fit a host
+    moves = [
+        (rng.uniform(0.0, 1.0, (na, n - 1)), rng.uniform(0.0, 1.0, (na, width, width))),
+        (rng.uniform(0.0, 1.0, (na, n - 1)), rng.uniform(0.0, 0.5, (na, width, width))),
+    ]
+    stages = np.array([1, 2, 3, 5])
+    limited = relaxed_dp(u, moves, stages)
+    relaxed = relaxed_dp(u, moves)
+    for a in range(na):
+        exact = _brute(u, moves, a, int(stages[a]))
+        # single precision, lowered by its rounding allowance: at most exact, and near it
+        assert exact * (1 - 3e-4) <= limited[a] <= exact
+        assert relaxed[a] <= _brute(u, moves, a, n) * (1 + 1e-12)
+    # The limit binds on some of these apps, and a limit of every block is none.
+    assert any(limited[a] > relaxed[a] * 1.001 for a in range(3))
+    assert np.isclose(limited[3], relaxed[3], rtol=1e-6)
