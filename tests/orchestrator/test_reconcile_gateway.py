@@ -147,6 +147,16 @@ async def test_the_observation_carries_the_floors_of_the_plan_in_force(fleet: Ha
     }
 
 
+def _second_gateway(
+    fleet: Harness, run_sync: Callable[..., Any], grid: GridNow | None = None
+) -> ReconcileGateway:
+    """Another gateway on the harness's pieces (a new leader's, or one with its own reads)."""
+    return ReconcileGateway(
+        fleet.live, run_sync, fleet.owner, record_trigger=fleet.record_trigger,
+        request_replan=fleet.planner.request, publish=fleet.publish, grid=grid,
+    )  # fmt: skip
+
+
 def _set_zone(session: Session, device: str, zone: str, grid: float | None = None) -> None:
     row = session.get(Device, device)
     assert row is not None
@@ -172,14 +182,7 @@ async def test_a_device_read_in_flight_across_a_device_event_is_not_kept(
             gateway.devices_changed()
         return out
 
-    gateway = ReconcileGateway(
-        fleet.live,
-        racing,
-        fleet.owner,
-        record_trigger=fleet.record_trigger,
-        request_replan=fleet.planner.request,
-        publish=fleet.publish,
-    )
+    gateway = _second_gateway(fleet, racing)
     assert (await gateway.observe()).devices["edge-1"]["zone"] is None  # the read in flight
     assert raced
     assert (await gateway.observe()).devices["edge-1"]["zone"] == "DEU"
@@ -199,15 +202,7 @@ async def test_a_new_leader_measures_a_grid_change_from_the_plan_in_force(
     moved = solved / 4
     series = tmp_path / "grid.csv"
     series.write_text(f"time,zone,gco2_per_kwh\n2020-01-01T00:00:00+00:00,DEU,{moved}\n")
-    gateway = ReconcileGateway(
-        fleet.live,
-        fleet.run_sync,
-        fleet.owner,
-        record_trigger=fleet.record_trigger,
-        request_replan=fleet.planner.request,
-        publish=fleet.publish,
-        grid=GridNow(series),
-    )
+    gateway = _second_gateway(fleet, fleet.run_sync, GridNow(series))
     obs = await gateway.observe()
     assert obs.grid == {"DEU": moved}
     assert obs.planned_grid == {"DEU": solved}
