@@ -3,8 +3,9 @@
 On large fleets the heuristic gives each app a handful of candidate hosts (its
 neighbourhood, `solver.hosts.pick_hosts`), so the per-app optimum over them bounds
 nothing: a host outside might be cheaper. Here the other hosts of each tier are sorted
-by cost per GFLOP and cut into a few slices (`SLICES`), and each slice becomes one
-virtual host whose terms are no dearer than those of any host it stands for:
+by cost per GFLOP and cut into a few slices (`SLICES`; small where hosts are cheap,
+`cuts`), and each slice becomes one virtual host whose terms are no dearer than those of
+any host it stands for:
 - compute: the least cost per GFLOP (among the slice's hosts that are not candidates),
   the least ms per GFLOP and overhead and the most memory (each may come from a
   different device; a bound needs each term low, not one device);
@@ -28,13 +29,14 @@ Then each slice's figures to the source, the sink and the candidates get floors 
 triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
 at least as far from the source as the nearest non-candidate of its slice.
 
-How tight: 4.2 to 5.3% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (4.5 to 5.7% before the segment limit and the floors from both ends; 6.5 to 8.4%
-before the links were coupled, the SLO priced and the floors taken per slice; 11 to 14%
-without the floors; about 20% with one virtual host bounded by first links). The rest is
-the slices: a slice's least cost per GFLOP sits with one of its hosts and its distance
-floor with another, and a route's joules per MB and rtt come from different paths
-(bench/RESULTS.md, "Solver scale").
+How tight: 3.3 to 4.4% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (4.2 to 5.3% with slices of equal counts; 4.5 to 5.7% before the segment limit
+and the floors from both ends; 6.5 to 8.4% before the links were coupled, the SLO priced
+and the floors taken per slice; 11 to 14% without the floors; about 20% with one virtual
+host bounded by first links). The rest is mostly the routes: the contract's route is the
+least-rtt path, whose joules per MB can be three times the least over any path that the
+bound credits; and a slice's least cost per GFLOP still sits with one of its hosts and its
+distance floor with another (bench/RESULTS.md, "Solver scale").
 """
 
 from __future__ import annotations
@@ -53,13 +55,22 @@ from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp
 from solver.problem import Problem
 from solver.scenario import App
 
-# Virtual hosts per tier, by cost per GFLOP: equal-count slices of the tier's hosts. More
-# slices bound tighter (each stands for hosts no cheaper than its least) and cost a route
-# search and DP columns each.
+# Virtual hosts per tier, by cost per GFLOP: slices of the tier's hosts, geometric in size
+# (`_tier`). More slices bound tighter (each stands for hosts no cheaper than its least)
+# and cost a route search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
 LAMBDAS: tuple[float, ...] = (1.0,)  # SLO prices tried, in units of the app's cost per ms of SLO
 BUDGET = 32  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
+
+
+def cuts(n: int, count: int) -> list[int]:
+    """Where `count` slices of `n` hosts by cost per GFLOP end: the k-th at the
+    n ** (k / count)-th host. The cheap hosts, which the DP takes, stand in small slices,
+    so that a slice's least cost and its distance sit with nearly the same host; the dear
+    ones share large slices. (Equal-count slices left 5.3% at 10,000 devices where these
+    leave 4.4%: bench/RESULTS.md.)"""
+    return sorted({round(n ** (k / count)) for k in range(1, count)} - {0, n})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +152,8 @@ class FleetBound:
             f = self.fleet
             hosts = np.array(f.hosts_of((tier,)), dtype=np.int64)
             hosts = hosts[np.argsort(f.cc[hosts], kind="stable")]
-            count = min(SLICES.get(tier, 4), len(hosts))
-            got = self._tiers[tier] = [p for p in np.array_split(hosts, count) if len(p)]
+            cut = cuts(len(hosts), SLICES.get(tier, 4))
+            got = self._tiers[tier] = [p for p in np.split(hosts, cut) if len(p)]
             for p in got:
                 self._searched[int(p[0])] = (
                     distances(self._adj[0], self._leaves[0], p),

@@ -206,3 +206,25 @@ def test_each_virtual_host_is_as_far_as_the_nearest_host_it_stands_for() -> None
                 assert floor[0, j, 0] == pytest.approx(nearest)
                 checked += 1
     assert checked > 100
+
+
+def test_slices_are_small_where_hosts_are_cheap() -> None:
+    assert fleetbound.cuts(83, 12) == [1, 2, 3, 4, 6, 9, 13, 19, 27, 40, 57]
+    assert fleetbound.cuts(2500, 6) == [4, 14, 50, 184, 679]
+    assert fleetbound.cuts(5, 100) == [1, 2, 3, 4]  # more slices than hosts: one each
+    assert fleetbound.cuts(1, 3) == []
+
+
+def test_small_cheap_slices_bound_tighter_than_equal_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DP takes the cheapest slices: when they are small, their least cost and their
+    distance sit with nearly the same host (a 500-device fleet: the bound rises by about
+    a point of the plan), and it stays a bound."""
+    problem = Problem(parse_scenario(generate(1, devices=500, apps=250, blocks=8)))
+    plan = solve(problem, SolveOptions(time_limit_s=60, threads=1), solver="heuristic")
+    assert plan.objective is not None
+    small = _bound(problem, 10)
+    monkeypatch.setattr(
+        fleetbound, "cuts", lambda n, count: [n * k // count for k in range(1, count)]
+    )
+    equal = _bound(problem, 10)
+    assert equal + 0.005 * plan.objective < small <= plan.objective
