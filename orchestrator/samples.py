@@ -206,8 +206,12 @@ def _average(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def window(session: Session, hours: float) -> list[tuple[datetime, dict[str, Any]]]:
-    """The points of the last `hours`: coarse ones where raw ones are gone, then raw."""
+def window(
+    session: Session, hours: float, coarse_s: float
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """The points of the last `hours`: coarse ones (buckets of `coarse_s`) where raw ones
+    are gone, then raw. A bucket that still holds raw points is left out: it averages
+    them, and shown beside them a point was counted twice."""
     since = audit.now() - timedelta(hours=hours)
     raw = session.execute(
         select(ConsoleSample.at, ConsoleSample.values)
@@ -219,7 +223,7 @@ def window(session: Session, hours: float) -> list[tuple[datetime, dict[str, Any
         ConsoleSample.resolution == COARSE, ConsoleSample.at >= since
     )
     if first_raw is not None:
-        coarse_q = coarse_q.where(ConsoleSample.at < first_raw)
+        coarse_q = coarse_q.where(ConsoleSample.at <= first_raw - timedelta(seconds=coarse_s))
     coarse = session.execute(coarse_q.order_by(ConsoleSample.at)).all()
     return [(_aware(at), values) for at, values in [*coarse, *raw]]
 

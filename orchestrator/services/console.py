@@ -135,7 +135,8 @@ class ConsoleService:
         """The series of the last `hours`: [(epoch s, value)] each; batteries by device (the
         ones at most risk, samples.BATTERY_SERIES) beside the fleet's mean level and least
         projected hours."""
-        points = await self._ctx.run_sync(samples.window, hours)
+        coarse_s = self._ctx.settings.console_coarse_s
+        points = await self._ctx.run_sync(samples.window, hours, coarse_s)
         fleet: dict[str, list[tuple[float, float]]] = {
             "energy_w": [],
             "carbon_gph": [],

@@ -76,8 +76,32 @@ async def test_old_points_are_averaged_into_buckets_then_dropped(ctx: Harness) -
     await ctx.run_sync(samples.record, values, RETENTION)
     assert len([r for r, _ in await ctx.run_sync(rows) if r == "coarse"]) == 1
     # The window shows coarse points only where raw ones are gone.
-    window = await ctx.run_sync(samples.window, 1.0)
+    window = await ctx.run_sync(samples.window, 1.0, RETENTION.coarse_s)
     assert [v["energy_w"] for _, v in window] == [1.0, 3.0, 5.0, 5.0]
+
+
+@pytest.mark.anyio
+async def test_a_bucket_is_not_shown_beside_the_raw_points_it_averages(ctx: Harness) -> None:
+    """A point recorded just after a minute turned rolls the last minute up while that
+    minute's raw points are still kept: the window shows them, not their average too (it
+    did, and a chart of two ticks across a minute's turn had three points)."""
+    now = audit.now()
+    start = datetime.fromtimestamp((now.timestamp() // 60 - 1) * 60, UTC)
+    earlier = {"energy_w": 1.0, "carbon_gph": 0.0, "slo_misses": 0, "batteries": {}}
+
+    def seed(session: object) -> None:
+        raw = ConsoleSample(at=start + timedelta(seconds=5), resolution="raw", values=earlier)
+        session.add(raw)  # type: ignore[attr-defined]
+
+    await ctx.run_sync(seed)
+    values = {"energy_w": 5.0, "carbon_gph": 0.0, "slo_misses": 0, "batteries": {}}
+    await ctx.run_sync(samples.record, values, RETENTION)
+    resolutions = await ctx.run_sync(
+        lambda s: sorted(r for r in s.scalars(select(ConsoleSample.resolution)))
+    )
+    assert resolutions == ["coarse", "raw", "raw"]  # the minute rolled up, its point kept
+    window = await ctx.run_sync(samples.window, 1.0, RETENTION.coarse_s)
+    assert [v["energy_w"] for _, v in window] == [1.0, 5.0]
 
 
 def test_a_sample_counts_slo_misses_planned_and_measured() -> None:
