@@ -49,7 +49,7 @@ import numpy as np
 
 from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
-from solver.fleetfloor import Ways, both_ways, floors
+from solver.fleetfloor import Ways, both_ways, floors, raise_to_routes
 from solver.fleetlinks import LinkBounds, Links, completed, coupled, figures
 from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp
 from solver.problem import Problem
@@ -298,6 +298,7 @@ class FleetBound:
         jpm = np.where(first, lb.jpm[at], jpm)
         keys, ways = self._slice_ways()
         floor = floors(f, ways, keys, app, routes, v.keys, BUDGET)
+        raise_to_routes(floor, ways, keys, v.keys, cand, (src, sink), v.jpm, BUDGET)
         rtt, jpm = np.maximum(rtt, floor[0]), np.maximum(jpm, floor[1])
         sent = np.array(figures(f, f.send[at], rtt, jpm, lb.mbps[at]))
         # The slice sending: the same times, its own sending cost.

@@ -24,7 +24,7 @@ from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.scenario import App
 
 Adjacency = list[list[tuple[int, float]]]
-_FAR = 1e9  # a distance floor for "unreachable": ms or joules per MB no route comes near
+FAR = 1e9  # a distance floor for "unreachable": ms or joules per MB no route comes near
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +118,99 @@ def nearest(
     return {t: out.get(t, pending.get(t, INF)) for t in allowed}
 
 
+# Paths whose rtt sums are this close are taken as ties (the contract rounds its sums to
+# 1e-9 ms before it compares them): a floor over more paths is still a floor.
+_TIE_MS = 1e-6
+
+
+def route_floor(
+    full: tuple[Ways, Ways],
+    start: int,
+    groups: Sequence[str],
+    index: dict[str, int],
+    taken: set[int],
+    budget: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """What the least-rtt search from `start` says about the joules per MB of the
+    contract's route (the least-rtt path, not the least-joules one) from it to each group
+    (`groups`: each device's key; `index`: the keys wanted, in order) of devices not in
+    `taken`. Each settled device's route is one of the least-rtt paths to it, so its
+    joules per MB is at least the least over those (`lab`). A route to a device the
+    search did not settle leaves the settled ones by a link (u, v): at least lab(u), the
+    link's joules, and the least from v to the group. Returns the floor over the settled
+    devices and their single-link neighbours per group (inf where none), and per link
+    out (u, v) lab(u) plus its joules and v, for the caller to add the least from v;
+    None where a link of near-zero rtt left a tie unresolved."""
+    rtt, jpm = full
+    dist = {start: 0.0}
+    lab = {start: 0.0}
+    heap = [(0.0, start)]
+    pop, push = heapq.heappop, heapq.heappush
+    seen: dict[int, float] = {}
+    while heap and len(seen) <= budget:
+        d, u = pop(heap)
+        if u in seen or d > dist[u] + _TIE_MS:
+            continue
+        seen[u] = lu = lab[u]
+        for (v, w), (_, j) in zip(rtt.relay[u], jpm.relay[u], strict=True):
+            nd, old = d + w, dist.get(v, INF)
+            if nd < old - _TIE_MS:
+                if v in seen:
+                    return None
+                dist[v], lab[v] = nd, lu + j
+                push(heap, (nd, v))
+            elif nd <= old + _TIE_MS and lu + j < lab[v]:
+                if v in seen:
+                    return None
+                lab[v] = lu + j
+    floor = np.full(len(index), INF)
+    base: list[float] = []
+    out: list[int] = []
+    for u, lu in seen.items():
+        g = index.get(groups[u])
+        if g is not None and u not in taken:
+            floor[g] = min(floor[g], lu)
+        for (v, _), (_, j) in zip(rtt.relay[u], jpm.relay[u], strict=True):
+            if v not in seen:
+                base.append(lu + j)
+                out.append(v)
+        for key, lst in jpm.leaves[u].items():  # by joules per MB
+            g = index.get(key)
+            if g is not None:
+                for j, x in lst:
+                    if x not in taken and x != start:
+                        floor[g] = min(floor[g], lu + j)
+                        break
+    return floor, np.array(base), np.array(out, dtype=np.int64)
+
+
+def raise_to_routes(
+    floor: np.ndarray,
+    full: tuple[Ways, Ways],
+    keys: Sequence[str],
+    of: list[str],
+    taken: set[int],
+    ends: tuple[int, int],
+    slice_jpm: np.ndarray,
+    budget: int,
+) -> None:
+    """Raise `floor`'s joules per MB from the source and the sink (`floors`' columns 0
+    and 1) to what `route_floor` proves of the contract's routes; `slice_jpm` (nv, n):
+    the least joules per MB from each virtual host's devices to every device."""
+    index = {key: j for j, key in enumerate(of)}
+    src, sink = ends
+    for col, end in ((0, src),) if sink == src else ((0, src), (1, sink)):
+        got = route_floor(full, end, keys, index, taken, budget)
+        if got is None:
+            continue
+        least, base, out = got
+        if out.size:
+            least = np.minimum(least, (slice_jpm[:, out] + base[None, :]).min(axis=1))
+        floor[1, :, col] = np.maximum(floor[1, :, col], np.minimum(least, FAR))
+    if sink == src:
+        floor[:, :, 1] = floor[:, :, 0]
+
+
 def floors(
     f: Fleet,
     full: tuple[Ways, Ways],
@@ -174,9 +267,9 @@ def floors(
     # No such host reachable (inf): any floor is a bound, and a finite one keeps the
     # figures free of inf - inf.
     floor = np.minimum(
-        np.concatenate([far.transpose(0, 2, 1), np.maximum(least, 0.0)], axis=2), _FAR
+        np.concatenate([far.transpose(0, 2, 1), np.maximum(least, 0.0)], axis=2), FAR
     )
     return floor
 
 
-__all__ = ["Ways", "both_ways", "floors", "nearest"]
+__all__ = ["FAR", "Ways", "both_ways", "floors", "nearest", "raise_to_routes", "route_floor"]
