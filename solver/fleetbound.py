@@ -27,16 +27,19 @@ SLO.)
 
 Then each slice's figures to the source, the sink and the candidates get floors by the
 triangle inequality (`solver.fleetfloor`): the hosts it stands for are not candidates, so
-at least as far from the source as the nearest non-candidate of its slice.
+at least as far from the source as the nearest non-candidate of its slice; and its joules
+per MB from the source and the sink are raised to what a least-rtt search from each says
+of the contract's routes (`fleetfloor.raise_to_routes`).
 
-How tight: 3.3 to 4.4% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (4.2 to 5.3% with slices of equal counts; 4.5 to 5.7% before the segment limit
+How tight: 2.7 to 3.4% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (3.3 to 4.4% with the least joules per MB over any path, not the route's;
+4.2 to 5.3% with slices of equal counts; 4.5 to 5.7% before the segment limit
 and the floors from both ends; 6.5 to 8.4% before the links were coupled, the SLO priced
 and the floors taken per slice; 11 to 14% without the floors; about 20% with one virtual
-host bounded by first links). The rest is mostly the routes: the contract's route is the
-least-rtt path, whose joules per MB can be three times the least over any path that the
-bound credits; and a slice's least cost per GFLOP still sits with one of its hosts and its
-distance floor with another (bench/RESULTS.md, "Solver scale").
+host bounded by first links). The rest: one Lagrange price of the SLO per app, the
+figures from the candidates (the least joules over any path, where the route's can be
+three times that), and a slice's least cost per GFLOP sitting with one of its hosts and
+its distance floor with another (bench/RESULTS.md, "Solver scale").
 """
 
 from __future__ import annotations
