@@ -1,6 +1,6 @@
 """The path computations of the large-fleet bound (`solver.fleetbound`): least
 distances from a set of devices, the least path through an app's layered graph within
-(or without) its segment limit, and a cascade's least stage hosts over its virtual hosts too."""
+its segment limit, and a cascade's least stage hosts over its virtual hosts too."""
 
 from __future__ import annotations
 
@@ -17,46 +17,35 @@ _F32_SLACK = 1e-4
 
 
 def relaxed_dp(
-    u: np.ndarray,
-    moves: list[tuple[np.ndarray, np.ndarray]],
-    stages: np.ndarray | None = None,
+    u: np.ndarray, moves: list[tuple[np.ndarray, np.ndarray]], stages: np.ndarray
 ) -> np.ndarray:
-    """Per app, the least cost of a path through the layered graph. Block costs `u`
-    (na, n, W); a move after block i from host x to host y costs the sum over `moves` of
+    """Per app, the least cost of a path through the layered graph with at most
+    `stages` (na,) segments (a move starts one). Block costs `u` (na, n, W); a move
+    after block i from host x to host y costs the sum over `moves` of
     coef[:, i] * m[:, x, y] (say the MB that continue times a cost per MB, the
     probability of continuing times a fixed cost), so that the move arrays are
-    (na, W, W), not one per block. With `stages` (na,), at most that many segments per
-    app (a move starts one); without, the limit is relaxed: a bound all the same, and a
-    pass without the stage dimension."""
+    (na, W, W), not one per block."""
     # In single precision, half the memory traffic: each sum has at most a few hundred
     # terms, all positive, so its relative rounding error is under 1e-4 (a few hundred
     # times 2**-24); the result is lowered by that much to stay a bound.
     u = u.astype(np.float32)
     terms = [(c.astype(np.float32), m.astype(np.float32)) for c, m in moves]
     n = u.shape[1]
-    top = 1 if stages is None else int(min(stages.max(initial=1), n))
-    # v[s]: the least cost with block i's segment the s-th (the last layer: any s when
-    # the limit is relaxed).
+    top = int(min(stages.max(initial=1), n))
+    # v[s]: the least cost with block i's segment the (s + 1)-th.
     v = [u[:, 0, :]] + [np.full_like(u[:, 0, :], np.inf) for _ in range(top - 1)]
     for i in range(n - 1):
         c, m = terms[0]
         step = m * c[:, i, None, None]
         for c, m in terms[1:]:
             step += m * c[:, i, None, None]
-        if stages is None:
-            v[0] = np.minimum(v[0], (step + v[0][:, :, None]).min(axis=1)) + u[:, i + 1, :]
-            continue
         moved = [(step + v[s][:, :, None]).min(axis=1) for s in range(top - 1)]
         for s in range(top - 1, 0, -1):
             v[s] = np.minimum(v[s], moved[s - 1]) + u[:, i + 1, :]
         v[0] = v[0] + u[:, i + 1, :]
-    if stages is None:
-        best = v[0].min(axis=1)
-    else:
-        per = np.stack([x.min(axis=1) for x in v])  # (top, na)
-        allowed = np.arange(top)[:, None] < stages[None, :]
-        best = np.where(allowed, per, np.inf).min(axis=0)
-    return best.astype(np.float64) * (1.0 - _F32_SLACK)
+    per = np.stack([x.min(axis=1) for x in v])  # (top, na)
+    allowed = np.arange(top)[:, None] < stages[None, :]
+    return np.where(allowed, per, np.inf).min(axis=0).astype(np.float64) * (1.0 - _F32_SLACK)
 
 
 def distances(
