@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -84,11 +84,8 @@ class ReconcileGateway:
         self._devices_generation = 0
         # declared link -> Mbit/s, re-read every _DECLARED_TTL_S (another replica may declare)
         self._declared: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
-        # The plan in force's predictions, link floors and grid figures (device ->
-        # gCO2e/kWh it was solved with), read when its version changes.
-        self._in_force: tuple[int, dict[str, float], dict[str, float], dict[str, float]] = (
-            -1, {}, {}, {},
-        )  # fmt: skip
+        # The plan in force's figures, read when its version changes.
+        self._in_force = _InForce(-1, {}, {}, {})
         # revision -> device -> when its long poll was answered with that revision
         self._delivered: dict[int, dict[str, float]] = {}
 
@@ -142,20 +139,20 @@ class ReconcileGateway:
             if generation == self._devices_generation:
                 self._devices = devices
         version = self._desired.plan_version
-        if version != self._in_force[0]:
-            self._in_force = (version, *await self._run_sync(_in_force_figures))
+        if version != self._in_force.version:
+            self._in_force = await self._run_sync(_in_force_figures, version)
         now = time.time()
         # Zones whose intensity the plan takes from the grid now (no declared figure).
         watched = {
             d: m["zone"] for d, m in devices.items() if m.get("zone") and m["grid_declared"] is None
         }
         grid = self._grid.at(set(watched.values()), now)
-        solved_with = self._in_force[3]
+        solved_with = self._in_force.grid
         planned_grid = {z: solved_with[d] for d, z in watched.items() if d in solved_with}
         # The devices the mirror's read changed, for a detect step that looks at those
         # alone: this is the loop's one read of the mirror, so nothing changed unseen.
-        return Observation(now, beats, links, devices, self._in_force[1], grid,
-                           link_floors=self._in_force[2],
+        return Observation(now, beats, links, devices, self._in_force.predicted_ms, grid,
+                           link_floors=self._in_force.link_floors,
                            changed=self.mirror.last_changed,
                            plan_version=version, planned_grid=planned_grid)  # fmt: skip
 
@@ -232,16 +229,21 @@ def _device_meta(session: Session) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
-def _in_force_figures(
-    session: Session,
-) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-    """Partition key -> predicted compute ms per request under the plan in force (the
-    cost model's: block GFLOP / device GFLOP/s); its link floors
-    (`orchestrator.triggers.link_floors`); and device -> the grid gCO2e/kWh it was solved
-    with."""
+class _InForce(NamedTuple):
+    """What the loop reads of the plan in force (`version`, the desired plan's)."""
+
+    version: int
+    # partition key -> predicted compute ms per request (the cost model's: block GFLOP /
+    # device GFLOP/s)
+    predicted_ms: dict[str, float]
+    link_floors: dict[str, float]  # `orchestrator.triggers.link_floors`
+    grid: dict[str, float]  # device -> the grid gCO2e/kWh it was solved with
+
+
+def _in_force_figures(session: Session, version: int) -> _InForce:
     row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
     if row is None:
-        return {}, {}, {}
+        return _InForce(version, {}, {}, {})
     grid = {
         d["id"]: float(d["grid_gco2_per_kwh"])
         for d in row.scenario.get("devices", [])
@@ -262,4 +264,5 @@ def _in_force_figures(
             if rate > 0:
                 key = compute.partition_key(app.id, app.model or "", first, last)
                 out[key] = cost / rate * 1000.0
-    return out, link_floors((row.plan or {}).get("links") or [], row.scenario), grid
+    floors = link_floors((row.plan or {}).get("links") or [], row.scenario)
+    return _InForce(version, out, floors, grid)
