@@ -17,8 +17,10 @@ any host it stands for:
   slice's least to its other end, at the link's Mbit/s (a camera whose least-rtt way
   out is its slow link pays that link's time); the slice pays as its greenest sender;
   between two slices, the least over the first one's hosts;
-- no migration; the SLO priced in (Lagrange: the least cost plus a price times the
-  worst-case ms, less the price times the SLO); each app's limit on segments kept.
+- no migration; each app's limit on segments kept; the SLO: every block on a host and
+  every move whose least path exceeds it left out (`fleetpaths.within_slo`), and priced
+  in (Lagrange: the least cost plus a price times the worst-case ms, less the price
+  times the SLO).
 Transfers between candidate hosts that the heuristic did not route (`upward_only`) get
 floors from the links at both ends (`fleetlinks.completed`). Then each app's chain DP
 over its candidates and the virtual hosts, with shared capacity relaxed, bounds its own
@@ -31,15 +33,14 @@ at least as far from the source as the nearest non-candidate of its slice; and i
 per MB from the source and the sink are raised to what a least-rtt search from each says
 of the contract's routes (`fleetfloor.raise_to_routes`).
 
-How tight: 2.7 to 3.4% under the heuristic's plan on generated fleets of 1,000 to 10,000
-devices (3.3 to 4.4% with the least joules per MB over any path, not the route's;
-4.2 to 5.3% with slices of equal counts; 4.5 to 5.7% before the segment limit
-and the floors from both ends; 6.5 to 8.4% before the links were coupled, the SLO priced
-and the floors taken per slice; 11 to 14% without the floors; about 20% with one virtual
-host bounded by first links). The rest: one Lagrange price of the SLO per app, the
-figures from the candidates (the least joules over any path, where the route's can be
-three times that), and a slice's least cost per GFLOP sitting with one of its hosts and
-its distance floor with another (bench/RESULTS.md, "Solver scale").
+How tight: 2.3 to 3.1% under the heuristic's plan on generated fleets of 1,000 to 10,000
+devices (2.7 to 3.4% with the SLO priced alone; 3.3 to 4.4% with the least joules per MB
+over any path, not the route's; 4.2 to 5.3% with slices of equal counts; 6.5 to 8.4%
+before the links were coupled and the floors taken per slice; 11 to 14% without the
+floors). The rest: the SLO's price (an exact search over the same DP would leave 2.0%
+at 1,000 devices, not 2.3%), moves between two virtual hosts at their slices' least
+distance, and a slice's least cost per GFLOP sitting with one of its hosts and its
+distance floor with another (bench/RESULTS.md, "Solver scale").
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.fleetfloor import Ways, both_ways, floors, raise_to_routes
 from solver.fleetlinks import LinkBounds, Links, completed, coupled, figures
-from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp
+from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp, within_slo
 from solver.problem import Problem
 from solver.scenario import App
 
@@ -63,7 +64,9 @@ from solver.scenario import App
 # and cost a route search and DP columns each.
 SLICES = {"cloud": 12, "edge": 6, "device": 3}
 CHUNK = 256  # apps per DP pass
-LAMBDAS: tuple[float, ...] = (1.0,)  # SLO prices tried, in units of the app's cost per ms of SLO
+# SLO prices tried, in units of the app's least cost per ms of SLO (after the pruning,
+# 0.5 bound tighter than 1 on generated fleets: bench/RESULTS.md).
+LAMBDAS: tuple[float, ...] = (0.5,)
 BUDGET = 32  # relaying devices settled per search from an app's end (`fleetfloor.nearest`)
 
 
@@ -414,22 +417,18 @@ class FleetBound:
         rows = np.flatnonzero(np.isfinite(slo) & np.isfinite(best) & (best > 0.0))
         if rows.size == 0:
             return best
-        # The SLO priced in (Lagrange): for any lam >= 0, the least cost + lam * worst ms
-        # minus lam * SLO is at most the cost of every path that meets the SLO.
+        # The SLO: what no path within it takes is left out (`within_slo`), and it is
+        # priced in (Lagrange): for any lam >= 0, the least cost + lam * worst ms minus
+        # lam * SLO is at most the cost of every path that meets it.
         scale = best[rows] / slo[rows]
         ones = np.ones((rows.size, n - 1))
+        times = [(out[None, : n - 1] * ones, w1[rows]), (ones, w0[rows])]
+        gate = within_slo(uw[rows], times, slo[rows])
+        costs = [(co[rows], c1[rows]), (cn[rows], c0[rows])]
         for price in LAMBDAS:
             lam = (price * scale)[:, None]
-            val = relaxed_dp(
-                u[rows] + lam[:, :, None] * uw[rows],
-                [
-                    (co[rows], c1[rows]),
-                    (cn[rows], c0[rows]),
-                    (lam * out[None, : n - 1], w1[rows]),
-                    (lam * ones, w0[rows]),
-                ],
-                stages[rows],
-            )
+            priced = costs + [(lam * c, m) for c, m in times]
+            val = relaxed_dp(u[rows] + lam[:, :, None] * uw[rows], priced, stages[rows], gate)
             best[rows] = np.maximum(best[rows], val - price * scale * slo[rows])
         return best
 

@@ -1,11 +1,13 @@
 """The path computations of the large-fleet bound (`solver.fleetbound`): least
 distances from a set of devices, the least path through an app's layered graph within
-its segment limit, and a cascade's least stage hosts over its virtual hosts too."""
+its segment limit (and within its SLO, by pruning and a price), and a cascade's least
+stage hosts over its virtual hosts too."""
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,29 +18,85 @@ from solver.scenario import App
 _F32_SLACK = 1e-4
 
 
+Moves = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _move(terms: Moves, i: int) -> np.ndarray:
+    """The (na, W, W) figure of a move after block i: sum of coef[:, i] * m."""
+    c, m = terms[0]
+    step = m * c[:, i, None, None]
+    for c, m in terms[1:]:
+        step += m * c[:, i, None, None]
+    return step
+
+
+class Gate(NamedTuple):
+    """What an SLO rules out of an app's layered graph (`within_slo`): the blocks on hosts
+    (na, n, W) and the moves after each block (n - 1 of (na, W, W)) that no path within
+    the SLO takes."""
+
+    blocks: np.ndarray
+    moves: list[np.ndarray]
+
+
+def within_slo(uw: np.ndarray, times: Moves, slo: np.ndarray) -> Gate:
+    """The least worst-case ms of a path through each block on each host, and through
+    each move, forward and backward, whatever the segment limit (so at most the least
+    within it), from the blocks' ms `uw` (na, n, W) and the moves' (`times`, as
+    `relaxed_dp`'s moves): one whose least path exceeds the SLO is on no path that meets
+    it, so leaving it out of a bound's DP keeps it a bound. (Priced alone, Lagrange, a
+    cheap path that breaks the SLO and a dear one that keeps it average out under it:
+    bench/RESULTS.md.)"""
+    uw = uw.astype(np.float32)
+    times = [(c.astype(np.float32), m.astype(np.float32)) for c, m in times]
+    # Single precision, as `relaxed_dp`: sums of a few dozen positive terms round within
+    # 1e-5 relative, so a path is ruled out only past the SLO plus twice `_F32_SLACK`.
+    limit = (slo * (1.0 + 2 * _F32_SLACK)).astype(np.float32)[:, None, None]
+    n = uw.shape[1]
+    into = np.empty_like(uw)  # the least ms up to and including block i on host x
+    into[:, 0] = uw[:, 0]
+    for i in range(n - 1):
+        moved = (into[:, i, :, None] + _move(times, i)).min(axis=1)
+        into[:, i + 1] = np.minimum(into[:, i], moved) + uw[:, i + 1]
+    after = np.zeros_like(uw[:, 0])  # the least ms from the end of block i on x to the end
+    dead: list[np.ndarray] = [np.zeros(0, dtype=bool)] * (n - 1)
+    blocks = np.empty(uw.shape, dtype=bool)
+    blocks[:, n - 1] = into[:, n - 1] > limit[:, :, 0]
+    for i in range(n - 2, -1, -1):
+        nxt = after + uw[:, i + 1]
+        through = _move(times, i) + nxt[:, None, :]
+        after = np.minimum(nxt, through.min(axis=2))
+        through += into[:, i, :, None]
+        dead[i] = through > limit
+        blocks[:, i] = into[:, i] + after > limit[:, :, 0]
+    return Gate(blocks, dead)
+
+
 def relaxed_dp(
-    u: np.ndarray, moves: list[tuple[np.ndarray, np.ndarray]], stages: np.ndarray
+    u: np.ndarray, moves: Moves, stages: np.ndarray, gate: Gate | None = None
 ) -> np.ndarray:
     """Per app, the least cost of a path through the layered graph with at most
     `stages` (na,) segments (a move starts one). Block costs `u` (na, n, W); a move
     after block i from host x to host y costs the sum over `moves` of
     coef[:, i] * m[:, x, y] (say the MB that continue times a cost per MB, the
     probability of continuing times a fixed cost), so that the move arrays are
-    (na, W, W), not one per block."""
+    (na, W, W), not one per block. With a `gate`, only the blocks and moves that some
+    path within the SLO may take."""
     # In single precision, half the memory traffic: each sum has at most a few hundred
     # terms, all positive, so its relative rounding error is under 1e-4 (a few hundred
     # times 2**-24); the result is lowered by that much to stay a bound.
     u = u.astype(np.float32)
+    if gate is not None:
+        u[gate.blocks] = np.inf
     terms = [(c.astype(np.float32), m.astype(np.float32)) for c, m in moves]
     n = u.shape[1]
     top = int(min(stages.max(initial=1), n))
     # v[s]: the least cost with block i's segment the (s + 1)-th.
     v = [u[:, 0, :]] + [np.full_like(u[:, 0, :], np.inf) for _ in range(top - 1)]
     for i in range(n - 1):
-        c, m = terms[0]
-        step = m * c[:, i, None, None]
-        for c, m in terms[1:]:
-            step += m * c[:, i, None, None]
+        step = _move(terms, i)
+        if gate is not None:
+            np.putmask(step, gate.moves[i], np.inf)
         moved = [(step + v[s][:, :, None]).min(axis=1) for s in range(top - 1)]
         for s in range(top - 1, 0, -1):
             v[s] = np.minimum(v[s], moved[s - 1]) + u[:, i + 1, :]
@@ -146,4 +204,4 @@ def cascade_bound(
     return float(meets.min()) if meets.size else INF
 
 
-__all__ = ["Away", "cascade_bound", "distances", "relaxed_dp"]
+__all__ = ["Away", "Gate", "cascade_bound", "distances", "relaxed_dp", "within_slo"]
