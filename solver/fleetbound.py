@@ -18,9 +18,10 @@ any host it stands for:
   out is its slow link pays that link's time); the slice pays as its greenest sender;
   between two slices, the least over the first one's hosts;
 - no migration; each app's limit on segments kept; the SLO: every block on a host and
-  every move whose least path exceeds it left out (`fleetpaths.within_slo`), and priced
-  in (Lagrange: the least cost plus a price times the worst-case ms, less the price
-  times the SLO).
+  every move whose least path exceeds it left out (`fleetpaths.within_slo`: a path to a
+  host takes at least half the least rtt from the source, whatever its moves), and
+  priced in (Lagrange: the least cost plus a price times the worst-case ms, less the
+  price times the SLO).
 Transfers between candidate hosts that the heuristic did not route (`upward_only`) get
 floors from the links at both ends (`fleetlinks.completed`). Then each app's chain DP
 over its candidates and the virtual hosts, with shared capacity relaxed, bounds its own
@@ -33,13 +34,12 @@ at least as far from the source as the nearest non-candidate of its slice; and i
 per MB from the source and the sink are raised to what a least-rtt search from each says
 of the contract's routes (`fleetfloor.raise_to_routes`).
 
-How tight: 2.3 to 3.1% under the heuristic's plan on generated fleets of 1,000 to 10,000
+How tight: 1.9 to 2.9% under the heuristic's plan on generated fleets of 1,000 to 10,000
 devices (2.7 to 3.4% with the SLO priced alone; 3.3 to 4.4% with the least joules per MB
 over any path, not the route's; 4.2 to 5.3% with slices of equal counts; 6.5 to 8.4%
 before the links were coupled and the floors taken per slice; 11 to 14% without the
-floors). The rest: the SLO's price (an exact search over the same DP would leave 2.0%
-at 1,000 devices, not 2.3%), moves between two virtual hosts at their slices' least
-distance, and a slice's least cost per GFLOP sitting with one of its hosts and its
+floors). The rest: the SLO's price, moves between two virtual hosts at their slices'
+least distance, and a slice's least cost per GFLOP sitting with one of its hosts and its
 distance floor with another (bench/RESULTS.md, "Solver scale").
 """
 
@@ -55,7 +55,7 @@ from solver.candidates import chain_arrays
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.fleetfloor import Ways, both_ways, floors, raise_to_routes
 from solver.fleetlinks import LinkBounds, Links, completed, coupled, figures
-from solver.fleetpaths import Away, cascade_bound, distances, relaxed_dp, within_slo
+from solver.fleetpaths import Away, cascade_bound, distances, end_ms, relaxed_dp, within_slo
 from solver.problem import Problem
 from solver.scenario import App
 
@@ -423,7 +423,8 @@ class FleetBound:
         scale = best[rows] / slo[rows]
         ones = np.ones((rows.size, n - 1))
         times = [(out[None, : n - 1] * ones, w1[rows]), (ones, w0[rows])]
-        gate = within_slo(uw[rows], times, slo[rows])
+        ends = end_ms([(routes[a], members[a][2]) for a in rows.tolist()], kmax, width)
+        gate = within_slo(uw[rows], times, slo[rows], ends)
         costs = [(co[rows], c1[rows]), (cn[rows], c0[rows])]
         for price in LAMBDAS:
             lam = (price * scale)[:, None]

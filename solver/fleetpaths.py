@@ -39,37 +39,67 @@ class Gate(NamedTuple):
     moves: list[np.ndarray]
 
 
-def within_slo(uw: np.ndarray, times: Moves, slo: np.ndarray) -> Gate:
+def within_slo(
+    uw: np.ndarray, times: Moves, slo: np.ndarray, ends: tuple[np.ndarray, np.ndarray] | None = None
+) -> Gate:
     """The least worst-case ms of a path through each block on each host, and through
     each move, forward and backward, whatever the segment limit (so at most the least
     within it), from the blocks' ms `uw` (na, n, W) and the moves' (`times`, as
     `relaxed_dp`'s moves): one whose least path exceeds the SLO is on no path that meets
     it, so leaving it out of a bound's DP keeps it a bound. (Priced alone, Lagrange, a
     cheap path that breaks the SLO and a dear one that keeps it average out under it:
-    bench/RESULTS.md.)"""
+    bench/RESULTS.md.) `ends` (na, W) each: the least fixed ms (half the rtt) of a route
+    from the source to each host, and from each host to the sink. The rtt of the
+    contract's routes is the least, a metric, so a path reaching a host has spent at least
+    the first, and one leaving it will spend at least the second, however many moves it
+    makes on the way (the DP's own sums only know the moves' figures, and between two
+    virtual hosts those are their slices' least distance)."""
     uw = uw.astype(np.float32)
     times = [(c.astype(np.float32), m.astype(np.float32)) for c, m in times]
     # Single precision, as `relaxed_dp`: sums of a few dozen positive terms round within
     # 1e-5 relative, so a path is ruled out only past the SLO plus twice `_F32_SLACK`.
     limit = (slo * (1.0 + 2 * _F32_SLACK)).astype(np.float32)[:, None, None]
     n = uw.shape[1]
+    # The least ms of each block anywhere; block 0's and the last's hold the routes from
+    # the source and to the sink, which `ends` stand for.
+    least = np.zeros(uw.shape[:2], dtype=np.float32)
+    least[:, 1:-1] = uw[:, 1:-1].min(axis=2)
+    before, rest = np.cumsum(least, axis=1), np.cumsum(least[:, ::-1], axis=1)[:, ::-1]
+    ins, outs = (np.zeros_like(uw[:, 0]),) * 2 if ends is None else ends
     into = np.empty_like(uw)  # the least ms up to and including block i on host x
     into[:, 0] = uw[:, 0]
+    step = [_move(times, i) for i in range(n - 1)]
     for i in range(n - 1):
-        moved = (into[:, i, :, None] + _move(times, i)).min(axis=1)
+        moved = (into[:, i, :, None] + step[i]).min(axis=1)
         into[:, i + 1] = np.minimum(into[:, i], moved) + uw[:, i + 1]
+        np.maximum(into[:, i + 1], ins + before[:, i + 1, None], out=into[:, i + 1])
     after = np.zeros_like(uw[:, 0])  # the least ms from the end of block i on x to the end
     dead: list[np.ndarray] = [np.zeros(0, dtype=bool)] * (n - 1)
     blocks = np.empty(uw.shape, dtype=bool)
     blocks[:, n - 1] = into[:, n - 1] > limit[:, :, 0]
     for i in range(n - 2, -1, -1):
         nxt = after + uw[:, i + 1]
-        through = _move(times, i) + nxt[:, None, :]
-        after = np.minimum(nxt, through.min(axis=2))
+        through = step[i]
+        through += nxt[:, None, :]
+        after = np.maximum(np.minimum(nxt, through.min(axis=2)), outs + rest[:, i + 1, None])
         through += into[:, i, :, None]
         dead[i] = through > limit
         blocks[:, i] = into[:, i] + after > limit[:, :, 0]
     return Gate(blocks, dead)
+
+
+def end_ms(
+    members: list[tuple[CandidateRoutes, Away]], kmax: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`within_slo`'s `ends` for apps whose DP columns are their candidates, then their
+    virtual hosts from `kmax`: the fixed ms from the source and to the sink (0 where a
+    candidate has no route figured)."""
+    ins, outs = np.zeros((len(members), width)), np.zeros((len(members), width))
+    for a, (r, v) in enumerate(members):
+        k, j = len(r.hosts), len(v.cc)
+        ins[a, :k], outs[a, :k] = np.where(r.in_ok, r.in_w0, 0.0), np.where(r.out_ok, r.out_w0, 0.0)
+        ins[a, kmax : kmax + j], outs[a, kmax : kmax + j] = v.inbound[3], v.outbound[3]
+    return ins.astype(np.float32), outs.astype(np.float32)
 
 
 def relaxed_dp(
@@ -204,4 +234,4 @@ def cascade_bound(
     return float(meets.min()) if meets.size else INF
 
 
-__all__ = ["Away", "Gate", "cascade_bound", "distances", "relaxed_dp", "within_slo"]
+__all__ = ["Away", "Gate", "cascade_bound", "distances", "end_ms", "relaxed_dp", "within_slo"]

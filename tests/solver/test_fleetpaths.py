@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 
-from solver.fleetpaths import Moves, relaxed_dp, within_slo
+from solver.fleetpaths import Gate, Moves, relaxed_dp, within_slo
 
 
 def _brute(u: np.ndarray, moves: list[tuple[np.ndarray, np.ndarray]], a: int, cap: int) -> float:
@@ -66,6 +66,15 @@ def _figure(u: np.ndarray, moves: Moves, a: int, hosts: tuple[int, ...]) -> floa
     return float(total)
 
 
+def _none_ruled_out(gate: Gate, a: int, paths: list[tuple[int, ...]]) -> None:
+    """No block on a host or move of these paths (within the SLO) is ruled out."""
+    for p in paths:
+        assert not any(gate.blocks[a, i, h] for i, h in enumerate(p))
+        assert not any(
+            gate.moves[i][a, x, y] for i, (x, y) in enumerate(itertools.pairwise(p)) if x != y
+        )
+
+
 def test_what_the_slo_rules_out_no_path_within_it_takes() -> None:
     """Every block, host and move `within_slo` rules out lies on no path that meets the
     SLO, so the DP over the rest is at most the least cost within the SLO; and here it
@@ -94,12 +103,53 @@ def test_what_the_slo_rules_out_no_path_within_it_takes() -> None:
         within = [p for p in paths if _figure(uw, times, a, p) <= slo[a]]
         exact = min((_figure(u, moves, a, p) for p in within), default=np.inf)
         assert gated[a] <= exact
-        # Every block and move it rules out is on no path within the SLO.
-        for p in within:
-            assert not any(gate.blocks[a, i, h] for i, h in enumerate(p))
-            assert not any(
-                gate.moves[i][a, x, y] for i, (x, y) in enumerate(itertools.pairwise(p)) if x != y
-            )
+        _none_ruled_out(gate, a, within)
         cheapest = min(_figure(u, moves, a, p) for p in paths)
         risen += gated[a] > cheapest * 1.001
     assert risen >= 3
+
+
+def test_the_ends_rule_out_what_the_metric_forbids_and_nothing_within_the_slo() -> None:
+    """Hosts on a plane, the rtt their distance (a metric, as the least rtt is). The DP is
+    given a floor under the moves between hosts 2 and 3 (as between two virtual hosts:
+    their slices' least distance); with the fixed ms from the source and to the sink
+    (`ends`) it rules out nothing on a real path within the SLO and stays under the least
+    real cost within it. On the first app, whose source is its sink, cheap host 3 is too
+    far to reach within the SLO, but two moves through host 2 at the floor reach it: the
+    ends rule that out and the bound rises."""
+    rng = np.random.default_rng(5)
+    na, n, width = 8, 4, 4
+    u = rng.uniform(0.5, 1.5, (na, n, width)) * np.array([1.0, 4.0, 2.0, 0.3])
+    uw = rng.uniform(0.5, 1.5, (na, n, width)) * np.array([30.0, 2.0, 2.0, 2.0])
+    ends = np.zeros((2, na, width))
+    real = np.zeros((na, width, width))
+    for a in range(na):
+        if a == 0:
+            src = sink = np.zeros(2)
+            at = np.array([[0.0, 0.0], [10.0, 0.0], [3.0, 0.0], [60.0, 0.0]])
+        else:
+            src, sink = rng.uniform(0, 60, 2), rng.uniform(0, 60, 2)
+            at = np.vstack([src, rng.uniform(0, 100, (width - 1, 2))])  # host 0: the source
+        real[a] = np.linalg.norm(at[:, None] - at[None, :], axis=2) / 2
+        ends[0, a] = np.linalg.norm(at - src, axis=1) / 2
+        ends[1, a] = np.linalg.norm(at - sink, axis=1) / 2
+    uw[:, 0] += ends[0]
+    uw[:, -1] += ends[1]
+    floor = real.copy()
+    floor[:, 2, 3] = floor[:, 3, 2] = 0.05
+    per_mb = (np.full((na, n - 1), 0.5), np.full((na, width, width), 4.0))
+    times = [per_mb, (np.ones((na, n - 1)), floor)]
+    true_times = [per_mb, (np.ones((na, n - 1)), real)]
+    moves = [(np.ones((na, n - 1)), np.full((na, width, width), 0.2))]
+    stages = np.full(na, n)
+    slo = np.array([50.0] + [_figure(uw, true_times, a, (0,) * n) * 0.6 for a in range(1, na)])
+    plain = relaxed_dp(u, moves, stages, within_slo(uw, times, slo))
+    gate = within_slo(uw, times, slo, (ends[0], ends[1]))
+    gated = relaxed_dp(u, moves, stages, gate)
+    for a in range(na):
+        paths = _paths(n, width, n)
+        within = [p for p in paths if _figure(uw, true_times, a, p) <= slo[a]]
+        exact = min((_figure(u, moves, a, p) for p in within), default=np.inf)
+        assert gated[a] <= exact
+        _none_ruled_out(gate, a, within)
+    assert gated[0] > plain[0] * 1.5
