@@ -34,7 +34,7 @@ at least as far from the source as the nearest non-candidate of its slice; and i
 per MB from the source and the sink are raised to what a least-rtt search from each says
 of the contract's routes (`fleetfloor.raise_to_routes`).
 
-How tight: 1.9 to 2.9% under the heuristic's plan on generated fleets of 1,000 to 10,000
+How tight: 1.5 to 1.9% under the heuristic's plan on generated fleets of 1,000 to 10,000
 devices (2.7 to 3.4% with the SLO priced alone; 3.3 to 4.4% with the least joules per MB
 over any path, not the route's; 4.2 to 5.3% with slices of equal counts; 6.5 to 8.4%
 before the links were coupled and the floors taken per slice; 11 to 14% without the
