@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from solver.fastcost import INF, CandidateRoutes, Fleet, candidate_routes
+from solver.fleetpaths import within_slo
 from solver.plan import Placement
 from solver.problem import Problem
 from solver.scenario import App
@@ -243,6 +244,19 @@ def path_figures(ch: _Chain, rows: np.ndarray, path: np.ndarray) -> tuple[np.nda
     return cost, worst
 
 
+def _within_slo(ch: _Chain, rows: np.ndarray, slo: np.ndarray) -> _Chain:
+    """`ch` with the blocks on hosts and the moves of `rows` that no path within the SLO
+    takes at inf (`fleetpaths.within_slo`): a price then has fewer paths that break the
+    SLO to trade against those that keep it, and finds cheaper ones that keep it."""
+    uw = np.where(np.isinf(ch.u[rows]), INF, ch.uw[rows])
+    gate = within_slo(uw, np.where(np.isinf(ch.t[rows]), INF, ch.tw[rows]), slo[rows])
+    u, t = ch.u.copy(), ch.t.copy()
+    u[rows] = np.where(gate.blocks, INF, ch.u[rows])
+    if gate.moves:
+        t[rows] = np.where(np.stack(gate.moves, axis=1), INF, ch.t[rows])
+    return replace(ch, u=u, t=t)
+
+
 def slo_paths(ch: _Chain, slo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per app: (cost, worst, path) of the cheapest SLO-meeting path found, and a lower
     bound on the cheapest SLO-meeting path. Cost is inf where no path meets the SLO."""
@@ -261,6 +275,7 @@ def slo_paths(ch: _Chain, slo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     need = np.flatnonzero((worst > tol) & np.isfinite(cost))
     if need.size == 0:
         return best_cost, best_worst, best_path, lower
+    ch = _within_slo(ch, need, slo)
 
     def attempt(rows: np.ndarray, lam: np.ndarray) -> np.ndarray:
         v, p = chain_dp(ch, lam, rows)

@@ -21,8 +21,11 @@ _F32_SLACK = 1e-4
 Moves = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _move(terms: Moves, i: int) -> np.ndarray:
-    """The (na, W, W) figure of a move after block i: sum of coef[:, i] * m."""
+def _move(terms: Moves | np.ndarray, i: int) -> np.ndarray:
+    """The (na, W, W) figure of a move after block i: sum of coef[:, i] * m (or the
+    block's own slice of an (na, n - 1, W, W) array)."""
+    if isinstance(terms, np.ndarray):
+        return terms[:, i].copy()
     c, m = terms[0]
     step = m * c[:, i, None, None]
     for c, m in terms[1:]:
@@ -40,7 +43,10 @@ class Gate(NamedTuple):
 
 
 def within_slo(
-    uw: np.ndarray, times: Moves, slo: np.ndarray, ends: tuple[np.ndarray, np.ndarray] | None = None
+    uw: np.ndarray,
+    times: Moves | np.ndarray,
+    slo: np.ndarray,
+    ends: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Gate:
     """The least worst-case ms of a path through each block on each host, and through
     each move, forward and backward, whatever the segment limit (so at most the least
@@ -55,7 +61,10 @@ def within_slo(
     makes on the way (the DP's own sums only know the moves' figures, and between two
     virtual hosts those are their slices' least distance)."""
     uw = uw.astype(np.float32)
-    times = [(c.astype(np.float32), m.astype(np.float32)) for c, m in times]
+    if isinstance(times, np.ndarray):
+        times = times.astype(np.float32)
+    else:
+        times = [(c.astype(np.float32), m.astype(np.float32)) for c, m in times]
     # Single precision, as `relaxed_dp`: sums of a few dozen positive terms round within
     # 1e-5 relative, so a path is ruled out only past the SLO plus twice `_F32_SLACK`.
     limit = (slo * (1.0 + 2 * _F32_SLACK)).astype(np.float32)[:, None, None]
