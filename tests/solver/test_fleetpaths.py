@@ -10,20 +10,28 @@ import numpy as np
 from solver.fleetpaths import Gate, Moves, relaxed_dp, within_slo
 
 
-def _brute(u: np.ndarray, moves: list[tuple[np.ndarray, np.ndarray]], a: int, cap: int) -> float:
-    """The least cost over every assignment of blocks to hosts with at most `cap`
-    segments (a segment: a run of consecutive blocks on one host)."""
-    n, width = u.shape[1], u.shape[2]
-    best = np.inf
-    for hosts in itertools.product(range(width), repeat=n):
-        if 1 + sum(x != y for x, y in itertools.pairwise(hosts)) > cap:
-            continue
-        cost = sum(u[a, i, h] for i, h in enumerate(hosts))
-        for i, (x, y) in enumerate(itertools.pairwise(hosts)):
-            if x != y:
-                cost += sum(c[a, i] * m[a, x, y] for c, m in moves)
-        best = min(best, cost)
-    return float(best)
+def _paths(n: int, width: int, cap: int) -> list[tuple[int, ...]]:
+    """Every assignment of n blocks to hosts with at most `cap` segments (a segment: a
+    run of consecutive blocks on one host)."""
+    return [
+        hosts
+        for hosts in itertools.product(range(width), repeat=n)
+        if 1 + sum(x != y for x, y in itertools.pairwise(hosts)) <= cap
+    ]
+
+
+def _figure(u: np.ndarray, moves: Moves, a: int, hosts: tuple[int, ...]) -> float:
+    """App `a`'s sum of block figures `u` and move figures `moves` along `hosts`."""
+    total = sum(u[a, i, h] for i, h in enumerate(hosts))
+    for i, (x, y) in enumerate(itertools.pairwise(hosts)):
+        if x != y:
+            total += sum(c[a, i] * m[a, x, y] for c, m in moves)
+    return float(total)
+
+
+def _brute(u: np.ndarray, moves: Moves, a: int, cap: int) -> float:
+    """The least cost over every path with at most `cap` segments."""
+    return min(_figure(u, moves, a, p) for p in _paths(u.shape[1], u.shape[2], cap))
 
 
 def test_the_dp_with_a_segment_limit_is_the_least_path_within_it() -> None:
@@ -48,22 +56,6 @@ def test_the_dp_with_a_segment_limit_is_the_least_path_within_it() -> None:
     # The limit binds on some of these apps.
     assert any(limited[a] > relaxed[a] * 1.001 for a in range(3))
     assert np.isclose(limited[3], relaxed[3], rtol=1e-6)
-
-
-def _paths(n: int, width: int, cap: int) -> list[tuple[int, ...]]:
-    return [
-        hosts
-        for hosts in itertools.product(range(width), repeat=n)
-        if 1 + sum(x != y for x, y in itertools.pairwise(hosts)) <= cap
-    ]
-
-
-def _figure(u: np.ndarray, moves: Moves, a: int, hosts: tuple[int, ...]) -> float:
-    total = sum(u[a, i, h] for i, h in enumerate(hosts))
-    for i, (x, y) in enumerate(itertools.pairwise(hosts)):
-        if x != y:
-            total += sum(c[a, i] * m[a, x, y] for c, m in moves)
-    return float(total)
 
 
 def _none_ruled_out(gate: Gate, a: int, paths: list[tuple[int, ...]]) -> None:
