@@ -64,7 +64,7 @@ def serve_degraded(
     held = dict(placed)
     for app_id in candidates:
         found = _relaxed_placement(
-            scenario, apps, held, out.placements.keys(), app_id, solver_name, time_limit_s
+            scenario, apps, held, out.placements.keys(), app_id, solver_name, time_limit_s, now
         )
         if found is None:
             continue
@@ -84,10 +84,12 @@ def _relaxed_placement(
     app_id: str,
     solver_name: str,
     time_limit_s: float,
+    now: solver.Problem,
 ) -> solver.Placement | None:
     """`lifted`: the apps of `held` already served degraded in this pass. They are held
     with their SLO lifted as well: held with it, one out of its SLO made every relaxed
-    plan infeasible, and a second app was never served."""
+    plan infeasible, and a second app was never served. The relaxed copy has the links of
+    `now`, so it reuses its routes (`solver.Problem.alongside`)."""
     # A copy of the devices with a battery alone (the others are read, never written).
     relaxed = {k: v for k, v in scenario.items() if k != "previous"}
     relaxed["devices"] = [_unbounded(d) if "battery" in d else d for d in scenario["devices"]]
@@ -96,7 +98,7 @@ def _relaxed_placement(
         _without_slo(apps[a]) if a in lifted else apps[a] for a in held if a in apps
     ] + [app]
     try:
-        problem = solver.Problem(solver.parse_scenario(relaxed))
+        problem = now.alongside(solver.parse_scenario(relaxed))
     except solver.ScenarioError:
         return None
     change = solver.Change(added_apps=(app,))

@@ -47,6 +47,18 @@ class Problem:
         # Tables a solver derives from this scenario, kept for re-solves of the same problem.
         self.derived: dict[str, Any] = {}
 
+    def alongside(self, scenario: Scenario) -> Problem:
+        """The problem of `scenario`, another scenario of this fleet with the very same
+        links (ends, order, figures), whatever its devices' power or its apps: it shares
+        this problem's route searches instead of making them again (the control plane's
+        relaxed search for an app served degraded, at every re-plan). Other links: a
+        problem of its own."""
+        if list(scenario.links) != list(self.scenario.links):
+            return Problem(scenario)
+        return Problem(
+            scenario, CostModel(scenario, self.cost.routes.refigured(scenario, frozenset()))
+        )
+
     @cached_property
     def device_index(self) -> dict[str, int]:
         """Device id -> its place in the scenario (made when first asked: a fleet whose
