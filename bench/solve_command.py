@@ -3,14 +3,17 @@
     .venv/bin/python bench/solve_command.py                      # 10,000 devices, 5,000 apps
     .venv/bin/python bench/solve_command.py --devices 2000 --apps 1000 --format yaml
     .venv/bin/python bench/solve_command.py --threads 1   # the bound in the same process
+    .venv/bin/python bench/solve_command.py --devices 5000 --apps 2500 \
+        --solver neurosurgeon --repeats 1
 
 Writes a generated fleet (`solver.generate`, 20-block models, seed 1) to a file, runs
-`continuum solve FILE --solver heuristic --json` as a child process `--repeats` times and
-prints, per run: wall time, the child's CPU time (user + sys) and peak RSS, the plan's own
-`solve_s`, and so what the command spends outside the solve (reading, validating, routing
-and writing). The machine's load average is printed with it: on a shared host the wall
-time is the CPU time stretched by the other jobs. The CPU time includes the process the
-heuristic forks for its bound (`--threads`, 2 by default on two cores).
+`continuum solve FILE --solver heuristic --json` (another solver with `--solver`) as a
+child process `--repeats` times and prints, per run: wall time, the child's CPU time (user
++ sys) and peak RSS, the plan's own `solve_s`, and so what the command spends outside the
+solve (reading, validating, routing and writing). The machine's load average is printed
+with it: on a shared host the wall time is the CPU time stretched by the other jobs. The
+CPU time includes the process the heuristic forks for its bound (`--threads`, 2 by
+default on two cores).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--format", choices=("json", "yaml"), default="json")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--solver", default="heuristic", help="passed to the command")
     parser.add_argument(
         "--threads", type=int, default=None, help="passed to the command (default: its own)"
     )
@@ -66,7 +70,7 @@ def main() -> None:
             f"{args.devices} devices, {args.apps} apps, {args.format} file {size_mb:.1f} MB; "
             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
         )
-        cmd = [str(continuum), "solve", str(path), "--solver", "heuristic", "--json"]
+        cmd = [str(continuum), "solve", str(path), "--solver", args.solver, "--json"]
         if args.threads is not None:
             cmd += ["--threads", str(args.threads)]
         for k in range(args.repeats):

@@ -24,13 +24,14 @@ import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
-from solver.costs import Cost
+from solver.costs import Cost, CostModel
 from solver.document import Plan, build_plan, infeasible_plan
 from solver.evaluate import app_violations
 from solver.migration import app_migration
 from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
+from solver.routes import RouteTable
 from solver.scenario import App
 from solver.splits import AppSplits, choose, figure_vector, models_of
 
@@ -44,9 +45,11 @@ class Scorer:
     block and transition terms, so they are built once per (model, block, device).
     """
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, cost: CostModel | None = None) -> None:
+        """`cost`: the problem's scenario with a route table of the caller's (the same
+        routes, kept as the caller sees fit); else the problem's own."""
         self.p = problem
-        self.cm = problem.cost
+        self.cm = problem.cost if cost is None else cost
         self._block: dict[tuple[str, str, int, str], Cost] = {}
         self._move: dict[tuple[str, int, str, str], Cost] = {}
 
@@ -185,14 +188,24 @@ def solve_neurosurgeon(problem: Problem, options: SolveOptions) -> Plan:
     """Each app on its own best split, as if it had the fleet to itself: the choice of
     `solve_neurosurgeon_reference`, scoring only the candidates that may win
     (`solver.splits`)."""
-    scorer = Scorer(problem)
+    # Every app reads the routes from its source to every device and from every device
+    # to its sink: found for each app in one search from each end, held for its choice,
+    # then dropped. Kept in the problem's table, those of 5,000 devices did not fit in
+    # 24 GB (bench/RESULTS.md).
+    scratch = RouteTable(problem.scenario)
+    scorer = Scorer(problem, CostModel(problem.scenario, scratch))
     figures = figure_vector(())
     placements: dict[str, Placement] = dict(options.fixed)
     for app in problem.scenario.apps:
         if app.id in options.fixed:
             continue
-        splits = AppSplits(problem, app, {})
+        s, t = app.source, app.sink_id
+        frm, to = scratch.fan_out(s), scratch.fan_in(t)
+        scratch.hold({(s, d): r for d, r in frm.items()})
+        scratch.hold({(d, t): r for d, r in to.items()})
+        splits = AppSplits(problem, app, {}, (frm, to))
         placements[app.id] = choose(splits, figures, functools.partial(scorer.key, app))[0]
+        scratch.forget()
     return build_plan(problem.cost, placements, Status.FEASIBLE, "neurosurgeon")
 
 

@@ -9,9 +9,9 @@ read from `b`.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from heapq import heappop, heappush
 from operator import attrgetter
 from typing import TypeVar
 
@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from solver.scenario import Scenario
+from solver.towards import towards
 
 Num = TypeVar("Num", float, NDArray[np.float64])
 
@@ -114,6 +115,7 @@ class RouteTable:
 
     def __init__(self, scenario: Scenario) -> None:
         self._links = scenario.links
+        self._columns: tuple[list[float], list[float], list[float]] | None = None
         # (neighbour, link index, link rtt): the rtt read once here, not per relaxation.
         self._adj: Adjacency = {d.id: [] for d in scenario.devices}
         for k, link in enumerate(scenario.links):
@@ -133,6 +135,7 @@ class RouteTable:
         the links `changed` (indices) replaced: same endpoints, same rtt, same order."""
         new = RouteTable.__new__(RouteTable)
         new._links = scenario.links
+        new._columns = None
         new._adj = self._adj
         new._from = self._from
         new._routes = {}
@@ -161,6 +164,7 @@ class RouteTable:
         the route: it is kept (renumbered when first asked). Searches start afresh."""
         new = RouteTable.__new__(RouteTable)
         new._links = scenario.links
+        new._columns = None
         new._adj = _ShrunkAdjacency(self._adj, renumber)
         new._from, new._routes = {}, {}
         new._parent, new._stale, new._renumber, new._depth = None, frozenset(), None, 0
@@ -350,6 +354,15 @@ class RouteTable:
                 best = (r.rtt_ms, d)
         return best[1] if best is not None else None
 
+    def hold(self, routes: Mapping[tuple[str, str], Route]) -> None:
+        """Take these routes (this table's own, from `fan_out` or `fan_in`) as found."""
+        self._routes.update(routes)
+
+    def forget(self) -> None:
+        """Drop every search and route found so far (a table of its own, no parent)."""
+        assert self._parent is None and self._renumber is None
+        self._from, self._routes = {}, {}
+
     def reachable(self, a: str) -> dict[str, Route]:
         search = self._from.get(a)
         if search is None:
@@ -369,20 +382,83 @@ class RouteTable:
         return self._make(a, node, s.best[node][2], s.via[node])
 
     def _make(self, a: str, b: str, path: tuple[str, ...], links: tuple[int, ...]) -> Route:
-        # map and attrgetter rather than generators: the same sums in the same order, at
-        # C speed (a 10,000-device solve makes over a hundred thousand routes).
-        lks = tuple(map(self._links.__getitem__, links))
-        r = self._routes[(a, b)] = Route(
-            path=path,
-            links=links,
-            mbps=min(map(_MBPS, lks)),
-            rtt_ms=sum(map(_RTT, lks)),
-            j_per_mb=sum(map(_JPM, lks)),
-        )
+        r = self._routes[(a, b)] = self._figured(path, links)
         return r
 
+    def _figured(self, path: tuple[str, ...], links: tuple[int, ...]) -> Route:
+        # The links' figures as lists, read with map: the same sums in the same order, at
+        # C speed (a 10,000-device solve makes over a hundred thousand routes, and
+        # Neurosurgeon two per device per app).
+        cols = self._columns
+        if cols is None:
+            lks = self._links
+            cols = self._columns = (
+                list(map(_RTT, lks)),
+                list(map(_MBPS, lks)),
+                list(map(_JPM, lks)),
+            )
+        return Route(
+            path,
+            links,
+            min(map(cols[1].__getitem__, links)),
+            sum(map(cols[0].__getitem__, links)),
+            sum(map(cols[2].__getitem__, links)),
+        )
+
+    # -- every route from one device, or to one, kept by nobody ------------------------------
+    def fan_out(self, a: str) -> dict[str, Route]:
+        """`route(a, d)` for every device d it reaches, from one search that is not kept:
+        Neurosurgeon reads every device from every source, and kept, those searches ran
+        5,000 devices out of memory."""
+        out: dict[str, Route] = {}
+        origin = a
+        head: tuple[str, ...] = ()
+        first: tuple[int, ...] = ()
+        stub = self._stub(a)
+        if stub is not None:  # as `route` does: the neighbour's routes, the link added
+            out[stub[0]] = self._figured((a, stub[0]), (stub[1],))
+            if self._stub(stub[0]) is not None:
+                return out
+            origin, head, first = stub[0], (a,), (stub[1],)
+        s = _Search(origin)
+        while s.heap:
+            self._settle_next(s)
+        for node in s.settled:
+            if node != origin and node != a:
+                out[node] = self._figured((*head, *s.best[node][2]), (*first, *s.via[node]))
+        return out
+
+    def fan_in(self, b: str) -> dict[str, Route]:
+        """`route(d, b)` for every device d that reaches b, from one search backwards from
+        b that is not kept (`solver.towards`)."""
+        out: dict[str, Route] = {}
+        stub = self._stub(b)
+        if stub is None:
+            for d, (path, links) in towards(self._adj, b, _RTT_DIGITS).items():
+                if d != b:
+                    out[d] = self._figured(path, links)
+        else:  # as `route` does: the routes to b's neighbour, b's link added
+            nb, k, _ = stub
+            out[nb] = self._figured((nb, b), (k,))
+            if self._stub(nb) is not None:
+                return out
+            for d, (path, links) in towards(self._adj, nb, _RTT_DIGITS).items():
+                if d != nb:
+                    out[d] = self._figured((*path, b), (*links, k))
+        # A device with one link: its neighbour's route, the link added (as `route` does).
+        for d, edges in self._adj.items():
+            if len(edges) != 1 or d == b or d in out:
+                continue
+            nb, k, _ = edges[0]
+            if nb == b:
+                out[d] = self._figured((d, b), (k,))
+            elif self._stub(nb) is None and nb in out:
+                r = out[nb]
+                out[d] = self._figured((d, *r.path), (k, *r.links))
+        return out
+
     def _settle_next(self, s: _Search) -> None:
-        key = heapq.heappop(s.heap)
+        key = heappop(s.heap)
         path = key[2]
         node = path[-1]
         best = s.best
@@ -413,4 +489,4 @@ class RouteTable:
             best[nxt] = cand
             s.exact_rtt[nxt] = rtt
             s.via[nxt] = (*via0, k)
-            heapq.heappush(s.heap, cand)
+            heappush(s.heap, cand)

@@ -68,6 +68,11 @@ class _Routes:
         self.rtt = np.array([r.rtt_ms if r is not None else 0.0 for r in routes], dtype=float)
         self.jpm = np.array([r.j_per_mb if r is not None else 0.0 for r in routes], dtype=float)
         self.half = self.rtt / 2.0
+        if not slots:  # nothing traced: a route's Mbit/s is its own (the least of its links')
+            self.slots = [frozenset[int]()] * n
+            self.base = np.array([r.mbps if r is not None else np.inf for r in routes])
+            self.idx = np.full((n, 1), -1, dtype=np.int64)
+            return
         self.slots = [
             frozenset(slots[k] for k in r.links if k in slots) if r else frozenset() for r in routes
         ]
@@ -131,21 +136,38 @@ def models_of(problem: Problem, app: App) -> list[str]:
 class AppSplits:
     """One app's candidates in the baseline's order, and bounds on their keys."""
 
-    def __init__(self, problem: Problem, app: App, slots: Mapping[int, int]) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        app: App,
+        slots: Mapping[int, int],
+        routes: tuple[Mapping[str, Route], Mapping[str, Route]] | None = None,
+    ) -> None:
+        """`routes`: every route from the app's source and every route to its sink (by
+        the other end), when the caller has them; else the problem's route table."""
         cm = problem.cost
         self.app = app
         s, t = app.source, app.sink_id
-        self.others = [d for d in problem.hosts(app) if d != s and cm.route(s, d) is not None]
+        frm: Mapping[str, Route]
+        to: Mapping[str, Route]
+        if routes is None:
+            frm = {d: r for d in problem.hosts(app) if d != s and (r := cm.route(s, d))}
+            if s != t and (r := cm.route(s, t)) is not None:
+                frm = {**frm, t: r}
+            to = {d: r for d in frm if d != t and (r := cm.route(d, t)) is not None}
+        else:
+            frm, to = routes
+        self.others = [d for d in problem.hosts(app) if d != s and d in frm]
         mbps = [lk.mbps for lk in problem.scenario.links]
         D = len(self.others)
-        self.sd = _Routes([cm.route(s, d) for d in self.others], [False] * D, slots, mbps)
+        self.sd = _Routes([frm[d] for d in self.others], [False] * D, slots, mbps)
         self.dt = _Routes(
-            [None if d == t else cm.route(d, t) for d in self.others],
+            [None if d == t else to.get(d) for d in self.others],
             [d == t for d in self.others],
             slots,
             mbps,
         )
-        self.st = _Routes([None if s == t else cm.route(s, t)], [s == t], slots, mbps)
+        self.st = _Routes([None if s == t else frm.get(t)], [s == t], slots, mbps)
         devs = [cm.devices[d] for d in self.others]
         src = cm.devices[s]
         self.gf = np.array([d.gflops for d in devs])[:, None]
