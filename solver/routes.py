@@ -446,15 +446,19 @@ class RouteTable:
                 if d != nb:
                     out[d] = self._figured((*path, b), (*links, k))
         # A device with one link: its neighbour's route, the link added (as `route` does).
-        for d, edges in self._adj.items():
-            if len(edges) != 1 or d == b or d in out:
+        # Such devices are found next to those reached (a shrunk table's adjacency lists
+        # only the devices asked for so far).
+        for x in [b, *out]:
+            if self._stub(x) is not None and x != b:
                 continue
-            nb, k, _ = edges[0]
-            if nb == b:
-                out[d] = self._figured((d, b), (k,))
-            elif self._stub(nb) is None and nb in out:
-                r = out[nb]
-                out[d] = self._figured((d, *r.path), (k, *r.links))
+            for d, k, _ in self._adj[x]:
+                if d == b or d in out or self._stub(d) is None:
+                    continue
+                if x == b:
+                    out[d] = self._figured((d, b), (k,))
+                else:
+                    r = out[x]
+                    out[d] = self._figured((d, *r.path), (k, *r.links))
         return out
 
     def _settle_next(self, s: _Search) -> None:
