@@ -364,17 +364,9 @@ class RouteTable:
         self._from, self._routes = {}, {}
 
     def reachable(self, a: str) -> dict[str, Route]:
-        search = self._from.get(a)
-        if search is None:
-            search = self._from[a] = _Search(a)
-        while search.heap:
-            self._settle_next(search)
-        out: dict[str, Route] = {}
-        for node in search.settled:
-            if node != a:
-                r = self.route(a, node)
-                assert r is not None
-                out[node] = r
+        """Every route from `a` (`fan_out`), kept in the table."""
+        out = self.fan_out(a)
+        self.hold({(a, d): r for d, r in out.items()})
         return out
 
     def _build(self, s: _Search, a: str, node: str) -> Route:

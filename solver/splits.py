@@ -150,14 +150,15 @@ class AppSplits:
         s, t = app.source, app.sink_id
         frm: Mapping[str, Route]
         to: Mapping[str, Route]
+        hosts = problem.hosts(app)
         if routes is None:
-            frm = {d: r for d in problem.hosts(app) if d != s and (r := cm.route(s, d))}
+            frm = {d: r for d in hosts if d != s and (r := cm.route(s, d))}
             if s != t and (r := cm.route(s, t)) is not None:
                 frm = {**frm, t: r}
             to = {d: r for d in frm if d != t and (r := cm.route(d, t)) is not None}
         else:
             frm, to = routes
-        self.others = [d for d in problem.hosts(app) if d != s and d in frm]
+        self.others = [d for d in hosts if d != s and d in frm]
         mbps = [lk.mbps for lk in problem.scenario.links]
         D = len(self.others)
         self.sd = _Routes([frm[d] for d in self.others], [False] * D, slots, mbps)
