@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -41,13 +40,20 @@ class InForce:
     apps: frozenset[str]  # every app it places
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Solved:
-    """A problem this worker solved, and, when apps were set aside from it, the scenario
-    and problem they were set aside from."""
+    """A problem this worker solved, the scenario it is the problem of, and, when apps
+    were set aside from it, the scenario and problem they were set aside from."""
 
+    scenario: dict[str, Any]
     problem: solver.Problem
     whole: tuple[dict[str, Any], solver.Problem] | None = None
+    key: str | None = None  # the scenario's digest, made when first compared
+
+    def digest(self) -> str:
+        if self.key is None:
+            self.key = _digest(self.scenario)
+        return self.key
 
 
 def in_force(
@@ -290,12 +296,17 @@ def solve_scenario(
     return plan.doc.model_dump(mode="json")
 
 
-# The problems this worker process solved last, by scenario (its `previous` aside): the
-# next re-plan derives its problem from the one of the scenario in force
+# The problems this worker process solved last (its `previous` aside), most recent last:
+# the next re-plan derives its problem from the one of the scenario in force
 # (`solver.apply_change`: routes, costs, fleet tables and the evaluation carry over)
 # instead of parsing and routing the whole fleet again. The one in force is used at every
 # re-plan while it is in force: it is kept as the most recent (least recently used out).
-_SOLVED: OrderedDict[str, _Solved] = OrderedDict()
+# A scenario is found by identity first (a caller that hands back the very document a
+# re-plan returned, as the simulator does: the documents are records and are not changed
+# afterwards), else by a digest of its JSON, made only when it is needed (a worker of the
+# control plane's pool gets every document pickled: there, one digest per re-plan and one
+# per kept problem; at 200 devices a digest is a tenth of a re-plan).
+_SOLVED: list[_Solved] = []
 _KEEP = 3
 _FRAME = ("version", "horizon_h", "max_utilization", "objective", "models")
 
@@ -311,11 +322,22 @@ def _remember(
     problem: solver.Problem,
     whole: tuple[dict[str, Any], solver.Problem] | None = None,
 ) -> None:
-    key = _digest(scenario)
-    _SOLVED[key] = _Solved(problem, whole)
-    _SOLVED.move_to_end(key)
-    while len(_SOLVED) > _KEEP:
-        _SOLVED.popitem(last=False)
+    _SOLVED[:] = [s for s in _SOLVED if s.scenario is not scenario]
+    _SOLVED.append(_Solved(scenario, problem, whole))
+    del _SOLVED[:-_KEEP]
+
+
+def _recall(scenario: dict[str, Any]) -> _Solved | None:
+    """The problem kept for `scenario` (the same document, or one of the same content),
+    made the most recent."""
+    found = next((s for s in reversed(_SOLVED) if s.scenario is scenario), None)
+    if found is None:
+        key = _digest(scenario)
+        found = next((s for s in reversed(_SOLVED) if s.digest() == key), None)
+    if found is not None:
+        _SOLVED.remove(found)
+        _SOLVED.append(found)
+    return found
 
 
 def _derived_problem(
@@ -331,11 +353,11 @@ def _derived_problem(
     previous_scenario = current.scenario
     if previous_scenario is None:
         return None
-    key = _digest(previous_scenario)
-    solved = _SOLVED.get(key)
-    if solved is None or change.added_devices or change.added_links:
+    if change.added_devices or change.added_links:
         return None
-    _SOLVED.move_to_end(key)
+    solved = _recall(previous_scenario)
+    if solved is None:
+        return None
     if any(scenario.get(k) != previous_scenario.get(k) for k in _FRAME):
         return None
     problem = _derived_from(solved.problem, scenario, current, change)

@@ -61,11 +61,10 @@ def test_a_replan_derived_from_the_last_problem_equals_a_fresh_one() -> None:
         scn = _with_previous(_battery_drop(previous, k), running)
         derived = _replan(scn, previous, running)
         assert derived.derived_problem and derived.incremental
-        cache = dict(replacement._SOLVED)
+        cache = list(replacement._SOLVED)
         replacement._SOLVED.clear()
         fresh = _replan(scn, previous, running)
-        replacement._SOLVED.clear()
-        replacement._SOLVED.update(cache)
+        replacement._SOLVED[:] = cache
         assert not fresh.derived_problem
         a, b = derived.plan, fresh.plan
         assert a.objective is not None and b.objective is not None
@@ -77,6 +76,29 @@ def test_a_replan_derived_from_the_last_problem_equals_a_fresh_one() -> None:
         if derived.apply:
             running = derived
         previous = scn
+
+
+def test_the_problem_in_force_is_found_by_its_document_or_by_a_copy_of_it() -> None:
+    """The simulator hands back the very document a re-plan returned (found without a
+    digest); a worker of the pool gets a pickled copy (found by its digest). Either way
+    the problem is derived, and one of other content is not mistaken for it."""
+    scn = generate(7, devices=40, apps=15, blocks=6)
+    first = _replan(scn, None, None)
+    drop = _with_previous(_battery_drop(scn, 0), first)
+    assert first.scenario is scn
+    assert [s.key for s in replacement._SOLVED] == [None]  # no digest made yet
+    by_identity = _replan(drop, first.scenario, first)
+    assert by_identity.derived_problem
+    replacement._SOLVED[:] = [s for s in replacement._SOLVED if s.scenario is scn]
+    by_content = _replan(drop, copy.deepcopy(scn), first)
+    assert by_content.derived_problem
+    timeless = [{k: v for k, v in r.document.items() if k != "solve_s"}
+                for r in (by_content, by_identity)]  # fmt: skip
+    assert timeless[0] == timeless[1]
+    other = copy.deepcopy(scn)
+    other["devices"][0]["gflops"] = float(other["devices"][0]["gflops"]) * 2
+    replacement._SOLVED[:] = [s for s in replacement._SOLVED if s.scenario is scn]
+    assert not _replan(drop, other, first).derived_problem
 
 
 def test_a_device_added_is_parsed_afresh() -> None:
@@ -218,13 +240,12 @@ def _in_a_fresh_worker(
     scenario: dict[str, Any], previous: dict[str, Any] | None, plan: Replacement
 ) -> Replacement:
     """`_replan` with nothing in the worker's cache, which is then as it was."""
-    kept = dict(replacement._SOLVED)
+    kept = list(replacement._SOLVED)
     replacement._SOLVED.clear()
     try:
         return _replan(scenario, previous, plan)
     finally:
-        replacement._SOLVED.clear()
-        replacement._SOLVED.update(kept)
+        replacement._SOLVED[:] = kept
 
 
 def _trace_figures(n: int) -> list[float]:
