@@ -12,22 +12,20 @@ Design, and why:
    segments used)), vectorised over every app of a model, with the worst-case SLO by
    Lagrangian relaxation; a cascade's stage combinations are enumerated (exact). Each app
    keeps its best path per model (variants), the fastest path, and whole-model-on-one-host
-   placements, which are the natural fallbacks when a shared resource fills up. Ignoring
-   capacities these per-app optima are the global optimum, which is why the heuristic is
-   within a few tenths of a percent of `ilp` when capacity does not bind; and the sum of
-   per-app Lagrangian bounds is a valid lower bound when the host sets are complete.
+   placements, the natural fallbacks when a shared resource fills up. Ignoring capacities
+   these per-app optima are the global optimum (so within a few tenths of a percent of
+   `ilp` when capacity does not bind), and the sum of per-app Lagrangian bounds is a
+   valid lower bound when the host sets are complete.
 3. Assignment under shared capacity: apps in decreasing regret (second-best minus best
    estimate) take their cheapest candidate that fits the residual compute, memory,
    battery and bandwidth (`solver.fastcost.Scorer` books a placement's exact use).
 4. Repair: an app with no fitting candidate re-runs its DP with the hosts and transfers
-   that overflowed forbidden, a few rounds (a cutting loop). The source's battery pays
-   for sending the input wherever the model runs, so forbidding cannot relieve it: there
-   the DP prices that battery instead (Lagrangian), raising the price until it fits.
+   that overflowed forbidden, a few rounds (a cutting loop); the source's battery, which
+   pays for the input wherever the model runs, is priced instead (Lagrangian).
 5. Local search: every app not on its cheapest candidate tries the cheaper ones, and a
    fresh DP against the residual capacity, until a pass improves nothing.
-On large fleets the bound is `solver.fleetbound`'s: with `options.threads` > 1, three
-quarters of its apps in a second process while steps 2-5 run (`solver.aside`) and the
-rest once they are done; the same two parts, and so the same float, either way.
+On large fleets the bound is `solver.fleetbound`'s, three quarters of its apps in a
+second process with `options.threads` > 1 (`solver.aside`): the same float either way.
 The evaluator has the last word: a plan it finds broken is never returned as feasible.
 Deterministic: no randomness, ties go to the lower index; `options.seed` is unused.
 """
@@ -36,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,11 +73,9 @@ from solver.verdict import Stuck
 NAME = "heuristic"
 HOSTS = 10  # candidate hosts per app on large fleets
 # The share of the large-fleet bound's apps computed aside: the child's part against the
-# parent's own steps and plan document plus the rest (the two come out even at 10,000
-# devices, bench/RESULTS.md).
+# parent's steps, plan document and the rest (even at 10,000 devices, bench/RESULTS.md).
 _ASIDE = 0.75
-_MARGIN = 1e-9  # keep use this far (relative) under each limit: the evaluator sums in
-# another order, and a plan must not flip to infeasible on rounding.
+_MARGIN = 1e-9  # under each limit (relative): the evaluator sums in another order
 _SINGLES = 3
 _REPAIR_ROUNDS = 6
 _PRICE_RAISES = 8  # tenfold each, from the unpriced optimum
@@ -97,7 +94,8 @@ class _App:
 
 
 class _State:
-    def __init__(self, problem: Problem, options: SolveOptions) -> None:
+    def __init__(self, problem: Problem, options: SolveOptions, only: Collection[str] = ()):
+        """`only`: place none but these apps (candidates alone: `alone`)."""
         self.problem = problem
         self.options = options
         self.fleet = fleet_of(problem)
@@ -112,7 +110,7 @@ class _State:
         adj = adjacency(problem, self.fleet)
         self.apps: dict[str, _App] = {}
         for app in problem.scenario.apps:
-            if app.id in options.fixed:
+            if app.id in options.fixed or (only and app.id not in only):
                 continue
             hosts = pick_hosts(problem, self.fleet, adj, app, HOSTS)
             complete = len(hosts) == len(self.fleet.hosts_of(app.allowed_tiers))
@@ -388,6 +386,14 @@ class _State:
                 return
 
 
+def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
+    """Those of `apps` without a candidate (no placement of their own meets their limits,
+    whatever the others hold), each with the reason a solve would blame it with."""
+    st = _State(problem, SolveOptions(), only=apps or ("",))  # only=(): every app
+    st.generate()
+    return {a: st.why_empty(e) for a, e in st.apps.items() if not e.candidates}
+
+
 def solve_greedy(problem: Problem, options: SolveOptions) -> Plan:
     """Steps 1-5 alone, without the exact model's polish (the exact model's incumbent)."""
     return greedy(problem, options)[0]
@@ -489,4 +495,4 @@ def _steps(
     return plan, None, lower
 
 
-__all__ = ["HOSTS", "NAME", "greedy", "solve_greedy"]
+__all__ = ["HOSTS", "NAME", "alone", "greedy", "solve_greedy"]

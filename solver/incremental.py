@@ -349,6 +349,18 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
     return touched
 
 
+def held_broken(
+    problem: Problem, previous: Mapping[str, Placement], apps: Collection[str]
+) -> list[str]:
+    """Of `apps`, in the scenario's order, those `previous` holds where they break a
+    per-app constraint (as `touched_apps` judges them: read from its evaluation)."""
+    cm = problem.cost
+    return [
+        a.id for a in problem.scenario.apps
+        if a.id in apps and a.id in previous and _broken(problem, cm.apps[a.id], previous[a.id])
+    ]  # fmt: skip
+
+
 def _broken(problem: Problem, app: App, p: Placement) -> bool:
     """Whether `app` held at `p` breaks a per-app constraint or does not fit its model's
     shape. Read from the evaluation of the plan in force (`base_evaluation`) when its
@@ -464,4 +476,4 @@ def _with_fixed(options: SolveOptions, fixed: dict[str, Placement]) -> SolveOpti
     )
 
 
-__all__ = ["Change", "apply_change", "previous_plan", "resolve", "touched_apps"]
+__all__ = ["Change", "apply_change", "held_broken", "previous_plan", "resolve", "touched_apps"]

@@ -22,8 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from solver.document import Plan
-from solver.incremental import Change, apply_change, resolve, touched_apps
+from solver.heuristic import NAME, alone
+from solver.incremental import Change, apply_change, held_broken, resolve, touched_apps
 from solver.plan import Placement, Status
+from solver.polish import MAX_DEVICES
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Reason
 from solver.registry import solve
@@ -94,6 +96,18 @@ def place_what_fits(
         touched = touched_apps(problem, previous, change if touching is None else touching)
     original = problem
     set_aside: dict[str, Reason] = {}
+    if touched and previous and solver == NAME and not _small_fleet(problem):
+        # An app held where it breaks its own limits (one served degraded) is re-placed,
+        # and mostly fits nowhere again: a solve would fail on it first, then solve the
+        # rest. The heuristic's per-app verdict, asked first, sets it aside at once, with
+        # the reason that solve gives (on a small fleet the polish settles a verdict its
+        # own way, and the solve decides there).
+        held = held_broken(problem, previous, touched)
+        for own, why in alone(problem, held).items():
+            if len(set_aside) >= max_unplaced:
+                break
+            set_aside[own] = why
+            problem = apply_change(problem, Change(removed_apps=frozenset({own})), previous)
     while True:
         left = options.time_limit_s - (time.perf_counter() - started)
         opts = replace(options, time_limit_s=max(left, 0.05))
@@ -112,6 +126,11 @@ def place_what_fits(
         assert plan.reason is not None
         set_aside[app_id] = plan.reason
         problem = apply_change(problem, Change(removed_apps=frozenset({app_id})), previous)
+
+
+def _small_fleet(problem: Problem) -> bool:
+    """A fleet the heuristic's polish settles infeasible verdicts on (`solver.polish`)."""
+    return len(problem.scenario.devices) <= MAX_DEVICES
 
 
 __all__ = ["MAX_UNPLACED", "Partial", "named_app", "place_what_fits"]

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from solver import Problem, SolveOptions, Status, evaluate, parse_scenario, solve
+from solver import Problem, SolveOptions, Status, evaluate, parse_scenario, partial, solve
+from solver.document import Plan
 from solver.generate import generate
 from solver.incremental import Change, apply_change
 from solver.partial import named_app, place_what_fits
+from solver.reasons import Code
 
 OPTIONS = SolveOptions(time_limit_s=20)
 
@@ -69,6 +71,49 @@ def test_incremental_holds_the_untouched_apps_and_sets_aside_the_broken_one() ->
     for app_id, placement in out.plan.placements.items():
         assert placement == in_force[app_id]  # nobody else had to move
     assert out.plan.doc.stats is not None and out.plan.doc.stats["resolved_apps"] == 0
+
+
+def test_an_app_held_where_it_breaks_its_limits_is_set_aside_before_the_solve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a fleet past the polish's size, the apps held where they break their own limits
+    and that fit nowhere are found by the heuristic's per-app verdict before the solve:
+    the very outcome of the solves that failed on them one by one, with one solve."""
+    scn = generate(17, devices=90, apps=12, blocks=4)
+    first = Problem(parse_scenario(scn))
+    in_force = solve(first, OPTIONS, solver="heuristic").placements
+    worse = _impossible(scn, "app-7", "app-2")
+    link = first.scenario.links[5]
+    change = Change(
+        added_apps=(worse["apps"][2], worse["apps"][7]),
+        links={(link.a, link.b): {"mbps": link.mbps * 0.7}},
+    )
+    problem = apply_change(first, change, in_force)
+    solves: list[int] = []
+    resolve = partial.resolve
+
+    def counted(*args: Any, **kwargs: Any) -> Plan:
+        solves.append(1)
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(partial, "resolve", counted)
+    out = place_what_fits(problem, OPTIONS, "heuristic", previous=in_force, change=change)
+    assert len(solves) == 1
+
+    solves.clear()
+    monkeypatch.setattr(partial, "alone", lambda problem, apps: {})
+    failing = place_what_fits(problem, OPTIONS, "heuristic", previous=in_force, change=change)
+    assert len(solves) == 3  # one failing solve for each app, then the rest
+
+    assert list(out.set_aside) == list(failing.set_aside) == ["app-2", "app-7"]
+    assert out.set_aside == failing.set_aside
+    assert out.set_aside["app-2"].alone and out.set_aside["app-2"].code == Code.SLO
+    assert out.plan.placements == failing.plan.placements
+    assert out.plan.doc.apps == failing.plan.doc.apps
+    assert out.plan.doc.objective == failing.plan.doc.objective
+    assert [a.id for a in out.problem.scenario.apps] == [
+        a.id for a in failing.problem.scenario.apps
+    ]
 
 
 def test_when_no_app_fits_the_plan_is_empty() -> None:
