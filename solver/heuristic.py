@@ -72,8 +72,7 @@ from solver.verdict import Stuck
 
 NAME = "heuristic"
 HOSTS = 10  # candidate hosts per app on large fleets
-# The share of the large-fleet bound's apps computed aside: the child's part against the
-# parent's steps, plan document and the rest (even at 10,000 devices, bench/RESULTS.md).
+# The share of the large-fleet bound's apps computed aside (bench/RESULTS.md, 10,000 devices).
 _ASIDE = 0.75
 _MARGIN = 1e-9  # under each limit (relative): the evaluator sums in another order
 _SINGLES = 3
@@ -95,7 +94,6 @@ class _App:
 
 class _State:
     def __init__(self, problem: Problem, options: SolveOptions, only: Collection[str] = ()):
-        """`only`: place none but these apps (candidates alone: `alone`)."""
         self.problem = problem
         self.options = options
         self.fleet = fleet_of(problem)
@@ -388,8 +386,11 @@ class _State:
 
 def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
     """Those of `apps` without a candidate (no placement of their own meets their limits,
-    whatever the others hold), each with the reason a solve would blame it with."""
-    st = _State(problem, SolveOptions(), only=apps or ("",))  # only=(): every app
+    whatever the others hold: the others neither placed nor booked), with the reason a
+    solve would blame each with."""
+    if not apps:
+        return {}
+    st = _State(problem, SolveOptions(), only=apps)
     st.generate()
     return {a: st.why_empty(e) for a, e in st.apps.items() if not e.candidates}
 
