@@ -4,6 +4,7 @@ exactly what a fresh parse of the scenario gives; an app that fits nowhere is se
 from __future__ import annotations
 
 import copy
+import gc
 import math
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,35 @@ def test_an_app_out_of_its_slo_is_served_degraded_not_stopped() -> None:
     again = _replan(broken, out.scenario, out)
     assert not again.apply, again.decision
     assert list(again.degraded) == ["app-3"]
+
+
+def test_re_plans_leave_nothing_for_the_cyclic_collector() -> None:
+    """Every re-plan's problems, plans and documents are freed by reference counting: the
+    solvers pause the cyclic collector and move what they made to its oldest generation
+    (`solver.gcpause`), so a cycle among them stays in memory (a Fleet holding its problem
+    made every problem one, and a worker grew by a megabyte a re-plan at 200 devices).
+    The re-plans here derive problems, set an app aside on a fleet past the polish's size
+    and serve it degraded, and put new plans in force."""
+    scn = generate(21, devices=90, apps=12, blocks=4)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        first = _replan(scn, None, None)
+        broken = copy.deepcopy(scn)
+        broken["apps"][3]["slo_ms"] = 1e-6
+        broken = _with_previous(broken, first)
+        out = _replan(broken, scn, first)
+        assert list(out.degraded) == ["app-3"]
+        again = _replan(_battery_drop(broken, 0), out.scenario, out)
+        assert again.derived_problem
+        replacement._SOLVED.clear()
+        del first, out, again
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
 
 
 def test_a_battery_that_cannot_last_even_idle_still_serves_its_camera() -> None:
