@@ -76,6 +76,37 @@ def serve_degraded(
     return out
 
 
+def held_degraded(
+    now: solver.Problem,
+    placed: Mapping[str, solver.Placement],
+    set_aside: Mapping[str, solver.Reason],
+    stop: frozenset[str],
+    running: Mapping[str, solver.Placement],
+) -> Degraded | None:
+    """The apps `serve_degraded` would serve, each where `running` (the plan in force)
+    runs it, when all of them were set aside for their SLO and every one of those
+    placements still fits beside `placed` with the battery and SLO limits lifted (as the
+    relaxed search judges it); None otherwise. Whether such an app is served decides a
+    re-plan, not where (it is left out of both plans judged): a re-plan that keeps the
+    plan in force, with the app where it runs, needs no relaxed search. An app set aside
+    for its battery is left to the search: where it runs is what drains that battery."""
+    candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
+    if not candidates or any(
+        a not in running or set_aside[a].code != solver.Code.SLO for a in candidates
+    ):
+        return None
+    held = {a: running[a] for a in candidates}
+    try:
+        ev = solver.evaluate(now.cost, {**placed, **held}, cache=now.app_costs)
+    except (KeyError, ValueError, IndexError):
+        return None  # a placement of the plan in force names what is gone
+    for r in ev.found:
+        if r.code != solver.Code.BATTERY and not (r.code == solver.Code.SLO and r.app in held):
+            return None
+    out = Degraded(held, _results_on(now, held), {a: set_aside[a] for a in candidates})
+    return out
+
+
 def _relaxed_placement(
     scenario: dict[str, Any],
     apps: dict[str, dict[str, Any]],
@@ -141,4 +172,4 @@ def _results_on(
     return [entries[a] for a in degraded]
 
 
-__all__ = ["RELAXABLE", "Degraded", "serve_degraded"]
+__all__ = ["RELAXABLE", "Degraded", "held_degraded", "serve_degraded"]

@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import Any
 
 import solver
-from orchestrator.degrade import serve_degraded
+from orchestrator.degrade import Degraded, held_degraded, serve_degraded
 from orchestrator.hysteresis import Decision, decide
 from orchestrator.triggers import link_name
 
@@ -209,15 +209,6 @@ def replan(
     )
     plan, solved = partial.plan, partial.problem
     started = time.perf_counter()
-    degraded = serve_degraded(
-        scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s, problem
-    )
-    unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
-    current_objective: float | None = None
-    broken: list[str] = []
-    held: dict[str, solver.Placement] = {}
-    served = {a.id for a in solved.scenario.apps} | set(degraded.placements)
-    structural = current is not None and current.apps != served
     placed_scenario = scenario
     if partial.unplaced:
         placed_scenario = dict(scenario)
@@ -227,6 +218,9 @@ def replan(
     _remember(scenario, problem)
     if solved is not problem:
         _remember(placed_scenario, solved, (scenario, problem))
+    current_objective: float | None = None
+    broken_now: list[str] = []
+    held: dict[str, solver.Placement] = {}
     if current is not None:
         # The plan in force is judged on what the candidate places: an app set aside
         # stays out of both (leaving it out is a change of the set of deployments).
@@ -239,24 +233,48 @@ def replan(
                 migration=solved.migration,
                 base=solved.derived.get("evaluation"),
             )
-            current_objective, broken = ev.objective, list(ev.violations)
+            current_objective, broken_now = ev.objective, list(ev.violations)
         except (KeyError, ValueError, IndexError) as exc:
             # The plan in force names something the scenario no longer has (a lost device).
-            current_objective, broken = float("inf"), [f"the plan in force is stale: {exc}"]
-        if structural and not broken:
-            broken = ["the set of deployments changed"]
+            current_objective = float("inf")
+            broken_now = [f"the plan in force is stale: {exc}"]
     feasible = plan.status != solver.Status.INFEASIBLE
-    decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
-    if force and feasible:
-        decision = Decision(True, "an operator's solve: applied without the margin")
-    elif (
-        decision.apply
-        and held_before
-        and plan.placements == held
-        and all(held_before.get(a) == p for a, p in degraded.placements.items())
-        and not structural
-    ):
-        decision = Decision(False, "the candidate is the plan in force")
+
+    def judged(degraded: Degraded) -> tuple[Decision, list[str], bool]:
+        served = {a.id for a in solved.scenario.apps} | set(degraded.placements)
+        structural = current is not None and current.apps != served
+        broken = broken_now
+        if current is not None and structural and not broken:
+            broken = ["the set of deployments changed"]
+        decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
+        if force and feasible:
+            decision = Decision(True, "an operator's solve: applied without the margin")
+        elif (
+            decision.apply
+            and held_before
+            and plan.placements == held
+            and all(held_before.get(a) == p for a, p in degraded.placements.items())
+            and not structural
+        ):
+            decision = Decision(False, "the candidate is the plan in force")
+        return decision, broken, structural
+
+    # An app served degraded is judged served or not: where it runs matters only to a
+    # candidate that goes in force. So where the plan in force runs it still fits, a
+    # re-plan that keeps the plan in force needs no relaxed search (`held_degraded`).
+    degraded = None
+    if held_before and partial.set_aside:
+        degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, held_before)
+    if degraded is not None:
+        decision, broken, _ = judged(degraded)
+        if decision.apply:
+            degraded = None
+    if degraded is None:
+        degraded = serve_degraded(
+            scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s, problem
+        )
+        decision, broken, _ = judged(degraded)
+    unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
     document = plan.doc.model_dump(mode="json")
     if degraded.results:
         document["apps"] += [r.model_dump(mode="json") for r in degraded.results]
