@@ -22,7 +22,7 @@ from typing import Any
 
 import solver
 from orchestrator.hysteresis import DEFAULT_MARGIN
-from orchestrator.replacement import Replacement, in_force, replan
+from orchestrator.replacement import InForce, Replacement, in_force, replan
 from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, fired_links, link_floors
 from simulate.policy import DEFAULT_SOLVER, Moment, PolicyContext
 
@@ -63,6 +63,7 @@ class ContinuumPolicy:
         self._planned: dict[str, Any] | None = None  # what the plan in force was solved from
         self._pending: _Pending | None = None
         self._rtt: dict[tuple[str, str], float] = {}
+        self._kept: tuple[solver.PlanDoc, Any, Any, InForce] | None = None
 
     def _observe(self, now: Moment) -> list[Trigger]:
         fired: list[Trigger] = []
@@ -108,7 +109,7 @@ class ContinuumPolicy:
         scenario = now.scenario()
         current = None
         if in_force_plan is not None:
-            current = in_force(scenario, self._planned, in_force_plan)
+            current = self._current(scenario, in_force_plan)
         links = fired_links(fired)
         result = replan(
             scenario, current, self.solver_name, self.context.time_limit_s, self.margin,
@@ -137,6 +138,26 @@ class ContinuumPolicy:
             return result.plan
         self._pending = _Pending(result.plan, result.scenario, now.at_s + self.context.rollout_s)
         return out
+
+    def _current(self, scenario: dict[str, Any], plan: solver.PlanDoc) -> InForce:
+        """`in_force` of the plan in force, made again only when it, the scenario it was
+        solved from or the models changed (a plan stays in force for many re-plans, and
+        reading its document back is a few percent of each)."""
+        models = scenario.get("models")
+        kept = self._kept
+        if (
+            kept is None
+            or kept[0] is not plan
+            or kept[1] is not self._planned
+            or kept[2] is not models
+        ):
+            kept = self._kept = (
+                plan,
+                self._planned,
+                models,
+                in_force(scenario, self._planned, plan),
+            )
+        return kept[3]
 
     def _in_force(
         self, plan: solver.PlanDoc, scenario: dict[str, Any], at_s: float
