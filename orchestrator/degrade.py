@@ -97,7 +97,10 @@ def held_degraded(
         return None
     held = {a: running[a] for a in candidates}
     try:
-        ev = solver.evaluate(now.cost, {**placed, **held}, cache=now.app_costs)
+        # On top of the last evaluation on this fleet (the plan in force's, or its
+        # predecessor's, which the problem was derived from): only what moved is redone.
+        base = now.derived.get("evaluation") or now.derived.get("base_evaluation")
+        ev = solver.evaluate(now.cost, {**placed, **held}, cache=now.app_costs, base=base)
     except (KeyError, ValueError, IndexError):
         return None  # a placement of the plan in force names what is gone
     for r in ev.found:
@@ -164,12 +167,9 @@ def _results_on(
     """The plan entries of the apps served degraded, in the order they were found,
     evaluated on the scenario of now with no previous plan (migration is the plan's
     part, not the entries')."""
-    bare = solver.Problem(now.scenario, now.cost, previous={})
-    plan = solver.build_plan(
-        bare.cost, dict(degraded), solver.Status.FEASIBLE, "degraded", migration=bare.migration
+    return solver.app_results(
+        now.cost, degraded, solver.Problem(now.scenario, now.cost, {}).migration
     )
-    entries = {r.id: r for r in plan.doc.apps}
-    return [entries[a] for a in degraded]
 
 
 __all__ = ["RELAXABLE", "Degraded", "held_degraded", "serve_degraded"]

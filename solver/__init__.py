@@ -7,7 +7,7 @@ reads the clock only for its time limit, and is deterministic for a given seed.
 
 from __future__ import annotations
 
-from solver.document import Plan, build_plan
+from solver.document import Plan, app_results, build_plan
 from solver.evaluate import Evaluation, evaluate
 from solver.incremental import Change, apply_change
 from solver.partial import Partial, place_what_fits
@@ -35,6 +35,7 @@ __all__ = [
     "SolverFn",
     "Stage",
     "Status",
+    "app_results",
     "apply_change",
     "build_plan",
     "evaluate",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from solver.costs import Cost, CostModel, battery_hours
-from solver.evaluate import AppRecord, Evaluation, PlanParts, evaluate, within
+from solver.evaluate import AppRecord, Evaluation, PlanParts, app_record, evaluate, within
 from solver.migration import Migration
 from solver.plan import (
     AppResult,
@@ -121,6 +121,20 @@ def build_plan(
         stats=stats,
     )
     return Plan(status=status, placements=dict(placements), doc=doc, evaluation=ev)
+
+
+def app_results(
+    cm: CostModel, placements: Mapping[str, Placement], migration: Migration
+) -> list[AppResult]:
+    """The plan document's entries of `placements`, in their order, as `build_plan`
+    writes them, without the rest of a document (every device's and link's use)."""
+    out = []
+    for app_id, p in placements.items():
+        rec = app_record(cm, cm.apps[app_id], p, migration)
+        if isinstance(rec, list):
+            raise ValueError(f"app {app_id}: {rec[0].message}")
+        out.append(_app_result(cm, rec))
+    return out
 
 
 def _app_result(cm: CostModel, rec: AppRecord) -> AppResult:
