@@ -226,8 +226,11 @@ def _carry_tables(old: Problem, new: Problem, change: Change) -> None:
     fleet = old.derived.get("fleet")
     if isinstance(fleet, Fleet):
         new.derived["fleet"] = fleet.updated(new, change.devices)
-    if "evaluation" in old.derived:
-        new.derived["base_evaluation"] = old.derived["evaluation"]
+    # The last evaluation on this fleet, two changes back if the problem in between was
+    # never solved (an app set aside from a derived problem): what to build on.
+    base = old.derived.get("evaluation", old.derived.get("base_evaluation"))
+    if base is not None:
+        new.derived["base_evaluation"] = base
 
 
 def _link_index(problem: Problem) -> dict[frozenset[str], int]:

@@ -116,6 +116,10 @@ def place_what_fits(
         else:
             plan = solve(problem, opts, solver=solver)
         if plan.status != Status.INFEASIBLE:
+            if set_aside and plan.evaluation is not None:
+                # What the next change of the whole problem is evaluated on top of (its
+                # own last solve, if any, failed): the plan of the apps that fit.
+                original.derived["evaluation"] = plan.evaluation
             return Partial(plan, problem, set_aside)
         app_id = _blamed(plan, problem)
         out_of_time = time.perf_counter() - started >= options.time_limit_s
