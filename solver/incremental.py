@@ -454,7 +454,8 @@ def _resolve(
     fixed = {a: p for a, p in previous.items() if a in problem.cost.apps and a not in touched}
     plan = solve(problem, _with_fixed(opts, fixed), solver=solver)
     if plan.status == Status.INFEASIBLE and fixed and not _its_own_fault(plan, touched):
-        plan = solve(problem, _with_fixed(opts, {}), solver=solver)
+        fixed = {}
+        plan = solve(problem, _with_fixed(opts, fixed), solver=solver)
     if plan.doc.stats is None:
         plan.doc.stats = {}
     plan.doc.stats["resolved_apps"] = len(problem.cost.apps) - len(fixed)

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from simulate.traces import read_trace
-from solver import Problem, SolveOptions, Status, solve
-from solver.document import Plan, build_plan
+from solver import Problem, SolveOptions, Status, incremental, solve
+from solver.document import Plan, build_plan, infeasible_plan
 from solver.evaluate import app_cost, evaluate
 from solver.generate import generate
 from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
 from solver.migration import app_migration
 from solver.plan import Placement
+from solver.reasons import Code, Reason
 from solver.scenario import ScenarioError, parse_scenario
 from tests.solver.test_fastcost import _random_placements
 
@@ -207,6 +208,35 @@ def test_an_app_that_fits_nowhere_alone_is_named_without_re_placing_every_app() 
                 assert got.reason.app in touched and got.reason.app == app.id
                 alone += 1
     assert alone >= 1  # the case is exercised
+
+
+def test_a_re_solve_that_falls_back_to_every_app_counts_every_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the held apps leave the touched ones no room (no single app to blame), every
+    app is re-placed, and the plan's `resolved_apps` says so (it counted the touched ones:
+    a fleet whose packs drain fell back at about one re-plan in nine, and looked
+    incremental)."""
+    problem = Problem(parse_scenario(generate(8, devices=30, apps=10, blocks=4)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    link = problem.scenario.links[0]
+    change = Change(links={(link.a, link.b): {"mbps": link.mbps * 0.5}})
+    new = apply_change(problem, change, plan.placements)
+    real = incremental.solve
+    calls: list[int] = []
+
+    def no_room_when_held(p: Problem, options: SolveOptions, solver: str) -> Plan:
+        calls.append(len(options.fixed))
+        if options.fixed:
+            why = Reason(Code.COMPUTE, "the fixed apps alone exceed a shared capacity")
+            return infeasible_plan(p.cost, solver, why)
+        return real(p, options, solver=solver)
+
+    monkeypatch.setattr(incremental, "solve", no_room_when_held)
+    got = resolve(new, plan.placements, change)
+    assert calls[0] > 0 and calls[1:] == [0]
+    assert got.status != Status.INFEASIBLE
+    assert got.doc.stats is not None and got.doc.stats["resolved_apps"] == 10
 
 
 def test_an_app_held_out_of_its_slo_is_re_placed_whatever_the_change() -> None:
