@@ -99,15 +99,14 @@ def held_degraded(
     try:
         # On top of the last evaluation on this fleet (the plan in force's, or its
         # predecessor's, which the problem was derived from): only what moved is redone.
-        base = now.derived.get("evaluation") or now.derived.get("base_evaluation")
+        base = solver.base_evaluation(now)
         ev = solver.evaluate(now.cost, {**placed, **held}, cache=now.app_costs, base=base)
     except (KeyError, ValueError, IndexError):
         return None  # a placement of the plan in force names what is gone
     for r in ev.found:
         if r.code != solver.Code.BATTERY and not (r.code == solver.Code.SLO and r.app in held):
             return None
-    out = Degraded(held, _results_on(now, held), {a: set_aside[a] for a in candidates})
-    return out
+    return Degraded(held, _results_on(now, held), {a: set_aside[a] for a in candidates})
 
 
 def _relaxed_placement(

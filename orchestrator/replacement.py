@@ -240,7 +240,7 @@ def replan(
             broken_now = [f"the plan in force is stale: {exc}"]
     feasible = plan.status != solver.Status.INFEASIBLE
 
-    def judged(degraded: Degraded) -> tuple[Decision, list[str], bool]:
+    def judged(degraded: Degraded) -> tuple[Decision, list[str]]:
         served = {a.id for a in solved.scenario.apps} | set(degraded.placements)
         structural = current is not None and current.apps != served
         broken = broken_now
@@ -257,7 +257,7 @@ def replan(
             and not structural
         ):
             decision = Decision(False, "the candidate is the plan in force")
-        return decision, broken, structural
+        return decision, broken
 
     # An app served degraded is judged served or not: where it runs matters only to a
     # candidate that goes in force. So where the plan in force runs it still fits, a
@@ -266,14 +266,14 @@ def replan(
     if held_before and partial.set_aside:
         degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, held_before)
     if degraded is not None:
-        decision, broken, _ = judged(degraded)
+        decision, broken = judged(degraded)
         if decision.apply:
             degraded = None
     if degraded is None:
         degraded = serve_degraded(
             scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s, problem
         )
-        decision, broken, _ = judged(degraded)
+        decision, broken = judged(degraded)
     unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
     document = plan.doc.model_dump(mode="json")
     if degraded.results:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from solver.document import Plan, app_results, build_plan
 from solver.evaluate import Evaluation, evaluate
+from solver.held import base_evaluation
 from solver.incremental import Change, apply_change
 from solver.partial import Partial, place_what_fits
 from solver.plan import AppResult, Placement, PlanDoc, Segment, Stage, Status
@@ -37,6 +38,7 @@ __all__ = [
     "Status",
     "app_results",
     "apply_change",
+    "base_evaluation",
     "build_plan",
     "evaluate",
     "load_scenario",

@@ -228,7 +228,7 @@ def _carry_tables(old: Problem, new: Problem, change: Change) -> None:
         new.derived["fleet"] = fleet.updated(new, change.devices)
     # The last evaluation on this fleet, two changes back if the problem in between was
     # never solved (an app set aside from a derived problem): what to build on.
-    base = old.derived.get("evaluation", old.derived.get("base_evaluation"))
+    base = base_evaluation(old)
     if base is not None:
         new.derived["base_evaluation"] = base
 

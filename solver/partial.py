@@ -25,7 +25,7 @@ from solver.document import Plan
 from solver.heuristic import NAME, alone
 from solver.incremental import Change, apply_change, held_broken, resolve, touched_apps
 from solver.plan import Placement, Status
-from solver.polish import MAX_DEVICES
+from solver.polish import small_fleet
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Reason
 from solver.registry import solve
@@ -96,7 +96,7 @@ def place_what_fits(
         touched = touched_apps(problem, previous, change if touching is None else touching)
     original = problem
     set_aside: dict[str, Reason] = {}
-    if touched and previous and solver == NAME and not _small_fleet(problem):
+    if touched and previous and solver == NAME and not small_fleet(problem):
         # An app held where it breaks its own limits (one served degraded) is re-placed,
         # and mostly fits nowhere again: a solve would fail on it first, then solve the
         # rest. The heuristic's per-app verdict, asked first, sets it aside at once, with
@@ -130,11 +130,6 @@ def place_what_fits(
         assert plan.reason is not None
         set_aside[app_id] = plan.reason
         problem = apply_change(problem, Change(removed_apps=frozenset({app_id})), previous)
-
-
-def _small_fleet(problem: Problem) -> bool:
-    """A fleet the heuristic's polish settles infeasible verdicts on (`solver.polish`)."""
-    return len(problem.scenario.devices) <= MAX_DEVICES
 
 
 __all__ = ["MAX_UNPLACED", "Partial", "named_app", "place_what_fits"]

@@ -66,10 +66,15 @@ class Greedy:
     lower: dict[str, float]
 
 
+def small_fleet(problem: Problem) -> bool:
+    """A fleet few enough devices for exact steps (the apps to place aside)."""
+    return len(problem.scenario.devices) <= MAX_DEVICES
+
+
 def small(problem: Problem, options: SolveOptions) -> bool:
     """Whether the fleet is small enough for exact steps within the budget."""
     free = [a for a in problem.scenario.apps if a.id not in options.fixed]
-    return len(free) <= MAX_APPS and len(problem.scenario.devices) <= MAX_DEVICES
+    return len(free) <= MAX_APPS and small_fleet(problem)
 
 
 def improve(problem: Problem, options: SolveOptions, found: Greedy, left_s: float) -> Plan:
@@ -207,5 +212,6 @@ __all__ = [
     "Greedy",
     "improve",
     "small",
+    "small_fleet",
     "solve",
 ]
