@@ -13,7 +13,7 @@ from cli.errors import fail
 from cli.render import make_console
 from simulate.engine import PolicyRun
 from simulate.errors import InputError
-from simulate.inputs import Inputs, load_scenario_dict, prepare
+from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare
 from simulate.outputs import SUMMARY_KEYS, totals_dict
 from simulate.registry import known
 from simulate.run import build_policies, run_policy, write_outputs
@@ -42,6 +42,7 @@ def _prepare(
     fail_at: list[str],
     step: float,
     seed: int,
+    probe: float,
 ) -> Inputs:
     try:
         raw = load_scenario_dict(scenario)
@@ -56,6 +57,7 @@ def _prepare(
             failures=fail_at,
             step_s=step,
             seed=seed,
+            probe_s=probe,
         )
         build_policies(inputs)  # a plug-in that cannot load is bad input too
     except InputError as exc:
@@ -91,12 +93,20 @@ def simulate_command(
     ] = None,
     step: Annotated[float, typer.Option("--step", help="Seconds per step.")] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every solver.")] = 0,
+    probe: Annotated[
+        float,
+        typer.Option(
+            "--probe",
+            help="Seconds between the agents' bandwidth probes of a traced link: what "
+            "continuum's control plane learns of it (the agent's default).",
+        ),
+    ] = PROBE_S,
 ) -> None:
     """Replay a scenario over time under each policy and score every step with the
     evaluator of `continuum solve`. Writes summary.json, timeseries.csv and report.html
     to --out. Bad input exits 2 with one line, before any work."""
     inputs = _prepare(
-        scenario, policy, hours, trace or [], battery or [], fail_at or [], step, seed
+        scenario, policy, hours, trace or [], battery or [], fail_at or [], step, seed, probe
     )
     console = make_console(stderr=True)
     runs: dict[str, PolicyRun] = {}

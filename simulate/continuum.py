@@ -2,17 +2,20 @@
 
 Nothing of the decision is re-implemented here. The reconcile loop's triggers
 (`orchestrator.triggers`: smoothed link figures, battery projections and level steps)
-observe what the agents would report; a trigger, a lost or a joined device asks for a
-re-plan, which is `orchestrator.replacement.replan` with the plan in force as
+observe what the agents would report: their bandwidth probes (`simulate.probes`: a traced
+link is measured every `probe_s`, not at every sample of its trace) and battery levels;
+a trigger, a lost or a joined device asks for a re-plan, which is
+`orchestrator.replacement.replan` with the plan in force as
 `orchestrator.replacement.in_force` makes it (incremental re-solve, place-what-fits, and
 the hysteresis rule of `orchestrator.hysteresis`), with the arguments the planner gives
-it (`orchestrator.planner.Planner._replan_in_pool`): the scenario of now, the plan in
-force and the scenario it was solved from, the default solver, the margin, the links
-that fired. As in the loop, the watches are committed right after a re-plan is asked for
-(the link watch, for the links that fired). An applied plan
-serves after the rollout delay (make-before-break); until then the old plan serves. When a
-plan goes in force, the link watch takes its floors (`orchestrator.triggers.link_floors`),
-as the loop takes them from the plan version in force.
+it (`orchestrator.planner.Planner._replan_in_pool`): the scenario of now as the control
+plane knows it (each traced link at its latest probe), the plan in force and the
+scenario it was solved from, the default solver, the margin, the links that fired. As in
+the loop, the watches are committed right after a re-plan is asked for (the link watch,
+for the links that fired). An applied plan serves after the rollout delay
+(make-before-break); until then the old plan serves. When a plan goes in force, the link
+watch takes its floors (`orchestrator.triggers.link_floors`), as the loop takes them from
+the plan version in force.
 """
 
 from __future__ import annotations
@@ -67,9 +70,9 @@ class ContinuumPolicy:
 
     def _observe(self, now: Moment) -> list[Trigger]:
         fired: list[Trigger] = []
-        if now.link_samples and not self._rtt:
+        if now.probes and not self._rtt:
             self._rtt = {(lk.a, lk.b): lk.rtt_ms for lk in now.problem.scenario.links}
-        for (a, b), mbps in now.link_samples.items():
+        for (a, b), mbps in now.probes.items():
             t = self.links.observe(a, b, mbps, self._rtt.get((a, b), 0.0), now.at_s)
             if t is not None:
                 fired.append(t)
@@ -106,7 +109,7 @@ class ContinuumPolicy:
             # A rollout is under way: the loop's next re-plan starts from the plan that
             # rollout puts in force, once it does; the triggers wait for it.
             return out
-        scenario = now.scenario()
+        scenario = now.measured()
         current = None
         if in_force_plan is not None:
             current = self._current(scenario, in_force_plan)

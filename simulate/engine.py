@@ -32,6 +32,7 @@ from orchestrator.replacement import placements_of
 from simulate.inputs import Inputs, Link
 from simulate.packs import Packs
 from simulate.policy import Moment, PlanChange, Policy
+from simulate.probes import ProbeClock
 from simulate.scoring import Verdicts, verdicts_of
 from simulate.traces import StepTable
 from solver.costs import battery_budget_w
@@ -91,6 +92,7 @@ class Simulation:
         # last `changed` step told the policies (what matters: +-bandwidth_step of it).
         self.link_now: dict[Link, float] = {k: tr.at(0.0) for k, tr in inputs.traces.items()}
         self.signalled = dict(self.link_now)
+        self.probes = ProbeClock(sorted(inputs.traces), inputs.probe_s, inputs.seed)
         self.down: frozenset[str] = frozenset(self._down_at(0.0))
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
@@ -111,8 +113,9 @@ class Simulation:
         self.rates = (0.0, 0.0, 0, 0)  # W, g/s, violations, SLO misses
 
     # -- the scenario of now ---------------------------------------------------------------
-    def scenario_now(self) -> dict[str, Any]:
-        """The scenario-v1 document of now (the one `problem()` compiles)."""
+    def scenario_now(self, figures: dict[Link, float] | None = None) -> dict[str, Any]:
+        """The scenario-v1 document of now (the one `problem()` compiles); with `figures`,
+        the traced links at those instead (`measured`)."""
         down, packs = self.down, self.batteries
         devices = []
         for d in self.base["devices"]:
@@ -126,13 +129,20 @@ class Simulation:
             if lk["a"] in down or lk["b"] in down:
                 continue
             key = (lk["a"], lk["b"])
-            links.append({**lk, "mbps": self.link_now[key]} if key in self.link_now else lk)
+            if key in self.link_now:
+                lk = {**lk, "mbps": (figures or self.link_now).get(key, self.link_now[key])}
+            links.append(lk)
         apps = [
             a
             for a in self.base["apps"]
             if a["source"] not in down and a.get("sink", a["source"]) not in down
         ]
         return {**self.base, "devices": devices, "links": links, "apps": apps}
+
+    def measured(self) -> dict[str, Any]:
+        """The scenario of now as a control plane knows it: each traced link at the
+        agents' latest probe of it."""
+        return self.scenario_now(self.probes.measured)
 
     def problem(self) -> solver.Problem:
         """The scenario of now, compiled (bandwidth and battery changes are applied when
@@ -197,6 +207,7 @@ class Simulation:
             if lost or joined:
                 packs.up = np.array([d not in down for d in packs.ids], dtype=bool)
             reports = packs.reports(down, charging_changed)
+            probes = self.probes.probe(t, self.link_now, down, joined)
             device_changes = packs.changes(down, inputs.battery_step_pct)
             self._devices_due.update(device_changes)
             shape = bool(lost or joined)
@@ -217,6 +228,8 @@ class Simulation:
                     joined,
                     structural,
                     signal,
+                    probes,
+                    self.measured,
                 )
             )
             totals.solve_s += time.perf_counter() - started

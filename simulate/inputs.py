@@ -28,6 +28,9 @@ MAX_HOURS = 24.0 * 366
 BANDWIDTH_STEP = 0.05
 BATTERY_STEP_PCT = 0.5
 ROLLOUT_S = 2.0  # continuum: from a decision to the new plan serving (make-before-break)
+# How often an agent measures a link's bandwidth: its `probe_interval_s` default
+# (agents/settings.py); what a control plane learns of a traced link (simulate/probes.py).
+PROBE_S = 30.0
 
 Link = tuple[str, str]
 
@@ -48,6 +51,7 @@ class Inputs:
     battery_step_pct: float = BATTERY_STEP_PCT
     rollout_s: float = ROLLOUT_S
     time_limit_s: float = 10.0
+    probe_s: float = PROBE_S
 
     @property
     def steps(self) -> int:
@@ -71,6 +75,7 @@ class Inputs:
             "bandwidth_step": self.bandwidth_step,
             "battery_step_pct": self.battery_step_pct,
             "rollout_s": self.rollout_s,
+            "probe_s": self.probe_s,
         }
 
 
@@ -119,6 +124,7 @@ def prepare(
     step_s: float = 1.0,
     seed: int = 0,
     base: Path | None = None,
+    probe_s: float = PROBE_S,
 ) -> Inputs:
     """Check every input and read every trace; InputError on the first bad one.
     `base`: the directory relative trace paths are read from (a sweep's spec)."""
@@ -138,6 +144,8 @@ def prepare(
         raise InputError(f"--step: {hours * 3600.0 / step_s:.0f} steps; at most {MAX_STEPS}")
     if seed < 0:
         raise InputError(f"--seed: must be 0 or more (got {seed})")
+    if not (0 < probe_s < math.inf):
+        raise InputError(f"--probe: must be more than 0 s (got {probe_s:g})")
     read: dict[Link, Trace] = {}
     files: dict[str, str] = {}
     for spec in traces:
@@ -181,12 +189,14 @@ def prepare(
         trace_files=files,
         batteries=profiles,
         failures=tuple(fails),
+        probe_s=probe_s,
     )
 
 
 __all__ = [
     "BANDWIDTH_STEP",
     "BATTERY_STEP_PCT",
+    "PROBE_S",
     "ROLLOUT_S",
     "InputError",
     "Inputs",

@@ -70,11 +70,14 @@ class Moment:
     `has_plan`: whether there is a plan in force, without writing it.
     `changed`: an input moved past what matters since the last step that said so (a
     traced bandwidth out of +-5% of its figure then, a battery level by half a point, a
-    device lost or back). The observations of this step, as a control plane would receive
-    them: `link_samples` (link -> Mbit/s measured now, for the traced links whose
-    measurement changed), `battery_reports` (device -> (level %, charging)), `lost` and
-    `joined` devices. `structural`: `changed`, and not by a bandwidth alone.
-    `bandwidth`: a traced bandwidth moved past what matters.
+    device lost or back). `link_samples`: link -> Mbit/s now, for the traced links whose
+    figure changed this step (what a policy that measures at every request, as
+    Neurosurgeon's runtime does, would see). The observations of this step as a control
+    plane receives them: `probes` (link -> Mbit/s, the agents' bandwidth probes of this
+    step, `simulate.probes`), `battery_reports` (device -> (level %, charging)), `lost`
+    and `joined` devices; `measured()`: the scenario of now as a control plane knows it,
+    each traced link at its latest probe. `structural`: `changed`, and not by a bandwidth
+    alone. `bandwidth`: a traced bandwidth moved past what matters.
     """
 
     def __init__(
@@ -90,6 +93,8 @@ class Moment:
         joined: frozenset[str] = frozenset(),
         structural: bool = False,
         bandwidth: bool = False,
+        probes: Mapping[tuple[str, str], float] | None = None,
+        build_measured: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.at_s = at_s
         self._in_force = in_force
@@ -100,6 +105,8 @@ class Moment:
         self.structural = structural  # a device lost or back, or a battery level moved
         self.bandwidth = bandwidth
         self._compile, self._build = compile_problem, build_scenario
+        self.probes = probes or {}
+        self._build_measured = build_measured
 
     @property
     def has_plan(self) -> bool:
@@ -120,6 +127,13 @@ class Moment:
 
     def scenario(self) -> dict[str, Any]:
         return self._scenario
+
+    @cached_property
+    def _measured(self) -> dict[str, Any]:
+        return self._scenario if self._build_measured is None else self._build_measured()
+
+    def measured(self) -> dict[str, Any]:
+        return self._measured
 
 
 @runtime_checkable

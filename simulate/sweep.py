@@ -7,6 +7,7 @@ The spec (paths relative to it):
     hours: 1
     step: 1                  # optional, seconds
     seeds: [0, 1]            # optional, default [0]
+    probe: 30                # optional, seconds between the agents' bandwidth probes
     traces:                  # optional: named sets of --trace values; each case takes one
       calm: []
       hsdpa: ["edge-a~cloud-gpu=../../shared/traces/hsdpa-norway/norway_bus_1"]
@@ -34,14 +35,16 @@ import yaml
 
 from simulate.engine import PolicyRun
 from simulate.errors import InputError
-from simulate.inputs import Inputs, load_scenario_dict, prepare
+from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare
 from simulate.outputs import timings_text, totals_dict, write_atomically
 from simulate.registry import known
 from simulate.report import report_html
 from simulate.run import build_policies, run_policy
 
 ENGINES = ("local", "ray")
-_KEYS = {"scenarios", "policies", "hours", "step", "seeds", "traces", "batteries", "fail"}
+_KEYS = {
+    "scenarios", "policies", "hours", "step", "seeds", "traces", "batteries", "fail", "probe"
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,13 @@ def _list(spec: dict[str, Any], key: str, default: list[Any]) -> list[Any]:
     return value
 
 
+def _number(spec: dict[str, Any], key: str, default: float | None = None) -> float:
+    x = spec.get(key, default)
+    if not isinstance(x, int | float) or isinstance(x, bool):
+        raise InputError("sweep spec: hours, step and probe must be numbers")
+    return float(x)
+
+
 def load_spec(path: Path) -> Sweep:
     """Every run of the sweep, each checked; InputError naming the first bad input."""
     try:
@@ -81,9 +91,11 @@ def load_spec(path: Path) -> Sweep:
     policies = [str(p) for p in _list(spec, "policies", [])]
     if not scenarios:
         raise InputError("sweep spec: scenarios: name at least one scenario file")
-    hours, step = spec.get("hours"), spec.get("step", 1.0)
-    if not isinstance(hours, int | float) or not isinstance(step, int | float):
-        raise InputError("sweep spec: hours and step must be numbers")
+    hours, step, probe = (
+        _number(spec, "hours"),
+        _number(spec, "step", 1.0),
+        _number(spec, "probe", PROBE_S),
+    )
     seeds = _list(spec, "seeds", [0])
     if not all(isinstance(s, int) for s in seeds):
         raise InputError("sweep spec: seeds must be integers")
@@ -106,13 +118,14 @@ def load_spec(path: Path) -> Sweep:
                     scenario_path.stem,
                     policies,
                     names,
-                    float(hours),
+                    hours,
                     traces=[str(t) for t in traces],
                     batteries=batteries,
                     failures=fails,
-                    step_s=float(step),
+                    step_s=step,
                     seed=seed,
                     base=base,
+                    probe_s=probe,
                 )
                 build_policies(inputs)
                 label = f"{scenario_path.stem}/seed{seed}/{set_name}"

@@ -106,6 +106,8 @@ def test_outputs_and_byte_for_byte_reproducibility(tmp_path: Path) -> None:
         (["--policy", "continuum,teleport"], "unknown policy 'teleport'"),
         (["--step", "0"], "--step"),
         (["--hours", "-1"], "--hours"),
+        (["--probe", "0"], "--probe: must be more than 0 s"),
+        (["--probe", "nan"], "--probe: must be more than 0 s"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_before_any_work(

@@ -15,7 +15,8 @@ from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import in_force, replan
 from simulate.continuum import ContinuumPolicy
 from simulate.engine import PolicyRun, Simulation
-from simulate.inputs import load_scenario_dict, prepare
+from simulate.inputs import PROBE_S, load_scenario_dict, prepare
+from simulate.probes import ProbeClock
 from simulate.registry import known, make
 from simulate.run import context
 
@@ -71,16 +72,17 @@ def test_the_policy_without_hysteresis_is_continuum_with_no_margin() -> None:
 
 
 def _on_the_plant_uplink(
-    tmp_path: Path, mbps: Callable[[int], float], seconds: int
+    tmp_path: Path, mbps: Callable[[int], float], seconds: int, probe_s: float = 1.0
 ) -> tuple[ContinuumPolicy, PolicyRun]:
-    """continuum on the example fleet, its plant uplink at `mbps(t)` (a sample a second,
-    as an agent's measurements come), every decision kept."""
+    """continuum on the example fleet, its plant uplink at `mbps(t)`, measured every
+    `probe_s` (by default every second: an agent probing at `probe_interval_s` = 1),
+    every decision kept."""
     scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
     trace = tmp_path / "uplink.txt"
     trace.write_text("".join(f"{t}\t{mbps(t)}\n" for t in range(200)))
     inputs = prepare(
         scn, "factory-line", ["continuum"], known(), hours=seconds / 3600,
-        traces=[f"edge-a~cloud-gpu={trace}"],
+        traces=[f"edge-a~cloud-gpu={trace}"], probe_s=probe_s,
     )  # fmt: skip
     policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
     return policy, Simulation(inputs, "continuum", policy).run()
@@ -123,3 +125,44 @@ def test_a_plan_that_breaks_as_its_rollout_lands_is_replaced_at_that_step(
     # A sample at t_s closes the step that began a second before: the step of 32 s.
     by_t = {round(s.t_s): s for s in run.samples}
     assert by_t[33].violations > 0  # it broke as it landed
+
+
+def _probe_times(seconds: int) -> list[float]:
+    """When the agents probe the plant uplink, the only traced link, at the default 30 s."""
+    clock = ProbeClock([("edge-a", "cloud-gpu")], PROBE_S, seed=0)
+    figures = {("edge-a", "cloud-gpu"): 1.0}
+    return [float(t) for t in range(seconds) if clock.probe(float(t), figures, frozenset())]
+
+
+def test_the_control_plane_learns_of_a_drop_at_the_next_probe(tmp_path: Path) -> None:
+    """At the agents' cadence (a probe every 30 s), the drop at 30 s that breaks the plan
+    is seen at the uplink's first probe after it, and the re-plan solves the figure that
+    probe measured; until then the broken plan stays in force and is scored broken."""
+    policy, run = _on_the_plant_uplink(tmp_path, lambda t: 25 if t < 30 else 21.5, 120, PROBE_S)
+    seen = next(t for t in _probe_times(120) if t >= 30)
+    fired = [d for d in policy.decided if any("plan in force needs" in r for r in d.reasons)]
+    assert fired and fired[0].at_s == seen, ([d.at_s for d in fired], _probe_times(120))
+    (uplink,) = [lk for lk in fired[0].scenario["links"] if lk["b"] == "cloud-gpu"]
+    assert uplink["mbps"] == 21.5
+    assert fired[0].result.apply
+    by_t = {round(s.t_s): s for s in run.samples}
+    assert all(by_t[t].violations > 0 for t in range(31, int(seen) + 1))
+
+
+def test_a_dip_between_two_probes_is_scored_but_never_seen(tmp_path: Path) -> None:
+    """The uplink dips to 21.5 Mbit/s between two probes and is back before the next: the
+    plan in force breaks for those seconds (scored as such), and the control plane, which
+    only knows what the agents measured, never re-plans for it."""
+    probes = _probe_times(120)
+    after = [t for t in probes if t > 0]
+    start, end = after[0] + 1, after[1] - 1  # strictly between the first two probes
+    policy, run = _on_the_plant_uplink(
+        tmp_path, lambda t: 21.5 if start <= t < end else 25, 120, PROBE_S
+    )
+    assert [d.at_s for d in policy.decided] == [0.0], [(d.at_s, d.reasons) for d in policy.decided]
+    by_t = {round(s.t_s): s for s in run.samples}
+    assert by_t[int(start) + 1].violations > 0
+    assert by_t[120].totals.violation_s > 0
+    assert all(
+        lk["mbps"] == 25 for lk in policy.decided[0].scenario["links"] if lk["b"] == "cloud-gpu"
+    )

@@ -9,6 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from simulate.errors import InputError
+from simulate.inputs import PROBE_S
+from simulate.sweep import load_spec
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTINUUM = Path(sys.executable).with_name("continuum")
 TRACES = ROOT.parent / "shared" / "traces"
@@ -70,3 +76,16 @@ def test_bad_spec_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.yaml'}: no such file"]
     assert not (tmp_path / "o").exists()
+
+
+def test_the_spec_sets_the_probe_interval_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    scenario = ROOT / "examples" / "factory-line.yaml"
+    spec = tmp_path / "probe.yaml"
+    spec.write_text(f"scenarios: [{scenario}]\npolicies: [continuum]\nhours: 0.01\nprobe: 5\n")
+    assert {c.inputs.probe_s for c in load_spec(spec).cases} == {5.0}
+    spec.write_text(f"scenarios: [{scenario}]\npolicies: [continuum]\nhours: 0.01\n")
+    assert {c.inputs.probe_s for c in load_spec(spec).cases} == {PROBE_S}
+    for bad, message in (("probe: fast", "must be numbers"), ("probe: 0", "--probe")):
+        spec.write_text(f"scenarios: [{scenario}]\npolicies: [static]\nhours: 1\n{bad}\n")
+        with pytest.raises(InputError, match=message):
+            load_spec(spec)
