@@ -11,7 +11,8 @@ their shape (scaled copies are written under --out).
 Policies (`--policies`, default all six): continuum, static, neurosurgeon, all-cloud,
 all-device, and continuum-no-hysteresis (continuum with a margin of 0, the policy
 "without hysteresis" its re-placements are compared with), one process each on a pool of
-`--workers`. Prints the machine's load (`uptime`), the summary per workload, the wall and
+`--workers`, with a progress bar per policy on a terminal. Prints the machine's load
+(`uptime`), the summary per workload, the wall and
 CPU seconds per policy (CPU: the worker's own process time, what the shared machine's
 load does not inflate), and the issue's targets as far as a run shows them; writes the
 plots (the report's own SVG writer) next to --out.
@@ -28,7 +29,8 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
+from multiprocessing import Manager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,13 @@ sys.path.append(str(ROOT / "bench"))
 
 from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
+from rich.progress import (  # noqa: E402
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from cli.simulate import summary_table  # noqa: E402
 from simulate.engine import PolicyRun  # noqa: E402
@@ -99,9 +108,18 @@ def fleet(
     )
 
 
-def _timed(inputs: Inputs, name: str) -> tuple[str, PolicyRun, float, float]:
+def _timed(inputs: Inputs, name: str, done: Any = None) -> tuple[str, PolicyRun, float, float]:
+    """One policy's run; `done` (a manager's dict, shared with the parent's progress
+    bars) gets its steps done about every 1% of the run."""
     started, cpu = time.perf_counter(), time.process_time()
-    run = run_policy(inputs, name)
+    every, last = max(1, inputs.steps // 100), [0]
+
+    def progress(k: int) -> None:
+        if k - last[0] >= every or k == inputs.steps:
+            last[0] = k
+            done[name] = k
+
+    run = run_policy(inputs, name, progress if done is not None else None)
     return name, run, time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -135,8 +153,24 @@ def targets(runs: dict[str, PolicyRun], console: Console) -> None:
 def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str, PolicyRun]:
     console.print(f"load before: {load()}")
     started, cpu = time.perf_counter(), os.times()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        done = list(pool.map(_timed, [inputs] * len(inputs.policies), inputs.policies))
+    columns = (
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )  # fmt: skip
+    with (
+        Manager() as manager,
+        ProcessPoolExecutor(max_workers=workers) as pool,
+        Progress(*columns, console=console, transient=True) as bar,
+    ):
+        steps = manager.dict()
+        tasks = {name: bar.add_task(name, total=inputs.steps) for name in inputs.policies}
+        futures = [pool.submit(_timed, inputs, name, steps) for name in inputs.policies]
+        while wait(futures, timeout=0.5).not_done:
+            for name, k in steps.items():
+                bar.update(tasks[name], completed=k)
+        for name, k in steps.items():
+            bar.update(tasks[name], completed=k)
+        done = [f.result() for f in futures]
     wall = time.perf_counter() - started
     after = os.times()
     children = (after.children_user + after.children_system) - (
