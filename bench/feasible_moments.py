@@ -10,12 +10,13 @@ counted in one of:
 - rollout: a feasible plan exists and continuum has decided a new plan whose rollout is
   under way (make-before-break: the old plan serves until the new one is ready);
 - re-planned, not applied: continuum re-planned at this step and kept the plan in force;
-- not re-planned: no trigger fired (the link and battery watches' thresholds), or the
-  plan continuum put in force was itself broken at that moment.
+- not re-planned: no trigger fired (the link and battery watches' thresholds, or no
+  agent had probed the link since it moved: `--probe`, 30 s by default, as the agents
+  do), or the plan continuum put in force was itself broken at that moment.
 The simulator's own `violation_s` is printed next to the count, as a check that the
 hook reads the steps the simulator scores.
 
-    python bench/feasible_moments.py [--hours H] [--out DIR] [--ilp-limit S]
+    python bench/feasible_moments.py [--hours H] [--out DIR] [--ilp-limit S] [--probe S]
 """
 
 from __future__ import annotations
@@ -49,10 +50,14 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--out", type=Path, default=Path("/tmp/continuum-feasible-moments"))
     ap.add_argument("--ilp-limit", type=float, default=10.0)
+    ap.add_argument(
+        "--probe", type=float, default=30.0,
+        help="seconds between the agents' bandwidth probes (the agent's default: 30)",
+    )  # fmt: skip
     args = ap.parse_args()
     console = Console()
     console.print(f"machine: {cpu_model()}")
-    inputs = bench_simulate().example(args.hours, 1.0, args.out, ["continuum"])
+    inputs = bench_simulate().example(args.hours, 1.0, args.out, ["continuum"], args.probe)
     policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
     sim = Simulation(inputs, "continuum", policy)
     options = solver.SolveOptions(time_limit_s=args.ilp_limit)

@@ -19,7 +19,7 @@ plots (the report's own SVG writer) next to --out.
 
     python bench/simulate.py [--hours H] [--devices N] [--every K] [--step S]
                              [--workers W] [--out DIR] [--skip-example] [--skip-fleet]
-                             [--policies P,P,...] [--fleet-policies P,P,...]
+                             [--policies P,P,...] [--fleet-policies P,P,...] [--probe S]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from rich.progress import (  # noqa: E402
 
 from cli.simulate import summary_table  # noqa: E402
 from simulate.engine import PolicyRun  # noqa: E402
-from simulate.inputs import Inputs, load_scenario_dict, prepare  # noqa: E402
+from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare  # noqa: E402
 from simulate.registry import known  # noqa: E402
 from simulate.report import plots  # noqa: E402
 from simulate.run import run_policy, write_outputs  # noqa: E402
@@ -81,17 +81,27 @@ def scaled(scn: dict[str, Any], a: str, b: str, source: Path, out: Path) -> str:
     return f"{a}~{b}={path}"
 
 
-def example(hours: float, step: float, out: Path, policies: list[str]) -> Inputs:
+def example(
+    hours: float, step: float, out: Path, policies: list[str], probe: float = PROBE_S
+) -> Inputs:
     scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
     traces = [
         scaled(scn, "edge-a", "cloud-gpu", HSDPA[0], out),
         scaled(scn, "cam-6", "edge-b", FIVE_G[-1], out),
     ]
-    return prepare(scn, "factory-line", policies, known(), hours, step_s=step, traces=traces)
+    return prepare(
+        scn, "factory-line", policies, known(), hours, step_s=step, traces=traces, probe_s=probe
+    )
 
 
 def fleet(
-    devices: int, every: int, hours: float, step: float, out: Path, policies: list[str]
+    devices: int,
+    every: int,
+    hours: float,
+    step: float,
+    out: Path,
+    policies: list[str],
+    probe: float = PROBE_S,
 ) -> Inputs:
     scn: dict[str, Any] = generate(7, devices=devices, apps=devices // 2)
     traces, seen = [], set()
@@ -104,8 +114,9 @@ def fleet(
         files = HSDPA if k % 2 == 0 else FIVE_G
         traces.append(scaled(scn, link["a"], link["b"], files[k // 2 % len(files)], out))
     return prepare(
-        scn, f"generated-{devices}", policies, known(), hours, step_s=step, traces=traces
-    )
+        scn, f"generated-{devices}", policies, known(), hours, step_s=step, traces=traces,
+        probe_s=probe,
+    )  # fmt: skip
 
 
 def _timed(inputs: Inputs, name: str, done: Any = None) -> tuple[str, PolicyRun, float, float]:
@@ -202,6 +213,10 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--every", type=int, default=4)
     ap.add_argument("--step", type=float, default=1.0)
+    ap.add_argument(
+        "--probe", type=float, default=PROBE_S,
+        help="seconds between the agents' bandwidth probes (what continuum sees)",
+    )  # fmt: skip
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "simulate-out")
     ap.add_argument("--skip-example", action="store_true")
@@ -213,11 +228,13 @@ def main() -> None:
     console.print(f"machine: {cpu_model()}")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_example:
-        inputs = example(args.hours, args.step, args.out, args.policies.split(","))
+        inputs = example(args.hours, args.step, args.out, args.policies.split(","), args.probe)
         bench(inputs, args.workers, args.out, console)
     if not args.skip_fleet:
         policies = args.fleet_policies.split(",")
-        inputs = fleet(args.devices, args.every, args.hours, args.step, args.out, policies)
+        inputs = fleet(
+            args.devices, args.every, args.hours, args.step, args.out, policies, args.probe
+        )
         bench(inputs, args.workers, args.out, console)
 
 
