@@ -51,17 +51,12 @@ from solver.candidates import (
     slo_paths,
 )
 from solver.document import Plan, build_plan, infeasible_plan
-from solver.fastcost import (
-    INF,
-    CandidateRoutes,
-    Score,
-    Scorer,
-    candidate_routes,
-)
+from solver.fastcost import INF, CandidateRoutes, Score, Scorer, candidate_routes
 from solver.fleetbound import FleetBound
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation, book_fixed
 from solver.hosts import adjacency, pick_hosts
+from solver.ownpack import own_pack
 from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
@@ -232,15 +227,13 @@ class _State:
         the index of a new fitting candidate cheaper than `limit`, or None.
 
         Forbidding cannot relieve the source's battery, which pays for sending the input
-        wherever it goes: when forbidding the source as a host left it overflowing, it is
-        hosted again and its battery priced instead (`_priced`)."""
-        app = e.app
-        hosts = e.routes.hosts
+        wherever it goes: when forbidding the source as a host left it overflowing, or no
+        path, it is hosted again and its battery priced instead (`_priced`)."""
+        app, hosts = e.app, e.routes.hosts
         k = len(hosts)
         forbid = np.zeros((k, k), dtype=bool)
-        f = self.fleet
+        f, routes = self.fleet, self.problem.cost.routes
         pos = {h: i for i, h in enumerate(hosts)}
-        routes = self.problem.cost.routes
         src = f.index[app.source]
         battery: list[int] = []  # [] until the source's battery is priced, then [src]
         plain = INF  # the cheapest cost without a price, where pricing starts from
@@ -268,6 +261,10 @@ class _State:
                     dp_cost, _, path, _ = slo_paths(ch, slo)
                     if np.isfinite(dp_cost[0]) and (best is None or dp_cost[0] < best[0]):
                         best = (float(dp_cost[0]), self._placement(e, m, path[0]))
+            if best is None and not battery and src in pos and forbid[pos[src], pos[src]]:
+                battery.append(src)  # no path off its source: price its battery there
+                forbid[pos[src], pos[src]] = False
+                continue
             if best is None or best[0] >= limit:
                 return None
             plain = min(plain, best[0])
@@ -385,14 +382,16 @@ class _State:
 
 
 def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
-    """Those of `apps` without a candidate (no placement of their own meets their limits,
-    whatever the others hold: the others neither placed nor booked), with the reason a
+    """Those of `apps` no placement of their own fits (no candidate, or their source's
+    battery cannot pay for any: `own_pack`), whatever the others hold, with the reason a
     solve would blame each with."""
     if not apps:
         return {}
     st = _State(problem, SolveOptions(), only=apps)
     st.generate()
-    return {a: st.why_empty(e) for a, e in st.apps.items() if not e.candidates}
+    out = {a: own_pack(problem, st.fleet, e.app, e.routes, st.cap) for a, e in st.apps.items()}
+    out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
+    return {a: why for a, why in out.items() if why is not None}
 
 
 def solve_greedy(problem: Problem, options: SolveOptions) -> Plan:
@@ -457,7 +456,9 @@ def _steps(
         if j is None:
             code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
             what = f"app {e.app.id}: no placement found within shared capacity ({names})"
-            reason = Reason(code, what, e.app.id)
+            reason = own_pack(problem, st.fleet, e.app, e.routes, st.cap) or Reason(
+                code, what, e.app.id
+            )
             return infeasible_plan(cm, NAME, reason), stuck_at(st, e, code, names), {}
         st.take(e, j)
     st.improve(deadline)

@@ -98,12 +98,13 @@ def place_what_fits(
     set_aside: dict[str, Reason] = {}
     if touched and previous and solver == NAME and not small_fleet(problem):
         # An app held where it breaks its own limits (one served degraded) is re-placed,
-        # and mostly fits nowhere again: a solve would fail on it first, then solve the
-        # rest. The heuristic's per-app verdict, asked first, sets it aside at once, with
-        # the reason that solve gives (on a small fleet the polish settles a verdict its
-        # own way, and the solve decides there).
-        held = held_broken(problem, previous, touched)
-        for own, why in alone(problem, held).items():
+        # and mostly fits nowhere again; so does one the plan in force set aside, which the
+        # change adds back: a solve would fail on it first, then solve the rest. The
+        # heuristic's per-app verdict, asked first, sets it aside at once, with the reason
+        # that solve gives (on a small fleet the polish settles a verdict its own way, and
+        # the solve decides there).
+        back = [a for a in touched if a not in previous]
+        for own, why in alone(problem, held_broken(problem, previous, touched) + back).items():
             if len(set_aside) >= max_unplaced:
                 break
             set_aside[own] = why

@@ -221,3 +221,26 @@ def test_battery_arrays_agree_with_the_scorer(seed: int) -> None:
                     assert _path_sum(ub, tb, path) == pytest.approx(want, rel=1e-9, abs=1e-12)
                     checked += 1
     assert checked > 20
+
+
+def test_a_source_no_path_avoids_has_its_battery_priced_not_its_app_refused() -> None:
+    # Met in the simulator's 200-device fleet as its packs drained: app-66's cheapest plan
+    # (fam1, four blocks on dev-80) overflowed dev-80's battery; forbidding dev-80 as a
+    # host left no path within the SLO (its uplink is slow), and the repair gave up there,
+    # so every re-plan re-placed every app and failed again. Priced instead, the battery
+    # takes fam1-int8 with the same cut, which fits; `ilp` agrees a plan exists.
+    raw = generate(7, devices=200, apps=100)
+    raw["apps"] = [a for a in raw["apps"] if a["id"] == "app-66"]
+    (dev,) = [d for d in raw["devices"] if d["id"] == "dev-80"]
+    dev["battery"]["level_pct"] = 47.4917
+    (uplink,) = [lk for lk in raw["links"] if {lk["a"], lk["b"]} == {"dev-80", "edge-31"}]
+    uplink["mbps"] = 4.58705
+    problem = Problem(parse_scenario(raw))
+    exact = solve(problem, SolveOptions(), solver="ilp")
+    assert exact.status == Status.OPTIMAL and exact.objective is not None
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE, plan.doc.reason
+    assert evaluate(problem.cost, plan.placements).violations == []
+    assert plan.objective is not None and plan.objective <= 1.05 * exact.objective
+    assert plan.placements["app-66"].blocks is not None
+    assert plan.placements["app-66"].blocks[0] == "dev-80"

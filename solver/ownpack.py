@@ -1,0 +1,64 @@
+"""An app its own source's battery cannot pay for, wherever it is placed.
+
+The source pays for sending the input wherever the first block runs, and for what it
+hosts, so a pack that has drained far enough refuses its app whatever the other apps hold.
+The heuristic's per-app candidates do not see batteries (a shared capacity, booked as
+apps are assigned): a solve finds out only when it assigns that app, and an incremental
+re-solve then re-places every app in case the held ones stood in the way
+(`solver.incremental`), to fail on the same pack. A lower bound on what the source's
+pack pays for the app over its SLO-meeting placements (the DP of `slo_paths` on the
+battery terms alone, `battery_arrays`, over the app's candidate hosts, the scope of the
+heuristic's other per-app verdicts) above what the pack pays besides its idle draw makes
+it the app's own fault (`Reason.alone`), with no other app booked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from solver.candidates import battery_arrays, chain_arrays, slo_paths
+from solver.fastcost import INF, CandidateRoutes, Fleet
+from solver.problem import Problem
+from solver.reasons import Code, Reason
+from solver.scenario import App
+
+
+def own_pack(
+    problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes, cap: np.ndarray
+) -> Reason | None:
+    """The reason `app` fits on no placement for its source's battery alone (`cap`: the
+    solve's capacities, `fastcost` numbering), or None when that is not proven."""
+    if app.cascade is not None or not routes.hosts:
+        return None
+    src = fleet.index[app.source]
+    pays = float(cap[2 * fleet.n + src])
+    if not np.isfinite(pays):
+        return None  # no battery
+    slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
+    least = INF
+    for model in problem.model_options(app):
+        ch = chain_arrays(problem, fleet, [app], model, [routes])
+        ub, tb = battery_arrays(problem, fleet, app, model, routes, {src: 1.0})
+        # The battery terms where the chain has a term at all (a host or move it allows).
+        alone = replace(
+            ch,
+            u=np.where(np.isfinite(ch.u), ub[:, :, : ch.u.shape[2]], INF),
+            t=np.where(np.isfinite(ch.t), tb[:, :, : ch.t.shape[2], : ch.t.shape[3]], INF),
+        )
+        least = min(least, float(slo_paths(alone, slo)[3][0]))
+        if least <= pays * (1.0 + 1e-9):
+            return None
+    if not np.isfinite(least):
+        return None  # no SLO-meeting placement at all: the candidates say why
+    return Reason(
+        Code.BATTERY,
+        f"app {app.id}: the battery of {app.source}, its source, cannot pay for it on any "
+        f"placement (at least {least:.3g} W; it pays {pays:.3g} W beside its idle draw)",
+        app.id,
+        alone=True,
+    )
+
+
+__all__ = ["own_pack"]
