@@ -29,7 +29,13 @@ from typing import Any
 
 from solver.costs import Cost, CostModel
 from solver.document import Plan
-from solver.evaluate import app_violations, cached, cached_cost, structure_errors
+from solver.evaluate import (
+    app_violations,
+    battery_within,
+    cached,
+    cached_cost,
+    structure_errors,
+)
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation
@@ -312,7 +318,8 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
     """The apps to re-place after `change`, on the changed problem (from `apply_change`, or
     parsed afresh): new or changed ones; those hosted, sourced or sunk at an end of a
     changed link; those using a changed device or link; and those whose previous placement
-    breaks a per-app constraint (SLO, route, tiers).
+    breaks a per-app constraint (SLO, route, tiers) or draws more from its source's
+    battery than the pack pays.
 
     When no route can change, the same apps whichever way the problem was made (a worker
     that derived it from the last one it solved, or one that parsed it): what an app uses
@@ -378,11 +385,19 @@ def _broken(problem: Problem, app: App, p: Placement) -> bool:
         and (rec.placement is p or rec.placement == p)
         and cached(problem.app_costs, app.id, p) is rec.cost
     ):
-        return bool(rec.violations)
+        return bool(rec.violations) or _over_own_pack(problem, app, rec.cost)
     cm = problem.cost
     if structure_errors(cm, app, p):
         return True
-    return bool(app_violations(cm, app, p, cached_cost(cm, app, p, problem.app_costs)))
+    cost = cached_cost(cm, app, p, problem.app_costs)
+    return bool(app_violations(cm, app, p, cost)) or _over_own_pack(problem, app, cost)
+
+
+def _over_own_pack(problem: Problem, app: App, cost: Cost) -> bool:
+    """Whether `app` alone draws more from its source's battery than the pack pays: like
+    a per-app constraint, it breaks every plan that holds it, whatever the others draw."""
+    limit = problem.cost.battery_limit_w(app.source)
+    return not battery_within(app.rate_rps * cost.joules.get(app.source, 0.0), limit)
 
 
 def _changed_uses(problem: Problem, change: Change) -> tuple[set[str], set[int]]:

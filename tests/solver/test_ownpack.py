@@ -8,7 +8,7 @@ import pytest
 from solver import Problem, SolveOptions, Status, partial, solve
 from solver.fastcost import Fleet, candidate_routes
 from solver.heuristic import alone
-from solver.incremental import Change, apply_change, resolve
+from solver.incremental import Change, apply_change, resolve, touched_apps
 from solver.ownpack import own_pack
 from solver.partial import place_what_fits
 from solver.scenario import parse_scenario
@@ -88,6 +88,38 @@ def test_an_app_set_aside_for_its_own_pack_is_set_aside_again_before_the_solve(
     new = apply_change(problem, change, first.plan.placements)
     again = place_what_fits(
         new, SolveOptions(), "heuristic", previous=first.plan.placements, change=change
+    )
+    assert again.plan.status == Status.FEASIBLE
+    assert set(again.set_aside) == {"g000-vision"} and again.set_aside["g000-vision"].alone
+    assert calls == ["feasible"]
+
+
+def test_an_app_held_where_its_own_pack_cannot_pay_is_re_placed_and_set_aside_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan in force holds the app on a pack that has since drained below what the app
+    draws alone: like an app that breaks its SLO, it breaks every plan that holds it, so a
+    re-solve for an unrelated change re-places it (`touched_apps`), and the per-app verdict
+    sets it aside before the solve."""
+    healthy = Problem(parse_scenario(_fleet(10, set())))
+    first = solve(healthy, SolveOptions(), solver="heuristic")
+    assert first.status == Status.FEASIBLE
+    raw = _fleet(10, set())
+    raw["devices"][0]["battery"]["level_pct"] = TOO_LOW_PCT
+    drained = Problem(parse_scenario(raw))
+    change = Change(links={("g005-cam-1", "g005-edge"): {"mbps": 30.0}})
+    new = apply_change(drained, change, first.placements)
+    assert "g000-vision" in touched_apps(new, first.placements, change)
+    calls: list[str] = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        plan = resolve(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(plan.status.value)
+        return plan
+
+    monkeypatch.setattr(partial, "resolve", counted)
+    again = place_what_fits(
+        new, SolveOptions(), "heuristic", previous=first.placements, change=change
     )
     assert again.plan.status == Status.FEASIBLE
     assert set(again.set_aside) == {"g000-vision"} and again.set_aside["g000-vision"].alone
