@@ -319,9 +319,16 @@ def slo_paths(ch: _Chain, slo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def cascade_options(
-    problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes, keep: int = 6
+    problem: Problem,
+    fleet: Fleet,
+    app: App,
+    routes: CandidateRoutes,
+    keep: int = 6,
+    frugal: int = 0,
 ) -> tuple[list[tuple[float, tuple[int, ...]]], float]:
-    """The cheapest stage-host combinations meeting the SLO (exact), and the optimum."""
+    """The cheapest stage-host combinations meeting the SLO (exact), and the optimum.
+    `frugal`: after them, that many more of those that cost the source's battery least
+    (what a drained source can still pay for; each stage's term reads its own host)."""
     assert app.cascade is not None
     cm = problem.cost
     hosts = np.array(routes.hosts)
@@ -359,6 +366,14 @@ def cascade_options(
     slo = app.slo_ms if app.slo_ms is not None else INF
     total = np.where(worst <= slo * (1.0 + 1e-9), total, INF)
     order = np.argsort(total, kind="stable")[:keep]
+    if frugal > 0:
+        drain = np.zeros(())
+        for k in range(len(app.cascade)):
+            use = [cm.stage_term(app, k, fleet.ids[h]).joules.get(app.source, 0.0) for h in hosts]
+            drain = np.add.outer(drain, np.array(use))
+        drain = np.where(np.isfinite(total), drain.ravel(), INF)
+        extra = np.argsort(drain, kind="stable")[: keep + frugal]
+        order = np.concatenate([order, extra[~np.isin(extra, order)][:frugal]])
     shape = tuple(len(hosts) for _ in app.cascade)
     out = [
         (float(total[j]), tuple(int(hosts[x]) for x in np.unravel_index(j, shape)))

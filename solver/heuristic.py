@@ -242,7 +242,7 @@ class _State:
             if app.cascade is not None:
                 if forbid.any():
                     break
-                combos, _ = cascade_options(self.problem, f, app, e.routes, keep=64)
+                combos, _ = cascade_options(self.problem, f, app, e.routes, keep=64, frugal=8)
                 for est, hs in combos:
                     if est < limit:
                         p = Placement(app=app.id, stages=tuple(f.ids[h] for h in hs))

@@ -8,8 +8,9 @@ re-solve then re-places every app in case the held ones stood in the way
 (`solver.incremental`), to fail on the same pack. A lower bound on what the source's
 pack pays for the app over its SLO-meeting placements (the DP of `slo_paths` on the
 battery terms alone, `battery_arrays`, over the app's candidate hosts, the scope of the
-heuristic's other per-app verdicts) above what the pack pays besides its idle draw makes
-it the app's own fault (`Reason.alone`), with no other app booked.
+heuristic's other per-app verdicts; for a cascade, each stage's least, whose terms are
+independent) above what the pack pays besides its idle draw makes it the app's own fault
+(`Reason.alone`), with no other app booked.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ def own_pack(
 ) -> Reason | None:
     """The reason `app` fits on no placement for its source's battery alone (`cap`: the
     solve's capacities, `fastcost` numbering), or None when that is not proven."""
-    if app.cascade is not None or not routes.hosts:
+    if not routes.hosts:
         return None
     src = fleet.index[app.source]
     pays = float(cap[2 * fleet.n + src])
     if not np.isfinite(pays):
         return None  # no battery
+    if app.cascade is not None:
+        least = _cascade_least(problem, fleet, app, routes)
+        return None if least <= pays * (1.0 + 1e-9) else _reason(app, least, pays)
     slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
     least = INF
     for model in problem.model_options(app):
@@ -52,6 +56,22 @@ def own_pack(
             return None
     if not np.isfinite(least):
         return None  # no SLO-meeting placement at all: the candidates say why
+    return _reason(app, least, pays)
+
+
+def _cascade_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes) -> float:
+    """The least a cascade's source pays for it, over its candidate hosts: each stage's
+    term reads its own host alone (the source sends it the input, by its reach), so the
+    least of their sum is the sum of each stage's least (the SLO left out: still a bound)."""
+    assert app.cascade is not None
+    cm = problem.cost
+    return app.rate_rps * sum(
+        min(cm.stage_term(app, k, fleet.ids[h]).joules.get(app.source, 0.0) for h in routes.hosts)
+        for k in range(len(app.cascade))
+    )
+
+
+def _reason(app: App, least: float, pays: float) -> Reason:
     return Reason(
         Code.BATTERY,
         f"app {app.id}: the battery of {app.source}, its source, cannot pay for it on any "

@@ -244,3 +244,26 @@ def test_a_source_no_path_avoids_has_its_battery_priced_not_its_app_refused() ->
     assert plan.objective is not None and plan.objective <= 1.05 * exact.objective
     assert plan.placements["app-66"].blocks is not None
     assert plan.placements["app-66"].blocks[0] == "dev-80"
+
+
+def test_a_cascade_whose_cheapest_stage_hosts_drain_its_source_takes_the_frugal_ones() -> None:
+    # Met in the same simulation hours later: app-19, a cascade sourced at dev-105, whose
+    # 64 cheapest stage-host combinations all cost the drained pack more than it pays.
+    # The repair now also tries those that cost the source least; `ilp` agrees.
+    raw = generate(7, devices=200, apps=100)
+    raw["apps"] = [a for a in raw["apps"] if a["id"] == "app-19"]
+    (dev,) = [d for d in raw["devices"] if d["id"] == "dev-105"]
+    pays = 0.1018  # W beside its idle draw: what the pack paid at that moment
+    horizon = raw.get("horizon_h", 8.0)
+    bat = dev["battery"]
+    bat["level_pct"] = (
+        bat["min_pct"] + (dev["power_w"]["idle"] + pays) * horizon / bat["capacity_wh"] * 100
+    )
+    problem = Problem(parse_scenario(raw))
+    assert problem.cost.apps["app-19"].cascade is not None
+    exact = solve(problem, SolveOptions(), solver="ilp")
+    assert exact.status == Status.OPTIMAL and exact.objective is not None
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE, plan.doc.reason
+    assert evaluate(problem.cost, plan.placements).violations == []
+    assert plan.objective is not None and plan.objective <= 1.05 * exact.objective

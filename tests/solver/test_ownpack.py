@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from solver import Problem, SolveOptions, Status, partial, solve
+from solver.evaluate import app_cost
 from solver.fastcost import Fleet, candidate_routes
+from solver.generate import generate
 from solver.heuristic import alone
 from solver.incremental import Change, apply_change, resolve, touched_apps
 from solver.ownpack import own_pack
@@ -124,3 +126,31 @@ def test_an_app_held_where_its_own_pack_cannot_pay_is_re_placed_and_set_aside_fi
     assert again.plan.status == Status.FEASIBLE
     assert set(again.set_aside) == {"g000-vision"} and again.set_aside["g000-vision"].alone
     assert calls == ["feasible"]
+
+
+def test_a_cascade_whose_stages_cost_its_source_more_than_its_pack_pays() -> None:
+    """A cascade's stages each read their own host, so the least its source pays is the
+    sum of each stage's least: proven where `ilp` finds no plan, silent where it finds
+    one. app-19 of the generated fleet is a cascade sourced at dev-105."""
+    raw = generate(7, devices=200, apps=100)
+    raw["apps"] = [a for a in raw["apps"] if a["id"] == "app-19"]
+    healthy = Problem(parse_scenario(raw))
+    app = healthy.cost.apps["app-19"]
+    assert app.cascade is not None and app.source == "dev-105"
+    plan = solve(healthy, SolveOptions(), solver="heuristic")
+    draw = app.rate_rps * app_cost(healthy.cost, app, plan.placements["app-19"]).joules["dev-105"]
+    dev = healthy.cost.devices["dev-105"]
+    assert dev.battery is not None
+    for share, placeable in ((0.9, True), (0.5, False)):
+        # The level at which the pack pays `share` of what the plan drew from it.
+        level = dev.battery.min_pct + (
+            (dev.power_w.idle + share * draw) * healthy.scenario.horizon_h
+            / dev.battery.capacity_wh * 100
+        )  # fmt: skip
+        (doc,) = [d for d in raw["devices"] if d["id"] == "dev-105"]
+        doc["battery"]["level_pct"] = level
+        problem = Problem(parse_scenario(raw))
+        exact = solve(problem, SolveOptions(), solver="ilp")
+        assert (exact.status == Status.OPTIMAL) is placeable, (share, exact.status)
+        why = _verdict(problem, "app-19")
+        assert (why is None) is placeable, (share, why)
