@@ -223,6 +223,19 @@ def test_battery_arrays_agree_with_the_scorer(seed: int) -> None:
     assert checked > 20
 
 
+def _near_the_exact_optimum(raw: dict[str, Any]) -> Any:
+    """The heuristic's plan of `raw`: feasible, within every constraint and 5% of `ilp`'s
+    optimum, which must exist."""
+    problem = Problem(parse_scenario(raw))
+    exact = solve(problem, SolveOptions(), solver="ilp")
+    assert exact.status == Status.OPTIMAL and exact.objective is not None
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE, plan.doc.reason
+    assert evaluate(problem.cost, plan.placements).violations == []
+    assert plan.objective is not None and plan.objective <= 1.05 * exact.objective
+    return plan
+
+
 def test_a_source_no_path_avoids_has_its_battery_priced_not_its_app_refused() -> None:
     # Met in the simulator's 200-device fleet as its packs drained: app-66's cheapest plan
     # (fam1, four blocks on dev-80) overflowed dev-80's battery; forbidding dev-80 as a
@@ -235,13 +248,7 @@ def test_a_source_no_path_avoids_has_its_battery_priced_not_its_app_refused() ->
     dev["battery"]["level_pct"] = 47.4917
     (uplink,) = [lk for lk in raw["links"] if {lk["a"], lk["b"]} == {"dev-80", "edge-31"}]
     uplink["mbps"] = 4.58705
-    problem = Problem(parse_scenario(raw))
-    exact = solve(problem, SolveOptions(), solver="ilp")
-    assert exact.status == Status.OPTIMAL and exact.objective is not None
-    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
-    assert plan.status == Status.FEASIBLE, plan.doc.reason
-    assert evaluate(problem.cost, plan.placements).violations == []
-    assert plan.objective is not None and plan.objective <= 1.05 * exact.objective
+    plan = _near_the_exact_optimum(raw)
     assert plan.placements["app-66"].blocks is not None
     assert plan.placements["app-66"].blocks[0] == "dev-80"
 
@@ -259,11 +266,5 @@ def test_a_cascade_whose_cheapest_stage_hosts_drain_its_source_takes_the_frugal_
     bat["level_pct"] = (
         bat["min_pct"] + (dev["power_w"]["idle"] + pays) * horizon / bat["capacity_wh"] * 100
     )
-    problem = Problem(parse_scenario(raw))
-    assert problem.cost.apps["app-19"].cascade is not None
-    exact = solve(problem, SolveOptions(), solver="ilp")
-    assert exact.status == Status.OPTIMAL and exact.objective is not None
-    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
-    assert plan.status == Status.FEASIBLE, plan.doc.reason
-    assert evaluate(problem.cost, plan.placements).violations == []
-    assert plan.objective is not None and plan.objective <= 1.05 * exact.objective
+    plan = _near_the_exact_optimum(raw)
+    assert plan.placements["app-19"].stages is not None

@@ -34,6 +34,19 @@ def _verdict(problem: Problem, app_id: str) -> object:
     return own_pack(problem, fleet, app, routes, fleet.capacity)
 
 
+def _count_solves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The outcome of each solve `place_what_fits` makes from now on."""
+    calls: list[str] = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        plan = resolve(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(plan.status.value)
+        return plan
+
+    monkeypatch.setattr(partial, "resolve", counted)
+    return calls
+
+
 def test_a_pack_too_low_for_any_placement_is_the_apps_own_fault() -> None:
     raw = _fleet(1, set())
     raw["devices"][0]["battery"]["level_pct"] = TOO_LOW_PCT
@@ -64,7 +77,7 @@ def test_a_re_solve_does_not_re_place_every_app_for_an_apps_own_pack() -> None:
     assert plan.reason is not None and plan.reason.alone and plan.reason.app == "g000-vision"
     # Held apps stayed held: the solve that failed re-placed only the apps the change touched.
     assert plan.doc.stats is not None
-    assert plan.doc.stats["resolved_apps"] < len(new.cost.apps)
+    assert int(plan.doc.stats["resolved_apps"]) < len(new.cost.apps)
 
 
 def test_an_app_set_aside_for_its_own_pack_is_set_aside_again_before_the_solve(
@@ -78,14 +91,7 @@ def test_an_app_set_aside_for_its_own_pack_is_set_aside_again_before_the_solve(
     problem = Problem(parse_scenario(raw))
     first = place_what_fits(problem, SolveOptions(), "heuristic")
     assert set(first.set_aside) == {"g000-vision"} and first.set_aside["g000-vision"].alone
-    calls: list[str] = []
-
-    def counted(*args: object, **kwargs: object) -> object:
-        plan = resolve(*args, **kwargs)  # type: ignore[arg-type]
-        calls.append(plan.status.value)
-        return plan
-
-    monkeypatch.setattr(partial, "resolve", counted)
+    calls = _count_solves(monkeypatch)
     change = Change(links={("g005-cam-1", "g005-edge"): {"mbps": 30.0}})
     new = apply_change(problem, change, first.plan.placements)
     again = place_what_fits(
@@ -112,14 +118,7 @@ def test_an_app_held_where_its_own_pack_cannot_pay_is_re_placed_and_set_aside_fi
     change = Change(links={("g005-cam-1", "g005-edge"): {"mbps": 30.0}})
     new = apply_change(drained, change, first.placements)
     assert "g000-vision" in touched_apps(new, first.placements, change)
-    calls: list[str] = []
-
-    def counted(*args: object, **kwargs: object) -> object:
-        plan = resolve(*args, **kwargs)  # type: ignore[arg-type]
-        calls.append(plan.status.value)
-        return plan
-
-    monkeypatch.setattr(partial, "resolve", counted)
+    calls = _count_solves(monkeypatch)
     again = place_what_fits(
         new, SolveOptions(), "heuristic", previous=first.placements, change=change
     )
