@@ -18,6 +18,7 @@ combination of stage hosts, which is exact.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -368,9 +369,8 @@ def cascade_options(
     order = np.argsort(total, kind="stable")[:keep]
     if frugal > 0:
         drain = np.zeros(())
-        for k in range(len(app.cascade)):
-            use = [cm.stage_term(app, k, fleet.ids[h]).joules.get(app.source, 0.0) for h in hosts]
-            drain = np.add.outer(drain, np.array(use))
+        for use in cascade_source_joules(problem, fleet, app, hosts.tolist()):
+            drain = np.add.outer(drain, use)
         drain = np.where(np.isfinite(total), drain.ravel(), INF)
         extra = np.argsort(drain, kind="stable")[: keep + frugal]
         order = np.concatenate([order, extra[~np.isin(extra, order)][:frugal]])
@@ -381,6 +381,20 @@ def cascade_options(
         if np.isfinite(total[j])
     ]
     return out, (out[0][0] if out else INF)
+
+
+def cascade_source_joules(
+    problem: Problem, fleet: Fleet, app: App, hosts: Sequence[int]
+) -> list[np.ndarray]:
+    """Per stage of a cascade, the joules an inference costs its source's battery with the
+    stage on each of `hosts`: each stage's term reads its own host alone (the source sends
+    it the input, by its reach), so a combination's is the sum of its stages'."""
+    assert app.cascade is not None
+    cm = problem.cost
+    return [
+        np.array([cm.stage_term(app, k, fleet.ids[h]).joules.get(app.source, 0.0) for h in hosts])
+        for k in range(len(app.cascade))
+    ]
 
 
 def fleet_of(problem: Problem) -> Fleet:
@@ -466,6 +480,7 @@ __all__ = [
     "battery_arrays",
     "candidate_routes",
     "cascade_options",
+    "cascade_source_joules",
     "chain_arrays",
     "chain_dp",
     "fleet_of",

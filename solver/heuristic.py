@@ -382,14 +382,15 @@ class _State:
 
 
 def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
-    """Those of `apps` no placement of their own fits (no candidate, or their source's
-    battery cannot pay for any: `own_pack`), whatever the others hold, with the reason a
-    solve would blame each with."""
+    """Those of `apps` no placement of their own fits, whatever the others hold (no
+    candidate; or their source's battery pays for none, `own_pack`, asked when the first
+    candidate does not fit alone), with the reason a solve would blame each with."""
     if not apps:
         return {}
     st = _State(problem, SolveOptions(), only=apps)
     st.generate()
-    out = {a: own_pack(problem, st.fleet, e.app, e.routes, st.cap) for a, e in st.apps.items()}
+    mine = [e for e in st.apps.values() if e.candidates and not st.fits(st.score(e, 0))]
+    out = {e.app.id: own_pack(problem, st.fleet, e.app, e.routes, st.cap) for e in mine}
     out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
     return {a: why for a, why in out.items() if why is not None}
 
@@ -456,9 +457,8 @@ def _steps(
         if j is None:
             code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
             what = f"app {e.app.id}: no placement found within shared capacity ({names})"
-            reason = own_pack(problem, st.fleet, e.app, e.routes, st.cap) or Reason(
-                code, what, e.app.id
-            )
+            own = own_pack(problem, st.fleet, e.app, e.routes, st.cap)
+            reason = own or Reason(code, what, e.app.id)
             return infeasible_plan(cm, NAME, reason), stuck_at(st, e, code, names), {}
         st.take(e, j)
     st.improve(deadline)

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from solver.candidates import battery_arrays, chain_arrays, slo_paths
+from solver.candidates import battery_arrays, cascade_source_joules, chain_arrays, slo_paths
 from solver.fastcost import INF, CandidateRoutes, Fleet
 from solver.problem import Problem
 from solver.reasons import Code, Reason
@@ -63,12 +63,8 @@ def _cascade_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRo
     """The least a cascade's source pays for it, over its candidate hosts: each stage's
     term reads its own host alone (the source sends it the input, by its reach), so the
     least of their sum is the sum of each stage's least (the SLO left out: still a bound)."""
-    assert app.cascade is not None
-    cm = problem.cost
-    return app.rate_rps * sum(
-        min(cm.stage_term(app, k, fleet.ids[h]).joules.get(app.source, 0.0) for h in routes.hosts)
-        for k in range(len(app.cascade))
-    )
+    stages = cascade_source_joules(problem, fleet, app, routes.hosts)
+    return app.rate_rps * sum(float(use.min()) for use in stages)
 
 
 def _reason(app: App, least: float, pays: float) -> Reason:
