@@ -1,0 +1,137 @@
+"""What `continuum` costs over a long run of the 200-device fleet, period by period.
+
+Issue 15's speed target (24 h of the fleet, five policies, 60 s on 2 cores) is missed by
+`continuum`, whose cost is its re-plans, and a re-plan costs more as the packs drain. This
+runs `continuum` alone in the simulator on `bench/simulate.py`'s fleet and prints, for
+each `--period` minutes of simulated time: the CPU it took, the re-plans and how many put
+a new plan in force, the apps the candidates set aside (served degraded, or not served) per
+re-plan, and the milliseconds a simulated step cost; then the run's totals.
+
+    python bench/continuum_day.py [--hours H] [--period MIN] [--devices N] [--every K]
+                                  [--probe S] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+sys.path.append(str(ROOT / "bench"))
+
+from machine import cpu_model  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+from rich.table import Table  # noqa: E402
+from simulate_workloads import bench_simulate  # noqa: E402
+
+from simulate.continuum import ContinuumPolicy  # noqa: E402
+from simulate.engine import Simulation  # noqa: E402
+from simulate.inputs import PROBE_S  # noqa: E402
+from simulate.run import context  # noqa: E402
+
+
+@dataclass
+class Period:
+    replans: int = 0
+    applied: int = 0
+    set_aside: int = 0  # apps the candidates set aside, summed over the re-plans
+    degraded: int = 0  # of them, served degraded
+
+
+class _Counting(ContinuumPolicy):
+    """continuum, counting its re-plans into the period under way (nothing kept)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.keep_decisions = True
+        self.period = Period()
+
+    def decide(self, now: Any) -> Any:
+        out = super().decide(now)
+        for d in self.decided:
+            p = self.period
+            p.replans += 1
+            p.applied += d.result.apply
+            p.set_aside += len(d.result.unplaced) + len(d.result.degraded)
+            p.degraded += len(d.result.degraded)
+        self.decided.clear()
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--hours", type=float, default=1.0)
+    ap.add_argument("--period", type=float, default=15.0, metavar="MIN")
+    ap.add_argument("--devices", type=int, default=200)
+    ap.add_argument("--every", type=int, default=4)
+    ap.add_argument("--probe", type=float, default=PROBE_S, metavar="S")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/continuum-day"))
+    args = ap.parse_args()
+    if args.hours <= 0 or args.period <= 0:
+        ap.error("--hours and --period must be more than 0")
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    console.print(f"machine: {cpu_model()}")
+    inputs = bench_simulate().fleet(
+        args.devices, args.every, args.hours, 1.0, args.out, ["continuum"], args.probe
+    )
+    policy = _Counting(context(inputs, "continuum"))
+    sim = Simulation(inputs, "continuum", policy)
+    period_steps = max(1, round(args.period * 60 / inputs.step_s))
+    rows: list[tuple[int, float, Period]] = []
+    mark = [0, time.process_time()]
+
+    def close(k: int) -> None:
+        cpu = time.process_time()
+        rows.append((k, cpu - mark[1], policy.period))
+        # A long run says how it goes as it goes, not only at the end.
+        console.print(
+            f"until {k * inputs.step_s / 3600:.2f} h: {cpu - mark[1]:.1f} s CPU, "
+            f"{policy.period.replans:,} re-plans"
+        )
+        policy.period = Period()
+        mark[:] = [k, cpu]
+
+    started = time.process_time()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("continuum", total=inputs.steps)
+
+        def progress(k: int) -> None:
+            bar.update(task, completed=k)
+            # The engine reports at its samples: a period closes at the first one past it.
+            if k - mark[0] >= period_steps or k == inputs.steps:
+                close(k)
+
+        run = sim.run(progress)
+    cpu = time.process_time() - started
+
+    table = Table(title=f"continuum on {inputs.scenario_name}, {args.hours:g} h, by period")
+    for col in ("until h", "CPU s", "re-plans", "applied", "set aside a re-plan",
+                "served degraded a re-plan", "ms a step"):  # fmt: skip
+        table.add_column(col, justify="right")
+    last = 0
+    for k, period_cpu, p in rows:
+        n = max(p.replans, 1)
+        table.add_row(
+            f"{k * inputs.step_s / 3600:.2f}", f"{period_cpu:.1f}", f"{p.replans:,}",
+            f"{p.applied:,}", f"{p.set_aside / n:.1f}", f"{p.degraded / n:.1f}",
+            f"{1000 * period_cpu / max(k - last, 1):.1f}",
+        )  # fmt: skip
+        last = k
+    console.print(table)
+    t = run.totals
+    console.print(
+        f"{inputs.steps:,} steps: {cpu:.1f} s CPU ({1000 * cpu / inputs.steps:.1f} ms a step), "
+        f"{sum(r[2].replans for r in rows):,} re-plans, {t.replacements:,} re-placements; "
+        f"energy {t.energy_j:,.0f} J, slo_miss_s {t.slo_miss_s:,.0f}, "
+        f"violation_s {t.violation_s:,.0f}, battery_dead_h {t.battery_dead_h:,.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
