@@ -211,6 +211,9 @@ def test_a_battery_that_cannot_last_even_idle_still_serves_its_camera() -> None:
     camera["battery"] = {"capacity_wh": 1.0, "level_pct": 21.0, "min_pct": 20.0}
     drained = _with_previous(drained, first)
     out = _replan(drained, scn, first)
+    # The plan in force ran it on the camera: it must go (what runs, not a refused
+    # candidate's document, moves off the camera).
+    assert out.apply and "cannot pay for it" in out.decision, out.decision
     assert app["id"] in out.degraded and out.unplaced_codes[app["id"]] == "battery"
     assert app["id"] not in out.unplaced
     entry = next(a for a in out.plan.apps if a.id == app["id"])
@@ -219,6 +222,68 @@ def test_a_battery_that_cannot_last_even_idle_still_serves_its_camera() -> None:
 
     stopped = _replan(drained, scn, first, frozenset({app["id"]}))
     assert app["id"] in stopped.unplaced and app["id"] not in {a.id for a in stopped.plan.apps}
+
+
+def _drained_camera(scn: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """`scn` with the first app's camera on a pack that cannot last even idle."""
+    drained = copy.deepcopy(scn)
+    app = drained["apps"][0]
+    camera = next(d for d in drained["devices"] if d["id"] == app["source"])
+    camera["battery"] = {"capacity_wh": 1.0, "level_pct": 21.0, "min_pct": 20.0}
+    return drained, app["id"]
+
+
+def _slo_out_of_reach(scn: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    broken = copy.deepcopy(scn)
+    broken["apps"][3]["slo_ms"] = 1e-6
+    return broken, broken["apps"][3]["id"]
+
+
+@pytest.mark.parametrize("setup", [_drained_camera, _slo_out_of_reach], ids=["battery", "slo"])
+def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search(
+    setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app set aside (for its battery or its SLO) and served degraded by the plan in
+    force: a re-plan that keeps that plan judges it where it runs, with no relaxed search,
+    and decides as the search would have (whether it is served decides, not where)."""
+    from orchestrator import degrade
+
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = _replan(scn, None, None)
+    changed, app_id = setup(scn)
+    changed = _with_previous(changed, first)
+    out = _replan(changed, scn, first)
+    assert app_id in out.degraded
+    # A pack that cannot pay moves the app at once (below); an SLO out of reach alone
+    # does not replace the plan in force, which serves it where it ran.
+    assert out.apply == (setup is _drained_camera), out.decision
+    plan, planned = (out, out.scenario) if out.apply else (first, scn)
+    now = _with_previous(changed, plan)
+
+    searched: list[str] = []
+    search = degrade._relaxed_placement
+
+    def counting(*args: Any) -> Any:
+        searched.append(args[4])
+        return search(*args)
+
+    monkeypatch.setattr(degrade, "_relaxed_placement", counting)
+    kept = _replan(now, planned, plan)
+    assert not kept.apply, kept.decision
+    assert searched == [] and list(kept.degraded) == [app_id]
+    held = next(a for a in kept.document["apps"] if a["id"] == app_id)
+    running = next(a for a in plan.document["apps"] if a["id"] == app_id)
+    assert (held.get("segments"), held.get("stages")) == (
+        running.get("segments"), running.get("stages"),
+    )  # fmt: skip
+
+    # The same re-plan made with the search, as before: the same decision.
+    replacement._SOLVED.clear()
+    monkeypatch.setattr(replacement, "held_degraded", lambda *args: None)
+    searching = _replan(now, planned, plan)
+    assert app_id in searched
+    assert (searching.apply, searching.decision) == (kept.apply, kept.decision)
+    assert list(searching.degraded) == list(kept.degraded)
 
 
 def test_the_plan_in_force_turns_into_one_device_per_block() -> None:
