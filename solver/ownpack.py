@@ -40,11 +40,21 @@ def own_pack(
     if app.cascade is not None:
         least = _cascade_least(problem, fleet, app, routes)
         return None if least <= pays * (1.0 + 1e-9) else _reason(app, least, pays)
+    models = problem.model_options(app)
+    terms = [battery_arrays(problem, fleet, app, model, routes, {src: 1.0}) for model in models]
+    # Every placement starts with block 0 on a host its input reaches (`in_ok`, as the
+    # chain has it), and no term is negative: the least of the first block's terms there
+    # bounds what any placement makes the source pay. A pack drained to its idle floor
+    # pays nothing, and most apps set aside late in a day are such: proven here without
+    # the SLO's DP (asked again at every re-plan).
+    reach = np.flatnonzero(routes.in_ok[: len(routes.hosts)])
+    first = min((float(ub[0, 0, reach].min()) for ub, _ in terms if reach.size), default=INF)
+    if np.isfinite(first) and first > pays * (1.0 + 1e-9):
+        return _reason(app, first, pays)
     slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
     least = INF
-    for model in problem.model_options(app):
+    for model, (ub, tb) in zip(models, terms, strict=True):
         ch = chain_arrays(problem, fleet, [app], model, [routes])
-        ub, tb = battery_arrays(problem, fleet, app, model, routes, {src: 1.0})
         # The battery terms where the chain has a term at all (a host or move it allows).
         alone = replace(
             ch,

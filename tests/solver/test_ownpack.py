@@ -153,3 +153,33 @@ def test_a_cascade_whose_stages_cost_its_source_more_than_its_pack_pays() -> Non
         assert (exact.status == Status.OPTIMAL) is placeable, (share, exact.status)
         why = _verdict(problem, "app-19")
         assert (why is None) is placeable, (share, why)
+
+
+def test_a_pack_at_its_floor_is_refused_by_the_first_blocks_terms_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pack at its floor pays nothing beside its idle draw. What its source pays for the
+    first block wherever it runs bounds every placement from below, so the verdict needs
+    no SLO DP, and it is the DP's verdict (ilp finds no plan)."""
+    from solver import ownpack
+
+    raw = _fleet(1, set())
+    bat = raw["devices"][0]["battery"]
+    bat["level_pct"] = bat["min_pct"]
+    problem = Problem(parse_scenario(raw))
+    assert solve(problem, SolveOptions(), solver="ilp").status == Status.INFEASIBLE
+    dps: list[object] = []
+    dp = ownpack.slo_paths
+
+    def counted(*args: object) -> object:
+        dps.append(args)
+        return dp(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ownpack, "slo_paths", counted)
+    why = _verdict(problem, "g000-vision")
+    assert why is not None and why.alone and "battery of g000-cam-1" in why.message  # type: ignore[attr-defined]
+    assert dps == []
+    # Where the first block's terms do not prove it, the DP runs: the too-low level above.
+    raw["devices"][0]["battery"]["level_pct"] = TOO_LOW_PCT
+    assert _verdict(Problem(parse_scenario(raw)), "g000-vision") is not None
+    assert dps
