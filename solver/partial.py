@@ -30,8 +30,12 @@ from solver.problem import Problem, SolveOptions
 from solver.reasons import Reason
 from solver.registry import solve
 
-# Set aside at most this many apps: a change that rules out more than a handful of apps
-# at once (a lost cloud) is better reported whole than found app by app, each a solve.
+# Set aside at most this many apps found by failing solves: a change that rules out more
+# than a handful of apps at once (a lost cloud) is better reported whole than found app by
+# app, each a solve. The apps the heuristic's per-app verdict sets aside before the solve
+# are not counted: each is proven its own fault, with no solve, and capping them stopped a
+# fleet from being re-placed at all once more than 16 of its camera packs had drained
+# (bench/continuum_day.py: no plan applied for the last ten hours of a day).
 MAX_UNPLACED = 16
 
 
@@ -96,7 +100,7 @@ def place_what_fits(
         touched = touched_apps(problem, previous, change if touching is None else touching)
     original = problem
     set_aside: dict[str, Reason] = {}
-    if touched and previous and solver == NAME and not small_fleet(problem):
+    if touched and previous and solver == NAME and max_unplaced > 0 and not small_fleet(problem):
         # An app held where it breaks its own limits (one served degraded) is re-placed,
         # and mostly fits nowhere again; so does one the plan in force set aside, which the
         # change adds back: a solve would fail on it first, then solve the rest. The
@@ -105,10 +109,9 @@ def place_what_fits(
         # the solve decides there).
         back = [a for a in touched if a not in previous]
         for own, why in alone(problem, held_broken(problem, previous, touched) + back).items():
-            if len(set_aside) >= max_unplaced:
-                break
             set_aside[own] = why
             problem = apply_change(problem, Change(removed_apps=frozenset({own})), previous)
+    proven = len(set_aside)
     while True:
         left = options.time_limit_s - (time.perf_counter() - started)
         opts = replace(options, time_limit_s=max(left, 0.05))
@@ -124,7 +127,7 @@ def place_what_fits(
             return Partial(plan, problem, set_aside)
         app_id = _blamed(plan, problem)
         out_of_time = time.perf_counter() - started >= options.time_limit_s
-        if app_id is None or len(set_aside) >= max_unplaced or out_of_time:
+        if app_id is None or len(set_aside) - proven >= max_unplaced or out_of_time:
             # Nobody to blame (or no time to look further): all or nothing, as the
             # contract has it.
             return Partial(plan, original, {})

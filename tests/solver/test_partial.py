@@ -134,6 +134,31 @@ def test_at_most_max_unplaced_apps_are_set_aside() -> None:
     assert out.problem is problem
 
 
+def test_apps_proven_their_own_fault_before_the_solve_do_not_count_to_the_limit() -> None:
+    """The limit is on apps found by failing solves (each a solve). Apps the per-app
+    verdict sets aside before the solve cost none: past the limit in number, the rest of
+    the fleet is still placed (capped, a fleet with more drained camera packs than the
+    limit was never re-placed again)."""
+    scn = generate(17, devices=90, apps=12, blocks=4)
+    first = Problem(parse_scenario(scn))
+    in_force = solve(first, OPTIONS, solver="heuristic").placements
+    worse = _impossible(scn, "app-7", "app-2")
+    change = Change(added_apps=(worse["apps"][2], worse["apps"][7]))
+    problem = apply_change(first, change, in_force)
+    out = place_what_fits(
+        problem, OPTIONS, "heuristic", previous=in_force, change=change, max_unplaced=1
+    )
+    assert out.plan.status != Status.INFEASIBLE
+    assert sorted(out.set_aside) == ["app-2", "app-7"]
+    assert all(why.alone for why in out.set_aside.values())
+    assert set(out.plan.placements) == set(in_force) - {"app-2", "app-7"}
+    # No per-app verdict with a limit of 0 (the relaxed search's all or nothing).
+    nothing = place_what_fits(
+        problem, OPTIONS, "heuristic", previous=in_force, change=change, max_unplaced=0
+    )
+    assert nothing.plan.status == Status.INFEASIBLE and nothing.set_aside == {}
+
+
 def test_named_app_reads_only_the_problems_own_apps() -> None:
     problem = Problem(parse_scenario(generate(16, devices=8, apps=3, blocks=3)))
     assert named_app("app app-1: its slo_ms cannot be met", problem) == "app-1"
