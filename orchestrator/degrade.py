@@ -48,9 +48,11 @@ def serve_degraded(
     solver_name: str,
     time_limit_s: float,
     now: solver.Problem,
+    degraded: Collection[str] = (),
 ) -> Degraded:
     """For each app set aside for its battery or SLO (and not asked to stop), a placement
-    with those limits lifted, the apps of `placed` held where they are.
+    with those limits lifted, the apps of `placed` held where they are (`degraded`: those
+    of them served degraded, held with their SLO lifted too).
 
     `now`: `scenario` compiled (every app of it, the re-plan's own problem): the entries
     of the apps served degraded are evaluated on it, not on `scenario` parsed and routed
@@ -63,8 +65,9 @@ def serve_degraded(
     apps = {a["id"]: a for a in scenario.get("apps", [])}
     held = dict(placed)
     for app_id in candidates:
+        lifted = out.placements.keys() | set(degraded)
         found = _relaxed_placement(
-            scenario, apps, held, out.placements.keys(), app_id, solver_name, time_limit_s, now
+            scenario, apps, held, lifted, app_id, solver_name, time_limit_s, now
         )
         if found is None:
             continue
@@ -94,7 +97,9 @@ def held_degraded(
     aside for their battery, and a search each at every re-plan was most of a re-plan's
     cost: bench/continuum_day.py.)"""
     candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
-    if not candidates or any(a not in running for a in candidates):
+    if not candidates:
+        return Degraded()
+    if any(a not in running for a in candidates):
         return None
     held = {a: running[a] for a in candidates}
     try:
@@ -105,6 +110,8 @@ def held_degraded(
     except (KeyError, ValueError, IndexError):
         return None  # a placement of the plan in force names what is gone
     for r in ev.found:
+        if r.app is not None and r.app not in placed and r.app not in held:
+            continue  # another app set aside ("not placed"): not judged here
         if r.code != solver.Code.BATTERY and not (r.code == solver.Code.SLO and r.app in held):
             return None
     return Degraded(held, _results_on(now, held), {a: set_aside[a] for a in candidates})

@@ -273,8 +273,21 @@ def replan(
     # must for any constraint it breaks). Once in force there, it is held like the others.
     drained = _newly_drained(current, partial.set_aside, stop, held_before)
     degraded = None
-    if held_before and partial.set_aside and not drained:
-        degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, held_before)
+    if held_before and partial.set_aside:
+        others = {a: r for a, r in partial.set_aside.items() if a not in drained}
+        degraded = held_degraded(problem, plan.placements, others, stop, held_before)
+        if degraded is not None and drained:
+            # Only the newly drained are searched, beside the others where they run (a
+            # drained app the search leaves where it runs stays newly drained while the
+            # plan in force is kept: searching every app set aside then, at each re-plan,
+            # was most of a re-plan's cost late in a day).
+            found = serve_degraded(
+                scenario,
+                {**plan.placements, **degraded.placements},
+                {a: partial.set_aside[a] for a in drained},
+                stop, solver_name, time_limit_s, problem, degraded.placements.keys(),
+            )  # fmt: skip
+            degraded = _joined(degraded, found)
     if degraded is not None:
         decision, broken = judged(degraded)
         if decision.apply:
@@ -301,6 +314,14 @@ def replan(
         unplaced=unplaced,
         degraded={a: r.message for a, r in degraded.reasons.items()},
         unplaced_codes={a: r.code.value for a, r in partial.set_aside.items()},
+    )
+
+
+def _joined(held: Degraded, found: Degraded) -> Degraded:
+    return Degraded(
+        {**held.placements, **found.placements},
+        held.results + found.results,
+        {**held.reasons, **found.reasons},
     )
 
 

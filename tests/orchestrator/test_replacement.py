@@ -286,6 +286,47 @@ def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search
     assert list(searching.degraded) == list(kept.degraded)
 
 
+def test_a_drained_app_left_where_it_runs_is_searched_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan in force placed an app within its limits (its scenario has it) where the
+    search for its drained pack would put it anyway: the plan is kept, and only that app
+    is searched, the others served degraded held where they run (searching them all at
+    every re-plan was most of a re-plan's cost late in a day). The decision is the one the
+    search of every app gives."""
+    from orchestrator import degrade
+
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = _replan(scn, None, None)
+    both, drained = _drained_camera(scn)
+    both, slo = _slo_out_of_reach(both)
+    out = _replan(_with_previous(both, first), scn, first)
+    assert out.apply and set(out.degraded) == {drained, slo}
+    # As if the plan in force had placed it there within its limits: its scenario has it.
+    planned = copy.deepcopy(out.scenario)
+    planned["apps"].append(next(a for a in both["apps"] if a["id"] == drained))
+    now = _with_previous(both, out)
+
+    searched: list[str] = []
+    search = degrade._relaxed_placement
+
+    def counting(*args: Any) -> Any:
+        searched.append(args[4])
+        return search(*args)
+
+    monkeypatch.setattr(degrade, "_relaxed_placement", counting)
+    kept = _replan(now, planned, out)
+    assert not kept.apply, kept.decision
+    assert searched == [drained] and set(kept.degraded) == {drained, slo}
+
+    replacement._SOLVED.clear()
+    searched.clear()
+    monkeypatch.setattr(replacement, "held_degraded", lambda *args: None)
+    every = _replan(now, planned, out)
+    assert sorted(searched) == sorted([drained, slo])
+    assert (every.apply, every.decision) == (kept.apply, kept.decision)
+
+
 def test_the_plan_in_force_turns_into_one_device_per_block() -> None:
     scn = generate(10, devices=12, apps=4, blocks=5)
     first = _replan(scn, None, None)
