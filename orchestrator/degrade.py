@@ -48,11 +48,9 @@ def serve_degraded(
     solver_name: str,
     time_limit_s: float,
     now: solver.Problem,
-    degraded: Collection[str] = (),
 ) -> Degraded:
     """For each app set aside for its battery or SLO (and not asked to stop), a placement
-    with those limits lifted, the apps of `placed` held where they are (`degraded`: those
-    of them served degraded, held with their SLO lifted too).
+    with those limits lifted, the apps of `placed` held where they are.
 
     `now`: `scenario` compiled (every app of it, the re-plan's own problem): the entries
     of the apps served degraded are evaluated on it, not on `scenario` parsed and routed
@@ -65,9 +63,8 @@ def serve_degraded(
     apps = {a["id"]: a for a in scenario.get("apps", [])}
     held = dict(placed)
     for app_id in candidates:
-        lifted = out.placements.keys() | set(degraded)
         found = _relaxed_placement(
-            scenario, apps, held, lifted, app_id, solver_name, time_limit_s, now
+            scenario, apps, held, out.placements.keys(), app_id, solver_name, time_limit_s, now
         )
         if found is None:
             continue
@@ -93,9 +90,10 @@ def held_degraded(
     plans judged): a re-plan that keeps the plan in force, with the app where it runs,
     needs no relaxed search. That holds for an app set aside for its battery as for one
     set aside for its SLO: where the search would move it matters only to a candidate
-    that goes in force, and that one gets the search. (As packs drain, more apps are set
-    aside for their battery, and a search each at every re-plan was most of a re-plan's
-    cost: bench/continuum_day.py.)"""
+    that goes in force, and that one gets the search (which it got before too: a kept
+    plan runs the app where it ran). As packs drain, more apps are set aside for their
+    battery, and a search each at every re-plan was most of a re-plan's cost
+    (bench/continuum_day.py)."""
     candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
     if not candidates:
         return Degraded()

@@ -243,12 +243,7 @@ def replan(
     def judged(degraded: Degraded) -> tuple[Decision, list[str]]:
         served = {a.id for a in solved.scenario.apps} | set(degraded.placements)
         structural = current is not None and current.apps != served
-        broken = broken_now + [
-            f"app {a}: the battery its placement drains cannot pay for it; served degraded "
-            "where it drains batteries least"
-            for a in drained
-            if a in degraded.placements and degraded.placements[a] != held_before.get(a)
-        ]
+        broken = broken_now
         if current is not None and structural and not broken:
             broken = ["the set of deployments changed"]
         decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
@@ -267,27 +262,9 @@ def replan(
     # An app served degraded is judged served or not: where it runs matters only to a
     # candidate that goes in force. So where the plan in force runs it still fits, a
     # re-plan that keeps the plan in force needs no relaxed search (`held_degraded`).
-    # Except for an app the plan in force placed within its limits that is now set aside
-    # for its battery: it runs where a pack cannot pay for it, so the search finds where
-    # it drains batteries least, and if that is elsewhere the plan in force must go (as it
-    # must for any constraint it breaks). Once in force there, it is held like the others.
-    drained = _newly_drained(current, partial.set_aside, stop, held_before)
     degraded = None
     if held_before and partial.set_aside:
-        others = {a: r for a, r in partial.set_aside.items() if a not in drained}
-        degraded = held_degraded(problem, plan.placements, others, stop, held_before)
-        if degraded is not None and drained:
-            # Only the newly drained are searched, beside the others where they run (a
-            # drained app the search leaves where it runs stays newly drained while the
-            # plan in force is kept: searching every app set aside then, at each re-plan,
-            # was most of a re-plan's cost late in a day).
-            found = serve_degraded(
-                scenario,
-                {**plan.placements, **degraded.placements},
-                {a: partial.set_aside[a] for a in drained},
-                stop, solver_name, time_limit_s, problem, degraded.placements.keys(),
-            )  # fmt: skip
-            degraded = _joined(degraded, found)
+        degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, held_before)
     if degraded is not None:
         decision, broken = judged(degraded)
         if decision.apply:
@@ -315,34 +292,6 @@ def replan(
         degraded={a: r.message for a, r in degraded.reasons.items()},
         unplaced_codes={a: r.code.value for a, r in partial.set_aside.items()},
     )
-
-
-def _joined(held: Degraded, found: Degraded) -> Degraded:
-    return Degraded(
-        {**held.placements, **found.placements},
-        held.results + found.results,
-        {**held.reasons, **found.reasons},
-    )
-
-
-def _newly_drained(
-    current: InForce | None,
-    set_aside: Mapping[str, solver.Reason],
-    stop: frozenset[str],
-    running: Mapping[str, solver.Placement],
-) -> frozenset[str]:
-    """The apps set aside for their battery (to be served degraded) that the plan in force
-    runs placed within their limits: its scenario, which leaves out the apps it set
-    aside, has them."""
-    if current is None or current.scenario is None:
-        return frozenset()
-    battery = {
-        a for a, r in set_aside.items()
-        if r.code == solver.Code.BATTERY and a not in stop and a in running
-    }  # fmt: skip
-    if not battery:
-        return frozenset()
-    return frozenset(battery & {a["id"] for a in current.scenario.get("apps", [])})
 
 
 def _known(problem: solver.Problem, current: InForce | None) -> dict[str, solver.Placement]:
