@@ -95,9 +95,7 @@ def held_degraded(
     battery, and a search each at every re-plan was most of a re-plan's cost
     (bench/continuum_day.py)."""
     candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
-    if not candidates:
-        return Degraded()
-    if any(a not in running for a in candidates):
+    if not candidates or any(a not in running for a in candidates):
         return None
     held = {a: running[a] for a in candidates}
     try:
@@ -108,8 +106,6 @@ def held_degraded(
     except (KeyError, ValueError, IndexError):
         return None  # a placement of the plan in force names what is gone
     for r in ev.found:
-        if r.app is not None and r.app not in placed and r.app not in held:
-            continue  # another app set aside ("not placed"): not judged here
         if r.code != solver.Code.BATTERY and not (r.code == solver.Code.SLO and r.app in held):
             return None
     return Degraded(held, _results_on(now, held), {a: set_aside[a] for a in candidates})
