@@ -29,7 +29,7 @@ when the touched apps' costs less those bounds sum to under the margin. A second
 bound (each block at the cheapest host per GFLOP, one overhead, nothing sent) is tried
 beside it. It prints, over the refusals, how many links differ from the scenario the plan
 in force was solved from and how many of them fired, how many apps the re-plan touched
-(those of the links that fired: `orchestrator.replacement.links_that_fired`) and why
+(those of the links and batteries that fired: `orchestrator.replacement.what_fired`) and why
 (source or sink at one of those links' ends; hosted at one only), their summed distance to
 the bounds, and the margin.
 
@@ -65,7 +65,7 @@ from rich.table import Table  # noqa: E402
 from simulate_workloads import bench_simulate  # noqa: E402
 
 import solver  # noqa: E402
-from orchestrator.replacement import change_between, in_force, links_that_fired  # noqa: E402
+from orchestrator.replacement import change_between, in_force, what_fired  # noqa: E402
 from orchestrator.triggers import Trigger, link_name  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
 from simulate.engine import Simulation, Totals  # noqa: E402
@@ -201,7 +201,7 @@ class _Refusals:
         problem = solver.Problem(solver.parse_scenario(d.scenario))
         held = {a.id: current.placements[a.id] for a in problem.scenario.apps
                 if a.id in current.placements}  # fmt: skip
-        touching = links_that_fired(change, d.links)
+        touching = what_fired(change, d.targets, current.scenario)
         touched = touched_apps(problem, held, touching) & held.keys()
         ev = solver.evaluate(problem.cost, held)
         lower = self._bound(d.scenario, touched)
@@ -217,8 +217,8 @@ class _Refusals:
         cheap = self._cheap(d.scenario)
         gain_cheap = sum(ev.records[a].term - cheap[a] for a in touched)
         self.rows.append((
-            len(change.links), len(d.links), len(touched), leaf_side, hosted_only, gain,
-            gain_cheap, self.margin * ev.objective,
+            len(change.links), sum("~" in t for t in d.targets), len(touched), leaf_side,
+            hosted_only, gain, gain_cheap, self.margin * ev.objective,
         ))  # fmt: skip
 
 

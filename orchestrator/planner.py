@@ -122,9 +122,9 @@ class Planner:
         self._reasons: list[str] = []
         self._observed_at: float | None = None  # the earliest trigger's observation
         self._force = False
-        # The links whose apps the next re-plan re-places, from the reconcile loop's
-        # triggers; None once any request (an operator's, a deployment's) did not say.
-        self._links: set[str] | None = set()
+        # The links and batteries whose apps the next re-plan re-places, from the reconcile
+        # loop's triggers; None once any request (an operator's, a deployment's) did not say.
+        self._targets: set[str] | None = set()
         self._solver_override: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
@@ -142,20 +142,21 @@ class Planner:
         wait: bool = False,
         observed_at: float | None = None,
         force: bool = False,
-        links: Collection[str] | None = None,
+        targets: Collection[str] | None = None,
     ) -> None:
         """`observed_at` (epoch seconds): when the condition behind the request was
         observed; the rollout measures its reaction time from it. `force` (an operator's
         explicit solve) applies any feasible candidate, bypassing the hysteresis margin.
-        `links`: the links whose watch fired (`orchestrator.triggers.link_name`); of the
-        link figures that changed since the plan in force, only theirs move apps
-        (`orchestrator.replacement.links_that_fired`). None: every changed figure does.
-        Requests served together re-place the union."""
+        `targets`: the links and batteries whose watch fired
+        (`orchestrator.triggers.fired_targets`); of the link figures and battery levels that
+        changed since the plan in force, only theirs move apps
+        (`orchestrator.replacement.what_fired`). None: every changed figure does. Requests
+        served together re-place the union."""
         self._force = self._force or force
-        if links is None:
-            self._links = None
-        elif self._links is not None:
-            self._links.update(links)
+        if targets is None:
+            self._targets = None
+        elif self._targets is not None:
+            self._targets.update(targets)
         self._requested += 1
         wanted = self._requested
         self._reasons.append(reason)
@@ -193,10 +194,12 @@ class Planner:
             solver_name, self._solver_override = self._solver_override, None
             observed_at, self._observed_at = self._observed_at, None
             force, self._force = self._force, False
-            links, self._links = self._links, set()
+            targets, self._targets = self._targets, set()
             reason = "; ".join(dict.fromkeys(reasons)) or "requested"
             try:
-                self.last = await self._locked_solve(reason, solver_name, observed_at, force, links)
+                self.last = await self._locked_solve(
+                    reason, solver_name, observed_at, force, targets
+                )
                 self.last_error = None
             except asyncio.CancelledError:
                 raise
@@ -215,7 +218,7 @@ class Planner:
         solver_name: str | None,
         observed_at: float | None = None,
         force: bool = False,
-        links: set[str] | None = None,
+        targets: set[str] | None = None,
     ) -> Outcome:
         live = self._host.live
         # One planner at a time across replicas: two concurrent commits would both try to
@@ -235,7 +238,7 @@ class Planner:
                         dry_run=False,
                         observed_at=observed_at,
                         force=force,
-                        links=links,
+                        targets=targets,
                     )
                 except StalePlan as stale:
                     # Solved from a plan no longer in force: from the one that is, again.
@@ -282,10 +285,10 @@ class Planner:
         dry_run: bool,
         observed_at: float | None = None,
         force: bool = False,
-        links: set[str] | None = None,
+        targets: set[str] | None = None,
     ) -> Outcome:
         """Snapshot -> scenario -> `Replacement` (in the pool) -> commit -> rollout.
-        `links`: as in `request`."""
+        `targets`: as in `request`."""
         host = self._host
         clock = _Stages(host.metrics)
         built = await self.build()
@@ -309,7 +312,7 @@ class Planner:
             outcome.document, outcome.note = document, note
             outcome.plan = solver.PlanDoc.model_validate(document)
             return outcome
-        result, note = await self._replan_in_pool(built, name, force, links)
+        result, note = await self._replan_in_pool(built, name, force, targets)
         clock.lap("solve")
         outcome.document, outcome.plan = result.document, result.plan
         outcome.note, outcome.decision = note, result.decision
@@ -358,7 +361,7 @@ class Planner:
         return document, note
 
     async def _replan_in_pool(
-        self, built: Built, name: str, force: bool, links: set[str] | None = None
+        self, built: Built, name: str, force: bool, targets: set[str] | None = None
     ) -> tuple[Replacement, str]:
         limit = self._host.settings.solver_time_limit_s
         # A forced solve is a full one (every app re-placed) with no margin.
@@ -370,7 +373,7 @@ class Planner:
         started = time.perf_counter()
         try:
             result = await self._host.in_pool(
-                replan, built.scenario, current, name, limit, margin, force, built.stop, links
+                replan, built.scenario, current, name, limit, margin, force, built.stop, targets
             )
             note = ""
         except NotImplementedError:
@@ -383,7 +386,7 @@ class Planner:
                 margin,
                 force,
                 built.stop,
-                links,
+                targets,
             )
             note = f"solver {name!r} is not implemented; used {FALLBACK_SOLVER!r}"
         self._host.metrics.observe_solve(time.perf_counter() - started)

@@ -52,7 +52,7 @@ from orchestrator.triggers import (
     LatencyWatch,
     LinkWatch,
     Trigger,
-    fired_links,
+    fired_targets,
     link_name,
 )
 
@@ -379,12 +379,12 @@ class Reconciler:
         await self.gateway.record_triggers(fired)
         reason = "; ".join(dict.fromkeys(t.reason for t in fired))
         self._fence()
-        links = fired_links(fired)
-        await self.gateway.replan(reason, min(t.observed_at for t in fired), links)
-        # The plan about to be made uses the figures of now: measure from them (a link's,
-        # only when its apps are the ones re-placed: the others' drift adds up).
-        self.links.commit(links)
-        self.batteries.commit()
+        targets = fired_targets(fired)
+        await self.gateway.replan(reason, min(t.observed_at for t in fired), targets)
+        # The plan about to be made uses the figures of now: measure from them (a link's or
+        # a battery's, only when its apps are the ones re-placed: the others' drift adds up).
+        self.links.commit(targets)
+        self.batteries.commit(targets)
         self.grid.commit()
         # Latency states reset themselves when a partition's prediction changes: resetting
         # them here would re-fire a drift no plan fixes on every re-solve.

@@ -42,7 +42,7 @@ class RequestReplan(Protocol):
         reason: str,
         *,
         observed_at: float | None = None,
-        links: Collection[str] | None = None,
+        targets: Collection[str] | None = None,
     ) -> Awaitable[None]: ...
 
 
@@ -164,8 +164,8 @@ class ReconcileGateway:
         for t in triggers:
             await self._record_trigger(t.kind, t.target, t.reason, t.observed_at)
 
-    async def replan(self, reason: str, observed_at: float, links: Collection[str]) -> None:
-        await self._request_replan(reason, observed_at=observed_at, links=links)
+    async def replan(self, reason: str, observed_at: float, targets: Collection[str]) -> None:
+        await self._request_replan(reason, observed_at=observed_at, targets=targets)
 
     async def active_rollout(self) -> RolloutView | None:
         return await self._run_sync(rollouts.active)

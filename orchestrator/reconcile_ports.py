@@ -45,9 +45,10 @@ class Gateway(Protocol):
         """Each trigger in the audit log and on the event stream (the tick's together)."""
         ...
 
-    async def replan(self, reason: str, observed_at: float, links: Collection[str]) -> None:
-        """Ask the planner for a re-plan that re-places the apps of `links` (the links
-        whose watch fired, by `link_name`) and of whatever else changed but links."""
+    async def replan(self, reason: str, observed_at: float, targets: Collection[str]) -> None:
+        """Ask the planner for a re-plan that re-places the apps of `targets` (the links and
+        batteries whose watch fired, `fired_targets`) and of whatever else changed but a
+        link's figures or a battery's level."""
         ...
 
     async def active_rollout(self) -> RolloutView | None: ...

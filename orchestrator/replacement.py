@@ -10,7 +10,7 @@ The steps: what changed since the scenario the plan in force was solved from
 it is the very problem a fresh parse gives (`_derived_problem`); an incremental re-solve
 that places what fits and sets aside, with its reason, an app that fits nowhere
 (`solver.place_what_fits`), re-placing the apps of what changed, or, when the reconcile
-loop names the links that fired, of those links alone (`links_that_fired`); and the
+loop names the links and batteries that fired, of those alone (`what_fired`); and the
 hysteresis rule (`orchestrator.hysteresis`), which
 decides whether the candidate replaces the plan in force.
 """
@@ -156,14 +156,39 @@ def _fields_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in after.items() if before.get(k) != v or k not in before}
 
 
-def links_that_fired(change: solver.Change, links: Collection[str]) -> solver.Change:
-    """`change` with only the figures of `links` (by `orchestrator.triggers.link_name`):
-    the part of it whose apps a re-plan re-places. A measured figure that moved less than
-    the reconcile loop's threshold is in the scenario of now, and every app is judged on
-    it, but it moves no app: with every agent probing, nearly every link's figure differs
-    from the plan's by a little, and re-placing the apps of all of them made an
-    "incremental" re-solve re-place nearly every app (bench/replan_triggers.py)."""
-    return replace(change, links={k: v for k, v in change.links.items() if link_name(*k) in links})
+def what_fired(
+    change: solver.Change, targets: Collection[str], before: Mapping[str, Any]
+) -> solver.Change:
+    """`change` with only the figures of what fired (`targets`, as
+    `orchestrator.triggers.fired_targets` names them): the part of it whose apps a
+    re-plan re-places. `before`: the scenario the plan in force was solved from. A link
+    figure or a battery level that moved less than the reconcile loop's threshold is in the
+    scenario of now, and every app is judged on it, but it moves no app: with every agent
+    probing and every pack draining, nearly every figure differs from the plan's by a
+    little, and re-placing the apps of all of them made an "incremental" re-solve re-place
+    nearly every app (bench/replan_triggers.py; for batteries, bench/continuum_day.py: a
+    fifth of the fleet's apps at every re-plan once its packs had drained a little). A
+    device changed in anything but its battery's level moves its apps, as before."""
+    devices = change.devices
+    if devices:
+        old = {d["id"]: d for d in before.get("devices", [])}
+        devices = {
+            d: rec for d, rec in devices.items() if d in targets or not _level_only(old.get(d), rec)
+        }  # fmt: skip
+    links = {k: v for k, v in change.links.items() if link_name(*k) in targets}
+    return replace(change, links=links, devices=devices)
+
+
+def _level_only(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> bool:
+    """Whether a device record changed in its battery's level and nothing else."""
+    if before is None or before.keys() != after.keys():
+        return False
+    b, a = before.get("battery"), after.get("battery")
+    if not isinstance(b, Mapping) or not isinstance(a, Mapping) or b.keys() != a.keys():
+        return False
+    return all(before[k] == after[k] for k in before if k != "battery") and all(
+        b[k] == a[k] for k in b if k != "level_pct"
+    )
 
 
 def replan(
@@ -174,14 +199,14 @@ def replan(
     margin: float,
     force: bool = False,
     stop: frozenset[str] = frozenset(),
-    links: Collection[str] | None = None,
+    targets: Collection[str] | None = None,
 ) -> Replacement:
     """Re-solve (incrementally when a plan is in force: only the apps the change touches
     move) and decide with the hysteresis rule whether the candidate replaces the plan in
-    force (`force`: any feasible candidate does). `links`: the links whose watch fired
-    for this re-plan; only their figures, of all the links' that changed, move apps
-    (`links_that_fired`). None: every changed figure does (an operator's solve, a new
-    deployment)."""
+    force (`force`: any feasible candidate does). `targets`: the links and batteries whose
+    watch fired for this re-plan (`orchestrator.triggers.fired_targets`); of the link
+    figures and battery levels that changed, only theirs move apps (`what_fired`). None:
+    every changed figure does (an operator's solve, a new deployment)."""
     options = solver.SolveOptions(time_limit_s=time_limit_s)
     change = None
     problem = None
@@ -189,8 +214,8 @@ def replan(
     if current is not None and current.scenario is not None:
         change = change_between(current.scenario, scenario)
         problem = _derived_problem(scenario, current, change)
-        if links is not None:
-            touching = links_that_fired(change, links)
+        if targets is not None:
+            touching = what_fired(change, targets, current.scenario)
     derived = problem is not None
     if problem is None:
         problem = solver.Problem(solver.parse_scenario(scenario))

@@ -24,9 +24,12 @@ the trace-driven benchmark drive the same code.
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
-  `level_step_pct` points from the level the plan in force was solved with (the battery
-  constraint is the usable energy above the minimum, so a step in level changes which
-  plans are allowed even when the drain rate says nothing).
+  `level_step_pct` points from the level the device's apps were last placed with (the
+  battery constraint is the usable energy above the minimum, so a step in level changes
+  which plans are allowed even when the drain rate says nothing). As with links, a
+  re-plan re-places the apps of the batteries that fired and measures those afresh
+  (`commit(devices)`); a level that moved less is in the scenario of now, and every app
+  is judged on it, but it moves no app (`orchestrator.replacement.what_fired`).
 - Latency: a partition's state is reset when its prediction changes (a new plan), not on
   every re-solve, so a drift that no plan can fix fires once, not on every tick.
 """
@@ -79,10 +82,16 @@ def link_name(a: str, b: str) -> str:
     return f"{lo}~{hi}"
 
 
-def fired_links(fired: Iterable[Trigger]) -> frozenset[str]:
-    """The links among `fired` (by `link_name`): the ones whose apps a re-plan re-places
-    and whose watch is then measured afresh (`LinkWatch.commit`)."""
-    return frozenset(t.target for t in fired if t.kind == "link")
+# The triggers whose target's figures move apps: a link's (by `link_name`) and a battery's
+# (by device id; ids hold no "~", so the two never meet in one set).
+_MOVING = frozenset({"link", "battery", "charging"})
+
+
+def fired_targets(fired: Iterable[Trigger]) -> frozenset[str]:
+    """What among `fired` a re-plan re-places the apps of, and whose watch is then
+    measured afresh: the links (by `link_name`, `LinkWatch.commit`) and the devices whose
+    battery watch fired (`BatteryWatch.commit`)."""
+    return frozenset(t.target for t in fired if t.kind in _MOVING)
 
 
 @dataclass(slots=True)
@@ -282,10 +291,13 @@ class BatteryWatch:
             s.low = False
         return None
 
-    def commit(self) -> None:
-        """The plan now in force was solved with the latest levels: measure from them."""
-        for s in self._devices.values():
-            if s.samples:
+    def commit(self, devices: Collection[str] | None = None) -> None:
+        """A re-plan took the levels of now. The devices it re-placed the apps of
+        (`devices`; None: every device) are measured from their levels of now; the others
+        keep measuring from the level their apps were placed with, so that a drift under
+        the step, which moves nothing, adds up until it does (as `LinkWatch.commit`)."""
+        for device, s in self._devices.items():
+            if s.samples and (devices is None or device in devices):
                 s.planned_pct = s.samples[-1][1]
 
     def forget(self, device: str) -> None:

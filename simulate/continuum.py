@@ -10,9 +10,9 @@ a trigger, a lost or a joined device asks for a re-plan, which is
 the hysteresis rule of `orchestrator.hysteresis`), with the arguments the planner gives
 it (`orchestrator.planner.Planner._replan_in_pool`): the scenario of now as the control
 plane knows it (each traced link at its latest probe), the plan in force and the
-scenario it was solved from, the default solver, the margin, the links that fired. As in
-the loop, the watches are committed right after a re-plan is asked for (the link watch,
-for the links that fired). An applied plan serves after the rollout delay
+scenario it was solved from, the default solver, the margin, the links and batteries
+that fired. As in the loop, the watches are committed right after a re-plan is asked for
+(for the links and batteries that fired). An applied plan serves after the rollout delay
 (make-before-break); until then the old plan serves. When a plan goes in force, the link
 watch takes its floors (`orchestrator.triggers.link_floors`), as the loop takes them from
 the plan version in force.
@@ -26,7 +26,7 @@ from typing import Any
 import solver
 from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import InForce, Replacement, in_force, replan
-from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, fired_links, link_floors
+from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, fired_targets, link_floors
 from simulate.policy import DEFAULT_SOLVER, Moment, PolicyContext
 
 
@@ -36,7 +36,7 @@ class Decided:
 
     at_s: float
     reasons: list[str]
-    links: frozenset[str]  # the links that fired: their apps are the ones re-placed
+    targets: frozenset[str]  # the links and batteries that fired: their apps are re-placed
     scenario: dict[str, Any]
     previous_scenario: dict[str, Any] | None
     previous_plan: dict[str, Any] | None
@@ -113,19 +113,19 @@ class ContinuumPolicy:
         current = None
         if in_force_plan is not None:
             current = self._current(scenario, in_force_plan)
-        links = fired_links(fired)
+        targets = fired_targets(fired)
         result = replan(
             scenario, current, self.solver_name, self.context.time_limit_s, self.margin,
-            links=links,
+            targets=targets,
         )  # fmt: skip
-        self.links.commit(links)
-        self.batteries.commit()
+        self.links.commit(targets)
+        self.batteries.commit(targets)
         if self.keep_decisions:
             self.decided.append(
                 Decided(
                     now.at_s,
                     [t.reason for t in fired],
-                    links,
+                    targets,
                     scenario,
                     self._planned,
                     in_force_plan.model_dump(mode="json") if in_force_plan else None,

@@ -85,14 +85,14 @@ async def test_requests_served_together_re_place_the_union_of_their_links() -> N
     re-place the union, and one that names none (an operator's, a deployment's) lets
     every changed figure move its apps (None)."""
     planner = RecordingPlanner()
-    await planner.request("link a~b", links={"a~b"})
-    await planner.request("link c~d", links=["c~d"])
+    await planner.request("link a~b", targets={"a~b"})
+    await planner.request("link c~d", targets=["c~d"])
     await planner.settle()
-    await planner.request("battery", links=[])
+    await planner.request("battery", targets=[])
     await planner.settle()
-    await planner.request("link a~b", links={"a~b"})
+    await planner.request("link a~b", targets={"a~b"})
     await planner.request("deployment detect changed")
-    await planner.request("link e~f", links={"e~f"})
+    await planner.request("link e~f", targets={"e~f"})
     await planner.settle()
     assert planner.asked == [
         ("link a~b; link c~d", {"a~b", "c~d"}),

@@ -58,7 +58,7 @@ class FakeGateway:
     delivered: dict[str, float] = field(default_factory=dict)
     recorded: list[Trigger] = field(default_factory=list)
     replans: list[tuple[str, float]] = field(default_factory=list)
-    replan_links: list[set[str]] = field(default_factory=list)
+    replan_targets: list[set[str]] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     reaction_ms: float | None = None
     live: MemoryLiveState = field(default_factory=MemoryLiveState)
@@ -94,9 +94,9 @@ class FakeGateway:
     async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
         self.recorded.extend(triggers)
 
-    async def replan(self, reason: str, observed_at: float, links: Collection[str]) -> None:
+    async def replan(self, reason: str, observed_at: float, targets: Collection[str]) -> None:
         self.replans.append((reason, observed_at))
-        self.replan_links.append(set(links))
+        self.replan_targets.append(set(targets))
 
     async def active_rollout(self) -> RolloutView | None:
         return self.rollout
@@ -350,12 +350,35 @@ async def test_a_replan_names_the_links_that_fired_and_the_others_drift_adds_up(
     await rec.tick()
     sample(50.0, 80.0)
     assert [t.target for t in await rec.tick()] == ["cam~edge"]
-    assert gw.replan_links == [{"cam~edge"}]
+    assert gw.replan_targets == [{"cam~edge"}]
     sample(50.0, 75.0)
     assert await rec.tick() == []
     sample(50.0, 65.0)
     assert [t.target for t in await rec.tick()] == ["edge~gpu"]
-    assert gw.replan_links == [{"cam~edge"}, {"edge~gpu"}]
+    assert gw.replan_targets == [{"cam~edge"}, {"edge~gpu"}]
+
+
+async def test_a_replan_names_the_batteries_that_fired_and_the_others_drift_adds_up() -> None:
+    """As with links: a battery whose level stepped is named to the planner and measured
+    afresh; one that drifted 3 points by that re-plan keeps its reference and fires once it
+    is 6 points off it, though only 3 off its level at the re-plan."""
+    gw = FakeGateway()
+    gw.devices = {"cam": {"battery_min_pct": 20.0}, "cam2": {"battery_min_pct": 20.0}}
+
+    def hour_later(cam: float, cam2: float) -> None:
+        gw.now += 3600.0  # a few points an hour: no projection falls within the horizon
+        gw.beat("cam", battery_pct=cam)
+        gw.beat("cam2", battery_pct=cam2)
+
+    hour_later(90.0, 90.0)
+    rec, _ = loop(gw, horizon_h=8.0)
+    await rec.tick()
+    hour_later(84.0, 87.0)
+    assert [(t.kind, t.target) for t in await rec.tick()] == [("battery", "cam")]
+    assert gw.replan_targets == [{"cam"}]
+    hour_later(84.0, 84.0)
+    assert [(t.kind, t.target) for t in await rec.tick()] == [("battery", "cam2")]
+    assert gw.replan_targets == [{"cam"}, {"cam2"}]
 
 
 async def test_a_link_falling_below_the_plans_floor_replans_once() -> None:

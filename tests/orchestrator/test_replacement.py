@@ -373,7 +373,7 @@ def test_of_the_links_that_moved_only_those_that_fired_re_place_their_apps() -> 
     """Two cameras' uplinks moved since the plan in force; the reconcile loop's watch
     fired for one. Both figures are in the scenario of now, but only the apps of the link
     that fired are re-placed: the other camera's apps stay where they run. Without
-    `links` (an operator's solve) both links' apps are."""
+    `targets` (an operator's solve) both links' apps are."""
     scn = generate(7, devices=40, apps=15, blocks=6)
     first = _replan(scn, None, None)
     assert first.apply
@@ -389,7 +389,8 @@ def test_of_the_links_that_moved_only_those_that_fired_re_place_their_apps() -> 
     link["mbps"] = link["mbps"] * 0.5
     now = _with_previous(moved, first)
     current = in_force(now, scn, first.plan)
-    fired = replacement.replan(now, current, "heuristic", 30, 0.05, links={"~".join(sorted(pair))})
+    named = {"~".join(sorted(pair))}
+    fired = replacement.replan(now, current, "heuristic", 30, 0.05, targets=named)
     replacement._SOLVED.clear()
     every = replacement.replan(now, current, "heuristic", 30, 0.05)
     assert fired.incremental and every.incremental
@@ -400,6 +401,45 @@ def test_of_the_links_that_moved_only_those_that_fired_re_place_their_apps() -> 
     kept = {a.id: a for a in fired.plan.apps}[other["id"]]
     was = {a.id: a for a in first.plan.apps}[other["id"]]
     assert (kept.model, kept.segments, kept.stages) == (was.model, was.segments, was.stages)
+
+
+def test_of_the_batteries_that_drained_only_those_that_fired_re_place_their_apps() -> None:
+    """Every pack drained a few points since the plan in force (under the watch's step);
+    one pack's watch fired. The levels of now are in the scenario, but only the apps
+    using the device whose battery fired are re-placed; with no battery named, none is,
+    and without `targets` (an operator's solve) every drained pack's apps are. A device
+    changed in more than its level moves its apps whatever fired."""
+    scn = generate(7, devices=40, apps=15, blocks=6)
+    first = _replan(scn, None, None)
+    assert first.apply
+    drained = copy.deepcopy(scn)
+    packs = [d for d in drained["devices"] if d.get("battery")]
+    sources = {a["source"] for a in scn["apps"]}
+    packs = [d for d in packs if d["id"] in sources]
+    assert len(packs) >= 3
+    for d in packs:
+        d["battery"]["level_pct"] -= 2.0
+    now = _with_previous(drained, first)
+    current = in_force(now, scn, first.plan)
+
+    def resolved(targets: set[str] | None, scenario: dict[str, Any] = now) -> int:
+        replacement._SOLVED.clear()
+        out = replacement.replan(scenario, current, "heuristic", 30, 0.05, targets=targets)
+        assert out.incremental
+        n = (out.plan.stats or {}).get("resolved_apps", 0)
+        assert isinstance(n, int)
+        return n
+
+    one, none, every = resolved({packs[0]["id"]}), resolved(set()), resolved(None)
+    assert none < one < every, (none, one, every)
+    faster = copy.deepcopy(now)
+    d = next(d for d in faster["devices"] if d["id"] == packs[1]["id"])
+    d["gflops"] = d["gflops"] * 2
+    assert resolved(set(), faster) > none
+    # The rule itself: the level alone moved, or more.
+    change = replacement.change_between(scn, faster)
+    kept = replacement.what_fired(change, {packs[0]["id"]}, scn).devices
+    assert set(kept) == {packs[0]["id"], packs[1]["id"]}
 
 
 def _hosts(plan: Replacement, app_id: str) -> list[str]:

@@ -54,7 +54,9 @@ def test_every_decision_replays_through_the_live_path() -> None:
         if d.previous_plan is not None:
             plan = solver.PlanDoc.model_validate(d.previous_plan)
             current = in_force(d.scenario, d.previous_scenario, plan)
-        live = replan(d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False, links=d.links)
+        live = replan(
+            d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False, targets=d.targets
+        )
         assert live.apply == d.result.apply, (d.at_s, d.reasons)
         assert live.decision == d.result.decision
         assert _apps(live.document) == _apps(d.result.document)
