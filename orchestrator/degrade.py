@@ -111,6 +111,35 @@ def held_degraded(
     return Degraded(held, _results_on(now, held), {a: set_aside[a] for a in candidates})
 
 
+def broken_in_force(
+    now: solver.Problem,
+    running: Mapping[str, solver.Placement],
+    set_aside: Mapping[str, solver.Reason],
+) -> list[str]:
+    """The limits the plan in force (`running`) breaks under the scenario of now through
+    the apps it serves degraded, beyond the battery and SLO lifted for them: a link a
+    degraded app crosses whose bandwidth fell under what it sends, say. A re-plan judges
+    the plan in force without the apps set aside (as it judges the candidate), so that
+    plan looked whole, was kept, and broke the link for as long as the figure stayed low,
+    each re-plan searching again for every app served degraded (bench/continuum_day.py:
+    from hour 10 of the day, one link over its bandwidth kept 15 apps searched at nearly
+    every re-plan). Empty when no app set aside runs, or nothing more is broken."""
+    apps = now.cost.apps
+    if not any(a in running for a in set_aside):
+        return []
+    held = {a: p for a, p in running.items() if a in apps}
+    try:
+        ev = solver.evaluate(
+            now.cost, held, cache=now.app_costs, base=solver.base_evaluation(now)
+        )  # fmt: skip
+    except (KeyError, ValueError, IndexError):
+        return []  # it names what is gone: the re-plan judges it stale already
+    return [
+        r.message for r in ev.found
+        if r.code not in RELAXABLE and (r.app is None or r.app in set_aside)
+    ]  # fmt: skip
+
+
 def _relaxed_placement(
     scenario: dict[str, Any],
     apps: dict[str, dict[str, Any]],
@@ -173,4 +202,4 @@ def _results_on(
     )
 
 
-__all__ = ["RELAXABLE", "Degraded", "held_degraded", "serve_degraded"]
+__all__ = ["RELAXABLE", "Degraded", "broken_in_force", "held_degraded", "serve_degraded"]

@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import Any
 
 import solver
-from orchestrator.degrade import Degraded, held_degraded, serve_degraded
+from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
 from orchestrator.hysteresis import Decision, decide
 from orchestrator.triggers import link_name
 
@@ -263,6 +263,11 @@ def replan(
             # The plan in force names something the scenario no longer has (a lost device).
             current_objective = float("inf")
             broken_now = [f"the plan in force is stale: {exc}"]
+        if partial.set_aside:
+            # The plan in force with the apps it serves degraded where it runs them: one
+            # that breaks a hard limit through them must go like any other.
+            more = broken_in_force(problem, held_before, partial.set_aside)
+            broken_now = broken_now + [m for m in more if m not in broken_now]
     feasible = plan.status != solver.Status.INFEASIBLE
 
     def judged(degraded: Degraded) -> tuple[Decision, list[str]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import solver
 from orchestrator import replacement
 from orchestrator.replacement import Replacement, in_force
 from simulate.traces import read_trace
@@ -276,6 +277,36 @@ def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search
     assert searched == [app_id]
     assert (searching.apply, searching.decision) == (kept.apply, kept.decision)
     assert list(searching.degraded) == list(kept.degraded)
+
+
+def test_a_plan_in_force_whose_degraded_app_breaks_a_link_goes() -> None:
+    """An app set aside for its drained pack runs where the plan in force put it, and the
+    uplink it sends its input over falls under what it sends. The plan in force is judged
+    without the apps set aside, so it looked whole and was kept, the link broken for as
+    long as the figure stayed low; it breaks the link, so it goes, and the app is served
+    where the link holds (or not at all)."""
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = _replan(scn, None, None)
+    drained = copy.deepcopy(scn)
+    # An app that sends its input off its camera.
+    app = next(a for a in drained["apps"] if set(_hosts(first, a["id"])) != {a["source"]})
+    app_id = app["id"]
+    camera = next(d for d in drained["devices"] if d["id"] == app["source"])
+    camera["battery"] = {"capacity_wh": 1.0, "level_pct": 21.0, "min_pct": 20.0}
+    uplink = next(lk for lk in drained["links"] if app["source"] in (lk["a"], lk["b"]))
+    uplink["mbps"] = 1e-3
+    now = _with_previous(drained, first)
+    out = _replan(now, scn, first)
+    assert any(b.startswith(f"link {uplink['a']}-{uplink['b']}: bandwidth") for b in out.broken)
+    assert out.apply, out.decision
+    assert app_id in out.degraded or app_id in out.unplaced
+    # What goes in force, the apps served degraded included, keeps every link.
+    problem = solver.Problem(solver.parse_scenario(now))
+    layers = {m["id"]: [b["name"] for b in m["layers"]] for m in now["models"]}
+    served = replacement.placements_of(layers, out.plan)
+    assert app_id not in out.degraded or app_id in served
+    ev = solver.evaluate(problem.cost, served, require_all=False)
+    assert not [r for r in ev.found if r.code == solver.Code.BANDWIDTH], ev.violations
 
 
 def test_the_plan_in_force_turns_into_one_device_per_block() -> None:
