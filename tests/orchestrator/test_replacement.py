@@ -224,6 +224,33 @@ def test_a_battery_that_cannot_last_even_idle_still_serves_its_camera() -> None:
     assert app["id"] in stopped.unplaced and app["id"] not in {a.id for a in stopped.plan.apps}
 
 
+def test_an_app_set_aside_for_its_battery_alone_keeps_its_slo_where_it_can(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Served degraded for its battery, an app keeps its SLO where a placement meets it:
+    the relaxed search lifts what it was set aside for. With the SLO lifted as well, the
+    placement that drains batteries least misses it (268.4 ms against 267.6)."""
+    from orchestrator import degrade
+
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    drained = copy.deepcopy(scn)
+    app = drained["apps"][6]
+    camera = next(d for d in drained["devices"] if d["id"] == app["source"])
+    camera["battery"] = {"capacity_wh": 1.0, "level_pct": 21.0, "min_pct": 20.0}
+
+    def entry(out: Replacement) -> Any:
+        assert out.unplaced_codes[app["id"]] == "battery" and app["id"] in out.degraded
+        return next(a for a in out.plan.apps if a.id == app["id"])
+
+    kept = entry(_replan(drained, None, None))
+    assert kept.slo_met and kept.latency_ms.worst <= app["slo_ms"]
+    search = degrade._relaxed_placement
+    monkeypatch.setattr(degrade, "_relaxed_placement", lambda *args, keep_slo=False: search(*args))
+    replacement._SOLVED.clear()
+    lifted = entry(_replan(drained, None, None))
+    assert not lifted.slo_met and lifted.latency_ms.worst > app["slo_ms"]
+
+
 def _drained_camera(scn: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """`scn` with the first app's camera on a pack that cannot last even idle."""
     drained = copy.deepcopy(scn)
@@ -256,9 +283,9 @@ def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search
     searched: list[str] = []
     search = degrade._relaxed_placement
 
-    def counting(*args: Any) -> Any:
+    def counting(*args: Any, **kwargs: Any) -> Any:
         searched.append(args[4])
-        return search(*args)
+        return search(*args, **kwargs)
 
     monkeypatch.setattr(degrade, "_relaxed_placement", counting)
     kept = _replan(changed, scn, first)
