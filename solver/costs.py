@@ -11,6 +11,7 @@ Units: MB, seconds inside, milliseconds in latencies, joules, grams CO2e.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from solver.routes import Num, Route, RouteTable
@@ -234,6 +235,26 @@ class CostModel:
 def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     """The same objects in the same order."""
     return a is b or (len(a) == len(b) and all(map(operator.is_, a, b)))
+
+
+# What a cost term reads of a device: every field but its battery, whose level limits only
+# what the device may draw (`battery_limit_w`), not what a placement costs. Every pack
+# drains a little between two re-plans; were that a change of its costs, each re-plan would
+# cost again every app that a camera sends from (bench/RESULTS.md, "Battery levels").
+_PRICED = tuple(f for f in Device.model_fields if f != "battery")
+
+
+def repriced(
+    old: Mapping[str, Device], new: Mapping[str, Device], devices: Iterable[str]
+) -> set[str]:
+    """Of `devices`, those whose cost terms may differ from `old` to `new`: any field read
+    by a term differs, or the device is in only one of them."""
+    out: set[str] = set()
+    for d in devices:
+        a, b = old.get(d), new.get(d)
+        if a is None or b is None or any(getattr(a, f) != getattr(b, f) for f in _PRICED):
+            out.add(d)
+    return out
 
 
 def embodied_g_per_s(embodied_kgco2e: Num, lifetime_h: Num) -> Num:

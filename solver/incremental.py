@@ -27,7 +27,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from solver.costs import Cost, CostModel
+from solver.costs import Cost, CostModel, repriced
 from solver.document import Plan
 from solver.evaluate import (
     app_violations,
@@ -269,15 +269,15 @@ def _carry_costs(
     when the caller matched them already: the same map)."""
     affected: set[str] = set()
     changed = set(change.devices) | set(change.lost_devices)
+    # A device whose battery alone changed leaves every cost as it was (`repriced`): the
+    # apps using it are affected (a re-solve re-places them), but their costs carry over.
+    priced = repriced(old.cost.devices, new.cost.devices, change.devices) | change.lost_devices
     old_links = _link_index(old)
-    hit_links = {
-        old_links[_key(a, b)]
-        for a, b in (*change.links, *change.removed_links)
-        if _key(a, b) in old_links
-    }
+    ends = (_key(a, b) for a, b in (*change.links, *change.removed_links))
+    hit = {old_links[k] for k in ends if k in old_links}
     incident = _incident(old)
-    for d in changed:
-        hit_links.update(incident.get(d, ()))
+    hit_priced = hit.union(*(incident.get(d, ()) for d in priced))
+    hit_links = hit_priced.union(*(incident.get(d, ()) for d in changed - priced))
     reroute = change.reroutes() or bool(change.added_devices)
     # Taking devices or links away never shortens a route, and the best route that avoids
     # them is still the best: a cost that uses none of them holds, once its links are
@@ -306,7 +306,9 @@ def _carry_costs(
             continue
         if _uses_device(app, c, changed) or (hit_links and not hit_links.isdisjoint(c.link_mb)):
             affected.add(app_id)
-        elif not reroute or (shrinks and max(c.link_mb, default=-1) < first_gone):
+            if _uses_device(app, c, priced) or not hit_priced.isdisjoint(c.link_mb):
+                continue
+        if not reroute or (shrinks and max(c.link_mb, default=-1) < first_gone):
             carried[app_id] = (p, c)  # no link renumbered: the cost holds as it is
         elif shrinks:
             moved = dict(zip(map(renumber.__getitem__, c.link_mb), c.link_mb.values(), strict=True))

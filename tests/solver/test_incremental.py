@@ -406,3 +406,26 @@ def test_an_app_at_an_end_of_a_link_whose_rtt_changed_is_re_placed_off_the_link(
         if found == 5:
             break
     assert found == 5
+
+
+def test_a_battery_level_alone_leaves_the_costs_of_its_apps_carried_over() -> None:
+    problem = Problem(parse_scenario(generate(3, devices=24, apps=12, blocks=6)))
+    plan = solve(problem, SolveOptions(time_limit_s=5.0), solver="heuristic")
+    drop = _battery_drop(problem, 0)
+    (dev,) = drop.devices
+    # The apps whose cost reads the device: they send from it, or it computes for them.
+    users = {
+        a for a, (_, c) in problem.app_costs.items()
+        if dev in c.joules or dev in c.compute_s or problem.cost.apps[a].source == dev
+    }  # fmt: skip
+    assert users
+    new = apply_change(problem, drop, plan.placements)
+    assert {a for a in users if new.app_costs[a][1] is problem.app_costs[a][1]} == users
+    assert users <= new.derived["affected"]  # a re-solve re-places them all the same
+    fresh = Problem(parse_scenario(new.scenario.model_dump(mode="json", exclude_none=True)))
+    for a in users:
+        p, c = new.app_costs[a]
+        assert app_cost(fresh.cost, fresh.cost.apps[a], p) == c
+    faster = Change(devices={dev: {"gflops": problem.cost.devices[dev].gflops * 2}})
+    repriced = apply_change(problem, faster, plan.placements)
+    assert not any(a in repriced.app_costs for a in users)
