@@ -73,32 +73,34 @@ def _blamed(plan: Plan, problem: Problem) -> str | None:
     return app_id if app_id is not None and app_id in problem.cost.apps else None
 
 
-def place_what_fits(
+@dataclass(slots=True)
+class Before:
+    """What an incremental re-solve knows before it solves: the apps it re-places
+    (`touched`, on the problem the change was applied to), those the heuristic's per-app
+    verdict set aside at once (`set_aside`, each its own fault), and `problem` without them.
+    A caller may judge the plan in force on it first (`orchestrator.screen`) and spare the
+    solve; `place_what_fits(before=...)` goes on from here."""
+
+    problem: Problem
+    touched: set[str] | None = None
+    set_aside: dict[str, Reason] = field(default_factory=dict)
+
+
+def set_aside_first(
     problem: Problem,
-    options: SolveOptions,
     solver: str = "heuristic",
     previous: Mapping[str, Placement] | None = None,
     change: Change | None = None,
     max_unplaced: int = MAX_UNPLACED,
     touching: Change | None = None,
-) -> Partial:
-    """Solve `problem`; when that is infeasible, set aside the app the plan names and
-    solve the rest, until a plan is found or no app is to blame.
-
-    With `previous` and `change` (an incremental re-solve), only the apps the change
-    touches are re-placed, the others held where they run; when they leave no room, every
-    app is re-placed (`solver.incremental.resolve`). `touching`: the part of `change`
-    whose apps are re-placed (default: all of it); the rest is in `problem`'s figures,
-    which every app is judged on, and an app held where they break a per-app constraint
-    is re-placed all the same. The whole search keeps to `options.time_limit_s`.
-    """
-    started = time.perf_counter()
+) -> Before:
+    """The first step of `place_what_fits` (same arguments): the apps to re-place, and
+    those set aside before any solve."""
     # Worked out once, on the problem the change was applied to: each app set aside is a
     # change of its own, which would hide the first one's.
     touched = None
     if previous and change:
         touched = touched_apps(problem, previous, change if touching is None else touching)
-    original = problem
     set_aside: dict[str, Reason] = {}
     if touched and previous and solver == NAME and max_unplaced > 0 and not small_fleet(problem):
         # An app held where it breaks its own limits (one served degraded) is re-placed,
@@ -111,6 +113,35 @@ def place_what_fits(
         for own, why in alone(problem, held_broken(problem, previous, touched) + back).items():
             set_aside[own] = why
             problem = apply_change(problem, Change(removed_apps=frozenset({own})), previous)
+    return Before(problem, touched, set_aside)
+
+
+def place_what_fits(
+    problem: Problem,
+    options: SolveOptions,
+    solver: str = "heuristic",
+    previous: Mapping[str, Placement] | None = None,
+    change: Change | None = None,
+    max_unplaced: int = MAX_UNPLACED,
+    touching: Change | None = None,
+    before: Before | None = None,
+) -> Partial:
+    """Solve `problem`; when that is infeasible, set aside the app the plan names and
+    solve the rest, until a plan is found or no app is to blame.
+
+    With `previous` and `change` (an incremental re-solve), only the apps the change
+    touches are re-placed, the others held where they run; when they leave no room, every
+    app is re-placed (`solver.incremental.resolve`). `touching`: the part of `change`
+    whose apps are re-placed (default: all of it); the rest is in `problem`'s figures,
+    which every app is judged on, and an app held where they break a per-app constraint
+    is re-placed all the same. `before`: `set_aside_first`'s answer for these arguments,
+    when the caller asked it already. The whole search keeps to `options.time_limit_s`.
+    """
+    started = time.perf_counter()
+    if before is None:
+        before = set_aside_first(problem, solver, previous, change, max_unplaced, touching)
+    original, touched = problem, before.touched
+    problem, set_aside = before.problem, dict(before.set_aside)
     proven = len(set_aside)
     while True:
         left = options.time_limit_s - (time.perf_counter() - started)
@@ -136,4 +167,4 @@ def place_what_fits(
         problem = apply_change(problem, Change(removed_apps=frozenset({app_id})), previous)
 
 
-__all__ = ["MAX_UNPLACED", "Partial", "named_app", "place_what_fits"]
+__all__ = ["MAX_UNPLACED", "Before", "Partial", "named_app", "place_what_fits", "set_aside_first"]
