@@ -27,7 +27,9 @@ from typing import Any
 
 import solver
 from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
+from orchestrator.drafts import Draft, InForceNow, Solved, Written
 from orchestrator.hysteresis import Decision, decide
+from orchestrator.screen import Kept, kept_as_is
 from orchestrator.triggers import link_name
 
 
@@ -94,7 +96,9 @@ def placements_of(
 class Replacement:
     """What one re-placement decided."""
 
-    document: dict[str, Any]  # the candidate's plan document, as stored (JSON)
+    # The candidate's plan document (`document`), written when first read: most re-plans
+    # keep the plan in force, and the simulator reads no document of theirs.
+    draft: Draft
     apply: bool  # whether it replaces the plan in force
     decision: str  # the hysteresis rule's reason
     incremental: bool  # only the apps the change touched were re-placed
@@ -112,10 +116,21 @@ class Replacement:
     unplaced_codes: dict[str, str] = field(default_factory=dict)
 
     @cached_property
+    def document(self) -> dict[str, Any]:
+        """The candidate's plan document, as stored (JSON)."""
+        return self.draft.document()
+
+    @cached_property
     def plan(self) -> solver.PlanDoc:
         """The candidate, parsed once (in the control plane, not in the pool: a parsed
         document pickles several times slower than its JSON)."""
         return solver.PlanDoc.model_validate(self.document)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Out of the pool goes the document, not the problem it would be written from.
+        state = {k: v for k, v in self.__dict__.items() if k != "plan"}
+        state["draft"] = Written(self.document)
+        return state
 
 
 def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
@@ -221,6 +236,16 @@ def replan(
         problem = solver.Problem(solver.parse_scenario(scenario))
     held_before = _known(problem, current)
     incremental = bool(held_before) and change is not None
+    before = None
+    if incremental:
+        before = solver.set_aside_first(
+            problem, solver_name, held_before, change, touching=touching
+        )  # fmt: skip
+        if current is not None and not force:
+            started = time.perf_counter()
+            kept = kept_as_is(problem, before, held_before, current.apps, margin, stop)
+            if kept is not None:
+                return _kept(scenario, problem, kept, before, solver_name, margin, derived, started)
     # The incremental re-solve holds the untouched apps where they are; when they leave
     # no room it re-places every app. An app that fits nowhere is set aside with its
     # reason, and the others are placed all the same.
@@ -231,6 +256,7 @@ def replan(
         previous=held_before if incremental else None,
         change=change if incremental else None,
         touching=touching if incremental else None,
+        before=before,
     )
     plan, solved = partial.plan, partial.problem
     started = time.perf_counter()
@@ -305,11 +331,8 @@ def replan(
         )
         decision, broken = judged(degraded)
     unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
-    document = plan.doc.model_dump(mode="json")
-    if degraded.results:
-        document["apps"] += [r.model_dump(mode="json") for r in degraded.results]
     return Replacement(
-        document=document,
+        draft=Solved(plan.doc, tuple(degraded.results)),
         apply=decision.apply,
         decision=decision.reason,
         incremental=incremental,
@@ -321,6 +344,46 @@ def replan(
         unplaced=unplaced,
         degraded={a: r.message for a, r in degraded.reasons.items()},
         unplaced_codes={a: r.code.value for a, r in partial.set_aside.items()},
+    )
+
+
+def _kept(
+    scenario: dict[str, Any],
+    now: solver.Problem,
+    kept: Kept,
+    before: solver.Before,
+    solver_name: str,
+    margin: float,
+    derived: bool,
+    started: float,
+) -> Replacement:
+    """The re-plan of `replan` when no candidate could go in force (`kept_as_is`)."""
+    aside = before.set_aside
+    placed_scenario = scenario
+    if aside:
+        placed_scenario = dict(scenario)
+        placed_scenario["apps"] = [a for a in scenario.get("apps", []) if a["id"] not in aside]
+    # Remembered as a solve's are: a test, or a caller, may hand either back as in force.
+    _remember(scenario, now)
+    if kept.problem is not now:
+        _remember(placed_scenario, kept.problem, (scenario, now))
+    served = kept.degraded.placements
+    return Replacement(
+        draft=InForceNow(kept, solver_name),
+        apply=False,
+        decision=(
+            f"the apps the change moves are {kept.share:.1%} of the objective, within the "
+            f"{margin:.0%} margin: keeping the plan in force without a re-solve"
+        ),
+        incremental=True,
+        derived_problem=derived,
+        current_objective=kept.objective,
+        broken=[],
+        decide_s=time.perf_counter() - started,
+        scenario=placed_scenario,
+        unplaced={a: r.message for a, r in aside.items() if a not in served},
+        degraded={a: r.message for a, r in kept.degraded.reasons.items()},
+        unplaced_codes={a: r.code.value for a, r in aside.items()},
     )
 
 

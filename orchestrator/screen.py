@@ -1,0 +1,89 @@
+"""A re-plan whose candidate could not go in force: kept without a solve.
+
+The hysteresis rule (`orchestrator.hysteresis`) puts a candidate in force when the plan in
+force breaks a constraint, when the set of apps served changes, or when the candidate's
+objective is under `1 - margin` of the plan in force's. An incremental re-solve re-places
+only the apps the change touches (`solver.set_aside_first` names them) and holds every
+other app where it runs, at the very cost it has in the plan in force; no term of the
+objective is negative, and the migration term only adds. So when the plan in force breaks
+nothing, every app set aside stays served where it runs, and the touched apps' share of
+the objective is within the margin, no candidate can win, whatever the solve finds: the
+re-plan keeps the plan in force and the solve is spared.
+
+Most re-plans are such: with every camera's uplink probed every 30 s, a trigger fires
+every few seconds on a 200-device fleet, and a trigger touches one to five of its hundred
+apps (bench/continuum_day.py; bench/RESULTS.md, "A re-plan no candidate can win"). The
+one assumption: an incremental solve finds a plan whenever the plan in force is one (it
+may hold every touched app where it runs); were it to fail, it would re-place every app,
+and that re-solve could win by more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import solver
+from orchestrator.degrade import Degraded, broken_in_force, held_degraded
+
+# Room for float rounding between the evaluation here and the candidate's (incremental
+# evaluations agree with fresh ones up to rounding in the totals).
+_ROUNDING = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The plan in force, judged under the scenario of now without the apps set aside."""
+
+    problem: solver.Problem  # the scenario of now without the apps set aside
+    held: dict[str, solver.Placement]  # the plan in force's placements of its apps
+    objective: float
+    share: float  # of the objective, the part of the apps the change touches
+    degraded: Degraded  # the apps set aside, served where the plan in force runs them
+
+
+def kept_as_is(
+    now: solver.Problem,
+    before: solver.Before,
+    running: Mapping[str, solver.Placement],
+    served: frozenset[str],
+    margin: float,
+    stop: frozenset[str],
+) -> Kept | None:
+    """The plan in force, when no candidate of this re-plan could replace it; else None.
+    `now`: the problem of now; `before`: its incremental re-solve's first step; `running`:
+    the plan in force's placements of the apps of `now`; `served`: every app it serves."""
+    touched, problem = before.touched, before.problem
+    if touched is None or any(a not in running for a in now.cost.apps):
+        return None  # an app the plan in force does not run: a solve places it or not
+    held = {a: p for a, p in running.items() if a in problem.cost.apps}
+    try:
+        ev = solver.evaluate(
+            problem.cost,
+            held,
+            cache=problem.app_costs,
+            migration=problem.migration,
+            base=solver.base_evaluation(problem),
+        )
+    except (KeyError, ValueError, IndexError):
+        return None  # it names what is gone: a solve says what then
+    if ev.found:
+        return None
+    moved = sum(ev.records[a].term for a in touched if a in ev.records)
+    if ev.objective - moved < (1.0 - margin + _ROUNDING) * ev.objective:
+        return None
+    degraded = Degraded()
+    if before.set_aside:
+        if broken_in_force(now, running, before.set_aside):
+            return None
+        found = held_degraded(now, held, before.set_aside, stop, running)
+        if found is None:
+            return None
+        degraded = found
+    if served != problem.cost.apps.keys() | degraded.placements.keys():
+        return None
+    share = moved / ev.objective if ev.objective else 0.0
+    return Kept(problem, held, ev.objective, share, degraded)
+
+
+__all__ = ["Kept", "kept_as_is"]
