@@ -5,9 +5,8 @@ Design, and why:
    an allowed tier, so that step 2 is exact. On large ones the source and sink, their
    neighbours, and the edges' and clouds' neighbours that are not end devices (the
    camera -> edge -> cloud shape of real fleets; for an app kept off the clouds, the
-   edges behind them too), nearest 10 by route rtt. Routes are
-   only computed between those few devices, so a fleet of 10,000 costs what its
-   neighbourhoods cost.
+   edges behind them too), nearest 10 by route rtt. Routes are only computed between
+   those few devices, so a fleet of 10,000 costs what its neighbourhoods cost.
 2. Per-app candidates by an exact DP over the block chain (layered graph of (block, host,
    segments used)), vectorised over every app of a model, with the worst-case SLO by
    Lagrangian relaxation; a cascade's stage combinations are enumerated (exact). Each app
@@ -56,7 +55,7 @@ from solver.fleetbound import FleetBound
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation, book_fixed
 from solver.hosts import adjacency, pick_hosts
-from solver.ownpack import own_pack
+from solver.ownpack import drained_source, own_pack
 from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
@@ -382,16 +381,19 @@ class _State:
 
 
 def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
-    """Those of `apps` no placement of their own fits, whatever the others hold (no
-    candidate; or their source's battery pays for none, `own_pack`, asked when the first
-    candidate does not fit alone), with the reason a solve would blame each with."""
-    if not apps:
-        return {}
-    st = _State(problem, SolveOptions(), only=apps)
-    st.generate()
-    mine = [e for e in st.apps.values() if e.candidates and not st.fits(st.score(e, 0))]
-    out = {e.app.id: own_pack(problem, st.fleet, e.app, e.routes, st.cap) for e in mine}
-    out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
+    """Those of `apps` no placement of their own fits, whatever the others hold, in scenario
+    order, with the reason a solve would blame each with: no candidate, or their source's pack
+    pays for none (`drained_source`, without candidates; else `own_pack`, over them)."""
+    found: dict[str, Reason | None] = {a: r for a in apps if (r := drained_source(problem, a))}
+    rest = [a for a in apps if a not in found]
+    st = _State(problem, SolveOptions(), only=rest) if rest else None
+    if st is not None:
+        st.generate()
+        mine = [e for e in st.apps.values() if e.candidates and not st.fits(st.score(e, 0))]
+        found.update((e.app.id, own_pack(problem, st.fleet, e.app, e.routes, st.cap)) for e in mine)
+    out = {a.id: found[a.id] for a in problem.scenario.apps if a.id in found}
+    if st is not None:
+        out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
     return {a: why for a, why in out.items() if why is not None}
 
 
@@ -413,11 +415,10 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
     st = _State(problem, options)
     far = None
     if not st.complete and not options.fixed:
-        # Candidates are a neighbourhood: the bound counts every other host too (not around
-        # fixed apps: that would bound the plans keeping them, and costs a re-solve's time).
-        # It needs the candidates' routes alone: with a second core, most of it aside
-        # (`solver.aside`), the rest here once the plan is built. The same two parts either
-        # way: the same float.
+        # Candidates are a neighbourhood: the bound counts every other host too (not around fixed
+        # apps: that would bound the plans keeping them, and costs a re-solve's time). It needs the
+        # candidates' routes alone: with a second core, most of it aside (`solver.aside`), the rest
+        # here once the plan is built; the same float either way.
         routed = [(e.app, e.routes) for e in st.apps.values()]
         cut = math.ceil(len(routed) * _ASIDE)
         bound = FleetBound(problem, st.fleet).ready()
@@ -471,15 +472,9 @@ def _steps(
     if st.complete and all(np.isfinite(e.lower) for e in st.apps.values()):
         bound = st.fixed_objective + sum(e.lower for e in st.apps.values())
     plan = build_plan(
-        cm,
-        placements,
-        Status.FEASIBLE,
-        NAME,
-        bound=bound,
-        cache=problem.app_costs,
-        migration=problem.migration,
-        base=base_evaluation(problem),
-    )
+        cm, placements, Status.FEASIBLE, NAME, bound=bound, cache=problem.app_costs,
+        migration=problem.migration, base=base_evaluation(problem),
+    )  # fmt: skip
     if plan.status == Status.INFEASIBLE:
         assert plan.evaluation is not None and plan.evaluation.found
         first = plan.evaluation.found[0]

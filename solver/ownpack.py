@@ -69,6 +69,54 @@ def own_pack(
     return _reason(app, least, pays)
 
 
+def drained_source(problem: Problem, app_id: str) -> Reason | None:
+    """The reason an app fits nowhere when its source's pack pays nothing beside its idle
+    draw (`battery_limit_w` 0) and every placement makes the source pay something: the
+    input goes from the source to the first block's host always, over links that each
+    cost joules, and the source may host that block only at a cost above idle. Proven
+    without the app's candidates, whose DP at every re-plan was most of a re-plan's cost
+    late in a day, when most apps set aside are on packs drained to that floor; None when
+    this does not prove it (`own_pack` may, over the candidates)."""
+    cm = problem.cost
+    app = cm.apps[app_id]
+    src = cm.devices.get(app.source)
+    models = problem.model_options(app)
+    if src is None or cm.battery_limit_w(src.id) != 0.0 or app.rate_rps <= 0 or not models:
+        return None
+    if app.cascade is not None:
+        return None  # its stages' inputs: `own_pack` over the candidates
+    sends = _least_j_per_mb(problem).get(src.id)
+    if sends is None or sends <= 0:
+        return None  # no link (no candidate at all: the candidates say why), or a free one
+    may_host = src.tier in app.allowed_tiers
+    above_idle = src.power_w.busy > src.power_w.idle
+    for m in models:
+        model = cm.models[m]
+        computes = above_idle and (model.layers[0].gflops > 0 or src.overhead_ms > 0)
+        if model.input_mb <= 0 or (may_host and not computes):
+            return None
+    return Reason(
+        Code.BATTERY,
+        f"app {app.id}: the battery of {app.source}, its source, cannot pay for it on any "
+        f"placement (it pays nothing beside its idle draw, and every placement has it send "
+        f"the input or run the first block)",
+        app.id,
+        alone=True,
+    )
+
+
+def _least_j_per_mb(problem: Problem) -> dict[str, float]:
+    """Each device's cheapest link in joules per MB (a route from it costs at least that)."""
+    least = problem.derived.get("least_j_per_mb")
+    if not isinstance(least, dict):
+        least = {}
+        for lk in problem.scenario.links:
+            for d in (lk.a, lk.b):
+                least[d] = min(least.get(d, INF), lk.j_per_mb)
+        problem.derived["least_j_per_mb"] = least
+    return least
+
+
 def _cascade_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes) -> float:
     """The least a cascade's source pays for it, over its candidate hosts: each stage's
     term reads its own host alone (the source sends it the input, by its reach), so the
@@ -87,4 +135,4 @@ def _reason(app: App, least: float, pays: float) -> Reason:
     )
 
 
-__all__ = ["own_pack"]
+__all__ = ["drained_source", "own_pack"]

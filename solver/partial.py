@@ -110,9 +110,9 @@ def set_aside_first(
         # that solve gives (on a small fleet the polish settles a verdict its own way, and
         # the solve decides there).
         back = [a for a in touched if a not in previous]
-        for own, why in alone(problem, held_broken(problem, previous, touched) + back).items():
-            set_aside[own] = why
-            problem = apply_change(problem, Change(removed_apps=frozenset({own})), previous)
+        set_aside = alone(problem, held_broken(problem, previous, touched) + back)
+        if set_aside:  # one change for all of them: a pack drained late in a day sets aside 20
+            problem = apply_change(problem, Change(removed_apps=frozenset(set_aside)), previous)
     return Before(problem, touched, set_aside)
 
 

@@ -3,15 +3,17 @@ re-solve does not re-place every app to find that out."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from solver import Problem, SolveOptions, Status, partial, solve
+from solver import Code, Problem, SolveOptions, Status, heuristic, partial, solve
 from solver.evaluate import app_cost
 from solver.fastcost import Fleet, candidate_routes
 from solver.generate import generate
 from solver.heuristic import alone
 from solver.incremental import Change, apply_change, resolve, touched_apps
-from solver.ownpack import own_pack
+from solver.ownpack import drained_source, own_pack
 from solver.partial import place_what_fits
 from solver.scenario import parse_scenario
 from tests.solver.test_heuristic_battery import _fleet
@@ -183,3 +185,53 @@ def test_a_pack_at_its_floor_is_refused_by_the_first_blocks_terms_alone(
     raw["devices"][0]["battery"]["level_pct"] = TOO_LOW_PCT
     assert _verdict(Problem(parse_scenario(raw)), "g000-vision") is not None
     assert dps
+
+
+def _floor_pct(raw: dict[str, Any], device: str) -> float:
+    """The level at which `device`'s pack pays exactly its idle draw over the horizon."""
+    d = next(d for d in raw["devices"] if d["id"] == device)
+    bat, idle = d["battery"], d["power_w"]["idle"]
+    return float(bat["min_pct"] + idle * raw["horizon_h"] / bat["capacity_wh"] * 100.0)
+
+
+def test_an_app_whose_source_pays_nothing_is_proven_without_its_candidates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = _fleet(1, set())
+    raw["devices"][0]["battery"]["level_pct"] = _floor_pct(raw, "g000-cam-1") - 1.0
+    problem = Problem(parse_scenario(raw))
+    assert problem.cost.battery_limit_w("g000-cam-1") == 0.0
+    why = drained_source(problem, "g000-vision")
+    assert why is not None and why.alone and why.code == Code.BATTERY
+    assert "battery of g000-cam-1" in why.message and "pays nothing" in why.message
+    got = alone(problem, ["g000-vision-2", "g000-vision"])
+    assert got == {"g000-vision": why}
+    # The candidates say the same (the proof over them, with this one taken out).
+    monkeypatch.setattr(heuristic, "drained_source", lambda *a: None)
+    slow = alone(problem, ["g000-vision-2", "g000-vision"])
+    assert slow.keys() == got.keys() and slow["g000-vision"].code == Code.BATTERY
+    assert solve(problem, SolveOptions(), solver="ilp").status == Status.INFEASIBLE
+
+
+def test_a_source_that_pays_something_or_sends_for_free_is_left_to_the_candidates() -> None:
+    raw = _fleet(1, set())
+    floor = _floor_pct(raw, "g000-cam-1")
+    raw["devices"][0]["battery"]["level_pct"] = floor + 1.0  # some budget left
+    assert drained_source(Problem(parse_scenario(raw)), "g000-vision") is None
+    raw["devices"][0]["battery"]["level_pct"] = floor - 1.0
+    for lk in raw["links"]:
+        if "g000-cam-1" in (lk["a"], lk["b"]):
+            lk["j_per_mb"] = 0.0  # sending costs the pack nothing: not proven here
+    assert drained_source(Problem(parse_scenario(raw)), "g000-vision") is None
+
+
+def test_alone_answers_in_scenario_order_whichever_way_each_was_proven() -> None:
+    raw = _fleet(3, set())
+    raw["devices"][0]["battery"]["level_pct"] = TOO_LOW_PCT  # g000-cam-1: over candidates
+    fast = next(d for d in raw["devices"] if d["id"] == "g002-cam-1")
+    fast["battery"]["level_pct"] = _floor_pct(raw, "g002-cam-1") - 1.0  # pays nothing
+    problem = Problem(parse_scenario(raw))
+    got = alone(problem, ["g002-vision", "g000-vision"])
+    assert list(got) == ["g000-vision", "g002-vision"]  # the scenario's order
+    assert drained_source(problem, "g000-vision") is None
+    assert drained_source(problem, "g002-vision") == got["g002-vision"]
