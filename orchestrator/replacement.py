@@ -17,8 +17,6 @@ decides whether the candidate replaces the plan in force.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +29,10 @@ from orchestrator.drafts import Draft, InForceNow, Solved, Written
 from orchestrator.hysteresis import Decision, decide
 from orchestrator.screen import Kept, kept_as_is
 from orchestrator.triggers import link_name
+from orchestrator.worker_cache import FRAME as _FRAME
+from orchestrator.worker_cache import SOLVED as _SOLVED
+from orchestrator.worker_cache import recall as _recall
+from orchestrator.worker_cache import remember as _remember
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +42,6 @@ class InForce:
     scenario: dict[str, Any] | None  # what it was solved from (None: re-place every app)
     placements: dict[str, solver.Placement]  # its apps whose model the scenario knows
     apps: frozenset[str]  # every app it places
-
-
-@dataclass(slots=True)
-class _Solved:
-    """A problem this worker solved, the scenario it is the problem of, and, when apps
-    were set aside from it, the scenario and problem they were set aside from."""
-
-    scenario: dict[str, Any]
-    problem: solver.Problem
-    whole: tuple[dict[str, Any], solver.Problem] | None = None
-    key: str | None = None  # the scenario's digest, made when first compared
-
-    def digest(self) -> str:
-        if self.key is None:
-            self.key = _digest(self.scenario)
-        return self.key
 
 
 def in_force(
@@ -407,70 +393,37 @@ def solve_scenario(
     return plan.doc.model_dump(mode="json")
 
 
-# The problems this worker process solved last (its `previous` aside), most recent last:
-# the next re-plan derives its problem from the one of the scenario in force
-# (`solver.apply_change`: routes, costs, fleet tables and the evaluation carry over)
-# instead of parsing and routing the whole fleet again. The one in force is used at every
-# re-plan while it is in force: it is kept as the most recent (least recently used out).
-# A scenario is found by identity first (a caller that hands back the very document a
-# re-plan returned, as the simulator does: the documents are records and are not changed
-# afterwards), else by a digest of its JSON, made only when it is needed (a worker of the
-# control plane's pool gets every document pickled: there, one digest per re-plan and one
-# per kept problem; at 200 devices a digest is a tenth of a re-plan).
-_SOLVED: list[_Solved] = []
-_KEEP = 3
-_FRAME = ("version", "horizon_h", "max_utilization", "objective", "models")
-
-
-def _digest(scenario: dict[str, Any]) -> str:
-    body = {k: v for k, v in scenario.items() if k != "previous"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _remember(
-    scenario: dict[str, Any],
-    problem: solver.Problem,
-    whole: tuple[dict[str, Any], solver.Problem] | None = None,
-) -> None:
-    _SOLVED[:] = [s for s in _SOLVED if s.scenario is not scenario]
-    _SOLVED.append(_Solved(scenario, problem, whole))
-    del _SOLVED[:-_KEEP]
-
-
-def _recall(scenario: dict[str, Any]) -> _Solved | None:
-    """The problem kept for `scenario` (the same document, or one of the same content),
-    made the most recent."""
-    found = next((s for s in reversed(_SOLVED) if s.scenario is scenario), None)
-    if found is None:
-        key = _digest(scenario)
-        found = next((s for s in reversed(_SOLVED) if s.digest() == key), None)
-    if found is not None:
-        _SOLVED.remove(found)
-        _SOLVED.append(found)
-    return found
-
-
 def _derived_problem(
     scenario: dict[str, Any], current: InForce, change: solver.Change
 ) -> solver.Problem | None:
-    """The problem of `scenario` derived from the one this worker solved for the plan in
-    force's scenario, or None when there is none or it would not be the very problem a
-    fresh parse gives (other weights or models, devices or links in another order).
+    """The problem of `scenario` derived from the last one this worker made for a whole
+    scenario, or from the one it solved for the plan in force's scenario, or None when
+    there is none or it would not be the very problem a fresh parse gives (other weights
+    or models, devices or links in another order).
 
     A plan in force that was solved with apps set aside has a scenario without them, and
     `change` adds them back after the others: then the problem is derived from the one of
     the scenario they were set aside from, whose apps are in the order of now."""
     previous_scenario = current.scenario
-    if previous_scenario is None:
+    if previous_scenario is None or change.added_devices or change.added_links:
         return None
-    if change.added_devices or change.added_links:
-        return None
+    last = next((s for s in reversed(_SOLVED) if s.whole is None), None)
     solved = _recall(previous_scenario)
-    if solved is None:
+    if solved is None or any(scenario.get(k) != previous_scenario.get(k) for k in _FRAME):
         return None
-    if any(scenario.get(k) != previous_scenario.get(k) for k in _FRAME):
-        return None
+    if (
+        last is not None
+        and last is not solved
+        and not change.reroutes()
+        and all(scenario.get(k) == last.scenario.get(k) for k in _FRAME)
+    ):
+        # The last re-plan's problem is nearer: each traced link's apps are costed once a
+        # probe, not at every re-plan (`touched_apps` reads `affected` only on a reroute).
+        since = change_between(last.scenario, scenario)
+        if not (since.reroutes() or since.added_devices or since.added_links):
+            problem = _derived_from(last.problem, scenario, current, since)
+            if problem is not None:
+                return problem
     problem = _derived_from(solved.problem, scenario, current, change)
     if problem is not None or solved.whole is None or change.reroutes():
         return problem

@@ -80,6 +80,47 @@ def test_a_replan_derived_from_the_last_problem_equals_a_fresh_one() -> None:
         previous = scn
 
 
+def test_a_replan_derives_from_the_last_replans_problem_and_equals_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Links moved one after another under one plan in force: each re-plan derives its
+    problem from the last re-plan's (nearer than the plan in force's), and decides and
+    scores as a fresh worker does."""
+    first_scn = generate(7, devices=40, apps=15, blocks=6)
+    first = _replan(first_scn, None, None)
+    bases: list[solver.Problem] = []
+    derive = replacement._derived_from
+
+    def recording(base: solver.Problem, *args: Any) -> Any:
+        bases.append(base)
+        return derive(base, *args)
+
+    monkeypatch.setattr(replacement, "_derived_from", recording)
+    in_force_problem = replacement._SOLVED[-1].problem
+    scn = first_scn
+    for k in range(3):
+        scn = copy.deepcopy(scn)
+        scn["links"][k]["mbps"] = round(scn["links"][k]["mbps"] * 0.9, 3)
+        scn = _with_previous(scn, first)
+        bases.clear()
+        derived = replacement.replan(
+            scn, in_force(scn, first_scn, first.plan), "heuristic", 30, 0.05, targets=set()
+        )
+        assert derived.derived_problem and not derived.apply
+        assert (bases[0] is in_force_problem) == (k == 0)  # from the second on, the last's
+        cache = list(replacement._SOLVED)
+        replacement._SOLVED.clear()
+        fresh = replacement.replan(
+            scn, in_force(scn, first_scn, first.plan), "heuristic", 30, 0.05, targets=set()
+        )
+        replacement._SOLVED[:] = cache
+        assert not fresh.derived_problem
+        assert (derived.apply, derived.decision) == (fresh.apply, fresh.decision)
+        assert derived.document["apps"] == fresh.document["apps"]
+        assert derived.current_objective is not None and fresh.current_objective is not None
+        assert math.isclose(derived.current_objective, fresh.current_objective, rel_tol=1e-12)
+
+
 def test_the_problem_in_force_is_found_by_its_document_or_by_a_copy_of_it() -> None:
     """The simulator hands back the very document a re-plan returned (found without a
     digest); a worker of the pool gets a pickled copy (found by its digest). Either way
