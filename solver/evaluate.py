@@ -266,7 +266,11 @@ def evaluate(
     if changes is not None:
         assert base is not None
         dirty_devices, dirty_links = changes
-        changed_devices = set(dirty_devices)
+        # An app's own checks read its cost, which is the very object here, and its hosts'
+        # tiers: they are redone on the devices whose tier changed (every pack's level
+        # moves between two re-plans; the tiers hardly ever do).
+        tiers = {d.id: d.tier for d in base.scenario.devices} if base.scenario else {}
+        changed_devices = {d for d in dirty_devices if cm.devices[d].tier != tiers.get(d)}
         util = dict(base.utilization)
         mem = dict(base.memory_mb)
         power = dict(base.power_w)

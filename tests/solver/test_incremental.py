@@ -429,3 +429,30 @@ def test_a_battery_level_alone_leaves_the_costs_of_its_apps_carried_over() -> No
     faster = Change(devices={dev: {"gflops": problem.cost.devices[dev].gflops * 2}})
     repriced = apply_change(problem, faster, plan.placements)
     assert not any(a in repriced.app_costs for a in users)
+
+
+def test_a_device_whose_tier_changed_breaks_its_apps_tiers_as_a_fresh_evaluation_finds() -> None:
+    raw = generate(5, devices=24, apps=12, blocks=6)
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(time_limit_s=5.0), solver="heuristic")
+    tiers = {d["id"]: d["tier"] for d in raw["devices"]}
+    for app in raw["apps"]:  # each app allowed the tiers it runs on now, and no other
+        app["allowed_tiers"] = sorted({tiers[d] for d in plan.placements[app["id"]].hosts()})
+    host, banned = next(
+        (d, t) for d in tiers for t in ("device", "edge", "cloud")
+        if (users := {a["id"] for a in raw["apps"] if d in plan.placements[a["id"]].hosts()})
+        and all(t not in a["allowed_tiers"] for a in raw["apps"] if a["id"] in users)
+    )  # fmt: skip
+    problem = Problem(parse_scenario(raw))
+    problem.derived["evaluation"] = evaluate(problem.cost, plan.placements, cache=problem.app_costs)
+    assert not problem.derived["evaluation"].found
+    new = apply_change(problem, Change(devices={host: {"tier": banned}}), plan.placements)
+    ev = evaluate(
+        new.cost, plan.placements, cache=new.app_costs, base=new.derived["base_evaluation"]
+    )
+    assert ev.changed_devices is not None  # incremental
+    fresh = evaluate(
+        Problem(parse_scenario(new.scenario.model_dump(mode="json"))).cost, plan.placements
+    )
+    assert sorted(r.message for r in ev.found) == sorted(r.message for r in fresh.found)
+    users = {a for a, p in plan.placements.items() if host in p.hosts()}
+    assert {r.app for r in ev.found if r.code == Code.TIER} == users
