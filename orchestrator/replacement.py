@@ -27,7 +27,7 @@ import solver
 from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
 from orchestrator.drafts import Draft, InForceNow, Solved, Written
 from orchestrator.hysteresis import Decision, decide
-from orchestrator.screen import Kept, kept_as_is
+from orchestrator.screen import Kept, evaluated, kept_as_is
 from orchestrator.triggers import link_name
 from orchestrator.worker_cache import FRAME as _FRAME
 from orchestrator.worker_cache import SOLVED as _SOLVED
@@ -263,13 +263,7 @@ def replan(
         # stays out of both (leaving it out is a change of the set of deployments).
         held = {a: p for a, p in held_before.items() if a in solved.cost.apps}
         try:
-            ev = solver.evaluate(
-                solved.cost,
-                held,
-                cache=solved.app_costs,
-                migration=solved.migration,
-                base=solved.derived.get("evaluation"),
-            )
+            _, ev = evaluated(solved, held_before, solved.derived.get("evaluation"))
             current_objective, broken_now = ev.objective, list(ev.violations)
         except (KeyError, ValueError, IndexError) as exc:
             # The plan in force names something the scenario no longer has (a lost device).

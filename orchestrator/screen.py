@@ -42,6 +42,21 @@ class Kept:
     degraded: Degraded  # the apps set aside, served where the plan in force runs them
 
 
+def evaluated(
+    problem: solver.Problem,
+    running: Mapping[str, solver.Placement],
+    base: solver.Evaluation | None,
+) -> tuple[dict[str, solver.Placement], solver.Evaluation]:
+    """The plan in force (`running`) on `problem`: its placements of the apps `problem`
+    has, and their evaluation on top of `base`. Raises what `solver.evaluate` raises when a
+    placement names what the problem no longer has."""
+    held = {a: p for a, p in running.items() if a in problem.cost.apps}
+    ev = solver.evaluate(
+        problem.cost, held, cache=problem.app_costs, migration=problem.migration, base=base
+    )
+    return held, ev
+
+
 def kept_as_is(
     now: solver.Problem,
     before: solver.Before,
@@ -56,15 +71,8 @@ def kept_as_is(
     touched, problem = before.touched, before.problem
     if touched is None or any(a not in running for a in now.cost.apps):
         return None  # an app the plan in force does not run: a solve places it or not
-    held = {a: p for a, p in running.items() if a in problem.cost.apps}
     try:
-        ev = solver.evaluate(
-            problem.cost,
-            held,
-            cache=problem.app_costs,
-            migration=problem.migration,
-            base=solver.base_evaluation(problem),
-        )
+        held, ev = evaluated(problem, running, solver.base_evaluation(problem))
     except (KeyError, ValueError, IndexError):
         return None  # it names what is gone: a solve says what then
     if ev.found:
@@ -86,4 +94,4 @@ def kept_as_is(
     return Kept(problem, held, ev.objective, share, degraded)
 
 
-__all__ = ["Kept", "kept_as_is"]
+__all__ = ["Kept", "evaluated", "kept_as_is"]
