@@ -38,8 +38,13 @@ async def test_a_tick_records_batteries_and_the_chart_reads_it(ctx: Harness) -> 
 
 
 @pytest.mark.anyio
-async def test_old_points_are_averaged_into_buckets_then_dropped(ctx: Harness) -> None:
+async def test_old_points_are_averaged_into_buckets_then_dropped(
+    ctx: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = audit.now()
+    # The recorder's clock stays at `now`: a minute boundary crossed between the two
+    # records below made the second roll up the first's own minute (a flake in CI).
+    monkeypatch.setattr(samples.audit, "now", lambda: now)
     bucket = (now.timestamp() // 60 - 1) * 60  # the last complete minute
     start = datetime.fromtimestamp(bucket, UTC)
 
