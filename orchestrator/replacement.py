@@ -246,15 +246,7 @@ def replan(
     )
     plan, solved = partial.plan, partial.problem
     started = time.perf_counter()
-    placed_scenario = scenario
-    if partial.unplaced:
-        placed_scenario = dict(scenario)
-        placed_scenario["apps"] = [
-            a for a in scenario.get("apps", []) if a["id"] not in partial.unplaced
-        ]
-    _remember(scenario, problem)
-    if solved is not problem:
-        _remember(placed_scenario, solved, (scenario, problem))
+    placed_scenario = _placed(scenario, problem, solved, partial.set_aside)
     current_objective: float | None = None
     broken_now: list[str] = []
     held: dict[str, solver.Placement] = {}
@@ -263,7 +255,7 @@ def replan(
         # stays out of both (leaving it out is a change of the set of deployments).
         held = {a: p for a, p in held_before.items() if a in solved.cost.apps}
         try:
-            _, ev = evaluated(solved, held_before, solved.derived.get("evaluation"))
+            ev = evaluated(solved, held, solved.derived.get("evaluation"))
             current_objective, broken_now = ev.objective, list(ev.violations)
         except (KeyError, ValueError, IndexError) as exc:
             # The plan in force names something the scenario no longer has (a lost device).
@@ -339,14 +331,7 @@ def _kept(
 ) -> Replacement:
     """The re-plan of `replan` when no candidate could go in force (`kept_as_is`)."""
     aside = before.set_aside
-    placed_scenario = scenario
-    if aside:
-        placed_scenario = dict(scenario)
-        placed_scenario["apps"] = [a for a in scenario.get("apps", []) if a["id"] not in aside]
-    # Remembered as a solve's are: a test, or a caller, may hand either back as in force.
-    _remember(scenario, now)
-    if kept.problem is not now:
-        _remember(placed_scenario, kept.problem, (scenario, now))
+    placed_scenario = _placed(scenario, now, kept.problem, aside)
     served = kept.degraded.placements
     return Replacement(
         draft=InForceNow(kept, solver_name),
@@ -365,6 +350,25 @@ def _kept(
         degraded={a: r.message for a, r in kept.degraded.reasons.items()},
         unplaced_codes={a: r.code.value for a, r in aside.items()},
     )
+
+
+def _placed(
+    scenario: dict[str, Any],
+    now: solver.Problem,
+    placed: solver.Problem,
+    aside: Collection[str],
+) -> dict[str, Any]:
+    """`scenario` without the apps set aside: what the candidate places (`placed`, the
+    problem of it). Both are remembered for the next re-plan to derive from; a caller may
+    hand either back as the scenario in force."""
+    placed_scenario = scenario
+    if aside:
+        placed_scenario = dict(scenario)
+        placed_scenario["apps"] = [a for a in scenario.get("apps", []) if a["id"] not in aside]
+    _remember(scenario, now)
+    if placed is not now:
+        _remember(placed_scenario, placed, (scenario, now))
+    return placed_scenario
 
 
 def _known(problem: solver.Problem, current: InForce | None) -> dict[str, solver.Placement]:

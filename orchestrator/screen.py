@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import solver
-from orchestrator.degrade import Degraded, broken_in_force, held_degraded
+from orchestrator.degrade import Degraded, held_degraded
 
 # Room for float rounding between the evaluation here and the candidate's (incremental
 # evaluations agree with fresh ones up to rounding in the totals).
@@ -44,17 +44,15 @@ class Kept:
 
 def evaluated(
     problem: solver.Problem,
-    running: Mapping[str, solver.Placement],
+    held: Mapping[str, solver.Placement],
     base: solver.Evaluation | None,
-) -> tuple[dict[str, solver.Placement], solver.Evaluation]:
-    """The plan in force (`running`) on `problem`: its placements of the apps `problem`
-    has, and their evaluation on top of `base`. Raises what `solver.evaluate` raises when a
-    placement names what the problem no longer has."""
-    held = {a: p for a, p in running.items() if a in problem.cost.apps}
-    ev = solver.evaluate(
+) -> solver.Evaluation:
+    """The plan in force's placements of the apps of `problem` (`held`), evaluated on it on
+    top of `base`, with its cached costs and its migration. Raises what `solver.evaluate`
+    raises when a placement names what the problem no longer has."""
+    return solver.evaluate(
         problem.cost, held, cache=problem.app_costs, migration=problem.migration, base=base
     )
-    return held, ev
 
 
 def kept_as_is(
@@ -71,8 +69,9 @@ def kept_as_is(
     touched, problem = before.touched, before.problem
     if touched is None or any(a not in running for a in now.cost.apps):
         return None  # an app the plan in force does not run: a solve places it or not
+    held = {a: p for a, p in running.items() if a in problem.cost.apps}
     try:
-        held, ev = evaluated(problem, running, solver.base_evaluation(problem))
+        ev = evaluated(problem, held, solver.base_evaluation(problem))
     except (KeyError, ValueError, IndexError):
         return None  # it names what is gone: a solve says what then
     if ev.found:
@@ -82,8 +81,10 @@ def kept_as_is(
         return None
     degraded = Degraded()
     if before.set_aside:
-        if broken_in_force(now, running, before.set_aside):
-            return None
+        # Held beside the others where the plan in force runs them, they may break their
+        # battery and SLO alone (`held_degraded`): so no hard limit breaks through them
+        # (what `degrade.broken_in_force` asks of a solved re-plan, on these very
+        # placements whenever the served set below is the plan in force's).
         found = held_degraded(now, held, before.set_aside, stop, running)
         if found is None:
             return None
