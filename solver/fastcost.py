@@ -215,6 +215,7 @@ class CandidateRoutes:
     w1: np.ndarray
     w0: np.ndarray
     ok: np.ndarray
+    links: frozenset[int] = frozenset()  # every link the routes cross
 
 
 def _figures(
@@ -317,6 +318,7 @@ def candidate_routes(
         w1=pair[2],
         w0=pair[3],
         ok=okv[2 * k :].reshape(k, k),
+        links=frozenset(i for r in found for i in r.links),
     )
 
 

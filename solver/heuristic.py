@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solver.appcandidates import Entry, memo_of
 from solver.aside import Aside
 from solver.candidates import (
     Candidate,
@@ -55,7 +56,7 @@ from solver.fleetbound import FleetBound
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation, book_fixed
 from solver.hosts import adjacency, pick_hosts
-from solver.ownpack import drained_source, own_pack
+from solver.ownpack import own_pack
 from solver.plan import Placement, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
@@ -83,6 +84,7 @@ class _App:
     scores: dict[int, Score] = field(default_factory=dict)
     lower: float = INF
     slo_only: bool = False  # some model is routable and fits, but no path meets the SLO
+    complete: bool = True  # every allowed host is a candidate host
     chosen: int = -1
 
 
@@ -101,14 +103,23 @@ class _State:
         self.complete = True
         adj = adjacency(problem, self.fleet)
         self.apps: dict[str, _App] = {}
+        self.memo = memo_of(problem)  # apps whose candidates an earlier problem made
+        self.known: set[str] = set()
         for app in problem.scenario.apps:
             if app.id in options.fixed or (only and app.id not in only):
+                continue
+            if (hit := self.memo.get(problem, app)) is not None:
+                self.complete &= hit.complete
+                self.apps[app.id] = _App(
+                    app, hit.routes, list(hit.candidates), {}, hit.lower, hit.slo_only, hit.complete
+                )
+                self.known.add(app.id)
                 continue
             hosts = pick_hosts(problem, self.fleet, adj, app, HOSTS)
             complete = len(hosts) == len(self.fleet.hosts_of(app.allowed_tiers))
             self.complete &= complete
             routes = candidate_routes(self.fleet, app, hosts, upward_only=not complete)
-            self.apps[app.id] = _App(app, routes)
+            self.apps[app.id] = _App(app, routes, complete=complete)
 
     # -- candidates ----------------------------------------------------------------------
     def _placement(self, e: _App, model: str, path: np.ndarray) -> Placement:
@@ -117,7 +128,8 @@ class _State:
 
     def generate(self) -> None:
         groups: dict[str, list[_App]] = {}
-        for e in self.apps.values():
+        made = [e for a, e in self.apps.items() if a not in self.known]
+        for e in made:
             if not e.routes.hosts:
                 continue  # no device of an allowed tier: no candidate, said by why_empty
             if e.app.cascade is not None:
@@ -150,7 +162,7 @@ class _State:
                     )
                 if not np.isfinite(cost[a]) and np.isfinite(ch.u[a].min(axis=1)).all():
                     e.slo_only = True
-        for e in self.apps.values():
+        for e in made:
             seen: set[Placement] = set()
             unique = []
             for c in sorted(e.candidates, key=lambda c: c.estimate):
@@ -158,6 +170,9 @@ class _State:
                     seen.add(c.placement)
                     unique.append(c)
             e.candidates = unique
+            key = self.problem.migration.key(e.app.id)
+            entry = Entry(e.app, key, e.routes, e.complete, tuple(unique), e.lower, e.slo_only)
+            self.memo.put(entry)
 
     def why_empty(self, e: _App) -> Reason:
         app = e.app
@@ -380,23 +395,6 @@ class _State:
                 return
 
 
-def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
-    """Those of `apps` no placement of their own fits, whatever the others hold, in scenario
-    order, with the reason a solve would blame each with: no candidate, or their source's pack
-    pays for none (`drained_source`, without candidates; else `own_pack`, over them)."""
-    found: dict[str, Reason | None] = {a: r for a in apps if (r := drained_source(problem, a))}
-    rest = [a for a in apps if a not in found]
-    st = _State(problem, SolveOptions(), only=rest) if rest else None
-    if st is not None:
-        st.generate()
-        mine = [e for e in st.apps.values() if e.candidates and not st.fits(st.score(e, 0))]
-        found.update((e.app.id, own_pack(problem, st.fleet, e.app, e.routes, st.cap)) for e in mine)
-    out = {a.id: found[a.id] for a in problem.scenario.apps if a.id in found}
-    if st is not None:
-        out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
-    return {a: why for a, why in out.items() if why is not None}
-
-
 def solve_greedy(problem: Problem, options: SolveOptions) -> Plan:
     """Steps 1-5 alone, without the exact model's polish (the exact model's incumbent)."""
     return greedy(problem, options)[0]
@@ -492,4 +490,4 @@ def _steps(
     return plan, None, lower
 
 
-__all__ = ["HOSTS", "NAME", "alone", "greedy", "solve_greedy"]
+__all__ = ["HOSTS", "NAME", "greedy", "solve_greedy"]

@@ -24,9 +24,10 @@ fleet. `bench/solver_scale.py` measures it at 10,000 devices.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from solver import appcandidates
 from solver.costs import Cost, CostModel, repriced
 from solver.document import Plan
 from solver.evaluate import (
@@ -220,12 +221,15 @@ def _apply_change(
             shrunk = fleet.without(new, change.lost_devices)
             new.derived["fleet"] = shrunk.updated(new, set(change.devices) - change.lost_devices)
     if same_shape:
-        _carry_tables(problem, new, change)
+        _carry_tables(problem, new, change, refigured)
     return new
 
 
-def _carry_tables(old: Problem, new: Problem, change: Change) -> None:
-    """Hand the heuristic's and the evaluator's per-fleet tables on to the changed problem."""
+def _carry_tables(old: Problem, new: Problem, change: Change, refigured: frozenset[int]) -> None:
+    """Hand the heuristic's and the evaluator's per-fleet tables, and the apps' candidates
+    still valid, on to the changed problem."""
+    reshaped = change.reroutes() or bool(change.added_devices)
+    appcandidates.carry(old, new, reshaped, change.devices, refigured)
     for name in ("link_index", "adjacency", "incident"):
         if name in old.derived:
             new.derived[name] = old.derived[name]
@@ -489,12 +493,7 @@ def _its_own_fault(plan: Plan, touched: Collection[str]) -> bool:
 
 
 def _with_fixed(options: SolveOptions, fixed: dict[str, Placement]) -> SolveOptions:
-    return SolveOptions(
-        time_limit_s=options.time_limit_s,
-        seed=options.seed,
-        threads=options.threads,
-        fixed={**options.fixed, **fixed},
-    )
+    return replace(options, fixed={**options.fixed, **fixed})
 
 
 __all__ = ["Change", "apply_change", "held_broken", "previous_plan", "resolve", "touched_apps"]

@@ -85,6 +85,14 @@ class Migration:
     def applies(self, app_id: str) -> bool:
         return app_id in self._previous or (app_id in self.placed and app_id in self.cm.apps)
 
+    def key(self, app_id: str) -> object:
+        """What this app's migration terms read (None: it has none): two problems whose
+        keys are equal price its placements' migration alike."""
+        placed = self.placed.get(app_id)
+        if placed is not None and app_id in self.cm.apps:
+            return placed
+        return self._previous.get(app_id)
+
     def unmoved(self, app_id: str, p: Placement) -> bool:
         placed = self.placed.get(app_id)
         return placed is p or placed == p  # most are the very object: no field compare

@@ -18,12 +18,13 @@ app is to blame.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from solver.document import Plan
-from solver.heuristic import NAME, alone
+from solver.heuristic import NAME, _State
 from solver.incremental import Change, apply_change, held_broken, resolve, touched_apps
+from solver.ownpack import drained_source, own_pack
 from solver.plan import Placement, Status
 from solver.polish import small_fleet
 from solver.problem import Problem, SolveOptions
@@ -52,6 +53,23 @@ class Partial:
     def unplaced(self) -> dict[str, str]:
         """App id -> the sentence of why it cannot be placed."""
         return {app_id: r.message for app_id, r in self.set_aside.items()}
+
+
+def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
+    """Those of `apps` no placement of their own fits, whatever the others hold, in scenario
+    order, with the reason a solve would blame each with: no candidate, or their source's pack
+    pays for none (`drained_source`, without candidates; else `own_pack`, over them)."""
+    found: dict[str, Reason | None] = {a: r for a in apps if (r := drained_source(problem, a))}
+    rest = [a for a in apps if a not in found]
+    st = _State(problem, SolveOptions(), only=rest) if rest else None
+    if st is not None:
+        st.generate()
+        mine = [e for e in st.apps.values() if e.candidates and not st.fits(st.score(e, 0))]
+        found.update((e.app.id, own_pack(problem, st.fleet, e.app, e.routes, st.cap)) for e in mine)
+    out = {a.id: found[a.id] for a in problem.scenario.apps if a.id in found}
+    if st is not None:
+        out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
+    return {a: why for a, why in out.items() if why is not None}
 
 
 def named_app(reason: str | None, problem: Problem) -> str | None:
@@ -167,4 +185,12 @@ def place_what_fits(
         problem = apply_change(problem, Change(removed_apps=frozenset({app_id})), previous)
 
 
-__all__ = ["MAX_UNPLACED", "Before", "Partial", "named_app", "place_what_fits", "set_aside_first"]
+__all__ = [
+    "MAX_UNPLACED",
+    "Before",
+    "Partial",
+    "alone",
+    "named_app",
+    "place_what_fits",
+    "set_aside_first",
+]

@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
-from solver import Code, Problem, SolveOptions, Status, heuristic, partial, solve
+from solver import Code, Problem, SolveOptions, Status, partial, solve
 from solver.evaluate import app_cost
 from solver.fastcost import Fleet, candidate_routes
 from solver.generate import generate
-from solver.heuristic import alone
 from solver.incremental import Change, apply_change, resolve, touched_apps
 from solver.ownpack import drained_source, own_pack
-from solver.partial import place_what_fits
+from solver.partial import alone, place_what_fits
 from solver.scenario import parse_scenario
 from tests.solver.test_heuristic_battery import _fleet
 
@@ -207,7 +206,7 @@ def test_an_app_whose_source_pays_nothing_is_proven_without_its_candidates(
     got = alone(problem, ["g000-vision-2", "g000-vision"])
     assert got == {"g000-vision": why}
     # The candidates say the same (the proof over them, with this one taken out).
-    monkeypatch.setattr(heuristic, "drained_source", lambda *a: None)
+    monkeypatch.setattr(partial, "drained_source", lambda *a: None)
     slow = alone(problem, ["g000-vision-2", "g000-vision"])
     assert slow.keys() == got.keys() and slow["g000-vision"].code == Code.BATTERY
     assert solve(problem, SolveOptions(), solver="ilp").status == Status.INFEASIBLE

@@ -1,0 +1,109 @@
+"""Each app's candidate routes and placements, carried from a problem to the next.
+
+The heuristic's per-app work (`pick_hosts`, `candidate_routes`, the DP of `generate`)
+reads the app, its models, the fleet's shape, the routes among its candidate hosts with
+their links' figures, and its migration terms; never another app's placement, and never
+a battery's level (candidates see no battery: the capacities, which do, are booked
+afresh by every solve). A control plane re-plans a fleet every few seconds, and between
+two re-plans a probe or two moved a link and a pack drained a little: most apps'
+candidates are what they were. A re-plan that finds the plan in force broken solves two
+or three times (held apps first, then every app, then without the app it blamed), and
+each solve made every app's candidates again (bench/RESULTS.md, ninth session).
+
+So a problem keeps them (`Problem.derived`), and `solver.apply_change` hands on those
+still valid to the changed problem: none when the fleet's shape or a route changes, or a
+device changes in more than its battery's level; and not an app's whose candidate routes
+cross a link whose figures changed. An entry is taken only for the very `App` object and
+the same migration terms (`Migration.key`). The candidates are the same floats either
+way: `generate`'s DP works app by app on its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from solver.candidates import Candidate
+from solver.fastcost import CandidateRoutes
+from solver.problem import Problem
+from solver.scenario import App, Device
+
+_KEY = "app_candidates"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    app: App
+    migration: object  # `Migration.key` of the app when it was made
+    routes: CandidateRoutes
+    complete: bool  # every allowed host is a candidate host
+    candidates: tuple[Candidate, ...]  # as `generate` leaves them: unique, cheapest first
+    lower: float
+    slo_only: bool
+
+
+class Memo:
+    """The entries of one problem, by app id."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: dict[str, Entry] | None = None) -> None:
+        self.entries: dict[str, Entry] = entries if entries is not None else {}
+
+    def get(self, problem: Problem, app: App) -> Entry | None:
+        e = self.entries.get(app.id)
+        if e is None or e.app is not app:
+            return None
+        key = problem.migration.key(app.id)
+        return e if e.migration is key or e.migration == key else None
+
+    def put(self, entry: Entry) -> None:
+        self.entries[entry.app.id] = entry
+
+
+def memo_of(problem: Problem) -> Memo:
+    """The problem's entries (made empty on first use)."""
+    memo = problem.derived.get(_KEY)
+    if not isinstance(memo, Memo):
+        memo = problem.derived[_KEY] = Memo()
+    return memo
+
+
+def carry(
+    old: Problem, new: Problem, reshaped: bool, devices: Collection[str], refigured: Collection[int]
+) -> None:
+    """Hand `old`'s entries still valid on to `new`: none when the change `reshaped` the
+    fleet (a device or link added, lost or removed, an rtt changed) or changed one of
+    `devices` in more than its battery's level; else those of the apps `new` has whose
+    candidate routes cross none of the links `refigured` (their figures changed)."""
+    memo = old.derived.get(_KEY)
+    if not isinstance(memo, Memo) or not memo.entries or reshaped:
+        return
+    before, after = old.cost.devices, new.cost.devices
+    if not all(_level_only(before[d], after[d]) for d in devices if d in before):
+        return
+    moved = frozenset(refigured)
+    apps = new.cost.apps
+    new.derived[_KEY] = Memo(
+        {
+            a: e
+            for a, e in memo.entries.items()
+            if apps.get(a) is e.app and not (moved and moved & e.routes.links)
+        }
+    )
+
+
+def _level_only(a: Device, b: Device) -> bool:
+    """Whether two records of a device differ in their battery's level alone."""
+    if a is b:
+        return True
+    if a.battery is None or b.battery is None:
+        return a == b
+    level = b.battery.level_pct
+    return (
+        a.model_copy(update={"battery": b.battery}) == b
+        and a.battery.model_copy(update={"level_pct": level}) == b.battery
+    )
+
+
+__all__ = ["Entry", "Memo", "carry", "memo_of"]
