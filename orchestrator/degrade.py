@@ -63,6 +63,7 @@ def serve_degraded(
         return out
     apps = {a["id"]: a for a in scenario.get("apps", [])}
     held = dict(placed)
+    searches = _Searches(scenario, now)
     for app_id in candidates:
         # Set aside for its battery alone, an app keeps its SLO where a placement meets it
         # (lifted as well, the search ran such an app where batteries drain least whatever
@@ -72,8 +73,8 @@ def serve_degraded(
         found = None
         for keep_slo in (True, False) if battery else (False,):
             found = _relaxed_placement(
-                scenario, apps, held, out.placements.keys(), app_id, solver_name,
-                time_limit_s, now, keep_slo=keep_slo,
+                searches, apps, held, out.placements.keys(), app_id, solver_name,
+                time_limit_s, keep_slo=keep_slo,
             )  # fmt: skip
             if found is not None:
                 break
@@ -151,31 +152,67 @@ def broken_in_force(
     ]  # fmt: skip
 
 
+class _Searches:
+    """The relaxed problems of one pass of `serve_degraded`, each derived from the last
+    (`solver.apply_change`: the same devices and links, a few apps added, changed or
+    removed), not parsed afresh: a pass searches for each of 20 apps served degraded late
+    in a day, and each search parsed the fleet, costed every held app and evaluated the
+    plan from nothing (most of a re-plan that applied a plan: bench/RESULTS.md)."""
+
+    def __init__(self, scenario: dict[str, Any], now: solver.Problem) -> None:
+        self.scenario, self.now = scenario, now
+        self.last: solver.Problem | None = None
+        self.apps: list[dict[str, Any]] = []
+
+    def problem(self, apps: list[dict[str, Any]]) -> solver.Problem:
+        """The relaxed problem with these apps (raises `solver.ScenarioError`)."""
+        problem = self._derived(apps) if self.last is not None else None
+        if problem is None:
+            # A copy of the devices with a battery alone (the others are read, never
+            # written). It has the links of `now`, so it reuses its routes
+            # (`solver.Problem.alongside`).
+            relaxed = {k: v for k, v in self.scenario.items() if k != "previous"}
+            relaxed["devices"] = [
+                _unbounded(d) if "battery" in d else d for d in self.scenario["devices"]
+            ]
+            relaxed["apps"] = apps
+            problem = self.now.alongside(solver.parse_scenario(relaxed))
+        self.last, self.apps = problem, apps
+        return problem
+
+    def _derived(self, apps: list[dict[str, Any]]) -> solver.Problem | None:
+        assert self.last is not None
+        old = {a["id"]: a for a in self.apps}
+        ids = [a["id"] for a in apps]
+        change = solver.Change(
+            removed_apps=frozenset(old.keys() - set(ids)),
+            added_apps=tuple(a for a in apps if old.get(a["id"]) != a),
+        )
+        try:
+            problem = solver.apply_change(self.last, change)
+        except solver.ScenarioError:
+            return None  # the fresh parse says what is wrong
+        return problem if [a.id for a in problem.scenario.apps] == ids else None
+
+
 def _relaxed_placement(
-    scenario: dict[str, Any],
+    searches: _Searches,
     apps: dict[str, dict[str, Any]],
     held: dict[str, solver.Placement],
     lifted: Collection[str],
     app_id: str,
     solver_name: str,
     time_limit_s: float,
-    now: solver.Problem,
     keep_slo: bool = False,
 ) -> solver.Placement | None:
     """`lifted`: the apps of `held` already served degraded in this pass. They are held
     with their SLO lifted as well: held with it, one out of its SLO made every relaxed
     plan infeasible, and a second app was never served. `keep_slo`: the app's own SLO is
-    kept (only the batteries' limits are lifted). The relaxed copy has the links of
-    `now`, so it reuses its routes (`solver.Problem.alongside`)."""
-    # A copy of the devices with a battery alone (the others are read, never written).
-    relaxed = {k: v for k, v in scenario.items() if k != "previous"}
-    relaxed["devices"] = [_unbounded(d) if "battery" in d else d for d in scenario["devices"]]
+    kept (only the batteries' limits are lifted)."""
     app = apps[app_id] if keep_slo else _without_slo(apps[app_id])
-    relaxed["apps"] = [
-        _without_slo(apps[a]) if a in lifted else apps[a] for a in held if a in apps
-    ] + [app]
+    relaxed = [_without_slo(apps[a]) if a in lifted else apps[a] for a in held if a in apps]
     try:
-        problem = now.alongside(solver.parse_scenario(relaxed))
+        problem = searches.problem([*relaxed, app])
     except solver.ScenarioError:
         return None
     change = solver.Change(added_apps=(app,))

@@ -7,7 +7,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import solver
+from orchestrator import degrade
 from orchestrator.degrade import Degraded, serve_degraded
 from simulate.traces import read_trace
 from solver.generate import generate
@@ -96,3 +99,34 @@ def test_a_second_app_out_of_its_limits_is_served_after_the_first() -> None:
     assert {slo, battery} <= served.placements.keys(), served.reasons
     by_id = {r.id: r for r in served.results}
     assert not by_id[slo].slo_met  # evaluated under the real scenario: out of its SLO
+
+
+def test_a_relaxed_search_derived_from_the_last_finds_what_a_fresh_parse_finds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each relaxed search of a pass derives its problem from the last search's; what it
+    serves, where and with which entries, is what parsing each search afresh serves."""
+    base = generate(9, devices=30, apps=8, blocks=4)
+    first = solver.solve(solver.parse_scenario(base), solver.SolveOptions(time_limit_s=10))
+    real = degrade._Searches._derived
+    derived: list[bool] = []
+
+    def counted(self: Any, apps: list[dict[str, Any]]) -> solver.Problem | None:
+        problem = real(self, apps)
+        derived.append(problem is not None)
+        return problem
+
+    for k in (0, 40, 120):
+        scn = _under_trace(base, k, first.doc)
+        partial = solver.place_what_fits(
+            solver.Problem(solver.parse_scenario(scn)), solver.SolveOptions(time_limit_s=10)
+        )
+        args = (scn, partial.plan.placements, partial.set_aside, frozenset[str](), "heuristic")
+        monkeypatch.setattr(degrade._Searches, "_derived", counted)
+        mine = serve_degraded(*args, 10.0, solver.Problem(solver.parse_scenario(scn)))
+        monkeypatch.setattr(degrade._Searches, "_derived", lambda self, apps: None)
+        fresh = serve_degraded(*args, 10.0, solver.Problem(solver.parse_scenario(scn)))
+        assert mine.placements and mine.placements == fresh.placements
+        assert mine.reasons == fresh.reasons
+        assert [r.model_dump() for r in mine.results] == [r.model_dump() for r in fresh.results]
+    assert derived and all(derived)
