@@ -83,12 +83,19 @@ def carry(
     if not all(_level_only(before[d], after[d]) for d in devices if d in before):
         return
     moved = frozenset(refigured)
+    if not moved:
+        # The same figures (apps removed, say, or packs drained): one memo for both, so
+        # that what a solve of the new problem makes is there for the next change of the
+        # old one (a re-plan derives the next re-plan's problem from its problem before
+        # the apps it set aside were taken out).
+        new.derived[_KEY] = memo
+        return
     apps = new.cost.apps
     new.derived[_KEY] = Memo(
         {
             a: e
             for a, e in memo.entries.items()
-            if apps.get(a) is e.app and not (moved and moved & e.routes.links)
+            if apps.get(a) is e.app and not moved & e.routes.links
         }
     )
 
