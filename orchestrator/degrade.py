@@ -120,7 +120,9 @@ def held_degraded(
     for r in ev.found:
         if r.code != solver.Code.BATTERY and not (r.code == solver.Code.SLO and r.app in held):
             return None
-    return Degraded(held, _results_on(now, held), {a: set_aside[a] for a in candidates})
+    # Their costs are the evaluation's, just made (or carried) on this very problem.
+    results = _results_on(now, held, now.app_costs)
+    return Degraded(held, results, {a: set_aside[a] for a in candidates})
 
 
 def broken_in_force(
@@ -242,14 +244,15 @@ def _unbounded(device: dict[str, Any]) -> dict[str, Any]:
 
 
 def _results_on(
-    now: solver.Problem, degraded: Mapping[str, solver.Placement]
+    now: solver.Problem,
+    degraded: Mapping[str, solver.Placement],
+    costs: dict[str, Any] | None = None,
 ) -> list[solver.AppResult]:
     """The plan entries of the apps served degraded, in the order they were found,
     evaluated on the scenario of now with no previous plan (migration is the plan's
-    part, not the entries')."""
-    return solver.app_results(
-        now.cost, degraded, solver.Problem(now.scenario, now.cost, {}).migration
-    )
+    part, not the entries'); `costs`: theirs on `now`, where known."""
+    migration = solver.Problem(now.scenario, now.cost, {}).migration
+    return solver.app_results(now.cost, degraded, migration, costs)
 
 
 __all__ = ["RELAXABLE", "Degraded", "broken_in_force", "held_degraded", "serve_degraded"]

@@ -124,13 +124,17 @@ def build_plan(
 
 
 def app_results(
-    cm: CostModel, placements: Mapping[str, Placement], migration: Migration
+    cm: CostModel,
+    placements: Mapping[str, Placement],
+    migration: Migration,
+    cache: dict[str, tuple[Placement, Cost]] | None = None,
 ) -> list[AppResult]:
     """The plan document's entries of `placements`, in their order, as `build_plan`
-    writes them, without the rest of a document (every device's and link's use)."""
+    writes them, without the rest of a document (every device's and link's use).
+    `cache`: the apps' costs where known (`evaluate`'s)."""
     out = []
     for app_id, p in placements.items():
-        rec = app_record(cm, cm.apps[app_id], p, migration)
+        rec = app_record(cm, cm.apps[app_id], p, migration, cache)
         if isinstance(rec, list):
             raise ValueError(f"app {app_id}: {rec[0].message}")
         out.append(_app_result(cm, rec))
