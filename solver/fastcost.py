@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -216,6 +216,11 @@ class CandidateRoutes:
     w0: np.ndarray
     ok: np.ndarray
     links: frozenset[int] = frozenset()  # every link the routes cross
+    # What the app's source pays at least over these hosts, by `solver.ownpack`'s bounds,
+    # once asked: the bounds read the routes, the devices' power and the app, never a
+    # battery's level, and the routes are carried from a re-plan to the next
+    # (`solver.appcandidates`), where the verdict is asked again at each.
+    least: dict[str, float] = field(default_factory=dict)
 
 
 def _figures(

@@ -37,23 +37,49 @@ def own_pack(
     pays = float(cap[2 * fleet.n + src])
     if not np.isfinite(pays):
         return None  # no battery
+    known = routes.least
     if app.cascade is not None:
-        least = _cascade_least(problem, fleet, app, routes)
+        if (least := known.get("cascade")) is None:
+            least = known["cascade"] = _cascade_least(problem, fleet, app, routes)
         return None if least <= pays * (1.0 + 1e-9) else _reason(app, least, pays)
-    models = problem.model_options(app)
-    terms = [battery_arrays(problem, fleet, app, model, routes, {src: 1.0}) for model in models]
     # Every placement starts with block 0 on a host its input reaches (`in_ok`, as the
     # chain has it), and no term is negative: the least of the first block's terms there
     # bounds what any placement makes the source pay. A pack drained to its idle floor
     # pays nothing, and most apps set aside late in a day are such: proven here without
     # the SLO's DP (asked again at every re-plan).
-    reach = np.flatnonzero(routes.in_ok[: len(routes.hosts)])
-    first = min((float(ub[0, 0, reach].min()) for ub, _ in terms if reach.size), default=INF)
+    if (first := known.get("first")) is None:
+        first = known["first"] = _first_least(problem, fleet, app, routes)
     if np.isfinite(first) and first > pays * (1.0 + 1e-9):
         return _reason(app, first, pays)
+    # The least over every model: when it is within what the pack pays, some model's is.
+    if (least := known.get("least")) is None:
+        least = known["least"] = _slo_least(problem, fleet, app, routes)
+    if least <= pays * (1.0 + 1e-9) or not np.isfinite(least):
+        return None  # within it, or no SLO-meeting placement at all: the candidates say why
+    return _reason(app, least, pays)
+
+
+def _terms(
+    problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    src = fleet.index[app.source]
+    models = problem.model_options(app)
+    return [battery_arrays(problem, fleet, app, model, routes, {src: 1.0}) for model in models]
+
+
+def _first_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes) -> float:
+    """The least of the first block's battery terms over the hosts its input reaches."""
+    reach = np.flatnonzero(routes.in_ok[: len(routes.hosts)])
+    terms = _terms(problem, fleet, app, routes)
+    return min((float(ub[0, 0, reach].min()) for ub, _ in terms if reach.size), default=INF)
+
+
+def _slo_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes) -> float:
+    """The least the source pays over the SLO-meeting placements of every model."""
     slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
     least = INF
-    for model, (ub, tb) in zip(models, terms, strict=True):
+    models = problem.model_options(app)
+    for model, (ub, tb) in zip(models, _terms(problem, fleet, app, routes), strict=True):
         ch = chain_arrays(problem, fleet, [app], model, [routes])
         # The battery terms where the chain has a term at all (a host or move it allows).
         alone = replace(
@@ -62,11 +88,7 @@ def own_pack(
             t=np.where(np.isfinite(ch.t), tb[:, :, : ch.t.shape[2], : ch.t.shape[3]], INF),
         )
         least = min(least, float(slo_paths(alone, slo)[3][0]))
-        if least <= pays * (1.0 + 1e-9):
-            return None
-    if not np.isfinite(least):
-        return None  # no SLO-meeting placement at all: the candidates say why
-    return _reason(app, least, pays)
+    return least
 
 
 def drained_source(problem: Problem, app_id: str) -> Reason | None:

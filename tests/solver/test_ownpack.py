@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from solver import Code, Problem, SolveOptions, Status, partial, solve
+from solver import Code, Problem, SolveOptions, Status, heuristic, partial, solve
 from solver.evaluate import app_cost
 from solver.fastcost import Fleet, candidate_routes
 from solver.generate import generate
@@ -234,3 +234,28 @@ def test_alone_answers_in_scenario_order_whichever_way_each_was_proven() -> None
     assert list(got) == ["g000-vision", "g002-vision"]  # the scenario's order
     assert drained_source(problem, "g000-vision") is None
     assert drained_source(problem, "g002-vision") == got["g002-vision"]
+
+
+def test_the_bounds_kept_on_the_routes_give_the_verdict_of_fresh_ones_whatever_the_pack_pays() -> (
+    None
+):
+    """`own_pack` keeps what the source pays at least on the app's candidate routes, which
+    a re-plan carries to the next: what the pack pays is read afresh at every call."""
+    problem = Problem(parse_scenario(generate(7, devices=200, apps=100)))
+    st = heuristic._State(problem, SolveOptions())  # each app's candidate hosts
+    fleet = st.fleet
+    verdicts = set()
+    for e in st.apps.values():
+        app = e.app
+        if problem.cost.battery_limit_w(app.source) is None:
+            continue
+        for pays in (0.0, 1e-3, 0.05, 0.5, 5.0):
+            cap = fleet.capacity.copy()
+            cap[2 * fleet.n + fleet.index[app.source]] = pays
+            fresh = candidate_routes(fleet, app, e.routes.hosts, upward_only=not e.complete)
+            mine = own_pack(problem, fleet, app, e.routes, cap)
+            assert mine == own_pack(problem, fleet, app, fresh, cap)
+            verdicts.add((app.cascade is not None, mine is None))
+        assert e.routes.least
+    # Cascades and chains, each refused at some level and not at another.
+    assert verdicts == {(c, v) for c in (True, False) for v in (True, False)}
