@@ -33,9 +33,9 @@ class Remembered:
 # The problems this worker process solved last (its `previous` aside), most recent last:
 # the next re-plan derives its problem from the last re-plan's, or from the one of the
 # scenario in force (`solver.apply_change`: routes, costs, fleet tables and the evaluation
-# carry over)
-# instead of parsing and routing the whole fleet again. The one in force is used at every
-# re-plan while it is in force: it is kept as the most recent (least recently used out).
+# carry over) instead of parsing and routing the whole fleet again. The one in force is
+# used at every re-plan while it is in force: it is kept as the most recent (least
+# recently used out).
 # A scenario is found by identity first (a caller that hands back the very document a
 # re-plan returned, as the simulator does: the documents are records and are not changed
 # afterwards), else by a digest of its JSON, made only when it is needed (a worker of the

@@ -12,7 +12,7 @@ each solve made every app's candidates again (bench/RESULTS.md, ninth session).
 
 So a problem keeps them (`Problem.derived`), and `solver.apply_change` hands on those
 still valid to the changed problem: none when the fleet's shape or a route changes, or a
-device changes in more than its battery's level; and not an app's whose candidate routes
+device changes in more than its battery; and not an app's whose candidate routes
 cross a link whose figures changed. An entry is taken only for the very `App` object and
 the same migration terms (`Migration.key`). The candidates are the same floats either
 way: `generate`'s DP works app by app on its rows.
@@ -24,9 +24,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from solver.candidates import Candidate
+from solver.costs import repriced
 from solver.fastcost import CandidateRoutes
 from solver.problem import Problem
-from solver.scenario import App, Device
+from solver.scenario import App
 
 _KEY = "app_candidates"
 
@@ -74,14 +75,14 @@ def carry(
 ) -> None:
     """Hand `old`'s entries still valid on to `new`: none when the change `reshaped` the
     fleet (a device or link added, lost or removed, an rtt changed) or changed one of
-    `devices` in more than its battery's level; else those of the apps `new` has whose
+    `devices` in more than its battery (`solver.costs.repriced`, the rule that keeps the
+    apps' costs); else those of the apps `new` has whose
     candidate routes cross none of the links `refigured` (their figures changed)."""
     memo = old.derived.get(_KEY)
     if not isinstance(memo, Memo) or not memo.entries or reshaped:
         return
-    before, after = old.cost.devices, new.cost.devices
-    if not all(_level_only(before[d], after[d]) for d in devices if d in before):
-        return
+    if repriced(old.cost.devices, new.cost.devices, devices):
+        return  # a device changed in what a candidate reads (anything but its battery)
     moved = frozenset(refigured)
     if not moved:
         # The same figures (apps removed, say, or packs drained): one memo for both, so
@@ -97,19 +98,6 @@ def carry(
             for a, e in memo.entries.items()
             if apps.get(a) is e.app and not moved & e.routes.links
         }
-    )
-
-
-def _level_only(a: Device, b: Device) -> bool:
-    """Whether two records of a device differ in their battery's level alone."""
-    if a is b:
-        return True
-    if a.battery is None or b.battery is None:
-        return a == b
-    level = b.battery.level_pct
-    return (
-        a.model_copy(update={"battery": b.battery}) == b
-        and a.battery.model_copy(update={"level_pct": level}) == b.battery
     )
 
 

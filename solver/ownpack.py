@@ -47,13 +47,16 @@ def own_pack(
     # bounds what any placement makes the source pay. A pack drained to its idle floor
     # pays nothing, and most apps set aside late in a day are such: proven here without
     # the SLO's DP (asked again at every re-plan).
+    terms = None  # each model's battery terms, made once for both bounds
     if (first := known.get("first")) is None:
-        first = known["first"] = _first_least(problem, fleet, app, routes)
+        terms = _terms(problem, fleet, app, routes)
+        first = known["first"] = _first_least(routes, terms)
     if np.isfinite(first) and first > pays * (1.0 + 1e-9):
         return _reason(app, first, pays)
     # The least over every model: when it is within what the pack pays, some model's is.
     if (least := known.get("least")) is None:
-        least = known["least"] = _slo_least(problem, fleet, app, routes)
+        terms = terms if terms is not None else _terms(problem, fleet, app, routes)
+        least = known["least"] = _slo_least(problem, fleet, app, routes, terms)
     if least <= pays * (1.0 + 1e-9) or not np.isfinite(least):
         return None  # within it, or no SLO-meeting placement at all: the candidates say why
     return _reason(app, least, pays)
@@ -67,19 +70,24 @@ def _terms(
     return [battery_arrays(problem, fleet, app, model, routes, {src: 1.0}) for model in models]
 
 
-def _first_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes) -> float:
+def _first_least(routes: CandidateRoutes, terms: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """The least of the first block's battery terms over the hosts its input reaches."""
     reach = np.flatnonzero(routes.in_ok[: len(routes.hosts)])
-    terms = _terms(problem, fleet, app, routes)
     return min((float(ub[0, 0, reach].min()) for ub, _ in terms if reach.size), default=INF)
 
 
-def _slo_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRoutes) -> float:
+def _slo_least(
+    problem: Problem,
+    fleet: Fleet,
+    app: App,
+    routes: CandidateRoutes,
+    terms: list[tuple[np.ndarray, np.ndarray]],
+) -> float:
     """The least the source pays over the SLO-meeting placements of every model."""
     slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
     least = INF
     models = problem.model_options(app)
-    for model, (ub, tb) in zip(models, _terms(problem, fleet, app, routes), strict=True):
+    for model, (ub, tb) in zip(models, terms, strict=True):
         ch = chain_arrays(problem, fleet, [app], model, [routes])
         # The battery terms where the chain has a term at all (a host or move it allows).
         alone = replace(
