@@ -5,7 +5,9 @@ Issue 15's speed target (24 h of the fleet, five policies, 60 s on 2 cores) is m
 runs `continuum` alone in the simulator on `bench/simulate.py`'s fleet and prints, for
 each `--period` minutes of simulated time: the CPU it took, the re-plans and how many put
 a new plan in force, the apps the candidates set aside (served degraded, or not served) per
-re-plan, and the milliseconds a simulated step cost; then the run's totals.
+re-plan, and the milliseconds a simulated step cost; then the re-plans by outcome (kept
+without a solve, kept after one, applied) with the CPU of the steps that made them, and
+the run's totals.
 
     python bench/continuum_day.py [--hours H] [--period MIN] [--devices N] [--every K]
                                   [--probe S] [--out DIR]
@@ -30,6 +32,8 @@ from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 from simulate_workloads import bench_simulate  # noqa: E402
 
+from orchestrator.drafts import InForceNow  # noqa: E402
+from orchestrator.replacement import Replacement  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
 from simulate.engine import Simulation  # noqa: E402
 from simulate.inputs import PROBE_S  # noqa: E402
@@ -51,9 +55,17 @@ class _Counting(ContinuumPolicy):
         super().__post_init__()
         self.keep_decisions = True
         self.period = Period()
+        # outcome -> [re-plans, CPU s of the steps that made them]
+        self.outcomes: dict[str, list[float]] = {}
 
     def decide(self, now: Any) -> Any:
+        started = time.process_time()
         out = super().decide(now)
+        spent = time.process_time() - started
+        for d in self.decided:
+            row = self.outcomes.setdefault(_outcome(d.result), [0, 0.0])
+            row[0] += 1
+            row[1] += spent / len(self.decided)
         for d in self.decided:
             p = self.period
             p.replans += 1
@@ -62,6 +74,15 @@ class _Counting(ContinuumPolicy):
             p.degraded += len(d.result.degraded)
         self.decided.clear()
         return out
+
+
+def _outcome(result: Replacement) -> str:
+    """What a re-plan decided, and whether it solved to decide it."""
+    if result.apply:
+        return "applied"
+    if isinstance(result.draft, InForceNow):
+        return "kept without a solve (orchestrator/screen.py)"
+    return "kept after a solve"
 
 
 def main() -> None:
@@ -124,6 +145,12 @@ def main() -> None:
         )  # fmt: skip
         last = k
     console.print(table)
+    outcomes = Table(title="re-plans by outcome (CPU: the steps that made them)")
+    for col in ("outcome", "re-plans", "CPU s", "ms each"):
+        outcomes.add_column(col, justify="left" if col == "outcome" else "right")
+    for name, (n, spent) in sorted(policy.outcomes.items(), key=lambda kv: -kv[1][1]):
+        outcomes.add_row(name, f"{int(n):,}", f"{spent:.1f}", f"{1000 * spent / n:.1f}")
+    console.print(outcomes)
     t = run.totals
     console.print(
         f"{inputs.steps:,} steps: {cpu:.1f} s CPU ({1000 * cpu / inputs.steps:.1f} ms a step), "
