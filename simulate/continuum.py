@@ -39,8 +39,15 @@ class Decided:
     targets: frozenset[str]  # the links and batteries that fired: their apps are re-placed
     scenario: dict[str, Any]
     previous_scenario: dict[str, Any] | None
-    previous_plan: dict[str, Any] | None
+    in_force: solver.PlanDoc | None  # the plan in force, as the simulator holds it
     result: Replacement
+
+    @property
+    def previous_plan(self) -> dict[str, Any] | None:
+        """The plan in force as the control plane stores it (JSON), written when read: a
+        long run keeps every re-plan (bench/continuum_day.py), and the dump was a tenth of
+        the CPU of each."""
+        return None if self.in_force is None else self.in_force.model_dump(mode="json")
 
 
 @dataclass
@@ -128,7 +135,7 @@ class ContinuumPolicy:
                     targets,
                     scenario,
                     self._planned,
-                    in_force_plan.model_dump(mode="json") if in_force_plan else None,
+                    in_force_plan,
                     result,
                 )
             )
