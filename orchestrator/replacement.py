@@ -229,7 +229,7 @@ def replan(
         )  # fmt: skip
         if current is not None and not force:
             started = time.perf_counter()
-            kept = kept_as_is(problem, before, held_before, current.apps, margin, stop)
+            kept = kept_as_is(problem, before, held_before, current.apps, margin, stop, solver_name)
             if kept is not None:
                 return _kept(scenario, problem, kept, before, solver_name, margin, derived, started)
     # The incremental re-solve holds the untouched apps where they are; when they leave
@@ -336,10 +336,7 @@ def _kept(
     return Replacement(
         draft=InForceNow(kept, solver_name),
         apply=False,
-        decision=(
-            f"the apps the change moves are {kept.share:.1%} of the objective, within the "
-            f"{margin:.0%} margin: keeping the plan in force without a re-solve"
-        ),
+        decision=_kept_why(kept, margin),
         incremental=True,
         derived_problem=derived,
         current_objective=kept.objective,
@@ -350,6 +347,17 @@ def _kept(
         degraded={a: r.message for a, r in kept.degraded.reasons.items()},
         unplaced_codes={a: r.code.value for a, r in aside.items()},
     )
+
+
+def _kept_why(kept: Kept, margin: float) -> str:
+    if kept.gain < kept.share:
+        what = (
+            f"the apps the change moves are {kept.share:.1%} of the objective and at best "
+            f"would take {kept.gain:.1%} off it"
+        )
+    else:
+        what = f"the apps the change moves are {kept.share:.1%} of the objective"
+    return f"{what}, within the {margin:.0%} margin: keeping the plan in force without a re-solve"
 
 
 def _placed(

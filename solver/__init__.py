@@ -11,7 +11,7 @@ from solver.document import Plan, app_results, build_plan
 from solver.evaluate import Evaluation, evaluate
 from solver.held import base_evaluation
 from solver.incremental import Change, apply_change
-from solver.partial import Before, Partial, place_what_fits, set_aside_first
+from solver.partial import Before, Partial, least_terms, place_what_fits, set_aside_first
 from solver.plan import AppResult, Placement, PlanDoc, Segment, Stage, Status
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
@@ -42,6 +42,7 @@ __all__ = [
     "base_evaluation",
     "build_plan",
     "evaluate",
+    "least_terms",
     "load_scenario",
     "parse_scenario",
     "place_what_fits",

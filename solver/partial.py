@@ -17,8 +17,9 @@ app is to blame.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from solver.document import Plan
@@ -70,6 +71,40 @@ def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
     if st is not None:
         out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
     return {a: why for a, why in out.items() if why is not None}
+
+
+def least_terms(
+    problem: Problem, apps: Sequence[str], solver: str = NAME, enough: float = math.inf
+) -> float | None:
+    """The least the objective terms of `apps` add up to in any plan `solver` may give them
+    on `problem`, every other app held (migration included); None when not known.
+
+    The heuristic places an app only on the paths of its candidate routes (its per-app DP,
+    its repair and its local search all run on them; the exact steps, on a small fleet,
+    only when the host sets hold every allowed host), and its DP bounds the cheapest of
+    them that meets the SLO (`solver.candidates.slo_paths`, Lagrangian; a cascade's
+    combinations are enumerated). So a re-plan whose touched apps cannot gain the margin
+    even at their bounds needs no solve (`orchestrator.screen`). The apps are bounded in
+    their order, and the sum is returned once it reaches `enough`: no term is negative, so
+    the others' could only add (a caller that needs that much asks for the apps of the
+    largest terms first). The first is bounded alone (on the 200-device fleet it mostly is
+    enough), the rest together (the DP runs over every app of a model at once). None for
+    another solver, and when an app has no finite bound (no placement meets its SLO: a
+    solve says what then)."""
+    if solver != NAME:
+        return None
+    total = 0.0
+    for batch in (apps[:1], apps[1:]):
+        if total >= enough or not batch:
+            break
+        st = _State(problem, SolveOptions(), only=batch)
+        st.generate()
+        for a in batch:
+            e = st.apps.get(a)
+            if e is None or not math.isfinite(e.lower):
+                return None
+            total += e.lower
+    return total
 
 
 def named_app(reason: str | None, problem: Problem) -> str | None:
@@ -190,6 +225,7 @@ __all__ = [
     "Before",
     "Partial",
     "alone",
+    "least_terms",
     "named_app",
     "place_what_fits",
     "set_aside_first",

@@ -120,7 +120,7 @@ def test_screened_re_plans_decide_as_solved_ones(
     first = _replan(world, None, None)
     assert list(first.degraded) == [world["apps"][5]["id"]]
     planned, running = world, first
-    screened = applied = 0
+    screened = bounded = applied = 0
     for step in range(20):
         world = copy.deepcopy(world)
         fired: set[str] = set()
@@ -148,10 +148,11 @@ def test_screened_re_plans_decide_as_solved_ones(
         assert out.degraded.keys() == solved.degraded.keys()
         if isinstance(out.draft, InForceNow):
             screened += 1
+            bounded += "at best would take" in out.decision
         else:
             assert out.decision == solved.decision
         if out.apply:
             applied += 1
             planned, running = out.scenario, out
-    # The walk does exercise both ways.
-    assert screened >= 5 and applied >= 2, (screened, applied)
+    # The walk does exercise every way, the touched apps' bounds among them.
+    assert screened >= 5 and bounded >= 1 and applied >= 2, (screened, bounded, applied)

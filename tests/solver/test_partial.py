@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from solver import Problem, SolveOptions, Status, evaluate, parse_scenario, partial, solve
+from solver.appcandidates import memo_of
+from solver.candidates import Candidate
 from solver.document import Plan
+from solver.evaluate import app_record
 from solver.generate import generate
 from solver.incremental import Change, apply_change
 from solver.partial import named_app, place_what_fits
@@ -165,3 +168,56 @@ def test_named_app_reads_only_the_problems_own_apps() -> None:
     assert named_app("app app-9: its slo_ms cannot be met", problem) is None
     assert named_app("the fixed apps alone exceed a shared capacity", problem) is None
     assert named_app(None, problem) is None
+
+
+@pytest.mark.parametrize(("seed", "devices"), [(3, 90), (11, 90), (5, 24)])
+def test_least_terms_bounds_every_placement_the_heuristic_may_give(seed: int, devices: int) -> None:
+    """Past the polish's size the host sets are neighbourhoods (90 devices), below it every
+    host (24): either way no candidate the heuristic makes for an app, nor its placement in
+    the plan, has an evaluator's term below the app's `least_terms`, migration included;
+    and the apps at their best candidate are at it (the bound is tight, not merely low)."""
+    world = generate(seed, devices=devices, apps=12, blocks=6)
+    world["objective"]["migration"] = 0.01
+    first = solve(Problem(parse_scenario(world)), OPTIONS, solver="heuristic")
+    assert first.status != Status.INFEASIBLE
+    # The plan in force as `previous`, and every uplink at half its figure: the apps
+    # pay to move, and their cheapest placements are others.
+    now = copy.deepcopy(world)
+    keys = ("id", "model", "segments", "stages")
+    now["previous"] = {
+        "apps": [{k: a[k] for k in keys if a.get(k)} for a in first.doc.model_dump()["apps"]]
+    }
+    for lk in now["links"]:
+        lk["mbps"] = lk["mbps"] / 2.0
+    problem = Problem(parse_scenario(now))
+    cm = problem.cost
+    least = {a.id: partial.least_terms(problem, [a.id]) for a in problem.scenario.apps}
+    tight = 0
+    for app in problem.scenario.apps:
+        bound = least[app.id]
+        entry = memo_of(problem).entries[app.id]
+        terms = []
+        for c in [*entry.candidates, Candidate(first.placements[app.id], 0.0)]:
+            rec = app_record(cm, app, c.placement, problem.migration)
+            if not isinstance(rec, list) and not rec.violations:
+                terms.append(rec.term)  # meets its SLO there: a plan may hold it so
+        if bound is None:
+            assert not terms  # no placement of its meets its SLO: nothing to bound
+            continue
+        assert bound > 0 and all(bound <= t * (1 + 1e-9) for t in terms), (app.id, bound, terms)
+        tight += min(terms, default=float("inf")) <= bound * (1 + 1e-6)
+    assert tight >= len(least) // 2, tight
+    # What the heuristic places, the apps no placement serves set aside.
+    plan = place_what_fits(problem, OPTIONS, "heuristic").plan
+    assert plan.evaluation is not None and plan.evaluation.records
+    for a, rec in plan.evaluation.records.items():
+        bound = least[a]
+        assert bound is not None and bound <= rec.term * (1 + 1e-9)
+    # Together, the sum; none for another solver, or for an app that no placement serves.
+    both = [a for a, bound in least.items() if bound is not None][:2]
+    assert partial.least_terms(problem, both) == pytest.approx(sum(least[a] or 0 for a in both))
+    # In their order, each alone, until the sum is enough: the first one's bound here.
+    assert partial.least_terms(problem, both, enough=(least[both[0]] or 0) / 2) == least[both[0]]
+    assert partial.least_terms(problem, both, "ilp") is None
+    out = _impossible(now, both[0])
+    assert partial.least_terms(Problem(parse_scenario(out)), both) is None
