@@ -33,12 +33,23 @@ _BATTERY_PRICE = 1000.0
 
 @dataclass(slots=True)
 class Degraded:
-    """The apps served degraded: their placements, their plan entries (evaluated under the
-    real scenario) and why each is degraded (the set-aside reason, with its code)."""
+    """The apps served degraded: their placements, why each is degraded (the set-aside
+    reason, with its code) and their plan entries (`results`, evaluated under the real
+    scenario `on`, with the costs `costs` holds, when first read: most re-plans keep the
+    plan in force, and the simulator reads no document of theirs)."""
 
     placements: dict[str, solver.Placement] = field(default_factory=dict)
-    results: list[solver.AppResult] = field(default_factory=list)
     reasons: dict[str, solver.Reason] = field(default_factory=dict)
+    on: solver.Problem | None = None
+    costs: dict[str, Any] | None = None
+    _results: list[solver.AppResult] | None = None
+
+    @property
+    def results(self) -> list[solver.AppResult]:
+        if self._results is None:
+            on, served = self.on, self.placements
+            self._results = _results_on(on, served, self.costs) if on and served else []
+        return self._results
 
 
 def serve_degraded(
@@ -83,8 +94,7 @@ def serve_degraded(
         held[app_id] = found
         out.placements[app_id] = found
         out.reasons[app_id] = set_aside[app_id]
-    if out.placements:
-        out.results = _results_on(now, out.placements)
+    out.on = now
     return out
 
 
@@ -121,8 +131,7 @@ def held_degraded(
         if r.code != solver.Code.BATTERY and not (r.code == solver.Code.SLO and r.app in held):
             return None
     # Their costs are the evaluation's, just made (or carried) on this very problem.
-    results = _results_on(now, held, now.app_costs)
-    return Degraded(held, results, {a: set_aside[a] for a in candidates})
+    return Degraded(held, {a: set_aside[a] for a in candidates}, now, now.app_costs)
 
 
 def broken_in_force(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import solver
+from orchestrator.degrade import Degraded
 from orchestrator.screen import Kept
 
 
@@ -33,14 +34,16 @@ class Written:
 
 @dataclass(frozen=True, slots=True)
 class Solved:
-    """A solver's candidate and the entries of the apps it serves degraded."""
+    """A solver's candidate and the apps it serves degraded (their entries are written
+    with the document)."""
 
     plan: solver.PlanDoc
-    degraded: tuple[solver.AppResult, ...] = ()
+    degraded: Degraded | None = None
 
     def document(self) -> dict[str, Any]:
         doc = self.plan.model_dump(mode="json")
-        doc["apps"] += [r.model_dump(mode="json") for r in self.degraded]
+        if self.degraded is not None:
+            doc["apps"] += [r.model_dump(mode="json") for r in self.degraded.results]
         return doc
 
 
@@ -57,7 +60,7 @@ class InForceNow:
             p.cost, self.kept.held, solver.Status.FEASIBLE, self.solver_name,
             cache=p.app_costs, migration=p.migration, base=solver.base_evaluation(p),
         )  # fmt: skip
-        return Solved(plan.doc, tuple(self.kept.degraded.results)).document()
+        return Solved(plan.doc, self.kept.degraded).document()
 
 
 __all__ = ["Draft", "InForceNow", "Solved", "Written"]

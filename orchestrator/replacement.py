@@ -304,7 +304,7 @@ def replan(
         decision, broken = judged(degraded)
     unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
     return Replacement(
-        draft=Solved(plan.doc, tuple(degraded.results)),
+        draft=Solved(plan.doc, degraded),
         apply=decision.apply,
         decision=decision.reason,
         incremental=incremental,

@@ -77,6 +77,15 @@ def test_entries_on_the_re_plans_problem_equal_a_fresh_parse() -> None:
         fresh = _fresh_entries(scn, {**partial.plan.placements, **mine.placements}, mine)
         assert [r.model_dump() for r in mine.results] == [r.model_dump() for r in fresh]
         assert all(r.migration_mb == 0 for r in mine.results)
+        # Held where they run (a re-plan that keeps the plan in force), the same entries,
+        # written when first read: after the problem's cached costs of them are gone.
+        running = {**partial.plan.placements, **mine.placements}
+        held = degrade.held_degraded(now, partial.plan.placements, partial.set_aside,
+                                     frozenset(), running)  # fmt: skip
+        assert held is not None and held.placements == mine.placements
+        for a in held.placements:
+            now.app_costs.pop(a, None)
+        assert [r.model_dump() for r in held.results] == [r.model_dump() for r in fresh]
         served += len(mine.placements)
     assert served >= 3
 
