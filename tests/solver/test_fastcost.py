@@ -113,6 +113,19 @@ def test_scorer_matches_the_cost_model(seed: int, migration: bool) -> None:
             assert got.get(k, 0.0) == pytest.approx(v, rel=REL, abs=1e-15)
 
 
+def test_scorers_of_two_fleets_in_turn_read_their_own_models() -> None:
+    """A Scorer takes the last one's model tables only for the very same models (a problem
+    derived from another shares them): fleets of other models, in turn, make their own."""
+    a, b = _problem(0, False), _problem(5, True)
+    assert a.cost.models.keys() & b.cost.models.keys()  # the same ids, other figures
+    for problem in (a, b, a):
+        scorer = Scorer(Fleet(problem), problem.migration)
+        for m in problem.cost.models.values():
+            shape = problem.cost.shapes[m.id]
+            assert scorer.stage_gflops[m.id] == sum(x.gflops for x in m.layers)
+            assert scorer.exits[m.id] == {i for i in range(shape.n) if shape.has_exit(i)}
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_chain_arrays_price_paths_like_the_cost_model(seed: int) -> None:
     problem = _problem(seed, migration=True)
