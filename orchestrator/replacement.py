@@ -122,19 +122,30 @@ class Replacement:
 def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
     """What changed from the scenario the plan in force was solved with to the scenario of
     now, as the solver's incremental `Change` (it picks the apps to re-place)."""
+    # A record that is the very object it was is the same (the simulator and the scenario
+    # builder hand on what did not change): two re-plans a second compared every device,
+    # link and app of a fleet field by field.
     before = {d["id"]: d for d in old.get("devices", [])}
     after = {d["id"]: d for d in new.get("devices", [])}
-    devices = {d: after[d] for d in after if d in before and before[d] != after[d]}
+    devices = {
+        d: rec for d, rec in after.items()
+        if (was := before.get(d)) is not None and was is not rec and was != rec
+    }  # fmt: skip
     lost = frozenset(before.keys() - after.keys())
 
     def links(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         return {(lk["a"], lk["b"]): lk for lk in doc.get("links", [])}
 
     lb, la = links(old), links(new)
-    changed = {k: _fields_changed(lb[k], la[k]) for k in la if k in lb and lb[k] != la[k]}
+    changed = {
+        k: _fields_changed(was, rec) for k, rec in la.items()
+        if (was := lb.get(k)) is not None and was is not rec and was != rec
+    }  # fmt: skip
     apps_before = {a["id"]: a for a in old.get("apps", [])}
     apps_after = {a["id"]: a for a in new.get("apps", [])}
-    added_apps = tuple(a for i, a in apps_after.items() if apps_before.get(i) != a)
+    added_apps = tuple(
+        a for i, a in apps_after.items() if (was := apps_before.get(i)) is not a and was != a
+    )
     return solver.Change(
         devices=devices,
         lost_devices=lost,
