@@ -73,6 +73,7 @@ class ContinuumPolicy:
         self._planned: dict[str, Any] | None = None  # what the plan in force was solved from
         self._pending: _Pending | None = None
         self._rtt: dict[tuple[str, str], float] = {}
+        self._mins: dict[str, float] = {}  # each pack's min_pct
         self._kept: tuple[solver.PlanDoc, Any, Any, InForce] | None = None
 
     def _observe(self, now: Moment) -> list[Trigger]:
@@ -84,7 +85,12 @@ class ContinuumPolicy:
             if t is not None:
                 fired.append(t)
         if now.battery_reports:
-            mins = {d.id: d.battery.min_pct for d in now.problem.scenario.devices if d.battery}
+            mins = self._mins
+            if any(device not in mins for device in now.battery_reports):
+                # A pack's min_pct is the scenario's, for the whole run: read once, not
+                # by compiling the problem of every step with a report.
+                devices = now.problem.scenario.devices
+                mins.update((d.id, d.battery.min_pct if d.battery else 0.0) for d in devices)
             for device, (level, charging) in now.battery_reports.items():
                 t = self.batteries.observe(device, level, mins.get(device, 0.0), charging, now.at_s)
                 if t is not None:
