@@ -226,11 +226,12 @@ def _apply_change(
 
 
 def _carry_tables(old: Problem, new: Problem, change: Change, refigured: frozenset[int]) -> None:
-    """Hand the heuristic's and the evaluator's per-fleet tables, and the apps' candidates
-    still valid, on to the changed problem."""
+    """Hand the per-fleet tables and the apps' candidates still valid to the changed problem."""
     reshaped = change.reroutes() or bool(change.added_devices)
     appcandidates.carry(old, new, reshaped, change.devices, refigured)
-    for name in ("link_index", "adjacency", "incident"):
+    # Each device's cheapest link in joules per MB (`solver.ownpack`) reads no bandwidth.
+    joules = any("j_per_mb" in f for f in change.links.values())
+    for name in ("link_index", "adjacency", "incident", *(() if joules else ("least_j_per_mb",))):
         if name in old.derived:
             new.derived[name] = old.derived[name]
     fleet = old.derived.get("fleet")

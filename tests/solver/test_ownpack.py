@@ -12,7 +12,7 @@ from solver.evaluate import app_cost
 from solver.fastcost import Fleet, candidate_routes
 from solver.generate import generate
 from solver.incremental import Change, apply_change, resolve, touched_apps
-from solver.ownpack import drained_source, own_pack
+from solver.ownpack import _least_j_per_mb, drained_source, own_pack
 from solver.partial import alone, place_what_fits
 from solver.scenario import parse_scenario
 from tests.solver.test_heuristic_battery import _fleet
@@ -259,3 +259,20 @@ def test_the_bounds_kept_on_the_routes_give_the_verdict_of_fresh_ones_whatever_t
         assert e.routes.least
     # Cascades and chains, each refused at some level and not at another.
     assert verdicts == {(c, v) for c in (True, False) for v in (True, False)}
+
+
+def test_each_devices_cheapest_link_is_carried_while_no_link_costs_other_joules() -> None:
+    """The least joules per MB of each device's links (`drained_source`'s premise) is
+    handed to a problem whose links moved in bandwidth only, and made again when a link's
+    joules per MB changed: each time what a fresh parse of that scenario gives."""
+    scn = generate(4, devices=30, apps=8, blocks=4)
+    problem = Problem(parse_scenario(scn))
+    first = _least_j_per_mb(problem)
+    lk = scn["links"][0]
+    faster = apply_change(problem, Change(links={(lk["a"], lk["b"]): {"mbps": lk["mbps"] * 2}}))
+    assert faster.derived.get("least_j_per_mb") is first
+    cheaper = apply_change(faster, Change(links={(lk["a"], lk["b"]): {"j_per_mb": 1e-6}}))
+    assert "least_j_per_mb" not in cheaper.derived
+    fresh = dict(scn, links=[dict(lk, j_per_mb=1e-6), *scn["links"][1:]])
+    assert _least_j_per_mb(cheaper) == _least_j_per_mb(Problem(parse_scenario(fresh)))
+    assert _least_j_per_mb(cheaper) != first
