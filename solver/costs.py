@@ -61,6 +61,11 @@ class ModelShape:
     exit_params_mb: tuple[float, ...]
     reach: tuple[float, ...]  # probability that block i runs
     cont: tuple[float, ...]  # probability that the inference goes on after block i
+    # The blocks with an exit head, and the whole model's GFLOPs (a cascade stage's): made
+    # once per model and shared by the cost models changed from this one
+    # (`CostModel(like=...)`), not by every `solver.fastcost.Scorer` of every re-plan.
+    exits: frozenset[int]
+    gflops: float
 
     @classmethod
     def of(cls, model: Model) -> ModelShape:
@@ -76,14 +81,18 @@ class ModelShape:
             par.append(ex.params_mb if ex else 0.0)
             r = r * (1.0 - p)
             cont.append(r)
-        return cls(model, tuple(probs), tuple(gfl), tuple(par), tuple(reach), tuple(cont))
+        exits = frozenset(i for i, layer in enumerate(model.layers) if layer.name in by_block)
+        gflops = sum(x.gflops for x in model.layers)
+        return cls(
+            model, tuple(probs), tuple(gfl), tuple(par), tuple(reach), tuple(cont), exits, gflops
+        )
 
     @property
     def n(self) -> int:
         return len(self.model.layers)
 
     def has_exit(self, i: int) -> bool:
-        return self.model.layers[i].name in {ex.after for ex in self.model.exits}
+        return i in self.exits
 
 
 class CostModel:

@@ -28,7 +28,7 @@ from solver.migration import Migration
 from solver.plan import Placement
 from solver.problem import Problem
 from solver.routes import Route, transfer_ms
-from solver.scenario import App, Device, Model
+from solver.scenario import App, Device
 
 INF = float("inf")
 _RTT, _MBPS, _JPM = attrgetter("rtt_ms"), attrgetter("mbps"), attrgetter("j_per_mb")
@@ -339,26 +339,6 @@ class Score:
     routable: bool
 
 
-# The last models' tables, for the next Scorer: a problem changed from another shares its
-# models (`CostModel(like=...)`), and a re-plan late in a day of the 200-device fleet
-# makes a few Scorers (the per-app verdicts, the solves), each of which built these anew.
-_TABLES: tuple[object, object, dict[str, set[int]], dict[str, float]] | None = None
-
-
-def _model_tables(
-    shapes: dict[str, ModelShape], models: dict[str, Model]
-) -> tuple[dict[str, set[int]], dict[str, float]]:
-    """Per model, the blocks with an exit head, and its whole GFLOPs (a cascade stage's)."""
-    global _TABLES
-    last = _TABLES
-    if last is not None and last[0] is shapes and last[1] is models:
-        return last[2], last[3]
-    exits = {m: {i for i in range(s.n) if s.has_exit(i)} for m, s in shapes.items()}
-    gflops = {m.id: sum(x.gflops for x in m.layers) for m in models.values()}
-    _TABLES = (shapes, models, exits, gflops)
-    return exits, gflops
-
-
 class Scorer:
     """Exact objective, worst case and resource use of one app's placement, per segment."""
 
@@ -367,7 +347,6 @@ class Scorer:
         self.migration = migration
         self.cm = fleet.problem.cost
         self.shapes: dict[str, ModelShape] = self.cm.shapes
-        self.exits, self.stage_gflops = _model_tables(self.shapes, self.cm.models)
 
     def _transfer(
         self, use: dict[int, float], app: App, a: int, b: int, mb: float, prob: float
@@ -435,7 +414,7 @@ class Scorer:
                 cost, worst, ok = cost + c, worst + w, ok and r
                 c, w = self._overhead(use, app, d, reach[k])
                 cost, worst = cost + c, worst + w
-                g = self.stage_gflops[m.id]
+                g = self.shapes[m.id].gflops
                 c, w = self._compute(use, app, d, g, reach[k] * g)
                 cost, worst = cost + c, worst + w
                 use[f.n + d] = use.get(f.n + d, 0.0) + m.params_mb
@@ -447,7 +426,7 @@ class Scorer:
             assert p.model is not None and p.blocks is not None
             s = self.shapes[p.model]
             layers = s.model.layers
-            exits = self.exits[p.model]
+            exits = s.exits
             result = layers[-1].out_mb
             blocks = [f.index[b] for b in p.blocks]
             c, w, r = self._transfer(use, app, src, blocks[0], s.model.input_mb, 1.0)

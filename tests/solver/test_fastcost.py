@@ -114,16 +114,21 @@ def test_scorer_matches_the_cost_model(seed: int, migration: bool) -> None:
 
 
 def test_scorers_of_two_fleets_in_turn_read_their_own_models() -> None:
-    """A Scorer takes the last one's model tables only for the very same models (a problem
-    derived from another shares them): fleets of other models, in turn, make their own."""
+    """A Scorer reads each model's exit blocks and GFLOPs from the model's shape, made once
+    per model and shared by a problem derived from another: fleets of other models, in
+    turn, read their own."""
     a, b = _problem(0, False), _problem(5, True)
     assert a.cost.models.keys() & b.cost.models.keys()  # the same ids, other figures
     for problem in (a, b, a):
         scorer = Scorer(Fleet(problem), problem.migration)
         for m in problem.cost.models.values():
-            shape = problem.cost.shapes[m.id]
-            assert scorer.stage_gflops[m.id] == sum(x.gflops for x in m.layers)
-            assert scorer.exits[m.id] == {i for i in range(shape.n) if shape.has_exit(i)}
+            shape = scorer.shapes[m.id]
+            after = {ex.after for ex in m.exits}
+            assert shape.gflops == sum(x.gflops for x in m.layers)
+            assert shape.exits == {i for i, x in enumerate(m.layers) if x.name in after}
+    lk = a.scenario.links[0]
+    derived = apply_change(a, Change(links={(lk.a, lk.b): {"mbps": lk.mbps * 2}}))
+    assert derived.cost.shapes is a.cost.shapes
 
 
 @pytest.mark.parametrize("seed", [3, 4])
