@@ -48,7 +48,7 @@ class Degraded:
     def results(self) -> list[solver.AppResult]:
         if self._results is None:
             on, served = self.on, self.placements
-            self._results = _results_on(on, served, self.costs) if on and served else []
+            self._results = _results_on(on, served, self.costs) if on is not None and served else []
         return self._results
 
 
