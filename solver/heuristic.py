@@ -31,9 +31,10 @@ Deterministic: no randomness, ties go to the lower index; `options.seed` is unus
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -417,10 +418,15 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
         # apps: that would bound the plans keeping them, and costs a re-solve's time). It needs the
         # candidates' routes alone: with a second core, most of it aside (`solver.aside`), the rest
         # here once the plan is built; the same float either way.
+        # Without a second core it is all made once the plan is built: a solve that finds
+        # none (most of a re-plan's failing solves) makes none of it.
         routed = [(e.app, e.routes) for e in st.apps.values()]
         cut = math.ceil(len(routed) * _ASIDE)
-        bound = FleetBound(problem, st.fleet).ready()
-        aside = Aside(lambda: bound.lower(routed[:cut]), options.threads > 1)
+        fork = options.threads > 1
+        bound = functools.cache(lambda: FleetBound(problem, st.fleet))
+        if fork:
+            bound().ready()
+        aside = Aside(lambda: bound().lower(routed[:cut]), fork)
         far = (aside, bound, routed[cut:])
     try:
         return _steps(problem, options, st, far, deadline)
@@ -433,7 +439,7 @@ def _steps(
     problem: Problem,
     options: SolveOptions,
     st: _State,
-    far: tuple[Aside, FleetBound, list[tuple[App, CandidateRoutes]]] | None,
+    far: tuple[Aside, Callable[[], FleetBound], list[tuple[App, CandidateRoutes]]] | None,
     deadline: float,
 ) -> tuple[Plan, Stuck | None, dict[str, float]]:
     cm = problem.cost
@@ -480,7 +486,7 @@ def _steps(
         return infeasible_plan(cm, NAME, Reason(first.code, what, first.app)), None, {}
     if far is not None:  # asked for only now: the child's work overlaps the plan's too
         aside, shared, rest = far
-        mine = shared.lower(rest) if rest else 0.0
+        mine = shared().lower(rest) if rest else 0.0
         fleet = aside.result() + mine
         plan.doc.bound = float(st.fixed_objective + fleet) if np.isfinite(fleet) else None
     if plan.doc.bound is not None and plan.doc.objective is not None:

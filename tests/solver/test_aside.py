@@ -75,3 +75,37 @@ def test_the_heuristic_gives_the_same_plan_with_its_bound_aside() -> None:
     assert one.doc.bound is not None
     assert one.placements == two.placements
     assert one.doc.model_dump(exclude={"solve_s"}) == two.doc.model_dump(exclude={"solve_s"})
+
+
+def test_a_solve_that_finds_no_plan_makes_no_fleet_bound_in_one_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In one process the large-fleet bound is made once the plan is built: a solve that
+    finds none (a re-plan's failing solves) makes none of it; with a second thread it is
+    made first, for the child to share."""
+    from solver import heuristic
+
+    made: list[int] = []
+    real = heuristic.FleetBound
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def ready(self) -> real:  # type: ignore[valid-type]
+            made.append(os.getpid())
+            return super().ready()
+
+        def lower(self, apps: object) -> float:
+            made.append(os.getpid())
+            return float(super().lower(apps))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(heuristic, "FleetBound", Counted)
+    raw = generate(5, devices=300, apps=60, blocks=6)
+    raw["apps"][0]["slo_ms"] = 1e-3  # no placement meets it
+    for threads, bounds in ((1, 0), (2, 1)):
+        made.clear()
+        plan = solve(Problem(parse_scenario(raw)), SolveOptions(threads=threads), "heuristic")
+        assert plan.status.value == "infeasible" and plan.reason is not None
+        assert made.count(os.getpid()) == bounds
+    raw["apps"][0]["slo_ms"] = None
+    made.clear()
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(threads=1), "heuristic")
+    assert plan.doc.bound is not None and made  # a plan found: its bound, made here
