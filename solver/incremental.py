@@ -478,9 +478,7 @@ def _resolve(
     if plan.status == Status.INFEASIBLE and fixed and not _its_own_fault(plan, touched):
         fixed = {}
         plan = solve(problem, _with_fixed(opts, fixed), solver=solver)
-    if plan.doc.stats is None:
-        plan.doc.stats = {}
-    plan.doc.stats["resolved_apps"] = len(problem.cost.apps) - len(fixed)
+    plan.stat("resolved_apps", len(problem.cost.apps) - len(fixed))
     return plan
 
 

@@ -33,7 +33,7 @@ def solve(
         problem = Problem(problem)
     start = time.perf_counter()
     plan = table[solver](problem, options or SolveOptions())
-    plan.doc.solve_s = time.perf_counter() - start
+    plan.note("solve_s", time.perf_counter() - start)
     if plan.evaluation is not None:
         # What an incremental re-solve after a change evaluates its plan against.
         problem.derived["evaluation"] = plan.evaluation
