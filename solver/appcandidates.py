@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from solver.candidates import Candidate
 from solver.costs import repriced
 from solver.fastcost import CandidateRoutes
+from solver.ownpack import carry_proven
 from solver.problem import Problem
 from solver.scenario import App
 
@@ -78,11 +79,12 @@ def carry(
     `devices` in more than its battery (`solver.costs.repriced`, the rule that keeps the
     apps' costs); else those of the apps `new` has whose
     candidate routes cross none of the links `refigured` (their figures changed)."""
-    memo = old.derived.get(_KEY)
-    if not isinstance(memo, Memo) or not memo.entries or reshaped:
-        return
-    if repriced(old.cost.devices, new.cost.devices, devices):
+    if reshaped or repriced(old.cost.devices, new.cost.devices, devices):
         return  # a device changed in what a candidate reads (anything but its battery)
+    carry_proven(old, new, refigured)
+    memo = old.derived.get(_KEY)
+    if not isinstance(memo, Memo) or not memo.entries:
+        return
     moved = frozenset(refigured)
     if not moved:
         # The same figures (apps removed, say, or packs drained): one memo for both, so

@@ -15,7 +15,8 @@ independent) above what the pack pays besides its idle draw makes it the app's o
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -155,6 +156,82 @@ def _cascade_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRo
     return app.rate_rps * sum(float(use.min()) for use in stages)
 
 
+# The apps `own_pack` proved, by app id, carried from a problem to the next
+# (`solver.appcandidates.carry`): late in a day twenty apps are set aside at every
+# re-plan, and each was judged over its candidates again (made again whenever a probe
+# moved a link its routes cross): a fifth of continuum's CPU over a day (bench/RESULTS.md,
+# eleventh session).
+_PROVEN = "own_pack_proven"
+
+
+@dataclass(frozen=True, slots=True)
+class Proven:
+    """What a proof read that a re-plan may change. Both bounds read the routes' joules
+    per MB and the hosts' figures, the same while the fleet keeps its shape and its devices
+    their prices; the first block's reads no bandwidth, and the app had candidates, which
+    stay within its SLO while no link its routes cross is slower; the SLO's DP (`least`,
+    a cascade's least) reads the links' bandwidths, and holds on the same ones."""
+
+    app: App
+    first: float | None  # the first block's bound (W); None for a cascade
+    least: float | None  # the bound over SLO-meeting placements (W); None: `first` proved
+    pays: float  # what the pack paid for beside its idle draw (W)
+    mbps: tuple[tuple[int, float], ...]  # each link the candidate routes cross, its Mbit/s
+
+
+def still_proven(problem: Problem, app_id: str, pays: float) -> Reason | None:
+    """`own_pack`'s reason for `app_id` without its candidates, when the proof of an
+    earlier problem still holds (the same app, a pack that pays no more, each link of its
+    routes as fast, or for the first block's bound no slower; the rest is what
+    `carry_proven` keeps); None when not known."""
+    store = problem.derived.get(_PROVEN)
+    p: Proven | None = store.get(app_id) if isinstance(store, dict) else None
+    if p is None or problem.cost.apps.get(app_id) is not p.app or not pays <= p.pays:
+        return None
+    links = problem.scenario.links
+    if p.least is None:
+        if any(links[k].mbps < mbps for k, mbps in p.mbps):
+            return None
+    elif any(links[k].mbps != mbps for k, mbps in p.mbps):
+        return None
+    # What `own_pack` tries first, on what the pack pays now.
+    if p.first is not None and np.isfinite(p.first) and p.first > pays * (1.0 + 1e-9):
+        return _reason(p.app, p.first, pays)
+    assert p.least is not None
+    return _reason(p.app, p.least, pays)
+
+
+def note_proven(problem: Problem, app: App, routes: CandidateRoutes, pays: float) -> None:
+    """Keep the proof `own_pack` just made of `app` on `routes`, the app's candidates not
+    empty and `pays` what the pack paid, for `still_proven`."""
+    known = routes.least
+    first = known.get("first") if app.cascade is None else None
+    if first is not None and np.isfinite(first) and first > pays * (1.0 + 1e-9):
+        least = None
+    else:
+        least = known.get("least" if app.cascade is None else "cascade")
+        if least is None or not least > pays * (1.0 + 1e-9):
+            return
+        if app.cascade is None and not np.isfinite(least):
+            return  # no SLO-meeting placement: `own_pack` proves nothing
+    store = problem.derived.setdefault(_PROVEN, {})
+    links = problem.scenario.links
+    mbps = tuple((k, links[k].mbps) for k in sorted(routes.links))
+    store[app.id] = Proven(app, first, least, pays, mbps)
+
+
+def carry_proven(old: Problem, new: Problem, refigured: Collection[int]) -> None:
+    """Hand `old`'s proofs to `new` (one store for both: each proof says what it read),
+    called only when `new` has `old`'s shape and device prices; not when a link's joules
+    per MB changed (both bounds read them)."""
+    store = old.derived.get(_PROVEN)
+    if not isinstance(store, dict) or not store:
+        return
+    before, after = old.scenario.links, new.scenario.links
+    if all(before[k].j_per_mb == after[k].j_per_mb for k in refigured):
+        new.derived[_PROVEN] = store
+
+
 def _reason(app: App, least: float, pays: float) -> Reason:
     return Reason(
         Code.BATTERY,
@@ -165,4 +242,4 @@ def _reason(app: App, least: float, pays: float) -> Reason:
     )
 
 
-__all__ = ["drained_source", "own_pack"]
+__all__ = ["Proven", "carry_proven", "drained_source", "note_proven", "own_pack", "still_proven"]

@@ -22,10 +22,14 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
+from solver.candidates import fleet_of
 from solver.document import Plan
-from solver.heuristic import NAME, _State
+from solver.fastcost import Fleet
+from solver.heuristic import _MARGIN, NAME, _State
 from solver.incremental import Change, apply_change, held_broken, resolve, touched_apps
-from solver.ownpack import drained_source, own_pack
+from solver.ownpack import drained_source, note_proven, own_pack, still_proven
 from solver.plan import Placement, Status
 from solver.polish import small_fleet
 from solver.problem import Problem, SolveOptions
@@ -61,16 +65,33 @@ def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
     order, with the reason a solve would blame each with: no candidate, or their source's pack
     pays for none (`drained_source`, without candidates; else `own_pack`, over them)."""
     found: dict[str, Reason | None] = {a: r for a in apps if (r := drained_source(problem, a))}
+    if len(found) < len(apps):
+        # Proven at an earlier re-plan, and still: no candidates needed (`still_proven`).
+        fleet = fleet_of(problem)
+        cap = fleet.capacity * (1.0 - _MARGIN)  # the solve's, as `_State` makes them
+        for a in apps:
+            if a not in found and (r := still_proven(problem, a, pays_of(problem, fleet, cap, a))):
+                found[a] = r
     rest = [a for a in apps if a not in found]
     st = _State(problem, SolveOptions(), only=rest) if rest else None
     if st is not None:
         st.generate()
         mine = [e for e in st.apps.values() if e.candidates and not st.fits(st.score(e, 0))]
-        found.update((e.app.id, own_pack(problem, st.fleet, e.app, e.routes, st.cap)) for e in mine)
+        for e in mine:
+            found[e.app.id] = why = own_pack(problem, st.fleet, e.app, e.routes, st.cap)
+            if why is not None:
+                note_proven(problem, e.app, e.routes, pays_of(problem, st.fleet, st.cap, e.app.id))
     out = {a.id: found[a.id] for a in problem.scenario.apps if a.id in found}
     if st is not None:
         out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
     return {a: why for a, why in out.items() if why is not None}
+
+
+def pays_of(problem: Problem, fleet: Fleet, cap: np.ndarray, app_id: str) -> float:
+    """What the app's source's pack pays for beside its idle draw, in the solve's
+    capacities `cap` (`fastcost` numbering: inf without a battery)."""
+    source = problem.cost.apps[app_id].source
+    return float(cap[2 * fleet.n + fleet.index[source]])
 
 
 def least_terms(

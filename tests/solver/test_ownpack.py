@@ -276,3 +276,98 @@ def test_each_devices_cheapest_link_is_carried_while_no_link_costs_other_joules(
     fresh = dict(scn, links=[dict(lk, j_per_mb=1e-6), *scn["links"][1:]])
     assert _least_j_per_mb(cheaper) == _least_j_per_mb(Problem(parse_scenario(fresh)))
     assert _least_j_per_mb(cheaper) != first
+
+
+def _uplink(raw: dict[str, Any]) -> tuple[str, str]:
+    lk = next(lk for lk in raw["links"] if "g000-cam-1" in (lk["a"], lk["b"]))
+    return lk["a"], lk["b"]
+
+
+def test_a_proof_by_the_first_blocks_bound_is_carried_while_what_it_read_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An app proven by the first block's bound is proven again without its candidates
+    while the pack pays no more and no link its routes cross is slower; otherwise its
+    candidates are made again. Each verdict is that of a fresh parse of the scenario."""
+    raw = _fleet(1, set())
+    floor = _floor_pct(raw, "g000-cam-1")
+    raw["devices"][0]["battery"]["level_pct"] = floor + 0.05  # pays a little, not enough
+    problem = Problem(parse_scenario(raw))
+    assert 0.0 < problem.cost.battery_limit_w("g000-cam-1") < 1.0
+    made: list[list[str]] = []
+    state = partial._State
+
+    def counted(problem: Problem, options: SolveOptions, only: list[str]) -> object:
+        made.append(list(only))
+        return state(problem, options, only=only)
+
+    monkeypatch.setattr(partial, "_State", counted)
+    apps = ["g000-vision", "g000-vision-2"]
+    got = alone(problem, apps)
+    assert list(got) == ["g000-vision"] and got["g000-vision"].code == Code.BATTERY
+    assert "at least" in got["g000-vision"].message and made == [apps]
+    a, b = _uplink(raw)
+    mbps = next(lk["mbps"] for lk in raw["links"] if (lk["a"], lk["b"]) == (a, b))
+    level = floor + 0.04
+
+    def judged(change: Change, base: Problem) -> tuple[dict[str, object], list[list[str]]]:
+        made.clear()
+        derived = apply_change(base, change)
+        assert drained_source(derived, "g000-vision") is None
+        mine = alone(derived, apps)
+        kept = list(made)
+        scn = derived.scenario.model_dump(mode="json", exclude_none=True)
+        assert mine == alone(Problem(parse_scenario(scn)), apps)  # a fresh parse agrees
+        return mine, kept
+
+    drained = _drained(problem, level)
+    faster = Change(devices=drained.devices, links={(a, b): {"mbps": mbps * 2}})
+    mine, kept = judged(faster, problem)
+    assert mine.keys() == {"g000-vision"} and kept == [["g000-vision-2"]]  # no candidates
+    assert f"{problem.cost.battery_limit_w('g000-cam-1'):.3g}" not in mine["g000-vision"].message
+    slower = Change(devices=drained.devices, links={(a, b): {"mbps": mbps / 2}})
+    mine, kept = judged(slower, problem)
+    assert kept == [apps]  # a slower link: the candidates say whether any meets the SLO
+    fuller = _drained(problem, floor + 0.5)
+    mine, kept = judged(fuller, problem)
+    assert kept == [apps]  # a pack that pays more: proven again, or not, over them
+    cheaper = Change(links={(a, b): {"j_per_mb": 1e-6}})
+    assert "own_pack_proven" not in apply_change(problem, cheaper).derived
+
+
+def test_a_proof_by_the_slos_dp_is_carried_only_on_the_same_bandwidths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Proven over the SLO-meeting placements (a bound that reads every bandwidth of its
+    routes), the app is proven again without its candidates only while those are the same:
+    a faster link may open a placement its pack pays for, a slower one may leave none."""
+    raw = _fleet(1, set())
+    raw["devices"][0]["battery"]["level_pct"] = TOO_LOW_PCT
+    problem = Problem(parse_scenario(raw))
+    got = alone(problem, ["g000-vision"])
+    assert got.keys() == {"g000-vision"}
+    store = problem.derived["own_pack_proven"]
+    assert store["g000-vision"].least is not None  # the first block's bound did not prove it
+    made: list[list[str]] = []
+    state = partial._State
+
+    def counted(problem: Problem, options: SolveOptions, only: list[str]) -> object:
+        made.append(list(only))
+        return state(problem, options, only=only)
+
+    monkeypatch.setattr(partial, "_State", counted)
+    a, b = _uplink(raw)
+    mbps = next(lk["mbps"] for lk in raw["links"] if (lk["a"], lk["b"]) == (a, b))
+    drained = _drained(problem, TOO_LOW_PCT - 0.1)  # pays less, not yet nothing
+    for moved, candidates in (
+        ({}, []),
+        ({(a, b): {"mbps": mbps * 2}}, [["g000-vision"]]),
+        ({(a, b): {"mbps": mbps / 2}}, [["g000-vision"]]),
+    ):
+        made.clear()
+        derived = apply_change(problem, Change(devices=drained.devices, links=moved))
+        assert drained_source(derived, "g000-vision") is None
+        mine = alone(derived, ["g000-vision"])
+        assert made == candidates, moved
+        scn = derived.scenario.model_dump(mode="json", exclude_none=True)
+        assert mine == alone(Problem(parse_scenario(scn)), ["g000-vision"])
