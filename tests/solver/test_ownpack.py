@@ -278,6 +278,19 @@ def test_each_devices_cheapest_link_is_carried_while_no_link_costs_other_joules(
     assert _least_j_per_mb(cheaper) != first
 
 
+def _states_made(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The apps of each heuristic state `alone` makes from now on (their candidates)."""
+    made: list[list[str]] = []
+    state = partial._State
+
+    def counted(problem: Problem, options: SolveOptions, only: list[str]) -> object:
+        made.append(list(only))
+        return state(problem, options, only=only)
+
+    monkeypatch.setattr(partial, "_State", counted)
+    return made
+
+
 def _uplink(raw: dict[str, Any]) -> tuple[str, str]:
     lk = next(lk for lk in raw["links"] if "g000-cam-1" in (lk["a"], lk["b"]))
     return lk["a"], lk["b"]
@@ -294,14 +307,7 @@ def test_a_proof_by_the_first_blocks_bound_is_carried_while_what_it_read_holds(
     raw["devices"][0]["battery"]["level_pct"] = floor + 0.05  # pays a little, not enough
     problem = Problem(parse_scenario(raw))
     assert 0.0 < problem.cost.battery_limit_w("g000-cam-1") < 1.0
-    made: list[list[str]] = []
-    state = partial._State
-
-    def counted(problem: Problem, options: SolveOptions, only: list[str]) -> object:
-        made.append(list(only))
-        return state(problem, options, only=only)
-
-    monkeypatch.setattr(partial, "_State", counted)
+    made = _states_made(monkeypatch)
     apps = ["g000-vision", "g000-vision-2"]
     got = alone(problem, apps)
     assert list(got) == ["g000-vision"] and got["g000-vision"].code == Code.BATTERY
@@ -348,14 +354,7 @@ def test_a_proof_by_the_slos_dp_is_carried_only_on_the_same_bandwidths(
     assert got.keys() == {"g000-vision"}
     store = problem.derived["own_pack_proven"]
     assert store["g000-vision"].least is not None  # the first block's bound did not prove it
-    made: list[list[str]] = []
-    state = partial._State
-
-    def counted(problem: Problem, options: SolveOptions, only: list[str]) -> object:
-        made.append(list(only))
-        return state(problem, options, only=only)
-
-    monkeypatch.setattr(partial, "_State", counted)
+    made = _states_made(monkeypatch)
     a, b = _uplink(raw)
     mbps = next(lk["mbps"] for lk in raw["links"] if (lk["a"], lk["b"]) == (a, b))
     drained = _drained(problem, TOO_LOW_PCT - 0.1)  # pays less, not yet nothing
