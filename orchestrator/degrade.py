@@ -104,6 +104,7 @@ def held_degraded(
     set_aside: Mapping[str, solver.Reason],
     stop: frozenset[str],
     running: Mapping[str, solver.Placement],
+    base: solver.Evaluation | None = None,
 ) -> Degraded | None:
     """The apps `serve_degraded` would serve, each where `running` (the plan in force)
     runs it, when every one of those placements still fits beside `placed` with the
@@ -115,15 +116,17 @@ def held_degraded(
     that goes in force, and that one gets the search (which it got before too: a kept
     plan runs the app where it ran). As packs drain, more apps are set aside for their
     battery, and a search each at every re-plan was most of a re-plan's cost
-    (bench/continuum_day.py)."""
+    (bench/continuum_day.py). `base`: an evaluation of `placed` on this fleet, if the
+    caller has one."""
     candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
     if not candidates or any(a not in running for a in candidates):
         return None
     held = {a: running[a] for a in candidates}
     try:
-        # On top of the last evaluation on this fleet (the plan in force's, or its
-        # predecessor's, which the problem was derived from): only what moved is redone.
-        base = solver.base_evaluation(now)
+        # On top of `base`, the caller's evaluation of `placed` on this fleet (then only
+        # the apps held here are new), or of the last evaluation on it (the plan in
+        # force's, or its predecessor's): only what moved is redone.
+        base = base if base is not None else solver.base_evaluation(now)
         ev = solver.evaluate(now.cost, {**placed, **held}, cache=now.app_costs, base=base)
     except (KeyError, ValueError, IndexError):
         return None  # a placement of the plan in force names what is gone

@@ -105,7 +105,7 @@ def kept_as_is(
         # battery and SLO alone (`held_degraded`): so no hard limit breaks through them
         # (what `degrade.broken_in_force` asks of a solved re-plan, on these very
         # placements whenever the served set below is the plan in force's).
-        found = held_degraded(now, held, before.set_aside, stop, running)
+        found = held_degraded(now, held, before.set_aside, stop, running, base=ev)
         if found is None:
             return None
         degraded = found

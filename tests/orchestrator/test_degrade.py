@@ -83,6 +83,12 @@ def test_entries_on_the_re_plans_problem_equal_a_fresh_parse() -> None:
         held = degrade.held_degraded(now, partial.plan.placements, partial.set_aside,
                                      frozenset(), running)  # fmt: skip
         assert held is not None and held.placements == mine.placements
+        # On top of the caller's evaluation of the other apps (the screen's): the same.
+        placed, ev = partial.plan.placements, partial.plan.evaluation
+        assert ev is not None
+        on_plan = degrade.held_degraded(now, placed, partial.set_aside, frozenset(), running, ev)
+        assert on_plan is not None and on_plan.placements == held.placements
+        assert on_plan.reasons == held.reasons
         for a in held.placements:
             now.app_costs.pop(a, None)
         assert [r.model_dump() for r in held.results] == [r.model_dump() for r in fresh]
