@@ -72,16 +72,24 @@ def memo_of(problem: Problem) -> Memo:
 
 
 def carry(
-    old: Problem, new: Problem, reshaped: bool, devices: Collection[str], refigured: Collection[int]
+    old: Problem,
+    new: Problem,
+    reshaped: bool,
+    devices: Collection[str],
+    refigured: Collection[int],
+    joules: bool,
 ) -> None:
     """Hand `old`'s entries still valid on to `new`: none when the change `reshaped` the
     fleet (a device or link added, lost or removed, an rtt changed) or changed one of
     `devices` in more than its battery (`solver.costs.repriced`, the rule that keeps the
     apps' costs); else those of the apps `new` has whose
-    candidate routes cross none of the links `refigured` (their figures changed)."""
+    candidate routes cross none of the links `refigured` (their figures changed). The
+    own-pack proofs go with them (`solver.ownpack.carry_proven`) unless a link's `joules`
+    per MB changed."""
     if reshaped or repriced(old.cost.devices, new.cost.devices, devices):
         return  # a device changed in what a candidate reads (anything but its battery)
-    carry_proven(old, new, refigured)
+    if not joules:
+        carry_proven(old, new)
     memo = old.derived.get(_KEY)
     if not isinstance(memo, Memo) or not memo.entries:
         return

@@ -228,9 +228,10 @@ def _apply_change(
 def _carry_tables(old: Problem, new: Problem, change: Change, refigured: frozenset[int]) -> None:
     """Hand the per-fleet tables and the apps' candidates still valid to the changed problem."""
     reshaped = change.reroutes() or bool(change.added_devices)
-    appcandidates.carry(old, new, reshaped, change.devices, refigured)
-    # Each device's cheapest link in joules per MB (`solver.ownpack`) reads no bandwidth.
+    # Each device's cheapest link in joules per MB and the own-pack proofs (`solver.ownpack`)
+    # read no bandwidth: they are carried unless a link's joules per MB changed.
     joules = any("j_per_mb" in f for f in change.links.values())
+    appcandidates.carry(old, new, reshaped, change.devices, refigured, joules)
     for name in ("link_index", "adjacency", "incident", *(() if joules else ("least_j_per_mb",))):
         if name in old.derived:
             new.derived[name] = old.derived[name]

@@ -15,7 +15,6 @@ independent) above what the pack pays besides its idle draw makes it the app's o
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -42,7 +41,7 @@ def own_pack(
     if app.cascade is not None:
         if (least := known.get("cascade")) is None:
             least = known["cascade"] = _cascade_least(problem, fleet, app, routes)
-        return None if least <= pays * (1.0 + 1e-9) else _reason(app, least, pays)
+        return _verdict(app, pays, None, least)
     # Every placement starts with block 0 on a host its input reaches (`in_ok`, as the
     # chain has it), and no term is negative: the least of the first block's terms there
     # bounds what any placement makes the source pay. A pack drained to its idle floor
@@ -52,15 +51,32 @@ def own_pack(
     if (first := known.get("first")) is None:
         terms = _terms(problem, fleet, app, routes)
         first = known["first"] = _first_least(routes, terms)
-    if np.isfinite(first) and first > pays * (1.0 + 1e-9):
-        return _reason(app, first, pays)
+    if (why := _verdict(app, pays, first, None)) is not None:
+        return why
     # The least over every model: when it is within what the pack pays, some model's is.
     if (least := known.get("least")) is None:
         terms = terms if terms is not None else _terms(problem, fleet, app, routes)
         least = known["least"] = _slo_least(problem, fleet, app, routes, terms)
-    if least <= pays * (1.0 + 1e-9) or not np.isfinite(least):
-        return None  # within it, or no SLO-meeting placement at all: the candidates say why
+    return _verdict(app, pays, first, least)
+
+
+def _verdict(app: App, pays: float, first: float | None, least: float | None) -> Reason | None:
+    """`own_pack`'s verdict from its bounds, on what the pack `pays`: the first block's
+    (`first`, None for a cascade) when it proves it, else the least over SLO-meeting
+    placements (None: not made yet), which proves nothing when infinite (no such placement:
+    the candidates say why), but for a cascade, whose stages' least it is."""
+    if first is not None and np.isfinite(first) and not _within(first, pays):
+        return _reason(app, first, pays)
+    if least is None or _within(least, pays):
+        return None
+    if app.cascade is None and not np.isfinite(least):
+        return None
     return _reason(app, least, pays)
+
+
+def _within(bound: float, pays: float) -> bool:
+    """Whether the pack pays for `bound` (W), with room for the bound's other order of sums."""
+    return bound <= pays * (1.0 + 1e-9)
 
 
 def _terms(
@@ -159,8 +175,8 @@ def _cascade_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRo
 # The apps `own_pack` proved, by app id, carried from a problem to the next
 # (`solver.appcandidates.carry`): late in a day twenty apps are set aside at every
 # re-plan, and each was judged over its candidates again (made again whenever a probe
-# moved a link its routes cross): a fifth of continuum's CPU over a day (bench/RESULTS.md,
-# eleventh session).
+# moved a link its routes cross): 12.9% of continuum's py-spy samples over a day
+# (bench/RESULTS.md, eleventh session).
 _PROVEN = "own_pack_proven"
 
 
@@ -194,11 +210,7 @@ def still_proven(problem: Problem, app_id: str, pays: float) -> Reason | None:
             return None
     elif any(links[k].mbps != mbps for k, mbps in p.mbps):
         return None
-    # What `own_pack` tries first, on what the pack pays now.
-    if p.first is not None and np.isfinite(p.first) and p.first > pays * (1.0 + 1e-9):
-        return _reason(p.app, p.first, pays)
-    assert p.least is not None
-    return _reason(p.app, p.least, pays)
+    return _verdict(p.app, pays, p.first, p.least)
 
 
 def note_proven(problem: Problem, app: App, routes: CandidateRoutes, pays: float) -> None:
@@ -206,29 +218,23 @@ def note_proven(problem: Problem, app: App, routes: CandidateRoutes, pays: float
     empty and `pays` what the pack paid, for `still_proven`."""
     known = routes.least
     first = known.get("first") if app.cascade is None else None
-    if first is not None and np.isfinite(first) and first > pays * (1.0 + 1e-9):
-        least = None
-    else:
+    least = None  # the first block's bound proved it: the proof reads no bandwidth
+    if _verdict(app, pays, first, None) is None:
         least = known.get("least" if app.cascade is None else "cascade")
-        if least is None or not least > pays * (1.0 + 1e-9):
+        if _verdict(app, pays, first, least) is None:
             return
-        if app.cascade is None and not np.isfinite(least):
-            return  # no SLO-meeting placement: `own_pack` proves nothing
     store = problem.derived.setdefault(_PROVEN, {})
     links = problem.scenario.links
     mbps = tuple((k, links[k].mbps) for k in sorted(routes.links))
     store[app.id] = Proven(app, first, least, pays, mbps)
 
 
-def carry_proven(old: Problem, new: Problem, refigured: Collection[int]) -> None:
+def carry_proven(old: Problem, new: Problem) -> None:
     """Hand `old`'s proofs to `new` (one store for both: each proof says what it read),
-    called only when `new` has `old`'s shape and device prices; not when a link's joules
-    per MB changed (both bounds read them)."""
+    called only when `new` has `old`'s shape, device prices and links' joules per MB (both
+    bounds read them)."""
     store = old.derived.get(_PROVEN)
-    if not isinstance(store, dict) or not store:
-        return
-    before, after = old.scenario.links, new.scenario.links
-    if all(before[k].j_per_mb == after[k].j_per_mb for k in refigured):
+    if isinstance(store, dict) and store:
         new.derived[_PROVEN] = store
 
 
