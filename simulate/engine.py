@@ -30,6 +30,7 @@ import numpy as np
 import solver
 from orchestrator.replacement import placements_of
 from simulate.inputs import Inputs, Link
+from simulate.now import ScenarioNow
 from simulate.packs import Packs
 from simulate.policy import Moment, PlanChange, Policy
 from simulate.probes import ProbeClock
@@ -94,6 +95,7 @@ class Simulation:
         self.signalled = dict(self.link_now)
         self.probes = ProbeClock(sorted(inputs.traces), inputs.probe_s, inputs.seed)
         self.down: frozenset[str] = frozenset(self._down_at(0.0))
+        self._now = ScenarioNow(self.base, self.batteries)
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
         self._devices_due: dict[str, dict[str, Any]] = {}
@@ -116,28 +118,7 @@ class Simulation:
     def scenario_now(self, figures: dict[Link, float] | None = None) -> dict[str, Any]:
         """The scenario-v1 document of now (the one `problem()` compiles); with `figures`,
         the traced links at those instead (`measured`)."""
-        down, packs = self.down, self.batteries
-        devices = []
-        for d in self.base["devices"]:
-            if d["id"] in down:
-                continue
-            if d["id"] in packs.index:
-                d = {**d, "battery": packs.battery_doc(d["id"])}
-            devices.append(d)
-        links = []
-        for lk in self.base.get("links", []):
-            if lk["a"] in down or lk["b"] in down:
-                continue
-            key = (lk["a"], lk["b"])
-            if key in self.link_now:
-                lk = {**lk, "mbps": (figures or self.link_now).get(key, self.link_now[key])}
-            links.append(lk)
-        apps = [
-            a
-            for a in self.base["apps"]
-            if a["source"] not in down and a.get("sink", a["source"]) not in down
-        ]
-        return {**self.base, "devices": devices, "links": links, "apps": apps}
+        return self._now.document(self.down, self.link_now, figures)
 
     def measured(self) -> dict[str, Any]:
         """The scenario of now as a control plane knows it: each traced link at the

@@ -104,3 +104,27 @@ def test_a_flat_pack_counts_dead_hours_and_a_failure_drops_the_app() -> None:
     run = Simulation(inputs, "all-device", make(context(inputs, "all-device"))).run()
     assert run.totals.battery_dead_h == pytest.approx(260 / 3600)
     assert run.totals.energy_j == pytest.approx(360.0)  # 1 J a second on cam
+
+
+def _simulation(tmp_path: Path) -> Simulation:
+    trace = tmp_path / "drop.txt"
+    trace.write_text("0 100\n1 10\n")
+    inputs = prepare(
+        scenario(), "hand", ["static"], known(), hours=2 / 3600, traces=[f"cam~edge={trace}"]
+    )
+    return Simulation(inputs, "static", make(context(inputs, "static")))
+
+
+def test_a_record_whose_figure_stands_is_handed_on_as_the_same_object(tmp_path: Path) -> None:
+    sim = _simulation(tmp_path)
+    first, again = sim.scenario_now(), sim.scenario_now()
+    assert first["devices"][0] is again["devices"][0]  # cam, with its pack
+    assert first["links"][0] is again["links"][0]  # the traced link
+    sim.batteries.level[0] = 40.0
+    sim.batteries.changes(frozenset(), 0.5)
+    later = sim.scenario_now({("cam", "edge"): 55.0})
+    assert later["devices"][0] is not first["devices"][0]
+    assert later["devices"][0]["battery"]["level_pct"] == 40.0
+    assert later["links"][0] is not first["links"][0] and later["links"][0]["mbps"] == 55.0
+    assert first["devices"][0]["battery"]["level_pct"] == 50.0  # the older record stands
+    assert later["devices"][1:] == first["devices"][1:]
