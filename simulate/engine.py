@@ -36,7 +36,7 @@ from simulate.policy import Moment, PlanChange, Policy
 from simulate.probes import ProbeClock
 from simulate.scoring import Verdicts, verdicts_of
 from simulate.traces import StepTable
-from solver.costs import battery_budget_w
+from solver.costs import CostModel, battery_budget_w
 from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors
 from solver.migration import Migration, app_migration
 from solver.scenario import Device
@@ -134,6 +134,18 @@ class Simulation:
             self._problem = solver.apply_change(self._problem, change, self._held(self.down))
         return self._problem
 
+    def priced(self) -> solver.Problem:
+        """The scenario of now as far as a placement's cost and its own verdicts read it:
+        the bandwidths of now applied, the battery levels left for `problem()`. No cost
+        term reads a battery (`solver.costs`, `_PRICED`) and no per-app check does
+        (`solver.evaluate.app_violations`); the packs moving half a point, every few
+        steps somewhere in the fleet, made each SLO judged or app chosen compile them."""
+        if self._links_due:
+            change = solver.Change(links=self._links_due)
+            self._links_due = {}
+            self._problem = solver.apply_change(self._problem, change, self._held(self.down))
+        return self._problem
+
     def _down_at(self, t: float) -> set[str]:
         out = {f.device for f in self.inputs.failures if f.down(t)}
         packs = self.batteries
@@ -211,6 +223,7 @@ class Simulation:
                     signal,
                     probes,
                     self.measured,
+                    self.priced,
                 )
             )
             totals.solve_s += time.perf_counter() - started
@@ -278,6 +291,21 @@ class Simulation:
         change = solver.Change(devices=devices, links=links, lost_devices=lost)
         self._problem = solver.apply_change(self._problem, change, self._held(down))
 
+    def _limit(self, cm: CostModel) -> Callable[[str], float | None]:
+        """What each pack pays for at the battery levels of now, on `cm`, the last compiled
+        scenario: a level changed since is patched into its device as `problem()` would
+        patch it (`solver.apply_change`), by the cost model's own rule."""
+        due, horizon_h = self._devices_due, cm.scenario.horizon_h
+
+        def limit(device: str) -> float | None:
+            upd = due.get(device)
+            if upd is None:
+                return cm.battery_limit_w(device)
+            dev = Device.model_validate({**cm.devices[device].model_dump(), **upd})
+            return battery_budget_w(dev, horizon_h)
+
+        return limit
+
     def _battery_limit(self, device: str) -> float | None:
         """What the pack of `device` pays for now, by the cost model's own rule."""
         doc = {**self.base_devices[device], "battery": self.batteries.battery_doc(device)}
@@ -286,7 +314,7 @@ class Simulation:
     def _slo_over(self, apps: list[str]) -> dict[str, tuple[bool, float]]:
         """Whether each app of the plan in force is over its SLO on the scenario of now,
         by the evaluator's own per-app checks, and its worst-case ms."""
-        cm = self.problem().cost
+        cm = self.priced().cost
         out = {}
         for a in apps:
             app, p = cm.apps[a], self.placements[a]
@@ -373,11 +401,10 @@ class Simulation:
         assert verdicts is not None
         apps = sorted(moved, key=self.order.__getitem__)
         costs = [verdicts.cost_at(moved[a], self.link_now) for a in apps]
-        # The last compiled scenario has the fleet of now; unless a battery level moved
-        # since (what a pack pays for) or a cost must be made (it reads bandwidths), it
-        # serves without compiling the scenario of now.
-        stale = self._devices_due or any(c is None for c in costs)
-        problem = self.problem() if stale else self._problem
+        # The last compiled scenario has the fleet of now; unless a cost must be made (it
+        # reads bandwidths), it serves without compiling the scenario of now. The battery
+        # levels since are read from the changes not yet compiled (`_limit`).
+        problem = self.priced() if any(c is None for c in costs) else self._problem
         cm = problem.cost
         mig = Migration(cm)  # as the whole evaluation counts it: against no previous plan
         records: dict[str, AppRecord] = {}
@@ -391,7 +418,7 @@ class Simulation:
             if not isinstance(made, AppRecord):
                 return False
             records[a] = made
-        touched = verdicts.apps_moved(cm, records, self.link_now)
+        touched = verdicts.apps_moved(cm, records, self.link_now, self._limit(cm))
         packs = self.batteries
         for d in touched:
             k = packs.index.get(d)

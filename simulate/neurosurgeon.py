@@ -109,7 +109,7 @@ class NeurosurgeonPolicy:
             placement = entry.cached(listed) if self.caching else None
             if placement is None:
                 if scorer is None:
-                    scorer = Scorer(now.problem)
+                    scorer = Scorer(now.priced)
                 app = entry.splits.app
                 placement, key = choose(entry.splits, figures, functools.partial(scorer.key, app))
                 self.chose += 1

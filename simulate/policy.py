@@ -63,7 +63,10 @@ class Moment:
     """One step as a policy sees it.
 
     `problem`: the scenario of now compiled by the solver (`solver.Problem`, compiled on
-    first use); `scenario()`: the same as a scenario-v1 document (built on first call).
+    first use); `priced`: the same as far as a placement's cost and its per-app checks
+    read it (the bandwidths of now; its battery levels may be older, which no cost reads),
+    cheaper when only packs moved; `scenario()`: the same as a scenario-v1 document (built
+    on first call).
     `in_force`: the plan in force as a plan document (None before the first); when it was
     put in force as a `PlanChange`, its document is written on first read, by the
     evaluator, on the scenario of now (an app that cannot run now is not in it).
@@ -95,6 +98,7 @@ class Moment:
         bandwidth: bool = False,
         probes: Mapping[tuple[str, str], float] | None = None,
         build_measured: Callable[[], dict[str, Any]] | None = None,
+        compile_priced: Callable[[], solver.Problem] | None = None,
     ) -> None:
         self.at_s = at_s
         self._in_force = in_force
@@ -107,6 +111,7 @@ class Moment:
         self._compile, self._build = compile_problem, build_scenario
         self.probes = probes or {}
         self._build_measured = build_measured
+        self._priced = compile_priced
 
     @property
     def has_plan(self) -> bool:
@@ -120,6 +125,12 @@ class Moment:
     @cached_property
     def problem(self) -> solver.Problem:
         return self._compile()
+
+    @property
+    def priced(self) -> solver.Problem:
+        if self._priced is None or "problem" in self.__dict__:
+            return self.problem
+        return self._priced()
 
     @cached_property
     def _scenario(self) -> dict[str, Any]:

@@ -149,12 +149,18 @@ class Verdicts:
             self.battery_over[device] = not battery_within(self.device_power[device], limit_w)
 
     def apps_moved(
-        self, cm: CostModel, moved: Mapping[str, AppRecord], now: Mapping[Link, float]
+        self,
+        cm: CostModel,
+        moved: Mapping[str, AppRecord],
+        now: Mapping[Link, float],
+        limit: Callable[[str], float | None] | None = None,
     ) -> set[str]:
         """Put in force the records `moved` (served apps placed elsewhere, made on `cm`,
         the scenario of now, whose traced links have the bandwidths `now`; the same fleet
         as the last whole evaluation) in place of theirs, and judge again what they touch.
-        Returns the devices whose sums were made again."""
+        `limit`: what each pack pays for now, when `cm`'s battery levels are older (its
+        own `battery_limit_w` otherwise). Returns the devices whose sums were made again."""
+        limit_w = cm.battery_limit_w if limit is None else limit
         devices: set[str] = set()
         links: set[int] = set()
         for app, rec in moved.items():
@@ -179,7 +185,7 @@ class Verdicts:
             self.device_fixed[d] = broken
             if d in self.device_power:
                 self.device_power[d] = self.power[d]
-                self.battery_moved(d, cm.battery_limit_w(d))
+                self.battery_moved(d, limit_w(d))
         scn_links = cm.scenario.links
         for k in links:
             self._sum_link(k)

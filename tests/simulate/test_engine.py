@@ -23,10 +23,12 @@ from typing import Any
 
 import pytest
 
+import solver
 from simulate.engine import Simulation
 from simulate.inputs import prepare
 from simulate.registry import known, make
 from simulate.run import context
+from solver.evaluate import app_cost
 
 
 def scenario() -> dict[str, Any]:
@@ -113,6 +115,31 @@ def _simulation(tmp_path: Path) -> Simulation:
         scenario(), "hand", ["static"], known(), hours=2 / 3600, traces=[f"cam~edge={trace}"]
     )
     return Simulation(inputs, "static", make(context(inputs, "static")))
+
+
+def test_the_priced_problem_costs_as_the_whole_one_and_the_packs_pay_as_there(
+    tmp_path: Path,
+) -> None:
+    """`priced()` applies the bandwidths of now and leaves the battery levels for
+    `problem()`: a placement costs there what it costs on the whole problem of now, and
+    `_limit` reads what each pack pays as the whole problem will have it."""
+    sim = _simulation(tmp_path)
+    before = sim.problem().cost.battery_limit_w("cam")
+    sim.link_now[("cam", "edge")] = 10.0
+    sim._links_due[("cam", "edge")] = {"mbps": 10.0}
+    sim.batteries.level[0] = 20.0
+    sim._devices_due.update(sim.batteries.changes(frozenset(), 0.5))
+    priced = sim.priced()
+    assert sim._devices_due and not sim._links_due
+    limit = sim._limit(priced.cost)
+    on_edge = solver.Placement("a", model="m", blocks=("edge",))
+    cost = app_cost(priced.cost, priced.cost.apps["a"], on_edge)
+    whole = sim.problem()
+    assert whole is not priced and not sim._devices_due
+    assert cost == app_cost(whole.cost, whole.cost.apps["a"], on_edge)
+    assert cost.worst_ms == pytest.approx(800 + 10 + 0.8)  # the 10 Mbit/s of now
+    assert limit("cam") == whole.cost.battery_limit_w("cam") != before
+    assert limit("edge") is None
 
 
 def test_a_record_whose_figure_stands_is_handed_on_as_the_same_object(tmp_path: Path) -> None:
