@@ -31,6 +31,7 @@ from orchestrator.screen import Kept, evaluated, kept_as_is
 from orchestrator.triggers import link_name
 from orchestrator.worker_cache import FRAME as _FRAME
 from orchestrator.worker_cache import SOLVED as _SOLVED
+from orchestrator.worker_cache import index_of as _index_of
 from orchestrator.worker_cache import recall as _recall
 from orchestrator.worker_cache import remember as _remember
 
@@ -125,24 +126,19 @@ def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
     # A record that is the very object it was is the same (the simulator and the scenario
     # builder hand on what did not change): two re-plans a second compared every device,
     # link and app of a fleet field by field.
-    before = {d["id"]: d for d in old.get("devices", [])}
-    after = {d["id"]: d for d in new.get("devices", [])}
+    was_ix, now_ix = _index_of(old), _index_of(new)
+    before, after = was_ix.devices, now_ix.devices
     devices = {
         d: rec for d, rec in after.items()
         if (was := before.get(d)) is not None and was is not rec and was != rec
     }  # fmt: skip
     lost = frozenset(before.keys() - after.keys())
-
-    def links(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(lk["a"], lk["b"]): lk for lk in doc.get("links", [])}
-
-    lb, la = links(old), links(new)
+    lb, la = was_ix.links, now_ix.links
     changed = {
         k: _fields_changed(was, rec) for k, rec in la.items()
         if (was := lb.get(k)) is not None and was is not rec and was != rec
     }  # fmt: skip
-    apps_before = {a["id"]: a for a in old.get("apps", [])}
-    apps_after = {a["id"]: a for a in new.get("apps", [])}
+    apps_before, apps_after = was_ix.apps, now_ix.apps
     added_apps = tuple(
         a for i, a in apps_after.items() if (was := apps_before.get(i)) is not a and was != a
     )
@@ -183,7 +179,7 @@ def what_fired(
     device changed in anything but its battery's level moves its apps, as before."""
     devices = change.devices
     if devices:
-        old = {d["id"]: d for d in before.get("devices", [])}
+        old = _index_of(before).devices
         devices = {
             d: rec for d, rec in devices.items() if d in targets or not _level_only(old.get(d), rec)
         }  # fmt: skip

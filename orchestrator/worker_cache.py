@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,39 @@ KEEP = 3
 FRAME = ("version", "horizon_h", "max_utilization", "objective", "models")
 
 
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A scenario document's devices, links and apps by id (links by their ends)."""
+
+    doc: Mapping[str, Any]
+    devices: dict[str, dict[str, Any]]
+    links: dict[tuple[str, str], dict[str, Any]]
+    apps: dict[str, dict[str, Any]]
+
+
+# The indexes of the documents compared last, by identity (the documents are records, not
+# changed afterwards, as above): a re-plan compares the scenario of now with the plan in
+# force's and with the last re-plan's, and the plan in force's stays for many re-plans.
+INDEXES: list[Index] = []
+KEEP_INDEXES = 4  # the plan in force's, the last re-plan's, this one's, and one more
+
+
+def index_of(doc: Mapping[str, Any]) -> Index:
+    found = next((ix for ix in INDEXES if ix.doc is doc), None)
+    if found is None:
+        found = Index(
+            doc,
+            {d["id"]: d for d in doc.get("devices", [])},
+            {(lk["a"], lk["b"]): lk for lk in doc.get("links", [])},
+            {a["id"]: a for a in doc.get("apps", [])},
+        )
+    else:
+        INDEXES.remove(found)
+    INDEXES.append(found)
+    del INDEXES[:-KEEP_INDEXES]
+    return found
+
+
 def digest_of(scenario: dict[str, Any]) -> str:
     body = {k: v for k, v in scenario.items() if k != "previous"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
@@ -75,4 +109,4 @@ def recall(scenario: dict[str, Any]) -> Remembered | None:
     return found
 
 
-__all__ = ["FRAME", "SOLVED", "Remembered", "recall", "remember"]
+__all__ = ["FRAME", "SOLVED", "Index", "Remembered", "index_of", "recall", "remember"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import solver
-from orchestrator import replacement
+from orchestrator import replacement, worker_cache
 from orchestrator.replacement import Replacement, in_force
 from simulate.traces import read_trace
 from solver.generate import generate
@@ -420,6 +420,26 @@ def test_a_bandwidth_move_changes_the_bandwidth_alone() -> None:
     lk.pop("j_per_mb", None)
     lk["rtt_ms"] = lk["rtt_ms"] + 1.0
     assert replacement.change_between(scn, dropped).links[pair] == lk
+
+
+def test_a_change_is_the_same_from_the_index_kept_for_a_document_and_from_a_copy() -> None:
+    """`change_between` reads each document's records by id from an index kept for the
+    very document (a re-plan compares the plan in force's with the scenario of now at
+    every re-plan): the change is the one a copy of it, indexed afresh, gives."""
+    scn = generate(7, devices=40, apps=15, blocks=6)
+    moved, pair = _uplink_at(scn, _trace_figures(3)[1])
+    moved["devices"][3] = {**moved["devices"][3], "gflops": moved["devices"][3]["gflops"] * 2}
+    first = replacement.change_between(scn, moved)
+    assert worker_cache.index_of(scn) is worker_cache.index_of(scn)
+    assert worker_cache.index_of(copy.deepcopy(scn)) is not worker_cache.index_of(scn)
+    again = replacement.change_between(scn, moved)
+    fresh = replacement.change_between(copy.deepcopy(scn), copy.deepcopy(moved))
+    assert first == again == fresh
+    assert set(first.devices) == {moved["devices"][3]["id"]} and set(first.links) == {pair}
+    # Indexes are kept for the last few documents alone.
+    for _ in range(worker_cache.KEEP_INDEXES + 1):
+        worker_cache.index_of(copy.deepcopy(scn))
+    assert all(ix.doc is not scn for ix in worker_cache.INDEXES)
 
 
 def _in_a_fresh_worker(
