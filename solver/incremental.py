@@ -30,13 +30,7 @@ from typing import Any
 from solver import appcandidates
 from solver.costs import Cost, CostModel, repriced
 from solver.document import Plan
-from solver.evaluate import (
-    app_violations,
-    battery_within,
-    cached,
-    cached_cost,
-    structure_errors,
-)
+from solver.evaluate import app_violations, battery_within, cached, cached_cost, structure_errors
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
 from solver.held import base_evaluation
@@ -381,10 +375,17 @@ def held_broken(
 
 def _broken(problem: Problem, app: App, p: Placement) -> bool:
     """Whether `app` held at `p` breaks a per-app constraint or does not fit its model's
-    shape. Read from the evaluation of the plan in force (`base_evaluation`) when its
-    record is of this app at this placement with the very cost carried into `problem`:
-    nothing the verdict reads has changed then, and a re-solve at 5,000 apps must not
-    judge every held app again (45 ms)."""
+    shape, once per problem (`touched_apps` and `held_broken` ask of the same apps)."""
+    memo = problem.derived.setdefault("broken", {})
+    if (hit := memo.get(app.id)) is None or not (hit[0] is p or hit[0] == p):
+        hit = memo[app.id] = (p, _judged(problem, app, p))
+    return bool(hit[1])
+
+
+def _judged(problem: Problem, app: App, p: Placement) -> bool:
+    """`_broken`, read from the plan in force's evaluation (`base_evaluation`) when its
+    record is of this app at `p` with the very cost carried into `problem`: nothing the
+    verdict reads changed, and a re-solve at 5,000 apps must not judge all again (45 ms)."""
     base = base_evaluation(problem)
     rec = base.records.get(app.id) if base is not None else None
     if (

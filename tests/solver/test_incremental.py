@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,6 +260,43 @@ def test_an_app_held_out_of_its_slo_is_re_placed_whatever_the_change() -> None:
     got = resolve(new, plan.placements, change)
     assert got.status == Status.INFEASIBLE and got.reason is not None
     assert got.reason.app == held.id and got.reason.alone
+
+
+def test_a_held_app_is_judged_once_per_problem_and_placement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`touched_apps` and then `held_broken` of the apps it touched judge each held app
+    once on a problem (the verdict is kept on it), with the verdicts a fresh judge gives;
+    another placement of the app is judged again."""
+    raw = generate(3, devices=30, apps=8, blocks=4)
+    plan = solve(Problem(parse_scenario(raw)), SolveOptions(), solver="heuristic")
+    raw["apps"][2]["slo_ms"] = 1e-6
+    strict = Problem(parse_scenario(raw))
+    change = _battery_drop(strict, 0)
+    new = apply_change(strict, change, plan.placements)
+    judged: list[str] = []
+    real = incremental._judged
+
+    def counting(problem: Problem, app: Any, p: Placement) -> bool:
+        judged.append(app.id)
+        return real(problem, app, p)
+
+    monkeypatch.setattr(incremental, "_judged", counting)
+    touched = touched_apps(new, plan.placements, change)
+    broken = incremental.held_broken(new, plan.placements, touched)
+    assert broken == [strict.scenario.apps[2].id]
+    assert sorted(judged) == sorted(set(judged)) and judged
+    fresh = Problem(new.scenario, new.cost, plan.placements)
+    assert broken == [
+        a
+        for a in touched
+        if a in plan.placements and real(fresh, new.cost.apps[a], plan.placements[a])
+    ]
+    app = strict.scenario.apps[2]
+    elsewhere = Placement(app.id, model=plan.placements[app.id].model, blocks=(app.source,) * 4)
+    before = len(judged)
+    incremental._broken(new, new.cost.apps[app.id], elsewhere)
+    assert len(judged) == before + 1
 
 
 def test_the_apps_touched_are_the_same_on_a_derived_and_a_parsed_problem() -> None:
