@@ -60,8 +60,10 @@ class Index:
 # The indexes of the documents compared last, by identity (the documents are records, not
 # changed afterwards, as above): a re-plan compares the scenario of now with the plan in
 # force's and with the last re-plan's, and the plan in force's stays for many re-plans.
+# Three, least recently used out: a pool worker gets every document pickled, so there
+# none is found again, and each kept index holds its document alive.
 INDEXES: list[Index] = []
-KEEP_INDEXES = 4  # the plan in force's, the last re-plan's, this one's, and one more
+KEEP_INDEXES = 3  # the plan in force's, the last re-plan's and this one's
 
 
 def index_of(doc: Mapping[str, Any]) -> Index:
