@@ -128,11 +128,7 @@ class Simulation:
     def problem(self) -> solver.Problem:
         """The scenario of now, compiled (bandwidth and battery changes are applied when
         asked for)."""
-        if self._links_due or self._devices_due:
-            change = solver.Change(links=self._links_due, devices=self._devices_due)
-            self._links_due, self._devices_due = {}, {}
-            self._problem = solver.apply_change(self._problem, change, self._held(self.down))
-        return self._problem
+        return self._compiled(packs=True)
 
     def priced(self) -> solver.Problem:
         """The scenario of now as far as a placement's cost and its own verdicts read it:
@@ -140,9 +136,15 @@ class Simulation:
         term reads a battery (`solver.costs`, `_PRICED`) and no per-app check does
         (`solver.evaluate.app_violations`); the packs moving half a point, every few
         steps somewhere in the fleet, made each SLO judged or app chosen compile them."""
-        if self._links_due:
-            change = solver.Change(links=self._links_due)
+        return self._compiled(packs=False)
+
+    def _compiled(self, packs: bool) -> solver.Problem:
+        devices = self._devices_due if packs else {}
+        if self._links_due or devices:
+            change = solver.Change(links=self._links_due, devices=devices)
             self._links_due = {}
+            if packs:
+                self._devices_due = {}
             self._problem = solver.apply_change(self._problem, change, self._held(self.down))
         return self._problem
 
@@ -293,18 +295,10 @@ class Simulation:
 
     def _limit(self, cm: CostModel) -> Callable[[str], float | None]:
         """What each pack pays for at the battery levels of now, on `cm`, the last compiled
-        scenario: a level changed since is patched into its device as `problem()` would
-        patch it (`solver.apply_change`), by the cost model's own rule."""
-        due, horizon_h = self._devices_due, cm.scenario.horizon_h
-
-        def limit(device: str) -> float | None:
-            upd = due.get(device)
-            if upd is None:
-                return cm.battery_limit_w(device)
-            dev = Device.model_validate({**cm.devices[device].model_dump(), **upd})
-            return battery_budget_w(dev, horizon_h)
-
-        return limit
+        scenario: a level changed since (not yet compiled) is read as `_battery_limit`
+        reads it, the pack's level in the scenario of now."""
+        due = self._devices_due
+        return lambda d: self._battery_limit(d) if d in due else cm.battery_limit_w(d)
 
     def _battery_limit(self, device: str) -> float | None:
         """What the pack of `device` pays for now, by the cost model's own rule."""

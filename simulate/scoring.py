@@ -153,14 +153,13 @@ class Verdicts:
         cm: CostModel,
         moved: Mapping[str, AppRecord],
         now: Mapping[Link, float],
-        limit: Callable[[str], float | None] | None = None,
+        limit_w: Callable[[str], float | None],
     ) -> set[str]:
         """Put in force the records `moved` (served apps placed elsewhere, made on `cm`,
         the scenario of now, whose traced links have the bandwidths `now`; the same fleet
         as the last whole evaluation) in place of theirs, and judge again what they touch.
-        `limit`: what each pack pays for now, when `cm`'s battery levels are older (its
-        own `battery_limit_w` otherwise). Returns the devices whose sums were made again."""
-        limit_w = cm.battery_limit_w if limit is None else limit
+        `limit_w`: what each pack pays for now (`cm`'s battery levels may be older).
+        Returns the devices whose sums were made again."""
         devices: set[str] = set()
         links: set[int] = set()
         for app, rec in moved.items():
