@@ -184,9 +184,11 @@ _PROVEN = "own_pack_proven"
 class Proven:
     """What a proof read that a re-plan may change. Both bounds read the routes' joules
     per MB and the hosts' figures, the same while the fleet keeps its shape and its devices
-    their prices; the first block's reads no bandwidth, and the app had candidates, which
-    stay within its SLO while no link its routes cross is slower; the SLO's DP (`least`,
-    a cascade's least) reads the links' bandwidths, and holds on the same ones."""
+    their prices. The first block's bound reads no bandwidth, nor does a cascade's least
+    (each stage's joules on each candidate host: routes go by rtt, hosts are picked by rtt
+    and price), and the app had candidates, which stay within its SLO while no link its
+    routes cross is slower: such a proof holds on links no slower. The SLO's DP (`least`
+    of a chain) reads the links' bandwidths, and holds on the same ones."""
 
     app: App
     first: float | None  # the first block's bound (W); None for a cascade
@@ -198,14 +200,14 @@ class Proven:
 def still_proven(problem: Problem, app_id: str, pays: float) -> Reason | None:
     """`own_pack`'s reason for `app_id` without its candidates, when the proof of an
     earlier problem still holds (the same app, a pack that pays no more, each link of its
-    routes as fast, or for the first block's bound no slower; the rest is what
-    `carry_proven` keeps); None when not known."""
+    routes as fast, or for a bound that reads no bandwidth no slower: `Proven`; the rest
+    is what `carry_proven` keeps); None when not known."""
     store = problem.derived.get(_PROVEN)
     p: Proven | None = store.get(app_id) if isinstance(store, dict) else None
     if p is None or problem.cost.apps.get(app_id) is not p.app or not pays <= p.pays:
         return None
     links = problem.scenario.links
-    if p.least is None:
+    if p.least is None or p.app.cascade is not None:
         if any(links[k].mbps < mbps for k, mbps in p.mbps):
             return None
     elif any(links[k].mbps != mbps for k, mbps in p.mbps):

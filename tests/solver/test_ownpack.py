@@ -370,3 +370,44 @@ def test_a_proof_by_the_slos_dp_is_carried_only_on_the_same_bandwidths(
         assert made == candidates, moved
         scn = derived.scenario.model_dump(mode="json", exclude_none=True)
         assert mine == alone(Problem(parse_scenario(scn)), ["g000-vision"])
+
+
+def test_a_cascades_proof_is_carried_on_links_no_slower(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cascade's least (each stage's joules on each candidate host) reads no bandwidth:
+    proven, it is proven again without its candidates while no link its routes cross is
+    slower (the candidates it had meet the SLO all the more), with the very reason a fresh
+    parse gives; on a slower link its candidates are made again. app-19 of the generated
+    fleet is a cascade sourced at dev-105."""
+    raw = generate(7, devices=200, apps=100)
+    raw["apps"] = [a for a in raw["apps"] if a["id"] == "app-19"]
+    healthy = Problem(parse_scenario(raw))
+    app = healthy.cost.apps["app-19"]
+    plan = solve(healthy, SolveOptions(), solver="heuristic")
+    draw = app.rate_rps * app_cost(healthy.cost, app, plan.placements["app-19"]).joules["dev-105"]
+    (doc,) = [d for d in raw["devices"] if d["id"] == "dev-105"]
+    dev = healthy.cost.devices["dev-105"]
+    assert dev.battery is not None
+
+    def level(share: float) -> float:  # the pack pays `share` of what the plan drew
+        joules = (dev.power_w.idle + share * draw) * healthy.scenario.horizon_h
+        return dev.battery.min_pct + joules / dev.battery.capacity_wh * 100  # type: ignore[union-attr]
+
+    doc["battery"]["level_pct"] = level(0.5)
+    problem = Problem(parse_scenario(raw))
+    assert alone(problem, ["app-19"]).keys() == {"app-19"}
+    assert problem.derived["own_pack_proven"]["app-19"].least is not None
+    made = _states_made(monkeypatch)
+    uplinks = [
+        (lk["a"], lk["b"], lk["mbps"]) for lk in raw["links"] if "dev-105" in (lk["a"], lk["b"])
+    ]
+    assert uplinks
+    lower = {"dev-105": {"battery": {**doc["battery"], "level_pct": level(0.45)}}}
+    for factor, candidates in ((2.0, []), (0.5, [["app-19"]])):
+        made.clear()
+        moved = {(a, b): {"mbps": mbps * factor} for a, b, mbps in uplinks}
+        derived = apply_change(problem, Change(devices=lower, links=moved))
+        assert drained_source(derived, "app-19") is None
+        mine = alone(derived, ["app-19"])
+        assert made == candidates, factor
+        scn = derived.scenario.model_dump(mode="json", exclude_none=True)
+        assert mine == alone(Problem(parse_scenario(scn)), ["app-19"])
