@@ -29,6 +29,7 @@ from solver.fastcost import CandidateRoutes
 from solver.ownpack import carry_proven
 from solver.problem import Problem
 from solver.scenario import App
+from solver.unmet import carry_unmet
 
 _KEY = "app_candidates"
 
@@ -85,9 +86,11 @@ def carry(
     apps' costs); else those of the apps `new` has whose
     candidate routes cross none of the links `refigured` (their figures changed). The
     own-pack proofs go with them (`solver.ownpack.carry_proven`) unless a link's `joules`
-    per MB changed."""
+    per MB changed, and the verdicts that no placement meets an app's SLO
+    (`solver.unmet.carry_unmet`)."""
     if reshaped or repriced(old.cost.devices, new.cost.devices, devices):
         return  # a device changed in what a candidate reads (anything but its battery)
+    carry_unmet(old, new)
     if not joules:
         carry_proven(old, new)
     memo = old.derived.get(_KEY)

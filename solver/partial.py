@@ -35,6 +35,7 @@ from solver.polish import small_fleet
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Reason
 from solver.registry import solve
+from solver.unmet import note_unmet, still_unmet
 
 # Set aside at most this many apps found by failing solves: a change that rules out more
 # than a handful of apps at once (a lost cloud) is better reported whole than found app by
@@ -72,7 +73,9 @@ def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
         for a in apps:
             if a not in found and (r := still_proven(problem, a, pays_of(problem, fleet, cap, a))):
                 found[a] = r
-    rest = [a for a in apps if a not in found]
+    # Candidates come out empty again for the SLO alone (`solver.unmet`).
+    empty = {a: r for a in apps if a not in found and (r := still_unmet(problem, a))}
+    rest = [a for a in apps if a not in found and a not in empty]
     st = _State(problem, SolveOptions(), only=rest) if rest else None
     if st is not None:
         st.generate()
@@ -81,9 +84,13 @@ def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
             found[e.app.id] = why = own_pack(problem, st.fleet, e.app, e.routes, st.cap)
             if why is not None:
                 note_proven(problem, e.app, e.routes, pays_of(problem, st.fleet, st.cap, e.app.id))
+        for a, e in st.apps.items():
+            if not e.candidates:
+                empty[a] = why = st.why_empty(e)
+                note_unmet(problem, e.app, e.routes, why)
     out = {a.id: found[a.id] for a in problem.scenario.apps if a.id in found}
-    if st is not None:
-        out.update((a, st.why_empty(e)) for a, e in st.apps.items() if not e.candidates)
+    # Those with no candidate last, in scenario order (the order their searches run in).
+    out.update((a.id, empty[a.id]) for a in problem.scenario.apps if a.id in empty)
     return {a: why for a, why in out.items() if why is not None}
 
 
