@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from solver import Code, Problem, SolveOptions, partial
+from solver import Code, Problem
 from solver.incremental import Change, apply_change
 from solver.partial import alone
 from solver.scenario import parse_scenario
 from tests.solver.test_heuristic_battery import _fleet
+from tests.solver.test_ownpack import _states_made
 
 APPS = ["g000-vision", "g000-vision-2"]
-
-
-def _states_made(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The apps of each heuristic state `alone` makes from now on (their candidates)."""
-    made: list[list[str]] = []
-    state = partial._State
-
-    def counted(problem: Problem, options: SolveOptions, only: list[str]) -> object:
-        made.append(list(only))
-        return state(problem, options, only=only)
-
-    monkeypatch.setattr(partial, "_State", counted)
-    return made
 
 
 def _uplinks(problem: Problem) -> list[tuple[str, str, float]]:
