@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from solver.candidates import Candidate
 from solver.costs import repriced
 from solver.fastcost import CandidateRoutes
-from solver.ownpack import carry_proven
+from solver.ownpack import PROVEN
 from solver.problem import Problem
 from solver.scenario import App
-from solver.unmet import carry_unmet
+from solver.unmet import UNMET
 
 _KEY = "app_candidates"
 
@@ -85,14 +85,15 @@ def carry(
     `devices` in more than its battery (`solver.costs.repriced`, the rule that keeps the
     apps' costs); else those of the apps `new` has whose
     candidate routes cross none of the links `refigured` (their figures changed). The
-    own-pack proofs go with them (`solver.ownpack.carry_proven`) unless a link's `joules`
-    per MB changed, and the verdicts that no placement meets an app's SLO
-    (`solver.unmet.carry_unmet`)."""
+    verdicts kept on the problem go with them, one store for both problems (each verdict
+    says what figures it read): the verdicts that no placement meets an app's SLO
+    (`solver.unmet`), and the own-pack proofs (`solver.ownpack`) unless a link's `joules`
+    per MB changed (both of their bounds read them)."""
     if reshaped or repriced(old.cost.devices, new.cost.devices, devices):
         return  # a device changed in what a candidate reads (anything but its battery)
-    carry_unmet(old, new)
-    if not joules:
-        carry_proven(old, new)
+    for store in (UNMET, *(() if joules else (PROVEN,))):
+        if old.derived.get(store):
+            new.derived[store] = old.derived[store]
     memo = old.derived.get(_KEY)
     if not isinstance(memo, Memo) or not memo.entries:
         return

@@ -222,6 +222,13 @@ class CandidateRoutes:
     # (`solver.appcandidates`), where the verdict is asked again at each.
     least: dict[str, float] = field(default_factory=dict)
 
+    def mbps_in(self, problem: Problem) -> tuple[tuple[int, float], ...]:
+        """Each link the routes cross (by index) with its Mbit/s in `problem`: what a
+        verdict made over these routes read of the bandwidths (`solver.ownpack`,
+        `solver.unmet`)."""
+        links = problem.scenario.links
+        return tuple((k, links[k].mbps) for k in sorted(self.links))
+
 
 def _figures(
     fleet: Fleet, found: list[Route], senders: list[int]

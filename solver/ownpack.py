@@ -177,7 +177,7 @@ def _cascade_least(problem: Problem, fleet: Fleet, app: App, routes: CandidateRo
 # re-plan, and each was judged over its candidates again (made again whenever a probe
 # moved a link its routes cross): 12.9% of continuum's py-spy samples over a day
 # (bench/RESULTS.md, eleventh session).
-_PROVEN = "own_pack_proven"
+PROVEN = "own_pack_proven"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +201,8 @@ def still_proven(problem: Problem, app_id: str, pays: float) -> Reason | None:
     """`own_pack`'s reason for `app_id` without its candidates, when the proof of an
     earlier problem still holds (the same app, a pack that pays no more, each link of its
     routes as fast, or for a bound that reads no bandwidth no slower: `Proven`; the rest
-    is what `carry_proven` keeps); None when not known."""
-    store = problem.derived.get(_PROVEN)
+    is what `solver.appcandidates.carry` hands on with the store); None when not known."""
+    store = problem.derived.get(PROVEN)
     p: Proven | None = store.get(app_id) if isinstance(store, dict) else None
     if p is None or problem.cost.apps.get(app_id) is not p.app or not pays <= p.pays:
         return None
@@ -225,19 +225,9 @@ def note_proven(problem: Problem, app: App, routes: CandidateRoutes, pays: float
         least = known.get("least" if app.cascade is None else "cascade")
         if _verdict(app, pays, first, least) is None:
             return
-    store = problem.derived.setdefault(_PROVEN, {})
-    links = problem.scenario.links
-    mbps = tuple((k, links[k].mbps) for k in sorted(routes.links))
-    store[app.id] = Proven(app, first, least, pays, mbps)
-
-
-def carry_proven(old: Problem, new: Problem) -> None:
-    """Hand `old`'s proofs to `new` (one store for both: each proof says what it read),
-    called only when `new` has `old`'s shape, device prices and links' joules per MB (both
-    bounds read them)."""
-    store = old.derived.get(_PROVEN)
-    if isinstance(store, dict) and store:
-        new.derived[_PROVEN] = store
+    problem.derived.setdefault(PROVEN, {})[app.id] = Proven(
+        app, first, least, pays, routes.mbps_in(problem)
+    )
 
 
 def _reason(app: App, least: float, pays: float) -> Reason:
@@ -250,4 +240,4 @@ def _reason(app: App, least: float, pays: float) -> Reason:
     )
 
 
-__all__ = ["Proven", "carry_proven", "drained_source", "note_proven", "own_pack", "still_proven"]
+__all__ = ["PROVEN", "Proven", "drained_source", "note_proven", "own_pack", "still_proven"]

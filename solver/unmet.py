@@ -24,7 +24,7 @@ from solver.problem import Problem
 from solver.reasons import Code, Reason
 from solver.scenario import App
 
-_UNMET = "slo_unmet"
+UNMET = "slo_unmet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +39,14 @@ def note_unmet(problem: Problem, app: App, routes: CandidateRoutes, reason: Reas
     when it is its SLO's (for `still_unmet`)."""
     if reason.code != Code.SLO:
         return
-    links = problem.scenario.links
-    mbps = tuple((k, links[k].mbps) for k in sorted(routes.links))
-    problem.derived.setdefault(_UNMET, {})[app.id] = Unmet(app, reason, mbps)
+    problem.derived.setdefault(UNMET, {})[app.id] = Unmet(app, reason, routes.mbps_in(problem))
 
 
 def still_unmet(problem: Problem, app_id: str) -> Reason | None:
     """The reason of an earlier problem's verdict that no placement of `app_id` meets its
     SLO, when it still holds (the same app, no link of its routes faster); None when not
     known."""
-    store = problem.derived.get(_UNMET)
+    store = problem.derived.get(UNMET)
     u: Unmet | None = store.get(app_id) if isinstance(store, dict) else None
     if u is None or problem.cost.apps.get(app_id) is not u.app:
         return None
@@ -58,12 +56,4 @@ def still_unmet(problem: Problem, app_id: str) -> Reason | None:
     return u.reason
 
 
-def carry_unmet(old: Problem, new: Problem) -> None:
-    """Hand `old`'s verdicts to `new` (one store for both: each says what it read), called
-    only when `new` has `old`'s shape and device prices."""
-    store = old.derived.get(_UNMET)
-    if isinstance(store, dict) and store:
-        new.derived[_UNMET] = store
-
-
-__all__ = ["Unmet", "carry_unmet", "note_unmet", "still_unmet"]
+__all__ = ["UNMET", "Unmet", "note_unmet", "still_unmet"]
