@@ -63,7 +63,7 @@ from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.ripup import ripup
 from solver.scenario import App
-from solver.stuck import resources_of, stuck_at
+from solver.stuck import held_clear, resources_of, stuck_at
 from solver.verdict import Stuck
 
 NAME = "heuristic"
@@ -87,6 +87,7 @@ class _App:
     slo_only: bool = False  # some model is routable and fits, but no path meets the SLO
     complete: bool = True  # every allowed host is a candidate host
     chosen: int = -1
+    overflowed: set[int] = field(default_factory=set)  # by the paths `reroute` tried
 
 
 class _State:
@@ -262,6 +263,7 @@ class _State:
                     if est < limit:
                         p = Placement(app=app.id, stages=tuple(f.ids[h] for h in hs))
                         sc = self.scorer.score(app, p)
+                        e.overflowed.update(self.overflow(sc))
                         if self.fits(sc):
                             e.candidates.append(Candidate(p, est))
                             e.scores[len(e.candidates) - 1] = sc
@@ -288,9 +290,9 @@ class _State:
                 e.candidates.append(Candidate(best[1], best[0]))
                 e.scores[len(e.candidates) - 1] = sc
                 return len(e.candidates) - 1
-            before = forbid.copy()
-            priced_before = len(battery)
-            for r in self.overflow(sc):
+            before, priced_before = forbid.copy(), len(battery)
+            e.overflowed.update(over := self.overflow(sc))
+            for r in over:
                 if r < 3 * f.n:
                     d = r % f.n
                     if r == 2 * f.n + src:
@@ -417,9 +419,8 @@ def _solve(problem: Problem, options: SolveOptions) -> tuple[Plan, Stuck | None,
         # Candidates are a neighbourhood: the bound counts every other host too (not around fixed
         # apps: that would bound the plans keeping them, and costs a re-solve's time). It needs the
         # candidates' routes alone: with a second core, most of it aside (`solver.aside`), the rest
-        # here once the plan is built; the same float either way.
-        # Without a second core it is all made once the plan is built: a solve that finds
-        # none (most of a re-plan's failing solves) makes none of it.
+        # here once the plan is built (all of it without a second core: a solve that finds
+        # none, most of a re-plan's failing solves, makes none of it); the same float.
         routed = [(e.app, e.routes) for e in st.apps.values()]
         cut = math.ceil(len(routed) * _ASIDE)
         fork = options.threads > 1
@@ -463,7 +464,7 @@ def _steps(
             code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
             what = f"app {e.app.id}: no placement found within shared capacity ({names})"
             own = own_pack(problem, st.fleet, e.app, e.routes, st.cap)
-            reason = own or Reason(code, what, e.app.id)
+            reason = own or Reason(code, what, e.app.id, held_clear=held_clear(st, e))
             return infeasible_plan(cm, NAME, reason), stuck_at(st, e, code, names), {}
         st.take(e, j)
     st.improve(deadline)

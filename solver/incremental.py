@@ -457,7 +457,7 @@ def resolve(
 ) -> Plan:
     """Re-place the touched apps on the changed `problem`, every other app held fixed.
 
-    When the fixed apps leave no room for the touched ones, every app is re-placed.
+    When the fixed apps stand in a touched app's way, every app is re-placed (`_its_own_fault`).
     `touched`: the apps to re-place when the caller worked them out already (on the
     problem `change` was applied to; `problem` may since have lost apps).
     """
@@ -485,12 +485,12 @@ def _resolve(
 
 
 def _its_own_fault(plan: Plan, touched: Collection[str]) -> bool:
-    """Whether the plan is infeasible for a re-placed app alone (no placement of its own
-    meets its limits, `Reason.alone`): the fixed apps do not stand in its way, and
-    re-placing them too would only name it again, or an app before it that is held
-    where it runs."""
+    """Whether the plan is infeasible for a re-placed app that the fixed apps do not stand
+    in the way of: no placement of its own meets its limits (`Reason.alone`), or no fixed
+    app uses what its options overflowed (`Reason.held_clear`). Re-placing them too would
+    name it again, or an app before it that is held where it runs."""
     reason = plan.reason
-    return reason is not None and reason.alone and reason.app in touched
+    return reason is not None and (reason.alone or reason.held_clear) and reason.app in touched
 
 
 def _with_fixed(options: SolveOptions, fixed: dict[str, Placement]) -> SolveOptions:

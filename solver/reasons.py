@@ -9,7 +9,7 @@ strings and adds `reason_code` and `violation_codes` beside them (docs/solver.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -40,6 +40,11 @@ class Reason:
     # accuracy or SLO: no placement of the other apps can lift it (an incremental re-solve
     # does not re-place every app to find the same, `solver.incremental.resolve`).
     alone: bool = False
+    # The heuristic's judgment, not a proof: what the blamed app's candidates and the paths
+    # its repair tried overflowed, no app held fixed uses, so re-placing the held apps makes
+    # it no room there (`solver.stuck.held_clear`). Not compared: it says how the verdict
+    # was reached, not what it is.
+    held_clear: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return self.message

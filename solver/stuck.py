@@ -28,6 +28,8 @@ class Entry(Protocol):
     def candidates(self) -> list[Candidate]: ...
     @property
     def chosen(self) -> int: ...
+    @property
+    def overflowed(self) -> set[int]: ...
 
 
 E = TypeVar("E", bound=Entry)
@@ -91,4 +93,17 @@ def stuck_at(st: State[E], e: E, code: Code, names: str) -> Stuck:
     return Stuck(e.app.id, tuple(neighbours), names, code, proof)
 
 
-__all__ = ["Entry", "State", "resources_of", "stuck_at"]
+def held_clear(st: State[E], e: E) -> bool:
+    """Whether no app held fixed uses anything that the stuck app's candidates, or the
+    paths its repair tried (`overflowed`), overflowed. Then what stands in its way is its
+    own use and the free apps', and re-placing the held apps as well (what an incremental
+    re-solve falls back on, `solver.incremental.resolve`) frees none of it. A judgment
+    over what the heuristic tried, not a proof over every placement like `Reason.alone`:
+    over a day of the 200-device fleet, each of the 497 re-solves of every app it spares
+    failed on the same app with the same reason (bench/RESULTS.md)."""
+    tried = {r for j in range(len(e.candidates)) for r in st.overflow(st.score(e, j))}
+    tried |= e.overflowed
+    return bool(tried) and not bool((st.fixed_load[sorted(tried)] > 0).any())
+
+
+__all__ = ["Entry", "State", "held_clear", "resources_of", "stuck_at"]

@@ -240,6 +240,39 @@ def test_a_re_solve_that_falls_back_to_every_app_counts_every_app(
     assert got.doc.stats is not None and got.doc.stats["resolved_apps"] == 10
 
 
+@pytest.mark.parametrize(("clear", "expected"), [(True, [True]), (False, [True, False])])
+def test_a_re_solve_blocked_only_by_what_no_held_app_uses_re_places_no_more(
+    monkeypatch: pytest.MonkeyPatch, clear: bool, expected: list[bool]
+) -> None:
+    """When the app an incremental re-solve blames overflowed only what no held app uses
+    (`Reason.held_clear`), re-placing the held apps frees none of it: no re-solve of
+    every app follows, and its reason is the plan's. Without that judgment (the held
+    apps use what it overflowed), every app is re-placed, as before."""
+    problem = Problem(parse_scenario(generate(8, devices=30, apps=10, blocks=4)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    link = problem.scenario.links[0]
+    change = Change(links={(link.a, link.b): {"mbps": link.mbps * 0.5}})
+    new = apply_change(problem, change, plan.placements)
+    blamed = problem.scenario.apps[0].id
+    real = incremental.solve
+    calls: list[bool] = []  # whether each solve held apps
+
+    def stuck_when_held(p: Problem, options: SolveOptions, solver: str) -> Plan:
+        calls.append(bool(options.fixed))
+        if options.fixed:
+            what = f"app {blamed}: no placement found within shared capacity (battery)"
+            why = Reason(Code.BATTERY, what, blamed, held_clear=clear)
+            return infeasible_plan(p.cost, solver, why)
+        return real(p, options, solver=solver)
+
+    monkeypatch.setattr(incremental, "solve", stuck_when_held)
+    got = resolve(new, plan.placements, change, touched={blamed})
+    assert calls == expected
+    if clear:
+        assert got.status == Status.INFEASIBLE and got.reason is not None
+        assert got.reason.app == blamed and got.reason.held_clear
+
+
 def test_an_app_held_out_of_its_slo_is_re_placed_whatever_the_change() -> None:
     """An app whose placement in force breaks its SLO already (one served degraded) is
     re-placed at the next re-solve even when the change (a battery elsewhere) does not
