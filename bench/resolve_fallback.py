@@ -3,9 +3,10 @@
 When an incremental re-solve (`solver.incremental.resolve`: the apps a change touched
 re-placed, every other app held where it runs) finds no plan, it re-places every app, in
 case the held apps stood in the way, unless the app it blames fits nowhere on its own
-(`Reason.alone`) or no held app uses anything its candidates, or the paths its repair
-tried, overflowed (`Reason.held_clear`, `solver.stuck.held_clear`). The second is the
-heuristic's judgment over what it tried, not a proof; this checks it on a long run.
+(`Reason.alone`) or each option it tried (its candidates, the paths its repair tried)
+overflows something even without the held apps' load (`Reason.held_clear`,
+`solver.stuck.held_clear`). The second is the heuristic's judgment over what it tried,
+not a proof; this checks it on a long run.
 
 It runs `continuum` in the simulator on `bench/simulate.py`'s 200-device fleet and, at
 every incremental re-solve that failed with `held_clear` (and not `alone`), runs the

@@ -63,7 +63,7 @@ from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.ripup import ripup
 from solver.scenario import App
-from solver.stuck import held_clear, resources_of, stuck_at
+from solver.stuck import held_clear, overflows_unheld, resources_of, stuck_at
 from solver.verdict import Stuck
 
 NAME = "heuristic"
@@ -87,7 +87,7 @@ class _App:
     slo_only: bool = False  # some model is routable and fits, but no path meets the SLO
     complete: bool = True  # every allowed host is a candidate host
     chosen: int = -1
-    overflowed: set[int] = field(default_factory=set)  # by the paths `reroute` tried
+    tipped: bool = False  # a path `reroute` tried overflowed only for the held apps' load
 
 
 class _State:
@@ -263,11 +263,11 @@ class _State:
                     if est < limit:
                         p = Placement(app=app.id, stages=tuple(f.ids[h] for h in hs))
                         sc = self.scorer.score(app, p)
-                        e.overflowed.update(self.overflow(sc))
                         if self.fits(sc):
                             e.candidates.append(Candidate(p, est))
                             e.scores[len(e.candidates) - 1] = sc
                             return len(e.candidates) - 1
+                        e.tipped |= not overflows_unheld(self, sc)
                 return None
             slo = np.array([app.slo_ms if app.slo_ms is not None else INF])
             if battery:
@@ -291,8 +291,8 @@ class _State:
                 e.scores[len(e.candidates) - 1] = sc
                 return len(e.candidates) - 1
             before, priced_before = forbid.copy(), len(battery)
-            e.overflowed.update(over := self.overflow(sc))
-            for r in over:
+            e.tipped |= not overflows_unheld(self, sc)
+            for r in self.overflow(sc):
                 if r < 3 * f.n:
                     d = r % f.n
                     if r == 2 * f.n + src:

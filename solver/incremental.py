@@ -486,9 +486,9 @@ def _resolve(
 
 def _its_own_fault(plan: Plan, touched: Collection[str]) -> bool:
     """Whether the plan is infeasible for a re-placed app that the fixed apps do not stand
-    in the way of: no placement of its own meets its limits (`Reason.alone`), or no fixed
-    app uses what its options overflowed (`Reason.held_clear`). Re-placing them too would
-    name it again, or an app before it that is held where it runs."""
+    in the way of: no placement of its own meets its limits (`Reason.alone`), or each
+    option it tried overflows even without them (`Reason.held_clear`). Re-placing them too
+    would name it again, or an app before it that is held where it runs."""
     reason = plan.reason
     return reason is not None and (reason.alone or reason.held_clear) and reason.app in touched
 

@@ -40,10 +40,10 @@ class Reason:
     # accuracy or SLO: no placement of the other apps can lift it (an incremental re-solve
     # does not re-place every app to find the same, `solver.incremental.resolve`).
     alone: bool = False
-    # The heuristic's judgment, not a proof: what the blamed app's candidates and the paths
-    # its repair tried overflowed, no app held fixed uses, so re-placing the held apps makes
-    # it no room there (`solver.stuck.held_clear`). Not compared: it says how the verdict
-    # was reached, not what it is.
+    # The heuristic's judgment, not a proof: each option it tried for the blamed app (its
+    # candidates, the paths its repair tried) overflows something even without the load of
+    # the apps held fixed, so re-placing them makes it no room (`solver.stuck.held_clear`).
+    # Not compared: it says how the verdict was reached, not what it is.
     held_clear: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:

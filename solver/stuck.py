@@ -29,7 +29,7 @@ class Entry(Protocol):
     @property
     def chosen(self) -> int: ...
     @property
-    def overflowed(self) -> set[int]: ...
+    def tipped(self) -> bool: ...
 
 
 E = TypeVar("E", bound=Entry)
@@ -46,6 +46,10 @@ class State(Protocol[E]):
     def complete(self) -> bool: ...
     @property
     def fixed_load(self) -> np.ndarray: ...
+    @property
+    def load(self) -> np.ndarray: ...
+    @property
+    def cap(self) -> np.ndarray: ...
     @property
     def apps(self) -> Mapping[str, E]: ...
     def score(self, e: E, j: int) -> Score: ...
@@ -93,17 +97,27 @@ def stuck_at(st: State[E], e: E, code: Code, names: str) -> Stuck:
     return Stuck(e.app.id, tuple(neighbours), names, code, proof)
 
 
+def overflows_unheld(st: State[E], sc: Score) -> bool:
+    """Whether a placement's use overflows something even without the held apps' load."""
+    rows = sc.resources
+    return bool(np.any(st.load[rows] - st.fixed_load[rows] + sc.amounts > st.cap[rows]))
+
+
 def held_clear(st: State[E], e: E) -> bool:
-    """Whether no app held fixed uses anything that the stuck app's candidates, or the
-    paths its repair tried (`overflowed`), overflowed. Then what stands in its way is its
-    own use and the free apps', and re-placing the held apps as well (what an incremental
-    re-solve falls back on, `solver.incremental.resolve`) frees none of it. A judgment
-    over what the heuristic tried, not a proof over every placement like `Reason.alone`:
-    over a day of the 200-device fleet, each of the 497 re-solves of every app it spares
-    failed on the same app with the same reason (bench/RESULTS.md)."""
-    tried = {r for j in range(len(e.candidates)) for r in st.overflow(st.score(e, j))}
-    tried |= e.overflowed
-    return bool(tried) and not bool((st.fixed_load[sorted(tried)] > 0).any())
+    """Whether each of the stuck app's candidates, and each path its repair tried
+    (`tipped` says one did not), overflows something even without the held apps' load.
+    Then re-placing the held apps as well (what an incremental re-solve falls back on,
+    `solver.incremental.resolve`) makes none of them fit: what stands in its way is its
+    own use and the free apps'. A judgment over what the heuristic tried, not a proof over
+    every placement like `Reason.alone`: over a day of the 200-device fleet, each of the
+    497 re-solves of every app it spares failed on the same app with the same reason
+    (bench/RESULTS.md)."""
+    options = range(len(e.candidates))
+    return (
+        bool(options)
+        and not e.tipped
+        and all(overflows_unheld(st, st.score(e, j)) for j in options)
+    )
 
 
-__all__ = ["Entry", "State", "held_clear", "resources_of", "stuck_at"]
+__all__ = ["Entry", "State", "held_clear", "overflows_unheld", "resources_of", "stuck_at"]

@@ -1,75 +1,66 @@
 """`solver.stuck.held_clear`: whether the apps held where they run stand in the stuck app's
-way, judged on what its candidates and its repair's paths overflowed."""
+way, judged on each option it tried: its candidates and its repair's paths."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from solver.candidates import Candidate
 from solver.fastcost import Score
 from solver.plan import Placement
-from solver.stuck import held_clear
+from solver.stuck import held_clear, overflows_unheld
 
 
 @dataclass
 class _Entry:
     candidates: list[Candidate]
-    overflowed: set[int] = field(default_factory=set)
+    tipped: bool = False
 
 
 @dataclass
 class _State:
-    """Resources 0..3; each candidate's score uses the resources `uses[j]` names."""
+    """Resources 0..2, each of capacity 1; candidate j uses what `uses[j]` says."""
 
-    fixed_load: np.ndarray
-    load: np.ndarray
-    cap: np.ndarray
+    fixed_load: np.ndarray  # the held apps'
+    load: np.ndarray  # the held apps' and the free apps' placed so far
     uses: list[dict[int, float]]
+    cap = np.ones(3)
 
     def score(self, e: _Entry, j: int) -> Score:
         use = self.uses[j]
         rows = np.array(sorted(use), dtype=np.int64)
         return Score(0.0, 0.0, rows, np.array([use[r] for r in rows.tolist()]), True)
 
-    def overflow(self, sc: Score) -> list[int]:
-        over = self.load[sc.resources] + sc.amounts > self.cap[sc.resources]
-        return [int(r) for r in sc.resources[over]]
 
-
-def _state(fixed: list[float]) -> _State:
-    # Candidate 0 overflows resource 1 (the camera's battery, say), candidate 1 resource 2.
-    return _State(
-        fixed_load=np.array(fixed),
-        load=np.array(fixed),
-        cap=np.array([10.0, 1.0, 1.0, 10.0]),
-        uses=[{0: 1.0, 1: 2.0}, {0: 1.0, 2: 2.0}],
-    )
-
-
-def _entry(overflowed: set[int] | None = None) -> _Entry:
+def _entry(n: int, tipped: bool = False) -> _Entry:
     p = Placement(app="a", model="m", blocks=("d",))
-    return _Entry([Candidate(p, 1.0), Candidate(p, 2.0)], overflowed or set())
+    return _Entry([Candidate(p, float(j)) for j in range(n)], tipped)
 
 
-def test_held_apps_that_use_nothing_it_overflowed_do_not_stand_in_its_way() -> None:
-    # The held apps load resources 0 and 3 only: neither candidate overflowed those.
-    assert held_clear(_state([5.0, 0.0, 0.0, 5.0]), _entry())
+def test_options_that_overflow_without_the_held_apps_are_clear_of_them() -> None:
+    # Candidate 0 alone overflows resource 0 (its camera's battery, say); candidate 1
+    # overflows resource 1 with a free app's load on it. Held apps load resource 2 only.
+    st = _State(np.array([0.0, 0.0, 0.9]), np.array([0.0, 0.5, 0.9]), [{0: 2.0}, {1: 0.7}])
+    assert held_clear(st, _entry(2))
 
 
-def test_a_held_app_on_what_a_candidate_overflowed_stands_in_its_way() -> None:
-    assert not held_clear(_state([5.0, 0.0, 0.5, 5.0]), _entry())
+def test_an_option_the_held_apps_tip_over_is_not() -> None:
+    # Candidate 1 overflows resource 2 only because of the held apps' 0.9 on it.
+    st = _State(np.array([0.0, 0.0, 0.9]), np.array([0.0, 0.0, 0.9]), [{0: 2.0}, {2: 0.5}])
+    assert not overflows_unheld(st, st.score(_entry(2), 1))
+    assert not held_clear(st, _entry(2))
 
 
-def test_what_the_repair_tried_counts_too() -> None:
-    """A path the repair tried and dropped (it overflowed resource 3, where held apps run)
-    is not among the candidates, but re-placing the held apps could make it fit."""
-    assert held_clear(_state([5.0, 0.0, 0.0, 0.0]), _entry({3}))
-    assert not held_clear(_state([5.0, 0.0, 0.0, 9.5]), _entry({3}))
+def test_a_repair_path_the_held_apps_tipped_over_counts_too() -> None:
+    """A path the repair tried and dropped is not among the candidates; it fitted but for
+    the held apps' load (`tipped`): re-placing them could make room for it."""
+    st = _State(np.array([0.0, 0.0, 0.9]), np.array([0.0, 0.0, 0.9]), [{0: 2.0}])
+    assert held_clear(st, _entry(1))
+    assert not held_clear(st, _entry(1, tipped=True))
 
 
-def test_nothing_overflowed_is_no_judgment() -> None:
-    st = _state([0.0, 0.0, 0.0, 0.0])
-    st.cap = np.array([10.0, 10.0, 10.0, 10.0])
-    assert not held_clear(st, _entry())
+def test_no_option_is_no_judgment() -> None:
+    st = _State(np.zeros(3), np.zeros(3), [])
+    assert not held_clear(st, _entry(0))
