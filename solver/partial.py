@@ -27,7 +27,7 @@ import numpy as np
 from solver.candidates import fleet_of
 from solver.document import Plan
 from solver.fastcost import Fleet
-from solver.heuristic import _MARGIN, NAME, _State
+from solver.heuristic import _MARGIN, NAME, _App, _State
 from solver.incremental import Change, apply_change, held_broken, resolve, touched_apps
 from solver.ownpack import drained_source, note_proven, own_pack, still_proven
 from solver.plan import Placement, Status
@@ -35,6 +35,7 @@ from solver.polish import small_fleet
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Reason
 from solver.registry import solve
+from solver.stuck import resources_of
 from solver.unmet import note_unmet, still_unmet
 
 # Set aside at most this many apps found by failing solves: a change that rules out more
@@ -76,6 +77,7 @@ def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
     # Candidates come out empty again for the SLO alone (`solver.unmet`).
     empty = {a: r for a in apps if a not in found and (r := still_unmet(problem, a))}
     rest = [a for a in apps if a not in found and a not in empty]
+    stuck: dict[str, Reason] = {}
     st = _State(problem, SolveOptions(), only=rest) if rest else None
     if st is not None:
         st.generate()
@@ -84,14 +86,34 @@ def alone(problem: Problem, apps: Collection[str]) -> dict[str, Reason]:
             found[e.app.id] = why = own_pack(problem, st.fleet, e.app, e.routes, st.cap)
             if why is not None:
                 note_proven(problem, e.app, e.routes, pays_of(problem, st.fleet, st.cap, e.app.id))
+            elif (why := _stuck_alone(st, e)) is not None:
+                stuck[e.app.id] = why
         for a, e in st.apps.items():
             if not e.candidates:
                 empty[a] = why = st.why_empty(e)
                 note_unmet(problem, e.app, e.routes, why)
     out = {a.id: found[a.id] for a in problem.scenario.apps if a.id in found}
-    # Those with no candidate last, in scenario order (the order their searches run in).
+    # Those with no candidate last, in scenario order (the order their searches run in),
+    # then those the heuristic finds no room for even alone, as a failing solve adds them.
     out.update((a.id, empty[a.id]) for a in problem.scenario.apps if a.id in empty)
+    out.update((a.id, stuck[a.id]) for a in problem.scenario.apps if a.id in stuck)
     return {a: why for a, why in out.items() if why is not None}
+
+
+def _stuck_alone(st: _State, e: _App) -> Reason | None:
+    """The reason a solve blames the app with when none of its candidates fits, nor any
+    path its repair finds, on a fleet that holds nothing else (`st`, made for these apps
+    alone): such an app fits in no solve, and each failing solve of a re-plan named it
+    again, then solved without it (the app of most of a day's failing solves: a camera
+    whose pack pays for less than any placement the heuristic finds, though more than
+    `own_pack` can prove: bench/RESULTS.md). None when one fits."""
+    if any(st.fits(st.score(e, j)) for j in range(len(e.candidates))):
+        return None
+    if st.reroute(e, math.inf) is not None:
+        return None
+    code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
+    what = f"app {e.app.id}: no placement found within shared capacity ({names})"
+    return Reason(code, what, e.app.id, held_clear=True)
 
 
 def pays_of(problem: Problem, fleet: Fleet, cap: np.ndarray, app_id: str) -> float:

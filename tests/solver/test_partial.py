@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from solver import Problem, SolveOptions, Status, evaluate, parse_scenario, partial, solve
+from solver import (
+    Problem,
+    SolveOptions,
+    Status,
+    evaluate,
+    heuristic,
+    parse_scenario,
+    partial,
+    solve,
+)
 from solver.appcandidates import memo_of
 from solver.candidates import Candidate
 from solver.document import Plan
@@ -27,6 +36,19 @@ def _impossible(scenario: dict[str, Any], *app_ids: str) -> dict[str, Any]:
         if app["id"] in app_ids:
             app["slo_ms"] = 1e-6
     return out
+
+
+def _counted_solves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at each solve `place_what_fits` runs."""
+    solves: list[int] = []
+    resolve = partial.resolve
+
+    def counted(*args: Any, **kwargs: Any) -> Plan:
+        solves.append(1)
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(partial, "resolve", counted)
+    return solves
 
 
 @pytest.mark.parametrize("solver", ["heuristic", "ilp"])
@@ -92,14 +114,7 @@ def test_an_app_held_where_it_breaks_its_limits_is_set_aside_before_the_solve(
         links={(link.a, link.b): {"mbps": link.mbps * 0.7}},
     )
     problem = apply_change(first, change, in_force)
-    solves: list[int] = []
-    resolve = partial.resolve
-
-    def counted(*args: Any, **kwargs: Any) -> Plan:
-        solves.append(1)
-        return resolve(*args, **kwargs)
-
-    monkeypatch.setattr(partial, "resolve", counted)
+    solves = _counted_solves(monkeypatch)
     out = place_what_fits(problem, OPTIONS, "heuristic", previous=in_force, change=change)
     assert len(solves) == 1
 
@@ -221,3 +236,44 @@ def test_least_terms_bounds_every_placement_the_heuristic_may_give(seed: int, de
     assert partial.least_terms(problem, both, "ilp") is None
     out = _impossible(now, both[0])
     assert partial.least_terms(Problem(parse_scenario(out)), both) is None
+
+
+def test_an_app_with_no_room_even_alone_is_set_aside_before_the_solve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An app held where its camera's pack can no longer pay, which the own-pack bound does
+    not prove (here: no proof at all), and for which the heuristic finds no room even on a
+    fleet holding nothing else, is set aside by the per-app verdict with the reason the
+    failing solve gives it: the same outcome, one solve fewer."""
+    scn = generate(17, devices=90, apps=12, blocks=4)
+    first = Problem(parse_scenario(scn))
+    in_force = solve(first, OPTIONS, solver="heuristic").placements
+    devices = first.cost.devices
+    app = next(
+        a for a in first.scenario.apps
+        if (d := devices[a.source]).battery is not None and d.power_w.busy > d.power_w.idle
+    )  # fmt: skip
+    camera = first.cost.devices[app.source]
+    assert camera.battery is not None
+    # A pack with a thousandth of what the plan in force draws from it beside its idle.
+    drawn = evaluate(first.cost, in_force).power_w[camera.id]
+    usable_wh = (camera.power_w.idle + drawn * 1e-3) * first.scenario.horizon_h
+    level = camera.battery.min_pct + usable_wh / camera.battery.capacity_wh * 100.0
+    battery = {**camera.battery.model_dump(), "level_pct": level}
+    change = Change(devices={camera.id: {"battery": battery}})
+    problem = apply_change(first, change, in_force)
+    monkeypatch.setattr(partial, "own_pack", lambda *args: None)
+    monkeypatch.setattr(heuristic, "own_pack", lambda *args: None)
+    monkeypatch.setattr(partial, "drained_source", lambda *args: None)
+    solves = _counted_solves(monkeypatch)
+    out = place_what_fits(problem, OPTIONS, "heuristic", previous=in_force, change=change)
+    assert len(solves) == 1
+    assert list(out.set_aside) == [app.id] and out.set_aside[app.id].code == Code.BATTERY
+
+    solves.clear()
+    monkeypatch.setattr(partial, "alone", lambda problem, apps: {})
+    failing = place_what_fits(problem, OPTIONS, "heuristic", previous=in_force, change=change)
+    assert len(solves) == 2  # one failing on it, then the rest
+    assert out.set_aside == failing.set_aside
+    assert out.plan.placements == failing.plan.placements
+    assert out.plan.doc.objective == failing.plan.doc.objective
