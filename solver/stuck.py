@@ -110,8 +110,9 @@ def held_clear(st: State[E], e: E) -> bool:
     `solver.incremental.resolve`) makes none of them fit: what stands in its way is its
     own use and the free apps'. A judgment over what the heuristic tried, not a proof over
     every placement like `Reason.alone`: over a day of the 200-device fleet, each of the
-    497 re-solves of every app it spares failed on the same app with the same reason
-    (bench/RESULTS.md)."""
+    497 re-solves of every app it spared failed on the same app with the same reason, and
+    each of the 11 it spares since `solver.partial.alone` asks the same of such an app
+    before the solve (bench/RESULTS.md)."""
     options = range(len(e.candidates))
     return (
         bool(options)
