@@ -104,9 +104,10 @@ def _stuck_alone(st: _State, e: _App) -> Reason | None:
     """The reason a solve blames the app with when none of its candidates fits, nor any
     path its repair finds, on a fleet that holds nothing else (`st`, made for these apps
     alone): such an app fits in no solve, and each failing solve of a re-plan named it
-    again, then solved without it (the app of most of a day's failing solves: a camera
-    whose pack pays for less than any placement the heuristic finds, though more than
-    `own_pack` can prove: bench/RESULTS.md). None when one fits."""
+    again, then solved without it (over a day of the 200-device fleet, a cascade whose
+    camera's pack pays for less than any combination the heuristic finds, though more
+    than `own_pack`'s bound proves, at 512 re-plans: bench/RESULTS.md). None when one
+    fits."""
     if any(st.fits(st.score(e, j)) for j in range(len(e.candidates))):
         return None
     if st.reroute(e, math.inf) is not None:
