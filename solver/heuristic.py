@@ -35,7 +35,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,7 +63,7 @@ from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.ripup import ripup
 from solver.scenario import App
-from solver.stuck import held_clear, overflows_unheld, resources_of, stuck_at
+from solver.stuck import held_clear, no_room, overflows_unheld, resources_of, stuck_at
 from solver.verdict import Stuck
 
 NAME = "heuristic"
@@ -461,11 +461,10 @@ def _steps(
         if j is None and ripup(st, e, st.apps.values()):
             continue
         if j is None:
-            code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
-            what = f"app {e.app.id}: no placement found within shared capacity ({names})"
+            why, names = no_room(st, e)
             own = own_pack(problem, st.fleet, e.app, e.routes, st.cap)
-            reason = own or Reason(code, what, e.app.id, held_clear=held_clear(st, e))
-            return infeasible_plan(cm, NAME, reason), stuck_at(st, e, code, names), {}
+            reason = own or replace(why, held_clear=held_clear(st, e))
+            return infeasible_plan(cm, NAME, reason), stuck_at(st, e, why.code, names), {}
         st.take(e, j)
     st.improve(deadline)
     placements = {**options.fixed}

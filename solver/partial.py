@@ -35,7 +35,7 @@ from solver.polish import small_fleet
 from solver.problem import Problem, SolveOptions
 from solver.reasons import Reason
 from solver.registry import solve
-from solver.stuck import resources_of
+from solver.stuck import no_room
 from solver.unmet import note_unmet, still_unmet
 
 # Set aside at most this many apps found by failing solves: a change that rules out more
@@ -112,9 +112,7 @@ def _stuck_alone(st: _State, e: _App) -> Reason | None:
         return None
     if st.reroute(e, math.inf) is not None:
         return None
-    code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
-    what = f"app {e.app.id}: no placement found within shared capacity ({names})"
-    return Reason(code, what, e.app.id, held_clear=True)
+    return no_room(st, e, clear=True)[0]
 
 
 def pays_of(problem: Problem, fleet: Fleet, cap: np.ndarray, app_id: str) -> float:

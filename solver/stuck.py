@@ -12,7 +12,7 @@ import numpy as np
 from solver.candidates import Candidate
 from solver.fastcost import CandidateRoutes, Fleet, Score
 from solver.problem import Problem
-from solver.reasons import Code
+from solver.reasons import Code, Reason
 from solver.scenario import App
 from solver.verdict import RESOURCE_KINDS, Stuck, resource_name, use_proof
 
@@ -97,6 +97,15 @@ def stuck_at(st: State[E], e: E, code: Code, names: str) -> Stuck:
     return Stuck(e.app.id, tuple(neighbours), names, code, proof)
 
 
+def no_room(st: State[E], e: E, clear: bool = False) -> tuple[Reason, str]:
+    """The reason a solve blames the stuck app with when no option of its fits (the
+    family and names of what its cheapest candidate overflows), with `held_clear` set to
+    `clear`; and those names."""
+    code, names = resources_of(st.fleet, st.overflow(st.score(e, 0)))
+    what = f"app {e.app.id}: no placement found within shared capacity ({names})"
+    return Reason(code, what, e.app.id, held_clear=clear), names
+
+
 def overflows_unheld(st: State[E], sc: Score) -> bool:
     """Whether a placement's use overflows something even without the held apps' load."""
     rows = sc.resources
@@ -121,4 +130,12 @@ def held_clear(st: State[E], e: E) -> bool:
     )
 
 
-__all__ = ["Entry", "State", "held_clear", "overflows_unheld", "resources_of", "stuck_at"]
+__all__ = [
+    "Entry",
+    "State",
+    "held_clear",
+    "no_room",
+    "overflows_unheld",
+    "resources_of",
+    "stuck_at",
+]
