@@ -28,9 +28,8 @@ sys.path.append(str(ROOT / "bench"))
 
 from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from simulate_workloads import bench_simulate  # noqa: E402
+from simulate_workloads import bench_simulate, run_by_period  # noqa: E402
 
 from orchestrator.drafts import InForceNow  # noqa: E402
 from orchestrator.replacement import Replacement  # noqa: E402
@@ -103,32 +102,22 @@ def main() -> None:
     )
     policy = _Counting(context(inputs, "continuum"))
     sim = Simulation(inputs, "continuum", policy)
-    period_steps = max(1, round(args.period * 60 / inputs.step_s))
     rows: list[tuple[int, float, Period]] = []
-    mark = [0, time.process_time()]
+    mark = [time.process_time()]
 
     def close(k: int) -> None:
         cpu = time.process_time()
-        rows.append((k, cpu - mark[1], policy.period))
+        rows.append((k, cpu - mark[0], policy.period))
         # A long run says how it goes as it goes, not only at the end.
         console.print(
-            f"until {k * inputs.step_s / 3600:.2f} h: {cpu - mark[1]:.1f} s CPU, "
+            f"until {k * inputs.step_s / 3600:.2f} h: {cpu - mark[0]:.1f} s CPU, "
             f"{policy.period.replans:,} re-plans"
         )
         policy.period = Period()
-        mark[:] = [k, cpu]
+        mark[0] = cpu
 
     started = time.process_time()
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("continuum", total=inputs.steps)
-
-        def progress(k: int) -> None:
-            bar.update(task, completed=k)
-            # The engine reports at its samples: a period closes at the first one past it.
-            if k - mark[0] >= period_steps or k == inputs.steps:
-                close(k)
-
-        run = sim.run(progress)
+    run = run_by_period(sim, "continuum", args.period, console, close)
     cpu = time.process_time() - started
 
     table = Table(title=f"continuum on {inputs.scenario_name}, {args.hours:g} h, by period")
@@ -148,8 +137,8 @@ def main() -> None:
     outcomes = Table(title="re-plans by outcome (CPU: the steps that made them)")
     for col in ("outcome", "re-plans", "CPU s", "ms each"):
         outcomes.add_column(col, justify="left" if col == "outcome" else "right")
-    for name, (n, spent) in sorted(policy.outcomes.items(), key=lambda kv: -kv[1][1]):
-        outcomes.add_row(name, f"{int(n):,}", f"{spent:.1f}", f"{1000 * spent / n:.1f}")
+    for name, (count, spent) in sorted(policy.outcomes.items(), key=lambda kv: -kv[1][1]):
+        outcomes.add_row(name, f"{int(count):,}", f"{spent:.1f}", f"{1000 * spent / count:.1f}")
     console.print(outcomes)
     t = run.totals
     console.print(

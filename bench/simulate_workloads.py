@@ -7,9 +7,13 @@ script in bench/: it is loaded by path, once.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+from rich.progress import Progress
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,3 +26,24 @@ def bench_simulate() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_by_period(
+    sim: Any, name: str, period_min: float, console: Any, close: Callable[[int], None]
+) -> Any:
+    """Run the simulation `sim` with a progress bar, calling `close(k)` at the first of
+    the engine's samples past each `period_min` minutes of simulated time, and at the end
+    (k: the steps run). Returns the run."""
+    inputs = sim.inputs
+    period_steps = max(1, round(period_min * 60 / inputs.step_s))
+    last = [0]
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(name, total=inputs.steps)
+
+        def progress(k: int) -> None:
+            bar.update(task, completed=k)
+            if k - last[0] >= period_steps or k == inputs.steps:
+                close(k)
+                last[0] = k
+
+        return sim.run(progress)

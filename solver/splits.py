@@ -87,6 +87,13 @@ class _Routes:
             self.base[j] = min(rest) if rest else np.inf
             self.idx[j, : len(traced)] = traced
 
+    def reads(self, j: int, links: Sequence[tuple[str, str]]) -> tuple[object, ...]:
+        """What a transfer over route j reads: whether it exists and moves anything, its
+        RTT, joules per MB and untraced Mbit/s, and its traced links (by link, `links`
+        being the slots')."""
+        traced = frozenset(links[k] for k in self.slots[j])
+        return bool(self.ok[j]), bool(self.move[j]), self.rtt[j], self.jpm[j], self.base[j], traced
+
     def mbps(self, figures: Array) -> Array:
         return np.minimum(self.base, figures[self.idx].min(axis=1))
 
@@ -339,6 +346,28 @@ class AppSplits:
             np.concatenate([[whole[1] + k_whole[0] * st_ms], obj.reshape(-1)]),
             disc,
         )
+
+    # -- what the scorer reads -------------------------------------------------------------
+    def reads(self, j: int, links: Sequence[tuple[str, str]]) -> tuple[object, ...]:
+        """What the scorer reads for the candidates of host j (`others[j]`): its routes
+        from the source and to the sink, and its figures; for j = -1, what every candidate
+        reads: the source's figures, its route to the sink, the models and the weights.
+        Traced links are named by link (`links`: the slots'), so that the candidates of
+        two fleet shapes compare."""
+        if j < 0:
+            models = [m.id for m in self.models]
+            source = (self.s_gf, self.s_ov, self.s_dp, self.s_grid, self.s_cx, self.s_bad)
+            return self.app, source, self.w, models, self.st.reads(0, links)
+        figures = (self.gf[j, 0], self.dp[j, 0], self.grid[j, 0], self.cx[j, 0], self.ov[j, 0])
+        return self.sd.reads(j, links), self.dt.reads(j, links), figures
+
+    def host_index(self, p: Placement) -> int:
+        """The index in `others` of the device candidate `p` puts beside the source (-1:
+        the source alone)."""
+        hosts = p.stages if p.stages is not None else p.blocks
+        assert hosts is not None
+        other = next((d for d in hosts if d != self.app.source), None)
+        return -1 if other is None else self.others.index(other)
 
     # -- bounds and candidates --------------------------------------------------------------
     def bounds(self, figures: Array) -> tuple[Array, Array]:
