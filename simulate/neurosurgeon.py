@@ -106,9 +106,15 @@ class _App:
         at_was = {d: j for j, d in enumerate(was.others)}
         if any(new.reads(at_new[d], now) != was.reads(at_was[d], links) for d in common):
             return 0
-        gone = {j for j, d in enumerate(was.others) if d not in at_new}
+        gone = frozenset(d for d in was.others if d not in at_new)
         back = np.isin(self.host, [at_new[d] for d in new.others if d not in common])
-        lo_b, lo_v = self.lo_broken[back], self.lo_value[back]
+        # A candidate on a host back could beat or tie a choice whose key is not below
+        # the least of their bounds (keys and bounds compare as (violations, value)).
+        least = (np.inf, np.inf)
+        if back.any():
+            lo_b, lo_v = self.lo_broken[back], self.lo_value[back]
+            at = np.flatnonzero(lo_b == lo_b.min())
+            least = (int(lo_b[at[0]]), float(lo_v[at].min()))
         carried = 0
         for old_slots, by_figure in old.cache.items():
             keys = [links[j] for j in old_slots]
@@ -116,15 +122,15 @@ class _App:
                 continue
             order = sorted(range(len(keys)), key=lambda i: slots[keys[i]])
             now_slots = tuple(slots[keys[i]] for i in order)
-            for figures, (placement, key) in by_figure.items():
-                if gone and was.host_index(placement) in gone:
-                    continue
-                b, v = key
-                if lo_b.size and ((lo_b < b) | ((lo_b == b) & (lo_v <= v))).any():
-                    continue
-                entry = self.cache.setdefault(now_slots, {})
-                entry[tuple(figures[i] for i in order)] = (placement, key)
-                carried += 1
+            same_order = order == sorted(order)
+            entry = {
+                figures if same_order else tuple(figures[i] for i in order): (placement, key)
+                for figures, (placement, key) in by_figure.items()
+                if key < least and not (gone and not gone.isdisjoint(placement.hosts()))
+            }
+            if entry:
+                self.cache.setdefault(now_slots, {}).update(entry)
+                carried += len(entry)
         return carried
 
 
@@ -205,7 +211,16 @@ class NeurosurgeonPolicy:
         best = figure_vector([self.ceilings.get(key, np.inf) for key in self.slots])
         caching = problem.scenario.objective.migration == 0
         old, old_links = self.apps, links_before
-        self.apps = {a.id: _App(AppSplits(problem, a, slots), best) for a in problem.scenario.apps}
+        # Each app reads the routes from its source to every host and from every host to
+        # its sink: one search from each end, not one from each host.
+        table = problem.cost.routes
+        self.apps = {
+            a.id: _App(
+                AppSplits(problem, a, slots, (table.fan_out(a.source), table.fan_in(a.sink_id))),
+                best,
+            )
+            for a in problem.scenario.apps
+        }
         if caching and self.caching:
             by_link = {key: j for j, key in enumerate(self.slots)}
             for app_id, entry in self.apps.items():

@@ -361,14 +361,6 @@ class AppSplits:
         figures = (self.gf[j, 0], self.dp[j, 0], self.grid[j, 0], self.cx[j, 0], self.ov[j, 0])
         return self.sd.reads(j, links), self.dt.reads(j, links), figures
 
-    def host_index(self, p: Placement) -> int:
-        """The index in `others` of the device candidate `p` puts beside the source (-1:
-        the source alone)."""
-        hosts = p.stages if p.stages is not None else p.blocks
-        assert hosts is not None
-        other = next((d for d in hosts if d != self.app.source), None)
-        return -1 if other is None else self.others.index(other)
-
     # -- bounds and candidates --------------------------------------------------------------
     def bounds(self, figures: Array) -> tuple[Array, Array]:
         """Lower bounds on every candidate's key at `figures`: (violations, value), in the
