@@ -8,15 +8,29 @@ resource numbering of `solver.fastcost`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
-from solver.evaluate import Evaluation, cached, changes_from
+from solver.costs import Cost
+from solver.evaluate import (
+    Evaluation,
+    app_violations,
+    battery_within,
+    cached,
+    cached_cost,
+    changes_from,
+    structure_errors,
+)
 from solver.fastcost import Fleet, Scorer
 from solver.migration import app_migration
 from solver.plan import Placement
 from solver.problem import Problem
+from solver.scenario import App
+
+# app id -> (app, placement, its cost, whether the app's own checks fail there): kept for
+# every problem whose devices differ only in their batteries (`broken_held`).
+JUDGED = "judged"
 
 
 def base_evaluation(problem: Problem) -> Evaluation | None:
@@ -111,4 +125,77 @@ def _book_from_base(
     return booked, objective
 
 
-__all__ = ["base_evaluation", "book_fixed"]
+def held_broken(
+    problem: Problem, previous: Mapping[str, Placement], apps: Collection[str]
+) -> list[str]:
+    """Of `apps`, in the scenario's order, those `previous` holds where they break a
+    per-app constraint (as `solver.incremental.touched_apps` judges them)."""
+    cm = problem.cost
+    return [
+        a.id for a in problem.scenario.apps
+        if a.id in apps and a.id in previous and broken_held(problem, cm.apps[a.id], previous[a.id])
+    ]  # fmt: skip
+
+
+def broken_held(problem: Problem, app: App, p: Placement) -> bool:
+    """Whether `app` held at `p` breaks a per-app constraint or does not fit its model's
+    shape, once per problem (`touched_apps` and `held_broken` ask of the same apps)."""
+    memo = problem.derived.setdefault("broken", {})
+    if (hit := memo.get(app.id)) is None or not (hit[0] is p or hit[0] == p):
+        hit = memo[app.id] = (p, judged(problem, app, p))
+    return bool(hit[1])
+
+
+def judged(problem: Problem, app: App, p: Placement) -> bool:
+    """`broken_held`, read from the plan in force's evaluation (`base_evaluation`) when its
+    record is of this app at `p` with the very cost carried into `problem`: nothing the
+    verdict reads changed, and a re-solve at 5,000 apps must not judge all again (45 ms).
+    Else the app's own checks are read from `JUDGED` when it holds them for this app at
+    `p` with the very cost `problem` has for it (every re-plan's problem is a new one, and
+    judging again each held app whose figures moved since the plan in force was a quarter
+    of a re-plan kept without a solve: bench/RESULTS.md); only its own pack's verdict,
+    which reads the battery, is made again."""
+    base = base_evaluation(problem)
+    rec = base.records.get(app.id) if base is not None else None
+    cost = cached(problem.app_costs, app.id, p)
+    if rec is not None and rec.app is app and cost is rec.cost and _same(rec.placement, p):
+        return bool(rec.violations) or over_own_pack(problem, app, rec.cost)
+    own = problem.derived.setdefault(JUDGED, {})
+    if cost is not None and _kept_for(own.get(app.id), app, p, cost):
+        return bool(own[app.id][3]) or over_own_pack(problem, app, cost)
+    cm = problem.cost
+    if structure_errors(cm, app, p):
+        return True
+    cost = cached_cost(cm, app, p, problem.app_costs)
+    fails = bool(app_violations(cm, app, p, cost))
+    own[app.id] = (app, p, cost, fails)
+    return fails or over_own_pack(problem, app, cost)
+
+
+def _same(a: Placement, b: Placement) -> bool:
+    return a is b or a == b
+
+
+def _kept_for(
+    hit: tuple[App, Placement, Cost, bool] | None, app: App, p: Placement, cost: Cost
+) -> bool:
+    """Whether a `JUDGED` entry holds the checks of `app` at `p` with the very `cost`."""
+    return hit is not None and hit[0] is app and hit[2] is cost and _same(hit[1], p)
+
+
+def over_own_pack(problem: Problem, app: App, cost: Cost) -> bool:
+    """Whether `app` alone draws more from its source's battery than the pack pays: like
+    a per-app constraint, it breaks every plan that holds it, whatever the others draw."""
+    limit = problem.cost.battery_limit_w(app.source)
+    return not battery_within(app.rate_rps * cost.joules.get(app.source, 0.0), limit)
+
+
+__all__ = [
+    "JUDGED",
+    "base_evaluation",
+    "book_fixed",
+    "broken_held",
+    "held_broken",
+    "judged",
+    "over_own_pack",
+]

@@ -30,10 +30,10 @@ from typing import Any
 from solver import appcandidates
 from solver.costs import Cost, CostModel, repriced
 from solver.document import Plan
-from solver.evaluate import app_violations, battery_within, cached, cached_cost, structure_errors
+from solver.evaluate import cached_cost
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
-from solver.held import base_evaluation
+from solver.held import JUDGED, base_evaluation, broken_held, held_broken
 from solver.plan import Placement, Status
 from solver.previous import previous_plan
 from solver.problem import Problem, SolveOptions
@@ -229,6 +229,10 @@ def _carry_tables(old: Problem, new: Problem, change: Change, refigured: frozens
     for name in ("link_index", "adjacency", "incident", *(() if joules else ("least_j_per_mb",))):
         if name in old.derived:
             new.derived[name] = old.derived[name]
+    if JUDGED in old.derived and not repriced(old.cost.devices, new.cost.devices, change.devices):
+        # One store of held apps' own checks for problems of the same devices but for
+        # their batteries (`solver.held.broken_held`: each entry says what it read).
+        new.derived[JUDGED] = old.derived[JUDGED]
     fleet = old.derived.get("fleet")
     if isinstance(fleet, Fleet):
         new.derived["fleet"] = fleet.updated(new, change.devices)
@@ -351,7 +355,7 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
         # change broke it or it was broken already (an app served degraded out of its
         # SLO): held, it makes every plan that keeps it infeasible, and a re-solve of every
         # app to find that.
-        if _broken(problem, app, p):
+        if broken_held(problem, app, p):
             touched.add(app_id)
         elif uses is not None:
             c = cached_cost(cm, app, p, problem.app_costs)
@@ -359,54 +363,6 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
             if _uses_device(app, c, changed) or (hit and not hit.isdisjoint(c.link_mb)):
                 touched.add(app_id)
     return touched
-
-
-def held_broken(
-    problem: Problem, previous: Mapping[str, Placement], apps: Collection[str]
-) -> list[str]:
-    """Of `apps`, in the scenario's order, those `previous` holds where they break a
-    per-app constraint (as `touched_apps` judges them: read from its evaluation)."""
-    cm = problem.cost
-    return [
-        a.id for a in problem.scenario.apps
-        if a.id in apps and a.id in previous and _broken(problem, cm.apps[a.id], previous[a.id])
-    ]  # fmt: skip
-
-
-def _broken(problem: Problem, app: App, p: Placement) -> bool:
-    """Whether `app` held at `p` breaks a per-app constraint or does not fit its model's
-    shape, once per problem (`touched_apps` and `held_broken` ask of the same apps)."""
-    memo = problem.derived.setdefault("broken", {})
-    if (hit := memo.get(app.id)) is None or not (hit[0] is p or hit[0] == p):
-        hit = memo[app.id] = (p, _judged(problem, app, p))
-    return bool(hit[1])
-
-
-def _judged(problem: Problem, app: App, p: Placement) -> bool:
-    """`_broken`, read from the plan in force's evaluation (`base_evaluation`) when its
-    record is of this app at `p` with the very cost carried into `problem`: nothing the
-    verdict reads changed, and a re-solve at 5,000 apps must not judge all again (45 ms)."""
-    base = base_evaluation(problem)
-    rec = base.records.get(app.id) if base is not None else None
-    if (
-        rec is not None
-        and rec.app is app
-        and (rec.placement is p or rec.placement == p)
-        and cached(problem.app_costs, app.id, p) is rec.cost
-    ):
-        return bool(rec.violations) or _over_own_pack(problem, app, rec.cost)
-    cm = problem.cost
-    if structure_errors(cm, app, p):
-        return True
-    cost = cached_cost(cm, app, p, problem.app_costs)
-    return bool(app_violations(cm, app, p, cost)) or _over_own_pack(problem, app, cost)
-
-
-def _over_own_pack(problem: Problem, app: App, cost: Cost) -> bool:
-    """Whether `app` alone draws more from its source's battery than the pack pays: like
-    a per-app constraint, it breaks every plan that holds it, whatever the others draw."""
-    limit = problem.cost.battery_limit_w(app.source)
-    return not battery_within(app.rate_rps * cost.joules.get(app.source, 0.0), limit)
 
 
 def _changed_uses(problem: Problem, change: Change) -> tuple[set[str], set[int]]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from simulate.traces import read_trace
-from solver import Problem, SolveOptions, Status, incremental, solve
+from solver import Problem, SolveOptions, Status, held, incremental, solve
 from solver.document import Plan, build_plan, infeasible_plan
 from solver.evaluate import app_cost, evaluate
 from solver.generate import generate
@@ -308,15 +308,15 @@ def test_a_held_app_is_judged_once_per_problem_and_placement(
     change = _battery_drop(strict, 0)
     new = apply_change(strict, change, plan.placements)
     judged: list[str] = []
-    real = incremental._judged
+    real = held.judged
 
     def counting(problem: Problem, app: Any, p: Placement) -> bool:
         judged.append(app.id)
         return real(problem, app, p)
 
-    monkeypatch.setattr(incremental, "_judged", counting)
+    monkeypatch.setattr(held, "judged", counting)
     touched = touched_apps(new, plan.placements, change)
-    broken = incremental.held_broken(new, plan.placements, touched)
+    broken = held.held_broken(new, plan.placements, touched)
     assert broken == [strict.scenario.apps[2].id]
     assert sorted(judged) == sorted(set(judged)) and judged
     fresh = Problem(new.scenario, new.cost, plan.placements)
@@ -328,7 +328,7 @@ def test_a_held_app_is_judged_once_per_problem_and_placement(
     app = strict.scenario.apps[2]
     elsewhere = Placement(app.id, model=plan.placements[app.id].model, blocks=(app.source,) * 4)
     before = len(judged)
-    incremental._broken(new, new.cost.apps[app.id], elsewhere)
+    held.broken_held(new, new.cost.apps[app.id], elsewhere)
     assert len(judged) == before + 1
 
 
