@@ -98,6 +98,8 @@ class Simulation:
         self._now = ScenarioNow(self.base, self.batteries)
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
+        self._priced: solver.Problem | None = None  # `priced()` while no link moves
+        self._link_records: dict[Any, Any] = {}  # `solver.refigured`'s, by ends and figure
         self._devices_due: dict[str, dict[str, Any]] = {}
         # The plan in force: its placements, and its document (None when it was put in
         # force as a `PlanChange` and no policy has read it since: written when asked).
@@ -128,25 +130,28 @@ class Simulation:
     def problem(self) -> solver.Problem:
         """The scenario of now, compiled (bandwidth and battery changes are applied when
         asked for)."""
-        return self._compiled(packs=True)
+        if self._links_due or self._devices_due:
+            change = solver.Change(links=self._links_due, devices=self._devices_due)
+            self._links_due, self._devices_due, self._priced = {}, {}, None
+            self._problem = solver.apply_change(self._problem, change, self._held(self.down))
+        return self._problem
 
     def priced(self) -> solver.Problem:
         """The scenario of now as far as a placement's cost and its own verdicts read it:
-        the bandwidths of now applied, the battery levels left for `problem()`. No cost
-        term reads a battery (`solver.costs`, `_PRICED`) and no per-app check does
+        the bandwidths of now, the battery levels left for `problem()`. No cost term reads
+        a battery (`solver.costs`, `_PRICED`) and no per-app check does
         (`solver.evaluate.app_violations`); the packs moving half a point, every few
-        steps somewhere in the fleet, made each SLO judged or app chosen compile them."""
-        return self._compiled(packs=False)
-
-    def _compiled(self, packs: bool) -> solver.Problem:
-        devices = self._devices_due if packs else {}
-        if self._links_due or devices:
-            change = solver.Change(links=self._links_due, devices=devices)
-            self._links_due = {}
-            if packs:
-                self._devices_due = {}
-            self._problem = solver.apply_change(self._problem, change, self._held(self.down))
-        return self._problem
+        steps somewhere in the fleet, made each SLO judged or app chosen compile them.
+        The bandwidths moved since the last compile refigure it (`solver.refigured`, kept
+        until one moves again) rather than being compiled into it at every step."""
+        if not self._links_due:
+            return self._problem
+        if self._priced is None:
+            mbps = {k: v["mbps"] for k, v in self._links_due.items()}
+            self._priced = solver.refigured(
+                self._problem, mbps, self._held(self.down), self._link_records
+            )
+        return self._priced
 
     def _down_at(self, t: float) -> set[str]:
         out = {f.device for f in self.inputs.failures if f.down(t)}
@@ -187,6 +192,7 @@ class Simulation:
                 moved.add(key)
                 if key[0] not in self.down and key[1] not in self.down:
                     self._links_due[key] = {"mbps": value}
+                    self._priced = None
                 held = self.signalled[key]
                 if abs(value - held) > inputs.bandwidth_step * held:
                     self.signalled[key] = value
@@ -286,6 +292,7 @@ class Simulation:
         links = {k: v for k, v in self._links_due.items() if k[0] not in down and k[1] not in down}
         devices = {d: v for d, v in self._devices_due.items() if d not in down}
         self._links_due, self._devices_due = {}, {}
+        self._priced = None
         if joined:
             # A device back changes the fleet's shape: compile the scenario afresh.
             self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from solver.document import Plan, app_results, build_plan
 from solver.evaluate import Evaluation, evaluate
 from solver.held import base_evaluation
-from solver.incremental import Change, apply_change
+from solver.incremental import Change, apply_change, refigured
 from solver.partial import Before, Partial, least_terms, place_what_fits, set_aside_first
 from solver.plan import AppResult, Placement, PlanDoc, Segment, Stage, Status
 from solver.problem import Problem, SolveOptions
@@ -46,6 +46,7 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "place_what_fits",
+    "refigured",
     "set_aside_first",
     "solve",
     "solvers",

@@ -243,6 +243,42 @@ def _carry_tables(old: Problem, new: Problem, change: Change, refigured: frozens
         new.derived["base_evaluation"] = base
 
 
+def refigured(
+    problem: Problem,
+    mbps: Mapping[tuple[str, str], float],
+    previous: Mapping[str, Placement] | None = None,
+    made: dict[tuple[frozenset[str], float], Link] | None = None,
+) -> Problem:
+    """`problem` with the links of `mbps` (by their ends) at those Mbit/s, as far as a
+    placement's cost and its own checks read it: the scenario and the cost model (its
+    routes refigured), none of the tables `apply_change` carries over (costs, evaluation,
+    candidates), for a caller that costs a few placements at every step and compiles the
+    whole change seldom (the simulator's scorer and SLO checks: an `apply_change` of the
+    links moved at each step was a sixth of a day of `neurosurgeon`). `made`: the link
+    records of earlier calls, by ends and figure, for a caller whose links change in
+    nothing but their figures (traces loop: the same figures come back)."""
+    scn = problem.scenario
+    index = _link_index(problem)
+    links = list(scn.links)
+    changed = set()
+    for (a, b), value in mbps.items():
+        pair = _key(a, b)
+        k = index[pair]
+        rec = made.get((pair, value)) if made is not None else None
+        if rec is None:
+            rec = Link.model_validate({**links[k].model_dump(), "mbps": value})
+            if made is not None:
+                made[(pair, value)] = rec
+        links[k] = rec
+        changed.add(k)
+    update: dict[str, Any] = {"links": tuple(links)}
+    if previous is not None:
+        update["previous"] = None  # as `apply_change` makes it: migration is against these
+    new_scn = scn.model_copy(update=update)
+    routes = problem.cost.routes.refigured(new_scn, frozenset(changed))
+    return Problem(new_scn, CostModel(new_scn, routes, like=problem.cost), previous)
+
+
 def _link_index(problem: Problem) -> dict[frozenset[str], int]:
     """Link index by its pair of devices, built once per problem (a large fleet has tens
     of thousands of links, and a re-solve must not pay for them every time)."""
@@ -453,4 +489,12 @@ def _with_fixed(options: SolveOptions, fixed: dict[str, Placement]) -> SolveOpti
     return replace(options, fixed={**options.fixed, **fixed})
 
 
-__all__ = ["Change", "apply_change", "held_broken", "previous_plan", "resolve", "touched_apps"]
+__all__ = [
+    "Change",
+    "apply_change",
+    "held_broken",
+    "previous_plan",
+    "refigured",
+    "resolve",
+    "touched_apps",
+]

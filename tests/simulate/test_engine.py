@@ -120,9 +120,10 @@ def _simulation(tmp_path: Path) -> Simulation:
 def test_the_priced_problem_costs_as_the_whole_one_and_the_packs_pay_as_there(
     tmp_path: Path,
 ) -> None:
-    """`priced()` applies the bandwidths of now and leaves the battery levels for
-    `problem()`: a placement costs there what it costs on the whole problem of now, and
-    `_limit` reads what each pack pays as the whole problem will have it."""
+    """`priced()` has the bandwidths of now (refigured, not compiled: both changes are
+    left for `problem()`), and is kept while no link moves: a placement costs there what
+    it costs on the whole problem of now, and `_limit` reads what each pack pays as the
+    whole problem will have it."""
     sim = _simulation(tmp_path)
     before = sim.problem().cost.battery_limit_w("cam")
     sim.link_now[("cam", "edge")] = 10.0
@@ -130,12 +131,13 @@ def test_the_priced_problem_costs_as_the_whole_one_and_the_packs_pay_as_there(
     sim.batteries.level[0] = 20.0
     sim._devices_due.update(sim.batteries.changes(frozenset(), 0.5))
     priced = sim.priced()
-    assert sim._devices_due and not sim._links_due
+    assert sim._devices_due and sim._links_due and sim.priced() is priced
     limit = sim._limit(priced.cost)
     on_edge = solver.Placement("a", model="m", blocks=("edge",))
     cost = app_cost(priced.cost, priced.cost.apps["a"], on_edge)
     whole = sim.problem()
-    assert whole is not priced and not sim._devices_due
+    assert whole is not priced and not sim._devices_due and not sim._links_due
+    assert sim.priced() is whole  # nothing moved since
     assert cost == app_cost(whole.cost, whole.cost.apps["a"], on_edge)
     assert cost.worst_ms == pytest.approx(800 + 10 + 0.8)  # the 10 Mbit/s of now
     assert limit("cam") == whole.cost.battery_limit_w("cam") != before

@@ -13,7 +13,7 @@ import pytest
 from simulate.traces import read_trace
 from solver import Problem, SolveOptions, Status, held, incremental, solve
 from solver.document import Plan, build_plan, infeasible_plan
-from solver.evaluate import app_cost, evaluate
+from solver.evaluate import app_cost, app_violations, evaluate
 from solver.generate import generate
 from solver.incremental import Change, apply_change, previous_plan, resolve, touched_apps
 from solver.migration import app_migration
@@ -527,3 +527,38 @@ def test_a_device_whose_tier_changed_breaks_its_apps_tiers_as_a_fresh_evaluation
     assert sorted(r.message for r in ev.found) == sorted(r.message for r in fresh.found)
     users = {a for a, p in plan.placements.items() if host in p.hosts()}
     assert {r.app for r in ev.found if r.code == Code.TIER} == users
+
+
+def test_a_refigured_problem_costs_and_checks_as_the_changed_one() -> None:
+    """`refigured` (the links' figures alone, none of the carried tables) gives every
+    placement the cost and the checks `apply_change` gives it, counts migration against
+    the same plan, and reuses the link records of earlier calls by ends and figure."""
+    problem = Problem(parse_scenario(generate(5, devices=60, apps=20, blocks=4)))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE
+    used = sorted({k for _, c in problem.app_costs.values() for k in c.link_mb})
+    figures = {}
+    for k in used[::3][:4]:
+        lk = problem.scenario.links[k]
+        figures[(lk.a, lk.b)] = lk.mbps / 4
+    changed = apply_change(
+        problem, Change(links={k: {"mbps": v} for k, v in figures.items()}), plan.placements
+    )
+    made: dict[Any, Any] = {}
+    light = incremental.refigured(problem, figures, plan.placements, made)
+    assert light.scenario == changed.scenario
+    for app in light.scenario.apps:
+        p = plan.placements[app.id]
+        mine, theirs = app_cost(light.cost, app, p), app_cost(changed.cost, app, p)
+        assert mine == theirs
+        assert app_violations(light.cost, app, p, mine) == app_violations(
+            changed.cost, app, p, theirs
+        )
+        assert app_migration(light.migration, app, p) == app_migration(changed.migration, app, p)
+    assert any(
+        app_cost(light.cost, a, plan.placements[a.id])
+        != app_cost(problem.cost, a, plan.placements[a.id])
+        for a in light.scenario.apps
+    )  # the figures moved some app's cost
+    again = incremental.refigured(problem, figures, plan.placements, made)
+    assert all(x is y for x, y in zip(again.scenario.links, light.scenario.links, strict=True))
