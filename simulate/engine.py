@@ -40,6 +40,7 @@ from solver.costs import CostModel, battery_budget_w
 from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors
 from solver.migration import Migration, app_migration
 from solver.scenario import Device
+from solver.scenario import Link as LinkRecord
 
 MAX_SAMPLES = 2000  # rows per policy in the time series
 
@@ -99,7 +100,7 @@ class Simulation:
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
         self._priced: solver.Problem | None = None  # `priced()` while no link moves
-        self._link_records: dict[Any, Any] = {}  # `solver.refigured`'s, by ends and figure
+        self._link_records: dict[tuple[frozenset[str], float], LinkRecord] = {}  # `refigured`'s
         self._devices_due: dict[str, dict[str, Any]] = {}
         # The plan in force: its placements, and its document (None when it was put in
         # force as a `PlanChange` and no policy has read it since: written when asked).

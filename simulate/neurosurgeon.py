@@ -89,14 +89,13 @@ class _App:
                 return hit[0]
         return None
 
-    def carry(self, old: _App, links: Sequence[Link], slots: Mapping[Link, int]) -> int:
+    def carry(self, old: _App, links: Sequence[Link], now: Sequence[Link]) -> int:
         """Take over `old`'s cached choices (made on the last shape, whose traced slots
-        were `links`; `slots`: this shape's, by link) that hold on this shape, as the
+        were the links `links`; `now`: this shape's) that hold on this shape, as the
         module says. Returns how many were carried."""
         new, was = self.splits, old.splits
         if new.app != was.app or not old.cache:
             return 0
-        now = list(slots)
         if new.reads(-1, now) != was.reads(-1, links):
             return 0
         at_new = {d: j for j, d in enumerate(new.others)}
@@ -115,6 +114,7 @@ class _App:
             lo_b, lo_v = self.lo_broken[back], self.lo_value[back]
             at = np.flatnonzero(lo_b == lo_b.min())
             least = (int(lo_b[at[0]]), float(lo_v[at].min()))
+        slots = {key: j for j, key in enumerate(now)}
         carried = 0
         for old_slots, by_figure in old.cache.items():
             keys = [links[j] for j in old_slots]
@@ -205,12 +205,11 @@ class NeurosurgeonPolicy:
         """Tables of the fleet's shape now: which links are traced, each app's splits."""
         links = problem.scenario.links
         at = {(lk.a, lk.b): k for k, lk in enumerate(links)}
-        links_before = self.slots
+        old, old_links = self.apps, self.slots
         self.slots = [key for key in sorted(self.figures) if key in at]
         slots = {at[key]: j for j, key in enumerate(self.slots)}
         best = figure_vector([self.ceilings.get(key, np.inf) for key in self.slots])
         caching = problem.scenario.objective.migration == 0
-        old, old_links = self.apps, links_before
         # Each app reads the routes from its source to every host and from every host to
         # its sink: one search from each end, not one from each host.
         table = problem.cost.routes
@@ -222,10 +221,9 @@ class NeurosurgeonPolicy:
             for a in problem.scenario.apps
         }
         if caching and self.caching:
-            by_link = {key: j for j, key in enumerate(self.slots)}
             for app_id, entry in self.apps.items():
                 if (was := old.get(app_id)) is not None:
-                    self.carried += entry.carry(was, old_links, by_link)
+                    self.carried += entry.carry(was, old_links, self.slots)
         self.caching = caching
         self.watch = {}
         self.chosen = {}

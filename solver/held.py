@@ -29,7 +29,7 @@ from solver.problem import Problem
 from solver.scenario import App
 
 # app id -> (app, placement, its cost, whether the app's own checks fail there): kept for
-# every problem whose devices differ only in their batteries (`broken_held`).
+# every problem whose devices differ only in their batteries (`breaks_own_limits`).
 JUDGED = "judged"
 
 
@@ -133,11 +133,12 @@ def held_broken(
     cm = problem.cost
     return [
         a.id for a in problem.scenario.apps
-        if a.id in apps and a.id in previous and broken_held(problem, cm.apps[a.id], previous[a.id])
+        if a.id in apps and a.id in previous
+        and breaks_own_limits(problem, cm.apps[a.id], previous[a.id])
     ]  # fmt: skip
 
 
-def broken_held(problem: Problem, app: App, p: Placement) -> bool:
+def breaks_own_limits(problem: Problem, app: App, p: Placement) -> bool:
     """Whether `app` held at `p` breaks a per-app constraint or does not fit its model's
     shape, once per problem (`touched_apps` and `held_broken` ask of the same apps)."""
     memo = problem.derived.setdefault("broken", {})
@@ -147,7 +148,7 @@ def broken_held(problem: Problem, app: App, p: Placement) -> bool:
 
 
 def judged(problem: Problem, app: App, p: Placement) -> bool:
-    """`broken_held`, read from the plan in force's evaluation (`base_evaluation`) when its
+    """`breaks_own_limits`, read from the plan in force's evaluation (`base_evaluation`) when its
     record is of this app at `p` with the very cost carried into `problem`: nothing the
     verdict reads changed, and a re-solve at 5,000 apps must not judge all again (45 ms).
     Else the app's own checks are read from `JUDGED` when it holds them for this app at
@@ -194,7 +195,7 @@ __all__ = [
     "JUDGED",
     "base_evaluation",
     "book_fixed",
-    "broken_held",
+    "breaks_own_limits",
     "held_broken",
     "judged",
     "over_own_pack",

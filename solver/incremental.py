@@ -33,7 +33,7 @@ from solver.document import Plan
 from solver.evaluate import cached_cost
 from solver.fastcost import Fleet
 from solver.gcpause import paused_gc
-from solver.held import JUDGED, base_evaluation, broken_held, held_broken
+from solver.held import JUDGED, base_evaluation, breaks_own_limits, held_broken
 from solver.plan import Placement, Status
 from solver.previous import previous_plan
 from solver.problem import Problem, SolveOptions
@@ -177,7 +177,7 @@ def _apply_change(
     # every table indexed by device or link stays valid and is patched, not rebuilt.
     same_shape = not (change.reroutes() or change.added_devices)
     old_links = _link_index(problem)
-    refigured = frozenset(old_links[_key(a, b)] for a, b in change.links if _key(a, b) in old_links)
+    moved_at = frozenset(old_links[_key(a, b)] for a, b in change.links if _key(a, b) in old_links)
     # Only devices or links taken away: every route that avoids them still holds.
     only_gone = bool(change.lost_devices or change.removed_links) and not (
         change.links or change.added_links or change.added_devices
@@ -190,8 +190,8 @@ def _apply_change(
         routes = problem.cost.routes.shrunk(new_scn, kept)
     elif not same_shape:
         routes = None
-    elif refigured:
-        routes = problem.cost.routes.refigured(new_scn, refigured)
+    elif moved_at:
+        routes = problem.cost.routes.refigured(new_scn, moved_at)
     else:
         routes = problem.cost.routes
     new = Problem(new_scn, CostModel(new_scn, routes, like=problem.cost), previous)
@@ -215,23 +215,23 @@ def _apply_change(
             shrunk = fleet.without(new, change.lost_devices)
             new.derived["fleet"] = shrunk.updated(new, set(change.devices) - change.lost_devices)
     if same_shape:
-        _carry_tables(problem, new, change, refigured)
+        _carry_tables(problem, new, change, moved_at)
     return new
 
 
-def _carry_tables(old: Problem, new: Problem, change: Change, refigured: frozenset[int]) -> None:
+def _carry_tables(old: Problem, new: Problem, change: Change, moved_at: frozenset[int]) -> None:
     """Hand the per-fleet tables and the apps' candidates still valid to the changed problem."""
     reshaped = change.reroutes() or bool(change.added_devices)
     # Each device's cheapest link in joules per MB and the own-pack proofs (`solver.ownpack`)
     # read no bandwidth: they are carried unless a link's joules per MB changed.
     joules = any("j_per_mb" in f for f in change.links.values())
-    appcandidates.carry(old, new, reshaped, change.devices, refigured, joules)
+    appcandidates.carry(old, new, reshaped, change.devices, moved_at, joules)
     for name in ("link_index", "adjacency", "incident", *(() if joules else ("least_j_per_mb",))):
         if name in old.derived:
             new.derived[name] = old.derived[name]
     if JUDGED in old.derived and not repriced(old.cost.devices, new.cost.devices, change.devices):
         # One store of held apps' own checks for problems of the same devices but for
-        # their batteries (`solver.held.broken_held`: each entry says what it read).
+        # their batteries (`solver.held.breaks_own_limits`: each entry says what it read).
         new.derived[JUDGED] = old.derived[JUDGED]
     fleet = old.derived.get("fleet")
     if isinstance(fleet, Fleet):
@@ -391,7 +391,7 @@ def touched_apps(problem: Problem, previous: Mapping[str, Placement], change: Ch
         # change broke it or it was broken already (an app served degraded out of its
         # SLO): held, it makes every plan that keeps it infeasible, and a re-solve of every
         # app to find that.
-        if broken_held(problem, app, p):
+        if breaks_own_limits(problem, app, p):
             touched.add(app_id)
         elif uses is not None:
             c = cached_cost(cm, app, p, problem.app_costs)

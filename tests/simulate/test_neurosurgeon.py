@@ -134,7 +134,7 @@ def _laid_out(problem: solver.Problem, app_id: str) -> _App:
 
 def _carried(old: _App, new: _App, choice: solver.Placement, key: Key) -> int:
     old.cache = {(): {(): (choice, key)}}
-    return new.carry(old, [], {})
+    return new.carry(old, [], [])
 
 
 def test_a_choice_is_carried_only_where_the_shape_change_cannot_move_it() -> None:

@@ -328,7 +328,7 @@ def test_a_held_app_is_judged_once_per_problem_and_placement(
     app = strict.scenario.apps[2]
     elsewhere = Placement(app.id, model=plan.placements[app.id].model, blocks=(app.source,) * 4)
     before = len(judged)
-    held.broken_held(new, new.cost.apps[app.id], elsewhere)
+    held.breaks_own_limits(new, new.cost.apps[app.id], elsewhere)
     assert len(judged) == before + 1
 
 
