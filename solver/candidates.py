@@ -202,7 +202,9 @@ def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
             if s_max > 1:
                 mv_all = v[:, :-1, :, None] + t[:, i, None, :, :]
                 arg = mv_all.argmin(axis=2)
-                mv = np.take_along_axis(mv_all, arg[:, :, None, :], axis=2)[:, :, 0, :]
+                # The value at the argmin, read by a reduction rather than gathered by the
+                # index (the same float: no NaN arises from sums of non-negative terms).
+                mv = mv_all.min(axis=2)
                 moved = mv < v[:, 1:, :]
                 np.copyto(v[:, 1:, :], mv, where=moved)
                 args.append(arg)
@@ -231,18 +233,22 @@ def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
 def path_figures(ch: _Chain, rows: np.ndarray, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cost, worst ms) of each app's path, without the Lagrangian weight."""
     na, n = path.shape
-    cost = np.zeros(na)
-    worst = np.zeros(na)
-    for i in range(n):
-        cost += ch.u[rows, i, path[:, i]]
-        worst += ch.uw[rows, i, path[:, i]]
-        if i + 1 < n:
-            move = path[:, i] != path[:, i + 1]
-            tc = ch.t[rows, i, path[:, i], path[:, i + 1]]
-            tw = ch.tw[rows, i, path[:, i], path[:, i + 1]]
-            cost += np.where(move, tc, 0.0)
-            worst += np.where(move, tw, 0.0)
-    return cost, worst
+    if n == 0:
+        return np.zeros(na), np.zeros(na)
+    # Each term gathered for every block at once, then summed block by block in the order
+    # of the path (a block, then the move after it): `cumsum` adds left to right, so these
+    # are the floats of adding them one by one, which a reduction need not give.
+    r, blocks = rows[:, None], np.arange(n)
+    cost = np.empty((na, 2 * n - 1))
+    worst = np.empty((na, 2 * n - 1))
+    cost[:, 0::2] = ch.u[r, blocks, path]
+    worst[:, 0::2] = ch.uw[r, blocks, path]
+    if n > 1:
+        here, there = path[:, :-1], path[:, 1:]
+        stay = here == there
+        cost[:, 1::2] = np.where(stay, 0.0, ch.t[r, blocks[:-1], here, there])
+        worst[:, 1::2] = np.where(stay, 0.0, ch.tw[r, blocks[:-1], here, there])
+    return np.cumsum(cost, axis=1)[:, -1], np.cumsum(worst, axis=1)[:, -1]
 
 
 def _within_slo(ch: _Chain, rows: np.ndarray, slo: np.ndarray) -> _Chain:

@@ -1,4 +1,5 @@
-"""The candidates' chain DP built in place gives the very floats of the plain formulas.
+"""The candidates' chain DP built in place gives the very floats of the plain formulas,
+and so do the figures of its paths, summed over the blocks at once.
 
 `chain_arrays` and `chain_dp` build their arrays in place and read the whole batch
 without copying (issue 12, the command at 10,000 devices): the plans, their cost and the
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solver.candidates import chain_arrays, chain_dp, fleet_of, slo_paths
+from solver.candidates import chain_arrays, chain_dp, fleet_of, path_figures, slo_paths
 from solver.fastcost import INF, CandidateRoutes, candidate_routes
 from solver.generate import generate
 from solver.heuristic import HOSTS
@@ -87,6 +88,22 @@ def _reference_dp(
             k_cur = prev
         path[:, i] = k_cur
     return value, path
+
+
+def _reference_figures(
+    u: np.ndarray, uw: np.ndarray, t: np.ndarray, tw: np.ndarray, rows: np.ndarray, path: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A path's cost and worst ms added up block by block: a block, then the move after it."""
+    na, n = path.shape
+    cost, worst = np.zeros(na), np.zeros(na)
+    for i in range(n):
+        cost += u[rows, i, path[:, i]]
+        worst += uw[rows, i, path[:, i]]
+        if i + 1 < n:
+            move = path[:, i] != path[:, i + 1]
+            cost += np.where(move, t[rows, i, path[:, i], path[:, i + 1]], 0.0)
+            worst += np.where(move, tw[rows, i, path[:, i], path[:, i + 1]], 0.0)
+    return cost, worst
 
 
 def _groups(problem: Problem) -> list[tuple[str, list[App], list[CandidateRoutes]]]:
@@ -166,6 +183,9 @@ def test_chain_arrays_and_dp_give_the_plain_formulas_floats(
                 got = chain_dp(ch, lam[rows], rows)
                 want = _reference_dp(ch.u, ch.uw, ch.t, ch.tw, ch.stages, lam[rows], rows)
                 assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+                figures = path_figures(ch, rows, got[1])
+                plain = _reference_figures(ch.u, ch.uw, ch.t, ch.tw, rows, got[1])
+                assert np.array_equal(figures[0], plain[0]) and np.array_equal(figures[1], plain[1])
                 checked += 1
         # and the SLO search built on it returns finite, SLO-meeting paths
         slo = np.array([a.slo_ms if a.slo_ms is not None else INF for a in members])
