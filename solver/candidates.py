@@ -30,6 +30,9 @@ from solver.problem import Problem
 from solver.scenario import App
 
 _LAM_STEPS = 14
+# Up to this many apps, `chain_dp` reads its least moves by a reduction and walks its
+# paths back in Python, not in numpy (faster below it, slower above: bench/RESULTS.md).
+_FEW = 8
 
 
 @dataclass(slots=True)
@@ -202,9 +205,13 @@ def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
             if s_max > 1:
                 mv_all = v[:, :-1, :, None] + t[:, i, None, :, :]
                 arg = mv_all.argmin(axis=2)
-                # The value at the argmin, read by a reduction rather than gathered by the
-                # index (the same float: no NaN arises from sums of non-negative terms).
-                mv = mv_all.min(axis=2)
+                # The value at the argmin (the same float either way: no NaN arises from
+                # sums of non-negative terms): for a few apps a reduction reads it faster
+                # than a gather by the index, for many the gather (the reduction strides).
+                if na <= _FEW:
+                    mv = mv_all.min(axis=2)
+                else:
+                    mv = np.take_along_axis(mv_all, arg[:, :, None, :], axis=2)[:, :, 0, :]
                 moved = mv < v[:, 1:, :]
                 np.copyto(v[:, 1:, :], mv, where=moved)
                 args.append(arg)
@@ -216,17 +223,30 @@ def chain_dp(ch: _Chain, lam: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray,
     best = flat.argmin(axis=1)
     value = flat[np.arange(na), best]
     s_cur, k_cur = np.divmod(best, k)
-    path = np.zeros((na, n), dtype=np.int64)
-    path[:, n - 1] = k_cur
-    idx = np.arange(na)
-    for i in range(n - 2, -1, -1):
-        if s_max > 1:
+    path = np.empty((na, n), dtype=np.int64)
+    if s_max == 1:  # one segment: every block on the host it ends on
+        path[:] = k_cur[:, None]
+    elif na <= _FEW:
+        # Walked back app by app: on arrays of an app or two (a re-plan's touched apps, a
+        # Lagrangian step's rows), numpy's cost per call was most of the walk.
+        for a, (seg, host) in enumerate(zip(s_cur.tolist(), k_cur.tolist(), strict=True)):
+            row = [host] * n
+            for i in range(n - 2, -1, -1):
+                if seg > 0 and moves[i][a, seg - 1, host]:
+                    host = int(args[i][a, seg - 1, host])
+                    seg -= 1
+                row[i] = host
+            path[a] = row
+    else:
+        path[:, n - 1] = k_cur
+        idx = np.arange(na)
+        for i in range(n - 2, -1, -1):
             sm1 = np.maximum(s_cur - 1, 0)
             moved = (s_cur > 0) & moves[i][idx, sm1, k_cur]
             prev = np.where(moved, args[i][idx, sm1, k_cur], k_cur)
             s_cur = np.where(moved, s_cur - 1, s_cur)
             k_cur = prev
-        path[:, i] = k_cur
+            path[:, i] = k_cur
     return value, path
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from solver import candidates
 from solver.candidates import chain_arrays, chain_dp, fleet_of, path_figures, slo_paths
 from solver.fastcost import INF, CandidateRoutes, candidate_routes
 from solver.generate import generate
@@ -131,10 +132,12 @@ def _padded(routes: list[CandidateRoutes], name: str, shape: tuple[int, ...]) ->
     return arr
 
 
+@pytest.mark.parametrize("few", [0, 1_000])  # numpy's walk back, or Python's, for every batch
 @pytest.mark.parametrize(("seed", "devices", "apps"), [(3, 30, 12), (7, 400, 120)])
 def test_chain_arrays_and_dp_give_the_plain_formulas_floats(
-    seed: int, devices: int, apps: int
+    seed: int, devices: int, apps: int, few: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(candidates, "_FEW", few)
     problem = Problem(parse_scenario(generate(seed, devices=devices, apps=apps, blocks=8)))
     fleet = fleet_of(problem)
     rng = np.random.default_rng(seed)
