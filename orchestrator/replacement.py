@@ -21,6 +21,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 import solver
@@ -453,11 +454,20 @@ def _derived_from(
         problem = solver.apply_change(base, change, _known(base, current))
     except solver.ScenarioError:
         return None  # the fresh parse says what is wrong
-    scn = problem.scenario
+    scn, ix = problem.scenario, _index_of(scenario)
+    # The index's keys are the document's ids in its order, and `attrgetter` reads the
+    # problem's in C: two lists of a fleet's ids built in Python at every re-plan were a
+    # fifth of deriving its problem. An id twice in the document is one key of its index:
+    # the lengths tell it, and the fresh parse says what is wrong.
     same_order = (
-        [d.id for d in scn.devices] == [d["id"] for d in scenario["devices"]]
-        and [(lk.a, lk.b) for lk in scn.links]
-        == [(lk["a"], lk["b"]) for lk in scenario.get("links", [])]
-        and [a.id for a in scn.apps] == [a["id"] for a in scenario.get("apps", [])]
+        len(ix.devices) == len(scenario["devices"])
+        and len(ix.links) == len(scenario.get("links", []))
+        and len(ix.apps) == len(scenario.get("apps", []))
+        and list(map(_ID, scn.devices)) == list(ix.devices)
+        and list(map(_ENDS, scn.links)) == list(ix.links)
+        and list(map(_ID, scn.apps)) == list(ix.apps)
     )
     return problem if same_order else None
+
+
+_ID, _ENDS = attrgetter("id"), attrgetter("a", "b")

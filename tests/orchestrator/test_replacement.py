@@ -80,6 +80,21 @@ def test_a_replan_derived_from_the_last_problem_equals_a_fresh_one() -> None:
         previous = scn
 
 
+def test_a_scenario_in_another_order_or_with_an_id_twice_is_parsed_afresh() -> None:
+    """The derived problem must be the one a fresh parse gives: devices in another order
+    are not derived (the problem keeps the scenario's order), and a device twice in the
+    document is not derived either (its index holds it once): the parse names it."""
+    first_scn = generate(7, devices=40, apps=15, blocks=6)
+    first = _replan(first_scn, None, None)
+    shuffled = _with_previous(_battery_drop(first_scn, 0), first)
+    shuffled["devices"] = shuffled["devices"][1:] + shuffled["devices"][:1]
+    assert not _replan(shuffled, first_scn, first).derived_problem
+    twice = _with_previous(_battery_drop(first_scn, 0), first)
+    twice["devices"].append(copy.deepcopy(twice["devices"][-1]))
+    with pytest.raises(solver.ScenarioError, match="duplicate"):
+        _replan(twice, first_scn, first)
+
+
 def test_a_replan_derives_from_the_last_replans_problem_and_equals_a_fresh_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
