@@ -84,8 +84,11 @@ class Verdicts:
     device_fixed: dict[str, int]
     link_fixed: dict[int, bool]
     over_fixed: set[str]  # apps over their SLO that cross no traced link
-    # An app's SLO verdict by its placement and the figures of the traced links it crosses.
-    cache: dict[tuple[Placement, tuple[float, ...]], bool] = field(default_factory=dict)
+    # An app's SLO verdict by its placement, then the figures of the traced links it
+    # crosses; `judged_at`: each app's entry for the placement of its record (hashing a
+    # placement at every step that moved its links was a tenth of `links_moved`).
+    cache: dict[Placement, dict[tuple[float, ...], bool]] = field(default_factory=dict)
+    judged_at: dict[str, dict[tuple[float, ...], bool]] = field(default_factory=dict)
     # Costs of placements made since, by the traced links their transfers cross and those
     # links' figures: on a fleet of one shape, a cost reads nothing else that moves.
     costs: dict[Placement, tuple[tuple[int, ...], dict[tuple[float, ...], Cost]]] = field(
@@ -117,9 +120,13 @@ class Verdicts:
             self.link_over[key] = not link_within(mbit, now[key], self.cap)
             apps.update(self.apps_on.get(key, ()))
         missing: list[str] = []
+        judged_at = self.judged_at
         for app in sorted(apps):
             figures = tuple(now[k] for k in self.app_links[app])
-            hit = self.cache.get((self.records[app].placement, figures))
+            mine = judged_at.get(app)
+            if mine is None:
+                mine = judged_at[app] = self.cache.setdefault(self.records[app].placement, {})
+            hit = mine.get(figures)
             if hit is None:
                 hit = self._bound(app, figures)
             if hit is None:
@@ -129,7 +136,7 @@ class Verdicts:
         if missing:
             for app, (over, worst) in slo_over(missing).items():
                 figures = tuple(now[k] for k in self.app_links[app])
-                self.cache[(self.records[app].placement, figures)] = over
+                judged_at[app][figures] = over
                 self.app_over[app] = over
                 self.app_ref[app] = (worst, self.app_ref[app][1], figures)
 
@@ -224,6 +231,7 @@ class Verdicts:
             self.apps_on[key].remove(app)
         self.app_over.pop(app, None)
         self.app_ref.pop(app, None)
+        self.judged_at.pop(app, None)
         self.over_fixed.discard(app)
         self.fixed -= self.app_fixed.pop(app)
 
@@ -243,7 +251,8 @@ class Verdicts:
                 self.apps_on.setdefault(key, []).append(app)
             assert rec.app.slo_ms is not None
             self.app_ref[app] = (c.worst_ms, rec.app.slo_ms, figures)
-            self.app_over[app] = self.cache[(rec.placement, figures)] = over
+            mine = self.judged_at[app] = self.cache.setdefault(rec.placement, {})
+            self.app_over[app] = mine[figures] = over
         elif over:
             self.over_fixed.add(app)
         fixed = len(rec.violations) - (over and bool(links))
