@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solver import candidates
+from solver import chain
 from solver.candidates import chain_arrays, chain_dp, fleet_of, path_figures, slo_paths
 from solver.fastcost import INF, CandidateRoutes, candidate_routes
 from solver.generate import generate
@@ -137,7 +137,7 @@ def _padded(routes: list[CandidateRoutes], name: str, shape: tuple[int, ...]) ->
 def test_chain_arrays_and_dp_give_the_plain_formulas_floats(
     seed: int, devices: int, apps: int, few: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(candidates, "_FEW", few)
+    monkeypatch.setattr(chain, "_FEW", few)
     problem = Problem(parse_scenario(generate(seed, devices=devices, apps=apps, blocks=8)))
     fleet = fleet_of(problem)
     rng = np.random.default_rng(seed)
