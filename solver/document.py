@@ -171,45 +171,52 @@ def build_plan(
     ev = evaluate(cm, placements, cache=cache, migration=migration, base=base)
     if ev.found:
         status = Status.INFEASIBLE
+    # The base's parts are taken now, and the base let go (not a chain of every plan since
+    # the first); the document is written when first read: a relaxed search serving an
+    # app degraded reads its plan's status and placements alone, and writing every part
+    # of it was a fifth of each search (bench/RESULTS.md).
     reuse = ev.base.parts if ev.base is not None else None
     old_records = ev.base.records if ev.base is not None else {}
-    apps: dict[str, AppResult] = {}
-    for app in cm.scenario.apps:
-        rec = ev.records.get(app.id)
-        if rec is None:
-            continue
-        if reuse is not None and old_records.get(app.id) is rec and app.id in reuse.apps:
-            apps[app.id] = reuse.apps[app.id]
+    ev.base = None
+
+    def write() -> PlanDoc:
+        apps: dict[str, AppResult] = {}
+        for app in cm.scenario.apps:
+            rec = ev.records.get(app.id)
+            if rec is None:
+                continue
+            if reuse is not None and old_records.get(app.id) is rec and app.id in reuse.apps:
+                apps[app.id] = reuse.apps[app.id]
+            else:
+                apps[app.id] = _app_result(cm, rec)
+        if reuse is not None and ev.changed_devices is not None:
+            devices = dict(reuse.devices)
+            for d in ev.changed_devices:
+                devices[d] = _device_use(cm, ev, d)
         else:
-            apps[app.id] = _app_result(cm, rec)
-    if reuse is not None and ev.changed_devices is not None:
-        devices = dict(reuse.devices)
-        for d in ev.changed_devices:
-            devices[d] = _device_use(cm, ev, d)
-    else:
-        devices = {d: _device_use(cm, ev, d) for d in cm.devices}
-    if reuse is not None and ev.changed_links is not None:
-        links = list(reuse.links)
-        for k in ev.changed_links:
-            links[k] = _link_use(cm, ev, k)
-    else:
-        links = [_link_use(cm, ev, k) for k in range(len(cm.scenario.links))]
-    ev.parts = PlanParts(apps, devices, links)
-    ev.base = None  # not a chain of every plan since the first
-    doc = PlanDoc(
-        status=status,
-        solver=solver,
-        objective=ev.objective,
-        bound=bound,
-        solve_s=solve_s,
-        apps=list(apps.values()),
-        devices=list(devices.values()),
-        links=links,
-        violations=ev.violations or None,
-        violation_codes=[r.code for r in ev.found] or None,
-        stats=stats,
-    )
-    return Plan(status=status, placements=dict(placements), doc=doc, evaluation=ev)
+            devices = {d: _device_use(cm, ev, d) for d in cm.devices}
+        if reuse is not None and ev.changed_links is not None:
+            links = list(reuse.links)
+            for k in ev.changed_links:
+                links[k] = _link_use(cm, ev, k)
+        else:
+            links = [_link_use(cm, ev, k) for k in range(len(cm.scenario.links))]
+        ev.parts = PlanParts(apps, devices, links)
+        return PlanDoc(
+            status=status,
+            solver=solver,
+            objective=ev.objective,
+            bound=bound,
+            solve_s=solve_s,
+            apps=list(apps.values()),
+            devices=list(devices.values()),
+            links=links,
+            violations=ev.violations or None,
+            violation_codes=[r.code for r in ev.found] or None,
+            stats=stats,
+        )
+
+    return Plan(status=status, placements=dict(placements), evaluation=ev, write=write)
 
 
 def app_results(

@@ -484,13 +484,14 @@ def _steps(
         first = plan.evaluation.found[0]
         what = f"no plan found that the evaluator accepts: {first.message}"
         return infeasible_plan(cm, NAME, Reason(first.code, what, first.app)), None, {}
+    stated = bound
     if far is not None:  # asked for only now: the child's work overlaps the plan's too
         aside, shared, rest = far
         mine = shared().lower(rest) if rest else 0.0
         fleet = aside.result() + mine
-        plan.doc.bound = float(st.fixed_objective + fleet) if np.isfinite(fleet) else None
-    if plan.doc.bound is not None and plan.doc.objective is not None:
-        plan.doc.bound = min(plan.doc.bound, plan.doc.objective)
+        stated = float(st.fixed_objective + fleet) if np.isfinite(fleet) else None
+    assert plan.evaluation is not None  # noted, not set: `build_plan` writes when read
+    plan.note("bound", None if stated is None else min(stated, plan.evaluation.objective))
     # An app's own bound holds over every host only when its candidates are all of them.
     lower = {a: e.lower for a, e in st.apps.items()} if st.complete and bound is not None else {}
     return plan, None, lower

@@ -1,5 +1,5 @@
-"""An infeasible plan's document is written when first read, with what was noted on it
-meanwhile: the same document as one written at once."""
+"""A plan's document is written when first read, with what was noted on it meanwhile:
+the same document as one written at once."""
 
 from __future__ import annotations
 
@@ -69,3 +69,30 @@ def test_a_solve_that_finds_no_plan_leaves_its_document_unwritten_until_read(
     assert writes == [1]
     with pytest.raises(ValueError, match="not both"):
         document.Plan(Status.FEASIBLE, {})
+
+
+def test_a_found_plans_document_is_written_when_read_and_is_the_one_written_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relaxed search reads a plan's status and placements alone (orchestrator.degrade):
+    the document of a plan found is written when first read, with the bound noted on it,
+    and the base it was evaluated on is let go at once (not a chain of plans)."""
+    problem = Problem(parse_scenario(generate(5, devices=300, apps=60, blocks=6)))
+    made: list[int] = []
+    real = document.PlanDoc
+
+    def counted(**fields: object) -> document.PlanDoc:
+        made.append(1)
+        return real(**fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(document, "PlanDoc", counted)
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    assert plan.status == Status.FEASIBLE and made == []
+    assert plan.evaluation is not None and plan.evaluation.base is None
+    doc = plan.doc
+    assert made == [1] and plan.doc is doc
+    eager = document.build_plan(problem.cost, plan.placements, Status.FEASIBLE, "x").doc
+    for name in ("status", "objective", "apps", "devices", "links", "violations"):
+        assert getattr(doc, name) == getattr(eager, name)
+    assert doc.objective is not None and doc.bound is not None
+    assert doc.bound <= doc.objective and doc.solve_s > 0 and doc.solver == "heuristic"
