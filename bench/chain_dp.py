@@ -3,11 +3,14 @@ the Lagrangian SLO search (`solver.candidates.chain_arrays`, `slo_paths`), alone
 
     .venv/bin/python bench/chain_dp.py                       # 10,000 devices, 5,000 apps
     PYTHONPATH=/path/to/other/tree .venv/bin/python bench/chain_dp.py   # another version
+    .venv/bin/python bench/chain_dp.py --devices 200 --apps 100 --batch 1   # as a re-plan does
 
 Builds a generated fleet (`solver.generate`, 20-block models, seed 1) and each app's
 candidate hosts and routes as the heuristic does on a large fleet, then runs the arrays
 and the SLO search of every model's apps `--repeats` times and prints the CPU time of
 each, per repeat, and a digest of the results (the same digest: the same floats).
+`--batch N` runs them N apps at a time, as a re-plan does for the one to a few apps it
+touches (a solve of the whole fleet runs every app of a model at once).
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=0, help="apps at a time (0: all)")
     args = parser.parse_args()
     problem = Problem(parse_scenario(generate(args.seed, args.devices, args.apps, 20)))
     fleet = fleet_of(problem)
     adj = adjacency(problem, fleet)
-    groups: dict[str, tuple[list[App], list[CandidateRoutes]]] = {}
+    groups: dict[tuple[str, int], tuple[list[App], list[CandidateRoutes]]] = {}
     for app in problem.scenario.apps:
         if app.cascade is not None:
             continue
@@ -46,19 +50,27 @@ def main() -> None:
         complete = len(hosts) == len(fleet.hosts_of(app.allowed_tiers))
         routes = candidate_routes(fleet, app, hosts, upward_only=not complete)
         for m in problem.model_options(app):
-            apps, rs = groups.setdefault(m, ([], []))
+            apps, rs = groups.setdefault((m, 0), ([], []))
             apps.append(app)
             rs.append(routes)
+    if args.batch > 0:
+        n = args.batch
+        groups = {
+            (m, k): (apps[k : k + n], rs[k : k + n])
+            for (m, _), (apps, rs) in groups.items()
+            for k in range(0, len(apps), n)
+        }
     print(
-        f"{args.devices} devices, {args.apps} apps, {len(groups)} models; "
+        f"{args.devices} devices, {args.apps} apps, {len(groups)} batches "
+        f"({args.batch or 'all'} apps of a model each); "
         f"load average {os.getloadavg()[0]:.1f} at start"
     )
     for k in range(args.repeats):
         arrays_s = search_s = 0.0
         digest = hashlib.sha256()
-        for m, (apps, rs) in groups.items():
+        for (model, _), (apps, rs) in groups.items():
             start = time.process_time()
-            ch = chain_arrays(problem, fleet, apps, m, rs)
+            ch = chain_arrays(problem, fleet, apps, model, rs)
             arrays_s += time.process_time() - start
             slo = np.array([a.slo_ms if a.slo_ms is not None else INF for a in apps])
             start = time.process_time()
