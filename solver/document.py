@@ -174,7 +174,7 @@ def build_plan(
     # The base's parts are taken now, and the base let go (not a chain of every plan since
     # the first); the document is written when first read: a relaxed search serving an
     # app degraded reads its plan's status and placements alone, and writing every part
-    # of it was a fifth of each search (bench/RESULTS.md).
+    # of it was about a tenth of each search (bench/RESULTS.md).
     reuse = ev.base.parts if ev.base is not None else None
     old_records = ev.base.records if ev.base is not None else {}
     ev.base = None
