@@ -7,6 +7,7 @@ script in bench/: it is loaded by path, once.
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -29,21 +30,23 @@ def bench_simulate() -> ModuleType:
 
 
 def run_by_period(
-    sim: Any, name: str, period_min: float, console: Any, close: Callable[[int], None]
+    sim: Any, name: str, period_min: float, console: Any, close: Callable[[int, float], None]
 ) -> Any:
-    """Run the simulation `sim` with a progress bar, calling `close(k)` at the first of
-    the engine's samples past each `period_min` minutes of simulated time, and at the end
-    (k: the steps run). Returns the run."""
+    """Run the simulation `sim` with a progress bar, calling `close(k, cpu)` at the first
+    of the engine's samples past each `period_min` minutes of simulated time, and at the
+    end (k: the steps run; cpu: the process's CPU seconds since the last call). Returns
+    the run."""
     inputs = sim.inputs
     period_steps = max(1, round(period_min * 60 / inputs.step_s))
-    last = [0]
+    last = [0, time.process_time()]
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(name, total=inputs.steps)
 
         def progress(k: int) -> None:
             bar.update(task, completed=k)
             if k - last[0] >= period_steps or k == inputs.steps:
-                close(k)
-                last[0] = k
+                cpu = time.process_time()
+                close(k, cpu - last[1])
+                last[:] = [k, cpu]
 
         return sim.run(progress)
