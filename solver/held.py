@@ -102,7 +102,7 @@ def _book_from_base(
         p = fixed.get(app_id)
         hit = costs.get(app_id)
         same = hit is not None and hit[1] is rec.cost and rec.app is apps.get(app_id)
-        if p is not None and same and (rec.placement is p or rec.placement == p):
+        if p is not None and same and _same(rec.placement, p):
             booked.add(app_id)
             # The plan in force's own placement moves nothing.
             m = 0.0 if placed.get(app_id) is p else app_migration(mig, rec.app, p)
@@ -142,7 +142,7 @@ def breaks_own_limits(problem: Problem, app: App, p: Placement) -> bool:
     """Whether `app` held at `p` breaks a per-app constraint or does not fit its model's
     shape, once per problem (`touched_apps` and `held_broken` ask of the same apps)."""
     memo = problem.derived.setdefault("broken", {})
-    if (hit := memo.get(app.id)) is None or not (hit[0] is p or hit[0] == p):
+    if (hit := memo.get(app.id)) is None or not _same(hit[0], p):
         hit = memo[app.id] = (p, judged(problem, app, p))
     return bool(hit[1])
 
