@@ -1,9 +1,5 @@
 """The chain DP of a model's layered graph (`solver.candidates`): the cheapest path of
-`cost + lam * worst` for a batch of apps, and the figures of a path.
-
-State per block: (segments used - 1, host). Staying on a host is free; moving costs the
-transfer and uses one more segment.
-"""
+`cost + lam * worst` for a batch of apps, and the figures of a path."""
 
 from __future__ import annotations
 
