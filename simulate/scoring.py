@@ -23,7 +23,11 @@ go from m to m' (the others stay), every transfer term is scaled by a factor bet
 min(m/m') and max(m/m') over those links and every other term by 1, so the worst case of
 now lies within worst * [min(1, min m/m'), max(1, max m/m')] of the last one the evaluator
 computed for it. When that whole interval is on one side of the SLO (with room for float
-rounding), the verdict is that side's; otherwise the evaluator judges the app.
+rounding), the verdict is that side's; otherwise the evaluator judges the app. Turned
+around, the bound gives an app within its SLO a floor on each link it crosses, the least
+Mbit/s at which it still finds it within: a link that moves and stays at or above every
+floor there leaves its apps within unjudged (a day of a 200-device fleet judged 15 apps a
+step, 99.6% of them within by the bound: bench/RESULTS.md).
 
 A plan that changes only some apps' placements, on the same fleet, is put in force the
 same way (`Verdicts.apps_moved`): only those apps are costed and checked (on the scenario
@@ -94,6 +98,19 @@ class Verdicts:
     costs: dict[Placement, tuple[tuple[int, ...], dict[tuple[float, ...], Cost]]] = field(
         default_factory=dict
     )
+    # The bound, turned around (`_floors_of`): an app within its SLO whose traced links
+    # each carry at least its floor there is within it still, by the bound. `link_floor`:
+    # the highest floor of the apps on each traced link; `unsure`: the apps on each that are
+    # over their SLO, or under a floor (or have none). A link that moves and stays at or
+    # above its highest floor re-judges its unsure apps alone.
+    floors: dict[str, tuple[float, ...] | None] = field(default_factory=dict)
+    link_floor: dict[Link, float] = field(default_factory=dict)
+    unsure: dict[Link, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for app, (_, _, figures) in self.app_ref.items():
+            self._refer(app)
+            self._settle(app, figures)
 
     @property
     def rates(self) -> tuple[float, float, int, int]:
@@ -113,16 +130,23 @@ class Verdicts:
         judges the SLO of apps that neither the cache nor the bound decides, on the
         scenario of now."""
         apps: set[str] = set()
+        apps_on, link_floor, unsure = self.apps_on, self.link_floor, self.unsure
         for key in moved:
             mbit = self.link_mbit.get(key)
             if mbit is None:
                 continue  # not in the scenario of now (an end is down)
-            self.link_over[key] = not link_within(mbit, now[key], self.cap)
-            apps.update(self.apps_on.get(key, ()))
+            mbps = now[key]
+            self.link_over[key] = not link_within(mbit, mbps, self.cap)
+            on = apps_on.get(key)
+            if on:
+                # At or above every floor there, the apps known within stay within.
+                apps.update(on if mbps < link_floor[key] else unsure[key])
         missing: list[str] = []
         judged_at = self.judged_at
+        judged: list[tuple[str, tuple[float, ...]]] = []
         for app in sorted(apps):
             figures = tuple(now[k] for k in self.app_links[app])
+            judged.append((app, figures))
             mine = judged_at.get(app)
             if mine is None:
                 mine = judged_at[app] = self.cache.setdefault(self.records[app].placement, {})
@@ -139,6 +163,9 @@ class Verdicts:
                 judged_at[app][figures] = over
                 self.app_over[app] = over
                 self.app_ref[app] = (worst, self.app_ref[app][1], figures)
+                self._refer(app)
+        for app, figures in judged:
+            self._settle(app, figures)
 
     def _bound(self, app: str, figures: tuple[float, ...]) -> bool | None:
         """The app's verdict when the bound decides it (see the module's docstring)."""
@@ -149,6 +176,36 @@ class Verdicts:
         if worst * min(1.0, *ratios) * (1.0 - _ROOM) > slo * (1.0 + _ROOM):
             return True
         return None
+
+    def _refer(self, app: str) -> None:
+        """Take the floors of `app` from its reference (`_floors_of`), and the highest
+        floor of each link it crosses from those of the apps there."""
+        self.floors[app] = _floors_of(*self.app_ref[app])
+        for key in self.app_links[app]:
+            self._link_floor(key)
+
+    def _link_floor(self, key: Link) -> None:
+        highest = 0.0
+        for app in self.apps_on.get(key, ()):
+            floors = self.floors.get(app)
+            if floors is not None:
+                highest = max(highest, floors[self.app_links[app].index(key)])
+        self.link_floor[key] = highest
+
+    def _settle(self, app: str, figures: tuple[float, ...]) -> None:
+        """Whether `app`, judged at `figures`, is known to stay within its SLO while each
+        of its links stays at or above its floor: if not, it is unsure on every link."""
+        floors = self.floors.get(app)
+        sure = (
+            floors is not None
+            and not self.app_over[app]
+            and all(f >= lo for f, lo in zip(figures, floors, strict=True))
+        )
+        for key in self.app_links[app]:
+            if sure:
+                self.unsure.setdefault(key, set()).discard(app)
+            else:
+                self.unsure.setdefault(key, set()).add(app)
 
     def battery_moved(self, device: str, limit_w: float | None) -> None:
         """Re-judge a pack's constraint against what it pays for now (`limit_w`)."""
@@ -227,8 +284,12 @@ class Verdicts:
             self.on_device[d].discard(app)
         for k in c.link_mb:
             self.on_link[k].discard(app)
-        for key in self.app_links.pop(app, ()):
+        links = self.app_links.pop(app, ())
+        self.floors.pop(app, None)
+        for key in links:
             self.apps_on[key].remove(app)
+            self.unsure[key].discard(app)
+            self._link_floor(key)
         self.app_over.pop(app, None)
         self.app_ref.pop(app, None)
         self.judged_at.pop(app, None)
@@ -253,6 +314,8 @@ class Verdicts:
             self.app_ref[app] = (c.worst_ms, rec.app.slo_ms, figures)
             mine = self.judged_at[app] = self.cache.setdefault(rec.placement, {})
             self.app_over[app] = mine[figures] = over
+            self._refer(app)
+            self._settle(app, figures)
         elif over:
             self.over_fixed.add(app)
         fixed = len(rec.violations) - (over and bool(links))
@@ -280,6 +343,18 @@ class Verdicts:
         for rec in self._holding(self.on_link.get(k, set())):
             mbit += rec.app.rate_rps * rec.cost.link_mb[k] * 8.0
         self.mbit[k] = mbit
+
+
+def _floors_of(worst: float, slo: float, figures: tuple[float, ...]) -> tuple[float, ...] | None:
+    """The Mbit/s each traced link of an app must carry for `Verdicts._bound` to find it
+    within its SLO (its worst ms at `figures`: `worst`): the bound holds while
+    `worst * max(1, figure / m) * (1 + _ROOM) <= slo` for every link's Mbit/s m, so while
+    m >= figure * worst * (1 + _ROOM) / slo. A millionth of a millionth above that covers the
+    rounding of both sides. None when the bound finds it over at its own figures."""
+    if not worst * (1.0 + _ROOM) <= slo:
+        return None
+    scale = worst * (1.0 + _ROOM) / slo * (1.0 + 1e-12)
+    return tuple(f * scale for f in figures)
 
 
 def _traced_links(rec: AppRecord, traced_at: Mapping[int, Link]) -> tuple[Link, ...]:

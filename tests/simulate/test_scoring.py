@@ -5,7 +5,9 @@ failure (a device lost and back)."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import astuple
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +16,7 @@ from simulate.engine import PolicyRun, Sample, Simulation
 from simulate.inputs import Inputs, load_scenario_dict, prepare
 from simulate.registry import known, make
 from simulate.run import context
+from simulate.scoring import Verdicts, _floors_of
 from solver.generate import generate
 from tests.simulate.fleets import ROOT, TRACES, camera_traces, first_edge
 
@@ -119,3 +122,26 @@ def test_apps_moved_equal_the_whole_evaluation_step_by_step() -> None:
     assert fast.totals.replacements > 30
     assert len({s.violations for s in whole.samples}) > 1
     assert len({s.battery_min_pct for s in whole.samples}) > 100
+
+
+def test_an_apps_floors_are_where_the_bound_stops_finding_it_within() -> None:
+    """At its floors (`_floors_of`) the bound finds an app within its SLO; with any one
+    link a billionth under its floor, it no longer does. So skipping the apps on a link at
+    or above every floor there skips only verdicts the bound would give unchanged."""
+    rng = random.Random(5)
+    checked = 0
+    for _ in range(2000):
+        worst = rng.uniform(1.0, 500.0)
+        slo = worst * rng.uniform(0.9, 3.0)
+        figures = tuple(rng.uniform(0.5, 200.0) for _ in range(rng.randint(1, 3)))
+        v = SimpleNamespace(app_ref={"app": (worst, slo, figures)})
+        floors = _floors_of(worst, slo, figures)
+        if floors is None:
+            assert Verdicts._bound(v, "app", figures) is not False  # type: ignore[arg-type]
+            continue
+        checked += 1
+        assert Verdicts._bound(v, "app", floors) is False  # type: ignore[arg-type]
+        for k in range(len(floors)):
+            under = tuple(f * (1 - 1e-9) if j == k else f for j, f in enumerate(floors))
+            assert Verdicts._bound(v, "app", under) is not False  # type: ignore[arg-type]
+    assert checked > 1500
