@@ -177,26 +177,29 @@ class Simulation:
             {t for p in inputs.batteries.values() for t in p.changes_at(inputs.hours)}
         )
         packs.set_charging(0.0)
+        link_now, signalled, step = self.link_now, self.signalled, inputs.bandwidth_step
         for k in range(steps):
             t = k * dt
             samples: dict[Link, float] = {}
             moved: set[Link] = set()
             signal = False
             values, sample = table.row(k)
-            for j in np.flatnonzero(sample != last_sample).tolist():
-                # A trace started a sample since the last step: the agent reports it.
-                key, value = keys[j], float(values[j])
+            started_at = np.flatnonzero(sample != last_sample)
+            # A trace started a sample since the last step: the agent reports it.
+            started_keys = map(keys.__getitem__, started_at.tolist())
+            for key, value in zip(started_keys, values[started_at].tolist(), strict=True):
                 samples[key] = value
-                if value == self.link_now[key]:
+                if value == link_now[key]:
                     continue
-                self.link_now[key] = value
+                link_now[key] = value
                 moved.add(key)
-                if key[0] not in self.down and key[1] not in self.down:
+                off = self.down
+                if key[0] not in off and key[1] not in off:
                     self._links_due[key] = {"mbps": value}
                     self._priced = None
-                held = self.signalled[key]
-                if abs(value - held) > inputs.bandwidth_step * held:
-                    self.signalled[key] = value
+                held = signalled[key]
+                if abs(value - held) > step * held:
+                    signalled[key] = value
                     signal = True
             last_sample = sample
             charging_changed: np.ndarray = np.empty(0, dtype=int)
