@@ -63,8 +63,7 @@ class _App:
     def __init__(self, splits: AppSplits, best: np.ndarray) -> None:
         self.splits = splits
         self.lo_broken, self.lo_value = splits.bounds(best)
-        n = len(self.lo_broken)
-        self.host = np.array([splits.host_of(i) for i in range(n)], dtype=np.int64)
+        self.host = splits.hosts()
         # Choices (and their keys) by the traced slots they depend on, then by those slots'
         # figures.
         self.cache: dict[tuple[int, ...], dict[tuple[float, ...], tuple[Placement, Key]]] = {}
@@ -103,7 +102,8 @@ class _App:
         if [d for d in new.others if d in common] != common:
             return 0
         at_was = {d: j for j, d in enumerate(was.others)}
-        if any(new.reads(at_new[d], now) != was.reads(at_was[d], links) for d in common):
+        mine, theirs = [at_new[d] for d in common], [at_was[d] for d in common]
+        if not new.same_reads(was, mine, theirs, now, links):
             return 0
         gone = frozenset(d for d in was.others if d not in at_new)
         back = np.isin(self.host, [at_new[d] for d in new.others if d not in common])
@@ -126,7 +126,7 @@ class _App:
             entry = {
                 figures if same_order else tuple(figures[i] for i in order): (placement, key)
                 for figures, (placement, key) in by_figure.items()
-                if key < least and not (gone and not gone.isdisjoint(placement.hosts()))
+                if key < least and not (gone and not _clear_of(gone, placement))
             }
             if entry:
                 self.cache.setdefault(now_slots, {}).update(entry)
@@ -227,6 +227,11 @@ class NeurosurgeonPolicy:
         self.caching = caching
         self.watch = {}
         self.chosen = {}
+
+
+def _clear_of(devices: frozenset[str], p: Placement) -> bool:
+    """Whether `p` runs on none of `devices` (`p.hosts()`, without making the set)."""
+    return devices.isdisjoint(p.blocks or ()) and devices.isdisjoint(p.stages or ())
 
 
 __all__ = ["NeurosurgeonPolicy"]

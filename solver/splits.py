@@ -40,6 +40,7 @@ from solver.routes import Route
 from solver.scenario import App
 
 Array = NDArray[np.float64]
+Indices = NDArray[np.int64]
 Key = tuple[int, float]
 # Relative widening of every bound: a sum of n non-negative terms in any order is within
 # n * 2**-53 of the exact sum, about 1e-14 here; this is five orders of magnitude more.
@@ -93,6 +94,26 @@ class _Routes:
         being the slots')."""
         traced = frozenset(links[k] for k in self.slots[j])
         return bool(self.ok[j]), bool(self.move[j]), self.rtt[j], self.jpm[j], self.base[j], traced
+
+    def same_reads(
+        self,
+        other: _Routes,
+        mine: Indices,
+        theirs: Indices,
+        links: Sequence[tuple[str, str]],
+        their_links: Sequence[tuple[str, str]],
+    ) -> bool:
+        """Whether `reads` of each route `mine[i]` equals `other.reads` of `theirs[i]`
+        (`links`, `their_links`: each side's slots), every route at once."""
+        for name in ("ok", "move", "rtt", "jpm", "base"):
+            if not np.array_equal(getattr(self, name)[mine], getattr(other, name)[theirs]):
+                return False
+        mine_slots, their_slots = self.slots, other.slots
+        return all(
+            frozenset(links[k] for k in mine_slots[i])
+            == frozenset(their_links[k] for k in their_slots[j])
+            for i, j in zip(mine.tolist(), theirs.tolist(), strict=True)
+        )
 
     def mbps(self, figures: Array) -> Array:
         return np.minimum(self.base, figures[self.idx].min(axis=1))
@@ -361,6 +382,24 @@ class AppSplits:
         figures = (self.gf[j, 0], self.dp[j, 0], self.grid[j, 0], self.cx[j, 0], self.ov[j, 0])
         return self.sd.reads(j, links), self.dt.reads(j, links), figures
 
+    def same_reads(
+        self,
+        other: AppSplits,
+        mine: Sequence[int],
+        theirs: Sequence[int],
+        links: Sequence[tuple[str, str]],
+        their_links: Sequence[tuple[str, str]],
+    ) -> bool:
+        """Whether `reads(mine[i], links)` equals `other.reads(theirs[i], their_links)`
+        for every i (hosts only, not -1), every host at once."""
+        a, b = np.asarray(mine, dtype=np.int64), np.asarray(theirs, dtype=np.int64)
+        for name in ("gf", "dp", "grid", "cx", "ov"):
+            if not np.array_equal(getattr(self, name)[a, 0], getattr(other, name)[b, 0]):
+                return False
+        return self.sd.same_reads(other.sd, a, b, links, their_links) and self.dt.same_reads(
+            other.dt, a, b, links, their_links
+        )
+
     # -- bounds and candidates --------------------------------------------------------------
     def bounds(self, figures: Array) -> tuple[Array, Array]:
         """Lower bounds on every candidate's key at `figures`: (violations, value), in the
@@ -401,16 +440,18 @@ class AppSplits:
             i -= size
         raise IndexError(i)
 
+    def hosts(self) -> Indices:
+        """`host_of` of every candidate, in the baseline's order: per model (or for the
+        cascade), the source alone, then each other device's splits (or combinations)."""
+        cascade = self.app.cascade is not None
+        per = [len(self.combos)] if cascade else [m.n for m in self.models]
+        others = np.arange(len(self.others), dtype=np.int64)
+        parts = [np.concatenate([[-1], np.repeat(others, n)]) for n in per]
+        return np.concatenate(parts).astype(np.int64)
+
     def host_of(self, i: int) -> int:
         """The index in `others` of candidate i's other device; -1 for the source alone."""
-        if self.app.cascade is not None:
-            return -1 if i == 0 else (i - 1) // len(self.combos)
-        for m in self.models:
-            size = 1 + len(self.others) * m.n
-            if i < size:
-                return -1 if i == 0 else (i - 1) // m.n
-            i -= size
-        raise IndexError(i)
+        return int(self.hosts()[i])
 
 
 def choose(

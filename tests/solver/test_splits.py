@@ -3,6 +3,7 @@ chooses: same placement for every app, on fleets and bandwidths where the choice
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,23 @@ def test_the_bounds_are_below_every_key() -> None:
             assert (int(broken[i]), float(value[i])) <= key
 
 
+def test_hosts_names_the_other_device_of_every_candidate() -> None:
+    """`hosts()[i]`: the index in `others` of the device candidate i runs on beside the
+    source, -1 when it runs on the source alone; on apps with variants and cascades."""
+    kinds = set()
+    for raw in (generate(6, devices=24, apps=12), generate(4, devices=20, apps=10, blocks=5)):
+        problem = Problem(parse_scenario(raw))
+        for app in problem.scenario.apps:
+            splits = AppSplits(problem, app, {})
+            hosts = splits.hosts().tolist()
+            assert len(hosts) == len(splits.bounds(figure_vector(()))[0])
+            for i, j in enumerate(hosts):
+                beside = splits.candidate(i).hosts() - {app.source}
+                assert beside == (set() if j < 0 else {splits.others[j]})
+            kinds.add(app.cascade is not None)
+    assert kinds == {True, False}
+
+
 def test_traced_links_read_from_the_figures() -> None:
     """Bounds at a figure vector equal those of the scenario that has those figures."""
     raw = generate(8, devices=24, apps=12)
@@ -104,6 +122,47 @@ def test_traced_links_read_from_the_figures() -> None:
         direct = AppSplits(moved, app2, {}).bounds(figure_vector(()))
         assert np.array_equal(at[0], direct[0])
         assert np.allclose(at[1], direct[1], rtol=1e-12, atol=0.0)
+
+
+def test_same_reads_is_reads_compared_host_by_host() -> None:
+    """`same_reads` (every host at once) answers as `reads` compared host by host, across
+    two fleet shapes (a device gone, which re-routes some hosts), with both answers seen."""
+    raw = generate(8, devices=24, apps=12)
+    busy = {a["source"] for a in raw["apps"]} | {a.get("sink") for a in raw["apps"]}
+    gone = next(d["id"] for d in raw["devices"] if d["id"] not in busy)
+    links = [lk for lk in raw["links"] if gone not in (lk["a"], lk["b"])]
+    shapes = []
+    for scn in (raw, {**raw, "devices": [d for d in raw["devices"] if d["id"] != gone],
+                      "links": links}):  # fmt: skip
+        problem = Problem(parse_scenario(scn))
+        names = [(lk.a, lk.b) for lk in problem.scenario.links]
+        traced = [k for k, n in enumerate(names) if n in {(x["a"], x["b"]) for x in links[:6]}]
+        shapes.append((problem, [names[k] for k in traced], {k: j for j, k in enumerate(traced)}))
+    (p1, links1, slots1), (p2, links2, slots2) = shapes
+    answers = set()
+    for app1, app2 in zip(p1.scenario.apps, p2.scenario.apps, strict=True):
+        was, now = AppSplits(p1, app1, slots1), AppSplits(p2, app2, slots2)
+        at_now = {d: j for j, d in enumerate(now.others)}
+        common = [d for d in was.others if d in at_now]
+        mine = [at_now[d] for d in common]
+        theirs = [was.others.index(d) for d in common]
+        plain = all(
+            now.reads(i, links2) == was.reads(j, links1) for i, j in zip(mine, theirs, strict=True)
+        )
+        assert now.same_reads(was, mine, theirs, links2, links1) == plain
+        answers.add(plain)
+        if plain:
+            # Each thing a host's candidates read, changed at one host, is seen.
+            for part, name in [(None, n) for n in ("gf", "dp", "grid", "cx", "ov")] + [
+                (r, n) for r in ("sd", "dt") for n in ("ok", "move", "rtt", "jpm", "base")
+            ]:
+                other = copy.deepcopy(now)
+                held = other if part is None else getattr(other, part)
+                values = getattr(held, name)
+                values[mine[-1]] = (not values[mine[-1]]) if values.dtype == bool else 7.5
+                assert other.same_reads(was, mine, theirs, links2, links1) is False, name
+                assert other.reads(mine[-1], links2) != was.reads(theirs[-1], links1)
+    assert answers == {True, False}
 
 
 def _with_twins(raw: dict[str, Any]) -> dict[str, Any]:
