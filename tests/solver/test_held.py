@@ -68,3 +68,28 @@ def test_own_checks_are_kept_while_the_cost_is_the_very_one(
     checked.clear()
     assert verdicts(moved) == fresh(moved)
     assert len(checked) == 2 * len(raw["apps"])
+
+
+def test_the_base_and_pack_limits_judged_on_are_those_of_the_problem_now() -> None:
+    """`judged` keeps the evaluation it builds on, and each pack's limit, on the problem:
+    a new evaluation put on the problem is read at the next verdict, and a limit is the
+    cost model's."""
+    raw = generate(3, devices=30, apps=8, blocks=4)
+    problem = Problem(parse_scenario(raw))
+    plan = solve(problem, SolveOptions(), solver="heuristic")
+    first = evaluate(problem.cost, plan.placements, cache=problem.app_costs)
+    problem.derived["evaluation"] = first
+    app = problem.scenario.apps[0]
+    held.judged(problem, app, plan.placements[app.id])
+    assert held._base_of(problem) is first
+    second = evaluate(problem.cost, plan.placements, cache=problem.app_costs)
+    problem.derived["evaluation"] = second
+    assert held._base_of(problem) is second is held.base_evaluation(problem)
+    del problem.derived["evaluation"]
+    assert held._base_of(problem) is None is held.base_evaluation(problem)
+    for a in problem.scenario.apps:
+        cost = problem.app_costs[a.id][1]
+        limit = problem.cost.battery_limit_w(a.source)
+        over = not held.battery_within(a.rate_rps * cost.joules.get(a.source, 0.0), limit)
+        assert held.over_own_pack(problem, a, cost) is over
+    assert set(problem.derived[held._LIMITS]) == {a.source for a in problem.scenario.apps}
