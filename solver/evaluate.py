@@ -301,21 +301,27 @@ def evaluate(
     records: dict[str, AppRecord] = {}
     taken_out: set[str] = set()
     objective = 0.0
+    # Read once: the loop runs over every app of a fleet at every re-plan, mostly to find
+    # each the very record of `base` (`cached`, inlined).
+    placement_of, old_of, placed_at = placements.get, old_records.get, placed.get
+    cached_of = cache.get if cache is not None else None
     for app in scn.apps:
-        p = placements.get(app.id)
-        old = old_records.get(app.id)
+        app_id = app.id
+        p = placement_of(app_id)
+        old = old_of(app_id)
         if p is None:
             if require_all:
                 violations.append(_shape(app, "not placed"))
             if old is not None:
                 share(old, -1.0)
-                taken_out.add(app.id)
+                taken_out.add(app_id)
             continue
-        c = cached(cache, app.id, p)
+        hit = cached_of(app_id) if cached_of is not None else None
+        c = hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
         same = old is not None and (old.placement is p or old.placement == p)
         if old is not None and same and c is old.cost and old.app is app:
             # The plan in force's own placement moves nothing (thousands of fixed apps).
-            m = 0.0 if placed.get(app.id) is p else app_migration(mig, app, p)
+            m = 0.0 if placed_at(app_id) is p else app_migration(mig, app, p)
             rec = old
             # A changed device may have changed tier: the app's own checks are redone.
             recheck = bool(changed_devices) and not changed_devices.isdisjoint(
@@ -328,14 +334,14 @@ def evaluate(
         else:
             if old is not None:
                 share(old, -1.0)
-                taken_out.add(app.id)
+                taken_out.add(app_id)
             made = app_record(cm, app, p, mig, cache, c)
             if not isinstance(made, AppRecord):
                 violations.extend(made)
                 continue
             rec = made
             share(rec, 1.0)
-        records[app.id] = rec
+        records[app_id] = rec
         objective += rec.term
         violations.extend(rec.violations)
     for app_id, old in old_records.items():
