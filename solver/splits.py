@@ -41,6 +41,10 @@ from solver.scenario import App
 
 Array = NDArray[np.float64]
 Indices = NDArray[np.int64]
+# What a host's candidates read, by array (`reads`: one host, `same_reads`: all at once):
+# of each route (see `_Routes.reads`), and of the host, its figures.
+_ROUTE_READS = ("ok", "move", "rtt", "jpm", "base")
+_HOST_READS = ("gf", "dp", "grid", "cx", "ov")
 Key = tuple[int, float]
 # Relative widening of every bound: a sum of n non-negative terms in any order is within
 # n * 2**-53 of the exact sum, about 1e-14 here; this is five orders of magnitude more.
@@ -93,7 +97,7 @@ class _Routes:
         RTT, joules per MB and untraced Mbit/s, and its traced links (by link, `links`
         being the slots')."""
         traced = frozenset(links[k] for k in self.slots[j])
-        return bool(self.ok[j]), bool(self.move[j]), self.rtt[j], self.jpm[j], self.base[j], traced
+        return (*(getattr(self, name)[j].item() for name in _ROUTE_READS), traced)
 
     def same_reads(
         self,
@@ -105,7 +109,7 @@ class _Routes:
     ) -> bool:
         """Whether `reads` of each route `mine[i]` equals `other.reads` of `theirs[i]`
         (`links`, `their_links`: each side's slots), every route at once."""
-        for name in ("ok", "move", "rtt", "jpm", "base"):
+        for name in _ROUTE_READS:
             if not np.array_equal(getattr(self, name)[mine], getattr(other, name)[theirs]):
                 return False
         mine_slots, their_slots = self.slots, other.slots
@@ -379,7 +383,7 @@ class AppSplits:
             models = [m.id for m in self.models]
             source = (self.s_gf, self.s_ov, self.s_dp, self.s_grid, self.s_cx, self.s_bad)
             return self.app, source, self.w, models, self.st.reads(0, links)
-        figures = (self.gf[j, 0], self.dp[j, 0], self.grid[j, 0], self.cx[j, 0], self.ov[j, 0])
+        figures = tuple(getattr(self, name)[j, 0] for name in _HOST_READS)
         return self.sd.reads(j, links), self.dt.reads(j, links), figures
 
     def same_reads(
@@ -393,7 +397,7 @@ class AppSplits:
         """Whether `reads(mine[i], links)` equals `other.reads(theirs[i], their_links)`
         for every i (hosts only, not -1), every host at once."""
         a, b = np.asarray(mine, dtype=np.int64), np.asarray(theirs, dtype=np.int64)
-        for name in ("gf", "dp", "grid", "cx", "ov"):
+        for name in _HOST_READS:
             if not np.array_equal(getattr(self, name)[a, 0], getattr(other, name)[b, 0]):
                 return False
         return self.sd.same_reads(other.sd, a, b, links, their_links) and self.dt.same_reads(
@@ -441,17 +445,14 @@ class AppSplits:
         raise IndexError(i)
 
     def hosts(self) -> Indices:
-        """`host_of` of every candidate, in the baseline's order: per model (or for the
-        cascade), the source alone, then each other device's splits (or combinations)."""
+        """The index in `others` of each candidate's other device (-1: the source alone), in
+        the baseline's order: per model (or for the cascade), the source alone, then each
+        other device's splits (or combinations)."""
         cascade = self.app.cascade is not None
         per = [len(self.combos)] if cascade else [m.n for m in self.models]
         others = np.arange(len(self.others), dtype=np.int64)
         parts = [np.concatenate([[-1], np.repeat(others, n)]) for n in per]
         return np.concatenate(parts).astype(np.int64)
-
-    def host_of(self, i: int) -> int:
-        """The index in `others` of candidate i's other device; -1 for the source alone."""
-        return int(self.hosts()[i])
 
 
 def choose(

@@ -145,7 +145,7 @@ def test_a_choice_is_carried_only_where_the_shape_change_cannot_move_it() -> Non
     shrunk = solver.apply_change(full, solver.Change(lost_devices=frozenset({camera})))
     splits = _laid_out(full, app.id).splits
     j = splits.others.index(camera)  # every camera is a candidate host of every app
-    mine = [i for i in range(len(_laid_out(full, app.id).host)) if splits.host_of(i) == j]
+    mine = [i for i, h in enumerate(splits.hosts().tolist()) if h == j]
     on_camera, alone = splits.candidate(mine[0]), splits.candidate(0)
 
     # The camera lost: a choice of a candidate on it is dropped, any other carried.
