@@ -187,13 +187,13 @@ class Simulation:
             started_at = np.flatnonzero(sample != last_sample)
             # A trace started a sample since the last step: the agent reports it.
             started_keys = map(keys.__getitem__, started_at.tolist())
+            off = self.down
             for key, value in zip(started_keys, values[started_at].tolist(), strict=True):
                 samples[key] = value
                 if value == link_now[key]:
                     continue
                 link_now[key] = value
                 moved.add(key)
-                off = self.down
                 if key[0] not in off and key[1] not in off:
                     self._links_due[key] = {"mbps": value}
                     self._priced = None

@@ -302,9 +302,8 @@ def evaluate(
     taken_out: set[str] = set()
     objective = 0.0
     # Read once: the loop runs over every app of a fleet at every re-plan, mostly to find
-    # each the very record of `base` (`cached`, inlined).
+    # each the very record of `base`.
     placement_of, old_of, placed_at = placements.get, old_records.get, placed.get
-    cached_of = cache.get if cache is not None else None
     for app in scn.apps:
         app_id = app.id
         p = placement_of(app_id)
@@ -316,8 +315,7 @@ def evaluate(
                 share(old, -1.0)
                 taken_out.add(app_id)
             continue
-        hit = cached_of(app_id) if cached_of is not None else None
-        c = hit[1] if hit is not None and (hit[0] is p or hit[0] == p) else None
+        c = cached(cache, app_id, p)
         same = old is not None and (old.placement is p or old.placement == p)
         if old is not None and same and c is old.cost and old.app is app:
             # The plan in force's own placement moves nothing (thousands of fixed apps).

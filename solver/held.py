@@ -31,6 +31,8 @@ from solver.scenario import App
 # app id -> (app, placement, its cost, whether the app's own checks fail there): kept for
 # every problem whose devices differ only in their batteries (`breaks_own_limits`).
 JUDGED = "judged"
+# Per problem: the evaluation `judged` builds on (`_base_of`), each pack's limit.
+_BASE_OF, _LIMITS = "judged_base", "battery_limits"
 
 
 def base_evaluation(problem: Problem) -> Evaluation | None:
@@ -183,9 +185,6 @@ def _base_of(problem: Problem) -> Evaluation | None:
     if hit is None or hit[0] is not ev or hit[1] is not before:
         hit = d[_BASE_OF] = (ev, before, base_evaluation(problem))
     return hit[2]
-
-
-_BASE_OF, _LIMITS = "judged_base", "battery_limits"
 
 
 def _same(a: Placement, b: Placement) -> bool:
