@@ -236,7 +236,10 @@ class _Sorting(ContinuumPolicy):
         out = super().decide(now)
         for d in self.decided:
             plan = d.previous_plan or {}
-            used = {link_name(u["a"], u["b"]) for u in plan.get("links", [])}
+            # The links it sends over: its document lists the links it leaves idle too.
+            used = {
+                link_name(u["a"], u["b"]) for u in plan.get("links", []) if u["utilization"] > 0
+            }
             self.counts[(classify(d.reasons, used), d.result.apply)] += 1
             refused = not d.result.apply and not d.result.broken and d.previous_plan
             if self.refusals is not None and refused and "margin" in d.result.decision:

@@ -21,6 +21,10 @@ the trace-driven benchmark drive the same code.
   was not answered by it): a link that no plan can relieve does not ask for a re-plan at
   every sample. A new plan is judged at once on the last sample of each link measured
   after its re-plan took its figures (the next one may be a probe interval away).
+  A link the plan in force sends nothing over (no floor) fires only when a figure moved
+  for the better (more bandwidth, less RTT): a slower link breaks nothing of that plan and
+  makes no other plan better, so re-planning on it re-placed on drift alone
+  (bench/replan_triggers.py: a quarter of a simulated day's re-plans).
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
@@ -194,6 +198,19 @@ class LinkWatch:
                 return None
             self._under.add(name)
             return _below(name, mbps, floor, at)
+        if (
+            floor is None
+            and self._given is not None
+            and not (
+                (s.mbps > s.planned_mbps and moved_bw > self.threshold)
+                or (rtt_moved and s.rtt_ms < s.planned_rtt_ms)
+            )
+        ):
+            # The plan in force sends nothing here, and the link only got worse: no app
+            # of it breaks, and no other plan gains from a slower link. The figure stays
+            # unanswered (not committed): should a plan that uses the link go in force,
+            # it fires at that plan's next measurement there.
+            return None
         if floor is not None and mbps < floor:
             self._under.add(name)  # this trigger's re-plan answers the floor as well
         reason = (

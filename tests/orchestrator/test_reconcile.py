@@ -310,6 +310,7 @@ async def test_one_noisy_link_sample_does_not_fire_a_sustained_drop_does() -> No
     gw = FakeGateway()
     two_devices(gw)
     gw.links = {("cam", "edge"): {"mbps": 50.0, "rtt_ms": 2.0, "at": gw.now}}
+    gw.link_floors = {"cam~edge": 1.0}  # the plan in force sends over it
     rec, _ = loop(gw, link_change_fraction=0.3, link_alpha=0.5)
     await rec.tick()
 
@@ -346,6 +347,7 @@ async def test_a_replan_names_the_links_that_fired_and_the_others_drift_adds_up(
         }
 
     sample(100.0, 100.0)
+    gw.link_floors = {"cam~edge": 1.0, "edge~gpu": 1.0}  # the plan in force sends over both
     rec, _ = loop(gw, link_change_fraction=0.3, link_alpha=1.0)
     await rec.tick()
     sample(50.0, 80.0)

@@ -325,12 +325,13 @@ async def test_the_leader_sees_a_changed_battery_reading_only_that_heartbeat(
 
 async def test_the_leader_sees_a_changed_link(live_fleet: Harness) -> None:
     loop = await _baseline(live_fleet, LoopConfig(startup_grace_s=0.0))
-    await live_fleet.live.put_link("cam-1", "edge-1", 40.0, 4.0, 30.0)
+    await live_fleet.live.put_link("cam-1", "edge-1", 2.0, 4.0, 30.0)
     assert await loop.tick() == []  # the link's first figure: the baseline
-    # Two reports of a collapse: the link's memory moves its estimate at least halfway
-    # each (40 -> 21 -> 11.5), and the trigger's own average halfway again.
+    # Two reports of a rise (no plan is in force, so only a move for the better can ask
+    # for one): the link's memory moves its estimate at least halfway each (2 -> 21 ->
+    # 30.5), and the trigger's own average halfway again.
     for _ in range(2):
-        await live_fleet.live.put_link("cam-1", "edge-1", 2.0, 4.0, 30.0)
+        await live_fleet.live.put_link("cam-1", "edge-1", 40.0, 4.0, 30.0)
     fired = await loop.tick()
     await live_fleet.planner.settle()
     assert [(t.kind, t.target) for t in fired] == [("link", "cam-1~edge-1")]

@@ -122,6 +122,35 @@ def test_the_floor_is_judged_on_the_sample_not_the_average() -> None:
     assert w.observe("cam", "edge", 49.0, 5.0, 4.0) is not None
 
 
+def test_a_link_the_plan_sends_nothing_over_fires_only_for_the_better() -> None:
+    w = LinkWatch(alpha=1.0, threshold=0.3)
+    for link in (("cam", "edge"), ("cam", "cloud")):
+        w.observe(*link, 50.0, 20.0, 0.0)
+    assert w.set_floors({"cam~edge": 30.0}, 0.0) == []  # the plan uses cam~edge alone
+    # Slower, or farther: nothing of the plan breaks, and no plan gains.
+    assert w.observe("cam", "cloud", 10.0, 20.0, 1.0) is None
+    assert w.observe("cam", "cloud", 10.0, 60.0, 2.0) is None
+    # The same drop on the link the plan uses fires, as before.
+    t = w.observe("cam", "edge", 32.0, 20.0, 3.0)
+    assert t is not None and t.target == "cam~edge" and "50.0 -> 32.0" in t.reason
+    # Back up past the threshold (from the figure it was placed with), or nearer: fires.
+    assert w.observe("cam", "cloud", 70.0, 60.0, 4.0) is not None
+    assert w.observe("cam", "cloud", 50.0, 5.0, 5.0) is not None
+    # A drop that was not answered fires once a plan that uses the link is in force.
+    assert w.observe("cam", "cloud", 10.0, 20.0, 6.0) is None
+    w.commit({"cam~edge"})
+    assert w.set_floors({"cam~cloud": 5.0}, 7.0) == []  # 10 is above its floor
+    t = w.observe("cam", "cloud", 10.0, 20.0, 8.0)
+    assert t is not None and t.target == "cam~cloud" and "50.0 -> 10.0" in t.reason
+
+
+def test_without_a_plan_in_force_every_move_fires() -> None:
+    # Before any floors are given the watch does not know what the plan uses.
+    w = LinkWatch(alpha=1.0, threshold=0.3)
+    w.observe("cam", "cloud", 50.0, 20.0, 0.0)
+    assert w.observe("cam", "cloud", 10.0, 20.0, 1.0) is not None
+
+
 def test_battery_projection_fires_once_within_horizon() -> None:
     w = BatteryWatch(horizon_h=8.0, window_s=60.0)
     assert w.observe("cam", 80.0, 20.0, False, 0.0) is None
