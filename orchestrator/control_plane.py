@@ -210,6 +210,7 @@ class ControlPlane:
             rollout_timeout_s=s.rollout_timeout_s,
             link_change_fraction=s.link_change_fraction,
             link_alpha=s.link_smoothing,
+            link_cost_step=s.link_cost_step,
             latency_drift_fraction=s.latency_drift_fraction,
             startup_grace_s=s.startup_grace_s,
             grid_change_fraction=s.grid_change_fraction,

@@ -89,7 +89,10 @@ class Reconciler:
         baseline, so a new leader does not fire a trigger for every device it sees)."""
         cfg = self.config
         self.links = LinkWatch(
-            alpha=cfg.link_alpha, threshold=cfg.link_change_fraction, rtt_floor_ms=cfg.rtt_floor_ms
+            alpha=cfg.link_alpha,
+            threshold=cfg.link_change_fraction,
+            rtt_floor_ms=cfg.rtt_floor_ms,
+            cost_step=cfg.link_cost_step,
         )
         self.batteries = BatteryWatch(horizon_h=cfg.horizon_h)
         self.latency = LatencyWatch(threshold=cfg.latency_drift_fraction)
@@ -353,7 +356,7 @@ class Reconciler:
                     "control plane took the lead"
                 )
                 fired.append(Trigger("device-lost", device, reason, obs.now))
-        for t in self.links.set_floors(obs.link_floors, obs.now):
+        for t in self.links.set_floors(obs.link_floors, obs.now, costs=obs.link_costs):
             if not baseline:
                 fired.append(t)
         for (a, b), figures in obs.links.items():

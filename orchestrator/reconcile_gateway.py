@@ -12,18 +12,20 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import solver
 from orchestrator import audit, rollouts
 from orchestrator.calls import Publish, RunSync
 from orchestrator.carbon.live import GridNow
 from orchestrator.db.tables import Device, Link, PlanVersion
 from orchestrator.desired import compute
 from orchestrator.desired.states import DesiredStates
+from orchestrator.floors import plan_floors
 from orchestrator.live.base import LiveState
 from orchestrator.live.mirror import HeartbeatMirror
 from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
-from orchestrator.triggers import Trigger, link_floors
+from orchestrator.triggers import LinkCosts, Trigger, link_floors
 
 
 class RecordTrigger(Protocol):
@@ -85,7 +87,7 @@ class ReconcileGateway:
         # declared link -> Mbit/s, re-read every _DECLARED_TTL_S (another replica may declare)
         self._declared: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
         # The plan in force's figures, read when its version changes.
-        self._in_force = _InForce(-1, {}, {}, {})
+        self._in_force = _InForce(-1, {}, {}, {}, None)
         # revision -> device -> when its long poll was answered with that revision
         self._delivered: dict[int, dict[str, float]] = {}
 
@@ -153,6 +155,7 @@ class ReconcileGateway:
         # alone: this is the loop's one read of the mirror, so nothing changed unseen.
         return Observation(now, beats, links, devices, self._in_force.predicted_ms, grid,
                            link_floors=self._in_force.link_floors,
+                           link_costs=self._in_force.link_costs,
                            changed=self.mirror.last_changed,
                            plan_version=version, planned_grid=planned_grid)  # fmt: skip
 
@@ -236,14 +239,15 @@ class _InForce(NamedTuple):
     # partition key -> predicted compute ms per request (the cost model's: block GFLOP /
     # device GFLOP/s)
     predicted_ms: dict[str, float]
-    link_floors: dict[str, float]  # `orchestrator.triggers.link_floors`
+    link_floors: dict[str, float]  # `orchestrator.floors.plan_floors`
     grid: dict[str, float]  # device -> the grid gCO2e/kWh it was solved with
+    link_costs: LinkCosts | None  # what a fall costs it (`plan_floors`)
 
 
 def _in_force_figures(session: Session, version: int) -> _InForce:
     row = session.scalar(select(PlanVersion).where(PlanVersion.in_force.is_(True)))
     if row is None:
-        return _InForce(version, {}, {}, {})
+        return _InForce(version, {}, {}, {}, None)
     grid = {
         d["id"]: float(d["grid_gco2_per_kwh"])
         for d in row.scenario.get("devices", [])
@@ -264,5 +268,8 @@ def _in_force_figures(session: Session, version: int) -> _InForce:
             if rate > 0:
                 key = compute.partition_key(app.id, app.model or "", first, last)
                 out[key] = cost / rate * 1000.0
-    floors = link_floors((row.plan or {}).get("links") or [], row.scenario)
-    return _InForce(version, out, floors, grid)
+    try:
+        floors, costs = plan_floors(row.scenario, solver.PlanDoc.model_validate(row.plan))
+    except ValueError:  # not a plan document (pydantic's error is one)
+        floors, costs = link_floors((row.plan or {}).get("links") or [], row.scenario), None
+    return _InForce(version, out, floors, grid, costs)

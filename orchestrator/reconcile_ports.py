@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from orchestrator.rollouts import RolloutView
-from orchestrator.triggers import Trigger
+from orchestrator.triggers import LinkCosts, Trigger
 
 
 @dataclass
@@ -21,8 +21,10 @@ class Observation:
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> battery_min_pct
     predicted_ms: dict[str, float] = field(default_factory=dict)  # partition key -> ms
     grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now (issue 14)
-    # Link name -> Mbit/s below which the plan in force breaks it (`triggers.link_floors`).
+    # Link name -> Mbit/s below which the plan in force may break there, and what a fall
+    # on each costs it (`orchestrator.floors.plan_floors`).
     link_floors: dict[str, float] = field(default_factory=dict)
+    link_costs: LinkCosts | None = None
     # Devices whose heartbeat was written, forgotten or expired since the last observation
     # (`HeartbeatMirror.last_changed`); None: not known, every device may have changed.
     changed: frozenset[str] | None = None
@@ -80,6 +82,7 @@ class LoopConfig:
     rollout_timeout_s: float = 30.0
     link_change_fraction: float = 0.3
     link_alpha: float = 0.5
+    link_cost_step: float = 0.01  # `orchestrator.triggers.LinkWatch.cost_step`
     rtt_floor_ms: float = 10.0  # an RTT change counts only when it is at least this large
     latency_drift_fraction: float = 0.5
     horizon_h: float = 8.0

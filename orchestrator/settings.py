@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     rollout_timeout_s: float = Field(default=30.0, gt=0)
     link_change_fraction: float = Field(default=0.3, gt=0)
     link_smoothing: float = Field(default=0.5, gt=0, le=1)
+    # A fall on a link the plan in force sends over that keeps it above its floors asks for a
+    # re-plan once the falls cost the plan this share of its objective (`triggers.LinkCosts`).
+    link_cost_step: float = Field(default=0.01, ge=0)
     latency_drift_fraction: float = Field(default=0.5, gt=0)
     # Links agents find to same-site neighbours (the `site` label): `manual` keeps each
     # proposal for an operator; `accept-same-site` declares it at once (audited).

@@ -24,7 +24,10 @@ the trace-driven benchmark drive the same code.
   A link the plan in force sends nothing over (no floor) fires only when a figure moved
   for the better (more bandwidth, less RTT): a slower link breaks nothing of that plan and
   makes no other plan better, so re-planning on it re-placed on drift alone
-  (bench/replan_triggers.py: a quarter of a simulated day's re-plans).
+  (bench/replan_triggers.py: a quarter of a simulated day's re-plans). With floors that
+  are whole (`orchestrator.floors`: each app's SLO as well as the link's own limit, and
+  no objective weight on latency), the same holds for a link the plan sends over while
+  its samples stay at or above the floor: a fall there fires only under it.
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
@@ -126,6 +129,24 @@ def link_floors(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class LinkCosts:
+    """What a fall on each link the plan in force sends over can cost it
+    (`orchestrator.floors`): link name -> (the Mbit/s the plan was solved with, the most its
+    objective rises per unit of 1 / Mbit/s below that), and its objective then. A fall to
+    m Mbit/s from m0 costs at most `rise * (1/m - 1/m0)`: only expected latency reads
+    bandwidth, and a transfer's time grows at most as its route's slowest link's 1/m."""
+
+    solved: Mapping[str, tuple[float, float]]
+    objective: float
+
+    def cost(self, name: str, mbps: float) -> float:
+        m0, rise = self.solved.get(name, (0.0, 0.0))
+        if rise <= 0.0 or mbps >= m0:
+            return 0.0
+        return rise * (1.0 / max(mbps, 1e-9) - 1.0 / m0)
+
+
 @dataclass(slots=True)
 class LinkWatch:
     alpha: float = 0.5
@@ -134,10 +155,21 @@ class LinkWatch:
     _links: dict[str, _LinkState] = field(default_factory=dict)
     _floors: dict[str, float] = field(default_factory=dict)
     _under: set[str] = field(default_factory=set)  # links that fired below their floor
+    # A fall on a link the plan in force sends over, at or above its floor, asks for a
+    # re-plan once the falls have cost the plan this share of its objective since the
+    # last that asked (`LinkCosts`; without them, every fall past `threshold` asks).
+    cost_step: float = 0.01
     _given: Mapping[str, float] | None = None
+    _costs: LinkCosts | None = None
+    _cost: dict[str, float] = field(default_factory=dict)  # link -> what its fall costs
+    _asked: float = 0.0  # the falls' cost when they last asked (or the least since)
 
-    def set_floors(self, floors: Mapping[str, float], at: float) -> list[Trigger]:
-        """The floors of the plan now in force (`link_floors`), one mapping per plan: the
+    def set_floors(
+        self, floors: Mapping[str, float], at: float, costs: LinkCosts | None = None
+    ) -> list[Trigger]:
+        """The floors of the plan now in force (`link_floors`, or `orchestrator.floors`:
+        the SLOs of its apps as well, with `costs`, what a fall costs it), one mapping per
+        plan: the
         same mapping again changes nothing, another one (a new plan in force) re-arms every
         link, even where its floor is the one before, and judges the last measurement of
         each link against it when that came after the re-plan took its figures: a plan
@@ -148,7 +180,9 @@ class LinkWatch:
         # and a tick does not compare thousands of floors.
         if floors is self._given:
             return []
-        self._given = floors
+        self._given, self._costs = floors, costs
+        self._cost.clear()
+        self._asked = 0.0
         self._floors = dict(floors)
         self._under.clear()
         fired = []
@@ -193,24 +227,29 @@ class LinkWatch:
         floor = self._floors.get(name)
         if floor is not None and mbps >= floor:
             self._under.discard(name)
+        if self._costs is not None and floor is not None:
+            self._cost[name] = self._costs.cost(name, mbps)
         if moved_bw <= self.threshold and not rtt_moved:
             if floor is None or mbps >= floor or name in self._under:
                 return None
             self._under.add(name)
             return _below(name, mbps, floor, at)
-        if (
-            floor is None
-            and self._given is not None
-            and not (
-                (s.mbps > s.planned_mbps and moved_bw > self.threshold)
-                or (rtt_moved and s.rtt_ms < s.planned_rtt_ms)
-            )
-        ):
-            # The plan in force sends nothing here, and the link only got worse: no app
-            # of it breaks, and no other plan gains from a slower link. The figure stays
-            # unanswered (not committed): should a plan that uses the link go in force,
-            # it fires at that plan's next measurement there.
-            return None
+        better = (s.mbps > s.planned_mbps and moved_bw > self.threshold) or (
+            rtt_moved and s.rtt_ms < s.planned_rtt_ms
+        )
+        if not better and self._given is not None:
+            # The link only got worse. Where the plan in force sends nothing, no app of it
+            # breaks, and no other plan gains from a slower link. Where it sends, with its
+            # floors and costs known (`orchestrator.floors`), a fall that keeps the sample
+            # at or above the floor breaks nothing, and makes no other plan better than
+            # by what it costs the plan in force (an RTT that grew may break an SLO: it
+            # asks). The figure stays unanswered (not committed): should it fall under a
+            # floor, cost a step more, or a plan that sends over the link go in force,
+            # the next measurement asks.
+            if floor is None:
+                return None
+            if self._costs is not None and not rtt_moved and mbps >= floor and not self._costly():
+                return None
         if floor is not None and mbps < floor:
             self._under.add(name)  # this trigger's re-plan answers the floor as well
         reason = (
@@ -218,6 +257,17 @@ class LinkWatch:
             f"rtt {s.planned_rtt_ms:.1f} -> {s.rtt_ms:.1f} ms"
         )
         return Trigger("link", name, reason, at)
+
+    def _costly(self) -> bool:
+        """Whether the falls cost the plan in force `cost_step` of its objective more
+        than when they last asked (each link at its last sample; a re-plan that kept the
+        plan judged it at that cost)."""
+        assert self._costs is not None
+        total = sum(self._cost.values())
+        if total > self._asked + self.cost_step * self._costs.objective:
+            self._asked = total
+            return True
+        return False
 
     def commit(self, links: Collection[str] | None = None) -> None:
         """A re-plan took the figures of now. The links it re-placed the apps of (`links`,

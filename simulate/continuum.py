@@ -15,7 +15,8 @@ that fired. As in the loop, the watches are committed right after a re-plan is a
 (for the links and batteries that fired). An applied plan serves after the rollout delay
 (make-before-break); until then the old plan serves. When a plan goes in force, the link
 watch takes its floors (`orchestrator.triggers.link_floors`), as the loop takes them from
-the plan version in force.
+the plan version in force (`orchestrator.floors`: the link's own limit and the SLOs of
+the apps across it, and what a fall there costs the plan).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import solver
+from orchestrator.floors import plan_floors
 from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import InForce, Replacement, in_force, replan
-from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, fired_targets, link_floors
+from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, fired_targets
 from simulate.policy import DEFAULT_SOLVER, Moment, PolicyContext
 
 
@@ -67,7 +69,7 @@ class ContinuumPolicy:
 
     def __post_init__(self) -> None:
         # The watches' own defaults are the loop's (orchestrator.reconcile.LoopConfig and
-        # Settings: smoothing 0.5, a 30% move, a 10 ms RTT floor).
+        # Settings: smoothing 0.5, a 30% move, a 10 ms RTT floor, a 1% cost step).
         self.links = LinkWatch()
         self.batteries = BatteryWatch(horizon_h=self.context.horizon_h)
         self._planned: dict[str, Any] | None = None  # what the plan in force was solved from
@@ -181,8 +183,8 @@ class ContinuumPolicy:
         """Put `plan` in force: its floors go to the link watch, which judges the figures
         measured since it was solved (a plan landing after a rollout) against them."""
         self._planned = scenario
-        uses = [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links]
-        return self.links.set_floors(link_floors(uses, scenario), at_s)
+        floors, costs = plan_floors(scenario, plan)
+        return self.links.set_floors(floors, at_s, costs=costs)
 
 
 __all__ = ["ContinuumPolicy", "Decided"]

@@ -8,7 +8,7 @@ reads the clock only for its time limit, and is deterministic for a given seed.
 from __future__ import annotations
 
 from solver.document import Plan, app_results, build_plan
-from solver.evaluate import Evaluation, evaluate
+from solver.evaluate import Evaluation, evaluate, fixed_worst_ms
 from solver.held import base_evaluation
 from solver.incremental import Change, apply_change, refigured
 from solver.partial import Before, Partial, least_terms, place_what_fits, set_aside_first
@@ -42,6 +42,7 @@ __all__ = [
     "base_evaluation",
     "build_plan",
     "evaluate",
+    "fixed_worst_ms",
     "least_terms",
     "load_scenario",
     "parse_scenario",

@@ -7,13 +7,17 @@ given the evaluation of a plan on the same fleet (`base`), only what changed sin
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import cast
 
 from solver.costs import Cost, CostModel
 from solver.migration import Migration, app_migration
 from solver.plan import AppResult, DeviceUse, LinkUse, Placement
 from solver.reasons import Code, Reason
+from solver.routes import Route, RouteTable
 from solver.scenario import App, Scenario
 
 # A limit holds when value <= limit * (1 + REL_TOL) + ABS_TOL: room for float rounding only.
@@ -50,6 +54,26 @@ def app_cost(cm: CostModel, app: App, p: Placement) -> Cost:
         if i + 1 < len(p.blocks) and p.blocks[i + 1] != device:
             total.add(cm.transition_term(p.model, i, device, p.blocks[i + 1]))
     return total
+
+
+def fixed_worst_ms(cm: CostModel, placements: Mapping[str, Placement]) -> dict[str, float]:
+    """Each app's worst-case latency on its placement at unlimited bandwidth: the part of
+    it no link's Mbit/s changes (compute, overheads, half the routes' RTTs), by the same
+    terms as `app_cost`, on the same routes with unlimited Mbit/s."""
+    unbounded = copy.copy(cm)
+    unbounded.routes = cast(RouteTable, _Unbounded(cm.routes))
+    return {a: app_cost(unbounded, cm.apps[a], p).worst_ms for a, p in placements.items()}
+
+
+class _Unbounded:
+    """`routes`, each route with unlimited Mbit/s."""
+
+    def __init__(self, routes: RouteTable) -> None:
+        self._routes = routes
+
+    def route(self, a: str, b: str) -> Route | None:
+        r = self._routes.route(a, b)
+        return None if r is None else replace(r, mbps=math.inf)
 
 
 def _shape(app: App, what: str) -> Reason:

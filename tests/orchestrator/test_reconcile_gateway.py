@@ -130,13 +130,19 @@ async def test_a_rollback_puts_the_previous_plan_back_in_force(fleet: Harness) -
 
 async def test_the_observation_carries_the_floors_of_the_plan_in_force(fleet: Harness) -> None:
     """What the plan in force sends over each link, over the cap: the figure below which
-    the loop's link watch fires (tests/orchestrator/test_triggers.py)."""
+    the loop's link watch fires (tests/orchestrator/test_triggers.py); the camera's app
+    has no SLO, so no SLO raises it (tests/orchestrator/test_floors.py). And what a fall
+    on each costs the plan, for the watch to judge a fall above the floor by."""
     assert (await fleet.gateway.observe()).link_floors == {}
+    assert (await fleet.gateway.observe()).link_costs is None
     await _first_plan_live(fleet)
     for summary in fleet.announced:  # as the event bus hands the planner's news back
         await fleet.owner.on_event("placement", summary)
     row = await fleet.run_sync(_in_force)
-    floors = (await fleet.gateway.observe()).link_floors
+    obs = await fleet.gateway.observe()
+    floors = obs.link_floors
+    assert obs.link_costs is not None and obs.link_costs.solved.keys() == floors.keys()
+    assert obs.link_costs.objective == row.plan["objective"]
     used = [lk for lk in row.plan["links"] if lk["utilization"] > 0]
     assert used, "the camera's plan sends nothing over its link"
     declared = {link_name(lk["a"], lk["b"]): lk["mbps"] for lk in row.scenario["links"]}

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from orchestrator.triggers import BatteryWatch, LatencyWatch, LinkWatch, link_floors, suspects
+from orchestrator.triggers import (
+    BatteryWatch,
+    LatencyWatch,
+    LinkCosts,
+    LinkWatch,
+    link_floors,
+    suspects,
+)
 
 
 def test_one_noisy_sample_does_not_fire() -> None:
@@ -142,6 +149,35 @@ def test_a_link_the_plan_sends_nothing_over_fires_only_for_the_better() -> None:
     assert w.set_floors({"cam~cloud": 5.0}, 7.0) == []  # 10 is above its floor
     t = w.observe("cam", "cloud", 10.0, 20.0, 8.0)
     assert t is not None and t.target == "cam~cloud" and "50.0 -> 10.0" in t.reason
+
+
+def test_a_fall_above_the_floor_asks_once_it_costs_the_plan_a_step() -> None:
+    # The plan sends over cam~edge (floor 20) and cloud~edge (floor 10), solved at 50 and
+    # 100 Mbit/s; its objective is 100, and a fall costs `rise * (1/m - 1/m0)`.
+    costs = LinkCosts({"cam~edge": (50.0, 500.0), "cloud~edge": (100.0, 1000.0)}, 100.0)
+    assert costs.cost("cam~edge", 25.0) == 500.0 * (1 / 25 - 1 / 50) == 10.0
+    assert costs.cost("cam~edge", 60.0) == 0.0  # above what it was solved with: nothing
+    w = LinkWatch(alpha=1.0, threshold=0.3, cost_step=0.05)  # a step: 5 of 100
+    for a, b, mbps in (("cam", "edge", 50.0), ("edge", "cloud", 100.0)):
+        w.observe(a, b, mbps, 5.0, 0.0)
+    assert w.set_floors({"cam~edge": 20.0, "cloud~edge": 10.0}, 0.0, costs=costs) == []
+    # 50 -> 34: past the threshold, above the floor, costs 4.7: within the step.
+    assert w.observe("cam", "edge", 34.0, 5.0, 1.0) is None
+    # 100 -> 60 on the other link costs 6.7 more: 11.4 in all, past 5.
+    t = w.observe("edge", "cloud", 60.0, 5.0, 2.0)
+    assert t is not None and t.target == "cloud~edge"
+    w.commit({"cloud~edge"})
+    # Asked at 11.4: the next ask needs 16.4. cam~edge to 30 (6.7 in all there): 13.3.
+    assert w.observe("cam", "edge", 30.0, 5.0, 3.0) is None
+    assert w.observe("cam", "edge", 24.0, 5.0, 4.0) is not None  # 10.8 + 6.7 = 17.5
+    # Under a floor asks whatever it costs; an RTT that grew asks as well.
+    assert w.observe("edge", "cloud", 9.0, 5.0, 5.0) is not None
+    assert w.observe("cam", "edge", 24.0, 40.0, 6.0) is not None
+    # Without costs (a plan its scenario cannot judge), every fall past the threshold asks.
+    v = LinkWatch(alpha=1.0, threshold=0.3)
+    v.observe("cam", "edge", 50.0, 5.0, 0.0)
+    v.set_floors({"cam~edge": 20.0}, 0.0)
+    assert v.observe("cam", "edge", 34.0, 5.0, 1.0) is not None
 
 
 def test_without_a_plan_in_force_every_move_fires() -> None:
