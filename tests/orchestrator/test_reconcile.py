@@ -17,7 +17,7 @@ import pytest
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.reconcile import LoopConfig, Observation, Reconciler
 from orchestrator.rollouts import RolloutView
-from orchestrator.triggers import Trigger
+from orchestrator.triggers import LinkCosts, Trigger
 
 pytestmark = pytest.mark.anyio
 
@@ -65,6 +65,7 @@ class FakeGateway:
     fail_observe: bool = False
     grid: dict[str, float] = field(default_factory=dict)  # zone -> gCO2e/kWh now
     link_floors: dict[str, float] = field(default_factory=dict)  # the plan in force's
+    link_costs: LinkCosts | None = None  # what a fall costs it
     # Every lock granted: (holder, monotonic time just before the request, just after).
     grants: list[tuple[str, float, float]] = field(default_factory=list)
     attempts: int = 0  # lock requests, granted or not
@@ -88,7 +89,7 @@ class FakeGateway:
             raise ConnectionError("live state down")
         return Observation(
             self.now, dict(self.beats), dict(self.links), self.devices, {}, dict(self.grid),
-            link_floors=self.link_floors,
+            link_floors=self.link_floors, link_costs=self.link_costs,
         )  # fmt: skip
 
     async def record_triggers(self, triggers: Sequence[Trigger]) -> None:
@@ -328,6 +329,26 @@ async def test_one_noisy_link_sample_does_not_fire_a_sustained_drop_does() -> No
     for _ in range(5):
         link_sample(gw, 2.0)
         assert await rec.tick() == []
+
+
+async def test_a_fall_above_the_floor_asks_once_it_costs_the_plan_a_step() -> None:
+    """The loop hands the plan in force's costs to its link watch: a fall that stays above
+    the floor and costs the plan under 1% of its objective asks for nothing; one that
+    costs more does (the rule itself: tests/orchestrator/test_triggers.py)."""
+    gw = FakeGateway()
+    two_devices(gw)
+    gw.links = {("cam", "edge"): {"mbps": 50.0, "rtt_ms": 2.0, "at": gw.now}}
+    gw.link_floors = {"cam~edge": 10.0}
+    # Solved at 50 Mbit/s, objective 100: a fall to m costs 50 * (1/m - 1/50).
+    gw.link_costs = LinkCosts({"cam~edge": (50.0, 50.0)}, 100.0)
+    rec, _ = loop(gw, link_change_fraction=0.3, link_alpha=1.0)
+    await rec.tick()
+    link_sample(gw, 30.0)  # 40% off, costs 0.67: under the 1 of a step
+    assert await rec.tick() == []
+    assert gw.replans == []
+    link_sample(gw, 20.0)  # costs 1.5
+    (fired,) = await rec.tick()
+    assert fired.kind == "link" and "50.0 -> 20.0" in fired.reason
 
 
 async def test_a_replan_names_the_links_that_fired_and_the_others_drift_adds_up() -> None:
