@@ -24,10 +24,12 @@ the trace-driven benchmark drive the same code.
   A link the plan in force sends nothing over (no floor) fires only when a figure moved
   for the better (more bandwidth, less RTT): a slower link breaks nothing of that plan and
   makes no other plan better, so re-planning on it re-placed on drift alone
-  (bench/replan_triggers.py: a quarter of a simulated day's re-plans). With floors that
-  are whole (`orchestrator.floors`: each app's SLO as well as the link's own limit, and
-  no objective weight on latency), the same holds for a link the plan sends over while
-  its samples stay at or above the floor: a fall there fires only under it.
+  (bench/replan_triggers.py: a quarter of a simulated day's re-plans). On a link it sends
+  over, with the floors of `orchestrator.floors` (each app's SLO as well as the link's own
+  limit) and what a fall costs the plan (`LinkCosts`), a fall that keeps the sample at or
+  above the floor breaks nothing and makes no other plan better than by that cost: it
+  fires only once the falls have cost the plan `cost_step` of its objective more than
+  when they last fired (an RTT move past the threshold fires as before).
 - Batteries: the drain rate is the slope of level over a sliding window; a trigger fires
   when the projected time to `min_pct` falls below the horizon (once, until it recovers
   above), when charging starts or stops, and when the level has moved by at least
@@ -162,7 +164,7 @@ class LinkWatch:
     _given: Mapping[str, float] | None = None
     _costs: LinkCosts | None = None
     _cost: dict[str, float] = field(default_factory=dict)  # link -> what its fall costs
-    _asked: float = 0.0  # the falls' cost when they last asked (or the least since)
+    _asked: float = 0.0  # the falls' cost when they last asked
 
     def set_floors(
         self, floors: Mapping[str, float], at: float, costs: LinkCosts | None = None
@@ -283,6 +285,7 @@ class LinkWatch:
         for name in [n for n in self._links if device in n.split("~")]:
             del self._links[name]
             self._under.discard(name)
+            self._cost.pop(name, None)
 
 
 def _below(name: str, mbps: float, floor: float, at: float) -> Trigger:
