@@ -24,11 +24,11 @@ placements (`orchestrator.degrade`), as they were never in its links' utilizatio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import solver
-from orchestrator.replacement import placements_of
+from orchestrator.replacement import layers_of, placements_of
 from orchestrator.triggers import LinkCosts, link_floors, link_name
 from orchestrator.worker_cache import SOLVED
 
@@ -37,14 +37,18 @@ _ROOM = 1e-9
 
 
 def plan_floors(
-    scenario: Mapping[str, Any], plan: solver.PlanDoc, problem: solver.Problem | None = None
+    scenario: Mapping[str, Any],
+    apps: Iterable[solver.AppResult],
+    uses: Iterable[Mapping[str, Any]],
+    problem: solver.Problem | None = None,
 ) -> tuple[dict[str, float], LinkCosts | None]:
     """Link name -> floor (the highest of the link's own and its apps' SLO floors), and
     what a fall on each costs the plan (see the module's docstring; None when the plan
     cannot be judged on `scenario`: the links' own floors alone, and every fall asks).
-    `scenario`: the one the plan was solved from; `problem`: its problem, if the caller
-    has it (else the one this worker remembers for that very document, else parsed)."""
-    uses = [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links]
+    `scenario`: the one the plan was solved from; `apps` and `uses`: the plan document's
+    `apps` and `links` (as `link_floors` reads them); `problem`: the scenario's problem, if
+    the caller has it (else the one this worker remembers for that very document, else
+    parsed)."""
     floors = link_floors(uses, scenario)
     weights = scenario.get("objective") or {}
     per_ms = float(weights.get("latency", 0.0) or 0.0)
@@ -56,8 +60,8 @@ def plan_floors(
             problem = next((s.problem for s in SOLVED if s.scenario is scenario), None)
         if problem is None:
             problem = solver.Problem(solver.parse_scenario(dict(scenario)))
-        layers = {m["id"]: [b["name"] for b in m["layers"]] for m in scenario["models"]}
-        placed = {a: p for a, p in placements_of(layers, plan).items() if a in problem.cost.apps}
+        placed = placements_of(layers_of(scenario), apps)
+        placed = {a: p for a, p in placed.items() if a in problem.cost.apps}
         ev = solver.evaluate(problem.cost, placed, require_all=False, cache=problem.app_costs)
     except (solver.ScenarioError, KeyError, ValueError, IndexError):
         return floors, None  # it names what its scenario does not have
@@ -70,7 +74,7 @@ def plan_floors(
         if rec.app.slo_ms is not None and rec.cost.link_mb and rec.cost.worst_ms <= rec.app.slo_ms
     }
     fixed = solver.fixed_worst_ms(problem.cost, {a: ev.records[a].placement for a in slo})
-    rise: dict[str, float] = {}
+    solved: dict[str, tuple[float, float]] = {}  # link -> (its Mbit/s, the objective's rise)
     for a, rec in ev.records.items():
         scale = 0.0
         if a in slo and (wire := rec.cost.worst_ms - fixed[a]) > 0.0:
@@ -78,12 +82,11 @@ def plan_floors(
         for k, mb in rec.cost.link_mb.items():
             lk = links[k]
             name = link_name(lk.a, lk.b)
-            rise[name] = rise.get(name, 0.0) + per_ms * 8000.0 * rec.app.rate_rps * mb
+            rise = solved[name][1] if name in solved else 0.0
+            solved[name] = (lk.mbps, rise + per_ms * 8000.0 * rec.app.rate_rps * mb)
             if scale > 0.0:
                 floors[name] = max(floors.get(name, 0.0), lk.mbps * scale)
-    solved = {link_name(lk.a, lk.b): lk.mbps for lk in links}
-    costs = LinkCosts({n: (solved[n], r) for n, r in rise.items()}, ev.objective)
-    return floors, costs
+    return floors, LinkCosts(solved, ev.objective)
 
 
 __all__ = ["plan_floors"]

@@ -12,7 +12,6 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import solver
 from orchestrator import audit, rollouts
 from orchestrator.calls import Publish, RunSync
 from orchestrator.carbon.live import GridNow
@@ -25,7 +24,7 @@ from orchestrator.live.mirror import HeartbeatMirror
 from orchestrator.plan_versions import parse_apps
 from orchestrator.reconcile import LOCK, Observation
 from orchestrator.rollouts import RolloutView
-from orchestrator.triggers import LinkCosts, Trigger, link_floors
+from orchestrator.triggers import LinkCosts, Trigger
 
 
 class RecordTrigger(Protocol):
@@ -256,7 +255,8 @@ def _in_force_figures(session: Session, version: int) -> _InForce:
     gflops = {d["id"]: float(d["gflops"]) for d in row.scenario.get("devices", [])}
     layers = {m["id"]: m["layers"] for m in row.scenario.get("models", [])}
     out: dict[str, float] = {}
-    for app in parse_apps(row.plan):
+    apps = parse_apps(row.plan)
+    for app in apps:
         blocks = layers.get(app.model or "")
         if not blocks or not app.segments:
             continue
@@ -268,8 +268,6 @@ def _in_force_figures(session: Session, version: int) -> _InForce:
             if rate > 0:
                 key = compute.partition_key(app.id, app.model or "", first, last)
                 out[key] = cost / rate * 1000.0
-    try:
-        floors, costs = plan_floors(row.scenario, solver.PlanDoc.model_validate(row.plan))
-    except ValueError:  # not a plan document (pydantic's error is one)
-        floors, costs = link_floors((row.plan or {}).get("links") or [], row.scenario), None
+    # The apps parsed once, for both; the plan's device and link figures not at all.
+    floors, costs = plan_floors(row.scenario, apps, (row.plan or {}).get("links") or [])
     return _InForce(version, out, floors, grid, costs)

@@ -18,7 +18,7 @@ decides whether the candidate replaces the plan in force.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from operator import attrgetter
@@ -51,19 +51,25 @@ def in_force(
 ) -> InForce:
     """The plan in force, its segments turned into one device per block with the block
     names of `scenario` (the models of now)."""
-    layers = {m["id"]: [layer["name"] for layer in m["layers"]] for m in scenario["models"]}
     return InForce(
-        previous_scenario, placements_of(layers, plan), frozenset(a.id for a in plan.apps)
+        previous_scenario,
+        placements_of(layers_of(scenario), plan.apps),
+        frozenset(a.id for a in plan.apps),
     )
 
 
+def layers_of(scenario: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Model id -> its block names, from a scenario-v1 document (for `placements_of`)."""
+    return {m["id"]: [layer["name"] for layer in m["layers"]] for m in scenario["models"]}
+
+
 def placements_of(
-    layers: Mapping[str, list[str]], plan: solver.PlanDoc
+    layers: Mapping[str, list[str]], apps: Iterable[solver.AppResult]
 ) -> dict[str, solver.Placement]:
     """A plan document's apps as the solver's Placements (per-block devices), for the
     models `layers` names (model id -> block names)."""
     out: dict[str, solver.Placement] = {}
-    for app in plan.apps:
+    for app in apps:
         if app.stages:
             out[app.id] = solver.Placement(app.id, stages=tuple(s.device for s in app.stages))
             continue

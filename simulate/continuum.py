@@ -183,7 +183,8 @@ class ContinuumPolicy:
         """Put `plan` in force: its floors go to the link watch, which judges the figures
         measured since it was solved (a plan landing after a rollout) against them."""
         self._planned = scenario
-        floors, costs = plan_floors(scenario, plan)
+        uses = [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links]
+        floors, costs = plan_floors(scenario, plan.apps, uses)
         return self.links.set_floors(floors, at_s, costs=costs)
 
 

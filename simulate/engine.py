@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import solver
-from orchestrator.replacement import placements_of
+from orchestrator.replacement import layers_of, placements_of
 from simulate.inputs import Inputs, Link
 from simulate.now import ScenarioNow
 from simulate.packs import Packs
@@ -88,7 +88,7 @@ class Simulation:
     def __init__(self, inputs: Inputs, name: str, policy: Policy) -> None:
         self.inputs, self.name, self.policy = inputs, name, policy
         self.base = inputs.scenario
-        self.layers = {m["id"]: [ly["name"] for ly in m["layers"]] for m in self.base["models"]}
+        self.layers = layers_of(self.base)
         self.batteries = Packs(self.base, inputs.batteries)
         # Traced bandwidths: exact in the scenario of now; `signalled` is the figure the
         # last `changed` step told the policies (what matters: +-bandwidth_step of it).
@@ -339,7 +339,7 @@ class Simulation:
         }
 
     def _put_in_force(self, doc: solver.PlanDoc, totals: Totals, out: PolicyRun) -> bool:
-        new = placements_of(self.layers, doc)
+        new = placements_of(self.layers, doc.apps)
         old = self.placements
         # A re-placement moves or starts an app; a plan that only drops the apps of a
         # device gone (or only predicts other latencies) is put in force uncounted.

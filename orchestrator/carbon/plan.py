@@ -7,15 +7,15 @@ from typing import Any
 
 import solver
 from orchestrator.carbon.report import CarbonReport, Split, breakdown
-from orchestrator.replacement import placements_of
+from orchestrator.replacement import layers_of, placements_of
 
 
 def plan_carbon(scenario: dict[str, Any], plan: dict[str, Any]) -> CarbonReport:
     scn = solver.parse_scenario(scenario)
     doc = solver.PlanDoc.model_validate(plan)
-    layers = {m["id"]: [layer["name"] for layer in m["layers"]] for m in scenario["models"]}
     problem = solver.Problem(scn)
-    evaluation = solver.evaluate(problem.cost, placements_of(layers, doc), require_all=False)
+    placements = placements_of(layers_of(scenario), doc.apps)
+    evaluation = solver.evaluate(problem.cost, placements, require_all=False)
     return breakdown(scn, evaluation)
 
 

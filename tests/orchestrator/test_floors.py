@@ -10,8 +10,8 @@ import pytest
 
 import solver
 from orchestrator.floors import plan_floors
-from orchestrator.replacement import placements_of
-from orchestrator.triggers import link_floors, link_name
+from orchestrator.replacement import layers_of, placements_of
+from orchestrator.triggers import LinkCosts, link_floors, link_name
 from solver.generate import generate
 
 
@@ -20,6 +20,16 @@ def _solved() -> tuple[dict[str, Any], solver.PlanDoc]:
     plan = solver.solve(solver.parse_scenario(scenario), solver.SolveOptions(time_limit_s=10))
     assert plan.status != solver.Status.INFEASIBLE
     return scenario, plan.doc
+
+
+def _uses(plan: solver.PlanDoc) -> list[dict[str, Any]]:
+    return [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links]
+
+
+def _floors(
+    scenario: dict[str, Any], plan: solver.PlanDoc
+) -> tuple[dict[str, float], LinkCosts | None]:
+    return plan_floors(scenario, plan.apps, _uses(plan))
 
 
 def _judged(
@@ -32,8 +42,7 @@ def _judged(
         if name in mbps:
             lk["mbps"] = mbps[name]
     problem = solver.Problem(solver.parse_scenario(moved))
-    layers = {m["id"]: [b["name"] for b in m["layers"]] for m in moved["models"]}
-    return solver.evaluate(problem.cost, placements_of(layers, plan))
+    return solver.evaluate(problem.cost, placements_of(layers_of(moved), plan.apps))
 
 
 def _broken(ev: solver.Evaluation) -> list[solver.Reason]:
@@ -42,10 +51,8 @@ def _broken(ev: solver.Evaluation) -> list[solver.Reason]:
 
 def test_at_the_floors_nothing_a_bandwidth_reads_breaks_and_under_them_it_may() -> None:
     scenario, plan = _solved()
-    floors, costs = plan_floors(scenario, plan)
-    own = link_floors(
-        [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links], scenario
-    )
+    floors, costs = _floors(scenario, plan)
+    own = link_floors(_uses(plan), scenario)
     # The links the plan sends over, each at least at its own limit's floor; some higher,
     # for an app's SLO across it.
     assert floors.keys() == own.keys() and floors
@@ -63,7 +70,7 @@ def test_at_the_floors_nothing_a_bandwidth_reads_breaks_and_under_them_it_may() 
 def test_what_a_fall_costs_bounds_the_objectives_rise() -> None:
     scenario, plan = _solved()
     assert scenario["objective"]["latency"] > 0  # the generated fleet prices latency
-    _, costs = plan_floors(scenario, plan)
+    _, costs = _floors(scenario, plan)
     assert costs is not None
     before = _judged(scenario, plan, {}).objective
     assert costs.objective == pytest.approx(before, rel=1e-12)
@@ -76,7 +83,7 @@ def test_what_a_fall_costs_bounds_the_objectives_rise() -> None:
     # No weight on latency: a fall costs nothing.
     free = copy.deepcopy(scenario)
     free["objective"]["latency"] = 0.0
-    _, costs = plan_floors(free, plan)
+    _, costs = _floors(free, plan)
     assert costs is not None and all(rise == 0.0 for _, rise in costs.solved.values())
 
 
@@ -87,6 +94,5 @@ def test_a_plan_its_scenario_cannot_read_has_its_links_own_floors_and_no_costs()
     assert used is not None
     gone["devices"] = [d for d in gone["devices"] if d["id"] != used]
     gone["links"] = [lk for lk in gone["links"] if used not in (lk["a"], lk["b"])]
-    floors, costs = plan_floors(gone, plan)
-    uses = [{"a": u.a, "b": u.b, "utilization": u.utilization} for u in plan.links]
-    assert costs is None and floors == link_floors(uses, gone)
+    floors, costs = _floors(gone, plan)
+    assert costs is None and floors == link_floors(_uses(plan), gone)

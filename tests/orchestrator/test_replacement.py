@@ -386,7 +386,7 @@ def test_a_plan_in_force_whose_degraded_app_breaks_a_link_goes() -> None:
     # What goes in force, the apps served degraded included, keeps every link.
     problem = solver.Problem(solver.parse_scenario(now))
     layers = {m["id"]: [b["name"] for b in m["layers"]] for m in now["models"]}
-    served = replacement.placements_of(layers, out.plan)
+    served = replacement.placements_of(layers, out.plan.apps)
     assert app_id not in out.degraded or app_id in served
     ev = solver.evaluate(problem.cost, served, require_all=False)
     assert not [r for r in ev.found if r.code == solver.Code.BANDWIDTH], ev.violations

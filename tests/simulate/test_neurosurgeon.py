@@ -52,13 +52,13 @@ class Recorded:
     def decide(self, now: Moment) -> solver.PlanDoc | PlanChange | None:
         if now.has_plan:
             assert now.in_force is not None
-            shown = placements_of(self.layers, now.in_force)
+            shown = placements_of(self.layers, now.in_force.apps)
             assert _runs(now, shown) == _runs(now, self.in_force[-1])
         doc = self.inner.decide(now)
         if isinstance(doc, PlanChange):
             self.in_force.append({**self.in_force[-1], **doc.placements})
         elif doc is not None:
-            self.in_force.append(placements_of(self.layers, doc))
+            self.in_force.append(placements_of(self.layers, doc.apps))
         else:
             self.in_force.append(self.in_force[-1])
         return doc
