@@ -36,10 +36,9 @@ from simulate.policy import Moment, PlanChange, Policy
 from simulate.probes import ProbeClock
 from simulate.scoring import Verdicts, verdicts_of
 from simulate.traces import StepTable
-from solver.costs import CostModel, battery_budget_w
+from solver.costs import CostModel
 from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors
 from solver.migration import Migration, app_migration
-from solver.scenario import Device
 from solver.scenario import Link as LinkRecord
 
 MAX_SAMPLES = 2000  # rows per policy in the time series
@@ -255,7 +254,7 @@ class Simulation:
             else:
                 assert verdicts is not None
                 if moved:
-                    verdicts.links_moved(self.link_now, moved, self._slo_over)
+                    verdicts.links_moved(self.link_now, moved, self._slo_over, self._fixed_ms)
                 for device in device_changes:
                     verdicts.battery_moved(device, self._battery_limit(device))
                 self.rates = verdicts.rates
@@ -305,16 +304,18 @@ class Simulation:
         self._problem = solver.apply_change(self._problem, change, self._held(down))
 
     def _limit(self, cm: CostModel) -> Callable[[str], float | None]:
-        """What each pack pays for at the battery levels of now, on `cm`, the last compiled
-        scenario: a level changed since (not yet compiled) is read as `_battery_limit`
-        reads it, the pack's level in the scenario of now."""
+        """What each pack pays for now, on `cm` (the last compiled scenario); a level
+        changed since, as `_battery_limit` reads it."""
         due = self._devices_due
         return lambda d: self._battery_limit(d) if d in due else cm.battery_limit_w(d)
 
     def _battery_limit(self, device: str) -> float | None:
         """What the pack of `device` pays for now, by the cost model's own rule."""
-        doc = {**self.base_devices[device], "battery": self.batteries.battery_doc(device)}
-        return battery_budget_w(Device.model_validate(doc), self.horizon_h)
+        return self._now.battery_limit(device, self.horizon_h)
+
+    def _fixed_ms(self, app: str) -> float:
+        # No figure moves it: the last compiled scenario has the fleet's routes.
+        return solver.fixed_worst_ms(self._problem.cost, {app: self.placements[app]})[app]
 
     def _slo_over(self, apps: list[str]) -> dict[str, tuple[bool, float]]:
         """Whether each app of the plan in force is over its SLO on the scenario of now,
@@ -428,7 +429,7 @@ class Simulation:
         for d in touched:
             k = packs.index.get(d)
             if k is not None:
-                packs.plan_w[k] = verdicts.power[d]
+                packs.set_plan_w(k, verdicts.power[d])
         self.evaluation = None  # the verdicts hold the plan's figures now
         self.moved_scorings += 1
         return True

@@ -9,6 +9,8 @@ from typing import Any
 
 from simulate.inputs import Link
 from simulate.packs import Packs
+from solver.costs import battery_budget_w
+from solver.scenario import Device
 
 
 class ScenarioNow:
@@ -19,6 +21,8 @@ class ScenarioNow:
         # scenario of now with older ones record by record (`orchestrator.replacement`),
         # and the same object is the same without a comparison of its fields.
         self._records: dict[Any, tuple[float, dict[str, Any]]] = {}
+        self._devices = {d["id"]: d for d in base["devices"]}
+        self._budgets: dict[str, tuple[float, float | None]] = {}  # device -> (level, W)
 
     def document(
         self,
@@ -58,6 +62,20 @@ class ScenarioNow:
             if a["source"] not in down and a.get("sink", a["source"]) not in down
         ]
         return {**self.base, "devices": devices, "links": links, "apps": apps}
+
+    def battery_limit(self, device: str, horizon_h: float) -> float | None:
+        """What the pack of `device` pays for at its level in the scenario of now, by the
+        cost model's own rule, made once per level: the engine asks whenever the plan's
+        power on the device moves, and a validated device record per ask was a twentieth
+        of a day of `neurosurgeon`."""
+        level = float(self.packs.in_scenario[self.packs.index[device]])
+        kept = self._budgets.get(device)
+        if kept is None or kept[0] != level:
+            doc = {**self._devices[device], "battery": self.packs.battery_doc(device)}
+            kept = self._budgets[device] = (
+                level, battery_budget_w(Device.model_validate(doc), horizon_h)
+            )  # fmt: skip
+        return kept[1]
 
 
 __all__ = ["ScenarioNow"]

@@ -24,13 +24,36 @@ class Packs:
         self.level = np.array([d["battery"]["level_pct"] for d in packs], dtype=float)
         self.min_pct = np.array([d["battery"].get("min_pct", 0.0) for d in packs], dtype=float)
         self.idle_w = np.array([d["power_w"]["idle"] for d in packs], dtype=float)
-        self.plan_w = np.zeros(len(packs))
+        self._plan_w = np.zeros(len(packs))
         self.charge_w = np.zeros(len(packs))
         self.mains = np.zeros(len(packs), dtype=bool)
-        self.up = np.ones(len(packs), dtype=bool)
+        self._up = np.ones(len(packs), dtype=bool)
+        # Each step's change of level, (re)made when what it reads changes: the plan's
+        # power, a device up or down, charging (most steps change none of them).
+        self._delta: tuple[float, np.ndarray] | None = None
         self.in_scenario = self.level.copy()  # the levels the scenario of now holds
         self.reported = np.floor(self.level / REPORT_PCT)
         self.profiles = {self.index[d]: p for d, p in profiles.items()}
+
+    @property
+    def plan_w(self) -> np.ndarray:
+        """The plan's power on each pack's device (read-only: `set_plan_w`)."""
+        return self._plan_w
+
+    @plan_w.setter
+    def plan_w(self, watts: np.ndarray) -> None:
+        self._plan_w, self._delta = watts, None
+
+    def set_plan_w(self, k: int, watts: float) -> None:
+        self._plan_w[k], self._delta = watts, None
+
+    @property
+    def up(self) -> np.ndarray:
+        return self._up
+
+    @up.setter
+    def up(self, up: np.ndarray) -> None:
+        self._up, self._delta = up, None
 
     def set_charging(self, t: float) -> np.ndarray:
         """Charge and mains of time t; the packs whose charging state changed."""
@@ -38,12 +61,18 @@ class Packs:
         for k, p in self.profiles.items():
             self.charge_w[k] = p.charge_w(t)
             self.mains[k] = p.on_mains(t)
+        self._delta = None
         return np.flatnonzero(before != (self.charge_w > 0))
 
     def advance(self, dt: float) -> None:
-        draw = np.where(self.mains | ~self.up, 0.0, self.idle_w + self.plan_w)
-        self.level -= (draw - self.charge_w) * dt / 3600.0 / self.cap_wh * 100.0
-        np.clip(self.level, 0.0, 100.0, out=self.level)
+        if self._delta is None or self._delta[0] != dt:
+            draw = np.where(self.mains | ~self._up, 0.0, self.idle_w + self._plan_w)
+            self._delta = (dt, (draw - self.charge_w) * dt / 3600.0 / self.cap_wh * 100.0)
+        level = self.level
+        np.subtract(level, self._delta[1], out=level)
+        # np.clip's own checks cost more than the two ufuncs (it runs every step).
+        np.maximum(level, 0.0, out=level)
+        np.minimum(level, 100.0, out=level)
 
     def battery_doc(self, device: str) -> dict[str, Any]:
         k = self.index[device]

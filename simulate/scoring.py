@@ -106,6 +106,9 @@ class Verdicts:
     floors: dict[str, tuple[float, ...] | None] = field(default_factory=dict)
     link_floor: dict[Link, float] = field(default_factory=dict)
     unsure: dict[Link, set[str]] = field(default_factory=dict)
+    # Worst ms at unlimited bandwidth by placement (on this fleet no figure moves it),
+    # asked of the caller when the bound first needs it.
+    fixed_ms: dict[Placement, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for app, (_, _, figures) in self.app_ref.items():
@@ -125,10 +128,12 @@ class Verdicts:
         now: Mapping[Link, float],
         moved: Iterable[Link],
         slo_over: SloJudge,
+        fixed_of: Callable[[str], float] | None = None,
     ) -> None:
         """Re-judge what the bandwidths `now` of the `moved` links can flip. `slo_over`
         judges the SLO of apps that neither the cache nor the bound decides, on the
-        scenario of now."""
+        scenario of now; `fixed_of`, when given, an app's worst ms at unlimited bandwidth
+        on its placement (for the bound's second try)."""
         apps: set[str] = set()
         apps_on, link_floor, unsure = self.apps_on, self.link_floor, self.unsure
         for key in moved:
@@ -152,7 +157,7 @@ class Verdicts:
                 mine = judged_at[app] = self.cache.setdefault(self.records[app].placement, {})
             hit = mine.get(figures)
             if hit is None:
-                hit = self._bound(app, figures)
+                hit = self._bound(app, figures, fixed_of)
             if hit is None:
                 missing.append(app)
             else:
@@ -167,13 +172,29 @@ class Verdicts:
         for app, figures in judged:
             self._settle(app, figures)
 
-    def _bound(self, app: str, figures: tuple[float, ...]) -> bool | None:
+    def _bound(
+        self, app: str, figures: tuple[float, ...], fixed_of: Callable[[str], float] | None = None
+    ) -> bool | None:
         """The app's verdict when the bound decides it (see the module's docstring)."""
         worst, slo, ref = self.app_ref[app]
         ratios = [r / m for r, m in zip(ref, figures, strict=True)]
-        if worst * max(1.0, *ratios) * (1.0 + _ROOM) <= slo:
+        hi, lo = max(1.0, *ratios), min(1.0, *ratios)
+        if worst * hi * (1.0 + _ROOM) <= slo:
             return False
-        if worst * min(1.0, *ratios) * (1.0 - _ROOM) > slo * (1.0 + _ROOM):
+        if worst * lo * (1.0 - _ROOM) > slo * (1.0 + _ROOM):
+            return True
+        if fixed_of is None:
+            return None
+        # Only the transfer terms scale: with the fixed part apart, the interval is
+        # fixed + (worst - fixed) * [lo, hi].
+        p = self.records[app].placement
+        fixed = self.fixed_ms.get(p)
+        if fixed is None:
+            fixed = self.fixed_ms[p] = fixed_of(app)
+        part = worst - fixed
+        if (fixed + part * hi) * (1.0 + _ROOM) <= slo:
+            return False
+        if (fixed + part * lo) * (1.0 - _ROOM) > slo * (1.0 + _ROOM):
             return True
         return None
 

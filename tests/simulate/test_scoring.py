@@ -145,3 +145,43 @@ def test_an_apps_floors_are_where_the_bound_stops_finding_it_within() -> None:
             under = tuple(f * (1 - 1e-9) if j == k else f for j, f in enumerate(floors))
             assert Verdicts._bound(v, "app", under) is not False  # type: ignore[arg-type]
     assert checked > 1500
+
+
+def test_the_bound_with_the_fixed_part_apart_agrees_with_the_evaluator() -> None:
+    """With an app's fixed part apart (`fixed_of`: its worst ms at unlimited bandwidth),
+    the bound decides verdicts the plain one leaves to the evaluator, and each verdict it
+    gives is the evaluator's, on the scenario recompiled at the figures of the moment."""
+    scn = generate(11, devices=24, apps=12, overheads=True)
+    problem = solver.Problem(solver.parse_scenario(scn))
+    plan = solver.solve(problem, solver.SolveOptions(time_limit_s=10)).placements
+    ev = solver.evaluate(problem.cost, plan)
+    fixed = solver.fixed_worst_ms(problem.cost, plan)
+    links = problem.scenario.links
+    rng = random.Random(3)
+    more = agreed = 0
+    for app, rec in ev.records.items():
+        crossed = sorted(k for k in rec.cost.link_mb if links[k].mbps < 1e6)
+        if not crossed or rec.app.slo_ms is None:
+            continue
+        ref = tuple(links[k].mbps for k in crossed)
+        for _ in range(30):
+            # An SLO near the worst case, so that the plain bound is often unsure.
+            slo = rec.cost.worst_ms * rng.uniform(0.7, 1.6)
+            now = tuple(m * rng.uniform(0.5, 2.0) for m in ref)
+            v = SimpleNamespace(
+                app_ref={app: (rec.cost.worst_ms, slo, ref)}, fixed_ms={}, records=ev.records
+            )
+            plain = Verdicts._bound(v, app, now)  # type: ignore[arg-type]
+            split = Verdicts._bound(v, app, now, lambda a: fixed[a])  # type: ignore[arg-type]
+            moved = solver.refigured(
+                problem, {(links[k].a, links[k].b): m for k, m in zip(crossed, now, strict=True)}
+            )
+            worst = solver.evaluate(moved.cost, {app: plan[app]}).records[app].cost.worst_ms
+            if split is not None:
+                assert split == (worst > slo)
+                agreed += 1
+            if plain is None and split is not None:
+                more += 1
+            if plain is not None:
+                assert split == plain
+    assert agreed > 100 and more > 20
