@@ -44,7 +44,7 @@ its evaluation are the same as the document's: tests/simulate/test_scoring.py).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -52,7 +52,10 @@ import solver
 from simulate.policy import Moment, PlanChange, PolicyContext
 from solver.baselines import Scorer
 from solver.plan import Placement, Status
-from solver.splits import AppSplits, Key, choose, figure_vector
+from solver.scenario import App
+from solver.splitchoice import AtBest, choose_near
+from solver.splitroutes import figure_vector
+from solver.splits import AppSplits, Key
 
 Link = tuple[str, str]
 
@@ -63,19 +66,40 @@ class _App:
     def __init__(self, splits: AppSplits, best: np.ndarray) -> None:
         self.splits = splits
         self.lo_broken, self.lo_value = splits.bounds(best)
+        self.lower = AtBest(self.lo_broken, self.lo_value)
         self.host = splits.hosts()
         # Choices (and their keys) by the traced slots they depend on, then by those slots'
         # figures.
         self.cache: dict[tuple[int, ...], dict[tuple[float, ...], tuple[Placement, Key]]] = {}
         self.depends: tuple[int, ...] = ()
         self.watched: tuple[int, ...] = ()  # the slots whose watch lists hold this app
+        # Keys scored, by placement and the figures of the traced slots its routes cross:
+        # nothing else moves a key (no cost term nor per-app check reads a battery), and
+        # the traces loop, so the choice of a moment before is mostly scored already.
+        self.keys: dict[tuple[Placement, tuple[float, ...]], Key] = {}
+        self._reads: dict[int, tuple[int, ...]] = {}  # host index -> the slots it reads
+
+    def key_of(self, p: Placement, figures: list[float], key: Callable[[Placement], Key]) -> Key:
+        """`key(p)` at `figures` (the scorer's at the figures of now), kept in `keys`."""
+        i = self.splits.index(p)
+        if i is None:
+            return key(p)
+        j = int(self.host[i])
+        slots = self._reads.get(j)
+        if slots is None:
+            splits = self.splits
+            read = splits.source_slots if j < 0 else splits.group_slots[j]
+            slots = self._reads[j] = tuple(sorted(read))
+        at = (p, tuple([figures[k] for k in slots]))
+        hit = self.keys.get(at)
+        if hit is None:
+            hit = self.keys[at] = key(p)
+        return hit
 
     def slots_under(self, key: tuple[int, float]) -> tuple[int, ...]:
         """The traced slots read by every candidate whose best-figure bound is <= key."""
-        b, v = key
-        may = (self.lo_broken < b) | ((self.lo_broken == b) & (self.lo_value <= v))
         slots = set(self.splits.source_slots)
-        for j in np.unique(self.host[may]).tolist():
+        for j in np.unique(self.host[self.lower.upto(key)]).tolist():
             if j >= 0:
                 slots |= self.splits.group_slots[j]
         return tuple(sorted(slots))
@@ -163,16 +187,18 @@ class NeurosurgeonPolicy:
             todo = set().union(*(self.watch.get(j, ()) for j in moved)) if moved else set()
         self.last = figures
         changed: dict[str, Placement] = {}
-        scorer: Scorer | None = None
+        scorer = _Scorer(now)
         listed = figures.tolist()
         for app_id in sorted(todo):
             entry = self.apps[app_id]
             placement = entry.cached(listed) if self.caching else None
             if placement is None:
-                if scorer is None:
-                    scorer = Scorer(now.priced)
-                app = entry.splits.app
-                placement, key = choose(entry.splits, figures, functools.partial(scorer.key, app))
+                score = functools.partial(scorer.key, entry.splits.app)
+                if self.caching:  # else a key reads the plan in force too
+                    score = functools.partial(entry.key_of, figures=listed, key=score)
+                placement, key = choose_near(
+                    entry.splits, figures, score, self.chosen.get(app_id), entry.lower
+                )
                 self.chose += 1
                 if self.caching:
                     slots = entry.slots_under(key)
@@ -227,6 +253,20 @@ class NeurosurgeonPolicy:
         self.caching = caching
         self.watch = {}
         self.chosen = {}
+
+
+class _Scorer:
+    """The baseline's scorer on the scenario of now, made when a key is first asked: the
+    keys kept (`_App.keys`) spare most steps compiling it (`Moment.priced`)."""
+
+    def __init__(self, now: Moment) -> None:
+        self.now = now
+        self.scorer: Scorer | None = None
+
+    def key(self, app: App, p: Placement) -> Key:
+        if self.scorer is None:
+            self.scorer = Scorer(self.now.priced)
+        return self.scorer.key(app, p)
 
 
 def _clear_of(devices: frozenset[str], p: Placement) -> bool:

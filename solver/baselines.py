@@ -33,7 +33,9 @@ from solver.problem import Problem, SolveOptions
 from solver.reasons import Code, Reason
 from solver.routes import RouteTable
 from solver.scenario import App
-from solver.splits import AppSplits, choose, figure_vector, models_of
+from solver.splitchoice import choose
+from solver.splitroutes import figure_vector
+from solver.splits import AppSplits, models_of
 
 SolverFn = Callable[[Problem, SolveOptions], Plan]
 

@@ -13,7 +13,7 @@ host, with the routes' figures as arrays. These sums are added in another order 
 scorer's, so they are not its floats; they serve only as lower bounds, widened by far
 more than any rounding of a sum of a few dozen non-negative terms can be (`SLACK`). The
 candidates are then taken in the order of their bounds and scored by the scorer itself
-until the next bound exceeds the best key found: every candidate left has a key above it,
+until the next bound exceeds the best key found (`solver.splitchoice`): every candidate left has a key above it,
 and among those scored, ties keep the first in the baseline's order. So the choice is the
 baseline's own, bit for bit (tests/solver/test_splits.py compares them).
 
@@ -27,7 +27,8 @@ a rising bandwidth lowers every latency and changes nothing else.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,97 +39,15 @@ from solver.plan import Placement
 from solver.problem import Problem
 from solver.routes import Route
 from solver.scenario import App
+from solver.splitroutes import Array, Indices, Routes
 
-Array = NDArray[np.float64]
-Indices = NDArray[np.int64]
 # What a host's candidates read, by array (`reads`: one host, `same_reads`: all at once):
-# of each route (see `_Routes.reads`), and of the host, its figures.
-_ROUTE_READS = ("ok", "move", "rtt", "jpm", "base")
+# of each route (`Routes.reads`), and of the host, its figures.
 _HOST_READS = ("gf", "dp", "grid", "cx", "ov")
 Key = tuple[int, float]
 # Relative widening of every bound: a sum of n non-negative terms in any order is within
 # n * 2**-53 of the exact sum, about 1e-14 here; this is five orders of magnitude more.
 SLACK = 1e-9
-
-
-def figure_vector(values: Sequence[float]) -> Array:
-    """The traced links' figures, by slot, and the +inf slot (-1) that pads routes."""
-    return np.array([*values, np.inf], dtype=float)
-
-
-class _Routes:
-    """A list of routes (None: none; `same`: sender is receiver, nothing moves) as arrays."""
-
-    def __init__(
-        self,
-        routes: Sequence[Route | None],
-        same: Sequence[bool],
-        slots: Mapping[int, int],
-        link_mbps: Sequence[float],
-    ) -> None:
-        n = len(routes)
-        pairs = list(zip(routes, same, strict=True))
-        self.ok = np.array([r is not None or s for r, s in pairs], dtype=bool)
-        self.move = np.array([r is not None and not s for r, s in pairs], dtype=bool)
-        self.rtt = np.array([r.rtt_ms if r is not None else 0.0 for r in routes], dtype=float)
-        self.jpm = np.array([r.j_per_mb if r is not None else 0.0 for r in routes], dtype=float)
-        self.half = self.rtt / 2.0
-        if not slots:  # nothing traced: a route's Mbit/s is its own (the least of its links')
-            self.slots = [frozenset[int]()] * n
-            self.base = np.array([r.mbps if r is not None else np.inf for r in routes])
-            self.idx = np.full((n, 1), -1, dtype=np.int64)
-            return
-        self.slots = [
-            frozenset(slots[k] for k in r.links if k in slots) if r else frozenset() for r in routes
-        ]
-        width = max((len(x) for x in self.slots), default=0)
-        self.base = np.full(n, np.inf)
-        self.idx = np.full((n, max(width, 1)), -1, dtype=np.int64)
-        for j, r in enumerate(routes):
-            if r is None:
-                continue
-            traced = sorted(self.slots[j])
-            rest = [link_mbps[k] for k in r.links if k not in slots]
-            self.base[j] = min(rest) if rest else np.inf
-            self.idx[j, : len(traced)] = traced
-
-    def reads(self, j: int, links: Sequence[tuple[str, str]]) -> tuple[object, ...]:
-        """What a transfer over route j reads: whether it exists and moves anything, its
-        RTT, joules per MB and untraced Mbit/s, and its traced links (by link, `links`
-        being the slots')."""
-        traced = frozenset(links[k] for k in self.slots[j])
-        return (*(getattr(self, name)[j].item() for name in _ROUTE_READS), traced)
-
-    def same_reads(
-        self,
-        other: _Routes,
-        mine: Indices,
-        theirs: Indices,
-        links: Sequence[tuple[str, str]],
-        their_links: Sequence[tuple[str, str]],
-    ) -> bool:
-        """Whether `reads` of each route `mine[i]` equals `other.reads` of `theirs[i]`
-        (`links`, `their_links`: each side's slots), every route at once."""
-        for name in _ROUTE_READS:
-            if not np.array_equal(getattr(self, name)[mine], getattr(other, name)[theirs]):
-                return False
-        mine_slots, their_slots = self.slots, other.slots
-        return all(
-            frozenset(links[k] for k in mine_slots[i])
-            == frozenset(their_links[k] for k in their_slots[j])
-            for i, j in zip(mine.tolist(), theirs.tolist(), strict=True)
-        )
-
-    def mbps(self, figures: Array) -> Array:
-        return np.minimum(self.base, figures[self.idx].min(axis=1))
-
-    def ms(self, figures: Array, mb: Array) -> Array:
-        """Transfer ms of each size in `mb` over each route: shape (routes, sizes); 0 where
-        nothing moves."""
-        mbps = self.mbps(figures)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = self.rtt[:, None] / 2.0 + 8000.0 * mb[None, :] / mbps[:, None]
-        return np.where(self.move[:, None], t, 0.0)
 
 
 class _Model:
@@ -193,14 +112,14 @@ class AppSplits:
         self.others = [d for d in hosts if d != s and d in frm]
         mbps = [lk.mbps for lk in problem.scenario.links]
         D = len(self.others)
-        self.sd = _Routes([frm[d] for d in self.others], [False] * D, slots, mbps)
-        self.dt = _Routes(
+        self.sd = Routes([frm[d] for d in self.others], [False] * D, slots, mbps)
+        self.dt = Routes(
             [None if d == t else to.get(d) for d in self.others],
             [d == t for d in self.others],
             slots,
             mbps,
         )
-        self.st = _Routes([None if s == t else frm.get(t)], [s == t], slots, mbps)
+        self.st = Routes([None if s == t else frm.get(t)], [s == t], slots, mbps)
         devs = [cm.devices[d] for d in self.others]
         src = cm.devices[s]
         self.gf = np.array([d.gflops for d in devs])[:, None]
@@ -229,6 +148,8 @@ class AppSplits:
         else:
             self.models = [_Model(problem, m) for m in models_of(problem, app)]
         self._consts: dict[str, tuple[Array, ...]] = {}
+        self._flat: tuple[NDArray[Any], ...] | None = None  # `_flatten`'s
+        self._at: dict[str, int] | None = None  # `others` by device
         # Traced links each candidate group may read: the source alone (-1), or a host.
         self.group_slots = [
             self.sd.slots[j] | self.dt.slots[j] | self.st.slots[0] for j in range(D)
@@ -360,10 +281,11 @@ class AppSplits:
         W0, O0, k_st, k_sd, k_dt, whole, k_whole, disc, sd_mb, res_mb = consts
         sd_mbps, dt_mbps, st_mbps = mbps
         sd, dt, st = self.sd, self.dt, self.st
-        with np.errstate(divide="ignore", invalid="ignore"):
-            st_ms = float(st.half[0] + res_mb[0] / st_mbps[0]) if st.move[0] else 0.0
-            sd_ms = np.where(sd.move[:, None], sd.half[:, None] + sd_mb / sd_mbps[:, None], 0.0)
-            dt_ms = np.where(dt.move[:, None], dt.half[:, None] + res_mb / dt_mbps[:, None], 0.0)
+        # Under `bounds`' errstate: a route at 0 Mbit/s takes forever, one that moves
+        # nothing reads none.
+        st_ms = float(st.half[0] + res_mb[0] / st_mbps[0]) if st.move[0] else 0.0
+        sd_ms = np.where(sd.move[:, None], sd.half[:, None] + sd_mb / sd_mbps[:, None], 0.0)
+        dt_ms = np.where(dt.move[:, None], dt.half[:, None] + res_mb / dt_mbps[:, None], 0.0)
         W = W0 + sd_ms + dt_ms
         obj = O0 + k_st * st_ms + k_sd * sd_ms + k_dt * dt_ms
         return (
@@ -405,19 +327,24 @@ class AppSplits:
         )
 
     # -- bounds and candidates --------------------------------------------------------------
-    def bounds(self, figures: Array) -> tuple[Array, Array]:
+    def bounds(self, figures: Array) -> tuple[Indices, Array]:
         """Lower bounds on every candidate's key at `figures`: (violations, value), in the
         baseline's order of candidates."""
         if self.app.cascade is not None:
             parts = [self._cascade(figures)]
         else:
             mbps = (self.sd.mbps(figures), self.dt.mbps(figures), self.st.mbps(figures))
-            parts = [self._model(m, mbps) for m in self.models]
+            with np.errstate(divide="ignore", invalid="ignore"):  # once, not once a model
+                parts = [self._model(m, mbps) for m in self.models]
         W = np.concatenate([p[0] for p in parts])
         obj = np.concatenate([p[1] for p in parts])
         disc = np.concatenate([p[2] for p in parts])
+        return self._judged(W, obj, disc.copy())
+
+    def _judged(self, W: Array, obj: Array, broken: Indices) -> tuple[Indices, Array]:
+        """(violations, value) of the bounds from their worst ms, objective and discrete
+        violations (`broken`, added to)."""
         w_lo = W * (1.0 - SLACK)
-        broken = disc.copy()
         if self.slo is not None:
             lim = self.slo * (1.0 + REL_TOL) + ABS_TOL if self.slo >= 0 else self.slo + ABS_TOL
             broken += (w_lo > lim).astype(np.int64)
@@ -444,6 +371,68 @@ class AppSplits:
             i -= size
         raise IndexError(i)
 
+    def index(self, p: Placement) -> int | None:
+        """The i for which `candidate(i) == p` (a partitioned model's), or None."""
+        s, base = self.app.source, 0
+        for m in self.models:
+            if p.model == m.id and p.blocks is not None and len(p.blocks) == m.n:
+                k = p.blocks.count(s)
+                if k == m.n:
+                    return base
+                j = self._others_at().get(p.blocks[-1])
+                if j is None or p.blocks != (s,) * k + (p.blocks[-1],) * (m.n - k):
+                    return None
+                return base + 1 + j * m.n + k
+            base += 1 + len(self.others) * m.n
+        return None
+
+    def bounds_at(self, figures: Array, idx: Indices) -> tuple[Indices, Array]:
+        """`bounds(figures)` of the candidates `idx` alone (a partitioned model's), by the
+        very operations `_model` makes on each: the same floats."""
+        if not self.others:
+            broken, value = self.bounds(figures)
+            return broken[idx], value[idx]
+        flat = self._flat if self._flat is not None else self._flatten()
+        j, whole, W0, O0, kst, ksd, kdt, sd_mb, res, disc = (a[idx] for a in flat)
+        sd, dt, st = self.sd, self.dt, self.st
+        st_mbps = st.mbps(figures)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            st_ms = st.half[0] + res / st_mbps[0] if st.move[0] else np.zeros(len(idx))
+            sd_ms = np.where(sd.move[j] & ~whole, sd.half[j] + sd_mb / sd.mbps(figures, j), 0.0)
+            dt_ms = np.where(dt.move[j] & ~whole, dt.half[j] + res / dt.mbps(figures, j), 0.0)
+            W = np.where(whole, W0 + st_ms, W0 + sd_ms + dt_ms)
+            obj = O0 + kst * st_ms + ksd * sd_ms + kdt * dt_ms
+        return self._judged(W, obj, disc.copy())
+
+    def _flatten(self) -> tuple[NDArray[Any], ...]:
+        """Per candidate, what `_model` reads of it: its host (0 for the source alone,
+        which `whole` marks) and its terms."""
+        D, parts = len(self.others), []
+        for m in self.models:
+            consts = self._consts.get(m.id)
+            if consts is None:
+                consts = self._consts[m.id] = self._model_consts(m)
+            W0, O0, k_st, k_sd, k_dt, whole, k_whole, disc, sd_mb, res_mb = consts
+            size = D * m.n
+
+            def grid(a: Array, first: float, n: int = m.n) -> Array:
+                return np.concatenate([[first], np.broadcast_to(a, (D, n)).reshape(-1)])
+
+            parts.append((
+                np.concatenate([[0], np.repeat(np.arange(D), m.n)]),
+                np.arange(1 + size) == 0,
+                grid(W0, whole[0]), grid(O0, whole[1]), grid(k_st, k_whole[0]),
+                grid(k_sd, 0.0), grid(k_dt, 0.0), grid(sd_mb, 0.0),
+                np.full(1 + size, res_mb[0]), disc,
+            ))  # fmt: skip
+        self._flat = tuple(np.concatenate(col) for col in zip(*parts, strict=True))
+        return self._flat
+
+    def _others_at(self) -> dict[str, int]:
+        if self._at is None:
+            self._at = {d: j for j, d in enumerate(self.others)}
+        return self._at
+
     def hosts(self) -> Indices:
         """The index in `others` of each candidate's other device (-1: the source alone), in
         the baseline's order: per model (or for the cascade), the source alone, then each
@@ -453,48 +442,3 @@ class AppSplits:
         others = np.arange(len(self.others), dtype=np.int64)
         parts = [np.concatenate([[-1], np.repeat(others, n)]) for n in per]
         return np.concatenate(parts).astype(np.int64)
-
-
-def choose(
-    splits: AppSplits, figures: Array, key: Callable[[Placement], Key]
-) -> tuple[Placement, Key]:
-    """The baseline's choice among `splits`' candidates, `key` being its scorer's key at
-    `figures`: candidates in the order of their bounds, each scored until the next bound
-    is above the best key; equal keys keep the first in the baseline's order."""
-    broken, value = splits.bounds(figures)
-    best: Placement | None = None
-    best_key: Key | None = None
-    best_i = -1
-    if np.isnan(value).any():
-        order = np.lexsort((value, broken))
-    else:
-        # The candidates the loop below can reach: the first in the order of bounds
-        # (least violations, then least value, then first in the baseline's order), and
-        # those whose bound is at most its key (the best key only falls from there, and
-        # the loop stops at the first bound above it), in the order lexsort gives them
-        # among all (it is stable), without sorting every candidate.
-        least = broken.min()
-        at = np.flatnonzero(broken == least)
-        best_i = int(at[np.argmin(value[at])])
-        best = splits.candidate(best_i)
-        best_key = k0 = key(best)
-        reach = (broken < k0[0]) | ((broken == k0[0]) & (value <= k0[1]))
-        reach[best_i] = True
-        sub = np.flatnonzero(reach)
-        order = sub[np.lexsort((value[sub], broken[sub]))][1:]  # the first is scored
-    # Most choices stop after a candidate or two: the order is read a few at a time.
-    for start in range(0, len(order), 8):
-        done = False
-        head = order[start : start + 8]
-        for i, b, v in zip(head.tolist(), broken[head].tolist(), value[head].tolist(), strict=True):
-            if best_key is not None and (b, v) > best_key:
-                done = True
-                break
-            p = splits.candidate(i)
-            k = key(p)
-            if best_key is None or k < best_key or (k == best_key and i < best_i):
-                best, best_key, best_i = p, k, i
-        if done:
-            break
-    assert best is not None and best_key is not None
-    return best, best_key

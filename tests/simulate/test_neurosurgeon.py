@@ -23,7 +23,8 @@ from simulate.registry import known
 from simulate.run import context
 from solver.baselines import solve_neurosurgeon_reference
 from solver.generate import generate
-from solver.splits import AppSplits, Key, figure_vector
+from solver.splitroutes import figure_vector
+from solver.splits import AppSplits, Key
 from tests.simulate.fleets import camera_traces, first_edge
 
 

@@ -15,7 +15,10 @@ import yaml
 from solver import Problem, SolveOptions, parse_scenario
 from solver.baselines import Scorer, solve_neurosurgeon, solve_neurosurgeon_reference
 from solver.generate import generate
-from solver.splits import AppSplits, choose, figure_vector
+from solver.plan import Placement
+from solver.splitchoice import AtBest, choose, choose_near
+from solver.splitroutes import figure_vector
+from solver.splits import AppSplits, Key
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "factory-line.yaml"
 
@@ -202,3 +205,66 @@ def test_choose_is_the_least_key_first_in_order_even_on_exact_ties(low: float, h
         assert key == least
         assert got == splits.candidate(keys.index(least))
     assert ties > 0  # the twins tie for some app's best
+
+
+def test_bounds_at_and_index_are_bounds_and_candidate_turned_around() -> None:
+    """`bounds_at` of some candidates are the very floats `bounds` has for them, at
+    traced figures from starved to generous; `index` finds each candidate's place."""
+    raw = generate(8, devices=24, apps=12, blocks=5)
+    problem = Problem(parse_scenario(raw))
+    slots = {k: j for j, k in enumerate((0, 3, 5, 7))}
+    rng = np.random.default_rng(4)
+    seen = 0
+    for app in problem.scenario.apps:
+        splits = AppSplits(problem, app, slots)
+        n = len(splits.hosts())
+        if app.cascade is not None:
+            assert splits.index(splits.candidate(1)) is None
+            continue
+        assert [splits.index(splits.candidate(i)) for i in range(n)] == list(range(n))
+        for scale in (0.01, 1.0, 50.0):
+            figures = figure_vector(rng.uniform(0.5, 2.0, len(slots)) * scale)
+            idx = np.sort(rng.choice(n, size=max(1, n // 3), replace=False))
+            broken, value = splits.bounds(figures)
+            b, v = splits.bounds_at(figures, idx)
+            assert np.array_equal(b, broken[idx]) and np.array_equal(v, value[idx])
+            seen += 1
+    assert seen
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.002, 0.05), (0.05, 1.0), (1.0, 30.0)])
+def test_choose_near_chooses_what_choose_does_whatever_it_is_told(low: float, high: float) -> None:
+    """`choose_near`, told the choice itself, another candidate or none, chooses what
+    `choose` does, with the bounds at every traced link's best as its cut, on the fleet
+    of exact ties."""
+    raw = _with_twins(_scaled(generate(11, devices=16, apps=10), 3, low, high))
+    problem = Problem(parse_scenario(raw))
+    traced = {k: j for j, k in enumerate(range(0, len(raw["links"]), 3))}
+    best = figure_vector([raw["links"][k]["mbps"] * 2.0 for k in traced])
+    rng = np.random.default_rng(7)
+    shortcut = 0
+    for app in problem.scenario.apps:
+        splits = AppSplits(problem, app, traced)
+        lower = AtBest(*splits.bounds(best))
+        for _ in range(4):
+            figures = figure_vector(
+                [raw["links"][k]["mbps"] * float(rng.uniform(0.2, 2.0)) for k in traced]
+            )
+            moved = {**raw, "links": [
+                {**lk, "mbps": float(figures[traced[k]])} if k in traced else lk
+                for k, lk in enumerate(raw["links"])
+            ]}  # fmt: skip
+            scorer = Scorer(Problem(parse_scenario(moved)))
+            key = functools.partial(scorer.key, app)
+            want = choose(splits, figures, key)
+            other = splits.candidate(int(rng.integers(len(splits.hosts()))))
+            for near in (want[0], other, None):
+                calls: list[Placement] = []
+
+                def counted(p: Placement, calls: list[Placement] = calls, key: Any = key) -> Key:
+                    calls.append(p)
+                    return key(p)
+
+                assert choose_near(splits, figures, counted, near, lower) == want
+                shortcut += near is want[0] and len(calls) == 1
+    assert shortcut  # the choice told stood without `choose`
