@@ -21,9 +21,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import solver
+from orchestrator.changes import change_between
 
 RELAXABLE = frozenset({solver.Code.BATTERY, solver.Code.SLO})
 # In the relaxed search a battery's draw is priced this many times its real power, so
@@ -171,42 +173,93 @@ class _Searches:
     (`solver.apply_change`: the same devices and links, a few apps added, changed or
     removed), not parsed afresh: a pass searches for each of 20 apps served degraded late
     in a day, and each search parsed the fleet, costed every held app and evaluated the
-    plan from nothing (most of a re-plan that applied a plan: bench/RESULTS.md)."""
+    plan from nothing (most of a re-plan that applied a plan: bench/RESULTS.md). The first
+    is derived from the last pass's last problem (`_LAST`) when it is the very problem a
+    fresh parse gives: the relaxed fleet is the same from pass to pass but for the links
+    that moved (its packs have no level), so the held apps' costs and the candidates of
+    the apps searched again carry over."""
 
     def __init__(self, scenario: dict[str, Any], now: solver.Problem) -> None:
-        self.scenario, self.now = scenario, now
+        self.now = now
+        # A copy of the devices with a battery alone (the others are read, never written).
+        self.frame = {k: v for k, v in scenario.items() if k != "previous"}
+        self.frame["devices"] = [
+            _unbounded(d) if "battery" in d else d for d in scenario["devices"]
+        ]  # fmt: skip
+        self.frame.setdefault("links", [])
         self.last: solver.Problem | None = None
-        self.apps: list[dict[str, Any]] = []
+        self.doc: dict[str, Any] = {}  # the document of `last`
+        # The held apps that break their own limits (battery and SLO lifted, the fleet
+        # the same): found by the pass's first search, which judges every held app; the
+        # apps served degraded it adds break none (each search's plan kept them). The
+        # others judged every held app again (a fifth of a search).
+        self.broken: set[str] | None = None
 
     def problem(self, apps: list[dict[str, Any]]) -> solver.Problem:
-        """The relaxed problem with these apps (raises `solver.ScenarioError`)."""
-        problem = self._derived(apps) if self.last is not None else None
+        """The relaxed problem with these apps (raises `solver.ScenarioError`): those its
+        base has in the base's order, then the others in the order given."""
+        problem = None
+        if self.last is not None:
+            problem = self._derived(self.last, self.doc, apps, whole=False)
+        elif _LAST and _same_frame(_LAST[0][0], self.frame):
+            problem = self._derived(_LAST[0][1], _LAST[0][0], apps, whole=True)
         if problem is None:
-            # A copy of the devices with a battery alone (the others are read, never
-            # written). It has the links of `now`, so it reuses its routes
-            # (`solver.Problem.alongside`).
-            relaxed = {k: v for k, v in self.scenario.items() if k != "previous"}
-            relaxed["devices"] = [
-                _unbounded(d) if "battery" in d else d for d in self.scenario["devices"]
-            ]
-            relaxed["apps"] = apps
-            problem = self.now.alongside(solver.parse_scenario(relaxed))
-        self.last, self.apps = problem, apps
+            self.doc = {**self.frame, "apps": apps}
+            # It has the links of `now`, so it reuses its routes (`solver.Problem.alongside`).
+            problem = self.now.alongside(solver.parse_scenario(self.doc))
+        self.last = problem
+        _LAST[:] = [(self.doc, problem)]
         return problem
 
-    def _derived(self, apps: list[dict[str, Any]]) -> solver.Problem | None:
-        assert self.last is not None
-        old = {a["id"]: a for a in self.apps}
-        ids = [a["id"] for a in apps]
-        change = solver.Change(
-            removed_apps=frozenset(old.keys() - set(ids)),
-            added_apps=tuple(a for a in apps if old.get(a["id"]) != a),
-        )
+    def _derived(
+        self, base: solver.Problem, doc: dict[str, Any], apps: list[dict[str, Any]], whole: bool
+    ) -> solver.Problem | None:
+        """`base` (the problem of `doc`) with these apps, if it is the very problem a
+        fresh parse of its document gives. `whole`: `doc` is another pass's, so its
+        devices and links are compared too (within a pass they are the same)."""
+        at = {a.id: k for k, a in enumerate(base.scenario.apps)}
+        ordered = sorted(apps, key=lambda a: at.get(a["id"], len(at)))  # stable: new ones last
+        relaxed = {**self.frame, "apps": ordered}
+        if whole:
+            change = change_between(doc, relaxed)
+            if change.added_devices or change.added_links:
+                return None
+        else:
+            old = {a["id"]: a for a in doc["apps"]}
+            change = solver.Change(
+                removed_apps=frozenset(old.keys() - {a["id"] for a in apps}),
+                added_apps=tuple(a for a in ordered if old.get(a["id"]) != a),
+            )
         try:
-            problem = solver.apply_change(self.last, change)
+            problem = solver.apply_change(base, change)
         except solver.ScenarioError:
             return None  # the fresh parse says what is wrong
-        return problem if [a.id for a in problem.scenario.apps] == ids else None
+        scn = problem.scenario
+        if list(map(_ID, scn.apps)) != [a["id"] for a in ordered]:
+            return None
+        if whole and (
+            list(map(_ID, scn.devices)) != [d["id"] for d in relaxed["devices"]]
+            or list(map(_ENDS, scn.links)) != [(lk["a"], lk["b"]) for lk in relaxed["links"]]
+        ):
+            return None
+        self.doc = relaxed
+        return problem
+
+
+# The last relaxed problem this worker process made, with its scenario document.
+_LAST: list[tuple[dict[str, Any], solver.Problem]] = []
+# Each device's relaxed record, with the record it was made from: handed on as the very
+# object it was while it is the same, so that two passes' scenarios compare by identity.
+_UNBOUNDED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+_ID, _ENDS = attrgetter("id"), attrgetter("a", "b")
+
+
+def _same_frame(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two relaxed scenarios are the same but for their devices, links and apps."""
+    lists = ("devices", "links", "apps")
+    return a.keys() - {"apps"} == b.keys() - {"apps"} and all(
+        a[k] == b[k] for k in b if k not in lists
+    )
 
 
 def _relaxed_placement(
@@ -231,9 +284,17 @@ def _relaxed_placement(
         return None
     change = solver.Change(added_apps=(app,))
     options = solver.SolveOptions(time_limit_s=time_limit_s)
+    if searches.broken is None:
+        before = solver.set_aside_first(problem, solver_name, held, change, max_unplaced=0)
+        searches.broken = (before.touched or set()) - {app_id}
+    else:
+        # The apps a search re-places are its own and the held ones that break their own
+        # limits, the same for every search of a pass (`_Searches.broken`).
+        before = solver.Before(problem, {*searches.broken, app_id})
     partial = solver.place_what_fits(
-        problem, options, solver_name, previous=held, change=change, max_unplaced=0
-    )
+        problem, options, solver_name, previous=held, change=change, max_unplaced=0,
+        before=before,
+    )  # fmt: skip
     plan = partial.plan
     if plan.status == solver.Status.INFEASIBLE or app_id not in plan.placements:
         return None
@@ -248,10 +309,17 @@ def _without_slo(app: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unbounded(device: dict[str, Any]) -> dict[str, Any]:
-    """A device with a battery, without its limit and its draw priced (`_BATTERY_PRICE`)."""
+    """A device with a battery, without its limit and its draw priced (`_BATTERY_PRICE`):
+    the record made last for the device when it is the same (`_UNBOUNDED`)."""
+    kept = _UNBOUNDED.get(device["id"])
+    if kept is not None and kept[0] is device:
+        return kept[1]
     out = {k: copy.deepcopy(v) for k, v in device.items() if k != "battery"}
     if device["battery"] is not None:
         out["power_w"] = {k: float(v) * _BATTERY_PRICE for k, v in device["power_w"].items()}
+    if kept is not None and kept[1] == out:
+        out = kept[1]
+    _UNBOUNDED[device["id"]] = (device, out)
     return out
 
 

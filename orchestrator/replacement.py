@@ -25,6 +25,7 @@ from operator import attrgetter
 from typing import Any
 
 import solver
+from orchestrator.changes import change_between
 from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
 from orchestrator.drafts import Draft, InForceNow, Solved, Written
 from orchestrator.hysteresis import Decision, decide
@@ -125,50 +126,6 @@ class Replacement:
         state = {k: v for k, v in self.__dict__.items() if k != "plan"}
         state["draft"] = Written(self.document)
         return state
-
-
-def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
-    """What changed from the scenario the plan in force was solved with to the scenario of
-    now, as the solver's incremental `Change` (it picks the apps to re-place)."""
-    # A record that is the very object it was is the same (the simulator and the scenario
-    # builder hand on what did not change): two re-plans a second compared every device,
-    # link and app of a fleet field by field.
-    was_ix, now_ix = _index_of(old), _index_of(new)
-    before, after = was_ix.devices, now_ix.devices
-    devices = {
-        d: rec for d, rec in after.items()
-        if (was := before.get(d)) is not None and was is not rec and was != rec
-    }  # fmt: skip
-    lost = frozenset(before.keys() - after.keys())
-    lb, la = was_ix.links, now_ix.links
-    changed = {
-        k: _fields_changed(was, rec) for k, rec in la.items()
-        if (was := lb.get(k)) is not None and was is not rec and was != rec
-    }  # fmt: skip
-    apps_before, apps_after = was_ix.apps, now_ix.apps
-    added_apps = tuple(
-        a for i, a in apps_after.items() if (was := apps_before.get(i)) is not a and was != a
-    )
-    return solver.Change(
-        devices=devices,
-        lost_devices=lost,
-        links=changed,
-        removed_links=frozenset(lb.keys() - la.keys()),
-        added_devices=tuple(after[d] for d in after.keys() - before.keys()),
-        added_links=tuple(la[k] for k in la.keys() - lb.keys()),
-        added_apps=added_apps,
-        removed_apps=frozenset(apps_before.keys() - apps_after.keys()),
-    )
-
-
-def _fields_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a link that changed, not its whole record: the solver takes a change
-    naming `rtt_ms` for one that may re-route (`solver.Change.reroutes`), and a link whose
-    bandwidth alone moved must not void every route and every app's cost. A field dropped
-    from the record hands on the whole record (the change replaces fields, it removes none)."""
-    if before.keys() - after.keys():
-        return after
-    return {k: v for k, v in after.items() if before.get(k) != v or k not in before}
 
 
 def what_fired(

@@ -59,11 +59,14 @@ class Index:
 
 # The indexes of the documents compared last, by identity (the documents are records, not
 # changed afterwards, as above): a re-plan compares the scenario of now with the plan in
-# force's and with the last re-plan's, and the plan in force's stays for many re-plans.
-# Three, least recently used out: a pool worker gets every document pickled, so there
-# none is found again, and each kept index holds its document alive.
+# force's and with the last re-plan's, and the plan in force's stays for many re-plans; a
+# pass of relaxed searches compares its scenario with the last pass's
+# (`orchestrator.degrade`). Five, least recently used out: a pool worker gets every
+# document pickled, so there none is found again, and each kept index holds its document
+# alive.
 INDEXES: list[Index] = []
-KEEP_INDEXES = 3  # the plan in force's, the last re-plan's and this one's
+# The plan in force's, the last re-plan's and this one's; the last relaxed pass's and this one's.
+KEEP_INDEXES = 5
 
 
 def index_of(doc: Mapping[str, Any]) -> Index:

@@ -119,16 +119,17 @@ def test_a_second_app_out_of_its_limits_is_served_after_the_first() -> None:
 def test_a_relaxed_search_derived_from_the_last_finds_what_a_fresh_parse_finds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each relaxed search of a pass derives its problem from the last search's; what it
-    serves, where and with which entries, is what parsing each search afresh serves."""
+    """Each relaxed search of a pass derives its problem from the last search's, the
+    first from the last pass's last; what it serves, where and with which entries, is what
+    parsing each search afresh serves."""
     base = generate(9, devices=30, apps=8, blocks=4)
     first = solver.solve(solver.parse_scenario(base), solver.SolveOptions(time_limit_s=10))
     real = degrade._Searches._derived
-    derived: list[bool] = []
+    derived: list[tuple[bool, bool]] = []  # (from the last pass, derived)
 
-    def counted(self: Any, apps: list[dict[str, Any]]) -> solver.Problem | None:
-        problem = real(self, apps)
-        derived.append(problem is not None)
+    def counted(self: Any, *args: Any, whole: bool) -> solver.Problem | None:
+        problem = real(self, *args, whole=whole)
+        derived.append((whole, problem is not None))
         return problem
 
     for k in (0, 40, 120):
@@ -139,9 +140,47 @@ def test_a_relaxed_search_derived_from_the_last_finds_what_a_fresh_parse_finds(
         args = (scn, partial.plan.placements, partial.set_aside, frozenset[str](), "heuristic")
         monkeypatch.setattr(degrade._Searches, "_derived", counted)
         mine = serve_degraded(*args, 10.0, solver.Problem(solver.parse_scenario(scn)))
-        monkeypatch.setattr(degrade._Searches, "_derived", lambda self, apps: None)
+        monkeypatch.setattr(degrade._Searches, "_derived", lambda self, *a, whole: None)
         fresh = serve_degraded(*args, 10.0, solver.Problem(solver.parse_scenario(scn)))
         assert mine.placements and mine.placements == fresh.placements
         assert mine.reasons == fresh.reasons
         assert [r.model_dump() for r in mine.results] == [r.model_dump() for r in fresh.results]
-    assert derived and all(derived)
+    assert derived and all(ok for _, ok in derived)
+    assert (True, True) in derived  # a pass's first search derived from the last pass's
+
+
+def test_each_search_of_a_pass_re_places_what_its_own_judgement_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The apps a relaxed search re-places, found once a pass (the held apps that break
+    their own limits, besides its own), are those `set_aside_first` finds for each
+    search; among them a held app out of its SLO, so that the set is not empty."""
+    base = generate(9, devices=30, apps=8, blocks=4)
+    first = solver.solve(solver.parse_scenario(base), solver.SolveOptions(time_limit_s=10))
+    scn = _under_trace(base, 40, first.doc)
+    now = solver.Problem(solver.parse_scenario(scn))
+    partial = solver.place_what_fits(now, solver.SolveOptions(time_limit_s=10))
+    held = dict(partial.plan.placements)
+    # An app held where its SLO cannot be met: every search re-places it.
+    app = next(a for a in scn["apps"] if a["id"] in held)
+    worst = solver.evaluate(now.cost, held).records[app["id"]].cost.worst_ms
+    scn["apps"] = [{**a, "slo_ms": worst / 2} if a is app else a for a in scn["apps"]]
+    real = solver.place_what_fits
+    asked: list[tuple[set[str] | None, set[str] | None]] = []
+
+    def checked(problem: solver.Problem, *args: Any, **kw: Any) -> solver.Partial:
+        own = solver.set_aside_first(problem, args[1], kw["previous"], kw["change"], 0)
+        asked.append((kw["before"].touched, own.touched))
+        return real(problem, *args, **kw)
+
+    monkeypatch.setattr(solver, "place_what_fits", checked)
+    degrade._LAST.clear()
+    served = serve_degraded(
+        scn, held, partial.set_aside, frozenset[str](), "heuristic", 10.0,
+        solver.Problem(solver.parse_scenario(scn)),
+    )  # fmt: skip
+    assert len(asked) >= 2 and all(mine == own for mine, own in asked)
+    assert all(app["id"] in mine for mine, _ in asked if mine is not None)
+    # A search that moves a held app serves nothing (only without their limits would it
+    # be valid): the app out of its SLO moves in each.
+    assert not served.placements
