@@ -34,7 +34,7 @@ from simulate.now import ScenarioNow
 from simulate.packs import Packs
 from simulate.policy import Moment, PlanChange, Policy
 from simulate.probes import ProbeClock
-from simulate.scoring import Verdicts, verdicts_of
+from simulate.scoring import Terms, Verdicts, terms_on, verdicts_of
 from simulate.traces import StepTable
 from solver.costs import CostModel
 from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors
@@ -254,7 +254,7 @@ class Simulation:
             else:
                 assert verdicts is not None
                 if moved:
-                    verdicts.links_moved(self.link_now, moved, self._slo_over, self._fixed_ms)
+                    verdicts.links_moved(self.link_now, moved, self._slo_over, self._terms)
                 for device in device_changes:
                     verdicts.battery_moved(device, self._battery_limit(device))
                 self.rates = verdicts.rates
@@ -313,9 +313,8 @@ class Simulation:
         """What the pack of `device` pays for now, by the cost model's own rule."""
         return self._now.battery_limit(device, self.horizon_h)
 
-    def _fixed_ms(self, app: str) -> float:
-        # No figure moves it: the last compiled scenario has the fleet's routes.
-        return solver.fixed_worst_ms(self._problem.cost, {app: self.placements[app]})[app]
+    def _terms(self, app: str) -> Terms:  # the last compiled scenario has the fleet's paths
+        return terms_on(self._problem.cost, self.link_now.keys(), app, self.placements[app])
 
     def _slo_over(self, apps: list[str]) -> dict[str, tuple[bool, float]]:
         """Whether each app of the plan in force is over its SLO on the scenario of now,

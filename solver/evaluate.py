@@ -65,15 +65,40 @@ def fixed_worst_ms(cm: CostModel, placements: Mapping[str, Placement]) -> dict[s
     return {a: app_cost(unbounded, cm.apps[a], p).worst_ms for a, p in placements.items()}
 
 
+def latency_terms(
+    cm: CostModel, app_id: str, p: Placement
+) -> tuple[float, list[tuple[float, Route]]]:
+    """The app's worst-case ms on `p` as `fixed + sum(k / Mbit/s of route)` over the
+    routes its transfers cross: `fixed`, its worst ms at unlimited bandwidth (as
+    `fixed_worst_ms`), and for each route crossed (as `cm` has it), k, the ms its
+    transfers add at 1 Mbit/s (a transfer's ms is half the route's RTT, which `fixed`
+    holds, plus its megabits over the route's Mbit/s). Made by `app_cost`'s own terms,
+    on the same routes, each at 1 Mbit/s in turn and the others unlimited; a route's
+    path does not read its links' Mbit/s, so at other figures the sum is the worst ms
+    there, to the rounding of another order of addition."""
+    app, probe = cm.apps[app_id], _Unbounded(cm.routes)
+    on = copy.copy(cm)
+    on.routes = cast(RouteTable, probe)
+    fixed = app_cost(on, app, p).worst_ms
+    terms = []
+    for key, r in list(probe.asked.items()):
+        if r is not None and not math.isinf(r.mbps):
+            probe.slow = key
+            terms.append((app_cost(on, app, p).worst_ms - fixed, r))
+    return fixed, terms
+
+
 class _Unbounded:
-    """`routes`, each route with unlimited Mbit/s."""
+    """`routes`, each route with unlimited Mbit/s but `slow`'s, at 1; the routes asked."""
 
     def __init__(self, routes: RouteTable) -> None:
         self._routes = routes
+        self.slow: tuple[str, str] | None = None
+        self.asked: dict[tuple[str, str], Route | None] = {}
 
     def route(self, a: str, b: str) -> Route | None:
-        r = self._routes.route(a, b)
-        return None if r is None else replace(r, mbps=math.inf)
+        r = self.asked[(a, b)] = self._routes.route(a, b)
+        return None if r is None else replace(r, mbps=1.0 if (a, b) == self.slow else math.inf)
 
 
 def _shape(app: App, what: str) -> Reason:

@@ -13,9 +13,9 @@ host, with the routes' figures as arrays. These sums are added in another order 
 scorer's, so they are not its floats; they serve only as lower bounds, widened by far
 more than any rounding of a sum of a few dozen non-negative terms can be (`SLACK`). The
 candidates are then taken in the order of their bounds and scored by the scorer itself
-until the next bound exceeds the best key found (`solver.splitchoice`): every candidate left has a key above it,
-and among those scored, ties keep the first in the baseline's order. So the choice is the
-baseline's own, bit for bit (tests/solver/test_splits.py compares them).
+until the next bound exceeds the best key found (`solver.splitchoice`): every candidate
+left has a key above it, and among those scored, ties keep the first in the baseline's
+order. So the choice is the baseline's own, bit for bit (tests/solver/test_splits.py).
 
 A route's Mbit/s is the least of its links'. The links given as `traced` are read from a
 figure vector instead of the scenario (`AppSplits.bounds(figures)`), so that the

@@ -16,7 +16,7 @@ from simulate.engine import PolicyRun, Sample, Simulation
 from simulate.inputs import Inputs, load_scenario_dict, prepare
 from simulate.registry import known, make
 from simulate.run import context
-from simulate.scoring import Verdicts, _floors_of
+from simulate.scoring import Verdicts, _floors_of, terms_on
 from solver.generate import generate
 from tests.simulate.fleets import ROOT, TRACES, camera_traces, first_edge
 
@@ -147,41 +147,42 @@ def test_an_apps_floors_are_where_the_bound_stops_finding_it_within() -> None:
     assert checked > 1500
 
 
-def test_the_bound_with_the_fixed_part_apart_agrees_with_the_evaluator() -> None:
-    """With an app's fixed part apart (`fixed_of`: its worst ms at unlimited bandwidth),
-    the bound decides verdicts the plain one leaves to the evaluator, and each verdict it
-    gives is the evaluator's, on the scenario recompiled at the figures of the moment."""
+def test_the_worst_case_summed_by_route_is_the_evaluators() -> None:
+    """An app's worst ms summed from its terms (`terms_on`: fixed, and per route the ms
+    at 1 Mbit/s over the route's Mbit/s) is the evaluator's on the scenario recompiled at
+    the figures of the moment, to 1e-12; the verdicts `_summed` gives are the evaluator's,
+    among them many the bound leaves to it."""
     scn = generate(11, devices=24, apps=12, overheads=True)
     problem = solver.Problem(solver.parse_scenario(scn))
     plan = solver.solve(problem, solver.SolveOptions(time_limit_s=10)).placements
     ev = solver.evaluate(problem.cost, plan)
-    fixed = solver.fixed_worst_ms(problem.cost, plan)
     links = problem.scenario.links
     rng = random.Random(3)
-    more = agreed = 0
+    more = checked = 0
     for app, rec in ev.records.items():
-        crossed = sorted(k for k in rec.cost.link_mb if links[k].mbps < 1e6)
+        crossed = sorted(rec.cost.link_mb)
         if not crossed or rec.app.slo_ms is None:
             continue
-        ref = tuple(links[k].mbps for k in crossed)
+        traced = [(links[k].a, links[k].b) for k in crossed[::2]]  # some traced, some not
+        terms = terms_on(problem.cost, traced, app, plan[app])
+        ref = tuple(links[k].mbps for k in crossed[::2])
         for _ in range(30):
-            # An SLO near the worst case, so that the plain bound is often unsure.
-            slo = rec.cost.worst_ms * rng.uniform(0.7, 1.6)
-            now = tuple(m * rng.uniform(0.5, 2.0) for m in ref)
-            v = SimpleNamespace(
-                app_ref={app: (rec.cost.worst_ms, slo, ref)}, fixed_ms={}, records=ev.records
-            )
-            plain = Verdicts._bound(v, app, now)  # type: ignore[arg-type]
-            split = Verdicts._bound(v, app, now, lambda a: fixed[a])  # type: ignore[arg-type]
-            moved = solver.refigured(
-                problem, {(links[k].a, links[k].b): m for k, m in zip(crossed, now, strict=True)}
-            )
+            now = {key: m * rng.uniform(0.3, 3.0) for key, m in zip(traced, ref, strict=True)}
+            moved = solver.refigured(problem, now)
             worst = solver.evaluate(moved.cost, {app: plan[app]}).records[app].cost.worst_ms
-            if split is not None:
-                assert split == (worst > slo)
-                agreed += 1
-            if plain is None and split is not None:
-                more += 1
-            if plain is not None:
-                assert split == plain
-    assert agreed > 100 and more > 20
+            fixed, parts = terms
+            summed = fixed + sum(
+                k / min([base, *(now[e] for e in keys)]) for k, base, keys in parts
+            )
+            assert summed == pytest.approx(worst, rel=1e-12)
+            # An SLO near the worst case, so that the plain bound is often unsure.
+            slo = worst * rng.uniform(0.8, 1.25)
+            v = SimpleNamespace(
+                app_ref={app: (rec.cost.worst_ms, slo, ref)}, terms={}, records=ev.records
+            )
+            figures = tuple(now.values())
+            verdict = Verdicts._summed(v, app, now, lambda _, t=terms: t)  # type: ignore[arg-type]
+            assert verdict in (None, worst > slo)
+            checked += verdict is not None
+            more += Verdicts._bound(v, app, figures) is None  # type: ignore[arg-type]
+    assert checked > 100 and more > 20
