@@ -13,15 +13,18 @@ each solve made every app's candidates again (bench/RESULTS.md, ninth session).
 So a problem keeps them (`Problem.derived`), and `solver.apply_change` hands on those
 still valid to the changed problem: none when the fleet's shape or a route changes, or a
 device changes in more than its battery; and not an app's whose candidate routes
-cross a link whose figures changed. An entry is taken only for the very `App` object and
-the same migration terms (`Migration.key`). The candidates are the same floats either
+cross a link whose figures changed (kept for an app the changed problem lacks: it may come
+back). An entry is taken only for the very `App` object and the same migration terms
+(`Migration.key`). The candidates are the same floats either
 way: `generate`'s DP works app by app on its rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import copy
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from solver.candidates import Candidate
 from solver.costs import repriced
@@ -72,6 +75,25 @@ def memo_of(problem: Problem) -> Memo:
     return memo
 
 
+# Apps validated from a raw record, by the record's identity, with a copy to tell it is
+# unchanged: a caller that hands the same record on (the simulator's scenario of now, a
+# relaxed search's app) gets the same `App`, and with it the candidates kept for it.
+_VALIDATED: dict[int, tuple[Mapping[str, Any], dict[str, Any], App]] = {}
+_KEEP_VALIDATED = 4096
+
+
+def app_of(raw: Mapping[str, Any]) -> App:
+    """`App.model_validate(raw)`, the same object for the same unchanged record."""
+    hit = _VALIDATED.get(id(raw))
+    if hit is not None and hit[0] is raw and hit[1] == raw:
+        return hit[2]
+    app = App.model_validate(raw)
+    _VALIDATED[id(raw)] = (raw, copy.deepcopy(dict(raw)), app)
+    if len(_VALIDATED) > _KEEP_VALIDATED:
+        del _VALIDATED[next(iter(_VALIDATED))]
+    return app
+
+
 def carry(
     old: Problem,
     new: Problem,
@@ -105,14 +127,10 @@ def carry(
         # the apps it set aside were taken out).
         new.derived[_KEY] = memo
         return
-    apps = new.cost.apps
-    new.derived[_KEY] = Memo(
-        {
-            a: e
-            for a, e in memo.entries.items()
-            if apps.get(a) is e.app and not moved & e.routes.links
-        }
-    )
+    # An app the new problem lacks, or has as another `App`, keeps its entry too (taken
+    # only for the very `App` it was made for): an app set aside, or searched for alone
+    # (`orchestrator.degrade`), comes back as that `App` (`app_of`).
+    new.derived[_KEY] = Memo({a: e for a, e in memo.entries.items() if not moved & e.routes.links})
 
 
-__all__ = ["Entry", "Memo", "carry", "memo_of"]
+__all__ = ["Entry", "Memo", "app_of", "carry", "memo_of"]

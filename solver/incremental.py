@@ -154,7 +154,7 @@ def _apply_change(
         )
         at_app = {a.id: k for k, a in enumerate(apps)}
         for raw in change.added_apps:
-            app = App.model_validate(raw)
+            app = appcandidates.app_of(raw)
             if app.id in at_app:
                 apps[at_app[app.id]] = app
             else:

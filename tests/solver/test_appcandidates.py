@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from solver import Problem, SolveOptions, heuristic, solve
-from solver.appcandidates import Entry, memo_of
+from solver.appcandidates import Entry, app_of, memo_of
 from solver.generate import generate
 from solver.incremental import Change, apply_change
 from solver.plan import Placement
@@ -107,3 +107,29 @@ def test_an_entry_is_taken_only_with_the_same_migration_terms() -> None:
     assert memo_of(moved).get(moved, app) is None
     rest = [a for a in moved.cost.apps.values() if a is not app]
     assert all(memo_of(moved).get(moved, a) is not None for a in rest)
+
+
+def test_an_app_taken_out_and_back_as_the_same_record_takes_its_entry_again() -> None:
+    """An app a change removes keeps its entry; added back from the very record (the
+    same `App`, `app_of`), it takes it: the candidates a fresh problem makes. A record
+    changed since, or another record, is another `App`, and its candidates are made
+    again."""
+    problem, placed = _solved()
+    raw = next(a for a in RAW["apps"] if a["id"] in placed)
+    gone = Change(removed_apps=frozenset({raw["id"]}))
+    back = apply_change(apply_change(problem, gone, placed), Change(added_apps=(raw,)), placed)
+    heuristic._State(back, SolveOptions()).generate()  # its entry, for this App
+    app = back.cost.apps[raw["id"]]
+    out = apply_change(back, gone, placed)
+    assert raw["id"] not in out.cost.apps and memo_of(out).entries[raw["id"]].app is app
+    again = apply_change(out, Change(added_apps=(raw,)), placed)
+    assert again.cost.apps[raw["id"]] is app is app_of(raw)
+    hit = memo_of(again).get(again, app)
+    assert hit is not None and _same(hit, _fresh(again, placed)[raw["id"]])
+    copied = apply_change(out, Change(added_apps=(dict(raw),)), placed)
+    assert memo_of(copied).get(copied, copied.cost.apps[raw["id"]]) is None
+    raw["rate_rps"] = raw["rate_rps"] * 2  # a record changed after it was read
+    try:
+        assert app_of(raw) is not app and app_of(raw).rate_rps == raw["rate_rps"]
+    finally:
+        raw["rate_rps"] = raw["rate_rps"] / 2
