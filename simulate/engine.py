@@ -101,6 +101,7 @@ class Simulation:
         self._priced: solver.Problem | None = None  # `priced()` while no link moves
         self._link_records: dict[tuple[frozenset[str], float], LinkRecord] = {}  # `refigured`'s
         self._devices_due: dict[str, dict[str, Any]] = {}
+        self._mb_moved: tuple[object, dict[tuple[solver.Placement, ...], float]] = (None, {})
         # The plan in force: its placements, and its document (None when it was put in
         # force as a `PlanChange` and no policy has read it since: written when asked).
         self.has_plan = False
@@ -123,13 +124,11 @@ class Simulation:
         return self._now.document(self.down, self.link_now, figures)
 
     def measured(self) -> dict[str, Any]:
-        """The scenario of now as a control plane knows it: each traced link at the
-        agents' latest probe of it."""
+        """The scenario of now with each traced link at the agents' latest probe of it."""
         return self.scenario_now(self.probes.measured)
 
     def problem(self) -> solver.Problem:
-        """The scenario of now, compiled (bandwidth and battery changes are applied when
-        asked for)."""
+        """The scenario of now, compiled (the changes applied when asked for)."""
         if self._links_due or self._devices_due:
             change = solver.Change(links=self._links_due, devices=self._devices_due)
             self._links_due, self._devices_due, self._priced = {}, {}, None
@@ -138,12 +137,10 @@ class Simulation:
 
     def priced(self) -> solver.Problem:
         """The scenario of now as far as a placement's cost and its own verdicts read it:
-        the bandwidths of now, the battery levels left for `problem()`. No cost term reads
-        a battery (`solver.costs`, `_PRICED`) and no per-app check does
-        (`solver.evaluate.app_violations`); the packs moving half a point, every few
-        steps somewhere in the fleet, made each SLO judged or app chosen compile them.
-        The bandwidths moved since the last compile refigure it (`solver.refigured`, kept
-        until one moves again) rather than being compiled into it at every step."""
+        the bandwidths of now, the battery levels left for `problem()` (no cost term nor
+        per-app check reads a battery, and packs move every few steps). The bandwidths
+        moved since the last compile refigure it (`solver.refigured`, kept until one
+        moves again) rather than being compiled into it at every step."""
         if not self._links_due:
             return self._problem
         if self._priced is None:
@@ -383,19 +380,22 @@ class Simulation:
                 self._foreign.add(a)
 
     def _migrated_apps(self, moved: dict[str, solver.Placement]) -> float:
-        """`_migrated` of a change that moves only the apps `moved`: the same terms, in
-        the scenario's order, without a plan of the whole fleet (on the last compiled
-        scenario: the same fleet, and migration reads no bandwidth or battery)."""
+        """`_migrated` of a change moving only `moved`: the same terms in the scenario's
+        order, on the last compiled scenario (migration reads no bandwidth or battery)."""
         cm = self._problem.cost
         old = self.placements
-        mig = Migration(cm, old)
+        if self._mb_moved[0] is not cm:
+            self._mb_moved = (cm, {})  # each app's term, of its two placements alone
+        mig, memo = Migration(cm, old), self._mb_moved[1]
         terms = []
         for a in sorted(moved, key=self.order.__getitem__):
             p, app = moved[a], cm.apps.get(a)
             if app is None or a not in old or not all(h in cm.devices for h in p.hosts()):
                 continue
-            if not structure_errors(cm, app, p):
-                terms.append(app_migration(mig, app, p))
+            if (mb := memo.get((old[a], p))) is None and not structure_errors(cm, app, p):
+                mb = memo[(old[a], p)] = app_migration(mig, app, p)
+            if mb is not None:
+                terms.append(mb)
         return sum(terms)
 
     def _score_moved(self, moved: dict[str, solver.Placement]) -> bool:

@@ -186,3 +186,38 @@ def test_the_worst_case_summed_by_route_is_the_evaluators() -> None:
             checked += verdict is not None
             more += Verdicts._bound(v, app, figures) is None  # type: ignore[arg-type]
     assert checked > 100 and more > 20
+
+
+class MigrationChecked(Simulation):
+    """Each change's migrated MB, kept by the two placements of each app moved, is what
+    the whole plan's migration term counts afresh."""
+
+    checked = kept = 0
+
+    def _migrated_apps(self, moved: dict[str, solver.Placement]) -> float:
+        cm, memo = self._mb_moved
+        if cm is self._problem.cost:
+            self.kept += sum((self.placements.get(a), p) in memo for a, p in moved.items())
+        old = dict(self.placements)
+        got = super()._migrated_apps(moved)
+        # `_migrated`'s terms on the same compiled scenario (it compiles the one of now).
+        now = self._problem
+        priced = solver.Problem(now.scenario, now.cost, previous=old)
+        new = {
+            a: p for a, p in moved.items()
+            if a in now.cost.apps and p.hosts() <= now.cost.devices.keys() and old.get(a) != p
+        }  # fmt: skip
+        ev = solver.evaluate(
+            priced.cost, {a: p for a, p in new.items() if a in old}, require_all=False,
+            migration=priced.migration,
+        )  # fmt: skip
+        assert got == sum(ev.migration_mb.values())
+        self.checked += 1
+        return got
+
+
+def test_the_mb_a_change_migrates_is_the_whole_plans_term() -> None:
+    inputs = generated(1800)
+    sim = MigrationChecked(inputs, "neurosurgeon", make(context(inputs, "neurosurgeon")))
+    run = sim.run()
+    assert sim.checked > 30 and sim.kept > 0 and run.totals.migrated_mb > 0
