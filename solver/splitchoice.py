@@ -50,22 +50,38 @@ def choose(
         reach[best_i] = True
         sub = np.flatnonzero(reach)
         order = sub[np.lexsort((value[sub], broken[sub]))][1:]  # the first is scored
+    return _scan(splits, order, broken[order], value[order], key, (best, best_key, best_i))
+
+
+def _scan(
+    splits: AppSplits,
+    order: Indices,
+    broken: Indices,
+    value: Array,
+    key: Callable[[Placement], Key],
+    best: tuple[Placement | None, Key | None, int],
+) -> tuple[Placement, Key]:
+    """The candidates `order` (with their bounds), in that order of their bounds, scored
+    until the next bound is above the best key, from `best` (placement, key, index);
+    equal keys keep the first in the baseline's order."""
+    p_best, k_best, i_best = best
     # Most choices stop after a candidate or two: the order is read a few at a time.
     for start in range(0, len(order), 8):
         done = False
-        head = order[start : start + 8]
-        for i, b, v in zip(head.tolist(), broken[head].tolist(), value[head].tolist(), strict=True):
-            if best_key is not None and (b, v) > best_key:
+        at = slice(start, start + 8)
+        head = (order[at].tolist(), broken[at].tolist(), value[at].tolist())
+        for i, b, v in zip(*head, strict=True):
+            if k_best is not None and (b, v) > k_best:
                 done = True
                 break
             p = splits.candidate(i)
             k = key(p)
-            if best_key is None or k < best_key or (k == best_key and i < best_i):
-                best, best_key, best_i = p, k, i
+            if k_best is None or k < k_best or (k == k_best and i < i_best):
+                p_best, k_best, i_best = p, k, i
         if done:
             break
-    assert best is not None and best_key is not None
-    return best, best_key
+    assert p_best is not None and k_best is not None
+    return p_best, k_best
 
 
 class AtBest:
@@ -106,8 +122,15 @@ def choose_near(
     idx = idx[idx != i]
     if idx.size:
         b, v = splits.bounds_at(figures, idx)
-        if np.isnan(v).any() or ((b < k[0]) | ((b == k[0]) & (v <= k[1]))).any():
+        if np.isnan(v).any():
             return choose(splits, figures, key)
+        reach = (b < k[0]) | ((b == k[0]) & (v <= k[1]))
+        if reach.any():
+            # The choice, and any candidate that ties it from before it, has a key at
+            # most that of `near`, so a bound at most it: one of these.
+            sub, b, v = idx[reach], b[reach], v[reach]
+            o = np.lexsort((sub, v, b))
+            return _scan(splits, sub[o], b[o], v[o], key, (near, k, i))
     return near, k
 
 
