@@ -21,6 +21,7 @@ way: `generate`'s DP works app by app on its rows.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def app_of(raw: Mapping[str, Any]) -> App:
     app = App.model_validate(raw)
     _VALIDATED[id(raw)] = (raw, copy.deepcopy(dict(raw)), app)
     if len(_VALIDATED) > _KEEP_VALIDATED:
-        del _VALIDATED[next(iter(_VALIDATED))]
+        # The oldest out; a thread of the API's pool may have changed it meanwhile.
+        with contextlib.suppress(RuntimeError, StopIteration):
+            _VALIDATED.pop(next(iter(_VALIDATED)), None)
     return app
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
-from solver import Problem, SolveOptions, heuristic, solve
+from solver import Problem, SolveOptions, appcandidates, heuristic, solve
 from solver.appcandidates import Entry, app_of, memo_of
 from solver.generate import generate
 from solver.incremental import Change, apply_change
@@ -133,3 +134,13 @@ def test_an_app_taken_out_and_back_as_the_same_record_takes_its_entry_again() ->
         assert app_of(raw) is not app and app_of(raw).rate_rps == raw["rate_rps"]
     finally:
         raw["rate_rps"] = raw["rate_rps"] / 2
+
+
+def test_app_of_keeps_a_bounded_number_of_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound, the record read longest ago goes first; the newest stay."""
+    monkeypatch.setattr(appcandidates, "_KEEP_VALIDATED", 3)
+    monkeypatch.setattr(appcandidates, "_VALIDATED", {})
+    records = [{**RAW["apps"][0], "id": f"a{k}"} for k in range(5)]
+    apps = [app_of(r) for r in records]
+    assert [v[0]["id"] for v in appcandidates._VALIDATED.values()] == ["a2", "a3", "a4"]
+    assert app_of(records[4]) is apps[4] and app_of(records[0]) is not apps[0]
