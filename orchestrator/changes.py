@@ -7,6 +7,8 @@ and a pass of relaxed searches derives its first problem from the last one's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from operator import attrgetter
 from typing import Any
 
 import solver
@@ -47,6 +49,28 @@ def change_between(old: dict[str, Any], new: dict[str, Any]) -> solver.Change:
     )
 
 
+def in_order_of(problem: solver.Problem, doc: Mapping[str, Any]) -> bool:
+    """Whether `problem` has `doc`'s devices, links and apps, in the document's order:
+    the very problem a fresh parse of it gives (one derived with `solver.apply_change`
+    has the base's order, new records last)."""
+    scn, ix = problem.scenario, index_of(doc)
+    # The index's keys are the document's ids in its order, and `attrgetter` reads the
+    # problem's in C: two lists of a fleet's ids built in Python at every re-plan were a
+    # fifth of deriving its problem. An id twice in the document is one key of its index:
+    # the lengths tell it, and the fresh parse says what is wrong.
+    return (
+        len(ix.devices) == len(doc["devices"])
+        and len(ix.links) == len(doc.get("links", []))
+        and len(ix.apps) == len(doc.get("apps", []))
+        and list(map(_ID, scn.devices)) == list(ix.devices)
+        and list(map(_ENDS, scn.links)) == list(ix.links)
+        and list(map(_ID, scn.apps)) == list(ix.apps)
+    )
+
+
+_ID, _ENDS = attrgetter("id"), attrgetter("a", "b")
+
+
 def _fields_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """The fields of a link that changed, not its whole record: the solver takes a change
     naming `rtt_ms` for one that may re-route (`solver.Change.reroutes`), and a link whose
@@ -57,4 +81,4 @@ def _fields_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in after.items() if before.get(k) != v or k not in before}
 
 
-__all__ = ["change_between"]
+__all__ = ["change_between", "in_order_of"]

@@ -21,11 +21,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 import solver
-from orchestrator.changes import change_between
+from orchestrator.changes import change_between, in_order_of
 
 RELAXABLE = frozenset({solver.Code.BATTERY, solver.Code.SLO})
 # In the relaxed search a battery's draw is priced this many times its real power, so
@@ -234,14 +233,11 @@ class _Searches:
             problem = solver.apply_change(base, change)
         except solver.ScenarioError:
             return None  # the fresh parse says what is wrong
-        scn = problem.scenario
-        if list(map(_ID, scn.apps)) != [a["id"] for a in ordered]:
-            return None
-        if whole and (
-            list(map(_ID, scn.devices)) != [d["id"] for d in relaxed["devices"]]
-            or list(map(_ENDS, scn.links)) != [(lk["a"], lk["b"]) for lk in relaxed["links"]]
-        ):
-            return None
+        if whole:
+            if not in_order_of(problem, relaxed):  # its index is change_between's
+                return None
+        elif [a.id for a in problem.scenario.apps] != [a["id"] for a in ordered]:
+            return None  # within a pass only the apps change
         self.doc = relaxed
         return problem
 
@@ -251,7 +247,6 @@ _LAST: list[tuple[dict[str, Any], solver.Problem]] = []
 # Each device's relaxed record, with the record it was made from: handed on as the very
 # object it was while it is the same, so that two passes' scenarios compare by identity.
 _UNBOUNDED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-_ID, _ENDS = attrgetter("id"), attrgetter("a", "b")
 
 
 def _same_frame(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -21,11 +21,10 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from operator import attrgetter
 from typing import Any
 
 import solver
-from orchestrator.changes import change_between
+from orchestrator.changes import change_between, in_order_of
 from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
 from orchestrator.drafts import Draft, InForceNow, Solved, Written
 from orchestrator.hysteresis import Decision, decide
@@ -417,20 +416,4 @@ def _derived_from(
         problem = solver.apply_change(base, change, _known(base, current))
     except solver.ScenarioError:
         return None  # the fresh parse says what is wrong
-    scn, ix = problem.scenario, _index_of(scenario)
-    # The index's keys are the document's ids in its order, and `attrgetter` reads the
-    # problem's in C: two lists of a fleet's ids built in Python at every re-plan were a
-    # fifth of deriving its problem. An id twice in the document is one key of its index:
-    # the lengths tell it, and the fresh parse says what is wrong.
-    same_order = (
-        len(ix.devices) == len(scenario["devices"])
-        and len(ix.links) == len(scenario.get("links", []))
-        and len(ix.apps) == len(scenario.get("apps", []))
-        and list(map(_ID, scn.devices)) == list(ix.devices)
-        and list(map(_ENDS, scn.links)) == list(ix.links)
-        and list(map(_ID, scn.apps)) == list(ix.apps)
-    )
-    return problem if same_order else None
-
-
-_ID, _ENDS = attrgetter("id"), attrgetter("a", "b")
+    return problem if in_order_of(problem, scenario) else None

@@ -65,8 +65,7 @@ class _App:
 
     def __init__(self, splits: AppSplits, best: np.ndarray) -> None:
         self.splits = splits
-        self.lo_broken, self.lo_value = splits.bounds(best)
-        self.lower = AtBest(self.lo_broken, self.lo_value)
+        self.lower = AtBest(*splits.bounds(best))  # every candidate's bound at any figures
         self.host = splits.hosts()
         # Choices (and their keys) by the traced slots they depend on, then by those slots'
         # figures.
@@ -135,7 +134,7 @@ class _App:
         # the least of their bounds (keys and bounds compare as (violations, value)).
         least = (np.inf, np.inf)
         if back.any():
-            lo_b, lo_v = self.lo_broken[back], self.lo_value[back]
+            lo_b, lo_v = self.lower.broken[back], self.lower.value[back]
             at = np.flatnonzero(lo_b == lo_b.min())
             least = (int(lo_b[at[0]]), float(lo_v[at].min()))
         slots = {key: j for j, key in enumerate(now)}

@@ -37,7 +37,8 @@ class Packs:
 
     @property
     def plan_w(self) -> np.ndarray:
-        """The plan's power on each pack's device (read-only: `set_plan_w`)."""
+        """The plan's power on each pack's device. Set whole, or one with `set_plan_w`
+        (either drops the step's kept change of level); not written in place."""
         return self._plan_w
 
     @plan_w.setter

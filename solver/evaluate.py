@@ -60,8 +60,7 @@ def fixed_worst_ms(cm: CostModel, placements: Mapping[str, Placement]) -> dict[s
     """Each app's worst-case latency on its placement at unlimited bandwidth: the part of
     it no link's Mbit/s changes (compute, overheads, half the routes' RTTs), by the same
     terms as `app_cost`, on the same routes with unlimited Mbit/s."""
-    unbounded = copy.copy(cm)
-    unbounded.routes = cast(RouteTable, _Unbounded(cm.routes))
+    unbounded = _Unbounded(cm.routes).on(cm)
     return {a: app_cost(unbounded, cm.apps[a], p).worst_ms for a, p in placements.items()}
 
 
@@ -77,8 +76,7 @@ def latency_terms(
     path does not read its links' Mbit/s, so at other figures the sum is the worst ms
     there, to the rounding of another order of addition."""
     app, probe = cm.apps[app_id], _Unbounded(cm.routes)
-    on = copy.copy(cm)
-    on.routes = cast(RouteTable, probe)
+    on = probe.on(cm)
     fixed = app_cost(on, app, p).worst_ms
     terms = []
     for key, r in list(probe.asked.items()):
@@ -95,6 +93,12 @@ class _Unbounded:
         self._routes = routes
         self.slow: tuple[str, str] | None = None
         self.asked: dict[tuple[str, str], Route | None] = {}
+
+    def on(self, cm: CostModel) -> CostModel:
+        """`cm` with these routes (a shallow copy: a cost model keeps no costs)."""
+        out = copy.copy(cm)
+        out.routes = cast(RouteTable, self)
+        return out
 
     def route(self, a: str, b: str) -> Route | None:
         r = self.asked[(a, b)] = self._routes.route(a, b)

@@ -158,7 +158,7 @@ def test_a_choice_is_carried_only_where_the_shape_change_cannot_move_it() -> Non
     # The camera back: a choice is carried only when every candidate on the camera is
     # bounded above its key; a tie could win (the camera comes first in the order).
     back = _laid_out(full, app.id)
-    least = min(zip(back.lo_broken[mine].tolist(), back.lo_value[mine].tolist(), strict=True))
+    least = min(zip(back.lower.broken[mine].tolist(), back.lower.value[mine].tolist(), strict=True))
     assert _carried(_laid_out(shrunk, app.id), _laid_out(full, app.id), alone, least) == 0
     below = (least[0], math.nextafter(least[1], -math.inf))
     assert _carried(_laid_out(shrunk, app.id), back, alone, below) == 1
