@@ -154,8 +154,7 @@ class Simulation:
         out = {f.device for f in self.inputs.failures if f.down(t)}
         packs = self.batteries
         # A flat pack switches its device off until it has charged back to min_pct.
-        flat = (packs.level <= 0.0) | (~packs.up & (packs.level < packs.min_pct))
-        out.update(packs.ids[k] for k in np.flatnonzero(flat).tolist())
+        out.update(map(packs.ids.__getitem__, packs.switched_off()[0]))
         return out
 
     # -- one run -----------------------------------------------------------------------------
@@ -260,8 +259,7 @@ class Simulation:
             totals.carbon_g += carbon_g_s * dt
             totals.violation_s += violations * dt
             totals.slo_miss_s += misses * dt
-            dead = int(np.count_nonzero(packs.level < packs.min_pct))
-            totals.battery_dead_h += dead * (dt / 3600.0)
+            totals.battery_dead_h += packs.switched_off()[1] * (dt / 3600.0)
             packs.advance(dt)
             if k % every == every - 1 or k == steps - 1:
                 out.samples.append(self._sample((k + 1) * dt, totals))
