@@ -35,7 +35,7 @@ from simulate.packs import Packs
 from simulate.policy import Moment, PlanChange, Policy
 from simulate.probes import ProbeClock
 from simulate.scoring import Terms, Verdicts, terms_on, verdicts_of
-from simulate.traces import StepTable
+from simulate.traces import TracedSteps
 from solver.costs import CostModel
 from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors
 from solver.migration import Migration, app_migration
@@ -89,15 +89,15 @@ class Simulation:
         self.base = inputs.scenario
         self.layers = layers_of(self.base)
         self.batteries = Packs(self.base, inputs.batteries)
-        # Traced bandwidths: exact in the scenario of now; `signalled` is the figure the
-        # last `changed` step told the policies (what matters: +-bandwidth_step of it).
+        # Traced bandwidths: exact in the scenario of now (a run also keeps the figure the
+        # last `changed` step told the policies: what matters is +-bandwidth_step of it).
         self.link_now: dict[Link, float] = {k: tr.at(0.0) for k, tr in inputs.traces.items()}
-        self.signalled = dict(self.link_now)
         self.probes = ProbeClock(sorted(inputs.traces), inputs.probe_s, inputs.seed)
         self.down: frozenset[str] = frozenset(self._down_at(0.0))
         self._now = ScenarioNow(self.base, self.batteries)
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
-        self._links_due: dict[Link, dict[str, Any]] = {}  # changes not yet compiled
+        self._links_due: dict[Link, float] = {}  # Mbit/s not yet compiled
+        self._up_keys: tuple[frozenset[str] | None, np.ndarray] = (None, np.empty(0, bool))
         self._priced: solver.Problem | None = None  # `priced()` while no link moves
         self._link_records: dict[tuple[frozenset[str], float], LinkRecord] = {}  # `refigured`'s
         self._devices_due: dict[str, dict[str, Any]] = {}
@@ -130,7 +130,7 @@ class Simulation:
     def problem(self) -> solver.Problem:
         """The scenario of now, compiled (the changes applied when asked for)."""
         if self._links_due or self._devices_due:
-            change = solver.Change(links=self._links_due, devices=self._devices_due)
+            change = solver.Change(links=_docs(self._links_due), devices=self._devices_due)
             self._links_due, self._devices_due, self._priced = {}, {}, None
             self._problem = solver.apply_change(self._problem, change, self._held(self.down))
         return self._problem
@@ -144,9 +144,8 @@ class Simulation:
         if not self._links_due:
             return self._problem
         if self._priced is None:
-            mbps = {k: v["mbps"] for k, v in self._links_due.items()}
             self._priced = solver.refigured(
-                self._problem, mbps, self._held(self.down), self._link_records
+                self._problem, self._links_due, self._held(self.down), self._link_records
             )
         return self._priced
 
@@ -165,38 +164,19 @@ class Simulation:
         totals = Totals()
         out = PolicyRun(self.name, totals)
         every = max(1, math.ceil(steps / MAX_SAMPLES))
-        keys = sorted(inputs.traces)
-        table = StepTable([inputs.traces[key] for key in keys], dt)
-        last_sample = np.full(len(keys), -1, dtype=np.int64)
+        traced = TracedSteps(inputs.traces, dt, inputs.bandwidth_step)
         charge_times = sorted(
             {t for p in inputs.batteries.values() for t in p.changes_at(inputs.hours)}
         )
         packs.set_charging(0.0)
-        link_now, signalled, step = self.link_now, self.signalled, inputs.bandwidth_step
+        link_now = self.link_now
         for k in range(steps):
             t = k * dt
-            samples: dict[Link, float] = {}
-            moved: set[Link] = set()
-            signal = False
-            values, sample = table.row(k)
-            started_at = np.flatnonzero(sample != last_sample)
             # A trace started a sample since the last step: the agent reports it.
-            started_keys = map(keys.__getitem__, started_at.tolist())
-            off = self.down
-            for key, value in zip(started_keys, values[started_at].tolist(), strict=True):
-                samples[key] = value
-                if value == link_now[key]:
-                    continue
-                link_now[key] = value
-                moved.add(key)
-                if key[0] not in off and key[1] not in off:
-                    self._links_due[key] = {"mbps": value}
-                    self._priced = None
-                held = signalled[key]
-                if abs(value - held) > step * held:
-                    signalled[key] = value
-                    signal = True
-            last_sample = sample
+            samples, moved, figures, moved_at, signal = traced.at(k)
+            if moved:
+                link_now.update(zip(moved, figures, strict=True))
+                self._due(traced.keys, moved_at, moved, figures)
             charging_changed: np.ndarray = np.empty(0, dtype=int)
             if charge_times and charge_times[0] <= t + 1e-9:
                 while charge_times and charge_times[0] <= t + 1e-9:
@@ -269,6 +249,19 @@ class Simulation:
         out.run_cpu_s = time.process_time() - began_cpu
         return out
 
+    def _due(self, keys: list[Link], at: np.ndarray, moved: list[Link], mbps: list[float]) -> None:
+        """Note the `moved` links (`keys[at]`) whose ends are both up as not compiled yet."""
+        if (off := self.down) and self._up_keys[0] is not off:
+            up = np.array([a not in off and b not in off for a, b in keys], dtype=bool)
+            self._up_keys = (off, up)
+        if not off:
+            self._links_due.update(zip(moved, mbps, strict=True))
+        elif (due := np.flatnonzero(self._up_keys[1][at])).size:
+            self._links_due.update((moved[j], mbps[j]) for j in due.tolist())
+        else:
+            return
+        self._priced = None
+
     def _held(self, down: frozenset[str]) -> dict[str, solver.Placement]:
         if not down and not self.down:
             # The whole fleet is up: the placements whose app and hosts are in the scenario
@@ -287,7 +280,7 @@ class Simulation:
     def _move(self, down: frozenset[str], lost: frozenset[str]) -> None:
         joined = bool(self.down - down)
         self.down = down
-        links = {k: v for k, v in self._links_due.items() if k[0] not in down and k[1] not in down}
+        links = _docs({k: v for k, v in self._links_due.items() if down.isdisjoint(k)})
         devices = {d: v for d, v in self._devices_due.items() if d not in down}
         self._links_due, self._devices_due = {}, {}
         self._priced = None
@@ -493,6 +486,10 @@ class Simulation:
             float(packs.level.min()) if have else None,
             float(packs.level.mean()) if have else None,
         )
+
+
+def _docs(mbps: dict[Link, float]) -> dict[Link, dict[str, Any]]:
+    return {k: {"mbps": v} for k, v in mbps.items()}
 
 
 __all__ = ["PolicyRun", "Sample", "Simulation", "Totals"]

@@ -33,6 +33,7 @@ class Packs:
         self.index = {d: k for k, d in enumerate(self.ids)}
         self.spec = {d["id"]: dict(d["battery"]) for d in packs}
         self.cap_wh = np.array([d["battery"]["capacity_wh"] for d in packs], dtype=float)
+        # Moved by `advance` alone while the run looks at it (its looks count on that).
         self.level = np.array([d["battery"]["level_pct"] for d in packs], dtype=float)
         self.min_pct = np.array([d["battery"].get("min_pct", 0.0) for d in packs], dtype=float)
         self.idle_w = np.array([d["power_w"]["idle"] for d in packs], dtype=float)

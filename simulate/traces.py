@@ -19,6 +19,7 @@ import io
 import itertools
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,8 @@ class Trace:
 class StepTable:
     """Several traces read at every step `k * step_s`, a block of steps at a time (numpy):
     the figure in force (`Trace.at`) and which sample it is, counted across laps, so that
-    a step knows which traces started a sample since the last one."""
+    a step knows which traces started a sample since the last one (`moves`: and which
+    changed figure, all the block's steps at once)."""
 
     def __init__(self, traces: list[Trace], step_s: float, block: int = 4096) -> None:
         self.traces, self.step_s, self.block = traces, step_s, block
@@ -68,17 +70,31 @@ class StepTable:
         self._first = -1
         self.values = np.empty((0, len(traces)))
         self.samples = np.empty((0, len(traces)), dtype=np.int64)
+        self.started = np.empty((0, len(traces)), dtype=bool)
+        self.changed = np.empty((0, len(traces)), dtype=bool)
 
     def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(figures, sample numbers) at step k, one column per trace."""
+        at = self._at(k)
+        return self.values[at], self.samples[at]
+
+    def moves(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(figures, traces that started a sample, traces whose figure changed) at step k,
+        against step k - 1 (at step 0 every trace starts one, and none changed)."""
+        at = self._at(k)
+        return self.values[at], np.flatnonzero(self.started[at]), np.flatnonzero(self.changed[at])
+
+    def _at(self, k: int) -> int:
         at = k - self._first
         if self._first < 0 or not 0 <= at < len(self.values):
             self._fill(k)
             at = 0
-        return self.values[at], self.samples[at]
+        return at
 
     def _fill(self, k0: int) -> None:
-        t = np.arange(k0, k0 + self.block, dtype=np.float64) * self.step_s
+        # One step before the block as well, which each step is told against.
+        first = max(k0 - 1, 0)
+        t = np.arange(first, k0 + self.block, dtype=np.float64) * self.step_s
         values = np.empty((len(t), len(self.traces)))
         samples = np.empty((len(t), len(self.traces)), dtype=np.int64)
         for j, tr in enumerate(self.traces):
@@ -86,7 +102,43 @@ class StepTable:
             idx = np.maximum(np.searchsorted(self._times[j], local, side="right") - 1, 0)
             values[:, j] = self._mbps[j][idx]
             samples[:, j] = lap.astype(np.int64) * len(tr.times) + idx
-        self._first, self.values, self.samples = k0, values, samples
+        if k0 == 0:
+            values = np.vstack([values[:1], values])
+            samples = np.vstack([np.full((1, len(self.traces)), -1, dtype=np.int64), samples])
+        self.started = samples[1:] != samples[:-1]
+        self.changed = values[1:] != values[:-1]
+        self._first, self.values, self.samples = k0, values[1:], samples[1:]
+
+
+class TracedSteps:
+    """The traced links step by step (a `StepTable` of them, by their sorted keys): the
+    samples each step starts (what the agents report), the links whose figure moved, and
+    whether one moved past `step` (a fraction) of the figure last told the policies."""
+
+    def __init__(self, traces: Mapping[tuple[str, str], Trace], step_s: float, step: float) -> None:
+        self.keys = sorted(traces)
+        self.table = StepTable([traces[key] for key in self.keys], step_s)
+        self.step = step
+        self.signalled = np.array([traces[key].at(0.0) for key in self.keys])
+
+    def at(
+        self, k: int
+    ) -> tuple[dict[tuple[str, str], float], list[tuple[str, str]], list[float], np.ndarray, bool]:
+        """(samples started, links moved, their figures, their indices in `keys`, signal)."""
+        keys = self.keys
+        values, started_at, moved_at = self.table.moves(k)
+        started = map(keys.__getitem__, started_at.tolist())
+        samples = dict(zip(started, values[started_at].tolist(), strict=True))
+        if not moved_at.size:
+            return samples, [], [], moved_at, False
+        figures = values[moved_at]
+        held = self.signalled[moved_at]
+        over = np.abs(figures - held) > self.step * held
+        signal = bool(over.any())
+        if signal:
+            self.signalled[moved_at[over]] = figures[over]
+        moved = list(map(keys.__getitem__, moved_at.tolist()))
+        return samples, moved, figures.tolist(), moved_at, signal
 
 
 def _finish(name: str, times: list[float], mbps: list[float]) -> Trace:

@@ -127,7 +127,7 @@ def test_the_priced_problem_costs_as_the_whole_one_and_the_packs_pay_as_there(
     sim = _simulation(tmp_path)
     before = sim.problem().cost.battery_limit_w("cam")
     sim.link_now[("cam", "edge")] = 10.0
-    sim._links_due[("cam", "edge")] = {"mbps": 10.0}
+    sim._links_due[("cam", "edge")] = 10.0
     sim.batteries.level[0] = 20.0
     sim._devices_due.update(sim.batteries.changes(frozenset(), 0.5))
     priced = sim.priced()

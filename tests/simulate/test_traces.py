@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from simulate.errors import InputError
-from simulate.traces import FLOOR_MBPS, StepTable, read_trace
+from simulate.traces import FLOOR_MBPS, StepTable, TracedSteps, read_trace
 
 TRACES = Path(__file__).resolve().parents[2].parent / "shared" / "traces"
 
@@ -98,3 +98,45 @@ def test_the_step_table_reads_what_the_trace_holds(tmp_path: Path, step_s: float
         started = any((k - 1) * step_s < s <= k * step_s for s in starts)
         assert (samples[0] != before) == started, k
         before = samples[0]
+
+
+@pytest.mark.parametrize("step_s", [1.0, 0.7, 10.0])
+def test_the_traced_steps_tell_what_started_what_moved_and_what_signals(
+    tmp_path: Path, step_s: float
+) -> None:
+    """Across block edges and laps, against the figures of each step told one by one: a
+    sample started (`7` after `7` starts one and moves nothing), a figure moved, and a move
+    past 30% of the figure last signalled signals and becomes it."""
+    path = tmp_path / "t.txt"
+    path.write_text("0 5\n1.5 7\n2 7\n4 1\n")
+    traces = {
+        ("a", "b"): read_trace(path),
+        ("c", "d"): read_trace(TRACES / "hsdpa-norway" / "norway_bus_1"),
+    }
+    traced = TracedSteps(traces, step_s, 0.3)
+    traced.table.block = 7
+    trace = traces[("a", "b")]
+    starts = [s + 5.5 * lap for s in (0.0, 1.5, 2.0, 4.0) for lap in range(200)]
+    now = {key: tr.at(0.0) for key, tr in traces.items()}
+    told = dict(now)
+    signals = 0
+    for k in range(60):
+        t = k * step_s
+        samples, moved, figures, at, signal = traced.at(k)
+        if k == 0:
+            assert samples == now and not moved and not signal
+            continue
+        started = any((k - 1) * step_s < s <= t for s in starts)
+        assert (("a", "b") in samples) == started, k
+        want = [key for key, tr in traces.items() if tr.at(t) != now[key]]
+        assert moved == want and figures == [traces[key].at(t) for key in want], k
+        assert [traced.keys[j] for j in at.tolist()] == moved
+        want_signal = False
+        for key in want:
+            now[key] = traces[key].at(t)
+            if abs(now[key] - told[key]) > 0.3 * told[key]:
+                told[key], want_signal = now[key], True
+        assert signal == want_signal, k
+        signals += signal
+        assert samples.get(("a", "b"), trace.at(t)) == trace.at(t)
+    assert signals > 0
