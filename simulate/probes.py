@@ -17,10 +17,10 @@ little more than it would have.
 
 from __future__ import annotations
 
+import heapq
+import math
 import random
 from collections.abc import Collection, Mapping, Sequence
-
-import numpy as np
 
 from simulate.inputs import Link
 
@@ -32,8 +32,10 @@ class ProbeClock:
         rng = random.Random(f"probes:{seed}")
         self.keys = list(keys)
         self.probe_s = probe_s
-        # The first probe of each link after the one at the start, in (0, probe_s].
-        self.due_at = np.array([probe_s - rng.uniform(0.0, probe_s) for _ in self.keys])
+        # The first probe of each link after the one at the start, in (0, probe_s]; kept
+        # as a heap of (time, link): a step asks for the few that are due.
+        self.due = [(probe_s - rng.uniform(0.0, probe_s), j) for j in range(len(self.keys))]
+        heapq.heapify(self.due)
         self.measured: dict[Link, float] = {}  # each link's latest probe
         self._started = False
 
@@ -51,15 +53,21 @@ class ProbeClock:
             self._started = True
             todo = list(range(len(self.keys)))
         else:
-            due = np.flatnonzero(self.due_at <= t + 1e-9)
-            if due.size:
+            due, now = self.due, t + 1e-9
+            popped = []
+            while due and due[0][0] <= now:
+                popped.append(heapq.heappop(due))
+            todo = []
+            for at, j in popped:
                 # The next probe keeps the link's phase, however long the step.
-                late = np.floor((t + 1e-9 - self.due_at[due]) / self.probe_s) + 1.0
-                self.due_at[due] += self.probe_s * late
-            todo = due.tolist()
+                late = math.floor((now - at) / self.probe_s) + 1
+                heapq.heappush(due, (at + self.probe_s * late, j))
+                todo.append(j)
             if joined:
                 back = {j for j, (a, b) in enumerate(self.keys) if a in joined or b in joined}
                 todo = sorted(back.union(todo))
+            elif len(todo) > 1:
+                todo.sort()
         out: dict[Link, float] = {}
         for j in todo:
             key = self.keys[j]
