@@ -97,7 +97,7 @@ class Simulation:
         self._now = ScenarioNow(self.base, self.batteries)
         self._problem = solver.Problem(solver.parse_scenario(self.scenario_now()))
         self._links_due: dict[Link, float] = {}  # Mbit/s not yet compiled
-        self._up_keys: tuple[frozenset[str] | None, np.ndarray] = (None, np.empty(0, bool))
+        self._up_keys: tuple[frozenset[str] | None, list[bool]] = (None, [])
         self._priced: solver.Problem | None = None  # `priced()` while no link moves
         self._link_records: dict[tuple[frozenset[str], float], LinkRecord] = {}  # `refigured`'s
         self._devices_due: dict[str, dict[str, Any]] = {}
@@ -249,18 +249,19 @@ class Simulation:
         out.run_cpu_s = time.process_time() - began_cpu
         return out
 
-    def _due(self, keys: list[Link], at: np.ndarray, moved: list[Link], mbps: list[float]) -> None:
+    def _due(self, keys: list[Link], at: list[int], moved: list[Link], mbps: list[float]) -> None:
         """Note the `moved` links (`keys[at]`) whose ends are both up as not compiled yet."""
-        if (off := self.down) and self._up_keys[0] is not off:
-            up = np.array([a not in off and b not in off for a, b in keys], dtype=bool)
-            self._up_keys = (off, up)
-        if not off:
+        if not (off := self.down):
             self._links_due.update(zip(moved, mbps, strict=True))
-        elif (due := np.flatnonzero(self._up_keys[1][at])).size:
-            self._links_due.update((moved[j], mbps[j]) for j in due.tolist())
-        else:
+            self._priced = None
             return
-        self._priced = None
+        if self._up_keys[0] is not off:
+            self._up_keys = (off, [a not in off and b not in off for a, b in keys])
+        up = self._up_keys[1]
+        due = [(key, v) for j, key, v in zip(at, moved, mbps, strict=True) if up[j]]
+        if due:
+            self._links_due.update(due)
+            self._priced = None
 
     def _held(self, down: frozenset[str]) -> dict[str, solver.Placement]:
         if not down and not self.down:

@@ -70,19 +70,26 @@ class StepTable:
         self._first = -1
         self.values = np.empty((0, len(traces)))
         self.samples = np.empty((0, len(traces)), dtype=np.int64)
-        self.started = np.empty((0, len(traces)), dtype=bool)
-        self.changed = np.empty((0, len(traces)), dtype=bool)
+        self._rows: list[list[float]] = []
+        self._started: tuple[list[int], list[int]] = ([0], [])
+        self._changed: tuple[list[int], list[int]] = ([0], [])
 
     def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(figures, sample numbers) at step k, one column per trace."""
         at = self._at(k)
         return self.values[at], self.samples[at]
 
-    def moves(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def moves(self, k: int) -> tuple[list[float], list[int], list[int]]:
         """(figures, traces that started a sample, traces whose figure changed) at step k,
-        against step k - 1 (at step 0 every trace starts one, and none changed)."""
+        against step k - 1 (at step 0 every trace starts one, and none changed), as lists:
+        a step reads a few of them, and numpy's cost per call is the most of that."""
         at = self._at(k)
-        return self.values[at], np.flatnonzero(self.started[at]), np.flatnonzero(self.changed[at])
+        started, changed = self._started, self._changed
+        return (
+            self._rows[at],
+            started[1][started[0][at] : started[0][at + 1]],
+            changed[1][changed[0][at] : changed[0][at + 1]],
+        )
 
     def _at(self, k: int) -> int:
         at = k - self._first
@@ -105,9 +112,17 @@ class StepTable:
         if k0 == 0:
             values = np.vstack([values[:1], values])
             samples = np.vstack([np.full((1, len(self.traces)), -1, dtype=np.int64), samples])
-        self.started = samples[1:] != samples[:-1]
-        self.changed = values[1:] != values[:-1]
         self._first, self.values, self.samples = k0, values[1:], samples[1:]
+        self._rows = self.values.tolist()
+        self._started = _by_row(samples[1:] != samples[:-1])
+        self._changed = _by_row(values[1:] != values[:-1])
+
+
+def _by_row(mask: np.ndarray) -> tuple[list[int], list[int]]:
+    """The columns set in each row of `mask`: row r's are `cols[starts[r]:starts[r + 1]]`."""
+    rows, cols = np.nonzero(mask)
+    starts = np.searchsorted(rows, np.arange(len(mask) + 1))
+    return starts.tolist(), cols.tolist()
 
 
 class TracedSteps:
@@ -119,26 +134,24 @@ class TracedSteps:
         self.keys = sorted(traces)
         self.table = StepTable([traces[key] for key in self.keys], step_s)
         self.step = step
-        self.signalled = np.array([traces[key].at(0.0) for key in self.keys])
+        self.signalled = [traces[key].at(0.0) for key in self.keys]
 
     def at(
         self, k: int
-    ) -> tuple[dict[tuple[str, str], float], list[tuple[str, str]], list[float], np.ndarray, bool]:
+    ) -> tuple[dict[tuple[str, str], float], list[tuple[str, str]], list[float], list[int], bool]:
         """(samples started, links moved, their figures, their indices in `keys`, signal)."""
         keys = self.keys
-        values, started_at, moved_at = self.table.moves(k)
-        started = map(keys.__getitem__, started_at.tolist())
-        samples = dict(zip(started, values[started_at].tolist(), strict=True))
-        if not moved_at.size:
-            return samples, [], [], moved_at, False
-        figures = values[moved_at]
-        held = self.signalled[moved_at]
-        over = np.abs(figures - held) > self.step * held
-        signal = bool(over.any())
-        if signal:
-            self.signalled[moved_at[over]] = figures[over]
-        moved = list(map(keys.__getitem__, moved_at.tolist()))
-        return samples, moved, figures.tolist(), moved_at, signal
+        row, started, moved_at = self.table.moves(k)
+        samples = {keys[j]: row[j] for j in started}
+        moved = [keys[j] for j in moved_at]
+        figures = [row[j] for j in moved_at]
+        signal, held, step = False, self.signalled, self.step
+        for j, value in zip(moved_at, figures, strict=True):
+            told = held[j]
+            if abs(value - told) > step * told:
+                held[j] = value
+                signal = True
+        return samples, moved, figures, moved_at, signal
 
 
 def _finish(name: str, times: list[float], mbps: list[float]) -> Trace:

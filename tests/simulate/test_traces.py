@@ -130,7 +130,7 @@ def test_the_traced_steps_tell_what_started_what_moved_and_what_signals(
         assert (("a", "b") in samples) == started, k
         want = [key for key, tr in traces.items() if tr.at(t) != now[key]]
         assert moved == want and figures == [traces[key].at(t) for key in want], k
-        assert [traced.keys[j] for j in at.tolist()] == moved
+        assert [traced.keys[j] for j in at] == moved
         want_signal = False
         for key in want:
             now[key] = traces[key].at(t)
