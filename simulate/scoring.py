@@ -68,7 +68,7 @@ class Verdicts:
     fixed: int  # broken constraints that no bandwidth or battery level can flip
     unserved: int  # apps of the scenario the plan does not serve
     cap: float
-    link_mbit: dict[Link, float]  # traced links up: Mbit/s the plan sends over each
+    link_low: dict[Link, float]  # traced links up: the least Mbit/s within the plan's there
     link_over: dict[Link, bool]
     app_links: dict[str, tuple[Link, ...]]  # apps with an SLO crossing traced links
     apps_on: dict[Link, list[str]]
@@ -145,11 +145,11 @@ class Verdicts:
         apps: set[str] = set()
         apps_on, link_floor, unsure = self.apps_on, self.link_floor, self.unsure
         for key in moved:
-            mbit = self.link_mbit.get(key)
-            if mbit is None:
+            low = self.link_low.get(key)
+            if low is None:
                 continue  # not in the scenario of now (an end is down)
             mbps = now[key]
-            self.link_over[key] = not link_within(mbit, mbps, self.cap)
+            self.link_over[key] = mbps < low  # `link_within`'s verdict (`least_within_mbps`)
             on = apps_on.get(key)
             if on:
                 # At or above every floor there, the apps known within stay within.
@@ -290,8 +290,8 @@ class Verdicts:
             self._sum_link(k)
             key = self.traced_at.get(k)
             if key is not None:
-                self.link_mbit[key] = self.mbit[k]
-                self.link_over[key] = not link_within(self.mbit[k], now[key], cap)
+                self.link_low[key] = low = solver.least_within_mbps(self.mbit[k], cap)
+                self.link_over[key] = now[key] < low
             else:
                 broken_link = not link_within(self.mbit[k], scn_links[k].mbps, cap)
                 self.fixed += broken_link - self.link_fixed.get(k, False)
@@ -426,7 +426,8 @@ def verdicts_of(
     for k, lk in enumerate(scn.links):
         if (lk.a, lk.b) in traced:
             index[k] = (lk.a, lk.b)
-    link_mbit = {index[k]: ev.link_mbit[k] for k in index}
+    cap = scn.max_utilization
+    link_low = {index[k]: solver.least_within_mbps(ev.link_mbit[k], cap) for k in index}
     link_over = {index[k]: k in ev.link_violations for k in index}
     over = {r.app for r in ev.found if r.code == solver.Code.SLO and r.app is not None}
     app_links: dict[str, tuple[Link, ...]] = {}
@@ -464,8 +465,8 @@ def verdicts_of(
         carbon_g_s=sum(carbon),
         fixed=len(ev.found) - flippable,
         unserved=len(set(served) - ev.records.keys()),
-        cap=scn.max_utilization,
-        link_mbit=link_mbit,
+        cap=cap,
+        link_low=link_low,
         link_over=link_over,
         app_links=app_links,
         apps_on=apps_on,

@@ -8,7 +8,7 @@ reads the clock only for its time limit, and is deterministic for a given seed.
 from __future__ import annotations
 
 from solver.document import Plan, app_results, build_plan
-from solver.evaluate import Evaluation, evaluate, fixed_worst_ms
+from solver.evaluate import Evaluation, evaluate, fixed_worst_ms, least_within_mbps
 from solver.held import base_evaluation
 from solver.incremental import Change, apply_change, refigured
 from solver.partial import Before, Partial, least_terms, place_what_fits, set_aside_first
@@ -44,6 +44,7 @@ __all__ = [
     "evaluate",
     "fixed_worst_ms",
     "least_terms",
+    "least_within_mbps",
     "load_scenario",
     "parse_scenario",
     "place_what_fits",

@@ -34,6 +34,26 @@ def link_within(mbit: float, mbps: float, cap: float) -> bool:
     return within(mbit / mbps, cap)
 
 
+def least_within_mbps(mbit: float, cap: float) -> float:
+    """The least Mbit/s at which `link_within(mbit, mbps, cap)` holds, to the last bit
+    (0.0: at any; inf: at none): `mbit / mbps` only falls as mbps rises, so a link
+    carrying `mbit` (>= 0) is within iff its Mbit/s is at least this, and a caller that
+    checks many figures against one plan compares instead of dividing."""
+    if mbit < 0.0:
+        raise ValueError(f"a link's Mbit/s sent cannot be negative (got {mbit!r})")
+    if mbit == 0.0:
+        return 0.0 if within(0.0, cap) else math.inf
+    limit = cap * (1.0 + REL_TOL) + ABS_TOL if cap >= 0 else cap + ABS_TOL
+    if limit <= 0.0:
+        return math.inf
+    least = mbit / limit  # within a few units in the last place of the answer
+    while not within(mbit / least, cap):
+        least = math.nextafter(least, math.inf)
+    while (lower := math.nextafter(least, 0.0)) > 0.0 and within(mbit / lower, cap):
+        least = lower
+    return least
+
+
 def battery_within(power_w: float, limit_w: float | None) -> bool:
     """A device's battery constraint: the plan's power against what its pack pays for
     (`CostModel.battery_limit_w`; None: mains powered)."""

@@ -27,3 +27,28 @@ def test_the_fixed_part_of_the_latency_is_the_latency_on_links_a_billion_times_f
         assert ms <= worst.records[app].cost.worst_ms
         sent += ms < worst.records[app].cost.worst_ms * (1 - 1e-6)
     assert sent  # some app's latency reads bandwidth: the two sides differ there
+
+
+def test_the_least_mbps_within_is_the_boundary_of_link_within_to_the_last_bit() -> None:
+    import math
+    import random
+
+    from solver.evaluate import least_within_mbps, link_within
+
+    rng = random.Random(3)
+    cases = [(0.0, 0.8), (0.0, -0.1), (5.0, -0.1), (5.0, 0.0), (1e-300, 0.5)]
+    cases += [
+        (rng.uniform(0, 100) ** rng.choice([1, 2]), rng.choice([0.8, 1.0, 0.37]))
+        for _ in range(300)
+    ]
+    for mbit, cap in cases:
+        least = least_within_mbps(mbit, cap)
+        for mbps in (least, math.nextafter(least, 0.0), math.nextafter(least, math.inf)):
+            if 0.0 < mbps < math.inf:
+                assert link_within(mbit, mbps, cap) == (mbps >= least), (mbit, cap, mbps)
+        for _ in range(20):
+            mbps = least * rng.uniform(0.5, 1.5) if 0 < least < math.inf else rng.uniform(0.01, 1e4)
+            assert link_within(mbit, mbps, cap) == (mbps >= least), (mbit, cap, mbps)
+    assert least_within_mbps(0.0, 0.8) == 0.0 and least_within_mbps(5.0, -0.1) == math.inf
+    with pytest.raises(ValueError, match="negative"):
+        least_within_mbps(-1.0, 0.8)
