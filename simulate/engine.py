@@ -34,7 +34,8 @@ from simulate.now import ScenarioNow
 from simulate.packs import Packs
 from simulate.policy import Moment, PlanChange, Policy
 from simulate.probes import ProbeClock
-from simulate.scoring import Terms, Verdicts, terms_on, verdicts_of
+from simulate.scoring import Verdicts, verdicts_of
+from simulate.terms import Terms, terms_on
 from simulate.traces import TracedSteps
 from solver.costs import CostModel
 from solver.evaluate import AppRecord, app_cost, app_record, app_violations, structure_errors

@@ -45,20 +45,18 @@ total that drifts (tests/simulate/test_scoring.py compares them at every step).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import solver
+from simulate.terms import Terms, TermsOf
 from solver.costs import Cost, CostModel
-from solver.evaluate import AppRecord, battery_within, latency_terms, link_within, within
+from solver.evaluate import AppRecord, battery_within, link_within, within
 from solver.plan import Placement
 
 Link = tuple[str, str]
 _ROOM = 1e-6  # relative room, far above float rounding, before a bound decides a verdict
 SloJudge = Callable[[list[str]], dict[str, tuple[bool, float]]]  # app -> (over, worst ms)
-# An app's worst ms: fixed + sum of k / min(base, the traced links' Mbit/s) over its routes.
-Terms = tuple[float, list[tuple[float, float, tuple[Link, ...]]]]
-TermsOf = Callable[[str], Terms]
 
 
 @dataclass
@@ -379,19 +377,6 @@ class Verdicts:
         for rec in self._holding(self.on_link.get(k, set())):
             mbit += rec.app.rate_rps * rec.cost.link_mb[k] * 8.0
         self.mbit[k] = mbit
-
-
-def terms_on(cm: CostModel, traced: Collection[Link], app: str, p: Placement) -> Terms:
-    """`latency_terms` of `app` at `p`, each route as its untraced links' least Mbit/s
-    and its `traced` links (read at each moment)."""
-    fixed, routes = latency_terms(cm, app, p)
-    links = cm.scenario.links
-    parts = []
-    for k, r in routes:
-        ends = {(links[i].a, links[i].b): links[i].mbps for i in r.links}
-        rest = [m for e, m in ends.items() if e not in traced]
-        parts.append((k, min(rest, default=math.inf), tuple(e for e in ends if e in traced)))
-    return fixed, parts
 
 
 def _floors_of(worst: float, slo: float, figures: tuple[float, ...]) -> tuple[float, ...] | None:

@@ -16,7 +16,8 @@ from simulate.engine import PolicyRun, Sample, Simulation
 from simulate.inputs import Inputs, load_scenario_dict, prepare
 from simulate.registry import known, make
 from simulate.run import context
-from simulate.scoring import Verdicts, _floors_of, terms_on
+from simulate.scoring import Verdicts, _floors_of
+from simulate.terms import terms_on
 from solver.generate import generate
 from tests.simulate.fleets import ROOT, TRACES, camera_traces, first_edge
 
