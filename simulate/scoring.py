@@ -110,6 +110,7 @@ class Verdicts:
     # over their SLO, or under a floor (or have none). A link that moves and stays at or
     # above its highest floor re-judges its unsure apps alone.
     floors: dict[str, tuple[float, ...] | None] = field(default_factory=dict)
+    settled: dict[str, bool] = field(default_factory=dict)  # sure at each app's last `_settle`
     link_floor: dict[Link, float] = field(default_factory=dict)
     unsure: dict[Link, set[str]] = field(default_factory=dict)
     # Worst ms as terms of the routes' Mbit/s by placement (`TermsOf`; on this fleet no
@@ -235,6 +236,9 @@ class Verdicts:
             and not self.app_over[app]
             and all(f >= lo for f, lo in zip(figures, floors, strict=True))
         )
+        if self.settled.get(app) is sure:
+            return  # as the last time: its links' sets hold it as they should
+        self.settled[app] = sure
         for key in self.app_links[app]:
             if sure:
                 self.unsure.setdefault(key, set()).discard(app)
@@ -320,6 +324,7 @@ class Verdicts:
             self.on_link[k].discard(app)
         links = self.app_links.pop(app, ())
         self.floors.pop(app, None)
+        self.settled.pop(app, None)
         for key in links:
             self.apps_on[key].remove(app)
             self.unsure[key].discard(app)

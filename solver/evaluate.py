@@ -8,6 +8,7 @@ given the evaluation of a plan on the same fleet (`base`), only what changed sin
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,11 +35,14 @@ def link_within(mbit: float, mbps: float, cap: float) -> bool:
     return within(mbit / mbps, cap)
 
 
+@functools.lru_cache(maxsize=4096)
 def least_within_mbps(mbit: float, cap: float) -> float:
     """The least Mbit/s at which `link_within(mbit, mbps, cap)` holds, to the last bit
     (0.0: at any; inf: at none): `mbit / mbps` only falls as mbps rises, so a link
     carrying `mbit` (>= 0) is within iff its Mbit/s is at least this, and a caller that
-    checks many figures against one plan compares instead of dividing."""
+    checks many figures against one plan compares instead of dividing (kept by its
+    arguments: a simulated policy that changes some apps' splits at every step finds the
+    same few sums on a link again)."""
     if mbit < 0.0:
         raise ValueError(f"a link's Mbit/s sent cannot be negative (got {mbit!r})")
     if mbit == 0.0:
