@@ -43,7 +43,8 @@ class Packs:
         self._up = np.ones(len(packs), dtype=bool)
         # Each step's change of level, (re)made when what it reads changes: the plan's
         # power, a device up or down, charging (most steps change none of them).
-        self._delta: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._delta: tuple[float, np.ndarray, int] | None = None  # dt, change, made at
+        self._speeds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.in_scenario = self.level.copy()  # the levels the scenario of now holds
         self.reported = np.floor(self.level / REPORT_PCT)
         self.profiles = {self.index[d]: p for d, p in profiles.items()}
@@ -53,6 +54,7 @@ class Packs:
         self._quiet = [-1, -1, -1]
         self._step_pct = math.nan
         self._off: tuple[list[int], int] = ([], 0)
+        self._off_of: tuple[int, np.ndarray | None] = (-1, None)  # what `_off` was made at
 
     @property
     def plan_w(self) -> np.ndarray:
@@ -96,13 +98,10 @@ class Packs:
 
     def advance(self, dt: float) -> None:
         if self._delta is None or self._delta[0] != dt:
+            self._quiet = [-1, -1, -1]  # made for another step
             draw = np.where(self.mains | ~self._up, 0.0, self.idle_w + self._plan_w)
             d = (draw - self.charge_w) * dt / 3600.0 / self.cap_wh * 100.0
-            still = d == 0.0
-            # What `_horizon` reads: which packs drain, steps per point, and inf added for
-            # the packs that stay put (a step of 1 point for them keeps inf * 0 out).
-            rate = 1.0 / np.where(still, 1.0, np.abs(d))
-            self._delta = (dt, d, d > 0.0, rate, np.where(still, np.inf, 0.0))
+            self._delta, self._speeds = (dt, d, self.advanced), None
         level = self.level
         np.subtract(level, self._delta[1], out=level)
         # np.clip's own checks cost more than the two ufuncs (it runs every step).
@@ -110,17 +109,27 @@ class Packs:
         np.minimum(level, 100.0, out=level)
         self.advanced += 1
 
+    def _steady(self) -> bool:
+        """Whether the step's change has lasted a whole step: a policy that moves the plan's
+        power at nearly every step (neurosurgeon) would pay for horizons it never uses."""
+        return self._delta is not None and self.advanced - self._delta[2] >= 2
+
     def _horizon(self, below: np.ndarray, above: np.ndarray) -> int:
         """The last step count at which no level has reached its threshold: `below` the
         level by `below` points for a pack that drains, `above` it by `above` for one that
-        charges (inf: none). -1 (look at every step) before the step's change is known.
-        A pack held at 100 by the clip looks again now and then; one held at 0 is switched
-        off, which changes its step."""
+        charges (inf: none). A pack held at 100 by the clip looks again now and then; one
+        held at 0 is switched off, which changes its step."""
         if not below.size:
             return _NEVER
-        if self._delta is None:
-            return -1
-        _, _, drains, rate, still = self._delta
+        assert self._delta is not None
+        if self._speeds is None:
+            d = self._delta[1]
+            still = d == 0.0
+            # Which packs drain, steps per point, and inf added for the packs that stay put
+            # (a step of 1 point for them keeps inf * 0 out).
+            rate = 1.0 / np.where(still, 1.0, np.abs(d))
+            self._speeds = (d > 0.0, rate, np.where(still, np.inf, 0.0))
+        drains, rate, still = self._speeds
         steps = np.where(drains, below, above)
         steps -= _CLEAR
         steps *= rate
@@ -145,8 +154,9 @@ class Packs:
         if charging_changed.size:
             report = np.union1d(report, charging_changed)
         self.reported = now
-        into = level - now * REPORT_PCT  # points into the tenth it reported
-        self._quiet[0] = self._horizon(into, REPORT_PCT - into)
+        if self._steady():
+            into = level - now * REPORT_PCT  # points into the tenth it reported
+            self._quiet[0] = self._horizon(into, REPORT_PCT - into)
         return {
             self.ids[j]: (float(self.level[j]), bool(self.charge_w[j] > 0))
             for j in report
@@ -166,20 +176,25 @@ class Packs:
             if self.ids[j] not in down:
                 out[self.ids[j]] = {"battery": self.battery_doc(self.ids[j])}
         self._step_pct = step_pct
-        gap = level - held
-        gap += step_pct  # points down to held - step_pct
-        self._quiet[1] = self._horizon(gap, 2.0 * step_pct - gap)
+        if self._steady():
+            gap = level - held
+            gap += step_pct  # points down to held - step_pct
+            self._quiet[1] = self._horizon(gap, 2.0 * step_pct - gap)
         return out
 
     def switched_off(self) -> tuple[list[int], int]:
         """The packs that switch their device off (flat, or down and not charged back to
         `min_pct`), and how many are below `min_pct`."""
-        if self.advanced <= self._quiet[2]:
-            return self._off
+        made = self._off_of
+        if self.advanced <= self._quiet[2] or (made[0] == self.advanced and made[1] is self._up):
+            return self._off  # no level crossed, or the very levels and devices up
+        self._off_of = (self.advanced, self._up)
         level, low = self.level, self.min_pct
         below = level < low
         flat = (level <= 0.0) | (~self._up & below)
         self._off = (np.flatnonzero(flat).tolist(), int(np.count_nonzero(below)))
+        if not self._steady():
+            return self._off
         # Draining, the next threshold is min_pct from above it, else empty; charging,
         # leaving empty, then reaching min_pct from below it.
         self._quiet[2] = self._horizon(

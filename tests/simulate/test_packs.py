@@ -81,6 +81,11 @@ def test_each_look_finds_what_looking_at_every_pack_finds(seed: int) -> None:
         up = np.array([d not in down for d in packs.ids], dtype=bool)
         if not np.array_equal(up, packs.up):
             packs.up = up
+        # Asked again within the step (the engine does, for the packs below min_pct): the
+        # devices up now.
+        below = packs.level < packs.min_pct
+        again = np.flatnonzero((packs.level <= 0.0) | (~packs.up & below)).tolist()
+        assert packs.switched_off() == (again, want_dead), k
         reports = packs.reports(down, charging_changed)
         assert reports.keys() == {packs.ids[j] for j in want_report} - down, k
         changes = packs.changes(down, STEP_PCT)
