@@ -60,24 +60,17 @@ class Trace:
 class StepTable:
     """Several traces read at every step `k * step_s`, a block of steps at a time (numpy):
     the figure in force (`Trace.at`) and which sample it is, counted across laps, so that
-    a step knows which traces started a sample since the last one (`moves`: and which
-    changed figure, all the block's steps at once)."""
+    a step knows which traces started a sample since the last one, and which changed
+    figure (`moves`)."""
 
     def __init__(self, traces: list[Trace], step_s: float, block: int = 4096) -> None:
         self.traces, self.step_s, self.block = traces, step_s, block
         self._times = [np.asarray(tr.times) for tr in traces]
         self._mbps = [np.asarray(tr.mbps) for tr in traces]
         self._first = -1
-        self.values = np.empty((0, len(traces)))
-        self.samples = np.empty((0, len(traces)), dtype=np.int64)
         self._rows: list[list[float]] = []
         self._started: tuple[list[int], list[int]] = ([0], [])
         self._changed: tuple[list[int], list[int]] = ([0], [])
-
-    def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(figures, sample numbers) at step k, one column per trace."""
-        at = self._at(k)
-        return self.values[at], self.samples[at]
 
     def moves(self, k: int) -> tuple[list[float], list[int], list[int]]:
         """(figures, traces that started a sample, traces whose figure changed) at step k,
@@ -93,7 +86,7 @@ class StepTable:
 
     def _at(self, k: int) -> int:
         at = k - self._first
-        if self._first < 0 or not 0 <= at < len(self.values):
+        if self._first < 0 or not 0 <= at < len(self._rows):
             self._fill(k)
             at = 0
         return at
@@ -112,8 +105,7 @@ class StepTable:
         if k0 == 0:
             values = np.vstack([values[:1], values])
             samples = np.vstack([np.full((1, len(self.traces)), -1, dtype=np.int64), samples])
-        self._first, self.values, self.samples = k0, values[1:], samples[1:]
-        self._rows = self.values.tolist()
+        self._first, self._rows = k0, values[1:].tolist()
         self._started = _by_row(samples[1:] != samples[:-1])
         self._changed = _by_row(values[1:] != values[:-1])
 
