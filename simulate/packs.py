@@ -59,7 +59,7 @@ class Packs:
     @property
     def plan_w(self) -> np.ndarray:
         """The plan's power on each pack's device. Set whole, or one with `set_plan_w`
-        (either drops the step's kept change of level); not written in place."""
+        (a change drops the step's kept change of level and looks); not written in place."""
         return self._plan_w
 
     @plan_w.setter
@@ -98,7 +98,7 @@ class Packs:
 
     def advance(self, dt: float) -> None:
         if self._delta is None or self._delta[0] != dt:
-            self._quiet = [-1, -1, -1]  # made for another step
+            self._moved()  # the looks' horizons were made for the change of another dt
             draw = np.where(self.mains | ~self._up, 0.0, self.idle_w + self._plan_w)
             d = (draw - self.charge_w) * dt / 3600.0 / self.cap_wh * 100.0
             self._delta, self._speeds = (dt, d, self.advanced), None
