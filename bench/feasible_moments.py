@@ -13,6 +13,9 @@ counted in one of:
 - not re-planned: no trigger fired (the link and battery watches' thresholds, or no
   agent had probed the link since it moved: `--probe`, 30 s by default, as the agents
   do), or the plan continuum put in force was itself broken at that moment.
+Each step where a feasible plan existed is also judged on what the control plane could
+see: the plan in force evaluated again on the scenario as the agents had measured it (each
+traced link at its latest probe), broken there too or whole there.
 The simulator's own `violation_s` is printed next to the count, as a check that the
 hook reads the steps the simulator scores.
 
@@ -35,7 +38,7 @@ from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from simulate_workloads import bench_simulate  # noqa: E402
+from simulate_workloads import bench_simulate, broken_as_measured  # noqa: E402
 
 import solver  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
@@ -61,7 +64,8 @@ def main() -> None:
     policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
     sim = Simulation(inputs, "continuum", policy)
     options = solver.SolveOptions(time_limit_s=args.ilp_limit)
-    broken: list[tuple[float, int, str, str]] = []  # (t, broken, ilp's status, first reason)
+    # (t, broken, ilp's status, first reason, broken as measured: -1 where none was feasible)
+    broken: list[tuple[float, int, str, str, int]] = []
     clock = {"t": 0.0, "ilp_s": 0.0}
     advance = sim.batteries.advance
 
@@ -76,13 +80,14 @@ def main() -> None:
             problem = solver.Problem(solver.parse_scenario(sim.scenario_now()))
             status = solver.solve(problem, options, solver="ilp").status
             clock["ilp_s"] += time.process_time() - started
-            why = ""
+            why, seen = "", -1
             if status in FEASIBLE:
+                seen = len(broken_as_measured(sim))
                 apps = problem.cost.apps
                 held = {a: p for a, p in sim.placements.items() if a in apps}
                 found = solver.evaluate(problem.cost, held).found
                 why = f"{found[0].code.value}: {found[0].message}" if found else ""
-            broken.append((t, violations, status.value, why))
+            broken.append((t, violations, status.value, why, seen))
         advance(dt)
 
     sim.batteries.advance = scored  # type: ignore[method-assign]
@@ -98,7 +103,7 @@ def main() -> None:
     kinds: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
     notes: list[str] = []
-    for t, violations, status, why in broken:
+    for t, violations, status, why, seen in broken:
         if status not in {s.value for s in FEASIBLE}:
             kind = "no feasible plan" if status == "infeasible" else f"ilp: {status}"
         elif any(a <= t < a + rollout for a in applied):
@@ -108,6 +113,8 @@ def main() -> None:
         else:
             kind = "feasible; not re-planned"
             notes.append(f"  t={t:g} s: {why}")
+        if seen >= 0:
+            kind += ": broken on what was measured" if seen else ": whole on what was measured"
         kinds[kind] += 1
         seconds[kind] += violations * inputs.step_s
     table = Table(title=f"continuum on {inputs.scenario_name}, {args.hours:g} h: broken steps")

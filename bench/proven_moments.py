@@ -20,7 +20,12 @@ a constraint, sorts the step and its constraint-seconds:
   of a drained source that serves an app it proves (no plan serving that app keeps it);
   another pack's battery; a traced link over its bandwidth; an app over its SLO across a
   traced link; every other constraint (compute, memory, untraced links, tiers, an SLO on
-  an untraced route).
+  an untraced route);
+- for `continuum`'s steps not proven, by what the control plane could see: the plan in
+  force judged again (`solver.evaluate`) on the scenario as the agents had measured it,
+  each traced link at its latest probe (what `continuum` decides on): broken there too,
+  or whole there, every constraint it breaks resting on a link figure that no probe had
+  seen yet.
 The run's totals are printed next to the tables: the same figures as
 `bench/simulate.py`'s, as a check that the hook changes nothing it scores.
 
@@ -44,7 +49,7 @@ from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from simulate_workloads import bench_simulate  # noqa: E402
+from simulate_workloads import bench_simulate, broken_as_measured  # noqa: E402
 
 from simulate.continuum import ContinuumPolicy  # noqa: E402
 from simulate.engine import Simulation  # noqa: E402
@@ -144,7 +149,7 @@ def main() -> None:
     steps: Counter[str] = Counter()
     seconds: Counter[str] = Counter()
     by_kind: dict[str, Counter[str]] = {PROVEN: Counter(), "not proven": Counter()}
-    broken_at: list[tuple[float, int, bool]] = []
+    broken_at: list[tuple[float, int, bool, int]] = []
     clock = {"t": 0.0, "hook_s": 0.0}
     advance = sim.batteries.advance
     dt = inputs.step_s
@@ -169,7 +174,9 @@ def main() -> None:
             kinds = by_kind[PROVEN if proven else "not proven"]
             for kind, n in zip(KINDS, (*counts, violations - sum(counts)), strict=True):
                 kinds[kind] += n * dt
-            broken_at.append((t, violations, proven))
+            # On the measured scenario (-1: not asked, the moment is proven).
+            visible = -1 if proven or replanned is None else len(broken_as_measured(sim))
+            broken_at.append((t, violations, proven, visible))
             clock["hook_s"] += time.process_time() - started
         advance(step)
 
@@ -183,7 +190,9 @@ def main() -> None:
     rollout = inputs.rollout_s
     applied = sorted(t for t, apply in (replanned or {}).items() if apply)
     at = 0
-    for t, violations, proven in broken_at:
+    sight: Counter[str] = Counter()
+    sight_s: Counter[str] = Counter()
+    for t, violations, proven, visible in broken_at:
         while at < len(applied) and applied[at] + rollout <= t:
             at += 1
         if proven:
@@ -198,6 +207,10 @@ def main() -> None:
             kind = "not proven; not re-planned"
         steps[kind] += 1
         seconds[kind] += violations * dt
+        if visible >= 0:
+            what = "broken on what was measured" if visible else "whole on what was measured"
+            sight[f"{kind[len('not proven; ') :]}: {what}"] += 1
+            sight_s[f"{kind[len('not proven; ') :]}: {what}"] += violations * dt
 
     fleet = inputs.scenario_name
     table = Table(title=f"{name} on {fleet}, {args.hours:g} h: the steps it breaks a constraint")
@@ -219,6 +232,20 @@ def main() -> None:
         a, b = by_kind[PROVEN][kind], by_kind["not proven"][kind]
         table.add_row(kind, f"{a:,.0f}", f"{b:,.0f}", f"{a + b:,.0f}")
     console.print(table)
+    if sight:
+        table = Table(
+            title="continuum's steps not proven, by what the agents had measured: the plan in "
+            "force judged on the traced links' latest probes"
+        )
+        for col in (
+            "moment: the plan in force on the scenario as measured",
+            "steps",
+            "constraint-seconds",
+        ):
+            table.add_column(col, justify="left" if col.startswith("moment") else "right")
+        for kind in sorted(sight):
+            table.add_row(kind, f"{sight[kind]:,}", f"{sight_s[kind]:,.0f}")
+        console.print(table)
     totals = run.totals
     console.print(
         f"simulator: violation_s {totals.violation_s:,.0f}, energy {totals.energy_j:,.0f} J, "

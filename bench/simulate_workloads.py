@@ -1,4 +1,5 @@
-"""`bench/simulate.py`'s workloads for the benchmarks that study one policy on them.
+"""`bench/simulate.py`'s workloads for the benchmarks that study one policy on them, and
+what those benchmarks ask of a simulation in the middle of its run.
 
 That module's name is the package's (`simulate`), so it cannot be imported by name from a
 script in bench/: it is loaded by path, once.
@@ -15,6 +16,8 @@ from types import ModuleType
 from typing import Any
 
 from rich.progress import Progress
+
+import solver
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,3 +53,17 @@ def run_by_period(
                 last[:] = [k, cpu]
 
         return sim.run(progress)
+
+
+def broken_as_measured(sim: Any) -> list[Any]:
+    """What the plan in force breaks on the scenario as the control plane knows it: the
+    scenario of now with each traced link at the agents' latest probe of it
+    (`Simulation.measured`), derived from the simulator's compiled problem by the links
+    whose probe differs from the figure of now. Empty: every constraint the plan breaks
+    now rests on a link figure no probe had seen yet."""
+    problem = sim.problem()
+    moved = {k: {"mbps": v} for k, v in sim.probes.measured.items() if sim.link_now.get(k) != v}
+    held = sim._held(sim.down)
+    if moved:
+        problem = solver.apply_change(problem, solver.Change(links=moved), held)
+    return list(solver.evaluate(problem.cost, held, cache=problem.app_costs).found)
