@@ -12,7 +12,8 @@ Policies (`--policies`, default all six): continuum, static, neurosurgeon, all-c
 all-device, and continuum-no-hysteresis (continuum with a margin of 0, the policy
 "without hysteresis" its re-placements are compared with), one process each on a pool of
 `--workers`, with a progress bar per policy on a terminal. Prints the machine's load
-(`uptime`), the summary per workload, the wall and
+(`uptime`) and how fast it runs a fixed workload before and after (`machine.reference_ms`:
+these VMs change speed within the hour), the summary per workload, the wall and
 CPU seconds per policy (CPU: the worker's own process time, what the shared machine's
 load does not inflate), and the issue's targets as far as a run shows them; writes the
 plots (the report's own SVG writer) next to --out.
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
 sys.path.append(str(ROOT / "bench"))
 
-from machine import cpu_model  # noqa: E402
+from machine import cpu_model, reference_ms  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import (  # noqa: E402
     BarColumn,
@@ -162,7 +163,7 @@ def targets(runs: dict[str, PolicyRun], console: Console) -> None:
 
 
 def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str, PolicyRun]:
-    console.print(f"load before: {load()}")
+    console.print(f"load before: {load()}; host reference {reference_ms():.0f} ms")
     started, cpu = time.perf_counter(), os.times()
     columns = (
         TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -198,7 +199,7 @@ def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str
         f"  all {len(done)} on {workers} processes: {wall:.1f} s wall, {children:.1f} s CPU "
         f"(the pool's processes); traced links: {len(inputs.traces)}"
     )
-    console.print(f"load after: {load()}")
+    console.print(f"load after: {load()}; host reference {reference_ms():.0f} ms")
     targets(runs, console)
     write_outputs(out / inputs.scenario_name, inputs, runs)
     for title, svg in plots(runs):

@@ -55,15 +55,16 @@ def run_by_period(
         return sim.run(progress)
 
 
-def broken_as_measured(sim: Any) -> list[Any]:
+def broken_as_measured(sim: Any, measured: bool = True) -> list[Any]:
     """What the plan in force breaks on the scenario as the control plane knows it: the
     scenario of now with each traced link at the agents' latest probe of it
     (`Simulation.measured`), derived from the simulator's compiled problem by the links
     whose probe differs from the figure of now. Empty: every constraint the plan breaks
-    now rests on a link figure no probe had seen yet."""
+    now rests on a link figure no probe had seen yet. `measured=False`: what it breaks
+    on the scenario of now (the solver's evaluation of the simulator's verdicts)."""
     problem = sim.problem()
     moved = {k: {"mbps": v} for k, v in sim.probes.measured.items() if sim.link_now.get(k) != v}
     held = sim._held(sim.down)
-    if moved:
+    if moved and measured:
         problem = solver.apply_change(problem, solver.Change(links=moved), held)
     return list(solver.evaluate(problem.cost, held, cache=problem.app_costs).found)
