@@ -38,7 +38,7 @@ from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from simulate_workloads import bench_simulate, broken_as_measured  # noqa: E402
+from simulate_workloads import bench_simulate, broken_on  # noqa: E402
 
 import solver  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
@@ -82,7 +82,7 @@ def main() -> None:
             clock["ilp_s"] += time.process_time() - started
             why, seen = "", -1
             if status in FEASIBLE:
-                seen = len(broken_as_measured(sim))
+                seen = len(broken_on(sim, sim.probes.measured))
                 apps = problem.cost.apps
                 held = {a: p for a, p in sim.placements.items() if a in apps}
                 found = solver.evaluate(problem.cost, held).found

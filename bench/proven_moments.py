@@ -55,7 +55,7 @@ from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from simulate_workloads import bench_simulate, broken_as_measured  # noqa: E402
+from simulate_workloads import bench_simulate, broken_on  # noqa: E402
 
 import solver  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
@@ -183,8 +183,9 @@ def main() -> None:
     seconds: Counter[str] = Counter()
     by_kind: dict[str, Counter[str]] = {PROVEN: Counter(), "not proven": Counter()}
     broken_at: list[tuple[float, int, bool, int]] = []
-    # t -> (the scenario of that moment, the apps the plan in force breaks a constraint of)
-    sampled: dict[float, tuple[dict[str, Any], list[str]]] = {}
+    # t -> (the scenario of that moment, the apps the plan in force breaks a constraint of,
+    # the constraints it breaks)
+    sampled: dict[float, tuple[dict[str, Any], list[str], int]] = {}
     clock = {"t": 0.0, "hook_s": 0.0, "seen": 0}
     advance = sim.batteries.advance
     dt = inputs.step_s
@@ -210,13 +211,14 @@ def main() -> None:
             for kind, n in zip(KINDS, (*counts, violations - sum(counts)), strict=True):
                 kinds[kind] += n * dt
             # On the measured scenario (-1: not asked, the moment is proven).
-            visible = -1 if proven or replanned is None else len(broken_as_measured(sim))
+            visible = -1
+            if not proven and replanned is not None:
+                visible = len(broken_on(sim, sim.probes.measured))
             if visible > 0 and args.ilp_every > 0:
                 clock["seen"] += 1
-                if clock["seen"] % args.ilp_every == 1 or args.ilp_every == 1:
-                    found = broken_as_measured(sim, measured=False)
-                    apps = sorted({r.app for r in found if r.app is not None})
-                    sampled[t] = (sim.scenario_now(), apps)
+                if (clock["seen"] - 1) % args.ilp_every == 0:
+                    apps = sorted({r.app for r in broken_on(sim) if r.app is not None})
+                    sampled[t] = (sim.scenario_now(), apps, violations)
             broken_at.append((t, violations, proven, visible))
             clock["hook_s"] += time.process_time() - started
         advance(step)
@@ -247,27 +249,25 @@ def main() -> None:
             kind = "not proven; re-planned at that step, plan kept"
         else:
             kind = "not proven; not re-planned"
-        kinds_at[t] = kind
         steps[kind] += 1
         seconds[kind] += violations * dt
+        kinds_at[t] = moment = kind.removeprefix("not proven; ")
         if visible >= 0:
             what = "broken on what was measured" if visible else "whole on what was measured"
-            sight[f"{kind[len('not proven; ') :]}: {what}"] += 1
-            sight_s[f"{kind[len('not proven; ') :]}: {what}"] += violations * dt
+            sight[f"{moment}: {what}"] += 1
+            sight_s[f"{moment}: {what}"] += violations * dt
 
     if sampled:
         # Each sampled step, by the moment it is and what `ilp` said of its apps alone.
         asked: Counter[str] = Counter()
         asked_s: Counter[str] = Counter()
-        when = {t: (v, kinds_at[t]) for t, v, _, _ in broken_at if t in sampled}
         started = time.process_time()
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("ilp, app by app, at the sampled steps", total=len(sampled))
-            for t, (doc, apps) in sampled.items():
+            for t, (doc, apps, violations) in sampled.items():
                 answer = alone_infeasible(doc, apps, args.ilp_limit) if apps else "no app named"
-                violations, kind = when[t]
-                asked[f"{kind[len('not proven; ') :]}: {answer}"] += 1
-                asked_s[f"{kind[len('not proven; ') :]}: {answer}"] += violations * dt
+                asked[f"{kinds_at[t]}: {answer}"] += 1
+                asked_s[f"{kinds_at[t]}: {answer}"] += violations * dt
                 bar.advance(task)
         ilp_cpu = time.process_time() - started
 

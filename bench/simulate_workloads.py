@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +20,7 @@ from rich.progress import Progress
 import solver
 
 HERE = Path(__file__).resolve().parent
+Link = tuple[str, str]
 
 
 @cache
@@ -55,16 +56,15 @@ def run_by_period(
         return sim.run(progress)
 
 
-def broken_as_measured(sim: Any, measured: bool = True) -> list[Any]:
-    """What the plan in force breaks on the scenario as the control plane knows it: the
-    scenario of now with each traced link at the agents' latest probe of it
-    (`Simulation.measured`), derived from the simulator's compiled problem by the links
-    whose probe differs from the figure of now. Empty: every constraint the plan breaks
-    now rests on a link figure no probe had seen yet. `measured=False`: what it breaks
-    on the scenario of now (the solver's evaluation of the simulator's verdicts)."""
+def broken_on(sim: Any, figures: Mapping[Link, float] | None = None) -> list[Any]:
+    """What the plan in force breaks (`solver.evaluate`'s reasons) on the scenario of now,
+    or, with `figures`, on it with those traced links at those Mbit/s: with the agents'
+    latest probes (`sim.probes.measured`), the scenario as the control plane knows it, and
+    empty when every constraint the plan breaks now rests on a link figure no probe had
+    seen yet. Derived from the simulator's compiled problem by the links that differ."""
     problem = sim.problem()
-    moved = {k: {"mbps": v} for k, v in sim.probes.measured.items() if sim.link_now.get(k) != v}
     held = sim._held(sim.down)
-    if moved and measured:
+    moved = {k: {"mbps": v} for k, v in (figures or {}).items() if sim.link_now.get(k) != v}
+    if moved:
         problem = solver.apply_change(problem, solver.Change(links=moved), held)
     return list(solver.evaluate(problem.cost, held, cache=problem.app_costs).found)
