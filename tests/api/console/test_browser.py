@@ -60,6 +60,9 @@ def test_log_in_and_see_the_demo_fleet(fleet: EmulatedFleet, chromium: Any) -> N
     # 90% at start, 41.7% once the other test drained it (the order is random).
     battery = page.inner_text("tr[data-device=cam] td.battery")
     assert battery.startswith(("90.0%", "41.7%")), battery
+    # The event stream opens after the page loads (EventSource's onopen): wait for it, as
+    # the next test does; read at once, it was still "connecting…" now and then.
+    page.wait_for_function("document.getElementById('live-status').textContent === 'live'")
     assert page.inner_text("#live-status") == "live"  # the event stream is open
     page.goto(f"{fleet.url}/console/topology")
     assert page.locator("svg.topology .node").count() == 3
