@@ -44,6 +44,9 @@ class Degraded:
     on: solver.Problem | None = None
     costs: dict[str, Any] | None = None
     _results: list[solver.AppResult] | None = None
+    # Of the apps set aside for their battery alone, those held (`held_degraded`) where
+    # they miss their SLO: the relaxed search would have tried one that meets it first.
+    slo_missed: frozenset[str] = frozenset()
 
     @property
     def results(self) -> list[solver.AppResult]:
@@ -113,9 +116,10 @@ def held_degraded(
     Whether such an app is served decides a re-plan, not where (it is left out of both
     plans judged): a re-plan that keeps the plan in force, with the app where it runs,
     needs no relaxed search. That holds for an app set aside for its battery as for one
-    set aside for its SLO: where the search would move it matters only to a candidate
-    that goes in force, and that one gets the search (which it got before too: a kept
-    plan runs the app where it ran). As packs drain, more apps are set aside for their
+    set aside for its SLO. A candidate that goes in force holds them there too, unless one
+    set aside for its battery alone misses its SLO where it runs (`Degraded.slo_missed`):
+    the search places such an app where its SLO is met, if anywhere
+    (`orchestrator.replacement.replan`). As packs drain, more apps are set aside for their
     battery, and a search each at every re-plan was most of a re-plan's cost
     (bench/continuum_day.py). `base`: an evaluation of `placed` on this fleet, if the
     caller has one."""
@@ -131,11 +135,17 @@ def held_degraded(
         ev = solver.evaluate(now.cost, {**placed, **held}, cache=now.app_costs, base=base)
     except (KeyError, ValueError, IndexError):
         return None  # a placement of the plan in force names what is gone
+    missed: set[str] = set()
     for r in ev.found:
-        if r.code != solver.Code.BATTERY and not (r.code == solver.Code.SLO and r.app in held):
+        if r.code == solver.Code.BATTERY:
+            continue
+        if r.code != solver.Code.SLO or r.app not in held:
             return None
+        if set_aside[r.app].code == solver.Code.BATTERY:
+            missed.add(r.app)
     # Their costs are the evaluation's, just made (or carried) on this very problem.
-    return Degraded(held, {a: set_aside[a] for a in candidates}, now, now.app_costs)
+    reasons = {a: set_aside[a] for a in candidates}
+    return Degraded(held, reasons, now, now.app_costs, slo_missed=frozenset(missed))
 
 
 def broken_in_force(

@@ -257,15 +257,20 @@ def replan(
             decision = Decision(False, "the candidate is the plan in force")
         return decision, broken
 
-    # An app served degraded is judged served or not: where it runs matters only to a
-    # candidate that goes in force. So where the plan in force runs it still fits, a
-    # re-plan that keeps the plan in force needs no relaxed search (`held_degraded`).
+    # The apps served degraded stay where the plan in force runs them while every one
+    # still fits there beside the candidate, battery and SLO lifted (`held_degraded`),
+    # whether the candidate goes in force or not: no margin judges where such an app
+    # runs (it is outside the objective), so a relaxed search at each applied re-plan
+    # moved it for nothing a re-plan of its own would have asked (bench/RESULTS.md). They
+    # are searched for when one no longer fits where it runs, the plan in force does not
+    # run it, or a candidate goes in force while one set aside for its battery alone
+    # misses its SLO where it runs (the search first tries where that SLO is met).
     degraded = None
     if held_before and partial.set_aside:
         degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, held_before)
     if degraded is not None:
         decision, broken = judged(degraded)
-        if decision.apply:
+        if decision.apply and degraded.slo_missed:
             degraded = None
     if degraded is None:
         degraded = serve_degraded(

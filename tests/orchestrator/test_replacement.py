@@ -362,6 +362,47 @@ def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search
     assert list(searching.degraded) == list(kept.degraded)
 
 
+def test_a_candidate_that_goes_in_force_holds_an_app_served_degraded_where_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A candidate applied (here an operator's solve, applied whatever the margin) holds
+    an app served degraded where the plan in force runs it, with no relaxed search, as
+    long as it still fits there; one set aside for its battery alone that misses its SLO
+    where it runs is searched for, since the search first tries where the SLO is met."""
+    from orchestrator import degrade
+
+    scn = generate(9, devices=30, apps=8, blocks=4)
+    first = _replan(scn, None, None)
+    searched: list[str] = []
+    search = degrade._relaxed_placement
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        searched.append(args[4])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(degrade, "_relaxed_placement", counting)
+    for setup, missed in ((_slo_out_of_reach, False), (_drained_camera, False),
+                          (_drained_camera, True)):  # fmt: skip
+        replacement._SOLVED.clear()
+        changed, app_id = setup(scn)
+        running = next(a for a in first.document["apps"] if a["id"] == app_id)
+        if missed:  # an SLO it misses where it runs, and that another placement meets
+            app = next(a for a in changed["apps"] if a["id"] == app_id)
+            app["slo_ms"] = 0.9 * running["latency_ms"]["worst"]
+        changed = _with_previous(changed, first)
+        current = in_force(changed, scn, first.plan)
+        searched.clear()
+        out = replacement.replan(changed, current, "heuristic", 30, 0.05, force=True)
+        assert out.apply and list(out.degraded) == [app_id], out.decision
+        assert out.unplaced_codes[app_id] == ("battery" if setup is _drained_camera else "slo")
+        assert searched == ([app_id] if missed else []), (setup.__name__, missed)
+        served = next(a for a in out.document["apps"] if a["id"] == app_id)
+        where = (served.get("segments"), served.get("stages"))
+        assert (where == (running.get("segments"), running.get("stages"))) is not missed
+        if missed:
+            assert served["slo_met"] is True
+
+
 def test_a_plan_in_force_whose_degraded_app_breaks_a_link_goes() -> None:
     """An app set aside for its drained pack runs where the plan in force put it, and the
     uplink it sends its input over falls under what it sends. The plan in force is judged
