@@ -59,6 +59,20 @@ class Routes:
             self.base[j] = min(rest) if rest else np.inf
             self.idx[j, : len(traced)] = traced
 
+    def taken(self, rows: Indices, renumber: Indices) -> Routes:
+        """Routes `rows` of these, their traced slots renumbered (`renumber[k]`: slot k's
+        number now; none of theirs may be gone): the same floats as a fresh layout of
+        those routes (each array is per route)."""
+        new = Routes.__new__(Routes)
+        for name in ("ok", "move", "rtt", "jpm", "half", "base"):
+            setattr(new, name, getattr(self, name)[rows])
+        idx = self.idx[rows]
+        new.idx = np.where(idx >= 0, renumber[idx], -1)
+        if (new.idx[idx >= 0] < 0).any():
+            raise ValueError("a route kept crosses a traced link that is gone")
+        new.slots = [frozenset(int(renumber[k]) for k in self.slots[j]) for j in rows.tolist()]
+        return new
+
     def reads(self, j: int, links: Sequence[tuple[str, str]]) -> tuple[object, ...]:
         """What a transfer over route j reads: whether it exists and moves anything, its
         RTT, joules per MB and untraced Mbit/s, and its traced links (by link, `links`

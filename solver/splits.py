@@ -54,7 +54,7 @@ class _Model:
     """A partitioned model's per-block figures, as arrays over the blocks."""
 
     def __init__(self, problem: Problem, model_id: str) -> None:
-        s = problem.cost.shapes[model_id]
+        s = self.shape = problem.cost.shapes[model_id]
         m = s.model
         self.id, self.n = model_id, s.n
         self.g = np.array([ly.gflops + s.exit_gflops[i] for i, ly in enumerate(m.layers)])
@@ -110,6 +110,14 @@ class AppSplits:
         else:
             frm, to = routes
         self.others = [d for d in hosts if d != s and d in frm]
+        self.host_ids = tuple(hosts)
+        # The devices each host's routes cross (`solver.splitshrunk`: a fleet that lost
+        # none of them has the same routes).
+        self.crosses = [
+            frozenset(frm[d].path).union(to[d].path if d in to and d != t else ())
+            for d in self.others
+        ]
+        self.st_crosses = frozenset(frm[t].path) if s != t and t in frm else frozenset()
         mbps = [lk.mbps for lk in problem.scenario.links]
         D = len(self.others)
         self.sd = Routes([frm[d] for d in self.others], [False] * D, slots, mbps)
@@ -120,8 +128,25 @@ class AppSplits:
             mbps,
         )
         self.st = Routes([None if s == t else frm.get(t)], [s == t], slots, mbps)
+        self._figures(problem)
+        w = problem.scenario.objective
+        self.w = (app.rate_rps, w.energy, w.carbon, w.latency)
+        self.slo = app.slo_ms
+        self._accuracy = {m.id: m.accuracy for m in problem.scenario.models}
+        self.models: list[_Model] = []
+        self.combos: list[tuple[int, ...]] = []
+        if app.cascade is not None:
+            self.combos = [c for c in itertools.product((0, 1), repeat=len(app.cascade)) if any(c)]
+            self.stages = self._cascade_consts(problem)
+        else:
+            self.models = [_Model(problem, m) for m in models_of(problem, app)]
+        self._routed()
+
+    def _figures(self, problem: Problem) -> None:
+        """The hosts' and the source's figures, as the scorer reads them."""
+        cm, app = problem.cost, self.app
         devs = [cm.devices[d] for d in self.others]
-        src = cm.devices[s]
+        src = cm.devices[app.source]
         self.gf = np.array([d.gflops for d in devs])[:, None]
         self.dp = np.array([d.power_w.busy - d.power_w.idle for d in devs])[:, None]
         self.grid = np.array([d.grid_gco2_per_kwh for d in devs])[:, None]
@@ -134,25 +159,17 @@ class AppSplits:
         s_emb = embodied_g_per_s(src.embodied_kgco2e, src.lifetime_h)
         self.s_cx = self.s_dp * self.s_grid / J_PER_KWH + s_emb
         self.s_bad = int(src.tier not in app.allowed_tiers)
+
+    def _routed(self) -> None:
+        """What follows from the routes (`sd`, `dt`, `st`); the terms made when asked."""
         self.st_missing = int(not bool(self.st.ok[0]))
         self.dt_missing = (~self.dt.ok).astype(np.int64)[:, None]
-        w = problem.scenario.objective
-        self.w = (app.rate_rps, w.energy, w.carbon, w.latency)
-        self.slo = app.slo_ms
-        self._accuracy = {m.id: m.accuracy for m in problem.scenario.models}
-        self.models: list[_Model] = []
-        self.combos: list[tuple[int, ...]] = []
-        if app.cascade is not None:
-            self.combos = [c for c in itertools.product((0, 1), repeat=len(app.cascade)) if any(c)]
-            self.stages = self._cascade_consts(problem)
-        else:
-            self.models = [_Model(problem, m) for m in models_of(problem, app)]
         self._consts: dict[str, tuple[Array, ...]] = {}
         self._flat: tuple[NDArray[Any], ...] | None = None  # `_flatten`'s
         self._at: dict[str, int] | None = None  # `others` by device
         # Traced links each candidate group may read: the source alone (-1), or a host.
         self.group_slots = [
-            self.sd.slots[j] | self.dt.slots[j] | self.st.slots[0] for j in range(D)
+            self.sd.slots[j] | self.dt.slots[j] | self.st.slots[0] for j in range(len(self.others))
         ]
         self.source_slots = self.st.slots[0]
 
