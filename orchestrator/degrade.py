@@ -8,8 +8,12 @@ an outage now. So, unless its deployment asks to be stopped (`when_infeasible: s
 app keeps serving in the placement that drains batteries least, found with the battery and
 SLO limits lifted and every other limit (memory, compute, bandwidth, tiers, accuracy)
 kept, and the other apps held where the plan puts them; an app set aside for its battery
-alone keeps its SLO where a placement meets it. Only `battery` and `slo` are ever
-relaxed: a placement over a device's memory cannot run at all.
+alone keeps its SLO where a placement meets it. Once served, it stays where it runs
+while that still fits (no margin judges where a degraded app runs, and moving it at each
+re-plan was churn: bench/RESULTS.md): only the apps that no longer fit there are searched
+for.
+Only `battery` and `slo` are ever relaxed: a placement over a device's memory cannot run
+at all.
 
 The app's entry in the plan document is evaluated under the real scenario, so its
 latency, energy and `slo_met` are what it will cost; the plan's status and objective stay
@@ -64,6 +68,7 @@ def serve_degraded(
     solver_name: str,
     time_limit_s: float,
     now: solver.Problem,
+    running: Mapping[str, solver.Placement] | None = None,
 ) -> Degraded:
     """For each app set aside for its battery or SLO (and not asked to stop), a placement
     with those limits lifted, the apps of `placed` held where they are.
@@ -71,15 +76,24 @@ def serve_degraded(
     `now`: `scenario` compiled (every app of it, the re-plan's own problem): the entries
     of the apps served degraded are evaluated on it, not on `scenario` parsed and routed
     once more (an app's entry reads its own placement and the fleet alone, so the two
-    are the same: tests/orchestrator/test_degrade.py)."""
+    are the same: tests/orchestrator/test_degrade.py). `running`: the plan in force's
+    placements; an app it runs stays there where that still fits (`_where_they_run`),
+    and the others are searched for, one after the other, beside them."""
     out = Degraded()
     candidates = [a for a, r in set_aside.items() if r.code in RELAXABLE and a not in stop]
     if not candidates:
         return out
     apps = {a["id"]: a for a in scenario.get("apps", [])}
     held = dict(placed)
+    if running:
+        kept = _where_they_run(now, placed, candidates, set_aside, running)
+        held.update(kept)
+        out.placements.update(kept)
+        out.reasons.update((a, set_aside[a]) for a in kept)
     searches = _Searches(scenario, now)
     for app_id in candidates:
+        if app_id in out.placements:
+            continue
         # Set aside for its battery alone, an app keeps its SLO where a placement meets it
         # (lifted as well, the search ran such an app where batteries drain least whatever
         # its latency, and a day of the 200-device fleet missed 24% more SLO seconds once
@@ -100,6 +114,60 @@ def serve_degraded(
         out.reasons[app_id] = set_aside[app_id]
     out.on = now
     return out
+
+
+def _where_they_run(
+    now: solver.Problem,
+    placed: Mapping[str, solver.Placement],
+    candidates: list[str],
+    set_aside: Mapping[str, solver.Reason],
+    running: Mapping[str, solver.Placement],
+) -> dict[str, solver.Placement]:
+    """Of the apps `candidates`, those that stay where `running` runs them beside
+    `placed`, battery and SLO lifted: each that runs there, less those a limit breaks
+    through (their own, or a link or device over its limit that they use) and those set
+    aside for their battery alone that miss their SLO there (the search tries a placement
+    that meets it first). `placed` keeps every limit, so what breaks is theirs; when a
+    broken limit cannot be put down to them, none stays (every one is searched for)."""
+    held = {a: running[a] for a in candidates if a in running}
+    base = solver.base_evaluation(now)
+    while held:
+        plan = {**placed, **held}
+        try:
+            ev = solver.evaluate(now.cost, plan, cache=now.app_costs, base=base)
+        except (KeyError, ValueError, IndexError):
+            return {}  # a placement of the plan in force names what is gone
+        links = set(ev.link_violations)
+        devices = {
+            d for d, found in ev.device_violations.items()
+            if any(r.code != solver.Code.BATTERY for r in found)
+        }  # fmt: skip
+        by_resource = {id(r) for r in ev.link_violations.values()} | {
+            id(r) for d in devices for r in ev.device_violations[d]
+        }
+        out = set()
+        for r in ev.found:
+            if r.code == solver.Code.BATTERY or (r.app is not None and r.app not in plan):
+                continue  # a pack's limit lifted; an app left out of this plan ("not placed")
+            if r.app in held:
+                if r.code != solver.Code.SLO or set_aside[r.app].code == solver.Code.BATTERY:
+                    out.add(r.app)
+            elif id(r) not in by_resource:
+                return {}
+        for a in held:
+            rec = ev.records.get(a)  # none: its placement is not one (its reasons say why)
+            if (
+                rec is None
+                or links.intersection(rec.cost.link_mb)
+                or devices.intersection({*rec.cost.compute_s, *rec.cost.memory_mb})
+            ):
+                out.add(a)
+        if not out:
+            if any(r.code != solver.Code.BATTERY and r.app is None for r in ev.found):
+                return {}
+            return held
+        held = {a: p for a, p in held.items() if a not in out}
+    return held
 
 
 def held_degraded(

@@ -184,3 +184,55 @@ def test_each_search_of_a_pass_re_places_what_its_own_judgement_would(
     # A search that moves a held app serves nothing (only without their limits would it
     # be valid): the app out of its SLO moves in each.
     assert not served.placements
+
+
+def test_apps_that_still_fit_where_they_run_stay_there_the_others_are_searched_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given the plan in force (`running`), an app set aside that still fits where it runs,
+    battery and SLO lifted, stays there with no search; one whose placement there breaks
+    a link is searched for, and served where the link holds (or not at all)."""
+    base = generate(9, devices=30, apps=8, blocks=4)
+    first = solver.solve(solver.parse_scenario(base), solver.SolveOptions(time_limit_s=10))
+    running = first.placements
+    cameras = {d["id"]: d for d in base["devices"] if d["tier"] == "device"}
+    # Two apps on cameras of their own; the first sends its input off its camera.
+    sends = [
+        a for a in base["apps"]
+        if a["source"] in cameras and running[a["id"]].hosts() != {a["source"]}
+    ]  # fmt: skip
+    x = sends[0]
+    y = next(a for a in base["apps"] if a["source"] in cameras and a["source"] != x["source"])
+    searched: list[str] = []
+    search = degrade._relaxed_placement
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        searched.append(args[4])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(degrade, "_relaxed_placement", counting)
+    for broken in (False, True):
+        scn = copy.deepcopy(base)
+        for app in (x, y):
+            camera = next(d for d in scn["devices"] if d["id"] == app["source"])
+            camera["battery"] = {"capacity_wh": 1.0, "level_pct": 21.0, "min_pct": 20.0}
+        if broken:  # the uplink x's placement sends over, down to a trickle
+            uplink = next(lk for lk in scn["links"] if x["source"] in (lk["a"], lk["b"]))
+            uplink["mbps"] = 1e-3
+        now = solver.Problem(solver.parse_scenario(scn))
+        partial = solver.place_what_fits(now, solver.SolveOptions(time_limit_s=10))
+        assert {x["id"], y["id"]} <= partial.set_aside.keys()
+        searched.clear()
+        out = serve_degraded(
+            scn, partial.plan.placements, partial.set_aside, frozenset(), "heuristic", 10.0,
+            now, running,
+        )  # fmt: skip
+        assert out.placements.get(y["id"]) == running[y["id"]]
+        if not broken:
+            assert out.placements.get(x["id"]) == running[x["id"]] and searched == []
+            continue
+        assert x["id"] in searched and y["id"] not in searched
+        assert out.placements.get(x["id"]) != running[x["id"]]
+        served = {**partial.plan.placements, **out.placements}
+        ev = solver.evaluate(now.cost, served)
+        assert not [r for r in ev.found if r.code == solver.Code.BANDWIDTH]

@@ -356,6 +356,7 @@ def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search
     # The same re-plan made with the search, as before: the same decision.
     replacement._SOLVED.clear()
     monkeypatch.setattr(replacement, "held_degraded", lambda *args: None)
+    monkeypatch.setattr(degrade, "_where_they_run", lambda *args: {})
     searching = _replan(changed, scn, first)
     assert searched == [app_id]
     assert (searching.apply, searching.decision) == (kept.apply, kept.decision)
