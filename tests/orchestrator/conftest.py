@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orchestrator import degrade
 from orchestrator.live.base import LiveState
 from orchestrator.live.memory import MemoryLiveState
 from orchestrator.live.redis import RedisLiveState
@@ -52,3 +54,18 @@ async def fleet(harness: Harness) -> Harness:
     """The harness with cam-1, edge-1, a link between them and the small CNN."""
     await camera_and_edge(harness, small_cnn())
     return harness
+
+
+@pytest.fixture
+def searched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The apps `orchestrator.degrade`'s relaxed search is run for, in order, while the
+    test runs (the search itself unchanged)."""
+    out: list[str] = []
+    search = degrade._relaxed_placement
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        out.append(args[4])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(degrade, "_relaxed_placement", counting)
+    return out

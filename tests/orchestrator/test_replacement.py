@@ -324,7 +324,7 @@ def _slo_out_of_reach(scn: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 @pytest.mark.parametrize("setup", [_drained_camera, _slo_out_of_reach], ids=["battery", "slo"])
 def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search(
-    setup: Any, monkeypatch: pytest.MonkeyPatch
+    setup: Any, monkeypatch: pytest.MonkeyPatch, searched: list[str]
 ) -> None:
     """An app set aside (for its battery or its SLO) that the plan in force runs: a
     re-plan that keeps that plan judges it where it runs, with no relaxed search, and
@@ -336,14 +336,6 @@ def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search
     changed, app_id = setup(scn)
     changed = _with_previous(changed, first)
 
-    searched: list[str] = []
-    search = degrade._relaxed_placement
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        searched.append(args[4])
-        return search(*args, **kwargs)
-
-    monkeypatch.setattr(degrade, "_relaxed_placement", counting)
     kept = _replan(changed, scn, first)
     assert not kept.apply, kept.decision
     assert searched == [] and list(kept.degraded) == [app_id]
@@ -364,24 +356,15 @@ def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search
 
 
 def test_a_candidate_that_goes_in_force_holds_an_app_served_degraded_where_it_runs(
-    monkeypatch: pytest.MonkeyPatch,
+    searched: list[str],
 ) -> None:
     """A candidate applied (here an operator's solve, applied whatever the margin) holds
     an app served degraded where the plan in force runs it, with no relaxed search, as
     long as it still fits there; one set aside for its battery alone that misses its SLO
     where it runs is searched for, since the search first tries where the SLO is met."""
-    from orchestrator import degrade
 
     scn = generate(9, devices=30, apps=8, blocks=4)
     first = _replan(scn, None, None)
-    searched: list[str] = []
-    search = degrade._relaxed_placement
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        searched.append(args[4])
-        return search(*args, **kwargs)
-
-    monkeypatch.setattr(degrade, "_relaxed_placement", counting)
     for setup, missed in ((_slo_out_of_reach, False), (_drained_camera, False),
                           (_drained_camera, True)):  # fmt: skip
         replacement._SOLVED.clear()
