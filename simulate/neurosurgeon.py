@@ -176,7 +176,7 @@ class NeurosurgeonPolicy:
         self.carried = 0  # cached choices carried across shape changes, for the bench
         self.taken = 0  # layouts taken from the shape before (`shrunk`), for the bench
         self.devices: frozenset[str] = frozenset()  # the fleet's at the last layout
-        self.link_reads: dict[Link, tuple[float, float, float | None]] = {}  # `link_reads`
+        self.links_read: dict[Link, tuple[float, float, float | None]] = {}  # `link_reads`
 
     def decide(self, now: Moment) -> solver.PlanDoc | PlanChange | None:
         self.figures.update(now.link_samples)
@@ -247,16 +247,16 @@ class NeurosurgeonPolicy:
         devices = frozenset(d.id for d in problem.scenario.devices)
         reads = link_reads(links, self.figures.keys())
         gone = self.devices - devices
-        taken = devices <= self.devices and links_unchanged(self.link_reads, reads)
+        shrinking = devices <= self.devices and links_unchanged(self.links_read, reads)
         now_at = {key: j for j, key in enumerate(self.slots)}
         renumber = np.array([now_at.get(key, -1) for key in old_links], dtype=np.int64)
-        self.devices, self.link_reads = devices, reads
+        self.devices, self.links_read = devices, reads
         # Each app reads the routes from its source to every host and from every host to
         # its sink: one search from each end, not one from each host.
         table = problem.cost.routes
         self.apps = {}
         for a in problem.scenario.apps:
-            was = old.get(a.id) if taken else None
+            was = old.get(a.id) if shrinking else None
             splits = None if was is None else shrunk(was.splits, problem, a, gone, renumber)
             if splits is None:
                 ends = (table.fan_out(a.source), table.fan_in(a.sink_id))

@@ -64,7 +64,7 @@ class Routes:
         number now; none of theirs may be gone): the same floats as a fresh layout of
         those routes (each array is per route)."""
         new = Routes.__new__(Routes)
-        for name in ("ok", "move", "rtt", "jpm", "half", "base"):
+        for name in (*_ROUTE_READS, "half"):
             setattr(new, name, getattr(self, name)[rows])
         idx = self.idx[rows]
         new.idx = np.where(idx >= 0, renumber[idx], -1)

@@ -129,10 +129,6 @@ class AppSplits:
         )
         self.st = Routes([None if s == t else frm.get(t)], [s == t], slots, mbps)
         self._figures(problem)
-        w = problem.scenario.objective
-        self.w = (app.rate_rps, w.energy, w.carbon, w.latency)
-        self.slo = app.slo_ms
-        self._accuracy = {m.id: m.accuracy for m in problem.scenario.models}
         self.models: list[_Model] = []
         self.combos: list[tuple[int, ...]] = []
         if app.cascade is not None:
@@ -143,8 +139,13 @@ class AppSplits:
         self._routed()
 
     def _figures(self, problem: Problem) -> None:
-        """The hosts' and the source's figures, as the scorer reads them."""
+        """What the scorer reads of the fleet beside the routes: the hosts' and the
+        source's figures, the objective's weights and the models' accuracy."""
         cm, app = problem.cost, self.app
+        w = problem.scenario.objective
+        self.w = (app.rate_rps, w.energy, w.carbon, w.latency)
+        self.slo = app.slo_ms
+        self._accuracy = {m.id: m.accuracy for m in problem.scenario.models}
         devs = [cm.devices[d] for d in self.others]
         src = cm.devices[app.source]
         self.gf = np.array([d.gflops for d in devs])[:, None]

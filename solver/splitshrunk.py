@@ -68,7 +68,7 @@ def shrunk(
         or any(shapes[m.id] is not m.shape and shapes[m.id] != m.shape for m in was.models)
     ):
         return None
-    new = copy.copy(was)  # the models, the cascade's combinations and the weights: shared
+    new = copy.copy(was)  # the models and the cascade's combinations: shared
     keep = np.array(rows, dtype=np.int64)
     new.app = app
     new.others = [was.others[j] for j in rows]
@@ -81,9 +81,6 @@ def shrunk(
     except ValueError:
         return None
     new._figures(problem)
-    w = problem.scenario.objective
-    new.w = (app.rate_rps, w.energy, w.carbon, w.latency)
-    new._accuracy = {m.id: m.accuracy for m in problem.scenario.models}
     if app.cascade is not None:
         new.stages = new._cascade_consts(problem)
     new._routed()
