@@ -7,7 +7,8 @@ each `--period` minutes of simulated time: the CPU it took, the re-plans and how
 a new plan in force, the apps the candidates set aside (served degraded, or not served) per
 re-plan, and the milliseconds a simulated step cost; then the re-plans by outcome (kept
 without a solve, kept after one, applied) with the CPU of the steps that made them, and
-the run's totals.
+the run's totals, and how the apps served degraded were placed: relaxed searches
+(`orchestrator.degrade`), and apps held where the plan in force runs them instead.
 
     python bench/continuum_day.py [--hours H] [--period MIN] [--devices N] [--every K]
                                   [--probe S] [--out DIR]
@@ -31,6 +32,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from simulate_workloads import bench_simulate, run_by_period  # noqa: E402
 
+from orchestrator import degrade  # noqa: E402
 from orchestrator.drafts import InForceNow  # noqa: E402
 from orchestrator.replacement import Replacement  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
@@ -75,6 +77,32 @@ class _Counting(ContinuumPolicy):
         return out
 
 
+class _Degraded:
+    """Counts, over the run: relaxed searches for an app served degraded, passes of the
+    held check (`_where_they_run`, where the code has it), and the apps those held."""
+
+    def __init__(self) -> None:
+        self.searches = self.passes = self.asked = self.held = 0
+        search = degrade._relaxed_placement
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.searches += 1
+            return search(*args, **kwargs)
+
+        degrade._relaxed_placement = counting  # type: ignore[assignment]
+        where = getattr(degrade, "_where_they_run", None)
+        if where is not None:
+
+            def holding(now: Any, placed: Any, candidates: Any, *rest: Any) -> Any:
+                out = where(now, placed, candidates, *rest)
+                self.passes += 1
+                self.asked += len(candidates)
+                self.held += len(out)
+                return out
+
+            degrade._where_they_run = holding
+
+
 def _outcome(result: Replacement) -> str:
     """What a re-plan decided, and whether it solved to decide it."""
     if result.apply:
@@ -113,6 +141,7 @@ def main() -> None:
         )
         policy.period = Period()
 
+    served = _Degraded()
     started = time.process_time()
     run = run_by_period(sim, "continuum", args.period, console, close)
     cpu = time.process_time() - started
@@ -137,6 +166,10 @@ def main() -> None:
     for name, (count, spent) in sorted(policy.outcomes.items(), key=lambda kv: -kv[1][1]):
         outcomes.add_row(name, f"{int(count):,}", f"{spent:.1f}", f"{1000 * spent / count:.1f}")
     console.print(outcomes)
+    console.print(
+        f"apps served degraded: {served.searches:,} relaxed searches; {served.passes:,} passes "
+        f"holding {served.held:,} of the {served.asked:,} apps they judged where they run"
+    )
     t = run.totals
     console.print(
         f"{inputs.steps:,} steps: {cpu:.1f} s CPU ({1000 * cpu / inputs.steps:.1f} ms a step), "

@@ -109,7 +109,7 @@ def main() -> None:
     console.print(
         f"{inputs.steps:,} steps: {cpu:.1f} s CPU ({1000 * cpu / inputs.steps:.2f} ms a step), "
         f"{policy.chose:,} apps chosen afresh, {policy.carried:,} cached choices carried, "
-        f"{policy.taken:,} layouts taken from the shape before, "
+        f"{policy.taken:,} layouts taken from the shape before, {policy.made:,} made afresh, "
         f"{sum(r[2][3] for r in rows):.1f} s CPU at shape changes; "
         f"energy {t.energy_j:,.0f} J, slo_miss_s {t.slo_miss_s:,.0f}, "
         f"violation_s {t.violation_s:,.0f}, replacements {t.replacements:,}"

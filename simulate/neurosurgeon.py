@@ -22,15 +22,16 @@ every app is chosen afresh (still only bounding most candidates).
 
 A device lost or back lays every app out again, on the new shape; a device lost takes each
 app's layout from the one before, less the hosts gone, where no route it keeps crosses one
-(`solver.splitshrunk`: the same arrays; on a day of the 200-device fleet 1,451 of 1,567
-layouts, 42% of the CPU of its shape changes). On the 200-device fleet
-every camera is a candidate host of every app, so no app's candidates stay the same; yet
-a camera is rarely an app's choice, and dropping every cache at each of a day's 19 shape
-changes made half of the day's choices afresh (bench/neurosurgeon_day.py: 140,127 of
-them, 70,903 when carried; 84.9 s of CPU, 70.7 s). So an app's cached choices are carried
-over (`_App.carry`) when its candidates on the hosts both shapes have read the very same
-things (`AppSplits.reads`: the app, its routes' RTT, joules per MB, untraced Mbit/s and
-traced links, its hosts' figures) and keep their order:
+(`solver.splitshrunk`: the same arrays; on a day of the 200-device fleet 1,451 layouts
+taken, 116 made afresh after the first step's 100, 42% of the CPU of its shape changes).
+On the 200-device fleet every camera is a candidate host of every app, so no app's
+candidates stay the same; yet a camera is rarely an app's choice, and dropping every cache
+at each of a day's 19 shape changes made half of the day's choices afresh
+(bench/neurosurgeon_day.py: 140,127 of them, 70,903 when carried; 84.9 s of CPU, 70.7 s).
+So an app's cached choices are carried over (`_App.carry`) when its candidates on the
+hosts both shapes have read the very same things (`AppSplits.reads`: the app, its routes'
+RTT, joules per MB, untraced Mbit/s and traced links, its hosts' figures) and keep their
+order:
 - a host lost only takes candidates away, and the least key among the rest, with ties to
   the first, is still the cached choice whenever that is not on the lost host (such an
   entry is dropped);
@@ -175,6 +176,7 @@ class NeurosurgeonPolicy:
         self.chose = 0  # apps chosen by the solver's rule (cache misses), for the bench
         self.carried = 0  # cached choices carried across shape changes, for the bench
         self.taken = 0  # layouts taken from the shape before (`shrunk`), for the bench
+        self.made = 0  # layouts made afresh, for the bench
         self.devices: frozenset[str] = frozenset()  # the fleet's at the last layout
         self.links_read: dict[Link, tuple[float, float, float | None]] = {}  # `link_reads`
 
@@ -261,6 +263,7 @@ class NeurosurgeonPolicy:
             if splits is None:
                 ends = (table.fan_out(a.source), table.fan_in(a.sink_id))
                 splits = AppSplits(problem, a, slots, ends)
+                self.made += 1
             else:
                 self.taken += 1
             self.apps[a.id] = _App(splits, best)
