@@ -27,15 +27,30 @@ a constraint, sorts the step and its constraint-seconds:
   or whole there, every constraint it breaks resting on a link figure that no probe had
   seen yet;
 - with `--ilp-every N`, every Nth of `continuum`'s steps left unproven and broken on what
-  was measured is asked again, after the run, with `ilp` (exact) on each app the plan in
-  force breaks a constraint of, that app alone in the scenario of that moment: a plan of
-  every app keeps every constraint of each one, so an app that fits nowhere alone proves
-  the moment has no feasible plan. A sample, not every step: on the 200-device fleet a
-  step's solves take about 26 s (`ilp` lays out every device for the app).
+  was measured is asked again, after the run, with `ilp` (exact), on the apps of each
+  broken constraint alone: each app the plan in force breaks a limit of, and together the
+  apps each broken pack is the source of (the pack pays for sending their inputs or
+  running their first blocks wherever they go). No load in the cost model grows when an
+  app goes (latency does not depend on load), so a plan of every app keeps every
+  constraint of any few of them: a few that fit nowhere together prove the moment has no
+  feasible plan. First in the scenario of that moment (the target's question), then, if
+  that proves nothing, in the scenario as the agents had measured it (what continuum
+  decided on). Where the groups fit, their placements put into the plan in force and
+  judged on the whole fleet make a feasible plan when that breaks nothing: so a step is
+  "no feasible plan", "a feasible plan now, none on what was measured" (it rests on a
+  link figure that rose since its last probe), "a plan whole on what was measured" (one
+  continuum could have found), or unsettled. A sample, not every step: on the 200-device
+  fleet an infeasible group's solve takes 30 to 50 s (`ilp` lays out every device for
+  it), a feasible one's under a second.
 The run's totals are printed next to the tables: the same figures as
 `bench/simulate.py`'s, as a check that the hook changes nothing it scores.
 
-    python bench/proven_moments.py [--policy NAME] [--hours H] [--devices N] [--out DIR]
+With `--probe S` the agents probe every S seconds instead of every 30 (`simulate.inputs.
+PROBE_S`): the constraint-seconds resting on figures no probe had seen are the price of
+that interval, which the row "whole on what was measured" shows against it.
+
+    python bench/proven_moments.py [--policy NAME] [--hours H] [--devices N] [--probe S]
+                                   [--ilp-every N] [--ilp-limit S] [--out DIR]
 """
 
 from __future__ import annotations
@@ -44,6 +59,7 @@ import argparse
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +71,21 @@ from machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
-from simulate_workloads import bench_simulate, broken_on  # noqa: E402
+from simulate_workloads import bench_simulate, evaluated_on  # noqa: E402
 
 import solver  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
 from simulate.engine import Simulation  # noqa: E402
+from simulate.inputs import PROBE_S  # noqa: E402
 from simulate.registry import make  # noqa: E402
 from simulate.run import context  # noqa: E402
 from solver.ownpack import drained_source  # noqa: E402
+from solver.reasons import Code  # noqa: E402
 
 PROVEN = "no feasible plan: a drained source proves it"
+NO_PLAN = "no feasible plan: a group fits nowhere (ilp)"
+UNSEEN = "a feasible plan now, none on what was measured"
+MISSED = "a plan whole on what was measured"
 KINDS = (
     "battery of a drained source serving an app it proves",
     "battery, another pack",
@@ -133,23 +154,85 @@ class _Proofs:
         return False
 
 
-def alone_infeasible(doc: dict[str, Any], apps: list[str], limit_s: float) -> str:
-    """`ilp` on each of `apps` alone in the scenario `doc`: "infeasible" (an app that no
-    placement serves within every constraint: the moment has no feasible plan), "feasible"
-    (each fits alone: this proves nothing), or "unknown" (a solve ran out of time)."""
-    answer = "feasible"
-    for app in apps:
-        one = {**doc, "apps": [a for a in doc["apps"] if a["id"] == app]}
-        status = solver.solve(
+@dataclass
+class Sample:
+    """A sampled step, kept for `ilp` after the run: the scenario of that moment and as
+    the agents had measured it, the plan in force, and the apps of what it breaks on each."""
+
+    doc: dict[str, Any]
+    measured: dict[str, Any]
+    held: dict[str, solver.Placement]
+    groups: list[tuple[str, ...]]
+    groups_measured: list[tuple[str, ...]]
+    violations: int
+
+
+def _groups(sim: Simulation, ev: solver.Evaluation) -> list[tuple[str, ...]]:
+    """The apps of each constraint the evaluation `ev` of the plan in force breaks: an app
+    over its own limits alone; the apps each broken pack sources and the plan serves,
+    together."""
+    groups: list[tuple[str, ...]] = [
+        (a,) for a in sorted({r.app for r in ev.found if r.app is not None})
+    ]
+    packs = (
+        d for d, found in sorted(ev.device_violations.items())
+        if any(r.code is Code.BATTERY for r in found)
+    )  # fmt: skip
+    for device in packs:
+        sourced = tuple(
+            a["id"]
+            for a in sim.base["apps"]
+            if a["source"] == device and a["id"] in sim.placements
+        )  # fmt: skip
+        if sourced and sourced not in groups:
+            groups.append(sourced)
+    return groups
+
+
+def _ilp(
+    doc: dict[str, Any], groups: list[tuple[str, ...]], limit_s: float
+) -> tuple[str, dict[str, solver.Placement]]:
+    """`ilp` on each group of apps alone in the scenario `doc`: "infeasible" (a group that
+    no plan serves within every constraint: the moment has no feasible plan), "feasible"
+    (each fits alone, with the placements found: this alone proves nothing), or "unknown"
+    (a solve ran out of time)."""
+    answer, placed = "feasible", {}
+    for group in groups:
+        one = {**doc, "apps": [a for a in doc["apps"] if a["id"] in group]}
+        plan = solver.solve(
             solver.Problem(solver.parse_scenario(one)),
             solver.SolveOptions(time_limit_s=limit_s),
             solver="ilp",
-        ).status
-        if status == solver.Status.INFEASIBLE:
-            return "infeasible"
-        if status not in (solver.Status.OPTIMAL, solver.Status.FEASIBLE):
+        )
+        if plan.status == solver.Status.INFEASIBLE:
+            return "infeasible", {}
+        if plan.status in (solver.Status.OPTIMAL, solver.Status.FEASIBLE):
+            placed.update(plan.placements)
+        else:
             answer = "unknown"
-    return answer
+    return answer, placed
+
+
+def _whole(doc: dict[str, Any], held: dict[str, solver.Placement], placed: dict[str, Any]) -> bool:
+    """Whether the plan in force with `placed` instead for those apps breaks nothing in
+    `doc`: a feasible plan of every app, found."""
+    problem = solver.Problem(solver.parse_scenario(doc))
+    return not solver.evaluate(problem.cost, {**held, **placed}).violations
+
+
+def settle(sample: Sample, limit_s: float) -> str:
+    """What `ilp` says of a sampled moment: on the scenario of now (the target's
+    question), then on the scenario as measured (what continuum could have known)."""
+    now, placed = _ilp(sample.doc, sample.groups, limit_s)
+    if now == "infeasible":
+        return NO_PLAN
+    found = now == "feasible" and _whole(sample.doc, sample.held, placed)
+    seen, placed = _ilp(sample.measured, sample.groups_measured, limit_s)
+    if seen == "infeasible":
+        return UNSEEN if found else "none on what was measured; now unsettled"
+    if seen == "feasible" and _whole(sample.measured, sample.held, placed):
+        return MISSED
+    return "a feasible plan now; on what was measured unsettled" if found else "unsettled"
 
 
 def main() -> None:
@@ -158,6 +241,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--every", type=int, default=4, help="a traced uplink every N cameras")
     ap.add_argument("--policy", default="continuum", help="a policy `continuum simulate` knows")
+    ap.add_argument("--probe", type=float, default=PROBE_S, metavar="S", help="probe interval")
     ap.add_argument("--out", type=Path, default=Path("/tmp/continuum-proven-moments"))
     ap.add_argument(
         "--ilp-every", type=int, default=0,
@@ -165,14 +249,14 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--ilp-limit", type=float, default=30.0, help="seconds per ilp solve")
     args = ap.parse_args()
-    if args.hours <= 0 or args.devices < 10:
-        ap.error("--hours must be more than 0 and --devices at least 10")
+    if args.hours <= 0 or args.devices < 10 or args.probe <= 0:
+        ap.error("--hours and --probe must be more than 0 and --devices at least 10")
     if args.ilp_every < 0 or args.ilp_limit <= 0:
         ap.error("--ilp-every must be 0 (off) or more, and --ilp-limit more than 0")
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(f"machine: {cpu_model()}")
     inputs = bench_simulate().fleet(
-        args.devices, args.every, args.hours, 1.0, args.out, [args.policy]
+        args.devices, args.every, args.hours, 1.0, args.out, [args.policy], args.probe
     )  # fmt: skip
     name = args.policy
     policy = _Noting(context(inputs, name)) if name == "continuum" else make(context(inputs, name))
@@ -185,7 +269,7 @@ def main() -> None:
     broken_at: list[tuple[float, int, bool, int]] = []
     # t -> (the scenario of that moment, the apps the plan in force breaks a constraint of,
     # the constraints it breaks)
-    sampled: dict[float, tuple[dict[str, Any], list[str], int]] = {}
+    sampled: dict[float, Sample] = {}
     clock = {"t": 0.0, "hook_s": 0.0, "seen": 0}
     advance = sim.batteries.advance
     dt = inputs.step_s
@@ -212,13 +296,18 @@ def main() -> None:
                 kinds[kind] += n * dt
             # On the measured scenario (-1: not asked, the moment is proven).
             visible = -1
+            seen = None
             if not proven and replanned is not None:
-                visible = len(broken_on(sim, sim.probes.measured))
-            if visible > 0 and args.ilp_every > 0:
+                seen = evaluated_on(sim, sim.probes.measured)
+                visible = len(seen.found)
+            if seen is not None and visible > 0 and args.ilp_every > 0:
                 clock["seen"] += 1
                 if (clock["seen"] - 1) % args.ilp_every == 0:
-                    apps = sorted({r.app for r in broken_on(sim) if r.app is not None})
-                    sampled[t] = (sim.scenario_now(), apps, violations)
+                    measured = dict(sim.probes.measured)
+                    sampled[t] = Sample(
+                        sim.scenario_now(), sim.scenario_now(measured), sim._held(sim.down),
+                        _groups(sim, evaluated_on(sim)), _groups(sim, seen), violations,
+                    )  # fmt: skip
             broken_at.append((t, violations, proven, visible))
             clock["hook_s"] += time.process_time() - started
         advance(step)
@@ -258,16 +347,16 @@ def main() -> None:
             sight_s[f"{moment}: {what}"] += violations * dt
 
     if sampled:
-        # Each sampled step, by the moment it is and what `ilp` said of its apps alone.
+        # Each sampled step, by the moment it is and what `ilp` said of its groups alone.
         asked: Counter[str] = Counter()
         asked_s: Counter[str] = Counter()
         started = time.process_time()
         with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("ilp, app by app, at the sampled steps", total=len(sampled))
-            for t, (doc, apps, violations) in sampled.items():
-                answer = alone_infeasible(doc, apps, args.ilp_limit) if apps else "no app named"
+            task = bar.add_task("ilp at the sampled steps", total=len(sampled))
+            for t, sample in sampled.items():
+                answer = settle(sample, args.ilp_limit) if sample.groups else "no app named"
                 asked[f"{kinds_at[t]}: {answer}"] += 1
-                asked_s[f"{kinds_at[t]}: {answer}"] += violations * dt
+                asked_s[f"{kinds_at[t]}: {answer}"] += sample.violations * dt
                 bar.advance(task)
         ilp_cpu = time.process_time() - started
 
@@ -308,7 +397,8 @@ def main() -> None:
     if sampled:
         table = Table(
             title=f"every {args.ilp_every}th unproven step broken on what was measured: "
-            "ilp on each app the plan in force breaks, alone in that moment's scenario"
+            "ilp on the apps of each broken constraint (an app over its limits; a broken "
+            "pack's apps) alone, now and on what was measured"
         )
         for col in ("moment: ilp's answer", "steps", "constraint-seconds"):
             table.add_column(col, justify="left" if col.startswith("moment") else "right")

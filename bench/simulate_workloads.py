@@ -61,10 +61,16 @@ def broken_on(sim: Any, figures: Mapping[Link, float] | None = None) -> list[Any
     or, with `figures`, on it with those traced links at those Mbit/s: with the agents'
     latest probes (`sim.probes.measured`), the scenario as the control plane knows it, and
     empty when every constraint the plan breaks now rests on a link figure no probe had
-    seen yet. Derived from the simulator's compiled problem by the links that differ."""
+    seen yet."""
+    return list(evaluated_on(sim, figures).found)
+
+
+def evaluated_on(sim: Any, figures: Mapping[Link, float] | None = None) -> Any:
+    """`broken_on`'s evaluation (`solver.Evaluation`: the reasons by device and link too),
+    derived from the simulator's compiled problem by the links that differ."""
     problem = sim.problem()
     held = sim._held(sim.down)
     moved = {k: {"mbps": v} for k, v in (figures or {}).items() if sim.link_now.get(k) != v}
     if moved:
         problem = solver.apply_change(problem, solver.Change(links=moved), held)
-    return list(solver.evaluate(problem.cost, held, cache=problem.app_costs).found)
+    return solver.evaluate(problem.cost, held, cache=problem.app_costs)
