@@ -157,6 +157,9 @@ class LinkWatch:
     _links: dict[str, _LinkState] = field(default_factory=dict)
     _floors: dict[str, float] = field(default_factory=dict)
     _under: set[str] = field(default_factory=set)  # links that fired below their floor
+    # Link -> the floor of a plan that a fall under it put out of force, where the plan
+    # now in force needs less there: back at that figure, the plan before fits again.
+    _recover: dict[str, float] = field(default_factory=dict)
     # A fall on a link the plan in force sends over, at or above its floor, asks for a
     # re-plan once the falls have cost the plan this share of its objective since the
     # last that asked (`LinkCosts`; without them, every fall past `threshold` asks).
@@ -185,6 +188,16 @@ class LinkWatch:
         self._given, self._costs = floors, costs
         self._cost.clear()
         self._asked = 0.0
+        # A link under the floor of the plan going out needs less, or nothing, from the
+        # plan coming in: its apps were moved off or set aside, and only a rise of 30%
+        # would ask for them again. Back at that floor, the plan before fits there again
+        # (over a day of the 200-device fleet a camera's app stayed set aside, its pack
+        # breaking, after its uplink had come back: bench/RESULTS.md).
+        recover = dict(self._recover)
+        for name in self._under:
+            if name in self._floors:
+                recover[name] = self._floors[name]
+        self._recover = {n: f for n, f in recover.items() if floors.get(n, 0.0) < f}
         self._floors = dict(floors)
         self._under.clear()
         fired = []
@@ -231,6 +244,14 @@ class LinkWatch:
             self._under.discard(name)
         if self._costs is not None and floor is not None:
             self._cost[name] = self._costs.cost(name, mbps)
+        back = self._recover.get(name)
+        if back is not None and mbps >= back:
+            del self._recover[name]
+            reason = (
+                f"link {name}: bandwidth {mbps:.1f} Mbit/s, back above the {back:.1f} "
+                "Mbit/s a plan before needed there"
+            )
+            return Trigger("link", name, reason, at)
         if moved_bw <= self.threshold and not rtt_moved:
             if floor is None or mbps >= floor or name in self._under:
                 return None
@@ -285,6 +306,7 @@ class LinkWatch:
         for name in [n for n in self._links if device in n.split("~")]:
             del self._links[name]
             self._under.discard(name)
+            self._recover.pop(name, None)
             self._cost.pop(name, None)
 
 

@@ -264,3 +264,46 @@ def test_a_peer_reported_unreachable_is_a_suspect_until_it_heartbeats_after() ->
     assert suspects(beats) == {}
     beats["cam"]["unreachable"] = [{"peer": "cam", "at": 101.0}, {"peer": "gone", "at": 1.0}]
     assert suspects(beats) == {}  # itself, or a device not alive anyway: nothing to cut
+
+
+def test_a_link_back_at_the_floor_of_the_plan_a_fall_put_out_asks_once() -> None:
+    # The plan needs 8 Mbit/s on a camera's uplink for its app's SLO. The link falls to 6:
+    # the re-plan sets the app aside, and the plan it puts in force sends nothing there.
+    # Back at 10 (under the 30% rise the smoothed figure would need), the plan before fits
+    # again: the watch asks once, and not again while the link stays up.
+    w = LinkWatch(alpha=0.5, threshold=0.3)
+    w.observe("cam", "edge", 12.0, 5.0, 0.0)
+    assert w.set_floors({"cam~edge": 8.0}, 0.0) == []
+    fell = w.observe("cam", "edge", 6.0, 5.0, 30.0)
+    assert fell is not None and "below the 8.0 Mbit/s" in fell.reason
+    w.commit({"cam~edge"})  # the re-plan took the figures of now: smoothed 9 Mbit/s
+    assert w.set_floors({}, 35.0) == []  # its plan sends nothing over cam~edge
+    assert w.observe("cam", "edge", 7.0, 5.0, 60.0) is None  # still under 8
+    back = w.observe("cam", "edge", 10.0, 5.0, 90.0)
+    assert back is not None and back.target == "cam~edge" and back.kind == "link"
+    assert "back above the 8.0 Mbit/s" in back.reason
+    assert w.observe("cam", "edge", 10.5, 5.0, 120.0) is None  # once
+    # Without the fall under a floor, a plan that needs less there asks nothing back.
+    w2 = LinkWatch(alpha=0.5, threshold=0.3)
+    w2.observe("cam", "edge", 12.0, 5.0, 0.0)
+    assert w2.set_floors({"cam~edge": 8.0}, 0.0) == []
+    assert w2.set_floors({}, 1.0) == []
+    assert w2.observe("cam", "edge", 10.0, 5.0, 30.0) is None
+
+
+def test_a_plan_that_needs_the_floor_again_drops_the_recovery() -> None:
+    w = LinkWatch(alpha=0.5, threshold=0.3)
+    w.observe("cam", "edge", 12.0, 5.0, 0.0)
+    assert w.set_floors({"cam~edge": 8.0}, 0.0) == []
+    assert w.observe("cam", "edge", 6.0, 5.0, 30.0) is not None
+    w.commit({"cam~edge"})
+    assert w.set_floors({}, 35.0) == []
+    # Another plan in force needs the 8 Mbit/s again there: its own floor watches it.
+    assert w.set_floors({"cam~edge": 8.0}, 40.0) == []
+    assert w.observe("cam", "edge", 10.0, 5.0, 60.0) is None
+    # A device lost and back: its links start afresh, without what was owed them.
+    w.observe("cam", "edge", 6.0, 5.0, 70.0)
+    assert w.set_floors({}, 75.0) == [] and w.observe("cam", "edge", 7.0, 5.0, 80.0) is None
+    w.forget("cam")
+    w.observe("cam", "edge", 7.5, 5.0, 90.0)
+    assert w.observe("cam", "edge", 8.2, 5.0, 100.0) is None
