@@ -50,10 +50,12 @@ from rich.progress import (  # noqa: E402
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table  # noqa: E402
 
 from cli.simulate import summary_table  # noqa: E402
 from simulate.engine import PolicyRun  # noqa: E402
 from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare  # noqa: E402
+from simulate.ledger import by_family  # noqa: E402
 from simulate.registry import known  # noqa: E402
 from simulate.report import plots  # noqa: E402
 from simulate.run import run_policy, write_outputs  # noqa: E402
@@ -162,6 +164,23 @@ def targets(runs: dict[str, PolicyRun], console: Console) -> None:
         )
 
 
+def families(runs: dict[str, PolicyRun]) -> Table:
+    """What each policy's violation_s is made of (`simulate.ledger`), by constraint family,
+    with the sum of its constraints next to violation_s."""
+    by = {name: by_family(run.broken) for name, run in runs.items()}
+    codes = sorted({code for b in by.values() for code in b})
+    table = Table(title="constraint-seconds by family (broken.csv)")
+    for column in ("policy", *codes, "sum", "violation_s"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, run in runs.items():
+        total = sum(by[name].values())
+        table.add_row(
+            name, *(f"{by[name].get(c, 0.0):,.0f}" for c in codes), f"{total:,.0f}",
+            f"{run.totals.violation_s:,.0f}",
+        )  # fmt: skip
+    return table
+
+
 def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str, PolicyRun]:
     console.print(f"load before: {load()}; host reference {reference_ms():.0f} ms")
     started, cpu = time.perf_counter(), os.times()
@@ -200,6 +219,7 @@ def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str
         f"(the pool's processes); traced links: {len(inputs.traces)}"
     )
     console.print(f"load after: {load()}; host reference {reference_ms():.0f} ms")
+    console.print(families(runs))
     targets(runs, console)
     write_outputs(out / inputs.scenario_name, inputs, runs)
     for title, svg in plots(runs):

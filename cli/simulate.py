@@ -16,6 +16,7 @@ from simulate.errors import InputError
 from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare
 from simulate.outputs import SUMMARY_KEYS, totals_dict
 from simulate.registry import known
+from simulate.report import clock
 from simulate.run import build_policies, run_policy, write_outputs
 from simulate.sweep import ENGINES, load_spec, run_sweep
 
@@ -30,6 +31,26 @@ def summary_table(runs: dict[str, PolicyRun], title: str = "simulation") -> Tabl
         table.add_row(
             name, *(f"{t[k]:g}" if isinstance(t[k], float) else str(t[k]) for k in SUMMARY_KEYS)
         )
+    return table
+
+
+def broken_table(runs: dict[str, PolicyRun], top: int = 3) -> Table | None:
+    """Each policy's longest broken constraints (None when no policy broke any): which
+    constraint the `violation_s` of the summary is, on what, from when."""
+    if not any(run.broken for run in runs.values()):
+        return None
+    table = Table(title="what broke longest (all of it: broken.csv, report.html)")
+    for column in ("policy", "constraint", "on", "seconds", "share", "from", "until"):
+        table.add_column(
+            column, justify="left" if column in ("policy", "constraint", "on") else "right"
+        )
+    for name, run in runs.items():
+        total = sum(b.seconds for b in run.broken.values())
+        for (code, subject), b in list(run.broken.items())[:top]:
+            table.add_row(
+                name, code, subject, f"{b.seconds:,.0f}", f"{b.seconds / total:.0%}",
+                clock(b.first_s), clock(b.last_s),
+            )  # fmt: skip
     return table
 
 
@@ -103,8 +124,8 @@ def simulate_command(
     ] = PROBE_S,
 ) -> None:
     """Replay a scenario over time under each policy and score every step with the
-    evaluator of `continuum solve`. Writes summary.json, timeseries.csv and report.html
-    to --out. Bad input exits 2 with one line, before any work."""
+    evaluator of `continuum solve`. Writes summary.json, timeseries.csv, broken.csv and
+    report.html to --out. Bad input exits 2 with one line, before any work."""
     inputs = _prepare(
         scenario, policy, hours, trace or [], battery or [], fail_at or [], step, seed, probe
     )
@@ -126,8 +147,13 @@ def simulate_command(
 
             runs[name] = run_policy(inputs, name, show)
     write_outputs(out, inputs, runs)
-    make_console().print(summary_table(runs, f"{inputs.scenario_name}, {hours:g} h"))
-    typer.echo(f"wrote {out / 'summary.json'}, timings.json, timeseries.csv and report.html")
+    terminal = make_console()
+    terminal.print(summary_table(runs, f"{inputs.scenario_name}, {hours:g} h"))
+    if (broken := broken_table(runs)) is not None:
+        terminal.print(broken)
+    typer.echo(
+        f"wrote {out / 'summary.json'}, timings.json, timeseries.csv, broken.csv and report.html"
+    )
 
 
 def sweep_command(
@@ -192,4 +218,4 @@ def sweep_command(
     typer.echo(f"wrote {out / 'summary.json'}, timings.json and report.html")
 
 
-__all__ = ["simulate_command", "summary_table", "sweep_command"]
+__all__ = ["broken_table", "simulate_command", "summary_table", "sweep_command"]

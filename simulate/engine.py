@@ -13,8 +13,9 @@ Every step (`Inputs.step_s`) the engine
    changed; when a policy moved some apps (`PlanChange`) on the same fleet, those apps
    and the devices and links they touch; when only bandwidths or battery levels moved,
    only the verdicts they can flip, with the evaluator's own checks (`simulate.scoring`);
-5. adds the step's energy, carbon, SLO misses and broken constraints, and drains or
-   charges every pack by its idle draw plus the plan's power, less its charge.
+5. adds the step's energy, carbon, SLO misses and broken constraints (which ones, to
+   `simulate.ledger`), and drains or charges every pack by its idle draw plus the plan's
+   power, less its charge.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 import solver
 from orchestrator.replacement import layers_of, placements_of
 from simulate.inputs import Inputs, Link
+from simulate.ledger import Broken, Key, Ledger
 from simulate.now import ScenarioNow
 from simulate.packs import Packs
 from simulate.policy import Moment, PlanChange, Policy
@@ -76,6 +78,7 @@ class PolicyRun:
     plans: int = 0  # plans put in force, the first included
     run_s: float = 0.0  # measured: the run's wall and CPU seconds
     run_cpu_s: float = 0.0
+    broken: dict[Key, Broken] = field(default_factory=dict)  # what broke, most seconds first
 
 
 class Simulation:
@@ -163,7 +166,7 @@ class Simulation:
         inputs, packs = self.inputs, self.batteries
         dt, steps = inputs.step_s, inputs.steps
         totals = Totals()
-        out = PolicyRun(self.name, totals)
+        out, ledger = PolicyRun(self.name, totals), Ledger(dt)
         every = max(1, math.ceil(steps / MAX_SAMPLES))
         traced = TracedSteps(inputs.traces, dt, inputs.bandwidth_step)
         charge_times = sorted(
@@ -239,6 +242,7 @@ class Simulation:
             totals.energy_j += power_w * dt
             totals.carbon_g += carbon_g_s * dt
             totals.violation_s += violations * dt
+            ledger.step(k, self.verdicts)
             totals.slo_miss_s += misses * dt
             totals.battery_dead_h += packs.switched_off()[1] * (dt / 3600.0)
             packs.advance(dt)
@@ -246,6 +250,7 @@ class Simulation:
                 out.samples.append(self._sample((k + 1) * dt, totals))
                 if progress is not None:
                     progress(k + 1)
+        out.broken = ledger.close(steps)
         out.run_s = time.perf_counter() - began
         out.run_cpu_s = time.process_time() - began_cpu
         return out
@@ -477,17 +482,10 @@ class Simulation:
         packs.plan_w = np.array([ev.power_w.get(d, 0.0) for d in packs.ids], dtype=float)
 
     def _sample(self, t: float, totals: Totals) -> Sample:
-        packs = self.batteries
-        have = len(packs.ids) > 0
-        return Sample(
-            t,
-            Totals(**vars(totals)),
-            self.rates[0],
-            self.rates[2],
-            self.rates[3],
-            float(packs.level.min()) if have else None,
-            float(packs.level.mean()) if have else None,
-        )
+        level = self.batteries.level if len(self.batteries.ids) else None
+        low, mean = (None, None) if level is None else (float(level.min()), float(level.mean()))
+        w, _, broken, misses = self.rates
+        return Sample(t, Totals(**vars(totals)), w, broken, misses, low, mean)
 
 
 def _docs(mbps: dict[Link, float]) -> dict[Link, dict[str, Any]]:

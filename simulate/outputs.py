@@ -1,5 +1,5 @@
-"""What a simulation writes: `summary.json`, `timings.json`, `timeseries.csv` (and
-`report.html`, by `simulate.report`).
+"""What a simulation writes: `summary.json`, `timings.json`, `timeseries.csv`,
+`broken.csv` (and `report.html`, by `simulate.report`).
 
 `summary.json` is `{"policies": {NAME: {energy_j, carbon_g, slo_miss_s, violation_s,
 replacements, migrated_mb, battery_dead_h, solve_s}}}`; figures are rounded to 6
@@ -7,6 +7,7 @@ significant digits, keys sorted, so the same inputs and seed give the same bytes
 cannot hold for a measured time, so `solve_s` is null there, and what was measured (the
 wall seconds each policy took to decide, and the wall and CPU seconds of its whole run) is
 in `timings.json`, `{"policies": {NAME: {solve_s, run_s, run_cpu_s}}}` (docs/simulate.md).
+`broken.csv` names the constraints behind `violation_s` (`simulate.ledger`), a row each.
 """
 
 from __future__ import annotations
@@ -109,6 +110,24 @@ def timeseries_text(runs: Mapping[str, PolicyRun]) -> str:
     return buf.getvalue()
 
 
+BROKEN_COLUMNS = ("policy", "constraint", "subject", "seconds", "spells", "first_s", "last_s")
+
+
+def broken_text(runs: Mapping[str, PolicyRun]) -> str:
+    """Each policy's broken constraints, most seconds first: their seconds add up to its
+    `violation_s`; `first_s` and `last_s`, the start of the first spell and the end of the
+    last one."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(BROKEN_COLUMNS)
+    for name, run in runs.items():
+        for (code, subject), b in run.broken.items():
+            w.writerow(
+                [name, code, subject, _fig(b.seconds), b.spells, _fig(b.first_s), _fig(b.last_s)]
+            )
+    return buf.getvalue()
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write beside, then rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -117,8 +136,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 __all__ = [
+    "BROKEN_COLUMNS",
     "COLUMNS",
     "SUMMARY_KEYS",
+    "broken_text",
     "summary",
     "summary_text",
     "timeseries_text",

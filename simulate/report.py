@@ -1,7 +1,9 @@
 """`report.html`: one self-contained page (inline SVG, inline CSS, no script, no CDN).
 
 Plots over time, one line per policy: energy, carbon, SLO misses, broken constraints,
-battery (lowest pack) and re-placements; then the summary table and the inputs.
+battery (lowest pack) and re-placements; then the summary table, what broke (each
+policy's constraint-seconds by family, and the constraints that broke longest, from
+`PolicyRun.broken`), and the inputs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simulate.engine import PolicyRun, Sample
+from simulate.ledger import by_family
 from simulate.outputs import SUMMARY_KEYS, totals_dict
 
 W, H, PAD_L, PAD_B, PAD_T, PAD_R = 640, 240, 64, 36, 16, 12
@@ -125,6 +128,55 @@ def _table(runs: Mapping[str, PolicyRun]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+TOP = 10  # constraints a policy's "what broke" table shows (broken.csv has them all)
+
+
+def clock(seconds: float) -> str:
+    """`seconds` as h:mm:ss, for people to read."""
+    m, sec = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{sec:02d}"
+
+
+def _broken(runs: Mapping[str, PolicyRun]) -> str:
+    """Constraint-seconds by family and policy, then each policy's longest broken."""
+    families = sorted({code for run in runs.values() for code, _ in run.broken})
+    if not families:
+        return "<p>No policy broke any constraint.</p>"
+    rows = []
+    for name, run in runs.items():
+        by = by_family(run.broken)
+        cells = "".join(f"<td>{by.get(f, 0.0):,.0f}</td>" for f in families)
+        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
+    head = "".join(f"<th>{html.escape(f)}</th>" for f in families)
+    out = [
+        "<p>Constraint-seconds by constraint family (they add up to <code>violation_s</code>)"
+        "; every constraint of every policy is in <code>broken.csv</code>.</p>",
+        f"<table><thead><tr><th>policy</th>{head}</tr></thead><tbody>{''.join(rows)}"
+        "</tbody></table>",
+    ]
+    for name, run in runs.items():
+        if not run.broken:
+            continue
+        total = sum(b.seconds for b in run.broken.values())
+        lines = []
+        for (code, subject), b in list(run.broken.items())[:TOP]:
+            share = b.seconds / total if total else 0.0
+            lines.append(
+                f"<tr><td>{html.escape(code)}</td><td>{html.escape(subject)}</td>"
+                f"<td>{b.seconds:,.0f}</td><td>{share:.1%}</td><td>{b.spells}</td>"
+                f"<td>{clock(b.first_s)}</td><td>{clock(b.last_s)}</td></tr>"
+            )
+        more = len(run.broken) - TOP
+        tail = f"<p>and {more} more in <code>broken.csv</code>.</p>" if more > 0 else ""
+        out.append(
+            f"<h3>{html.escape(name)}: the longest broken</h3><table><thead><tr>"
+            "<th>constraint</th><th>on</th><th>seconds</th><th>share</th><th>spells</th>"
+            f"<th>from</th><th>until</th></tr></thead><tbody>{''.join(lines)}"
+            f"</tbody></table>{tail}"
+        )
+    return "".join(out)
+
+
 CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
@@ -146,8 +198,9 @@ def report_html(title: str, runs: Mapping[str, PolicyRun], inputs: dict[str, Any
         "</code> reports; energy and carbon are those of inference (idle draw excluded).</p>"
         f"<h2>Summary</h2>{_table(runs)}"
         f"<h2>Over time</h2><div class='plots'>{figures}</div>"
+        f"<h2>What broke</h2>{_broken(runs)}"
         f"<h2>Inputs</h2><pre>{described}</pre></body></html>\n"
     )
 
 
-__all__ = ["PLOTS", "plots", "report_html", "svg_plot"]
+__all__ = ["PLOTS", "clock", "plots", "report_html", "svg_plot"]

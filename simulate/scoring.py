@@ -47,15 +47,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import solver
-from simulate.terms import Terms, TermsOf
+from simulate.terms import ROOM, Terms, TermsOf, floors_of
 from solver.costs import Cost, CostModel
 from solver.evaluate import AppRecord, battery_within, link_within, within
 from solver.plan import Placement
 
 Link = tuple[str, str]
-_ROOM = 1e-6  # relative room, far above float rounding, before a bound decides a verdict
 SloJudge = Callable[[list[str]], dict[str, tuple[bool, float]]]  # app -> (over, worst ms)
 
 
@@ -91,8 +91,10 @@ class Verdicts:
     on_device: dict[str, set[str]]
     on_link: dict[int, set[str]]
     app_fixed: dict[str, int]
-    device_fixed: dict[str, int]
+    device_fixed: dict[str, tuple[solver.Code, ...]]  # compute, memory: what is broken there
     link_fixed: dict[int, bool]
+    link_names: tuple[str, ...]  # "a~b" by index in the scenario
+    unlisted: tuple[tuple[str, str], ...]  # (code, app) broken by apps not served: fixed too
     over_fixed: set[str]  # apps over their SLO that cross no traced link
     # An app's SLO verdict by its placement, then the figures of the traced links it
     # crosses; `judged_at`: each app's entry for the placement of its record (hashing a
@@ -104,7 +106,7 @@ class Verdicts:
     costs: dict[Placement, tuple[tuple[int, ...], dict[tuple[float, ...], Cost]]] = field(
         default_factory=dict
     )
-    # The bound, turned around (`_floors_of`): an app within its SLO whose traced links
+    # The bound, turned around (`floors_of`): an app within its SLO whose traced links
     # each carry at least its floor there is within it still, by the bound. `link_floor`:
     # the highest floor of the apps on each traced link; `unsure`: the apps on each that are
     # over their SLO, or under a floor (or have none). A link that moves and stays at or
@@ -116,6 +118,8 @@ class Verdicts:
     # Worst ms as terms of the routes' Mbit/s by placement (`TermsOf`; on this fleet no
     # figure moves a route's path), asked of the caller when first needed.
     terms: dict[Placement, Terms] = field(default_factory=dict)
+    # ("app", id), ("device", id), ("traced", link), ("link", k): moved since the ledger read
+    changed: set[tuple[str, Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for app, (_, _, figures) in self.app_ref.items():
@@ -126,8 +130,7 @@ class Verdicts:
     def rates(self) -> tuple[float, float, int, int]:
         """(W, g/s, constraints broken, apps over their SLO or not served) of now."""
         over = sum(self.app_over.values())
-        broken = self.fixed + sum(self.link_over.values()) + over
-        broken += sum(self.battery_over.values())
+        broken = self.fixed + over + sum(self.link_over.values()) + sum(self.battery_over.values())
         return self.power_w, self.carbon_g_s, broken, self.unserved + len(self.over_fixed) + over
 
     def links_moved(
@@ -148,7 +151,9 @@ class Verdicts:
             if low is None:
                 continue  # not in the scenario of now (an end is down)
             mbps = now[key]
-            self.link_over[key] = mbps < low  # `link_within`'s verdict (`least_within_mbps`)
+            if self.link_over[key] != (over := mbps < low):  # `link_within`'s verdict
+                self.changed.add(("traced", key))
+                self.link_over[key] = over
             on = apps_on.get(key)
             if on:
                 # At or above every floor there, the apps known within stay within.
@@ -172,24 +177,31 @@ class Verdicts:
             if hit is None:
                 missing.append(app)
             else:
-                self.app_over[app] = hit
+                if self.app_over[app] != hit:
+                    self.changed.add(("app", app))
+                    self.app_over[app] = hit
         if missing:
             for app, (over, worst) in slo_over(missing).items():
                 figures = tuple(now[k] for k in self.app_links[app])
                 judged_at[app][figures] = over
-                self.app_over[app] = over
+                self._flip(self.app_over, "app", app, over)
                 self.app_ref[app] = (worst, self.app_ref[app][1], figures)
                 self._refer(app)
         for app, figures in judged:
             self._settle(app, figures)
 
+    def _flip(self, verdicts: dict[Any, Any], tag: str, key: Any, over: Any) -> None:
+        if verdicts.get(key) != over:
+            self.changed.add((tag, key))
+        verdicts[key] = over
+
     def _bound(self, app: str, figures: tuple[float, ...]) -> bool | None:
         """The app's verdict when the bound decides it (see the module's docstring)."""
         worst, slo, ref = self.app_ref[app]
         ratios = [r / m for r, m in zip(ref, figures, strict=True)]
-        if worst * max(1.0, *ratios) * (1.0 + _ROOM) <= slo:
+        if worst * max(1.0, *ratios) * (1.0 + ROOM) <= slo:
             return False
-        if worst * min(1.0, *ratios) * (1.0 - _ROOM) > slo * (1.0 + _ROOM):
+        if worst * min(1.0, *ratios) * (1.0 - ROOM) > slo * (1.0 + ROOM):
             return True
         return None
 
@@ -206,16 +218,16 @@ class Verdicts:
             mbps = min(base, *(now[key] for key in keys)) if keys else base
             worst += k / mbps if mbps > 0.0 else math.inf
         slo = self.app_ref[app][1]
-        if worst * (1.0 - _ROOM) > slo * (1.0 + _ROOM):
+        if worst * (1.0 - ROOM) > slo * (1.0 + ROOM):
             return True
-        if worst * (1.0 + _ROOM) <= slo:
+        if worst * (1.0 + ROOM) <= slo:
             return False
         return None
 
     def _refer(self, app: str) -> None:
-        """Take the floors of `app` from its reference (`_floors_of`), and the highest
+        """Take the floors of `app` from its reference (`floors_of`), and the highest
         floor of each link it crosses from those of the apps there."""
-        self.floors[app] = _floors_of(*self.app_ref[app])
+        self.floors[app] = floors_of(*self.app_ref[app])
         for key in self.app_links[app]:
             self._link_floor(key)
 
@@ -247,8 +259,8 @@ class Verdicts:
 
     def battery_moved(self, device: str, limit_w: float | None) -> None:
         """Re-judge a pack's constraint against what it pays for now (`limit_w`)."""
-        if device in self.device_power:
-            self.battery_over[device] = not battery_within(self.device_power[device], limit_w)
+        if (w := self.device_power.get(device)) is not None:
+            self._flip(self.battery_over, "device", device, not battery_within(w, limit_w))
 
     def apps_moved(
         self,
@@ -264,6 +276,7 @@ class Verdicts:
         Returns the devices whose sums were made again."""
         devices: set[str] = set()
         links: set[int] = set()
+        self.changed.update(("app", app) for app in moved)
         for app, rec in moved.items():
             kept = self.costs.get(rec.placement)
             if kept is None:
@@ -280,10 +293,10 @@ class Verdicts:
         cap = self.cap
         for d in devices:
             self._sum_device(d)
-            dev = cm.devices[d]
-            broken = (not within(self.util[d], cap)) + (not within(self.mem[d], dev.memory_mb))
-            self.fixed += broken - self.device_fixed.get(d, 0)
-            self.device_fixed[d] = broken
+            broken = (solver.Code.COMPUTE,) * (not within(self.util[d], cap))
+            broken += (solver.Code.MEMORY,) * (not within(self.mem[d], cm.devices[d].memory_mb))
+            self.fixed += len(broken) - len(self.device_fixed.get(d, ()))
+            self._flip(self.device_fixed, "device", d, broken)
             if d in self.device_power:
                 self.device_power[d] = self.power[d]
                 self.battery_moved(d, limit_w(d))
@@ -293,11 +306,11 @@ class Verdicts:
             key = self.traced_at.get(k)
             if key is not None:
                 self.link_low[key] = low = solver.least_within_mbps(self.mbit[k], cap)
-                self.link_over[key] = now[key] < low
+                self._flip(self.link_over, "traced", key, now[key] < low)
             else:
                 broken_link = not link_within(self.mbit[k], scn_links[k].mbps, cap)
                 self.fixed += broken_link - self.link_fixed.get(k, False)
-                self.link_fixed[k] = broken_link
+                self._flip(self.link_fixed, "link", k, broken_link)
         for app, rec in moved.items():
             k = self.at[app]
             self.energy[k] = rec.app.rate_rps * rec.cost.energy_j
@@ -384,24 +397,20 @@ class Verdicts:
         self.mbit[k] = mbit
 
 
-def _floors_of(worst: float, slo: float, figures: tuple[float, ...]) -> tuple[float, ...] | None:
-    """The Mbit/s each traced link of an app must carry for `Verdicts._bound` to find it
-    within its SLO (its worst ms at `figures`: `worst`): the bound holds while
-    `worst * max(1, figure / m) * (1 + _ROOM) <= slo` for every link's Mbit/s m, so while
-    m >= figure * worst * (1 + _ROOM) / slo. A millionth of a millionth above that covers the
-    rounding of both sides. None when the bound finds it over at its own figures."""
-    if not worst * (1.0 + _ROOM) <= slo:
-        return None
-    scale = worst * (1.0 + _ROOM) / slo * (1.0 + 1e-12)
-    return tuple(f * scale for f in figures)
-
-
 def _traced_links(rec: AppRecord, traced_at: Mapping[int, Link]) -> tuple[Link, ...]:
     """The traced links an app with an SLO crosses, in the order of its transfers (none
     for an app without an SLO: no bandwidth flips anything of it)."""
     if rec.app.slo_ms is None:
         return ()
     return tuple(dict.fromkeys(traced_at[k] for k in rec.cost.link_mb if k in traced_at))
+
+
+def unlisted(ev: solver.Evaluation) -> tuple[tuple[str, str], ...]:
+    """What `ev` finds broken apart from its apps' records, devices and links: an app not
+    served, or placed in a shape the fleet cannot run, has no record."""
+    lists = [*(rec.violations for rec in ev.records.values()), *ev.device_violations.values()]
+    listed = {id(r) for found in lists for r in found} | set(map(id, ev.link_violations.values()))
+    return tuple((r.code.value, r.app or "") for r in ev.found if id(r) not in listed)
 
 
 def verdicts_of(
@@ -478,12 +487,14 @@ def verdicts_of(
         on_link=on_link,
         app_fixed=app_fixed,
         device_fixed={
-            d: sum(r.code != solver.Code.BATTERY for r in found)
+            d: tuple(r.code for r in found if r.code != solver.Code.BATTERY)
             for d, found in ev.device_violations.items()
         },
         link_fixed={k: True for k in ev.link_violations if k not in index},
+        link_names=tuple(f"{lk.a}~{lk.b}" for lk in scn.links),
+        unlisted=unlisted(ev),
         over_fixed=over - app_links.keys(),
     )
 
 
-__all__ = ["Verdicts", "verdicts_of"]
+__all__ = ["Verdicts", "unlisted", "verdicts_of"]

@@ -80,8 +80,17 @@ def test_outputs_and_byte_for_byte_reproducibility(tmp_path: Path) -> None:
     # plan serves the other three while it lasts, and its inference power falls.
     powers = [float(r["power_w"]) for r in rows if r["policy"] == "static"]
     assert min(powers[72:108]) < min(powers[:72])
+    # What broke: each policy's constraints, adding up to its violation_s, reproducible.
+    assert (first / "broken.csv").read_bytes() == (second / "broken.csv").read_bytes()
+    broken = list(csv.DictReader(io.StringIO((first / "broken.csv").read_text())))
+    for name, figures in summary["policies"].items():
+        seconds = sum(float(r["seconds"]) for r in broken if r["policy"] == name)
+        assert seconds == pytest.approx(figures["violation_s"])
+    assert {"battery", "bandwidth", "slo"} <= {r["constraint"] for r in broken}
+    assert "what broke longest" in a.stdout
     # A self-contained report: inline SVG plots, no script, nothing fetched.
     page = (first / "report.html").read_text()
+    assert "<h2>What broke</h2>" in page
     assert page.count("<svg") == 6
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""

@@ -16,15 +16,17 @@ from simulate.engine import PolicyRun, Sample, Simulation
 from simulate.inputs import Inputs, load_scenario_dict, prepare
 from simulate.registry import known, make
 from simulate.run import context
-from simulate.scoring import Verdicts, _floors_of
-from simulate.terms import terms_on
+from simulate.scoring import Verdicts
+from simulate.terms import floors_of, terms_on
 from solver.generate import generate
 from tests.simulate.fleets import ROOT, TRACES, camera_traces, first_edge
 
 WALKING = TRACES / "5gophers" / "All-Carriers_03-User-Mobility_walking-trace.csv"
 
 
-def run(name: str, steps: int, every_step: bool) -> tuple[PolicyRun, int]:
+def example(name: str, steps: int) -> Inputs:
+    """The example fleet with two real traces, small packs over a 1 h horizon, cam-5 on
+    the mains from 0.04 h, and edge-b lost and back."""
     scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
     # Small packs over a 1 h horizon: levels cross half a point every minute or so, and
     # what a pack pays for falls with them, so that battery constraints flip on the way.
@@ -36,7 +38,7 @@ def run(name: str, steps: int, every_step: bool) -> tuple[PolicyRun, int]:
     # about what its app draws; it drains under it, then charges from the mains at 0.04 h.
     cam5 = next(d for d in scn["devices"] if d["id"] == "cam-5")
     cam5["battery"]["level_pct"] = 51.5
-    inputs = prepare(
+    return prepare(
         scn, "factory-line", [name], known(), hours=steps / 3600,
         traces=[
             f"edge-a~cloud-gpu={TRACES / 'hsdpa-norway' / 'norway_bus_1'}",
@@ -44,6 +46,10 @@ def run(name: str, steps: int, every_step: bool) -> tuple[PolicyRun, int]:
         ],
         batteries=["cam-5=mains:0.04:20W"], failures=["edge-b@0.02:0.01"],
     )  # fmt: skip
+
+
+def run(name: str, steps: int, every_step: bool) -> tuple[PolicyRun, int]:
+    inputs = example(name, steps)
     sim = Simulation(inputs, name, make(context(inputs, name)))
     sim.evaluate_every_step = every_step
     return sim.run(), sim.evaluations
@@ -126,7 +132,7 @@ def test_apps_moved_equal_the_whole_evaluation_step_by_step() -> None:
 
 
 def test_an_apps_floors_are_where_the_bound_stops_finding_it_within() -> None:
-    """At its floors (`_floors_of`) the bound finds an app within its SLO; with any one
+    """At its floors (`floors_of`) the bound finds an app within its SLO; with any one
     link a billionth under its floor, it no longer does. So skipping the apps on a link at
     or above every floor there skips only verdicts the bound would give unchanged."""
     rng = random.Random(5)
@@ -136,7 +142,7 @@ def test_an_apps_floors_are_where_the_bound_stops_finding_it_within() -> None:
         slo = worst * rng.uniform(0.9, 3.0)
         figures = tuple(rng.uniform(0.5, 200.0) for _ in range(rng.randint(1, 3)))
         v = SimpleNamespace(app_ref={"app": (worst, slo, figures)})
-        floors = _floors_of(worst, slo, figures)
+        floors = floors_of(worst, slo, figures)
         if floors is None:
             assert Verdicts._bound(v, "app", figures) is not False  # type: ignore[arg-type]
             continue

@@ -62,6 +62,10 @@ def test_local_pool_and_ray_give_the_same_figures(tmp_path: Path) -> None:
     assert calm != traced  # the trace changes what all-cloud's plan breaks
     ray = _sweep(spec, tmp_path / "ray", "--engine", "ray")
     assert ray == local
+    # What broke, too, whichever engine ran it (the calm and traced all-cloud broke some).
+    broken = (tmp_path / "local" / "broken.csv").read_bytes()
+    assert broken == (tmp_path / "ray" / "broken.csv").read_bytes()
+    assert b"factory-line/seed0/hsdpa all-cloud,bandwidth,edge-a~cloud-gpu," in broken
     page = (tmp_path / "ray" / "report.html").read_text()
     assert "<svg" in page and "<script" not in page
 
