@@ -11,7 +11,13 @@ the run's totals, and how the apps served degraded were placed: relaxed searches
 (`orchestrator.degrade`), and apps held where the plan in force runs them instead.
 
     python bench/continuum_day.py [--hours H] [--period MIN] [--devices N] [--every K]
-                                  [--probe S] [--out DIR]
+                                  [--probe S] [--battery-price X] [--out DIR]
+
+`--battery-price X`: in the relaxed search that places an app served degraded, a pack's
+draw is priced X times its joules (`orchestrator.degrade._BATTERY_PRICE`, 1000 by
+default: the placement that drains batteries least); 1 prices it as the contract prices
+any device, the battery's limit lifted. A research knob for the trade between SLO
+seconds and battery life, not a setting of the control plane.
 """
 
 from __future__ import annotations
@@ -119,12 +125,14 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--every", type=int, default=4)
     ap.add_argument("--probe", type=float, default=PROBE_S, metavar="S")
+    ap.add_argument("--battery-price", type=float, default=degrade._BATTERY_PRICE, metavar="X")
     ap.add_argument("--out", type=Path, default=Path("/tmp/continuum-day"))
     args = ap.parse_args()
-    if args.hours <= 0 or args.period <= 0:
-        ap.error("--hours and --period must be more than 0")
+    if args.hours <= 0 or args.period <= 0 or args.battery_price <= 0:
+        ap.error("--hours, --period and --battery-price must be more than 0")
+    degrade._BATTERY_PRICE = args.battery_price
     console = Console() if sys.stdout.isatty() else Console(width=120)
-    console.print(f"machine: {cpu_model()}")
+    console.print(f"machine: {cpu_model()}; degraded apps' battery price {args.battery_price:g}")
     inputs = bench_simulate().fleet(
         args.devices, args.every, args.hours, 1.0, args.out, ["continuum"], args.probe
     )

@@ -3,6 +3,10 @@
 Workloads:
 - the example fleet (examples/factory-line.yaml) with an HSDPA trace on the plant's
   uplink (edge-a~cloud-gpu) and a 5Gophers trace on cam-6's Wi-Fi;
+- the example fleet as declared, calm (no trace, nothing failing), over one shift
+  (`--calm-hours`, default 8: its `horizon_h`): under the traces no baseline keeps its
+  SLOs, and the energy target ("at most that of every baseline that keeps its SLOs")
+  compares with nothing;
 - a generated fleet (`solver.generate`, seed 7) of `--devices` devices, with HSDPA and
   5Gophers traces, alternately, on the uplinks of one camera in `--every`.
 Each trace is scaled so that its mean equals the link's declared bandwidth (as
@@ -19,8 +23,9 @@ load does not inflate), and the issue's targets as far as a run shows them; writ
 plots (the report's own SVG writer) next to --out.
 
     python bench/simulate.py [--hours H] [--devices N] [--every K] [--step S]
-                             [--workers W] [--out DIR] [--skip-example] [--skip-fleet]
-                             [--policies P,P,...] [--fleet-policies P,P,...] [--probe S]
+                             [--workers W] [--out DIR] [--skip-example] [--skip-calm]
+                             [--skip-fleet] [--calm-hours H] [--policies P,P,...]
+                             [--fleet-policies P,P,...] [--probe S]
 """
 
 from __future__ import annotations
@@ -97,6 +102,13 @@ def example(
     )
 
 
+def calm(hours: float, step: float, policies: list[str], probe: float = PROBE_S) -> Inputs:
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    return prepare(
+        scn, "factory-line-calm", policies, known(), hours, step_s=step, probe_s=probe
+    )  # fmt: skip
+
+
 def fleet(
     devices: int,
     every: int,
@@ -153,6 +165,20 @@ def targets(runs: dict[str, PolicyRun], console: Console) -> None:
         f"  continuum: violation_s {t.violation_s:g}; baselines with no SLO miss: "
         f"{', '.join(kept) or 'none'}; energy at most theirs: {lower if kept else 'vacuous'}"
     )
+    mine_by = by_family(mine.broken)
+    for b in kept:
+        other = runs[b]
+        more = {
+            code: seconds - mine_by.get(code, 0.0)
+            for code, seconds in by_family(other.broken).items()
+            if seconds > mine_by.get(code, 0.0)
+        }
+        broke = ", ".join(f"{code} {s:,.0f} s" for code, s in more.items()) or "nothing"
+        console.print(
+            f"  energy against {b}: continuum {t.energy_j:,.0f} J, {b} "
+            f"{other.totals.energy_j:,.0f} J ({t.energy_j / other.totals.energy_j - 1:+.1%}); "
+            f"what {b} breaks more than continuum: {broke}"
+        )
     free = runs.get("continuum-no-hysteresis")
     if free is not None:
         r = free.totals.replacements
@@ -241,6 +267,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "simulate-out")
     ap.add_argument("--skip-example", action="store_true")
+    ap.add_argument("--skip-calm", action="store_true")
+    ap.add_argument("--calm-hours", type=float, default=8.0)
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--policies", default=",".join(POLICIES), help="for the example fleet")
     ap.add_argument("--fleet-policies", default=",".join(POLICIES))
@@ -250,6 +278,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_example:
         inputs = example(args.hours, args.step, args.out, args.policies.split(","), args.probe)
+        bench(inputs, args.workers, args.out, console)
+    if not args.skip_calm:
+        inputs = calm(args.calm_hours, args.step, args.policies.split(","), args.probe)
         bench(inputs, args.workers, args.out, console)
     if not args.skip_fleet:
         policies = args.fleet_policies.split(",")

@@ -124,8 +124,8 @@ def simulate_command(
     ] = PROBE_S,
 ) -> None:
     """Replay a scenario over time under each policy and score every step with the
-    evaluator of `continuum solve`. Writes summary.json, timeseries.csv, broken.csv and
-    report.html to --out. Bad input exits 2 with one line, before any work."""
+    evaluator of `continuum solve`. Writes summary.json, timeseries.csv, broken.csv,
+    decisions.csv and report.html to --out. Bad input exits 2 with one line, before any work."""
     inputs = _prepare(
         scenario, policy, hours, trace or [], battery or [], fail_at or [], step, seed, probe
     )
@@ -152,7 +152,8 @@ def simulate_command(
     if (broken := broken_table(runs)) is not None:
         terminal.print(broken)
     typer.echo(
-        f"wrote {out / 'summary.json'}, timings.json, timeseries.csv, broken.csv and report.html"
+        f"wrote {out / 'summary.json'}, timings.json, timeseries.csv, broken.csv, "
+        "decisions.csv and report.html"
     )
 
 

@@ -29,6 +29,7 @@ from orchestrator.floors import plan_floors
 from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import InForce, Replacement, in_force, replan
 from orchestrator.triggers import BatteryWatch, LinkWatch, Trigger, fired_targets
+from simulate.decisions import Replan
 from simulate.policy import DEFAULT_SOLVER, Moment, PolicyContext
 
 
@@ -66,6 +67,7 @@ class ContinuumPolicy:
     solver_name: str = DEFAULT_SOLVER
     decided: list[Decided] = field(default_factory=list)
     keep_decisions: bool = False
+    log: list[Replan] = field(default_factory=list)  # every re-plan, for decisions.csv
 
     def __post_init__(self) -> None:
         # The watches' own defaults are the loop's (orchestrator.reconcile.LoopConfig and
@@ -135,6 +137,7 @@ class ContinuumPolicy:
         )  # fmt: skip
         self.links.commit(targets)
         self.batteries.commit(targets)
+        self.log.append(Replan.of(now.at_s, [t.reason for t in fired], result))
         if self.keep_decisions:
             self.decided.append(
                 Decided(

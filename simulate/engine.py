@@ -30,6 +30,7 @@ import numpy as np
 
 import solver
 from orchestrator.replacement import layers_of, placements_of
+from simulate.decisions import Replan, log_of
 from simulate.inputs import Inputs, Link
 from simulate.ledger import Broken, Key, Ledger
 from simulate.now import ScenarioNow
@@ -79,6 +80,7 @@ class PolicyRun:
     run_s: float = 0.0  # measured: the run's wall and CPU seconds
     run_cpu_s: float = 0.0
     broken: dict[Key, Broken] = field(default_factory=dict)  # what broke, most seconds first
+    replans: list[Replan] = field(default_factory=list)  # what it decided (`simulate.decisions`)
 
 
 class Simulation:
@@ -250,7 +252,7 @@ class Simulation:
                 out.samples.append(self._sample((k + 1) * dt, totals))
                 if progress is not None:
                     progress(k + 1)
-        out.broken = ledger.close(steps)
+        out.broken, out.replans = ledger.close(steps), log_of(self.policy)
         out.run_s = time.perf_counter() - began
         out.run_cpu_s = time.process_time() - began_cpu
         return out

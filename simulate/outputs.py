@@ -1,5 +1,5 @@
 """What a simulation writes: `summary.json`, `timings.json`, `timeseries.csv`,
-`broken.csv` (and `report.html`, by `simulate.report`).
+`broken.csv`, `decisions.csv` (and `report.html`, by `simulate.report`).
 
 `summary.json` is `{"policies": {NAME: {energy_j, carbon_g, slo_miss_s, violation_s,
 replacements, migrated_mb, battery_dead_h, solve_s}}}`; figures are rounded to 6
@@ -7,7 +7,8 @@ significant digits, keys sorted, so the same inputs and seed give the same bytes
 cannot hold for a measured time, so `solve_s` is null there, and what was measured (the
 wall seconds each policy took to decide, and the wall and CPU seconds of its whole run) is
 in `timings.json`, `{"policies": {NAME: {solve_s, run_s, run_cpu_s}}}` (docs/simulate.md).
-`broken.csv` names the constraints behind `violation_s` (`simulate.ledger`), a row each.
+`broken.csv` names the constraints behind `violation_s` (`simulate.ledger`), a row each;
+`decisions.csv` the re-plans of the policies that keep them (`simulate.decisions`).
 """
 
 from __future__ import annotations
@@ -128,6 +129,33 @@ def broken_text(runs: Mapping[str, PolicyRun]) -> str:
     return buf.getvalue()
 
 
+DECISION_COLUMNS = (
+    "policy", "t_s", "applied", "decision", "objective_in_force", "objective_candidate",
+    "set_aside", "degraded", "triggers",
+)  # fmt: skip
+
+
+def _maybe(x: float | None) -> float | str:
+    return "" if x is None else _fig(x)
+
+
+def decisions_text(runs: Mapping[str, PolicyRun]) -> str:
+    """Each re-plan of each policy that keeps them, in time order: whether it replaced the
+    plan in force and why, both objectives, the apps set aside (space-separated) and what
+    asked for it ("; "-separated)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(DECISION_COLUMNS)
+    for name, run in runs.items():
+        for r in run.replans:
+            w.writerow([
+                name, _fig(r.at_s), int(r.applied), r.decision, _maybe(r.in_force_objective),
+                _maybe(r.candidate_objective), " ".join(r.set_aside), " ".join(r.degraded),
+                "; ".join(r.triggers),
+            ])  # fmt: skip
+    return buf.getvalue()
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write beside, then rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -138,8 +166,10 @@ def write_atomically(path: Path, text: str) -> None:
 __all__ = [
     "BROKEN_COLUMNS",
     "COLUMNS",
+    "DECISION_COLUMNS",
     "SUMMARY_KEYS",
     "broken_text",
+    "decisions_text",
     "summary",
     "summary_text",
     "timeseries_text",

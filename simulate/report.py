@@ -3,7 +3,8 @@
 Plots over time, one line per policy: energy, carbon, SLO misses, broken constraints,
 battery (lowest pack) and re-placements; then the summary table, what broke (each
 policy's constraint-seconds by family, and the constraints that broke longest, from
-`PolicyRun.broken`), and the inputs.
+`PolicyRun.broken`), the re-plans of the policies that keep them (`PolicyRun.replans`:
+how many, and the ones that replaced the plan in force) and the inputs.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _broken(runs: Mapping[str, PolicyRun]) -> str:
         for (code, subject), b in list(run.broken.items())[:TOP]:
             share = b.seconds / total if total else 0.0
             lines.append(
-                f"<tr><td>{html.escape(code)}</td><td>{html.escape(subject)}</td>"
+                f"<tr><td>{html.escape(code)}</td><td class='t'>{html.escape(subject)}</td>"
                 f"<td>{b.seconds:,.0f}</td><td>{share:.1%}</td><td>{b.spells}</td>"
                 f"<td>{clock(b.first_s)}</td><td>{clock(b.last_s)}</td></tr>"
             )
@@ -177,11 +178,53 @@ def _broken(runs: Mapping[str, PolicyRun]) -> str:
     return "".join(out)
 
 
+def _objective(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _replans(runs: Mapping[str, PolicyRun]) -> str:
+    """Per policy that keeps its re-plans: how many kept the plan in force, and the first
+    `TOP * 2` that replaced it, with what asked and why."""
+    out = []
+    for name, run in runs.items():
+        if not run.replans:
+            continue
+        applied = [r for r in run.replans if r.applied]
+        rows = []
+        for r in applied[: TOP * 2]:
+            asked = r.triggers[0] if r.triggers else "the first plan"
+            if len(r.triggers) > 1:
+                asked += f" (and {len(r.triggers) - 1} more)"
+            rows.append(
+                f"<tr><td>{clock(r.at_s)}</td><td class='t'>{html.escape(asked)}</td>"
+                f"<td class='t'>{html.escape(r.decision)}</td>"
+                f"<td>{_objective(r.in_force_objective)}</td>"
+                f"<td>{_objective(r.candidate_objective)}</td><td>{len(r.degraded)}</td>"
+                f"<td>{len(r.set_aside)}</td></tr>"
+            )
+        more = len(applied) - TOP * 2
+        tail = f"<p>and {more} more in <code>decisions.csv</code>.</p>" if more > 0 else ""
+        out.append(
+            f"<h3>{html.escape(name)}: {len(run.replans):,} re-plans, {len(applied):,} "
+            f"replaced the plan in force, {len(run.replans) - len(applied):,} kept it</h3>"
+            "<table><thead><tr><th>at</th><th>asked by</th><th>decision</th>"
+            "<th>objective in force</th><th>candidate</th><th>degraded</th><th>not served</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}"
+        )
+    if not out:
+        return ""
+    return (
+        "<h2>Re-plans</h2><p>Every re-plan, with what asked for it and the rule that decided, "
+        "is in <code>decisions.csv</code>.</p>" + "".join(out)
+    )
+
+
 CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
     "text-align:right}td:first-child{text-align:left}.plots{display:flex;flex-wrap:wrap;"
     "gap:1em}figure{margin:0}figcaption{font-weight:600}pre{background:#f6f6f6;padding:1em}"
+    ".t{text-align:left}"
 )
 
 
@@ -198,7 +241,7 @@ def report_html(title: str, runs: Mapping[str, PolicyRun], inputs: dict[str, Any
         "</code> reports; energy and carbon are those of inference (idle draw excluded).</p>"
         f"<h2>Summary</h2>{_table(runs)}"
         f"<h2>Over time</h2><div class='plots'>{figures}</div>"
-        f"<h2>What broke</h2>{_broken(runs)}"
+        f"<h2>What broke</h2>{_broken(runs)}{_replans(runs)}"
         f"<h2>Inputs</h2><pre>{described}</pre></body></html>\n"
     )
 

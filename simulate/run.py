@@ -9,6 +9,7 @@ from simulate.engine import PolicyRun, Simulation
 from simulate.inputs import Inputs
 from simulate.outputs import (
     broken_text,
+    decisions_text,
     summary_text,
     timeseries_text,
     timings_text,
@@ -60,6 +61,7 @@ def write_outputs(out: Path, inputs: Inputs, runs: dict[str, PolicyRun]) -> None
     write_atomically(out / "timings.json", timings_text(runs))
     write_atomically(out / "timeseries.csv", timeseries_text(runs))
     write_atomically(out / "broken.csv", broken_text(runs))
+    write_atomically(out / "decisions.csv", decisions_text(runs))
     title = f"continuum simulate: {inputs.scenario_name}, {inputs.hours:g} h"
     write_atomically(out / "report.html", report_html(title, runs, inputs.described()))
 

@@ -36,7 +36,13 @@ import yaml
 from simulate.engine import PolicyRun
 from simulate.errors import InputError
 from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare
-from simulate.outputs import broken_text, timings_text, totals_dict, write_atomically
+from simulate.outputs import (
+    broken_text,
+    decisions_text,
+    timings_text,
+    totals_dict,
+    write_atomically,
+)
 from simulate.registry import known
 from simulate.report import report_html
 from simulate.run import build_policies, run_policy
@@ -181,8 +187,8 @@ def run_sweep(
     done: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Run every case and write `summary.json` (`{"cases": {CASE: {POLICY: figures}}}`),
-    `broken.csv` (its policy column "CASE POLICY") and one `report.html`; the summary is
-    returned."""
+    `broken.csv` and `decisions.csv` (their policy column "CASE POLICY") and one
+    `report.html`; the summary is returned."""
     if engine not in ENGINES:
         raise InputError(f"--engine: unknown engine {engine!r}")
     cases = sweep.cases
@@ -196,6 +202,7 @@ def run_sweep(
     write_atomically(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     write_atomically(out / "timings.json", timings_text(combined))
     write_atomically(out / "broken.csv", broken_text(combined))
+    write_atomically(out / "decisions.csv", decisions_text(combined))
     inputs = {c.case: c.inputs.described() for c in cases}
     write_atomically(
         out / "report.html",

@@ -88,9 +88,19 @@ def test_outputs_and_byte_for_byte_reproducibility(tmp_path: Path) -> None:
         assert seconds == pytest.approx(figures["violation_s"])
     assert {"battery", "bandwidth", "slo"} <= {r["constraint"] for r in broken}
     assert "what broke longest" in a.stdout
+    # What continuum decided, re-plan by re-plan (the others keep no log); reproducible.
+    assert (first / "decisions.csv").read_bytes() == (second / "decisions.csv").read_bytes()
+    replans = list(csv.DictReader(io.StringIO((first / "decisions.csv").read_text())))
+    assert {r["policy"] for r in replans} == {"continuum"}
+    assert replans[0]["decision"] == "first plan" and replans[0]["t_s"] == "0.0"
+    applied = [r for r in replans if r["applied"] == "1"]
+    # Every plan put in force was decided by an applied re-plan (one may still be rolling
+    # out when the run ends).
+    assert len(applied) >= summary["policies"]["continuum"]["replacements"] + 1
+    assert any(r["applied"] == "0" for r in replans) and all(r["triggers"] for r in replans[1:])
     # A self-contained report: inline SVG plots, no script, nothing fetched.
     page = (first / "report.html").read_text()
-    assert "<h2>What broke</h2>" in page
+    assert "<h2>What broke</h2>" in page and "<h2>Re-plans</h2>" in page
     assert page.count("<svg") == 6
     assert "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""

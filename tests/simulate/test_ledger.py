@@ -180,7 +180,7 @@ def test_broken_csv_and_the_report_name_the_constraint() -> None:
     ]
     page = report_html("t", {"p": run_, "q": quiet}, {})
     assert "<h2>What broke</h2>" in page
-    assert "<td>battery</td><td>cam-5</td><td>20</td><td>66.7%</td><td>1</td>" in page
+    assert "<td>battery</td><td class='t'>cam-5</td><td>20</td><td>66.7%</td><td>1</td>" in page
     assert "<td>0:04:50</td><td>1:00:00</td>" in page
     nothing = report_html("t", {"q": quiet}, {})
     assert "No policy broke any constraint." in nothing
