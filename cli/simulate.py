@@ -216,7 +216,9 @@ def sweep_command(
             cells = ("-" if figures[k] is None else f"{figures[k]:g}" for k in SUMMARY_KEYS)
             table.add_row(f"{case} {name}", *cells)
     make_console().print(table)
-    typer.echo(f"wrote {out / 'summary.json'}, timings.json and report.html")
+    typer.echo(
+        f"wrote {out / 'summary.json'}, timings.json, broken.csv, decisions.csv and report.html"
+    )
 
 
 __all__ = ["broken_table", "simulate_command", "summary_table", "sweep_command"]
