@@ -10,8 +10,8 @@ that have no route). So its seconds add up to `violation_s` (tests/simulate/test
 
 New verdicts (a whole evaluation) are read whole; then only the apps, devices and links
 whose verdicts moved (`Verdicts.changed`): a policy that breaks many constraints flips
-some at most steps of a day of the 200-device fleet, and reading all of them again there
-cost all-cloud 60% more CPU.
+some at most steps of a day of the 200-device fleet, and a step must stay a fraction of a
+millisecond (`bench/ledger.py` measures what the ledger adds to a run).
 """
 
 from __future__ import annotations
@@ -50,9 +50,18 @@ def by_family(broken: Mapping[Key, Broken]) -> dict[str, float]:
 
 def broken_now(v: Verdicts) -> Counter[Key]:
     """The constraints `v` holds broken, each as many times as `v.rates` counts it."""
+    return _counted(v, _read_all(v))
+
+
+def _read_all(v: Verdicts) -> dict[tuple[str, Any], list[Key]]:
+    """What each app, device and link of `v` holds broken, those that hold any."""
+    return {s: found for s in _subjects(v) if (found := _broken_of(v, s))}
+
+
+def _counted(v: Verdicts, of: Mapping[tuple[str, Any], list[Key]]) -> Counter[Key]:
     out: Counter[Key] = Counter(v.unlisted)
-    for subject in _subjects(v):
-        out.update(_broken_of(v, subject))
+    for found in of.values():
+        out.update(found)
     return out
 
 
@@ -116,15 +125,10 @@ class Ledger:
         whole; the same ones, only what moved since (`Verdicts.changed`)."""
         if v is not self._read:
             self._read = v
-            self._of = {}
-            counts: Counter[Key] = Counter()
+            self._of = {} if v is None else _read_all(v)
+            counts: Counter[Key] = Counter() if v is None else _counted(v, self._of)
             if v is not None:
                 v.changed.clear()
-                counts.update(v.unlisted)
-                for subject in _subjects(v):
-                    if found := _broken_of(v, subject):
-                        self._of[subject] = found
-                        counts.update(found)
             for key in self._open.keys() | counts.keys():
                 self._set(key, counts.get(key, 0), k)
         elif v is not None and v.changed:

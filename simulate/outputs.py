@@ -16,11 +16,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulate.engine import PolicyRun, Totals
+from simulate.engine import PolicyRun, Sample, Totals
 
 SUMMARY_KEYS = (
     "energy_j",
@@ -89,26 +89,36 @@ def summary_text(runs: Mapping[str, PolicyRun]) -> str:
     return json.dumps(summary(runs), indent=2, sort_keys=True) + "\n"
 
 
-def timeseries_text(runs: Mapping[str, PolicyRun]) -> str:
+def _csv_text(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for name, run in runs.items():
-        for s in run.samples:
-            t = totals_dict(s.totals)
-            w.writerow(
-                [
-                    name,
-                    _fig(s.t_s),
-                    *(t[k] for k in SUMMARY_KEYS[:-1]),
-                    _fig(s.power_w),
-                    s.violations,
-                    s.slo_misses,
-                    "" if s.battery_min_pct is None else _fig(s.battery_min_pct),
-                    "" if s.battery_mean_pct is None else _fig(s.battery_mean_pct),
-                ]
-            )
+    w.writerow(columns)
+    w.writerows(rows)
     return buf.getvalue()
+
+
+def _maybe(x: float | None) -> float | str:
+    return "" if x is None else _fig(x)
+
+
+def _sample_row(name: str, s: Sample) -> list[object]:
+    t = totals_dict(s.totals)
+    return [
+        name,
+        _fig(s.t_s),
+        *(t[k] for k in SUMMARY_KEYS[:-1]),
+        _fig(s.power_w),
+        s.violations,
+        s.slo_misses,
+        _maybe(s.battery_min_pct),
+        _maybe(s.battery_mean_pct),
+    ]
+
+
+def timeseries_text(runs: Mapping[str, PolicyRun]) -> str:
+    return _csv_text(
+        COLUMNS, (_sample_row(name, s) for name, run in runs.items() for s in run.samples)
+    )
 
 
 BROKEN_COLUMNS = ("policy", "constraint", "subject", "seconds", "spells", "first_s", "last_s")
@@ -118,15 +128,14 @@ def broken_text(runs: Mapping[str, PolicyRun]) -> str:
     """Each policy's broken constraints, most seconds first: their seconds add up to its
     `violation_s`; `first_s` and `last_s`, the start of the first spell and the end of the
     last one."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(BROKEN_COLUMNS)
-    for name, run in runs.items():
-        for (code, subject), b in run.broken.items():
-            w.writerow(
-                [name, code, subject, _fig(b.seconds), b.spells, _fig(b.first_s), _fig(b.last_s)]
-            )
-    return buf.getvalue()
+    return _csv_text(
+        BROKEN_COLUMNS,
+        (
+            [name, code, subject, _fig(b.seconds), b.spells, _fig(b.first_s), _fig(b.last_s)]
+            for name, run in runs.items()
+            for (code, subject), b in run.broken.items()
+        ),
+    )
 
 
 DECISION_COLUMNS = (
@@ -135,25 +144,36 @@ DECISION_COLUMNS = (
 )  # fmt: skip
 
 
-def _maybe(x: float | None) -> float | str:
-    return "" if x is None else _fig(x)
-
-
 def decisions_text(runs: Mapping[str, PolicyRun]) -> str:
     """Each re-plan of each policy that keeps them, in time order: whether it replaced the
     plan in force and why, both objectives, the apps set aside (space-separated) and what
     asked for it ("; "-separated)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(DECISION_COLUMNS)
-    for name, run in runs.items():
-        for r in run.replans:
-            w.writerow([
-                name, _fig(r.at_s), int(r.applied), r.decision, _maybe(r.in_force_objective),
-                _maybe(r.candidate_objective), " ".join(r.set_aside), " ".join(r.degraded),
+    return _csv_text(
+        DECISION_COLUMNS,
+        (
+            [
+                name,
+                _fig(r.at_s),
+                int(r.applied),
+                r.decision,
+                _maybe(r.in_force_objective),
+                _maybe(r.candidate_objective),
+                " ".join(r.set_aside),
+                " ".join(r.degraded),
                 "; ".join(r.triggers),
-            ])  # fmt: skip
-    return buf.getvalue()
+            ]
+            for name, run in runs.items()
+            for r in run.replans
+        ),
+    )
+
+
+def write_tables(out: Path, runs: Mapping[str, PolicyRun]) -> None:
+    """What a run and a sweep both write beside their summary: `timings.json`,
+    `broken.csv` and `decisions.csv`."""
+    write_atomically(out / "timings.json", timings_text(runs))
+    write_atomically(out / "broken.csv", broken_text(runs))
+    write_atomically(out / "decisions.csv", decisions_text(runs))
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -177,4 +197,5 @@ __all__ = [
     "timings_text",
     "totals_dict",
     "write_atomically",
+    "write_tables",
 ]

@@ -7,14 +7,7 @@ from pathlib import Path
 
 from simulate.engine import PolicyRun, Simulation
 from simulate.inputs import Inputs
-from simulate.outputs import (
-    broken_text,
-    decisions_text,
-    summary_text,
-    timeseries_text,
-    timings_text,
-    write_atomically,
-)
+from simulate.outputs import summary_text, timeseries_text, write_atomically, write_tables
 from simulate.policy import PolicyContext
 from simulate.registry import make
 from simulate.report import report_html
@@ -58,10 +51,8 @@ def run_all(
 def write_outputs(out: Path, inputs: Inputs, runs: dict[str, PolicyRun]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "summary.json", summary_text(runs))
-    write_atomically(out / "timings.json", timings_text(runs))
+    write_tables(out, runs)
     write_atomically(out / "timeseries.csv", timeseries_text(runs))
-    write_atomically(out / "broken.csv", broken_text(runs))
-    write_atomically(out / "decisions.csv", decisions_text(runs))
     title = f"continuum simulate: {inputs.scenario_name}, {inputs.hours:g} h"
     write_atomically(out / "report.html", report_html(title, runs, inputs.described()))
 

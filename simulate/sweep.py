@@ -36,13 +36,7 @@ import yaml
 from simulate.engine import PolicyRun
 from simulate.errors import InputError
 from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare
-from simulate.outputs import (
-    broken_text,
-    decisions_text,
-    timings_text,
-    totals_dict,
-    write_atomically,
-)
+from simulate.outputs import totals_dict, write_atomically, write_tables
 from simulate.registry import known
 from simulate.report import report_html
 from simulate.run import build_policies, run_policy
@@ -200,9 +194,7 @@ def run_sweep(
         combined[f"{case.case} {case.policy}"] = run
     out.mkdir(parents=True, exist_ok=True)
     write_atomically(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_atomically(out / "timings.json", timings_text(combined))
-    write_atomically(out / "broken.csv", broken_text(combined))
-    write_atomically(out / "decisions.csv", decisions_text(combined))
+    write_tables(out, combined)
     inputs = {c.case: c.inputs.described() for c in cases}
     write_atomically(
         out / "report.html",
