@@ -1,12 +1,14 @@
 """The harness as pytest fixtures, for every test package (a plugin registered in
 tests/conftest.py): `pg_url`, `fresh_pg`, `redis_url`, `live_prefix`, `processes`,
-`group_processes` and `net`. A service that is down FAILS the test with the command that
-starts it: these tests never skip. A network-namespace test skips where namespaces cannot
-be made, except where `CONTINUUM_REQUIRE_NETNS=1` (CI) makes that a failure."""
+`group_processes`, `net` and `chromium`. A service that is down FAILS the test with the
+command that starts it, as does a missing Chromium: these tests never skip. A
+network-namespace test skips where namespaces cannot be made, except where
+`CONTINUUM_REQUIRE_NETNS=1` (CI) makes that a failure."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,19 @@ from tests.harness.services import (
     fresh_database,
     new_prefix,
 )
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Playwright's Browser) for a test module
+    (`tests.harness.console.browser`)."""
+    from tests.harness.console import NoBrowser, browser
+
+    try:
+        with browser() as launched:
+            yield launched
+    except NoBrowser as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,6 @@ import pytest
 
 from tests.harness.console import (
     DEPLOYMENT,
-    NoBrowser,
-    browser,
     drain_battery,
     login,
     npu_fleet,
@@ -36,15 +34,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedFleet]:
         made.close()
     finally:
         launcher.stop_all()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    try:
-        with browser() as launched:
-            yield launched
-    except NoBrowser as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 def test_log_in_and_see_the_demo_fleet(fleet: EmulatedFleet, chromium: Any) -> None:
