@@ -11,13 +11,20 @@ the run's totals, and how the apps served degraded were placed: relaxed searches
 (`orchestrator.degrade`), and apps held where the plan in force runs them instead.
 
     python bench/continuum_day.py [--hours H] [--period MIN] [--devices N] [--every K]
-                                  [--probe S] [--battery-price X] [--out DIR]
+                                  [--probe S] [--battery-price X] [--mend-min-s S]
+                                  [--mend-any] [--out DIR]
 
 `--battery-price X`: in the relaxed search that places an app served degraded, a pack's
 draw is priced X times its joules (`orchestrator.degrade._BATTERY_PRICE`, 1000 by
 default: the placement that drains batteries least); 1 prices it as the contract prices
 any device, the battery's limit lifted. A research knob for the trade between SLO
 seconds and battery life, not a setting of the control plane.
+
+`--mend-min-s S`, `--mend-any`: the exception to the hysteresis rule's "the plan in force
+breaks a constraint: any candidate goes" (`orchestrator.hysteresis`): a candidate that
+keeps the packs the plan in force breaks (and nothing else) for less than S seconds
+(`MEND_MIN_S`, 600; 0: no exception) is judged on its objective when it costs more than
+the margin, or with `--mend-any` whatever it costs.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from simulate_workloads import bench_simulate, run_by_period  # noqa: E402
 
-from orchestrator import degrade  # noqa: E402
+from orchestrator import degrade, hysteresis  # noqa: E402
 from orchestrator.drafts import InForceNow  # noqa: E402
 from orchestrator.replacement import Replacement  # noqa: E402
 from simulate.continuum import ContinuumPolicy  # noqa: E402
@@ -126,13 +133,21 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=4)
     ap.add_argument("--probe", type=float, default=PROBE_S, metavar="S")
     ap.add_argument("--battery-price", type=float, default=degrade._BATTERY_PRICE, metavar="X")
+    ap.add_argument("--mend-min-s", type=float, default=hysteresis.MEND_MIN_S, metavar="S")
+    ap.add_argument("--mend-any", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("/tmp/continuum-day"))
     args = ap.parse_args()
-    if args.hours <= 0 or args.period <= 0 or args.battery_price <= 0:
-        ap.error("--hours, --period and --battery-price must be more than 0")
+    if args.hours <= 0 or args.period <= 0 or args.battery_price <= 0 or args.mend_min_s < 0:
+        ap.error("--hours, --period and --battery-price must be more than 0, --mend-min-s not less")
     degrade._BATTERY_PRICE = args.battery_price
+    hysteresis.MEND_MIN_S = args.mend_min_s
+    hysteresis.MEND_ONLY_WHEN_COSTLIER = not args.mend_any
     console = Console() if sys.stdout.isatty() else Console(width=120)
-    console.print(f"machine: {cpu_model()}; degraded apps' battery price {args.battery_price:g}")
+    console.print(
+        f"machine: {cpu_model()}; degraded apps' battery price {args.battery_price:g}; "
+        f"short mends: under {args.mend_min_s:g} s, "
+        f"{'whatever they cost' if args.mend_any else 'costing more than the margin'}"
+    )
     inputs = bench_simulate().fleet(
         args.devices, args.every, args.hours, 1.0, args.out, ["continuum"], args.probe
     )

@@ -1,7 +1,12 @@
 """When a new plan replaces the plan in force.
 
 The rule: re-solve on every trigger, but apply the candidate only when
-1. the plan in force breaks a constraint under the conditions now observed (it must go), or
+1. the plan in force breaks a constraint under the conditions now observed (it must go),
+   unless it breaks batteries alone and the candidate, costing more than the margin, keeps
+   them for less than `MEND_MIN_S` as they drain at its own draw (`Mend`): every pack's
+   budget falls as it drains, so such a candidate mends for minutes and is held for hours
+   (the example fleet over a shift, bench/RESULTS.md: +2.15 W for the rest of it to keep
+   cam-2's pack 271 s longer); it is then judged as in 2; or
 2. the candidate improves the objective of the plan in force, both evaluated on the same
    current scenario with the migration weight charging the candidate for what it moves,
    by more than `margin` (relative, default 5%).
@@ -15,9 +20,19 @@ oscillate are damped upstream: triggers fire on smoothed figures (`orchestrator.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
+import solver
+
 DEFAULT_MARGIN = 0.05
+# The least time a candidate must keep the packs the plan in force breaks, when it costs
+# more than the margin, to go in force for that alone: twenty 30 s probes of the levels.
+MEND_MIN_S = 600.0
+# Whether rule 1's exception asks the candidate to cost more than the margin (a research
+# knob of bench/continuum_day.py; without it, the exception's re-plans re-solve the
+# broken plan in force at most triggers, bench/RESULTS.md).
+MEND_ONLY_WHEN_COSTLIER = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,23 +41,72 @@ class Decision:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Mend:
+    """How long a candidate keeps the packs the plan in force breaks: the shortest, `s`
+    seconds, is `device`'s."""
+
+    s: float
+    device: str
+
+
+def pack_mend(
+    problem: solver.Problem, packs: Collection[str], candidate: solver.Evaluation
+) -> Mend | None:
+    """How long `candidate` keeps `packs` (devices of `problem`) within their battery
+    limits as they drain at its draw; None when it keeps them whatever their level (it
+    draws nothing from them). A pack's budget `usable_wh / horizon_h - idle` falls by
+    `(idle + power) / horizon_h` watts an hour while the plan's `power` is within it, so it
+    is kept for `(budget - power) * horizon_h / (idle + power)` hours."""
+    horizon_h = problem.cost.scenario.horizon_h
+    least: Mend | None = None
+    for d in sorted(packs):
+        power = candidate.power_w.get(d, 0.0)
+        budget = problem.cost.battery_limit_w(d)
+        if power <= 0.0 or budget is None:
+            continue  # a pack the candidate does not draw from is within its limit at 0
+        draw = problem.cost.devices[d].power_w.idle + power
+        s = max(0.0, budget - power) * horizon_h * 3600.0 / draw
+        if least is None or s < least.s:
+            least = Mend(s, d)
+    return least
+
+
 def decide(
     current_objective: float | None,
     current_broken: list[str],
     candidate_objective: float | None,
     candidate_feasible: bool,
     margin: float = DEFAULT_MARGIN,
+    mend: Mend | None = None,
 ) -> Decision:
-    """Whether to replace the plan in force (objective None: there is none)."""
+    """Whether to replace the plan in force (objective None: there is none). `mend`: when
+    the plan in force breaks batteries alone, how long the candidate keeps them."""
     if not candidate_feasible or candidate_objective is None:
         if current_objective is None or current_broken:
             return Decision(False, "no feasible plan: keeping what runs")
         return Decision(False, "the candidate breaks a constraint")
     if current_objective is None:
         return Decision(True, "first plan")
-    if current_broken:
+    if current_broken and not _short(mend, current_objective, candidate_objective, margin):
         return Decision(True, f"the plan in force breaks a constraint: {current_broken[0]}")
+    if current_broken and mend is not None:
+        rise = candidate_objective / current_objective - 1.0 if current_objective else 0.0
+        why = (
+            f"the plan in force breaks a constraint ({current_broken[0]}), but the candidate "
+            f"keeps {mend.device}'s pack for {mend.s:.0f} s only (< {MEND_MIN_S:.0f} s) at "
+            f"{rise:.1%} more objective: judged on its objective"
+        )
+        if candidate_objective < (1.0 - margin) * current_objective:
+            return Decision(True, why)
+        return Decision(False, f"{why}, keeping the plan in force")
     if candidate_objective < (1.0 - margin) * current_objective:
         gain = 1.0 - candidate_objective / current_objective if current_objective else 0.0
         return Decision(True, f"improves the objective by {gain:.1%} (> {margin:.0%})")
     return Decision(False, f"improvement below the {margin:.0%} margin: keeping the plan in force")
+
+
+def _short(mend: Mend | None, current: float, candidate: float, margin: float) -> bool:
+    if mend is None or mend.s >= MEND_MIN_S:
+        return False
+    return not MEND_ONLY_WHEN_COSTLIER or candidate > (1.0 + margin) * current

@@ -27,7 +27,7 @@ import solver
 from orchestrator.changes import change_between, in_order_of
 from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
 from orchestrator.drafts import Draft, InForceNow, Solved, Written
-from orchestrator.hysteresis import Decision, decide
+from orchestrator.hysteresis import Decision, Mend, decide, pack_mend
 from orchestrator.screen import Kept, evaluated, kept_as_is
 from orchestrator.triggers import link_name
 from orchestrator.worker_cache import FRAME as _FRAME
@@ -219,6 +219,7 @@ def replan(
     placed_scenario = _placed(scenario, problem, solved, partial.set_aside)
     current_objective: float | None = None
     broken_now: list[str] = []
+    packs: set[str] = set()  # the plan in force breaks these batteries and nothing else
     held: dict[str, solver.Placement] = {}
     if current is not None:
         # The plan in force is judged on what the candidate places: an app set aside
@@ -227,6 +228,8 @@ def replan(
         try:
             ev = evaluated(solved, held, solved.derived.get("evaluation"))
             current_objective, broken_now = ev.objective, list(ev.violations)
+            if ev.found and all(r.code == solver.Code.BATTERY for r in ev.found):
+                packs = {d for d, rs in ev.device_violations.items() if rs}
         except (KeyError, ValueError, IndexError) as exc:
             # The plan in force names something the scenario no longer has (a lost device).
             current_objective = float("inf")
@@ -235,8 +238,13 @@ def replan(
             # The plan in force with the apps it serves degraded where it runs them: one
             # that breaks a hard limit through them must go like any other.
             more = broken_in_force(problem, held_before, partial.set_aside)
+            if more:
+                packs = set()
             broken_now = broken_now + [m for m in more if m not in broken_now]
     feasible = plan.status != solver.Status.INFEASIBLE
+    mend: Mend | None = None
+    if packs and feasible and plan.evaluation is not None and not force:
+        mend = pack_mend(solved, packs, plan.evaluation)
 
     def judged(degraded: Degraded) -> tuple[Decision, list[str]]:
         served = {a.id for a in solved.scenario.apps} | set(degraded.placements)
@@ -244,7 +252,10 @@ def replan(
         broken = broken_now
         if current is not None and structural and not broken:
             broken = ["the set of deployments changed"]
-        decision = decide(current_objective, broken, plan.doc.objective, feasible, margin)
+        decision = decide(
+            current_objective, broken, plan.doc.objective, feasible, margin,
+            mend=None if structural else mend,
+        )  # fmt: skip
         if force and feasible:
             decision = Decision(True, "an operator's solve: applied without the margin")
         elif (

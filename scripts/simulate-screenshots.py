@@ -2,8 +2,9 @@
 """Screenshots of `report.html` for docs/simulate.md: `.venv/bin/python
 scripts/simulate-screenshots.py` (needs Debian's chromium: scripts/ensure-chromium.sh).
 
-Runs `continuum simulate examples/factory-line.yaml --policy continuum,static --hours 8`
-into a temporary directory, opens its report in headless Chromium and shoots the plots
+Runs `continuum simulate examples/factory-line.yaml --policy continuum,static --hours 8
+--fail edge-b@2:1` (a shift with an edge box lost for an hour) into a temporary
+directory, opens its report in headless Chromium and shoots the plots
 over time, "What broke" and "Re-plans". Writes docs/img/simulate-*.png.
 """
 
@@ -34,7 +35,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="continuum-report-") as tmp:
         subprocess.run(
             [str(CONTINUUM), "simulate", str(ROOT / "examples" / "factory-line.yaml"),
-             "--policy", "continuum,static", "--hours", "8", "--out", tmp],
+             "--policy", "continuum,static", "--hours", "8", "--fail", "edge-b@2:1",
+             "--out", tmp],
             check=True, capture_output=True,
         )  # fmt: skip
         with browser() as chromium:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 import solver
-from orchestrator import replacement
+from orchestrator import hysteresis, replacement
 from orchestrator.hysteresis import DEFAULT_MARGIN
 from orchestrator.replacement import in_force, replan
 from simulate.continuum import ContinuumPolicy
@@ -168,3 +170,52 @@ def test_a_dip_between_two_probes_is_scored_but_never_seen(tmp_path: Path) -> No
     assert all(
         lk["mbps"] == 25 for lk in policy.decided[0].scenario["links"] if lk["b"] == "cloud-gpu"
     )
+
+
+def _calm_shift(
+    monkeypatch: pytest.MonkeyPatch, mend_min_s: float
+) -> tuple[ContinuumPolicy, PolicyRun, PolicyRun]:
+    monkeypatch.setattr(hysteresis, "MEND_MIN_S", mend_min_s)
+    scn = load_scenario_dict(ROOT / "examples" / "factory-line.yaml")
+    inputs = prepare(scn, "factory-line", ["continuum", "static"], known(), hours=8.0)
+    policy = ContinuumPolicy(context(inputs, "continuum"), keep_decisions=True)
+    run = Simulation(inputs, "continuum", policy).run()
+    static = Simulation(inputs, "static", make(context(inputs, "static"))).run()
+    return policy, run, static
+
+
+def test_a_costly_candidate_that_keeps_a_draining_pack_minutes_is_not_put_in_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The example fleet over its shift: cam-2's pack, draining, stops paying for weld-2's
+    frames 4.3 h in. The candidate runs weld-2 on edge-a, which draws less from cam-2 for
+    minutes, at 87% more objective. Put in force for the mend, it stays there to the end
+    of the shift; judged on its objective, it is not, and continuum spends what static
+    does. Both decisions replay through the live path."""
+    least = hysteresis.MEND_MIN_S
+    policy, run, static = _calm_shift(monkeypatch, least)
+    short = [d for d in policy.decided if "pack for" in d.result.decision]
+    assert short and not any(d.result.apply for d in short)
+    assert "keeps cam-2's pack for" in short[0].result.decision
+    assert run.totals.replacements == 0
+    assert run.totals.energy_j == pytest.approx(static.totals.energy_j, rel=1e-9)
+
+    mended, mended_run, _ = _calm_shift(monkeypatch, 0.0)
+    applied = [d for d in mended.decided[1:] if d.result.apply]
+    assert [d.at_s for d in applied] == [short[0].at_s]
+    assert "the plan in force breaks a constraint: device cam-2: battery" in (
+        applied[0].result.decision
+    )
+    assert mended_run.totals.replacements == 1
+    assert mended_run.totals.energy_j > 1.1 * static.totals.energy_j
+
+    for mend_min_s, d in ((least, short[0]), (0.0, applied[0])):
+        monkeypatch.setattr(hysteresis, "MEND_MIN_S", mend_min_s)
+        replacement._SOLVED.clear()
+        assert d.previous_plan is not None
+        plan = solver.PlanDoc.model_validate(d.previous_plan)
+        current = in_force(d.scenario, d.previous_scenario, plan)
+        live = replan(
+            d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False, targets=d.targets
+        )
+        assert (live.apply, live.decision) == (d.result.apply, d.result.decision)

@@ -23,7 +23,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
     done = subprocess.run(
         [str(CONTINUUM), "simulate", str(ROOT / "examples" / "factory-line.yaml"),
-         "--policy", "continuum,static", "--hours", "8", "--out", str(out)],
+         "--policy", "continuum,static", "--hours", "8", "--fail", "edge-b@2:1",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
