@@ -166,14 +166,25 @@ def targets(runs: dict[str, PolicyRun], console: Console) -> None:
         f"{', '.join(kept) or 'none'}; energy at most theirs: {lower if kept else 'vacuous'}"
     )
     mine_by = by_family(mine.broken)
+    more: dict[str, dict[str, float]] = {}
     for b in kept:
-        other = runs[b]
-        more = {
+        more[b] = {
             code: seconds - mine_by.get(code, 0.0)
-            for code, seconds in by_family(other.broken).items()
+            for code, seconds in by_family(runs[b].broken).items()
             if seconds > mine_by.get(code, 0.0)
         }
-        broke = ", ".join(f"{code} {s:,.0f} s" for code, s in more.items()) or "nothing"
+    # The target read as a demanding user would: a baseline that keeps its SLOs by
+    # breaking a hard limit longer than continuum (an uplink over max_utilization) is no
+    # reference for energy. Both readings are printed.
+    clean = [b for b in kept if not more[b]]
+    console.print(
+        f"  of them, breaking no constraint family longer than continuum: "
+        f"{', '.join(clean) or 'none'}; energy at most theirs: "
+        f"{all(t.energy_j <= runs[b].totals.energy_j for b in clean) if clean else 'vacuous'}"
+    )
+    for b in kept:
+        other = runs[b]
+        broke = ", ".join(f"{code} {s:,.0f} s" for code, s in more[b].items()) or "nothing"
         console.print(
             f"  energy against {b}: continuum {t.energy_j:,.0f} J, {b} "
             f"{other.totals.energy_j:,.0f} J ({t.energy_j / other.totals.energy_j - 1:+.1%}); "
