@@ -20,10 +20,10 @@ default: the placement that drains batteries least); 1 prices it as the contract
 any device, the battery's limit lifted. A research knob for the trade between SLO
 seconds and battery life, not a setting of the control plane.
 
-`--mend-min-s S`, `--mend-any`: the exception to the hysteresis rule's "the plan in force
-breaks a constraint: any candidate goes" (`orchestrator.hysteresis`): a candidate that
-keeps the packs the plan in force breaks (and nothing else) for less than S seconds
-(`MEND_MIN_S`, 600; 0: no exception) is judged on its objective when it costs more than
+`--mend-min-s S`, `--mend-any`: an exception to the hysteresis rule's "the plan in force
+breaks a constraint: any candidate goes" (`orchestrator.hysteresis.MEND_MIN_S`, a
+research knob, 0: off): a candidate that keeps the packs the plan in force breaks (and
+nothing else) for less than S seconds is judged on its objective when it costs more than
 the margin, or with `--mend-any` whatever it costs.
 """
 
@@ -143,10 +143,13 @@ def main() -> None:
     hysteresis.MEND_MIN_S = args.mend_min_s
     hysteresis.MEND_ONLY_WHEN_COSTLIER = not args.mend_any
     console = Console() if sys.stdout.isatty() else Console(width=120)
+    mends = (
+        f"under {args.mend_min_s:g} s, "
+        f"{'whatever they cost' if args.mend_any else 'costing more than the margin'}"
+    )
     console.print(
         f"machine: {cpu_model()}; degraded apps' battery price {args.battery_price:g}; "
-        f"short mends: under {args.mend_min_s:g} s, "
-        f"{'whatever they cost' if args.mend_any else 'costing more than the margin'}"
+        f"short mends judged on their objective: {mends if args.mend_min_s > 0 else 'none'}"
     )
     inputs = bench_simulate().fleet(
         args.devices, args.every, args.hours, 1.0, args.out, ["continuum"], args.probe

@@ -26,6 +26,12 @@ plots (the report's own SVG writer) next to --out.
                              [--workers W] [--out DIR] [--skip-example] [--skip-calm]
                              [--skip-fleet] [--calm-hours H] [--policies P,P,...]
                              [--fleet-policies P,P,...] [--probe S]
+                             [--mend-min-s S] [--mend-any]
+
+`--mend-min-s S` (`--mend-any`): the research knob of the hysteresis rule
+(`orchestrator.hysteresis.MEND_MIN_S`, off): a candidate that keeps the packs the plan in
+force breaks, and nothing else, for less than S seconds is judged on its objective when it
+costs more than the margin (whatever it costs).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from rich.progress import (  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from cli.simulate import summary_table  # noqa: E402
+from orchestrator import hysteresis  # noqa: E402
 from simulate.engine import PolicyRun  # noqa: E402
 from simulate.inputs import PROBE_S, Inputs, load_scenario_dict, prepare  # noqa: E402
 from simulate.ledger import by_family  # noqa: E402
@@ -227,7 +234,11 @@ def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str
     )  # fmt: skip
     with (
         Manager() as manager,
-        ProcessPoolExecutor(max_workers=workers) as pool,
+        ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=_mends,
+            initargs=(hysteresis.MEND_MIN_S, hysteresis.MEND_ONLY_WHEN_COSTLIER),
+        ) as pool,
         Progress(*columns, console=console, transient=True) as bar,
     ):
         steps = manager.dict()
@@ -265,6 +276,12 @@ def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str
     return runs
 
 
+def _mends(least_s: float, only_costlier: bool) -> None:
+    """The hysteresis rule's short-mend knob, in this process and each of the pool's."""
+    hysteresis.MEND_MIN_S = least_s
+    hysteresis.MEND_ONLY_WHEN_COSTLIER = only_costlier
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--hours", type=float, default=24.0)
@@ -283,9 +300,19 @@ def main() -> None:
     ap.add_argument("--skip-fleet", action="store_true")
     ap.add_argument("--policies", default=",".join(POLICIES), help="for the example fleet")
     ap.add_argument("--fleet-policies", default=",".join(POLICIES))
+    ap.add_argument("--mend-min-s", type=float, default=hysteresis.MEND_MIN_S, metavar="S")
+    ap.add_argument("--mend-any", action="store_true")
     args = ap.parse_args()
+    if args.mend_min_s < 0:
+        ap.error("--mend-min-s must be at least 0")
+    _mends(args.mend_min_s, not args.mend_any)
     console = Console()
     console.print(f"machine: {cpu_model()}")
+    if args.mend_min_s > 0:
+        console.print(
+            f"short mends (orchestrator.hysteresis): under {args.mend_min_s:g} s, "
+            f"{'whatever they cost' if args.mend_any else 'costing more than the margin'}"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_example:
         inputs = example(args.hours, args.step, args.out, args.policies.split(","), args.probe)

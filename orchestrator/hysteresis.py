@@ -1,12 +1,10 @@
 """When a new plan replaces the plan in force.
 
 The rule: re-solve on every trigger, but apply the candidate only when
-1. the plan in force breaks a constraint under the conditions now observed (it must go),
-   unless it breaks batteries alone and the candidate, costing more than the margin, keeps
-   them for less than `MEND_MIN_S` as they drain at its own draw (`Mend`): every pack's
-   budget falls as it drains, so such a candidate mends for minutes and is held for hours
-   (the example fleet over a shift, bench/RESULTS.md: +2.15 W for the rest of it to keep
-   cam-2's pack 271 s longer); it is then judged as in 2; or
+1. the plan in force breaks a constraint under the conditions now observed (it must go);
+   with `MEND_MIN_S` set (a research knob, off), not when it breaks batteries alone and
+   the candidate, costing more than the margin, keeps them for less than that as they
+   drain at its own draw (`Mend`): that candidate is judged as in 2; or
 2. the candidate improves the objective of the plan in force, both evaluated on the same
    current scenario with the migration weight charging the candidate for what it moves,
    by more than `margin` (relative, default 5%).
@@ -26,12 +24,16 @@ from dataclasses import dataclass
 import solver
 
 DEFAULT_MARGIN = 0.05
-# The least time a candidate must keep the packs the plan in force breaks, when it costs
-# more than the margin, to go in force for that alone: twenty 30 s probes of the levels.
-MEND_MIN_S = 600.0
-# Whether rule 1's exception asks the candidate to cost more than the margin (a research
-# knob of bench/continuum_day.py; without it, the exception's re-plans re-solve the
-# broken plan in force at most triggers, bench/RESULTS.md).
+# The least time a candidate that costs more than the margin must keep the packs the plan
+# in force breaks to go in force for that alone; 0: any candidate goes. Off, because the
+# optimum under a pack's budget sits at that budget, so as the pack drains every such
+# candidate keeps it minutes: at 600 s, continuum spends what static does over the example
+# fleet's calm shift (not 14.5% more), but `continuum demo`'s drained camera is no longer
+# re-placed, and the plan in force keeps breaking a pack a candidate would keep for a while
+# (bench/RESULTS.md, "Short mends"). Constraints come first (scenario-v1). Set by
+# bench/simulate.py and bench/continuum_day.py (`--mend-min-s`).
+MEND_MIN_S = 0.0
+# Whether the exception asks the candidate to cost more than the margin (`--mend-any`: no).
 MEND_ONLY_WHEN_COSTLIER = True
 
 

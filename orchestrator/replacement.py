@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import Any
 
 import solver
+from orchestrator import hysteresis
 from orchestrator.changes import change_between, in_order_of
 from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
 from orchestrator.drafts import Draft, InForceNow, Solved, Written
@@ -243,7 +244,7 @@ def replan(
             broken_now = broken_now + [m for m in more if m not in broken_now]
     feasible = plan.status != solver.Status.INFEASIBLE
     mend: Mend | None = None
-    if packs and feasible and plan.evaluation is not None and not force:
+    if packs and feasible and plan.evaluation is not None and hysteresis.MEND_MIN_S > 0:
         mend = pack_mend(solved, packs, plan.evaluation)
 
     def judged(degraded: Degraded) -> tuple[Decision, list[str]]:

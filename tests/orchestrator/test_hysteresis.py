@@ -59,6 +59,18 @@ def test_never_flaps(a: float, b: float, move_ab: float, move_ba: float, margin:
 BROKEN_PACK = ["device cam-2: battery: 0.3600 W exceeds the 0.3109 W its battery pays"]
 
 
+@pytest.fixture
+def mends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short mends judged on their objective (a research knob, off by default)."""
+    monkeypatch.setattr(hysteresis, "MEND_MIN_S", 600.0)
+
+
+def test_short_mends_are_off_by_default_constraints_first() -> None:
+    d = decide(2.5, BROKEN_PACK, 4.66, True, mend=Mend(0.0, "cam-2"))
+    assert d.apply and d.reason.startswith("the plan in force breaks a constraint:")
+
+
+@pytest.mark.usefixtures("mends")
 def test_a_costly_candidate_that_mends_packs_for_minutes_is_judged_on_its_objective() -> None:
     d = decide(2.5, BROKEN_PACK, 4.66, True, mend=Mend(112.0, "cam-2"))
     assert not d.apply
@@ -66,6 +78,7 @@ def test_a_costly_candidate_that_mends_packs_for_minutes_is_judged_on_its_object
     assert d.reason.endswith("keeping the plan in force")
 
 
+@pytest.mark.usefixtures("mends")
 def test_a_mend_that_lasts_or_costs_nothing_more_goes_in_force_as_before() -> None:
     for mend in (Mend(hysteresis.MEND_MIN_S, "cam-2"), None):
         assert decide(2.5, BROKEN_PACK, 4.66, True, mend=mend).apply
@@ -73,6 +86,7 @@ def test_a_mend_that_lasts_or_costs_nothing_more_goes_in_force_as_before() -> No
     assert cheap.apply and cheap.reason.startswith("the plan in force breaks a constraint:")
 
 
+@pytest.mark.usefixtures("mends")
 def test_without_the_cost_condition_a_short_mend_is_judged_on_its_objective(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

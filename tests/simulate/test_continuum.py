@@ -184,32 +184,35 @@ def _calm_shift(
     return policy, run, static
 
 
-def test_a_costly_candidate_that_keeps_a_draining_pack_minutes_is_not_put_in_force(
+def test_with_short_mends_judged_a_costly_candidate_that_keeps_a_draining_pack_minutes_waits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The example fleet over its shift: cam-2's pack, draining, stops paying for weld-2's
-    frames 4.3 h in. The candidate runs weld-2 on edge-a, which draws less from cam-2 for
-    minutes, at 87% more objective. Put in force for the mend, it stays there to the end
-    of the shift; judged on its objective, it is not, and continuum spends what static
-    does. Both decisions replay through the live path."""
-    least = hysteresis.MEND_MIN_S
-    policy, run, static = _calm_shift(monkeypatch, least)
-    short = [d for d in policy.decided if "pack for" in d.result.decision]
-    assert short and not any(d.result.apply for d in short)
-    assert "keeps cam-2's pack for" in short[0].result.decision
-    assert run.totals.replacements == 0
-    assert run.totals.energy_j == pytest.approx(static.totals.energy_j, rel=1e-9)
-
-    mended, mended_run, _ = _calm_shift(monkeypatch, 0.0)
+    frames 4.4 h in. As the contract ranks constraints first, the candidate that runs
+    weld-2 on edge-a, which draws less from cam-2, goes in force at 87% more objective,
+    though it keeps the pack minutes, and stays: continuum spends over 10% more than
+    static. With the research knob `MEND_MIN_S` at 600 s it is judged on its objective and
+    not put in force, and continuum spends what static does. Both decisions replay
+    through the live path."""
+    assert hysteresis.MEND_MIN_S == 0.0  # off unless set
+    mended, mended_run, static = _calm_shift(monkeypatch, 0.0)
     applied = [d for d in mended.decided[1:] if d.result.apply]
-    assert [d.at_s for d in applied] == [short[0].at_s]
-    assert "the plan in force breaks a constraint: device cam-2: battery" in (
-        applied[0].result.decision
+    assert len(applied) == 1
+    assert applied[0].result.decision.startswith(
+        "the plan in force breaks a constraint: device cam-2: battery"
     )
     assert mended_run.totals.replacements == 1
     assert mended_run.totals.energy_j > 1.1 * static.totals.energy_j
 
-    for mend_min_s, d in ((least, short[0]), (0.0, applied[0])):
+    policy, run, _ = _calm_shift(monkeypatch, 600.0)
+    short = [d for d in policy.decided if "pack for" in d.result.decision]
+    assert [d.at_s for d in short][:1] == [applied[0].at_s]
+    assert not any(d.result.apply for d in short)
+    assert "the candidate keeps cam-2's pack for 112 s only (< 600 s)" in short[0].result.decision
+    assert run.totals.replacements == 0
+    assert run.totals.energy_j == pytest.approx(static.totals.energy_j, rel=1e-9)
+
+    for mend_min_s, d in ((600.0, short[0]), (0.0, applied[0])):
         monkeypatch.setattr(hysteresis, "MEND_MIN_S", mend_min_s)
         replacement._SOLVED.clear()
         assert d.previous_plan is not None
