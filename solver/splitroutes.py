@@ -67,7 +67,9 @@ class Routes:
         for name in (*_ROUTE_READS, "half"):
             setattr(new, name, getattr(self, name)[rows])
         idx = self.idx[rows]
-        new.idx = np.where(idx >= 0, renumber[idx], -1)
+        # Both branches of np.where are read: slot -1 (none) must index something, and a
+        # fleet with no traced link has nothing to renumber.
+        new.idx = np.where(idx >= 0, renumber[np.maximum(idx, 0)], -1) if len(renumber) else idx
         if (new.idx[idx >= 0] < 0).any():
             raise ValueError("a route kept crosses a traced link that is gone")
         new.slots = [frozenset(int(renumber[k]) for k in self.slots[j]) for j in rows.tolist()]

@@ -16,7 +16,7 @@ import pytest
 import solver
 from orchestrator.replacement import placements_of
 from simulate.engine import PolicyRun, Simulation
-from simulate.inputs import Inputs, prepare
+from simulate.inputs import Inputs, load_scenario_dict, prepare
 from simulate.neurosurgeon import NeurosurgeonPolicy, _App
 from simulate.policy import Moment, PlanChange, SolverPolicy
 from simulate.registry import known
@@ -123,6 +123,23 @@ def test_choices_carried_across_a_camera_lost_and_back_are_the_reference_s(
     dropping = NeurosurgeonPolicy(context(inputs, "neurosurgeon"))
     _run(inputs, dropping)
     assert mine.chose < dropping.chose
+
+
+def test_a_device_lost_with_nothing_traced_is_the_reference_s() -> None:
+    """The example fleet with no trace: the layouts taken across cam-6's loss have no
+    traced link to renumber (this crashed `continuum simulate --fail` once)."""
+    scn = load_scenario_dict(Path(__file__).resolve().parents[2] / "examples" / "factory-line.yaml")
+    inputs = prepare(
+        scn, "factory-line", ["neurosurgeon"], known(), hours=60 / 3600,
+        failures=["cam-6@0.005:0.005"],
+    )  # fmt: skip
+    mine = NeurosurgeonPolicy(context(inputs, "neurosurgeon"))
+    fast, fast_rec = _run(inputs, mine)
+    slow, slow_rec = _run(inputs, Reference(context(inputs, "neurosurgeon")))
+    assert fast_rec.in_force == slow_rec.in_force
+    assert astuple(fast.totals)[:-1] == astuple(slow.totals)[:-1]
+    served = ["intrusion-6" in p for p in fast_rec.in_force]  # cam-6's app: lost, and back
+    assert served[0] and not all(served) and served[-1]
 
 
 _BEST = figure_vector(())  # no traced link: every figure is the scenario's

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from solver import Problem, parse_scenario
 from solver.generate import generate
@@ -59,9 +60,12 @@ def _same(taken: AppSplits, fresh: AppSplits, slots: list[tuple[str, str]]) -> N
     ]
 
 
-def test_a_fleet_less_a_device_has_the_candidates_of_a_fresh_layout() -> None:
+@pytest.mark.parametrize("every", [3, 0], ids=["traced", "nothing-traced"])
+def test_a_fleet_less_a_device_has_the_candidates_of_a_fresh_layout(every: int) -> None:
+    """Also with no traced link (nothing to renumber): `continuum simulate` with a device
+    failing and no `--trace` once crashed neurosurgeon there."""
     raw = generate(7, devices=60, apps=24, blocks=5)
-    traced = [(lk["a"], lk["b"]) for lk in raw["links"][::3]]
+    traced = [(lk["a"], lk["b"]) for lk in raw["links"][::every]] if every else []
     before, slots0, at0 = _shape(raw, set(), traced)
     was = {a.id: AppSplits(before, a, at0) for a in before.scenario.apps}
     # A device some route crosses on its way: the apps of those routes are not taken. One
@@ -80,7 +84,7 @@ def test_a_fleet_less_a_device_has_the_candidates_of_a_fresh_layout() -> None:
         now, slots, at = _shape(raw, gone, traced)
         assert links_unchanged(link_reads(before.scenario.links, traced), link_reads(
             now.scenario.links, traced))  # fmt: skip
-        renumber = np.array([slots.index(k) if k in slots else -1 for k in slots0])
+        renumber = np.array([slots.index(k) if k in slots else -1 for k in slots0], np.int64)
         for app in now.scenario.apps:
             taken = shrunk(was[app.id], now, app, gone, renumber)
             s = was[app.id]
