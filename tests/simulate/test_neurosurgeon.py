@@ -86,6 +86,17 @@ def _run(inputs: Inputs, policy: Any) -> tuple[PolicyRun, Recorded]:
     return Simulation(inputs, "neurosurgeon", recorded).run(), recorded
 
 
+def _same_as_reference(inputs: Inputs) -> tuple[NeurosurgeonPolicy, Recorded]:
+    """neurosurgeon and the reference on `inputs`: the same plans in force, step by step,
+    and the same totals but `solve_s` (a wall time)."""
+    mine = NeurosurgeonPolicy(context(inputs, "neurosurgeon"))
+    fast, fast_rec = _run(inputs, mine)
+    slow, slow_rec = _run(inputs, Reference(context(inputs, "neurosurgeon")))
+    assert fast_rec.in_force == slow_rec.in_force
+    assert astuple(fast.totals)[:-1] == astuple(slow.totals)[:-1]
+    return mine, fast_rec
+
+
 def test_step_by_step_the_reference_plan(tmp_path: Path) -> None:
     inputs = _inputs(tmp_path)
     mine = NeurosurgeonPolicy(context(inputs, "neurosurgeon"))
@@ -111,11 +122,7 @@ def test_choices_carried_across_a_camera_lost_and_back_are_the_reference_s(
         scn, "generated-24", ["neurosurgeon"], known(), hours=100 / 3600,
         traces=camera_traces(scn), failures=[f"{camera}@0.01:0.01"],
     )  # fmt: skip
-    mine = NeurosurgeonPolicy(context(inputs, "neurosurgeon"))
-    fast, fast_rec = _run(inputs, mine)
-    slow, slow_rec = _run(inputs, Reference(context(inputs, "neurosurgeon")))
-    assert fast_rec.in_force == slow_rec.in_force
-    assert astuple(fast.totals)[:-1] == astuple(slow.totals)[:-1]
+    mine, _ = _same_as_reference(inputs)
     # Both shape changes carried choices over, and the run chose fewer apps afresh than one
     # that drops every cache at each.
     assert mine.carried > 0
@@ -133,12 +140,8 @@ def test_a_device_lost_with_nothing_traced_is_the_reference_s() -> None:
         scn, "factory-line", ["neurosurgeon"], known(), hours=60 / 3600,
         failures=["cam-6@0.005:0.005"],
     )  # fmt: skip
-    mine = NeurosurgeonPolicy(context(inputs, "neurosurgeon"))
-    fast, fast_rec = _run(inputs, mine)
-    slow, slow_rec = _run(inputs, Reference(context(inputs, "neurosurgeon")))
-    assert fast_rec.in_force == slow_rec.in_force
-    assert astuple(fast.totals)[:-1] == astuple(slow.totals)[:-1]
-    served = ["intrusion-6" in p for p in fast_rec.in_force]  # cam-6's app: lost, and back
+    _, recorded = _same_as_reference(inputs)
+    served = ["intrusion-6" in p for p in recorded.in_force]  # cam-6's app: lost, and back
     assert served[0] and not all(served) and served[-1]
 
 
