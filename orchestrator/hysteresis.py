@@ -90,25 +90,25 @@ def decide(
         return Decision(False, "the candidate breaks a constraint")
     if current_objective is None:
         return Decision(True, "first plan")
-    if current_broken and not _short(mend, current_objective, candidate_objective, margin):
-        return Decision(True, f"the plan in force breaks a constraint: {current_broken[0]}")
-    if current_broken and mend is not None:
+    why = ""
+    if current_broken:
+        if mend is None or not _short(mend, current_objective, candidate_objective, margin):
+            return Decision(True, f"the plan in force breaks a constraint: {current_broken[0]}")
         rise = candidate_objective / current_objective - 1.0 if current_objective else 0.0
         why = (
             f"the plan in force breaks a constraint ({current_broken[0]}), but the candidate "
             f"keeps {mend.device}'s pack for {mend.s:.0f} s only (< {MEND_MIN_S:.0f} s) at "
-            f"{rise:.1%} more objective: judged on its objective"
+            f"{rise:.1%} more objective: judged on its objective; "
         )
-        if candidate_objective < (1.0 - margin) * current_objective:
-            return Decision(True, why)
-        return Decision(False, f"{why}, keeping the plan in force")
     if candidate_objective < (1.0 - margin) * current_objective:
         gain = 1.0 - candidate_objective / current_objective if current_objective else 0.0
-        return Decision(True, f"improves the objective by {gain:.1%} (> {margin:.0%})")
-    return Decision(False, f"improvement below the {margin:.0%} margin: keeping the plan in force")
+        return Decision(True, f"{why}improves the objective by {gain:.1%} (> {margin:.0%})")
+    return Decision(
+        False, f"{why}improvement below the {margin:.0%} margin: keeping the plan in force"
+    )
 
 
-def _short(mend: Mend | None, current: float, candidate: float, margin: float) -> bool:
-    if mend is None or mend.s >= MEND_MIN_S:
+def _short(mend: Mend, current: float, candidate: float, margin: float) -> bool:
+    if mend.s >= MEND_MIN_S:
         return False
     return not MEND_ONLY_WHEN_COSTLIER or candidate > (1.0 + margin) * current

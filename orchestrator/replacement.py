@@ -229,7 +229,11 @@ def replan(
         try:
             ev = evaluated(solved, held, solved.derived.get("evaluation"))
             current_objective, broken_now = ev.objective, list(ev.violations)
-            if ev.found and all(r.code == solver.Code.BATTERY for r in ev.found):
+            if (
+                hysteresis.MEND_MIN_S > 0
+                and ev.found
+                and all(r.code == solver.Code.BATTERY for r in ev.found)
+            ):
                 packs = {d for d, rs in ev.device_violations.items() if rs}
         except (KeyError, ValueError, IndexError) as exc:
             # The plan in force names something the scenario no longer has (a lost device).
@@ -244,7 +248,7 @@ def replan(
             broken_now = broken_now + [m for m in more if m not in broken_now]
     feasible = plan.status != solver.Status.INFEASIBLE
     mend: Mend | None = None
-    if packs and feasible and plan.evaluation is not None and hysteresis.MEND_MIN_S > 0:
+    if packs and feasible and plan.evaluation is not None:
         mend = pack_mend(solved, packs, plan.evaluation)
 
     def judged(degraded: Degraded) -> tuple[Decision, list[str]]:
