@@ -140,18 +140,14 @@ def main() -> None:
     if args.hours <= 0 or args.period <= 0 or args.battery_price <= 0 or args.mend_min_s < 0:
         ap.error("--hours, --period and --battery-price must be more than 0, --mend-min-s not less")
     degrade._BATTERY_PRICE = args.battery_price
-    hysteresis.MEND_MIN_S = args.mend_min_s
-    hysteresis.MEND_ONLY_WHEN_COSTLIER = not args.mend_any
+    bench = bench_simulate()
+    judged = bench.mends(args.mend_min_s, args.mend_any)
     console = Console() if sys.stdout.isatty() else Console(width=120)
-    mends = (
-        f"under {args.mend_min_s:g} s, "
-        f"{'whatever they cost' if args.mend_any else 'costing more than the margin'}"
-    )
     console.print(
         f"machine: {cpu_model()}; degraded apps' battery price {args.battery_price:g}; "
-        f"short mends judged on their objective: {mends if args.mend_min_s > 0 else 'none'}"
+        f"short mends judged on their objective: {judged}"
     )
-    inputs = bench_simulate().fleet(
+    inputs = bench.fleet(
         args.devices, args.every, args.hours, 1.0, args.out, ["continuum"], args.probe
     )
     policy = _Counting(context(inputs, "continuum"))

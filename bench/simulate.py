@@ -236,8 +236,8 @@ def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str
         Manager() as manager,
         ProcessPoolExecutor(
             max_workers=workers,
-            initializer=_mends,
-            initargs=(hysteresis.MEND_MIN_S, hysteresis.MEND_ONLY_WHEN_COSTLIER),
+            initializer=mends,
+            initargs=(hysteresis.MEND_MIN_S, not hysteresis.MEND_ONLY_WHEN_COSTLIER),
         ) as pool,
         Progress(*columns, console=console, transient=True) as bar,
     ):
@@ -276,10 +276,15 @@ def bench(inputs: Inputs, workers: int, out: Path, console: Console) -> dict[str
     return runs
 
 
-def _mends(least_s: float, only_costlier: bool) -> None:
-    """The hysteresis rule's short-mend knob, in this process and each of the pool's."""
+def mends(least_s: float, any_cost: bool) -> str:
+    """Set the hysteresis rule's short-mend knob (`--mend-min-s`, `--mend-any`) in this
+    process (and, as the pool's initializer, in each of its); say what it is set to."""
     hysteresis.MEND_MIN_S = least_s
-    hysteresis.MEND_ONLY_WHEN_COSTLIER = only_costlier
+    hysteresis.MEND_ONLY_WHEN_COSTLIER = not any_cost
+    if least_s <= 0:
+        return "none"
+    cost = "whatever they cost" if any_cost else "costing more than the margin"
+    return f"under {least_s:g} s, {cost}"
 
 
 def main() -> None:
@@ -305,14 +310,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.mend_min_s < 0:
         ap.error("--mend-min-s must be at least 0")
-    _mends(args.mend_min_s, not args.mend_any)
+    judged = mends(args.mend_min_s, args.mend_any)
     console = Console()
     console.print(f"machine: {cpu_model()}")
     if args.mend_min_s > 0:
-        console.print(
-            f"short mends (orchestrator.hysteresis): under {args.mend_min_s:g} s, "
-            f"{'whatever they cost' if args.mend_any else 'costing more than the margin'}"
-        )
+        console.print(f"short mends judged on their objective (orchestrator.hysteresis): {judged}")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.skip_example:
         inputs = example(args.hours, args.step, args.out, args.policies.split(","), args.probe)
