@@ -14,8 +14,8 @@ import pytest
 import solver
 from orchestrator import hysteresis, replacement
 from orchestrator.hysteresis import DEFAULT_MARGIN
-from orchestrator.replacement import in_force, replan
-from simulate.continuum import ContinuumPolicy
+from orchestrator.replacement import Replacement, in_force, replan
+from simulate.continuum import ContinuumPolicy, Decided
 from simulate.engine import PolicyRun, Simulation
 from simulate.inputs import PROBE_S, load_scenario_dict, prepare
 from simulate.probes import ProbeClock
@@ -29,6 +29,17 @@ FCC = "bus.ljansbakken-oslo-report.2010-09-28_1407CEST.log"
 
 def _apps(doc: dict[str, object]) -> object:
     return doc["apps"]
+
+
+def _live(d: Decided) -> Replacement:
+    """The planner's own call on what the simulator decided `d` from, in a fresh worker
+    (nothing derived from the simulator's problems)."""
+    replacement._SOLVED.clear()
+    current = None
+    if d.previous_plan is not None:
+        plan = solver.PlanDoc.model_validate(d.previous_plan)
+        current = in_force(d.scenario, d.previous_scenario, plan)
+    return replan(d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False, targets=d.targets)
 
 
 def test_every_decision_replays_through_the_live_path() -> None:
@@ -51,14 +62,7 @@ def test_every_decision_replays_through_the_live_path() -> None:
     assert any(d.result.apply for d in policy.decided[1:])
     assert run.totals.replacements >= 1
     for d in policy.decided:
-        replacement._SOLVED.clear()  # a fresh worker: nothing derived from the simulator's
-        current = None
-        if d.previous_plan is not None:
-            plan = solver.PlanDoc.model_validate(d.previous_plan)
-            current = in_force(d.scenario, d.previous_scenario, plan)
-        live = replan(
-            d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False, targets=d.targets
-        )
+        live = _live(d)
         assert live.apply == d.result.apply, (d.at_s, d.reasons)
         assert live.decision == d.result.decision
         assert _apps(live.document) == _apps(d.result.document)
@@ -214,11 +218,6 @@ def test_with_short_mends_judged_a_costly_candidate_that_keeps_a_draining_pack_m
 
     for mend_min_s, d in ((600.0, short[0]), (0.0, applied[0])):
         monkeypatch.setattr(hysteresis, "MEND_MIN_S", mend_min_s)
-        replacement._SOLVED.clear()
         assert d.previous_plan is not None
-        plan = solver.PlanDoc.model_validate(d.previous_plan)
-        current = in_force(d.scenario, d.previous_scenario, plan)
-        live = replan(
-            d.scenario, current, "heuristic", 10.0, DEFAULT_MARGIN, False, targets=d.targets
-        )
+        live = _live(d)
         assert (live.apply, live.decision) == (d.result.apply, d.result.decision)
