@@ -11,7 +11,8 @@ kept, and the other apps held where the plan puts them; an app set aside for its
 alone keeps its SLO where a placement meets it. Once served, it stays where it runs
 while that still fits (no margin judges where a degraded app runs, and moving it at each
 re-plan was churn: bench/RESULTS.md): only the apps that no longer fit there are searched
-for.
+for, and an app just set aside for its battery where keeping that pack had put it, when
+moving it could take the margin off the whole plan (`newly_aside`, `worth_a_search`).
 Only `battery` and `slo` are ever relaxed: a placement over a device's memory cannot run
 at all.
 
@@ -216,6 +217,65 @@ def held_degraded(
     return Degraded(held, reasons, now, now.app_costs, slo_missed=frozenset(missed))
 
 
+def newly_aside(
+    solved_with: Collection[str],
+    set_aside: Mapping[str, solver.Reason],
+    stop: frozenset[str],
+) -> frozenset[str]:
+    """Of the apps set aside for their battery (and not asked to stop), those the plan in
+    force placed within every limit: `solved_with`, the apps of the scenario it was solved
+    from, leaves out the apps it served degraded. Such an app runs where keeping its pack
+    put it, a limit lifted now: held there (no margin judges where a degraded app runs),
+    it ran on at any cost. On the example fleet's calm day, `weld-2` kept running on
+    edge-a, where it had gone to keep cam-2's pack, for 11.6 h after that pack could be
+    kept no longer: 2.15 W more, 26% more energy than `static` (bench/RESULTS.md). So it
+    is searched for when moving it could gain the margin (`worth_a_search`). An app set
+    aside for its SLO is held as before: no placement meets its SLO, so the solver bounds
+    nothing it could gain, and a search each until the next plan went in force cost a
+    fifth more CPU over a day of the 200-device fleet for decisions within 1%."""
+    return frozenset(
+        a for a, r in set_aside.items()
+        if r.code == solver.Code.BATTERY and a not in stop and a in solved_with
+    )  # fmt: skip
+
+
+def worth_a_search(
+    now: solver.Problem,
+    fresh: Collection[str],
+    running: Mapping[str, solver.Placement],
+    objective: float,
+    margin: float,
+    solver_name: str,
+) -> frozenset[str]:
+    """`fresh` (`newly_aside`), or none of them when moving them could not take the
+    margin off the whole plan (the plan in force's `objective` and their terms where they
+    run): what they could gain is their terms there less the least the solver could give
+    them (`solver.least_terms`, with their SLO met). Most apps set aside for their pack
+    ran at about their least already, and a search each at every re-plan until the next
+    plan went in force doubled the CPU of a day of the 200-device fleet
+    (bench/continuum_day.py)."""
+    if not fresh or any(a not in running for a in fresh):
+        return frozenset(fresh)
+    apps = sorted(fresh)
+    there = terms_of(now, {a: running[a] for a in apps})
+    least = solver.least_terms(now, apps, solver_name)
+    if least is not None and there - least <= margin * (objective + there):
+        return frozenset()
+    return frozenset(fresh)
+
+
+def terms_of(now: solver.Problem, placements: Mapping[str, solver.Placement]) -> float:
+    """The objective terms of these apps where `placements` runs them on the problem of
+    now, migration from the plan in force included (their battery and SLO not judged);
+    infinite when one is no placement there."""
+    ev = solver.evaluate(
+        now.cost, placements, require_all=False, cache=now.app_costs, migration=now.migration
+    )  # fmt: skip
+    if any(a not in ev.records for a in placements):
+        return float("inf")
+    return sum(ev.records[a].term for a in placements)
+
+
 def broken_in_force(
     now: solver.Problem,
     running: Mapping[str, solver.Placement],
@@ -408,4 +468,13 @@ def _results_on(
     return solver.app_results(now.cost, degraded, migration, costs)
 
 
-__all__ = ["RELAXABLE", "Degraded", "broken_in_force", "held_degraded", "serve_degraded"]
+__all__ = [
+    "RELAXABLE",
+    "Degraded",
+    "broken_in_force",
+    "held_degraded",
+    "newly_aside",
+    "serve_degraded",
+    "terms_of",
+    "worth_a_search",
+]

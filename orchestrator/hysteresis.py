@@ -7,7 +7,11 @@ The rule: re-solve on every trigger, but apply the candidate only when
    drain at its own draw (`Mend`): that candidate is judged as in 2; or
 2. the candidate improves the objective of the plan in force, both evaluated on the same
    current scenario with the migration weight charging the candidate for what it moves,
-   by more than `margin` (relative, default 5%).
+   by more than `margin` (relative, default 5%); or
+3. apps just set aside for their pack, which the plan in force had placed within every
+   limit, run elsewhere in the candidate, served degraded, and the whole plan, their terms
+   included, improves by more than `margin` (`set_aside_moves`): an app served degraded
+   is outside the objective, so 2 never moved it from where keeping its pack had put it.
 
 Why this never flaps: under unchanged conditions, going A -> B needs
 obj(B) + migration(A -> B) < (1 - margin) obj(A), and going back B -> A would need
@@ -28,7 +32,7 @@ DEFAULT_MARGIN = 0.05
 # in force breaks to go in force for that alone; 0: any candidate goes. Off, because the
 # optimum under a pack's budget sits at that budget, so as the pack drains every such
 # candidate keeps it minutes: at 600 s, continuum spends what static does over the example
-# fleet's calm shift (not 14.5% more), but `continuum demo`'s drained camera is no longer
+# fleet's calm shift (not 2.9% more), but `continuum demo`'s drained camera is no longer
 # re-placed, and the plan in force keeps breaking a pack a candidate would keep for a while
 # (bench/RESULTS.md, "Short mends"). Constraints come first (scenario-v1). Set by
 # bench/simulate.py and bench/continuum_day.py (`--mend-min-s`).
@@ -105,6 +109,24 @@ def decide(
         return Decision(True, f"{why}improves the objective by {gain:.1%} (> {margin:.0%})")
     return Decision(
         False, f"{why}improvement below the {margin:.0%} margin: keeping the plan in force"
+    )
+
+
+def set_aside_moves(
+    current: float, there: float, candidate: float, elsewhere: float, margin: float
+) -> Decision | None:
+    """Rule 3: the plan in force's objective `current` and the candidate's `candidate`,
+    each with the terms of the apps just set aside where it runs them (`there`,
+    `elsewhere`, migration charged); a decision to apply (its reason a format string for
+    the apps' names), or None."""
+    whole_now, whole = current + there, candidate + elsewhere
+    if not whole < (1.0 - margin) * whole_now:
+        return None
+    gain = 1.0 - whole / whole_now
+    return Decision(
+        True,
+        f"set aside now, {{}} runs degraded where the whole plan costs {gain:.1%} less "
+        f"(> {margin:.0%}) than where it ran within its limits",
     )
 
 

@@ -26,7 +26,15 @@ from typing import Any
 import solver
 from orchestrator import hysteresis
 from orchestrator.changes import change_between, in_order_of
-from orchestrator.degrade import Degraded, broken_in_force, held_degraded, serve_degraded
+from orchestrator.degrade import (
+    Degraded,
+    broken_in_force,
+    held_degraded,
+    newly_aside,
+    serve_degraded,
+    terms_of,
+    worth_a_search,
+)
 from orchestrator.drafts import Draft, InForceNow, Solved, Written
 from orchestrator.hysteresis import Decision, Mend, decide, pack_mend
 from orchestrator.screen import Kept, evaluated, kept_as_is
@@ -193,6 +201,7 @@ def replan(
         problem = solver.Problem(solver.parse_scenario(scenario))
     held_before = _known(problem, current)
     incremental = bool(held_before) and change is not None
+    solved_with = _solved_with(current)
     before = None
     if incremental:
         before = solver.set_aside_first(
@@ -200,7 +209,10 @@ def replan(
         )  # fmt: skip
         if current is not None and not force:
             started = time.perf_counter()
-            kept = kept_as_is(problem, before, held_before, current.apps, margin, stop, solver_name)
+            fresh = newly_aside(solved_with, before.set_aside, stop)
+            kept = kept_as_is(
+                problem, before, held_before, current.apps, margin, stop, solver_name, fresh
+            )  # fmt: skip
             if kept is not None:
                 return _kept(scenario, problem, kept, before, solver_name, margin, derived, started)
     # The incremental re-solve holds the untouched apps where they are; when they leave
@@ -263,6 +275,11 @@ def replan(
         )  # fmt: skip
         if force and feasible:
             decision = Decision(True, "an operator's solve: applied without the margin")
+        elif not decision.apply and not broken and current_objective is not None:
+            decision = _degraded_moves(
+                problem, current_objective, plan.doc.objective, held_before, degraded,
+                fresh, margin, decision,
+            )  # fmt: skip
         elif (
             decision.apply
             and held_before
@@ -284,8 +301,14 @@ def replan(
     # first tries where that SLO is met), `serve_degraded` holds those that fit and
     # searches for the others.
     degraded = None
+    # An app set aside now that the plan in force placed within its limits is searched
+    # for, not held, when moving it could gain the margin (`degrade.newly_aside`).
+    fresh = newly_aside(solved_with, partial.set_aside, stop)
+    if fresh and current_objective is not None and current_objective != float("inf"):
+        fresh = worth_a_search(problem, fresh, held_before, current_objective, margin, solver_name)
+    running = {a: p for a, p in held_before.items() if a not in fresh}
     if held_before and partial.set_aside:
-        degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, held_before)
+        degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, running)
     if degraded is not None:
         decision, broken = judged(degraded)
         if decision.apply and degraded.slo_missed:
@@ -293,7 +316,7 @@ def replan(
     if degraded is None:
         degraded = serve_degraded(
             scenario, plan.placements, partial.set_aside, stop, solver_name, time_limit_s,
-            problem, held_before,
+            problem, running,
         )  # fmt: skip
         decision, broken = judged(degraded)
     unplaced = {a: why for a, why in partial.unplaced.items() if a not in degraded.placements}
@@ -371,6 +394,35 @@ def _placed(
     if placed is not now:
         _remember(placed_scenario, placed, (scenario, now))
     return placed_scenario
+
+
+def _degraded_moves(
+    now: solver.Problem,
+    current: float,
+    candidate: float | None,
+    running: Mapping[str, solver.Placement],
+    degraded: Degraded,
+    fresh: Collection[str],
+    margin: float,
+    kept: Decision,
+) -> Decision:
+    """`kept`, or the decision to apply the candidate when apps just set aside for their
+    pack (`fresh`) run elsewhere in it (`hysteresis.set_aside_moves`)."""
+    moved = {
+        a: p for a, p in degraded.placements.items() if a in fresh and running.get(a) != p
+    }  # fmt: skip
+    if not moved or candidate is None or any(a not in running for a in moved):
+        return kept
+    there = terms_of(now, {a: running[a] for a in moved})
+    rule = hysteresis.set_aside_moves(current, there, candidate, terms_of(now, moved), margin)
+    return kept if rule is None else Decision(True, rule.reason.format(", ".join(sorted(moved))))
+
+
+def _solved_with(current: InForce | None) -> frozenset[str]:
+    """The apps of the scenario the plan in force was solved from (none: unknown)."""
+    if current is None or current.scenario is None:
+        return frozenset()
+    return frozenset(a["id"] for a in current.scenario.get("apps", []))
 
 
 def _known(problem: solver.Problem, current: InForce | None) -> dict[str, solver.Placement]:

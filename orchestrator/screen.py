@@ -27,11 +27,11 @@ and that re-solve could win by more.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import solver
-from orchestrator.degrade import Degraded, held_degraded
+from orchestrator.degrade import Degraded, held_degraded, worth_a_search
 
 # Room for float rounding between the evaluation here and the candidate's (incremental
 # evaluations agree with fresh ones up to rounding in the totals).
@@ -71,11 +71,14 @@ def kept_as_is(
     margin: float,
     stop: frozenset[str],
     solver_name: str,
+    fresh: Collection[str] = (),
 ) -> Kept | None:
     """The plan in force, when no candidate of this re-plan could replace it; else None.
     `now`: the problem of now; `before`: its incremental re-solve's first step; `running`:
     the plan in force's placements of the apps of `now`; `served`: every app it serves;
-    `solver_name`: the solver the re-plan would solve with."""
+    `solver_name`: the solver the re-plan would solve with; `fresh`: the apps set aside
+    that it placed within their limits (`degrade.newly_aside`), held only when moving
+    them could not gain the margin."""
     touched, problem = before.touched, before.problem
     if touched is None or any(a not in running for a in now.cost.apps):
         return None  # an app the plan in force does not run: a solve places it or not
@@ -99,6 +102,8 @@ def kept_as_is(
         least = 0.0 if bound is None else bound * (1.0 - 1e-6)
         if ev.objective - moved + least < floor:
             return None
+    if worth_a_search(now, fresh, running, ev.objective, margin, solver_name):
+        return None
     degraded = Degraded()
     if before.set_aside:
         # Held beside the others where the plan in force runs them, they may break their

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import solver
 from orchestrator import hysteresis
-from orchestrator.hysteresis import Mend, decide, pack_mend
+from orchestrator.hysteresis import Mend, decide, pack_mend, set_aside_moves
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,3 +130,17 @@ def test_a_mend_lasts_while_the_pack_drained_at_the_candidates_draw_still_pays_f
     nothing.power_w = idle
     assert pack_mend(problem, ["cam-2"], nothing) is None
     assert pack_mend(problem, ["edge-a"], plan.evaluation) is None
+
+
+def test_an_app_just_set_aside_moves_only_when_the_whole_plan_gains_the_margin() -> None:
+    """Rule 3 weighs the whole plan, the apps just set aside included where each plan
+    runs them: 10 + 4 against 10 + 1 is 21.4% less; against 10 + 3.4, 4.3% (< 5%)."""
+    moved = set_aside_moves(10.0, 4.0, 10.0, 1.0, 0.05)
+    assert moved is not None and moved.apply
+    assert moved.reason.format("weld-2") == (
+        "set aside now, weld-2 runs degraded where the whole plan costs 21.4% less (> 5%) "
+        "than where it ran within its limits"
+    )
+    assert set_aside_moves(10.0, 4.0, 10.0, 3.4, 0.05) is None
+    # The candidate's own objective counts: one that costs more elsewhere keeps it there.
+    assert set_aside_moves(10.0, 4.0, 13.5, 0.0, 0.05) is None

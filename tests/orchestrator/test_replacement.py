@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import solver
 from orchestrator import replacement, worker_cache
 from orchestrator.replacement import Replacement, in_force
 from simulate.traces import read_trace
 from solver.generate import generate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TRACES = Path(__file__).resolve().parents[3] / "shared" / "traces"
 
@@ -326,15 +329,19 @@ def _slo_out_of_reach(scn: dict[str, Any]) -> tuple[dict[str, Any], str]:
 def test_a_kept_plan_holds_an_app_served_degraded_where_it_runs_without_a_search(
     setup: Any, monkeypatch: pytest.MonkeyPatch, searched: list[str]
 ) -> None:
-    """An app set aside (for its battery or its SLO) that the plan in force runs: a
-    re-plan that keeps that plan judges it where it runs, with no relaxed search, and
-    decides as the search would have (whether it is served decides, not where)."""
+    """An app set aside (for its battery or its SLO) that the plan in force serves
+    degraded: a re-plan that keeps that plan judges it where it runs, with no relaxed
+    search, and decides as the search would have (whether it is served decides, not
+    where)."""
     from orchestrator import degrade
 
     scn = generate(9, devices=30, apps=8, blocks=4)
-    first = _replan(scn, None, None)
     changed, app_id = setup(scn)
+    first = _replan(changed, None, None)
+    assert list(first.degraded) == [app_id]
+    scn = first.scenario  # solved from: the apps it placed within their limits
     changed = _with_previous(changed, first)
+    searched.clear()
 
     kept = _replan(changed, scn, first)
     assert not kept.apply, kept.decision
@@ -359,22 +366,22 @@ def test_a_candidate_that_goes_in_force_holds_an_app_served_degraded_where_it_ru
     searched: list[str],
 ) -> None:
     """A candidate applied (here an operator's solve, applied whatever the margin) holds
-    an app served degraded where the plan in force runs it, with no relaxed search, as
+    an app the plan in force serves degraded where it runs it, with no relaxed search, as
     long as it still fits there; one set aside for its battery alone that misses its SLO
     where it runs is searched for, since the search first tries where the SLO is met."""
 
     scn = generate(9, devices=30, apps=8, blocks=4)
-    first = _replan(scn, None, None)
     for setup, missed in ((_slo_out_of_reach, False), (_drained_camera, False),
                           (_drained_camera, True)):  # fmt: skip
         replacement._SOLVED.clear()
         changed, app_id = setup(scn)
+        first = _replan(changed, None, None)
         running = next(a for a in first.document["apps"] if a["id"] == app_id)
+        changed = _with_previous(changed, first)  # a copy: `first` was solved from it
         if missed:  # an SLO it misses where it runs, and that another placement meets
             app = next(a for a in changed["apps"] if a["id"] == app_id)
             app["slo_ms"] = 0.9 * running["latency_ms"]["worst"]
-        changed = _with_previous(changed, first)
-        current = in_force(changed, scn, first.plan)
+        current = in_force(changed, first.scenario, first.plan)
         searched.clear()
         out = replacement.replan(changed, current, "heuristic", 30, 0.05, force=True)
         assert out.apply and list(out.degraded) == [app_id], out.decision
@@ -385,6 +392,70 @@ def test_a_candidate_that_goes_in_force_holds_an_app_served_degraded_where_it_ru
         assert (where == (running.get("segments"), running.get("stages"))) is not missed
         if missed:
             assert served["slo_met"] is True
+
+
+def _cam2_at(scenario: dict[str, Any], level_pct: float) -> dict[str, Any]:
+    out = copy.deepcopy(scenario)
+    next(d for d in out["devices"] if d["id"] == "cam-2")["battery"]["level_pct"] = level_pct
+    return out
+
+
+def _weld2_hosts(out: Replacement) -> set[str]:
+    return {s.device for a in out.plan.apps if a.id == "weld-2" for s in a.segments or []}
+
+
+@pytest.mark.parametrize("searches", [True, False], ids=["searched", "held-as-before"])
+def test_an_app_set_aside_now_runs_degraded_where_the_whole_plan_costs_least(
+    searches: bool, monkeypatch: pytest.MonkeyPatch, searched: list[str]
+) -> None:
+    """The example fleet's calm day, in three re-plans. cam-2 (50 Wh, min 20%, idle
+    2.5 W, 8 h) pays 0.36 W for `weld-2`'s frames to the cloud; at 65.3% its budget is
+    0.331 W, and the plan in force breaks it, so `weld-2` goes to edge-a (0.30 W from
+    cam-2, 2.15 W more on edge-a). At 64% (0.25 W) no placement keeps the pack: set aside
+    now, `weld-2` is searched for, and the candidate runs it degraded in the cloud again,
+    which costs the whole plan far less than edge-a: applied. Held where it ran (as
+    before `newly_aside`), it stayed on edge-a to the end of the day."""
+    from orchestrator import degrade
+
+    if not searches:
+        monkeypatch.setattr(replacement, "newly_aside", lambda *args: frozenset())
+    scenario = yaml.safe_load((ROOT / "examples" / "factory-line.yaml").read_text())
+    first = _replan(scenario, None, None)
+    assert _weld2_hosts(first) == {"cloud-gpu"}
+    mid_scn = _with_previous(_cam2_at(scenario, 65.3), first)
+    mid = _replan(mid_scn, first.scenario, first)
+    assert mid.apply and mid.decision.startswith(
+        "the plan in force breaks a constraint: device cam-2"
+    )
+    assert _weld2_hosts(mid) == {"edge-a"} and "weld-2" not in mid.degraded
+    searched.clear()
+    low = _replan(_with_previous(_cam2_at(scenario, 64.0), mid), mid.scenario, mid)
+    assert low.unplaced_codes["weld-2"] == "battery" and "weld-2" in low.degraded
+    if not searches:
+        assert not low.apply and searched == []
+        assert _weld2_hosts(low) == {"edge-a"}
+        return
+    assert low.apply and low.decision.startswith("set aside now, weld-2 runs degraded"), (
+        low.decision
+    )
+    assert searched == ["weld-2"] and _weld2_hosts(low) == {"cloud-gpu"}
+    # The whole plan, as the rule weighs it: the candidate's objective and the terms of
+    # weld-2 where each runs it (migration from the plan in force included).
+    now = solver.Problem(solver.parse_scenario(_with_previous(_cam2_at(scenario, 64.0), mid)))
+    layers = replacement.layers_of(scenario)
+    on_edge = replacement.placements_of(layers, mid.plan.apps)["weld-2"]
+    in_cloud = replacement.placements_of(layers, low.plan.apps)["weld-2"]
+    assert degrade.terms_of(now, {"weld-2": in_cloud}) < 0.5 * degrade.terms_of(
+        now, {"weld-2": on_edge}
+    )
+
+    # Set aside where it runs at its least (the cloud, straight from the first plan):
+    # no move could gain the margin, so it is held there with no search.
+    replacement._SOLVED.clear()
+    searched.clear()
+    direct = _replan(_with_previous(_cam2_at(scenario, 64.0), first), first.scenario, first)
+    assert "weld-2" in direct.degraded and not direct.apply, direct.decision
+    assert searched == [] and _weld2_hosts(direct) == {"cloud-gpu"}
 
 
 def test_a_plan_in_force_whose_degraded_app_breaks_a_link_goes() -> None:

@@ -194,19 +194,24 @@ def test_with_short_mends_judged_a_costly_candidate_that_keeps_a_draining_pack_m
     """The example fleet over its shift: cam-2's pack, draining, stops paying for weld-2's
     frames 4.4 h in. As the contract ranks constraints first, the candidate that runs
     weld-2 on edge-a, which draws less from cam-2, goes in force at 87% more objective,
-    though it keeps the pack minutes, and stays: continuum spends over 10% more than
-    static. With the research knob `MEND_MIN_S` at 600 s it is judged on its objective and
-    not put in force, and continuum spends what static does. Both decisions replay
-    through the live path."""
+    though it keeps the pack minutes. Once no placement keeps the pack, weld-2 is set
+    aside, searched for, and served degraded in the cloud again (it stayed on edge-a
+    before `degrade.newly_aside`, 14.5% over static): continuum spends a few percent
+    more than static and breaks cam-2's pack for less time. With the research knob
+    `MEND_MIN_S` at 600 s the first candidate is judged on its objective and not put in
+    force, and continuum spends what static does. The decisions replay through the live
+    path."""
     assert hysteresis.MEND_MIN_S == 0.0  # off unless set
     mended, mended_run, static = _calm_shift(monkeypatch, 0.0)
     applied = [d for d in mended.decided[1:] if d.result.apply]
-    assert len(applied) == 1
+    assert len(applied) == 2
     assert applied[0].result.decision.startswith(
         "the plan in force breaks a constraint: device cam-2: battery"
     )
-    assert mended_run.totals.replacements == 1
-    assert mended_run.totals.energy_j > 1.1 * static.totals.energy_j
+    assert applied[1].result.decision.startswith("set aside now, weld-2 runs degraded")
+    assert mended_run.totals.replacements == 2
+    assert static.totals.energy_j < mended_run.totals.energy_j < 1.05 * static.totals.energy_j
+    assert mended_run.totals.violation_s < static.totals.violation_s
 
     policy, run, _ = _calm_shift(monkeypatch, 600.0)
     short = [d for d in policy.decided if "pack for" in d.result.decision]
@@ -216,7 +221,7 @@ def test_with_short_mends_judged_a_costly_candidate_that_keeps_a_draining_pack_m
     assert run.totals.replacements == 0
     assert run.totals.energy_j == pytest.approx(static.totals.energy_j, rel=1e-9)
 
-    for mend_min_s, d in ((600.0, short[0]), (0.0, applied[0])):
+    for mend_min_s, d in ((600.0, short[0]), (0.0, applied[0]), (0.0, applied[1])):
         monkeypatch.setattr(hysteresis, "MEND_MIN_S", mend_min_s)
         assert d.previous_plan is not None
         live = _live(d)
