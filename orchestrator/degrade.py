@@ -247,13 +247,13 @@ def worth_a_search(
     margin: float,
     solver_name: str,
 ) -> frozenset[str]:
-    """`fresh` (`newly_aside`), or none of them when moving them could not take the
+    """`fresh` (`newly_aside`), or none of them when moving them alone could not take the
     margin off the whole plan (the plan in force's `objective` and their terms where they
     run): what they could gain is their terms there less the least the solver could give
     them (`solver.least_terms`, with their SLO met). Most apps set aside for their pack
     ran at about their least already, and a search each at every re-plan until the next
-    plan went in force doubled the CPU of a day of the 200-device fleet
-    (bench/continuum_day.py)."""
+    plan went in force cost a fifth more CPU over a day of the 200-device fleet
+    (bench/continuum_day.py: 80.6 s against 66.2, bench/RESULTS.md)."""
     if not fresh or any(a not in running for a in fresh):
         return frozenset(fresh)
     apps = sorted(fresh)
