@@ -263,6 +263,13 @@ def replan(
     if packs and feasible and plan.evaluation is not None:
         mend = pack_mend(solved, packs, plan.evaluation)
 
+    # An app set aside now that the plan in force placed within its limits is searched
+    # for, not held, when moving it could gain the margin (`degrade.newly_aside`).
+    fresh = newly_aside(solved_with, partial.set_aside, stop)
+    if fresh and current_objective is not None and current_objective != float("inf"):
+        fresh = worth_a_search(problem, fresh, held_before, current_objective, margin, solver_name)
+    running = {a: p for a, p in held_before.items() if a not in fresh}
+
     def judged(degraded: Degraded) -> tuple[Decision, list[str]]:
         served = {a.id for a in solved.scenario.apps} | set(degraded.placements)
         structural = current is not None and current.apps != served
@@ -301,12 +308,6 @@ def replan(
     # first tries where that SLO is met), `serve_degraded` holds those that fit and
     # searches for the others.
     degraded = None
-    # An app set aside now that the plan in force placed within its limits is searched
-    # for, not held, when moving it could gain the margin (`degrade.newly_aside`).
-    fresh = newly_aside(solved_with, partial.set_aside, stop)
-    if fresh and current_objective is not None and current_objective != float("inf"):
-        fresh = worth_a_search(problem, fresh, held_before, current_objective, margin, solver_name)
-    running = {a: p for a, p in held_before.items() if a not in fresh}
     if held_before and partial.set_aside:
         degraded = held_degraded(problem, plan.placements, partial.set_aside, stop, running)
     if degraded is not None:
